@@ -1,0 +1,80 @@
+"""
+The zope.interface seams of xmppcomp.
+
+Methods are declared without C{self}, as zope.interface expects.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from zope.interface import Attribute, Interface
+
+if TYPE_CHECKING:
+    from twisted.words.xish import domish
+
+
+class ICredentialStore(Interface):
+    """
+    Where the receiving side looks up SCRAM keys. A store never holds the
+    plaintext secret: only salt, iteration count, StoredKey and ServerKey
+    (RFC 5802 section 3), per hash function.
+    """
+
+    def scramKeys(identity: str, hashName: str) -> object:
+        """
+        The keys for C{identity} (a domain) and C{hashName} (C{"sha-1"} or
+        C{"sha-256"}).
+
+        @return: a L{xmppcomp.stream.sasl.store.ScramKeys}, or C{None} if
+            the identity is unknown or has no keys for that hash.
+        @raise Exception: if the store cannot answer now (the caller then
+            answers C{temporary-auth-failure}).
+        """
+
+
+class IInitiatingMechanism(Interface):
+    """
+    The initiating side of one SASL mechanism: bytes in, bytes out, no I/O.
+    """
+
+    name = Attribute("The IANA mechanism name, e.g. C{'SCRAM-SHA-256-PLUS'}.")
+
+    def getInitialResponse() -> bytes | None:
+        """
+        The initial response sent inside C{<auth/>}, or C{None} for none.
+        """
+
+    def getResponse(challenge: bytes) -> bytes:
+        """
+        The response to a server challenge.
+
+        @raise xmppcomp.errors.NegotiationError: the challenge is invalid.
+        """
+
+    def checkSuccess(additionalData: bytes | None) -> None:
+        """
+        Verify the additional data that came with C{<success/>} (for SCRAM,
+        the server signature, which authenticates the server).
+
+        @raise xmppcomp.errors.NegotiationError: the server did not prove
+            knowledge of the credentials.
+        """
+
+
+class IReceivingFeature(Interface):
+    """
+    A stream feature the receiving side offers after SASL (for example the
+    XEP-0225 hostname bind), registered with the receiving authenticator.
+    """
+
+    def featureElement(session: object) -> "domish.Element | None":
+        """
+        The element to advertise in C{<stream:features/>} for this session,
+        or C{None} when the feature is not offered (any more).
+        """
+
+    def isRequired(session: object) -> bool:
+        """
+        Whether negotiation is incomplete until this feature is negotiated.
+        """
