@@ -78,3 +78,29 @@ class IReceivingFeature(Interface):
         """
         Whether negotiation is incomplete until this feature is negotiated.
         """
+
+    def handleElement(session: object, element: "domish.Element") -> bool:
+        """
+        Offer a first-level element received before negotiation completed.
+
+        @return: C{True} if this feature consumed the element (it answers
+            on C{session.xmlstream} itself), C{False} to let others try.
+        """
+
+
+class IInitiatingFeature(Interface):
+    """
+    The initiating side of a stream feature negotiated after SASL (for
+    example the XEP-0225 hostname bind).
+    """
+
+    key = Attribute("C{(namespace, name)} of the advertised feature element.")
+
+    def negotiate(xmlstream: object, feature: "domish.Element") -> object:
+        """
+        Negotiate the feature on an authenticated stream.
+
+        @param feature: the advertised feature element.
+        @return: a L{twisted.internet.defer.Deferred} that fires when the
+            feature is negotiated, or fails to abort negotiation.
+        """

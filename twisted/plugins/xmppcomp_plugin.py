@@ -1,0 +1,14 @@
+"""
+twistd plugins for xmppcomp: C{twistd xmppcomp} (a component) and
+C{twistd xmppcomp-router} (the receiving side). Lazy: nothing of xmppcomp is
+imported until a plugin is used.
+"""
+
+from twisted.application.service import ServiceMaker
+
+xmppcomp = ServiceMaker(
+    "xmppcomp",
+    "xmppcomp.tap",
+    "An XMPP server component with the XEP-0070 HTTP-auth confirmer and XTLS",
+    "xmppcomp",
+)

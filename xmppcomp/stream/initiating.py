@@ -1,0 +1,441 @@
+# -*- test-case-name: tests.test_stream_initiating -*-
+"""
+The initiating side of a component connection (XEP-0225 section 3): opens
+a C{jabber:client} stream to the server, negotiates STARTTLS (checking the
+server certificate), authenticates with SASL as a domain, then negotiates
+the features registered for after SASL (hostname bind) until no required
+feature is left (XEP-0192).
+"""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+import attrs
+from twisted.internet import defer, protocol
+from twisted.internet.interfaces import IReactorTime
+from twisted.logger import Logger
+from twisted.python.failure import Failure
+from twisted.words.protocols.jabber import jid
+from twisted.words.protocols.jabber.error import StreamError
+from twisted.words.protocols.jabber.xmlstream import (
+    INIT_FAILED_EVENT,
+    STREAM_AUTHD_EVENT,
+    ConnectAuthenticator,
+)
+from twisted.words.xish import domish
+from twisted.words.xish.xmlstream import STREAM_END_EVENT, STREAM_ERROR_EVENT
+
+from xmppcomp.errors import NegotiationError, SASLFailure, TLSRequiredError
+from xmppcomp.interfaces import IInitiatingFeature
+from xmppcomp.ns import NS_CLIENT, NS_SASL, NS_SASL_CB, NS_STREAMS, NS_TLS
+from xmppcomp.stream import tls
+from xmppcomp.stream.features import (
+    MECHANISMS,
+    STARTTLS,
+    OfferedFeature,
+    nextFeature,
+    parseFeatures,
+)
+from xmppcomp.stream.negotiating import NegotiatingXmlStream
+from xmppcomp.stream.sasl import SASLInitiator, chooseMechanism
+from xmppcomp.stream.xmlstream import (
+    DEFAULT_CLOSE_TIMEOUT,
+    DEFAULT_MAX_STANZA_SIZE,
+    parseStreamHeader,
+)
+
+log = Logger()
+
+
+@attrs.frozen
+class InitiatingPolicy:
+    """
+    How the initiating side (a component) negotiates its stream.
+
+    @ivar serverDomain: the server's domain: the C{to} of the stream header
+        and the name its certificate must carry.
+    @ivar identity: the domain the component authenticates as.
+    @ivar secret: the shared secret for SCRAM or PLAIN, or C{None} when a
+        client certificate is used (SASL EXTERNAL).
+    @ivar clientCertificate: a L{twisted.internet.ssl.PrivateCertificate}
+        presented in TLS for SASL EXTERNAL, or C{None}.
+    @ivar trust: how the server certificate is verified (see
+        L{xmppcomp.stream.tls.trustSystem}, C{trustCAFile},
+        C{trustPinned}); C{None} means the system store.
+    @ivar requireTLS: refuse to go on without STARTTLS (the default). When
+        C{False} a server that offers no TLS is accepted, loudly.
+    @ivar mechanisms: the SASL mechanisms this side may use, or C{None}
+        for all it implements.
+    @ivar hostname: the C{from} of the stream header (the component's
+        default hostname); C{None} means C{identity}.
+    @ivar features: what to negotiate after SASL, such as the hostname
+        bind.
+    @ivar negotiationTimeout: seconds from connection to the end of
+        negotiation.
+    """
+
+    serverDomain: str
+    identity: str
+    secret: str | None = attrs.field(default=None, repr=False)
+    clientCertificate: object | None = attrs.field(default=None, repr=False)
+    trust: object | None = None
+    requireTLS: bool = True
+    mechanisms: Sequence[str] | None = None
+    hostname: str | None = None
+    features: Sequence[IInitiatingFeature] = attrs.field(default=(), converter=tuple)
+    negotiationTimeout: float = 30.0
+    maxStanzaSize: int = DEFAULT_MAX_STANZA_SIZE
+    closeTimeout: float = DEFAULT_CLOSE_TIMEOUT
+
+    def __attrs_post_init__(self) -> None:
+        if self.secret is None and self.clientCertificate is None:
+            raise ValueError(
+                "a component needs a secret or a client certificate to authenticate"
+            )
+
+    def tlsOptions(self) -> object:
+        """
+        The TLS connection creator that checks the server certificate for
+        L{serverDomain}.
+        """
+        trust = self.trust if self.trust is not None else tls.trustSystem()
+        return tls.clientTLSOptions(
+            self.serverDomain, trust, self.clientCertificate  # type: ignore[arg-type]
+        )
+
+
+@attrs.frozen
+class NegotiationResult:
+    """
+    What a completed negotiation established.
+
+    @ivar identity: the authenticated domain.
+    @ivar mechanism: the SASL mechanism used.
+    @ivar tlsVersion: the TLS protocol version, or C{None} without TLS.
+    @ivar streamId: the id of the final stream.
+    @ivar elapsed: seconds from connection to completion.
+    """
+
+    identity: str
+    mechanism: str
+    tlsVersion: str | None
+    streamId: str | None
+    elapsed: float
+
+
+class InitiatingAuthenticator(ConnectAuthenticator):
+    """
+    Negotiates one outgoing component stream.
+
+    @ivar negotiated: a L{Deferred} that fires with a L{NegotiationResult}
+        once no required feature is left, or fails with the reason
+        negotiation stopped (L{NegotiationError}, L{SASLFailure},
+        L{StreamError}, or the connection loss, e.g. a certificate that
+        did not verify).
+    @ivar _stage: C{"header"}, C{"tls"}, C{"sasl"}, C{"features"} or
+        C{"complete"}.
+    """
+
+    namespace = NS_CLIENT
+
+    def __init__(self, policy: InitiatingPolicy, reactor: IReactorTime) -> None:
+        super().__init__(policy.serverDomain)
+        self.policy = policy
+        self._reactor = reactor
+        self.negotiated: defer.Deferred[NegotiationResult] = defer.Deferred()
+        self.tlsActive = False
+        self.tlsVersion: str | None = None
+        self._stage = "header"
+        self._sasl: SASLInitiator | None = None
+        self._done: set[tuple[str, str]] = set()
+        self._timeout: object | None = None
+        self._started = 0.0
+
+    def associateWithStream(self, xs: NegotiatingXmlStream) -> None:  # type: ignore[override]
+        super().associateWithStream(xs)
+        xs.addObserver(STREAM_END_EVENT, self._onStreamEnd)
+        xs.addObserver(STREAM_ERROR_EVENT, self._onStreamError)
+
+    def connectionMade(self) -> None:
+        xs = self.xmlstream
+        xs.namespace = NS_CLIENT
+        xs.otherEntity = jid.internJID(self.policy.serverDomain)
+        xs.thisEntity = jid.internJID(self.policy.hostname or self.policy.identity)
+        self._started = self._reactor.seconds()
+        self._timeout = self._reactor.callLater(
+            self.policy.negotiationTimeout, self._negotiationTimedOut
+        )
+        xs.sendHeader()
+
+    def streamStarted(self, rootElement: domish.Element) -> None:
+        try:
+            parseStreamHeader(rootElement, NS_CLIENT)
+        except StreamError as e:
+            self._fail(
+                NegotiationError(
+                    "the server sent a bad stream header: %s" % (e.condition,)
+                )
+            )
+            self.xmlstream.sendStreamError(e)
+            return
+        self.xmlstream.sid = rootElement.getAttribute("id")
+
+    def interceptElement(self, element: domish.Element) -> bool:
+        """
+        Handle the negotiation elements the server sends; anything else is
+        dispatched as usual (features negotiated after SASL observe their
+        own answers).
+        """
+        key = (element.uri, element.name)
+        if key == (NS_STREAMS, "features"):
+            self._onFeatures(element)
+            return True
+        if self._stage == "tls" and element.uri == NS_TLS:
+            if element.name == "proceed":
+                self._startTLS()
+            else:
+                self._fail(NegotiationError("the server refused STARTTLS"))
+                self.xmlstream.transport.loseConnection()
+            return True
+        if self._stage == "sasl" and element.uri == NS_SASL:
+            self._onSASL(element)
+            return True
+        return False
+
+    def _onFeatures(self, element: domish.Element) -> None:
+        offered = parseFeatures(element)
+        keys = {feature.key for feature in offered}
+        if not self.tlsActive:
+            if STARTTLS in keys:
+                self._stage = "tls"
+                self.xmlstream.send(domish.Element(STARTTLS))
+                return
+            if self.policy.requireTLS:
+                self._failAndClose(
+                    TLSRequiredError(
+                        "%s did not offer STARTTLS, and this component requires "
+                        "TLS" % (self.policy.serverDomain,)
+                    )
+                )
+                return
+            log.warn(
+                "INSECURE: {server} offers no TLS; continuing in plaintext because "
+                "requireTLS is off (never do this outside tests)",
+                server=self.policy.serverDomain,
+            )
+        if self._stage in ("header", "tls"):
+            self._startSASL(element, offered)
+            return
+        self._stage = "features"
+        self._walk(offered)
+
+    def _startTLS(self) -> None:
+        xs = self.xmlstream
+        xs.transport.startTLS(self.policy.tlsOptions())
+        xs.reset()
+        self.tlsActive = True
+        xs.sendHeader()
+
+    def _startSASL(self, features: domish.Element, offered: list[OfferedFeature]) -> None:
+        byKey = {feature.key: feature.element for feature in offered}
+        if MECHANISMS not in byKey:
+            self._failAndClose(
+                NegotiationError(
+                    "%s offered no SASL mechanisms" % (self.policy.serverDomain,)
+                )
+            )
+            return
+        mechanisms = [
+            str(m).strip()
+            for m in byKey[MECHANISMS].elements(NS_SASL, "mechanism")
+        ]
+        serverCbTypes = None
+        cbFeature = byKey.get((NS_SASL_CB, "sasl-channel-binding"))
+        if cbFeature is not None:
+            serverCbTypes = [
+                child.getAttribute("type", "")
+                for child in cbFeature.elements(NS_SASL_CB, "channel-binding")
+            ]
+        transport = self.xmlstream.transport
+        try:
+            mechanism = chooseMechanism(
+                mechanisms,
+                identity=self.policy.identity,
+                secret=self.policy.secret,
+                channelBinding=tls.channelBindingFor(transport, isServer=False),
+                serverCbTypes=serverCbTypes,
+                tlsActive=self.tlsActive,
+                haveClientCertificate=self.policy.clientCertificate is not None,
+                allowed=list(self.policy.mechanisms)
+                if self.policy.mechanisms is not None
+                else None,
+            )
+        except NegotiationError as e:
+            self._failAndClose(e)
+            return
+        self.tlsVersion = tls.tlsVersionOf(transport)
+        self._stage = "sasl"
+        self._sasl = SASLInitiator(mechanism)
+        self.xmlstream.send(self._sasl.start())
+
+    def _onSASL(self, element: domish.Element) -> None:
+        assert self._sasl is not None
+        try:
+            reply = self._sasl.receive(element)
+        except (SASLFailure, NegotiationError) as e:
+            self._failAndClose(e)
+            return
+        if reply is not None:
+            self.xmlstream.send(reply)
+            return
+        if self._sasl.done:
+            log.debug(
+                "authenticated to {server} as {identity}",
+                server=self.policy.serverDomain,
+                identity=self.policy.identity,
+            )
+            xs = self.xmlstream
+            self._stage = "features-pending"
+            xs.reset()
+            xs.sendHeader()
+
+    def _walk(self, offered: list[OfferedFeature]) -> None:
+        known = {feature.key: feature for feature in self.policy.features}
+        try:
+            feature = nextFeature(offered, known, self._done)
+        except NegotiationError as e:
+            self._failAndClose(e)
+            return
+        if feature is None:
+            self._complete()
+            return
+        d = defer.maybeDeferred(
+            known[feature.key].negotiate, self.xmlstream, feature.element
+        )
+
+        def negotiated(_: object) -> None:
+            self._done.add(feature.key)
+            self._walk(offered)
+
+        d.addCallbacks(negotiated, self._failAndCloseFailure)
+
+    def _complete(self) -> None:
+        if self._stage == "complete":
+            return
+        self._stage = "complete"
+        self._cancelTimeout()
+        xs = self.xmlstream
+        xs.negotiated = True
+        assert self._sasl is not None
+        result = NegotiationResult(
+            identity=self.policy.identity,
+            mechanism=self._sasl.mechanism.name,
+            tlsVersion=self.tlsVersion,
+            streamId=xs.sid,
+            elapsed=self._reactor.seconds() - self._started,
+        )
+        log.info(
+            "stream to {server} negotiated as {identity} ({mechanism}, {tls}) "
+            "in {ms:.1f} ms",
+            server=self.policy.serverDomain,
+            identity=result.identity,
+            mechanism=result.mechanism,
+            tls=result.tlsVersion or "no TLS",
+            ms=result.elapsed * 1000,
+        )
+        xs.dispatch(xs, STREAM_AUTHD_EVENT)
+        self.negotiated.callback(result)
+
+    def _fail(self, reason: Exception | Failure) -> None:
+        self._cancelTimeout()
+        if self.negotiated.called:
+            return
+        failure = reason if isinstance(reason, Failure) else Failure(reason)
+        log.info(
+            "stream negotiation with {server} failed: {reason}",
+            server=self.policy.serverDomain,
+            reason=failure.getErrorMessage(),
+        )
+        self._stage = "failed"
+        self.xmlstream.dispatch(failure, INIT_FAILED_EVENT)
+        self.negotiated.errback(failure)
+
+    def _failAndClose(self, reason: Exception) -> None:
+        self._fail(reason)
+        self.xmlstream.closeStream()
+
+    def _failAndCloseFailure(self, failure: Failure) -> None:
+        self._fail(failure)
+        self.xmlstream.closeStream()
+
+    def _negotiationTimedOut(self) -> None:
+        self._timeout = None
+        self._fail(
+            NegotiationError(
+                "stream negotiation with %s not complete after %g seconds"
+                % (self.policy.serverDomain, self.policy.negotiationTimeout)
+            )
+        )
+        self.xmlstream.closeStream()
+
+    def _cancelTimeout(self) -> None:
+        if self._timeout is not None:
+            self._timeout.cancel()  # type: ignore[attr-defined]
+            self._timeout = None
+
+    def _onStreamError(self, failure: Failure) -> None:
+        self._fail(failure)
+
+    def _onStreamEnd(self, reason: Failure) -> None:
+        self._fail(reason)
+
+
+class InitiatingFactory(protocol.ClientFactory):
+    """
+    Builds the negotiating stream for one outgoing connection; use with an
+    endpoint (C{endpoint.connect(factory)}).
+
+    @ivar bootstraps: C{(event, observer)} pairs added to the new stream.
+    """
+
+    def __init__(self, policy: InitiatingPolicy, reactor: IReactorTime | None = None) -> None:
+        if reactor is None:
+            from twisted.internet import reactor as globalReactor
+
+            reactor = globalReactor  # type: ignore[assignment]
+        self.policy = policy
+        self.reactor = reactor
+        self.bootstraps: list[tuple[str, object]] = []
+
+    def addBootstrap(self, event: str, observer: object) -> None:
+        self.bootstraps.append((event, observer))
+
+    def buildProtocol(self, addr: object) -> NegotiatingXmlStream:
+        xs = NegotiatingXmlStream(
+            InitiatingAuthenticator(self.policy, self.reactor),
+            reactor=self.reactor,
+            maxStanzaSize=self.policy.maxStanzaSize,
+            closeTimeout=self.policy.closeTimeout,
+        )
+        xs.factory = self
+        for event, observer in self.bootstraps:
+            xs.addObserver(event, observer)
+        return xs
+
+
+def negotiate(endpoint: object, policy: InitiatingPolicy, reactor: IReactorTime | None = None) -> "defer.Deferred[tuple[NegotiatingXmlStream, NegotiationResult]]":
+    """
+    Connect to C{endpoint} and negotiate a stream.
+
+    @param endpoint: an L{twisted.internet.interfaces.IStreamClientEndpoint}.
+    @return: a L{Deferred} firing with C{(xmlstream, result)} once
+        negotiation is complete, or failing with why it did not.
+    """
+    factory = InitiatingFactory(policy, reactor)
+    d = endpoint.connect(factory)  # type: ignore[attr-defined]
+
+    def connected(xs: NegotiatingXmlStream) -> "defer.Deferred[tuple[NegotiatingXmlStream, NegotiationResult]]":
+        return xs.authenticator.negotiated.addCallback(lambda result: (xs, result))
+
+    return d.addCallback(connected)

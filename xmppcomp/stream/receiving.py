@@ -1,0 +1,345 @@
+# -*- test-case-name: tests.test_stream_receiving -*-
+"""
+The receiving side of a component connection (XEP-0225 section 3): checks
+the stream header, offers STARTTLS, then SASL, then whatever features are
+registered (hostname bind), and refuses stanzas until negotiation is
+complete.
+
+The decisions live in the pure pieces (L{xmppcomp.stream.features},
+L{xmppcomp.stream.sasl}, L{xmppcomp.stream.xmlstream.parseStreamHeader});
+this module wires them to a L{NegotiatingXmlStream}.
+"""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+import attrs
+from twisted.internet import protocol
+from twisted.internet.interfaces import IReactorTime
+from twisted.logger import Logger
+from twisted.words.protocols.jabber import jid
+from twisted.words.protocols.jabber.error import StreamError
+from twisted.words.protocols.jabber.xmlstream import (
+    STREAM_AUTHD_EVENT,
+    ListenAuthenticator,
+)
+from twisted.words.xish import domish
+from twisted.words.xish.xmlstream import STREAM_END_EVENT
+
+from xmppcomp.errors import SASLFailure
+from xmppcomp.interfaces import ICredentialStore, IReceivingFeature
+from xmppcomp.ns import NS_CLIENT, NS_SASL, NS_STREAMS, NS_TLS
+from xmppcomp.stream import tls
+from xmppcomp.stream.features import STARTTLS, featuresElement, markRequired
+from xmppcomp.stream.negotiating import NegotiatingXmlStream, isStanza
+from xmppcomp.stream.sasl import SASLReceiver
+from xmppcomp.stream.xmlstream import (
+    DEFAULT_CLOSE_TIMEOUT,
+    DEFAULT_MAX_STANZA_SIZE,
+    checkHost,
+    newStreamId,
+    parseStreamHeader,
+)
+
+log = Logger()
+
+
+def _validateDomains(instance: object, attribute: object, value: frozenset[str]) -> None:
+    if not value:
+        raise ValueError("a receiving side needs at least one served domain")
+
+
+@attrs.frozen
+class ReceivingPolicy:
+    """
+    How the receiving side negotiates streams.
+
+    @ivar domains: the domains this side answers for (the C{to} of a
+        stream header must be one of them, else C{host-unknown}).
+    @ivar credentials: where SCRAM keys are looked up.
+    @ivar tlsOptions: the TLS context factory for STARTTLS (see
+        L{xmppcomp.stream.tls.serverTLSOptions}); C{None} offers no TLS,
+        which is refused unless C{allowPlaintext} is set.
+    @ivar allowPlaintext: accept streams without TLS. For tests only; it is
+        logged loudly.
+    @ivar allowPlain: offer SASL PLAIN (only ever inside TLS).
+    @ivar requireChannelBinding: accept only SCRAM-*-PLUS and EXTERNAL.
+    @ivar maxAuthAttempts: failed SASL attempts before the stream is closed
+        with C{policy-violation} (RFC 6120 section 6.4.5).
+    @ivar negotiationTimeout: seconds from connection to the end of
+        negotiation before the stream is closed with C{connection-timeout}.
+    @ivar maxStanzaSize: bytes one stanza may take (C{policy-violation}
+        beyond).
+    @ivar closeTimeout: seconds to wait for the peer's closing tag.
+    @ivar features: features offered after SASL, in order.
+    """
+
+    domains: frozenset[str] = attrs.field(converter=frozenset, validator=_validateDomains)
+    credentials: ICredentialStore
+    tlsOptions: object | None = None
+    allowPlaintext: bool = False
+    allowPlain: bool = True
+    requireChannelBinding: bool = False
+    maxAuthAttempts: int = 3
+    negotiationTimeout: float = 30.0
+    maxStanzaSize: int = DEFAULT_MAX_STANZA_SIZE
+    closeTimeout: float = DEFAULT_CLOSE_TIMEOUT
+    features: Sequence[IReceivingFeature] = attrs.field(default=(), converter=tuple)
+
+    def __attrs_post_init__(self) -> None:
+        if self.tlsOptions is None and not self.allowPlaintext:
+            raise ValueError(
+                "the receiving side needs TLS options (a certificate and key); "
+                "plaintext streams need allowPlaintext=True, for tests only"
+            )
+        if self.maxAuthAttempts < 1:
+            raise ValueError("maxAuthAttempts must be at least 1")
+
+
+class ReceivingAuthenticator(ListenAuthenticator):
+    """
+    Negotiates one incoming component stream.
+
+    @ivar identity: the authenticated domain once SASL succeeded, else
+        C{None}.
+    @ivar tlsActive: whether STARTTLS completed.
+    @ivar mechanism: the SASL mechanism that succeeded.
+    @ivar _stage: C{"tls"}, C{"sasl"}, C{"features"} or C{"complete"}.
+    """
+
+    namespace = NS_CLIENT
+
+    def __init__(self, policy: ReceivingPolicy, reactor: IReactorTime) -> None:
+        super().__init__()
+        self.policy = policy
+        self._reactor = reactor
+        self.identity: str | None = None
+        self.mechanism: str | None = None
+        self.tlsActive = False
+        self._stage = "tls" if policy.tlsOptions is not None else "sasl"
+        self._sasl: SASLReceiver | None = None
+        self._timeout: object | None = None
+        self._started = 0.0
+
+    def associateWithStream(self, xs: NegotiatingXmlStream) -> None:  # type: ignore[override]
+        super().associateWithStream(xs)
+        xs.addObserver(STREAM_END_EVENT, self._onStreamEnd)
+
+    def connectionMade(self) -> None:
+        self._started = self._reactor.seconds()
+        self._timeout = self._reactor.callLater(
+            self.policy.negotiationTimeout, self._negotiationTimedOut
+        )
+        if self.policy.tlsOptions is None:
+            log.warn(
+                "INSECURE: accepting a component stream without TLS from {peer} "
+                "(allowPlaintext is set; never do this outside tests)",
+                peer=_peer(self.xmlstream),
+            )
+
+    def streamStarted(self, rootElement: domish.Element) -> None:
+        xs = self.xmlstream
+        xs.namespace = NS_CLIENT
+        xs.version = (1, 0)
+        xs.sid = newStreamId()
+        xs.prefixes = {NS_STREAMS: "stream"}
+        try:
+            header = parseStreamHeader(rootElement, NS_CLIENT)
+            checkHost(header, self.policy.domains)
+        except StreamError as e:
+            if not xs.thisEntity:
+                xs.thisEntity = jid.internJID(sorted(self.policy.domains)[0])
+            log.info(
+                "refusing stream from {peer}: {condition}",
+                peer=_peer(xs),
+                condition=e.condition,
+            )
+            xs.sendStreamError(e)
+            return
+        xs.thisEntity = jid.internJID(header.to)
+        if self.identity is not None:
+            xs.otherEntity = jid.internJID(self.identity)
+        elif header.from_:
+            xs.otherEntity = jid.internJID(header.from_)
+        xs.sendHeader()
+        xs.send(featuresElement(self._features()))
+        if self._stage == "features":
+            self.checkComplete()
+
+    def _features(self) -> list[domish.Element]:
+        if self._stage == "tls":
+            return [markRequired(domish.Element(STARTTLS))]
+        if self._stage == "sasl":
+            transport = self.xmlstream.transport
+            self._sasl = SASLReceiver(
+                self.policy.credentials,
+                tlsActive=self.tlsActive,
+                channelBinding=tls.channelBindingFor(transport, isServer=True),
+                peerIdentities=tls.peerCertificateIdentities(transport),
+                allowPlain=self.policy.allowPlain,
+                requireChannelBinding=self.policy.requireChannelBinding,
+                maxAttempts=self.policy.maxAuthAttempts,
+            )
+            return self._sasl.featureElements()
+        elements = []
+        for feature in self.policy.features:
+            element = feature.featureElement(self)
+            if element is not None:
+                elements.append(element)
+        return elements
+
+    def interceptElement(self, element: domish.Element) -> bool:
+        """
+        Handle a first-level element received before negotiation completed.
+
+        @return: C{True} if negotiation consumed it.
+        """
+        if self._stage == "complete":
+            return False
+        if self._stage == "tls":
+            if (element.uri, element.name) == STARTTLS:
+                self._startTLS()
+                return True
+            if element.uri == NS_SASL and element.name == "auth":
+                self.xmlstream.send(SASLFailure("encryption-required").toElement())
+                return True
+        elif self._stage == "sasl":
+            if element.uri == NS_SASL:
+                self._onSASL(element)
+                return True
+            if element.uri == NS_TLS:
+                return self._refuse(
+                    "policy-violation", "TLS cannot be negotiated at this point"
+                )
+        else:
+            for feature in self.policy.features:
+                if feature.handleElement(self, element):
+                    self.checkComplete()
+                    return True
+        if isStanza(element):
+            return self._refuse(
+                "not-authorized", "stream negotiation is not complete"
+            )
+        return self._refuse(
+            "unsupported-stanza-type",
+            "unexpected {%s}%s during stream negotiation" % (element.uri, element.name),
+        )
+
+    def _refuse(self, condition: str, text: str) -> bool:
+        log.info(
+            "closing stream from {peer}: {condition} ({text})",
+            peer=_peer(self.xmlstream),
+            condition=condition,
+            text=text,
+        )
+        self.xmlstream.sendStreamError(StreamError(condition, text=text))
+        return True
+
+    def _startTLS(self) -> None:
+        xs = self.xmlstream
+        xs.send(domish.Element((NS_TLS, "proceed")))
+        xs.transport.startTLS(self.policy.tlsOptions)
+        xs.reset()
+        self.tlsActive = True
+        self._stage = "sasl"
+
+    def _onSASL(self, element: domish.Element) -> None:
+        assert self._sasl is not None
+        step = self._sasl.receive(element)
+        xs = self.xmlstream
+        xs.send(step.reply)
+        if step.identity is not None:
+            self.identity = step.identity
+            self.mechanism = self._sasl.mechanism
+            log.info(
+                "{peer} authenticated as {identity} with {mechanism}",
+                peer=_peer(xs),
+                identity=self.identity,
+                mechanism=self.mechanism,
+            )
+            xs.reset()
+            self._stage = "features"
+        elif step.tooManyFailures:
+            self._refuse("policy-violation", "too many failed authentication attempts")
+
+    def checkComplete(self) -> None:
+        """
+        Finish negotiation if no registered feature is required any more.
+        Features call this after they changed what they require.
+        """
+        if self._stage != "features":
+            return
+        if any(feature.isRequired(self) for feature in self.policy.features):
+            return
+        self._stage = "complete"
+        self._cancelTimeout()
+        xs = self.xmlstream
+        xs.negotiated = True
+        log.info(
+            "stream from {peer} negotiated for {identity} in {ms:.1f} ms",
+            peer=_peer(xs),
+            identity=self.identity,
+            ms=(self._reactor.seconds() - self._started) * 1000,
+        )
+        xs.dispatch(xs, STREAM_AUTHD_EVENT)
+
+    def _negotiationTimedOut(self) -> None:
+        self._timeout = None
+        self._refuse(
+            "connection-timeout",
+            "stream negotiation not complete after %g seconds"
+            % (self.policy.negotiationTimeout,),
+        )
+
+    def _cancelTimeout(self) -> None:
+        if self._timeout is not None:
+            self._timeout.cancel()  # type: ignore[attr-defined]
+            self._timeout = None
+
+    def _onStreamEnd(self, reason: object) -> None:
+        self._cancelTimeout()
+
+
+def _peer(xs: object) -> str:
+    transport = getattr(xs, "transport", None)
+    if transport is None:
+        return "?"
+    try:
+        return str(transport.getPeer())
+    except Exception:
+        return "?"
+
+
+class ReceivingFactory(protocol.ServerFactory):
+    """
+    Builds a negotiating stream per accepted connection.
+
+    @ivar bootstraps: C{(event, observer)} pairs added to every new stream,
+        as in L{twisted.words.xish.xmlstream.BootstrapMixin}: observe
+        L{STREAM_AUTHD_EVENT} to learn of negotiated streams.
+    """
+
+    def __init__(self, policy: ReceivingPolicy, reactor: IReactorTime | None = None) -> None:
+        if reactor is None:
+            from twisted.internet import reactor as globalReactor
+
+            reactor = globalReactor  # type: ignore[assignment]
+        self.policy = policy
+        self.reactor = reactor
+        self.bootstraps: list[tuple[str, object]] = []
+
+    def addBootstrap(self, event: str, observer: object) -> None:
+        self.bootstraps.append((event, observer))
+
+    def buildProtocol(self, addr: object) -> NegotiatingXmlStream:
+        xs = NegotiatingXmlStream(
+            ReceivingAuthenticator(self.policy, self.reactor),
+            reactor=self.reactor,
+            maxStanzaSize=self.policy.maxStanzaSize,
+            closeTimeout=self.policy.closeTimeout,
+        )
+        xs.factory = self
+        for event, observer in self.bootstraps:
+            xs.addObserver(event, observer)
+        return xs
