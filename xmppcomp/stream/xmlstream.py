@@ -1,0 +1,765 @@
+# -*- test-case-name: tests.test_stream_xmlstream -*-
+"""
+The restricted XML stream of RFC 6120 (sections 4 and 11), built on
+L{twisted.words.protocols.jabber.xmlstream}.
+
+Three layers, from the inside out:
+
+  - L{RestrictedElementStream} is an expat-based
+    L{domish.ExpatElementStream} that refuses what RFC 6120 section 11.1
+    forbids (DTDs, comments, processing instructions, entity references other
+    than the five predefined ones) and bounds the bytes of each top-level
+    stanza, of the stream header and of whatever sits between stanzas, before
+    they are buffered.
+  - L{parseStreamHeader}, L{checkHost} and L{newStreamId} are pure functions
+    over parsed elements and strings, used by both ends of a stream.
+  - L{XmppXmlStream} is the thin Twisted adapter: it maps parse errors to
+    stream errors (C{restricted-xml}, C{policy-violation},
+    C{not-well-formed}), performs the closing handshake of RFC 6120 section
+    4.4 with a timeout, and sets C{TCP_NODELAY}.
+"""
+
+from __future__ import annotations
+
+import pyexpat
+import re
+import secrets
+from enum import Enum, auto
+from typing import Any, Callable, Collection
+
+from attrs import frozen
+from twisted.internet.defer import Deferred
+from twisted.internet.interfaces import IDelayedCall, IReactorTime
+from twisted.internet.protocol import connectionDone
+from twisted.logger import Logger
+from twisted.python.failure import Failure
+from twisted.words.protocols.jabber import error, jid
+from twisted.words.protocols.jabber import xmlstream as jabberxmlstream
+from twisted.words.xish import domish
+from twisted.words.xish.xmlstream import STREAM_ERROR_EVENT
+
+from xmppcomp.ns import NS_STREAMS, NS_XML
+
+__all__ = [
+    "DEFAULT_CLOSE_TIMEOUT",
+    "DEFAULT_MAX_STANZA_SIZE",
+    "RestrictedElementStream",
+    "RestrictedXMLError",
+    "StanzaTooLarge",
+    "StreamHeader",
+    "XmppXmlStream",
+    "checkHost",
+    "conditionForParserError",
+    "newStreamId",
+    "parseStreamHeader",
+]
+
+#: The default limit, in bytes, on one top-level stanza, on the stream header
+#: and on the unparsed bytes between stanzas.
+DEFAULT_MAX_STANZA_SIZE = 256 * 1024
+
+#: The default number of seconds to wait for the peer's closing
+#: C{</stream:stream>} after sending ours (RFC 6120 section 4.4).
+DEFAULT_CLOSE_TIMEOUT = 10.0
+
+#: The largest slice of received data handed to expat at once. The parser
+#: never holds more than the limit plus one slice.
+_SLICE_SIZE = 16 * 1024
+
+#: RFC 7622 section 3: each part of a JID is at most 1023 bytes.
+_MAX_JID_PART = 1023
+
+_VERSION = re.compile(r"\A([0-9]+)\.([0-9]+)\Z")
+
+
+def _entityErrorCodes() -> frozenset[int]:
+    """
+    The expat error codes that mean an entity reference or declaration was
+    met: RFC 6120 section 11.1 forbids those, so they are C{restricted-xml}
+    rather than C{not-well-formed}. Names unknown to this expat are skipped.
+    """
+    names = [
+        "XML_ERROR_UNDEFINED_ENTITY",
+        "XML_ERROR_RECURSIVE_ENTITY_REF",
+        "XML_ERROR_BINARY_ENTITY_REF",
+        "XML_ERROR_ATTRIBUTE_EXTERNAL_ENTITY_REF",
+        "XML_ERROR_EXTERNAL_ENTITY_HANDLING",
+        "XML_ERROR_PARAM_ENTITY_REF",
+        "XML_ERROR_ENTITY_DECLARED_IN_PE",
+        "XML_ERROR_AMPLIFICATION_LIMIT_BREACH",
+        "XML_ERROR_ASYNC_ENTITY",
+    ]
+    return frozenset(
+        pyexpat.errors.codes[getattr(pyexpat.errors, name)]
+        for name in names
+        if hasattr(pyexpat.errors, name)
+    )
+
+
+_ENTITY_ERROR_CODES = _entityErrorCodes()
+
+
+class RestrictedXMLError(domish.ParserError):
+    """
+    The peer sent XML that RFC 6120 section 11.1 forbids: a DTD, a comment, a
+    processing instruction or an entity reference other than the predefined
+    ones. It maps to the C{restricted-xml} stream error.
+    """
+
+
+class StanzaTooLarge(domish.ParserError):
+    """
+    A top-level stanza, the stream header, or the unparsed bytes between
+    stanzas exceeded the size limit. It maps to the C{policy-violation}
+    stream error.
+    """
+
+
+def conditionForParserError(reason: domish.ParserError) -> str:
+    """
+    The RFC 6120 stream error condition for a parse error.
+
+    @param reason: raised by L{RestrictedElementStream.parse}.
+    @return: C{restricted-xml} for L{RestrictedXMLError},
+        C{policy-violation} for L{StanzaTooLarge}, C{not-well-formed} for any
+        other L{domish.ParserError}.
+    """
+    if isinstance(reason, RestrictedXMLError):
+        return "restricted-xml"
+    if isinstance(reason, StanzaTooLarge):
+        return "policy-violation"
+    return "not-well-formed"
+
+
+class RestrictedElementStream(domish.ExpatElementStream):
+    """
+    An element stream that accepts only the XML subset of RFC 6120 section 11
+    and bounds the memory a peer can make it hold.
+
+    Received data is handed to expat in slices of at most 16 KiB, and never
+    more than what is left of the current segment's budget, so a segment is
+    detected as too large before its bytes are buffered. A segment is one of:
+
+      - a top-level stanza, counted exactly from the first byte of its start
+        tag to the last byte of its end tag: a stanza of C{maxStanzaSize}
+        bytes passes, one byte more is refused before it is delivered;
+      - the prolog before the stream header (XML declaration, whitespace);
+      - the bytes from the start of the stream header, or from the end of a
+        stanza, that expat has not yet turned into events, up to the start
+        of the next stanza: the header itself, a partial tag, the previous
+        stanza's end tag (counted conservatively). Whitespace that expat has
+        reported as character data ends such a segment, so whitespace
+        keepalives on a long-lived stream never add up to the limit, while
+        a huge header, an endless prolog or an endless tag do.
+
+    The limit replaces the per-buffer check of
+    L{domish.ExpatElementStream}: L{parse} is overridden and
+    C{maxStanzaSize} is this stream's own limit.
+
+    Once L{parse} has raised, the stream is dead: every later call raises
+    the same error again without touching expat.
+
+    @ivar maxStanzaSize: the limit, in bytes, on each segment.
+    @ivar _fed: how many bytes were handed to expat so far.
+    @ivar _segmentStart: the byte offset where the current segment starts.
+    @ivar _error: the error that killed the stream, or L{None}.
+    """
+
+    def __init__(self, maxStanzaSize: int = DEFAULT_MAX_STANZA_SIZE) -> None:
+        """
+        @param maxStanzaSize: the limit on each segment, in bytes; at least 1.
+        """
+        if maxStanzaSize < 1:
+            raise ValueError("maxStanzaSize must be positive")
+        super().__init__()
+        self.maxStanzaSize = maxStanzaSize
+        # Every element takes at least four bytes, so the byte limit already
+        # bounds the element count; keep the base class's check out of the way.
+        self.maxElementCount = maxStanzaSize
+        self._fed = 0
+        self._segmentStart = 0
+        self._error: domish.ParserError | None = None
+
+        parser = self.parser
+        parser.StartDoctypeDeclHandler = self._onDoctype
+        parser.CommentHandler = self._onComment
+        parser.ProcessingInstructionHandler = self._onProcessingInstruction
+        parser.EntityDeclHandler = self._onEntityDecl
+        parser.UnparsedEntityDeclHandler = self._onEntityDecl
+        parser.SkippedEntityHandler = self._onSkippedEntity
+        parser.ExternalEntityRefHandler = self._onExternalEntityRef
+        parser.SetParamEntityParsing(pyexpat.XML_PARAM_ENTITY_PARSING_NEVER)
+        # Expat 2.6 may defer parsing a partial token until much more data
+        # arrives; on a stream that would hold back a complete stanza. The
+        # cost it protects against is bounded here by maxStanzaSize.
+        setDeferral = getattr(parser, "SetReparseDeferralEnabled", None)
+        if setDeferral is not None:
+            setDeferral(False)
+
+    def parse(self, buffer: bytes) -> None:
+        """
+        Feed received bytes to the parser, which calls the C{DocumentStartEvent},
+        C{ElementEvent} and C{DocumentEndEvent} callbacks as it goes.
+
+        @param buffer: received bytes.
+        @raise RestrictedXMLError: the data holds XML that RFC 6120 forbids.
+        @raise StanzaTooLarge: a segment went over C{maxStanzaSize}.
+        @raise domish.ParserError: the data is not well-formed XML.
+        """
+        if self._error is not None:
+            raise self._error
+        if isinstance(buffer, str):
+            buffer = buffer.encode("utf-8")
+        try:
+            self._parse(buffer)
+        except domish.ParserError as e:
+            self._error = e
+            raise
+        except BaseException:
+            # An event callback raised through expat, which has stopped.
+            self._error = domish.ParserError("parser stopped by an exception")
+            raise
+
+    def _parse(self, buffer: bytes) -> None:
+        """
+        Feed C{buffer} in slices that never take the current segment over
+        the limit.
+        """
+        position = 0
+        end = len(buffer)
+        while position < end:
+            budget = self.maxStanzaSize - (self._fed - self._segmentStart)
+            if budget <= 0:
+                raise StanzaTooLarge(
+                    f"more than {self.maxStanzaSize} bytes in a stanza,"
+                    " the stream header or between stanzas"
+                )
+            size = min(budget, _SLICE_SIZE, end - position)
+            chunk = buffer[position : position + size]
+            position += size
+            self._fed += size
+            try:
+                self.parser.Parse(chunk)
+            except self.error as e:
+                if e.code in _ENTITY_ERROR_CODES:
+                    raise RestrictedXMLError(str(e)) from e
+                raise domish.ParserError(str(e)) from e
+
+    # Segment accounting
+
+    def _onStartElement(self, name: str, attrs: dict[Any, str]) -> None:
+        """
+        Start a new segment where the stream header or a top-level stanza
+        begins.
+        """
+        if not self.documentStarted or self.currElem is None:
+            self._segmentStart = self.parser.CurrentByteIndex
+        super()._onStartElement(name, attrs)
+
+    def _onEndElement(self, name: str) -> None:
+        """
+        Start a new segment where a top-level stanza ends.
+        """
+        topLevel = self.currElem is not None and self.currElem.parent is None
+        super()._onEndElement(name)
+        if topLevel:
+            self._segmentStart = self.parser.CurrentByteIndex
+
+    def _onCdata(self, data: str) -> None:
+        """
+        Character data between stanzas (whitespace keepalives) has been
+        consumed: it no longer counts against the limit.
+        """
+        if self.currElem is None:
+            length = len(data) if data.isascii() else len(data.encode("utf-8"))
+            # Line-end normalisation and character references only make the
+            # reported data shorter than its bytes, so this never overshoots.
+            self._segmentStart = self.parser.CurrentByteIndex + length
+        else:
+            self.currElem.addContent(data)
+
+    # Restricted XML (RFC 6120 section 11.1)
+
+    def _onDoctype(self, *args: object) -> None:
+        raise RestrictedXMLError("document type declaration")
+
+    def _onComment(self, data: str) -> None:
+        raise RestrictedXMLError("comment")
+
+    def _onProcessingInstruction(self, target: str, data: str) -> None:
+        raise RestrictedXMLError("processing instruction")
+
+    def _onEntityDecl(self, *args: object) -> None:
+        raise RestrictedXMLError("entity declaration")
+
+    def _onSkippedEntity(self, *args: object) -> None:
+        raise RestrictedXMLError("entity reference")
+
+    def _onExternalEntityRef(self, *args: object) -> int:
+        raise RestrictedXMLError("external entity reference")
+
+
+# Stream headers
+
+
+@frozen
+class StreamHeader:
+    """
+    The checked attributes of a received stream header.
+
+    @ivar namespace: the default namespace (content namespace) of the stream.
+    @ivar to: the C{to} attribute as a normalised JID string, or L{None}.
+    @ivar from_: the C{from} attribute as a normalised JID string, or L{None}.
+    @ivar id: the C{id} attribute, or L{None}.
+    @ivar version: the C{version} attribute as C{(major, minor)}.
+    @ivar lang: the C{xml:lang} attribute, or L{None}.
+    """
+
+    namespace: str
+    to: str | None
+    from_: str | None
+    id: str | None
+    version: tuple[int, int]
+    lang: str | None
+
+
+def _normaliseJID(value: str) -> str | None:
+    """
+    Validate and normalise an address from a stream header.
+
+    Twisted's L{jid.JID} is lenient (it accepts an empty localpart or
+    resourcepart and unbounded lengths), so this adds the checks of RFC 7622.
+    L{jid.internJID} is not used: it would cache every string a peer sends.
+
+    @return: the normalised JID string, or L{None} if C{value} is not a JID.
+    """
+    bare, slash, resource = value.partition("/")
+    if slash and not resource:
+        return None
+    local, at, _ = bare.partition("@")
+    if at and not local:
+        return None
+    try:
+        parsed = jid.JID(value)
+    except Exception:
+        return None
+    for part in (parsed.user, parsed.host, parsed.resource):
+        if part is not None and len(part.encode("utf-8")) > _MAX_JID_PART:
+            return None
+    full: str = parsed.full()
+    return full
+
+
+def parseStreamHeader(root: domish.Element, expectedNamespace: str) -> StreamHeader:
+    """
+    Check a received stream header (RFC 6120 section 4.7 and 4.9.3).
+
+    @param root: the root element, as passed to C{onDocumentStart}.
+    @param expectedNamespace: the content namespace this end speaks, like
+        C{jabber:client}.
+    @return: the header's attributes.
+    @raise error.StreamError: C{invalid-namespace} if the root is not
+        C{<stream>} in C{http://etherx.jabber.org/streams} or the default
+        namespace is not C{expectedNamespace}; C{bad-namespace-prefix} if the
+        streams namespace is not bound to the C{stream} prefix;
+        C{unsupported-version} if C{version} is missing or its major number
+        is not 1; C{bad-format} if C{version} is not two dotted numbers;
+        C{host-unknown} if C{to} is not a JID; C{invalid-from} if C{from} is
+        not a JID.
+    """
+    if root.uri != NS_STREAMS or root.name != "stream":
+        raise error.StreamError("invalid-namespace")
+    if (root.localPrefixes or {}).get("stream") != NS_STREAMS:
+        raise error.StreamError("bad-namespace-prefix")
+    if root.defaultUri != expectedNamespace:
+        raise error.StreamError("invalid-namespace")
+
+    versionText = root.getAttribute("version")
+    if versionText is None:
+        raise error.StreamError("unsupported-version")
+    match = _VERSION.match(versionText)
+    if match is None:
+        raise error.StreamError("bad-format")
+    try:
+        version = (int(match.group(1)), int(match.group(2)))
+    except ValueError:
+        raise error.StreamError("bad-format") from None
+    if version[0] != 1:
+        raise error.StreamError("unsupported-version")
+
+    to = root.getAttribute("to")
+    if to is not None:
+        to = _normaliseJID(to)
+        if to is None:
+            raise error.StreamError("host-unknown")
+    from_ = root.getAttribute("from")
+    if from_ is not None:
+        from_ = _normaliseJID(from_)
+        if from_ is None:
+            raise error.StreamError("invalid-from")
+
+    return StreamHeader(
+        namespace=expectedNamespace,
+        to=to,
+        from_=from_,
+        id=root.getAttribute("id"),
+        version=version,
+        lang=root.getAttribute((NS_XML, "lang")),
+    )
+
+
+def checkHost(header: StreamHeader, domains: Collection[str]) -> None:
+    """
+    Check that a stream header is addressed to one of our domains.
+
+    @param header: from L{parseStreamHeader}; its C{to} is normalised.
+    @param domains: the domains this end serves; normalised here too.
+    @raise error.StreamError: C{host-unknown} if C{to} is missing or not
+        one of C{domains}.
+    """
+    if header.to is None or header.to not in {_normaliseJID(d) for d in domains}:
+        raise error.StreamError("host-unknown")
+
+
+def newStreamId() -> str:
+    """
+    A fresh stream id with 128 random bits, for every stream a receiving
+    entity opens, restarts included.
+    """
+    return secrets.token_hex(16)
+
+
+# The protocol
+
+
+class _State(Enum):
+    """
+    The closing state of an L{XmppXmlStream}.
+    """
+
+    #: Open in both directions.
+    OPEN = auto()
+    #: We sent our closing tag (or a stream error) and wait for the peer's
+    #: closing tag or for the close timeout.
+    CLOSING = auto()
+    #: We called C{loseConnection} and wait for C{connectionLost}.
+    DISCONNECTING = auto()
+    #: The connection is lost.
+    CLOSED = auto()
+
+
+class XmppXmlStream(jabberxmlstream.XmlStream):
+    """
+    An XMPP XML stream that parses restricted XML with size limits, sends
+    the stream error for each parse error, closes with the handshake of RFC
+    6120 section 4.4, and sets C{TCP_NODELAY}.
+
+    @ivar maxStanzaSize: see L{RestrictedElementStream}.
+    @ivar closeTimeout: seconds to wait for the peer's closing tag after ours.
+        The same delay then bounds how long a peer that does not read can
+        keep the connection: the transport is aborted after it.
+    @ivar streamEnded: L{None} while the stream is open; then why it ended:
+        a L{Failure} of the L{error.StreamError} we sent or received, or, if
+        the stream ended without a stream error, the reason given to
+        C{connectionLost}.
+    @ivar _state: a L{_State}.
+    @ivar _footerSent: whether C{</stream:stream>} has been written.
+    @ivar _parseFailed: a parse error happened; no more data is parsed.
+    @ivar _closeTimer: pending close timeout, or L{None}.
+    @ivar _abortTimer: pending abort after C{loseConnection}, or L{None}.
+    @ivar _closeWaiters: L{Deferred}s from L{closeStream} to fire on
+        C{connectionLost}.
+    """
+
+    _log = Logger()
+
+    def __init__(
+        self,
+        authenticator: jabberxmlstream.Authenticator,
+        reactor: IReactorTime | None = None,
+        maxStanzaSize: int = DEFAULT_MAX_STANZA_SIZE,
+        closeTimeout: float = DEFAULT_CLOSE_TIMEOUT,
+    ) -> None:
+        """
+        @param authenticator: performs stream initialisation.
+        @param reactor: schedules the timers; the global reactor if L{None}.
+        @param maxStanzaSize: the parser's limit in bytes.
+        @param closeTimeout: seconds to wait for the peer's closing tag.
+        """
+        self._reactor = reactor
+        self.maxStanzaSize = maxStanzaSize
+        self.closeTimeout = closeTimeout
+        self.streamEnded: Failure | None = None
+        self._state = _State.OPEN
+        self._footerSent = False
+        self._parseFailed = False
+        self._closeTimer: IDelayedCall | None = None
+        self._abortTimer: IDelayedCall | None = None
+        self._closeWaiters: list[Deferred[None]] = []
+        super().__init__(authenticator)
+
+    def _callLater(
+        self, delay: float, f: Callable[..., object], *args: object, **kw: object
+    ) -> IDelayedCall:
+        """
+        Schedule a call on the injected reactor (or the global one).
+        """
+        if self._reactor is None:
+            from twisted.internet import reactor
+
+            self._reactor = reactor
+        assert self._reactor is not None
+        return self._reactor.callLater(delay, f, *args, **kw)
+
+    def _initializeStream(self) -> None:
+        """
+        Use a fresh L{RestrictedElementStream}; L{reset} calls this after TLS
+        and SASL.
+        """
+        self.stream = RestrictedElementStream(self.maxStanzaSize)
+        self.stream.DocumentStartEvent = self.onDocumentStart
+        self.stream.ElementEvent = self.onElement
+        self.stream.DocumentEndEvent = self.onDocumentEnd
+
+    def _peer(self) -> object:
+        """
+        The peer address for log messages.
+        """
+        if self.transport is None:
+            return None
+        try:
+            return self.transport.getPeer()
+        except Exception:
+            return None
+
+    # Protocol events
+
+    def connectionMade(self) -> None:
+        """
+        Set C{TCP_NODELAY} where the transport supports it, then start the
+        stream as usual.
+        """
+        setTcpNoDelay = getattr(self.transport, "setTcpNoDelay", None)
+        if setTcpNoDelay is not None:
+            try:
+                setTcpNoDelay(True)
+            except (OSError, NotImplementedError, AttributeError) as e:
+                self._log.debug("Cannot set TCP_NODELAY: {error}", error=e)
+        super().connectionMade()
+
+    def dataReceived(self, data: bytes) -> None:
+        """
+        Parse received data. A parse error sends the matching stream error
+        and closes the connection; later data is ignored.
+        """
+        if self._parseFailed or self.stream is None:
+            return
+        try:
+            if self.rawDataInFn:
+                self.rawDataInFn(data)
+            self.stream.parse(data)
+        except domish.ParserError as e:
+            self._parseFailed = True
+            if self._state is not _State.OPEN:
+                self._log.debug(
+                    "Ignoring parse error from {peer} while closing: {reason}",
+                    peer=self._peer(),
+                    reason=e,
+                )
+                return
+            condition = conditionForParserError(e)
+            self._log.warn(
+                "Closing XML stream from {peer} with {condition}: {reason}",
+                peer=self._peer(),
+                condition=condition,
+                reason=str(e),
+            )
+            streamError = error.StreamError(condition)
+            streamError.__cause__ = e
+            self._endWithError(streamError, immediately=True)
+
+    def connectionLost(self, reason: Failure = connectionDone) -> None:
+        """
+        Cancel pending timers, record why the stream ended, and fire the
+        L{Deferred}s of L{closeStream}.
+        """
+        self._state = _State.CLOSED
+        for timer in (self._closeTimer, self._abortTimer):
+            if timer is not None and timer.active():
+                timer.cancel()
+        self._closeTimer = self._abortTimer = None
+        if self.streamEnded is None:
+            self.streamEnded = reason
+        super().connectionLost(reason)
+        waiters, self._closeWaiters = self._closeWaiters, []
+        for waiter in waiters:
+            waiter.callback(None)
+
+    # Document events
+
+    def onDocumentEnd(self) -> None:
+        """
+        The peer sent C{</stream:stream>}: finish our close, or answer with
+        our own closing tag if the peer closed first.
+        """
+        if self._state is _State.OPEN:
+            self._log.info("Peer {peer} closed the XML stream", peer=self._peer())
+            self._state = _State.CLOSING
+            self._sendClosingTag()
+            self._loseConnection()
+        elif self._state is _State.CLOSING:
+            self._loseConnection()
+
+    def onStreamError(self, errelem: domish.Element) -> None:
+        """
+        The peer sent C{<stream:error/>}: log it, tell observers with
+        L{STREAM_ERROR_EVENT}, answer with our closing tag and close.
+        """
+        streamError = error.exceptionFromStreamError(errelem)
+        if self._state is not _State.OPEN:
+            return
+        self._log.warn(
+            "Received stream error {condition} from {peer}",
+            condition=streamError.condition,
+            text=streamError.text,
+            peer=self._peer(),
+        )
+        self._state = _State.CLOSING
+        self.streamEnded = Failure(streamError)
+        self.dispatch(Failure(streamError), STREAM_ERROR_EVENT)
+        self._sendClosingTag()
+        self._loseConnection()
+
+    # Sending and closing
+
+    def send(self, obj: Any) -> None:
+        """
+        Send data, unless our closing tag is already out: nothing may follow
+        it (RFC 6120 section 4.4).
+        """
+        if self._footerSent:
+            self._log.debug("Dropping data sent after the stream was closed")
+            return
+        super().send(obj)
+
+    def sendFooter(self) -> None:
+        """
+        Send C{</stream:stream>}, once.
+        """
+        if self._footerSent:
+            return
+        super().sendFooter()
+        self._footerSent = True
+
+    def sendStreamError(self, streamError: error.StreamError) -> None:
+        """
+        Send a stream error, our closing tag, and close with the handshake
+        of L{closeStream}. Does nothing once the stream is closing.
+
+        Observers of L{STREAM_ERROR_EVENT} receive a L{Failure} of
+        C{streamError}.
+
+        @param streamError: the error to send.
+        """
+        self._endWithError(streamError, immediately=False)
+
+    def closeStream(self) -> Deferred[None]:
+        """
+        Close the stream gracefully (RFC 6120 section 4.4): send
+        C{</stream:stream>}, wait for the peer's closing tag or
+        C{closeTimeout} seconds, then close the connection.
+
+        Calling it again, or while another close is under way, starts
+        nothing new.
+
+        @return: fires with L{None} when the connection is lost.
+        """
+        waiter: Deferred[None] = Deferred()
+        if self._state is _State.CLOSED:
+            waiter.callback(None)
+            return waiter
+        self._closeWaiters.append(waiter)
+        if self._state is _State.OPEN:
+            self._state = _State.CLOSING
+            self._sendClosingTag()
+            self._startCloseTimer()
+        return waiter
+
+    def _endWithError(self, streamError: error.StreamError, immediately: bool) -> None:
+        """
+        Send C{streamError} and our closing tag, tell observers, and close:
+        at once after a parse error, else after the closing handshake.
+        """
+        if self._state is not _State.OPEN:
+            return
+        self._state = _State.CLOSING
+        self.streamEnded = Failure(streamError)
+        if not self._headerSent and not self.initiating:
+            self.sendHeader()
+        if self._headerSent:
+            self.send(streamError.getElement())
+            self.sendFooter()
+        self.dispatch(Failure(streamError), STREAM_ERROR_EVENT)
+        if self._state is not _State.CLOSING:
+            # An observer closed the connection already.
+            return
+        if immediately or not self._headerSent:
+            self._loseConnection()
+        else:
+            self._startCloseTimer()
+
+    def _sendClosingTag(self) -> None:
+        """
+        Send C{</stream:stream>}; a receiving entity that has not sent its
+        header yet sends it first, so that what it wrote is well-formed.
+        """
+        if not self._headerSent and not self.initiating:
+            self.sendHeader()
+        if self._headerSent:
+            self.sendFooter()
+
+    def _startCloseTimer(self) -> None:
+        """
+        Give the peer C{closeTimeout} seconds to send its closing tag.
+        """
+        if self._closeTimer is None:
+            self._closeTimer = self._callLater(self.closeTimeout, self._closeTimedOut)
+
+    def _closeTimedOut(self) -> None:
+        """
+        The peer did not close its side in time.
+        """
+        self._closeTimer = None
+        self._log.info(
+            "Peer {peer} did not close the XML stream within {timeout} s",
+            peer=self._peer(),
+            timeout=self.closeTimeout,
+        )
+        self._loseConnection()
+
+    def _loseConnection(self) -> None:
+        """
+        Close the connection after pending writes, and abort it if that takes
+        longer than C{closeTimeout} (a peer that stopped reading).
+        """
+        if self._state is _State.CLOSED:
+            return
+        self._state = _State.DISCONNECTING
+        if self._closeTimer is not None:
+            if self._closeTimer.active():
+                self._closeTimer.cancel()
+            self._closeTimer = None
+        assert self.transport is not None
+        self.transport.loseConnection()
+        if self._abortTimer is None and self._state is _State.DISCONNECTING:
+            self._abortTimer = self._callLater(self.closeTimeout, self._abort)
+
+    def _abort(self) -> None:
+        """
+        The connection did not close in time: abort it.
+        """
+        self._abortTimer = None
+        abortConnection = getattr(self.transport, "abortConnection", None)
+        if abortConnection is not None:
+            self._log.info("Aborting the connection to {peer}", peer=self._peer())
+            abortConnection()
