@@ -63,6 +63,10 @@ class InitiatingPolicy:
     @ivar trust: how the server certificate is verified (see
         L{xmppcomp.stream.tls.trustSystem}, C{trustCAFile},
         C{trustPinned}); C{None} means the system store.
+    @ivar tlsCreator: an explicit
+        L{twisted.internet.interfaces.IOpenSSLClientConnectionCreator} to
+        use instead of the one built from C{trust} and
+        C{clientCertificate}.
     @ivar requireTLS: refuse to go on without STARTTLS (the default). When
         C{False} a server that offers no TLS is accepted, loudly.
     @ivar mechanisms: the SASL mechanisms this side may use, or C{None}
@@ -80,6 +84,7 @@ class InitiatingPolicy:
     secret: str | None = attrs.field(default=None, repr=False)
     clientCertificate: object | None = attrs.field(default=None, repr=False)
     trust: object | None = None
+    tlsCreator: object | None = None
     requireTLS: bool = True
     mechanisms: Sequence[str] | None = None
     hostname: str | None = None
@@ -99,6 +104,8 @@ class InitiatingPolicy:
         The TLS connection creator that checks the server certificate for
         L{serverDomain}.
         """
+        if self.tlsCreator is not None:
+            return self.tlsCreator
         trust = self.trust if self.trust is not None else tls.trustSystem()
         return tls.clientTLSOptions(
             self.serverDomain, trust, self.clientCertificate  # type: ignore[arg-type]

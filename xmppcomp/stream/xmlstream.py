@@ -179,6 +179,7 @@ class RestrictedElementStream(domish.ExpatElementStream):
         self._fed = 0
         self._segmentStart = 0
         self._error: domish.ParserError | None = None
+        self._discarded = False
 
         parser = self.parser
         parser.StartDoctypeDeclHandler = self._onDoctype
@@ -213,6 +214,9 @@ class RestrictedElementStream(domish.ExpatElementStream):
         try:
             self._parse(buffer)
         except domish.ParserError as e:
+            if self._discarded:
+                # Bytes behind a restart: dropped, whatever they were.
+                return
             self._error = e
             raise
         except BaseException:
@@ -227,7 +231,7 @@ class RestrictedElementStream(domish.ExpatElementStream):
         """
         position = 0
         end = len(buffer)
-        while position < end:
+        while position < end and not self._discarded:
             budget = self.maxStanzaSize - (self._fed - self._segmentStart)
             if budget <= 0:
                 raise StanzaTooLarge(
@@ -244,6 +248,18 @@ class RestrictedElementStream(domish.ExpatElementStream):
                 if e.code in _ENTITY_ERROR_CODES:
                     raise RestrictedXMLError(str(e)) from e
                 raise domish.ParserError(str(e)) from e
+
+    def discard(self) -> None:
+        """
+        Stop delivering events: the stream was restarted (after STARTTLS or
+        SASL) and whatever followed in the same read belongs to no stream.
+        Dropping it is what defeats STARTTLS command injection: plaintext
+        sent behind C{<starttls/>} or C{<proceed/>} must never be taken as
+        if it had arrived inside TLS.
+        """
+        self._discarded = True
+        self.DocumentStartEvent = self.ElementEvent = _ignore
+        self.DocumentEndEvent = _ignoreEnd
 
     # Segment accounting
 
@@ -348,6 +364,18 @@ def _normaliseJID(value: str) -> str | None:
             return None
     full: str = parsed.full()
     return full
+
+
+def _ignore(element: object) -> None:
+    """
+    Event sink of a discarded parser.
+    """
+
+
+def _ignoreEnd() -> None:
+    """
+    Document-end sink of a discarded parser.
+    """
 
 
 def parseStreamHeader(root: domish.Element, expectedNamespace: str) -> StreamHeader:
@@ -514,8 +542,12 @@ class XmppXmlStream(jabberxmlstream.XmlStream):
     def _initializeStream(self) -> None:
         """
         Use a fresh L{RestrictedElementStream}; L{reset} calls this after TLS
-        and SASL.
+        and SASL. The old parser, if any, is discarded: bytes that followed
+        the restart in the same read are dropped, never parsed as part of
+        the new stream.
         """
+        if isinstance(self.stream, RestrictedElementStream):
+            self.stream.discard()
         self.stream = RestrictedElementStream(self.maxStanzaSize)
         self.stream.DocumentStartEvent = self.onDocumentStart
         self.stream.ElementEvent = self.onElement

@@ -469,6 +469,8 @@ class SASLReceiver:
         self._exchange: _Exchange | None = None
         self._awaitingInitial = False
         self._failures = 0
+        #: The mechanism of the exchange in progress or that succeeded.
+        self.mechanism: str | None = None
         self._identity: str | None = None
 
     def _refusal(self, mechanism: str) -> SASLFailure | None:
@@ -610,6 +612,7 @@ class SASLReceiver:
             raise refusal
         initial = self._decode(element)
         exchange = self._newExchange(mechanism)
+        self.mechanism = mechanism
         if initial is None:
             self._exchange = exchange
             self._awaitingInitial = True

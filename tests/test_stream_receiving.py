@@ -1,0 +1,411 @@
+# -*- test-case-name: tests.test_stream_receiving -*-
+"""
+Tests for L{xmppcomp.stream.receiving}: the receiving side's negotiation,
+driven through a L{StringTransport} and a L{Clock}, no sockets.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import attrs
+from twisted.internet.testing import MemoryReactorClock
+from twisted.trial.unittest import SynchronousTestCase
+from twisted.words.protocols.jabber.xmlstream import STREAM_AUTHD_EVENT
+from twisted.words.xish import domish
+from zope.interface import implementer
+from zope.interface.verify import verifyObject
+
+from xmppcomp.interfaces import IReceivingFeature
+from xmppcomp.ns import NS_SASL, NS_SASL_CB, NS_TLS
+from xmppcomp.stream.features import markRequired
+from xmppcomp.stream.receiving import ReceivingFactory, ReceivingPolicy
+from xmppcomp.stream.sasl import (
+    MemoryCredentialStore,
+    PlainInitiator,
+    SASLInitiator,
+    ScramInitiator,
+)
+
+from .streamhelpers import FakeTLSTransport, PeerReader, header, read, streamErrorCondition
+
+IDENTITY = "comp.example.net"
+SECRET = "correct horse battery staple"
+STORE = MemoryCredentialStore()
+STORE.add(IDENTITY, SECRET)
+
+#: Stands in for TLS options; FakeTLSTransport only records it.
+TLS_OPTIONS = object()
+
+TEST_NS = "urn:xmppcomp:test:feature"
+
+
+@implementer(IReceivingFeature)
+@attrs.define
+class OneShotFeature:
+    """
+    A required post-SASL feature negotiated by one IQ set carrying
+    C{<go xmlns=TEST_NS/>}, standing in for the XEP-0225 bind.
+    """
+
+    done: bool = False
+
+    def featureElement(self, session: Any) -> domish.Element | None:
+        if self.done:
+            return None
+        return markRequired(domish.Element((TEST_NS, "go")))
+
+    def isRequired(self, session: Any) -> bool:
+        return not self.done
+
+    def handleElement(self, session: Any, element: domish.Element) -> bool:
+        if element.name != "iq" or element.firstChildElement() is None:
+            return False
+        if element.firstChildElement().uri != TEST_NS:
+            return False
+        self.done = True
+        reply = domish.Element((None, "iq"))
+        reply["type"] = "result"
+        reply["id"] = element.getAttribute("id", "")
+        session.xmlstream.send(reply)
+        return True
+
+
+class Harness:
+    """
+    One receiving stream on a fake transport, and a reader for what it
+    writes.
+    """
+
+    def __init__(self, **policyArgs: Any) -> None:
+        policyArgs.setdefault("domains", {"example.net"})
+        policyArgs.setdefault("credentials", STORE)
+        policyArgs.setdefault("tlsOptions", TLS_OPTIONS)
+        self.policy = ReceivingPolicy(**policyArgs)
+        self.clock = MemoryReactorClock()
+        self.factory = ReceivingFactory(self.policy, reactor=self.clock)
+        self.authd: list[Any] = []
+        self.factory.addBootstrap(STREAM_AUTHD_EVENT, self.authd.append)
+        self.xs = self.factory.buildProtocol(None)
+        self.transport = FakeTLSTransport()
+        self.xs.makeConnection(self.transport)
+        self.reader = PeerReader()
+
+    def send(self, data: bytes | str) -> list[domish.Element]:
+        if isinstance(data, str):
+            data = data.encode()
+        self.xs.dataReceived(data)
+        return read(self.transport, self.reader)
+
+    def startTLS(self) -> list[domish.Element]:
+        self.send(header())
+        self.send("<starttls xmlns='%s'/>" % (NS_TLS,))
+        return self.send(header())
+
+    def authenticate(self, mechanism: Any) -> list[domish.Element]:
+        sasl = SASLInitiator(mechanism)
+        replies = self.send(sasl.start().toXml())
+        while replies and replies[-1].name == "challenge":
+            response = sasl.receive(replies[-1])
+            assert response is not None
+            replies = self.send(response.toXml())
+        if replies and replies[0].name == "success":
+            sasl.receive(replies[0])
+        self.last = sasl
+        return replies
+
+
+def mechanismNames(features: domish.Element) -> list[str]:
+    mechanisms = features.firstChildElement()
+    assert mechanisms is not None
+    return [str(m) for m in mechanisms.elements(NS_SASL, "mechanism")]
+
+
+class HeaderTests(SynchronousTestCase):
+    """
+    The receiving side checks the initiating stream header.
+    """
+
+    def assertRefused(self, data: bytes, condition: str) -> Harness:
+        h = Harness()
+        elements = h.send(data)
+        self.assertEqual(len(h.reader.headers), 1, "a header precedes the error")
+        self.assertEqual([streamErrorCondition(e) for e in elements], [condition])
+        self.assertTrue(h.reader.ended)
+        return h
+
+    def test_hostUnknown(self) -> None:
+        """
+        A C{to} that is not a served domain gets C{host-unknown}.
+        """
+        self.assertRefused(header(to="elsewhere.example"), "host-unknown")
+
+    def test_missingTo(self) -> None:
+        """
+        A header without C{to} gets C{host-unknown}.
+        """
+        self.assertRefused(header(to=None), "host-unknown")
+
+    def test_invalidNamespace(self) -> None:
+        """
+        A C{jabber:component:accept} stream on the XEP-0225 port gets
+        C{invalid-namespace}.
+        """
+        self.assertRefused(header(namespace="jabber:component:accept"), "invalid-namespace")
+
+    def test_unsupportedVersion(self) -> None:
+        """
+        A header without version 1.x gets C{unsupported-version}.
+        """
+        self.assertRefused(header(version=None), "unsupported-version")
+        self.assertRefused(header(version="2.0"), "unsupported-version")
+
+    def test_badFormatVersion(self) -> None:
+        """
+        A version that is not two dotted numbers gets C{bad-format}.
+        """
+        self.assertRefused(header(version="one"), "bad-format")
+
+    def test_responseHeader(self) -> None:
+        """
+        The response header comes from the served domain, is addressed to
+        the initiator's C{from}, has version 1.0 and a fresh id of at least
+        128 bits.
+        """
+        h = Harness()
+        h.send(header())
+        root = h.reader.headers[0]
+        self.assertEqual(root.defaultUri, "jabber:client")
+        self.assertEqual(root["from"], "example.net")
+        self.assertEqual(root["to"], IDENTITY)
+        self.assertEqual(root["version"], "1.0")
+        self.assertGreaterEqual(len(root["id"]), 32)
+        int(root["id"], 16)
+
+
+class TLSStageTests(SynchronousTestCase):
+    """
+    Before TLS only STARTTLS is offered, and required.
+    """
+
+    def test_onlyStartTLSRequired(self) -> None:
+        """
+        The first features are C{<starttls><required/></starttls>} alone.
+        """
+        h = Harness()
+        (features,) = h.send(header())
+        self.assertEqual(
+            [child.toXml() for child in features.elements()],
+            ["<starttls xmlns='%s'><required/></starttls>" % (NS_TLS,)],
+        )
+
+    def test_proceed(self) -> None:
+        """
+        C{<starttls/>} is answered with C{<proceed/>}, written before TLS
+        starts with the configured options.
+        """
+        h = Harness()
+        h.send(header())
+        h.xs.dataReceived(b"<starttls xmlns='%s'/>" % NS_TLS.encode())
+        self.assertIs(h.transport.tlsOptions, TLS_OPTIONS)
+        self.assertEqual(h.transport.writtenBeforeTLS, b"<proceed xmlns='%s'/>" % NS_TLS.encode())
+
+    def test_injectionAfterStartTLSDropped(self) -> None:
+        """
+        Plaintext sent behind C{<starttls/>} in the same read is dropped,
+        never taken as if it had arrived inside TLS (STARTTLS command
+        injection).
+        """
+        h = Harness()
+        h.send(header())
+        plain = PlainInitiator(IDENTITY, SECRET)
+        injected = SASLInitiator(plain).start().toXml()
+        h.send("<starttls xmlns='%s'/>%s" % (NS_TLS, injected))
+        self.assertEqual([e.name for e in h.reader.elements[-1:]], ["proceed"])
+        (features,) = h.send(header())
+        self.assertEqual(features.firstChildElement().name, "mechanisms")
+        self.assertIn("PLAIN", mechanismNames(features))
+
+    def test_stanzaBeforeNegotiation(self) -> None:
+        """
+        A stanza before negotiation is complete gets C{not-authorized}.
+        """
+        h = Harness()
+        h.send(header())
+        elements = h.send("<message to='a@example.net'><body>hi</body></message>")
+        self.assertEqual([streamErrorCondition(e) for e in elements], ["not-authorized"])
+
+    def test_authBeforeTLS(self) -> None:
+        """
+        An C{<auth/>} before TLS gets the SASL failure
+        C{encryption-required}.
+        """
+        h = Harness()
+        h.send(header())
+        (failure,) = h.send(SASLInitiator(PlainInitiator(IDENTITY, SECRET)).start().toXml())
+        self.assertEqual(failure.name, "failure")
+        self.assertEqual(failure.firstChildElement().name, "encryption-required")
+
+    def test_unexpectedElement(self) -> None:
+        """
+        An unknown first-level element during negotiation gets
+        C{unsupported-stanza-type}.
+        """
+        h = Harness()
+        h.send(header())
+        elements = h.send("<bogus xmlns='urn:bogus'/>")
+        self.assertEqual([streamErrorCondition(e) for e in elements], ["unsupported-stanza-type"])
+
+
+class SASLStageTests(SynchronousTestCase):
+    """
+    After TLS the SASL mechanisms are offered and required.
+    """
+
+    def test_mechanismsAfterTLS(self) -> None:
+        """
+        After STARTTLS the restarted stream has a new id and offers the
+        SCRAM mechanisms and PLAIN (inside TLS), with C{<required/>}.
+        """
+        h = Harness()
+        (features,) = h.startTLS()
+        first, second = h.reader.headers
+        self.assertNotEqual(first["id"], second["id"])
+        mechanisms = features.firstChildElement()
+        self.assertEqual((mechanisms.uri, mechanisms.name), (NS_SASL, "mechanisms"))
+        self.assertIn("required", [c.name for c in mechanisms.elements()])
+        self.assertEqual(
+            sorted(mechanismNames(features)), ["PLAIN", "SCRAM-SHA-1", "SCRAM-SHA-256"]
+        )
+
+    def test_startTLSAgain(self) -> None:
+        """
+        STARTTLS inside TLS ends the stream with C{policy-violation}.
+        """
+        h = Harness()
+        h.startTLS()
+        elements = h.send("<starttls xmlns='%s'/>" % (NS_TLS,))
+        self.assertEqual([streamErrorCondition(e) for e in elements], ["policy-violation"])
+
+    def test_scramThenComplete(self) -> None:
+        """
+        SCRAM-SHA-256 succeeds with the server signature; the stream
+        restarts with a new id, and with no further feature registered,
+        negotiation is complete: the authenticated event fires and stanzas
+        are dispatched to observers.
+        """
+        h = Harness()
+        h.startTLS()
+        (success,) = h.authenticate(
+            ScramInitiator("SCRAM-SHA-256", IDENTITY, SECRET, None, False)
+        )
+        self.assertEqual(success.name, "success")
+        self.assertTrue(h.last.done)
+        self.assertEqual(h.authd, [])
+        (features,) = h.send(header())
+        self.assertEqual(list(features.elements()), [])
+        self.assertEqual(len({root["id"] for root in h.reader.headers}), 3)
+        self.assertEqual(h.authd, [h.xs])
+        self.assertEqual(h.xs.authenticator.identity, IDENTITY)
+        self.assertEqual(h.reader.headers[-1]["to"], IDENTITY)
+        received: list[domish.Element] = []
+        h.xs.addObserver("/message", received.append)
+        h.send("<message to='x@example.net'/>")
+        self.assertEqual(len(received), 1)
+
+    def test_tooManyFailures(self) -> None:
+        """
+        After C{maxAuthAttempts} failed attempts the stream ends with
+        C{policy-violation}; earlier failures let the initiator retry.
+        """
+        h = Harness(maxAuthAttempts=2)
+        h.startTLS()
+        wrong = lambda: ScramInitiator("SCRAM-SHA-1", IDENTITY, "wrong", None, False)
+        (failure,) = h.authenticate(wrong())
+        self.assertEqual(failure.firstChildElement().name, "not-authorized")
+        elements = h.authenticate(wrong())
+        self.assertEqual(elements[0].firstChildElement().name, "not-authorized")
+        self.assertEqual([streamErrorCondition(e) for e in elements[1:]], ["policy-violation"])
+
+    def test_plaintextOptIn(self) -> None:
+        """
+        Without TLS options the policy refuses unless plaintext is
+        explicitly allowed; then SASL is offered at once, without PLAIN.
+        """
+        self.assertRaises(ValueError, ReceivingPolicy, {"example.net"}, STORE)
+        h = Harness(tlsOptions=None, allowPlaintext=True)
+        (features,) = h.send(header())
+        self.assertEqual(sorted(mechanismNames(features)), ["SCRAM-SHA-1", "SCRAM-SHA-256"])
+
+
+class FeatureHookTests(SynchronousTestCase):
+    """
+    Features registered for after SASL are offered, may consume elements,
+    and hold back completion while required.
+    """
+
+    def setUp(self) -> None:
+        self.feature = OneShotFeature()
+        verifyObject(IReceivingFeature, self.feature)
+        self.h = Harness(features=[self.feature])
+        self.h.startTLS()
+        self.h.authenticate(ScramInitiator("SCRAM-SHA-1", IDENTITY, SECRET, None, False))
+
+    def test_offeredAndRequired(self) -> None:
+        """
+        The registered feature is advertised with C{<required/>} and
+        negotiation is not complete yet.
+        """
+        (features,) = self.h.send(header())
+        self.assertEqual(
+            [child.toXml() for child in features.elements()],
+            ["<go xmlns='%s'><required/></go>" % (TEST_NS,)],
+        )
+        self.assertEqual(self.h.authd, [])
+
+    def test_stanzaBeforeFeature(self) -> None:
+        """
+        A stanza the feature does not consume gets C{not-authorized}.
+        """
+        self.h.send(header())
+        elements = self.h.send("<message to='x@example.net'/>")
+        self.assertEqual([streamErrorCondition(e) for e in elements], ["not-authorized"])
+
+    def test_featureCompletes(self) -> None:
+        """
+        Once the feature is negotiated, negotiation completes.
+        """
+        self.h.send(header())
+        (reply,) = self.h.send("<iq type='set' id='g1'><go xmlns='%s'/></iq>" % (TEST_NS,))
+        self.assertEqual((reply.name, reply["type"], reply["id"]), ("iq", "result", "g1"))
+        self.assertEqual(self.h.authd, [self.h.xs])
+
+
+class TimeoutTests(SynchronousTestCase):
+    """
+    Negotiation is bounded in time.
+    """
+
+    def test_negotiationTimeout(self) -> None:
+        """
+        A stream that does not finish negotiating within
+        C{negotiationTimeout} is closed with C{connection-timeout}.
+        """
+        h = Harness(negotiationTimeout=5)
+        h.send(header())
+        h.clock.advance(4.9)
+        self.assertEqual(read(h.transport, h.reader), [])
+        h.clock.advance(0.2)
+        elements = read(h.transport, h.reader)
+        self.assertEqual([streamErrorCondition(e) for e in elements], ["connection-timeout"])
+
+    def test_timeoutCancelled(self) -> None:
+        """
+        Completing negotiation cancels the timeout.
+        """
+        h = Harness(negotiationTimeout=5, tlsOptions=None, allowPlaintext=True)
+        h.send(header())
+        h.authenticate(ScramInitiator("SCRAM-SHA-1", IDENTITY, SECRET, None, False))
+        h.send(header())
+        self.assertEqual(h.authd, [h.xs])
+        self.assertEqual(h.clock.getDelayedCalls(), [])
