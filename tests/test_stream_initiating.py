@@ -1,0 +1,330 @@
+# -*- test-case-name: tests.test_stream_initiating -*-
+"""
+Tests for L{xmppcomp.stream.initiating}: the component side's feature
+walk, driven through a L{StringTransport}, and both ends negotiating with
+each other in memory (L{twisted.test.iosim}), no sockets.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import attrs
+from twisted.internet import defer
+from twisted.internet.testing import MemoryReactorClock
+from twisted.test import iosim
+from twisted.trial.unittest import SynchronousTestCase
+from twisted.words.protocols.jabber.error import StreamError
+from twisted.words.protocols.jabber.xmlstream import IQ
+from twisted.words.xish import domish
+from zope.interface import implementer
+from zope.interface.verify import verifyObject
+
+from xmppcomp.errors import NegotiationError, SASLFailure, TLSRequiredError
+from xmppcomp.interfaces import IInitiatingFeature
+from xmppcomp.ns import NS_SASL, NS_STREAMS, NS_TLS
+from xmppcomp.stream.initiating import InitiatingFactory, InitiatingPolicy
+from xmppcomp.stream.receiving import ReceivingFactory, ReceivingPolicy
+
+from .streamhelpers import FakeTLSTransport, PeerReader, read
+from .test_stream_receiving import IDENTITY, SECRET, STORE, TEST_NS, OneShotFeature
+
+SERVER_HEADER = (
+    "<stream:stream xmlns='jabber:client' xmlns:stream='%s' from='example.net' "
+    "id='%s' version='1.0'>"
+)
+
+
+class FakeTLSOptions:
+    """
+    TLS options for L{iosim}'s pretend TLS: it only asks whether the two
+    sides agree.
+    """
+
+    def iosimVerify(self, other: object) -> bool:
+        return True
+
+
+@implementer(IInitiatingFeature)
+@attrs.define
+class GoFeature:
+    """
+    The initiating half of L{OneShotFeature}: one IQ set.
+    """
+
+    key: tuple[str, str] = (TEST_NS, "go")
+    negotiated: int = 0
+
+    def negotiate(self, xmlstream: Any, feature: domish.Element) -> defer.Deferred[Any]:
+        iq = IQ(xmlstream, "set")
+        iq.addElement((TEST_NS, "go"))
+        self.negotiated += 1
+        return iq.send()
+
+
+class Harness:
+    """
+    One initiating stream on a fake transport.
+    """
+
+    def __init__(self, **policyArgs: Any) -> None:
+        policyArgs.setdefault("serverDomain", "example.net")
+        policyArgs.setdefault("identity", IDENTITY)
+        policyArgs.setdefault("secret", SECRET)
+        policyArgs.setdefault("tlsCreator", FakeTLSOptions())
+        self.policy = InitiatingPolicy(**policyArgs)
+        self.clock = MemoryReactorClock()
+        self.xs = InitiatingFactory(self.policy, reactor=self.clock).buildProtocol(None)
+        self.transport = FakeTLSTransport()
+        self.xs.makeConnection(self.transport)
+        self.reader = PeerReader()
+        self.result = self.xs.authenticator.negotiated
+        self.outcome: list[Any] = []
+        self.result.addBoth(self.outcome.append)
+
+    def send(self, data: str) -> list[domish.Element]:
+        self.xs.dataReceived(data.encode())
+        return read(self.transport, self.reader)
+
+    def features(self, *children: str, streamId: str = "s1") -> list[domish.Element]:
+        return self.send(
+            (SERVER_HEADER % (NS_STREAMS, streamId))
+            + "<stream:features>%s</stream:features>" % "".join(children)
+        )
+
+
+STARTTLS = "<starttls xmlns='%s'><required/></starttls>" % (NS_TLS,)
+SCRAM_SHA_1 = (
+    "<mechanisms xmlns='%s'><mechanism>SCRAM-SHA-1</mechanism><required/></mechanisms>"
+    % (NS_SASL,)
+)
+
+
+class InitiatingTests(SynchronousTestCase):
+    """
+    The initiating side walks the features it is offered.
+    """
+
+    def test_header(self) -> None:
+        """
+        The component opens a C{jabber:client} stream to the server domain,
+        from its hostname, version 1.0.
+        """
+        h = Harness(hostname="first.comp.example.net")
+        read(h.transport, h.reader)
+        (root,) = h.reader.headers
+        self.assertEqual(root.defaultUri, "jabber:client")
+        self.assertEqual(
+            (root["to"], root["from"], root["version"]),
+            ("example.net", "first.comp.example.net", "1.0"),
+        )
+
+    def test_startTLS(self) -> None:
+        """
+        Offered STARTTLS is taken first; on C{<proceed/>} TLS starts with
+        the policy's creator and a new header goes out.
+        """
+        h = Harness()
+        read(h.transport, h.reader)
+        (starttls,) = h.features(STARTTLS)
+        self.assertEqual((starttls.uri, starttls.name), (NS_TLS, "starttls"))
+        h.send("<proceed xmlns='%s'/>" % (NS_TLS,))
+        self.assertIs(h.transport.tlsOptions, h.policy.tlsCreator)
+        self.assertEqual(len(h.reader.headers), 2)
+
+    def test_tlsRequiredNotOffered(self) -> None:
+        """
+        A server that offers no STARTTLS fails negotiation with
+        L{TLSRequiredError} before any credential is sent, and the stream
+        is closed.
+        """
+        h = Harness()
+        read(h.transport, h.reader)
+        elements = h.features(SCRAM_SHA_1)
+        self.assertEqual(elements, [])
+        self.assertTrue(h.reader.ended)
+        h.outcome[0].trap(TLSRequiredError)
+        self.assertIn("did not offer STARTTLS", h.outcome[0].getErrorMessage())
+
+    def test_startTLSFailure(self) -> None:
+        """
+        A C{<failure/>} answer to STARTTLS fails negotiation.
+        """
+        h = Harness()
+        h.features(STARTTLS)
+        h.send("<failure xmlns='%s'/>" % (NS_TLS,))
+        h.outcome[0].trap(NegotiationError)
+        self.assertTrue(h.transport.disconnecting)
+
+    def test_plaintextOptIn(self) -> None:
+        """
+        With C{requireTLS} off, a server without TLS is used for SASL, and
+        PLAIN is never chosen outside TLS.
+        """
+        h = Harness(requireTLS=False)
+        read(h.transport, h.reader)
+        (auth,) = h.features(
+            "<mechanisms xmlns='%s'><mechanism>PLAIN</mechanism>"
+            "<mechanism>SCRAM-SHA-1</mechanism></mechanisms>" % (NS_SASL,)
+        )
+        self.assertEqual(auth["mechanism"], "SCRAM-SHA-1")
+
+    def test_noMechanisms(self) -> None:
+        """
+        Features without SASL mechanisms after TLS fail negotiation.
+        """
+        h = Harness(requireTLS=False)
+        h.features()
+        h.outcome[0].trap(NegotiationError)
+        self.assertIn("no SASL mechanisms", h.outcome[0].getErrorMessage())
+
+    def test_noUsableMechanism(self) -> None:
+        """
+        Only mechanisms this side cannot use fail negotiation with a
+        message naming them.
+        """
+        h = Harness(requireTLS=False)
+        h.features(
+            "<mechanisms xmlns='%s'><mechanism>DIGEST-MD5</mechanism></mechanisms>"
+            % (NS_SASL,)
+        )
+        h.outcome[0].trap(NegotiationError)
+        self.assertIn("DIGEST-MD5", h.outcome[0].getErrorMessage())
+
+    def test_saslFailure(self) -> None:
+        """
+        A SASL C{<failure/>} fails negotiation with L{SASLFailure} and its
+        condition, and the stream is closed.
+        """
+        h = Harness(requireTLS=False)
+        h.features(SCRAM_SHA_1)
+        h.send("<failure xmlns='%s'><not-authorized/></failure>" % (NS_SASL,))
+        h.outcome[0].trap(SASLFailure)
+        self.assertEqual(h.outcome[0].value.condition, "not-authorized")
+        self.assertTrue(h.reader.ended)
+
+    def test_badServerHeader(self) -> None:
+        """
+        A server header in the wrong namespace fails negotiation.
+        """
+        h = Harness()
+        h.send(
+            "<stream:stream xmlns='jabber:server' xmlns:stream='%s' id='x' "
+            "version='1.0'>" % (NS_STREAMS,)
+        )
+        h.outcome[0].trap(NegotiationError)
+
+    def test_serverStreamError(self) -> None:
+        """
+        A stream error from the server fails negotiation with it.
+        """
+        h = Harness()
+        h.send(
+            (SERVER_HEADER % (NS_STREAMS, "s1"))
+            + "<stream:error><host-unknown xmlns='urn:ietf:params:xml:ns:xmpp-streams'/>"
+            "</stream:error>"
+        )
+        h.outcome[0].trap(StreamError)
+        self.assertEqual(h.outcome[0].value.condition, "host-unknown")
+
+    def test_timeout(self) -> None:
+        """
+        Negotiation that does not complete in time fails and closes.
+        """
+        h = Harness(negotiationTimeout=3)
+        h.features(STARTTLS)
+        h.clock.advance(3)
+        h.outcome[0].trap(NegotiationError)
+        self.assertIn("not complete after 3 seconds", h.outcome[0].getErrorMessage())
+
+    def test_needsCredentials(self) -> None:
+        """
+        A policy without a secret or a client certificate is refused.
+        """
+        self.assertRaises(ValueError, InitiatingPolicy, "example.net", IDENTITY)
+
+
+def pair(
+    serverArgs: dict[str, Any], clientArgs: dict[str, Any]
+) -> tuple[Any, Any, iosim.IOPump, MemoryReactorClock]:
+    """
+    Connect a receiving and an initiating stream in memory.
+    """
+    clock = MemoryReactorClock()
+    serverArgs.setdefault("domains", {"example.net"})
+    serverArgs.setdefault("credentials", STORE)
+    serverArgs.setdefault("tlsOptions", FakeTLSOptions())
+    clientArgs.setdefault("serverDomain", "example.net")
+    clientArgs.setdefault("identity", IDENTITY)
+    clientArgs.setdefault("secret", SECRET)
+    clientArgs.setdefault("tlsCreator", FakeTLSOptions())
+    serverFactory = ReceivingFactory(ReceivingPolicy(**serverArgs), reactor=clock)
+    clientFactory = InitiatingFactory(InitiatingPolicy(**clientArgs), reactor=clock)
+    client, server, pump = iosim.connectedServerAndClient(
+        lambda: serverFactory.buildProtocol(None),
+        lambda: clientFactory.buildProtocol(None),
+        greet=False,
+    )
+    pump.flush()
+    return server, client, pump, clock
+
+
+class InMemoryNegotiationTests(SynchronousTestCase):
+    """
+    Both ends negotiate with each other through iosim's pretend TLS.
+    """
+
+    def test_complete(self) -> None:
+        """
+        Both ends complete: TLS, SCRAM-SHA-256, then the required post-SASL
+        feature; the result names the mechanism and identity.
+        """
+        serverFeature = OneShotFeature()
+        clientFeature = GoFeature()
+        verifyObject(IInitiatingFeature, clientFeature)
+        server, client, pump, clock = pair(
+            {"features": [serverFeature]}, {"features": [clientFeature]}
+        )
+        pump.flush()
+        result = self.successResultOf(client.authenticator.negotiated)
+        self.assertEqual(result.identity, IDENTITY)
+        self.assertEqual(result.mechanism, "SCRAM-SHA-256")
+        self.assertTrue(server.negotiated and client.negotiated)
+        self.assertEqual(server.authenticator.identity, IDENTITY)
+        self.assertEqual(clientFeature.negotiated, 1)
+        self.assertTrue(serverFeature.done)
+        self.assertTrue(server.authenticator.tlsActive)
+
+    def test_stanzasFlowAfterwards(self) -> None:
+        """
+        After negotiation, a stanza sent by the component reaches the
+        receiving side's observers.
+        """
+        server, client, pump, clock = pair({}, {})
+        self.successResultOf(client.authenticator.negotiated)
+        received: list[domish.Element] = []
+        server.addObserver("/message", received.append)
+        message = domish.Element((None, "message"))
+        message["to"] = "someone@example.net"
+        message.addElement("body", content="hello")
+        client.send(message)
+        pump.flush()
+        self.assertEqual([str(m.body) for m in received], ["hello"])
+
+    def test_wrongSecret(self) -> None:
+        """
+        A wrong secret fails negotiation with C{not-authorized}.
+        """
+        server, client, pump, clock = pair({}, {"secret": "wrong"})
+        failure = self.failureResultOf(client.authenticator.negotiated, SASLFailure)
+        self.assertEqual(failure.value.condition, "not-authorized")
+        self.assertFalse(server.negotiated)
+
+    def test_unknownRequiredFeature(self) -> None:
+        """
+        A required post-SASL feature the component cannot negotiate fails
+        negotiation, naming it.
+        """
+        server, client, pump, clock = pair({"features": [OneShotFeature()]}, {})
+        failure = self.failureResultOf(client.authenticator.negotiated, NegotiationError)
+        self.assertIn(TEST_NS, failure.getErrorMessage())
