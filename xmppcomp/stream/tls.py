@@ -1,0 +1,658 @@
+# -*- test-case-name: tests.test_stream_tls -*-
+"""
+TLS for component connections, both ends.
+
+The initiating side (the component) builds its connection creator with
+L{clientTLSOptions} from a server domain and a trust value
+(L{trustSystem}, L{trustCAFile} or L{trustPinned}); the receiving side
+builds its options with L{serverTLSOptions}. Both then call
+C{transport.startTLS(options)}.
+
+Once the handshake is done, L{channelBindingFor} gives what SCRAM-*-PLUS
+binds to, L{tlsVersionOf} the protocol version, and
+L{peerCertificateIdentities} the domains a verified client certificate
+asserts (for SASL EXTERNAL).
+
+TLS 1.2 is the minimum everywhere. The server's certificate is always
+verified, name included (with C{service_identity}); a failed check fails
+the handshake, so nothing is sent to the wrong server.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING, Union
+
+import attrs
+from cryptography import x509
+from cryptography.exceptions import UnsupportedAlgorithm
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.x509.oid import ObjectIdentifier
+from OpenSSL import SSL
+from OpenSSL.crypto import X509, X509StoreFlags
+from service_identity import CertificateError, VerificationError
+from service_identity.cryptography import verify_certificate_hostname
+from twisted.internet.interfaces import IOpenSSLClientConnectionCreator
+from twisted.internet.ssl import (
+    Certificate,
+    CertificateOptions,
+    PrivateCertificate,
+    TLSVersion,
+    optionsForClientTLS,
+    platformTrust,
+    trustRootFromCertificates,
+)
+from twisted.logger import Logger
+from twisted.protocols.tls import TLSMemoryBIOProtocol
+from twisted.python.failure import Failure
+from zope.interface import implementer
+
+from xmppcomp.stream.channelbinding import ChannelBindingData
+
+if TYPE_CHECKING:
+    # Twisted documents the trust roots it builds with this interface but
+    # does not export it; only the annotations use it.
+    from twisted.internet._sslverify import IOpenSSLTrustRoot
+
+__all__ = [
+    "CATrust",
+    "CertificateFileError",
+    "PinnedCertificateMismatch",
+    "PinnedTrust",
+    "SystemTrust",
+    "Trust",
+    "certificateIdentities",
+    "channelBindingFor",
+    "clientTLSOptions",
+    "loadCertificates",
+    "loadPrivateCertificate",
+    "peerCertificateIdentities",
+    "serverTLSOptions",
+    "tlsConnectionOf",
+    "tlsServerEndPoint",
+    "tlsVersionOf",
+    "trustCAFile",
+    "trustPinned",
+    "trustSystem",
+]
+
+_log = Logger()
+
+#: The lowest protocol version either end accepts.
+MINIMUM_TLS_VERSION = TLSVersion.TLSv1_2
+
+#: id-on-xmppAddr (RFC 6120 section 13.7.1.4).
+ID_ON_XMPPADDR = ObjectIdentifier("1.3.6.1.5.5.7.8.5")
+
+#: RFC 9266 section 2.
+_EXPORTER_LABEL = b"EXPORTER-Channel-Binding"
+
+
+class CertificateFileError(ValueError):
+    """
+    A certificate, key or CA file cannot be used. The message names the file
+    and the problem.
+
+    @ivar path: the file, or C{None} when the PEM data was given directly.
+    """
+
+    def __init__(self, path: str | None, problem: str) -> None:
+        message = problem if path is None else f"{path}: {problem}"
+        super().__init__(message)
+        self.path = path
+
+
+class PinnedCertificateMismatch(Exception):
+    """
+    The server presented a certificate other than the pinned one; the
+    reason the connection of L{clientTLSOptions} with L{trustPinned} was
+    lost.
+
+    @ivar fingerprint: the SHA-256 digest of the certificate presented.
+    """
+
+    def __init__(self, fingerprint: bytes) -> None:
+        super().__init__(
+            "the server's certificate (SHA-256 "
+            f"{fingerprint.hex(':')}) is not the pinned certificate"
+        )
+        self.fingerprint = fingerprint
+
+
+# Loading certificates and keys.
+
+
+def _readFile(path: str | os.PathLike[str], what: str) -> bytes:
+    try:
+        with open(path, "rb") as f:
+            return f.read()
+    except OSError as e:
+        raise CertificateFileError(
+            os.fspath(path), f"cannot read the {what} file: {e.strerror or e}"
+        ) from e
+
+
+def _parseCertificates(data: bytes, path: str | None) -> list[x509.Certificate]:
+    try:
+        certificates = x509.load_pem_x509_certificates(data)
+    except ValueError as e:
+        # Also what cryptography raises for data without any certificate.
+        raise CertificateFileError(path, f"no valid PEM certificate ({e})") from e
+    return certificates
+
+
+def _toTwisted(certificate: x509.Certificate) -> Certificate:
+    return Certificate(X509.from_cryptography(certificate))
+
+
+def _publicKeyInfo(publicKey: object) -> bytes:
+    return publicKey.public_bytes(  # type: ignore[attr-defined,no-any-return]
+        serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
+    )
+
+
+def loadCertificates(path: str | os.PathLike[str]) -> list[Certificate]:
+    """
+    Load every certificate of a PEM file (a CA bundle, or a certificate
+    followed by its chain), in file order.
+
+    @raise CertificateFileError: the file cannot be read or holds no valid
+        certificate.
+    """
+    data = _readFile(path, "certificate")
+    return [_toTwisted(c) for c in _parseCertificates(data, os.fspath(path))]
+
+
+def loadPrivateCertificate(
+    certPath: str | os.PathLike[str], keyPath: str | os.PathLike[str] | None = None
+) -> PrivateCertificate:
+    """
+    Load a certificate and its private key from PEM files.
+
+    The certificate is the first one in C{certPath}; any following ones are
+    its chain, which L{loadCertificates} reads for
+    L{serverTLSOptions}'s C{chain}.
+
+    @param certPath: the certificate file.
+    @param keyPath: the unencrypted private key file; C{None} when the key is
+        in C{certPath} too.
+    @raise CertificateFileError: a file is missing or unreadable, holds no
+        valid certificate or key, the key is encrypted, or the key does not
+        belong to the certificate. The message names the file.
+    """
+    certFile = os.fspath(certPath)
+    certData = _readFile(certFile, "certificate")
+    certificate = _parseCertificates(certData, certFile)[0]
+    if keyPath is None:
+        keyFile, keyData = certFile, certData
+    else:
+        keyFile = os.fspath(keyPath)
+        keyData = _readFile(keyFile, "private key")
+    try:
+        key = serialization.load_pem_private_key(keyData, password=None)
+    except TypeError as e:
+        raise CertificateFileError(
+            keyFile, "the private key is encrypted; an unencrypted key is needed"
+        ) from e
+    except (ValueError, UnsupportedAlgorithm) as e:
+        raise CertificateFileError(keyFile, f"no valid PEM private key ({e})") from e
+    if _publicKeyInfo(key.public_key()) != _publicKeyInfo(certificate.public_key()):
+        raise CertificateFileError(
+            keyFile, f"the private key does not belong to the certificate in {certFile}"
+        )
+    keyPEM = key.private_bytes(
+        serialization.Encoding.PEM,
+        serialization.PrivateFormat.PKCS8,
+        serialization.NoEncryption(),
+    )
+    return PrivateCertificate.loadPEM(
+        keyPEM + certificate.public_bytes(serialization.Encoding.PEM)
+    )
+
+
+# Trust for the initiating side.
+
+
+@attrs.frozen
+class SystemTrust:
+    """
+    Trust the certificate authorities of the system (OpenSSL's default
+    verify paths, or C{SSL_CERT_FILE}).
+    """
+
+    def trustRoot(self) -> IOpenSSLTrustRoot:
+        """
+        The Twisted trust root for this trust.
+        """
+        return platformTrust()
+
+
+@attrs.frozen
+class CATrust:
+    """
+    Trust certificates issued by these authorities.
+
+    @ivar certificates: the trusted authorities.
+    @ivar source: where they were read from, for messages; or C{None}.
+    """
+
+    certificates: tuple[x509.Certificate, ...] = attrs.field(converter=tuple)
+    source: str | None = None
+
+    def trustRoot(self) -> IOpenSSLTrustRoot:
+        """
+        The Twisted trust root for this trust.
+        """
+        return trustRootFromCertificates([_toTwisted(c) for c in self.certificates])
+
+
+@attrs.frozen
+class PinnedTrust:
+    """
+    Trust exactly one certificate, whatever its issuer: the server must
+    present this very certificate (compared by SHA-256 of its DER form) and
+    it must still be valid and carry the server domain.
+
+    @ivar certificate: the pinned certificate.
+    """
+
+    certificate: x509.Certificate
+
+    @property
+    def fingerprint(self) -> bytes:
+        """
+        The SHA-256 digest of the pinned certificate's DER encoding.
+        """
+        return self.certificate.fingerprint(hashes.SHA256())
+
+    def trustRoot(self) -> IOpenSSLTrustRoot:
+        """
+        The Twisted trust root holding the pinned certificate. On its own it
+        is not enough: L{clientTLSOptions} also lets that certificate anchor
+        its own chain (C{PARTIAL_CHAIN}) and accepts no other certificate.
+        """
+        return trustRootFromCertificates([_toTwisted(self.certificate)])
+
+
+#: The kinds of trust L{clientTLSOptions} accepts.
+Trust = Union[SystemTrust, CATrust, PinnedTrust]
+
+
+def trustSystem() -> SystemTrust:
+    """
+    Trust the system's certificate authorities.
+    """
+    return SystemTrust()
+
+
+def trustCAFile(path: str | os.PathLike[str]) -> CATrust:
+    """
+    Trust the authorities of a PEM bundle.
+
+    @raise CertificateFileError: the file cannot be read or holds no valid
+        certificate.
+    """
+    source = os.fspath(path)
+    data = _readFile(source, "CA")
+    return CATrust(_parseCertificates(data, source), source)
+
+
+def trustPinned(
+    certificate: bytes | str | os.PathLike[str] | Certificate,
+) -> PinnedTrust:
+    """
+    Trust exactly one certificate.
+
+    @param certificate: PEM data (C{bytes}), the path of a PEM file (its
+        first certificate is pinned, so a file with a certificate followed by
+        its chain pins the leaf), or a L{Certificate}.
+    @raise CertificateFileError: the file cannot be read, or there is no
+        valid certificate.
+    """
+    if isinstance(certificate, Certificate):
+        return PinnedTrust(certificate.original.to_cryptography())
+    if isinstance(certificate, bytes):
+        return PinnedTrust(_parseCertificates(certificate, None)[0])
+    source = os.fspath(certificate)
+    return PinnedTrust(_parseCertificates(_readFile(source, "certificate"), source)[0])
+
+
+# Connection creators.
+
+
+def _pinCheckingCallback(
+    tlsProtocol: TLSMemoryBIOProtocol, hostname: str, fingerprint: bytes
+) -> Callable[[SSL.Connection, X509, int, int, int], bool]:
+    """
+    A verify callback accepting only the pinned certificate for C{hostname}.
+
+    It replaces the one L{optionsForClientTLS} installs, so it repeats its
+    name check.
+    """
+    protocolRef: TLSMemoryBIOProtocol | None = tlsProtocol
+
+    def verify(
+        connection: SSL.Connection, certificate: X509, errno: int, depth: int, ok: int
+    ) -> bool:
+        nonlocal protocolRef
+        if depth != 0:
+            return bool(ok)
+        try:
+            leaf = certificate.to_cryptography()
+            presented = leaf.fingerprint(hashes.SHA256())
+            if presented != fingerprint:
+                raise PinnedCertificateMismatch(presented)
+            if not ok:
+                # The pinned certificate itself, but expired or the like:
+                # OpenSSL's reason stands.
+                return False
+            verify_certificate_hostname(leaf, hostname)
+        except (PinnedCertificateMismatch, VerificationError, CertificateError):
+            if protocolRef is not None:
+                protocolRef.failVerification(Failure())
+            return False
+        except BaseException:
+            _log.failure("while verifying the pinned certificate")
+            return False
+        finally:
+            # Break the cycle connection -> callback -> protocol.
+            protocolRef = None
+        return True
+
+    return verify
+
+
+@implementer(IOpenSSLClientConnectionCreator)
+@attrs.frozen
+class _PinnedConnectionCreator:
+    """
+    Wrap the creator of L{optionsForClientTLS} (whose trust root holds only
+    the pinned certificate) so that the pinned certificate anchors its own
+    chain, whatever its issuer, and that no other certificate passes, not
+    even one the pinned certificate's key signed.
+
+    @ivar _creator: the wrapped creator.
+    @ivar _hostname: the name the certificate must carry.
+    @ivar _fingerprint: SHA-256 of the pinned certificate.
+    """
+
+    _creator: IOpenSSLClientConnectionCreator
+    _hostname: str
+    _fingerprint: bytes
+
+    def clientConnectionForTLS(
+        self, tlsProtocol: TLSMemoryBIOProtocol
+    ) -> SSL.Connection:
+        connection = self._creator.clientConnectionForTLS(tlsProtocol)
+        # The store belongs to the context the creator caches: setting the
+        # flag again for each connection is harmless, and it is read when
+        # the handshake verifies the chain.
+        store = connection.get_context().get_cert_store()
+        assert store is not None
+        store.set_flags(X509StoreFlags.PARTIAL_CHAIN)
+        connection.set_verify(
+            SSL.VERIFY_PEER | SSL.VERIFY_FAIL_IF_NO_PEER_CERT,
+            _pinCheckingCallback(tlsProtocol, self._hostname, self._fingerprint),
+        )
+        return connection
+
+
+def _keyAndCertificate(certificate: PrivateCertificate) -> dict[str, object]:
+    """
+    The C{privateKey} and C{certificate} arguments of L{CertificateOptions}
+    as C{cryptography} objects: Twisted hands them on to pyOpenSSL, which
+    deprecates its own types there.
+    """
+    return {
+        "privateKey": certificate.privateKey.original.to_cryptography_key(),
+        "certificate": certificate.original.to_cryptography(),
+    }
+
+
+def clientTLSOptions(
+    serverDomain: str,
+    trust: Trust,
+    clientCertificate: PrivateCertificate | None = None,
+) -> IOpenSSLClientConnectionCreator:
+    """
+    The TLS options of the initiating side, for C{transport.startTLS}.
+
+    The handshake fails unless the server's certificate is trusted and
+    carries C{serverDomain} (checked with C{service_identity}); TLS 1.2 is
+    the minimum.
+
+    @param serverDomain: the server's domain.
+    @param trust: L{trustSystem}, L{trustCAFile} or L{trustPinned}.
+    @param clientCertificate: a certificate presented to the server, for
+        SASL EXTERNAL; or C{None}.
+    @raise TypeError: C{trust} is not one of those.
+    """
+    if not isinstance(trust, (SystemTrust, CATrust, PinnedTrust)):
+        raise TypeError(f"not a trust value: {type(trust).__name__}")
+    extra: dict[str, object] = {"raiseMinimumTo": MINIMUM_TLS_VERSION}
+    if clientCertificate is not None:
+        # What optionsForClientTLS(clientCertificate=...) does, but with the
+        # cryptography objects pyOpenSSL now wants instead of its own.
+        extra.update(_keyAndCertificate(clientCertificate))
+    creator = optionsForClientTLS(
+        serverDomain,
+        trustRoot=trust.trustRoot(),
+        extraCertificateOptions=extra,
+    )
+    if isinstance(trust, PinnedTrust):
+        return _PinnedConnectionCreator(creator, serverDomain, trust.fingerprint)
+    return creator
+
+
+def serverTLSOptions(
+    certificate: PrivateCertificate,
+    clientCAs: Sequence[Certificate] | None = None,
+    *,
+    chain: Sequence[Certificate] = (),
+) -> CertificateOptions:
+    """
+    The TLS options of the receiving side, for C{transport.startTLS}, with
+    TLS 1.2 as the minimum.
+
+    @param certificate: the server's certificate with its private key.
+    @param clientCAs: when given, a client certificate is requested (not
+        required) and must be issued by one of these authorities, or the
+        handshake fails; L{peerCertificateIdentities} then gives the domains
+        it asserts. C{None} requests none.
+    @param chain: intermediate certificates sent after C{certificate}.
+    @raise ValueError: C{clientCAs} is empty.
+    """
+    common: dict[str, object] = dict(
+        _keyAndCertificate(certificate),
+        extraCertChain=[c.original.to_cryptography() for c in chain],
+        raiseMinimumTo=MINIMUM_TLS_VERSION,
+    )
+    if clientCAs is None:
+        return CertificateOptions(**common)
+    if not clientCAs:
+        raise ValueError(
+            "clientCAs is empty; pass None to request no client certificate"
+        )
+    return CertificateOptions(
+        verify=True,
+        requireCertificate=False,
+        caCerts=[c.original for c in clientCAs],
+        **common,
+    )
+
+
+# The established session.
+
+
+def tlsConnectionOf(transport: object) -> SSL.Connection | None:
+    """
+    The pyOpenSSL connection behind a transport, or C{None} without TLS.
+
+    After C{startTLS} on a TCP transport, the transport's C{protocol} is the
+    L{TLSMemoryBIOProtocol} that holds the connection; over a TLS endpoint
+    (or in memory) the transport is that protocol itself.
+
+    The connection is returned as soon as TLS has started, before the
+    handshake is complete.
+    """
+    if isinstance(transport, TLSMemoryBIOProtocol):
+        connection = transport.getHandle()
+    else:
+        protocol = getattr(transport, "protocol", None)
+        if not isinstance(protocol, TLSMemoryBIOProtocol):
+            return None
+        connection = protocol.getHandle()
+    return connection if isinstance(connection, SSL.Connection) else None
+
+
+def _establishedConnectionOf(transport: object) -> SSL.Connection | None:
+    """
+    Like L{tlsConnectionOf}, but C{None} until the handshake is complete
+    (both Finished messages exchanged).
+    """
+    connection = tlsConnectionOf(transport)
+    if connection is None:
+        return None
+    if connection.get_finished() is None or connection.get_peer_finished() is None:
+        return None
+    return connection
+
+
+def tlsVersionOf(transport: object) -> str | None:
+    """
+    The negotiated protocol version (C{"TLSv1.2"}, C{"TLSv1.3"}), or C{None}
+    when there is no TLS or the handshake is not complete.
+    """
+    connection = _establishedConnectionOf(transport)
+    if connection is None:
+        return None
+    return connection.get_protocol_version_name()
+
+
+def tlsServerEndPoint(certificate: x509.Certificate) -> bytes | None:
+    """
+    The C{tls-server-end-point} channel binding of a server certificate
+    (RFC 5929 section 4.1): its DER form hashed with the hash function of
+    its signature algorithm, SHA-256 when that is MD5 or SHA-1.
+
+    @return: the hash, or C{None} when the signature algorithm has no single
+        hash function (Ed25519, Ed448), for which RFC 5929 defines nothing.
+    """
+    try:
+        algorithm = certificate.signature_hash_algorithm
+    except UnsupportedAlgorithm:
+        return None
+    if algorithm is None:
+        return None
+    if isinstance(algorithm, (hashes.MD5, hashes.SHA1)):
+        algorithm = hashes.SHA256()
+    return certificate.fingerprint(algorithm)
+
+
+def channelBindingFor(transport: object, isServer: bool) -> ChannelBindingData | None:
+    """
+    The channel-binding data of the TLS session on C{transport}, the same
+    bytes at both ends.
+
+    @param isServer: whether this end is the TLS server: the
+        C{tls-server-end-point} hash is of the server's certificate, our own
+        on the server, the peer's on the client.
+    @return: the data, or C{None} when there is no TLS or the handshake is
+        not complete.
+    """
+    connection = _establishedConnectionOf(transport)
+    if connection is None:
+        return None
+    if isServer:
+        certificate = connection.get_certificate(as_cryptography=True)
+    else:
+        certificate = connection.get_peer_certificate(as_cryptography=True)
+    return ChannelBindingData(
+        tlsVersion=connection.get_protocol_version_name(),
+        tlsServerEndPoint=(
+            None if certificate is None else tlsServerEndPoint(certificate)
+        ),
+        tlsExporter=connection.export_keying_material(_EXPORTER_LABEL, 32),
+    )
+
+
+def _decodeUTF8String(der: bytes) -> str | None:
+    """
+    Decode a DER UTF8String (tag 12), or C{None} if C{der} is anything else.
+    """
+    if len(der) < 2 or der[0] != 0x0C:
+        return None
+    length, offset = der[1], 2
+    if length & 0x80:
+        count = length & 0x7F
+        if not 1 <= count <= 4 or len(der) < offset + count:
+            return None
+        length = int.from_bytes(der[offset : offset + count], "big")
+        # DER wants the shortest form.
+        if length < 0x80 or der[offset] == 0:
+            return None
+        offset += count
+    if len(der) != offset + length:
+        return None
+    try:
+        return der[offset:].decode("utf-8")
+    except UnicodeDecodeError:
+        return None
+
+
+def _isBareDomain(name: str) -> bool:
+    """
+    Whether C{name} can be a domain: not empty, no wildcard, no local part,
+    no resource, no white space or control character.
+    """
+    return bool(name) and not any(
+        c in "@/*" or c.isspace() or ord(c) < 0x20 for c in name
+    )
+
+
+def certificateIdentities(certificate: x509.Certificate) -> frozenset[str]:
+    """
+    The domains a certificate asserts, for SASL EXTERNAL of a component: its
+    DNS-ID subjectAltNames except wildcards, and its XmppAddr
+    (id-on-xmppAddr) subjectAltNames that are bare domains (no C{@}, no
+    C{/}). The subject's common name is not used. Lowercased.
+
+    A certificate whose extensions cannot be parsed asserts nothing.
+    """
+    try:
+        san = certificate.extensions.get_extension_for_class(
+            x509.SubjectAlternativeName
+        ).value
+    except (x509.ExtensionNotFound, ValueError):
+        return frozenset()
+    names = set()
+    for dnsName in san.get_values_for_type(x509.DNSName):
+        if _isBareDomain(dnsName):
+            names.add(dnsName.lower())
+    for otherName in san.get_values_for_type(x509.OtherName):
+        if otherName.type_id != ID_ON_XMPPADDR:
+            continue
+        address = _decodeUTF8String(otherName.value)
+        if address is not None and _isBareDomain(address):
+            names.add(address.lower())
+    return frozenset(names)
+
+
+def peerCertificateIdentities(transport: object) -> frozenset[str]:
+    """
+    The domains the peer's verified certificate asserts (see
+    L{certificateIdentities}); on the receiving side, those of the client
+    certificate that L{serverTLSOptions} requested and verified.
+
+    @return: the domains, empty when there is no TLS, the handshake is not
+        complete, this end does not verify peer certificates, or the peer
+        presented none.
+    """
+    connection = _establishedConnectionOf(transport)
+    if connection is None or not connection.get_verify_mode() & SSL.VERIFY_PEER:
+        return frozenset()
+    certificate = connection.get_peer_certificate(as_cryptography=True)
+    if certificate is None:
+        return frozenset()
+    return certificateIdentities(certificate)

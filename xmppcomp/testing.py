@@ -1,0 +1,307 @@
+# -*- test-case-name: tests.test_stream_tls -*-
+"""
+Public helpers for tests of code built on xmppcomp, and for xmppcomp's own.
+
+Certificates: L{makeCertificateAuthority} creates a throw-away certificate
+authority that issues server and client certificates with the names an XMPP
+component needs (DNS-ID and XmppAddr subjectAltNames), and L{selfSigned}
+makes a self-signed certificate for pinning. Keys are ECDSA P-256, so
+generating them costs about a millisecond. Nothing here is fit for
+production use.
+"""
+
+from __future__ import annotations
+
+import datetime
+import os
+from collections.abc import Sequence
+
+import attrs
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID, ObjectIdentifier
+from twisted.internet.ssl import Certificate, PrivateCertificate
+
+__all__ = [
+    "CertificateAuthority",
+    "makeCertificateAuthority",
+    "selfSigned",
+    "writePem",
+]
+
+#: id-on-xmppAddr (RFC 6120 section 13.7.1.4).
+_ID_ON_XMPPADDR = ObjectIdentifier("1.3.6.1.5.5.7.8.5")
+
+#: How long issued certificates are valid, either side of now.
+_VALIDITY = datetime.timedelta(days=30)
+
+
+def _derLength(length: int) -> bytes:
+    """
+    Encode a DER length: the short form below 128, the long form above.
+    """
+    if length < 0x80:
+        return bytes([length])
+    octets = length.to_bytes((length.bit_length() + 7) // 8, "big")
+    return bytes([0x80 | len(octets)]) + octets
+
+
+def _derUTF8String(text: str) -> bytes:
+    """
+    Encode C{text} as a DER UTF8String, the value of an XmppAddr otherName.
+    """
+    content = text.encode("utf-8")
+    return b"\x0c" + _derLength(len(content)) + content
+
+
+def _newKey() -> ec.EllipticCurvePrivateKey:
+    return ec.generate_private_key(ec.SECP256R1())
+
+
+def _toPrivateCertificate(
+    certificate: x509.Certificate, key: ec.EllipticCurvePrivateKey
+) -> PrivateCertificate:
+    """
+    Convert a C{cryptography} certificate and key to Twisted's type.
+    """
+    keyPEM = key.private_bytes(
+        serialization.Encoding.PEM,
+        serialization.PrivateFormat.PKCS8,
+        serialization.NoEncryption(),
+    )
+    certPEM = certificate.public_bytes(serialization.Encoding.PEM)
+    return PrivateCertificate.loadPEM(keyPEM + certPEM)
+
+
+def _subjectAltNames(
+    dnsNames: Sequence[str], xmppAddrs: Sequence[str]
+) -> list[x509.GeneralName]:
+    names: list[x509.GeneralName] = [x509.DNSName(name) for name in dnsNames]
+    names.extend(
+        x509.OtherName(_ID_ON_XMPPADDR, _derUTF8String(addr)) for addr in xmppAddrs
+    )
+    return names
+
+
+def _commonName(dnsNames: Sequence[str], xmppAddrs: Sequence[str]) -> str:
+    """
+    The subject's common name: the first name, if it fits the 64 characters
+    X.509 allows. Nothing relies on it; the names are in the
+    subjectAltNames.
+    """
+    for name in [*dnsNames, *xmppAddrs]:
+        if len(name) <= 64:
+            return name
+    return "xmppcomp test"
+
+
+def _leafBuilder(
+    subjectName: str,
+    issuer: x509.Name | None,
+    publicKey: ec.EllipticCurvePublicKey,
+    dnsNames: Sequence[str],
+    xmppAddrs: Sequence[str],
+    client: bool,
+) -> x509.CertificateBuilder:
+    """
+    The common part of an end-entity certificate.
+
+    @param issuer: the issuer's name, or C{None} for a self-signed one.
+    """
+    now = datetime.datetime.now(datetime.timezone.utc)
+    subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, subjectName)])
+    usages = [ExtendedKeyUsageOID.SERVER_AUTH]
+    if client:
+        usages.append(ExtendedKeyUsageOID.CLIENT_AUTH)
+    builder = (
+        x509.CertificateBuilder()
+        .subject_name(subject)
+        .issuer_name(subject if issuer is None else issuer)
+        .public_key(publicKey)
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - _VALIDITY)
+        .not_valid_after(now + _VALIDITY)
+        .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
+        .add_extension(
+            x509.KeyUsage(
+                digital_signature=True,
+                content_commitment=False,
+                key_encipherment=False,
+                data_encipherment=False,
+                key_agreement=False,
+                key_cert_sign=False,
+                crl_sign=False,
+                encipher_only=False,
+                decipher_only=False,
+            ),
+            critical=True,
+        )
+        .add_extension(x509.ExtendedKeyUsage(usages), critical=False)
+        .add_extension(
+            x509.SubjectKeyIdentifier.from_public_key(publicKey), critical=False
+        )
+    )
+    names = _subjectAltNames(dnsNames, xmppAddrs)
+    if names:
+        builder = builder.add_extension(
+            x509.SubjectAlternativeName(names), critical=False
+        )
+    return builder
+
+
+@attrs.frozen
+class CertificateAuthority:
+    """
+    A throw-away certificate authority for tests.
+
+    @ivar _key: the authority's private key.
+    @ivar _certificate: the authority's self-signed certificate.
+    """
+
+    _key: ec.EllipticCurvePrivateKey = attrs.field(repr=False)
+    _certificate: x509.Certificate
+
+    @property
+    def certificate(self) -> Certificate:
+        """
+        The authority's certificate, to trust it (for example with
+        L{twisted.internet.ssl.trustRootFromCertificates}, or as a client CA
+        of L{xmppcomp.stream.tls.serverTLSOptions}).
+        """
+        return Certificate.loadPEM(self.pem)
+
+    @property
+    def pem(self) -> bytes:
+        """
+        The authority's certificate in PEM, as a CA file holds it.
+        """
+        return self._certificate.public_bytes(serialization.Encoding.PEM)
+
+    def issue(
+        self,
+        dnsNames: Sequence[str] = (),
+        xmppAddrs: Sequence[str] = (),
+        client: bool = False,
+    ) -> PrivateCertificate:
+        """
+        Issue an end-entity certificate with a fresh key.
+
+        @param dnsNames: DNS-ID subjectAltNames.
+        @param xmppAddrs: XmppAddr (id-on-xmppAddr) subjectAltNames, encoded
+            as UTF8String otherNames.
+        @param client: also allow the certificate for TLS client
+            authentication (extended key usage C{clientAuth} in addition to
+            C{serverAuth}).
+        @return: the certificate and its private key.
+        """
+        key = _newKey()
+        builder = _leafBuilder(
+            _commonName(dnsNames, xmppAddrs),
+            self._certificate.subject,
+            key.public_key(),
+            dnsNames,
+            xmppAddrs,
+            client,
+        ).add_extension(
+            x509.AuthorityKeyIdentifier.from_issuer_public_key(
+                self._key.public_key()
+            ),
+            critical=False,
+        )
+        return _toPrivateCertificate(builder.sign(self._key, hashes.SHA256()), key)
+
+
+def makeCertificateAuthority(
+    commonName: str = "xmppcomp test CA",
+) -> CertificateAuthority:
+    """
+    Create a new certificate authority with a fresh key.
+
+    @param commonName: the CN of the authority's subject.
+    """
+    key = _newKey()
+    now = datetime.datetime.now(datetime.timezone.utc)
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, commonName)])
+    certificate = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - _VALIDITY)
+        .not_valid_after(now + _VALIDITY)
+        .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
+        .add_extension(
+            x509.KeyUsage(
+                digital_signature=True,
+                content_commitment=False,
+                key_encipherment=False,
+                data_encipherment=False,
+                key_agreement=False,
+                key_cert_sign=True,
+                crl_sign=True,
+                encipher_only=False,
+                decipher_only=False,
+            ),
+            critical=True,
+        )
+        .add_extension(
+            x509.SubjectKeyIdentifier.from_public_key(key.public_key()),
+            critical=False,
+        )
+        .sign(key, hashes.SHA256())
+    )
+    return CertificateAuthority(key, certificate)
+
+
+def selfSigned(
+    dnsNames: Sequence[str], xmppAddrs: Sequence[str] = ()
+) -> PrivateCertificate:
+    """
+    Make a self-signed end-entity certificate (no CA capability), for
+    pinning with L{xmppcomp.stream.tls.trustPinned}.
+
+    @param dnsNames: DNS-ID subjectAltNames.
+    @param xmppAddrs: XmppAddr subjectAltNames.
+    """
+    key = _newKey()
+    builder = _leafBuilder(
+        _commonName(dnsNames, xmppAddrs),
+        None,
+        key.public_key(),
+        dnsNames,
+        xmppAddrs,
+        client=True,
+    )
+    return _toPrivateCertificate(builder.sign(key, hashes.SHA256()), key)
+
+
+def writePem(
+    privateCertificate: PrivateCertificate, directory: str | os.PathLike[str]
+) -> tuple[str, str]:
+    """
+    Write a certificate and its key to two PEM files in C{directory}, to
+    test code that loads them.
+
+    @return: the paths of the certificate file and of the key file.
+    """
+    serial = privateCertificate.original.get_serial_number()
+    base = os.path.join(os.fspath(directory), f"{serial:x}")
+    certPath, keyPath = base + ".crt", base + ".key"
+    key = privateCertificate.privateKey.original.to_cryptography_key()
+    with open(certPath, "wb") as f:
+        f.write(
+            privateCertificate.original.to_cryptography().public_bytes(
+                serialization.Encoding.PEM
+            )
+        )
+    with open(keyPath, "wb") as f:
+        f.write(
+            key.private_bytes(
+                serialization.Encoding.PEM,
+                serialization.PrivateFormat.PKCS8,
+                serialization.NoEncryption(),
+            )
+        )
+    return certPath, keyPath
