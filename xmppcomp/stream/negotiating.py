@@ -6,6 +6,8 @@ complete, first-level elements go to the authenticator first.
 
 from __future__ import annotations
 
+from typing import Callable
+
 from twisted.words.xish import domish
 
 from xmppcomp.ns import NS_STREAMS
@@ -38,8 +40,17 @@ class NegotiatingXmlStream(XmppXmlStream):
 
     negotiated = False
 
+    #: Once negotiated, first-level elements go straight to this callable
+    #: instead of through the event dispatcher (the router's fast path).
+    #: Stream errors are still dispatched.
+    elementHandler: Callable[[domish.Element], None] | None = None
+
     def onElement(self, element: domish.Element) -> None:
-        if (
+        if self.negotiated and self.elementHandler is not None:
+            if element.uri != NS_STREAMS:
+                self.elementHandler(element)
+                return
+        elif (
             not self.negotiated
             and not (element.uri == NS_STREAMS and element.name == "error")
             and self.authenticator.interceptElement(element)

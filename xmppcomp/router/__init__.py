@@ -1,0 +1,4 @@
+"""
+The receiving side of component connections as a service: listeners,
+sessions, the routing table (C{twistd xmppcomp-router}).
+"""

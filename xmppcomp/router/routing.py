@@ -1,0 +1,204 @@
+# -*- test-case-name: tests.test_router_routing -*-
+"""
+The router's routing table and routing decisions, as pure logic: no
+sockets, no clock. The service (L{xmppcomp.router.service}) applies the
+decisions to streams.
+"""
+
+from __future__ import annotations
+
+from typing import Generic, Hashable, TypeVar
+
+import attrs
+from twisted.words.protocols.jabber import jid
+from twisted.words.xish import domish
+
+R = TypeVar("R", bound=Hashable)
+
+
+def domainOf(address: str) -> str | None:
+    """
+    The domain part of a JID, normalised for table lookups, or C{None} if
+    it is malformed.
+
+    ASCII addresses take a fast path (lowercase); others are nameprepped.
+    """
+    bare = address.partition("/")[0]
+    domain = bare.rpartition("@")[2]
+    if not domain:
+        return None
+    if domain.isascii():
+        return domain.lower()
+    try:
+        return jid.JID(address).host
+    except (jid.InvalidFormat, UnicodeError, ValueError):
+        return None
+
+
+class RoutingTable(Generic[R]):
+    """
+    Bound hostname to route (a session). A name has at most one route; a
+    route may have many names.
+    """
+
+    def __init__(self) -> None:
+        self._routes: dict[str, R] = {}
+        self._names: dict[R, set[str]] = {}
+
+    def claim(self, hostname: str, route: R) -> bool:
+        """
+        Route C{hostname} to C{route}.
+
+        @return: C{False} if the name is bound already (to any route).
+        """
+        if hostname in self._routes:
+            return False
+        self._routes[hostname] = route
+        self._names.setdefault(route, set()).add(hostname)
+        return True
+
+    def release(self, hostname: str, route: R) -> bool:
+        """
+        Stop routing C{hostname} to C{route}.
+
+        @return: whether it was routed there.
+        """
+        if self._routes.get(hostname) is not route:
+            return False
+        del self._routes[hostname]
+        names = self._names[route]
+        names.discard(hostname)
+        if not names:
+            del self._names[route]
+        return True
+
+    def lookup(self, hostname: str) -> R | None:
+        """
+        The route of a hostname, or C{None}.
+        """
+        return self._routes.get(hostname)
+
+    def namesOf(self, route: R) -> frozenset[str]:
+        """
+        The names routed to C{route}.
+        """
+        return frozenset(self._names.get(route, ()))
+
+    def __len__(self) -> int:
+        return len(self._routes)
+
+
+@attrs.frozen
+class Deliver(Generic[R]):
+    """
+    Hand the stanza to C{route}.
+    """
+
+    route: R
+    domain: str
+
+
+@attrs.frozen
+class Local:
+    """
+    The stanza is addressed to the router itself.
+    """
+
+
+@attrs.frozen
+class Bounce:
+    """
+    Answer the sender with a stanza error of C{condition}.
+    """
+
+    condition: str
+    text: str | None = None
+
+
+@attrs.frozen
+class Drop:
+    """
+    Deliver nothing and answer nothing (an undeliverable error or IQ
+    result: answering those would loop or break RFC 6120 section 8.2.3);
+    the service logs it.
+    """
+
+    reason: str
+
+
+@attrs.frozen
+class StreamFault:
+    """
+    End the sender's stream with the stream error C{condition}.
+    """
+
+    condition: str
+    text: str
+
+
+def mayBounce(stanza: domish.Element) -> bool:
+    """
+    Whether an undeliverable stanza may be answered with an error: never
+    an error itself, never an IQ result.
+    """
+    kind = stanza.getAttribute("type")
+    if kind == "error":
+        return False
+    if stanza.name == "iq" and kind == "result":
+        return False
+    return True
+
+
+def isServed(domain: str, routerDomain: str) -> bool:
+    """
+    Whether a domain belongs to the router: its own domain or a name below
+    it.
+    """
+    return domain == routerDomain or domain.endswith("." + routerDomain)
+
+
+def decide(
+    stanza: domish.Element,
+    senderNames: frozenset[str] | set[str],
+    table: RoutingTable[R],
+    routerDomain: str,
+) -> Deliver[R] | Local | Bounce | Drop | StreamFault:
+    """
+    Decide what becomes of a stanza a session sent.
+
+    @param senderNames: the hostnames the sending session has bound.
+    @param routerDomain: the router's own domain.
+    """
+    sender = stanza.getAttribute("from")
+    if not sender:
+        return StreamFault("improper-addressing", "a stanza from a component needs 'from'")
+    senderDomain = domainOf(sender)
+    if senderDomain is None or senderDomain not in senderNames:
+        return StreamFault(
+            "invalid-from",
+            "%s is not a hostname bound by this session" % (sender,),
+        )
+    recipient = stanza.getAttribute("to")
+    if not recipient:
+        return StreamFault("improper-addressing", "a stanza from a component needs 'to'")
+    domain = domainOf(recipient)
+    if domain is None:
+        return _undeliverable(stanza, "jid-malformed", "malformed 'to'")
+    route = table.lookup(domain)
+    if route is not None:
+        return Deliver(route, domain)
+    if domain == routerDomain:
+        return Local()
+    if isServed(domain, routerDomain):
+        return _undeliverable(stanza, "service-unavailable", "%s is not bound" % (domain,))
+    return _undeliverable(
+        stanza,
+        "remote-server-not-found",
+        "this router does not connect to other servers (%s)" % (domain,),
+    )
+
+
+def _undeliverable(stanza: domish.Element, condition: str, text: str) -> Bounce | Drop:
+    if mayBounce(stanza):
+        return Bounce(condition, text)
+    return Drop("undeliverable %s (%s): %s" % (stanza.name, stanza.getAttribute("type"), text))

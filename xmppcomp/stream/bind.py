@@ -1,0 +1,365 @@
+# -*- test-case-name: tests.test_stream_bind -*-
+"""
+XEP-0225 hostname binding, both ends.
+
+Two namespaces are spoken: the seed's C{urn:xmpp:tmp:component} (0.1: an
+empty bind result) and C{urn:xmpp:component:0} (0.2, the one deployed
+servers use: the bind result repeats the bound hostname). The receiving
+side advertises both and answers in the namespace of each request; the
+initiating side uses C{urn:xmpp:component:0} when offered, else the seed's.
+
+The pure part (L{parseBindRequest}, L{HostnameBinder}) takes and returns
+elements; L{BindFeature} adapts it to the receiving negotiation and
+L{BindInitiator} drives it from a component.
+"""
+
+from __future__ import annotations
+
+from typing import Callable, Iterable, Protocol, Sequence
+
+import attrs
+from twisted.internet import defer
+from twisted.logger import Logger
+from twisted.words.protocols.jabber import jid
+from twisted.words.protocols.jabber.error import StanzaError
+from twisted.words.protocols.jabber.xmlstream import IQ, toResponse
+from twisted.words.xish import domish
+from zope.interface import implementer
+
+from xmppcomp.interfaces import IInitiatingFeature, IReceivingFeature
+from xmppcomp.ns import NS_COMPONENT_0, NS_COMPONENT_TMP
+from xmppcomp.stream.features import markRequired
+
+log = Logger()
+
+#: Bind namespaces, preferred first.
+BIND_NAMESPACES = (NS_COMPONENT_0, NS_COMPONENT_TMP)
+
+#: The longest hostname accepted (RFC 7622 section 3.2: 1023 bytes).
+MAX_HOSTNAME_LENGTH = 1023
+
+
+@attrs.frozen
+class BindRequest:
+    """
+    A parsed bind or unbind request.
+
+    @ivar action: C{"bind"} or C{"unbind"}.
+    @ivar namespace: the namespace the request used; the answer uses it too.
+    @ivar hostname: the hostname, normalised (nameprep, lowercase).
+    """
+
+    action: str
+    namespace: str
+    hostname: str
+
+
+def bindChild(iq: domish.Element) -> domish.Element | None:
+    """
+    The C{<bind/>} or C{<unbind/>} child of an IQ set in a bind namespace,
+    or C{None} if C{iq} is no bind request.
+    """
+    if iq.name != "iq" or iq.getAttribute("type") != "set":
+        return None
+    for child in iq.elements():
+        if child.uri in BIND_NAMESPACES and child.name in ("bind", "unbind"):
+            return child
+        return None
+    return None
+
+
+def normalizeHostname(text: str) -> str:
+    """
+    Normalise a hostname as a JID domain part.
+
+    @raise StanzaError: C{bad-request} when it is not a bare domain.
+    """
+    text = text.strip()
+    if not text or len(text.encode("utf-8")) > MAX_HOSTNAME_LENGTH:
+        raise StanzaError("bad-request", text="missing or overlong hostname")
+    if "@" in text or "/" in text:
+        raise StanzaError(
+            "bad-request",
+            text="a hostname is a bare domain (no '@' or '/'): %s" % (text,),
+        )
+    try:
+        parsed = jid.JID(text)
+    except (jid.InvalidFormat, UnicodeError, ValueError) as e:
+        raise StanzaError("bad-request", text="malformed hostname: %s" % (e,)) from e
+    host = parsed.host
+    if host.startswith(".") or host.endswith(".") or ".." in host:
+        raise StanzaError("bad-request", text="malformed hostname: %s" % (text,))
+    return host
+
+
+def parseBindRequest(iq: domish.Element) -> BindRequest | None:
+    """
+    Parse a bind or unbind request.
+
+    @return: the request, or C{None} if C{iq} is not one.
+    @raise StanzaError: C{bad-request} for a missing or malformed hostname.
+    """
+    child = bindChild(iq)
+    if child is None:
+        return None
+    hostnames = list(child.elements(child.uri, "hostname"))
+    if len(hostnames) != 1:
+        raise StanzaError("bad-request", text="exactly one <hostname/> is required")
+    return BindRequest(child.name, child.uri, normalizeHostname(str(hostnames[0])))
+
+
+class HostnameRegistry(Protocol):
+    """
+    What a L{HostnameBinder} asks of the router.
+    """
+
+    def mayBind(self, identity: str, hostname: str) -> bool:
+        """Whether C{identity} is authorised to bind C{hostname}."""
+
+    def claim(self, hostname: str, owner: object) -> bool:
+        """Route C{hostname} to C{owner}; C{False} if it is bound already."""
+
+    def release(self, hostname: str, owner: object) -> None:
+        """Stop routing C{hostname} to C{owner}."""
+
+
+class HostnameBinder:
+    """
+    The hostnames one authenticated session has bound, and the answers to
+    its bind and unbind requests.
+
+    @ivar identity: the authenticated domain of the session.
+    @ivar owner: what the registry routes the names to (the session).
+    @ivar bound: the bound hostnames, in binding order.
+    @ivar maxNames: the most names the session may bind.
+    """
+
+    def __init__(
+        self,
+        identity: str,
+        owner: object,
+        registry: HostnameRegistry,
+        maxNames: int = 64,
+    ) -> None:
+        self.identity = identity
+        self.owner = owner
+        self.registry = registry
+        self.maxNames = maxNames
+        self.bound: list[str] = []
+
+    def handle(self, iq: domish.Element) -> domish.Element:
+        """
+        Answer a bind or unbind request.
+
+        @param iq: an IQ for which L{bindChild} is not C{None}.
+        @return: the IQ result or error to send back.
+        """
+        try:
+            request = parseBindRequest(iq)
+            assert request is not None
+            if request.action == "bind":
+                self._bind(request.hostname)
+            else:
+                self._unbind(request.hostname)
+        except StanzaError as e:
+            log.info(
+                "{identity}: {action} refused: {condition}",
+                identity=self.identity,
+                action=bindChild(iq).name,  # type: ignore[union-attr]
+                condition=e.condition,
+            )
+            return e.toResponse(iq)
+        reply = toResponse(iq, "result")
+        if request.action == "bind" and request.namespace == NS_COMPONENT_0:
+            reply.addElement((NS_COMPONENT_0, "bind")).addElement(
+                "hostname", content=request.hostname
+            )
+        return reply
+
+    def _bind(self, hostname: str) -> None:
+        if hostname in self.bound:
+            raise StanzaError("conflict", text="%s is bound already" % (hostname,))
+        if not self.registry.mayBind(self.identity, hostname):
+            raise StanzaError(
+                "not-allowed",
+                text="%s may not bind %s" % (self.identity, hostname),
+            )
+        if len(self.bound) >= self.maxNames:
+            raise StanzaError(
+                "resource-constraint",
+                text="at most %d hostnames per session" % (self.maxNames,),
+            )
+        if not self.registry.claim(hostname, self.owner):
+            raise StanzaError("conflict", text="%s is bound already" % (hostname,))
+        self.bound.append(hostname)
+        log.info("{identity} bound {hostname}", identity=self.identity, hostname=hostname)
+
+    def _unbind(self, hostname: str) -> None:
+        if hostname not in self.bound:
+            raise StanzaError("item-not-found", text="%s is not bound" % (hostname,))
+        self.bound.remove(hostname)
+        self.registry.release(hostname, self.owner)
+        log.info("{identity} unbound {hostname}", identity=self.identity, hostname=hostname)
+
+    def releaseAll(self) -> list[str]:
+        """
+        Release every bound name (the session ended).
+
+        @return: the names released.
+        """
+        names, self.bound = self.bound, []
+        for hostname in names:
+            self.registry.release(hostname, self.owner)
+        return names
+
+
+@implementer(IReceivingFeature)
+class BindFeature:
+    """
+    The receiving side's bind feature in one namespace. A session (the
+    receiving authenticator) gets its L{HostnameBinder} from C{binderFor};
+    negotiation is complete once a hostname is bound.
+
+    @ivar namespace: the bind namespace advertised.
+    @ivar binderFor: gives the binder of a session.
+    """
+
+    def __init__(self, namespace: str, binderFor: Callable[[object], HostnameBinder]) -> None:
+        self.namespace = namespace
+        self.binderFor = binderFor
+
+    def featureElement(self, session: object) -> domish.Element | None:
+        return markRequired(domish.Element((self.namespace, "bind")))
+
+    def isRequired(self, session: object) -> bool:
+        return not self.binderFor(session).bound
+
+    def handleElement(self, session: object, element: domish.Element) -> bool:
+        child = bindChild(element)
+        if child is None or child.uri != self.namespace:
+            return False
+        reply = self.binderFor(session).handle(element)
+        session.xmlstream.send(reply)  # type: ignore[attr-defined]
+        return True
+
+
+def bindFeatures(binderFor: Callable[[object], HostnameBinder]) -> list[BindFeature]:
+    """
+    The bind features of both namespaces, C{urn:xmpp:component:0} first.
+    """
+    return [BindFeature(namespace, binderFor) for namespace in BIND_NAMESPACES]
+
+
+class BindError(Exception):
+    """
+    A hostname could not be bound during negotiation.
+
+    @ivar hostname: the hostname.
+    @ivar condition: the stanza error condition the server gave.
+    """
+
+    def __init__(self, hostname: str, condition: str, text: str | None = None) -> None:
+        super().__init__(hostname, condition, text)
+        self.hostname = hostname
+        self.condition = condition
+        self.text = text
+
+    def __str__(self) -> str:
+        message = "could not bind %s: %s" % (self.hostname, self.condition)
+        return message + (" (%s)" % (self.text,) if self.text else "")
+
+
+def bind(
+    xs: object, hostname: str, namespace: str = NS_COMPONENT_0, timeout: float | None = None
+) -> defer.Deferred[str]:
+    """
+    Bind a hostname on an authenticated stream.
+
+    @return: a L{Deferred} firing with the bound hostname (as the server
+        repeated it in C{urn:xmpp:component:0}, else as asked), or failing
+        with the L{StanzaError} the server answered.
+    """
+    iq = IQ(xs, "set")
+    iq.timeout = timeout
+    iq.addElement((namespace, "bind")).addElement("hostname", content=hostname)
+
+    def bound(result: domish.Element) -> str:
+        for child in result.elements(namespace, "bind"):
+            for name in child.elements(namespace, "hostname"):
+                return str(name).strip()
+        return hostname
+
+    return iq.send().addCallback(bound)
+
+
+def unbind(
+    xs: object, hostname: str, namespace: str = NS_COMPONENT_0, timeout: float | None = None
+) -> defer.Deferred[None]:
+    """
+    Unbind a hostname.
+
+    @return: a L{Deferred} firing with C{None}, or failing with the
+        L{StanzaError} the server answered (C{item-not-found} for a name not
+        bound).
+    """
+    iq = IQ(xs, "set")
+    iq.timeout = timeout
+    iq.addElement((namespace, "unbind")).addElement("hostname", content=hostname)
+    return iq.send().addCallback(lambda result: None)
+
+
+@implementer(IInitiatingFeature)
+@attrs.define
+class _BindFeatureInitiator:
+    key: tuple[str, str]
+    owner: "BindInitiator"
+
+    def negotiate(self, xmlstream: object, feature: domish.Element) -> defer.Deferred[None]:
+        return self.owner.negotiate(xmlstream, self.key[0])
+
+
+class BindInitiator:
+    """
+    The component's side of hostname binding during negotiation: binds
+    every configured hostname, in order, in the first bind namespace the
+    server advertised that this side speaks.
+
+    @ivar hostnames: the names to bind.
+    @ivar namespace: the namespace in use on the current stream.
+    @ivar bound: the names bound on the current stream.
+    """
+
+    def __init__(self, hostnames: Iterable[str], timeout: float | None = 30.0) -> None:
+        self.hostnames: Sequence[str] = tuple(hostnames)
+        if not self.hostnames:
+            raise ValueError("a component needs at least one hostname to bind")
+        self.timeout = timeout
+        self.namespace: str | None = None
+        self.bound: list[str] = []
+        self._stream: object | None = None
+
+    def features(self) -> list[IInitiatingFeature]:
+        """
+        The initiating features to register, one per bind namespace.
+        """
+        return [_BindFeatureInitiator((namespace, "bind"), self) for namespace in BIND_NAMESPACES]
+
+    @defer.inlineCallbacks
+    def negotiate(self, xs: object, namespace: str) -> defer.Generator[defer.Deferred[str], str, None]:
+        """
+        Bind every hostname on C{xs}; a second bind feature of the same
+        stream (the other namespace) finds the work done.
+
+        @raise BindError: a hostname was refused.
+        """
+        if self._stream is xs:
+            return
+        self._stream = xs
+        self.namespace = namespace
+        self.bound = []
+        for hostname in self.hostnames:
+            try:
+                name = yield bind(xs, hostname, namespace, self.timeout)
+            except StanzaError as e:
+                raise BindError(hostname, e.condition, e.text) from e
+            self.bound.append(name)
