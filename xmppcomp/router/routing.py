@@ -31,7 +31,8 @@ def domainOf(address: str) -> str | None:
         return domain.lower()
     try:
         return jid.JID(address).host
-    except (jid.InvalidFormat, UnicodeError, ValueError):
+    except Exception:
+        # Twisted's nameprep raises more than InvalidFormat on bad input.
         return None
 
 

@@ -27,7 +27,7 @@ from twisted.words.xish import domish
 from twisted.words.xish.xmlstream import STREAM_CONNECTED_EVENT, STREAM_END_EVENT
 
 from xmppcomp.config import RouterConfig, RouterLimits
-from xmppcomp.ns import NS_DISCO_INFO, NS_PING
+from xmppcomp.ns import NS_CLIENT, NS_COMPONENT_ACCEPT, NS_DISCO_INFO, NS_PING
 from xmppcomp.router.routing import (
     Bounce,
     Deliver,
@@ -170,7 +170,9 @@ class Router:
         is full or shutting down.
         """
         if self._closing or len(self.sessions) >= self.limits.maxSessions:
+            # The error goes out before the peer's header: ours comes first.
             xs.thisEntity = jid.JID(self.domain)
+            xs.namespace = NS_COMPONENT_ACCEPT if kind == "xep0114" else NS_CLIENT
             condition = "system-shutdown" if self._closing else "resource-constraint"
             log.warn(
                 "refusing a {kind} connection: {condition} ({count} sessions)",

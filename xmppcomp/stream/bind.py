@@ -82,14 +82,13 @@ def normalizeHostname(text: str) -> str:
             "bad-request",
             text="a hostname is a bare domain (no '@' or '/'): %s" % (text,),
         )
-    try:
-        parsed = jid.JID(text)
-    except (jid.InvalidFormat, UnicodeError, ValueError) as e:
-        raise StanzaError("bad-request", text="malformed hostname: %s" % (e,)) from e
-    host = parsed.host
-    if host.startswith(".") or host.endswith(".") or ".." in host:
+    if text.startswith(".") or text.endswith(".") or ".." in text:
         raise StanzaError("bad-request", text="malformed hostname: %s" % (text,))
-    return host
+    try:
+        # Twisted's nameprep raises more than InvalidFormat on bad input.
+        return jid.JID(text).host
+    except Exception as e:
+        raise StanzaError("bad-request", text="malformed hostname: %s" % (text,)) from e
 
 
 def parseBindRequest(iq: domish.Element) -> BindRequest | None:

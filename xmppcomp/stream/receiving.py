@@ -149,7 +149,7 @@ class ReceivingAuthenticator(ListenAuthenticator):
             checkHost(header, self.policy.domains)
         except StreamError as e:
             if not xs.thisEntity:
-                xs.thisEntity = jid.internJID(sorted(self.policy.domains)[0])
+                xs.thisEntity = jid.JID(sorted(self.policy.domains)[0])
             log.info(
                 "refusing stream from {peer}: {condition}",
                 peer=_peer(xs),
@@ -157,11 +157,13 @@ class ReceivingAuthenticator(ListenAuthenticator):
             )
             xs.sendStreamError(e)
             return
-        xs.thisEntity = jid.internJID(header.to)
+        # jid.JID, not internJID: these come from the peer, and internJID
+        # would cache every name sent to us.
+        xs.thisEntity = jid.JID(header.to)
         if self.identity is not None:
-            xs.otherEntity = jid.internJID(self.identity)
+            xs.otherEntity = jid.JID(self.identity)
         elif header.from_:
-            xs.otherEntity = jid.internJID(header.from_)
+            xs.otherEntity = jid.JID(header.from_)
         xs.sendHeader()
         xs.send(featuresElement(self._features()))
         if self._stage == "features":

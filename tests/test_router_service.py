@@ -1,0 +1,475 @@
+# -*- test-case-name: tests.test_router_service -*-
+"""
+Tests for L{xmppcomp.router.service.Router}: XEP-0225 components negotiate
+with the router in memory (L{twisted.test.iosim}, pretend TLS, real SASL
+and bind), bind names and exchange stanzas through it.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from twisted.internet import defer
+from twisted.internet.testing import MemoryReactorClock
+from twisted.test import iosim
+from twisted.trial.unittest import SynchronousTestCase
+from twisted.words.protocols.jabber.error import StanzaError, StreamError
+from twisted.words.protocols.jabber.xmlstream import IQ
+from twisted.words.xish import domish
+from twisted.words.xish.xmlstream import STREAM_ERROR_EVENT
+
+from xmppcomp.config import RouterLimits
+from xmppcomp.ns import NS_COMPONENT_0, NS_COMPONENT_TMP, NS_DISCO_INFO, NS_PING
+from xmppcomp.router.service import Router
+from xmppcomp.stream.bind import BindError, BindInitiator, bind, unbind
+from xmppcomp.stream.initiating import InitiatingFactory, InitiatingPolicy
+from xmppcomp.stream.receiving import ReceivingFactory, ReceivingPolicy
+from xmppcomp.stream.sasl import MemoryCredentialStore
+
+from .test_stream_initiating import FakeTLSOptions
+
+DOMAIN = "example.net"
+SECRETS = {
+    "alpha.example.net": "alpha secret, long enough",
+    "beta.example.net": "beta secret, long enough",
+    "gamma.example.net": "gamma secret, long enough",
+}
+STORE = MemoryCredentialStore()
+for _identity, _secret in SECRETS.items():
+    STORE.add(_identity, _secret)
+
+
+def mayBind(identity: str, hostname: str) -> bool:
+    """
+    Each identity may bind its own name, names below it, and the shared
+    name C{shared.example.net}.
+    """
+    return (
+        hostname == identity
+        or hostname.endswith("." + identity)
+        or hostname == "shared.example.net"
+    )
+
+
+class Component:
+    """
+    One connected component: its stream, what it received, the pump.
+    """
+
+    def __init__(self, xs: Any, pump: iosim.IOPump, binder: BindInitiator) -> None:
+        self.xs = xs
+        self.pump = pump
+        self.binder = binder
+        self.received: list[domish.Element] = []
+        self.streamErrors: list[str] = []
+        xs.addObserver("/message", self.received.append)
+        xs.addObserver("/presence", self.received.append)
+        xs.addObserver("/iq[@type='get']", self.received.append)
+        xs.addObserver(STREAM_ERROR_EVENT, self._streamError)
+
+    def _streamError(self, failure: Any) -> None:
+        if isinstance(failure.value, StreamError):
+            self.streamErrors.append(failure.value.condition)
+
+    def send(self, xml: str) -> None:
+        self.xs.send(xml)
+
+
+class RouterHarness:
+    """
+    A router and the components connected to it in memory.
+    """
+
+    def __init__(self, testCase: SynchronousTestCase, **limits: Any) -> None:
+        self.testCase = testCase
+        self.clock = MemoryReactorClock()
+        self.router = Router(DOMAIN, mayBind, RouterLimits(**limits), self.clock)
+        self.factory = ReceivingFactory(
+            ReceivingPolicy(
+                domains={DOMAIN},
+                credentials=STORE,
+                tlsOptions=FakeTLSOptions(),
+                features=self.router.receivingFeatures(),
+            ),
+            reactor=self.clock,
+        )
+        self.router.addBootstraps(self.factory, "xep0225")
+        self.pumps: list[iosim.IOPump] = []
+
+    def connect(self, identity: str, *hostnames: str) -> tuple[Component, defer.Deferred[Any]]:
+        binder = BindInitiator(hostnames or (identity,))
+        clientFactory = InitiatingFactory(
+            InitiatingPolicy(
+                DOMAIN,
+                identity,
+                SECRETS[identity],
+                tlsCreator=FakeTLSOptions(),
+                features=binder.features(),
+            ),
+            reactor=self.clock,
+        )
+        client, server, pump = iosim.connectedServerAndClient(
+            lambda: self.factory.buildProtocol(None),
+            lambda: clientFactory.buildProtocol(None),
+            greet=False,
+        )
+        self.pumps.append(pump)
+        component = Component(client, pump, binder)
+        self.flush()
+        return component, client.authenticator.negotiated
+
+    def component(self, identity: str, *hostnames: str) -> Component:
+        component, negotiated = self.connect(identity, *hostnames)
+        self.testCase.successResultOf(negotiated)
+        return component
+
+    def flush(self) -> None:
+        moved = True
+        while moved:
+            moved = False
+            for pump in self.pumps:
+                moved = pump.pump() or moved
+
+
+def message(sender: str, recipient: str, body: str, kind: str | None = None) -> str:
+    typeAttr = " type='%s'" % (kind,) if kind else ""
+    return "<message from='%s' to='%s'%s><body>%s</body></message>" % (
+        sender,
+        recipient,
+        typeAttr,
+        body,
+    )
+
+
+def _condition(stanza: domish.Element) -> str | None:
+    from twisted.words.protocols.jabber.error import exceptionFromStanza
+
+    if stanza.getAttribute("type") != "error":
+        return None
+    return exceptionFromStanza(stanza).condition
+
+
+class BindTests(SynchronousTestCase):
+    """
+    Hostname binding against the router.
+    """
+
+    def setUp(self) -> None:
+        self.h = RouterHarness(self)
+
+    def test_bindSeveral(self) -> None:
+        """
+        A component binds each of its hostnames during negotiation, in
+        C{urn:xmpp:component:0}; they are all routed to its session.
+        """
+        alpha = self.h.component("alpha.example.net", "alpha.example.net", "chat.alpha.example.net")
+        self.assertEqual(alpha.binder.namespace, NS_COMPONENT_0)
+        self.assertEqual(alpha.binder.bound, ["alpha.example.net", "chat.alpha.example.net"])
+        session = self.h.router.table.lookup("chat.alpha.example.net")
+        assert session is not None
+        self.assertEqual(session.identity, "alpha.example.net")
+        self.assertEqual(session.names, ["alpha.example.net", "chat.alpha.example.net"])
+
+    def test_bindResultRepeatsHostname(self) -> None:
+        """
+        In C{urn:xmpp:component:0} the bind result repeats the hostname; in
+        the seed namespace it is an empty result.
+        """
+        alpha = self.h.component("alpha.example.net")
+        d0 = bind(alpha.xs, "Two.Alpha.Example.Net", NS_COMPONENT_0)
+        dTmp = bind(alpha.xs, "three.alpha.example.net", NS_COMPONENT_TMP)
+        self.h.flush()
+        self.assertEqual(self.successResultOf(d0), "two.alpha.example.net")
+        self.assertEqual(self.successResultOf(dTmp), "three.alpha.example.net")
+        self.assertIsNotNone(self.h.router.table.lookup("three.alpha.example.net"))
+
+    def test_conflict(self) -> None:
+        """
+        A name bound by another session, or already by this one, gets
+        C{conflict}.
+        """
+        alpha = self.h.component("alpha.example.net", "alpha.example.net", "shared.example.net")
+        beta = self.h.component("beta.example.net")
+        d = bind(beta.xs, "shared.example.net")
+        again = bind(alpha.xs, "alpha.example.net")
+        self.h.flush()
+        self.assertEqual(self.failureResultOf(d, StanzaError).value.condition, "conflict")
+        self.assertEqual(self.failureResultOf(again, StanzaError).value.condition, "conflict")
+
+    def test_notAllowed(self) -> None:
+        """
+        A name the identity may not use gets C{not-allowed}, and so does
+        the router's own domain.
+        """
+        alpha = self.h.component("alpha.example.net")
+        d = bind(alpha.xs, "beta.example.net")
+        own = bind(alpha.xs, DOMAIN)
+        self.h.flush()
+        self.assertEqual(self.failureResultOf(d, StanzaError).value.condition, "not-allowed")
+        self.assertEqual(self.failureResultOf(own, StanzaError).value.condition, "not-allowed")
+
+    def test_notAllowedDuringNegotiation(self) -> None:
+        """
+        A refused name during negotiation fails it with L{BindError}
+        naming the hostname and condition.
+        """
+        component, negotiated = self.h.connect("alpha.example.net", "beta.example.net")
+        failure = self.failureResultOf(negotiated, BindError)
+        self.assertEqual((failure.value.hostname, failure.value.condition), ("beta.example.net", "not-allowed"))
+
+    def test_badRequest(self) -> None:
+        """
+        A missing or malformed hostname gets C{bad-request}.
+        """
+        alpha = self.h.component("alpha.example.net")
+        replies: list[Any] = []
+        for payload in (
+            "<bind xmlns='%s'/>" % (NS_COMPONENT_0,),
+            "<bind xmlns='%s'><hostname>a@b.example.net</hostname></bind>" % (NS_COMPONENT_0,),
+            "<bind xmlns='%s'><hostname>bad..alpha.example.net</hostname></bind>" % (NS_COMPONENT_TMP,),
+        ):
+            iq = IQ(alpha.xs, "set")
+            iq.addRawXml(payload)
+            replies.append(iq.send())
+        self.h.flush()
+        for d in replies:
+            self.assertEqual(self.failureResultOf(d, StanzaError).value.condition, "bad-request")
+
+    def test_unbind(self) -> None:
+        """
+        Unbind answers a result and removes the route at once; a name not
+        bound gets C{item-not-found}; stanzas to the unbound name bounce.
+        """
+        alpha = self.h.component("alpha.example.net", "alpha.example.net", "chat.alpha.example.net")
+        beta = self.h.component("beta.example.net")
+        d = unbind(alpha.xs, "chat.alpha.example.net")
+        missing = unbind(alpha.xs, "nothing.alpha.example.net")
+        self.h.flush()
+        self.assertIsNone(self.successResultOf(d))
+        self.assertEqual(self.failureResultOf(missing, StanzaError).value.condition, "item-not-found")
+        self.assertIsNone(self.h.router.table.lookup("chat.alpha.example.net"))
+        beta.send(message("beta.example.net", "room@chat.alpha.example.net", "hi"))
+        self.h.flush()
+        (bounce,) = beta.received
+        self.assertEqual(_condition(bounce), "service-unavailable")
+
+    def test_maxNames(self) -> None:
+        """
+        Beyond C{maxNamesPerSession} a bind gets C{resource-constraint}.
+        """
+        h = RouterHarness(self, maxNamesPerSession=2)
+        alpha = h.component("alpha.example.net", "alpha.example.net", "a.alpha.example.net")
+        d = bind(alpha.xs, "b.alpha.example.net")
+        h.flush()
+        self.assertEqual(self.failureResultOf(d, StanzaError).value.condition, "resource-constraint")
+
+
+class RoutingTests(SynchronousTestCase):
+    """
+    Stanzas between components through the router.
+    """
+
+    def setUp(self) -> None:
+        self.h = RouterHarness(self)
+        self.alpha = self.h.component("alpha.example.net", "alpha.example.net", "chat.alpha.example.net")
+        self.beta = self.h.component("beta.example.net", "beta.example.net", "pubsub.beta.example.net")
+
+    def test_messagesInOrder(self) -> None:
+        """
+        Messages to a bound name, and to JIDs at it, arrive in order with
+        their addresses intact.
+        """
+        for i in range(50):
+            self.alpha.send(message("room@chat.alpha.example.net/nick", "user@pubsub.beta.example.net/r", "m%d" % i))
+        self.alpha.send(message("alpha.example.net", "beta.example.net", "last"))
+        self.h.flush()
+        bodies = [str(m.body) for m in self.beta.received]
+        self.assertEqual(bodies, ["m%d" % i for i in range(50)] + ["last"])
+        first = self.beta.received[0]
+        self.assertEqual(
+            (first["from"], first["to"]),
+            ("room@chat.alpha.example.net/nick", "user@pubsub.beta.example.net/r"),
+        )
+
+    def test_iqRoundTrip(self) -> None:
+        """
+        An IQ get is delivered and its result comes back to the sender.
+        """
+        iq = IQ(self.alpha.xs, "get")
+        iq["from"] = "alpha.example.net"
+        iq.addElement(("urn:example", "query"))
+        d = iq.send("pubsub.beta.example.net")
+        self.h.flush()
+        (request,) = self.beta.received
+        reply = domish.Element((None, "iq"))
+        reply["type"] = "result"
+        reply["id"] = request["id"]
+        reply["from"] = request["to"]
+        reply["to"] = request["from"]
+        self.beta.xs.send(reply)
+        self.h.flush()
+        self.assertEqual(self.successResultOf(d)["from"], "pubsub.beta.example.net")
+        session = self.h.router.table.lookup("beta.example.net")
+        self.assertEqual(session.pending, {})
+
+    def test_vanishedRouteAnswersInFlightIQ(self) -> None:
+        """
+        When the recipient disconnects before answering, the sender's IQ
+        gets C{service-unavailable} back, not silence.
+        """
+        iq = IQ(self.alpha.xs, "get")
+        iq["from"] = "alpha.example.net"
+        iq.addElement(("urn:example", "query"))
+        d = iq.send("beta.example.net")
+        self.h.flush()
+        self.assertEqual(len(self.beta.received), 1)
+        self.beta.xs.transport.loseConnection()
+        self.h.flush()
+        self.assertEqual(self.failureResultOf(d, StanzaError).value.condition, "service-unavailable")
+        self.assertIsNone(self.h.router.table.lookup("beta.example.net"))
+        self.assertIsNone(self.h.router.table.lookup("pubsub.beta.example.net"))
+
+    def test_unbindAnswersInFlightIQ(self) -> None:
+        """
+        Unbinding a name answers the IQs in flight to it.
+        """
+        iq = IQ(self.alpha.xs, "get")
+        iq["from"] = "alpha.example.net"
+        iq.addElement(("urn:example", "query"))
+        d = iq.send("pubsub.beta.example.net")
+        self.h.flush()
+        unbind(self.beta.xs, "pubsub.beta.example.net")
+        self.h.flush()
+        self.assertEqual(self.failureResultOf(d, StanzaError).value.condition, "service-unavailable")
+
+    def test_bounces(self) -> None:
+        """
+        Undeliverable stanzas bounce to the sender with the right
+        condition: C{service-unavailable} for an unbound name of the
+        router's domain, C{remote-server-not-found} elsewhere.
+        """
+        self.alpha.send(message("alpha.example.net", "x@nobody.example.net", "a"))
+        self.alpha.send(message("alpha.example.net", "x@elsewhere.org", "b"))
+        self.h.flush()
+        self.assertEqual(
+            [(_condition(m), m["from"], m["to"], str(m.body)) for m in self.alpha.received],
+            [
+                ("service-unavailable", "x@nobody.example.net", "alpha.example.net", "a"),
+                ("remote-server-not-found", "x@elsewhere.org", "alpha.example.net", "b"),
+            ],
+        )
+
+    def test_noBounceForErrors(self) -> None:
+        """
+        An undeliverable error or IQ result is not answered (no loops).
+        """
+        self.alpha.send(message("alpha.example.net", "x@nobody.example.net", "a", kind="error"))
+        self.alpha.send("<iq type='result' id='1' from='alpha.example.net' to='nobody.example.net'/>")
+        self.alpha.send(message("alpha.example.net", "beta.example.net", "still routed"))
+        self.h.flush()
+        self.assertEqual(self.alpha.received, [])
+        self.assertEqual([str(m.body) for m in self.beta.received], ["still routed"])
+
+    def test_spoofedFrom(self) -> None:
+        """
+        A C{from} that is not a name of the sending session ends its
+        stream with C{invalid-from}; its names are released.
+        """
+        self.alpha.send(message("beta.example.net", "beta.example.net", "spoof"))
+        self.h.flush()
+        self.assertEqual(self.alpha.streamErrors, ["invalid-from"])
+        self.assertEqual(self.beta.received, [])
+        self.assertIsNone(self.h.router.table.lookup("alpha.example.net"))
+
+    def test_missingFrom(self) -> None:
+        """
+        A stanza without C{from} ends the stream with
+        C{improper-addressing}.
+        """
+        self.alpha.send("<message to='beta.example.net'/>")
+        self.h.flush()
+        self.assertEqual(self.alpha.streamErrors, ["improper-addressing"])
+
+    def test_ownDomain(self) -> None:
+        """
+        The router answers disco#info with its identity and features and
+        XEP-0199 pings; other IQs and messages to it get
+        C{service-unavailable}.
+        """
+        results = []
+        for child in ((NS_DISCO_INFO, "query"), (NS_PING, "ping"), ("urn:other", "query")):
+            iq = IQ(self.alpha.xs, "get")
+            iq["from"] = "alpha.example.net"
+            iq.addElement(child)
+            results.append(iq.send(DOMAIN))
+        self.alpha.send(message("alpha.example.net", DOMAIN, "hello router"))
+        self.h.flush()
+        info = self.successResultOf(results[0])
+        query = info.firstChildElement()
+        self.assertEqual(
+            [(i["category"], i["type"]) for i in query.elements(NS_DISCO_INFO, "identity")],
+            [("server", "im")],
+        )
+        self.assertEqual(
+            sorted(f["var"] for f in query.elements(NS_DISCO_INFO, "feature")),
+            sorted([NS_DISCO_INFO, NS_PING]),
+        )
+        self.assertEqual(self.successResultOf(results[1])["type"], "result")
+        self.assertEqual(self.failureResultOf(results[2], StanzaError).value.condition, "service-unavailable")
+        (bounce,) = self.alpha.received
+        self.assertEqual(_condition(bounce), "service-unavailable")
+
+
+class LimitTests(SynchronousTestCase):
+    """
+    The router's limits are enforced with clear errors.
+    """
+
+    def test_rate(self) -> None:
+        """
+        More stanzas in one second than C{maxStanzasPerSecond} end the
+        stream with C{policy-violation}; the limit is per second.
+        """
+        h = RouterHarness(self, maxStanzasPerSecond=10)
+        alpha = h.component("alpha.example.net")
+        beta = h.component("beta.example.net")
+        for i in range(10):
+            alpha.send(message("alpha.example.net", "beta.example.net", str(i)))
+        h.flush()
+        h.clock.advance(1)
+        for i in range(10):
+            alpha.send(message("alpha.example.net", "beta.example.net", str(i)))
+        h.flush()
+        self.assertEqual(alpha.streamErrors, [])
+        alpha.send(message("alpha.example.net", "beta.example.net", "one too many"))
+        h.flush()
+        self.assertEqual(alpha.streamErrors, ["policy-violation"])
+        self.assertEqual(len(beta.received), 20)
+
+    def test_maxSessions(self) -> None:
+        """
+        A connection beyond C{maxSessions} is refused with
+        C{resource-constraint}.
+        """
+        h = RouterHarness(self, maxSessions=2)
+        h.component("alpha.example.net")
+        h.component("beta.example.net")
+        gamma, negotiated = h.connect("gamma.example.net")
+        self.failureResultOf(negotiated, StreamError)
+        self.assertEqual(gamma.streamErrors, ["resource-constraint"])
+
+    def test_shutdown(self) -> None:
+        """
+        Shutting down sends C{system-shutdown} to every session and fires
+        once they are all closed.
+        """
+        h = RouterHarness(self)
+        alpha = h.component("alpha.example.net")
+        beta = h.component("beta.example.net")
+        d = h.router.shutdown()
+        h.flush()
+        self.assertEqual(alpha.streamErrors, ["system-shutdown"])
+        self.assertEqual(beta.streamErrors, ["system-shutdown"])
+        self.assertIsNone(self.successResultOf(d))
+        self.assertEqual(h.router.sessions, {})
+        self.assertEqual(len(h.router.table), 0)
