@@ -1,0 +1,333 @@
+# -*- test-case-name: tests.test_stream_accept -*-
+"""
+The receiving (router) side of a XEP-0114 component connection
+(C{jabber:component:accept}), so that components written for the servers
+people run (slixmpp's C{ComponentXMPP}, wokkel's C{Component}) can connect.
+
+The component opens a stream to its own hostname; this side answers with a
+fresh stream id and no version or features, and the component proves it
+knows the shared secret with C{<handshake>hex(SHA-1(id + secret))</handshake>}.
+An empty C{<handshake/>} accepts it; from then on stanzas are dispatched by
+the stream as usual.
+
+The decisions live in L{xmppcomp.stream.handshake}; this module wires them
+to a L{NegotiatingXmlStream}, like L{xmppcomp.stream.receiving} does for
+XEP-0225.
+"""
+
+from __future__ import annotations
+
+from typing import Callable
+
+import attrs
+from twisted.internet import protocol
+from twisted.internet.interfaces import IDelayedCall, IReactorTime
+from twisted.logger import Logger
+from twisted.words.protocols.jabber import jid
+from twisted.words.protocols.jabber.error import StreamError
+from twisted.words.protocols.jabber.xmlstream import (
+    STREAM_AUTHD_EVENT,
+    ListenAuthenticator,
+)
+from twisted.words.xish import domish
+from twisted.words.xish.xmlstream import STREAM_END_EVENT
+
+from xmppcomp.ns import NS_COMPONENT_ACCEPT, NS_STREAMS
+from xmppcomp.stream.handshake import checkAcceptHeader, checkHandshake
+from xmppcomp.stream.negotiating import NegotiatingXmlStream, isStanza
+from xmppcomp.stream.xmlstream import (
+    DEFAULT_CLOSE_TIMEOUT,
+    DEFAULT_MAX_STANZA_SIZE,
+    newStreamId,
+)
+
+__all__ = ["AcceptAuthenticator", "AcceptFactory", "AcceptPolicy"]
+
+log = Logger()
+
+#: The handshake element (XEP-0114 section 3).
+HANDSHAKE = (NS_COMPONENT_ACCEPT, "handshake")
+
+#: How much of an unchecked C{to} attribute goes into a log line.
+_LOGGED_TO = 100
+
+
+def _positive(instance: object, attribute: attrs.Attribute[float], value: float) -> None:
+    if not value > 0:
+        raise ValueError("%s must be positive" % (attribute.name,))
+
+
+@attrs.frozen
+class AcceptPolicy:
+    """
+    How the receiving side accepts XEP-0114 components.
+
+    @ivar secrets: maps a normalised (lowercase) component hostname to its
+        shared secret, or to L{None} when the hostname is unknown (the
+        stream is then refused with C{host-unknown}). It is called once per
+        stream, when the header arrives.
+    @ivar negotiationTimeout: seconds from connection to a successful
+        handshake before the stream is closed with C{connection-timeout}.
+    @ivar maxStanzaSize: bytes one stanza may take (C{policy-violation}
+        beyond).
+    @ivar closeTimeout: seconds to wait for the peer's closing tag.
+    """
+
+    secrets: Callable[[str], str | None] = attrs.field(
+        validator=attrs.validators.is_callable()
+    )
+    negotiationTimeout: float = attrs.field(default=30.0, validator=_positive)
+    maxStanzaSize: int = attrs.field(default=DEFAULT_MAX_STANZA_SIZE, validator=_positive)
+    closeTimeout: float = attrs.field(default=DEFAULT_CLOSE_TIMEOUT, validator=_positive)
+
+
+class AcceptAuthenticator(ListenAuthenticator):
+    """
+    Accepts one incoming XEP-0114 component stream.
+
+    The negotiation has three stages, in C{_stage}:
+
+      - C{"header"}: waiting for the component's stream header;
+      - C{"handshake"}: our header is sent, waiting for C{<handshake/>};
+      - C{"complete"}: the handshake succeeded; elements are no longer
+        intercepted, and L{STREAM_AUTHD_EVENT} was dispatched;
+      - C{"refused"}: a stream error was sent; elements that arrive while
+        the stream closes are dropped.
+
+    @ivar policy: the L{AcceptPolicy}.
+    @ivar hostname: the normalised hostname of the component once the
+        handshake succeeded, else L{None}.
+    @ivar _reactor: schedules the negotiation timeout.
+    @ivar _stage: see above.
+    @ivar _requested: the normalised hostname from the header, once
+        checked; not yet authenticated.
+    @ivar _secret: the shared secret for C{_requested}; never logged.
+    @ivar _timeout: the pending negotiation timeout, or L{None}.
+    @ivar _started: when the connection was made, in reactor seconds.
+    """
+
+    namespace = NS_COMPONENT_ACCEPT
+
+    def __init__(self, policy: AcceptPolicy, reactor: IReactorTime) -> None:
+        """
+        @param policy: how to accept components.
+        @param reactor: schedules the negotiation timeout.
+        """
+        super().__init__()
+        self.policy = policy
+        self.hostname: str | None = None
+        self._reactor = reactor
+        self._stage = "header"
+        self._requested: str | None = None
+        self._secret: str | None = None
+        self._timeout: IDelayedCall | None = None
+        self._started = 0.0
+
+    def associateWithStream(self, xs: NegotiatingXmlStream) -> None:  # type: ignore[override]
+        """
+        Also cancel the negotiation timeout when the stream ends.
+        """
+        super().associateWithStream(xs)
+        xs.addObserver(STREAM_END_EVENT, self._onStreamEnd)
+
+    def connectionMade(self) -> None:
+        """
+        Start the negotiation timeout.
+        """
+        self._started = self._reactor.seconds()
+        self._timeout = self._reactor.callLater(
+            self.policy.negotiationTimeout, self._negotiationTimedOut
+        )
+
+    def streamStarted(self, rootElement: domish.Element) -> None:
+        """
+        Check the component's header and answer with ours: from the
+        requested hostname, with a fresh id, without version or features.
+        """
+        xs = self.xmlstream
+        xs.namespace = NS_COMPONENT_ACCEPT
+        xs.version = (0, 0)
+        xs.sid = newStreamId()
+        xs.prefixes = {NS_STREAMS: "stream"}
+        try:
+            hostname = checkAcceptHeader(rootElement)
+        except StreamError as e:
+            self._refuse(e.condition, _loggedTo(rootElement), "bad stream header")
+            return
+        try:
+            secret = self.policy.secrets(hostname)
+        except Exception:
+            log.failure(
+                "looking up the secret for {hostname} from {peer} failed",
+                hostname=hostname,
+                peer=_peer(xs),
+            )
+            self._refuse("internal-server-error", hostname, "secret lookup failed")
+            return
+        if secret is None:
+            self._refuse("host-unknown", hostname, "no component with this hostname")
+            return
+        self._requested = hostname
+        self._secret = secret
+        xs.thisEntity = jid.JID(tuple=(None, hostname, None))
+        xs.sendHeader()
+        self._stage = "handshake"
+
+    def interceptElement(self, element: domish.Element) -> bool:
+        """
+        Handle a first-level element received before the handshake
+        succeeded.
+
+        @return: C{True} if negotiation consumed it.
+        """
+        if self._stage == "complete":
+            return False
+        if self._stage == "refused":
+            return True
+        if self._stage == "handshake" and (element.uri, element.name) == HANDSHAKE:
+            self._onHandshake(element)
+            return True
+        if isStanza(element):
+            return self._refuse(
+                "not-authorized", self._requested, "stanza before the handshake"
+            )
+        return self._refuse(
+            "unsupported-stanza-type",
+            self._requested,
+            "unexpected {%s}%s before the handshake" % (element.uri, element.name),
+        )
+
+    def _onHandshake(self, element: domish.Element) -> None:
+        """
+        Check the component's handshake: accept the stream, or refuse it
+        with C{not-authorized}.
+        """
+        xs = self.xmlstream
+        assert self._requested is not None and self._secret is not None
+        received = "".join(child for child in element.children if isinstance(child, str))
+        accepted = checkHandshake(xs.sid, self._secret, received)
+        self._secret = None
+        if not accepted:
+            self._refuse("not-authorized", self._requested, "wrong handshake")
+            return
+        self._stage = "complete"
+        self._cancelTimeout()
+        self.hostname = self._requested
+        xs.otherEntity = jid.JID(tuple=(None, self.hostname, None))
+        xs.send(domish.Element(HANDSHAKE))
+        xs.negotiated = True
+        log.info(
+            "component {hostname} accepted from {peer} in {ms:.1f} ms",
+            hostname=self.hostname,
+            peer=_peer(xs),
+            ms=(self._reactor.seconds() - self._started) * 1000,
+        )
+        xs.dispatch(xs, STREAM_AUTHD_EVENT)
+
+    def _refuse(self, condition: str, hostname: str | None, text: str) -> bool:
+        """
+        Log why the stream is refused and close it with a stream error.
+
+        @return: C{True}, so that L{interceptElement} can return it.
+        """
+        log.info(
+            "refusing component stream from {peer} for {hostname}: {condition} ({text})",
+            peer=_peer(self.xmlstream),
+            hostname=hostname,
+            condition=condition,
+            text=text,
+        )
+        self._stage = "refused"
+        self._secret = None
+        self._cancelTimeout()
+        self.xmlstream.sendStreamError(StreamError(condition, text=text))
+        return True
+
+    def _negotiationTimedOut(self) -> None:
+        self._timeout = None
+        self._refuse(
+            "connection-timeout",
+            self._requested,
+            "no handshake after %g seconds" % (self.policy.negotiationTimeout,),
+        )
+
+    def _cancelTimeout(self) -> None:
+        if self._timeout is not None:
+            if self._timeout.active():
+                self._timeout.cancel()
+            self._timeout = None
+
+    def _onStreamEnd(self, reason: object) -> None:
+        self._cancelTimeout()
+        self._secret = None
+
+
+def _loggedTo(root: domish.Element) -> str | None:
+    """
+    The unchecked C{to} of a refused header, shortened for the log.
+    """
+    to = root.getAttribute("to")
+    if to is None:
+        return None
+    return str(to)[:_LOGGED_TO]
+
+
+def _peer(xs: object) -> str:
+    """
+    The peer address of a stream, for log lines.
+    """
+    transport = getattr(xs, "transport", None)
+    if transport is None:
+        return "?"
+    try:
+        return str(transport.getPeer())
+    except Exception:
+        return "?"
+
+
+class AcceptFactory(protocol.ServerFactory):
+    """
+    Builds a negotiating stream per accepted XEP-0114 connection.
+
+    @ivar policy: the L{AcceptPolicy} of every stream.
+    @ivar reactor: schedules the streams' timers.
+    @ivar bootstraps: C{(event, observer)} pairs added to every new stream,
+        as in L{twisted.words.xish.xmlstream.BootstrapMixin}: observe
+        L{STREAM_AUTHD_EVENT} to learn of accepted components (the
+        authenticator's C{hostname} says which).
+    """
+
+    def __init__(self, policy: AcceptPolicy, reactor: IReactorTime | None = None) -> None:
+        """
+        @param policy: how to accept components.
+        @param reactor: schedules timers; the global reactor if L{None}.
+        """
+        if reactor is None:
+            from twisted.internet import reactor as globalReactor
+
+            reactor = globalReactor  # type: ignore[assignment]
+        self.policy = policy
+        self.reactor = reactor
+        self.bootstraps: list[tuple[str, Callable[..., object]]] = []
+
+    def addBootstrap(self, event: str, observer: Callable[..., object]) -> None:
+        """
+        Add C{observer} for C{event} on every stream built from now on.
+        """
+        self.bootstraps.append((event, observer))
+
+    def buildProtocol(self, addr: object) -> NegotiatingXmlStream:
+        """
+        A L{NegotiatingXmlStream} with an L{AcceptAuthenticator}.
+        """
+        assert self.reactor is not None
+        xs = NegotiatingXmlStream(
+            AcceptAuthenticator(self.policy, self.reactor),
+            reactor=self.reactor,
+            maxStanzaSize=self.policy.maxStanzaSize,
+            closeTimeout=self.policy.closeTimeout,
+        )
+        xs.factory = self
+        for event, observer in self.bootstraps:
+            xs.addObserver(event, observer)
+        return xs

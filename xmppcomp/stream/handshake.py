@@ -1,0 +1,113 @@
+# -*- test-case-name: tests.test_stream_accept -*-
+"""
+The pure parts of the XEP-0114 component protocol (C{jabber:component:accept}):
+the handshake digest and the check of an incoming stream header.
+
+Nothing here touches a transport; L{xmppcomp.stream.acceptreceiving} wires
+these functions to a stream.
+"""
+
+from __future__ import annotations
+
+import hmac
+
+from twisted.words.protocols.jabber import error, jid
+from twisted.words.protocols.jabber.xmlstream import hashPassword
+from twisted.words.xish import domish
+
+from xmppcomp.ns import NS_COMPONENT_ACCEPT, NS_STREAMS
+
+__all__ = [
+    "checkAcceptHeader",
+    "checkHandshake",
+    "handshakeDigest",
+    "normaliseHostname",
+]
+
+#: RFC 7622 section 3.2: a domainpart is at most 1023 bytes.
+_MAX_DOMAIN = 1023
+
+
+def handshakeDigest(streamId: str, secret: str) -> str:
+    """
+    The handshake a component sends (XEP-0114 section 3): the lowercase hex
+    SHA-1 of the stream id followed by the shared secret, UTF-8 encoded.
+
+    @param streamId: the C{id} of the receiving side's stream header.
+    @param secret: the shared secret.
+    @return: 40 lowercase hex digits.
+    """
+    digest: str = hashPassword(streamId, secret)
+    return digest.lower()
+
+
+def checkHandshake(streamId: str, secret: str, received: str) -> bool:
+    """
+    Whether a received handshake proves knowledge of C{secret}.
+
+    Surrounding whitespace and the case of the hex digits are ignored. The
+    comparison takes the same time wherever the digests differ.
+
+    @param streamId: the C{id} this side sent in its stream header.
+    @param secret: the shared secret for the component's hostname.
+    @param received: the character data of the component's C{<handshake/>}.
+    """
+    expected = handshakeDigest(streamId, secret).encode("ascii")
+    offered = received.strip().lower().encode("utf-8")
+    return hmac.compare_digest(expected, offered)
+
+
+def normaliseHostname(value: str) -> str | None:
+    """
+    Normalise a component hostname: a bare domain JID, without localpart or
+    resourcepart, case-folded by nameprep, without a trailing dot (RFC 7622
+    section 3.2).
+
+    @param value: the C{to} attribute of a stream header.
+    @return: the normalised hostname, or L{None} if C{value} is not a
+        domain.
+    """
+    if "@" in value or "/" in value:
+        return None
+    try:
+        host = jid.JID(value).host
+    except Exception:
+        return None
+    if not isinstance(host, str):
+        return None
+    if host.endswith("."):
+        host = host[:-1]
+    if not host or len(host.encode("utf-8")) > _MAX_DOMAIN:
+        return None
+    return host
+
+
+def checkAcceptHeader(root: domish.Element) -> str:
+    """
+    Check the stream header a component sends (XEP-0114 section 3).
+
+    A C{version} attribute is not required: XEP-0114 streams have none, or
+    C{0.0}. Whatever the component sent, the reply carries no version and
+    no features.
+
+    @param root: the root element, as passed to C{streamStarted}.
+    @return: the normalised hostname the component asks to be (the C{to}
+        attribute).
+    @raise error.StreamError: C{invalid-namespace} if the root is not
+        C{<stream>} in C{http://etherx.jabber.org/streams} or the default
+        namespace is not C{jabber:component:accept};
+        C{bad-namespace-prefix} if the streams namespace is not bound to
+        the C{stream} prefix; C{host-unknown} if C{to} is missing or not a
+        domain.
+    """
+    if root.uri != NS_STREAMS or root.name != "stream":
+        raise error.StreamError("invalid-namespace")
+    if (root.localPrefixes or {}).get("stream") != NS_STREAMS:
+        raise error.StreamError("bad-namespace-prefix")
+    if root.defaultUri != NS_COMPONENT_ACCEPT:
+        raise error.StreamError("invalid-namespace")
+    to = root.getAttribute("to")
+    hostname = None if to is None else normaliseHostname(to)
+    if hostname is None:
+        raise error.StreamError("host-unknown")
+    return hostname
