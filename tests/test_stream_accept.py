@@ -907,7 +907,8 @@ class SlixmppInteropTests(TestCase):
         self.assertEqual(echo.getAttribute("from"), HOSTNAME)
         self.assertEqual(echo.getAttribute("to"), USER)
         self.assertEqual(str(echo.body), "echo: ping")
-        (received,) = [e for e in self.process.events if e["event"] == "message"]
+        # The printed event may trail the echo: stdout and TCP are not ordered.
+        received = yield self.wait(self.process.waitFor("message"))
         self.assertEqual(received["from"], USER)
         self.assertEqual(received["to"], HOSTNAME)
         self.assertEqual(received["body"], "ping")
