@@ -57,7 +57,7 @@ from __future__ import annotations
 import difflib
 import os
 import tomllib
-from typing import Any, Callable, Mapping
+from typing import Any, Mapping
 
 import attrs
 
@@ -409,10 +409,6 @@ def _endpoints(item: _Value) -> tuple[str, ...]:
                 f"\"tcp:5348:interface=127.0.0.1\", not {_typeName(description)}"
             )
         _checkEndpoint(f"{item.where}[{index}]", description)
-        if description in result:
-            raise ConfigError(
-                f"{item.where} lists {description!r} twice; list it once"
-            )
         result.append(description)
     return tuple(result)
 
@@ -749,13 +745,6 @@ def routerConfigFromMapping(
                 "XEP-0225 components cannot authenticate without it (or "
                 'tls.client_cas); add credentials = "credentials.json" and '
                 + _CREATE_CREDENTIALS,
-            )
-    if acceptSecrets:
-        both = set(listen) & set(acceptListen)
-        if both:
-            raise ConfigError(
-                f"{source}: listen and accept.listen both list "
-                f"{sorted(both)[0]!r}; give each listener its own endpoint"
             )
 
     return RouterConfig(

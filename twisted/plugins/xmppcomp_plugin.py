@@ -12,3 +12,11 @@ xmppcomp = ServiceMaker(
     "An XMPP server component with the XEP-0070 HTTP-auth confirmer and XTLS",
     "xmppcomp",
 )
+
+xmppcompRouter = ServiceMaker(
+    "xmppcomp-router",
+    "xmppcomp.routertap",
+    "An XMPP router accepting server components (XEP-0225 with TLS and "
+    "SASL, and XEP-0114)",
+    "xmppcomp-router",
+)

@@ -1,0 +1,209 @@
+# -*- test-case-name: tests.test_routertap -*-
+"""
+C{twistd xmppcomp-router}: options and service construction for the
+receiving side (the router components connect to).
+
+The configuration comes from a TOML file (C{--config FILE}, see
+L{xmppcomp.config} and C{docs/examples/router.toml}) and from options;
+options given explicitly win over the file (a C{--listen} given on the
+command line replaces the file's whole C{listen} list). No option takes a
+secret: XEP-0114 secrets come from files or the environment, named in the
+file, and XEP-0225 credentials from the credentials file.
+"""
+
+from __future__ import annotations
+
+from twisted.application.service import IService
+from twisted.python import usage
+
+from xmppcomp.config import (
+    ROUTER_LIMIT_KEYS,
+    ConfigError,
+    Override,
+    RouterConfig,
+    loadRouterConfig,
+    routerConfigFromMapping,
+)
+
+#: Option name to the TOML key it overrides, for the options that take one
+#: value (the repeatable C{--listen} and C{--accept-listen} are handled by
+#: their C{opt_} methods).
+_PARAMETER_KEYS: dict[str, str] = {
+    "domain": "domain",
+    "credentials": "credentials",
+    "certificate": "tls.certificate",
+    "key": "tls.key",
+    "client-cas": "tls.client_cas",
+} | {
+    name.replace("_", "-"): "limits." + name for name in ROUTER_LIMIT_KEYS
+}
+
+#: What C{twistd xmppcomp-router} calls itself when there is no file.
+_COMMAND = "twistd xmppcomp-router"
+
+
+class Options(usage.Options):
+    """
+    Options of C{twistd xmppcomp-router}.
+
+    @ivar routerConfig: the configuration, built by L{postOptions}.
+    """
+
+    synopsis = "[--config FILE] [options]"
+    longdesc = (
+        "Run an XMPP router that accepts server components: XEP-0225 "
+        "(jabber:client stream, STARTTLS, SASL as a domain, hostname bind) "
+        "and XEP-0114 (jabber:component:accept handshake). Settings come "
+        "from a TOML file (--config; see docs/examples/router.toml) and "
+        "from these options, which win over the file. Secrets are never "
+        "options: XEP-0114 secrets are files or environment variables named "
+        "in the file; XEP-0225 credentials are SCRAM keys in the credentials "
+        "file (xmppcomp-credentials FILE add DOMAIN)."
+    )
+
+    optParameters = [
+        ["config", "c", None, "The TOML configuration file."],
+        ["domain", "d", None, "The router's own domain (e.g. example.net)."],
+        [
+            "credentials",
+            None,
+            None,
+            "The SCRAM credentials file (xmppcomp-credentials FILE add DOMAIN).",
+        ],
+        ["certificate", None, None, "PEM certificate (chain) of the domain."],
+        ["key", None, None, "PEM private key (default: in the certificate file)."],
+        [
+            "client-cas",
+            None,
+            None,
+            "PEM bundle of CAs of components' client certificates "
+            "(enables SASL EXTERNAL).",
+        ],
+        ["max-sessions", None, None, "Concurrent component sessions."],
+        ["max-names-per-session", None, None, "Hostnames one session may bind."],
+        [
+            "max-stanzas-per-second",
+            None,
+            None,
+            "Stanzas per second one session may send.",
+        ],
+        ["max-stanza-size", None, None, "Bytes of one stanza (at least 10000)."],
+        [
+            "negotiation-timeout",
+            None,
+            None,
+            "Seconds to complete stream negotiation.",
+        ],
+        ["max-auth-attempts", None, None, "Failed SASL attempts before closing."],
+        ["close-timeout", None, None, "Seconds to wait for a peer's closing tag."],
+    ]
+
+    optFlags = [
+        [
+            "allow-plaintext",
+            None,
+            "Accept XEP-0225 streams WITHOUT TLS. FOR TESTS ONLY: secrets "
+            "and stanzas cross the network in clear.",
+        ],
+    ]
+
+    compData = usage.Completions(
+        optActions={
+            "config": usage.CompleteFiles("*.toml"),
+            "credentials": usage.CompleteFiles(),
+            "certificate": usage.CompleteFiles(),
+            "key": usage.CompleteFiles(),
+            "client-cas": usage.CompleteFiles(),
+        }
+    )
+
+    routerConfig: RouterConfig
+
+    def __init__(self) -> None:
+        super().__init__()
+        self["listen"] = []
+        self["accept-listen"] = []
+
+    def opt_listen(self, description: str) -> None:
+        """
+        XEP-0225 listener endpoint (repeatable; replaces the file's list).
+        """
+        self["listen"].append(description)
+
+    def opt_accept_listen(self, description: str) -> None:
+        """
+        XEP-0114 listener endpoint (repeatable; replaces the file's list).
+        """
+        self["accept-listen"].append(description)
+
+    def _number(self, name: str) -> int | float:
+        """
+        The value of the numeric option C{name}, as the integer or float its
+        limit takes.
+
+        @raise usage.UsageError: it is not a number.
+        """
+        key = name.replace("-", "_")
+        integer = ROUTER_LIMIT_KEYS[key][1]
+        text = self[name]
+        try:
+            return int(text) if integer else float(text)
+        except ValueError:
+            kind = "a whole number" if integer else "a number of seconds"
+            raise usage.UsageError(f"--{name} must be {kind}, not {text!r}")
+
+    def overrides(self) -> dict[str, Override]:
+        """
+        The values given explicitly on the command line, by TOML key.
+        """
+        overrides: dict[str, Override] = {}
+        for name, key in _PARAMETER_KEYS.items():
+            if self[name] is None:
+                continue
+            value: object = self[name]
+            if key.startswith("limits."):
+                value = self._number(name)
+            overrides[key] = Override(value, f"--{name}")
+        if self["listen"]:
+            overrides["listen"] = Override(list(self["listen"]), "--listen")
+        if self["accept-listen"]:
+            overrides["accept.listen"] = Override(
+                list(self["accept-listen"]), "--accept-listen"
+            )
+        if self["allow-plaintext"]:
+            overrides["allow_plaintext"] = Override(True, "--allow-plaintext")
+        return overrides
+
+    def postOptions(self) -> None:
+        """
+        Load the file if one is given, override it with the options given,
+        and check the result.
+
+        @raise usage.UsageError: the configuration is not usable; the
+            message names the file and key, or the option, and the fix.
+        """
+        overrides = self.overrides()
+        try:
+            if self["config"] is not None:
+                self.routerConfig = loadRouterConfig(self["config"], overrides)
+            elif self["domain"] is None:
+                raise usage.UsageError(
+                    "give --config FILE (see docs/examples/router.toml) or at "
+                    "least --domain DOMAIN with --certificate and --credentials"
+                )
+            else:
+                self.routerConfig = routerConfigFromMapping({}, _COMMAND, overrides)
+        except ConfigError as e:
+            raise usage.UsageError(str(e)) from e
+
+
+def makeService(options: Options) -> IService:
+    """
+    Build the router service from the checked configuration.
+
+    @param options: parsed L{Options}.
+    @return: a L{xmppcomp.router.service.RouterService}.
+    """
+    from xmppcomp.router.service import RouterService
+
+    return RouterService(options.routerConfig)
