@@ -14,9 +14,10 @@ and prints one JSON object per line on standard output for each event:
   - C{{"event": "connected"}} when the TCP connection is up;
   - C{{"event": "session_start"}} when the handshake was accepted; it then
     sends C{<message to='user@example.net'>} with the body C{hello};
-  - C{{"event": "message", "from": ..., "to": ..., "body": ...}} for each
-    message received; it answers C{echo: BODY} to the sender, except for
-    the body C{quit}, which makes it close its stream;
+  - C{{"event": "message", "from": ..., "to": ..., "body": ..., "type": ...}}
+    for each message received; it answers C{echo: BODY} to the sender,
+    except for errors (never answered) and the body C{quit}, which makes it
+    close its stream;
   - C{{"event": "stream_error", "condition": ...}};
   - C{{"event": "disconnected"}}, after which it exits: with status 0 if the
     handshake had been accepted, 3 if not.
@@ -85,7 +86,15 @@ class EchoComponent(ComponentXMPP):  # type: ignore[misc]
 
     def onMessage(self, msg: Any) -> None:
         body = msg["body"]
-        emit("message", body=body, **{"from": str(msg["from"]), "to": str(msg["to"])})
+        emit(
+            "message",
+            body=body,
+            type=msg["type"],
+            **{"from": str(msg["from"]), "to": str(msg["to"])},
+        )
+        if msg["type"] == "error":
+            # Never answer an error: that is how routing loops start.
+            return
         if body == "quit":
             self.disconnect()
             return

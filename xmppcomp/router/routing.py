@@ -137,6 +137,23 @@ class StreamFault:
     text: str
 
 
+def translateNamespace(element: domish.Element, old: str, new: str) -> None:
+    """
+    Move a stanza from one stream's content namespace to another's (from
+    C{jabber:client} to C{jabber:component:accept} and back), in place:
+    the stanza and every descendant in C{old} (such as C{<body/>}) move to
+    C{new}; payloads in their own namespaces are left alone.
+    """
+    stack = [element]
+    while stack:
+        current = stack.pop()
+        if current.uri == old:
+            current.uri = new
+        if current.defaultUri == old:
+            current.defaultUri = new
+        stack.extend(child for child in current.children if isinstance(child, domish.Element))
+
+
 def mayBounce(stanza: domish.Element) -> bool:
     """
     Whether an undeliverable stanza may be answered with an error: never

@@ -37,6 +37,7 @@ from xmppcomp.router.routing import (
     StreamFault,
     decide,
     domainOf,
+    translateNamespace,
 )
 from xmppcomp.stream.bind import HostnameBinder, bindChild, bindFeatures
 
@@ -65,6 +66,8 @@ class RouterSession:
         self.router = router
         self.xmlstream = xmlstream
         self.kind = kind
+        #: The content namespace of the stream.
+        self.namespace = NS_COMPONENT_ACCEPT if kind == "xep0114" else NS_CLIENT
         self.identity: str | None = None
         self.binder: HostnameBinder | None = None
         self.pending: dict[tuple[str, str], deque[tuple[str, str, str]]] = {}
@@ -271,6 +274,8 @@ class Router:
                 self._track(sender, target, stanza)
             elif kind in ("result", "error"):
                 self._untrack(sender, stanza)
+        if sender.namespace != target.namespace:
+            translateNamespace(stanza, sender.namespace, target.namespace)
         target.send(stanza)
 
     def _track(self, sender: RouterSession, target: RouterSession, iq: domish.Element) -> None:

@@ -1,0 +1,152 @@
+# -*- test-case-name: tests.test_router_routing -*-
+"""
+Tests for L{xmppcomp.router.routing}: the table and the decisions, pure.
+"""
+
+from twisted.trial.unittest import SynchronousTestCase
+from twisted.words.xish import domish
+
+from xmppcomp.ns import NS_CLIENT, NS_COMPONENT_ACCEPT
+from xmppcomp.router.routing import (
+    Bounce,
+    Deliver,
+    Drop,
+    Local,
+    RoutingTable,
+    StreamFault,
+    decide,
+    domainOf,
+    translateNamespace,
+)
+
+
+def stanza(name: str = "message", **attrs: str) -> domish.Element:
+    element = domish.Element((NS_CLIENT, name))
+    for key, value in attrs.items():
+        element[key.rstrip("_")] = value
+    return element
+
+
+class DomainOfTests(SynchronousTestCase):
+    """
+    L{domainOf} extracts the normalised domain of a JID.
+    """
+
+    def test_forms(self) -> None:
+        """
+        Bare domains, bare and full JIDs, case and internationalised names.
+        """
+        self.assertEqual(domainOf("Chat.Example.NET"), "chat.example.net")
+        self.assertEqual(domainOf("user@chat.example.net/res@x/y"), "chat.example.net")
+        self.assertEqual(domainOf("Bücher.Example"), "bücher.example")
+        self.assertIsNone(domainOf("user@"))
+        self.assertIsNone(domainOf("bad..bücher"))
+
+
+class TableTests(SynchronousTestCase):
+    """
+    L{RoutingTable} keeps one route per name.
+    """
+
+    def test_claimRelease(self) -> None:
+        """
+        A name is claimed once; only its route releases it.
+        """
+        table: RoutingTable[object] = RoutingTable()
+        a, b = object(), object()
+        self.assertTrue(table.claim("x.example.net", a))
+        self.assertFalse(table.claim("x.example.net", b))
+        self.assertFalse(table.release("x.example.net", b))
+        self.assertIs(table.lookup("x.example.net"), a)
+        self.assertEqual(table.namesOf(a), {"x.example.net"})
+        self.assertTrue(table.release("x.example.net", a))
+        self.assertIsNone(table.lookup("x.example.net"))
+        self.assertEqual((len(table), table.namesOf(a)), (0, frozenset()))
+
+
+class DecideTests(SynchronousTestCase):
+    """
+    L{decide} applies the routing rules.
+    """
+
+    def setUp(self) -> None:
+        self.table: RoutingTable[str] = RoutingTable()
+        self.table.claim("b.example.net", "route-b")
+        self.names = {"a.example.net"}
+
+    def decide(self, element: domish.Element) -> object:
+        return decide(element, self.names, self.table, "example.net")
+
+    def test_deliver(self) -> None:
+        """
+        A stanza to a bound name, or a JID at it, is delivered there.
+        """
+        for to in ("b.example.net", "u@B.example.net/r"):
+            self.assertEqual(
+                self.decide(stanza(from_="x@a.example.net", to=to)),
+                Deliver("route-b", "b.example.net"),
+            )
+
+    def test_local(self) -> None:
+        """
+        A stanza to the router's domain is the router's own.
+        """
+        self.assertEqual(self.decide(stanza(from_="a.example.net", to="example.net")), Local())
+
+    def test_addressing(self) -> None:
+        """
+        A missing C{from} or C{to} is C{improper-addressing}; a C{from}
+        outside the session's names is C{invalid-from}.
+        """
+        self.assertEqual(self.decide(stanza(to="b.example.net")).condition, "improper-addressing")  # type: ignore[attr-defined]
+        self.assertEqual(self.decide(stanza(from_="a.example.net")).condition, "improper-addressing")  # type: ignore[attr-defined]
+        fault = self.decide(stanza(from_="b.example.net", to="b.example.net"))
+        self.assertIsInstance(fault, StreamFault)
+        self.assertEqual(fault.condition, "invalid-from")  # type: ignore[attr-defined]
+
+    def test_undeliverable(self) -> None:
+        """
+        An unbound name under the router's domain is
+        C{service-unavailable}, another domain C{remote-server-not-found},
+        a malformed address C{jid-malformed}; errors and IQ results are
+        dropped, not bounced.
+        """
+        self.assertEqual(
+            self.decide(stanza(from_="a.example.net", to="c.example.net")).condition,  # type: ignore[attr-defined]
+            "service-unavailable",
+        )
+        self.assertEqual(
+            self.decide(stanza(from_="a.example.net", to="elsewhere.org")).condition,  # type: ignore[attr-defined]
+            "remote-server-not-found",
+        )
+        self.assertIsInstance(self.decide(stanza(from_="a.example.net", to="u@")), Bounce)
+        self.assertIsInstance(
+            self.decide(stanza(from_="a.example.net", to="c.example.net", type="error")), Drop
+        )
+        self.assertIsInstance(
+            self.decide(stanza("iq", from_="a.example.net", to="c.example.net", type="result")), Drop
+        )
+        self.assertIsInstance(
+            self.decide(stanza("iq", from_="a.example.net", to="c.example.net", type="get")), Bounce
+        )
+
+
+class TranslateTests(SynchronousTestCase):
+    """
+    L{translateNamespace} moves a stanza between stream namespaces.
+    """
+
+    def test_translate(self) -> None:
+        """
+        The stanza and its children in the content namespace move; payload
+        namespaces stay.
+        """
+        message = stanza(from_="a.example.net", to="b.example.net")
+        message.addElement("body", content="hi")
+        message.addElement(("urn:x", "payload")).addElement("inner")
+        translateNamespace(message, NS_CLIENT, NS_COMPONENT_ACCEPT)
+        self.assertEqual(
+            message.toXml(),
+            "<message xmlns='jabber:component:accept' from='a.example.net' to='b.example.net'>"
+            "<body>hi</body><payload xmlns='urn:x'><inner/></payload></message>",
+        )
