@@ -268,27 +268,43 @@ class BindError(Exception):
         return message + (" (%s)" % (self.text,) if self.text else "")
 
 
+def bindRequest(hostname: str, namespace: str = NS_COMPONENT_0, action: str = "bind") -> domish.Element:
+    """
+    An C{<iq type='set'>} asking to bind (or, with C{action="unbind"},
+    unbind) C{hostname}.
+    """
+    iq = domish.Element((None, "iq"))
+    iq["type"] = "set"
+    iq.addUniqueId()
+    iq.addElement((namespace, action)).addElement("hostname", content=hostname)
+    return iq
+
+
+def boundHostname(result: domish.Element, namespace: str, asked: str) -> str:
+    """
+    The hostname a bind result names (C{urn:xmpp:component:0} repeats it),
+    else the one asked for.
+    """
+    for child in result.elements(namespace, "bind"):
+        for name in child.elements(namespace, "hostname"):
+            return str(name).strip()
+    return asked
+
+
 def bind(
     xs: object, hostname: str, namespace: str = NS_COMPONENT_0, timeout: float | None = None
 ) -> defer.Deferred[str]:
     """
-    Bind a hostname on an authenticated stream.
+    Bind a hostname on a stream whose responses are dispatched on it
+    (during negotiation, or on a plain stream).
 
-    @return: a L{Deferred} firing with the bound hostname (as the server
-        repeated it in C{urn:xmpp:component:0}, else as asked), or failing
-        with the L{StanzaError} the server answered.
+    @return: a L{Deferred} firing with the bound hostname, or failing with
+        the L{StanzaError} the server answered.
     """
     iq = IQ(xs, "set")
     iq.timeout = timeout
     iq.addElement((namespace, "bind")).addElement("hostname", content=hostname)
-
-    def bound(result: domish.Element) -> str:
-        for child in result.elements(namespace, "bind"):
-            for name in child.elements(namespace, "hostname"):
-                return str(name).strip()
-        return hostname
-
-    return iq.send().addCallback(bound)
+    return iq.send().addCallback(boundHostname, namespace, hostname)
 
 
 def unbind(

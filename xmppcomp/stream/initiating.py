@@ -77,6 +77,8 @@ class InitiatingPolicy:
         bind.
     @ivar negotiationTimeout: seconds from connection to the end of
         negotiation.
+    @ivar directTLS: the connection is TLS from its first byte (a C{tls:}
+        endpoint wrapped with L{tlsOptions}), so STARTTLS is skipped.
     """
 
     serverDomain: str
@@ -92,6 +94,7 @@ class InitiatingPolicy:
     negotiationTimeout: float = 30.0
     maxStanzaSize: int = DEFAULT_MAX_STANZA_SIZE
     closeTimeout: float = DEFAULT_CLOSE_TIMEOUT
+    directTLS: bool = False
 
     def __attrs_post_init__(self) -> None:
         if self.secret is None and self.clientCertificate is None:
@@ -151,7 +154,7 @@ class InitiatingAuthenticator(ConnectAuthenticator):
         self.policy = policy
         self._reactor = reactor
         self.negotiated: defer.Deferred[NegotiationResult] = defer.Deferred()
-        self.tlsActive = False
+        self.tlsActive = policy.directTLS
         self.tlsVersion: str | None = None
         self._stage = "header"
         self._sasl: SASLInitiator | None = None

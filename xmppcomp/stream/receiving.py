@@ -127,6 +127,10 @@ class ReceivingAuthenticator(ListenAuthenticator):
         xs.addObserver(STREAM_END_EVENT, self._onStreamEnd)
 
     def connectionMade(self) -> None:
+        if tls.tlsConnectionOf(self.xmlstream.transport) is not None:
+            # A TLS listener (direct TLS): no STARTTLS on this connection.
+            self.tlsActive = True
+            self._stage = "sasl"
         self._started = self._reactor.seconds()
         self._timeout = self._reactor.callLater(
             self.policy.negotiationTimeout, self._negotiationTimedOut
