@@ -1,0 +1,84 @@
+# -*- test-case-name: tests.test_httpauth_web -*-
+"""
+XEP-0070, Verifying HTTP Requests via XMPP: an HTTP front that takes a JID
+and a transaction id as Basic or Digest credentials (realm C{xmpp}) and asks
+that JID over XMPP to confirm the request.
+
+Layers: L{xmppcomp.httpauth._protocol} and L{xmppcomp.httpauth._policy}
+are pure logic; L{ConfirmationRequester} and L{ConfirmationResponder} are
+the XMPP adapters; L{XMPPConfirmationChecker} is the twisted.cred checker;
+L{makeConfirmer} wires them into web resources.
+"""
+
+from xmppcomp.httpauth._checker import (
+    ConfirmationCredentials,
+    IXMPPConfirmationCredentials,
+    XMPPConfirmationChecker,
+)
+from xmppcomp.httpauth._confirmer import Confirmer, makeConfirmer
+from xmppcomp.httpauth._errors import (
+    AccessForbidden,
+    ConfirmationDenied,
+    ConfirmationFailed,
+    ConfirmationTimeout,
+    ConfirmerUnavailable,
+    TooManyPending,
+)
+from xmppcomp.httpauth._policy import AccessRule, AccessRules, Attempt, Ledger, Limits
+from xmppcomp.httpauth._protocol import (
+    ConfirmRequest,
+    CredentialsError,
+    MalformedConfirm,
+    MalformedHeader,
+    MalformedJID,
+    MissingTransactionId,
+    Outcome,
+    XMPPCredentials,
+)
+from xmppcomp.httpauth._web import (
+    JID_HEADER,
+    ForwardAuthResource,
+    ProtectedResource,
+    UpstreamProxyResource,
+)
+from xmppcomp.httpauth._xmpp import (
+    ConfirmationPolicy,
+    ConfirmationRequester,
+    ConfirmationResponder,
+    IncomingConfirmation,
+)
+
+__all__ = [
+    "AccessForbidden",
+    "AccessRule",
+    "AccessRules",
+    "Attempt",
+    "ConfirmRequest",
+    "ConfirmationCredentials",
+    "ConfirmationDenied",
+    "ConfirmationFailed",
+    "ConfirmationPolicy",
+    "ConfirmationRequester",
+    "ConfirmationResponder",
+    "ConfirmationTimeout",
+    "Confirmer",
+    "ConfirmerUnavailable",
+    "CredentialsError",
+    "ForwardAuthResource",
+    "IXMPPConfirmationCredentials",
+    "IncomingConfirmation",
+    "JID_HEADER",
+    "Ledger",
+    "Limits",
+    "MalformedConfirm",
+    "MalformedHeader",
+    "MalformedJID",
+    "MissingTransactionId",
+    "Outcome",
+    "ProtectedResource",
+    "TooManyPending",
+    "UpstreamProxyResource",
+    "XMPPConfirmationChecker",
+    "XMPPCredentials",
+    "makeConfirmer",
+]

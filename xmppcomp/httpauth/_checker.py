@@ -1,0 +1,139 @@
+# -*- test-case-name: tests.test_httpauth_checker -*-
+"""
+The twisted.cred side of XEP-0070: credentials that carry the HTTP method,
+the full URL and the client address along with the JID and transaction id,
+and a checker that asks the JID (once per transaction id) and keeps the
+L{Ledger} up to date.
+"""
+
+from __future__ import annotations
+
+from typing import Protocol
+
+import attrs
+from twisted.cred.checkers import ICredentialsChecker
+from twisted.cred.credentials import ICredentials
+from twisted.internet.defer import Deferred, succeed
+from twisted.python.failure import Failure
+from twisted.words.protocols.jabber import jid
+from zope.interface import Attribute, implementer
+
+from xmppcomp.httpauth._errors import (
+    AccessForbidden,
+    ConfirmationDenied,
+    ConfirmationFailed,
+    TooManyPending,
+)
+from xmppcomp.httpauth._policy import Ask, Attempt, Join, Ledger, Pass, Refuse
+from xmppcomp.httpauth._protocol import ConfirmRequest, Outcome
+
+
+class IXMPPConfirmationCredentials(ICredentials):
+    """
+    XEP-0070 credentials together with the request they are for: a checker
+    needs the method and the full URL to ask the JID.
+    """
+
+    attempt = Attribute("The L{xmppcomp.httpauth.Attempt}.")
+
+
+@implementer(IXMPPConfirmationCredentials)
+@attrs.frozen
+class ConfirmationCredentials:
+    """
+    Provider of L{IXMPPConfirmationCredentials}.
+
+    @ivar attempt: the credentials, method, URL and client address.
+    """
+
+    attempt: Attempt
+
+
+class Requester(Protocol):
+    """
+    What the checker needs of L{xmppcomp.httpauth.ConfirmationRequester}.
+    """
+
+    timeout: float
+
+    def confirm(self, who: jid.JID, request: ConfirmRequest) -> Deferred[Outcome]:
+        """
+        Ask C{who} to confirm C{request}.
+        """
+
+
+@implementer(ICredentialsChecker)
+class XMPPConfirmationChecker:
+    """
+    Check L{IXMPPConfirmationCredentials} by asking the JID over XMPP,
+    unless the L{Ledger} decides without asking.
+
+    The avatar id is the JID as given, as text.
+
+    @ivar _requester: asks JIDs.
+    @ivar _ledger: the memory of transaction ids, sessions and limits.
+    @ivar _waiting: single-use key to the Deferreds waiting for the answer
+        to the confirmation pending for it.
+    """
+
+    credentialInterfaces = (IXMPPConfirmationCredentials,)
+
+    def __init__(self, requester: Requester, ledger: Ledger) -> None:
+        self._requester = requester
+        self._ledger = ledger
+        self._waiting: dict[tuple[str, str], list[Deferred[str]]] = {}
+
+    def requestAvatarId(self, credentials: ConfirmationCredentials) -> Deferred[str]:
+        """
+        Let the request through (fire with the JID) or fail with a
+        L{ConfirmationFailed} saying why.
+        """
+        attempt = credentials.attempt
+        who = attempt.credentials.jid
+        decision = self._ledger.decide(attempt, self._requester.timeout)
+        if isinstance(decision, Pass):
+            return succeed(who.full())
+        if isinstance(decision, Refuse):
+            error: ConfirmationFailed
+            if decision.status == 403:
+                error = AccessForbidden(decision.reason)
+            else:
+                error = TooManyPending(
+                    decision.reason, decision.retryAfter, decision.status
+                )
+            return Deferred.fromFailure(error)
+        waiter: Deferred[str] = Deferred()
+        if isinstance(decision, Join):
+            self._waiting[decision.key].append(waiter)
+            return waiter
+        assert isinstance(decision, Ask)
+        self._waiting[decision.key] = [waiter]
+        request = ConfirmRequest(
+            attempt.credentials.transactionId, attempt.method, attempt.url
+        )
+        asked = self._requester.confirm(who, request)
+        asked.addBoth(self._answered, attempt, decision.key)
+        return waiter
+
+    def _answered(
+        self, result: Outcome | Failure, attempt: Attempt, key: tuple[str, str]
+    ) -> None:
+        outcome: str | Failure
+        if isinstance(result, Failure):
+            self._ledger.abandon(attempt)
+            outcome = result
+        elif result is Outcome.ALLOW:
+            self._ledger.settle(attempt, True)
+            outcome = attempt.credentials.jid.full()
+        else:
+            self._ledger.settle(attempt, False)
+            outcome = Failure(
+                ConfirmationDenied(
+                    f"{attempt.credentials.jid.full()} denied the request"
+                )
+            )
+        for waiter in self._waiting.pop(key, []):
+            if isinstance(outcome, Failure):
+                waiter.errback(outcome)
+            else:
+                waiter.callback(outcome)

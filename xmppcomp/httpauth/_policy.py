@@ -1,0 +1,382 @@
+# -*- test-case-name: tests.test_httpauth_policy -*-
+"""
+What the confirmer decides before and after asking, as pure logic: access
+rules per path prefix, single-use transaction ids, sessions, the HEAD and
+OPTIONS window, and limits on pending confirmations.
+
+Time comes from a C{clock} with a C{seconds()} method (an
+L{twisted.internet.interfaces.IReactorTime} provider will do); nothing here
+imports C{twisted.internet}.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable
+from typing import Protocol, Union
+from urllib.parse import urlsplit
+
+import attrs
+from twisted.words.protocols.jabber import jid
+
+from xmppcomp.httpauth._protocol import XMPPCredentials
+
+#: Methods whose confirmation stays usable for a short window (XEP-0070
+#: section 6).
+WINDOW_METHODS = frozenset({"HEAD", "OPTIONS"})
+
+
+class Clock(Protocol):
+    """
+    The part of L{twisted.internet.interfaces.IReactorTime} used here.
+    """
+
+    def seconds(self) -> float:
+        """
+        The current time in seconds.
+        """
+
+
+def _bareJIDs(values: Iterable[str | jid.JID]) -> frozenset[str]:
+    return frozenset(
+        (value if isinstance(value, jid.JID) else jid.JID(value)).userhost()
+        for value in values
+    )
+
+
+def _domains(values: Iterable[str]) -> frozenset[str]:
+    return frozenset(jid.JID(value).host for value in values)
+
+
+def _prefix(value: str) -> str:
+    if not value.startswith("/"):
+        raise ValueError(f"a path prefix must start with '/': {value!r}")
+    return value
+
+
+@attrs.frozen
+class AccessRule:
+    """
+    Who may access the paths under one prefix.
+
+    @ivar prefix: a URL path prefix; it matches whole segments (C{/docs}
+        matches C{/docs} and C{/docs/a}, not C{/docsecret}).
+    @ivar jids: bare JIDs allowed (any of their resources).
+    @ivar domains: domains whose every JID is allowed.
+    @ivar anyone: whether every JID is allowed.
+    """
+
+    prefix: str = attrs.field(converter=_prefix)
+    jids: frozenset[str] = attrs.field(default=frozenset(), converter=_bareJIDs)
+    domains: frozenset[str] = attrs.field(default=frozenset(), converter=_domains)
+    anyone: bool = False
+
+    def covers(self, path: str) -> bool:
+        """
+        Whether C{path} is under this rule's prefix.
+        """
+        prefix = self.prefix
+        if prefix.endswith("/"):
+            return path.startswith(prefix) or path == prefix[:-1]
+        return path == prefix or path.startswith(prefix + "/")
+
+    def allows(self, who: jid.JID) -> bool:
+        """
+        Whether C{who} may access the paths this rule covers.
+        """
+        return self.anyone or who.userhost() in self.jids or who.host in self.domains
+
+
+@attrs.frozen
+class AccessRules:
+    """
+    Access rules per path prefix; the longest covering prefix decides, and
+    a path no rule covers is refused.
+
+    @ivar rules: the rules.
+    """
+
+    rules: tuple[AccessRule, ...] = attrs.field(converter=tuple)
+
+    @classmethod
+    def anyone(cls) -> AccessRules:
+        """
+        Rules letting any JID through (verification only, XEP-0070 section
+        4.4).
+        """
+        return cls((AccessRule("/", anyone=True),))
+
+    def ruleFor(self, path: str) -> AccessRule | None:
+        """
+        The rule deciding for C{path}, or C{None}.
+        """
+        best: AccessRule | None = None
+        for rule in self.rules:
+            if rule.covers(path) and (best is None or len(rule.prefix) > len(best.prefix)):
+                best = rule
+        return best
+
+    def allows(self, path: str, who: jid.JID) -> bool:
+        """
+        Whether C{who} may access C{path}.
+        """
+        rule = self.ruleFor(path)
+        return rule is not None and rule.allows(who)
+
+
+@attrs.frozen
+class Limits:
+    """
+    How long things last and how much may be pending.
+
+    @ivar pendingPerJID: confirmations pending for one bare JID at most;
+        beyond, 429.
+    @ivar pendingTotal: confirmations pending in total at most; beyond, 503.
+    @ivar sessionLifetime: seconds a confirmed (JID, transaction id) passes
+        again from the same site and client address.
+    @ivar windowLifetime: seconds credentials confirmed with HEAD or OPTIONS
+        pass again for the same JID, URL and transaction id, whatever the
+        method and client address.
+    @ivar replayMemory: seconds a used transaction id is remembered (and
+        refused); after that, using it again asks the user again.
+    """
+
+    pendingPerJID: int = 3
+    pendingTotal: int = 100
+    sessionLifetime: float = 300.0
+    windowLifetime: float = 60.0
+    replayMemory: float = 86400.0
+
+
+@attrs.frozen
+class Attempt:
+    """
+    One HTTP request presenting XEP-0070 credentials.
+
+    @ivar credentials: what the header carried.
+    @ivar method: the HTTP method of the original request.
+    @ivar url: the full URL of the original request.
+    @ivar client: the client's address.
+    """
+
+    credentials: XMPPCredentials
+    method: str
+    url: str
+    client: str
+
+    @property
+    def site(self) -> str:
+        """
+        The protected site: the URL's scheme and authority.
+        """
+        parts = urlsplit(self.url)
+        return f"{parts.scheme}://{parts.netloc}".lower()
+
+    @property
+    def path(self) -> str:
+        """
+        The URL's path (C{/} if empty).
+        """
+        return urlsplit(self.url).path or "/"
+
+    @property
+    def key(self) -> tuple[str, str]:
+        """
+        The single-use key: bare JID and transaction id.
+        """
+        return (self.credentials.jid.userhost(), self.credentials.transactionId)
+
+
+@attrs.frozen
+class Pass:
+    """
+    Let the request through without asking.
+
+    @ivar reason: C{"session"} or C{"window"}.
+    """
+
+    reason: str
+
+
+@attrs.frozen
+class Refuse:
+    """
+    Refuse the request without asking.
+
+    @ivar status: 403, 429 or 503.
+    @ivar reason: a human-readable explanation.
+    @ivar retryAfter: seconds for a C{Retry-After} header, or C{None}.
+    """
+
+    status: int
+    reason: str
+    retryAfter: int | None = None
+
+
+@attrs.frozen
+class Ask:
+    """
+    Ask the user; the ledger now holds a pending entry for C{key}.
+    """
+
+    key: tuple[str, str]
+
+
+@attrs.frozen
+class Join:
+    """
+    A confirmation for the same credentials, site and client is pending;
+    wait for its outcome instead of asking again.
+    """
+
+    key: tuple[str, str]
+
+
+Decision = Union[Pass, Refuse, Ask, Join]
+
+
+@attrs.frozen
+class _Scope:
+    jid: str
+    site: str
+    client: str
+    expires: float
+
+
+@attrs.define
+class Ledger:
+    """
+    The confirmer's memory: pending confirmations, used transaction ids,
+    sessions and HEAD/OPTIONS windows.
+
+    Use: L{decide} for each attempt; after an L{Ask}, exactly one of
+    L{settle} (the user answered) or L{abandon} (no answer: timeout, not
+    connected).
+
+    @ivar _clock: provides C{seconds()}.
+    @ivar _rules: the access rules.
+    @ivar _limits: the limits.
+    @ivar _pending: key to the scope and deadline of a pending confirmation.
+    @ivar _used: key to when its use may be forgotten.
+    @ivar _sessions: (full JID, transaction id) to its session.
+    @ivar _windows: (full JID, transaction id, URL) to when it closes.
+    """
+
+    _clock: Clock
+    _rules: AccessRules
+    _limits: Limits = attrs.field(factory=Limits)
+    _pending: dict[tuple[str, str], _Scope] = attrs.field(factory=dict, init=False)
+    _used: dict[tuple[str, str], float] = attrs.field(factory=dict, init=False)
+    _sessions: dict[tuple[str, str], _Scope] = attrs.field(factory=dict, init=False)
+    _windows: dict[tuple[str, str, str], float] = attrs.field(factory=dict, init=False)
+    _nextPurge: float = attrs.field(default=-math.inf, init=False)
+
+    def _purge(self, now: float) -> None:
+        """
+        Forget expired sessions, windows and used ids, at most once a second.
+        """
+        if now < self._nextPurge:
+            return
+        self._nextPurge = now + 1.0
+        self._used = {k: t for k, t in self._used.items() if t > now}
+        self._sessions = {k: s for k, s in self._sessions.items() if s.expires > now}
+        self._windows = {k: t for k, t in self._windows.items() if t > now}
+
+    def _retryAfter(self, scopes: Iterable[_Scope], now: float) -> int:
+        soonest = min((s.expires for s in scopes), default=now + 1)
+        return max(1, math.ceil(soonest - now))
+
+    def decide(self, attempt: Attempt, timeout: float) -> Decision:
+        """
+        Decide what to do with C{attempt}.
+
+        @param timeout: seconds a confirmation asked now may take (for
+            C{Retry-After}).
+        """
+        now = self._clock.seconds()
+        deadline = now + timeout
+        self._purge(now)
+        credentials = attempt.credentials
+        full = credentials.jid.full()
+        transactionId = credentials.transactionId
+        if not self._rules.allows(attempt.path, credentials.jid):
+            return Refuse(403, f"{full} may not access {attempt.path}")
+
+        session = self._sessions.get((full, transactionId))
+        if session is not None and session.expires > now:
+            if session.site == attempt.site and session.client == attempt.client:
+                return Pass("session")
+            return Refuse(
+                403,
+                "this transaction id was confirmed for another site or client "
+                "address; choose a new one",
+            )
+        closes = self._windows.get((full, transactionId, attempt.url))
+        if closes is not None and closes > now:
+            return Pass("window")
+
+        key = attempt.key
+        if self._used.get(key, -math.inf) > now:
+            return Refuse(403, "this transaction id was used already; choose a new one")
+        pending = self._pending.get(key)
+        if pending is not None:
+            if (pending.jid, pending.site, pending.client) == (
+                full,
+                attempt.site,
+                attempt.client,
+            ):
+                return Join(key)
+            return Refuse(403, "this transaction id is being confirmed for another request")
+
+        forJID = [s for k, s in self._pending.items() if k[0] == key[0]]
+        if len(forJID) >= self._limits.pendingPerJID:
+            return Refuse(
+                429,
+                f"{len(forJID)} confirmations are already pending for "
+                f"{key[0]}; answer them first",
+                self._retryAfter(forJID, now),
+            )
+        if len(self._pending) >= self._limits.pendingTotal:
+            return Refuse(
+                503,
+                "too many confirmations are pending",
+                self._retryAfter(self._pending.values(), now),
+            )
+        self._pending[key] = _Scope(full, attempt.site, attempt.client, deadline)
+        return Ask(key)
+
+    def settle(self, attempt: Attempt, allowed: bool) -> None:
+        """
+        The user answered the confirmation asked for C{attempt}: the
+        transaction id is used; if allowed, a session opens and, for HEAD
+        and OPTIONS, a window.
+        """
+        now = self._clock.seconds()
+        key = attempt.key
+        self._pending.pop(key, None)
+        self._used[key] = now + self._limits.replayMemory
+        if not allowed:
+            return
+        credentials = attempt.credentials
+        full = credentials.jid.full()
+        self._sessions[(full, credentials.transactionId)] = _Scope(
+            full, attempt.site, attempt.client, now + self._limits.sessionLifetime
+        )
+        if attempt.method.upper() in WINDOW_METHODS:
+            self._windows[(full, credentials.transactionId, attempt.url)] = (
+                now + self._limits.windowLifetime
+            )
+
+    def abandon(self, attempt: Attempt) -> None:
+        """
+        No answer came for C{attempt} (timeout, not connected): forget the
+        pending entry without using the transaction id.
+        """
+        self._pending.pop(attempt.key, None)
+
+    @property
+    def pendingCount(self) -> int:
+        """
+        How many confirmations are pending.
+        """
+        return len(self._pending)

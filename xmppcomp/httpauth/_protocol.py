@@ -1,0 +1,403 @@
+# -*- test-case-name: tests.test_httpauth_protocol -*-
+"""
+XEP-0070 as pure logic: credentials, the C{<confirm/>} element, the
+confirmation stanzas and the classification of replies.
+
+Nothing here touches a transport or a clock; elements are
+L{twisted.words.xish.domish} data and addresses are
+L{twisted.words.protocols.jabber.jid.JID} values.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Mapping
+from urllib.parse import unquote_to_bytes
+
+import attrs
+from twisted.words.protocols.jabber import jid
+from twisted.words.xish import domish
+
+from xmppcomp.ns import NS_HTTP_AUTH, NS_XMPP_STANZAS
+
+#: The realm XEP-0070 section 4.2 requires (case-sensitive).
+REALM = "xmpp"
+
+#: The longest transaction id accepted, in characters.
+MAX_TRANSACTION_ID = 1024
+
+#: IQ error conditions meaning "this entity does not do XEP-0070 over IQ":
+#: the requester then falls back to the message form.
+FALLBACK_CONDITIONS = frozenset({"feature-not-implemented", "service-unavailable"})
+
+#: Plain-text replies that confirm or deny (compared case-insensitively,
+#: without surrounding blanks and trailing C{.} or C{!}).
+AFFIRMATIVE = frozenset({"ok", "okay", "yes"})
+NEGATIVE = frozenset({"no"})
+
+
+class CredentialsError(Exception):
+    """
+    The C{Authorization} header cannot be used for XEP-0070.
+
+    @ivar reason: a human-readable explanation, fit for a response body.
+    """
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+class MalformedHeader(CredentialsError):
+    """
+    The header is not valid Basic or Digest for realm C{xmpp}: bad base64,
+    no colon, bad percent-encoding, text that is not UTF-8, a wrong realm.
+    """
+
+
+class MalformedJID(CredentialsError):
+    """
+    The user name is not a valid JID.
+    """
+
+
+class MissingTransactionId(CredentialsError):
+    """
+    The password (Basic) or cnonce (Digest) is empty or absent.
+    """
+
+
+class MalformedConfirm(ValueError):
+    """
+    A C{<confirm/>} element lacks one of its required attributes.
+    """
+
+
+@attrs.frozen
+class XMPPCredentials:
+    """
+    What an XEP-0070 C{Authorization} header carries.
+
+    @ivar jid: who made the request, full or bare.
+    @ivar transactionId: the transaction identifier, percent-decoded.
+    @ivar scheme: C{"basic"} or C{"digest"}.
+    """
+
+    jid: jid.JID
+    transactionId: str
+    scheme: str
+
+
+def decodeField(raw: bytes, what: str) -> str:
+    """
+    Percent-decode (RFC 3986 section 2.1) one credential field and decode
+    the octets as UTF-8.
+
+    @param what: the field's name, for the error message.
+    @raise MalformedHeader: the octets are not UTF-8.
+    """
+    try:
+        return unquote_to_bytes(raw).decode("utf-8")
+    except UnicodeDecodeError:
+        raise MalformedHeader(f"the {what} is not UTF-8 after percent-decoding")
+
+
+def parseJID(text: str) -> jid.JID:
+    """
+    Parse and normalise the JID given as user name.
+
+    @raise MalformedJID: it is empty or not a valid JID.
+    """
+    if not text:
+        raise MalformedJID("the user name must be your JID, and it is empty")
+    try:
+        return jid.JID(text)
+    except Exception:
+        # Twisted's stringprep raises more than InvalidFormat on bad input.
+        raise MalformedJID(f"the user name {text!r} is not a valid JID")
+
+
+def checkTransactionId(text: str) -> str:
+    """
+    Check a decoded transaction id.
+
+    @raise MissingTransactionId: it is empty.
+    @raise MalformedHeader: it is too long or holds control characters.
+    """
+    if not text:
+        raise MissingTransactionId(
+            "the password must be a transaction id of your choosing, and it is empty"
+        )
+    if len(text) > MAX_TRANSACTION_ID:
+        raise MalformedHeader(
+            f"the transaction id is longer than {MAX_TRANSACTION_ID} characters"
+        )
+    if any(ord(c) < 0x20 or ord(c) == 0x7F for c in text):
+        raise MalformedHeader("the transaction id contains control characters")
+    return text
+
+
+def credentialsFromBasic(username: bytes, password: bytes) -> XMPPCredentials:
+    """
+    XEP-0070 section 4.3.1: the Basic user id is the JID, the password the
+    transaction id, both percent-encoded before base64.
+
+    @param username: the user id as the base64 decoding gave it.
+    @param password: the password as the base64 decoding gave it.
+    """
+    who = parseJID(decodeField(username, "user name"))
+    transactionId = checkTransactionId(decodeField(password, "password"))
+    return XMPPCredentials(who, transactionId, "basic")
+
+
+def credentialsFromDigest(fields: Mapping[str, bytes]) -> XMPPCredentials:
+    """
+    XEP-0070 section 4.3.2: the Digest username is the JID, the cnonce the
+    transaction id, both percent-encoded.
+
+    The C{response} hash cannot be checked (there is no password); the
+    nonce and opaque are checked by the credential factory that parsed the
+    header.
+
+    @param fields: the parsed header fields, names to raw values.
+    """
+    realm = fields.get("realm")
+    if realm is not None and realm != REALM.encode("ascii"):
+        raise MalformedHeader(f"the Digest realm must be {REALM!r}")
+    username = fields.get("username")
+    if not username:
+        raise MalformedJID("the Digest username must be your JID, and it is absent")
+    who = parseJID(decodeField(username, "user name"))
+    cnonce = fields.get("cnonce")
+    if not cnonce:
+        raise MissingTransactionId(
+            "the Digest cnonce must be a transaction id, and it is absent"
+        )
+    transactionId = checkTransactionId(decodeField(cnonce, "cnonce"))
+    return XMPPCredentials(who, transactionId, "digest")
+
+
+@attrs.frozen
+class ConfirmRequest:
+    """
+    The C{<confirm xmlns='http://jabber.org/protocol/http-auth'/>} element.
+
+    @ivar transactionId: the C{id} attribute.
+    @ivar method: the HTTP method, e.g. C{"GET"}.
+    @ivar url: the full URL requested.
+    """
+
+    transactionId: str
+    method: str
+    url: str
+
+    def toElement(self) -> domish.Element:
+        """
+        Render as a C{<confirm/>} element.
+        """
+        confirm = domish.Element((NS_HTTP_AUTH, "confirm"))
+        confirm["id"] = self.transactionId
+        confirm["method"] = self.method
+        confirm["url"] = self.url
+        return confirm
+
+    @classmethod
+    def fromElement(cls, element: domish.Element) -> ConfirmRequest:
+        """
+        Parse a C{<confirm/>} element.
+
+        @raise MalformedConfirm: it is not one, or an attribute is missing.
+        """
+        if (element.uri, element.name) != (NS_HTTP_AUTH, "confirm"):
+            raise MalformedConfirm("not an http-auth confirm element")
+        values = []
+        for name in ("id", "method", "url"):
+            value = element.getAttribute(name)
+            if not value:
+                raise MalformedConfirm(f"confirm lacks the {name!r} attribute")
+            values.append(value)
+        return cls(*values)
+
+
+def findConfirm(stanza: domish.Element) -> domish.Element | None:
+    """
+    The first C{<confirm/>} child of C{stanza}, if any.
+    """
+    for child in stanza.elements(NS_HTTP_AUTH, "confirm"):
+        return child
+    return None
+
+
+def confirmationBody(request: ConfirmRequest) -> str:
+    """
+    The human-readable body of the message form (XEP-0070 example 7): what
+    was asked, the transaction id, and how to answer.
+    """
+    return (
+        f"Someone (maybe you) has requested the following URL:\n"
+        f"{request.method} {request.url}\n"
+        f"The transaction identifier is:\n"
+        f"{request.transactionId}\n"
+        f'If you wish to confirm the request, please reply to this message '
+        f'by typing "OK". If not, please reply with "No".'
+    )
+
+
+def confirmationIQ(
+    sender: jid.JID, recipient: jid.JID, stanzaId: str, request: ConfirmRequest
+) -> domish.Element:
+    """
+    The IQ form, for a full JID (XEP-0070 example 6).
+
+    @param stanzaId: a random, unguessable stanza id.
+    """
+    iq = domish.Element((None, "iq"))
+    iq["type"] = "get"
+    iq["from"] = sender.full()
+    iq["to"] = recipient.full()
+    iq["id"] = stanzaId
+    iq.addChild(request.toElement())
+    return iq
+
+
+def confirmationMessage(
+    sender: jid.JID, recipient: jid.JID, key: str, request: ConfirmRequest
+) -> domish.Element:
+    """
+    The message form, for a bare JID (XEP-0070 example 7): a C{<thread/>},
+    a human-readable C{<body/>} and the C{<confirm/>} element.
+
+    @param key: a random, unguessable value used as stanza id and thread.
+    """
+    message = domish.Element((None, "message"))
+    message["type"] = "normal"
+    message["from"] = sender.full()
+    message["to"] = recipient.userhost()
+    message["id"] = key
+    message.addElement("thread", content=key)
+    message.addElement("body", content=confirmationBody(request))
+    message.addChild(request.toElement())
+    return message
+
+
+class Outcome(enum.Enum):
+    """
+    What a reply to a confirmation request means.
+
+    @cvar ALLOW: the user confirmed.
+    @cvar DENY: the user denied, or the request bounced.
+    @cvar FALLBACK: the full JID does not do XEP-0070 over IQ; ask again
+        with the message form.
+    """
+
+    ALLOW = "allow"
+    DENY = "deny"
+    FALLBACK = "fallback"
+
+
+def errorCondition(stanza: domish.Element) -> str | None:
+    """
+    The defined condition of an error stanza, or C{None} if it has none.
+    """
+    for error in stanza.elements(None, "error"):
+        for child in error.elements():
+            if child.uri == NS_XMPP_STANZAS and child.name != "text":
+                return str(child.name)
+    return None
+
+
+def _sender(stanza: domish.Element) -> jid.JID | None:
+    value = stanza.getAttribute("from")
+    if not value:
+        return None
+    try:
+        return jid.JID(value)
+    except Exception:
+        return None
+
+
+def _childText(stanza: domish.Element, name: str) -> str | None:
+    for child in stanza.elements(None, name):
+        return str(child)
+    return None
+
+
+def classifyIQReply(iq: domish.Element, stanzaId: str, asked: jid.JID) -> Outcome | None:
+    """
+    Classify an IQ that may answer the IQ form.
+
+    It matches only when both the id and the sender are right: the sender
+    must be the full JID asked, or its bare JID (its server answering on
+    its behalf). A reply with the right id from anyone else is C{None}.
+
+    @return: L{Outcome.ALLOW} for a result, L{Outcome.FALLBACK} for
+        C{feature-not-implemented} or C{service-unavailable},
+        L{Outcome.DENY} for any other error, C{None} for no match.
+    """
+    if iq.getAttribute("id") != stanzaId:
+        return None
+    sender = _sender(iq)
+    if sender is None or sender not in (asked, asked.userhostJID()):
+        return None
+    kind = iq.getAttribute("type")
+    if kind == "result":
+        return Outcome.ALLOW
+    if kind == "error":
+        if errorCondition(iq) in FALLBACK_CONDITIONS:
+            return Outcome.FALLBACK
+        return Outcome.DENY
+    return None
+
+
+def classifyText(text: str, transactionId: str) -> Outcome | None:
+    """
+    Classify a plain-text answer: C{OK}, C{yes} or the transaction id
+    confirm; C{no} denies; anything else is not an answer.
+    """
+    stripped = text.strip()
+    if stripped == transactionId:
+        return Outcome.ALLOW
+    word = stripped.rstrip(".!").strip().casefold()
+    if word in AFFIRMATIVE:
+        return Outcome.ALLOW
+    if word in NEGATIVE:
+        return Outcome.DENY
+    return None
+
+
+def classifyMessageReply(
+    message: domish.Element, key: str, asked: jid.JID, request: ConfirmRequest
+) -> Outcome | None:
+    """
+    Classify a message that may answer the message form.
+
+    It must come from the bare JID asked (any of its resources) and carry
+    the thread sent (an error bounce may carry only the stanza id, which is
+    the same random value). Then: type C{error} denies; the same
+    C{<confirm/>} confirms; else a plain-text body is read with
+    L{classifyText}.
+
+    @param key: the random value sent as thread and stanza id.
+    @return: an L{Outcome} (never C{FALLBACK}), or C{None} for no match.
+    """
+    sender = _sender(message)
+    if sender is None or sender.userhostJID() != asked.userhostJID():
+        return None
+    thread = _childText(message, "thread")
+    if message.getAttribute("type") == "error":
+        if thread == key or message.getAttribute("id") == key:
+            return Outcome.DENY
+        return None
+    if thread != key:
+        return None
+    confirm = findConfirm(message)
+    if confirm is not None:
+        try:
+            echoed = ConfirmRequest.fromElement(confirm)
+        except MalformedConfirm:
+            return None
+        return Outcome.ALLOW if echoed == request else None
+    body = _childText(message, "body")
+    if body is None:
+        return None
+    return classifyText(body, request.transactionId)

@@ -1,0 +1,382 @@
+# -*- test-case-name: tests.test_httpauth_xmpp -*-
+"""
+The XMPP side of XEP-0070: L{ConfirmationRequester} asks a JID to confirm
+an HTTP request, L{ConfirmationResponder} answers such questions through a
+policy callback.
+
+Both are thin wokkel handlers around the pure logic in
+L{xmppcomp.httpauth._protocol}.
+"""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import Callable
+from typing import Union
+
+import attrs
+from twisted.internet.defer import Deferred, maybeDeferred
+from twisted.internet.interfaces import IDelayedCall, IReactorTime
+from twisted.logger import Logger
+from twisted.python.failure import Failure
+from twisted.words.protocols.jabber import jid
+from twisted.words.protocols.jabber.error import StanzaError
+from twisted.words.protocols.jabber.xmlstream import toResponse
+from twisted.words.xish import domish
+from wokkel.subprotocols import XMPPHandler
+
+from xmppcomp.httpauth._errors import ConfirmationTimeout, ConfirmerUnavailable
+from xmppcomp.httpauth._protocol import (
+    ConfirmRequest,
+    MalformedConfirm,
+    Outcome,
+    classifyIQReply,
+    classifyMessageReply,
+    confirmationIQ,
+    confirmationMessage,
+    findConfirm,
+)
+from xmppcomp.ns import NS_HTTP_AUTH
+
+#: Default seconds to wait for an answer.
+DEFAULT_TIMEOUT = 120.0
+
+_CONFIRM = f"/confirm[@xmlns='{NS_HTTP_AUTH}']"
+
+
+def randomKey() -> str:
+    """
+    A random, unguessable stanza id or thread (160 bits, hex).
+    """
+    return secrets.token_hex(20)
+
+
+@attrs.define
+class _Pending:
+    """
+    One confirmation being asked.
+
+    @ivar who: the JID asked (full for the IQ form, else as given).
+    @ivar request: what is asked.
+    @ivar form: C{"iq"} or C{"message"}.
+    @ivar key: the random stanza id (and thread, for a message).
+    @ivar deferred: fires with the L{Outcome}.
+    @ivar timer: the timeout.
+    """
+
+    who: jid.JID
+    request: ConfirmRequest
+    form: str
+    key: str
+    deferred: Deferred[Outcome]
+    timer: IDelayedCall | None = None
+
+
+class ConfirmationRequester(XMPPHandler):
+    """
+    Ask JIDs to confirm HTTP requests (XEP-0070 section 4.5).
+
+    A full JID gets an IQ get; if it answers C{feature-not-implemented} or
+    C{service-unavailable}, its bare JID gets the message form. A bare JID
+    gets the message form: a thread, a body saying what to answer, and the
+    C{<confirm/>} element. Replies are matched on a random id (stanza id or
+    thread) I{and} on the sender.
+
+    @ivar fromJid: the address confirmations are sent from (the
+        component's hostname).
+    @ivar timeout: seconds to wait for an answer.
+    @ivar _clock: schedules timeouts.
+    @ivar _makeKey: makes random ids.
+    @ivar _pending: random id to pending confirmation.
+    @ivar _initialized: whether the stream is up.
+    """
+
+    _log = Logger()
+
+    def __init__(
+        self,
+        fromJid: jid.JID,
+        clock: IReactorTime,
+        timeout: float = DEFAULT_TIMEOUT,
+        makeKey: Callable[[], str] = randomKey,
+    ) -> None:
+        super().__init__()
+        self.fromJid = fromJid
+        self.timeout = timeout
+        self._clock = clock
+        self._makeKey = makeKey
+        self._pending: dict[str, _Pending] = {}
+        self._initialized = False
+
+    def connectionInitialized(self) -> None:
+        """
+        Watch IQ replies and messages, ahead of other handlers.
+        """
+        self._initialized = True
+        xs = self.xmlstream
+        xs.addObserver('/iq[@type="result"]', self._onIQ, priority=1)
+        xs.addObserver('/iq[@type="error"]', self._onIQ, priority=1)
+        xs.addObserver("/message", self._onMessage, priority=1)
+
+    def connectionLost(self, reason: Failure) -> None:
+        """
+        Answers cannot arrive any more: fail every pending confirmation with
+        L{ConfirmerUnavailable}.
+        """
+        self._initialized = False
+        super().connectionLost(reason)
+        pending, self._pending = self._pending, {}
+        for entry in pending.values():
+            self._finish(
+                entry,
+                Failure(
+                    ConfirmerUnavailable(
+                        "the connection to the XMPP server was lost before "
+                        f"{entry.who.full()} answered"
+                    )
+                ),
+            )
+
+    @property
+    def pendingCount(self) -> int:
+        """
+        How many confirmations are waiting for an answer.
+        """
+        return len(self._pending)
+
+    def confirm(self, who: jid.JID, request: ConfirmRequest) -> Deferred[Outcome]:
+        """
+        Ask C{who} to confirm C{request}.
+
+        @return: a L{Deferred} firing with L{Outcome.ALLOW} or
+            L{Outcome.DENY}, or failing with L{ConfirmationTimeout} when no
+            answer comes within L{timeout} seconds, or with
+            L{ConfirmerUnavailable} when the stream is down. Cancelling it
+            forgets the confirmation.
+        """
+        if not self._initialized or self.xmlstream is None:
+            return Deferred.fromFailure(
+                ConfirmerUnavailable("the component is not connected to its XMPP server")
+            )
+        entry: _Pending
+
+        def cancel(d: Deferred[Outcome]) -> None:
+            self._forget(entry)
+
+        form = "iq" if who.resource else "message"
+        entry = _Pending(who, request, form, self._makeKey(), Deferred(cancel))
+        entry.timer = self._clock.callLater(self.timeout, self._timedOut, entry)
+        self._send(entry)
+        return entry.deferred
+
+    def _send(self, entry: _Pending) -> None:
+        self._pending[entry.key] = entry
+        if entry.form == "iq":
+            stanza = confirmationIQ(self.fromJid, entry.who, entry.key, entry.request)
+        else:
+            stanza = confirmationMessage(
+                self.fromJid, entry.who, entry.key, entry.request
+            )
+        self.send(stanza)
+
+    def _forget(self, entry: _Pending) -> None:
+        if self._pending.get(entry.key) is entry:
+            del self._pending[entry.key]
+        if entry.timer is not None and entry.timer.active():
+            entry.timer.cancel()
+        entry.timer = None
+
+    def _finish(self, entry: _Pending, result: Outcome | Failure) -> None:
+        self._forget(entry)
+        if not entry.deferred.called:
+            if isinstance(result, Failure):
+                entry.deferred.errback(result)
+            else:
+                entry.deferred.callback(result)
+
+    def _timedOut(self, entry: _Pending) -> None:
+        entry.timer = None
+        self._log.info(
+            "No XEP-0070 answer from {who} within {timeout} seconds",
+            who=entry.who.full(),
+            timeout=self.timeout,
+        )
+        self._finish(
+            entry,
+            Failure(
+                ConfirmationTimeout(
+                    f"{entry.who.full()} did not confirm within {self.timeout:g} seconds"
+                )
+            ),
+        )
+
+    def _onIQ(self, iq: domish.Element) -> None:
+        entry = self._pending.get(iq.getAttribute("id", ""))
+        if entry is None or entry.form != "iq":
+            return
+        outcome = classifyIQReply(iq, entry.key, entry.who)
+        if outcome is None:
+            return
+        iq.handled = True
+        if outcome is Outcome.FALLBACK:
+            self._unregister(entry)
+            entry.form = "message"
+            entry.key = self._makeKey()
+            self._send(entry)
+            return
+        self._finish(entry, outcome)
+
+    def _unregister(self, entry: _Pending) -> None:
+        self._pending.pop(entry.key, None)
+
+    def _onMessage(self, message: domish.Element) -> None:
+        candidates = []
+        for thread in message.elements(None, "thread"):
+            candidates.append(str(thread))
+        if message.getAttribute("type") == "error":
+            candidates.append(message.getAttribute("id", ""))
+        for key in candidates:
+            entry = self._pending.get(key)
+            if entry is None or entry.form != "message":
+                continue
+            outcome = classifyMessageReply(message, entry.key, entry.who, entry.request)
+            if outcome is None:
+                continue
+            message.handled = True
+            self._finish(entry, outcome)
+            return
+
+
+@attrs.frozen
+class IncomingConfirmation:
+    """
+    A confirmation request received by L{ConfirmationResponder}.
+
+    @ivar sender: who asks (the HTTP server's component).
+    @ivar recipient: to whom it was addressed.
+    @ivar request: what is to be confirmed.
+    @ivar viaMessage: C{True} for the message form, C{False} for IQ.
+    @ivar thread: the message's thread, if any.
+    @ivar body: the message's human-readable body, if any.
+    """
+
+    sender: jid.JID
+    recipient: jid.JID
+    request: ConfirmRequest
+    viaMessage: bool
+    thread: str | None = None
+    body: str | None = None
+
+
+#: Decides whether to confirm: C{True} confirms, C{False} denies.
+ConfirmationPolicy = Callable[[IncomingConfirmation], Union[bool, "Deferred[bool]"]]
+
+
+def _text(stanza: domish.Element, name: str) -> str | None:
+    for child in stanza.elements(None, name):
+        return str(child)
+    return None
+
+
+class ConfirmationResponder(XMPPHandler):
+    """
+    Answer XEP-0070 confirmation requests, IQ and message forms, through a
+    policy callback (XEP-0070 section 4.6).
+
+    Confirming answers an IQ with a result and a message with a message of
+    type C{normal} mirroring the thread and the C{<confirm/>}; denying
+    answers with C{not-authorized}, as an IQ error or a message of type
+    C{error} carrying the thread and the C{<confirm/>}. A policy that fails
+    makes an C{internal-server-error} (which the requester takes as a
+    denial). Stanzas another handler marked handled are left alone.
+
+    @ivar _policy: the callback.
+    """
+
+    _log = Logger()
+
+    def __init__(self, policy: ConfirmationPolicy) -> None:
+        super().__init__()
+        self._policy = policy
+
+    def connectionInitialized(self) -> None:
+        """
+        Watch IQ gets and messages carrying C{<confirm/>}.
+        """
+        self.xmlstream.addObserver("/iq[@type='get']" + _CONFIRM, self._onIQ)
+        self.xmlstream.addObserver("/message" + _CONFIRM, self._onMessage)
+
+    def _ask(self, stanza: domish.Element, viaMessage: bool) -> Deferred[bool] | None:
+        confirm = findConfirm(stanza)
+        assert confirm is not None
+        try:
+            request = ConfirmRequest.fromElement(confirm)
+            sender = jid.JID(stanza["from"])
+            recipient = jid.JID(stanza["to"])
+        except (MalformedConfirm, KeyError, jid.InvalidFormat):
+            return None
+        incoming = IncomingConfirmation(
+            sender,
+            recipient,
+            request,
+            viaMessage,
+            _text(stanza, "thread"),
+            _text(stanza, "body"),
+        )
+        return maybeDeferred(self._policy, incoming)
+
+    def _onIQ(self, iq: domish.Element) -> None:
+        if getattr(iq, "handled", False):
+            return
+        iq.handled = True
+        d = self._ask(iq, False)
+        if d is None:
+            self.send(StanzaError("bad-request").toResponse(iq))
+            return
+
+        def answer(allowed: bool) -> None:
+            if allowed:
+                self.send(toResponse(iq, "result"))
+            else:
+                self.send(StanzaError("not-authorized", "auth").toResponse(iq))
+
+        def failed(failure: Failure) -> None:
+            self._log.failure("XEP-0070 policy failed", failure=failure)
+            self.send(StanzaError("internal-server-error").toResponse(iq))
+
+        d.addCallbacks(answer, failed)
+
+    def _onMessage(self, message: domish.Element) -> None:
+        if getattr(message, "handled", False):
+            return
+        if message.getAttribute("type") == "error":
+            return
+        message.handled = True
+        d = self._ask(message, True)
+        if d is None:
+            return
+
+        def reply(allowed: bool) -> None:
+            response = domish.Element((None, "message"))
+            response["to"] = message["from"]
+            response["from"] = message["to"]
+            if message.hasAttribute("id"):
+                response["id"] = message["id"]
+            thread = _text(message, "thread")
+            if thread is not None:
+                response.addElement("thread", content=thread)
+            confirm = findConfirm(message)
+            assert confirm is not None
+            response.addChild(ConfirmRequest.fromElement(confirm).toElement())
+            if allowed:
+                response["type"] = "normal"
+            else:
+                response["type"] = "error"
+                response.addChild(StanzaError("not-authorized", "auth").getElement())
+            self.send(response)
+
+        def failed(failure: Failure) -> None:
+            self._log.failure("XEP-0070 policy failed", failure=failure)
+            reply(False)
+
+        d.addCallbacks(reply, failed)
