@@ -428,6 +428,7 @@ class Component(Service):
             for handler in list(self.handlers):
                 handler.makeConnection(self.xmlstream)
                 handler.connectionInitialized()
+            self.componentReady(self.xmlstream)
         self._flushQueue()
         self._notifyReady()
 
@@ -440,6 +441,23 @@ class Component(Service):
         for handler in list(self.handlers):
             handler.connectionLost(reason)
         stream.lost(reason)
+        self.componentLost(reason)
+
+    # Hooks for subclasses.
+
+    def componentReady(self, xmlstream: ComponentStream) -> None:
+        """
+        Called when the component is connected and bound, after the
+        handlers were initialised (again after each reconnection). A
+        subclass adds its observers to C{xmlstream} here, e.g.
+        C{xmlstream.addObserver("/message", self.onMessage)}.
+        """
+
+    def componentLost(self, reason: Failure) -> None:
+        """
+        Called when every connection of the component is lost (it
+        reconnects by itself).
+        """
 
     def isConnected(self, hostname: str | None = None) -> bool:
         """
@@ -514,6 +532,12 @@ class Component(Service):
             link.xmlstream.send(element)
             if d is not None:
                 d.callback(None)
+        self._cancelExpiry()
+
+    def _cancelExpiry(self) -> None:
+        if self._expiry is not None and self._expiry.active():
+            self._expiry.cancel()
+        self._expiry = None
 
     def _scheduleExpiry(self) -> None:
         if self._expiry is not None and self._expiry.active():
@@ -538,6 +562,7 @@ class Component(Service):
         self._scheduleExpiry()
 
     def _failQueue(self, reason: Exception) -> None:
+        self._cancelExpiry()
         queue, self._queue = self._queue, deque()
         for element, queued, d in queue:
             if d is not None:
