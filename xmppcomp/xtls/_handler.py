@@ -1,0 +1,699 @@
+# -*- test-case-name: tests.test_xtls_handler,tests.test_xtls_e2e -*-
+"""
+The Twisted side of XTLS: L{XTLSHandler}, a wokkel subprotocol handler that
+answers the IQs of C{urn:xmpp:tmp:xtls}, sends its own, tracks their
+answers with timeouts, and drives one L{xmppcomp.xtls._tunnel} machine per
+tunnel; L{Tunnel}, the application's handle on one tunnel; and
+L{XTLSConfiguration}.
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Callable, Sequence
+from typing import Any, Optional
+
+import attrs
+from cryptography import x509
+from OpenSSL import SSL
+from twisted.internet.defer import Deferred, fail, succeed
+from twisted.internet.interfaces import IDelayedCall, IReactorTime
+from twisted.internet.ssl import Certificate, PrivateCertificate
+from twisted.logger import Logger
+from twisted.python.failure import Failure
+from twisted.words.protocols.jabber import error
+from twisted.words.protocols.jabber.jid import JID, InvalidFormat
+from twisted.words.protocols.jabber.xmlstream import toResponse
+from twisted.words.xish import domish
+from wokkel.iwokkel import IDisco
+from wokkel.subprotocols import IQHandlerMixin, XMPPHandler
+from zope.interface import implementer
+
+from xmppcomp.ns import NS_XTLS
+from xmppcomp.xtls._engine import TLSEngine, makeContext
+from xmppcomp.xtls._exceptions import (
+    PeerUnavailable,
+    TunnelBusy,
+    TunnelClosed,
+    TunnelReplaced,
+    XTLSError,
+    XTLSStanzaError,
+)
+from xmppcomp.xtls._identity import certificateHash
+from xmppcomp.xtls._interfaces import ITunnelObserver
+from xmppcomp.xtls._tunnel import Tunnel as _TunnelMachine
+from xmppcomp.xtls._tunnel import TunnelCore, TunnelInputs
+from xmppcomp.xtls._wire import (
+    Close,
+    Closed,
+    Data,
+    Offer,
+    Proceed,
+    Start,
+    hasPriority,
+    parseRequest,
+)
+
+__all__ = ["Tunnel", "XTLSConfiguration", "XTLSHandler"]
+
+_log = Logger()
+
+_XTLS_SET = f"/iq[@type='set']/*[@xmlns='{NS_XTLS}']"
+
+
+def _positive(instance: object, attribute: attrs.Attribute[Any], value: float) -> None:
+    if value <= 0:
+        raise ValueError(f"{attribute.name} must be positive, not {value!r}")
+
+
+@attrs.frozen
+class XTLSConfiguration:
+    """
+    How an L{XTLSHandler} behaves.
+
+    @ivar certificate: our certificate and key; without one XTLS is off.
+    @ivar trust: the authorities that issue the certificates of peers.
+    @ivar acceptPolicy: C{acceptPolicy(local, peer)} says whether to accept
+        a start from C{peer}; C{None} accepts everybody (whose certificate
+        then has to verify).
+    @ivar enabled: C{False} answers every start with C{service-unavailable}.
+    @ivar maxTunnels: the most tunnels at once.
+    @ivar maxTunnelsPerPeer: the most tunnels with one peer (bare JID).
+    @ivar window: the most unacknowledged data IQs per tunnel.
+    @ivar chunkSize: the most TLS bytes in one data IQ (before base64).
+    @ivar ackTimeout: seconds to wait for the answer to one of our IQs
+        before the tunnel is closed as L{PeerUnavailable}.
+    @ivar maxStanzaSize: the limit, in bytes, on a stanza inside a tunnel.
+    @ivar maxQueuedBytes: the most bytes one tunnel queues for sending
+        beyond its window; L{Tunnel.send} raises L{TunnelBusy} above it.
+    """
+
+    certificate: Optional[PrivateCertificate] = None
+    trust: tuple[Certificate, ...] = attrs.field(converter=tuple, default=())
+    acceptPolicy: Optional[Callable[[JID, JID], bool]] = None
+    enabled: bool = True
+    maxTunnels: int = attrs.field(default=64, validator=_positive)
+    maxTunnelsPerPeer: int = attrs.field(default=4, validator=_positive)
+    window: int = attrs.field(default=8, validator=_positive)
+    chunkSize: int = attrs.field(default=16384, validator=_positive)
+    ackTimeout: float = attrs.field(default=30.0, validator=_positive)
+    maxStanzaSize: int = attrs.field(default=256 * 1024, validator=_positive)
+    maxQueuedBytes: int = attrs.field(default=4 * 1024 * 1024, validator=_positive)
+
+    @property
+    def active(self) -> bool:
+        """
+        Whether starts can be accepted: enabled, with a certificate.
+        """
+        return self.enabled and self.certificate is not None and bool(self.trust)
+
+
+class Tunnel:
+    """
+    One XTLS tunnel, seen from this end.
+
+    @ivar local: our full JID.
+    @ivar peer: the peer's full JID.
+    @ivar initiator: whether we started it (and are the TLS client).
+    @ivar peerOffer: the XEP-0250 offer the peer sent, if any.
+    @ivar isOpen: whether stanzas can be sent.
+    """
+
+    def __init__(self, handler: XTLSHandler, local: JID, peer: JID, initiator: bool) -> None:
+        self.local = local
+        self.peer = peer
+        self.initiator = initiator
+        self.peerOffer: Offer | None = None
+        self.isOpen = False
+        self._handler = handler
+        self._detached = False
+        self._released = False
+        self._reason: Exception | None = None
+        self._openWaiters: list[Deferred[Tunnel]] = []
+        self._closeWaiters: list[Deferred[None]] = []
+        self._drainWaiters: list[Deferred[None]] = []
+        self._core = TunnelCore(
+            io=_IQLink(handler, self),
+            local=local,
+            peer=peer,
+            makeEngine=handler._makeEngine(peer),
+            window=handler.configuration.window,
+            chunkSize=handler.configuration.chunkSize,
+            maxStanzaSize=handler.configuration.maxStanzaSize,
+        )
+        self._machine: TunnelInputs = _TunnelMachine(self._core)
+
+    def __repr__(self) -> str:
+        role = "initiator" if self.initiator else "responder"
+        return f"<Tunnel {self.local.full()} -> {self.peer.full()} ({role})>"
+
+    @property
+    def key(self) -> tuple[str, str]:
+        """
+        What identifies the tunnel: (our full JID, the peer's full JID).
+        """
+        return (self.local.full(), self.peer.full())
+
+    def peerCertificate(self) -> x509.Certificate | None:
+        """
+        The peer's verified certificate, once the handshake saw it.
+        """
+        engine = self._core.engine
+        return None if engine is None else engine.peerCertificate()
+
+    def protocolVersion(self) -> str | None:
+        """
+        The negotiated TLS version, such as C{TLSv1.3}.
+        """
+        engine = self._core.engine
+        return None if engine is None else engine.protocolVersion()
+
+    def cipherName(self) -> str | None:
+        """
+        The negotiated cipher suite.
+        """
+        engine = self._core.engine
+        return None if engine is None else engine.cipherName()
+
+    def send(self, stanza: domish.Element) -> None:
+        """
+        Encrypt a stanza and send it over as many data IQs as it takes. Its
+        C{to} and C{from} may be left out: the receiver fills them in.
+
+        @raise TunnelClosed: the tunnel is not open.
+        @raise TunnelBusy: more than C{maxQueuedBytes} would be queued.
+        """
+        if not self.isOpen:
+            raise TunnelClosed(f"{self!r} is not open")
+        if self._core.queuedBytes > self._handler.configuration.maxQueuedBytes:
+            raise TunnelBusy(f"{self._core.queuedBytes} bytes already queued")
+        self._machine.send(stanza)
+
+    def whenDrained(self) -> Deferred[None]:
+        """
+        A L{Deferred} that fires once all that was sent is acknowledged
+        (at once if it is), or fails if the tunnel closes first.
+        """
+        if self._released:
+            return fail(self._reason or TunnelClosed("closed"))
+        if self._core.idle:
+            return succeed(None)
+        d: Deferred[None] = Deferred()
+        self._drainWaiters.append(d)
+        return d
+
+    def whenClosed(self) -> Deferred[None]:
+        """
+        A L{Deferred} that fires with C{None} when the tunnel is closed,
+        however that happens.
+        """
+        if self._released:
+            return succeed(None)
+        d: Deferred[None] = Deferred()
+        self._closeWaiters.append(d)
+        return d
+
+    def close(self) -> Deferred[None]:
+        """
+        Close the tunnel: send C{<close/>} and release it once the peer
+        answered (or failed to).
+
+        @return: fires when the tunnel is released.
+        """
+        d = self.whenClosed()
+        self._machine.close()
+        return d
+
+    # Called by _IQLink.
+
+    def _opened(self) -> None:
+        self.isOpen = True
+        waiters, self._openWaiters = self._openWaiters, []
+        for d in waiters:
+            d.callback(self)
+        self._handler._notify("tunnelOpened", self)
+
+    def _drained(self) -> None:
+        waiters, self._drainWaiters = self._drainWaiters, []
+        for d in waiters:
+            d.callback(None)
+
+    def _closed(self, reason: Exception | None) -> None:
+        self.isOpen = False
+        self._released = True
+        self._reason = reason
+        self._handler._forget(self)
+        failure = reason if reason is not None else TunnelClosed("closed")
+        for waiters in (self._openWaiters, self._drainWaiters):
+            pending, waiters[:] = list(waiters), []
+            for d in pending:
+                d.errback(Failure(failure))
+        closers, self._closeWaiters = self._closeWaiters, []
+        for d in closers:
+            d.callback(None)
+        self._handler._notify("tunnelClosed", self, reason)
+
+
+@attrs.define
+class _IQLink:
+    """
+    The L{xmppcomp.xtls._tunnel.TunnelIO} of one tunnel: IQs through the
+    handler.
+    """
+
+    _handler: XTLSHandler
+    _tunnel: Tunnel
+
+    def _current(self) -> bool:
+        return not self._tunnel._detached and not self._tunnel._released
+
+    def _failed(self, reason: Failure) -> None:
+        if not self._current():
+            return
+        exception = reason.value
+        if isinstance(exception, _AckTimeout):
+            exception = PeerUnavailable(str(exception))
+        self._tunnel._machine.fail(exception)
+
+    def sendStart(self, offer: Offer | None) -> None:
+        d = self._handler._request(self._tunnel, Start(offer).toElement())
+
+        def proceeded(iq: domish.Element) -> None:
+            if not self._current():
+                return
+            for child in iq.elements(NS_XTLS, "proceed"):
+                self._tunnel.peerOffer = Proceed.fromElement(child).offer
+                self._tunnel._machine.proceed()
+                return
+            self._tunnel._machine.fail(XTLSError("the answer to start has no proceed"))
+
+        d.addCallbacks(proceeded, self._failed)
+
+    def sendData(self, data: Data) -> None:
+        d = self._handler._request(self._tunnel, data.toElement())
+
+        def acknowledged(iq: domish.Element) -> None:
+            if self._current():
+                self._tunnel._machine.acknowledged()
+
+        d.addCallbacks(acknowledged, self._failed)
+
+    def sendClose(self) -> None:
+        d = self._handler._request(self._tunnel, Close().toElement())
+
+        def closed(result: object) -> None:
+            if self._current():
+                self._tunnel._machine.closedReceived()
+
+        d.addBoth(closed)
+
+    def deliver(self, stanza: domish.Element) -> None:
+        self._handler._deliver(stanza)
+
+    def opened(self) -> None:
+        self._tunnel._opened()
+
+    def drained(self) -> None:
+        self._tunnel._drained()
+
+    def closed(self, reason: Exception | None) -> None:
+        self._tunnel._closed(reason)
+
+
+class _AckTimeout(Exception):
+    """
+    The peer did not answer one of our IQs in time.
+    """
+
+
+def _jidOf(iq: domish.Element, attribute: str) -> JID:
+    value = iq.getAttribute(attribute)
+    if value is None:
+        raise _error("bad-request", f"no {attribute} address")
+    try:
+        return JID(value)
+    except (InvalidFormat, UnicodeError, ValueError) as e:
+        raise _error("jid-malformed", str(e)) from e
+
+
+#: Error types where Twisted's defaults differ from the protoXEP's examples
+#: (C{not-acceptable} is C{cancel} there) or Twisted knows no default.
+_ERROR_TYPES = {
+    "not-acceptable": "cancel",
+    "policy-violation": "modify",
+    "resource-constraint": "wait",
+}
+
+
+def _stanzaError(e: XTLSStanzaError) -> error.StanzaError:
+    """
+    The stanza error answering an IQ that raised C{e}.
+    """
+    return _error(e.condition, e.text)
+
+
+def _error(condition: str, text: str | None = None) -> error.StanzaError:
+    kind = _ERROR_TYPES.get(condition)
+    if kind is None and condition not in error.STANZA_CONDITIONS:
+        kind = "cancel"
+    return error.StanzaError(condition, type=kind, text=text)
+
+
+@implementer(IDisco)
+class XTLSHandler(XMPPHandler, IQHandlerMixin):
+    """
+    The XTLS endpoint: answers C{start}, C{data} and C{close} IQs, opens
+    tunnels with L{open}, and hands the stanzas that arrive through tunnels
+    to the same handlers as all others, by dispatching them on the XML
+    stream with C{xtlsEncrypted = True} set on the element object.
+
+    Put it in a wokkel L{StreamManager<wokkel.subprotocols.StreamManager>}
+    (or any parent with C{send}) with C{setHandlerParent}.
+
+    @ivar configuration: the L{XTLSConfiguration}.
+    @ivar _tunnels: the live tunnels, by L{Tunnel.key}.
+    @ivar _pending: our IQs waiting for an answer, by id: the Deferred, the
+        JID expected to answer, and the timeout call.
+    @ivar _observers: the L{ITunnelObserver}s.
+    """
+
+    iqHandlers = {
+        f"/iq[@type='set']/start[@xmlns='{NS_XTLS}']": "_onStart",
+        f"/iq[@type='set']/data[@xmlns='{NS_XTLS}']": "_onData",
+        f"/iq[@type='set']/close[@xmlns='{NS_XTLS}']": "_onClose",
+    }
+
+    def __init__(
+        self, configuration: XTLSConfiguration, clock: IReactorTime | None = None
+    ) -> None:
+        """
+        @param configuration: certificate, trust, policy and limits.
+        @param clock: for the acknowledgement timeouts; the global reactor
+            when C{None}.
+        """
+        super().__init__()
+        self.configuration = configuration
+        if clock is None:
+            from twisted.internet import reactor
+
+            clock = reactor  # type: ignore[assignment]
+        self._clock: IReactorTime = clock  # type: ignore[assignment]
+        self._tunnels: dict[tuple[str, str], Tunnel] = {}
+        self._pending: dict[str, tuple[Deferred[domish.Element], str, IDelayedCall]] = {}
+        self._observers: list[ITunnelObserver] = []
+        self._ids = itertools.count(1)
+        self._contexts: dict[bool, SSL.Context] = {}
+
+    # Public API
+
+    def addObserver(self, observer: ITunnelObserver) -> None:
+        """
+        Tell C{observer} about tunnels opening and closing.
+        """
+        self._observers.append(observer)
+
+    def removeObserver(self, observer: ITunnelObserver) -> None:
+        """
+        Stop telling C{observer}.
+        """
+        self._observers.remove(observer)
+
+    @property
+    def tunnels(self) -> Sequence[Tunnel]:
+        """
+        The live tunnels.
+        """
+        return list(self._tunnels.values())
+
+    def tunnelFor(self, local: JID, peer: JID) -> Tunnel | None:
+        """
+        The live tunnel between C{local} and C{peer}, if any.
+        """
+        return self._tunnels.get((local.full(), peer.full()))
+
+    def open(self, local: JID, peer: JID, offer: bool = False) -> Deferred[Tunnel]:
+        """
+        Open a tunnel to C{peer}: send C{<start/>}, then run the TLS
+        handshake as the client. A live tunnel between the same JIDs is
+        closed first.
+
+        If the peer sends its own start at the same time and its JID sorts
+        first, its start wins: the returned L{Deferred} then fires with the
+        tunnel the peer started.
+
+        @param local: our full JID (one of our hostnames, or a JID at one).
+        @param peer: the peer's full JID.
+        @param offer: include our XEP-0250 offer (certificate hash).
+        @return: fires with the open L{Tunnel}; fails with
+            L{XTLSStanzaError} when a limit is reached or XTLS is off, with
+            L{twisted.words.protocols.jabber.error.StanzaError} when the
+            peer refused, with L{xmppcomp.xtls.HandshakeFailed} when TLS or
+            the certificate check failed.
+        """
+        if not self.configuration.active:
+            return fail(XTLSStanzaError("service-unavailable", "XTLS is not enabled"))
+        existing = self._tunnels.get((local.full(), peer.full()))
+        if existing is not None:
+            self._forget(existing)
+            existing._machine.close()
+        try:
+            self._checkLimits(peer)
+        except XTLSStanzaError as e:
+            return fail(e)
+        tunnel = Tunnel(self, local, peer, initiator=True)
+        d: Deferred[Tunnel] = Deferred()
+        tunnel._openWaiters.append(d)
+        self._tunnels[tunnel.key] = tunnel
+        tunnel._machine.initiate(self._ownOffer() if offer else None)
+        return d
+
+    def getDiscoInfo(
+        self, requestor: JID, target: JID, nodeIdentifier: str = ""
+    ) -> Deferred[list[object]]:
+        """
+        Disco#info: the C{urn:xmpp:tmp:xtls} feature on the root node, when
+        XTLS is enabled.
+        """
+        if nodeIdentifier or not self.configuration.active:
+            return succeed([])
+        try:
+            import xmppcomp._wokkelcompat  # noqa: F401
+        except ImportError:
+            pass
+        from wokkel.disco import DiscoFeature
+
+        return succeed([DiscoFeature(NS_XTLS)])
+
+    def getDiscoItems(
+        self, requestor: JID, target: JID, nodeIdentifier: str = ""
+    ) -> Deferred[list[object]]:
+        """
+        Disco#items: none.
+        """
+        return succeed([])
+
+    # XMPPHandler
+
+    def connectionInitialized(self) -> None:
+        """
+        Observe the XTLS requests, the answers to ours and unavailable
+        presence.
+        """
+        xs = self.xmlstream
+        xs.addObserver(_XTLS_SET, self.handleRequest)
+        xs.addObserver("/iq[@type='result']", self._onResponse, 1)
+        xs.addObserver("/iq[@type='error']", self._onResponse, 1)
+        xs.addObserver("/presence[@type='unavailable']", self._onUnavailable)
+
+    def connectionLost(self, reason: Failure) -> None:
+        """
+        The stream is gone, and every tunnel with it.
+        """
+        pending, self._pending = self._pending, {}
+        for d, _, call in pending.values():
+            if call.active():
+                call.cancel()
+            d.errback(PeerUnavailable("the XML stream was lost"))
+        for tunnel in list(self._tunnels.values()):
+            tunnel._machine.fail(PeerUnavailable("the XML stream was lost"))
+        super().connectionLost(reason)
+
+    # Requests from peers
+
+    def _onStart(self, iq: domish.Element) -> domish.Element:
+        if not self.configuration.active:
+            raise _error("service-unavailable")
+        local, peer = _jidOf(iq, "to"), _jidOf(iq, "from")
+        try:
+            start = parseRequest(iq)
+        except XTLSStanzaError as e:
+            raise _stanzaError(e) from e
+        assert isinstance(start, Start)
+        policy = self.configuration.acceptPolicy
+        if policy is not None and not policy(local, peer):
+            raise _error("not-acceptable")
+        key = (local.full(), peer.full())
+        existing = self._tunnels.get(key)
+        waiters: list[Deferred[Tunnel]] = []
+        if existing is not None:
+            if existing.initiator and existing._core.engine is None:
+                # Both started: the start of the JID that sorts first wins.
+                if hasPriority(iq["to"], iq["from"]):
+                    raise _error("conflict")
+                # Theirs wins: our open() gets the tunnel they start; the
+                # conflict answering our start will be ignored.
+                existing._detached = True
+                waiters = existing._openWaiters
+                self._forget(existing)
+            else:
+                self._forget(existing)
+                existing._machine.fail(TunnelReplaced("the peer started a new tunnel"))
+        try:
+            self._checkLimits(peer)
+        except XTLSStanzaError as e:
+            for d in waiters:
+                d.errback(e)
+            raise _stanzaError(e) from e
+        tunnel = Tunnel(self, local, peer, initiator=False)
+        tunnel.peerOffer = start.offer
+        tunnel._openWaiters.extend(waiters)
+        self._tunnels[key] = tunnel
+        tunnel._machine.accept()
+        return Proceed(None if start.offer is None else self._ownOffer()).toElement()
+
+    def _onData(self, iq: domish.Element) -> Deferred[None]:
+        local, peer = _jidOf(iq, "to"), _jidOf(iq, "from")
+        tunnel = self._tunnels.get((local.full(), peer.full()))
+        if tunnel is None:
+            raise _error("item-not-found")
+        try:
+            data = parseRequest(iq)
+        except XTLSStanzaError as e:
+            tunnel._machine.fail(e)
+            raise _stanzaError(e) from e
+        assert isinstance(data, Data)
+        answered: Deferred[None] = Deferred()
+
+        def answer(problem: XTLSStanzaError | None) -> None:
+            if problem is None:
+                answered.callback(None)
+            else:
+                answered.errback(_stanzaError(problem))
+
+        tunnel._machine.receive(data, answer)
+        return answered
+
+    def _onClose(self, iq: domish.Element) -> domish.Element:
+        local, peer = _jidOf(iq, "to"), _jidOf(iq, "from")
+        tunnel = self._tunnels.get((local.full(), peer.full()))
+        if tunnel is None:
+            raise _error("item-not-found")
+        tunnel._machine.closeReceived()
+        return Closed().toElement()
+
+    def _onUnavailable(self, presence: domish.Element) -> None:
+        try:
+            sender = JID(presence.getAttribute("from", ""))
+        except (InvalidFormat, UnicodeError, ValueError):
+            return
+        for tunnel in list(self._tunnels.values()):
+            if tunnel.peer == sender or (
+                sender.resource is None and tunnel.peer.userhost() == sender.userhost()
+            ):
+                tunnel._machine.fail(PeerUnavailable(f"{sender.full()} is unavailable"))
+
+    # Our requests
+
+    def _request(self, tunnel: Tunnel, payload: domish.Element) -> Deferred[domish.Element]:
+        iq = domish.Element((None, "iq"))
+        iq["type"] = "set"
+        iq["to"] = tunnel.peer.full()
+        iq["from"] = tunnel.local.full()
+        iq["id"] = identifier = f"xtls-{id(self):x}-{next(self._ids)}"
+        iq.addChild(payload)
+        d: Deferred[domish.Element] = Deferred()
+        call = self._clock.callLater(
+            self.configuration.ackTimeout, self._timedOut, identifier
+        )
+        self._pending[identifier] = (d, tunnel.peer.full(), call)
+        self.send(iq)
+        return d
+
+    def _timedOut(self, identifier: str) -> None:
+        entry = self._pending.pop(identifier, None)
+        if entry is not None:
+            entry[0].errback(_AckTimeout(f"no answer to {identifier} in time"))
+
+    def _onResponse(self, iq: domish.Element) -> None:
+        identifier = iq.getAttribute("id")
+        entry = self._pending.get(identifier) if identifier else None
+        if entry is None:
+            return
+        d, expected, call = entry
+        try:
+            sender = JID(iq.getAttribute("from", "")).full()
+        except (InvalidFormat, UnicodeError, ValueError):
+            return
+        if sender != expected:
+            return
+        del self._pending[identifier]
+        iq.handled = True
+        if call.active():
+            call.cancel()
+        if iq["type"] == "error":
+            d.errback(error.exceptionFromStanza(iq))
+        else:
+            d.callback(iq)
+
+    # Helpers for tunnels
+
+    def _ownOffer(self) -> Offer:
+        certificate = self.configuration.certificate
+        assert certificate is not None
+        return Offer([certificateHash(certificate.original.to_cryptography())])
+
+    def _context(self, isClient: bool) -> SSL.Context:
+        context = self._contexts.get(isClient)
+        if context is None:
+            configuration = self.configuration
+            assert configuration.certificate is not None
+            context = makeContext(
+                configuration.certificate.original.to_cryptography(),
+                configuration.certificate.privateKey.original.to_cryptography_key(),
+                [c.original.to_cryptography() for c in configuration.trust],
+                isClient,
+            )
+            self._contexts[isClient] = context
+        return context
+
+    def _makeEngine(self, peer: JID) -> Callable[[bool], TLSEngine]:
+        def make(isClient: bool) -> TLSEngine:
+            return TLSEngine(self._context(isClient), isClient, peer)
+
+        return make
+
+    def _checkLimits(self, peer: JID) -> None:
+        if len(self._tunnels) >= self.configuration.maxTunnels:
+            raise XTLSStanzaError("resource-constraint", "too many tunnels")
+        samePeer = sum(
+            1 for t in self._tunnels.values() if t.peer.userhost() == peer.userhost()
+        )
+        if samePeer >= self.configuration.maxTunnelsPerPeer:
+            raise XTLSStanzaError("resource-constraint", "too many tunnels with this peer")
+
+    def _forget(self, tunnel: Tunnel) -> None:
+        if self._tunnels.get(tunnel.key) is tunnel:
+            del self._tunnels[tunnel.key]
+
+    def _deliver(self, stanza: domish.Element) -> None:
+        if self.xmlstream is None:
+            _log.warn("dropping a stanza from a tunnel: no XML stream")
+            return
+        self.xmlstream.dispatch(stanza)
+
+    def _notify(self, event: str, *args: object) -> None:
+        for observer in list(self._observers):
+            try:
+                getattr(observer, event)(*args)
+            except Exception:
+                _log.failure("XTLS observer {observer!r} failed", observer=observer)

@@ -1,0 +1,262 @@
+# -*- test-case-name: tests.test_xtls_wire -*-
+"""
+The XTLS payloads as values: parsing and rendering the children of the IQs
+of C{urn:xmpp:tmp:xtls}, and the priority rule for simultaneous starts.
+
+Pure logic: C{domish} and C{jid} are used as data only, nothing here imports
+from C{twisted.internet}.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+from typing import Union
+
+import attrs
+from twisted.words.xish import domish
+
+from xmppcomp.ns import NS_XTLS
+from xmppcomp.xtls._exceptions import XTLSStanzaError
+
+__all__ = [
+    "METHOD_X509",
+    "NS_C2CTLS",
+    "NS_PUBKEY",
+    "Close",
+    "Closed",
+    "Data",
+    "Offer",
+    "Proceed",
+    "Start",
+    "hasPriority",
+    "parseRequest",
+]
+
+#: XEP-0250 offers.
+NS_C2CTLS = "urn:xmpp:tmp:c2ctls"
+
+#: XEP-0189 key information inside an offer.
+NS_PUBKEY = "urn:xmpp:tmp:pubkey"
+
+#: The only TLS method this endpoint implements.
+METHOD_X509 = "x509"
+
+
+@attrs.frozen
+class Offer:
+    """
+    A XEP-0250 offer: the key information the sender can be identified by
+    and the other methods it supports.
+
+    @ivar keyNames: the C{<name/>} of each C{<keyinfo/>}; for X.509, the
+        certificate hash (see L{xmppcomp.xtls.certificateHash}).
+    @ivar methods: the names of the other children, such as C{srp}.
+    """
+
+    keyNames: tuple[str, ...] = attrs.field(converter=tuple, default=())
+    methods: tuple[str, ...] = attrs.field(converter=tuple, default=())
+
+    def toElement(self) -> domish.Element:
+        """
+        Render as C{<offer xmlns='urn:xmpp:tmp:c2ctls'/>}.
+        """
+        offer = domish.Element((NS_C2CTLS, "offer"))
+        for name in self.keyNames:
+            keyInfo = offer.addElement((NS_PUBKEY, "keyinfo"))
+            keyInfo.addElement("name", content=name)
+        for method in self.methods:
+            offer.addElement(method)
+        return offer
+
+    @classmethod
+    def fromElement(cls, element: domish.Element) -> Offer:
+        """
+        Parse an C{<offer/>}; unknown content is ignored.
+        """
+        keyNames = []
+        methods = []
+        for child in element.elements():
+            if child.name == "keyinfo" and child.uri == NS_PUBKEY:
+                for name in child.elements(NS_PUBKEY, "name"):
+                    keyNames.append(str(name).strip())
+            elif child.uri == NS_C2CTLS:
+                methods.append(child.name)
+        return cls(keyNames, methods)
+
+
+def _offerIn(element: domish.Element) -> Offer | None:
+    for child in element.elements(NS_C2CTLS, "offer"):
+        return Offer.fromElement(child)
+    return None
+
+
+def _withOffer(name: str, offer: Offer | None) -> domish.Element:
+    element = domish.Element((NS_XTLS, name))
+    if offer is not None:
+        element.addChild(offer.toElement())
+    return element
+
+
+@attrs.frozen
+class Start:
+    """
+    C{<start/>}: the initiator asks for a tunnel.
+
+    @ivar offer: the initiator's XEP-0250 offer, if it sent one.
+    """
+
+    offer: Offer | None = None
+
+    def toElement(self) -> domish.Element:
+        """
+        Render as C{<start xmlns='urn:xmpp:tmp:xtls'/>}.
+        """
+        return _withOffer("start", self.offer)
+
+    @classmethod
+    def fromElement(cls, element: domish.Element) -> Start:
+        """
+        Parse a C{<start/>}.
+        """
+        return cls(_offerIn(element))
+
+
+@attrs.frozen
+class Proceed:
+    """
+    C{<proceed/>}: the responder agrees, in the result of a start.
+
+    @ivar offer: the responder's XEP-0250 offer, if any.
+    """
+
+    offer: Offer | None = None
+
+    def toElement(self) -> domish.Element:
+        """
+        Render as C{<proceed xmlns='urn:xmpp:tmp:xtls'/>}.
+        """
+        return _withOffer("proceed", self.offer)
+
+    @classmethod
+    def fromElement(cls, element: domish.Element) -> Proceed:
+        """
+        Parse a C{<proceed/>}.
+        """
+        return cls(_offerIn(element))
+
+
+@attrs.frozen
+class Data:
+    """
+    C{<data/>}: TLS bytes.
+
+    @ivar payload: the bytes (base64 on the wire).
+    @ivar method: the TLS method, sent on the first data of a tunnel only.
+    """
+
+    payload: bytes
+    method: str | None = None
+
+    def toElement(self) -> domish.Element:
+        """
+        Render as C{<data xmlns='urn:xmpp:tmp:xtls'>BASE64</data>}.
+        """
+        element = domish.Element((NS_XTLS, "data"))
+        if self.method is not None:
+            element["method"] = self.method
+        element.addContent(base64.b64encode(self.payload).decode("ascii"))
+        return element
+
+    @classmethod
+    def fromElement(cls, element: domish.Element) -> Data:
+        """
+        Parse a C{<data/>}. White space in the base64 text is ignored.
+
+        @raise XTLSStanzaError: C{bad-request} when the text is not base64.
+        """
+        text = "".join(str(element).split())
+        try:
+            payload = base64.b64decode(text.encode("ascii"), validate=True)
+        except (binascii.Error, UnicodeEncodeError, ValueError) as e:
+            raise XTLSStanzaError("bad-request", "the data is not base64") from e
+        return cls(payload, element.getAttribute("method"))
+
+
+@attrs.frozen
+class Close:
+    """
+    C{<close/>}: either end closes the tunnel.
+    """
+
+    def toElement(self) -> domish.Element:
+        """
+        Render as C{<close xmlns='urn:xmpp:tmp:xtls'/>}.
+        """
+        return domish.Element((NS_XTLS, "close"))
+
+    @classmethod
+    def fromElement(cls, element: domish.Element) -> Close:
+        """
+        Parse a C{<close/>}.
+        """
+        return cls()
+
+
+@attrs.frozen
+class Closed:
+    """
+    C{<closed/>}: the answer to a close.
+    """
+
+    def toElement(self) -> domish.Element:
+        """
+        Render as C{<closed xmlns='urn:xmpp:tmp:xtls'/>}.
+        """
+        return domish.Element((NS_XTLS, "closed"))
+
+    @classmethod
+    def fromElement(cls, element: domish.Element) -> Closed:
+        """
+        Parse a C{<closed/>}.
+        """
+        return cls()
+
+
+#: What an IQ set of the XTLS namespace can carry.
+Request = Union[Start, Data, Close]
+
+_REQUESTS: dict[str, type[Start] | type[Data] | type[Close]] = {
+    "start": Start,
+    "data": Data,
+    "close": Close,
+}
+
+
+def parseRequest(iq: domish.Element) -> Request:
+    """
+    Parse the XTLS child of an IQ set.
+
+    @raise XTLSStanzaError: C{bad-request} when there is no such child, or
+        its content is invalid.
+    """
+    for child in iq.elements(NS_XTLS):
+        kind = _REQUESTS.get(child.name)
+        if kind is not None:
+            return kind.fromElement(child)
+    raise XTLSStanzaError("bad-request", "no XTLS request in the IQ")
+
+
+def hasPriority(own: str, other: str) -> bool:
+    """
+    Whether our start wins over the other party's when both started at the
+    same time: the start of the party whose JID sorts first in C{i;octet}
+    collation (RFC 4790 section 9.3) has priority.
+
+    The full JIDs are compared as they appear on the wire (the C{to} and
+    C{from} of the received start), byte by byte in UTF-8.
+
+    @param own: our full JID.
+    @param other: the other party's full JID.
+    """
+    return own.encode("utf-8") < other.encode("utf-8")
