@@ -13,7 +13,7 @@ from typing import Protocol
 import attrs
 from twisted.cred.checkers import ICredentialsChecker
 from twisted.cred.credentials import ICredentials
-from twisted.internet.defer import Deferred, succeed
+from twisted.internet.defer import Deferred, fail, succeed
 from twisted.python.failure import Failure
 from twisted.words.protocols.jabber import jid
 from zope.interface import Attribute, implementer
@@ -101,7 +101,7 @@ class XMPPConfirmationChecker:
                 error = TooManyPending(
                     decision.reason, decision.retryAfter, decision.status
                 )
-            return Deferred.fromFailure(error)
+            return fail(error)
         waiter: Deferred[str] = Deferred()
         if isinstance(decision, Join):
             self._waiting[decision.key].append(waiter)

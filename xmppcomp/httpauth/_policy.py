@@ -303,17 +303,21 @@ class Ledger:
             return Refuse(403, f"{full} may not access {attempt.path}")
 
         session = self._sessions.get((full, transactionId))
-        if session is not None and session.expires > now:
-            if session.site == attempt.site and session.client == attempt.client:
-                return Pass("session")
+        live = session is not None and session.expires > now
+        if live and session is not None and (session.site, session.client) == (
+            attempt.site,
+            attempt.client,
+        ):
+            return Pass("session")
+        closes = self._windows.get((full, transactionId, attempt.url))
+        if closes is not None and closes > now:
+            return Pass("window")
+        if live:
             return Refuse(
                 403,
                 "this transaction id was confirmed for another site or client "
                 "address; choose a new one",
             )
-        closes = self._windows.get((full, transactionId, attempt.url))
-        if closes is not None and closes > now:
-            return Pass("window")
 
         key = attempt.key
         if self._used.get(key, -math.inf) > now:

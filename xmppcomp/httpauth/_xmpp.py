@@ -15,7 +15,7 @@ from collections.abc import Callable
 from typing import Union
 
 import attrs
-from twisted.internet.defer import Deferred, maybeDeferred
+from twisted.internet.defer import Deferred, fail, maybeDeferred
 from twisted.internet.interfaces import IDelayedCall, IReactorTime
 from twisted.logger import Logger
 from twisted.python.failure import Failure
@@ -155,7 +155,7 @@ class ConfirmationRequester(XMPPHandler):
             forgets the confirmation.
         """
         if not self._initialized or self.xmlstream is None:
-            return Deferred.fromFailure(
+            return fail(
                 ConfirmerUnavailable("the component is not connected to its XMPP server")
             )
         entry: _Pending

@@ -1,0 +1,417 @@
+# -*- test-case-name: tests.test_httpauth_xmpp -*-
+"""
+Tests for L{xmppcomp.httpauth._xmpp}: a requester on one end of an
+L{XmlPipe}, a responder (or the test, by hand) on the other.
+"""
+
+from __future__ import annotations
+
+from twisted.internet.defer import Deferred
+from twisted.internet.task import Clock
+from twisted.python.failure import Failure
+from twisted.trial.unittest import SynchronousTestCase
+from twisted.words.protocols.jabber.jid import JID
+from twisted.words.protocols.jabber.xmlstream import toResponse
+from twisted.words.xish import domish
+from wokkel.generic import XmlPipe
+from wokkel.subprotocols import XMPPHandler
+
+from xmppcomp.httpauth import (
+    ConfirmationRequester,
+    ConfirmationResponder,
+    ConfirmationTimeout,
+    ConfirmerUnavailable,
+    ConfirmRequest,
+    IncomingConfirmation,
+    Outcome,
+)
+from xmppcomp.ns import NS_HTTP_AUTH, NS_XMPP_STANZAS
+
+COMPONENT = JID("files.shakespeare.lit")
+JULIET = JID("juliet@capulet.com/balcony")
+REQUEST = ConfirmRequest("a7374jnjlalasdf82", "GET", "https://files.shakespeare.lit/missive.html")
+
+
+class _Parent:
+    """
+    The part of a stream manager a handler sends through.
+    """
+
+    def __init__(self, xs: object) -> None:
+        self._xs = xs
+
+    def send(self, obj: domish.Element) -> None:
+        self._xs.send(obj)  # type: ignore[attr-defined]
+
+
+def attach(handler: XMPPHandler, xs: object) -> None:
+    """
+    Connect C{handler} to C{xs} as a stream manager would.
+    """
+    handler.parent = _Parent(xs)
+    handler.makeConnection(xs)
+    handler.connectionInitialized()
+
+
+def reply(stanza: domish.Element, sender: str, kind: str = "result") -> domish.Element:
+    response = toResponse(stanza, kind)
+    response["from"] = sender
+    return response
+
+
+def iqError(iq: domish.Element, sender: str, condition: str) -> domish.Element:
+    response = reply(iq, sender, "error")
+    error = response.addElement("error")
+    error["type"] = "cancel"
+    error.addElement((NS_XMPP_STANZAS, condition))
+    return response
+
+
+def textReply(message: domish.Element, sender: str, text: str, thread: bool = True) -> domish.Element:
+    response = domish.Element((None, "message"))
+    response["from"] = sender
+    response["to"] = message["from"]
+    if thread:
+        response.addElement("thread", content=str(message.thread))
+    response.addElement("body", content=text)
+    return response
+
+
+class _Keys:
+    def __init__(self) -> None:
+        self.count = 0
+
+    def __call__(self) -> str:
+        self.count += 1
+        return f"key{self.count}"
+
+
+class RequesterTests(SynchronousTestCase):
+    """
+    Tests for L{ConfirmationRequester}, the other end driven by hand.
+    """
+
+    def setUp(self) -> None:
+        self.clock = Clock()
+        self.pipe = XmlPipe()
+        self.requester = ConfirmationRequester(COMPONENT, self.clock, timeout=60)
+        attach(self.requester, self.pipe.source)
+        self.received: list[domish.Element] = []
+        self.pipe.sink.addObserver("/*", self.received.append)
+
+    def test_iqForm(self) -> None:
+        """
+        A full JID gets an IQ get from C{fromJid} with the confirm element
+        and a random id.
+        """
+        self.requester.confirm(JULIET, REQUEST)
+        [iq] = self.received
+        self.assertEqual((iq.name, iq["type"], iq["to"], iq["from"]), ("iq", "get", JULIET.full(), "files.shakespeare.lit"))
+        self.assertEqual(len(iq["id"]), 40)
+        self.assertEqual(ConfirmRequest.fromElement(iq.confirm), REQUEST)
+
+    def test_randomIds(self) -> None:
+        """
+        Each confirmation gets its own random id.
+        """
+        self.requester.confirm(JULIET, REQUEST)
+        self.requester.confirm(JULIET, REQUEST)
+        self.assertNotEqual(self.received[0]["id"], self.received[1]["id"])
+
+    def test_iqResult(self) -> None:
+        """
+        An IQ result from the JID asked allows.
+        """
+        d = self.requester.confirm(JULIET, REQUEST)
+        self.pipe.sink.send(reply(self.received[0], JULIET.full()))
+        self.assertIs(self.successResultOf(d), Outcome.ALLOW)
+        self.assertEqual(self.requester.pendingCount, 0)
+
+    def test_iqError(self) -> None:
+        """
+        An IQ error (C{not-authorized}) denies.
+        """
+        d = self.requester.confirm(JULIET, REQUEST)
+        self.pipe.sink.send(iqError(self.received[0], JULIET.full(), "not-authorized"))
+        self.assertIs(self.successResultOf(d), Outcome.DENY)
+
+    def test_iqOtherSenderIgnored(self) -> None:
+        """
+        A reply with the right id from another JID is ignored; the right
+        sender's reply still counts.
+        """
+        d = self.requester.confirm(JULIET, REQUEST)
+        self.pipe.sink.send(reply(self.received[0], "romeo@montague.lit/garden"))
+        self.assertNoResult(d)
+        self.pipe.sink.send(iqError(self.received[0], "juliet@capulet.com/other", "not-authorized"))
+        self.assertNoResult(d)
+        self.pipe.sink.send(reply(self.received[0], JULIET.full()))
+        self.assertIs(self.successResultOf(d), Outcome.ALLOW)
+
+    def test_fallbackToMessage(self) -> None:
+        """
+        C{feature-not-implemented} or C{service-unavailable} for the IQ makes
+        the requester send the message form to the bare JID, with a new
+        random thread; its answer decides.
+        """
+        for condition in ("feature-not-implemented", "service-unavailable"):
+            del self.received[:]
+            d = self.requester.confirm(JULIET, REQUEST)
+            self.pipe.sink.send(iqError(self.received[0], JULIET.full(), condition))
+            self.assertNoResult(d)
+            message = self.received[1]
+            self.assertEqual((message.name, message["to"]), ("message", "juliet@capulet.com"))
+            self.assertNotEqual(str(message.thread), self.received[0]["id"])
+            self.pipe.sink.send(textReply(message, "juliet@capulet.com/phone", "OK"))
+            self.assertIs(self.successResultOf(d), Outcome.ALLOW)
+
+    def test_messageForm(self) -> None:
+        """
+        A bare JID gets a message with thread, body and confirm.
+        """
+        self.requester.confirm(JULIET.userhostJID(), REQUEST)
+        [message] = self.received
+        self.assertEqual((message.name, message["to"], message["type"]), ("message", "juliet@capulet.com", "normal"))
+        self.assertEqual(len(str(message.thread)), 40)
+        self.assertIn(REQUEST.transactionId, str(message.body))
+        self.assertEqual(ConfirmRequest.fromElement(message.confirm), REQUEST)
+
+    def test_plainText(self) -> None:
+        """
+        Plain-text answers in the thread from the bare JID: OK, yes and the
+        transaction id allow, no denies, other text is ignored.
+        """
+        for text, outcome in [("OK", Outcome.ALLOW), ("yes", Outcome.ALLOW), (REQUEST.transactionId, Outcome.ALLOW), ("No", Outcome.DENY)]:
+            del self.received[:]
+            d = self.requester.confirm(JULIET.userhostJID(), REQUEST)
+            self.pipe.sink.send(textReply(self.received[0], "juliet@capulet.com/phone", "what is this?"))
+            self.assertNoResult(d)
+            self.pipe.sink.send(textReply(self.received[0], "juliet@capulet.com/phone", text))
+            self.assertIs(self.successResultOf(d), outcome)
+
+    def test_messageOtherSenderIgnored(self) -> None:
+        """
+        An answer in the right thread from another JID is ignored, and so
+        is an answer from the right JID outside the thread.
+        """
+        d = self.requester.confirm(JULIET.userhostJID(), REQUEST)
+        message = self.received[0]
+        self.pipe.sink.send(textReply(message, "romeo@montague.lit/garden", "OK"))
+        self.pipe.sink.send(textReply(message, "juliet@capulet.com/phone", "OK", thread=False))
+        self.assertNoResult(d)
+        self.assertEqual(self.requester.pendingCount, 1)
+
+    def test_messageError(self) -> None:
+        """
+        A message of type error (a bounce, or a denial) denies.
+        """
+        d = self.requester.confirm(JULIET.userhostJID(), REQUEST)
+        bounce = reply(self.received[0], "juliet@capulet.com", "error")
+        bounce.addElement("error").addElement((NS_XMPP_STANZAS, "service-unavailable"))
+        self.pipe.sink.send(bounce)
+        self.assertIs(self.successResultOf(d), Outcome.DENY)
+
+    def test_timeout(self) -> None:
+        """
+        No answer within the timeout fails with L{ConfirmationTimeout}
+        naming the JID, frees the pending entry, and a late answer is then
+        ignored.
+        """
+        d = self.requester.confirm(JULIET, REQUEST)
+        self.clock.advance(59)
+        self.assertNoResult(d)
+        self.clock.advance(1)
+        failure = self.failureResultOf(d, ConfirmationTimeout)
+        self.assertIn(JULIET.full(), failure.value.reason)
+        self.assertEqual(failure.value.status, 504)
+        self.assertEqual(self.requester.pendingCount, 0)
+        self.pipe.sink.send(reply(self.received[0], JULIET.full()))
+        self.assertEqual(self.clock.getDelayedCalls(), [])
+
+    def test_answerCancelsTimer(self) -> None:
+        """
+        An answer cancels the timeout.
+        """
+        self.requester.confirm(JULIET, REQUEST)
+        self.pipe.sink.send(reply(self.received[0], JULIET.full()))
+        self.assertEqual(self.clock.getDelayedCalls(), [])
+
+    def test_cancel(self) -> None:
+        """
+        Cancelling the Deferred forgets the confirmation.
+        """
+        d = self.requester.confirm(JULIET, REQUEST)
+        d.cancel()
+        self.failureResultOf(d)
+        self.assertEqual(self.requester.pendingCount, 0)
+        self.assertEqual(self.clock.getDelayedCalls(), [])
+
+    def test_notConnected(self) -> None:
+        """
+        Without a stream, confirming fails at once with
+        L{ConfirmerUnavailable}.
+        """
+        requester = ConfirmationRequester(COMPONENT, self.clock)
+        failure = self.failureResultOf(requester.confirm(JULIET, REQUEST), ConfirmerUnavailable)
+        self.assertEqual(failure.value.status, 503)
+
+    def test_connectionLost(self) -> None:
+        """
+        Losing the stream fails pending confirmations with
+        L{ConfirmerUnavailable}.
+        """
+        d = self.requester.confirm(JULIET, REQUEST)
+        self.requester.connectionLost(Failure(Exception("gone")))
+        self.failureResultOf(d, ConfirmerUnavailable)
+        self.assertEqual(self.requester.pendingCount, 0)
+        self.assertEqual(self.clock.getDelayedCalls(), [])
+
+
+class RoundTripTests(SynchronousTestCase):
+    """
+    A requester and a responder on the two ends of an L{XmlPipe}.
+    """
+
+    def setUp(self) -> None:
+        self.clock = Clock()
+        self.pipe = XmlPipe()
+        self.requester = ConfirmationRequester(COMPONENT, self.clock, timeout=60)
+        attach(self.requester, self.pipe.source)
+        self.asked: list[IncomingConfirmation] = []
+        self.answer: bool | Deferred[bool] = True
+        self.responder = ConfirmationResponder(self.policy)
+        attach(self.responder, self.pipe.sink)
+        self.toResponder: list[domish.Element] = []
+        self.toRequester: list[domish.Element] = []
+        self.pipe.sink.addObserver("/*", self.toResponder.append, priority=10)
+        self.pipe.source.addObserver("/*", self.toRequester.append, priority=10)
+
+    def policy(self, request: IncomingConfirmation) -> bool | Deferred[bool]:
+        self.asked.append(request)
+        return self.answer
+
+    def test_iqAllow(self) -> None:
+        """
+        Over IQ, a policy saying yes confirms with an IQ result.
+        """
+        d = self.requester.confirm(JULIET, REQUEST)
+        self.assertIs(self.successResultOf(d), Outcome.ALLOW)
+        [asked] = self.asked
+        self.assertEqual((asked.sender, asked.recipient, asked.request, asked.viaMessage), (COMPONENT, JULIET, REQUEST, False))
+        self.assertEqual(self.toRequester[0]["type"], "result")
+
+    def test_iqDeny(self) -> None:
+        """
+        Over IQ, a policy saying no answers C{not-authorized} with the
+        confirm element, which denies.
+        """
+        self.answer = False
+        d = self.requester.confirm(JULIET, REQUEST)
+        self.assertIs(self.successResultOf(d), Outcome.DENY)
+        [error] = self.toRequester
+        self.assertEqual(error["type"], "error")
+        self.assertEqual(error.error.firstChildElement().name, "not-authorized")
+        self.assertEqual(ConfirmRequest.fromElement(error.confirm), REQUEST)
+
+    def test_deferredPolicy(self) -> None:
+        """
+        The policy may answer later with a Deferred.
+        """
+        self.answer = Deferred()
+        d = self.requester.confirm(JULIET, REQUEST)
+        self.assertNoResult(d)
+        self.answer.callback(True)
+        self.assertIs(self.successResultOf(d), Outcome.ALLOW)
+
+    def test_failingPolicy(self) -> None:
+        """
+        A failing policy answers C{internal-server-error}, which denies.
+        """
+        self.answer = Deferred()
+        d = self.requester.confirm(JULIET, REQUEST)
+        self.answer.errback(RuntimeError("broken policy"))
+        self.assertIs(self.successResultOf(d), Outcome.DENY)
+        self.assertEqual(self.toRequester[0].error.firstChildElement().name, "internal-server-error")
+        self.assertEqual(len(self.flushLoggedErrors(RuntimeError)), 1)
+
+    def test_messageAllow(self) -> None:
+        """
+        Over message, a policy saying yes echoes thread and confirm in a
+        message of type normal, which confirms.
+        """
+        d = self.requester.confirm(JULIET.userhostJID(), REQUEST)
+        self.assertIs(self.successResultOf(d), Outcome.ALLOW)
+        [asked] = self.asked
+        self.assertTrue(asked.viaMessage)
+        self.assertIn(REQUEST.url, asked.body or "")
+        [echo] = self.toRequester
+        self.assertEqual((echo["type"], str(echo.thread)), ("normal", asked.thread))
+        self.assertEqual(ConfirmRequest.fromElement(echo.confirm), REQUEST)
+
+    def test_messageDeny(self) -> None:
+        """
+        Over message, a policy saying no answers a message of type error
+        with thread and confirm, which denies.
+        """
+        self.answer = False
+        d = self.requester.confirm(JULIET.userhostJID(), REQUEST)
+        self.assertIs(self.successResultOf(d), Outcome.DENY)
+        [error] = self.toRequester
+        self.assertEqual(error["type"], "error")
+        self.assertEqual(str(error.thread), self.asked[0].thread)
+
+    def test_fallback(self) -> None:
+        """
+        When the full JID answers the IQ with C{feature-not-implemented},
+        the message form reaches the responder and its answer decides.
+        """
+
+        def refuseIQ(iq: domish.Element) -> None:
+            iq.handled = True
+            self.pipe.sink.send(iqError(iq, iq["to"], "feature-not-implemented"))
+
+        self.pipe.sink.addObserver("/iq[@type='get']", refuseIQ, priority=5)
+        d = self.requester.confirm(JULIET, REQUEST)
+        self.assertIs(self.successResultOf(d), Outcome.ALLOW)
+        [asked] = self.asked
+        self.assertTrue(asked.viaMessage)
+        self.assertEqual(asked.recipient, JULIET.userhostJID())
+
+    def test_forgedAnswerIgnored(self) -> None:
+        """
+        An answer with the right id from a third JID does not settle a
+        confirmation; the responder's does.
+        """
+        self.answer = Deferred()
+        d = self.requester.confirm(JULIET, REQUEST)
+        iq = self.toResponder[0]
+        self.pipe.sink.send(reply(iq, "mallory@evil.example/x"))
+        self.assertNoResult(d)
+        self.answer.callback(False)
+        self.assertIs(self.successResultOf(d), Outcome.DENY)
+
+    def test_badRequest(self) -> None:
+        """
+        A confirm IQ lacking an attribute is answered C{bad-request} and
+        the policy is not asked.
+        """
+        iq = domish.Element((None, "iq"))
+        iq["type"] = "get"
+        iq["id"] = "x"
+        iq["from"] = COMPONENT.full()
+        iq["to"] = JULIET.full()
+        confirm = iq.addElement((NS_HTTP_AUTH, "confirm"))
+        confirm["id"] = "t"
+        self.pipe.source.send(iq)
+        self.assertEqual(self.asked, [])
+        self.assertEqual(self.toRequester[0].error.firstChildElement().name, "bad-request")
+
+    def test_repliesNotTakenForRequests(self) -> None:
+        """
+        On a stream with both handlers, a message echo answering our own
+        request is taken by the requester, not treated as a new request.
+        """
+        attach(ConfirmationResponder(self.policy), self.pipe.source)
+        d = self.requester.confirm(JULIET.userhostJID(), REQUEST)
+        self.assertIs(self.successResultOf(d), Outcome.ALLOW)
+        self.assertEqual(len(self.asked), 1)
