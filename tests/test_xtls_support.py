@@ -18,7 +18,8 @@ from twisted.words.xish import domish, utility
 from wokkel.subprotocols import StreamManager
 
 from xmppcomp.testing import CertificateAuthority, makeCertificateAuthority
-from xmppcomp.xtls import XTLSConfiguration, XTLSHandler
+from xmppcomp.xtls import ITunnelObserver, XTLSConfiguration, XTLSHandler
+from zope.interface import implementer
 
 
 _TO = re.compile(r"\sto=(['\"])(.*?)\1")
@@ -180,6 +181,7 @@ class Pair:
         return XTLSConfiguration(**settings)  # type: ignore[arg-type]
 
 
+@implementer(ITunnelObserver)
 class Recorder:
     """
     An L{xmppcomp.xtls.ITunnelObserver} that records the events.

@@ -29,7 +29,7 @@ from wokkel.iwokkel import IDisco
 from wokkel.subprotocols import IQHandlerMixin, XMPPHandler
 from zope.interface import implementer
 
-from xmppcomp.ns import NS_XTLS
+from xmppcomp.ns import NS_DISCO_INFO, NS_XTLS
 from xmppcomp.xtls._engine import TLSEngine, makeContext
 from xmppcomp.xtls._exceptions import (
     PeerUnavailable,
@@ -359,6 +359,36 @@ def _error(condition: str, text: str | None = None) -> error.StanzaError:
     return error.StanzaError(condition, type=kind, text=text)
 
 
+class _Feature(str):
+    """
+    A disco#info feature, for when L{wokkel.disco} cannot be imported: a
+    string that renders as C{<feature var='...'/>}, like
+    L{wokkel.disco.DiscoFeature}.
+    """
+
+    def toElement(self) -> domish.Element:
+        element = domish.Element((NS_DISCO_INFO, "feature"))
+        element["var"] = str(self)
+        return element
+
+
+def _discoFeature(var: str) -> str:
+    """
+    A L{wokkel.disco.DiscoFeature}, imported only now: C{wokkel.disco} does
+    not import on recent Twisted unless C{xmppcomp._wokkelcompat} patched
+    it first; without either, an equivalent L{_Feature}.
+    """
+    try:
+        import xmppcomp._wokkelcompat  # type: ignore[import-not-found] # noqa: F401
+    except ImportError:
+        pass
+    try:
+        from wokkel.disco import DiscoFeature
+    except ImportError:
+        return _Feature(var)
+    return DiscoFeature(var)  # type: ignore[no-any-return]
+
+
 @implementer(IDisco)
 class XTLSHandler(XMPPHandler, IQHandlerMixin):
     """
@@ -476,13 +506,7 @@ class XTLSHandler(XMPPHandler, IQHandlerMixin):
         """
         if nodeIdentifier or not self.configuration.active:
             return succeed([])
-        try:
-            import xmppcomp._wokkelcompat  # noqa: F401
-        except ImportError:
-            pass
-        from wokkel.disco import DiscoFeature
-
-        return succeed([DiscoFeature(NS_XTLS)])
+        return succeed([_discoFeature(NS_XTLS)])
 
     def getDiscoItems(
         self, requestor: JID, target: JID, nodeIdentifier: str = ""
