@@ -53,9 +53,10 @@ WAIT = 15.0
 TEST_NS = "urn:xmppcomp:test:prosody"
 
 
-class ProsodyTests(TestCase):
+class ProsodyMixin:
     """
-    Our XEP-0114 component against a real Prosody on 127.0.0.1.
+    Starts a private Prosody for each test and offers waits and connections
+    to it; mixed into L{TestCase}s.
     """
 
     timeout = 120
@@ -149,6 +150,13 @@ class ProsodyTests(TestCase):
         yield self.connect(factory, self.server.c2sPort)
         xs = yield self.wait(authenticated, "client login")
         return xs
+
+
+
+class ProsodyTests(ProsodyMixin, TestCase):
+    """
+    Our XEP-0114 component against a real Prosody on 127.0.0.1.
+    """
 
     @defer.inlineCallbacks
     def echoComponent(self) -> Any:
