@@ -447,7 +447,7 @@ class ForwardAuthResource(Resource):
         try:
             method, url, target, client = self._original(request)
         except BadRequest as e:
-            _Answer(403, e.reason).render(request)
+            request.write(_Answer(403, e.reason).render(request))
             request.finish()
             return NOT_DONE_YET
         d = self._authenticator.authenticate(request, method, url, target, client)
