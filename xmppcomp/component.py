@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import random
 from collections import deque
-from typing import Any, Callable, Iterable, Iterator, Sequence
+from typing import Any, Callable, Iterator, Sequence
 
 from twisted.application.internet import ClientService, backoffPolicy
 from twisted.application.service import Service
@@ -26,7 +26,7 @@ from twisted.logger import Logger
 from twisted.python.failure import Failure
 from twisted.words.protocols.jabber import error as jerror
 from twisted.words.protocols.jabber import jid
-from twisted.words.protocols.jabber.xmlstream import IQ, TimeoutError
+from twisted.words.protocols.jabber.xmlstream import TimeoutError
 from twisted.words.xish import domish, utility
 from twisted.words.xish.xmlstream import STREAM_END_EVENT
 

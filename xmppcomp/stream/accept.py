@@ -19,10 +19,10 @@ firing with a L{NegotiationResult}.
 
 from __future__ import annotations
 
-from typing import Any, Callable
+from typing import Any
 
 import attrs
-from twisted.internet import defer, protocol
+from twisted.internet import defer
 from twisted.internet.interfaces import IDelayedCall, IReactorTime
 from twisted.logger import Logger
 from twisted.python.failure import Failure
@@ -40,7 +40,7 @@ from xmppcomp.errors import NegotiationError
 from xmppcomp.ns import NS_COMPONENT_ACCEPT, NS_STREAMS
 from xmppcomp.stream.handshake import handshakeDigest, normaliseHostname
 from xmppcomp.stream.initiating import NegotiationResult
-from xmppcomp.stream.negotiating import NegotiatingXmlStream
+from xmppcomp.stream.negotiating import NegotiatingFactory, NegotiatingXmlStream, peerOf
 from xmppcomp.stream.xmlstream import DEFAULT_CLOSE_TIMEOUT, DEFAULT_MAX_STANZA_SIZE
 
 __all__ = [
@@ -216,7 +216,7 @@ class AcceptInitiatingAuthenticator(ConnectAuthenticator):
         except StreamError as e:
             self._fail(
                 NegotiationError(
-                    "%s sent a bad stream header: %s" % (_peer(xs), e.condition)
+                    "%s sent a bad stream header: %s" % (peerOf(xs, "the server"), e.condition)
                 )
             )
             xs.sendStreamError(e)
@@ -259,7 +259,7 @@ class AcceptInitiatingAuthenticator(ConnectAuthenticator):
         self._fail(
             NegotiationError(
                 "unexpected {%s}%s from %s before the handshake was accepted"
-                % (element.uri, element.name, _peer(self.xmlstream))
+                % (element.uri, element.name, peerOf(self.xmlstream, "the server"))
             )
         )
         self.xmlstream.sendStreamError(StreamError("unsupported-stanza-type"))
@@ -283,7 +283,7 @@ class AcceptInitiatingAuthenticator(ConnectAuthenticator):
         log.info(
             "component {hostname} accepted by {peer} in {ms:.1f} ms",
             hostname=self.policy.hostname,
-            peer=_peer(xs),
+            peer=peerOf(xs, "the server"),
             ms=result.elapsed * 1000,
         )
         xs.dispatch(xs, STREAM_AUTHD_EVENT)
@@ -306,7 +306,7 @@ class AcceptInitiatingAuthenticator(ConnectAuthenticator):
         log.info(
             "component {hostname} not accepted by {peer}: {reason}",
             hostname=self.policy.hostname,
-            peer=_peer(self.xmlstream),
+            peer=peerOf(self.xmlstream, "the server"),
             reason=why,
         )
         self.xmlstream.dispatch(failure, INIT_FAILED_EVENT)
@@ -326,7 +326,7 @@ class AcceptInitiatingAuthenticator(ConnectAuthenticator):
             NegotiationError(
                 "%s did not accept component %s within %g seconds"
                 % (
-                    _peer(self.xmlstream),
+                    peerOf(self.xmlstream, "the server"),
                     self.policy.hostname,
                     self.policy.negotiationTimeout,
                 )
@@ -356,67 +356,16 @@ class AcceptInitiatingAuthenticator(ConnectAuthenticator):
             self._fail(reason)
 
 
-def _peer(xs: object) -> str:
-    """
-    The peer address of a stream, for messages and log lines.
-    """
-    transport = getattr(xs, "transport", None)
-    if transport is None:
-        return "the server"
-    try:
-        return str(transport.getPeer())
-    except Exception:
-        return "the server"
 
-
-class AcceptInitiatingFactory(protocol.ClientFactory):
+class AcceptInitiatingFactory(NegotiatingFactory):
     """
-    Builds the negotiating stream for one outgoing XEP-0114 connection; use
-    with an endpoint (C{endpoint.connect(factory)}).
-
-    @ivar policy: the L{AcceptInitiatingPolicy}.
-    @ivar reactor: schedules the stream's timers.
-    @ivar bootstraps: C{(event, observer)} pairs added to each new stream:
-        observe L{STREAM_AUTHD_EVENT} to add stanza observers before the
-        first stanza can arrive.
+    Builds the negotiating stream of one outgoing XEP-0114 connection, for
+    an L{AcceptInitiatingPolicy}; use with an endpoint
+    (C{endpoint.connect(factory)}).
     """
 
-    def __init__(
-        self, policy: AcceptInitiatingPolicy, reactor: IReactorTime | None = None
-    ) -> None:
-        """
-        @param policy: the hostname, secret and limits.
-        @param reactor: schedules timers; the global reactor if L{None}.
-        """
-        if reactor is None:
-            from twisted.internet import reactor as globalReactor
-
-            reactor = globalReactor  # type: ignore[assignment]
-        self.policy = policy
-        self.reactor = reactor
-        self.bootstraps: list[tuple[str, Callable[..., object]]] = []
-
-    def addBootstrap(self, event: str, observer: Callable[..., object]) -> None:
-        """
-        Add C{observer} for C{event} on every stream built from now on.
-        """
-        self.bootstraps.append((event, observer))
-
-    def buildProtocol(self, addr: object) -> NegotiatingXmlStream:
-        """
-        A L{NegotiatingXmlStream} with an L{AcceptInitiatingAuthenticator}.
-        """
-        assert self.reactor is not None
-        xs = NegotiatingXmlStream(
-            AcceptInitiatingAuthenticator(self.policy, self.reactor),
-            reactor=self.reactor,
-            maxStanzaSize=self.policy.maxStanzaSize,
-            closeTimeout=self.policy.closeTimeout,
-        )
-        xs.factory = self
-        for event, observer in self.bootstraps:
-            xs.addObserver(event, observer)
-        return xs
+    def makeAuthenticator(self) -> AcceptInitiatingAuthenticator:
+        return AcceptInitiatingAuthenticator(self.policy, self.reactor)
 
 
 def negotiateAccept(

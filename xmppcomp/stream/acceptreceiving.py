@@ -20,7 +20,6 @@ from __future__ import annotations
 from typing import Callable
 
 import attrs
-from twisted.internet import protocol
 from twisted.internet.interfaces import IDelayedCall, IReactorTime
 from twisted.logger import Logger
 from twisted.words.protocols.jabber import jid
@@ -34,7 +33,7 @@ from twisted.words.xish.xmlstream import STREAM_END_EVENT
 
 from xmppcomp.ns import NS_COMPONENT_ACCEPT, NS_STREAMS
 from xmppcomp.stream.handshake import checkAcceptHeader, checkHandshake
-from xmppcomp.stream.negotiating import NegotiatingXmlStream, isStanza
+from xmppcomp.stream.negotiating import NegotiatingFactory, NegotiatingXmlStream, isStanza, peerOf
 from xmppcomp.stream.xmlstream import (
     DEFAULT_CLOSE_TIMEOUT,
     DEFAULT_MAX_STANZA_SIZE,
@@ -160,7 +159,7 @@ class AcceptAuthenticator(ListenAuthenticator):
             log.failure(
                 "looking up the secret for {hostname} from {peer} failed",
                 hostname=hostname,
-                peer=_peer(xs),
+                peer=peerOf(xs),
             )
             self._refuse("internal-server-error", hostname, "secret lookup failed")
             return
@@ -219,7 +218,7 @@ class AcceptAuthenticator(ListenAuthenticator):
         log.info(
             "component {hostname} accepted from {peer} in {ms:.1f} ms",
             hostname=self.hostname,
-            peer=_peer(xs),
+            peer=peerOf(xs),
             ms=(self._reactor.seconds() - self._started) * 1000,
         )
         xs.dispatch(xs, STREAM_AUTHD_EVENT)
@@ -232,7 +231,7 @@ class AcceptAuthenticator(ListenAuthenticator):
         """
         log.info(
             "refusing component stream from {peer} for {hostname}: {condition} ({text})",
-            peer=_peer(self.xmlstream),
+            peer=peerOf(self.xmlstream),
             hostname=hostname,
             condition=condition,
             text=text,
@@ -272,62 +271,13 @@ def _loggedTo(root: domish.Element) -> str | None:
     return str(to)[:_LOGGED_TO]
 
 
-def _peer(xs: object) -> str:
-    """
-    The peer address of a stream, for log lines.
-    """
-    transport = getattr(xs, "transport", None)
-    if transport is None:
-        return "?"
-    try:
-        return str(transport.getPeer())
-    except Exception:
-        return "?"
 
-
-class AcceptFactory(protocol.ServerFactory):
+class AcceptFactory(NegotiatingFactory):
     """
-    Builds a negotiating stream per accepted XEP-0114 connection.
-
-    @ivar policy: the L{AcceptPolicy} of every stream.
-    @ivar reactor: schedules the streams' timers.
-    @ivar bootstraps: C{(event, observer)} pairs added to every new stream,
-        as in L{twisted.words.xish.xmlstream.BootstrapMixin}: observe
-        L{STREAM_AUTHD_EVENT} to learn of accepted components (the
-        authenticator's C{hostname} says which).
+    Builds a negotiating XEP-0114 stream per accepted connection, for an
+    L{AcceptPolicy}; the authenticator's C{hostname} says which component
+    was accepted.
     """
 
-    def __init__(self, policy: AcceptPolicy, reactor: IReactorTime | None = None) -> None:
-        """
-        @param policy: how to accept components.
-        @param reactor: schedules timers; the global reactor if L{None}.
-        """
-        if reactor is None:
-            from twisted.internet import reactor as globalReactor
-
-            reactor = globalReactor  # type: ignore[assignment]
-        self.policy = policy
-        self.reactor = reactor
-        self.bootstraps: list[tuple[str, Callable[..., object]]] = []
-
-    def addBootstrap(self, event: str, observer: Callable[..., object]) -> None:
-        """
-        Add C{observer} for C{event} on every stream built from now on.
-        """
-        self.bootstraps.append((event, observer))
-
-    def buildProtocol(self, addr: object) -> NegotiatingXmlStream:
-        """
-        A L{NegotiatingXmlStream} with an L{AcceptAuthenticator}.
-        """
-        assert self.reactor is not None
-        xs = NegotiatingXmlStream(
-            AcceptAuthenticator(self.policy, self.reactor),
-            reactor=self.reactor,
-            maxStanzaSize=self.policy.maxStanzaSize,
-            closeTimeout=self.policy.closeTimeout,
-        )
-        xs.factory = self
-        for event, observer in self.bootstraps:
-            xs.addObserver(event, observer)
-        return xs
+    def makeAuthenticator(self) -> AcceptAuthenticator:
+        return AcceptAuthenticator(self.policy, self.reactor)

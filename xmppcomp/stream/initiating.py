@@ -12,7 +12,7 @@ from __future__ import annotations
 from typing import Sequence
 
 import attrs
-from twisted.internet import defer, protocol
+from twisted.internet import defer
 from twisted.internet.interfaces import IReactorTime
 from twisted.logger import Logger
 from twisted.python.failure import Failure
@@ -37,7 +37,7 @@ from xmppcomp.stream.features import (
     nextFeature,
     parseFeatures,
 )
-from xmppcomp.stream.negotiating import NegotiatingXmlStream
+from xmppcomp.stream.negotiating import NegotiatingFactory, NegotiatingXmlStream
 from xmppcomp.stream.sasl import SASLInitiator, chooseMechanism
 from xmppcomp.stream.xmlstream import (
     DEFAULT_CLOSE_TIMEOUT,
@@ -401,37 +401,15 @@ class InitiatingAuthenticator(ConnectAuthenticator):
         self._fail(reason)
 
 
-class InitiatingFactory(protocol.ClientFactory):
+class InitiatingFactory(NegotiatingFactory):
     """
-    Builds the negotiating stream for one outgoing connection; use with an
-    endpoint (C{endpoint.connect(factory)}).
-
-    @ivar bootstraps: C{(event, observer)} pairs added to the new stream.
+    Builds the negotiating stream of one outgoing XEP-0225 connection, for
+    an L{InitiatingPolicy}; use with an endpoint
+    (C{endpoint.connect(factory)}).
     """
 
-    def __init__(self, policy: InitiatingPolicy, reactor: IReactorTime | None = None) -> None:
-        if reactor is None:
-            from twisted.internet import reactor as globalReactor
-
-            reactor = globalReactor  # type: ignore[assignment]
-        self.policy = policy
-        self.reactor = reactor
-        self.bootstraps: list[tuple[str, object]] = []
-
-    def addBootstrap(self, event: str, observer: object) -> None:
-        self.bootstraps.append((event, observer))
-
-    def buildProtocol(self, addr: object) -> NegotiatingXmlStream:
-        xs = NegotiatingXmlStream(
-            InitiatingAuthenticator(self.policy, self.reactor),
-            reactor=self.reactor,
-            maxStanzaSize=self.policy.maxStanzaSize,
-            closeTimeout=self.policy.closeTimeout,
-        )
-        xs.factory = self
-        for event, observer in self.bootstraps:
-            xs.addObserver(event, observer)
-        return xs
+    def makeAuthenticator(self) -> InitiatingAuthenticator:
+        return InitiatingAuthenticator(self.policy, self.reactor)
 
 
 def negotiate(endpoint: object, policy: InitiatingPolicy, reactor: IReactorTime | None = None) -> "defer.Deferred[tuple[NegotiatingXmlStream, NegotiationResult]]":

@@ -6,8 +6,10 @@ complete, first-level elements go to the authenticator first.
 
 from __future__ import annotations
 
-from typing import Callable
+from typing import Any, Callable
 
+from twisted.internet import protocol
+from twisted.internet.interfaces import IReactorTime
 from twisted.words.xish import domish
 
 from xmppcomp.ns import NS_STREAMS
@@ -57,3 +59,64 @@ class NegotiatingXmlStream(XmppXmlStream):
         ):
             return
         XmppXmlStream.onElement(self, element)
+
+
+def peerOf(xs: object, unknown: str = "?") -> str:
+    """
+    The peer address of a stream, for messages and log lines.
+    """
+    transport = getattr(xs, "transport", None)
+    if transport is None:
+        return unknown
+    try:
+        return str(transport.getPeer())
+    except Exception:
+        return unknown
+
+
+class NegotiatingFactory(protocol.Factory):
+    """
+    Builds a L{NegotiatingXmlStream} per connection, with the authenticator
+    L{makeAuthenticator} returns and the limits of C{policy}.
+
+    @ivar policy: the policy value of every stream (it has
+        C{maxStanzaSize} and C{closeTimeout}).
+    @ivar reactor: schedules the streams' timers.
+    @ivar bootstraps: C{(event, observer)} pairs added to every new stream,
+        as in L{twisted.words.xish.xmlstream.BootstrapMixin}: observe
+        L{twisted.words.protocols.jabber.xmlstream.STREAM_AUTHD_EVENT} to
+        learn of negotiated streams before their first stanza.
+    """
+
+    def __init__(self, policy: Any, reactor: IReactorTime | None = None) -> None:
+        if reactor is None:
+            from twisted.internet import reactor as globalReactor
+
+            reactor = globalReactor  # type: ignore[assignment]
+        self.policy = policy
+        self.reactor = reactor
+        self.bootstraps: list[tuple[str, Callable[..., object]]] = []
+
+    def addBootstrap(self, event: str, observer: Callable[..., object]) -> None:
+        """
+        Add C{observer} for C{event} on every stream built from now on.
+        """
+        self.bootstraps.append((event, observer))
+
+    def makeAuthenticator(self) -> Any:
+        """
+        The authenticator of a new stream; subclasses say which.
+        """
+        raise NotImplementedError()
+
+    def buildProtocol(self, addr: object) -> NegotiatingXmlStream:
+        xs = NegotiatingXmlStream(
+            self.makeAuthenticator(),
+            reactor=self.reactor,
+            maxStanzaSize=self.policy.maxStanzaSize,
+            closeTimeout=self.policy.closeTimeout,
+        )
+        xs.factory = self
+        for event, observer in self.bootstraps:
+            xs.addObserver(event, observer)
+        return xs

@@ -15,7 +15,6 @@ from __future__ import annotations
 from typing import Sequence
 
 import attrs
-from twisted.internet import protocol
 from twisted.internet.interfaces import IReactorTime
 from twisted.logger import Logger
 from twisted.words.protocols.jabber import jid
@@ -32,7 +31,7 @@ from xmppcomp.interfaces import ICredentialStore, IReceivingFeature
 from xmppcomp.ns import NS_CLIENT, NS_SASL, NS_STREAMS, NS_TLS
 from xmppcomp.stream import tls
 from xmppcomp.stream.features import STARTTLS, featuresElement, markRequired
-from xmppcomp.stream.negotiating import NegotiatingXmlStream, isStanza
+from xmppcomp.stream.negotiating import NegotiatingFactory, NegotiatingXmlStream, isStanza, peerOf
 from xmppcomp.stream.sasl import SASLReceiver
 from xmppcomp.stream.xmlstream import (
     DEFAULT_CLOSE_TIMEOUT,
@@ -139,7 +138,7 @@ class ReceivingAuthenticator(ListenAuthenticator):
             log.warn(
                 "INSECURE: accepting a component stream without TLS from {peer} "
                 "(allowPlaintext is set; never do this outside tests)",
-                peer=_peer(self.xmlstream),
+                peer=peerOf(self.xmlstream),
             )
 
     def streamStarted(self, rootElement: domish.Element) -> None:
@@ -156,7 +155,7 @@ class ReceivingAuthenticator(ListenAuthenticator):
                 xs.thisEntity = jid.JID(sorted(self.policy.domains)[0])
             log.info(
                 "refusing stream from {peer}: {condition}",
-                peer=_peer(xs),
+                peer=peerOf(xs),
                 condition=e.condition,
             )
             xs.sendStreamError(e)
@@ -235,7 +234,7 @@ class ReceivingAuthenticator(ListenAuthenticator):
     def _refuse(self, condition: str, text: str) -> bool:
         log.info(
             "closing stream from {peer}: {condition} ({text})",
-            peer=_peer(self.xmlstream),
+            peer=peerOf(self.xmlstream),
             condition=condition,
             text=text,
         )
@@ -260,7 +259,7 @@ class ReceivingAuthenticator(ListenAuthenticator):
             self.mechanism = self._sasl.mechanism
             log.info(
                 "{peer} authenticated as {identity} with {mechanism}",
-                peer=_peer(xs),
+                peer=peerOf(xs),
                 identity=self.identity,
                 mechanism=self.mechanism,
             )
@@ -284,7 +283,7 @@ class ReceivingAuthenticator(ListenAuthenticator):
         xs.negotiated = True
         log.info(
             "stream from {peer} negotiated for {identity} in {ms:.1f} ms",
-            peer=_peer(xs),
+            peer=peerOf(xs),
             identity=self.identity,
             ms=(self._reactor.seconds() - self._started) * 1000,
         )
@@ -307,45 +306,12 @@ class ReceivingAuthenticator(ListenAuthenticator):
         self._cancelTimeout()
 
 
-def _peer(xs: object) -> str:
-    transport = getattr(xs, "transport", None)
-    if transport is None:
-        return "?"
-    try:
-        return str(transport.getPeer())
-    except Exception:
-        return "?"
 
-
-class ReceivingFactory(protocol.ServerFactory):
+class ReceivingFactory(NegotiatingFactory):
     """
-    Builds a negotiating stream per accepted connection.
-
-    @ivar bootstraps: C{(event, observer)} pairs added to every new stream,
-        as in L{twisted.words.xish.xmlstream.BootstrapMixin}: observe
-        L{STREAM_AUTHD_EVENT} to learn of negotiated streams.
+    Builds a negotiating XEP-0225 stream per accepted connection, for a
+    L{ReceivingPolicy}.
     """
 
-    def __init__(self, policy: ReceivingPolicy, reactor: IReactorTime | None = None) -> None:
-        if reactor is None:
-            from twisted.internet import reactor as globalReactor
-
-            reactor = globalReactor  # type: ignore[assignment]
-        self.policy = policy
-        self.reactor = reactor
-        self.bootstraps: list[tuple[str, object]] = []
-
-    def addBootstrap(self, event: str, observer: object) -> None:
-        self.bootstraps.append((event, observer))
-
-    def buildProtocol(self, addr: object) -> NegotiatingXmlStream:
-        xs = NegotiatingXmlStream(
-            ReceivingAuthenticator(self.policy, self.reactor),
-            reactor=self.reactor,
-            maxStanzaSize=self.policy.maxStanzaSize,
-            closeTimeout=self.policy.closeTimeout,
-        )
-        xs.factory = self
-        for event, observer in self.bootstraps:
-            xs.addObserver(event, observer)
-        return xs
+    def makeAuthenticator(self) -> ReceivingAuthenticator:
+        return ReceivingAuthenticator(self.policy, self.reactor)
