@@ -8,7 +8,19 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from twisted.cred.credentials import ICredentials
 from zope.interface import Attribute, Interface
+
+from xmppcomp.xtls._interfaces import ITunnelObserver
+
+__all__ = [
+    "ICredentialStore",
+    "IInitiatingFeature",
+    "IInitiatingMechanism",
+    "IReceivingFeature",
+    "ITunnelObserver",
+    "IXMPPConfirmationCredentials",
+]
 
 if TYPE_CHECKING:
     from twisted.words.xish import domish
@@ -104,3 +116,12 @@ class IInitiatingFeature(Interface):
         @return: a L{twisted.internet.defer.Deferred} that fires when the
             feature is negotiated, or fails to abort negotiation.
         """
+
+
+class IXMPPConfirmationCredentials(ICredentials):
+    """
+    XEP-0070 credentials together with the request they are for: a checker
+    needs the method and the full URL to ask the JID.
+    """
+
+    attempt = Attribute("The L{xmppcomp.httpauth.Attempt}.")

@@ -12,11 +12,10 @@ from typing import Protocol
 
 import attrs
 from twisted.cred.checkers import ICredentialsChecker
-from twisted.cred.credentials import ICredentials
 from twisted.internet.defer import Deferred, fail, succeed
 from twisted.python.failure import Failure
 from twisted.words.protocols.jabber import jid
-from zope.interface import Attribute, implementer
+from zope.interface import implementer
 
 from xmppcomp.httpauth._errors import (
     AccessForbidden,
@@ -26,15 +25,7 @@ from xmppcomp.httpauth._errors import (
 )
 from xmppcomp.httpauth._policy import Ask, Attempt, Join, Ledger, Pass, Refuse
 from xmppcomp.httpauth._protocol import ConfirmRequest, Outcome
-
-
-class IXMPPConfirmationCredentials(ICredentials):
-    """
-    XEP-0070 credentials together with the request they are for: a checker
-    needs the method and the full URL to ask the JID.
-    """
-
-    attempt = Attribute("The L{xmppcomp.httpauth.Attempt}.")
+from xmppcomp.interfaces import IXMPPConfirmationCredentials
 
 
 @implementer(IXMPPConfirmationCredentials)
