@@ -286,11 +286,18 @@ def _typeName(value: object) -> str:
     return f"a {type(value).__name__}"
 
 
-def _unknownKey(source: str, table: str, key: str) -> ConfigError:
+def _unknownKey(
+    source: str,
+    table: str,
+    key: str,
+    tables: Mapping[str, frozenset[str]] | None = None,
+) -> ConfigError:
     """
     The error for an unknown key, with the nearest known key as a hint.
+
+    @param tables: the keys of each table (by default the router's).
     """
-    known = _ROUTER_TABLES[table]
+    known = (_ROUTER_TABLES if tables is None else tables)[table]
     dotted = f"{table}.{key}" if table else key
     close = difflib.get_close_matches(key, sorted(known), n=1)
     hint = f" (did you mean {close[0]!r}?)" if close else ""
@@ -413,15 +420,31 @@ def _endpoints(item: _Value) -> tuple[str, ...]:
     return tuple(result)
 
 
-def _limit(item: _Value, key: str) -> int | float:
-    attribute, integer, lowest = ROUTER_LIMIT_KEYS[key]
+def _limit(
+    item: _Value,
+    key: str,
+    keys: Mapping[str, tuple[str, bool, int]] | None = None,
+    defaults: object | None = None,
+) -> int | float:
+    """
+    Check one limit.
+
+    @param keys: the limit keys of the table (by default the router's).
+    @param defaults: an instance holding the default values (by default
+        L{RouterLimits()}), named in error messages.
+    """
+    if keys is None:
+        keys = ROUTER_LIMIT_KEYS
+    attribute, integer, lowest = keys[key]
+    if defaults is None:
+        defaults = RouterLimits()
     value = item.value
     if integer:
         if isinstance(value, bool) or not isinstance(value, int):
             raise ConfigError(
                 f"{item.where} must be an integer, not {_typeName(value)}; "
                 f"write it as, for example, {key} = "
-                f"{getattr(RouterLimits(), attribute)}"
+                f"{getattr(defaults, attribute)}"
             )
         if value < lowest:
             why = (
@@ -431,20 +454,20 @@ def _limit(item: _Value, key: str) -> int | float:
             )
             raise ConfigError(
                 f"{item.where} must be at least {lowest}{why}, not {value}; "
-                f"raise it (the default is {getattr(RouterLimits(), attribute)})"
+                f"raise it (the default is {getattr(defaults, attribute)})"
             )
         return value
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         raise ConfigError(
             f"{item.where} must be a number of seconds, not {_typeName(value)}; "
             f"write it as, for example, {key} = "
-            f"{getattr(RouterLimits(), attribute):g}"
+            f"{getattr(defaults, attribute):g}"
         )
     if not value > 0 or value != value or value == float("inf"):
         raise ConfigError(
             f"{item.where} must be a finite number of seconds above 0, not "
             f"{value}; raise it (the default is "
-            f"{getattr(RouterLimits(), attribute):g})"
+            f"{getattr(defaults, attribute):g})"
         )
     return float(value)
 
@@ -762,17 +785,12 @@ def routerConfigFromMapping(
     )
 
 
-def loadRouterConfig(
-    path: str, overrides: Mapping[str, Override] | None = None
-) -> RouterConfig:
+def _readTOML(path: str) -> dict[str, Any]:
     """
-    Read the router's TOML file (see the module docstring) and build its
-    configuration; relative paths in it resolve against its directory.
+    Read and parse a TOML file.
 
-    @param path: the TOML file.
-    @param overrides: see L{routerConfigFromMapping}.
     @raise ConfigError: the file cannot be read or is not valid TOML (the
-        message gives the line), or see L{routerConfigFromMapping}.
+        message gives the line).
     """
     try:
         with open(path, "rb") as f:
@@ -790,4 +808,689 @@ def loadRouterConfig(
         raise ConfigError(
             f"{path}: not valid TOML: not UTF-8 ({e}); save it as UTF-8"
         ) from e
+    return data
+
+
+def loadRouterConfig(
+    path: str, overrides: Mapping[str, Override] | None = None
+) -> RouterConfig:
+    """
+    Read the router's TOML file (see the module docstring) and build its
+    configuration; relative paths in it resolve against its directory.
+
+    @param path: the TOML file.
+    @param overrides: see L{routerConfigFromMapping}.
+    @raise ConfigError: the file cannot be read or is not valid TOML (the
+        message gives the line), or see L{routerConfigFromMapping}.
+    """
+    data = _readTOML(path)
     return routerConfigFromMapping(data, path, overrides)
+
+
+# The component (twistd xmppcomp).
+
+#: The domain of the embedded router when no server is configured.
+DEFAULT_EMBEDDED_DOMAIN = "localhost"
+
+#: The hostname of the component when no server and no hostname are
+#: configured: a name below the embedded router's domain.
+DEFAULT_EMBEDDED_HOSTNAME = "component"
+
+
+@attrs.frozen
+class ComponentLimits:
+    """
+    Limits and timeouts of a component (see L{xmppcomp.component.Component}).
+
+    @ivar maxQueued: stanzas that may wait while the connection is down;
+        more fail with L{QueueFull<xmppcomp.component.QueueFull>}.
+    @ivar queueTimeout: seconds a stanza may wait for the connection.
+    @ivar iqTimeout: seconds to wait for the answer to an IQ request.
+    @ivar negotiationTimeout: seconds to complete stream negotiation.
+    @ivar fatalRetryDelay: seconds to wait before trying again after a
+        failure that retrying soon will not fix (wrong secret, certificate
+        mismatch, refused hostname).
+    """
+
+    maxQueued: int = 1000
+    queueTimeout: float = 60.0
+    iqTimeout: float = 30.0
+    negotiationTimeout: float = 30.0
+    fatalRetryDelay: float = 300.0
+
+
+#: Keys of the C{[component.limits]} table: TOML key to the
+#: L{ComponentLimits} attribute, whether it must be an integer, and its
+#: lowest allowed value.
+COMPONENT_LIMIT_KEYS: Mapping[str, tuple[str, bool, int]] = {
+    "max_queued": ("maxQueued", True, 1),
+    "queue_timeout": ("queueTimeout", False, 0),
+    "iq_timeout": ("iqTimeout", False, 0),
+    "negotiation_timeout": ("negotiationTimeout", False, 0),
+    "fatal_retry_delay": ("fatalRetryDelay", False, 0),
+}
+
+
+@attrs.frozen
+class ComponentTrust:
+    """
+    How the component checks the server's certificate: the system's
+    certificate authorities (neither attribute set), the authorities of a
+    PEM bundle, or exactly one pinned certificate.
+
+    @ivar caFile: path of a PEM bundle of trusted authorities.
+    @ivar pinned: path of the one certificate the server must present.
+    """
+
+    caFile: str | None = None
+    pinned: str | None = None
+
+    def __attrs_post_init__(self) -> None:
+        if self.caFile is not None and self.pinned is not None:
+            raise ConfigError("trust: give at most one of ca_file and pinned")
+
+    @property
+    def kind(self) -> str:
+        """
+        C{"system"}, C{"ca_file"} or C{"pinned"}.
+        """
+        if self.caFile is not None:
+            return "ca_file"
+        if self.pinned is not None:
+            return "pinned"
+        return "system"
+
+    def load(self) -> object:
+        """
+        Read the files now and build the trust value the component takes
+        (see L{xmppcomp.stream.tls.trustSystem}, C{trustCAFile},
+        C{trustPinned}).
+
+        @raise xmppcomp.stream.tls.CertificateFileError: a file cannot be
+            read or holds no certificate.
+        """
+        from xmppcomp.stream import tls
+
+        if self.caFile is not None:
+            return tls.trustCAFile(self.caFile)
+        if self.pinned is not None:
+            return tls.trustPinned(self.pinned)
+        return tls.trustSystem()
+
+
+@attrs.frozen
+class ComponentConfig:
+    """
+    The configuration of C{twistd xmppcomp}.
+
+    @ivar server: the client endpoint string of the server
+        (C{tcp:host=...:port=...}; C{tls:host=...:port=...} for direct TLS),
+        or C{None}: no server, run against an embedded router on loopback
+        (see L{xmppcomp.embedded}).
+    @ivar serverDomain: the server's domain (the C{to} of the stream and the
+        name its certificate must carry); with no server, the embedded
+        router's domain.
+    @ivar hostnames: the hostnames the component binds, at least one.
+    @ivar identity: the domain the component authenticates as (SASL); by
+        default the first hostname.
+    @ivar protocol: C{"xep0225"} or C{"xep0114"}.
+    @ivar secret: where the secret is (SCRAM/PLAIN for XEP-0225, the
+        handshake of XEP-0114), or C{None}.
+    @ivar clientCertificate: path of a PEM client certificate (SASL
+        EXTERNAL), or C{None}.
+    @ivar clientKey: path of its private key (C{None}: in the certificate
+        file).
+    @ivar trust: how the server's certificate is checked.
+    @ivar requireTLS: refuse a server that offers no TLS (the default).
+    @ivar limits: limits and timeouts.
+    @ivar embeddedPort: the loopback TCP port of the embedded router (C{0}:
+        any free port); only used without C{server}.
+    @ivar httpauth: the C{[httpauth]} table as written (reserved: the
+        XEP-0070 HTTP-auth confirmer reads it in a later version; accepted
+        and not checked yet). Relative paths in it are relative to
+        C{baseDirectory}.
+    @ivar xtls: the C{[xtls]} table as written (reserved, like
+        C{httpauth}, for the XTLS endpoint).
+    @ivar baseDirectory: the directory of the configuration file (the
+        current directory without one).
+    """
+
+    hostnames: tuple[str, ...] = attrs.field(converter=tuple)
+    serverDomain: str
+    identity: str
+    server: str | None = None
+    protocol: str = "xep0225"
+    secret: SecretRef | None = None
+    clientCertificate: str | None = None
+    clientKey: str | None = None
+    trust: ComponentTrust = attrs.field(factory=ComponentTrust)
+    requireTLS: bool = True
+    limits: ComponentLimits = attrs.field(factory=ComponentLimits)
+    embeddedPort: int = 0
+    httpauth: Mapping[str, Any] = attrs.field(factory=dict)
+    xtls: Mapping[str, Any] = attrs.field(factory=dict)
+    baseDirectory: str = attrs.field(factory=os.getcwd)
+
+    @property
+    def embedded(self) -> bool:
+        """
+        Whether the component runs against an embedded router (no server
+        is configured).
+        """
+        return self.server is None
+
+
+#: The keys of each table of the component's TOML file; C{""} is the top
+#: level. C{component.secret}, C{httpauth} and C{xtls} are taken whole.
+_COMPONENT_TABLES: Mapping[str, frozenset[str]] = {
+    "": frozenset({"component", "embedded", "httpauth", "xtls"}),
+    "component": frozenset(
+        {
+            "server",
+            "server_domain",
+            "protocol",
+            "identity",
+            "hostnames",
+            "secret",
+            "client_certificate",
+            "client_key",
+            "require_tls",
+            "trust",
+            "limits",
+        }
+    ),
+    "component.trust": frozenset({"ca_file", "pinned", "system"}),
+    "component.limits": frozenset(COMPONENT_LIMIT_KEYS),
+    "embedded": frozenset({"port"}),
+}
+
+#: Keys that may be given as an L{Override}. C{component.secret} takes a
+#: mapping (C{{"file": PATH}} or C{{"env": NAME}}) and replaces the file's
+#: secret; any C{component.trust.*} override replaces the file's whole
+#: C{[component.trust]} table.
+COMPONENT_OVERRIDE_KEYS = frozenset(
+    {
+        "component.server",
+        "component.server_domain",
+        "component.protocol",
+        "component.identity",
+        "component.hostnames",
+        "component.secret",
+        "component.client_certificate",
+        "component.client_key",
+        "component.require_tls",
+        "component.trust.ca_file",
+        "component.trust.pinned",
+        "component.trust.system",
+        "embedded.port",
+    }
+    | {"component.limits." + key for key in COMPONENT_LIMIT_KEYS}
+)
+
+_WHOLE_KEYS = frozenset({"component.secret", "httpauth", "xtls"})
+
+_SECRET_EXAMPLE = '{ file = "component.secret" } or { env = "COMPONENT_SECRET" }'
+
+
+def _collectComponent(
+    data: Mapping[str, Any], source: str, base: str
+) -> dict[str, _Value]:
+    """
+    Flatten the component's TOML document to dotted keys, refusing unknown
+    keys and tables that are not tables.
+    """
+    if not isinstance(data, Mapping):
+        raise ConfigError(
+            f"{source}: the configuration must be a table of keys, not "
+            f"{_typeName(data)}"
+        )
+    values: dict[str, _Value] = {}
+
+    def walk(table: str, mapping: Mapping[str, Any]) -> None:
+        for key, value in mapping.items():
+            dotted = f"{table}.{key}" if table else key
+            if key not in _COMPONENT_TABLES[table]:
+                if table == "" and key in _COMPONENT_TABLES["component"]:
+                    raise ConfigError(
+                        f"{source}: {key!r} is a key of the [component] table; "
+                        f"move it below a [component] line"
+                    )
+                raise _unknownKey(source, table, key, _COMPONENT_TABLES)
+            if dotted in _COMPONENT_TABLES:
+                if not isinstance(value, Mapping):
+                    raise ConfigError(
+                        f"{source}: {dotted} must be a table ([{dotted}] with "
+                        f"keys below it), not {_typeName(value)}"
+                    )
+                walk(dotted, value)
+            else:
+                values[dotted] = _Value(value, f"{source}: {dotted}", base)
+
+    walk("", data)
+    return values
+
+
+def _hostname(item: _Value, what: str) -> str:
+    from xmppcomp.stream.sasl._identity import normalizeDomain
+
+    value = _string(item, '"component.example.net"')
+    try:
+        return normalizeDomain(value)
+    except ValueError as e:
+        raise ConfigError(
+            f"{item.where}: {value!r} is not a domain ({e}); give {what}, "
+            'such as "component.example.net"'
+        ) from e
+
+
+def _hostnames(item: _Value) -> tuple[str, ...]:
+    value = item.value
+    example = '["component.example.net"]'
+    if isinstance(value, str):
+        raise ConfigError(
+            f"{item.where} must be an array of hostnames, not a single "
+            f"string; write it as [{value!r}]".replace("'", '"')
+        )
+    if not isinstance(value, (list, tuple)) or not value:
+        raise ConfigError(
+            f"{item.where} must be a non-empty array of hostnames such as "
+            f"{example}, not "
+            f"{'an empty array' if isinstance(value, (list, tuple)) else _typeName(value)}"
+        )
+    names: list[str] = []
+    for index, hostname in enumerate(value):
+        name = _hostname(
+            _Value(hostname, f"{item.where}[{index}]", item.base),
+            "a hostname the component binds",
+        )
+        if name in names:
+            raise ConfigError(
+                f"{item.where}[{index}]: the hostname {name!r} is listed twice; "
+                "remove one"
+            )
+        names.append(name)
+    return tuple(names)
+
+
+def _checkClientEndpoint(item: _Value, protocol: str) -> str:
+    """
+    Parse the server's client endpoint string without connecting.
+
+    @raise ConfigError: it does not parse.
+    """
+    # Imported here: loading a configuration must not install a reactor.
+    from twisted.internet.endpoints import clientFromString
+    from twisted.internet.testing import MemoryReactor
+
+    description = _string(item, '"tcp:host=127.0.0.1:port=5348"')
+    parsed = description
+    if description.startswith("tls:") and protocol == "xep0225":
+        # The component makes direct TLS itself, over TCP, with the same
+        # certificate checks as STARTTLS.
+        parsed = "tcp:" + description[len("tls:"):]
+    try:
+        clientFromString(MemoryReactor(), parsed)
+    except Exception as e:
+        raise ConfigError(
+            f"{item.where}: {description!r} is not a valid client endpoint "
+            f"string ({type(e).__name__}: {e}); write it as, for example, "
+            '"tcp:host=127.0.0.1:port=5348" (STARTTLS) or '
+            '"tls:host=xmpp.example.net:port=5223" (direct TLS)'
+        ) from e
+    return description
+
+
+def _secretRef(item: _Value) -> SecretRef:
+    ref = item.value
+    where = item.where
+    if isinstance(ref, str):
+        raise ConfigError(
+            f"{where}: a secret is never written in the configuration; put "
+            "it in a file readable only by the component and write "
+            'secret = { file = "component.secret" }, or put it in an '
+            'environment variable and write secret = { env = "VARIABLE" }'
+        )
+    if not isinstance(ref, Mapping):
+        raise ConfigError(f"{where} must be {_SECRET_EXAMPLE}, not {_typeName(ref)}")
+    unknown = set(ref) - {"file", "env"}
+    if unknown:
+        raise ConfigError(
+            f"{where}: unknown key {sorted(unknown)[0]!r}; the only keys are "
+            f"'file' and 'env': {_SECRET_EXAMPLE}"
+        )
+    if len(ref) != 1:
+        raise ConfigError(f"{where}: give exactly one of 'file' or 'env': {_SECRET_EXAMPLE}")
+    if "file" in ref:
+        path = _existingFile(
+            _Value(ref["file"], f"{where}.file", item.base),
+            '"component.secret"',
+            "write the secret on its first line (mode 0600) or fix the path",
+        )
+        return SecretRef(file=path, what=where)
+    variable = _string(_Value(ref["env"], f"{where}.env", item.base), '"COMPONENT_SECRET"')
+    return SecretRef(env=variable, what=where)
+
+
+def _trust(values: Mapping[str, _Value], source: str) -> ComponentTrust:
+    from xmppcomp.stream import tls
+
+    given = [key for key in ("ca_file", "pinned", "system") if "component.trust." + key in values]
+    if len(given) > 1:
+        item = values["component.trust." + given[1]]
+        raise ConfigError(
+            f"{item.where}: give exactly one of ca_file, pinned or system = "
+            f"true in [component.trust], not both {given[0]} and {given[1]}; "
+            "remove one"
+        )
+    if not given:
+        return ComponentTrust()
+    item = values["component.trust." + given[0]]
+    if given[0] == "system":
+        if not _bool(item):
+            raise ConfigError(
+                f"{item.where} = false leaves nothing to trust; give "
+                'ca_file = "ca.pem" or pinned = "server.pem" instead, or '
+                "system = true"
+            )
+        return ComponentTrust()
+    if given[0] == "ca_file":
+        path = _existingFile(
+            item,
+            '"ca.pem"',
+            "give the PEM bundle of the authorities that issued the "
+            "server's certificate, or fix the path",
+        )
+        loader: Any = tls.trustCAFile
+        fix = "give a PEM bundle of CA certificates"
+    else:
+        path = _existingFile(
+            item,
+            '"server.pem"',
+            "give the server's own certificate (PEM) or fix the path",
+        )
+        loader = tls.trustPinned
+        fix = "give the server's certificate in PEM"
+    try:
+        loader(path)
+    except tls.CertificateFileError as e:
+        raise ConfigError(f"{item.where}: {e}; {fix}") from e
+    return ComponentTrust(caFile=path) if given[0] == "ca_file" else ComponentTrust(pinned=path)
+
+
+def _clientCertificate(
+    values: Mapping[str, _Value], source: str
+) -> tuple[str | None, str | None]:
+    from xmppcomp.stream import tls
+
+    certificateItem = values.get("component.client_certificate")
+    keyItem = values.get("component.client_key")
+    if certificateItem is None:
+        if keyItem is not None:
+            raise ConfigError(
+                f"{keyItem.where} is given without a certificate; add "
+                'client_certificate = "component.pem" to [component]'
+            )
+        return None, None
+    certificate = _existingFile(
+        certificateItem,
+        '"component.pem"',
+        "give the component's PEM client certificate or fix the path",
+    )
+    key = None
+    if keyItem is not None:
+        key = _existingFile(
+            keyItem, '"component.key"', "give the certificate's private key or fix the path"
+        )
+    try:
+        tls.loadPrivateCertificate(certificate, key)
+    except tls.CertificateFileError as e:
+        where = keyItem.where if keyItem is not None and e.path == key else certificateItem.where
+        raise ConfigError(
+            f"{where}: {e}; give the PEM client certificate and its "
+            "unencrypted private key (client_key, or in the certificate file)"
+        ) from e
+    return certificate, key
+
+
+def _port(item: _Value) -> int:
+    value = item.value
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= 65535:
+        raise ConfigError(
+            f"{item.where} must be a TCP port number from 0 to 65535 (0: any "
+            f"free port), not {value!r}"
+        )
+    return value
+
+
+def _rawTable(item: _Value) -> Mapping[str, Any]:
+    if not isinstance(item.value, Mapping):
+        name = item.where.rsplit(": ", 1)[-1]
+        raise ConfigError(
+            f"{item.where} must be a table ([{name}] with keys below it), not "
+            f"{_typeName(item.value)}"
+        )
+    return dict(item.value)
+
+
+def componentConfigFromMapping(
+    data: Mapping[str, Any],
+    source: str,
+    overrides: Mapping[str, Override] | None = None,
+    baseDirectory: str | None = None,
+) -> ComponentConfig:
+    """
+    Build and check the component's configuration from a parsed TOML
+    document (see C{docs/examples/component.toml} for its keys), with
+    C{overrides} winning over the document.
+
+    Without C{component.server}, the component runs against an embedded
+    router on loopback (L{xmppcomp.embedded.EmbeddedRouter}), which makes
+    its own certificate and secret: C{secret}, C{client_certificate} and
+    C{[component.trust]} are then refused, C{server_domain} names the
+    embedded router's domain (default C{localhost}), and C{hostnames}
+    defaults to C{component.<that domain>}.
+
+    @param data: the document, as L{tomllib.load} returns it.
+    @param source: the file it came from, named in error messages.
+    @param overrides: dotted TOML keys (L{COMPONENT_OVERRIDE_KEYS}) to
+        values given elsewhere, such as on the command line.
+    @param baseDirectory: where relative paths of the document resolve;
+        by default the directory of C{source}. Relative paths in
+        C{overrides} resolve against the current directory.
+    @raise ConfigError: unknown keys, wrong types, a secret written inline,
+        a malformed endpoint string, a missing or unusable file, a missing
+        secret, an inconsistent combination. The message names the file
+        and key (or the option) and the fix.
+    """
+    if baseDirectory is None:
+        baseDirectory = os.path.dirname(os.path.abspath(source))
+    values = _collectComponent(data, source, baseDirectory)
+    overrides = overrides or {}
+    if any(key.startswith("component.trust.") for key in overrides):
+        for key in list(values):
+            if key.startswith("component.trust."):
+                del values[key]
+    for key, override in overrides.items():
+        if key not in COMPONENT_OVERRIDE_KEYS:
+            raise ValueError(f"{key!r} cannot be overridden")
+        values[key] = _Value(override.value, override.origin, os.getcwd())
+
+    def missing(key: str, fix: str) -> ConfigError:
+        return ConfigError(f"{source}: {key} is missing; {fix}")
+
+    protocol = "xep0225"
+    if "component.protocol" in values:
+        item = values["component.protocol"]
+        protocol = _string(item, '"xep0225"')
+        if protocol not in ("xep0225", "xep0114"):
+            raise ConfigError(
+                f'{item.where} must be "xep0225" (jabber:client, TLS, SASL, '
+                'hostname bind) or "xep0114" (jabber:component:accept, '
+                f"handshake), not {protocol!r}"
+            )
+
+    server = None
+    if "component.server" in values:
+        server = _checkClientEndpoint(values["component.server"], protocol)
+
+    limits = ComponentLimits(
+        **{
+            COMPONENT_LIMIT_KEYS[key][0]: _limit(
+                values["component.limits." + key],
+                key,
+                COMPONENT_LIMIT_KEYS,
+                ComponentLimits(),
+            )
+            for key in COMPONENT_LIMIT_KEYS
+            if "component.limits." + key in values
+        }
+    )
+    requireTLS = (
+        _bool(values["component.require_tls"]) if "component.require_tls" in values else True
+    )
+    embeddedPort = _port(values["embedded.port"]) if "embedded.port" in values else 0
+    httpauth = _rawTable(values["httpauth"]) if "httpauth" in values else {}
+    xtls = _rawTable(values["xtls"]) if "xtls" in values else {}
+
+    if server is None:
+        for key in (
+            "component.secret",
+            "component.client_certificate",
+            "component.client_key",
+            "component.trust.ca_file",
+            "component.trust.pinned",
+            "component.trust.system",
+        ):
+            if key in values:
+                raise ConfigError(
+                    f"{values[key].where}: no server is configured, so the "
+                    "component runs against an embedded router that makes its "
+                    "own certificate and secret; set component.server "
+                    '(e.g. "tcp:host=127.0.0.1:port=5348") to use this, or '
+                    "remove it"
+                )
+        if protocol != "xep0225":
+            raise ConfigError(
+                f"{values['component.protocol'].where}: the embedded router "
+                "(used because no server is configured) speaks XEP-0225; set "
+                "component.server to connect to an XEP-0114 server, or use "
+                'protocol = "xep0225"'
+            )
+        serverDomain = (
+            _hostname(values["component.server_domain"], "the embedded router's domain")
+            if "component.server_domain" in values
+            else DEFAULT_EMBEDDED_DOMAIN
+        )
+        hostnames = (
+            _hostnames(values["component.hostnames"])
+            if "component.hostnames" in values
+            else (f"{DEFAULT_EMBEDDED_HOSTNAME}.{serverDomain}",)
+        )
+        for index, name in enumerate(hostnames):
+            if name == serverDomain:
+                where = values["component.hostnames"].where
+                raise ConfigError(
+                    f"{where}[{index}]: {name!r} is the embedded router's own "
+                    "domain, which no component may bind; use a name below it, "
+                    f'such as "component.{serverDomain}"'
+                )
+        identity = (
+            _hostname(values["component.identity"], "the domain the component authenticates as")
+            if "component.identity" in values
+            else hostnames[0]
+        )
+        return ComponentConfig(
+            hostnames=hostnames,
+            serverDomain=serverDomain,
+            identity=identity,
+            requireTLS=requireTLS,
+            limits=limits,
+            embeddedPort=embeddedPort,
+            httpauth=httpauth,
+            xtls=xtls,
+            baseDirectory=baseDirectory,
+        )
+
+    if "embedded.port" in values:
+        raise ConfigError(
+            f"{values['embedded.port'].where}: the embedded router only runs "
+            "without component.server; remove [embedded] or component.server"
+        )
+    if "component.server_domain" not in values:
+        raise missing(
+            "component.server_domain",
+            'add server_domain = "example.net" to [component]: the domain of '
+            "the server at component.server, which its certificate must carry",
+        )
+    serverDomain = _hostname(values["component.server_domain"], "the server's domain")
+    if "component.hostnames" not in values:
+        raise missing(
+            "component.hostnames",
+            'add hostnames = ["component.example.net"] to [component]: the '
+            "names the component binds",
+        )
+    hostnames = _hostnames(values["component.hostnames"])
+    identity = (
+        _hostname(values["component.identity"], "the domain the component authenticates as")
+        if "component.identity" in values
+        else hostnames[0]
+    )
+    secret = _secretRef(values["component.secret"]) if "component.secret" in values else None
+    clientCertificate, clientKey = _clientCertificate(values, source)
+    trust = _trust(values, source)
+    if protocol == "xep0114":
+        if secret is None:
+            raise missing(
+                "component.secret",
+                "an XEP-0114 component authenticates with the shared secret "
+                f"the server has for it; add secret = {_SECRET_EXAMPLE} to "
+                "[component]",
+            )
+        for key in ("component.client_certificate", "component.identity"):
+            if key in values:
+                raise ConfigError(
+                    f"{values[key].where}: XEP-0114 has no SASL, so no "
+                    "identity or client certificate; remove it, or use "
+                    'protocol = "xep0225"'
+                )
+    elif secret is None and clientCertificate is None:
+        raise missing(
+            "component.secret",
+            f"the component cannot authenticate without a secret or a client "
+            f"certificate; add secret = {_SECRET_EXAMPLE} (and store its SCRAM "
+            "keys on the server: xmppcomp-credentials FILE add "
+            f"{identity}) or client_certificate = \"component.pem\" to [component]",
+        )
+    return ComponentConfig(
+        hostnames=hostnames,
+        serverDomain=serverDomain,
+        identity=identity,
+        server=server,
+        protocol=protocol,
+        secret=secret,
+        clientCertificate=clientCertificate,
+        clientKey=clientKey,
+        trust=trust,
+        requireTLS=requireTLS,
+        limits=limits,
+        httpauth=httpauth,
+        xtls=xtls,
+        baseDirectory=baseDirectory,
+    )
+
+
+def loadComponentConfig(
+    path: str, overrides: Mapping[str, Override] | None = None
+) -> ComponentConfig:
+    """
+    Read the component's TOML file (see C{docs/examples/component.toml})
+    and build its configuration; relative paths in it resolve against its
+    directory.
+
+    @param path: the TOML file.
+    @param overrides: see L{componentConfigFromMapping}.
+    @raise ConfigError: the file cannot be read or is not valid TOML (the
+        message gives the line), or see L{componentConfigFromMapping}.
+    """
+    data = _readTOML(path)
+    return componentConfigFromMapping(data, path, overrides)

@@ -1,35 +1,451 @@
 # -*- test-case-name: tests.test_tap -*-
 """
-C{twistd xmppcomp}: options and service construction.
+C{twistd xmppcomp}: options and service construction for a component.
 
-The component service itself arrives with the component issue; until then
-the plugin says so plainly instead of pretending to run.
+The configuration comes from a TOML file (C{--config FILE}, see
+L{xmppcomp.config.loadComponentConfig} and C{docs/examples/component.toml})
+and from options; options given explicitly win over the file (C{--hostname}
+given on the command line replaces the file's whole C{hostnames} list, and
+any trust option replaces the file's C{[component.trust]}). No option takes
+a secret: C{--secret-file} and C{--secret-env} name where it is.
+
+Without a server (C{twistd -n xmppcomp} with no options at all) the
+component runs against an embedded router on loopback
+(L{xmppcomp.embedded.EmbeddedRouter}), so the whole thing runs on a fresh
+machine.
+
+The service tree L{makeService} builds::
+
+    MultiService
+      EmbeddedRouter "embedded-router"  (only without a server; starts first)
+      Component "component"             (with disco handlers for its names)
+      ... what addServices adds (the HTTP-auth and XTLS services, later)
 """
 
 from __future__ import annotations
 
-from twisted.application.service import IService
+import os
+from typing import Any
+
+from twisted.application.service import IService, MultiService, Service
+from twisted.internet import defer
+from twisted.logger import Logger
 from twisted.python import usage
 
-NOT_YET = (
-    "twistd xmppcomp: the component service is not yet available in this "
-    "version of xmppcomp (the stream negotiation layer is; see README.md)."
+from xmppcomp.config import (
+    COMPONENT_LIMIT_KEYS,
+    ComponentConfig,
+    ConfigError,
+    Override,
+    componentConfigFromMapping,
+    loadComponentConfig,
 )
+
+log = Logger()
+
+#: Option name to the TOML key it overrides, for the options that take one
+#: value (the repeatable C{--hostname} and the secret and trust options are
+#: handled apart).
+_PARAMETER_KEYS: dict[str, str] = {
+    "server": "component.server",
+    "server-domain": "component.server_domain",
+    "protocol": "component.protocol",
+    "identity": "component.identity",
+    "client-certificate": "component.client_certificate",
+    "client-key": "component.client_key",
+    "ca-file": "component.trust.ca_file",
+    "pinned": "component.trust.pinned",
+} | {
+    name.replace("_", "-"): "component.limits." + name for name in COMPONENT_LIMIT_KEYS
+}
+
+#: What C{twistd xmppcomp} calls itself when there is no file.
+_COMMAND = "twistd xmppcomp"
+
+#: Names of the services in the tree.
+COMPONENT_SERVICE = "component"
+EMBEDDED_SERVICE = "embedded-router"
 
 
 class Options(usage.Options):
     """
     Options of C{twistd xmppcomp}.
+
+    @ivar componentConfig: the configuration, built by L{postOptions}.
     """
 
-    synopsis = "[options]"
-    longdesc = NOT_YET
+    synopsis = "[--config FILE] [options]"
+    longdesc = (
+        "Run an XMPP server component. It connects to a server over XEP-0225 "
+        "(jabber:client stream, STARTTLS, SASL as a domain, hostname bind) or "
+        "XEP-0114 (jabber:component:accept handshake), binds its hostnames, "
+        "answers service discovery for them, and reconnects by itself. "
+        "Settings come from a TOML file (--config; see "
+        "docs/examples/component.toml) and from these options, which win "
+        "over the file. Secrets are never options: --secret-file and "
+        "--secret-env say where the secret is. With no server configured, "
+        "the component runs against an embedded router on 127.0.0.1 with a "
+        "certificate and secret made up at startup (try: twistd -n xmppcomp)."
+    )
+
+    optParameters = [
+        ["config", "c", None, "The TOML configuration file."],
+        [
+            "server",
+            "s",
+            None,
+            "Client endpoint of the server, e.g. tcp:host=127.0.0.1:port=5348 "
+            "(STARTTLS) or tls:host=xmpp.example.net:port=5223 (direct TLS). "
+            "None: an embedded router on loopback.",
+        ],
+        [
+            "server-domain",
+            None,
+            None,
+            "The server's domain (its certificate must carry it); without a "
+            "server, the embedded router's domain (default localhost).",
+        ],
+        ["protocol", None, None, "xep0225 (the default) or xep0114."],
+        [
+            "identity",
+            None,
+            None,
+            "The domain to authenticate as with SASL (default: the first "
+            "hostname).",
+        ],
+        ["secret-file", None, None, "File whose first line is the secret."],
+        ["secret-env", None, None, "Environment variable holding the secret."],
+        ["ca-file", None, None, "Trust the CAs of this PEM bundle for the server."],
+        [
+            "pinned",
+            None,
+            None,
+            "Trust exactly this (PEM) certificate for the server.",
+        ],
+        [
+            "client-certificate",
+            None,
+            None,
+            "PEM client certificate (for SASL EXTERNAL).",
+        ],
+        [
+            "client-key",
+            None,
+            None,
+            "Its private key (default: in the certificate file).",
+        ],
+        ["max-queued", None, None, "Stanzas that may wait while disconnected."],
+        ["queue-timeout", None, None, "Seconds a stanza may wait for the connection."],
+        ["iq-timeout", None, None, "Seconds to wait for an IQ answer."],
+        [
+            "negotiation-timeout",
+            None,
+            None,
+            "Seconds to complete stream negotiation.",
+        ],
+        [
+            "fatal-retry-delay",
+            None,
+            None,
+            "Seconds to wait after a failure retrying will not fix soon.",
+        ],
+        [
+            "embedded-port",
+            None,
+            None,
+            "Loopback TCP port of the embedded router (default: any free one).",
+        ],
+    ]
+
+    optFlags = [
+        [
+            "system-trust",
+            None,
+            "Trust the system's CAs for the server (the default; replaces "
+            "the file's [component.trust]).",
+        ],
+    ]
+
+    compData = usage.Completions(
+        optActions={
+            "config": usage.CompleteFiles("*.toml"),
+            "secret-file": usage.CompleteFiles(),
+            "ca-file": usage.CompleteFiles(),
+            "pinned": usage.CompleteFiles(),
+            "client-certificate": usage.CompleteFiles(),
+            "client-key": usage.CompleteFiles(),
+            "protocol": usage.CompleteList(["xep0225", "xep0114"]),
+        }
+    )
+
+    componentConfig: ComponentConfig
+
+    def __init__(self) -> None:
+        super().__init__()
+        self["hostname"] = []
+
+    def opt_hostname(self, hostname: str) -> None:
+        """
+        A hostname to bind (repeatable; replaces the file's list).
+        """
+        self["hostname"].append(hostname)
+
+    def _number(self, name: str, key: str) -> int | float:
+        """
+        The value of the numeric option C{name}.
+
+        @raise usage.UsageError: it is not a number.
+        """
+        text = self[name]
+        integer = key == "embedded.port" or COMPONENT_LIMIT_KEYS[key.rsplit(".", 1)[1]][1]
+        try:
+            return int(text) if integer else float(text)
+        except ValueError:
+            kind = "a whole number" if integer else "a number of seconds"
+            raise usage.UsageError(f"--{name} must be {kind}, not {text!r}")
+
+    def overrides(self) -> dict[str, Override]:
+        """
+        The values given explicitly on the command line, by TOML key.
+
+        @raise usage.UsageError: options that exclude each other are given
+            together, or a number is not one.
+        """
+        if self["secret-file"] is not None and self["secret-env"] is not None:
+            raise usage.UsageError("give --secret-file or --secret-env, not both")
+        trustOptions = [
+            name for name in ("ca-file", "pinned") if self[name] is not None
+        ] + (["system-trust"] if self["system-trust"] else [])
+        if len(trustOptions) > 1:
+            raise usage.UsageError(
+                "give one of --ca-file, --pinned or --system-trust, not "
+                + " and ".join("--" + name for name in trustOptions)
+            )
+        overrides: dict[str, Override] = {}
+        for name, key in _PARAMETER_KEYS.items():
+            if self[name] is None:
+                continue
+            value: object = self[name]
+            if key.startswith("component.limits."):
+                value = self._number(name, key)
+            overrides[key] = Override(value, f"--{name}")
+        if self["embedded-port"] is not None:
+            overrides["embedded.port"] = Override(
+                self._number("embedded-port", "embedded.port"), "--embedded-port"
+            )
+        if self["hostname"]:
+            overrides["component.hostnames"] = Override(list(self["hostname"]), "--hostname")
+        if self["secret-file"] is not None:
+            overrides["component.secret"] = Override(
+                {"file": self["secret-file"]}, "--secret-file"
+            )
+        if self["secret-env"] is not None:
+            overrides["component.secret"] = Override(
+                {"env": self["secret-env"]}, "--secret-env"
+            )
+        if self["system-trust"]:
+            overrides["component.trust.system"] = Override(True, "--system-trust")
+        return overrides
+
+    def postOptions(self) -> None:
+        """
+        Load the file if one is given, override it with the options given,
+        check the result, and check that the secret can be read now.
+
+        @raise usage.UsageError: the configuration is not usable; the
+            message names the file and key, or the option, and the fix.
+        """
+        overrides = self.overrides()
+        try:
+            if self["config"] is not None:
+                config = loadComponentConfig(self["config"], overrides)
+            else:
+                config = componentConfigFromMapping({}, _COMMAND, overrides, os.getcwd())
+            if config.secret is not None:
+                config.secret.read()
+        except ConfigError as e:
+            raise usage.UsageError(str(e)) from e
+        self.componentConfig = config
 
 
-def makeService(config: Options) -> IService:
+def makeComponent(config: ComponentConfig, reactor: Any = None) -> Any:
     """
-    Build the service tree for C{twistd xmppcomp}.
+    Build the component of a configuration that names a server: read its
+    secret and certificate files now.
 
-    @raise SystemExit: always, for now, with a message that says why.
+    @param config: a configuration with a C{server}.
+    @param reactor: the reactor (default: the global one).
+    @return: a L{xmppcomp.component.Component}.
+    @raise ConfigError: the secret or a certificate cannot be read (any
+        more).
     """
-    raise SystemExit(NOT_YET)
+    from xmppcomp.component import Component
+    from xmppcomp.stream import tls
+
+    if config.server is None:
+        raise ValueError("no server: use an EmbeddedRouter (see makeService)")
+    secret = config.secret.read() if config.secret is not None else None
+    try:
+        clientCertificate = (
+            tls.loadPrivateCertificate(config.clientCertificate, config.clientKey)
+            if config.clientCertificate is not None
+            else None
+        )
+        trust = config.trust.load()
+    except tls.CertificateFileError as e:
+        raise ConfigError(str(e)) from e
+    return Component(
+        config.server,
+        config.serverDomain,
+        config.hostnames,
+        secret=secret,
+        identity=config.identity if config.protocol == "xep0225" else None,
+        protocol=config.protocol,
+        clientCertificate=clientCertificate,
+        trust=trust,
+        requireTLS=config.requireTLS,
+        reactor=reactor,
+        **_limits(config),
+    )
+
+
+def _limits(config: ComponentConfig) -> dict[str, Any]:
+    limits = config.limits
+    return {
+        "maxQueued": limits.maxQueued,
+        "queueTimeout": limits.queueTimeout,
+        "iqTimeout": limits.iqTimeout,
+        "negotiationTimeout": limits.negotiationTimeout,
+        "fatalRetryDelay": limits.fatalRetryDelay,
+    }
+
+
+def addDiscovery(component: Any) -> None:
+    """
+    Attach service discovery to C{component}: disco#info and disco#items
+    answer for each of its hostnames (C{component/generic}), and
+    C{item-not-found} for any other name.
+    """
+    from xmppcomp.disco import discoHandlers
+
+    for handler in discoHandlers({name: () for name in component.hostnames}):
+        handler.setHandlerParent(component)
+
+
+def addServices(parent: MultiService, component: Any, config: ComponentConfig) -> None:
+    """
+    Add the services that work through the component to the tree.
+
+    Nothing yet. This is where the XEP-0070 HTTP-auth confirmer (its web
+    listener, configured by C{config.httpauth}, the C{[httpauth]} table)
+    and the XTLS endpoint (its handler on C{component}, configured by
+    C{config.xtls}, the C{[xtls]} table) will be added, as children of
+    C{parent} started after C{component}.
+
+    @param parent: the top of the service tree.
+    @param component: the component, already in C{parent}.
+    @param config: the configuration.
+    """
+
+
+class ComponentServices(MultiService):
+    """
+    The top of the tree: children start in the order they were added and
+    stop one after the other in reverse order, so the component closes its
+    stream before the embedded router shuts down.
+    """
+
+    @defer.inlineCallbacks
+    def stopService(self) -> Any:
+        Service.stopService(self)
+        for service in reversed(list(self)):
+            if service.running:
+                yield defer.maybeDeferred(service.stopService)
+
+
+class _ReadyLog(Service):
+    """
+    Logs once the component is connected and bound, and, with the embedded
+    router, how to run against a real server and how to stop.
+    """
+
+    def __init__(self, component: Any, config: ComponentConfig) -> None:
+        self.component = component
+        self.config = config
+
+    def startService(self) -> None:
+        super().startService()
+        from xmppcomp.embedded import negotiationSummary
+
+        component = self.component
+        if self.config.embedded:
+            # EmbeddedRouter.watch logs the connection itself.
+            component.whenReady().addCallback(
+                lambda _: log.info(
+                    "xmppcomp is running: component {names} on the embedded "
+                    "router (no server configured: a local setup for trying "
+                    "things out; to connect to a real server, give --server "
+                    "or [component] server in --config FILE, see "
+                    "docs/examples/component.toml). Stop it with Ctrl-C, or "
+                    "kill the twistd process (twistd.pid).",
+                    names=", ".join(component.hostnames),
+                )
+            )
+            return
+        component.whenReady().addCallback(
+            lambda _: log.info(
+                "component {names} connected to {server} and bound ({how})",
+                names=", ".join(component.hostnames),
+                server=component.server,
+                how=negotiationSummary(component),
+            )
+        )
+
+
+def serviceFromConfig(config: ComponentConfig, reactor: Any = None) -> ComponentServices:
+    """
+    Build the service tree of a configuration (see the module docstring).
+
+    @param config: the checked configuration.
+    @param reactor: the reactor (default: the global one).
+    @raise ConfigError: a file named by C{config} cannot be read any more.
+    """
+    top = ComponentServices()
+    if config.embedded:
+        from xmppcomp.embedded import EmbeddedComponent, EmbeddedRouter
+
+        embedded = EmbeddedRouter(
+            config.hostnames,
+            domain=config.serverDomain,
+            identity=config.identity,
+            port=config.embeddedPort,
+            reactor=reactor,
+        )
+        embedded.setName(EMBEDDED_SERVICE)
+        embedded.setServiceParent(top)
+        component: Any = EmbeddedComponent(
+            embedded, requireTLS=config.requireTLS, **_limits(config)
+        )
+        embedded.watch(component)
+    else:
+        component = makeComponent(config, reactor)
+    component.setName(COMPONENT_SERVICE)
+    addDiscovery(component)
+    component.setServiceParent(top)
+    _ReadyLog(component, config).setServiceParent(top)
+    addServices(top, component, config)
+    return top
+
+
+def makeService(options: Options) -> IService:
+    """
+    Build the service tree for C{twistd xmppcomp} from the checked options.
+
+    @param options: parsed L{Options}.
+    @raise SystemExit: a file the configuration names cannot be read any
+        more (it was when the options were checked).
+    """
+    try:
+        return serviceFromConfig(options.componentConfig)
+    except ConfigError as e:
+        raise SystemExit(f"{_COMMAND}: {e}") from e

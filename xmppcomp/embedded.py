@@ -1,0 +1,350 @@
+# -*- test-case-name: tests.test_embedded -*-
+"""
+An embedded router on loopback, so that C{twistd -n xmppcomp} runs on a
+fresh machine with no XMPP server configured.
+
+L{EmbeddedRouter} is a service that runs a
+L{RouterService<xmppcomp.router.service.RouterService>} on C{127.0.0.1}
+with everything a component needs made up at startup and never written
+anywhere lasting:
+
+  - a self-signed certificate (ECDSA P-256) for the router's domain,
+    generated in memory; the component trusts exactly that certificate
+    (L{trustPinned<xmppcomp.stream.tls.trustPinned>});
+  - a random secret for the component (C{secrets.token_urlsafe(32)}), kept
+    in memory only and never logged;
+  - the SCRAM keys of that secret, and the authorization of the
+    component's hostnames (and the names below them, for names bound
+    later).
+
+L{RouterService<xmppcomp.router.service.RouterService>} reads its
+certificate and credentials from files, so the certificate, its key and
+the credentials are written to a private directory (C{tempfile.mkdtemp},
+mode 0700) when the service starts, and the directory is deleted when it
+stops.
+
+The component reaches the router with L{EmbeddedRouter.clientEndpoint},
+which connects to the port the router actually listens on (by default a
+free port picked by the system). L{EmbeddedComponent} is a
+L{Component<xmppcomp.component.Component>} wired that way;
+L{EmbeddedRouter.watch} logs once the component is connected and bound.
+"""
+
+from __future__ import annotations
+
+import datetime
+import os
+import secrets
+import shutil
+import tempfile
+from typing import Any, Sequence
+
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+from twisted.application.service import MultiService
+from twisted.internet import defer
+from twisted.internet.endpoints import TCP4ClientEndpoint
+from twisted.internet.error import ConnectError
+from twisted.internet.interfaces import IStreamClientEndpoint
+from twisted.logger import Logger
+from zope.interface import implementer
+
+from xmppcomp.component import Component
+from xmppcomp.config import DEFAULT_EMBEDDED_DOMAIN, RouterConfig
+from xmppcomp.router.service import RouterService
+from xmppcomp.stream import tls
+
+__all__ = ["EmbeddedComponent", "EmbeddedRouter", "negotiationSummary"]
+
+log = Logger()
+
+#: The only interface the embedded router listens on.
+LOOPBACK = "127.0.0.1"
+
+#: How long the generated certificate is valid, either side of now.
+_VALIDITY = datetime.timedelta(days=365)
+
+
+def _selfSignedCertificate(domain: str) -> tuple[bytes, bytes]:
+    """
+    Make a self-signed server certificate for C{domain} in memory.
+
+    @return: the certificate and its unencrypted private key, in PEM.
+    """
+    key = ec.generate_private_key(ec.SECP256R1())
+    now = datetime.datetime.now(datetime.timezone.utc)
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, domain)])
+    certificate = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(minutes=5))
+        .not_valid_after(now + _VALIDITY)
+        .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
+        .add_extension(x509.SubjectAlternativeName([x509.DNSName(domain)]), critical=False)
+        .add_extension(
+            x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]), critical=False
+        )
+        .sign(key, hashes.SHA256())
+    )
+    return (
+        certificate.public_bytes(serialization.Encoding.PEM),
+        key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        ),
+    )
+
+
+def _writePrivate(path: str, data: bytes) -> None:
+    """
+    Write C{data} to a new file readable by its owner only.
+    """
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "wb") as f:
+        f.write(data)
+
+
+@implementer(IStreamClientEndpoint)
+class _EmbeddedEndpoint:
+    """
+    Connects to the port an L{EmbeddedRouter} listens on, looked up at each
+    connection attempt (the port is only known once the router listens).
+
+    @ivar _router: the router.
+    """
+
+    def __init__(self, router: "EmbeddedRouter") -> None:
+        self._router = router
+
+    def connect(self, protocolFactory: Any) -> defer.Deferred[Any]:
+        port = self._router.port
+        if port is None:
+            return defer.fail(ConnectError(string="the embedded router is not listening"))
+        return TCP4ClientEndpoint(self._router.reactor, LOOPBACK, port).connect(
+            protocolFactory
+        )
+
+
+class EmbeddedRouter(MultiService):
+    """
+    A router on C{127.0.0.1} for one component, with a certificate and a
+    secret made up at startup.
+
+    The certificate and secret are made when this object is made, so a
+    component can be built with L{secret}, L{trust} and L{clientEndpoint}
+    before the service starts; add the router to the service tree before
+    the component, so it listens first (see L{xmppcomp.tap.makeService}).
+
+    @ivar domain: the router's domain (the C{to} of the component's stream,
+        the name of the certificate).
+    @ivar identity: the domain the component authenticates as.
+    @ivar hostnames: the component's hostnames; the identity may bind them
+        and any name below them.
+    @ivar listenPort: the configured port (C{0}: any free port).
+    @ivar reactor: the reactor.
+    @ivar routerService: the running
+        L{RouterService<xmppcomp.router.service.RouterService>}, or C{None}.
+    @ivar directory: the private directory of the certificate, key and
+        credentials while running, or C{None}.
+    @ivar _secret: the component's secret (never logged; see L{secret}).
+    """
+
+    def __init__(
+        self,
+        hostnames: Sequence[str],
+        domain: str = DEFAULT_EMBEDDED_DOMAIN,
+        identity: str | None = None,
+        port: int = 0,
+        reactor: Any = None,
+    ) -> None:
+        super().__init__()
+        if not hostnames:
+            raise ValueError("the embedded router needs the component's hostnames")
+        if reactor is None:
+            from twisted.internet import reactor as globalReactor
+
+            reactor = globalReactor
+        self.domain = domain
+        self.hostnames = tuple(hostnames)
+        self.identity = identity or self.hostnames[0]
+        self.listenPort = port
+        self.reactor = reactor
+        self.routerService: RouterService | None = None
+        self.directory: str | None = None
+        self._certificatePEM, self._keyPEM = _selfSignedCertificate(domain)
+        self._secret = secrets.token_urlsafe(32)
+
+    def __repr__(self) -> str:
+        return "<EmbeddedRouter %s on %s:%s>" % (self.domain, LOOPBACK, self.port)
+
+    @property
+    def secret(self) -> str:
+        """
+        The component's secret; give it to the component and nowhere else.
+        """
+        return self._secret
+
+    @property
+    def certificatePEM(self) -> bytes:
+        """
+        The router's self-signed certificate, in PEM.
+        """
+        return self._certificatePEM
+
+    @property
+    def trust(self) -> tls.PinnedTrust:
+        """
+        What the component trusts: exactly the router's certificate.
+        """
+        return tls.trustPinned(self._certificatePEM)
+
+    @property
+    def port(self) -> int | None:
+        """
+        The TCP port the router listens on, or C{None} when it does not.
+        """
+        if self.routerService is None or not self.routerService.ports:
+            return None
+        return int(self.routerService.ports[0].getHost().port)
+
+    def clientEndpoint(self) -> IStreamClientEndpoint:
+        """
+        An endpoint that connects to the router wherever it listens.
+        """
+        return _EmbeddedEndpoint(self)
+
+    def authorization(self) -> dict[str, tuple[str, ...]]:
+        """
+        What the component's identity may bind: its hostnames, and the
+        names below them.
+        """
+        patterns: list[str] = []
+        for name in self.hostnames:
+            patterns += [name, "*." + name]
+        return {self.identity: tuple(patterns)}
+
+    def startService(self) -> None:
+        from xmppcomp.stream.sasl import FileCredentialStore
+
+        # mkdtemp makes the directory with mode 0700.
+        directory = tempfile.mkdtemp(prefix="xmppcomp-embedded-")
+        self.directory = directory
+        try:
+            certificate = os.path.join(directory, "router.pem")
+            key = os.path.join(directory, "router.key")
+            credentials = os.path.join(directory, "credentials.json")
+            _writePrivate(certificate, self._certificatePEM)
+            _writePrivate(key, self._keyPEM)
+            store = FileCredentialStore(credentials)
+            store.add(self.identity, self._secret)
+            store.save()
+            service = RouterService(
+                RouterConfig(
+                    domain=self.domain,
+                    credentials=credentials,
+                    certificate=certificate,
+                    key=key,
+                    listen=("tcp:%d:interface=%s" % (self.listenPort, LOOPBACK),),
+                    authorization=self.authorization(),
+                ),
+                self.reactor,
+            )
+            service.setServiceParent(self)
+            self.routerService = service
+            super().startService()
+        except BaseException:
+            self._removeDirectory()
+            raise
+        log.info(
+            "embedded router for {domain} on {address}:{port} (self-signed "
+            "certificate and component secret made up at startup, in "
+            "{directory} until it stops)",
+            domain=self.domain,
+            address=LOOPBACK,
+            port=self.port,
+            directory=directory,
+        )
+
+    @defer.inlineCallbacks
+    def stopService(self) -> Any:
+        try:
+            yield super().stopService()
+        finally:
+            service, self.routerService = self.routerService, None
+            if service is not None:
+                service.disownServiceParent()
+            self._removeDirectory()
+
+    def _removeDirectory(self) -> None:
+        directory, self.directory = self.directory, None
+        if directory is not None:
+            shutil.rmtree(directory, ignore_errors=True)
+
+    def watch(self, component: Component) -> defer.Deferred[None]:
+        """
+        Log once C{component} is connected and bound.
+
+        @return: a L{Deferred} that fires after logging.
+        """
+
+        def ready(_: None) -> None:
+            log.info(
+                "component {names} connected and bound ({how})",
+                names=", ".join(component.hostnames),
+                how=negotiationSummary(component),
+            )
+
+        return component.whenReady().addCallback(ready)
+
+
+class EmbeddedComponent(Component):
+    """
+    A L{Component} connected to an L{EmbeddedRouter}: its server, domain,
+    secret and trust are the router's.
+
+    @ivar embeddedRouter: the router.
+    """
+
+    def __init__(self, embeddedRouter: EmbeddedRouter, **kwargs: Any) -> None:
+        # Set before Component.__init__, which asks endpointFor for the
+        # endpoint of each connection.
+        self.embeddedRouter = embeddedRouter
+        kwargs.setdefault("reactor", embeddedRouter.reactor)
+        super().__init__(
+            "embedded router (%s)" % (LOOPBACK,),
+            embeddedRouter.domain,
+            embeddedRouter.hostnames,
+            secret=embeddedRouter.secret,
+            identity=embeddedRouter.identity,
+            trust=embeddedRouter.trust,
+            **kwargs,
+        )
+
+    def endpointFor(self, link: Any) -> Any:
+        """
+        The embedded router's endpoint.
+        """
+        return self.embeddedRouter.clientEndpoint()
+
+
+def negotiationSummary(component: Component) -> str:
+    """
+    How the component's connections were negotiated, for log lines: the
+    SASL mechanism (or the XEP-0114 handshake) and the TLS version.
+    """
+    if component.protocol == "xep0114":
+        return "XEP-0114 handshake"
+    summaries = []
+    for link in component._links:
+        authenticator = getattr(link.xmlstream, "authenticator", None)
+        sasl = getattr(authenticator, "_sasl", None)
+        mechanism = getattr(getattr(sasl, "mechanism", None), "name", None) or "SASL"
+        version = getattr(authenticator, "tlsVersion", None) or "no TLS"
+        summaries.append("%s, %s" % (mechanism, version))
+    return "; ".join(summaries) or "not connected"
