@@ -441,3 +441,42 @@ class FatalTests(SynchronousTestCase):
         self.assertTrue(isFatal(Failure(StreamError("host-unknown"))))
         self.assertFalse(isFatal(Failure(StreamError("system-shutdown"))))
         self.assertFalse(isFatal(Failure(ConnectionLost())))
+
+
+class KeepaliveTests(TestCase):
+    """
+    Silent servers are detected with XEP-0199 pings (RFC 6120 section 4.5).
+    """
+
+    def test_answeredPingsKeepTheConnection(self) -> None:
+        """
+        The router answers the pings; the connection stays.
+        """
+        alpha = self.component("alpha.example.net", keepaliveInterval=60, keepaliveTimeout=10)
+        for _ in range(5):
+            self.clock.advance(60)
+            self.network.flush()
+        self.assertTrue(alpha.isConnected())
+
+    def test_silentServerDropped(self) -> None:
+        """
+        When the server stops answering, the connection is dropped after
+        the ping timeout, and the component reconnects.
+        """
+        alpha = self.component(
+            "alpha.example.net", keepaliveInterval=60, keepaliveTimeout=10, retryPolicy=lambda n: 1.0
+        )
+        recorder = Recorder()
+        recorder.setHandlerParent(alpha)
+        # The router goes silent: it reads but answers nothing.
+        self.network.router._local = lambda session, stanza: None  # type: ignore[method-assign]
+        self.clock.advance(60)
+        self.network.flush()
+        self.assertTrue(alpha.isConnected())
+        self.clock.advance(10)
+        self.network.flush()
+        self.assertEqual(recorder.lost, 1)
+        self.clock.advance(1)
+        self.network.flush()
+        self.assertTrue(alpha.isConnected())
+        self.assertEqual(recorder.initialized, 2)

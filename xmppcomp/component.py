@@ -31,7 +31,7 @@ from twisted.words.xish import domish, utility
 from twisted.words.xish.xmlstream import STREAM_END_EVENT
 
 from xmppcomp.errors import NegotiationError, SASLFailure, TLSRequiredError
-from xmppcomp.ns import NS_CLIENT, NS_COMPONENT_ACCEPT
+from xmppcomp.ns import NS_CLIENT, NS_COMPONENT_ACCEPT, NS_PING
 from xmppcomp.router.routing import domainOf
 from xmppcomp.stream.bind import BIND_NAMESPACES, BindError, BindInitiator, bindRequest, boundHostname
 
@@ -153,6 +153,7 @@ class _Link:
         self.binder: BindInitiator | None = None
         self.lastFailure: Failure | None = None
         self.failures = 0
+        self._pingCall: Any = None
         self.service = ClientService(
             component.endpointFor(self),
             _LinkFactory(self),
@@ -204,12 +205,59 @@ class _Link:
             xs.elementHandler = self.component._received
             xs.addObserver(STREAM_END_EVENT, lambda reason: self._lost(xs, reason))
             self.component._linkReady(self)
+            self._schedulePing()
 
         return xs.authenticator.negotiated.addCallbacks(ready, failed)
+
+    # Silent peers (RFC 6120 section 4.5): an XEP-0199 ping to the server
+    # every keepaliveInterval; any answer, even an error, proves the
+    # connection alive; none within keepaliveTimeout drops it, and the
+    # link reconnects.
+
+    def _schedulePing(self) -> None:
+        interval = self.component.keepaliveInterval
+        if interval is not None:
+            self._pingCall = self.component.reactor.callLater(interval, self._ping)
+
+    def _cancelPing(self) -> None:
+        call, self._pingCall = self._pingCall, None
+        if call is not None and call.active():
+            call.cancel()
+
+    def _ping(self) -> None:
+        self._pingCall = None
+        xs = self.xmlstream
+        if xs is None:
+            return
+        iq = domish.Element((None, "iq"))
+        iq["type"] = "get"
+        iq["from"] = self.hostnames[0]
+        iq["to"] = self.component.serverDomain
+        iq.addElement((NS_PING, "ping"))
+
+        def answered(_: object) -> None:
+            if self.xmlstream is xs:
+                self._schedulePing()
+
+        def failed(failure: Failure) -> None:
+            if failure.check(TimeoutError) and self.xmlstream is xs:
+                log.warn(
+                    "{name}: no answer from {server} to a ping within {timeout} s; "
+                    "dropping the connection",
+                    name=", ".join(self.hostnames),
+                    server=self.component.server,
+                    timeout=self.component.keepaliveTimeout,
+                )
+                xs.transport.abortConnection()
+            elif failure.check(jerror.StanzaError):
+                answered(None)
+
+        self.component.request(iq, timeout=self.component.keepaliveTimeout).addCallbacks(answered, failed)
 
     def _lost(self, xs: Any, reason: Failure) -> None:
         if self.xmlstream is not xs:
             return
+        self._cancelPing()
         self.xmlstream = None
         ended = getattr(xs, "streamEnded", None) or reason
         log.info(
@@ -251,6 +299,9 @@ class Component(Service):
         C{XMPPHandlerCollection}; it is not a C{MultiService}, whose
         iteration would clash with that).
     @ivar xmlstream: the L{ComponentStream} while connected, else C{None}.
+    @ivar keepaliveInterval: seconds between XEP-0199 pings to the server
+        (C{None}: no pings); a ping unanswered for C{keepaliveTimeout}
+        seconds drops the connection, which then reconnects.
     """
 
     def __init__(
@@ -272,6 +323,8 @@ class Component(Service):
         fatalRetryDelay: float = 300.0,
         negotiationTimeout: float = 30.0,
         tlsCreator: Any = None,
+        keepaliveInterval: float | None = 60.0,
+        keepaliveTimeout: float = 30.0,
     ) -> None:
         if protocol not in ("xep0225", "xep0114"):
             raise ValueError("protocol must be 'xep0225' or 'xep0114', not %r" % (protocol,))
@@ -302,6 +355,8 @@ class Component(Service):
             initialDelay=1.0, maxDelay=60.0, factor=1.5, jitter=random.random
         )
         self.fatalRetryDelay = fatalRetryDelay
+        self.keepaliveInterval = keepaliveInterval
+        self.keepaliveTimeout = keepaliveTimeout
         self.negotiationTimeout = negotiationTimeout
         self.handlers: list[Any] = []
         self.xmlstream: ComponentStream | None = None
@@ -391,6 +446,7 @@ class Component(Service):
     def stopService(self) -> Any:
         yield super().stopService()
         for link in self._links:
+            link._cancelPing()
             if link.xmlstream is not None:
                 link.xmlstream.closeStream()
         yield defer.gatherResults([link.service.stopService() for link in self._links])
