@@ -268,13 +268,18 @@ class Options(usage.Options):
         self.componentConfig = config
 
 
-def makeComponent(config: ComponentConfig, reactor: Any = None) -> Any:
+def makeComponent(
+    config: ComponentConfig, reactor: Any = None, componentClass: Any = None
+) -> Any:
     """
     Build the component of a configuration that names a server: read its
     secret and certificate files now.
 
     @param config: a configuration with a C{server}.
     @param reactor: the reactor (default: the global one).
+    @param componentClass: the class to instantiate, a subclass of
+        L{xmppcomp.component.Component} (the default) taking the same
+        arguments.
     @return: a L{xmppcomp.component.Component}.
     @raise ConfigError: the secret or a certificate cannot be read (any
         more).
@@ -294,7 +299,9 @@ def makeComponent(config: ComponentConfig, reactor: Any = None) -> Any:
         trust = config.trust.load()
     except tls.CertificateFileError as e:
         raise ConfigError(str(e)) from e
-    return Component(
+    if componentClass is None:
+        componentClass = Component
+    return componentClass(
         config.server,
         config.serverDomain,
         config.hostnames,
