@@ -1,0 +1,198 @@
+"""
+Helpers shared by the benchmarks: process accounting from /proc, the
+median/min/max summary, Markdown and JSON output, child processes started
+on loopback and waited for, and the certificate and credential files a
+router needs. Run by hand only; never imported by the test suite.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import time
+from typing import Any, Iterable, Sequence
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.dirname(HERE)
+if ROOT not in sys.path:
+    sys.path.insert(0, ROOT)
+
+LOOPBACK = "127.0.0.1"
+_TICKS = os.sysconf("SC_CLK_TCK")
+_PAGE = os.sysconf("SC_PAGE_SIZE")
+
+
+def cpuSeconds(pid: int) -> float:
+    """
+    User plus system CPU seconds of process C{pid} so far (all threads).
+    """
+    with open("/proc/%d/stat" % (pid,), "rb") as f:
+        fields = f.read().rsplit(b")", 1)[1].split()
+    # Fields 14 and 15 (utime, stime); [0] here is field 3.
+    return (int(fields[11]) + int(fields[12])) / _TICKS
+
+
+def ownCpuSeconds() -> float:
+    """
+    User plus system CPU seconds of this process.
+    """
+    return time.process_time()
+
+
+def rssBytes(pid: int) -> int:
+    """
+    Resident set size of process C{pid}, in bytes.
+    """
+    with open("/proc/%d/statm" % (pid,), "rb") as f:
+        return int(f.read().split()[1]) * _PAGE
+
+
+def summary(values: Sequence[float]) -> dict[str, float]:
+    """
+    Median, minimum and maximum of C{values}, and how many there were.
+    """
+    return {
+        "median": statistics.median(values),
+        "min": min(values),
+        "max": max(values),
+        "runs": len(values),
+    }
+
+
+def fmt(s: dict[str, float], digits: int = 1) -> str:
+    """
+    C{median (min–max)} for a Markdown cell.
+    """
+    return "%.*f (%.*f–%.*f)" % (digits, s["median"], digits, s["min"], digits, s["max"])
+
+
+def table(headers: Sequence[str], rows: Iterable[Sequence[str]]) -> str:
+    """
+    A Markdown table; the first column is left-aligned, the others right.
+    """
+    lines = ["| " + " | ".join(headers) + " |"]
+    lines.append("| --- | " + " | ".join("---:" for _ in headers[1:]) + " |")
+    for row in rows:
+        lines.append("| " + " | ".join(row) + " |")
+    return "\n".join(lines)
+
+
+def emitJSON(name: str, data: Any) -> None:
+    """
+    Print the machine-readable results in one fenced block.
+    """
+    print("\n```json")
+    print(json.dumps({"benchmark": name, **data}, indent=1, sort_keys=True))
+    print("```")
+
+
+def waitForPort(port: int, timeout: float = 20.0, process: subprocess.Popen[Any] | None = None) -> None:
+    """
+    Wait until C{port} on loopback accepts a TCP connection.
+    """
+    deadline = time.monotonic() + timeout
+    while True:
+        if process is not None and process.poll() is not None:
+            raise RuntimeError("process exited with %s before listening" % (process.returncode,))
+        try:
+            with socket.create_connection((LOOPBACK, port), timeout=1):
+                return
+        except OSError:
+            if time.monotonic() > deadline:
+                raise RuntimeError("nothing listens on %s:%d after %g s" % (LOOPBACK, port, timeout))
+            time.sleep(0.05)
+
+
+def freePorts(count: int) -> list[int]:
+    """
+    Ports free on loopback right now.
+    """
+    sockets = []
+    try:
+        for _ in range(count):
+            s = socket.socket()
+            sockets.append(s)
+            s.bind((LOOPBACK, 0))
+        return [s.getsockname()[1] for s in sockets]
+    finally:
+        for s in sockets:
+            s.close()
+
+
+def startPython(script: str, *args: str, logPath: str) -> tuple[subprocess.Popen[bytes], dict[str, Any]]:
+    """
+    Run C{bench/<script>} in its own Python process; it prints one JSON line
+    (its ports) once it listens.
+
+    @return: the process and what it printed.
+    """
+    log = open(logPath, "ab")
+    process = subprocess.Popen(
+        [sys.executable, os.path.join(HERE, script), *args],
+        stdout=subprocess.PIPE,
+        stderr=log,
+        cwd=ROOT,
+    )
+    log.close()
+    assert process.stdout is not None
+    line = process.stdout.readline()
+    if not line:
+        process.wait(10)
+        with open(logPath, "rb") as f:
+            tail = f.read()[-3000:].decode("utf-8", "replace")
+        raise RuntimeError("%s exited (%s) before it listened:\n%s" % (script, process.returncode, tail))
+    return process, json.loads(line)
+
+
+def stop(process: subprocess.Popen[Any], timeout: float = 15.0) -> None:
+    """
+    SIGTERM, then SIGKILL if the process is still there after C{timeout}.
+    """
+    if process.poll() is not None:
+        return
+    process.send_signal(signal.SIGTERM)
+    try:
+        process.wait(timeout)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait(timeout)
+
+
+class RouterFiles:
+    """
+    A CA, the router's certificate and key, a SCRAM credentials file and
+    XEP-0114 secret files, in C{directory}.
+    """
+
+    def __init__(self, directory: str, domain: str, scram: dict[str, str], accept: dict[str, str]) -> None:
+        from xmppcomp.stream.sasl import FileCredentialStore
+        from xmppcomp.testing import makeCertificateAuthority, writePem
+
+        self.directory = directory
+        self.domain = domain
+        self.ca = makeCertificateAuthority()
+        self.certificate, self.key = writePem(self.ca.issue(dnsNames=[domain]), directory)
+        self.credentials = os.path.join(directory, "credentials.json")
+        store = FileCredentialStore(self.credentials)
+        for identity, secret in scram.items():
+            store.add(identity, secret)
+        store.save()
+        self.secretFiles = {}
+        for hostname, secret in accept.items():
+            path = os.path.join(directory, "secret-" + hostname)
+            with open(path, "w") as f:
+                f.write(secret + "\n")
+            self.secretFiles[hostname] = path
+
+    def trust(self) -> Any:
+        """
+        The component side's trust in the router certificate.
+        """
+        from xmppcomp.stream import tls
+
+        return tls.CATrust([self.ca.certificate.original.to_cryptography()])
