@@ -1,0 +1,693 @@
+# -*- test-case-name: tests.test_tap -*-
+"""
+Tests for L{xmppcomp.tap} (C{twistd xmppcomp}), the component's
+configuration (L{xmppcomp.config.loadComponentConfig}) and the plugin.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+from twisted.application.service import IServiceMaker
+from twisted.internet import defer, reactor
+from twisted.logger import formatEvent, globalLogPublisher
+from twisted.plugin import IPlugin
+from twisted.python import usage
+from twisted.trial.unittest import SynchronousTestCase, TestCase
+from twisted.words.protocols.jabber.xmlstream import IQ
+import xmppcomp._wokkelcompat  # noqa: F401  # isort: skip
+from wokkel.disco import DiscoHandler
+
+from xmppcomp import tap
+from xmppcomp.component import Component
+from xmppcomp.config import (
+    ComponentConfig,
+    ComponentLimits,
+    ComponentTrust,
+    ConfigError,
+    Override,
+    componentConfigFromMapping,
+    loadComponentConfig,
+)
+from xmppcomp.disco import ComponentIdentity
+from xmppcomp.embedded import EmbeddedComponent, EmbeddedRouter
+from xmppcomp.testing import makeCertificateAuthority, selfSigned, writePem
+
+CA = makeCertificateAuthority()
+
+#: A complete configuration naming a server; the files are made by
+#: L{_FilesMixin}.
+FULL = """\
+[component]
+server = "tcp:host=127.0.0.1:port=5348"
+server_domain = "Example.NET"
+protocol = "xep0225"
+hostnames = ["comp.example.net", "chat.comp.example.net"]
+identity = "comp.example.net"
+secret = { file = "comp.secret" }
+client_certificate = "client.pem"
+client_key = "client.key"
+require_tls = true
+
+[component.trust]
+ca_file = "ca.pem"
+
+[component.limits]
+max_queued = 10
+queue_timeout = 5
+iq_timeout = 2.5
+negotiation_timeout = 7
+fatal_retry_delay = 60
+
+[httpauth]
+listen = "tcp:8080"
+
+[xtls]
+enabled = true
+"""
+
+
+class _FilesMixin:
+    """
+    A directory with a secret file, a CA file, a pinnable server
+    certificate, a client certificate and key, and a garbage file.
+    """
+
+    mktemp: Any
+
+    def setUp(self) -> None:
+        self.directory = os.path.abspath(self.mktemp())
+        os.makedirs(self.directory)
+        self.path = lambda name: os.path.join(self.directory, name)
+        self.write("comp.secret", "the component's secret\n")
+        self.write("ca.pem", CA.pem.decode("ascii"))
+        self.write("garbage.pem", "not a certificate\n")
+        certificate, key = writePem(CA.issue(dnsNames=["comp.example.net"], client=True), self.directory)
+        os.rename(certificate, self.path("client.pem"))
+        os.rename(key, self.path("client.key"))
+        certificate, key = writePem(selfSigned(["example.net"]), self.directory)
+        os.rename(certificate, self.path("server.pem"))
+
+    def write(self, name: str, text: str) -> str:
+        with open(self.path(name), "w", encoding="utf-8") as f:
+            f.write(text)
+        return self.path(name)
+
+    def load(self, text: str, overrides: dict[str, Override] | None = None) -> ComponentConfig:
+        return loadComponentConfig(self.write("component.toml", text), overrides)
+
+    def loadError(self, text: str, overrides: dict[str, Override] | None = None) -> str:
+        e = self.assertRaises(ConfigError, self.load, text, overrides)  # type: ignore[attr-defined]
+        return str(e)
+
+
+class ComponentConfigTests(_FilesMixin, SynchronousTestCase):
+    """
+    L{loadComponentConfig} builds a checked L{ComponentConfig} from TOML and
+    says what is wrong, where, and how to fix it.
+    """
+
+    def test_full(self) -> None:
+        """
+        Every key is read; relative paths resolve against the file's
+        directory; the domain is normalised; [httpauth] and [xtls] pass
+        through as written.
+        """
+        config = self.load(FULL)
+        self.assertEqual(config.server, "tcp:host=127.0.0.1:port=5348")
+        self.assertEqual(config.serverDomain, "example.net")
+        self.assertEqual(config.hostnames, ("comp.example.net", "chat.comp.example.net"))
+        self.assertEqual(config.identity, "comp.example.net")
+        self.assertEqual(config.protocol, "xep0225")
+        assert config.secret is not None
+        self.assertEqual(config.secret.file, self.path("comp.secret"))
+        self.assertEqual(config.secret.read(), "the component's secret")
+        self.assertEqual(config.clientCertificate, self.path("client.pem"))
+        self.assertEqual(config.clientKey, self.path("client.key"))
+        self.assertEqual(config.trust, ComponentTrust(caFile=self.path("ca.pem")))
+        self.assertEqual(config.trust.kind, "ca_file")
+        self.assertEqual(
+            config.limits,
+            ComponentLimits(maxQueued=10, queueTimeout=5.0, iqTimeout=2.5, negotiationTimeout=7.0, fatalRetryDelay=60.0),
+        )
+        self.assertEqual(config.httpauth, {"listen": "tcp:8080"})
+        self.assertEqual(config.xtls, {"enabled": True})
+        self.assertEqual(config.baseDirectory, self.directory)
+        self.assertFalse(config.embedded)
+
+    def test_defaults(self) -> None:
+        """
+        With a server, the identity defaults to the first hostname, trust
+        to the system's CAs, TLS is required and the limits are defaults.
+        """
+        config = self.load(
+            '[component]\nserver = "tls:host=xmpp.example.net:port=5223"\n'
+            'server_domain = "example.net"\nhostnames = ["comp.example.net"]\n'
+            'secret = { env = "COMP_SECRET" }\n'
+        )
+        self.assertEqual(config.identity, "comp.example.net")
+        self.assertEqual(config.trust.kind, "system")
+        self.assertTrue(config.requireTLS)
+        self.assertEqual(config.limits, ComponentLimits())
+        self.assertEqual(config.secret.env, "COMP_SECRET")  # type: ignore[union-attr]
+        self.assertEqual(config.httpauth, {})
+
+    def test_embedded(self) -> None:
+        """
+        Without a server: the embedded router's domain is localhost and the
+        component is component.localhost, unless configured.
+        """
+        config = componentConfigFromMapping({}, "x.toml")
+        self.assertTrue(config.embedded)
+        self.assertEqual(config.serverDomain, "localhost")
+        self.assertEqual(config.hostnames, ("component.localhost",))
+        self.assertEqual(config.identity, "component.localhost")
+        self.assertEqual(config.embeddedPort, 0)
+        config = self.load(
+            '[component]\nserver_domain = "dev.test"\n[embedded]\nport = 5348\n'
+        )
+        self.assertEqual(config.hostnames, ("component.dev.test",))
+        self.assertEqual(config.embeddedPort, 5348)
+
+    def test_missingFile(self) -> None:
+        """
+        A missing file is named, with what to check.
+        """
+        e = self.assertRaises(ConfigError, loadComponentConfig, self.path("nope.toml"))
+        self.assertIn(self.path("nope.toml"), str(e))
+        self.assertIn("cannot read the configuration file", str(e))
+        self.assertIn("--config", str(e))
+
+    def test_badTOML(self) -> None:
+        """
+        Invalid TOML is reported with its line.
+        """
+        message = self.loadError("[component\n")
+        self.assertIn("not valid TOML", message)
+        self.assertIn("line 1", message)
+
+    def test_unknownKeys(self) -> None:
+        """
+        Unknown keys, at any level, are errors naming the file, the dotted
+        key, the nearest known key and the keys allowed.
+        """
+        message = self.loadError('[component]\nhostname = ["a.example"]\n')
+        self.assertIn(self.path("component.toml"), message)
+        self.assertIn("unknown key 'component.hostname'", message)
+        self.assertIn("did you mean 'hostnames'", message)
+        message = self.loadError("[component.trust]\ncafile = 'ca.pem'\n")
+        self.assertIn("'component.trust.cafile'", message)
+        self.assertIn("did you mean 'ca_file'", message)
+        message = self.loadError("[component.limits]\nmax_queue = 3\n")
+        self.assertIn("did you mean 'max_queued'", message)
+        message = self.loadError("[compnent]\n")
+        self.assertIn("did you mean 'component'", message)
+        message = self.loadError('server = "tcp:host=a:port=1"\n')
+        self.assertIn("move it below a [component] line", message)
+
+    def test_badEndpoint(self) -> None:
+        """
+        An endpoint string Twisted cannot parse as a client endpoint is
+        refused, with examples.
+        """
+        for bad in ("tcp:5348", "bogus:1", "tcp:host=a:port=x"):
+            message = self.loadError(f'[component]\nserver = "{bad}"\n')
+            self.assertIn("component.server", message)
+            self.assertIn("not a valid client endpoint string", message)
+            self.assertIn("tcp:host=127.0.0.1:port=5348", message)
+
+    def test_inlineSecret(self) -> None:
+        """
+        A secret written in the file is refused, with how to do it.
+        """
+        message = self.loadError(FULL.replace('secret = { file = "comp.secret" }', 'secret = "hunter2"'))
+        self.assertIn("component.secret", message)
+        self.assertIn("never written in the configuration", message)
+        self.assertNotIn("hunter2", message)
+
+    def test_secretForms(self) -> None:
+        """
+        A secret table has exactly one of file and env; the file exists.
+        """
+        message = self.loadError(FULL.replace('{ file = "comp.secret" }', '{ file = "a", env = "B" }'))
+        self.assertIn("exactly one of 'file' or 'env'", message)
+        message = self.loadError(FULL.replace('{ file = "comp.secret" }', '{ path = "a" }'))
+        self.assertIn("unknown key 'path'", message)
+        message = self.loadError(FULL.replace('{ file = "comp.secret" }', '{ file = "missing.secret" }'))
+        self.assertIn("component.secret.file", message)
+        self.assertIn("does not exist", message)
+
+    def test_missingSecret(self) -> None:
+        """
+        XEP-0114 needs a secret; XEP-0225 a secret or a client certificate.
+        """
+        base = (
+            '[component]\nserver = "tcp:host=127.0.0.1:port=5347"\n'
+            'server_domain = "example.net"\nhostnames = ["legacy.example.net"]\n'
+        )
+        message = self.loadError(base + 'protocol = "xep0114"\n')
+        self.assertIn("component.secret is missing", message)
+        self.assertIn("XEP-0114", message)
+        message = self.loadError(base)
+        self.assertIn("component.secret is missing", message)
+        self.assertIn("client_certificate", message)
+        config = self.load(base + 'client_certificate = "client.pem"\nclient_key = "client.key"\n')
+        self.assertEqual(config.clientCertificate, self.path("client.pem"))
+
+    def test_xep0114NoSASL(self) -> None:
+        """
+        XEP-0114 has no SASL identity nor client certificate.
+        """
+        base = (
+            '[component]\nserver = "tcp:host=127.0.0.1:port=5347"\n'
+            'server_domain = "example.net"\nhostnames = ["legacy.example.net"]\n'
+            'protocol = "xep0114"\nsecret = { file = "comp.secret" }\n'
+        )
+        self.assertEqual(self.load(base).protocol, "xep0114")
+        message = self.loadError(base + 'identity = "legacy.example.net"\n')
+        self.assertIn("XEP-0114 has no SASL", message)
+        message = self.loadError(base.replace("xep0114", "xep9999"))
+        self.assertIn('must be "xep0225"', message)
+
+    def test_unreadableCertificates(self) -> None:
+        """
+        Trust and client certificate files that hold no certificate (or a
+        key that is not the certificate's) are refused, naming the key.
+        """
+        message = self.loadError(FULL.replace('ca_file = "ca.pem"', 'ca_file = "garbage.pem"'))
+        self.assertIn("component.trust.ca_file", message)
+        self.assertIn("no valid PEM certificate", message)
+        message = self.loadError(FULL.replace('ca_file = "ca.pem"', 'pinned = "garbage.pem"'))
+        self.assertIn("component.trust.pinned", message)
+        message = self.loadError(FULL.replace('client_certificate = "client.pem"', 'client_certificate = "garbage.pem"'))
+        self.assertIn("component.client_certificate", message)
+        message = self.loadError(FULL.replace('client_key = "client.key"', 'client_key = "ca.pem"'))
+        self.assertIn("component.client_key", message)
+        message = self.loadError(FULL.replace('client_certificate = "client.pem"\n', ""))
+        self.assertIn("without a certificate", message)
+
+    def test_trustChoices(self) -> None:
+        """
+        [component.trust] takes exactly one of ca_file, pinned, system =
+        true; system = false alone is refused.
+        """
+        message = self.loadError(FULL.replace('ca_file = "ca.pem"', 'ca_file = "ca.pem"\npinned = "server.pem"'))
+        self.assertIn("exactly one of ca_file, pinned or system", message)
+        message = self.loadError(FULL.replace('ca_file = "ca.pem"', "system = false"))
+        self.assertIn("leaves nothing to trust", message)
+        config = self.load(FULL.replace('ca_file = "ca.pem"', "system = true"))
+        self.assertEqual(config.trust.kind, "system")
+        config = self.load(FULL.replace('ca_file = "ca.pem"', 'pinned = "server.pem"'))
+        self.assertEqual(config.trust, ComponentTrust(pinned=self.path("server.pem")))
+
+    def test_limits(self) -> None:
+        """
+        Limits have their type and are above 0.
+        """
+        message = self.loadError(FULL.replace("max_queued = 10", "max_queued = 0"))
+        self.assertIn("component.limits.max_queued must be at least 1", message)
+        message = self.loadError(FULL.replace("max_queued = 10", 'max_queued = "10"'))
+        self.assertIn("must be an integer", message)
+        message = self.loadError(FULL.replace("iq_timeout = 2.5", "iq_timeout = -1"))
+        self.assertIn("component.limits.iq_timeout must be a finite number of seconds above 0", message)
+        self.assertIn("the default is 30", message)
+
+    def test_missingServerKeys(self) -> None:
+        """
+        With a server, server_domain and hostnames are required; hostnames
+        is a non-empty array of domains without repeats.
+        """
+        base = '[component]\nserver = "tcp:host=127.0.0.1:port=5348"\nsecret = { file = "comp.secret" }\n'
+        message = self.loadError(base + 'hostnames = ["a.example"]\n')
+        self.assertIn("component.server_domain is missing", message)
+        base += 'server_domain = "example.net"\n'
+        message = self.loadError(base)
+        self.assertIn("component.hostnames is missing", message)
+        message = self.loadError(base + "hostnames = []\n")
+        self.assertIn("non-empty array", message)
+        message = self.loadError(base + 'hostnames = "a.example"\n')
+        self.assertIn('write it as ["a.example"]', message)
+        message = self.loadError(base + 'hostnames = ["a.example", "A.example"]\n')
+        self.assertIn("listed twice", message)
+        message = self.loadError(base + 'hostnames = ["user@a.example"]\n')
+        self.assertIn("component.hostnames[0]", message)
+        self.assertIn("is not a domain", message)
+
+    def test_embeddedRefusals(self) -> None:
+        """
+        Without a server, what the embedded router provides is refused, as
+        are XEP-0114, the router's own domain as a hostname, and [embedded]
+        next to a server.
+        """
+        for line in (
+            'secret = { file = "comp.secret" }',
+            'client_certificate = "client.pem"',
+            '[component.trust]\npinned = "server.pem"',
+        ):
+            message = self.loadError("[component]\n" + line + "\n")
+            self.assertIn("no server is configured", message)
+            self.assertIn("set component.server", message)
+        message = self.loadError('[component]\nprotocol = "xep0114"\n')
+        self.assertIn("speaks XEP-0225", message)
+        message = self.loadError('[component]\nhostnames = ["localhost"]\n')
+        self.assertIn("the embedded router's own domain", message)
+        message = self.loadError(FULL + "[embedded]\nport = 1\n")
+        self.assertIn("only runs without component.server", message)
+        message = self.loadError("[embedded]\nport = 70000\n")
+        self.assertIn("from 0 to 65535", message)
+
+    def test_reservedTables(self) -> None:
+        """
+        [httpauth] and [xtls] must be tables (their content is not checked
+        yet).
+        """
+        message = self.loadError('httpauth = "yes"\n')
+        self.assertIn("httpauth must be a table", message)
+        config = self.load("[httpauth]\n[xtls]\nanything = 1\n")
+        self.assertEqual((config.httpauth, config.xtls), ({}, {"anything": 1}))
+
+    def test_overrides(self) -> None:
+        """
+        Overrides win over the file; a trust override replaces the whole
+        [component.trust] table; errors name the option.
+        """
+        config = self.load(
+            FULL,
+            {
+                "component.hostnames": Override(["other.example.net"], "--hostname"),
+                "component.trust.pinned": Override(self.path("server.pem"), "--pinned"),
+                "component.limits.max_queued": Override(3, "--max-queued"),
+                "component.secret": Override({"env": "X"}, "--secret-env"),
+            },
+        )
+        self.assertEqual(config.hostnames, ("other.example.net",))
+        self.assertEqual(config.identity, "comp.example.net")
+        self.assertEqual(config.trust, ComponentTrust(pinned=self.path("server.pem")))
+        self.assertEqual(config.limits.maxQueued, 3)
+        self.assertEqual(config.secret.env, "X")  # type: ignore[union-attr]
+        message = self.loadError(FULL, {"component.server": Override("tcp:1", "--server")})
+        self.assertTrue(message.startswith("--server: 'tcp:1' is not a valid"), message)
+        self.assertRaises(ValueError, self.load, FULL, {"component.bogus": Override(1, "--bogus")})
+
+
+class OptionsTests(_FilesMixin, SynchronousTestCase):
+    """
+    L{tap.Options} builds a checked L{ComponentConfig} from the file and
+    the options, options winning.
+    """
+
+    def parse(self, *argv: str) -> tap.Options:
+        options = tap.Options()
+        options.parseOptions(list(argv))
+        return options
+
+    def test_noOptions(self) -> None:
+        """
+        No options at all: the embedded setup.
+        """
+        config = self.parse().componentConfig
+        self.assertTrue(config.embedded)
+        self.assertEqual(config.hostnames, ("component.localhost",))
+
+    def test_configFile(self) -> None:
+        """
+        C{--config} alone gives the file's configuration.
+        """
+        config = self.parse("--config", self.write("c.toml", FULL)).componentConfig
+        self.assertEqual(config, loadComponentConfig(self.path("c.toml")))
+
+    def test_optionsWin(self) -> None:
+        """
+        Options override the file; C{--hostname} is repeatable and replaces
+        the file's list; relative option paths resolve against the current
+        directory.
+        """
+        os.environ["XMPPCOMP_TAP_SECRET"] = "from the environment"
+        self.addCleanup(os.environ.pop, "XMPPCOMP_TAP_SECRET")
+        cwd = os.getcwd()
+        os.chdir(self.directory)
+        self.addCleanup(os.chdir, cwd)
+        config = self.parse(
+            "--config", self.write("c.toml", FULL),
+            "--server", "tcp:host=::1:port=1",
+            "--server-domain", "other.example",
+            "--hostname", "a.other.example",
+            "--hostname", "b.other.example",
+            "--identity", "other.example",
+            "--secret-env", "XMPPCOMP_TAP_SECRET",
+            "--pinned", "server.pem",
+            "--max-queued", "5",
+            "--queue-timeout", "1.5",
+            "--iq-timeout", "2",
+            "--negotiation-timeout", "3",
+            "--fatal-retry-delay", "4",
+        ).componentConfig
+        self.assertEqual(config.server, "tcp:host=::1:port=1")
+        self.assertEqual(config.serverDomain, "other.example")
+        self.assertEqual(config.hostnames, ("a.other.example", "b.other.example"))
+        self.assertEqual(config.identity, "other.example")
+        self.assertEqual(config.secret.read(), "from the environment")  # type: ignore[union-attr]
+        self.assertEqual(config.trust, ComponentTrust(pinned=self.path("server.pem")))
+        self.assertEqual(config.limits, ComponentLimits(5, 1.5, 2.0, 3.0, 4.0))
+
+    def test_withoutFile(self) -> None:
+        """
+        Options alone can describe a component connecting to a server.
+        """
+        config = self.parse(
+            "--server", "tcp:host=127.0.0.1:port=5347",
+            "--server-domain", "example.net",
+            "--protocol", "xep0114",
+            "--hostname", "legacy.example.net",
+            "--secret-file", self.path("comp.secret"),
+            "--system-trust",
+        ).componentConfig
+        self.assertEqual(config.protocol, "xep0114")
+        self.assertEqual(config.secret.file, self.path("comp.secret"))  # type: ignore[union-attr]
+        self.assertEqual(config.trust.kind, "system")
+
+    def test_exclusiveOptions(self) -> None:
+        """
+        Two secret sources, or two trust options, are usage errors.
+        """
+        e = self.assertRaises(usage.UsageError, self.parse, "--secret-file", "a", "--secret-env", "B")
+        self.assertIn("not both", str(e))
+        e = self.assertRaises(usage.UsageError, self.parse, "--ca-file", "a", "--pinned", "b")
+        self.assertIn("--ca-file and --pinned", str(e))
+        e = self.assertRaises(usage.UsageError, self.parse, "--pinned", "b", "--system-trust")
+        self.assertIn("--pinned and --system-trust", str(e))
+
+    def test_numbers(self) -> None:
+        """
+        Numeric options that are not numbers name the option.
+        """
+        e = self.assertRaises(usage.UsageError, self.parse, "--max-queued", "many")
+        self.assertIn("--max-queued must be a whole number", str(e))
+        e = self.assertRaises(usage.UsageError, self.parse, "--iq-timeout", "soon")
+        self.assertIn("--iq-timeout must be a number of seconds", str(e))
+        e = self.assertRaises(usage.UsageError, self.parse, "--embedded-port", "x")
+        self.assertIn("--embedded-port", str(e))
+        self.assertEqual(self.parse("--embedded-port", "5348").componentConfig.embeddedPort, 5348)
+
+    def test_configErrorIsUsageError(self) -> None:
+        """
+        Configuration errors become usage errors with the same message.
+        """
+        e = self.assertRaises(usage.UsageError, self.parse, "--config", self.path("nope.toml"))
+        self.assertIn("cannot read the configuration file", str(e))
+        e = self.assertRaises(usage.UsageError, self.parse, "--server", "tcp:1")
+        self.assertIn("--server: 'tcp:1'", str(e))
+
+    def test_secretReadable(self) -> None:
+        """
+        The secret must be readable when the options are checked: an unset
+        variable is a usage error naming it.
+        """
+        os.environ.pop("XMPPCOMP_UNSET", None)
+        e = self.assertRaises(
+            usage.UsageError,
+            self.parse,
+            "--config", self.write("c.toml", FULL),
+            "--secret-env", "XMPPCOMP_UNSET",
+        )
+        self.assertIn("XMPPCOMP_UNSET is unset or empty", str(e))
+
+    def test_noSecretOptions(self) -> None:
+        """
+        No option takes a secret itself: only where it is.
+        """
+        names = [p[0] for p in tap.Options.optParameters]
+        self.assertEqual(
+            sorted(name for name in names if "secret" in name or "password" in name),
+            ["secret-env", "secret-file"],
+        )
+        self.assertRaises(usage.UsageError, self.parse, "--secret", "hunter2")
+
+    def test_help(self) -> None:
+        """
+        The help text lists the options and explains the embedded router.
+        """
+        text = str(tap.Options())
+        for option in ("--config", "--server", "--hostname", "--secret-file", "--pinned", "--max-queued"):
+            self.assertIn(option, text)
+        self.assertIn("embedded router", text)
+
+
+class PluginTests(SynchronousTestCase):
+    """
+    The C{xmppcomp} plugin is a lazy L{ServiceMaker} for L{xmppcomp.tap}.
+    """
+
+    def test_serviceMaker(self) -> None:
+        """
+        The plugin module defines C{xmppcomp}, pointing at L{xmppcomp.tap}.
+        """
+        from twisted.plugins import xmppcomp_plugin
+
+        maker = xmppcomp_plugin.xmppcomp
+        self.assertEqual(maker.tapname, "xmppcomp")
+        self.assertEqual(maker.module, "xmppcomp.tap")
+        self.assertTrue(IServiceMaker.providedBy(maker))
+        self.assertTrue(IPlugin.providedBy(maker))
+        self.assertIs(maker.options, tap.Options)
+        self.assertIs(maker.makeService, tap.makeService)
+
+
+class ServiceTreeTests(_FilesMixin, SynchronousTestCase):
+    """
+    L{tap.makeService} builds the tree without starting anything.
+    """
+
+    def test_withServer(self) -> None:
+        """
+        With a server: a L{Component} with the configured settings and disco
+        handlers for its hostnames, no embedded router.
+        """
+        options = tap.Options()
+        options.parseOptions(["--config", self.write("c.toml", FULL)])
+        top = tap.makeService(options)
+        self.assertIsInstance(top, tap.ComponentServices)
+        self.assertRaises(KeyError, top.getServiceNamed, tap.EMBEDDED_SERVICE)
+        component = top.getServiceNamed(tap.COMPONENT_SERVICE)
+        self.assertIs(type(component), Component)
+        self.assertIs(list(top)[0], component)
+        self.assertEqual(component.server, "tcp:host=127.0.0.1:port=5348")
+        self.assertEqual(component.serverDomain, "example.net")
+        self.assertEqual(component.hostnames, ["comp.example.net", "chat.comp.example.net"])
+        self.assertEqual(component.identity, "comp.example.net")
+        self.assertEqual(component.secret, "the component's secret")
+        self.assertIsNotNone(component.clientCertificate)
+        self.assertEqual(component.maxQueued, 10)
+        self.assertEqual(component.iqTimeout, 2.5)
+        self.assertEqual(component.fatalRetryDelay, 60.0)
+        self.assertFalse(component.running)
+        kinds = [type(handler) for handler in component.handlers]
+        self.assertEqual(kinds, [DiscoHandler, ComponentIdentity])
+        self.assertEqual(
+            component.handlers[1].hostnames, {"comp.example.net", "chat.comp.example.net"}
+        )
+
+    def test_withoutServer(self) -> None:
+        """
+        Without a server: the embedded router first, then a component wired
+        to it; nothing listens yet.
+        """
+        options = tap.Options()
+        options.parseOptions(["--hostname", "a.localhost", "--hostname", "b.localhost"])
+        top = tap.makeService(options)
+        children = list(top)
+        embedded = top.getServiceNamed(tap.EMBEDDED_SERVICE)
+        component = top.getServiceNamed(tap.COMPONENT_SERVICE)
+        self.assertEqual(children[:2], [embedded, component])
+        self.assertIsInstance(embedded, EmbeddedRouter)
+        self.assertIsInstance(component, EmbeddedComponent)
+        self.assertEqual(embedded.hostnames, ("a.localhost", "b.localhost"))
+        self.assertEqual(component.secret, embedded.secret)
+        self.assertEqual(component.serverDomain, "localhost")
+        self.assertIsNone(embedded.port)
+        self.assertEqual(len(component.handlers), 2)
+
+    def test_addServicesAddsNothingYet(self) -> None:
+        """
+        L{tap.addServices} is the place for the HTTP-auth and XTLS
+        services; it adds nothing yet.
+        """
+        from twisted.application.service import MultiService
+
+        parent = MultiService()
+        tap.addServices(parent, object(), componentConfigFromMapping({}, "x"))
+        self.assertEqual(list(parent), [])
+
+    def test_secretGone(self) -> None:
+        """
+        A secret file that disappeared between option checking and
+        L{tap.makeService} ends twistd with the reason, not a traceback.
+        """
+        options = tap.Options()
+        options.parseOptions(["--config", self.write("c.toml", FULL)])
+        os.remove(self.path("comp.secret"))
+        e = self.assertRaises(SystemExit, tap.makeService, options)
+        self.assertIn("cannot read secret file", str(e))
+
+
+class NoArgumentsTests(TestCase):
+    """
+    C{twistd -n xmppcomp} with no options runs: an embedded router and a
+    component that answers service discovery.
+    """
+
+    timeout = 30
+
+    @defer.inlineCallbacks
+    def test_runs(self) -> Any:
+        """
+        The service of no options starts with the real reactor; the
+        component connects and binds component.localhost; a second
+        component gets its disco#info; the logs say what runs, never the
+        secret; everything stops and the private directory is removed.
+        """
+        events: list[dict[str, Any]] = []
+        globalLogPublisher.addObserver(events.append)
+        self.addCleanup(globalLogPublisher.removeObserver, events.append)
+        options = tap.Options()
+        options.parseOptions([])
+        top = tap.makeService(options)
+        top.startService()
+        self.addCleanup(lambda: top.stopService() if top.running else None)
+        embedded = top.getServiceNamed(tap.EMBEDDED_SERVICE)
+        component = top.getServiceNamed(tap.COMPONENT_SERVICE)
+        yield component.whenReady()
+        directory = embedded.directory
+        self.assertTrue(os.path.isdir(directory))
+
+        probe = Component(
+            "tcp:host=127.0.0.1:port=%d" % (embedded.port,),
+            embedded.domain,
+            ["probe.component.localhost"],
+            secret=embedded.secret,
+            identity=embedded.identity,
+            trust=embedded.trust,
+            reactor=reactor,
+        )
+        probe.startService()
+        self.addCleanup(probe.stopService)
+        yield probe.whenReady()
+        iq = IQ(None, "get")
+        iq["from"] = "probe.component.localhost"
+        iq["to"] = "component.localhost"
+        iq.addElement(("http://jabber.org/protocol/disco#info", "query"))
+        answer = yield probe.request(iq)
+        self.assertEqual(answer["from"], "component.localhost")
+        identities = list(answer.query.elements("http://jabber.org/protocol/disco#info", "identity"))
+        self.assertEqual([(i["category"], i["type"]) for i in identities], [("component", "generic")])
+        yield probe.stopService()
+
+        yield top.stopService()
+        self.assertFalse(os.path.exists(directory))
+        self.assertIsNone(embedded.port)
+        text = "\n".join(formatEvent(event) for event in events)
+        self.assertIn("embedded router for localhost on 127.0.0.1:", text)
+        self.assertRegex(text, r"component component\.localhost connected and bound \(SCRAM-SHA-\d+(-PLUS)?, TLSv1\.[23]\)")
+        self.assertIn("Stop it with Ctrl-C", text)
+        self.assertNotIn(embedded.secret, text)
