@@ -24,13 +24,13 @@ from twisted.logger import Logger
 from twisted.python.failure import Failure
 from twisted.words.protocols.jabber import error
 from twisted.words.protocols.jabber.jid import JID, InvalidFormat
-from twisted.words.protocols.jabber.xmlstream import toResponse
 from twisted.words.xish import domish
+import xmppcomp._wokkelcompat  # noqa: F401  (before any wokkel module)
 from wokkel.iwokkel import IDisco
 from wokkel.subprotocols import IQHandlerMixin, XMPPHandler
 from zope.interface import implementer
 
-from xmppcomp.ns import NS_DISCO_INFO, NS_XTLS
+from xmppcomp.ns import NS_XTLS
 from xmppcomp.xtls._engine import TLSEngine, makeContext
 from xmppcomp.xtls._exceptions import (
     PeerUnavailable,
@@ -229,10 +229,11 @@ class Tunnel:
 
     def _opened(self) -> None:
         self.isOpen = True
+        # Observers first: code awaiting open() then sees their state.
+        self._handler._notify("tunnelOpened", self)
         waiters, self._openWaiters = self._openWaiters, []
         for d in waiters:
             d.callback(self)
-        self._handler._notify("tunnelOpened", self)
 
     def _drained(self) -> None:
         waiters, self._drainWaiters = self._drainWaiters, []
@@ -244,6 +245,8 @@ class Tunnel:
         self._released = True
         self._reason = reason
         self._handler._forget(self)
+        # Observers first: code awaiting close() then sees their state.
+        self._handler._notify("tunnelClosed", self, reason)
         failure = reason if reason is not None else TunnelClosed("closed")
         for waiters in (self._openWaiters, self._drainWaiters):
             pending, waiters[:] = list(waiters), []
@@ -252,7 +255,6 @@ class Tunnel:
         closers, self._closeWaiters = self._closeWaiters, []
         for d in closers:
             d.callback(None)
-        self._handler._notify("tunnelClosed", self, reason)
 
 
 @attrs.define
@@ -372,34 +374,14 @@ def _error(condition: str, text: str | None = None) -> error.StanzaError:
     return error.StanzaError(condition, type=kind, text=text)
 
 
-class _Feature(str):
+def _discoFeature(var: str) -> Any:
     """
-    A disco#info feature, for when L{wokkel.disco} cannot be imported: a
-    string that renders as C{<feature var='...'/>}, like
-    L{wokkel.disco.DiscoFeature}.
+    A L{wokkel.disco.DiscoFeature} (C{xmppcomp._wokkelcompat}, imported
+    above, lets C{wokkel.disco} import on recent Twisted).
     """
+    from wokkel.disco import DiscoFeature
 
-    def toElement(self) -> domish.Element:
-        element = domish.Element((NS_DISCO_INFO, "feature"))
-        element["var"] = str(self)
-        return element
-
-
-def _discoFeature(var: str) -> str:
-    """
-    A L{wokkel.disco.DiscoFeature}, imported only now: C{wokkel.disco} does
-    not import on recent Twisted unless C{xmppcomp._wokkelcompat} patched
-    it first; without either, an equivalent L{_Feature}.
-    """
-    try:
-        import xmppcomp._wokkelcompat  # type: ignore[import-not-found] # noqa: F401
-    except ImportError:
-        pass
-    try:
-        from wokkel.disco import DiscoFeature
-    except ImportError:
-        return _Feature(var)
-    return DiscoFeature(var)  # type: ignore[no-any-return]
+    return DiscoFeature(var)
 
 
 @implementer(IDisco)
