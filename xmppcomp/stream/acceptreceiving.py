@@ -34,6 +34,7 @@ from twisted.words.xish.xmlstream import STREAM_END_EVENT
 from xmppcomp.ns import NS_COMPONENT_ACCEPT, NS_STREAMS
 from xmppcomp.stream.handshake import checkAcceptHeader, checkHandshake
 from xmppcomp.stream.negotiating import NegotiatingFactory, NegotiatingXmlStream, isStanza, peerOf
+from xmppcomp.stream.receiving import AuthFailureLimiter, sourceKey
 from xmppcomp.stream.xmlstream import (
     DEFAULT_CLOSE_TIMEOUT,
     DEFAULT_MAX_STANZA_SIZE,
@@ -70,6 +71,9 @@ class AcceptPolicy:
     @ivar maxStanzaSize: bytes one stanza may take (C{policy-violation}
         beyond).
     @ivar closeTimeout: seconds to wait for the peer's closing tag.
+    @ivar authFailures: counts wrong handshakes per source address and
+        refuses sources that failed too often (C{policy-violation}); see
+        L{AuthFailureLimiter}. C{None} turns the limit off.
     """
 
     secrets: Callable[[str], str | None] = attrs.field(
@@ -78,6 +82,7 @@ class AcceptPolicy:
     negotiationTimeout: float = attrs.field(default=30.0, validator=_positive)
     maxStanzaSize: int = attrs.field(default=DEFAULT_MAX_STANZA_SIZE, validator=_positive)
     closeTimeout: float = attrs.field(default=DEFAULT_CLOSE_TIMEOUT, validator=_positive)
+    authFailures: AuthFailureLimiter | None = attrs.field(factory=AuthFailureLimiter)
 
 
 class AcceptAuthenticator(ListenAuthenticator):
@@ -121,6 +126,7 @@ class AcceptAuthenticator(ListenAuthenticator):
         self._secret: str | None = None
         self._timeout: IDelayedCall | None = None
         self._started = 0.0
+        self._source: str | None = None
 
     def associateWithStream(self, xs: NegotiatingXmlStream) -> None:  # type: ignore[override]
         """
@@ -131,9 +137,13 @@ class AcceptAuthenticator(ListenAuthenticator):
 
     def connectionMade(self) -> None:
         """
-        Start the negotiation timeout.
+        Refuse a source that failed too often, else start the negotiation
+        timeout.
         """
         self._started = self._reactor.seconds()
+        self._source = sourceKey(self.xmlstream.transport.getPeer())
+        if self._sourceBlocked():
+            return
         self._timeout = self._reactor.callLater(
             self.policy.negotiationTimeout, self._negotiationTimedOut
         )
@@ -143,6 +153,8 @@ class AcceptAuthenticator(ListenAuthenticator):
         Check the component's header and answer with ours: from the
         requested hostname, with a fresh id, without version or features.
         """
+        if self._stage == "refused":
+            return
         xs = self.xmlstream
         xs.namespace = NS_COMPONENT_ACCEPT
         xs.version = (0, 0)
@@ -184,6 +196,8 @@ class AcceptAuthenticator(ListenAuthenticator):
         if self._stage == "refused":
             return True
         if self._stage == "handshake" and (element.uri, element.name) == HANDSHAKE:
+            if self._sourceBlocked():
+                return True
             self._onHandshake(element)
             return True
         if isStanza(element):
@@ -207,6 +221,8 @@ class AcceptAuthenticator(ListenAuthenticator):
         accepted = checkHandshake(xs.sid, self._secret, received)
         self._secret = None
         if not accepted:
+            if self.policy.authFailures is not None:
+                self.policy.authFailures.failed(self._source, self._reactor.seconds())
             self._refuse("not-authorized", self._requested, "wrong handshake")
             return
         self._stage = "complete"
@@ -240,6 +256,31 @@ class AcceptAuthenticator(ListenAuthenticator):
         self._secret = None
         self._cancelTimeout()
         self.xmlstream.sendStreamError(StreamError(condition, text=text))
+        return True
+
+    def _sourceBlocked(self) -> bool:
+        """
+        Refuse the stream with C{policy-violation} if its source address
+        gave too many wrong handshakes.
+
+        @return: whether it was refused.
+        """
+        limiter = self.policy.authFailures
+        if limiter is None:
+            return False
+        now = self._reactor.seconds()
+        if not limiter.blocked(self._source, now):
+            return False
+        xs = self.xmlstream
+        xs.namespace = NS_COMPONENT_ACCEPT
+        xs.version = (0, 0)
+        xs.prefixes = {NS_STREAMS: "stream"}
+        self._refuse(
+            "policy-violation",
+            self._requested,
+            "too many failed handshakes from this address; retry in %d seconds"
+            % (int(limiter.retryAfter(self._source, now)) + 1,),
+        )
         return True
 
     def _negotiationTimedOut(self) -> None:

@@ -12,9 +12,11 @@ this module wires them to a L{NegotiatingXmlStream}.
 
 from __future__ import annotations
 
+import ipaddress
 from typing import Sequence
 
 import attrs
+from twisted.internet.address import IPv4Address, IPv6Address
 from twisted.internet.interfaces import IReactorTime
 from twisted.logger import Logger
 from twisted.words.protocols.jabber import jid
@@ -42,6 +44,123 @@ from xmppcomp.stream.xmlstream import (
 )
 
 log = Logger()
+
+
+def sourceKey(address: object) -> str | None:
+    """
+    The key under which failed authentications from a peer address are
+    counted: the IPv4 address, or the C{/64} network of an IPv6 address
+    (one host usually holds a whole C{/64}). An IPv4-mapped IPv6 address
+    counts as its IPv4 address.
+
+    @param address: what C{transport.getPeer()} returned.
+    @return: the key, or C{None} for an address that is not IP (a UNIX
+        socket, a test transport): those are not limited.
+    """
+    if not isinstance(address, (IPv4Address, IPv6Address)):
+        return None
+    try:
+        ip = ipaddress.ip_address(address.host.split("%", 1)[0])
+    except ValueError:
+        return None
+    if isinstance(ip, ipaddress.IPv6Address):
+        if ip.ipv4_mapped is not None:
+            return str(ip.ipv4_mapped)
+        return str(ipaddress.IPv6Network((ip, 64), strict=False))
+    return str(ip)
+
+
+@attrs.define
+class AuthFailureLimiter:
+    """
+    Counts failed authentications per source address, in fixed windows of
+    reactor time, and says which sources are blocked: after C{maxFailures}
+    failures from one source within C{window} seconds of its first, that
+    source is refused until the window ends.
+
+    The receiving side refuses a new connection from a blocked source with
+    the C{policy-violation} stream error before the peer sends anything,
+    and closes a stream of a blocked source that starts another SASL (or
+    handshake) attempt the same way; other sources are not affected. The
+    choice of refusing rather than delaying is deliberate: a delayed
+    attempt still holds a connection and a negotiation timer, a refusal
+    costs one write.
+
+    Memory is bounded: at most C{maxSources} sources are tracked; when a
+    new one arrives and the table is full, expired entries are dropped,
+    then the oldest. An attacker with more addresses than that can flush
+    the table; the per-stream C{maxAuthAttempts} and the router's session
+    limit still apply.
+
+    Pure logic: the caller passes the time.
+
+    @ivar maxFailures: failures in one window that block a source.
+    @ivar window: the window length in seconds.
+    @ivar maxSources: the most sources tracked at once.
+    @ivar _entries: source key to C{[windowStart, failures]}, oldest
+        window first.
+    """
+
+    maxFailures: int = 10
+    window: float = 60.0
+    maxSources: int = 10000
+    _entries: dict[str, list[float]] = attrs.field(factory=dict, init=False, repr=False)
+
+    def __attrs_post_init__(self) -> None:
+        if self.maxFailures < 1:
+            raise ValueError("maxFailures must be at least 1")
+        if not self.window > 0:
+            raise ValueError("window must be positive")
+        if self.maxSources < 1:
+            raise ValueError("maxSources must be at least 1")
+
+    def _current(self, key: str, now: float) -> list[float] | None:
+        entry = self._entries.get(key)
+        if entry is not None and now - entry[0] >= self.window:
+            del self._entries[key]
+            return None
+        return entry
+
+    def blocked(self, key: str | None, now: float) -> bool:
+        """
+        Whether C{key} failed too often in its current window.
+        """
+        if key is None:
+            return False
+        entry = self._current(key, now)
+        return entry is not None and entry[1] >= self.maxFailures
+
+    def failed(self, key: str | None, now: float) -> None:
+        """
+        Count one failed authentication from C{key}.
+        """
+        if key is None:
+            return
+        entry = self._current(key, now)
+        if entry is None:
+            if len(self._entries) >= self.maxSources:
+                self._prune(now)
+            self._entries[key] = [now, 1]
+        else:
+            entry[1] += 1
+
+    def retryAfter(self, key: str | None, now: float) -> float:
+        """
+        Seconds until a blocked C{key} may try again (0 when not blocked).
+        """
+        if not self.blocked(key, now):
+            return 0.0
+        assert key is not None
+        return self._entries[key][0] + self.window - now
+
+    def _prune(self, now: float) -> None:
+        for key in [k for k, (start, _) in self._entries.items() if now - start >= self.window]:
+            del self._entries[key]
+        while len(self._entries) >= self.maxSources:
+            del self._entries[next(iter(self._entries))]
+
+    def __len__(self) -> int:
+        return len(self._entries)
 
 
 def _validateDomains(instance: object, attribute: object, value: frozenset[str]) -> None:
@@ -72,6 +191,11 @@ class ReceivingPolicy:
         beyond).
     @ivar closeTimeout: seconds to wait for the peer's closing tag.
     @ivar features: features offered after SASL, in order.
+    @ivar authFailures: counts failed SASL attempts per source address and
+        refuses sources that failed too often (C{policy-violation}); share
+        one between listeners to pool the counts, or pass C{None} to turn
+        the limit off. By default each policy has its own
+        L{AuthFailureLimiter} with its defaults.
     """
 
     domains: frozenset[str] = attrs.field(converter=frozenset, validator=_validateDomains)
@@ -85,6 +209,7 @@ class ReceivingPolicy:
     maxStanzaSize: int = DEFAULT_MAX_STANZA_SIZE
     closeTimeout: float = DEFAULT_CLOSE_TIMEOUT
     features: Sequence[IReceivingFeature] = attrs.field(default=(), converter=tuple)
+    authFailures: AuthFailureLimiter | None = attrs.field(factory=AuthFailureLimiter)
 
     def __attrs_post_init__(self) -> None:
         if self.tlsOptions is None and not self.allowPlaintext:
@@ -120,6 +245,7 @@ class ReceivingAuthenticator(ListenAuthenticator):
         self._sasl: SASLReceiver | None = None
         self._timeout: object | None = None
         self._started = 0.0
+        self._source: str | None = None
 
     def associateWithStream(self, xs: NegotiatingXmlStream) -> None:  # type: ignore[override]
         super().associateWithStream(xs)
@@ -131,6 +257,9 @@ class ReceivingAuthenticator(ListenAuthenticator):
             self.tlsActive = True
             self._stage = "sasl"
         self._started = self._reactor.seconds()
+        self._source = sourceKey(self.xmlstream.transport.getPeer())
+        if self._sourceBlocked():
+            return
         self._timeout = self._reactor.callLater(
             self.policy.negotiationTimeout, self._negotiationTimedOut
         )
@@ -249,11 +378,41 @@ class ReceivingAuthenticator(ListenAuthenticator):
         self.tlsActive = True
         self._stage = "sasl"
 
+    def _sourceBlocked(self) -> bool:
+        """
+        Refuse the stream with C{policy-violation} if its source address
+        failed to authenticate too often.
+
+        @return: whether it was refused.
+        """
+        limiter = self.policy.authFailures
+        if limiter is None:
+            return False
+        now = self._reactor.seconds()
+        if not limiter.blocked(self._source, now):
+            return False
+        xs = self.xmlstream
+        if not xs.thisEntity:
+            xs.thisEntity = jid.JID(sorted(self.policy.domains)[0])
+        xs.namespace = NS_CLIENT
+        xs.version = (1, 0)
+        xs.prefixes = {NS_STREAMS: "stream"}
+        self._refuse(
+            "policy-violation",
+            "too many failed authentications from this address; retry in %d seconds"
+            % (int(limiter.retryAfter(self._source, now)) + 1,),
+        )
+        return True
+
     def _onSASL(self, element: domish.Element) -> None:
         assert self._sasl is not None
+        if element.name == "auth" and self._sourceBlocked():
+            return
         step = self._sasl.receive(element)
         xs = self.xmlstream
         xs.send(step.reply)
+        if self.policy.authFailures is not None and _isCountedFailure(step.reply):
+            self.policy.authFailures.failed(self._source, self._reactor.seconds())
         if step.identity is not None:
             self.identity = step.identity
             self.mechanism = self._sasl.mechanism
@@ -305,6 +464,16 @@ class ReceivingAuthenticator(ListenAuthenticator):
     def _onStreamEnd(self, reason: object) -> None:
         self._cancelTimeout()
 
+
+
+def _isCountedFailure(reply: domish.Element) -> bool:
+    """
+    Whether a SASL reply is a failure that tested a credential or broke
+    the protocol (every C{<failure/>} but C{<aborted/>}).
+    """
+    if reply.name != "failure":
+        return False
+    return not any(child.name == "aborted" for child in reply.elements())
 
 
 class ReceivingFactory(NegotiatingFactory):
