@@ -13,7 +13,6 @@ import datetime
 import importlib.util
 import os
 import re
-import shutil
 import subprocess
 import sys
 from types import ModuleType

@@ -39,6 +39,41 @@ commented example is C{docs/examples/router.toml})::
     max_auth_attempts = 3
     close_timeout = 10                      # seconds
 
+The component's TOML file (C{twistd xmppcomp --config FILE}; a complete,
+commented example is C{docs/examples/component.toml}; see
+L{loadComponentConfig})::
+
+    [component]
+    server = "tcp:host=127.0.0.1:port=5348"  # absent: embedded router
+    server_domain = "example.net"           # required with server
+    protocol = "xep0225"                    # or "xep0114"
+    hostnames = ["comp.example.net"]        # required with server
+    identity = "comp.example.net"           # default: the first hostname
+    secret = { file = "comp.secret" }       # or { env = "NAME" }; never inline
+    client_certificate = "comp.pem"         # SASL EXTERNAL (optional)
+    client_key = "comp.key"
+    require_tls = true
+
+    [component.trust]                       # exactly one; default system
+    ca_file = "ca.pem"                      # or pinned = "server.pem"
+                                            # or system = true
+    [component.limits]                      # every value > 0
+    max_queued = 1000
+    queue_timeout = 60
+    iq_timeout = 30
+    negotiation_timeout = 30
+    fatal_retry_delay = 300
+
+    [embedded]                              # only without server
+    port = 0                                # loopback port; 0: any free
+
+    [httpauth]                              # reserved: passed through raw
+    [xtls]                                  # reserved: passed through raw
+
+The C{[httpauth]} and C{[xtls]} tables are accepted and kept as written
+(L{ComponentConfig.httpauth}, L{ComponentConfig.xtls}) for the HTTP-auth
+confirmer and the XTLS endpoint, which will define and check their keys.
+
 Relative paths (credentials, TLS files, secret files) resolve against the
 directory of the TOML file; paths given on the command line resolve
 against the current directory. Endpoint strings are checked with
