@@ -295,11 +295,26 @@ class Outcome(enum.Enum):
     FALLBACK = "fallback"
 
 
+def stanzaChildren(stanza: domish.Element, name: str) -> list[domish.Element]:
+    """
+    The children of C{stanza} named C{name} in the stanza's own namespace:
+    C{<thread/>}, C{<body/>}, C{<error/>}. From the wire that namespace is
+    the stream's (C{jabber:client}, C{jabber:component:accept}); for a
+    stanza built locally it is usually none. (C{elements(None, name)}
+    matches only the latter.)
+    """
+    return [
+        child
+        for child in stanza.elements()
+        if child.name == name and child.uri == stanza.uri
+    ]
+
+
 def errorCondition(stanza: domish.Element) -> str | None:
     """
     The defined condition of an error stanza, or C{None} if it has none.
     """
-    for error in stanza.elements(None, "error"):
+    for error in stanzaChildren(stanza, "error"):
         for child in error.elements():
             if child.uri == NS_XMPP_STANZAS and child.name != "text":
                 return str(child.name)
@@ -317,7 +332,7 @@ def _sender(stanza: domish.Element) -> jid.JID | None:
 
 
 def _childText(stanza: domish.Element, name: str) -> str | None:
-    for child in stanza.elements(None, name):
+    for child in stanzaChildren(stanza, name):
         return str(child)
     return None
 

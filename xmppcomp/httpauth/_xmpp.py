@@ -35,6 +35,7 @@ from xmppcomp.httpauth._protocol import (
     confirmationIQ,
     confirmationMessage,
     findConfirm,
+    stanzaChildren,
 )
 from xmppcomp.ns import NS_HTTP_AUTH
 
@@ -231,7 +232,7 @@ class ConfirmationRequester(XMPPHandler):
 
     def _onMessage(self, message: domish.Element) -> None:
         candidates = []
-        for thread in message.elements(None, "thread"):
+        for thread in stanzaChildren(message, "thread"):
             candidates.append(str(thread))
         if message.getAttribute("type") == "error":
             candidates.append(message.getAttribute("id", ""))
@@ -273,7 +274,7 @@ ConfirmationPolicy = Callable[[IncomingConfirmation], Union[bool, "Deferred[bool
 
 
 def _text(stanza: domish.Element, name: str) -> str | None:
-    for child in stanza.elements(None, name):
+    for child in stanzaChildren(stanza, name):
         return str(child)
     return None
 
