@@ -154,6 +154,9 @@ class _Link:
         self.lastFailure: Failure | None = None
         self.failures = 0
         self._pingCall: Any = None
+        #: The L{xmppcomp.stream.initiating.NegotiationResult} of the
+        #: current (or last) connection.
+        self.negotiation: Any = None
         self.service = ClientService(
             component.endpointFor(self),
             _LinkFactory(self),
@@ -199,6 +202,7 @@ class _Link:
             )
 
         def ready(result: Any) -> None:
+            self.negotiation = result
             self.lastFailure = None
             self.failures = 0
             self.xmlstream = xs
@@ -292,6 +296,9 @@ class Component(Service):
     C{connectionInitialized} once the component is connected and bound
     (again after each reconnection).
 
+    @ivar server: the server: a Twisted client endpoint string
+        (C{tcp:host=...:port=...}; C{tls:host=...:port=...} for direct TLS)
+        or an L{IStreamClientEndpoint}.
     @ivar hostnames: the hostnames this component binds (again after each
         reconnection).
     @ivar protocol: C{"xep0225"} or C{"xep0114"}.
@@ -306,7 +313,7 @@ class Component(Service):
 
     def __init__(
         self,
-        server: str,
+        server: str | Any,
         serverDomain: str,
         hostnames: Sequence[str],
         secret: str | None = None,
@@ -392,6 +399,9 @@ class Component(Service):
         checks as STARTTLS.
         """
         description = self.server
+        if not isinstance(description, str):
+            # An IStreamClientEndpoint given directly.
+            return description
         if description.startswith("tls:") and self.protocol == "xep0225":
             tcp = clientFromString(self.reactor, "tcp:" + description[len("tls:"):])
             return wrapClientTLS(self._policy(link).tlsOptions(), tcp)
@@ -412,7 +422,7 @@ class Component(Service):
             hostname=link.hostnames[0],
             features=link.binder.features(),
             negotiationTimeout=self.negotiationTimeout,
-            directTLS=self.server.startswith("tls:"),
+            directTLS=isinstance(self.server, str) and self.server.startswith("tls:"),
         )
 
     def buildStream(self, link: _Link, addr: Any) -> Any:
@@ -454,8 +464,8 @@ class Component(Service):
 
     def whenReady(self) -> defer.Deferred[None]:
         """
-        Fires when every connection is negotiated and bound (at once if
-        they are).
+        Fires on the reactor turn after every connection is negotiated and
+        bound.
         """
         d: defer.Deferred[None] = defer.Deferred()
         self._readyWaiters.append(d)
@@ -466,7 +476,11 @@ class Component(Service):
         if all(link.xmlstream is not None for link in self._links):
             waiters, self._readyWaiters = self._readyWaiters, []
             for d in waiters:
-                d.callback(None)
+                # On the next reactor turn: readiness is noticed inside
+                # ClientService's connection preparation, and a caller that
+                # stopped the component right there would leave
+                # ClientService stopped with the connection still open.
+                self.reactor.callLater(0, d.callback, None)
 
     # Readiness.
 
@@ -514,6 +528,15 @@ class Component(Service):
         Called when every connection of the component is lost (it
         reconnects by itself).
         """
+
+    @property
+    def negotiations(self) -> list[Any]:
+        """
+        The L{xmppcomp.stream.initiating.NegotiationResult} of each
+        connection (mechanism, TLS version, elapsed time), C{None} for a
+        connection never negotiated.
+        """
+        return [link.negotiation for link in self._links]
 
     def isConnected(self, hostname: str | None = None) -> bool:
         """
