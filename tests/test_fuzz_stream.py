@@ -296,6 +296,13 @@ class StreamRun:
         else:
             raise ValueError(side)
         self.xs = factory.buildProtocol(None)
+        from twisted.words.protocols.jabber.xmlstream import STREAM_AUTHD_EVENT
+
+        self.lateAuth: list[object] = []
+        self.xs.addObserver(
+            STREAM_AUTHD_EVENT,
+            lambda xs: self.lateAuth.append(xs) if xs.streamEnded is not None else None,
+        )
         self.transport = FakeTLSTransport(peerAddress=IPv4Address("TCP", "192.0.2.7", 5555))
         self.xs.makeConnection(self.transport)
         if side == "initiating":
@@ -338,6 +345,8 @@ class StreamRun:
         self._collect()
         negotiated = self.negotiated
         disconnected = bool(self.transport.disconnecting)
+        if self.lateAuth:
+            raise FuzzCrash("negotiation completed after the stream had ended")
         if not negotiated and not disconnected:
             raise FuzzCrash("a stream that did not negotiate is still open after every timeout")
         reader = _Reader()
@@ -598,6 +607,45 @@ class TranscriptTests(FuzzTestCase):
         outcome = self.check("initiating", TRANSCRIPTS["initiating"])
         self.assertTrue(outcome.negotiated)
         self.assertEqual(outcome.elements, [("starttls", None), ("auth", None)])
+
+
+class RefusedStreamTests(FuzzTestCase):
+    """
+    Once a receiving side sent a stream error, nothing the peer sends while
+    the stream closes is negotiated.
+    """
+
+    def test_refusedHeaderThenNegotiation(self) -> None:
+        """
+        A stream refused with C{host-unknown} does not start TLS,
+        authenticate or bind when the peer goes on as if it had been
+        accepted.
+        """
+        from twisted.words.protocols.jabber.xmlstream import STREAM_AUTHD_EVENT
+
+        flights = list(_negotiated("receiving"))
+        flights[0] = flights[0].replace(b"to='example.net'", b"to='elsewhere.example'")
+        stream = StreamRun("receiving", self.patch)
+        authenticated: list[object] = []
+        stream.xs.addObserver(STREAM_AUTHD_EVENT, authenticated.append)
+        stream.feedAll(flights)
+        self.assertIsNone(stream.transport.tlsOptions)
+        self.assertEqual(authenticated, [])
+        self.assertEqual(len(stream.router.table), 0)
+        self.assertEqual(stream.finish().elements, [("stream:error", "host-unknown")])
+
+    def test_refusedStanzaThenNegotiation(self) -> None:
+        """
+        After C{not-authorized} for an early stanza, the rest of the
+        negotiation is dropped too.
+        """
+        flights = list(_negotiated("receiving"))
+        flights[0] = flights[0].replace(b"<starttls", b"<message/><starttls")
+        stream = StreamRun("receiving", self.patch)
+        stream.feedAll(flights)
+        self.assertIsNone(stream.transport.tlsOptions)
+        self.assertEqual(len(stream.router.table), 0)
+        self.assertEqual(stream.finish().elements, [("features", None), ("stream:error", "not-authorized")])
 
 
 class SplitTests(FuzzTestCase):

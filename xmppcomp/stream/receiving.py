@@ -229,7 +229,10 @@ class ReceivingAuthenticator(ListenAuthenticator):
         C{None}.
     @ivar tlsActive: whether STARTTLS completed.
     @ivar mechanism: the SASL mechanism that succeeded.
-    @ivar _stage: C{"tls"}, C{"sasl"}, C{"features"} or C{"complete"}.
+    @ivar _stage: C{"tls"}, C{"sasl"}, C{"features"}, C{"complete"}, or
+        C{"refused"} once a stream error was sent: from then on whatever
+        the peer sends while the stream closes is dropped, so a refused
+        stream can never start TLS, authenticate or bind.
     """
 
     namespace = NS_CLIENT
@@ -271,6 +274,8 @@ class ReceivingAuthenticator(ListenAuthenticator):
             )
 
     def streamStarted(self, rootElement: domish.Element) -> None:
+        if self._stage == "refused":
+            return
         xs = self.xmlstream
         xs.namespace = NS_CLIENT
         xs.version = (1, 0)
@@ -287,6 +292,8 @@ class ReceivingAuthenticator(ListenAuthenticator):
                 peer=peerOf(xs),
                 condition=e.condition,
             )
+            self._stage = "refused"
+            self._cancelTimeout()
             xs.sendStreamError(e)
             return
         # jid.JID, not internJID: these come from the peer, and internJID
@@ -331,6 +338,8 @@ class ReceivingAuthenticator(ListenAuthenticator):
         """
         if self._stage == "complete":
             return False
+        if self._stage == "refused":
+            return True
         if self._stage == "tls":
             if (element.uri, element.name) == STARTTLS:
                 self._startTLS()
@@ -367,6 +376,8 @@ class ReceivingAuthenticator(ListenAuthenticator):
             condition=condition,
             text=text,
         )
+        self._stage = "refused"
+        self._cancelTimeout()
         self.xmlstream.sendStreamError(StreamError(condition, text=text))
         return True
 
