@@ -111,10 +111,20 @@ def parseJID(text: str) -> jid.JID:
     if not text:
         raise MalformedJID("the user name must be your JID, and it is empty")
     try:
-        return jid.JID(text)
+        parsed = jid.JID(text)
     except Exception:
         # Twisted's stringprep raises more than InvalidFormat on bad input.
-        raise MalformedJID(f"the user name {text!r} is not a valid JID")
+        raise MalformedJID(f"the user name {text[:100]!r} is not a valid JID")
+    # RFC 7622 section 3: each part at most 1023 bytes; Twisted does not
+    # check, and the name would go into a stanza to an arbitrary domain.
+    for part in (parsed.user, parsed.host, parsed.resource):
+        if part is not None and len(part.encode("utf-8")) > _MAX_JID_PART:
+            raise MalformedJID("the user name is not a valid JID: a part is too long")
+    return parsed
+
+
+#: RFC 7622 section 3: the most bytes of one part of a JID.
+_MAX_JID_PART = 1023
 
 
 def checkTransactionId(text: str) -> str:
