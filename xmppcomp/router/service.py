@@ -209,6 +209,9 @@ class Router:
                 xs.sendStreamError(StreamError("conflict", text="%s is bound already" % (hostname,)))
                 return
             session.binder.bound.append(hostname)
+        capture = getattr(xs, "captureRawStanzas", None)
+        if capture is not None:
+            capture()
         xs.elementHandler = lambda element: self.route(session, element)
         log.info(
             "{kind} session of {identity} from {peer} routes {names}",
@@ -257,23 +260,42 @@ class Router:
         decision = decide(stanza, session.names, self.table, self.domain)
         if isinstance(decision, Deliver):
             self._deliver(session, decision.route, stanza)
-        elif isinstance(decision, Local):
+            return
+        if isinstance(decision, StreamFault):
+            self._fault(session, decision.condition, decision.text)
+            return
+        stanza = _fullElement(session, stanza)
+        if isinstance(decision, Local):
             self._local(session, stanza)
         elif isinstance(decision, Bounce):
             session.send(StanzaError(decision.condition, text=decision.text).toResponse(stanza))
-        elif isinstance(decision, Drop):
-            log.info("{identity}: dropped: {reason}", identity=session.identity, reason=decision.reason)
         else:
-            assert isinstance(decision, StreamFault)
-            self._fault(session, decision.condition, decision.text)
+            assert isinstance(decision, Drop)
+            log.info("{identity}: dropped: {reason}", identity=session.identity, reason=decision.reason)
 
     def _deliver(self, sender: RouterSession, target: RouterSession, stanza: domish.Element) -> None:
+        """
+        Hand C{stanza} to C{target}: as the bytes it arrived as when its
+        stream kept them (they take on the target's content namespace just
+        as L{translateNamespace} would move them), else translated and
+        serialised.
+        """
         if stanza.name == "iq":
             kind = stanza.getAttribute("type")
             if kind in ("get", "set"):
                 self._track(sender, target, stanza)
             elif kind in ("result", "error"):
                 self._untrack(sender, stanza)
+        rawBytesOf = getattr(sender.xmlstream, "rawBytesOf", None)
+        raw = rawBytesOf(stanza) if rawBytesOf is not None else None
+        if raw is not None:
+            sendRaw = getattr(target.xmlstream, "sendRaw", None)
+            if sendRaw is not None:
+                sendRaw(raw)
+            else:
+                target.xmlstream.send(raw)
+            return
+        stanza = _fullElement(sender, stanza)
         if sender.namespace != target.namespace:
             translateNamespace(stanza, sender.namespace, target.namespace)
         target.send(stanza)
@@ -390,6 +412,16 @@ class Router:
             ended.append(d)
             xs.sendStreamError(StreamError("system-shutdown"))
         return defer.gatherResults(ended).addCallback(lambda _: None)
+
+
+def _fullElement(session: RouterSession, stanza: domish.Element) -> domish.Element:
+    """
+    The complete stanza, children included: streams with raw capture parse
+    messages and presences shallow (see
+    L{xmppcomp.stream.xmlstream.XmppXmlStream.fullElement}).
+    """
+    full = getattr(session.xmlstream, "fullElement", None)
+    return full(stanza) if full is not None else stanza
 
 
 def _ignoreElement(element: domish.Element) -> None:

@@ -26,6 +26,7 @@ import re
 import secrets
 from enum import Enum, auto
 from typing import Any, Callable, Collection
+from xml.sax.saxutils import quoteattr
 
 from attrs import frozen
 from twisted.internet.defer import Deferred
@@ -68,6 +69,9 @@ _SLICE_SIZE = 16 * 1024
 
 #: RFC 7622 section 3: each part of a JID is at most 1023 bytes.
 _MAX_JID_PART = 1023
+
+#: Top-level stanzas parsed shallow while raw capture is on.
+_SHALLOW_NAMES = frozenset({"message", "presence"})
 
 _VERSION = re.compile(r"\A([0-9]+)\.([0-9]+)\Z")
 
@@ -159,7 +163,36 @@ class RestrictedElementStream(domish.ExpatElementStream):
     Once L{parse} has raised, the stream is dead: every later call raises
     the same error again without touching expat.
 
+    With C{captureRaw} set, each top-level stanza's bytes as received (from
+    the C{<} of its start tag to the C{>} of its end tag, found with expat's
+    C{CurrentByteIndex}) are kept while C{ElementEvent} handles it, so that
+    a router can forward them without serialising the element again (see
+    L{rawBytesOf}). They are kept only when they mean the same in any
+    C{jabber:client} or C{jabber:component:accept} stream: the stream
+    header declared no prefix but C{stream}, and the stanza does not
+    declare the stream's content namespace itself (a stanza that inherits
+    it takes on the receiving stream's content namespace, exactly as
+    L{xmppcomp.router.routing.translateNamespace} would move it). An empty
+    top-level element (C{<presence/>}) has no raw bytes: expat reports
+    where it ends, and a stanza whose text ends in C{/>} cannot be told
+    from it there.
+
+    While raw capture is on, C{<message/>} and C{<presence/>} stanzas whose
+    bytes can be forwarded are parsed I{shallow}: the top-level element
+    gets its attributes, but what it contains is only checked by expat, not
+    built into elements (the router routes on the top-level attributes and
+    forwards the raw bytes). Their handler calls L{fullElement} for the
+    complete element. A shallow stanza whose bytes cannot be forwarded is
+    parsed again in full before it is dispatched.
+
     @ivar maxStanzaSize: the limit, in bytes, on each segment.
+    @ivar captureRaw: whether to keep each stanza's raw bytes; it may be
+        turned on at any time and applies from the next stanza whose bytes
+        are all seen after that.
+    @ivar lastElement: the top-level element being dispatched, while
+        C{captureRaw} is set and its raw bytes are known, else L{None}.
+    @ivar lastRaw: the raw bytes of C{lastElement}, else L{None}.
+    @ivar lastShallow: whether C{lastElement} was parsed shallow.
     @ivar _fed: how many bytes were handed to expat so far.
     @ivar _segmentStart: the byte offset where the current segment starts.
     @ivar _error: the error that killed the stream, or L{None}.
@@ -180,6 +213,23 @@ class RestrictedElementStream(domish.ExpatElementStream):
         self._segmentStart = 0
         self._error: domish.ParserError | None = None
         self._discarded = False
+        self.captureRaw = False
+        self.lastElement: domish.Element | None = None
+        self.lastRaw: bytes | None = None
+        self.lastShallow = False
+        self._shallow = False
+        self._sawChild = False
+        self._depth = 0
+        # Raw capture: the chunks fed since the current stanza started, the
+        # absolute offset of the first one, where the stanza started, whether
+        # the header allows raw forwarding and whether the stanza redeclared
+        # the content namespace.
+        self._chunks: list[bytes] = []
+        self._chunksStart = 0
+        self._stanzaStart = 0
+        self._rawSafe = False
+        self._redeclared = False
+        self._contentNamespace: str | None = None
 
         parser = self.parser
         parser.StartDoctypeDeclHandler = self._onDoctype
@@ -189,6 +239,7 @@ class RestrictedElementStream(domish.ExpatElementStream):
         parser.UnparsedEntityDeclHandler = self._onEntityDecl
         parser.SkippedEntityHandler = self._onSkippedEntity
         parser.ExternalEntityRefHandler = self._onExternalEntityRef
+        parser.StartNamespaceDeclHandler = self._onStartNamespace
         parser.SetParamEntityParsing(pyexpat.XML_PARAM_ENTITY_PARSING_NEVER)
         # Expat 2.6 may defer parsing a partial token until much more data
         # arrives; on a stream that would hold back a complete stanza. The
@@ -239,8 +290,16 @@ class RestrictedElementStream(domish.ExpatElementStream):
                     " the stream header or between stanzas"
                 )
             size = min(budget, _SLICE_SIZE, end - position)
-            chunk = buffer[position : position + size]
+            if position == 0 and size == end:
+                chunk = buffer
+            else:
+                chunk = buffer[position : position + size]
             position += size
+            capture = self.captureRaw
+            if capture:
+                if not self._chunks:
+                    self._chunksStart = self._fed
+                self._chunks.append(chunk)
             self._fed += size
             try:
                 self.parser.Parse(chunk)
@@ -248,6 +307,99 @@ class RestrictedElementStream(domish.ExpatElementStream):
                 if e.code in _ENTITY_ERROR_CODES:
                     raise RestrictedXMLError(str(e)) from e
                 raise domish.ParserError(str(e)) from e
+            if capture:
+                self._trimChunks()
+
+    def _trimChunks(self) -> None:
+        """
+        Forget the fed chunks that no stanza still being parsed needs.
+        """
+        chunks = self._chunks
+        # Between stanzas, keep what expat has not turned into events yet:
+        # it may be the start of the next stanza's tag.
+        start = self._segmentStart if self.currElem is None else self._stanzaStart
+        while chunks and self._chunksStart + len(chunks[0]) <= start:
+            self._chunksStart += len(chunks.pop(0))
+
+    def _stanzaBytes(self, hasContent: bool) -> bytes | None:
+        """
+        The bytes of the top-level stanza whose end expat reports now, or
+        L{None} if they were not all kept, it is an empty-element tag, or
+        it cannot be told from one.
+
+        @param hasContent: whether the stanza is known to contain something
+            (then it has an end tag).
+        """
+        located = self._locateEnd()
+        if located is None:
+            return None
+        data, at = located
+        # For an end tag expat reports where its '</' starts; for an
+        # empty-element tag, where the tag ends, which may also be followed
+        # by '</' (of the stream). Without known content, what precedes an
+        # end tag is the start tag's '>' (never after '/') or text, which
+        # may end in '/>' too: that is left alone.
+        if data[at : at + 2] != b"</":
+            return None
+        if not hasContent and data[at - 2 : at] == b"/>":
+            return None
+        return self._throughEndTag(data, at)
+
+    def _locateEnd(self) -> tuple[bytes, int] | None:
+        """
+        The kept bytes of the current stanza (from the start of the first
+        kept chunk) and the offset in them that expat reports for the end
+        event; L{None} if the stanza's start was not kept.
+        """
+        chunks = self._chunks
+        start = self._stanzaStart
+        if not chunks or self._chunksStart > start:
+            return None
+        endTag = self.parser.CurrentByteIndex
+        if endTag <= start:
+            return None
+        if len(chunks) == 1:
+            data = chunks[0]
+        else:
+            # Join from the stanza's start only: what came before is not
+            # needed again, and would pile up from stanza to stanza.
+            data = b"".join(chunks)[start - self._chunksStart :]
+            self._chunksStart = start
+            chunks[:] = [data]
+        return data, endTag - self._chunksStart
+
+    def _throughEndTag(self, data: bytes, at: int) -> bytes | None:
+        """
+        The stanza's bytes when an end tag starts at C{at}.
+        """
+        # An end tag holds no attribute values: its first '>' ends it.
+        close = data.find(b">", at)
+        if close == -1:
+            return None
+        return data[self._stanzaStart - self._chunksStart : close + 1]
+
+    def _shallowStanzaBytes(self) -> bytes | None:
+        """
+        For a shallow stanza without forwardable bytes: the bytes to parse
+        it from in full, or L{None} if it is an empty-element tag (then the
+        shallow element is complete).
+        """
+        located = self._locateEnd()
+        if located is None:
+            return None
+        data, at = located
+        if data[at : at + 2] != b"</":
+            return None
+        if data[at - 2 : at] == b"/>":
+            # Either an empty-element tag followed by the stream's end tag,
+            # or text ending in '/>': only the former parses on its own.
+            try:
+                self.parseFull(data[self._stanzaStart - self._chunksStart : at])
+            except (domish.ParserError, IndexError):
+                pass
+            else:
+                return None
+        return self._throughEndTag(data, at)
 
     def discard(self) -> None:
         """
@@ -268,18 +420,118 @@ class RestrictedElementStream(domish.ExpatElementStream):
         Start a new segment where the stream header or a top-level stanza
         begins.
         """
-        if not self.documentStarted or self.currElem is None:
+        if not self.documentStarted:
             self._segmentStart = self.parser.CurrentByteIndex
+            self._rawSafe = all(prefix == "stream" for prefix in self.localPrefixes)
+            super()._onStartElement(name, attrs)
+            self._contentNamespace = self.defaultNsStack[-1]
+            return
+        if self.currElem is not None:
+            super()._onStartElement(name, attrs)
+            return
+        start = self._segmentStart = self._stanzaStart = self.parser.CurrentByteIndex
         super()._onStartElement(name, attrs)
+        element = self.currElem
+        if (
+            self.captureRaw
+            and self._rawSafe
+            and element is not None
+            and element.name in _SHALLOW_NAMES
+            and element.uri == self._contentNamespace
+            and self._chunks
+            and self._chunksStart <= start
+        ):
+            self._shallow = True
+            self._sawChild = False
+            self._depth = 0
+            parser = self.parser
+            parser.StartElementHandler = self._onShallowStart
+            parser.EndElementHandler = self._onShallowEnd
+            parser.CharacterDataHandler = None
+
+    def _onShallowStart(self, name: str, attrs: dict[Any, str]) -> None:
+        """
+        An element inside a shallow stanza: count it, build nothing.
+        """
+        self._depth += 1
+        self._sawChild = True
+        # Prefixes it declared would otherwise go to the next element.
+        self.localPrefixes = {}
+
+    def _onShallowEnd(self, name: str) -> None:
+        """
+        The end of an element inside a shallow stanza, or of the stanza.
+        """
+        if self._depth:
+            self._depth -= 1
+            return
+        parser = self.parser
+        parser.StartElementHandler = self._onStartElement
+        parser.EndElementHandler = self._onEndElement
+        parser.CharacterDataHandler = self._onCdata
+        self._onEndElement(name)
+
+    def parseFull(self, data: bytes) -> domish.Element:
+        """
+        Parse the raw bytes of one stanza of this stream into a complete
+        element, in the stream's content namespace.
+
+        @param data: what L{lastRaw} held.
+        """
+        inner = RestrictedElementStream(self.maxStanzaSize)
+        got: list[domish.Element] = []
+        inner.DocumentStartEvent = _ignore
+        inner.ElementEvent = got.append
+        inner.DocumentEndEvent = _ignoreEnd
+        inner.parse(
+            b"<stream:stream xmlns:stream='%s' xmlns=%s>"
+            % (
+                NS_STREAMS.encode(),
+                quoteattr(self._contentNamespace or "").encode("utf-8"),
+            )
+        )
+        inner.parse(data)
+        return got[0]
 
     def _onEndElement(self, name: str) -> None:
         """
-        Start a new segment where a top-level stanza ends.
+        Start a new segment where a top-level stanza ends; with
+        C{captureRaw}, make the stanza's raw bytes known while it is
+        dispatched.
         """
-        topLevel = self.currElem is not None and self.currElem.parent is None
-        super()._onEndElement(name)
+        current = self.currElem
+        topLevel = current is not None and current.parent is None
+        if topLevel and self.captureRaw:
+            shallow, self._shallow = self._shallow, False
+            raw = self._stanzaBytes(self._sawChild if shallow else bool(current.children))
+            if raw is not None and self._rawSafe and not self._redeclared:
+                self.lastElement = current
+                self.lastRaw = raw
+                self.lastShallow = shallow
+            elif shallow:
+                # Its children were skipped and its bytes cannot be
+                # forwarded: build it in full.
+                full = raw if raw is not None else self._shallowStanzaBytes()
+                if full is not None:
+                    self.currElem = self.parseFull(full)
+        try:
+            super()._onEndElement(name)
+        finally:
+            if topLevel:
+                self.lastElement = self.lastRaw = None
+                self.lastShallow = False
+                self._redeclared = False
         if topLevel:
             self._segmentStart = self.parser.CurrentByteIndex
+
+    def _onStartNamespace(self, prefix: str | None, uri: str) -> None:
+        """
+        Note a stanza that declares the stream's content namespace itself:
+        its raw bytes would not move to another content namespace.
+        """
+        super()._onStartNamespace(prefix, uri)
+        if self.documentStarted and uri == self._contentNamespace:
+            self._redeclared = True
 
     def _onCdata(self, data: str) -> None:
         """
@@ -524,6 +776,7 @@ class XmppXmlStream(jabberxmlstream.XmlStream):
         self._closeTimer: IDelayedCall | None = None
         self._abortTimer: IDelayedCall | None = None
         self._closeWaiters: list[Deferred[None]] = []
+        self._captureRaw = False
         super().__init__(authenticator)
 
     def _callLater(
@@ -549,9 +802,50 @@ class XmppXmlStream(jabberxmlstream.XmlStream):
         if isinstance(self.stream, RestrictedElementStream):
             self.stream.discard()
         self.stream = RestrictedElementStream(self.maxStanzaSize)
+        self.stream.captureRaw = self._captureRaw
         self.stream.DocumentStartEvent = self.onDocumentStart
         self.stream.ElementEvent = self.onElement
         self.stream.DocumentEndEvent = self.onDocumentEnd
+
+    def captureRawStanzas(self) -> None:
+        """
+        Keep each received stanza's raw bytes while it is handled, for
+        L{rawBytesOf}; stream restarts keep the setting.
+        """
+        self._captureRaw = True
+        if isinstance(self.stream, RestrictedElementStream):
+            self.stream.captureRaw = True
+
+    def rawBytesOf(self, element: domish.Element) -> bytes | None:
+        """
+        The bytes C{element} arrived as, if it is the top-level stanza being
+        handled right now, raw capture is on (L{captureRawStanzas}) and they
+        can be forwarded unchanged into any C{jabber:client} or
+        C{jabber:component:accept} stream (see L{RestrictedElementStream});
+        else L{None}. They are only valid if the element was not changed.
+        """
+        stream = self.stream
+        if isinstance(stream, RestrictedElementStream) and stream.lastElement is element:
+            return stream.lastRaw
+        return None
+
+    def fullElement(self, element: domish.Element) -> domish.Element:
+        """
+        C{element} with everything it contains: the element itself, or, if
+        it is the stanza being handled and was parsed shallow (see
+        L{RestrictedElementStream}), a complete copy parsed from its raw
+        bytes. Call it before looking below a stanza's top-level attributes
+        on a stream with raw capture on.
+        """
+        stream = self.stream
+        if (
+            isinstance(stream, RestrictedElementStream)
+            and stream.lastElement is element
+            and stream.lastShallow
+            and stream.lastRaw is not None
+        ):
+            return stream.parseFull(stream.lastRaw)
+        return element
 
     def _peer(self) -> object:
         """
@@ -673,6 +967,19 @@ class XmppXmlStream(jabberxmlstream.XmlStream):
             self._log.debug("Dropping data sent after the stream was closed")
             return
         super().send(obj)
+
+    def sendRaw(self, data: bytes) -> None:
+        """
+        Send bytes that are already one or more serialised stanzas (such as
+        L{rawBytesOf} gave), unless our closing tag is already out: the
+        router's forwarding path, without the checks L{send} makes for
+        elements.
+        """
+        if self._footerSent:
+            return
+        if self.rawDataOutFn:
+            self.rawDataOutFn(data)
+        self.transport.write(data)
 
     def sendFooter(self) -> None:
         """
