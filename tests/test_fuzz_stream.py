@@ -634,6 +634,20 @@ class RefusedStreamTests(FuzzTestCase):
         self.assertEqual(len(stream.router.table), 0)
         self.assertEqual(stream.finish().elements, [("stream:error", "host-unknown")])
 
+    def test_peerStreamErrorThenNegotiation(self) -> None:
+        """
+        After the peer's own stream error, the rest of its read (a
+        handshake, an auth, a bind) is not negotiated (found by atheris).
+        """
+        for side in ("accept", "receiving"):
+            flights = list(_negotiated(side))
+            flights[1] = b"<stream:error/>" + flights[1]
+            stream = StreamRun(side, self.patch)
+            stream.feedAll(flights)
+            self.assertEqual(stream.lateAuth, [])
+            self.assertEqual(len(stream.router.table), 0)
+            stream.finish()
+
     def test_refusedStanzaThenNegotiation(self) -> None:
         """
         After C{not-authorized} for an early stanza, the rest of the

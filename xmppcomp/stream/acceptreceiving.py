@@ -193,7 +193,9 @@ class AcceptAuthenticator(ListenAuthenticator):
         """
         if self._stage == "complete":
             return False
-        if self._stage == "refused":
+        if self._stage == "refused" or self.xmlstream.streamEnded is not None:
+            # Refused, or the peer sent a stream error: the stream is
+            # closing, nothing more is negotiated.
             return True
         if self._stage == "handshake" and (element.uri, element.name) == HANDSHAKE:
             if self._sourceBlocked():
