@@ -328,3 +328,26 @@ class InMemoryNegotiationTests(SynchronousTestCase):
         server, client, pump, clock = pair({"features": [OneShotFeature()]}, {})
         failure = self.failureResultOf(client.authenticator.negotiated, NegotiationError)
         self.assertIn(TEST_NS, failure.getErrorMessage())
+
+
+class RefusedServerTests(SynchronousTestCase):
+    """
+    Once the initiating side refused the server, nothing more is
+    negotiated.
+    """
+
+    def test_noNegotiationAfterBadHeader(self) -> None:
+        """
+        Features sent after a server header the component refused are
+        ignored: C{negotiated} fails once, with the refusal, and never
+        fires again.
+        """
+        h = Harness(requireTLS=False)
+        h.send(
+            "<stream:stream xmlns='jabber:server' xmlns:stream='%s' id='x' "
+            "version='1.0'><stream:features>%s</stream:features>" % (NS_STREAMS, SCRAM_SHA_1)
+        )
+        self.assertEqual(len(h.outcome), 1)
+        h.outcome[0].trap(NegotiationError)
+        self.assertFalse(h.xs.negotiated)
+        self.assertFalse(any(e.name == "auth" for e in h.reader.elements))

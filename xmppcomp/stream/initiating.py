@@ -197,6 +197,10 @@ class InitiatingAuthenticator(ConnectAuthenticator):
         dispatched as usual (features negotiated after SASL observe their
         own answers).
         """
+        if self._stage == "failed" or self.xmlstream.streamEnded is not None:
+            # Negotiation is over (we refused the server or the stream
+            # ended): nothing more is negotiated.
+            return True
         key = (element.uri, element.name)
         if key == (NS_STREAMS, "features"):
             self._onFeatures(element)
@@ -331,7 +335,7 @@ class InitiatingAuthenticator(ConnectAuthenticator):
         d.addCallbacks(negotiated, self._failAndCloseFailure)
 
     def _complete(self) -> None:
-        if self._stage == "complete":
+        if self._stage == "complete" or self.negotiated.called:
             return
         self._stage = "complete"
         self._cancelTimeout()
