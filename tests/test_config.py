@@ -814,3 +814,343 @@ class SecretRefTests(SynchronousTestCase):
         self.assertIn("UNSET", str(error))
         self.assertRaises(ConfigError, SecretRef)
         self.assertRaises(ConfigError, SecretRef, file="a", env="b")
+
+
+class _ComponentFilesMixin:
+    """
+    A directory for the component's files, and L{load} / L{fails} over
+    C{componentConfigFromMapping} with the directory as base.
+    """
+
+    mktemp: Any
+    assertIn: Any
+    assertRaises: Any
+
+    def setUp(self) -> None:
+        self.directory = os.path.abspath(self.mktemp())
+        os.makedirs(self.directory)
+
+    def path(self, name: str) -> str:
+        return os.path.join(self.directory, name)
+
+    def load(self, data: dict[str, Any], overrides: dict[str, Override] | None = None) -> Any:
+        from xmppcomp.config import componentConfigFromMapping
+
+        return componentConfigFromMapping(data, "c.toml", overrides, self.directory)
+
+    def fails(self, data: dict[str, Any], *fragments: str) -> str:
+        error = self.assertRaises(ConfigError, self.load, data)
+        for fragment in fragments:
+            self.assertIn(fragment, str(error))
+        return str(error)
+
+
+class HTTPAuthConfigTests(_ComponentFilesMixin, SynchronousTestCase):
+    """
+    The component's C{[httpauth]} table becomes a checked
+    L{xmppcomp.config.HTTPAuthConfig}.
+    """
+
+    def test_defaults(self) -> None:
+        """
+        Without C{[httpauth]}: enabled, on 127.0.0.1:8080 only, protecting
+        the demo page, asking from the first hostname within 120 seconds,
+        anyone allowed, default limits.
+        """
+        from xmppcomp.httpauth import AccessRules, Limits
+
+        httpauth = self.load({"component": {"hostnames": ["a.localhost", "b.localhost"]}}).httpauth
+        self.assertTrue(httpauth.enabled)
+        self.assertEqual(httpauth.listen, "tcp:8080:interface=127.0.0.1")
+        self.assertEqual((httpauth.mode, httpauth.directory, httpauth.upstream), ("protect", None, None))
+        self.assertIsNone(httpauth.publicOrigin)
+        self.assertEqual(httpauth.timeout, 120.0)
+        self.assertEqual(httpauth.fromHostname, "a.localhost")
+        self.assertEqual(httpauth.rules, AccessRules.anyone())
+        self.assertEqual(httpauth.limits, Limits())
+
+    def test_everyKey(self) -> None:
+        """
+        Every key is read: the directory resolves against the base
+        directory, the public origin loses its trailing slash, rules become
+        L{AccessRules} (bare JIDs, normalised domains), limits L{Limits}.
+        """
+        from xmppcomp.httpauth import AccessRule, AccessRules, Limits
+
+        os.makedirs(self.path("site"))
+        httpauth = self.load(
+            {
+                "component": {"hostnames": ["a.localhost", "b.localhost"]},
+                "httpauth": {
+                    "enabled": False,
+                    "listen": r"tcp:0:interface=\:\:1",
+                    "mode": "protect",
+                    "directory": "site",
+                    "public_origin": "https://www.example.net/",
+                    "timeout": 30,
+                    "from": "B.localhost",
+                    "rules": [
+                        {"prefix": "/", "anyone": True},
+                        {
+                            "prefix": "/private",
+                            "jids": ["Alice@Example.net/phone"],
+                            "domains": ["Staff.Example.net"],
+                        },
+                        {"prefix": "/closed"},
+                    ],
+                    "limits": {
+                        "pending_per_jid": 2,
+                        "pending_total": 20,
+                        "session_lifetime": 1.5,
+                        "window_lifetime": 10,
+                        "replay_memory": 3600,
+                    },
+                },
+            }
+        ).httpauth
+        self.assertFalse(httpauth.enabled)
+        self.assertEqual(httpauth.listen, r"tcp:0:interface=\:\:1")
+        self.assertEqual(httpauth.directory, self.path("site"))
+        self.assertEqual(httpauth.publicOrigin, "https://www.example.net")
+        self.assertEqual(httpauth.timeout, 30.0)
+        self.assertEqual(httpauth.fromHostname, "b.localhost")
+        self.assertEqual(
+            httpauth.rules,
+            AccessRules(
+                [
+                    AccessRule("/", anyone=True),
+                    AccessRule("/private", jids=["alice@example.net"], domains=["staff.example.net"]),
+                    AccessRule("/closed"),
+                ]
+            ),
+        )
+        self.assertEqual(httpauth.limits, Limits(2, 20, 1.5, 10.0, 3600.0))
+
+    def test_modes(self) -> None:
+        """
+        Proxy mode needs an http(s) upstream; forward-auth takes neither a
+        directory nor an upstream; a directory is for protect mode only.
+        """
+        httpauth = self.load(
+            {"httpauth": {"mode": "proxy", "upstream": "http://127.0.0.1:8000/app/"}}
+        ).httpauth
+        self.assertEqual((httpauth.mode, httpauth.upstream), ("proxy", "http://127.0.0.1:8000/app/"))
+        self.assertEqual(self.load({"httpauth": {"mode": "forward-auth"}}).httpauth.mode, "forward-auth")
+        self.fails({"httpauth": {"mode": "proxy"}}, "c.toml: httpauth.upstream is missing", 'upstream = "http')
+        self.fails(
+            {"httpauth": {"mode": "proxy", "upstream": "127.0.0.1:8000"}},
+            "c.toml: httpauth.upstream",
+            "not an http:// or https:// URL",
+        )
+        self.fails(
+            {"httpauth": {"mode": "forward-auth", "directory": "."}},
+            "httpauth.directory: a directory is only served in protect mode",
+        )
+        self.fails(
+            {"httpauth": {"upstream": "http://x"}},
+            "httpauth.upstream: upstream is only used in proxy mode",
+            'set mode = "proxy"',
+        )
+        self.fails(
+            {"httpauth": {"mode": "forward_auth"}},
+            'httpauth.mode must be "protect"',
+            "did you mean 'forward-auth'?",
+        )
+        self.fails({"httpauth": {"mode": 1}}, "httpauth.mode must be a non-empty string")
+
+    def test_badValues(self) -> None:
+        """
+        Each bad value names the file, the key and the fix.
+        """
+        with open(self.path("file"), "w") as f:
+            f.write("x")
+        self.fails({"httpauth": {"enabled": "yes"}}, "httpauth.enabled must be true or false")
+        self.fails(
+            {"httpauth": {"listen": "tcp:http"}},
+            "c.toml: httpauth.listen: 'tcp:http' is not a valid server endpoint string",
+            '"tcp:8080:interface=127.0.0.1"',
+        )
+        self.fails({"httpauth": {"listen": ["tcp:8080"]}}, "httpauth.listen must be a non-empty string")
+        self.fails({"httpauth": {"directory": "missing"}}, self.path("missing") + " does not exist")
+        self.fails({"httpauth": {"directory": "file"}}, "is not a directory")
+        self.fails({"httpauth": {"public_origin": "https://x.example/app"}}, "has a path")
+        self.fails({"httpauth": {"public_origin": "x.example"}}, "not an http:// or https:// URL")
+        self.fails({"httpauth": {"timeout": 0}}, "httpauth.timeout must be a finite number of seconds above 0")
+        self.fails({"httpauth": {"timeout": "2m"}}, "httpauth.timeout must be a number of seconds")
+        self.fails(
+            {"httpauth": {"from": "other.localhost"}},
+            "httpauth.from: 'other.localhost' is not one of the component's hostnames "
+            "(component.localhost)",
+        )
+        self.fails({"httpauth": {"limits": {"pending_total": 0}}}, "httpauth.limits.pending_total must be at least 1")
+        self.fails(
+            {"httpauth": {"limits": {"session_lifetme": 1}}},
+            "unknown key 'httpauth.limits.session_lifetme' (did you mean 'session_lifetime'?)",
+        )
+        self.fails({"httpauth": {"upstreams": "x"}}, "unknown key 'httpauth.upstreams'")
+        self.fails({"httpauth": "on"}, "httpauth must be a table")
+
+    def test_badRules(self) -> None:
+        """
+        Rules must be a non-empty array of tables with a path prefix, JIDs
+        and domains, each named by its index when wrong.
+        """
+        def rules(*entries: Any) -> dict[str, Any]:
+            return {"httpauth": {"rules": list(entries)}}
+
+        self.fails({"httpauth": {"rules": []}}, "httpauth.rules must be a non-empty array of tables")
+        self.fails({"httpauth": {"rules": {"prefix": "/"}}}, "httpauth.rules must be a non-empty array")
+        self.fails(rules("/"), "httpauth.rules[0] must be a table, not a string")
+        self.fails(rules({"anyone": True}), "httpauth.rules[0]: prefix is missing")
+        self.fails(rules({"prefix": "docs"}), "httpauth.rules[0].prefix must be a URL path starting with '/'")
+        self.fails(
+            rules({"prefix": "/", "anyone": True}, {"prefix": "/", "jids": []}),
+            "httpauth.rules[1]: another rule has the prefix '/'",
+        )
+        self.fails(rules({"prefix": "/", "jid": ["a@b"]}), "httpauth.rules[0]: unknown key 'jid' (did you mean 'jids'?)")
+        self.fails(rules({"prefix": "/", "jids": "a@b"}), "httpauth.rules[0].jids must be an array of strings")
+        self.fails(rules({"prefix": "/", "jids": ["a@b", "@"]}), "httpauth.rules[0].jids[1]: '@' is not a JID")
+        self.fails(
+            rules({"prefix": "/", "domains": ["user@example.net"]}),
+            "httpauth.rules[0].domains[0]: 'user@example.net' is not a domain",
+        )
+        self.fails(rules({"prefix": "/", "anyone": 1}), "httpauth.rules[0].anyone must be true or false")
+
+    def test_overrides(self) -> None:
+        """
+        The listen, mode, directory, upstream and enabled keys can be
+        overridden; errors then name the option.
+        """
+        httpauth = self.load(
+            {"httpauth": {"listen": "tcp:8080", "mode": "protect"}},
+            {
+                "httpauth.listen": Override("tcp:0", "--http-listen"),
+                "httpauth.mode": Override("proxy", "--http-mode"),
+                "httpauth.upstream": Override("http://u.example", "--http-upstream"),
+                "httpauth.enabled": Override(False, "--no-httpauth"),
+            },
+        ).httpauth
+        self.assertEqual(
+            (httpauth.listen, httpauth.mode, httpauth.upstream, httpauth.enabled),
+            ("tcp:0", "proxy", "http://u.example", False),
+        )
+        error = self.assertRaises(
+            ConfigError, self.load, {}, {"httpauth.directory": Override("nope", "--http-directory")}
+        )
+        self.assertTrue(str(error).startswith("--http-directory: "), str(error))
+
+
+class XTLSConfigTests(_ComponentFilesMixin, SynchronousTestCase):
+    """
+    The component's C{[xtls]} table becomes a checked
+    L{xmppcomp.config.XTLSConfig}.
+    """
+
+    def setUp(self) -> None:
+        super().setUp()
+        authority = makeCertificateAuthority()
+        cert, key = writePem(authority.issue(dnsNames=["component.localhost"], client=True), self.directory)
+        os.replace(cert, self.path("xtls.pem"))
+        os.replace(key, self.path("xtls.key"))
+        with open(self.path("ca.pem"), "wb") as f:
+            f.write(authority.pem)
+        with open(self.path("garbage.pem"), "w") as f:
+            f.write("garbage\n")
+
+    def test_defaults(self) -> None:
+        """
+        Without C{[xtls]}: enabled, no files, the handler's default limits.
+        """
+        from xmppcomp.config import XTLSConfig, XTLSLimits
+        from xmppcomp.xtls import XTLSConfiguration
+
+        self.assertEqual(self.load({}).xtls, XTLSConfig())
+        limits, handler = XTLSLimits(), XTLSConfiguration()
+        self.assertEqual(
+            (limits.maxTunnels, limits.maxTunnelsPerPeer, limits.window, limits.chunkSize, limits.maxStanzaSize),
+            (handler.maxTunnels, handler.maxTunnelsPerPeer, handler.window, handler.chunkSize, handler.maxStanzaSize),
+        )
+
+    def test_everyKey(self) -> None:
+        """
+        Every key is read; paths resolve against the base directory.
+        """
+        from xmppcomp.config import XTLSConfig, XTLSLimits
+
+        xtls = self.load(
+            {
+                "xtls": {
+                    "enabled": False,
+                    "certificate": "xtls.pem",
+                    "key": "xtls.key",
+                    "trust": "ca.pem",
+                    "limits": {
+                        "max_tunnels": 5,
+                        "max_tunnels_per_peer": 2,
+                        "window": 3,
+                        "chunk_size": 4096,
+                        "max_stanza_size": 65536,
+                    },
+                }
+            }
+        ).xtls
+        self.assertEqual(
+            xtls,
+            XTLSConfig(
+                enabled=False,
+                certificate=self.path("xtls.pem"),
+                key=self.path("xtls.key"),
+                trust=self.path("ca.pem"),
+                limits=XTLSLimits(5, 2, 3, 4096, 65536),
+            ),
+        )
+
+    def test_badValues(self) -> None:
+        """
+        Missing companions, unreadable files and bad limits name the key
+        and the fix.
+        """
+        self.fails({"xtls": {"key": "xtls.key"}}, "c.toml: xtls.key is given without a certificate")
+        self.fails({"xtls": {"trust": "ca.pem"}}, "c.toml: xtls.trust is given without a certificate")
+        self.fails(
+            {"xtls": {"certificate": "xtls.pem", "key": "xtls.key"}},
+            "c.toml: xtls.trust is missing",
+            'trust = "xtls-ca.pem"',
+        )
+        self.fails(
+            {"xtls": {"certificate": "nope.pem", "trust": "ca.pem"}},
+            "xtls.certificate: the file " + self.path("nope.pem") + " does not exist",
+        )
+        self.fails(
+            {"xtls": {"certificate": "garbage.pem", "key": "xtls.key", "trust": "ca.pem"}},
+            "c.toml: xtls.certificate: ",
+        )
+        self.fails(
+            {"xtls": {"certificate": "xtls.pem", "trust": "ca.pem"}},
+            "c.toml: xtls.certificate: ",
+            "unencrypted private key",
+        )
+        self.fails(
+            {"xtls": {"certificate": "xtls.pem", "key": "xtls.key", "trust": "garbage.pem"}},
+            "c.toml: xtls.trust: ",
+            "give a PEM bundle of CA certificates",
+        )
+        self.fails({"xtls": {"enabled": 1}}, "xtls.enabled must be true or false")
+        self.fails({"xtls": {"limits": {"window": 0}}}, "xtls.limits.window must be at least 1")
+        self.fails({"xtls": {"limits": {"max_stanza_size": 4096}}}, "xtls.limits.max_stanza_size must be at least 10000")
+        self.fails({"xtls": {"limits": {"chunk_size": 1.5}}}, "xtls.limits.chunk_size must be an integer")
+        self.fails({"xtls": {"limit": {}}}, "unknown key 'xtls.limit' (did you mean 'limits'?)")
+
+    def test_overrides(self) -> None:
+        """
+        Overriding the certificate or the key replaces both of the file's;
+        C{xtls.enabled} can be overridden.
+        """
+        with open(self.path("both.pem"), "w") as f:
+            f.write(open(self.path("xtls.pem")).read() + open(self.path("xtls.key")).read())
+        data = {"xtls": {"certificate": "xtls.pem", "key": "xtls.key", "trust": "ca.pem"}}
+        xtls = self.load(
+            data, {"xtls.certificate": Override(self.path("both.pem"), "--xtls-certificate")}
+        ).xtls
+        self.assertEqual((xtls.certificate, xtls.key), (self.path("both.pem"), None))
+        self.assertFalse(self.load(data, {"xtls.enabled": Override(False, "--no-xtls")}).xtls.enabled)

@@ -89,6 +89,80 @@ class EmbeddedRouterUnitTests(SynchronousTestCase):
             {"a.localhost": ("a.localhost", "*.a.localhost", "b.localhost", "*.b.localhost")},
         )
 
+    def test_addIdentity(self) -> None:
+        """
+        L{EmbeddedRouter.addIdentity} adds an identity with its own long
+        random secret and hostnames, authorised with the names below them;
+        L{EmbeddedComponent} logs in as it when given its identity.
+        """
+        router = EmbeddedRouter(["component.localhost"], reactor=reactor)
+        secret = router.addIdentity("agent.localhost", ["agent.localhost"])
+        self.assertGreaterEqual(len(secret), 43)
+        self.assertNotEqual(secret, router.secret)
+        self.assertEqual(router.secretFor("agent.localhost"), secret)
+        self.assertEqual(router.secretFor("component.localhost"), router.secret)
+        self.assertEqual(router.hostnamesOf("agent.localhost"), ("agent.localhost",))
+        self.assertEqual(
+            router.authorization(),
+            {
+                "component.localhost": ("component.localhost", "*.component.localhost"),
+                "agent.localhost": ("agent.localhost", "*.agent.localhost"),
+            },
+        )
+        agent = EmbeddedComponent(router, identity="agent.localhost")
+        self.assertEqual(
+            (agent.identity, agent.hostnames, agent.secret),
+            ("agent.localhost", ["agent.localhost"], secret),
+        )
+        self.assertRaises(KeyError, router.secretFor, "nobody.localhost")
+
+    def test_addIdentityRefused(self) -> None:
+        """
+        An existing identity, a hostname that overlaps another identity's
+        (or is the router's domain), no hostname, or a running router are
+        refused.
+        """
+        router = EmbeddedRouter(["component.localhost"])
+        router.addIdentity("agent.localhost", ["agent.localhost"])
+        self.assertRaises(ValueError, router.addIdentity, "agent.localhost", ["x.localhost"])
+        self.assertRaises(ValueError, router.addIdentity, "component.localhost", ["x.localhost"])
+        self.assertRaises(ValueError, router.addIdentity, "x.localhost", ["a.component.localhost"])
+        self.assertRaises(ValueError, router.addIdentity, "x.localhost", ["agent.localhost"])
+        self.assertRaises(ValueError, router.addIdentity, "x.localhost", ["localhost"])
+        self.assertRaises(ValueError, router.addIdentity, "x.localhost", [])
+        router.running = True
+        self.assertRaises(RuntimeError, router.addIdentity, "x.localhost", ["x.localhost"])
+
+    def test_xtlsCertificates(self) -> None:
+        """
+        The in-memory XTLS authority (made once) issues certificates for
+        hostnames, usable as TLS client and server, that it signed and
+        that L{xmppcomp.xtls} accepts for those names.
+        """
+        from cryptography.x509.oid import ExtendedKeyUsageOID
+        from twisted.words.protocols.jabber.jid import JID
+
+        from xmppcomp.xtls import CertificateMismatch, checkPeerCertificate
+
+        router = EmbeddedRouter(["component.localhost"])
+        (authority,) = router.xtlsTrust
+        self.assertEqual(router.xtlsTrust, (authority,))
+        issued = router.issueXTLSCertificate(["component.localhost", "x.localhost"])
+        certificate = issued.original.to_cryptography()
+        ca = authority.original.to_cryptography()
+        self.assertEqual(certificate.issuer, ca.subject)
+        certificate.verify_directly_issued_by(ca)
+        usages = certificate.extensions.get_extension_for_class(x509.ExtendedKeyUsage).value
+        self.assertEqual(
+            set(usages), {ExtendedKeyUsageOID.SERVER_AUTH, ExtendedKeyUsageOID.CLIENT_AUTH}
+        )
+        checkPeerCertificate(certificate, JID("x.localhost"))
+        self.assertRaises(CertificateMismatch, checkPeerCertificate, certificate, JID("y.localhost"))
+        self.assertTrue(
+            ca.extensions.get_extension_for_class(x509.BasicConstraints).value.ca
+        )
+        self.assertRaises(ValueError, router.issueXTLSCertificate, [])
+
     def test_noHostnames(self) -> None:
         """
         A router for no hostname is an error.

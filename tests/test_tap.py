@@ -26,12 +26,16 @@ from xmppcomp.config import (
     ComponentLimits,
     ComponentTrust,
     ConfigError,
+    HTTPAuthConfig,
     Override,
+    XTLSConfig,
     componentConfigFromMapping,
     loadComponentConfig,
 )
 from xmppcomp.disco import ComponentIdentity
 from xmppcomp.embedded import EmbeddedComponent, EmbeddedRouter
+from xmppcomp.httpauth import ConfirmationRequester
+from xmppcomp.xtls import XTLSHandler
 from xmppcomp.testing import makeCertificateAuthority, selfSigned, writePem
 
 CA = makeCertificateAuthority()
@@ -111,8 +115,8 @@ class ComponentConfigTests(_FilesMixin, SynchronousTestCase):
     def test_full(self) -> None:
         """
         Every key is read; relative paths resolve against the file's
-        directory; the domain is normalised; [httpauth] and [xtls] pass
-        through as written.
+        directory; the domain is normalised; [httpauth] and [xtls] are
+        read.
         """
         config = self.load(FULL)
         self.assertEqual(config.server, "tcp:host=127.0.0.1:port=5348")
@@ -131,8 +135,10 @@ class ComponentConfigTests(_FilesMixin, SynchronousTestCase):
             config.limits,
             ComponentLimits(maxQueued=10, queueTimeout=5.0, iqTimeout=2.5, negotiationTimeout=7.0, fatalRetryDelay=60.0),
         )
-        self.assertEqual(config.httpauth, {"listen": "tcp:8080"})
-        self.assertEqual(config.xtls, {"enabled": True})
+        self.assertEqual(
+            config.httpauth, HTTPAuthConfig(listen="tcp:8080", fromHostname="comp.example.net")
+        )
+        self.assertEqual(config.xtls, XTLSConfig())
         self.assertEqual(config.baseDirectory, self.directory)
         self.assertFalse(config.embedded)
 
@@ -151,7 +157,7 @@ class ComponentConfigTests(_FilesMixin, SynchronousTestCase):
         self.assertTrue(config.requireTLS)
         self.assertEqual(config.limits, ComponentLimits())
         self.assertEqual(config.secret.env, "COMP_SECRET")  # type: ignore[union-attr]
-        self.assertEqual(config.httpauth, {})
+        self.assertEqual(config.httpauth, HTTPAuthConfig(fromHostname="comp.example.net"))
 
     def test_embedded(self) -> None:
         """
@@ -357,15 +363,21 @@ class ComponentConfigTests(_FilesMixin, SynchronousTestCase):
         message = self.loadError("[embedded]\nport = 70000\n")
         self.assertIn("from 0 to 65535", message)
 
-    def test_reservedTables(self) -> None:
+    def test_httpauthAndXTLSTables(self) -> None:
         """
-        [httpauth] and [xtls] must be tables (their content is not checked
-        yet).
+        [httpauth] and [xtls] must be tables, and their keys are checked
+        (see L{tests.test_config} for each key); empty, they give the
+        defaults.
         """
         message = self.loadError('httpauth = "yes"\n')
         self.assertIn("httpauth must be a table", message)
-        config = self.load("[httpauth]\n[xtls]\nanything = 1\n")
-        self.assertEqual((config.httpauth, config.xtls), ({}, {"anything": 1}))
+        message = self.loadError("[xtls]\nanything = 1\n")
+        self.assertIn("unknown key 'xtls.anything'", message)
+        config = self.load("[httpauth]\n[xtls]\n")
+        self.assertEqual(
+            (config.httpauth, config.xtls),
+            (HTTPAuthConfig(fromHostname="component.localhost"), XTLSConfig()),
+        )
 
     def test_overrides(self) -> None:
         """
@@ -529,9 +541,103 @@ class OptionsTests(_FilesMixin, SynchronousTestCase):
         The help text lists the options and explains the embedded router.
         """
         text = str(tap.Options())
-        for option in ("--config", "--server", "--hostname", "--secret-file", "--pinned", "--max-queued"):
+        for option in (
+            "--config", "--server", "--hostname", "--secret-file", "--pinned", "--max-queued",
+            "--http-listen", "--http-mode", "--http-directory", "--http-upstream",
+            "--no-httpauth", "--no-xtls", "--xtls-certificate", "--xtls-key", "--xtls-trust",
+        ):
             self.assertIn(option, text)
         self.assertIn("embedded router", text)
+
+    def test_httpOptions(self) -> None:
+        """
+        The C{--http-*} options win over C{[httpauth]}; a relative
+        C{--http-directory} resolves against the current directory;
+        C{--no-httpauth} turns the confirmer off.
+        """
+        os.makedirs(self.path("site"))
+        cwd = os.getcwd()
+        os.chdir(self.directory)
+        self.addCleanup(os.chdir, cwd)
+        self.write(
+            "c.toml",
+            '[httpauth]\nlisten = "tcp:8080"\nmode = "proxy"\n'
+            'upstream = "http://127.0.0.1:9000"\ntimeout = 5\n',
+        )
+        config = self.parse("--config", self.path("c.toml")).componentConfig
+        self.assertEqual(
+            (config.httpauth.mode, config.httpauth.upstream, config.httpauth.timeout),
+            ("proxy", "http://127.0.0.1:9000", 5.0),
+        )
+        config = self.parse(
+            "--config", self.path("c.toml"),
+            "--http-listen", "tcp:0:interface=127.0.0.1",
+            "--http-upstream", "https://upstream.example:8443/app",
+        ).componentConfig
+        self.assertEqual(config.httpauth.listen, "tcp:0:interface=127.0.0.1")
+        self.assertEqual(config.httpauth.upstream, "https://upstream.example:8443/app")
+        config = self.parse("--http-mode", "protect", "--http-directory", "site").componentConfig
+        self.assertEqual(config.httpauth.directory, self.path("site"))
+        config = self.parse("--http-mode", "forward-auth").componentConfig
+        self.assertEqual(config.httpauth.mode, "forward-auth")
+        self.assertTrue(config.httpauth.enabled)
+        self.assertFalse(self.parse("--no-httpauth").componentConfig.httpauth.enabled)
+
+    def test_httpOptionErrors(self) -> None:
+        """
+        Bad C{--http-*} values are usage errors naming the option and the
+        fix.
+        """
+        e = self.assertRaises(usage.UsageError, self.parse, "--http-listen", "tcp:eighty")
+        self.assertIn("--http-listen: 'tcp:eighty' is not a valid server endpoint", str(e))
+        e = self.assertRaises(usage.UsageError, self.parse, "--http-mode", "proxy")
+        self.assertIn("httpauth.upstream is missing", str(e))
+        e = self.assertRaises(usage.UsageError, self.parse, "--http-mode", "guard")
+        self.assertIn('--http-mode must be "protect"', str(e))
+        e = self.assertRaises(usage.UsageError, self.parse, "--http-upstream", "http://x")
+        self.assertIn("--http-upstream: upstream is only used in proxy mode", str(e))
+        e = self.assertRaises(usage.UsageError, self.parse, "--http-directory", self.path("nope"))
+        self.assertIn("does not exist", str(e))
+        e = self.assertRaises(
+            usage.UsageError, self.parse, "--http-mode", "proxy", "--http-upstream", "ftp://x"
+        )
+        self.assertIn("not an http:// or https:// URL", str(e))
+
+    def test_xtlsOptions(self) -> None:
+        """
+        C{--xtls-certificate}, C{--xtls-key} and C{--xtls-trust} give the
+        XTLS certificate and trust; C{--xtls-certificate} replaces the
+        file's certificate I{and} key; C{--no-xtls} turns XTLS off.
+        """
+        certificate, key = writePem(CA.issue(dnsNames=["component.localhost"], client=True), self.directory)
+        other, otherKey = writePem(CA.issue(dnsNames=["component.localhost"], client=True), self.directory)
+        config = self.parse(
+            "--xtls-certificate", certificate, "--xtls-key", key, "--xtls-trust", self.path("ca.pem")
+        ).componentConfig
+        self.assertEqual(
+            config.xtls, XTLSConfig(certificate=certificate, key=key, trust=self.path("ca.pem"))
+        )
+        self.write(
+            "c.toml",
+            '[xtls]\ncertificate = "%s"\nkey = "%s"\ntrust = "ca.pem"\n' % (other, otherKey),
+        )
+        self.assertEqual(self.parse("--config", self.path("c.toml")).componentConfig.xtls.key, otherKey)
+        # The file's key does not belong to this certificate: it goes too.
+        both = open(certificate).read() + open(key).read()
+        self.write("both.pem", both)
+        config = self.parse(
+            "--config", self.path("c.toml"), "--xtls-certificate", self.path("both.pem")
+        ).componentConfig
+        self.assertEqual((config.xtls.certificate, config.xtls.key), (self.path("both.pem"), None))
+        self.assertEqual(config.xtls.trust, self.path("ca.pem"))
+        e = self.assertRaises(
+            usage.UsageError, self.parse, "--xtls-certificate", certificate, "--xtls-key", otherKey,
+            "--xtls-trust", self.path("ca.pem"),
+        )
+        self.assertIn("--xtls-key", str(e))
+        e = self.assertRaises(usage.UsageError, self.parse, "--xtls-certificate", certificate, "--xtls-key", key)
+        self.assertIn("xtls.trust is missing", str(e))
+        self.assertFalse(self.parse("--no-xtls").componentConfig.xtls.enabled)
 
 
 class PluginTests(SynchronousTestCase):
@@ -583,10 +689,18 @@ class ServiceTreeTests(_FilesMixin, SynchronousTestCase):
         self.assertEqual(component.fatalRetryDelay, 60.0)
         self.assertFalse(component.running)
         kinds = [type(handler) for handler in component.handlers]
-        self.assertEqual(kinds, [DiscoHandler, ComponentIdentity])
+        self.assertEqual(kinds, [DiscoHandler, ComponentIdentity, ConfirmationRequester, XTLSHandler])
         self.assertEqual(
             component.handlers[1].hostnames, {"comp.example.net", "chat.comp.example.net"}
         )
+        self.assertEqual(component.handlers[2].fromJid.full(), "comp.example.net")
+        # No [xtls] certificate with a server: the endpoint is inactive.
+        self.assertFalse(component.handlers[3].configuration.active)
+        listener = top.getServiceNamed(tap.HTTPAUTH_SERVICE)
+        self.assertIsInstance(listener, tap.HTTPAuthListener)
+        self.assertEqual(listener.description, "tcp:8080")
+        self.assertFalse(listener.running)
+        self.assertRaises(KeyError, top.getServiceNamed, "demo-agent")
 
     def test_withoutServer(self) -> None:
         """
@@ -606,18 +720,33 @@ class ServiceTreeTests(_FilesMixin, SynchronousTestCase):
         self.assertEqual(component.secret, embedded.secret)
         self.assertEqual(component.serverDomain, "localhost")
         self.assertIsNone(embedded.port)
-        self.assertEqual(len(component.handlers), 2)
+        self.assertEqual(len(component.handlers), 4)
+        xtls = component.handlers[3]
+        self.assertIsInstance(xtls, XTLSHandler)
+        self.assertTrue(xtls.configuration.active)
+        agent = top.getServiceNamed("demo-agent")
+        self.assertIsInstance(agent, EmbeddedComponent)
+        self.assertEqual(agent.hostnames, ["agent.localhost"])
+        self.assertIn("agent.localhost", embedded.authorization())
 
-    def test_addServicesAddsNothingYet(self) -> None:
+    def test_addServicesDisabled(self) -> None:
         """
-        L{tap.addServices} is the place for the HTTP-auth and XTLS
-        services; it adds nothing yet.
+        With C{--no-httpauth} and C{--no-xtls}, L{tap.addServices} adds
+        nothing: no listener, no handler; the demo agent still runs (on
+        the embedded router) but gives no hints.
         """
-        from twisted.application.service import MultiService
-
-        parent = MultiService()
-        tap.addServices(parent, object(), componentConfigFromMapping({}, "x"))
-        self.assertEqual(list(parent), [])
+        options = tap.Options()
+        options.parseOptions(["--no-httpauth", "--no-xtls"])
+        top = tap.makeService(options)
+        component = top.getServiceNamed(tap.COMPONENT_SERVICE)
+        self.assertEqual(
+            [type(handler) for handler in component.handlers], [DiscoHandler, ComponentIdentity]
+        )
+        self.assertRaises(KeyError, top.getServiceNamed, tap.HTTPAUTH_SERVICE)
+        self.assertEqual(
+            [type(child).__name__ for child in top],
+            ["EmbeddedRouter", "EmbeddedComponent", "_ReadyLog", "EmbeddedComponent"],
+        )
 
     def test_secretGone(self) -> None:
         """
@@ -651,7 +780,7 @@ class NoArgumentsTests(TestCase):
         globalLogPublisher.addObserver(events.append)
         self.addCleanup(globalLogPublisher.removeObserver, events.append)
         options = tap.Options()
-        options.parseOptions([])
+        options.parseOptions(["--http-listen", "tcp:0:interface=127.0.0.1"])
         top = tap.makeService(options)
         top.startService()
         self.addCleanup(lambda: top.stopService() if top.running else None)

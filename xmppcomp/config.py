@@ -67,12 +67,38 @@ L{loadComponentConfig})::
     [embedded]                              # only without server
     port = 0                                # loopback port; 0: any free
 
-    [httpauth]                              # reserved: passed through raw
-    [xtls]                                  # reserved: passed through raw
+    [httpauth]                              # XEP-0070 confirmer (HTTPAuthConfig)
+    enabled = true
+    listen = "tcp:8080:interface=127.0.0.1" # Twisted server endpoint string
+    mode = "protect"                        # or "proxy", "forward-auth"
+    directory = "site"                      # protect: served (default: demo page)
+    upstream = "http://127.0.0.1:8000"      # proxy only
+    public_origin = "https://example.net"   # scheme://authority clients use
+    timeout = 120                           # seconds the user has to confirm
+    from = "comp.example.net"               # default: the first hostname
+    [[httpauth.rules]]                      # default: prefix "/", anyone
+    prefix = "/"
+    jids = ["alice@example.net"]
+    domains = ["example.net"]
+    anyone = false
+    [httpauth.limits]                       # see xmppcomp.httpauth.Limits
+    pending_per_jid = 3
+    pending_total = 100
+    session_lifetime = 300
+    window_lifetime = 60
+    replay_memory = 86400
 
-The C{[httpauth]} and C{[xtls]} tables are accepted and kept as written
-(L{ComponentConfig.httpauth}, L{ComponentConfig.xtls}) for the HTTP-auth
-confirmer and the XTLS endpoint, which will define and check their keys.
+    [xtls]                                  # XTLS endpoint (XTLSConfig)
+    enabled = true
+    certificate = "xtls.pem"                # embedded: made up when absent
+    key = "xtls.key"
+    trust = "xtls-ca.pem"                   # CAs of the peers' certificates
+    [xtls.limits]
+    max_tunnels = 64
+    max_tunnels_per_peer = 4
+    window = 8
+    chunk_size = 16384
+    max_stanza_size = 262144
 
 Relative paths (credentials, TLS files, secret files) resolve against the
 directory of the TOML file; paths given on the command line resolve
@@ -953,6 +979,110 @@ class ComponentTrust:
         return tls.trustSystem()
 
 
+#: Default endpoint of the HTTP-auth listener: loopback only.
+DEFAULT_HTTP_LISTEN = "tcp:8080:interface=127.0.0.1"
+
+#: The ways the HTTP-auth confirmer is reached (see
+#: L{xmppcomp.httpauth.Confirmer}).
+HTTPAUTH_MODES = ("protect", "proxy", "forward-auth")
+
+
+def _defaultRules() -> Any:
+    from xmppcomp.httpauth._policy import AccessRules
+
+    return AccessRules.anyone()
+
+
+def _defaultHTTPLimits() -> Any:
+    from xmppcomp.httpauth._policy import Limits
+
+    return Limits()
+
+
+@attrs.frozen
+class HTTPAuthConfig:
+    """
+    The XEP-0070 HTTP-auth confirmer of C{twistd xmppcomp} (the
+    C{[httpauth]} table).
+
+    @ivar enabled: whether it runs.
+    @ivar listen: the Twisted server endpoint string of its web listener.
+    @ivar mode: C{"protect"} (serve C{directory}, or a built-in demo page),
+        C{"proxy"} (reverse-proxy to C{upstream}) or C{"forward-auth"}
+        (answer a web server's C{auth_request} / ForwardAuth).
+    @ivar directory: the directory served in C{protect} mode, or C{None}
+        for the built-in demo page.
+    @ivar upstream: the upstream URL of C{proxy} mode.
+    @ivar publicOrigin: the scheme and authority clients use
+        (C{https://example.net}), when they differ from what the listener
+        sees, or C{None}.
+    @ivar timeout: seconds the user has to confirm.
+    @ivar fromHostname: the hostname of the component that asks; C{None}:
+        the component's first hostname.
+    @ivar rules: who may access which paths
+        (L{xmppcomp.httpauth.AccessRules}).
+    @ivar limits: pending limits and lifetimes
+        (L{xmppcomp.httpauth.Limits}).
+    """
+
+    enabled: bool = True
+    listen: str = DEFAULT_HTTP_LISTEN
+    mode: str = "protect"
+    directory: str | None = None
+    upstream: str | None = None
+    publicOrigin: str | None = None
+    timeout: float = 120.0
+    fromHostname: str | None = None
+    rules: Any = attrs.field(factory=_defaultRules)
+    limits: Any = attrs.field(factory=_defaultHTTPLimits)
+
+
+@attrs.frozen
+class XTLSLimits:
+    """
+    Limits of the XTLS endpoint (see
+    L{xmppcomp.xtls.XTLSConfiguration}, whose defaults these are).
+
+    @ivar maxTunnels: the most tunnels at once.
+    @ivar maxTunnelsPerPeer: the most tunnels with one peer (bare JID).
+    @ivar window: the most unacknowledged data IQs per tunnel.
+    @ivar chunkSize: the most TLS bytes in one data IQ.
+    @ivar maxStanzaSize: bytes of one stanza inside a tunnel.
+    """
+
+    maxTunnels: int = 64
+    maxTunnelsPerPeer: int = 4
+    window: int = 8
+    chunkSize: int = 16384
+    maxStanzaSize: int = 256 * 1024
+
+
+@attrs.frozen
+class XTLSConfig:
+    """
+    The XTLS endpoint of C{twistd xmppcomp} (the C{[xtls]} table).
+
+    Without C{certificate}: with the embedded router, a certificate for the
+    component's hostnames is issued at startup by an in-memory authority
+    (see L{xmppcomp.embedded.EmbeddedRouter.issueXTLSCertificate}); with a
+    server, the endpoint answers C{service-unavailable} (and says so in the
+    log).
+
+    @ivar enabled: whether the endpoint accepts and opens tunnels.
+    @ivar certificate: path of the component's PEM certificate for XTLS.
+    @ivar key: path of its private key (C{None}: in the certificate file).
+    @ivar trust: path of a PEM bundle of the authorities that issue the
+        peers' certificates.
+    @ivar limits: the limits.
+    """
+
+    enabled: bool = True
+    certificate: str | None = None
+    key: str | None = None
+    trust: str | None = None
+    limits: XTLSLimits = attrs.field(factory=XTLSLimits)
+
+
 @attrs.frozen
 class ComponentConfig:
     """
@@ -980,12 +1110,8 @@ class ComponentConfig:
     @ivar limits: limits and timeouts.
     @ivar embeddedPort: the loopback TCP port of the embedded router (C{0}:
         any free port); only used without C{server}.
-    @ivar httpauth: the C{[httpauth]} table as written (reserved: the
-        XEP-0070 HTTP-auth confirmer reads it in a later version; accepted
-        and not checked yet). Relative paths in it are relative to
-        C{baseDirectory}.
-    @ivar xtls: the C{[xtls]} table as written (reserved, like
-        C{httpauth}, for the XTLS endpoint).
+    @ivar httpauth: the XEP-0070 HTTP-auth confirmer (C{[httpauth]}).
+    @ivar xtls: the XTLS endpoint (C{[xtls]}).
     @ivar baseDirectory: the directory of the configuration file (the
         current directory without one).
     """
@@ -1002,8 +1128,8 @@ class ComponentConfig:
     requireTLS: bool = True
     limits: ComponentLimits = attrs.field(factory=ComponentLimits)
     embeddedPort: int = 0
-    httpauth: Mapping[str, Any] = attrs.field(factory=dict)
-    xtls: Mapping[str, Any] = attrs.field(factory=dict)
+    httpauth: HTTPAuthConfig = attrs.field(factory=HTTPAuthConfig)
+    xtls: XTLSConfig = attrs.field(factory=XTLSConfig)
     baseDirectory: str = attrs.field(factory=os.getcwd)
 
     @property
@@ -1015,8 +1141,29 @@ class ComponentConfig:
         return self.server is None
 
 
+#: Keys of the C{[httpauth.limits]} table: TOML key to the
+#: L{xmppcomp.httpauth.Limits} attribute, whether it must be an integer,
+#: and its lowest allowed value.
+HTTPAUTH_LIMIT_KEYS: Mapping[str, tuple[str, bool, int]] = {
+    "pending_per_jid": ("pendingPerJID", True, 1),
+    "pending_total": ("pendingTotal", True, 1),
+    "session_lifetime": ("sessionLifetime", False, 0),
+    "window_lifetime": ("windowLifetime", False, 0),
+    "replay_memory": ("replayMemory", False, 0),
+}
+
+#: Keys of the C{[xtls.limits]} table, likewise for L{XTLSLimits}.
+XTLS_LIMIT_KEYS: Mapping[str, tuple[str, bool, int]] = {
+    "max_tunnels": ("maxTunnels", True, 1),
+    "max_tunnels_per_peer": ("maxTunnelsPerPeer", True, 1),
+    "window": ("window", True, 1),
+    "chunk_size": ("chunkSize", True, 1),
+    # RFC 6120 section 13.12: stanzas up to 10000 bytes must pass.
+    "max_stanza_size": ("maxStanzaSize", True, 10000),
+}
+
 #: The keys of each table of the component's TOML file; C{""} is the top
-#: level. C{component.secret}, C{httpauth} and C{xtls} are taken whole.
+#: level. C{component.secret} and C{httpauth.rules} are taken whole.
 _COMPONENT_TABLES: Mapping[str, frozenset[str]] = {
     "": frozenset({"component", "embedded", "httpauth", "xtls"}),
     "component": frozenset(
@@ -1037,12 +1184,30 @@ _COMPONENT_TABLES: Mapping[str, frozenset[str]] = {
     "component.trust": frozenset({"ca_file", "pinned", "system"}),
     "component.limits": frozenset(COMPONENT_LIMIT_KEYS),
     "embedded": frozenset({"port"}),
+    "httpauth": frozenset(
+        {
+            "enabled",
+            "listen",
+            "mode",
+            "directory",
+            "upstream",
+            "public_origin",
+            "timeout",
+            "from",
+            "rules",
+            "limits",
+        }
+    ),
+    "httpauth.limits": frozenset(HTTPAUTH_LIMIT_KEYS),
+    "xtls": frozenset({"enabled", "certificate", "key", "trust", "limits"}),
+    "xtls.limits": frozenset(XTLS_LIMIT_KEYS),
 }
 
 #: Keys that may be given as an L{Override}. C{component.secret} takes a
 #: mapping (C{{"file": PATH}} or C{{"env": NAME}}) and replaces the file's
 #: secret; any C{component.trust.*} override replaces the file's whole
-#: C{[component.trust]} table.
+#: C{[component.trust]} table; an C{xtls.certificate} or C{xtls.key}
+#: override replaces both of the file's.
 COMPONENT_OVERRIDE_KEYS = frozenset(
     {
         "component.server",
@@ -1058,11 +1223,18 @@ COMPONENT_OVERRIDE_KEYS = frozenset(
         "component.trust.pinned",
         "component.trust.system",
         "embedded.port",
+        "httpauth.enabled",
+        "httpauth.listen",
+        "httpauth.mode",
+        "httpauth.directory",
+        "httpauth.upstream",
+        "xtls.enabled",
+        "xtls.certificate",
+        "xtls.key",
+        "xtls.trust",
     }
     | {"component.limits." + key for key in COMPONENT_LIMIT_KEYS}
 )
-
-_WHOLE_KEYS = frozenset({"component.secret", "httpauth", "xtls"})
 
 _SECRET_EXAMPLE = '{ file = "component.secret" } or { env = "COMPONENT_SECRET" }'
 
@@ -1297,14 +1469,347 @@ def _port(item: _Value) -> int:
     return value
 
 
-def _rawTable(item: _Value) -> Mapping[str, Any]:
-    if not isinstance(item.value, Mapping):
-        name = item.where.rsplit(": ", 1)[-1]
+def _endpointString(item: _Value, example: str) -> str:
+    """
+    A server endpoint string, parsed without listening.
+    """
+    from twisted.internet.endpoints import serverFromString
+    from twisted.internet.testing import MemoryReactor
+
+    description = _string(item, f'"{example}"')
+    try:
+        serverFromString(MemoryReactor(), description)
+    except Exception as e:
         raise ConfigError(
-            f"{item.where} must be a table ([{name}] with keys below it), not "
-            f"{_typeName(item.value)}"
+            f"{item.where}: {description!r} is not a valid server endpoint "
+            f"string ({type(e).__name__}: {e}); write it as, for example, "
+            f'"{example}" (loopback only) or "ssl:8443:privateKey=key.pem:'
+            'certKey=cert.pem" (HTTPS; Twisted\'s endpoint strings)'
+        ) from e
+    return description
+
+
+def _existingDirectory(item: _Value, example: str, fix: str) -> str:
+    path = _path(item, example)
+    if not os.path.isdir(path):
+        what = "does not exist" if not os.path.exists(path) else "is not a directory"
+        raise ConfigError(f"{item.where}: {path} {what}; {fix}")
+    return path
+
+
+def _httpURL(item: _Value, example: str, what: str, origin: bool) -> str:
+    from urllib.parse import urlsplit
+
+    value = _string(item, f'"{example}"')
+    try:
+        parts = urlsplit(value)
+        parts.port
+    except ValueError as e:
+        raise ConfigError(
+            f"{item.where}: {value!r} is not a URL ({e}); give {what}, such as "
+            f'"{example}"'
+        ) from e
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ConfigError(
+            f"{item.where}: {value!r} is not an http:// or https:// URL with a "
+            f'host; give {what}, such as "{example}"'
         )
-    return dict(item.value)
+    if origin:
+        if parts.path not in ("", "/") or parts.query or parts.fragment:
+            raise ConfigError(
+                f"{item.where}: {value!r} has a path, query or fragment; give "
+                f'only the scheme and authority, such as "{example}"'
+            )
+        return f"{parts.scheme}://{parts.netloc}"
+    return value
+
+
+def _stringList(item: _Value, example: str) -> list[str]:
+    value = item.value
+    if not isinstance(value, (list, tuple)):
+        raise ConfigError(
+            f"{item.where} must be an array of strings such as {example}, not "
+            f"{_typeName(value)}"
+        )
+    for index, entry in enumerate(value):
+        if not isinstance(entry, str) or not entry.strip():
+            raise ConfigError(
+                f"{item.where}[{index}] must be a non-empty string, not "
+                f"{_typeName(entry) if entry != '' else 'empty'}; write the "
+                f"array as {example}"
+            )
+    return list(value)
+
+
+_RULE_KEYS = frozenset({"prefix", "jids", "domains", "anyone"})
+_RULE_EXAMPLE = (
+    '[[httpauth.rules]] prefix = "/", jids = ["alice@example.net"], '
+    'domains = ["example.net"], anyone = false'
+)
+
+
+def _rules(item: _Value) -> Any:
+    """
+    The C{[[httpauth.rules]]} array of tables, as
+    L{xmppcomp.httpauth.AccessRules}.
+    """
+    from twisted.words.protocols.jabber import jid
+
+    from xmppcomp.httpauth._policy import AccessRule, AccessRules
+
+    value = item.value
+    if not isinstance(value, (list, tuple)) or not value:
+        raise ConfigError(
+            f"{item.where} must be a non-empty array of tables, each written "
+            f"as {_RULE_EXAMPLE}; remove it to let any JID through"
+        )
+    rules: list[AccessRule] = []
+    for index, rule in enumerate(value):
+        where = f"{item.where}[{index}]"
+        if not isinstance(rule, Mapping):
+            raise ConfigError(
+                f"{where} must be a table, not {_typeName(rule)}; write each "
+                f"rule as {_RULE_EXAMPLE}"
+            )
+        unknown = sorted(set(rule) - _RULE_KEYS)
+        if unknown:
+            close = difflib.get_close_matches(unknown[0], sorted(_RULE_KEYS), n=1)
+            hint = f" (did you mean {close[0]!r}?)" if close else ""
+            raise ConfigError(
+                f"{where}: unknown key {unknown[0]!r}{hint}; the keys of a rule "
+                "are prefix, jids, domains and anyone"
+            )
+        if "prefix" not in rule:
+            raise ConfigError(
+                f'{where}: prefix is missing; add prefix = "/" (the URL path '
+                "the rule covers, and everything below it)"
+            )
+        prefix = _string(_Value(rule["prefix"], f"{where}.prefix", item.base), '"/"')
+        if not prefix.startswith("/"):
+            raise ConfigError(
+                f"{where}.prefix must be a URL path starting with '/', not "
+                f"{prefix!r}; write it as \"/{prefix}\""
+            )
+        if any(other.prefix == prefix for other in rules):
+            raise ConfigError(
+                f"{where}: another rule has the prefix {prefix!r}; merge the two"
+            )
+        jids: list[str] = []
+        if "jids" in rule:
+            jidsItem = _Value(rule["jids"], f"{where}.jids", item.base)
+            for position, text in enumerate(
+                _stringList(jidsItem, '["alice@example.net"]')
+            ):
+                try:
+                    address = jid.JID(text)
+                except (jid.InvalidFormat, UnicodeError, ValueError) as e:
+                    raise ConfigError(
+                        f"{where}.jids[{position}]: {text!r} is not a JID ({e}); "
+                        'give bare JIDs such as "alice@example.net"'
+                    ) from e
+                jids.append(address.userhost())
+        domains: list[str] = []
+        if "domains" in rule:
+            domainsItem = _Value(rule["domains"], f"{where}.domains", item.base)
+            for position, text in enumerate(_stringList(domainsItem, '["example.net"]')):
+                try:
+                    address = jid.JID(text)
+                except (jid.InvalidFormat, UnicodeError, ValueError) as e:
+                    address = None
+                    problem = str(e)
+                else:
+                    problem = "a JID, not a domain"
+                if address is None or address.user or address.resource:
+                    raise ConfigError(
+                        f"{where}.domains[{position}]: {text!r} is not a domain "
+                        f'({problem}); give domains such as "example.net" (every '
+                        "JID at them is allowed)"
+                    )
+                domains.append(address.host)
+        anyone = (
+            _bool(_Value(rule["anyone"], f"{where}.anyone", item.base))
+            if "anyone" in rule
+            else False
+        )
+        rules.append(AccessRule(prefix, jids=jids, domains=domains, anyone=anyone))
+    return AccessRules(rules)
+
+
+def _httpauth(
+    values: Mapping[str, _Value], source: str, hostnames: tuple[str, ...]
+) -> HTTPAuthConfig:
+    """
+    The C{[httpauth]} table, checked.
+    """
+    from xmppcomp.httpauth._policy import Limits
+
+    def get(key: str) -> _Value | None:
+        return values.get("httpauth." + key)
+
+    enabled = _bool(item) if (item := get("enabled")) is not None else True
+    listen = (
+        _endpointString(item, DEFAULT_HTTP_LISTEN)
+        if (item := get("listen")) is not None
+        else DEFAULT_HTTP_LISTEN
+    )
+    mode = "protect"
+    if (item := get("mode")) is not None:
+        mode = _string(item, '"protect"')
+        if mode not in HTTPAUTH_MODES:
+            close = difflib.get_close_matches(mode, HTTPAUTH_MODES, n=1)
+            hint = f" (did you mean {close[0]!r}?)" if close else ""
+            raise ConfigError(
+                f'{item.where} must be "protect" (serve a directory), "proxy" '
+                '(reverse-proxy to upstream) or "forward-auth" (for nginx '
+                f"auth_request, Traefik, Caddy), not {mode!r}{hint}"
+            )
+    directory = None
+    if (item := get("directory")) is not None:
+        if mode != "protect":
+            raise ConfigError(
+                f"{item.where}: a directory is only served in protect mode, and "
+                f'mode is "{mode}"; remove directory or set mode = "protect"'
+            )
+        directory = _existingDirectory(
+            item,
+            '"site"',
+            "give the directory of files to serve behind the confirmation, or "
+            "remove directory for the built-in demo page",
+        )
+    upstream = None
+    if (item := get("upstream")) is not None:
+        if mode != "proxy":
+            raise ConfigError(
+                f"{item.where}: upstream is only used in proxy mode, and mode "
+                f'is "{mode}"; remove upstream or set mode = "proxy"'
+            )
+        upstream = _httpURL(
+            item, "http://127.0.0.1:8000", "the URL of the site to proxy to", False
+        )
+    elif mode == "proxy":
+        raise ConfigError(
+            f"{source}: httpauth.upstream is missing; proxy mode forwards "
+            'confirmed requests to it: add upstream = "http://127.0.0.1:8000" '
+            "to [httpauth]"
+        )
+    publicOrigin = None
+    if (item := get("public_origin")) is not None:
+        publicOrigin = _httpURL(
+            item,
+            "https://www.example.net",
+            "the scheme and authority clients use",
+            True,
+        )
+    timeout = 120.0
+    if (item := get("timeout")) is not None:
+        timeout = float(
+            _limit(item, "timeout", {"timeout": ("timeout", False, 0)}, HTTPAuthConfig())
+        )
+    fromHostname = hostnames[0]
+    if (item := get("from")) is not None:
+        name = _hostname(item, "the hostname of the component that asks")
+        if name not in hostnames:
+            raise ConfigError(
+                f"{item.where}: {name!r} is not one of the component's "
+                f"hostnames ({', '.join(hostnames)}); give one of them (the "
+                "confirmation requests come from it)"
+            )
+        fromHostname = name
+    rules = _rules(item) if (item := get("rules")) is not None else _defaultRules()
+    limits = Limits(
+        **{
+            HTTPAUTH_LIMIT_KEYS[key][0]: _limit(
+                values["httpauth.limits." + key], key, HTTPAUTH_LIMIT_KEYS, Limits()
+            )
+            for key in HTTPAUTH_LIMIT_KEYS
+            if "httpauth.limits." + key in values
+        }
+    )
+    return HTTPAuthConfig(
+        enabled=enabled,
+        listen=listen,
+        mode=mode,
+        directory=directory,
+        upstream=upstream,
+        publicOrigin=publicOrigin,
+        timeout=timeout,
+        fromHostname=fromHostname,
+        rules=rules,
+        limits=limits,
+    )
+
+
+def _xtls(values: Mapping[str, _Value], source: str) -> XTLSConfig:
+    """
+    The C{[xtls]} table, checked; the certificate, key and trust files are
+    read now.
+    """
+    from xmppcomp.stream import tls
+
+    enabled = (
+        _bool(values["xtls.enabled"]) if "xtls.enabled" in values else True
+    )
+    certificateItem = values.get("xtls.certificate")
+    keyItem = values.get("xtls.key")
+    trustItem = values.get("xtls.trust")
+    certificate = key = trust = None
+    if certificateItem is None:
+        for item in (keyItem, trustItem):
+            if item is not None:
+                raise ConfigError(
+                    f"{item.where} is given without a certificate; add "
+                    'certificate = "xtls.pem" to [xtls] (the component\'s '
+                    "certificate for its hostnames)"
+                )
+    else:
+        certificate = _existingFile(
+            certificateItem,
+            '"xtls.pem"',
+            "give the component's PEM certificate for XTLS or fix the path",
+        )
+        if keyItem is not None:
+            key = _existingFile(
+                keyItem, '"xtls.key"', "give the certificate's private key or fix the path"
+            )
+        if trustItem is None:
+            raise ConfigError(
+                f"{source}: xtls.trust is missing; a peer's certificate cannot "
+                'be checked without it: add trust = "xtls-ca.pem" to [xtls] '
+                "(a PEM bundle of the authorities that issue the peers' "
+                "certificates)"
+            )
+        trust = _existingFile(
+            trustItem,
+            '"xtls-ca.pem"',
+            "give a PEM bundle of the authorities that issue the peers' "
+            "certificates, or fix the path",
+        )
+        try:
+            tls.loadPrivateCertificate(certificate, key)
+        except tls.CertificateFileError as e:
+            where = keyItem.where if keyItem is not None and e.path == key else certificateItem.where
+            raise ConfigError(
+                f"{where}: {e}; give the PEM certificate and its unencrypted "
+                "private key (key, or in the certificate file)"
+            ) from e
+        try:
+            tls.loadCertificates(trust)
+        except tls.CertificateFileError as e:
+            raise ConfigError(
+                f"{trustItem.where}: {e}; give a PEM bundle of CA certificates"
+            ) from e
+    limits = XTLSLimits(
+        **{
+            XTLS_LIMIT_KEYS[name][0]: _limit(
+                values["xtls.limits." + name], name, XTLS_LIMIT_KEYS, XTLSLimits()
+            )
+            for name in XTLS_LIMIT_KEYS
+            if "xtls.limits." + name in values
+        }
+    )
+    return XTLSConfig(
+        enabled=enabled, certificate=certificate, key=key, trust=trust, limits=limits
+    )
 
 
 def componentConfigFromMapping(
@@ -1345,6 +1850,10 @@ def componentConfigFromMapping(
         for key in list(values):
             if key.startswith("component.trust."):
                 del values[key]
+    if "xtls.certificate" in overrides or "xtls.key" in overrides:
+        # The file's certificate and key go together.
+        values.pop("xtls.certificate", None)
+        values.pop("xtls.key", None)
     for key, override in overrides.items():
         if key not in COMPONENT_OVERRIDE_KEYS:
             raise ValueError(f"{key!r} cannot be overridden")
@@ -1384,8 +1893,7 @@ def componentConfigFromMapping(
         _bool(values["component.require_tls"]) if "component.require_tls" in values else True
     )
     embeddedPort = _port(values["embedded.port"]) if "embedded.port" in values else 0
-    httpauth = _rawTable(values["httpauth"]) if "httpauth" in values else {}
-    xtls = _rawTable(values["xtls"]) if "xtls" in values else {}
+    xtls = _xtls(values, source)
 
     if server is None:
         for key in (
@@ -1441,7 +1949,7 @@ def componentConfigFromMapping(
             requireTLS=requireTLS,
             limits=limits,
             embeddedPort=embeddedPort,
-            httpauth=httpauth,
+            httpauth=_httpauth(values, source, hostnames),
             xtls=xtls,
             baseDirectory=baseDirectory,
         )
@@ -1508,7 +2016,7 @@ def componentConfigFromMapping(
         trust=trust,
         requireTLS=requireTLS,
         limits=limits,
-        httpauth=httpauth,
+        httpauth=_httpauth(values, source, hostnames),
         xtls=xtls,
         baseDirectory=baseDirectory,
     )

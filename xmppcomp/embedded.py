@@ -15,7 +15,14 @@ anywhere lasting:
     in memory only and never logged;
   - the SCRAM keys of that secret, and the authorization of the
     component's hostnames (and the names below them, for names bound
-    later).
+    later);
+  - more identities with their own secrets and hostnames, added with
+    L{EmbeddedRouter.addIdentity} before it starts (the demo agent of
+    L{xmppcomp.demo} is one);
+  - an in-memory certificate authority for XTLS, which issues the
+    certificates of the components on this router
+    (L{EmbeddedRouter.issueXTLSCertificate}) and which they all trust
+    (L{EmbeddedRouter.xtlsTrust}).
 
 L{RouterService<xmppcomp.router.service.RouterService>} reads its
 certificate and credentials from files, so the certificate, its key and
@@ -48,6 +55,7 @@ from twisted.internet import defer
 from twisted.internet.endpoints import TCP4ClientEndpoint
 from twisted.internet.error import ConnectError
 from twisted.internet.interfaces import IStreamClientEndpoint
+from twisted.internet.ssl import Certificate, PrivateCertificate
 from twisted.logger import Logger
 from zope.interface import implementer
 
@@ -101,6 +109,104 @@ def _selfSignedCertificate(domain: str) -> tuple[bytes, bytes]:
     )
 
 
+def _noUsage(**usages: bool) -> x509.KeyUsage:
+    flags = dict.fromkeys(
+        (
+            "digital_signature",
+            "content_commitment",
+            "key_encipherment",
+            "data_encipherment",
+            "key_agreement",
+            "key_cert_sign",
+            "crl_sign",
+            "encipher_only",
+            "decipher_only",
+        ),
+        False,
+    )
+    flags.update(usages)
+    return x509.KeyUsage(**flags)
+
+
+class _XTLSAuthority:
+    """
+    An in-memory certificate authority (ECDSA P-256) for the XTLS
+    certificates of the components on an embedded router; its key is never
+    written anywhere.
+
+    @ivar certificate: the authority's self-signed certificate.
+    @ivar _key: its private key.
+    """
+
+    def __init__(self, domain: str) -> None:
+        self._key = ec.generate_private_key(ec.SECP256R1())
+        now = datetime.datetime.now(datetime.timezone.utc)
+        name = x509.Name(
+            [x509.NameAttribute(NameOID.COMMON_NAME, "xmppcomp embedded XTLS CA (%s)" % (domain,))]
+        )
+        self.certificate = (
+            x509.CertificateBuilder()
+            .subject_name(name)
+            .issuer_name(name)
+            .public_key(self._key.public_key())
+            .serial_number(x509.random_serial_number())
+            .not_valid_before(now - datetime.timedelta(minutes=5))
+            .not_valid_after(now + _VALIDITY)
+            .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
+            .add_extension(_noUsage(key_cert_sign=True, crl_sign=True), critical=True)
+            .add_extension(
+                x509.SubjectKeyIdentifier.from_public_key(self._key.public_key()),
+                critical=False,
+            )
+            .sign(self._key, hashes.SHA256())
+        )
+
+    def issue(self, hostnames: Sequence[str]) -> PrivateCertificate:
+        """
+        A certificate with a fresh key for C{hostnames} (DNS-IDs), usable
+        at both ends of a TLS handshake (XTLS initiators are TLS clients,
+        responders TLS servers).
+        """
+        key = ec.generate_private_key(ec.SECP256R1())
+        now = datetime.datetime.now(datetime.timezone.utc)
+        certificate = (
+            x509.CertificateBuilder()
+            .subject_name(
+                x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, hostnames[0])])
+            )
+            .issuer_name(self.certificate.subject)
+            .public_key(key.public_key())
+            .serial_number(x509.random_serial_number())
+            .not_valid_before(now - datetime.timedelta(minutes=5))
+            .not_valid_after(now + _VALIDITY)
+            .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
+            .add_extension(_noUsage(digital_signature=True), critical=True)
+            .add_extension(
+                x509.ExtendedKeyUsage(
+                    [ExtendedKeyUsageOID.SERVER_AUTH, ExtendedKeyUsageOID.CLIENT_AUTH]
+                ),
+                critical=False,
+            )
+            .add_extension(
+                x509.SubjectAlternativeName([x509.DNSName(name) for name in hostnames]),
+                critical=False,
+            )
+            .add_extension(
+                x509.AuthorityKeyIdentifier.from_issuer_public_key(self._key.public_key()),
+                critical=False,
+            )
+            .sign(self._key, hashes.SHA256())
+        )
+        keyPEM = key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+        return PrivateCertificate.loadPEM(
+            certificate.public_bytes(serialization.Encoding.PEM) + keyPEM
+        )
+
+
 def _writePrivate(path: str, data: bytes) -> None:
     """
     Write C{data} to a new file readable by its owner only.
@@ -133,8 +239,8 @@ class _EmbeddedEndpoint:
 
 class EmbeddedRouter(MultiService):
     """
-    A router on C{127.0.0.1} for one component, with a certificate and a
-    secret made up at startup.
+    A router on C{127.0.0.1} for one component (and the few more added with
+    L{addIdentity}), with a certificate and secrets made up at startup.
 
     The certificate and secret are made when this object is made, so a
     component can be built with L{secret}, L{trust} and L{clientEndpoint}
@@ -153,6 +259,9 @@ class EmbeddedRouter(MultiService):
     @ivar directory: the private directory of the certificate, key and
         credentials while running, or C{None}.
     @ivar _secret: the component's secret (never logged; see L{secret}).
+    @ivar _others: identity to the hostnames and secret of each identity
+        added with L{addIdentity}.
+    @ivar _xtlsAuthority: the XTLS authority, made when first needed.
     """
 
     def __init__(
@@ -179,6 +288,8 @@ class EmbeddedRouter(MultiService):
         self.directory: str | None = None
         self._certificatePEM, self._keyPEM = _selfSignedCertificate(domain)
         self._secret = secrets.token_urlsafe(32)
+        self._others: dict[str, tuple[tuple[str, ...], str]] = {}
+        self._xtlsAuthority: _XTLSAuthority | None = None
 
     def __repr__(self) -> str:
         return "<EmbeddedRouter %s on %s:%s>" % (self.domain, LOOPBACK, self.port)
@@ -219,15 +330,99 @@ class EmbeddedRouter(MultiService):
         """
         return _EmbeddedEndpoint(self)
 
+    def addIdentity(self, identity: str, hostnames: Sequence[str]) -> str:
+        """
+        Let one more component log in, as C{identity} with a secret of its
+        own, and bind C{hostnames} and the names below them. Call it before
+        the router starts.
+
+        @return: that component's secret (see also L{secretFor}).
+        @raise ValueError: the identity exists, or a hostname is already
+            one of another identity's (or below it), or is the router's
+            domain.
+        @raise RuntimeError: the router runs already.
+        """
+        if self.running:
+            raise RuntimeError("add identities before the embedded router starts")
+        if not hostnames:
+            raise ValueError("an identity needs hostnames")
+        if identity == self.identity or identity in self._others:
+            raise ValueError("the identity %r exists already" % (identity,))
+        taken = list(self.hostnames) + [
+            name for names, _ in self._others.values() for name in names
+        ]
+        for name in hostnames:
+            if name == self.domain:
+                raise ValueError("%r is the router's own domain" % (name,))
+            for other in taken:
+                if name == other or name.endswith("." + other) or other.endswith("." + name):
+                    raise ValueError(
+                        "%r overlaps %r, which another identity may bind" % (name, other)
+                    )
+        secret = secrets.token_urlsafe(32)
+        self._others[identity] = (tuple(hostnames), secret)
+        return secret
+
+    def secretFor(self, identity: str) -> str:
+        """
+        The secret of C{identity}: the component's, or one added with
+        L{addIdentity}.
+
+        @raise KeyError: no such identity.
+        """
+        if identity == self.identity:
+            return self._secret
+        return self._others[identity][1]
+
+    def hostnamesOf(self, identity: str) -> tuple[str, ...]:
+        """
+        The hostnames C{identity} binds.
+
+        @raise KeyError: no such identity.
+        """
+        if identity == self.identity:
+            return self.hostnames
+        return self._others[identity][0]
+
     def authorization(self) -> dict[str, tuple[str, ...]]:
         """
-        What the component's identity may bind: its hostnames, and the
-        names below them.
+        What each identity may bind: its hostnames, and the names below
+        them.
         """
-        patterns: list[str] = []
-        for name in self.hostnames:
-            patterns += [name, "*." + name]
-        return {self.identity: tuple(patterns)}
+        result: dict[str, tuple[str, ...]] = {}
+        for identity in [self.identity, *self._others]:
+            patterns: list[str] = []
+            for name in self.hostnamesOf(identity):
+                patterns += [name, "*." + name]
+            result[identity] = tuple(patterns)
+        return result
+
+    def _authority(self) -> _XTLSAuthority:
+        if self._xtlsAuthority is None:
+            self._xtlsAuthority = _XTLSAuthority(self.domain)
+        return self._xtlsAuthority
+
+    def issueXTLSCertificate(self, hostnames: Sequence[str]) -> PrivateCertificate:
+        """
+        Issue an XTLS certificate (and key) for C{hostnames} from the
+        router's in-memory authority, which every component given
+        L{xtlsTrust} trusts.
+        """
+        if not hostnames:
+            raise ValueError("a certificate needs at least one hostname")
+        return self._authority().issue(hostnames)
+
+    @property
+    def xtlsTrust(self) -> tuple[Certificate, ...]:
+        """
+        The authority that issues L{issueXTLSCertificate}'s certificates,
+        for L{xmppcomp.xtls.XTLSConfiguration.trust}.
+        """
+        return (
+            Certificate.loadPEM(
+                self._authority().certificate.public_bytes(serialization.Encoding.PEM)
+            ),
+        )
 
     def startService(self) -> None:
         from xmppcomp.stream.sasl import FileCredentialStore
@@ -243,6 +438,8 @@ class EmbeddedRouter(MultiService):
             _writePrivate(key, self._keyPEM)
             store = FileCredentialStore(credentials)
             store.add(self.identity, self._secret)
+            for identity, (_, secret) in self._others.items():
+                store.add(identity, secret)
             store.save()
             service = RouterService(
                 RouterConfig(
@@ -311,17 +508,26 @@ class EmbeddedComponent(Component):
     @ivar embeddedRouter: the router.
     """
 
-    def __init__(self, embeddedRouter: EmbeddedRouter, **kwargs: Any) -> None:
+    def __init__(
+        self, embeddedRouter: EmbeddedRouter, identity: str | None = None, **kwargs: Any
+    ) -> None:
+        """
+        @param identity: the identity to log in as: the router's component
+            (the default) or one added with L{EmbeddedRouter.addIdentity};
+            the component binds that identity's hostnames.
+        """
         # Set before Component.__init__, which asks endpointFor for the
         # endpoint of each connection.
         self.embeddedRouter = embeddedRouter
+        if identity is None:
+            identity = embeddedRouter.identity
         kwargs.setdefault("reactor", embeddedRouter.reactor)
         super().__init__(
             "embedded router (%s)" % (LOOPBACK,),
             embeddedRouter.domain,
-            embeddedRouter.hostnames,
-            secret=embeddedRouter.secret,
-            identity=embeddedRouter.identity,
+            embeddedRouter.hostnamesOf(identity),
+            secret=embeddedRouter.secretFor(identity),
+            identity=identity,
             trust=embeddedRouter.trust,
             **kwargs,
         )

@@ -12,14 +12,22 @@ a secret: C{--secret-file} and C{--secret-env} name where it is.
 Without a server (C{twistd -n xmppcomp} with no options at all) the
 component runs against an embedded router on loopback
 (L{xmppcomp.embedded.EmbeddedRouter}), so the whole thing runs on a fresh
-machine.
+machine, with a demo agent that confirms HTTP requests (L{xmppcomp.demo}).
 
 The service tree L{makeService} builds::
 
-    MultiService
+    ComponentServices
       EmbeddedRouter "embedded-router"  (only without a server; starts first)
-      Component "component"             (with disco handlers for its names)
-      ... what addServices adds (the HTTP-auth and XTLS services, later)
+      Component "component"             (handlers: disco, and from
+                                         addServices the XEP-0070
+                                         ConfirmationRequester and the
+                                         XTLSHandler)
+      _ReadyLog                         (logs once connected)
+      HTTPAuthListener "httpauth"       (the confirmer's twisted.web Site on
+                                         the [httpauth] listen endpoint)
+      EmbeddedComponent "demo-agent"    (only without a server: answers
+                                         confirmations, see xmppcomp.demo)
+      DemoHints                        (logs the curl commands to try)
 """
 
 from __future__ import annotations
@@ -27,9 +35,11 @@ from __future__ import annotations
 import os
 from typing import Any
 
+from twisted.application.internet import StreamServerEndpointService
 from twisted.application.service import IService, MultiService, Service
 from twisted.internet import defer
 from twisted.logger import Logger
+from twisted.protocols.policies import WrappingFactory
 from twisted.python import usage
 
 from xmppcomp.config import (
@@ -55,6 +65,13 @@ _PARAMETER_KEYS: dict[str, str] = {
     "client-key": "component.client_key",
     "ca-file": "component.trust.ca_file",
     "pinned": "component.trust.pinned",
+    "http-listen": "httpauth.listen",
+    "http-mode": "httpauth.mode",
+    "http-directory": "httpauth.directory",
+    "http-upstream": "httpauth.upstream",
+    "xtls-certificate": "xtls.certificate",
+    "xtls-key": "xtls.key",
+    "xtls-trust": "xtls.trust",
 } | {
     name.replace("_", "-"): "component.limits." + name for name in COMPONENT_LIMIT_KEYS
 }
@@ -65,6 +82,7 @@ _COMMAND = "twistd xmppcomp"
 #: Names of the services in the tree.
 COMPONENT_SERVICE = "component"
 EMBEDDED_SERVICE = "embedded-router"
+HTTPAUTH_SERVICE = "httpauth"
 
 
 class Options(usage.Options):
@@ -85,7 +103,11 @@ class Options(usage.Options):
         "over the file. Secrets are never options: --secret-file and "
         "--secret-env say where the secret is. With no server configured, "
         "the component runs against an embedded router on 127.0.0.1 with a "
-        "certificate and secret made up at startup (try: twistd -n xmppcomp)."
+        "certificate and secret made up at startup, next to a demo agent that "
+        "confirms HTTP requests (try: twistd -n xmppcomp). The component runs "
+        "the XEP-0070 HTTP-auth confirmer (a web listener on "
+        "127.0.0.1:8080 by default, [httpauth]) and an XTLS endpoint "
+        "(urn:xmpp:tmp:xtls, [xtls])."
     )
 
     optParameters = [
@@ -155,6 +177,32 @@ class Options(usage.Options):
             None,
             "Loopback TCP port of the embedded router (default: any free one).",
         ],
+        [
+            "http-listen",
+            None,
+            None,
+            "Server endpoint of the HTTP-auth confirmer, e.g. "
+            "tcp:8080:interface=127.0.0.1 (the default) or "
+            "ssl:8443:privateKey=key.pem:certKey=cert.pem.",
+        ],
+        [
+            "http-mode",
+            None,
+            None,
+            "protect (serve --http-directory, or a demo page), proxy (to "
+            "--http-upstream) or forward-auth (for nginx auth_request, "
+            "Traefik, Caddy).",
+        ],
+        ["http-directory", None, None, "Directory served in protect mode."],
+        ["http-upstream", None, None, "Upstream URL of proxy mode."],
+        ["xtls-certificate", None, None, "PEM certificate of the component for XTLS."],
+        ["xtls-key", None, None, "Its private key (default: in the certificate file)."],
+        [
+            "xtls-trust",
+            None,
+            None,
+            "PEM bundle of the authorities of XTLS peers' certificates.",
+        ],
     ]
 
     optFlags = [
@@ -164,6 +212,8 @@ class Options(usage.Options):
             "Trust the system's CAs for the server (the default; replaces "
             "the file's [component.trust]).",
         ],
+        ["no-httpauth", None, "Do not run the HTTP-auth confirmer."],
+        ["no-xtls", None, "Do not run the XTLS endpoint."],
     ]
 
     compData = usage.Completions(
@@ -175,6 +225,11 @@ class Options(usage.Options):
             "client-certificate": usage.CompleteFiles(),
             "client-key": usage.CompleteFiles(),
             "protocol": usage.CompleteList(["xep0225", "xep0114"]),
+            "http-mode": usage.CompleteList(["protect", "proxy", "forward-auth"]),
+            "http-directory": usage.CompleteDirs(),
+            "xtls-certificate": usage.CompleteFiles(),
+            "xtls-key": usage.CompleteFiles(),
+            "xtls-trust": usage.CompleteFiles(),
         }
     )
 
@@ -245,6 +300,10 @@ class Options(usage.Options):
             )
         if self["system-trust"]:
             overrides["component.trust.system"] = Override(True, "--system-trust")
+        if self["no-httpauth"]:
+            overrides["httpauth.enabled"] = Override(False, "--no-httpauth")
+        if self["no-xtls"]:
+            overrides["xtls.enabled"] = Override(False, "--no-xtls")
         return overrides
 
     def postOptions(self) -> None:
@@ -339,20 +398,286 @@ def addDiscovery(component: Any) -> None:
         handler.setHandlerParent(component)
 
 
+class HTTPAuthListener(StreamServerEndpointService):
+    """
+    The web listener of the HTTP-auth confirmer: a
+    L{StreamServerEndpointService} that fails the start (and so twistd)
+    when it cannot listen, and logs where it listens.
+
+    @ivar description: the endpoint string.
+    @ivar what: what it serves, for the log.
+    @ivar secure: whether it speaks HTTPS (an C{ssl:} endpoint).
+    @ivar port: the L{IListeningPort} while listening, else C{None}.
+    """
+
+    _raiseSynchronously = True
+
+    def __init__(self, endpoint: Any, factory: Any, description: str, what: str) -> None:
+        super().__init__(endpoint, _ConnectionTracker(factory))
+        self.description = description
+        self.what = what
+        self.secure = description.split(":", 1)[0].lower() == "ssl"
+        self.port: Any = None
+        self._listeners: list[defer.Deferred[Any]] = []
+
+    def privilegedStartService(self) -> None:
+        super().privilegedStartService()
+        assert self._waitingForPort is not None
+        self._waitingForPort.addCallback(self._listening)
+
+    def _listening(self, port: Any) -> Any:
+        if port is None:
+            # Failed (and logged), or cancelled.
+            return port
+        self.port = port
+        from xmppcomp.demo import _hintURL
+
+        log.info(
+            "XEP-0070 HTTP-auth confirmer listening on {where} ({endpoint}): {what}",
+            where=_hintURL(port, self.secure) or port.getHost(),
+            endpoint=self.description,
+            what=self.what,
+        )
+        listeners, self._listeners = self._listeners, []
+        for d in listeners:
+            d.callback(port)
+        return port
+
+    def whenListening(self) -> defer.Deferred[Any]:
+        """
+        Fires with the L{IListeningPort} once listening (at once if it
+        does).
+        """
+        if self.port is not None:
+            return defer.succeed(self.port)
+        d: defer.Deferred[Any] = defer.Deferred()
+        self._listeners.append(d)
+        return d
+
+    @defer.inlineCallbacks
+    def stopService(self) -> Any:
+        """
+        Stop listening, then close the open connections (pending
+        confirmations included) and wait until they are gone.
+        """
+        self.port = None
+        yield super().stopService()
+        yield self.factory.closeAll()
+
+
+class _ConnectionTracker(WrappingFactory):
+    """
+    Knows the open connections of the web listener, to close them when it
+    stops (browsers keep idle connections open).
+    """
+
+    def __init__(self, wrapped: Any) -> None:
+        super().__init__(wrapped)
+        self._idle: list[defer.Deferred[None]] = []
+
+    def unregisterProtocol(self, p: Any) -> None:
+        super().unregisterProtocol(p)
+        if not self.protocols:
+            idle, self._idle = self._idle, []
+            for d in idle:
+                d.callback(None)
+
+    def closeAll(self) -> defer.Deferred[None]:
+        """
+        Abort every open connection.
+
+        @return: fires once none is left.
+        """
+        if not self.protocols:
+            return defer.succeed(None)
+        d: defer.Deferred[None] = defer.Deferred()
+        self._idle.append(d)
+        for p in list(self.protocols):
+            p.transport.abortConnection()
+        return d
+
+
+def _httpResource(httpauth: Any, confirmer: Any, reactor: Any) -> tuple[Any, str]:
+    """
+    The confirmer's resource for the configured mode, and what it serves
+    (for the log).
+    """
+    if httpauth.mode == "proxy":
+        from treq.client import HTTPClient
+        from twisted.web.client import Agent
+
+        client = HTTPClient(Agent(reactor))
+        return (
+            confirmer.proxy(httpauth.upstream, client, httpauth.publicOrigin),
+            "proxy to %s" % (httpauth.upstream,),
+        )
+    if httpauth.mode == "forward-auth":
+        return (
+            confirmer.forwardAuth(),
+            "forward-auth endpoint (nginx auth_request, Traefik ForwardAuth, "
+            "Caddy forward_auth)",
+        )
+    if httpauth.directory is not None:
+        from twisted.web.static import File
+
+        return (
+            confirmer.protect(File(httpauth.directory), httpauth.publicOrigin),
+            "protects the directory %s" % (httpauth.directory,),
+        )
+    from xmppcomp.demo import DemoPage
+
+    return (
+        confirmer.protect(DemoPage(), httpauth.publicOrigin),
+        "protects a built-in demo page (set [httpauth] directory or "
+        "--http-directory to serve files)",
+    )
+
+
+def addHTTPAuth(parent: MultiService, component: Any, config: ComponentConfig) -> Any:
+    """
+    Add the XEP-0070 HTTP-auth confirmer: a L{ConfirmationRequester
+    <xmppcomp.httpauth.ConfirmationRequester>} on C{component}, asking from
+    C{[httpauth] from}, and a twisted.web L{Site} serving the configured
+    mode on the C{listen} endpoint (an L{HTTPAuthListener} named
+    L{HTTPAUTH_SERVICE}, child of C{parent}).
+
+    @return: the L{HTTPAuthListener}.
+    """
+    from twisted.internet.endpoints import serverFromString
+    from twisted.web.server import Site
+    from twisted.words.protocols.jabber.jid import JID
+
+    from xmppcomp.httpauth import ConfirmationRequester, makeConfirmer
+
+    httpauth = config.httpauth
+    reactor = component.reactor
+    asker = httpauth.fromHostname or component.hostnames[0]
+    requester = ConfirmationRequester(JID(asker), reactor, timeout=httpauth.timeout)
+    requester.setHandlerParent(component)
+    confirmer = makeConfirmer(requester, httpauth.rules, reactor, httpauth.limits)
+    resource, what = _httpResource(httpauth, confirmer, reactor)
+    site = Site(resource)
+    site.noisy = False
+    try:
+        endpoint = serverFromString(reactor, httpauth.listen)
+    except Exception as e:
+        raise ConfigError(f"httpauth.listen: {httpauth.listen!r}: {e}") from e
+    rules = "; ".join(
+        "%s: %s"
+        % (
+            rule.prefix,
+            "anyone"
+            if rule.anyone
+            else ", ".join(sorted(rule.jids) + ["*@" + d for d in sorted(rule.domains)])
+            or "nobody",
+        )
+        for rule in httpauth.rules.rules
+    )
+    listener = HTTPAuthListener(
+        endpoint,
+        site,
+        httpauth.listen,
+        "%s; confirmations asked from %s, %gs to answer; access: %s"
+        % (what, asker, httpauth.timeout, rules),
+    )
+    listener.setName(HTTPAUTH_SERVICE)
+    listener.setServiceParent(parent)
+    return listener
+
+
+def addXTLS(component: Any, config: ComponentConfig) -> Any:
+    """
+    Attach an L{XTLSHandler<xmppcomp.xtls.XTLSHandler>} to C{component}:
+    with the configured certificate and trust; on an embedded router
+    without them, with a certificate for the component's hostnames issued
+    by the router's in-memory authority; with a server and no certificate,
+    inactive (starts are answered C{service-unavailable}; the log says
+    how to fix it). Disco then lists C{urn:xmpp:tmp:xtls} for the
+    component's hostnames (through the disco handler already attached).
+
+    @return: the handler.
+    @raise ConfigError: a file cannot be read any more.
+    """
+    from xmppcomp.stream import tls
+    from xmppcomp.xtls import XTLSConfiguration, XTLSHandler
+
+    xtls = config.xtls
+    certificate: Any = None
+    trust: tuple[Any, ...] = ()
+    embedded = getattr(component, "embeddedRouter", None)
+    if xtls.certificate is not None:
+        assert xtls.trust is not None
+        try:
+            certificate = tls.loadPrivateCertificate(xtls.certificate, xtls.key)
+            trust = tuple(tls.loadCertificates(xtls.trust))
+        except tls.CertificateFileError as e:
+            raise ConfigError(str(e)) from e
+        origin = "certificate %s, peers' authorities from %s" % (xtls.certificate, xtls.trust)
+    elif embedded is not None:
+        certificate = embedded.issueXTLSCertificate(component.hostnames)
+        trust = embedded.xtlsTrust
+        origin = (
+            "certificate issued at startup by the embedded router's in-memory "
+            "authority, which the components on it trust"
+        )
+    else:
+        origin = ""
+    limits = xtls.limits
+    handler = XTLSHandler(
+        XTLSConfiguration(
+            certificate=certificate,
+            trust=trust,
+            enabled=xtls.enabled,
+            maxTunnels=limits.maxTunnels,
+            maxTunnelsPerPeer=limits.maxTunnelsPerPeer,
+            window=limits.window,
+            chunkSize=limits.chunkSize,
+            maxStanzaSize=limits.maxStanzaSize,
+        ),
+        component.reactor,
+    )
+    handler.setHandlerParent(component)
+    names = ", ".join(component.hostnames)
+    if certificate is None:
+        log.warn(
+            "XTLS endpoint for {names} is inactive: no certificate (starts are "
+            "answered service-unavailable). Give [xtls] certificate, key and "
+            "trust (or --xtls-certificate, --xtls-key, --xtls-trust), or "
+            "[xtls] enabled = false (--no-xtls) to leave it out.",
+            names=names,
+        )
+    else:
+        log.info(
+            "XTLS endpoint (urn:xmpp:tmp:xtls) for {names}: {origin}; at most "
+            "{tunnels} tunnels, {perPeer} per peer",
+            names=names,
+            origin=origin,
+            tunnels=limits.maxTunnels,
+            perPeer=limits.maxTunnelsPerPeer,
+        )
+    return handler
+
+
 def addServices(parent: MultiService, component: Any, config: ComponentConfig) -> None:
     """
-    Add the services that work through the component to the tree.
-
-    Nothing yet. This is where the XEP-0070 HTTP-auth confirmer (its web
-    listener, configured by C{config.httpauth}, the C{[httpauth]} table)
-    and the XTLS endpoint (its handler on C{component}, configured by
-    C{config.xtls}, the C{[xtls]} table) will be added, as children of
-    C{parent} started after C{component}.
+    Add the services that work through the component to the tree: the
+    XEP-0070 HTTP-auth confirmer (L{addHTTPAuth}, unless C{[httpauth]
+    enabled = false}) and the XTLS endpoint (L{addXTLS}, unless C{[xtls]
+    enabled = false}).
 
     @param parent: the top of the service tree.
     @param component: the component, already in C{parent}.
     @param config: the configuration.
+    @raise ConfigError: a file cannot be read any more.
     """
+    if config.httpauth.enabled:
+        addHTTPAuth(parent, component, config)
+    else:
+        log.info("the HTTP-auth confirmer is off ([httpauth] enabled = false or --no-httpauth)")
+    if config.xtls.enabled:
+        addXTLS(component, config)
+    else:
+        log.info("the XTLS endpoint is off ([xtls] enabled = false or --no-xtls)")
 
 
 class ComponentServices(MultiService):
@@ -441,6 +766,13 @@ def serviceFromConfig(config: ComponentConfig, reactor: Any = None) -> Component
     component.setServiceParent(top)
     _ReadyLog(component, config).setServiceParent(top)
     addServices(top, component, config)
+    if config.embedded:
+        from xmppcomp.demo import addDemo
+
+        listener = (
+            top.getServiceNamed(HTTPAUTH_SERVICE) if config.httpauth.enabled else None
+        )
+        addDemo(top, embedded, component, listener)
     return top
 
 

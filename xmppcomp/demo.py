@@ -1,0 +1,234 @@
+# -*- test-case-name: tests.test_mainjob -*-
+"""
+The demo of C{twistd -n xmppcomp} with no server configured: everything a
+full XEP-0070 confirmation needs, on one machine.
+
+Without a server, the component runs against an embedded router
+(L{xmppcomp.embedded}). Nobody is logged in to that router to confirm
+anything, so L{addDemo} starts a second component on it, the B{demo
+agent}, at the hostname C{agent.<router domain>} (C{agent.localhost} by
+default). The router delivers every stanza addressed to that hostname or
+to any JID at it (C{demo@agent.localhost/web}, ...) to the agent, which
+answers XEP-0070 confirmation requests with a L{ConfirmationResponder}
+and L{demoPolicy}:
+
+  - a transaction id starting with C{deny} is denied (the HTTP client
+    gets 403);
+  - any other is confirmed (200).
+
+It logs each request it answers. Once the HTTP listener listens and both
+components are bound, L{addDemo}'s hints service logs three C{curl}
+commands with the listener's real address: no credentials (401), C{tx-1}
+(200, confirmed by the agent) and C{deny-2} (403).
+
+The built-in page served in C{protect} mode when no directory is
+configured (L{DemoPage}) lives here too.
+"""
+
+from __future__ import annotations
+
+from html import escape
+from typing import Any
+
+from twisted.application.service import MultiService, Service
+from twisted.internet import defer
+from twisted.logger import Logger
+from twisted.web.iweb import IRequest
+from twisted.web.resource import Resource
+
+from xmppcomp.httpauth import JID_HEADER, ConfirmationResponder, IncomingConfirmation
+
+__all__ = ["DEMO_AGENT", "DEMO_JID", "DemoPage", "addDemo", "demoPolicy"]
+
+log = Logger()
+
+#: The first label of the demo agent's hostname (below the router's domain).
+DEMO_AGENT = "agent"
+
+#: The localpart and resource of the JID the hints use, at the agent's
+#: hostname.
+DEMO_JID = "demo@%s/web"
+
+#: Transaction ids starting with this are denied by L{demoPolicy}.
+DENY_PREFIX = "deny"
+
+#: The name of the demo agent in the service tree.
+DEMO_SERVICE = "demo-agent"
+
+
+def demoPolicy(incoming: IncomingConfirmation) -> bool:
+    """
+    The demo agent's answer: confirm, unless the transaction id starts
+    with C{deny}. Logs each answer.
+    """
+    allowed = not incoming.request.transactionId.startswith(DENY_PREFIX)
+    log.info(
+        "demo agent: {verdict} {method} {url} for {who} (transaction id "
+        "{transaction!r}, asked by {asker} via {form}){why}",
+        verdict="confirmed" if allowed else "denied",
+        method=incoming.request.method,
+        url=incoming.request.url,
+        who=incoming.recipient.full(),
+        transaction=incoming.request.transactionId,
+        asker=incoming.sender.full(),
+        form="message" if incoming.viaMessage else "IQ",
+        why="" if allowed else " (it starts with %r)" % (DENY_PREFIX,),
+    )
+    return allowed
+
+
+_PAGE = """\
+<!DOCTYPE html>
+<html lang="en">
+<head><meta charset="utf-8"><title>xmppcomp</title></head>
+<body>
+<h1>Confirmed over XMPP</h1>
+<p>Hello, <strong>{jid}</strong>. This page is protected by the XEP-0070
+HTTP-auth confirmer of <code>twistd xmppcomp</code>: your JID confirmed this
+request.</p>
+<p>To serve your own files instead, set <code>directory</code> in the
+<code>[httpauth]</code> table of the configuration, or give
+<code>--http-directory DIR</code>.</p>
+</body>
+</html>
+"""
+
+
+class DemoPage(Resource):
+    """
+    The page served in C{protect} mode when no directory is configured:
+    C{/} greets the confirmed JID (from L{JID_HEADER}); anything else is
+    404.
+    """
+
+    isLeaf = True
+
+    def render_GET(self, request: IRequest) -> bytes:
+        if request.postpath not in ([], [b""]):  # type: ignore[attr-defined]
+            request.setResponseCode(404)
+            request.setHeader(b"content-type", b"text/plain; charset=utf-8")
+            return b"Not found: this demo has only one page, /\n"
+        who = request.getHeader(JID_HEADER)
+        jid = who.decode("utf-8", "replace") if who else "(unknown)"
+        request.setHeader(b"content-type", b"text/html; charset=utf-8")
+        request.setHeader(b"cache-control", b"no-store")
+        return _PAGE.format(jid=escape(jid)).encode("utf-8")
+
+
+def _hintURL(port: Any, secure: bool) -> str | None:
+    """
+    The URL a local client reaches the listener at, or C{None} when it is
+    not a TCP port.
+    """
+    address = port.getHost()
+    host = getattr(address, "host", None)
+    number = getattr(address, "port", None)
+    if host is None or number is None:
+        return None
+    if host in ("", "0.0.0.0"):
+        host = "127.0.0.1"
+    elif host == "::":
+        host = "::1"
+    if ":" in host:
+        host = "[%s]" % (host,)
+    return "%s://%s:%d/" % ("https" if secure else "http", host, number)
+
+
+class DemoHints(Service):
+    """
+    Logs what to try once the HTTP listener listens and both components
+    are bound.
+
+    @ivar ready: fires (with the URL, or C{None}) once the hints are
+        logged; for tests.
+    """
+
+    def __init__(self, listener: Any, components: list[Any], agentHost: str) -> None:
+        self._listener = listener
+        self._components = components
+        self._agentHost = agentHost
+        self.ready: defer.Deferred[str | None] = defer.Deferred()
+
+    def startService(self) -> None:
+        super().startService()
+        waits = [self._listener.whenListening()] + [c.whenReady() for c in self._components]
+        d = defer.gatherResults(waits, consumeErrors=True)
+        d.addCallback(lambda results: self._log(results[0]))
+        d.addErrback(self._failed)
+        d.chainDeferred(self.ready)
+
+    def _failed(self, failure: Any) -> None:
+        # The listener logs its own failure; say only why no hints come.
+        log.info(
+            "no demo hints: {why}",
+            why=failure.value.subFailure.getErrorMessage()
+            if isinstance(failure.value, defer.FirstError)
+            else failure.getErrorMessage(),
+        )
+
+    def _log(self, port: Any) -> str | None:
+        url = _hintURL(port, self._listener.secure)
+        if url is None:
+            return None
+        who = DEMO_JID % (self._agentHost,)
+        insecure = "-k " if self._listener.secure else ""
+        log.info(
+            "Demo: the demo agent {agent} confirms XEP-0070 requests for any JID "
+            "at it, unless the transaction id starts with {deny!r}. Try:\n"
+            "  curl {k}-i {url}\n"
+            "      401, asks for a JID and a transaction id\n"
+            "  curl {k}-i -u '{who}:tx-1' {url}\n"
+            "      200, confirmed by the demo agent (the same credentials "
+            "pass again from this client and site for the session lifetime; "
+            "elsewhere, or later, they are a replay: 403)\n"
+            "  curl {k}-i -u '{who}:deny-2' {url}\n"
+            "      403, denied by the demo agent",
+            agent=self._agentHost,
+            deny=DENY_PREFIX,
+            url=url,
+            who=who,
+            k=insecure,
+        )
+        return url
+
+
+def addDemo(parent: MultiService, embedded: Any, component: Any, listener: Any) -> Any:
+    """
+    Add the demo agent (and, with an HTTP listener, the hints) to the tree
+    of a component running on an embedded router.
+
+    Call it before the tree starts: the agent's identity is added to the
+    router (L{EmbeddedRouter.addIdentity
+    <xmppcomp.embedded.EmbeddedRouter.addIdentity>}).
+
+    @param parent: the top of the service tree, which holds C{embedded}.
+    @param embedded: the L{xmppcomp.embedded.EmbeddedRouter}.
+    @param component: the main component.
+    @param listener: the HTTP-auth listener service
+        (L{xmppcomp.tap.HTTPAuthListener}), or C{None}.
+    @return: the agent (an L{xmppcomp.embedded.EmbeddedComponent}), or
+        C{None} when its hostname is taken by the component.
+    """
+    from xmppcomp.embedded import EmbeddedComponent
+    from xmppcomp.tap import addDiscovery
+
+    agentHost = "%s.%s" % (DEMO_AGENT, embedded.domain)
+    try:
+        embedded.addIdentity(agentHost, [agentHost])
+    except ValueError as e:
+        log.info("no demo agent: {why}", why=e)
+        return None
+    agent = EmbeddedComponent(
+        embedded,
+        identity=agentHost,
+        maxQueued=component.maxQueued,
+        negotiationTimeout=component.negotiationTimeout,
+    )
+    agent.setName(DEMO_SERVICE)
+    addDiscovery(agent)
+    ConfirmationResponder(demoPolicy).setHandlerParent(agent)
+    agent.setServiceParent(parent)
+    embedded.watch(agent)
+    if listener is not None:
+        DemoHints(listener, [component, agent], agentHost).setServiceParent(parent)
+    return agent
