@@ -190,6 +190,13 @@ class ComponentTOMLTests(RouterMixin, TestCase):
             flags=re.M,
         )
         self.assertEqual(count, 1)
+        text, count = re.subn(
+            r'^listen = "tcp:8081:interface=127\.0\.0\.1"$',
+            'listen = "tcp:0:interface=127.0.0.1"',
+            text,
+            flags=re.M,
+        )
+        self.assertEqual(count, 1)
         configPath = os.path.join(self.directory, "component.toml")
         with open(configPath, "w", encoding="utf-8") as f:
             f.write(text)
