@@ -73,6 +73,11 @@ _MAX_JID_PART = 1023
 #: Top-level stanzas parsed shallow while raw capture is on.
 _SHALLOW_NAMES = frozenset({"message", "presence"})
 
+_PLAIN_DOMAIN = re.compile(
+    r"\A[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
+    r"(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*\Z"
+)
+
 _VERSION = re.compile(r"\A([0-9]+)\.([0-9]+)\Z")
 
 
@@ -601,6 +606,11 @@ def _normaliseJID(value: str) -> str | None:
 
     @return: the normalised JID string, or L{None} if C{value} is not a JID.
     """
+    if len(value) <= _MAX_JID_PART and _PLAIN_DOMAIN.match(value) is not None:
+        # The usual stream header address: an ASCII domain whose nameprep
+        # is lowercasing (letters, digits, inner hyphens; labels of at most
+        # 63). Stringprep in pure Python costs far more.
+        return value.lower()
     bare, slash, resource = value.partition("/")
     if slash and not resource:
         return None

@@ -1,0 +1,144 @@
+"""
+Run every benchmark, one after another, each in its own processes on
+127.0.0.1 and each bounded in time, then print their Markdown tables, a
+table of the targets of issue #7 (met or missed), and all results as one
+JSON document.
+
+    python bench/run_all.py [--quick]
+
+Takes a few minutes (--quick: about one). Run by hand, never by the test
+suite. See bench/README.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import subprocess
+import sys
+import time
+from typing import Any
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+
+#: (name, script, arguments, quick arguments, seconds allowed)
+BENCHMARKS = [
+    ("routing", "routing.py", [], ["--runs", "5", "--count", "5000"], 600),
+    ("negotiation", "negotiation_load.py", [], ["--runs", "5", "--duration", "1"], 300),
+    ("memory", "memory.py", [], ["--runs", "5", "--sessions", "300"], 400),
+    ("xtls_router", "xtls_router.py", [], ["--runs", "5", "--messages", "2"], 300),
+    ("xtls_memory", "xtls_memory.py", [], [], 300),
+]
+
+_JSON_BLOCK = re.compile(r"```json\n(.*?)\n```", re.S)
+
+
+def run(name: str, script: str, args: list[str], timeout: float) -> dict[str, Any]:
+    path = os.path.join(HERE, script)
+    if not os.path.exists(path):
+        return {"name": name, "skipped": "%s not present" % (script,)}
+    start = time.monotonic()
+    try:
+        done = subprocess.run(
+            [sys.executable, path, *args],
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            cwd=os.path.dirname(HERE),
+        )
+    except subprocess.TimeoutExpired:
+        return {"name": name, "failed": "timed out after %g s" % (timeout,)}
+    result: dict[str, Any] = {"name": name, "seconds": round(time.monotonic() - start, 1), "output": done.stdout}
+    if done.returncode != 0:
+        result["failed"] = "exit %d: %s" % (done.returncode, done.stderr[-2000:])
+    blocks = _JSON_BLOCK.findall(done.stdout)
+    if blocks:
+        result["data"] = json.loads(blocks[-1])
+    return result
+
+
+def _median(data: dict[str, Any], *path: str) -> float | None:
+    value: Any = data
+    for key in path:
+        if not isinstance(value, dict) or key not in value:
+            return None
+        value = value[key]
+    return value.get("median") if isinstance(value, dict) else None
+
+
+def targets(results: dict[str, dict[str, Any]]) -> list[list[str]]:
+    """
+    One row per target of issue #7: what was measured and whether it is met.
+    """
+    rows = []
+
+    def row(what: str, value: float | None, goal: float, higher: bool, unit: str) -> None:
+        if value is None:
+            rows.append([what, "not measured", "%s %g%s" % ("≥" if higher else "≤", goal, unit), "–"])
+            return
+        met = value >= goal if higher else value <= goal
+        gap = "" if met else " (gap %.2f%s)" % (abs(goal - value), unit)
+        rows.append([what, "%.2f%s" % (value, unit), "%s %g%s" % ("≥" if higher else "≤", goal, unit), ("met" if met else "missed") + gap])
+
+    routing = results.get("routing", {}).get("data", {})
+    row("routing: ours (XEP-0225, TLS) / wokkel Router", _median(routing, "ratios", "ours-0225/wokkel"), 4, True, "×")
+    row("routing: ours (XEP-0225, TLS) / Prosody", _median(routing, "ratios", "ours-0225/prosody"), 1, True, "×")
+    row("routing: router CPU per routed stanza (XEP-0225, TLS)", _median(routing, "routers", "ours-0225", "routerUs"), 8, False, " µs")
+    negotiation = results.get("negotiation", {}).get("data", {})
+    levels = negotiation.get("levels", {})
+    busiest = max(levels, key=int) if levels else None
+    row(
+        "negotiation: sustained by the router (CPU-bound capacity, %s concurrent)" % (busiest,),
+        _median(levels, busiest, "capacity") if busiest else None,
+        400,
+        True,
+        "/s",
+    )
+    row(
+        "negotiation: measured rate (%s concurrent; load-bound)" % (busiest,),
+        _median(levels, busiest, "rate") if busiest else None,
+        400,
+        True,
+        "/s",
+    )
+    row("negotiation: p50 latency (1 at a time)", _median(levels, "1", "p50ms"), 3, False, " ms")
+    memory = results.get("memory", {}).get("data", {})
+    row("memory: RSS per idle session", _median(memory, "perSessionKiB"), 64, False, " KiB")
+    return rows
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--quick", action="store_true", help="smaller counts, about a minute")
+    arguments = parser.parse_args()
+    sys.path.insert(0, HERE)
+    import _common
+
+    results: dict[str, dict[str, Any]] = {}
+    for name, script, args, quick, timeout in BENCHMARKS:
+        print("running %s ..." % (name,), file=sys.stderr, flush=True)
+        results[name] = run(name, script, quick if arguments.quick else args, timeout)
+    print("# xmppcomp benchmarks\n")
+    for name, result in results.items():
+        if "skipped" in result:
+            print("## %s: skipped (%s)\n" % (name, result["skipped"]))
+            continue
+        text = _JSON_BLOCK.sub("", result.get("output", "")).strip()
+        print(text + "\n")
+        if "failed" in result:
+            print("**%s failed**: %s\n" % (name, result["failed"]))
+    print("## Targets (issue #7)\n")
+    print(_common.table(["target", "measured (median)", "goal", "status"], targets(results)))
+    combined = {
+        name: {key: value for key, value in result.items() if key != "output"} for name, result in results.items()
+    }
+    for name, result in results.items():
+        if "data" not in result and "output" in result:
+            combined[name]["text"] = result["output"]
+    _common.emitJSON("all", {"quick": arguments.quick, "results": combined})
+
+
+if __name__ == "__main__":
+    main()
