@@ -218,9 +218,3 @@ class PydoctorTests(SynchronousTestCase):
         _, lines = self.build()
         problems = [line for line in lines if not _UNRESOLVED.search(line)]
         self.assertEqual(problems, [])
-
-    test_docstrings.todo = (  # type: ignore[attr-defined]
-        "docstring fixes pending: xmppcomp/__init__.py __all__, "
-        "xmppcomp/xtls/__init__.py literal block, "
-        "xmppcomp/httpauth/_checker.py interface"
-    )

@@ -36,7 +36,24 @@ _EXPORTS = {
     "AccessRule": "xmppcomp.httpauth",
 }
 
-__all__ = sorted(_EXPORTS)
+__all__ = [
+    "AccessRule",
+    "AccessRules",
+    "Component",
+    "ComponentConfig",
+    "ComponentStream",
+    "ConfigError",
+    "ConfirmationRequester",
+    "ConfirmationResponder",
+    "Router",
+    "RouterConfig",
+    "RouterService",
+    "SecretRef",
+    "Tunnel",
+    "XTLSConfiguration",
+    "XTLSHandler",
+    "makeConfirmer",
+]
 
 
 def __getattr__(name: str) -> Any:

@@ -97,8 +97,8 @@ request.</p>
 class DemoPage(Resource):
     """
     The page served in C{protect} mode when no directory is configured:
-    C{/} greets the confirmed JID (from L{JID_HEADER}); anything else is
-    404.
+    C{/} greets the confirmed JID (from L{JID_HEADER}); any other path
+    gets a 404.
     """
 
     isLeaf = True

@@ -118,10 +118,14 @@ class IInitiatingFeature(Interface):
         """
 
 
-class IXMPPConfirmationCredentials(ICredentials):
+class IXMPPConfirmationCredentials(ICredentials, Interface):
     """
     XEP-0070 credentials together with the request they are for: a checker
     needs the method and the full URL to ask the JID.
+
+    (C{Interface} is listed as a base beside C{ICredentials}, which already
+    derives from it, so that pydoctor sees an interface without Twisted's
+    inventory.)
     """
 
     attempt = Attribute("The L{xmppcomp.httpauth.Attempt}.")

@@ -7,7 +7,7 @@ Layers, as in L{twisted.protocols.haproxy}: pure logic that imports nothing
 from C{twisted.internet} (C{_wire} values, C{_identity} certificate checks,
 C{_engine} TLS over a memory BIO, C{_inner} the stanza stream inside,
 C{_tunnel} the Automat state machine), and the thin Twisted adapter
-C{_handler} (L{XTLSHandler}, L{Tunnel}, L{XTLSConfiguration}).
+C{_handler} (L{XTLSHandler}, L{Tunnel}, L{XTLSConfiguration})::
 
     xtls = XTLSHandler(XTLSConfiguration(certificate=cert, trust=[ca]))
     xtls.setHandlerParent(streamManager)
