@@ -12,6 +12,7 @@ credentials and certificates from a L{xmppcomp.config.RouterConfig}.
 from __future__ import annotations
 
 from collections import deque
+from functools import partial
 from typing import Any, Callable
 
 from twisted.application.service import MultiService
@@ -212,7 +213,7 @@ class Router:
         capture = getattr(xs, "captureRawStanzas", None)
         if capture is not None:
             capture()
-        xs.elementHandler = lambda element: self.route(session, element)
+        xs.elementHandler = partial(self.route, session)
         log.info(
             "{kind} session of {identity} from {peer} routes {names}",
             kind=session.kind,
