@@ -76,6 +76,7 @@ L{loadComponentConfig})::
     public_origin = "https://example.net"   # scheme://authority clients use
     timeout = 120                           # seconds the user has to confirm
     from = "comp.example.net"               # default: the first hostname
+    metrics = false                         # serve /metrics (Prometheus)
     [[httpauth.rules]]                      # default: prefix "/", anyone
     prefix = "/"
     jids = ["alice@example.net"]
@@ -1023,6 +1024,8 @@ class HTTPAuthConfig:
         (L{xmppcomp.httpauth.AccessRules}).
     @ivar limits: pending limits and lifetimes
         (L{xmppcomp.httpauth.Limits}).
+    @ivar metrics: whether the listener also serves C{/metrics}
+        (L{xmppcomp.metrics}, Prometheus text format, unauthenticated).
     """
 
     enabled: bool = True
@@ -1035,6 +1038,7 @@ class HTTPAuthConfig:
     fromHostname: str | None = None
     rules: Any = attrs.field(factory=_defaultRules)
     limits: Any = attrs.field(factory=_defaultHTTPLimits)
+    metrics: bool = False
 
 
 @attrs.frozen
@@ -1196,6 +1200,7 @@ _COMPONENT_TABLES: Mapping[str, frozenset[str]] = {
             "from",
             "rules",
             "limits",
+            "metrics",
         }
     ),
     "httpauth.limits": frozenset(HTTPAUTH_LIMIT_KEYS),
@@ -1228,6 +1233,7 @@ COMPONENT_OVERRIDE_KEYS = frozenset(
         "httpauth.mode",
         "httpauth.directory",
         "httpauth.upstream",
+        "httpauth.metrics",
         "xtls.enabled",
         "xtls.certificate",
         "xtls.key",
@@ -1736,6 +1742,7 @@ def _httpauth(
         fromHostname=fromHostname,
         rules=rules,
         limits=limits,
+        metrics=_bool(item) if (item := get("metrics")) is not None else False,
     )
 
 
