@@ -31,6 +31,7 @@ from twisted.words.xish import domish, utility
 from twisted.words.xish.xmlstream import STREAM_END_EVENT
 
 from xmppcomp.errors import NegotiationError, SASLFailure, TLSRequiredError
+from xmppcomp.metrics import NEGOTIATION_FAILURES
 from xmppcomp.ns import NS_CLIENT, NS_COMPONENT_ACCEPT, NS_PING
 from xmppcomp.router.routing import domainOf
 from xmppcomp.stream.bind import BIND_NAMESPACES, BindError, BindInitiator, bindRequest, boundHostname
@@ -88,6 +89,21 @@ def isFatal(failure: Failure) -> bool:
         "VerificationError",
         "PinnedCertificateMismatch",
     )
+
+
+def failureCondition(failure: Failure) -> str:
+    """
+    The C{condition} label of a failed connection in
+    C{xmppcomp_negotiation_failures_total}: the SASL failure, stream error
+    or bind error condition when there is one (C{not-authorized},
+    C{host-unknown}, C{conflict}, ...), else the exception's class name
+    (C{TLSRequiredError}, C{NegotiationError}, C{ConnectionDone}, ...),
+    so that the label takes a bounded set of values.
+    """
+    condition = getattr(failure.value, "condition", None)
+    if isinstance(condition, str) and condition:
+        return condition
+    return type(failure.value).__name__
 
 
 class ComponentStream(utility.EventDispatcher):
@@ -191,6 +207,7 @@ class _Link:
 
         def failed(failure: Failure) -> None:
             self.lastFailure = failure
+            NEGOTIATION_FAILURES.labels("initiating", failureCondition(failure)).inc()
             log.warn(
                 "{name}: connecting to {server} failed ({why}){hint}",
                 name=", ".join(self.hostnames),

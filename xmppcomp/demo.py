@@ -182,12 +182,16 @@ class DemoHints(Service):
             "pass again from this client and site for the session lifetime; "
             "elsewhere, or later, they are a replay: 403)\n"
             "  curl {k}-i -u '{who}:deny-2' {url}\n"
-            "      403, denied by the demo agent",
+            "      403, denied by the demo agent{metrics}",
             agent=self._agentHost,
             deny=DENY_PREFIX,
             url=url,
             who=who,
             k=insecure,
+            metrics="\n  curl %s%smetrics\n      the Prometheus metrics "
+            "(confirmations by outcome, ...)" % (insecure, url)
+            if getattr(self._listener, "metrics", False)
+            else "",
         )
         return url
 

@@ -24,7 +24,9 @@ The service tree L{makeService} builds::
                                          XTLSHandler)
       _ReadyLog                         (logs once connected)
       HTTPAuthListener "httpauth"       (the confirmer's twisted.web Site on
-                                         the [httpauth] listen endpoint)
+                                         the [httpauth] listen endpoint; with
+                                         [httpauth] metrics = true or
+                                         --metrics, also /metrics)
       EmbeddedComponent "demo-agent"    (only without a server: answers
                                          confirmations, see xmppcomp.demo)
       DemoHints                        (logs the curl commands to try)
@@ -32,6 +34,7 @@ The service tree L{makeService} builds::
 
 from __future__ import annotations
 
+import ipaddress
 import os
 from typing import Any
 
@@ -41,6 +44,7 @@ from twisted.internet import defer
 from twisted.logger import Logger
 from twisted.protocols.policies import WrappingFactory
 from twisted.python import usage
+from twisted.web.resource import Resource
 
 from xmppcomp.config import (
     COMPONENT_LIMIT_KEYS,
@@ -214,6 +218,13 @@ class Options(usage.Options):
         ],
         ["no-httpauth", None, "Do not run the HTTP-auth confirmer."],
         ["no-xtls", None, "Do not run the XTLS endpoint."],
+        [
+            "metrics",
+            None,
+            "Serve the Prometheus metrics at /metrics on the HTTP-auth "
+            "listener (without authentication: keep that listener on "
+            "loopback, or behind a proxy that restricts /metrics).",
+        ],
     ]
 
     compData = usage.Completions(
@@ -304,6 +315,8 @@ class Options(usage.Options):
             overrides["httpauth.enabled"] = Override(False, "--no-httpauth")
         if self["no-xtls"]:
             overrides["xtls.enabled"] = Override(False, "--no-xtls")
+        if self["metrics"]:
+            overrides["httpauth.metrics"] = Override(True, "--metrics")
         return overrides
 
     def postOptions(self) -> None:
@@ -324,6 +337,12 @@ class Options(usage.Options):
                 config.secret.read()
         except ConfigError as e:
             raise usage.UsageError(str(e)) from e
+        if config.httpauth.metrics and not config.httpauth.enabled:
+            raise usage.UsageError(
+                "/metrics is served on the HTTP-auth listener, which is off "
+                "([httpauth] enabled = false or --no-httpauth); turn it on, "
+                "or leave out [httpauth] metrics = true and --metrics"
+            )
         self.componentConfig = config
 
 
@@ -407,15 +426,19 @@ class HTTPAuthListener(StreamServerEndpointService):
     @ivar description: the endpoint string.
     @ivar what: what it serves, for the log.
     @ivar secure: whether it speaks HTTPS (an C{ssl:} endpoint).
+    @ivar metrics: whether it serves C{/metrics} too (L{withMetrics}).
     @ivar port: the L{IListeningPort} while listening, else C{None}.
     """
 
     _raiseSynchronously = True
 
-    def __init__(self, endpoint: Any, factory: Any, description: str, what: str) -> None:
+    def __init__(
+        self, endpoint: Any, factory: Any, description: str, what: str, metrics: bool = False
+    ) -> None:
         super().__init__(endpoint, _ConnectionTracker(factory))
         self.description = description
         self.what = what
+        self.metrics = metrics
         self.secure = description.split(":", 1)[0].lower() == "ssl"
         self.port: Any = None
         self._listeners: list[defer.Deferred[Any]] = []
@@ -438,6 +461,21 @@ class HTTPAuthListener(StreamServerEndpointService):
             endpoint=self.description,
             what=self.what,
         )
+        if self.metrics:
+            if isPublic(port.getHost()):
+                log.warn(
+                    "/metrics is served without authentication on {endpoint}, "
+                    "which is not a loopback address: the metrics are public "
+                    "there. Keep the HTTP-auth listener on loopback "
+                    "(--http-listen tcp:8080:interface=127.0.0.1) or restrict "
+                    "/metrics in the proxy in front of it.",
+                    endpoint=self.description,
+                )
+            else:
+                log.info(
+                    "Prometheus metrics at /metrics on {endpoint}",
+                    endpoint=self.description,
+                )
         listeners, self._listeners = self._listeners, []
         for d in listeners:
             d.callback(port)
@@ -495,6 +533,63 @@ class _ConnectionTracker(WrappingFactory):
         for p in list(self.protocols):
             p.transport.abortConnection()
         return d
+
+
+def isPublic(address: Any) -> bool:
+    """
+    Whether a listening address may be reached from other machines: an
+    IPv4 or IPv6 address that is not loopback (C{0.0.0.0} and C{::}
+    included). UNIX sockets are not (their file permissions decide).
+    """
+    host = getattr(address, "host", None)
+    if not isinstance(host, str):
+        return False
+    try:
+        ip = ipaddress.ip_address(host.split("%", 1)[0])
+    except ValueError:
+        return True
+    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
+        ip = ip.ipv4_mapped
+    return not ip.is_loopback
+
+
+class _MetricsAndSite(Resource):
+    """
+    The root of the HTTP-auth listener with metrics: C{/metrics} is the
+    Prometheus text (L{xmppcomp.metrics.metricsResource}), without
+    authentication; every other path goes to C{site}, the confirmer's
+    resource, unchanged (its prepath and postpath are as without this).
+
+    @ivar _site: the confirmer's resource.
+    @ivar _metrics: the metrics resource.
+    """
+
+    def __init__(self, site: Any) -> None:
+        super().__init__()
+        from xmppcomp.metrics import metricsResource
+
+        self._site = site
+        self._metrics = metricsResource()
+
+    def getChildWithDefault(self, path: bytes, request: Any) -> Any:
+        if path == b"metrics" and not request.postpath:
+            return self._metrics
+        # Put the segment back: the site resolves the whole path itself.
+        request.postpath.insert(0, request.prepath.pop())
+        return self._site
+
+    def render(self, request: Any) -> Any:
+        # Only reached for a request without any path segment, which
+        # twisted.web does not make; serve it as the site would.
+        return self._site.render(request)
+
+
+def withMetrics(resource: Any) -> Any:
+    """
+    C{resource}, with C{/metrics} serving every xmppcomp metric next to it
+    (see L{_MetricsAndSite}).
+    """
+    return _MetricsAndSite(resource)
 
 
 def _httpResource(httpauth: Any, confirmer: Any, reactor: Any) -> tuple[Any, str]:
@@ -556,6 +651,9 @@ def addHTTPAuth(parent: MultiService, component: Any, config: ComponentConfig) -
     requester.setHandlerParent(component)
     confirmer = makeConfirmer(requester, httpauth.rules, reactor, httpauth.limits)
     resource, what = _httpResource(httpauth, confirmer, reactor)
+    if httpauth.metrics:
+        resource = withMetrics(resource)
+        what += "; /metrics (Prometheus, no authentication)"
     site = Site(resource)
     site.noisy = False
     try:
@@ -579,6 +677,7 @@ def addHTTPAuth(parent: MultiService, component: Any, config: ComponentConfig) -
         httpauth.listen,
         "%s; confirmations asked from %s, %gs to answer; access: %s"
         % (what, asker, httpauth.timeout, rules),
+        metrics=httpauth.metrics,
     )
     listener.setName(HTTPAUTH_SERVICE)
     listener.setServiceParent(parent)

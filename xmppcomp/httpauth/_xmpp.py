@@ -26,6 +26,7 @@ from twisted.words.xish import domish
 from wokkel.subprotocols import XMPPHandler
 
 from xmppcomp.httpauth._errors import ConfirmationTimeout, ConfirmerUnavailable
+from xmppcomp.metrics import CONFIRMATION_SECONDS, CONFIRMATIONS
 from xmppcomp.httpauth._protocol import (
     ConfirmRequest,
     MalformedConfirm,
@@ -43,6 +44,28 @@ from xmppcomp.ns import NS_HTTP_AUTH
 DEFAULT_TIMEOUT = 120.0
 
 _CONFIRM = f"/confirm[@xmlns='{NS_HTTP_AUTH}']"
+
+#: The outcome counters (C{xmppcomp_httpauth_confirmations_total}), bound
+#: once.
+_COUNTED = {
+    outcome: CONFIRMATIONS.labels(outcome)
+    for outcome in ("allow", "deny", "timeout", "unavailable")
+}
+
+
+def _outcomeLabel(result: Outcome | Failure) -> str | None:
+    """
+    The C{outcome} label of how a confirmation ended, or C{None} for an
+    ending that is not counted (the HTTP client went away and the
+    confirmation was cancelled).
+    """
+    if isinstance(result, Outcome):
+        return result.value
+    if result.check(ConfirmationTimeout):
+        return "timeout"
+    if result.check(ConfirmerUnavailable):
+        return "unavailable"
+    return None
 
 
 def randomKey() -> str:
@@ -62,6 +85,7 @@ class _Pending:
     @ivar form: C{"iq"} or C{"message"}.
     @ivar key: the random stanza id (and thread, for a message).
     @ivar deferred: fires with the L{Outcome}.
+    @ivar started: when it was asked (the requester's clock, in seconds).
     @ivar timer: the timeout.
     """
 
@@ -70,6 +94,7 @@ class _Pending:
     form: str
     key: str
     deferred: Deferred[Outcome]
+    started: float = 0.0
     timer: IDelayedCall | None = None
 
 
@@ -82,6 +107,13 @@ class ConfirmationRequester(XMPPHandler):
     gets the message form: a thread, a body saying what to answer, and the
     C{<confirm/>} element. Replies are matched on a random id (stanza id or
     thread) I{and} on the sender.
+
+    Metrics (L{xmppcomp.metrics}): each confirmation asked counts once in
+    C{xmppcomp_httpauth_confirmations_total} by outcome (C{allow},
+    C{deny}, C{timeout}, C{unavailable}; one cancelled because the HTTP
+    client went away is not counted), and the seconds to an answer (allow
+    or deny) go to C{xmppcomp_httpauth_confirmation_seconds}, measured on
+    the requester's clock.
 
     @ivar fromJid: the address confirmations are sent from (the
         component's hostname).
@@ -156,6 +188,7 @@ class ConfirmationRequester(XMPPHandler):
             forgets the confirmation.
         """
         if not self._initialized or self.xmlstream is None:
+            _COUNTED["unavailable"].inc()
             return fail(
                 ConfirmerUnavailable("the component is not connected to its XMPP server")
             )
@@ -165,7 +198,9 @@ class ConfirmationRequester(XMPPHandler):
             self._forget(entry)
 
         form = "iq" if who.resource else "message"
-        entry = _Pending(who, request, form, self._makeKey(), Deferred(cancel))
+        entry = _Pending(
+            who, request, form, self._makeKey(), Deferred(cancel), self._clock.seconds()
+        )
         entry.timer = self._clock.callLater(self.timeout, self._timedOut, entry)
         self._send(entry)
         return entry.deferred
@@ -190,6 +225,11 @@ class ConfirmationRequester(XMPPHandler):
     def _finish(self, entry: _Pending, result: Outcome | Failure) -> None:
         self._forget(entry)
         if not entry.deferred.called:
+            counter = _COUNTED.get(_outcomeLabel(result) or "")
+            if counter is not None:
+                counter.inc()
+            if isinstance(result, Outcome):
+                CONFIRMATION_SECONDS.observe(self._clock.seconds() - entry.started)
             if isinstance(result, Failure):
                 entry.deferred.errback(result)
             else:

@@ -30,6 +30,7 @@ from wokkel.iwokkel import IDisco
 from wokkel.subprotocols import IQHandlerMixin, XMPPHandler
 from zope.interface import implementer
 
+from xmppcomp.metrics import XTLS_BYTES, XTLS_TUNNELS
 from xmppcomp.ns import NS_XTLS
 from xmppcomp.xtls._engine import TLSEngine, makeContext
 from xmppcomp.xtls._exceptions import (
@@ -60,6 +61,30 @@ __all__ = ["Tunnel", "XTLSConfiguration", "XTLSHandler"]
 _log = Logger()
 
 _XTLS_SET = f"/iq[@type='set']/*[@xmlns='{NS_XTLS}']"
+
+#: C{xmppcomp_xtls_bytes_total}, bound once per direction.
+_BYTES_IN = XTLS_BYTES.labels("in")
+_BYTES_OUT = XTLS_BYTES.labels("out")
+
+
+class _MeteredEngine(TLSEngine):
+    """
+    A L{TLSEngine} that counts the application bytes it decrypts
+    (C{direction="in"}) and encrypts (C{"out"}) in
+    C{xmppcomp_xtls_bytes_total}; the TLS records themselves (handshake,
+    framing) are not counted. Here rather than in L{xmppcomp.xtls._engine},
+    which stays free of process-wide state.
+    """
+
+    def receive(self, data: bytes) -> bytes:
+        plaintext = super().receive(data)
+        if plaintext:
+            _BYTES_IN.inc(len(plaintext))
+        return plaintext
+
+    def write(self, data: bytes) -> None:
+        super().write(data)
+        _BYTES_OUT.inc(len(data))
 
 
 def _positive(instance: object, attribute: attrs.Attribute[Any], value: float) -> None:
@@ -229,6 +254,7 @@ class Tunnel:
 
     def _opened(self) -> None:
         self.isOpen = True
+        XTLS_TUNNELS.inc()
         # Observers first: code awaiting open() then sees their state.
         self._handler._notify("tunnelOpened", self)
         waiters, self._openWaiters = self._openWaiters, []
@@ -241,6 +267,8 @@ class Tunnel:
             d.callback(None)
 
     def _closed(self, reason: Exception | None) -> None:
+        if self.isOpen:
+            XTLS_TUNNELS.dec()
         self.isOpen = False
         self._released = True
         self._reason = reason
@@ -394,6 +422,11 @@ class XTLSHandler(XMPPHandler, IQHandlerMixin):
 
     Put it in a wokkel L{StreamManager<wokkel.subprotocols.StreamManager>}
     (or any parent with C{send}) with C{setHandlerParent}.
+
+    Metrics (L{xmppcomp.metrics}): C{xmppcomp_xtls_tunnels} counts the
+    open tunnels (from the end of the handshake to the release), and
+    C{xmppcomp_xtls_bytes_total} the application bytes through them, by
+    direction (C{in}, C{out}).
 
     @ivar configuration: the L{XTLSConfiguration}.
     @ivar _tunnels: the live tunnels, by L{Tunnel.key}.
@@ -687,7 +720,7 @@ class XTLSHandler(XMPPHandler, IQHandlerMixin):
 
     def _makeEngine(self, peer: JID) -> Callable[[bool], TLSEngine]:
         def make(isClient: bool) -> TLSEngine:
-            return TLSEngine(self._context(isClient), isClient, peer)
+            return _MeteredEngine(self._context(isClient), isClient, peer)
 
         return make
 

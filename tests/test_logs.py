@@ -1,0 +1,234 @@
+# -*- test-case-name: tests.test_logs -*-
+"""
+Tests for L{xmppcomp.logs}, the JSON log output of C{twistd
+--logger=xmppcomp.logs.json}, and a check that the main job never logs
+its secrets, in any event's text or fields.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import sys
+from typing import Any
+
+from twisted.application.app import AppLogger
+from twisted.internet import defer
+from twisted.logger import (
+    ILogObserver,
+    LogLevel,
+    Logger,
+    eventAsJSON,
+    eventsFromJSONLogFile,
+    formatEvent,
+)
+from twisted.python.failure import Failure
+from twisted.scripts.twistd import ServerOptions
+from twisted.trial.unittest import SynchronousTestCase, TestCase
+from zope.interface.verify import verifyObject
+
+from xmppcomp import logs, tap
+
+from tests.test_mainjob import DEMO, _MainJobMixin
+
+
+def emit(observer: Any, format: str, **fields: Any) -> dict[str, Any]:
+    """
+    Log one event to C{observer} through a L{Logger}; return the event.
+    """
+    events: list[dict[str, Any]] = []
+
+    def both(event: dict[str, Any]) -> None:
+        events.append(event)
+        observer(event)
+
+    Logger(namespace="tests.logs", observer=both).info(format, **fields)
+    return events[0]
+
+
+class JSONLinesObserverTests(SynchronousTestCase):
+    """
+    Tests for L{logs.JSONLinesObserver}.
+    """
+
+    def test_interface(self) -> None:
+        """
+        It is an L{ILogObserver}.
+        """
+        self.assertTrue(verifyObject(ILogObserver, logs.jsonObserver(io.StringIO())))
+
+    def test_oneLinePerEvent(self) -> None:
+        """
+        Each event is one line of JSON (no record separator) with the
+        event's fields, its namespace and level, and the formatted text as
+        C{log_text}.
+        """
+        out = io.StringIO()
+        observer = logs.jsonObserver(out)
+        emit(observer, "component {name} bound\nover {how}", name="a.example", how="xep0225")
+        emit(observer, "second")
+        lines = out.getvalue().split("\n")
+        self.assertEqual(lines[-1], "")
+        first, second = (json.loads(line) for line in lines[:-1])
+        self.assertEqual(first["name"], "a.example")
+        self.assertEqual(first["how"], "xep0225")
+        self.assertEqual(first["log_namespace"], "tests.logs")
+        self.assertEqual(first["log_level"]["name"], "info")
+        self.assertEqual(first["log_format"], "component {name} bound\nover {how}")
+        self.assertEqual(first["log_text"], "component a.example bound\nover xep0225")
+        self.assertIsInstance(first["log_time"], float)
+        self.assertEqual(second["log_text"], "second")
+        self.assertNotIn("\x1e", out.getvalue())
+
+    def test_readBack(self) -> None:
+        """
+        L{eventsFromJSONLogFile} reads the lines back into events that
+        format as the originals.
+        """
+        out = io.StringIO()
+        emit(logs.jsonObserver(out), "hello {who!r}", who="world")
+        [event] = list(eventsFromJSONLogFile(io.StringIO(out.getvalue())))
+        self.assertEqual(formatEvent(event), "hello 'world'")
+        self.assertEqual(event["log_level"], LogLevel.info)
+
+    def test_unserialisable(self) -> None:
+        """
+        Fields JSON cannot hold do not stop the line: objects become
+        C{unpersistable}, and the text still has their formatted value.
+        """
+        out = io.StringIO()
+        emit(logs.jsonObserver(out), "object {o}", o=object.__new__(_Thing))
+        line = json.loads(out.getvalue())
+        self.assertEqual(line["o"], {"unpersistable": True})
+        self.assertEqual(line["log_text"], "object <a thing>")
+
+    def test_failure(self) -> None:
+        """
+        An event with a failure carries its traceback as
+        C{log_traceback}.
+        """
+        out = io.StringIO()
+        observer = logs.jsonObserver(out)
+        try:
+            1 / 0
+        except ZeroDivisionError:
+            Logger(namespace="tests.logs", observer=observer).failure("it broke")
+        line = json.loads(out.getvalue())
+        self.assertEqual(line["log_text"], "it broke")
+        self.assertIn("ZeroDivisionError", line["log_traceback"])
+        self.assertIn("1 / 0", line["log_traceback"])
+
+    def test_eventUnchanged(self) -> None:
+        """
+        The event other observers see is not changed.
+        """
+        event = emit(logs.jsonObserver(io.StringIO()), "x {y}", y=1)
+        self.assertNotIn("log_text", event)
+        self.assertNotIn("log_flattened", event)
+
+    def test_bytesFile(self) -> None:
+        """
+        A binary file gets UTF-8.
+        """
+        out = io.BytesIO()
+        emit(logs.jsonObserver(out), "caf\N{LATIN SMALL LETTER E WITH ACUTE}")
+        self.assertEqual(json.loads(out.getvalue().decode("utf-8"))["log_text"], "caf\xe9")
+
+
+class _Thing:
+    def __str__(self) -> str:
+        return "<a thing>"
+
+
+class TwistdLoggerTests(SynchronousTestCase):
+    """
+    C{twistd --logger=xmppcomp.logs.json}: the factory as twistd uses it.
+    """
+
+    def test_standardOutput(self) -> None:
+        """
+        L{logs.json} takes no argument and writes to standard output.
+        """
+        out = io.StringIO()
+        self.patch(sys, "stdout", out)
+        observer = logs.json()
+        self.assertTrue(verifyObject(ILogObserver, observer))
+        emit(observer, "to stdout")
+        self.assertEqual(json.loads(out.getvalue())["log_text"], "to stdout")
+
+    def test_twistdOption(self) -> None:
+        """
+        twistd resolves C{--logger=xmppcomp.logs.json} to L{logs.json},
+        and its L{AppLogger} calls it for the observer it starts logging
+        to.
+        """
+        options = ServerOptions()
+        options.parseOptions(["--logger=xmppcomp.logs.json"])
+        self.assertIs(options["logger"], logs.json)
+        out = io.StringIO()
+        self.patch(sys, "stdout", out)
+        observer = AppLogger(options)._observerFactory()
+        self.assertIsInstance(observer, logs.JSONLinesObserver)
+
+
+class _Capture:
+    """
+    Everything of every event, as text: the formatted message, the JSON
+    of the event (all its fields, flattened), and the C{repr} of each
+    field value (objects whose JSON is only C{unpersistable}).
+    """
+
+    def __init__(self) -> None:
+        self.texts: list[str] = []
+
+    def __call__(self, event: dict[str, Any]) -> None:
+        event = dict(event)
+        self.texts.append(formatEvent(event))
+        failure = event.get("log_failure")
+        if isinstance(failure, Failure):
+            self.texts.append(failure.getTraceback())
+        for key, value in event.items():
+            if key not in ("log_logger", "log_source"):
+                self.texts.append(f"{key}={value!r}")
+        self.texts.append(eventAsJSON(event))
+
+
+class SecretsNotLoggedTests(_MainJobMixin, TestCase):
+    """
+    The main job (embedded router, component, confirmer with metrics,
+    demo agent) logs neither the component's secret nor the demo agent's.
+    """
+
+    timeout = 60
+
+    @defer.inlineCallbacks
+    def test_secretsNotLogged(self) -> Any:
+        """
+        Through start, confirmations allowed and denied, a scrape of
+        C{/metrics} and stop, no event's text, fields or field values
+        contain either secret made up by the embedded router.
+        """
+        from twisted.logger import globalLogPublisher
+
+        capture = _Capture()
+        globalLogPublisher.addObserver(capture)
+        self.addCleanup(globalLogPublisher.removeObserver, capture)
+        top, url = yield self.start("--metrics")
+        embedded = top.getServiceNamed(tap.EMBEDDED_SERVICE)
+        secrets = [embedded.secret, embedded.secretFor("agent.localhost")]
+        self.assertEqual(len(set(secrets)), 2)
+        for secret in secrets:
+            self.assertGreaterEqual(len(secret), 16)
+        response, body = yield self.fetch(url, (DEMO, "tx-1"))
+        self.assertEqual(response.code, 200, body)
+        response, body = yield self.fetch(url, (DEMO, "deny-2"))
+        self.assertEqual(response.code, 403, body)
+        response, body = yield self.fetch(url + "metrics")
+        self.assertEqual(response.code, 200, body)
+        yield top.stopService()
+        self.assertGreater(len(capture.texts), 100)
+        everything = "\n".join(capture.texts)
+        # The transaction ids are logged (they are not secrets, XEP-0070).
+        self.assertIn("tx-1", everything)
+        for secret in secrets:
+            self.assertNotIn(secret, everything)
