@@ -10,9 +10,14 @@ twisted.web resource (mounted at C{/metrics} on an HTTP listener).
 
 from __future__ import annotations
 
+import prometheus_client
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from prometheus_client.exposition import CONTENT_TYPE_LATEST, generate_latest
 from twisted.web.resource import Resource
+
+# No "_created" series beside every counter: they double the scrape and
+# say nothing an operator needs here.
+prometheus_client.disable_created_metrics()
 
 #: The registry of every xmppcomp metric.
 REGISTRY = CollectorRegistry(auto_describe=True)
