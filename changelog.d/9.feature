@@ -1,0 +1,1 @@
+Prometheus metrics (sessions, bound names, stanzas routed and bounced, negotiation failures, confirmations and their latency, XTLS tunnels and bytes) on the HTTP listener behind ``--metrics``, and a JSON log observer for ``twistd --logger=xmppcomp.logs.json``.
