@@ -15,6 +15,7 @@ commented example is C{docs/examples/router.toml})::
     listen = ["tcp:5348:interface=127.0.0.1"]   # XEP-0225 listeners
     credentials = "credentials.json"        # SCRAM keys (xmppcomp-credentials)
     allow_plaintext = false                 # true: no TLS. FOR TESTS ONLY.
+    metrics_listen = "tcp:9348:interface=127.0.0.1"   # optional: /metrics
 
     [tls]
     certificate = "router.pem"              # required unless allow_plaintext
@@ -38,6 +39,12 @@ commented example is C{docs/examples/router.toml})::
     negotiation_timeout = 30                # seconds
     max_auth_attempts = 3
     close_timeout = 10                      # seconds
+    max_stanza_depth = 64                   # nesting levels in a stanza
+    max_buffered_bytes = 1048576            # per session, while it does not read
+    idle_timeout = 120                      # seconds of silence, then a ping
+    ping_timeout = 30                       # seconds for an answer to it
+    auth_failure_limit = 10                 # failed authentications per source
+    auth_failure_window = 60                # ... within this many seconds
 
 The component's TOML file (C{twistd xmppcomp --config FILE}; a complete,
 commented example is C{docs/examples/component.toml}; see
@@ -198,6 +205,19 @@ class RouterLimits:
     @ivar negotiationTimeout: seconds to complete stream negotiation.
     @ivar maxAuthAttempts: failed SASL attempts before the stream closes.
     @ivar closeTimeout: seconds to wait for a peer's closing tag.
+    @ivar maxStanzaDepth: levels elements may nest below the stream root
+        (a stanza is level 1); deeper is C{policy-violation}.
+    @ivar maxBufferedBytes: bytes the router queues to one session while
+        its transport is paused (the peer does not read); stanzas beyond
+        are bounced with C{resource-constraint}.
+    @ivar idleTimeout: seconds without data from a negotiated session
+        before the router pings it (XEP-0199).
+    @ivar pingTimeout: seconds to wait for any data after that ping before
+        closing with C{connection-timeout}.
+    @ivar authFailureLimit: failed authentications (SASL or XEP-0114
+        handshake) from one source address within C{authFailureWindow}
+        seconds before that source is refused (C{policy-violation}).
+    @ivar authFailureWindow: see C{authFailureLimit}.
     """
 
     maxSessions: int = 1000
@@ -207,6 +227,12 @@ class RouterLimits:
     negotiationTimeout: float = 30.0
     maxAuthAttempts: int = 3
     closeTimeout: float = 10.0
+    maxStanzaDepth: int = 64
+    maxBufferedBytes: int = 4 * 256 * 1024
+    idleTimeout: float = 120.0
+    pingTimeout: float = 30.0
+    authFailureLimit: int = 10
+    authFailureWindow: float = 60.0
 
 
 @attrs.frozen
@@ -231,6 +257,8 @@ class RouterConfig:
     @ivar acceptSecrets: XEP-0114 hostname to its shared secret.
     @ivar limits: the limits.
     @ivar allowPlaintext: accept XEP-0225 streams without TLS; for tests.
+    @ivar metricsListen: endpoint string of an HTTP listener serving the
+        Prometheus metrics at C{/metrics}, or C{None} (the default: off).
     """
 
     domain: str
@@ -244,6 +272,7 @@ class RouterConfig:
     acceptSecrets: Mapping[str, SecretRef] = attrs.field(factory=dict)
     limits: RouterLimits = attrs.field(factory=RouterLimits)
     allowPlaintext: bool = False
+    metricsListen: str | None = None
 
 
 @attrs.frozen
@@ -274,6 +303,12 @@ ROUTER_LIMIT_KEYS: Mapping[str, tuple[str, bool, int]] = {
     "negotiation_timeout": ("negotiationTimeout", False, 0),
     "max_auth_attempts": ("maxAuthAttempts", True, 1),
     "close_timeout": ("closeTimeout", False, 0),
+    "max_stanza_depth": ("maxStanzaDepth", True, 1),
+    "max_buffered_bytes": ("maxBufferedBytes", True, 1),
+    "idle_timeout": ("idleTimeout", False, 0),
+    "ping_timeout": ("pingTimeout", False, 0),
+    "auth_failure_limit": ("authFailureLimit", True, 1),
+    "auth_failure_window": ("authFailureWindow", False, 0),
 }
 
 #: The keys of each table of the router's TOML file; C{""} is the top level.
@@ -288,6 +323,7 @@ _ROUTER_TABLES: Mapping[str, frozenset[str]] = {
             "authorization",
             "accept",
             "limits",
+            "metrics_listen",
         }
     ),
     "tls": frozenset({"certificate", "key", "client_cas"}),
@@ -306,6 +342,7 @@ ROUTER_OVERRIDE_KEYS = frozenset(
         "tls.key",
         "tls.client_cas",
         "accept.listen",
+        "metrics_listen",
     }
     | {"limits." + key for key in ROUTER_LIMIT_KEYS}
 )
@@ -767,6 +804,11 @@ def routerConfigFromMapping(
             if "limits." + key in values
         }
     )
+    metricsListen = None
+    if "metrics_listen" in values:
+        item = values["metrics_listen"]
+        metricsListen = _string(item, '"tcp:9348:interface=127.0.0.1"')
+        _checkEndpoint(item.where, metricsListen)
 
     certificate = key = clientCAs = credentials = None
     certificateItem = values.get("tls.certificate")
@@ -844,6 +886,7 @@ def routerConfigFromMapping(
         acceptSecrets=acceptSecrets,
         limits=limits,
         allowPlaintext=allowPlaintext,
+        metricsListen=metricsListen,
     )
 
 

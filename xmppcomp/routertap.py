@@ -34,6 +34,7 @@ _PARAMETER_KEYS: dict[str, str] = {
     "certificate": "tls.certificate",
     "key": "tls.key",
     "client-cas": "tls.client_cas",
+    "metrics-listen": "metrics_listen",
 } | {
     name.replace("_", "-"): "limits." + name for name in ROUTER_LIMIT_KEYS
 }
@@ -96,6 +97,50 @@ class Options(usage.Options):
         ],
         ["max-auth-attempts", None, None, "Failed SASL attempts before closing."],
         ["close-timeout", None, None, "Seconds to wait for a peer's closing tag."],
+        [
+            "max-stanza-depth",
+            None,
+            None,
+            "Levels elements may nest in a stanza (policy-violation beyond).",
+        ],
+        [
+            "max-buffered-bytes",
+            None,
+            None,
+            "Bytes queued to a session that does not read; more is bounced "
+            "with resource-constraint.",
+        ],
+        [
+            "idle-timeout",
+            None,
+            None,
+            "Seconds of silence from a session before the router pings it.",
+        ],
+        [
+            "ping-timeout",
+            None,
+            None,
+            "Seconds to wait for data after that ping (connection-timeout).",
+        ],
+        [
+            "auth-failure-limit",
+            None,
+            None,
+            "Failed authentications from one address before it is refused.",
+        ],
+        [
+            "auth-failure-window",
+            None,
+            None,
+            "Seconds over which auth-failure-limit counts.",
+        ],
+        [
+            "metrics-listen",
+            None,
+            None,
+            "Endpoint of an HTTP listener serving Prometheus metrics at "
+            "/metrics (default: none; e.g. tcp:9348:interface=127.0.0.1).",
+        ],
     ]
 
     optFlags = [

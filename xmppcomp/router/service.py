@@ -18,7 +18,7 @@ from typing import Any, Callable
 from twisted.application.service import MultiService
 from twisted.internet import defer
 from twisted.internet.endpoints import serverFromString
-from twisted.internet.interfaces import IReactorTime
+from twisted.internet.interfaces import IDelayedCall, IPushProducer, IReactorTime
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 from twisted.words.protocols.jabber import jid
@@ -26,8 +26,10 @@ from twisted.words.protocols.jabber.error import StanzaError, StreamError
 from twisted.words.protocols.jabber.xmlstream import STREAM_AUTHD_EVENT, toResponse
 from twisted.words.xish import domish
 from twisted.words.xish.xmlstream import STREAM_CONNECTED_EVENT, STREAM_END_EVENT
+from zope.interface import implementer
 
 from xmppcomp.config import RouterConfig, RouterLimits
+from xmppcomp.metrics import ROUTER_BOUND_NAMES, ROUTER_SESSIONS, STANZAS_ROUTED, stanzasBounced
 from xmppcomp.ns import NS_CLIENT, NS_COMPONENT_ACCEPT, NS_DISCO_INFO, NS_PING
 from xmppcomp.router.routing import (
     Bounce,
@@ -38,6 +40,7 @@ from xmppcomp.router.routing import (
     StreamFault,
     decide,
     domainOf,
+    mayBounce,
     translateNamespace,
 )
 from xmppcomp.stream.bind import HostnameBinder, bindChild, bindFeatures
@@ -49,9 +52,17 @@ log = Logger()
 MAX_PENDING_IQS = 10000
 
 
+@implementer(IPushProducer)
 class RouterSession:
     """
     One component stream attached to the router.
+
+    Once negotiated, a session is registered as the streaming producer of
+    its stream's transport: the transport calls L{pauseProducing} when its
+    write buffer is full (the peer stopped reading) and L{resumeProducing}
+    when it drained. While paused, the router counts the bytes it still
+    writes to the session in C{queued} and refuses to queue more than
+    L{RouterLimits.maxBufferedBytes} (see L{Router._deliver}).
 
     @ivar xmlstream: the stream.
     @ivar kind: C{"xep0225"} or C{"xep0114"}.
@@ -61,7 +72,23 @@ class RouterSession:
         hostname is bound through it too.
     @ivar pending: IQ requests delivered to this session and not answered
         yet, by C{(id, sender domain)}.
+    @ivar paused: whether the transport asked us to stop writing.
+    @ivar queued: bytes written to the transport since it paused.
+    @ivar dropped: stanzas not delivered since it paused (errors and IQ
+        results, which are never bounced).
+    @ivar readPaused: whether the router stopped reading from this session
+        because what it writes back to it went over the limit.
+    @ivar idleTimer: the pending idle check, or L{None}.
+    @ivar pingSentAt: when the router pinged the silent session, or
+        L{None} if it did not.
     """
+
+    paused = False
+    queued = 0
+    dropped = 0
+    readPaused = False
+    idleTimer: IDelayedCall | None = None
+    pingSentAt: float | None = None
 
     def __init__(self, router: "Router", xmlstream: Any, kind: str) -> None:
         self.router = router
@@ -84,7 +111,54 @@ class RouterSession:
         return self.binder.bound if self.binder is not None else []
 
     def send(self, element: domish.Element) -> None:
-        self.xmlstream.send(element)
+        """
+        Send something the router itself says to this session (an answer, a
+        bounce, a ping). While the transport is paused it is counted; past
+        the limit the router stops reading from the session until its
+        transport drains, so that a peer that sends without reading cannot
+        grow its own buffer through the router's answers.
+        """
+        if not self.paused:
+            self.xmlstream.send(element)
+            return
+        data = element.toXml().encode("utf-8")
+        self.queued += len(data)
+        self.xmlstream.send(data)
+        if self.queued > self.router.limits.maxBufferedBytes and not self.readPaused:
+            self.readPaused = True
+            log.warn(
+                "{identity} does not read: not reading from it until it does",
+                identity=self.identity,
+            )
+            self.xmlstream.transport.pauseProducing()
+
+    # IPushProducer, for the stream's transport.
+
+    def pauseProducing(self) -> None:
+        if not self.paused:
+            self.paused = True
+            self.queued = 0
+
+    def resumeProducing(self) -> None:
+        if not self.paused:
+            return
+        self.paused = False
+        self.queued = 0
+        if self.dropped:
+            log.warn(
+                "{identity} reads again; {count} errors or IQ results to it were dropped meanwhile",
+                identity=self.identity,
+                count=self.dropped,
+            )
+            self.dropped = 0
+        if self.readPaused:
+            self.readPaused = False
+            transport = self.xmlstream.transport
+            if transport is not None:
+                transport.resumeProducing()
+
+    def stopProducing(self) -> None:
+        self.paused = True
 
     def overRate(self, now: float, limit: int) -> bool:
         """
@@ -128,6 +202,7 @@ class Router:
         self.table: RoutingTable[RouterSession] = RoutingTable()
         self.sessions: dict[Any, RouterSession] = {}
         self._closing = False
+        self._pings = 0
 
     # The hostname registry used by HostnameBinder.
 
@@ -137,10 +212,14 @@ class Router:
         return self._mayBind(identity, hostname)
 
     def claim(self, hostname: str, owner: object) -> bool:
-        return self.table.claim(hostname, owner)  # type: ignore[arg-type]
+        claimed = self.table.claim(hostname, owner)  # type: ignore[arg-type]
+        if claimed:
+            ROUTER_BOUND_NAMES.set(len(self.table))
+        return claimed
 
     def release(self, hostname: str, owner: object) -> None:
         if self.table.release(hostname, owner):  # type: ignore[arg-type]
+            ROUTER_BOUND_NAMES.set(len(self.table))
             self._failPending(owner, hostname)  # type: ignore[arg-type]
 
     # Attaching streams.
@@ -184,10 +263,14 @@ class Router:
                 condition=condition,
                 count=len(self.sessions),
             )
+            from xmppcomp.stream.receiving import countRefusal
+
+            countRefusal(condition)
             xs.sendStreamError(StreamError(condition, text="the router is full" if not self._closing else None))
             return None
         session = RouterSession(self, xs, kind)
         self.sessions[xs] = session
+        ROUTER_SESSIONS.labels(kind).inc()
         xs.addObserver(STREAM_END_EVENT, lambda reason: self.detach(session, reason))
         return session
 
@@ -214,6 +297,13 @@ class Router:
         if capture is not None:
             capture()
         xs.elementHandler = partial(self.route, session)
+        transport = xs.transport
+        if transport is not None:
+            try:
+                transport.registerProducer(session, True)
+            except RuntimeError:
+                log.warn("{identity}: the transport has a producer already; no back-pressure", identity=session.identity)
+        session.idleTimer = self.reactor.callLater(self.limits.idleTimeout, self._checkIdle, session)
         log.info(
             "{kind} session of {identity} from {peer} routes {names}",
             kind=session.kind,
@@ -229,6 +319,10 @@ class Router:
         """
         if self.sessions.pop(session.xmlstream, None) is None:
             return
+        ROUTER_SESSIONS.labels(session.kind).dec()
+        timer, session.idleTimer = session.idleTimer, None
+        if timer is not None and timer.active():
+            timer.cancel()
         names = session.binder.releaseAll() if session.binder is not None else []
         self._failPending(session, None)
         ended = getattr(session.xmlstream, "streamEnded", None) or reason
@@ -246,7 +340,9 @@ class Router:
         """
         Route one stanza a negotiated session sent.
         """
-        if session.overRate(self.reactor.seconds(), self.limits.maxStanzasPerSecond):
+        # The time of the read that brought the stanza: no clock read per
+        # stanza.
+        if session.overRate(session.xmlstream.lastReceived, self.limits.maxStanzasPerSecond):
             self._fault(session, "policy-violation", "more than %d stanzas per second" % (self.limits.maxStanzasPerSecond,))
             return
         if stanza.name == "iq":
@@ -269,6 +365,7 @@ class Router:
         if isinstance(decision, Local):
             self._local(session, stanza)
         elif isinstance(decision, Bounce):
+            stanzasBounced(decision.condition).inc()
             session.send(StanzaError(decision.condition, text=decision.text).toResponse(stanza))
         else:
             assert isinstance(decision, Drop)
@@ -280,15 +377,34 @@ class Router:
         stream kept them (they take on the target's content namespace just
         as L{translateNamespace} would move them), else translated and
         serialised.
+
+        While C{target}'s transport is paused, at most
+        L{RouterLimits.maxBufferedBytes} are queued to it; a stanza beyond
+        is bounced with C{resource-constraint} (errors and IQ results,
+        which are never bounced, are counted and logged).
         """
-        if stanza.name == "iq":
+        name = stanza.name
+        rawBytesOf = getattr(sender.xmlstream, "rawBytesOf", None)
+        raw = rawBytesOf(stanza) if rawBytesOf is not None else None
+        if target.paused:
+            if raw is None:
+                stanza = _fullElement(sender, stanza)
+                if sender.namespace != target.namespace:
+                    translateNamespace(stanza, sender.namespace, target.namespace)
+                raw = stanza.toXml().encode("utf-8")
+            if target.queued + len(raw) > self.limits.maxBufferedBytes:
+                self._overflow(sender, target, stanza)
+                return
+            target.queued += len(raw)
+        if name == "iq":
             kind = stanza.getAttribute("type")
             if kind in ("get", "set"):
                 self._track(sender, target, stanza)
             elif kind in ("result", "error"):
                 self._untrack(sender, stanza)
-        rawBytesOf = getattr(sender.xmlstream, "rawBytesOf", None)
-        raw = rawBytesOf(stanza) if rawBytesOf is not None else None
+        counter = STANZAS_ROUTED.get(name)
+        if counter is not None:
+            counter.inc()
         if raw is not None:
             sendRaw = getattr(target.xmlstream, "sendRaw", None)
             if sendRaw is not None:
@@ -299,7 +415,35 @@ class Router:
         stanza = _fullElement(sender, stanza)
         if sender.namespace != target.namespace:
             translateNamespace(stanza, sender.namespace, target.namespace)
-        target.send(stanza)
+        target.xmlstream.send(stanza)
+
+    def _overflow(self, sender: RouterSession, target: RouterSession, stanza: domish.Element) -> None:
+        """
+        C{target} does not read and has C{maxBufferedBytes} queued: bounce
+        C{stanza} with C{resource-constraint}, or count it if it is an
+        error or an IQ result.
+        """
+        if mayBounce(stanza):
+            stanzasBounced("resource-constraint").inc()
+            stanza = _fullElement(sender, stanza)
+            if stanza.uri != sender.namespace and stanza.uri == target.namespace:
+                # Moved into the target's namespace to measure it: back.
+                translateNamespace(stanza, target.namespace, sender.namespace)
+            sender.send(
+                StanzaError(
+                    "resource-constraint",
+                    text="%s is not reading its stream; %d bytes are queued to it"
+                    % (", ".join(target.names) or target.identity, target.queued),
+                ).toResponse(stanza)
+            )
+            return
+        target.dropped += 1
+        if target.dropped == 1:
+            log.warn(
+                "{identity} does not read and has {queued} bytes queued: dropping errors and IQ results to it",
+                identity=target.identity,
+                queued=target.queued,
+            )
 
     def _track(self, sender: RouterSession, target: RouterSession, iq: domish.Element) -> None:
         if target.pendingCount >= MAX_PENDING_IQS:
@@ -351,6 +495,7 @@ class Router:
         error.addChild(
             StanzaError("service-unavailable", text="%s went away before answering" % (recipient,)).getElement()
         )
+        stanzasBounced("service-unavailable").inc()
         sender.send(error)
 
     def _local(self, session: RouterSession, stanza: domish.Element) -> None:
@@ -385,6 +530,52 @@ class Router:
         for feature in (NS_DISCO_INFO, NS_PING):
             query.addElement("feature")["var"] = feature
         return reply
+
+    # Silent peers (RFC 6120 section 4.5).
+
+    def _checkIdle(self, session: RouterSession) -> None:
+        """
+        The idle timer of C{session} fired: if nothing arrived for
+        C{idleTimeout} seconds, ping it (XEP-0199, from the router's
+        domain); if nothing arrived within C{pingTimeout} seconds of the
+        ping, end it with C{connection-timeout}. Received data only updates
+        the stream's C{lastReceived}; the timer reads it.
+        """
+        session.idleTimer = None
+        xs = session.xmlstream
+        if self.sessions.get(xs) is not session:
+            return
+        limits = self.limits
+        now = self.reactor.seconds()
+        last = getattr(xs, "lastReceived", now)
+        if session.pingSentAt is not None:
+            if last >= session.pingSentAt:
+                session.pingSentAt = None
+            else:
+                self._fault(
+                    session,
+                    "connection-timeout",
+                    "nothing received for %g seconds, nor within %g seconds of a ping"
+                    % (limits.idleTimeout, limits.pingTimeout),
+                )
+                return
+        silent = now - last
+        if silent < limits.idleTimeout:
+            session.idleTimer = self.reactor.callLater(limits.idleTimeout - silent, self._checkIdle, session)
+            return
+        session.pingSentAt = now
+        session.send(self._ping(session))
+        session.idleTimer = self.reactor.callLater(limits.pingTimeout, self._checkIdle, session)
+
+    def _ping(self, session: RouterSession) -> domish.Element:
+        self._pings += 1
+        iq = domish.Element((None, "iq"))
+        iq["type"] = "get"
+        iq["from"] = self.domain
+        iq["to"] = session.names[0] if session.names else (session.identity or self.domain)
+        iq["id"] = "router-ping-%d" % (self._pings,)
+        iq.addElement((NS_PING, "ping"))
+        return iq
 
     def _fault(self, session: RouterSession, condition: str, text: str) -> None:
         log.warn(
@@ -447,13 +638,33 @@ def _why(reason: Any) -> str:
     return str(reason)
 
 
+def metricsSite() -> Any:
+    """
+    A twisted.web site serving L{xmppcomp.metrics.metricsResource} at
+    C{/metrics} (and nothing else).
+    """
+    from twisted.web.resource import Resource
+    from twisted.web.server import Site
+
+    from xmppcomp.metrics import metricsResource
+
+    root = Resource()
+    root.putChild(b"metrics", metricsResource())
+    site = Site(root)
+    site.displayTracebacks = False
+    return site
+
+
 class RouterService(MultiService):
     """
     C{twistd xmppcomp-router}: the listeners and the router of a
     L{RouterConfig}.
 
     @ivar router: the L{Router}, once started.
-    @ivar ports: the listening ports, once started.
+    @ivar ports: the listening ports, once started (the metrics listener,
+        if configured, last).
+    @ivar authFailures: the L{AuthFailureLimiter} shared by the XEP-0225
+        and XEP-0114 listeners, once started.
     """
 
     def __init__(self, config: RouterConfig, reactor: Any = None) -> None:
@@ -465,19 +676,26 @@ class RouterService(MultiService):
         self.config = config
         self.reactor = reactor
         self.router: Router | None = None
+        self.authFailures: Any = None
         self.ports: list[Any] = []
 
     def startService(self) -> None:
         from xmppcomp.authz import HostnamePolicy
         from xmppcomp.stream import tls
         from xmppcomp.stream.acceptreceiving import AcceptFactory, AcceptPolicy
-        from xmppcomp.stream.receiving import ReceivingFactory, ReceivingPolicy
+        from xmppcomp.stream.receiving import AuthFailureLimiter, ReceivingFactory, ReceivingPolicy
         from xmppcomp.stream.sasl import FileCredentialStore, MemoryCredentialStore
 
         config = self.config
         limits = config.limits
         policy = HostnamePolicy.fromConfig(dict(config.authorization))
         router = Router(config.domain, policy.mayBind, limits, self.reactor)
+        # One limiter for every listener: failures count per source address
+        # whichever protocol they used.
+        authFailures = AuthFailureLimiter(
+            maxFailures=limits.authFailureLimit, window=limits.authFailureWindow
+        )
+        self.authFailures = authFailures
         if config.credentials is not None:
             store: Any = FileCredentialStore(config.credentials)
             store.load()
@@ -498,7 +716,9 @@ class RouterService(MultiService):
                 negotiationTimeout=limits.negotiationTimeout,
                 maxStanzaSize=limits.maxStanzaSize,
                 closeTimeout=limits.closeTimeout,
+                maxStanzaDepth=limits.maxStanzaDepth,
                 features=router.receivingFeatures(),
+                authFailures=authFailures,
             ),
             reactor=self.reactor,
         )
@@ -514,11 +734,15 @@ class RouterService(MultiService):
                     negotiationTimeout=limits.negotiationTimeout,
                     maxStanzaSize=limits.maxStanzaSize,
                     closeTimeout=limits.closeTimeout,
+                    maxStanzaDepth=limits.maxStanzaDepth,
+                    authFailures=authFailures,
                 ),
                 reactor=self.reactor,
             )
             router.addBootstraps(accept, "xep0114")
             listeners += [(endpoint, accept) for endpoint in config.acceptListen]
+        if config.metricsListen is not None:
+            listeners.append((config.metricsListen, metricsSite()))
         self.router = router
         for description, factory in listeners:
             failures: list[Failure] = []

@@ -34,9 +34,10 @@ from twisted.words.xish.xmlstream import STREAM_END_EVENT
 from xmppcomp.ns import NS_COMPONENT_ACCEPT, NS_STREAMS
 from xmppcomp.stream.handshake import checkAcceptHeader, checkHandshake
 from xmppcomp.stream.negotiating import NegotiatingFactory, NegotiatingXmlStream, isStanza, peerOf
-from xmppcomp.stream.receiving import AuthFailureLimiter, sourceKey
+from xmppcomp.stream.receiving import AuthFailureLimiter, countRefusal, sourceKey
 from xmppcomp.stream.xmlstream import (
     DEFAULT_CLOSE_TIMEOUT,
+    DEFAULT_MAX_STANZA_DEPTH,
     DEFAULT_MAX_STANZA_SIZE,
     newStreamId,
 )
@@ -71,6 +72,8 @@ class AcceptPolicy:
     @ivar maxStanzaSize: bytes one stanza may take (C{policy-violation}
         beyond).
     @ivar closeTimeout: seconds to wait for the peer's closing tag.
+    @ivar maxStanzaDepth: levels elements may nest below the stream root
+        (C{policy-violation} beyond).
     @ivar authFailures: counts wrong handshakes per source address and
         refuses sources that failed too often (C{policy-violation}); see
         L{AuthFailureLimiter}. C{None} turns the limit off.
@@ -82,6 +85,7 @@ class AcceptPolicy:
     negotiationTimeout: float = attrs.field(default=30.0, validator=_positive)
     maxStanzaSize: int = attrs.field(default=DEFAULT_MAX_STANZA_SIZE, validator=_positive)
     closeTimeout: float = attrs.field(default=DEFAULT_CLOSE_TIMEOUT, validator=_positive)
+    maxStanzaDepth: int = attrs.field(default=DEFAULT_MAX_STANZA_DEPTH, validator=_positive)
     authFailures: AuthFailureLimiter | None = attrs.field(factory=AuthFailureLimiter)
 
 
@@ -257,6 +261,7 @@ class AcceptAuthenticator(ListenAuthenticator):
         self._stage = "refused"
         self._secret = None
         self._cancelTimeout()
+        countRefusal(condition)
         self.xmlstream.sendStreamError(StreamError(condition, text=text))
         return True
 
@@ -324,3 +329,8 @@ class AcceptFactory(NegotiatingFactory):
 
     def makeAuthenticator(self) -> AcceptAuthenticator:
         return AcceptAuthenticator(self.policy, self.reactor)
+
+    def buildProtocol(self, addr: object) -> NegotiatingXmlStream:
+        xs = super().buildProtocol(addr)
+        xs.maxDepth = self.policy.maxStanzaDepth
+        return xs

@@ -29,6 +29,7 @@ from twisted.words.xish import domish
 from twisted.words.xish.xmlstream import STREAM_END_EVENT
 
 from xmppcomp.errors import SASLFailure
+from xmppcomp.metrics import NEGOTIATION_FAILURES
 from xmppcomp.interfaces import ICredentialStore, IReceivingFeature
 from xmppcomp.ns import NS_CLIENT, NS_SASL, NS_STREAMS, NS_TLS
 from xmppcomp.stream import tls
@@ -37,6 +38,7 @@ from xmppcomp.stream.negotiating import NegotiatingFactory, NegotiatingXmlStream
 from xmppcomp.stream.sasl import SASLReceiver
 from xmppcomp.stream.xmlstream import (
     DEFAULT_CLOSE_TIMEOUT,
+    DEFAULT_MAX_STANZA_DEPTH,
     DEFAULT_MAX_STANZA_SIZE,
     checkHost,
     newStreamId,
@@ -190,6 +192,8 @@ class ReceivingPolicy:
     @ivar maxStanzaSize: bytes one stanza may take (C{policy-violation}
         beyond).
     @ivar closeTimeout: seconds to wait for the peer's closing tag.
+    @ivar maxStanzaDepth: levels elements may nest below the stream root
+        (C{policy-violation} beyond).
     @ivar features: features offered after SASL, in order.
     @ivar authFailures: counts failed SASL attempts per source address and
         refuses sources that failed too often (C{policy-violation}); share
@@ -208,6 +212,7 @@ class ReceivingPolicy:
     negotiationTimeout: float = 30.0
     maxStanzaSize: int = DEFAULT_MAX_STANZA_SIZE
     closeTimeout: float = DEFAULT_CLOSE_TIMEOUT
+    maxStanzaDepth: int = DEFAULT_MAX_STANZA_DEPTH
     features: Sequence[IReceivingFeature] = attrs.field(default=(), converter=tuple)
     authFailures: AuthFailureLimiter | None = attrs.field(factory=AuthFailureLimiter)
 
@@ -294,6 +299,7 @@ class ReceivingAuthenticator(ListenAuthenticator):
             )
             self._stage = "refused"
             self._cancelTimeout()
+            countRefusal(e.condition)
             xs.sendStreamError(e)
             return
         # jid.JID, not internJID: these come from the peer, and internJID
@@ -380,6 +386,7 @@ class ReceivingAuthenticator(ListenAuthenticator):
         )
         self._stage = "refused"
         self._cancelTimeout()
+        countRefusal(condition)
         self.xmlstream.sendStreamError(StreamError(condition, text=text))
         return True
 
@@ -424,6 +431,9 @@ class ReceivingAuthenticator(ListenAuthenticator):
         step = self._sasl.receive(element)
         xs = self.xmlstream
         xs.send(step.reply)
+        if step.reply.name == "failure":
+            condition = step.reply.firstChildElement()
+            countRefusal(condition.name if condition is not None else "failure")
         if self.policy.authFailures is not None and _isCountedFailure(step.reply):
             self.policy.authFailures.failed(self._source, self._reactor.seconds())
         if step.identity is not None:
@@ -479,6 +489,15 @@ class ReceivingAuthenticator(ListenAuthenticator):
 
 
 
+def countRefusal(condition: str) -> None:
+    """
+    Count a stream (or SASL attempt) the receiving side refused, by its
+    stream error or SASL failure condition, in
+    L{xmppcomp.metrics.NEGOTIATION_FAILURES}.
+    """
+    NEGOTIATION_FAILURES.labels("receiving", condition).inc()
+
+
 def _isCountedFailure(reply: domish.Element) -> bool:
     """
     Whether a SASL reply is a failure that tested a credential or broke
@@ -497,3 +516,8 @@ class ReceivingFactory(NegotiatingFactory):
 
     def makeAuthenticator(self) -> ReceivingAuthenticator:
         return ReceivingAuthenticator(self.policy, self.reactor)
+
+    def buildProtocol(self, addr: object) -> NegotiatingXmlStream:
+        xs = super().buildProtocol(addr)
+        xs.maxDepth = self.policy.maxStanzaDepth
+        return xs

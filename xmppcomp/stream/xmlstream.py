@@ -43,9 +43,11 @@ from xmppcomp.ns import NS_STREAMS, NS_XML
 
 __all__ = [
     "DEFAULT_CLOSE_TIMEOUT",
+    "DEFAULT_MAX_STANZA_DEPTH",
     "DEFAULT_MAX_STANZA_SIZE",
     "RestrictedElementStream",
     "RestrictedXMLError",
+    "StanzaTooDeep",
     "StanzaTooLarge",
     "StreamHeader",
     "XmppXmlStream",
@@ -58,6 +60,13 @@ __all__ = [
 #: The default limit, in bytes, on one top-level stanza, on the stream header
 #: and on the unparsed bytes between stanzas.
 DEFAULT_MAX_STANZA_SIZE = 256 * 1024
+
+#: The default limit on how deeply elements nest below the stream root: a
+#: top-level stanza is at depth 1, its children at depth 2. Serialising a
+#: stanza with domish recurses once per level, so without a limit a small
+#: stanza nested a few thousand levels deep (7 bytes a level) would make
+#: forwarding or bouncing it raise C{RecursionError}.
+DEFAULT_MAX_STANZA_DEPTH = 64
 
 #: The default number of seconds to wait for the peer's closing
 #: C{</stream:stream>} after sending ours (RFC 6120 section 4.4).
@@ -121,6 +130,13 @@ class StanzaTooLarge(domish.ParserError):
     A top-level stanza, the stream header, or the unparsed bytes between
     stanzas exceeded the size limit. It maps to the C{policy-violation}
     stream error.
+    """
+
+
+class StanzaTooDeep(StanzaTooLarge):
+    """
+    Elements of a top-level stanza nest deeper than the depth limit. Like
+    L{StanzaTooLarge}, it maps to the C{policy-violation} stream error.
     """
 
 
@@ -190,7 +206,13 @@ class RestrictedElementStream(domish.ExpatElementStream):
     complete element. A shallow stanza whose bytes cannot be forwarded is
     parsed again in full before it is dispatched.
 
+    Elements nest at most C{maxDepth} levels below the stream root (a
+    top-level stanza is level 1): the start tag of an element one level
+    deeper raises L{StanzaTooDeep} at once, on both the full and the shallow
+    path, before anything more of the stanza is buffered.
+
     @ivar maxStanzaSize: the limit, in bytes, on each segment.
+    @ivar maxDepth: the limit on nesting levels below the stream root.
     @ivar captureRaw: whether to keep each stanza's raw bytes; it may be
         turned on at any time and applies from the next stanza whose bytes
         are all seen after that.
@@ -203,14 +225,26 @@ class RestrictedElementStream(domish.ExpatElementStream):
     @ivar _error: the error that killed the stream, or L{None}.
     """
 
-    def __init__(self, maxStanzaSize: int = DEFAULT_MAX_STANZA_SIZE) -> None:
+    def __init__(
+        self,
+        maxStanzaSize: int = DEFAULT_MAX_STANZA_SIZE,
+        maxDepth: int = DEFAULT_MAX_STANZA_DEPTH,
+    ) -> None:
         """
         @param maxStanzaSize: the limit on each segment, in bytes; at least 1.
+        @param maxDepth: the limit on nesting levels below the stream root;
+            at least 1.
         """
         if maxStanzaSize < 1:
             raise ValueError("maxStanzaSize must be positive")
+        if maxDepth < 1:
+            raise ValueError("maxDepth must be positive")
         super().__init__()
         self.maxStanzaSize = maxStanzaSize
+        self.maxDepth = maxDepth
+        # The level of the element being built on the full path (the
+        # top-level stanza is 1).
+        self._level = 0
         # Every element takes at least four bytes, so the byte limit already
         # bounds the element count; keep the base class's check out of the way.
         self.maxElementCount = maxStanzaSize
@@ -432,8 +466,13 @@ class RestrictedElementStream(domish.ExpatElementStream):
             self._contentNamespace = self.defaultNsStack[-1]
             return
         if self.currElem is not None:
+            level = self._level + 1
+            if level > self.maxDepth:
+                raise self._tooDeep()
+            self._level = level
             super()._onStartElement(name, attrs)
             return
+        self._level = 1
         start = self._segmentStart = self._stanzaStart = self.parser.CurrentByteIndex
         super()._onStartElement(name, attrs)
         element = self.currElem
@@ -458,10 +497,18 @@ class RestrictedElementStream(domish.ExpatElementStream):
         """
         An element inside a shallow stanza: count it, build nothing.
         """
-        self._depth += 1
+        depth = self._depth = self._depth + 1
+        if depth >= self.maxDepth:
+            # The stanza is level 1, so this element is at depth + 1.
+            raise self._tooDeep()
         self._sawChild = True
         # Prefixes it declared would otherwise go to the next element.
         self.localPrefixes = {}
+
+    def _tooDeep(self) -> StanzaTooDeep:
+        return StanzaTooDeep(
+            f"elements nested more than {self.maxDepth} levels deep in a stanza"
+        )
 
     def _onShallowEnd(self, name: str) -> None:
         """
@@ -483,7 +530,7 @@ class RestrictedElementStream(domish.ExpatElementStream):
 
         @param data: what L{lastRaw} held.
         """
-        inner = RestrictedElementStream(self.maxStanzaSize)
+        inner = RestrictedElementStream(self.maxStanzaSize, self.maxDepth)
         got: list[domish.Element] = []
         inner.DocumentStartEvent = _ignore
         inner.ElementEvent = got.append
@@ -506,6 +553,8 @@ class RestrictedElementStream(domish.ExpatElementStream):
         """
         current = self.currElem
         topLevel = current is not None and current.parent is None
+        if current is not None:
+            self._level -= 1
         if topLevel and self.captureRaw:
             shallow, self._shallow = self._shallow, False
             raw = self._stanzaBytes(self._sawChild if shallow else bool(current.children))
@@ -745,6 +794,12 @@ class XmppXmlStream(jabberxmlstream.XmlStream):
     6120 section 4.4, and sets C{TCP_NODELAY}.
 
     @ivar maxStanzaSize: see L{RestrictedElementStream}.
+    @ivar maxDepth: the nesting limit, see L{RestrictedElementStream}; it
+        applies to the parser made at the next (re)start of the stream, so
+        set it before the connection is made.
+    @ivar lastReceived: when data was last received, in reactor seconds
+        (the connection time until then); one clock read per read from the
+        transport, not per stanza, for idle checks such as the router's.
     @ivar closeTimeout: seconds to wait for the peer's closing tag after ours.
         The same delay then bounds how long a peer that does not read can
         keep the connection: the transport is aborted after it.
@@ -769,15 +824,19 @@ class XmppXmlStream(jabberxmlstream.XmlStream):
         reactor: IReactorTime | None = None,
         maxStanzaSize: int = DEFAULT_MAX_STANZA_SIZE,
         closeTimeout: float = DEFAULT_CLOSE_TIMEOUT,
+        maxDepth: int = DEFAULT_MAX_STANZA_DEPTH,
     ) -> None:
         """
         @param authenticator: performs stream initialisation.
         @param reactor: schedules the timers; the global reactor if L{None}.
         @param maxStanzaSize: the parser's limit in bytes.
         @param closeTimeout: seconds to wait for the peer's closing tag.
+        @param maxDepth: the parser's nesting limit.
         """
         self._reactor = reactor
         self.maxStanzaSize = maxStanzaSize
+        self.maxDepth = maxDepth
+        self.lastReceived = 0.0
         self.closeTimeout = closeTimeout
         self.streamEnded: Failure | None = None
         self._state = _State.OPEN
@@ -789,18 +848,24 @@ class XmppXmlStream(jabberxmlstream.XmlStream):
         self._captureRaw = False
         super().__init__(authenticator)
 
+    def _clock(self) -> IReactorTime:
+        """
+        The injected reactor (or the global one).
+        """
+        if self._reactor is None:
+            from twisted.internet import reactor
+
+            self._reactor = reactor  # type: ignore[assignment]
+        assert self._reactor is not None
+        return self._reactor
+
     def _callLater(
         self, delay: float, f: Callable[..., object], *args: object, **kw: object
     ) -> IDelayedCall:
         """
         Schedule a call on the injected reactor (or the global one).
         """
-        if self._reactor is None:
-            from twisted.internet import reactor
-
-            self._reactor = reactor
-        assert self._reactor is not None
-        return self._reactor.callLater(delay, f, *args, **kw)
+        return self._clock().callLater(delay, f, *args, **kw)
 
     def _initializeStream(self) -> None:
         """
@@ -811,7 +876,7 @@ class XmppXmlStream(jabberxmlstream.XmlStream):
         """
         if isinstance(self.stream, RestrictedElementStream):
             self.stream.discard()
-        self.stream = RestrictedElementStream(self.maxStanzaSize)
+        self.stream = RestrictedElementStream(self.maxStanzaSize, self.maxDepth)
         self.stream.captureRaw = self._captureRaw
         self.stream.DocumentStartEvent = self.onDocumentStart
         self.stream.ElementEvent = self.onElement
@@ -881,6 +946,7 @@ class XmppXmlStream(jabberxmlstream.XmlStream):
                 setTcpNoDelay(True)
             except (OSError, NotImplementedError, AttributeError) as e:
                 self._log.debug("Cannot set TCP_NODELAY: {error}", error=e)
+        self.lastReceived = self._clock().seconds()
         super().connectionMade()
 
     def dataReceived(self, data: bytes) -> None:
@@ -890,6 +956,7 @@ class XmppXmlStream(jabberxmlstream.XmlStream):
         """
         if self._parseFailed or self.stream is None:
             return
+        self.lastReceived = self._clock().seconds()
         try:
             if self.rawDataInFn:
                 self.rawDataInFn(data)
