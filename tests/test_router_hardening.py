@@ -419,3 +419,61 @@ class AuthFailureConfigTests(SynchronousTestCase):
         for _ in range(2):
             limiter.failed("192.0.2.1", reactor.seconds())
         self.assertTrue(receiving.policy.authFailures.blocked("192.0.2.1", reactor.seconds()))
+
+
+class AsciiFastPathTests(SynchronousTestCase):
+    """
+    Plain ASCII hostnames are normalised by lowercasing, without
+    stringprep, to the same result as the full path; other names still
+    take the full path.
+    """
+
+    PLAIN = ["comp.example.net", "Comp.EXAMPLE.net", "a-b.c1.example", "x", "a" * 63 + ".example"]
+    OTHER = ["b\u00fccher.example", "-a.example", "a-.example", "a_b.example", "a" * 64 + ".example"]
+
+    def _noStringprep(self) -> None:
+        from encodings import idna
+
+        from twisted.words.protocols.jabber import jid
+
+        def boom(*args: object, **kw: object) -> None:
+            raise AssertionError("the full path was taken")
+
+        self.patch(jid, "JID", boom)
+        self.patch(idna, "ToASCII", boom)
+
+    def test_sameResults(self) -> None:
+        """
+        For every name, the fast path gives what nameprep gives (or refuses
+        what it refuses).
+        """
+        from twisted.words.protocols.jabber import jid
+
+        from xmppcomp.authz import canonicalHostname
+        from xmppcomp.stream.bind import normalizeHostname
+        from xmppcomp.stream.sasl._identity import normalizeDomain
+
+        for name in self.PLAIN:
+            expected = jid.JID(name).host
+            self.assertEqual(normalizeDomain(name), expected)
+            self.assertEqual(normalizeHostname(name), expected)
+            self.assertEqual(canonicalHostname(name), expected)
+        self.assertEqual(canonicalHostname("B\u00fccher.Example"), "xn--bcher-kva.example")
+        self.assertEqual(normalizeDomain("B\u00fccher.Example"), "b\u00fccher.example")
+        self.assertRaises(ValueError, canonicalHostname, "a" * 64 + ".example")
+
+    def test_noStringprepForPlainNames(self) -> None:
+        """
+        Plain ASCII names never reach nameprep or ToASCII.
+        """
+        from xmppcomp.authz import canonicalHostname
+        from xmppcomp.stream.bind import normalizeHostname
+        from xmppcomp.stream.sasl._identity import normalizeDomain, plainHostname
+
+        self._noStringprep()
+        for name in self.PLAIN:
+            self.assertEqual(normalizeDomain(name), name.lower())
+            self.assertEqual(normalizeHostname(name), name.lower())
+            self.assertEqual(canonicalHostname(name), name.lower())
+        for name in self.OTHER:
+            self.assertIsNone(plainHostname(name))

@@ -26,7 +26,7 @@ from typing import Any
 
 import attrs
 
-from xmppcomp.stream.sasl._identity import normalizeDomain
+from xmppcomp.stream.sasl._identity import normalizeDomain, plainHostname
 
 #: The longest hostname accepted, in octets of its ASCII form, without a
 #: trailing dot (RFC 1035 section 2.3.4, less the root label).
@@ -57,6 +57,16 @@ def _labels(name: str) -> tuple[str, ...]:
         raise ValueError(f"{name!r} is not a valid hostname: it is empty")
     if "" in bare.split("."):
         raise ValueError(f"{name!r} is not a valid hostname: it has an empty label")
+    plain = plainHostname(bare)
+    if plain is not None and "xn--" not in plain:
+        # Letters, digits and hyphens only: nameprep and ToASCII leave it
+        # as it is, lowercased (A-labels still take the full path, which
+        # checks that they decode).
+        if len(plain) > MAX_HOSTNAME_LENGTH:
+            raise ValueError(
+                f"{name!r} is longer than {MAX_HOSTNAME_LENGTH} octets in ASCII form"
+            )
+        return tuple(plain.split("."))
     try:
         domain = normalizeDomain(name)
     except ValueError as e:

@@ -29,6 +29,7 @@ from zope.interface import implementer
 from xmppcomp.interfaces import IInitiatingFeature, IReceivingFeature
 from xmppcomp.ns import NS_COMPONENT_0, NS_COMPONENT_TMP
 from xmppcomp.stream.features import markRequired
+from xmppcomp.stream.sasl._identity import plainHostname
 
 log = Logger()
 
@@ -84,6 +85,9 @@ def normalizeHostname(text: str) -> str:
         )
     if text.startswith(".") or text.endswith(".") or ".." in text:
         raise StanzaError("bad-request", text="malformed hostname: %s" % (text,))
+    plain = plainHostname(text)
+    if plain is not None:
+        return plain
     try:
         # Twisted's nameprep raises more than InvalidFormat on bad input.
         return jid.JID(text).host

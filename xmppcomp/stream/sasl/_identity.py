@@ -5,7 +5,31 @@ The SASL identity of a component: a domain (XEP-0225 section 3).
 
 from __future__ import annotations
 
+import re
+
 from twisted.words.protocols.jabber import jid
+
+#: A plain ASCII hostname: letters, digits and inner hyphens, labels of 1 to
+#: 63 characters. Nameprep of such a name is lowercasing, so it skips the
+#: pure-Python stringprep (most of the cost of a negotiation's names).
+_PLAIN_HOSTNAME = re.compile(
+    r"\A[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
+    r"(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*\Z"
+)
+
+#: RFC 7622: a domainpart is at most 1023 bytes.
+_MAX_DOMAIN = 1023
+
+
+def plainHostname(value: str) -> str | None:
+    """
+    C{value} lowercased if it is a plain ASCII hostname (see
+    L{_PLAIN_HOSTNAME}), whose nameprep is exactly that; else L{None}, and
+    the caller takes the full path.
+    """
+    if len(value) <= _MAX_DOMAIN and _PLAIN_HOSTNAME.match(value) is not None:
+        return value.lower()
+    return None
 
 
 def normalizeDomain(value: str) -> str:
@@ -30,6 +54,9 @@ def normalizeDomain(value: str) -> str:
         value = value[:-1]
     if not value:
         raise ValueError("the identity must be a domain, not empty")
+    plain = plainHostname(value)
+    if plain is not None:
+        return plain
     if "@" in value or "/" in value:
         raise ValueError(f"the identity {value!r} must be a domain (no '@' or '/')")
     try:
