@@ -158,7 +158,7 @@ def _supplyConstants(
     )
     for name in CONSTANTS_NAMES:
         setattr(module, name, getattr(constantly, name))
-    module.__all__ = list(CONSTANTS_NAMES)
+    setattr(module, "__all__", list(CONSTANTS_NAMES))
     modules[CONSTANTS_MODULE] = module
     setattr(package, "constants", module)
     return (CONSTANTS_MODULE,)

@@ -135,7 +135,7 @@ class ComponentStream(utility.EventDispatcher):
         d = self.iqDeferreds.pop(iq.getAttribute("id", ""), None)
         if d is None:
             return
-        iq.handled = True
+        iq.handled = True  # type: ignore[attr-defined]  # a flag domish.Element does not declare
         if iq["type"] == "error":
             d.errback(jerror.exceptionFromStanza(iq))
         else:
@@ -688,16 +688,16 @@ class Component(Service):
                 raise ConnectionLost("the connection was lost right after sending")
             stream.iqDeferreds[iq["id"]] = answer
             if limit is not None:
-                call = self.reactor.callLater(limit, expire)
+                call = self.reactor.callLater(limit, expire, limit)
                 answer.addBoth(lambda result: (call.active() and call.cancel(), result)[1])
             return answer
 
-        def expire() -> None:
+        def expire(seconds: float) -> None:
             stream = self.xmlstream
             if stream is not None:
                 stream.iqDeferreds.pop(iq["id"], None)
             if not answer.called:
-                answer.errback(TimeoutError("no answer to IQ %s within %g s" % (iq["id"], limit)))
+                answer.errback(TimeoutError("no answer to IQ %s within %g s" % (iq["id"], seconds)))
 
         return self.sendOrFail(iq).addCallback(sent)
 

@@ -36,7 +36,7 @@ from __future__ import annotations
 import argparse
 import getpass as _getpass
 import sys
-from typing import IO, Callable, NoReturn
+from typing import IO, TYPE_CHECKING, Callable, NoReturn
 
 from xmppcomp.authz import canonicalHostname
 from xmppcomp.stream.sasl._identity import normalizeDomain
@@ -46,6 +46,9 @@ from xmppcomp.stream.sasl.store import (
     CredentialFileError,
     FileCredentialStore,
 )
+
+if TYPE_CHECKING:
+    from _typeshed import SupportsWrite
 
 #: A secret shorter than this many characters gets a warning.
 RECOMMENDED_SECRET_LENGTH = 16
@@ -87,7 +90,7 @@ class _Parser(argparse.ArgumentParser):
     _stdout: IO[str]
     _stderr: IO[str]
 
-    def _print_message(self, message: str, file: IO[str] | None = None) -> None:
+    def _print_message(self, message: str, file: SupportsWrite[str] | None = None) -> None:
         if not message:
             return
         stream = self._stdout if file is sys.stdout else self._stderr

@@ -104,7 +104,7 @@ class DemoPage(Resource):
     isLeaf = True
 
     def render_GET(self, request: IRequest) -> bytes:
-        if request.postpath not in ([], [b""]):  # type: ignore[attr-defined]
+        if request.postpath not in ([], [b""]):
             request.setResponseCode(404)
             request.setHeader(b"content-type", b"text/plain; charset=utf-8")
             return b"Not found: this demo has only one page, /\n"
@@ -152,8 +152,9 @@ class DemoHints(Service):
     def startService(self) -> None:
         super().startService()
         waits = [self._listener.whenListening()] + [c.whenReady() for c in self._components]
-        d = defer.gatherResults(waits, consumeErrors=True)
-        d.addCallback(lambda results: self._log(results[0]))
+        d = defer.gatherResults(waits, consumeErrors=True).addCallback(
+            lambda results: self._log(results[0])
+        )
         d.addErrback(self._failed)
         d.chainDeferred(self.ready)
 

@@ -74,7 +74,10 @@ class XMPPConfirmationChecker:
         self._ledger = ledger
         self._waiting: dict[tuple[str, str], list[Deferred[str]]] = {}
 
-    def requestAvatarId(self, credentials: ConfirmationCredentials) -> Deferred[str]:
+    # Twisted types avatar ids as bytes; ours are the JID as text.
+    def requestAvatarId(  # type: ignore[override]
+        self, credentials: ConfirmationCredentials
+    ) -> Deferred[str]:
         """
         Let the request through (fire with the JID) or fail with a
         L{ConfirmationFailed} saying why.

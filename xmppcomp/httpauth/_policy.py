@@ -87,6 +87,14 @@ class AccessRule:
         return self.anyone or who.userhost() in self.jids or who.host in self.domains
 
 
+def _ruleTuple(rules: Iterable[AccessRule]) -> tuple[AccessRule, ...]:
+    """
+    The converter of L{AccessRules.rules} (a typed C{tuple}, which mypy's
+    attrs plugin cannot infer from the generic builtin).
+    """
+    return tuple(rules)
+
+
 @attrs.frozen
 class AccessRules:
     """
@@ -96,7 +104,7 @@ class AccessRules:
     @ivar rules: the rules.
     """
 
-    rules: tuple[AccessRule, ...] = attrs.field(converter=tuple)
+    rules: tuple[AccessRule, ...] = attrs.field(converter=_ruleTuple)
 
     @classmethod
     def anyone(cls) -> AccessRules:

@@ -364,7 +364,7 @@ class UpstreamProxyResource(Resource):
             for name, values in response.headers.getAllRawHeaders():  # type: ignore[attr-defined]
                 if name.lower() not in _HOP_BY_HOP:
                     request.responseHeaders.setRawHeaders(name, values)
-            return response.collect(request.write)  # type: ignore[attr-defined, no-any-return]
+            return response.collect(request.write)  # type: ignore[attr-defined]
 
         def unreachable(failure: Failure) -> None:
             self._log.failure("upstream {url} failed", failure=failure, url=self._upstream)
@@ -373,7 +373,8 @@ class UpstreamProxyResource(Resource):
             request.write(b"the upstream server could not be reached\n")
 
         def done(_: object) -> None:
-            if not request.finished:
+            # twisted.web.server.Request has it; IRequest does not declare it.
+            if not request.finished:  # type: ignore[attr-defined]
                 request.finish()
 
         d.addCallback(relay).addErrback(unreachable).addBoth(done)

@@ -258,7 +258,7 @@ class ConfirmationRequester(XMPPHandler):
         outcome = classifyIQReply(iq, entry.key, entry.who)
         if outcome is None:
             return
-        iq.handled = True
+        iq.handled = True  # type: ignore[attr-defined]  # a flag domish.Element does not declare
         if outcome is Outcome.FALLBACK:
             self._unregister(entry)
             entry.form = "message"
@@ -283,7 +283,7 @@ class ConfirmationRequester(XMPPHandler):
             outcome = classifyMessageReply(message, entry.key, entry.who, entry.request)
             if outcome is None:
                 continue
-            message.handled = True
+            message.handled = True  # type: ignore[attr-defined]  # a flag domish.Element does not declare
             self._finish(entry, outcome)
             return
 
@@ -364,12 +364,14 @@ class ConfirmationResponder(XMPPHandler):
             _text(stanza, "thread"),
             _text(stanza, "body"),
         )
-        return maybeDeferred(self._policy, incoming)
+        # Twisted's overloads of maybeDeferred cannot take a callable that
+        # returns either a value or a Deferred of it.
+        return maybeDeferred(self._policy, incoming)  # type: ignore[call-overload]
 
     def _onIQ(self, iq: domish.Element) -> None:
         if getattr(iq, "handled", False):
             return
-        iq.handled = True
+        iq.handled = True  # type: ignore[attr-defined]  # a flag domish.Element does not declare
         d = self._ask(iq, False)
         if d is None:
             self.send(StanzaError("bad-request").toResponse(iq))
@@ -392,7 +394,7 @@ class ConfirmationResponder(XMPPHandler):
             return
         if message.getAttribute("type") == "error":
             return
-        message.handled = True
+        message.handled = True  # type: ignore[attr-defined]  # a flag domish.Element does not declare
         d = self._ask(message, True)
         if d is None:
             return

@@ -164,6 +164,10 @@ class AcceptInitiatingAuthenticator(ConnectAuthenticator):
 
     namespace = NS_COMPONENT_ACCEPT
 
+    #: The stream, from L{associateWithStream} on (Twisted's base class
+    #: starts it as C{None}; nothing here runs before it is associated).
+    xmlstream: NegotiatingXmlStream
+
     def __init__(self, policy: AcceptInitiatingPolicy, reactor: IReactorTime) -> None:
         """
         @param policy: the hostname, secret and limits.
@@ -178,7 +182,7 @@ class AcceptInitiatingAuthenticator(ConnectAuthenticator):
         self._started = 0.0
         self._noIdError = NegotiationError("the server's stream header has no id")
 
-    def associateWithStream(self, xs: NegotiatingXmlStream) -> None:  # type: ignore[override]
+    def associateWithStream(self, xs: NegotiatingXmlStream) -> None:
         """
         Also observe stream errors and the end of the stream, which fail
         the negotiation.
@@ -299,7 +303,7 @@ class AcceptInitiatingAuthenticator(ConnectAuthenticator):
             return
         self._stage = "failed"
         failure = reason if isinstance(reason, Failure) else Failure(reason)
-        if failure.check(StreamError):
+        if isinstance(failure.value, StreamError):
             why = "stream error %s" % (failure.value.condition,)
         else:
             why = failure.getErrorMessage()

@@ -9,11 +9,16 @@ feature is left (XEP-0192).
 
 from __future__ import annotations
 
-from typing import Sequence
+from typing import Iterable, Sequence, cast
 
 import attrs
 from twisted.internet import defer
-from twisted.internet.interfaces import IReactorTime
+from twisted.internet.interfaces import (
+    IOpenSSLClientConnectionCreator,
+    IReactorTime,
+    ITLSTransport,
+)
+from twisted.internet.ssl import PrivateCertificate
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 from twisted.words.protocols.jabber import jid
@@ -46,6 +51,16 @@ from xmppcomp.stream.xmlstream import (
 )
 
 log = Logger()
+
+
+def _featureTuple(
+    features: Iterable[IInitiatingFeature],
+) -> tuple[IInitiatingFeature, ...]:
+    """
+    The converter of L{InitiatingPolicy.features} (a typed C{tuple}, which
+    mypy's attrs plugin cannot infer from the generic builtin).
+    """
+    return tuple(features)
 
 
 @attrs.frozen
@@ -84,13 +99,13 @@ class InitiatingPolicy:
     serverDomain: str
     identity: str
     secret: str | None = attrs.field(default=None, repr=False)
-    clientCertificate: object | None = attrs.field(default=None, repr=False)
-    trust: object | None = None
-    tlsCreator: object | None = None
+    clientCertificate: PrivateCertificate | None = attrs.field(default=None, repr=False)
+    trust: tls.Trust | None = None
+    tlsCreator: IOpenSSLClientConnectionCreator | None = None
     requireTLS: bool = True
     mechanisms: Sequence[str] | None = None
     hostname: str | None = None
-    features: Sequence[IInitiatingFeature] = attrs.field(default=(), converter=tuple)
+    features: Sequence[IInitiatingFeature] = attrs.field(default=(), converter=_featureTuple)
     negotiationTimeout: float = 30.0
     maxStanzaSize: int = DEFAULT_MAX_STANZA_SIZE
     closeTimeout: float = DEFAULT_CLOSE_TIMEOUT
@@ -102,7 +117,7 @@ class InitiatingPolicy:
                 "a component needs a secret or a client certificate to authenticate"
             )
 
-    def tlsOptions(self) -> object:
+    def tlsOptions(self) -> IOpenSSLClientConnectionCreator:
         """
         The TLS connection creator that checks the server certificate for
         L{serverDomain}.
@@ -110,9 +125,7 @@ class InitiatingPolicy:
         if self.tlsCreator is not None:
             return self.tlsCreator
         trust = self.trust if self.trust is not None else tls.trustSystem()
-        return tls.clientTLSOptions(
-            self.serverDomain, trust, self.clientCertificate  # type: ignore[arg-type]
-        )
+        return tls.clientTLSOptions(self.serverDomain, trust, self.clientCertificate)
 
 
 @attrs.frozen
@@ -149,6 +162,10 @@ class InitiatingAuthenticator(ConnectAuthenticator):
 
     namespace = NS_CLIENT
 
+    #: The stream, from L{associateWithStream} on (Twisted's base class
+    #: starts it as C{None}; nothing here runs before it is associated).
+    xmlstream: NegotiatingXmlStream
+
     def __init__(self, policy: InitiatingPolicy, reactor: IReactorTime) -> None:
         super().__init__(policy.serverDomain)
         self.policy = policy
@@ -162,7 +179,7 @@ class InitiatingAuthenticator(ConnectAuthenticator):
         self._timeout: object | None = None
         self._started = 0.0
 
-    def associateWithStream(self, xs: NegotiatingXmlStream) -> None:  # type: ignore[override]
+    def associateWithStream(self, xs: NegotiatingXmlStream) -> None:
         super().associateWithStream(xs)
         xs.addObserver(STREAM_END_EVENT, self._onStreamEnd)
         xs.addObserver(STREAM_ERROR_EVENT, self._onStreamError)
@@ -210,6 +227,7 @@ class InitiatingAuthenticator(ConnectAuthenticator):
                 self._startTLS()
             else:
                 self._fail(NegotiationError("the server refused STARTTLS"))
+                assert self.xmlstream.transport is not None
                 self.xmlstream.transport.loseConnection()
             return True
         if self._stage == "sasl" and element.uri == NS_SASL:
@@ -246,7 +264,8 @@ class InitiatingAuthenticator(ConnectAuthenticator):
 
     def _startTLS(self) -> None:
         xs = self.xmlstream
-        xs.transport.startTLS(self.policy.tlsOptions())
+        # STARTTLS is only offered over TCP, whose transports provide it.
+        cast(ITLSTransport, xs.transport).startTLS(self.policy.tlsOptions())
         xs.reset()
         self.tlsActive = True
         xs.sendHeader()

@@ -10,6 +10,7 @@ from typing import Any, Callable
 
 from twisted.internet import protocol
 from twisted.internet.interfaces import IReactorTime
+from twisted.words.protocols.jabber.jid import JID
 from twisted.words.xish import domish
 
 from xmppcomp.ns import NS_STREAMS
@@ -41,6 +42,12 @@ class NegotiatingXmlStream(XmppXmlStream):
     """
 
     negotiated = False
+
+    # Twisted's (unannotated) XmlStream sets these to None at class level,
+    # which mypy takes as their only type: widen them to what is stored.
+    thisEntity: JID | None  # type: ignore[assignment]
+    otherEntity: JID | None  # type: ignore[assignment]
+    sid: str | None  # type: ignore[assignment]
 
     #: Once negotiated, first-level elements go straight to this callable
     #: instead of through the event dispatcher (the router's fast path).
@@ -92,7 +99,7 @@ class NegotiatingFactory(protocol.Factory):
         if reactor is None:
             from twisted.internet import reactor as globalReactor
 
-            reactor = globalReactor  # type: ignore[assignment]
+            reactor = globalReactor
         self.policy = policy
         self.reactor = reactor
         self.bootstraps: list[tuple[str, Callable[..., object]]] = []

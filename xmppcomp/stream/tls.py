@@ -21,13 +21,14 @@ the handshake, so nothing is sent to the wrong server.
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Sequence
-from typing import TYPE_CHECKING, Union
+from collections.abc import Callable, Iterable, Sequence
+from typing import TYPE_CHECKING, Any, Union
 
 import attrs
 from cryptography import x509
 from cryptography.exceptions import UnsupportedAlgorithm
 from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric.types import PublicKeyTypes
 from cryptography.x509.oid import ObjectIdentifier
 from OpenSSL import SSL
 from OpenSSL.crypto import X509, X509StoreFlags
@@ -146,8 +147,8 @@ def _toTwisted(certificate: x509.Certificate) -> Certificate:
     return Certificate(X509.from_cryptography(certificate))
 
 
-def _publicKeyInfo(publicKey: object) -> bytes:
-    return publicKey.public_bytes(  # type: ignore[attr-defined,no-any-return]
+def _publicKeyInfo(publicKey: PublicKeyTypes) -> bytes:
+    return publicKey.public_bytes(
         serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
     )
 
@@ -228,6 +229,16 @@ class SystemTrust:
         return platformTrust()
 
 
+def _certificateTuple(
+    certificates: Iterable[x509.Certificate],
+) -> tuple[x509.Certificate, ...]:
+    """
+    The converter of L{CATrust.certificates} (a typed C{tuple}, which mypy's
+    attrs plugin cannot infer from the generic builtin).
+    """
+    return tuple(certificates)
+
+
 @attrs.frozen
 class CATrust:
     """
@@ -237,7 +248,7 @@ class CATrust:
     @ivar source: where they were read from, for messages; or C{None}.
     """
 
-    certificates: tuple[x509.Certificate, ...] = attrs.field(converter=tuple)
+    certificates: tuple[x509.Certificate, ...] = attrs.field(converter=_certificateTuple)
     source: str | None = None
 
     def trustRoot(self) -> IOpenSSLTrustRoot:
@@ -463,7 +474,10 @@ def serverTLSOptions(
     @param chain: intermediate certificates sent after C{certificate}.
     @raise ValueError: C{clientCAs} is empty.
     """
-    common: dict[str, object] = dict(
+    # Any: Twisted annotates privateKey, certificate and extraCertChain as
+    # pyOpenSSL types, but hands these cryptography objects on to
+    # pyOpenSSL, which accepts (and now prefers) them.
+    common: dict[str, Any] = dict(
         _keyAndCertificate(certificate),
         extraCertChain=[c.original.to_cryptography() for c in chain],
         raiseMinimumTo=MINIMUM_TLS_VERSION,

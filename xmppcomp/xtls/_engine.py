@@ -29,9 +29,10 @@ not offer them either.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Union
 
 from cryptography import x509
-from cryptography.hazmat.primitives.asymmetric.types import CertificateIssuerPrivateKeyTypes
+from cryptography.hazmat.primitives.asymmetric import dsa, ec, ed448, ed25519, rsa
 from OpenSSL import SSL
 from OpenSSL.crypto import X509
 from twisted.words.protocols.jabber.jid import JID
@@ -53,10 +54,19 @@ _READ_SIZE = 64 * 1024
 
 _VERIFY_MODE = SSL.VERIFY_PEER | SSL.VERIFY_FAIL_IF_NO_PEER_CERT
 
+#: The private keys pyOpenSSL can use (C{SSL.Context.use_privatekey}).
+PrivateKey = Union[
+    dsa.DSAPrivateKey,
+    ec.EllipticCurvePrivateKey,
+    ed25519.Ed25519PrivateKey,
+    ed448.Ed448PrivateKey,
+    rsa.RSAPrivateKey,
+]
+
 
 def makeContext(
     certificate: x509.Certificate,
-    privateKey: CertificateIssuerPrivateKeyTypes,
+    privateKey: PrivateKey,
     trust: Sequence[x509.Certificate],
     isClient: bool,
 ) -> SSL.Context:

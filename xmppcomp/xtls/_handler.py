@@ -11,8 +11,8 @@ from __future__ import annotations
 
 import functools
 import itertools
-from collections.abc import Callable, Sequence
-from typing import Any, Optional
+from collections.abc import Callable, Iterable, Sequence
+from typing import Any, Optional, cast
 
 import attrs
 from cryptography import x509
@@ -92,6 +92,14 @@ def _positive(instance: object, attribute: attrs.Attribute[Any], value: float) -
         raise ValueError(f"{attribute.name} must be positive, not {value!r}")
 
 
+def _certificateTuple(trust: Iterable[Certificate]) -> tuple[Certificate, ...]:
+    """
+    The converter of L{XTLSConfiguration.trust} (a typed C{tuple}, which
+    mypy's attrs plugin cannot infer from the generic builtin).
+    """
+    return tuple(trust)
+
+
 @attrs.frozen
 class XTLSConfiguration:
     """
@@ -115,7 +123,7 @@ class XTLSConfiguration:
     """
 
     certificate: Optional[PrivateCertificate] = None
-    trust: tuple[Certificate, ...] = attrs.field(converter=tuple, default=())
+    trust: tuple[Certificate, ...] = attrs.field(converter=_certificateTuple, default=())
     acceptPolicy: Optional[Callable[[JID, JID], bool]] = None
     enabled: bool = True
     maxTunnels: int = attrs.field(default=64, validator=_positive)
@@ -276,7 +284,8 @@ class Tunnel:
         # Observers first: code awaiting close() then sees their state.
         self._handler._notify("tunnelClosed", self, reason)
         failure = reason if reason is not None else TunnelClosed("closed")
-        for waiters in (self._openWaiters, self._drainWaiters):
+        everyWaiter: tuple[list[Deferred[Any]], ...] = (self._openWaiters, self._drainWaiters)
+        for waiters in everyWaiter:
             pending, waiters[:] = list(waiters), []
             for d in pending:
                 d.errback(Failure(failure))
@@ -301,7 +310,8 @@ class _IQLink:
     def _failed(self, reason: Failure) -> None:
         if not self._current():
             return
-        exception = reason.value
+        # The errbacks of our IQ requests carry exceptions, not None.
+        exception = cast(Exception, reason.value)
         if isinstance(exception, _AckTimeout):
             exception = PeerUnavailable(str(exception))
         self._tunnel._machine.fail(exception)
@@ -454,8 +464,8 @@ class XTLSHandler(XMPPHandler, IQHandlerMixin):
         if clock is None:
             from twisted.internet import reactor
 
-            clock = reactor  # type: ignore[assignment]
-        self._clock: IReactorTime = clock  # type: ignore[assignment]
+            clock = reactor
+        self._clock: IReactorTime = clock
         self._tunnels: dict[tuple[str, str], Tunnel] = {}
         self._pending: dict[str, tuple[Deferred[domish.Element], str, IDelayedCall]] = {}
         self._observers: list[ITunnelObserver] = []
@@ -689,7 +699,7 @@ class XTLSHandler(XMPPHandler, IQHandlerMixin):
         if sender != expected:
             return
         del self._pending[identifier]
-        iq.handled = True
+        iq.handled = True  # type: ignore[attr-defined]  # a flag domish.Element does not declare
         if call.active():
             call.cancel()
         if iq["type"] == "error":

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+from collections.abc import Iterable
 from typing import Union
 
 import attrs
@@ -43,6 +44,14 @@ NS_PUBKEY = "urn:xmpp:tmp:pubkey"
 METHOD_X509 = "x509"
 
 
+def _strTuple(items: Iterable[str]) -> tuple[str, ...]:
+    """
+    The converter of L{Offer}'s fields (a typed C{tuple}, which mypy's attrs
+    plugin cannot infer from the generic builtin).
+    """
+    return tuple(items)
+
+
 @attrs.frozen
 class Offer:
     """
@@ -54,8 +63,8 @@ class Offer:
     @ivar methods: the names of the other children, such as C{srp}.
     """
 
-    keyNames: tuple[str, ...] = attrs.field(converter=tuple, default=())
-    methods: tuple[str, ...] = attrs.field(converter=tuple, default=())
+    keyNames: tuple[str, ...] = attrs.field(converter=_strTuple, default=())
+    methods: tuple[str, ...] = attrs.field(converter=_strTuple, default=())
 
     def toElement(self) -> domish.Element:
         """
