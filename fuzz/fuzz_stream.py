@@ -20,7 +20,6 @@ import atheris
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 with atheris.instrument_imports(include=["xmppcomp", "twisted.words"]):
-    from twisted.internet.defer import AlreadyCalledError
     from twisted.logger import globalLogBeginner
 
     from tests import test_fuzz_stream as drivers
@@ -28,11 +27,6 @@ with atheris.instrument_imports(include=["xmppcomp", "twisted.words"]):
 _failures: list = []
 _count = [0]
 
-#: Known bugs in files this harness does not fix, skipped (and counted) so
-#: that the run goes on: see docs/security.md, "Known issues".
-#: The initiating side keeps negotiating after it sent a stream error, and
-#: fires its negotiated Deferred twice.
-_known = {"initiating-already-called": 0}
 
 
 def _observer(event: dict) -> None:
@@ -70,13 +64,7 @@ def _input(data: bytes) -> tuple:
 
 def testOneInput(data: bytes) -> None:
     side, chunks = _input(data)
-    try:
-        drivers.run(side, chunks)
-    except AlreadyCalledError:
-        if side != "initiating":
-            raise
-        _known["initiating-already-called"] += 1
-        _failures.clear()
+    drivers.run(side, chunks)
     _count[0] += 1
     if _failures:
         event = _failures[0]
@@ -88,7 +76,7 @@ def testOneInput(data: bytes) -> None:
     if _count[0] % 20000 == 0:
         rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
         print(
-            "#fuzz_stream inputs=%d maxrss=%d KiB known=%r" % (_count[0], rss, _known),
+            "#fuzz_stream inputs=%d maxrss=%d KiB" % (_count[0], rss),
             file=sys.stderr,
             flush=True,
         )

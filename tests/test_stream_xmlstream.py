@@ -23,6 +23,7 @@ from xmppcomp.ns import NS_CLIENT, NS_STREAMS, NS_XMPP_STREAMS
 from xmppcomp.stream.xmlstream import (
     DEFAULT_CLOSE_TIMEOUT,
     DEFAULT_MAX_STANZA_SIZE,
+    RefusedNamespace,
     RestrictedElementStream,
     RestrictedXMLError,
     StanzaTooLarge,
@@ -312,6 +313,22 @@ class RestrictedElementStreamTests(SynchronousTestCase):
         [message] = self.collected.elements
         self.assertEqual(message["id"], '&A"')
         self.assertEqual(str(message.body), "<>&\"'AB\u20ac")
+
+    def test_unsafeNamespaceRefused(self) -> None:
+        """
+        A namespace name holding a character domish would write unescaped
+        (C{<}, C{&}, C{'}, C{"}) is refused with C{policy-violation}: once
+        forwarded or bounced it would be broken XML for the recipient
+        (found by the atheris harness).
+        """
+        for uri in (b"urn:x&lt;", b"urn:x&amp;y", b"urn:x&apos;", b"urn:x&quot;"):
+            stream = RestrictedElementStream(1024)
+            ElementCollector(stream)
+            stream.parse(HEADER)
+            e = self.assertRaises(
+                RefusedNamespace, stream.parse, b"<message><x xmlns='" + uri + b"'/></message>"
+            )
+            self.assertEqual(conditionForParserError(e), "policy-violation")
 
     def test_xmlDeclarationAllowed(self) -> None:
         """

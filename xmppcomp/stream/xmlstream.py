@@ -140,6 +140,20 @@ class StanzaTooDeep(StanzaTooLarge):
     """
 
 
+class RefusedNamespace(domish.ParserError):
+    """
+    A namespace name holds a character that needs escaping in an attribute
+    (C{<}, C{&}, C{'} or C{"}). C{domish} writes namespace declarations
+    without escaping, so such a stanza, once forwarded or bounced, would be
+    broken XML for its recipient; it is refused with C{policy-violation}.
+    (Real namespace names are URIs and have no use for these characters.)
+    """
+
+
+#: Characters refused in namespace names (see L{RefusedNamespace}).
+_UNSAFE_NAMESPACE = frozenset("<&'\"")
+
+
 def conditionForParserError(reason: domish.ParserError) -> str:
     """
     The RFC 6120 stream error condition for a parse error.
@@ -151,7 +165,7 @@ def conditionForParserError(reason: domish.ParserError) -> str:
     """
     if isinstance(reason, RestrictedXMLError):
         return "restricted-xml"
-    if isinstance(reason, StanzaTooLarge):
+    if isinstance(reason, (StanzaTooLarge, RefusedNamespace)):
         return "policy-violation"
     return "not-well-formed"
 
@@ -583,6 +597,8 @@ class RestrictedElementStream(domish.ExpatElementStream):
         Note a stanza that declares the stream's content namespace itself:
         its raw bytes would not move to another content namespace.
         """
+        if uri and not _UNSAFE_NAMESPACE.isdisjoint(uri):
+            raise RefusedNamespace("a namespace name with <, &, ' or \" is not accepted: %r" % (uri[:100],))
         super()._onStartNamespace(prefix, uri)
         if self.documentStarted and uri == self._contentNamespace:
             self._redeclared = True
