@@ -126,7 +126,7 @@ from __future__ import annotations
 import difflib
 import os
 import tomllib
-from typing import Any, Mapping
+from typing import Any, Iterable, Mapping
 
 import attrs
 
@@ -235,6 +235,14 @@ class RouterLimits:
     authFailureWindow: float = 60.0
 
 
+def _strTuple(items: Iterable[str]) -> tuple[str, ...]:
+    """
+    The converter of the endpoint and hostname fields (a typed C{tuple},
+    which mypy's attrs plugin cannot infer from the generic builtin).
+    """
+    return tuple(items)
+
+
 @attrs.frozen
 class RouterConfig:
     """
@@ -266,8 +274,8 @@ class RouterConfig:
     certificate: str | None = None
     key: str | None = None
     clientCAs: str | None = None
-    listen: tuple[str, ...] = attrs.field(default=DEFAULT_ROUTER_LISTEN, converter=tuple)
-    acceptListen: tuple[str, ...] = attrs.field(default=DEFAULT_ACCEPT_LISTEN, converter=tuple)
+    listen: tuple[str, ...] = attrs.field(default=DEFAULT_ROUTER_LISTEN, converter=_strTuple)
+    acceptListen: tuple[str, ...] = attrs.field(default=DEFAULT_ACCEPT_LISTEN, converter=_strTuple)
     authorization: Mapping[str, tuple[str, ...]] = attrs.field(factory=dict)
     acceptSecrets: Mapping[str, SecretRef] = attrs.field(factory=dict)
     limits: RouterLimits = attrs.field(factory=RouterLimits)
@@ -524,13 +532,16 @@ def _limit(
     key: str,
     keys: Mapping[str, tuple[str, bool, int]] | None = None,
     defaults: object | None = None,
-) -> int | float:
+) -> Any:
     """
     Check one limit.
 
     @param keys: the limit keys of the table (by default the router's).
     @param defaults: an instance holding the default values (by default
         L{RouterLimits()}), named in error messages.
+    @return: an C{int} or a C{float}, as C{keys} says; typed C{Any}
+        because the results are passed by keyword to the limits classes,
+        whose fields have one type or the other.
     """
     if keys is None:
         keys = ROUTER_LIMIT_KEYS
@@ -764,10 +775,10 @@ def routerConfigFromMapping(
     if baseDirectory is None:
         baseDirectory = os.path.dirname(os.path.abspath(source))
     values = _collect(data, source, baseDirectory)
-    for key, override in (overrides or {}).items():
-        if key not in ROUTER_OVERRIDE_KEYS:
-            raise ValueError(f"{key!r} cannot be overridden")
-        values[key] = _Value(override.value, override.origin, os.getcwd())
+    for name, override in (overrides or {}).items():
+        if name not in ROUTER_OVERRIDE_KEYS:
+            raise ValueError(f"{name!r} cannot be overridden")
+        values[name] = _Value(override.value, override.origin, os.getcwd())
 
     def missing(key: str, fix: str) -> ConfigError:
         return ConfigError(f"{source}: {key} is missing; {fix}")
@@ -1163,7 +1174,7 @@ class ComponentConfig:
         current directory without one).
     """
 
-    hostnames: tuple[str, ...] = attrs.field(converter=tuple)
+    hostnames: tuple[str, ...] = attrs.field(converter=_strTuple)
     serverDomain: str
     identity: str
     server: str | None = None
@@ -1643,6 +1654,7 @@ def _rules(item: _Value) -> Any:
             raise ConfigError(
                 f"{where}: another rule has the prefix {prefix!r}; merge the two"
             )
+        address: jid.JID | None
         jids: list[str] = []
         if "jids" in rule:
             jidsItem = _Value(rule["jids"], f"{where}.jids", item.base)

@@ -7,6 +7,7 @@ decisions to streams.
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from typing import Generic, Hashable, TypeVar
 
 import attrs
@@ -177,7 +178,7 @@ def isServed(domain: str, routerDomain: str) -> bool:
 
 def decide(
     stanza: domish.Element,
-    senderNames: frozenset[str] | set[str],
+    senderNames: Collection[str],
     table: RoutingTable[R],
     routerDomain: str,
 ) -> Deliver[R] | Local | Bounce | Drop | StreamFault:

@@ -19,6 +19,7 @@ from twisted.application.service import MultiService
 from twisted.internet import defer
 from twisted.internet.endpoints import serverFromString
 from twisted.internet.interfaces import IDelayedCall, IPushProducer, IReactorTime
+from twisted.internet.protocol import Factory
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 from twisted.words.protocols.jabber import jid
@@ -194,7 +195,7 @@ class Router:
         if reactor is None:
             from twisted.internet import reactor as globalReactor
 
-            reactor = globalReactor  # type: ignore[assignment]
+            reactor = globalReactor
         self.domain = jid.JID(domain).host
         self._mayBind = mayBind
         self.limits = limits
@@ -634,6 +635,7 @@ def _why(reason: Any) -> str:
         value = reason.value
         if isinstance(value, StreamError):
             return "stream error %s" % (value.condition,)
+        assert reason.type is not None
         return reason.getErrorMessage() or reason.type.__name__
     return str(reason)
 
@@ -723,7 +725,7 @@ class RouterService(MultiService):
             reactor=self.reactor,
         )
         router.addBootstraps(receiving, "xep0225")
-        listeners = [(endpoint, receiving) for endpoint in config.listen]
+        listeners: list[tuple[str, Factory]] = [(endpoint, receiving) for endpoint in config.listen]
         if config.acceptSecrets:
             secrets = {
                 jid.JID(hostname).host: ref.read() for hostname, ref in config.acceptSecrets.items()

@@ -17,7 +17,7 @@ XEP-0225.
 
 from __future__ import annotations
 
-from typing import Callable
+from typing import Any, Callable
 
 import attrs
 from twisted.internet.interfaces import IDelayedCall, IReactorTime
@@ -53,7 +53,7 @@ HANDSHAKE = (NS_COMPONENT_ACCEPT, "handshake")
 _LOGGED_TO = 100
 
 
-def _positive(instance: object, attribute: attrs.Attribute[float], value: float) -> None:
+def _positive(instance: object, attribute: attrs.Attribute[Any], value: float) -> None:
     if not value > 0:
         raise ValueError("%s must be positive" % (attribute.name,))
 
@@ -116,6 +116,10 @@ class AcceptAuthenticator(ListenAuthenticator):
 
     namespace = NS_COMPONENT_ACCEPT
 
+    #: The stream, from L{associateWithStream} on (Twisted's base class
+    #: starts it as C{None}; nothing here runs before it is associated).
+    xmlstream: NegotiatingXmlStream
+
     def __init__(self, policy: AcceptPolicy, reactor: IReactorTime) -> None:
         """
         @param policy: how to accept components.
@@ -132,7 +136,7 @@ class AcceptAuthenticator(ListenAuthenticator):
         self._started = 0.0
         self._source: str | None = None
 
-    def associateWithStream(self, xs: NegotiatingXmlStream) -> None:  # type: ignore[override]
+    def associateWithStream(self, xs: NegotiatingXmlStream) -> None:
         """
         Also cancel the negotiation timeout when the stream ends.
         """
@@ -145,6 +149,7 @@ class AcceptAuthenticator(ListenAuthenticator):
         timeout.
         """
         self._started = self._reactor.seconds()
+        assert self.xmlstream.transport is not None
         self._source = sourceKey(self.xmlstream.transport.getPeer())
         if self._sourceBlocked():
             return
@@ -223,6 +228,7 @@ class AcceptAuthenticator(ListenAuthenticator):
         """
         xs = self.xmlstream
         assert self._requested is not None and self._secret is not None
+        assert xs.sid is not None
         received = "".join(child for child in element.children if isinstance(child, str))
         accepted = checkHandshake(xs.sid, self._secret, received)
         self._secret = None

@@ -306,7 +306,7 @@ def bind(
         the L{StanzaError} the server answered.
     """
     iq = IQ(xs, "set")
-    iq.timeout = timeout
+    iq.timeout = timeout  # type: ignore[assignment]  # Twisted's IQ declares timeout = None
     iq.addElement((namespace, "bind")).addElement("hostname", content=hostname)
     return iq.send().addCallback(boundHostname, namespace, hostname)
 
@@ -322,7 +322,7 @@ def unbind(
         bound).
     """
     iq = IQ(xs, "set")
-    iq.timeout = timeout
+    iq.timeout = timeout  # type: ignore[assignment]  # Twisted's IQ declares timeout = None
     iq.addElement((namespace, "unbind")).addElement("hostname", content=hostname)
     return iq.send().addCallback(lambda result: None)
 

@@ -13,11 +13,15 @@ this module wires them to a L{NegotiatingXmlStream}.
 from __future__ import annotations
 
 import ipaddress
-from typing import Sequence
+from typing import Iterable, Sequence, cast
 
 import attrs
 from twisted.internet.address import IPv4Address, IPv6Address
-from twisted.internet.interfaces import IReactorTime
+from twisted.internet.interfaces import (
+    IOpenSSLServerConnectionCreator,
+    IReactorTime,
+    ITLSTransport,
+)
 from twisted.logger import Logger
 from twisted.words.protocols.jabber import jid
 from twisted.words.protocols.jabber.error import StreamError
@@ -170,6 +174,24 @@ def _validateDomains(instance: object, attribute: object, value: frozenset[str])
         raise ValueError("a receiving side needs at least one served domain")
 
 
+def _domainSet(domains: Iterable[str]) -> frozenset[str]:
+    """
+    The converter of L{ReceivingPolicy.domains} (a typed C{frozenset},
+    which mypy's attrs plugin cannot infer from the generic builtin).
+    """
+    return frozenset(domains)
+
+
+def _featureTuple(
+    features: Iterable[IReceivingFeature],
+) -> tuple[IReceivingFeature, ...]:
+    """
+    The converter of L{ReceivingPolicy.features} (a typed C{tuple}, which
+    mypy's attrs plugin cannot infer from the generic builtin).
+    """
+    return tuple(features)
+
+
 @attrs.frozen
 class ReceivingPolicy:
     """
@@ -202,9 +224,9 @@ class ReceivingPolicy:
         L{AuthFailureLimiter} with its defaults.
     """
 
-    domains: frozenset[str] = attrs.field(converter=frozenset, validator=_validateDomains)
+    domains: frozenset[str] = attrs.field(converter=_domainSet, validator=_validateDomains)
     credentials: ICredentialStore
-    tlsOptions: object | None = None
+    tlsOptions: IOpenSSLServerConnectionCreator | None = None
     allowPlaintext: bool = False
     allowPlain: bool = True
     requireChannelBinding: bool = False
@@ -213,7 +235,7 @@ class ReceivingPolicy:
     maxStanzaSize: int = DEFAULT_MAX_STANZA_SIZE
     closeTimeout: float = DEFAULT_CLOSE_TIMEOUT
     maxStanzaDepth: int = DEFAULT_MAX_STANZA_DEPTH
-    features: Sequence[IReceivingFeature] = attrs.field(default=(), converter=tuple)
+    features: Sequence[IReceivingFeature] = attrs.field(default=(), converter=_featureTuple)
     authFailures: AuthFailureLimiter | None = attrs.field(factory=AuthFailureLimiter)
 
     def __attrs_post_init__(self) -> None:
@@ -242,6 +264,10 @@ class ReceivingAuthenticator(ListenAuthenticator):
 
     namespace = NS_CLIENT
 
+    #: The stream, from L{associateWithStream} on (Twisted's base class
+    #: starts it as C{None}; nothing here runs before it is associated).
+    xmlstream: NegotiatingXmlStream
+
     def __init__(self, policy: ReceivingPolicy, reactor: IReactorTime) -> None:
         super().__init__()
         self.policy = policy
@@ -255,7 +281,7 @@ class ReceivingAuthenticator(ListenAuthenticator):
         self._started = 0.0
         self._source: str | None = None
 
-    def associateWithStream(self, xs: NegotiatingXmlStream) -> None:  # type: ignore[override]
+    def associateWithStream(self, xs: NegotiatingXmlStream) -> None:
         super().associateWithStream(xs)
         xs.addObserver(STREAM_END_EVENT, self._onStreamEnd)
 
@@ -265,6 +291,7 @@ class ReceivingAuthenticator(ListenAuthenticator):
             self.tlsActive = True
             self._stage = "sasl"
         self._started = self._reactor.seconds()
+        assert self.xmlstream.transport is not None
         self._source = sourceKey(self.xmlstream.transport.getPeer())
         if self._sourceBlocked():
             return
@@ -393,7 +420,9 @@ class ReceivingAuthenticator(ListenAuthenticator):
     def _startTLS(self) -> None:
         xs = self.xmlstream
         xs.send(domish.Element((NS_TLS, "proceed")))
-        xs.transport.startTLS(self.policy.tlsOptions)
+        # Only offered (stage "tls") with tlsOptions, over TCP.
+        assert self.policy.tlsOptions is not None
+        cast(ITLSTransport, xs.transport).startTLS(self.policy.tlsOptions)
         xs.reset()
         self.tlsActive = True
         self._stage = "sasl"

@@ -570,6 +570,7 @@ class RestrictedElementStream(domish.ExpatElementStream):
         if current is not None:
             self._level -= 1
         if topLevel and self.captureRaw:
+            assert current is not None  # topLevel says so
             shallow, self._shallow = self._shallow, False
             raw = self._stanzaBytes(self._sawChild if shallow else bool(current.children))
             if raw is not None and self._rawSafe and not self._redeclared:
@@ -871,7 +872,7 @@ class XmppXmlStream(jabberxmlstream.XmlStream):
         if self._reactor is None:
             from twisted.internet import reactor
 
-            self._reactor = reactor  # type: ignore[assignment]
+            self._reactor = reactor
         assert self._reactor is not None
         return self._reactor
 
@@ -1072,6 +1073,7 @@ class XmppXmlStream(jabberxmlstream.XmlStream):
             return
         if self.rawDataOutFn:
             self.rawDataOutFn(data)
+        assert self.transport is not None
         self.transport.write(data)
 
     def sendFooter(self) -> None:
