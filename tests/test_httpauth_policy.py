@@ -6,6 +6,7 @@ transaction ids, sessions, the HEAD/OPTIONS window and limits.
 
 from __future__ import annotations
 
+import attrs
 from twisted.internet.task import Clock
 from twisted.trial.unittest import SynchronousTestCase
 from twisted.words.protocols.jabber.jid import JID
@@ -272,6 +273,26 @@ class LedgerTests(SynchronousTestCase):
                 20,
             ),
         )
+
+    def test_rememberedBounded(self) -> None:
+        """
+        At C{maxRemembered} used transaction ids, new confirmations get 503
+        until the oldest is forgotten (it is not forgotten early, which
+        would allow its replay).
+        """
+        ledger = Ledger(
+            self.clock, AccessRules.anyone(), attrs.evolve(self.limits, maxRemembered=2)
+        )
+        for n in range(2):
+            first = attempt(transactionId="t%d" % (n,))
+            self.assertIsInstance(ledger.decide(first, 30), Ask)
+            ledger.settle(first, False)
+        decision = ledger.decide(attempt(transactionId="t9"), 30)
+        assert isinstance(decision, Refuse)
+        self.assertEqual((decision.status, decision.retryAfter), (503, 3600))
+        self.assertIsInstance(ledger.decide(attempt(transactionId="t0"), 30), Refuse)
+        self.clock.advance(3600)
+        self.assertIsInstance(ledger.decide(attempt(transactionId="t9"), 30), Ask)
 
     def test_limitTotal(self) -> None:
         """

@@ -95,6 +95,7 @@ L{loadComponentConfig})::
     session_lifetime = 300
     window_lifetime = 60
     replay_memory = 86400
+    max_remembered = 100000
 
     [xtls]                                  # XTLS endpoint (XTLSConfig)
     enabled = true
@@ -1208,6 +1209,7 @@ HTTPAUTH_LIMIT_KEYS: Mapping[str, tuple[str, bool, int]] = {
     "session_lifetime": ("sessionLifetime", False, 0),
     "window_lifetime": ("windowLifetime", False, 0),
     "replay_memory": ("replayMemory", False, 0),
+    "max_remembered": ("maxRemembered", True, 1),
 }
 
 #: Keys of the C{[xtls.limits]} table, likewise for L{XTLSLimits}.

@@ -147,6 +147,10 @@ class Limits:
         method and client address.
     @ivar replayMemory: seconds a used transaction id is remembered (and
         refused); after that, using it again asks the user again.
+    @ivar maxRemembered: used transaction ids remembered at most (memory
+        is bounded by count, not only by C{replayMemory}); when that many
+        are remembered, new confirmations get 503 until the oldest expire
+        (forgetting early would let them be replayed).
     """
 
     pendingPerJID: int = 3
@@ -154,6 +158,7 @@ class Limits:
     sessionLifetime: float = 300.0
     windowLifetime: float = 60.0
     replayMemory: float = 86400.0
+    maxRemembered: int = 100_000
 
 
 @attrs.frozen
@@ -353,6 +358,13 @@ class Ledger:
                 503,
                 "too many confirmations are pending",
                 self._retryAfter(self._pending.values(), now),
+            )
+        if len(self._used) + len(self._pending) >= self._limits.maxRemembered:
+            oldest = min(self._used.values(), default=now + 1)
+            return Refuse(
+                503,
+                "too many transaction ids are remembered against replay",
+                max(1, math.ceil(oldest - now)),
             )
         self._pending[key] = _Scope(full, attempt.site, attempt.client, deadline)
         return Ask(key)
