@@ -282,10 +282,11 @@ class _Link:
         self.xmlstream = None
         ended = getattr(xs, "streamEnded", None) or reason
         log.info(
-            "{name}: connection to {server} ended ({why}); reconnecting",
+            "{name}: connection to {server} ended ({why}){next}",
             name=", ".join(self.hostnames),
             server=self.component.server,
             why=_why(ended),
+            next="; reconnecting" if self.component.running else "",
         )
         self.component._linkLost(self, reason)
 
