@@ -625,6 +625,26 @@ def _isBareDomain(name: str) -> bool:
     )
 
 
+def xmppAddresses(certificate: x509.Certificate) -> frozenset[str]:
+    """
+    The XmppAddr (id-on-xmppAddr, RFC 6120 section 13.7.1.4)
+    subjectAltNames of a certificate, user JIDs included, as written.
+    Unparseable extensions or values give nothing.
+    """
+    try:
+        san = certificate.extensions.get_extension_for_class(
+            x509.SubjectAlternativeName
+        ).value
+    except (x509.ExtensionNotFound, ValueError):
+        return frozenset()
+    addresses = (
+        _decodeUTF8String(otherName.value)
+        for otherName in san.get_values_for_type(x509.OtherName)
+        if otherName.type_id == ID_ON_XMPPADDR
+    )
+    return frozenset(address for address in addresses if address is not None)
+
+
 def certificateIdentities(certificate: x509.Certificate) -> frozenset[str]:
     """
     The domains a certificate asserts, for SASL EXTERNAL of a component: its
@@ -640,16 +660,8 @@ def certificateIdentities(certificate: x509.Certificate) -> frozenset[str]:
         ).value
     except (x509.ExtensionNotFound, ValueError):
         return frozenset()
-    names = set()
-    for dnsName in san.get_values_for_type(x509.DNSName):
-        if _isBareDomain(dnsName):
-            names.add(dnsName.lower())
-    for otherName in san.get_values_for_type(x509.OtherName):
-        if otherName.type_id != ID_ON_XMPPADDR:
-            continue
-        address = _decodeUTF8String(otherName.value)
-        if address is not None and _isBareDomain(address):
-            names.add(address.lower())
+    names = {name.lower() for name in san.get_values_for_type(x509.DNSName) if _isBareDomain(name)}
+    names.update(address.lower() for address in xmppAddresses(certificate) if _isBareDomain(address))
     return frozenset(names)
 
 

@@ -20,52 +20,10 @@ from service_identity import CertificateError, VerificationError
 from service_identity.cryptography import verify_certificate_hostname
 from twisted.words.protocols.jabber.jid import JID, InvalidFormat
 
-from xmppcomp.stream.tls import ID_ON_XMPPADDR, certificateIdentities
+from xmppcomp.stream.tls import certificateIdentities, xmppAddresses
 from xmppcomp.xtls._exceptions import CertificateMismatch
 
 __all__ = ["certificateHash", "checkPeerCertificate", "xmppAddresses"]
-
-
-def _decodeUTF8String(der: bytes) -> str | None:
-    """
-    Decode a DER UTF8String (tag 12, definite length), or C{None}.
-    """
-    if len(der) < 2 or der[0] != 0x0C:
-        return None
-    length, offset = der[1], 2
-    if length & 0x80:
-        count = length & 0x7F
-        if not 1 <= count <= 4 or len(der) < offset + count:
-            return None
-        length = int.from_bytes(der[offset : offset + count], "big")
-        offset += count
-    if len(der) != offset + length:
-        return None
-    try:
-        return der[offset:].decode("utf-8")
-    except UnicodeDecodeError:
-        return None
-
-
-def xmppAddresses(certificate: x509.Certificate) -> frozenset[str]:
-    """
-    The XmppAddr (id-on-xmppAddr) subjectAltNames of a certificate, user
-    JIDs included, as written in the certificate. Unparseable extensions
-    give nothing.
-    """
-    try:
-        san = certificate.extensions.get_extension_for_class(
-            x509.SubjectAlternativeName
-        ).value
-    except (x509.ExtensionNotFound, ValueError):
-        return frozenset()
-    addresses = set()
-    for otherName in san.get_values_for_type(x509.OtherName):
-        if otherName.type_id == ID_ON_XMPPADDR:
-            address = _decodeUTF8String(otherName.value)
-            if address is not None:
-                addresses.add(address)
-    return frozenset(addresses)
 
 
 def certificateHash(certificate: x509.Certificate) -> str:
