@@ -279,21 +279,16 @@ class AcceptAuthenticator(ListenAuthenticator):
         @return: whether it was refused.
         """
         limiter = self.policy.authFailures
-        if limiter is None:
-            return False
-        now = self._reactor.seconds()
-        if not limiter.blocked(self._source, now):
+        text = None
+        if limiter is not None:
+            text = limiter.refusal(self._source, self._reactor.seconds(), "handshakes")
+        if text is None:
             return False
         xs = self.xmlstream
         xs.namespace = NS_COMPONENT_ACCEPT
         xs.version = (0, 0)
         xs.prefixes = {NS_STREAMS: "stream"}
-        self._refuse(
-            "policy-violation",
-            self._requested,
-            "too many failed handshakes from this address; retry in %d seconds"
-            % (int(limiter.retryAfter(self._source, now)) + 1,),
-        )
+        self._refuse("policy-violation", self._requested, text)
         return True
 
     def _negotiationTimedOut(self) -> None:

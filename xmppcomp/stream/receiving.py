@@ -159,6 +159,19 @@ class AuthFailureLimiter:
         assert key is not None
         return self._entries[key][0] + self.window - now
 
+    def refusal(self, key: str | None, now: float, what: str) -> str | None:
+        """
+        The text of the C{policy-violation} that refuses a blocked C{key}
+        ("too many failed C{what} from this address; retry in N
+        seconds"), or C{None} when it is not blocked.
+        """
+        if not self.blocked(key, now):
+            return None
+        return "too many failed %s from this address; retry in %d seconds" % (
+            what,
+            int(self.retryAfter(key, now)) + 1,
+        )
+
     def _prune(self, now: float) -> None:
         for key in [k for k, (start, _) in self._entries.items() if now - start >= self.window]:
             del self._entries[key]
@@ -435,10 +448,10 @@ class ReceivingAuthenticator(ListenAuthenticator):
         @return: whether it was refused.
         """
         limiter = self.policy.authFailures
-        if limiter is None:
-            return False
-        now = self._reactor.seconds()
-        if not limiter.blocked(self._source, now):
+        text = None
+        if limiter is not None:
+            text = limiter.refusal(self._source, self._reactor.seconds(), "authentications")
+        if text is None:
             return False
         xs = self.xmlstream
         if not xs.thisEntity:
@@ -446,11 +459,7 @@ class ReceivingAuthenticator(ListenAuthenticator):
         xs.namespace = NS_CLIENT
         xs.version = (1, 0)
         xs.prefixes = {NS_STREAMS: "stream"}
-        self._refuse(
-            "policy-violation",
-            "too many failed authentications from this address; retry in %d seconds"
-            % (int(limiter.retryAfter(self._source, now)) + 1,),
-        )
+        self._refuse("policy-violation", text)
         return True
 
     def _onSASL(self, element: domish.Element) -> None:
