@@ -46,7 +46,7 @@ from twisted.internet.endpoints import TCP4ClientEndpoint
 from twisted.internet.protocol import Factory, Protocol
 from twisted.logger import Logger
 
-from .prosody import LOOPBACK, _Process, _within, freePorts
+from .prosody import LOOPBACK, _Process, freePorts
 
 __all__ = [
     "NginxError",
@@ -70,9 +70,6 @@ START_ATTEMPTS = 3
 
 #: Seconds between two connection attempts while nginx starts.
 POLL_INTERVAL = 0.05
-
-#: Seconds nginx may take to exit after SIGTERM (then SIGKILL).
-STOP_TIMEOUT = 10.0
 
 #: How much of the error log goes into an error message.
 _LOG_TAIL = 4000
@@ -364,7 +361,7 @@ class NginxHarness:
     @defer.inlineCallbacks
     def stop(self) -> Any:
         """
-        Stop nginx (SIGTERM, then SIGKILL after L{STOP_TIMEOUT} seconds)
+        Stop nginx (SIGTERM, then SIGKILL after L{tests.prosody.STOP_TIMEOUT} seconds)
         and wait for its end; remove the prefix if the harness made it.
         Calling it again does no harm.
         """
@@ -372,24 +369,10 @@ class NginxHarness:
         if self._ownDirectory:
             shutil.rmtree(self.site.prefix, ignore_errors=True)
 
-    @defer.inlineCallbacks
     def _stopProcess(self) -> Any:
-        process = self._process
-        if process is None or process.transport is None:
-            return
-        if process.running:
-            process.kill("TERM")
-            try:
-                yield _within(
-                    self._reactor, process.ended, STOP_TIMEOUT, lambda: process.kill("KILL")
-                )
-            except Exception:
-                log.warn(
-                    "nginx did not exit within {timeout} s of SIGTERM; killed",
-                    timeout=STOP_TIMEOUT,
-                )
-        elif not process.ended.called:
-            yield process.ended
+        if self._process is None:
+            return defer.succeed(None)
+        return self._process.stop(self._reactor, "nginx")
 
     def logTail(self) -> str:
         """

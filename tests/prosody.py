@@ -268,6 +268,29 @@ class _Process(ProcessProtocol):
                 # It ended between the check and the signal.
                 pass
 
+    @defer.inlineCallbacks
+    def stop(self, reactor: Any, what: str) -> Any:
+        """
+        SIGTERM, SIGKILL after L{STOP_TIMEOUT} seconds, and wait until the
+        process has ended.
+
+        @param what: the program's name, for the log line.
+        """
+        if self.transport is None:
+            return
+        if self.running:
+            self.kill("TERM")
+            try:
+                yield _within(reactor, self.ended, STOP_TIMEOUT, lambda: self.kill("KILL"))
+            except ProsodyError:
+                log.warn(
+                    "{what} did not exit within {timeout} s of SIGTERM; killed",
+                    what=what,
+                    timeout=STOP_TIMEOUT,
+                )
+        elif not self.ended.called:
+            yield self.ended
+
     def describe(self) -> str:
         return "exit code %r, signal %r, output:\n%s" % (
             self.exitCode,
@@ -532,27 +555,13 @@ class ProsodyHarness:
         if self._ownDirectory:
             shutil.rmtree(self.directory, ignore_errors=True)
 
-    @defer.inlineCallbacks
     def _stopProcess(self) -> Any:
         """
         Stop the Prosody process, if one was started, and wait for its end.
         """
-        process = self._process
-        if process is None or process.transport is None:
-            return
-        if process.running:
-            process.kill("TERM")
-            try:
-                yield _within(
-                    self._reactor, process.ended, STOP_TIMEOUT, lambda: process.kill("KILL")
-                )
-            except ProsodyError:
-                log.warn(
-                    "Prosody did not exit within {timeout} s of SIGTERM; killed",
-                    timeout=STOP_TIMEOUT,
-                )
-        elif not process.ended.called:
-            yield process.ended
+        if self._process is None:
+            return defer.succeed(None)
+        return self._process.stop(self._reactor, "Prosody")
 
     def logTail(self) -> str:
         """

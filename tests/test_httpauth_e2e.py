@@ -34,7 +34,6 @@ import treq
 from treq.client import HTTPClient
 from twisted.internet import defer, reactor, task
 from twisted.internet.endpoints import serverFromString
-from twisted.protocols.policies import WrappingFactory
 from twisted.trial.unittest import TestCase
 from twisted.web.client import Agent, HTTPConnectionPool
 from twisted.web.http_headers import Headers
@@ -63,6 +62,7 @@ from xmppcomp.httpauth import (
     makeConfirmer,
 )
 from xmppcomp.ns import NS_HTTP_AUTH
+from xmppcomp.tap import ConnectionTracker
 
 from .prosody import clientFactory
 from .test_prosody import ProsodyMixin
@@ -217,33 +217,6 @@ class ConfirmingUser:
         self.xs.send(reply)
 
 
-class _TrackingFactory(WrappingFactory):
-    """
-    Knows the open connections of a server factory, to close them all and
-    wait until they are gone when a test ends.
-    """
-
-    def __init__(self, wrapped: Any) -> None:
-        super().__init__(wrapped)
-        self._idle: list[defer.Deferred[None]] = []
-
-    def unregisterProtocol(self, p: Any) -> None:
-        super().unregisterProtocol(p)
-        if not self.protocols:
-            idle, self._idle = self._idle, []
-            for d in idle:
-                d.callback(None)
-
-    def closeAll(self) -> defer.Deferred[None]:
-        if not self.protocols:
-            return defer.succeed(None)
-        d: defer.Deferred[None] = defer.Deferred()
-        self._idle.append(d)
-        for p in list(self.protocols):
-            p.transport.abortConnection()
-        return d
-
-
 class ConfirmerMixin(ProsodyMixin):
     """
     A real Prosody; our L{Component} connected to it (XEP-0114) hosting a
@@ -302,7 +275,7 @@ class ConfirmerMixin(ProsodyMixin):
 
         @return: the port number.
         """
-        factory = _TrackingFactory(Site(resource))
+        factory = ConnectionTracker(Site(resource))
         port = yield serverFromString(reactor, "tcp:0:interface=127.0.0.1").listen(factory)
 
         @defer.inlineCallbacks

@@ -435,7 +435,7 @@ class HTTPAuthListener(StreamServerEndpointService):
     def __init__(
         self, endpoint: Any, factory: Any, description: str, what: str, metrics: bool = False
     ) -> None:
-        super().__init__(endpoint, _ConnectionTracker(factory))
+        super().__init__(endpoint, ConnectionTracker(factory))
         self.description = description
         self.what = what
         self.metrics = metrics
@@ -503,10 +503,11 @@ class HTTPAuthListener(StreamServerEndpointService):
         yield self.factory.closeAll()
 
 
-class _ConnectionTracker(WrappingFactory):
+class ConnectionTracker(WrappingFactory):
     """
-    Knows the open connections of the web listener, to close them when it
-    stops (browsers keep idle connections open).
+    Knows the open connections of a server factory (the web listener), to
+    close them when it stops (browsers keep idle connections open); tests
+    use it to close and wait for every connection too.
     """
 
     def __init__(self, wrapped: Any) -> None:
