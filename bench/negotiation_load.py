@@ -9,10 +9,9 @@ from TCP connect to both names bound, router CPU ms per negotiation (its
 closing included) and the router's CPU-bound capacity (1 / that), and
 the load process's CPU per negotiation.
 
-The components cache SCRAM's salted password per (secret, salt,
-iterations) across reconnects, as DESIGN.md asks of a client: without it
-each reconnect spends ~1 ms of load-process CPU on PBKDF2 and the load,
-not the router, sets the pace.
+The components use xmppcomp's SCRAM client as it is, which remembers
+SCRAM's salted password per (secret, salt, iterations) across reconnects
+(xmppcomp/stream/sasl/_scrampspeed.py), as DESIGN.md asks of a client.
 
     python bench/negotiation_load.py [--runs 5] [--duration 3] [--concurrency 8]
 
@@ -45,30 +44,6 @@ SECRET = "the load generator's benchmark secret"
 MECHANISM = "SCRAM-SHA-256"
 #: Seconds one negotiation may take before the run fails.
 TIMEOUT = 30.0
-
-
-def cacheSaltedPasswords() -> None:
-    """
-    Cache scramp's PBKDF2 per (hash, password, salt, iterations) in this
-    (the load) process only.
-    """
-    import scramp.core
-    import scramp.utils
-
-    original = scramp.utils.hi
-    cache: dict[tuple[str, bytes, bytes, int], bytes] = {}
-
-    def cached(hf: Any, password: Any, salt: Any, iterations: Any) -> bytes:
-        key = (hf().name, bytes(password), bytes(salt), int(iterations))
-        if key not in cache:
-            if len(cache) > 64:
-                cache.clear()
-            cache[key] = original(hf, password, salt, iterations)
-        return cache[key]
-
-    scramp.utils.hi = cached
-    if getattr(scramp.core, "hi", None) is not None:
-        scramp.core.hi = cached
 
 
 def percentile(values: list[float], fraction: float) -> float:
@@ -145,7 +120,6 @@ def main() -> None:
     parser.add_argument("--concurrency", default="1,8", help="comma-separated; one row each")
     parser.add_argument("--cprofile", default=None, help="write a cProfile of the router here")
     arguments = parser.parse_args()
-    cacheSaltedPasswords()
     directory = tempfile.mkdtemp(prefix="xmppcomp-bench-negotiation-")
     files = _common.RouterFiles(directory, DOMAIN, {IDENTITY: SECRET}, {})
     spec = {

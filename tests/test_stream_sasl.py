@@ -38,6 +38,7 @@ from xmppcomp.stream.sasl import (
     deriveKeys,
 )
 from xmppcomp.stream.sasl._identity import normalizeDomain
+from xmppcomp.stream.sasl import _scrampspeed
 from xmppcomp.stream.sasl._scrampcompat import installTlsExporter
 from xmppcomp.stream.sasl.receiving import scrampFailure
 
@@ -995,6 +996,144 @@ class OfferTests(SynchronousTestCase):
         """
         features = receiver(channelBinding=None).featureElements()
         self.assertEqual([f.name for f in features], ["mechanisms"])
+
+
+class _StandInCore:
+    """
+    Stand-in for scramp's C{core} module: counts calls of C{hi} and
+    C{saslprep}.
+    """
+
+    def __init__(self) -> None:
+        self.hiCalls: list[tuple[str, bytes, bytes, int]] = []
+        self.saslprepCalls: list[str] = []
+
+        def hi(hf: object, password: bytes, salt: bytes, iterations: int) -> bytes:
+            self.hiCalls.append((hf().name, password, salt, iterations))  # type: ignore[operator]
+            return scrampCore.hi(hf, password, salt, iterations)
+
+        def saslprep(source: str) -> str:
+            self.saslprepCalls.append(source)
+            return str(scrampCore.saslprep.__wrapped__(source))
+
+        self.hi = hi
+        self.saslprep = saslprep
+
+
+class ScrampSpeedTests(SynchronousTestCase):
+    """
+    Tests for L{_scrampspeed}: the ASCII fast path of C{saslprep} and the
+    client's salted-password cache.
+    """
+
+    def setUp(self) -> None:
+        self.core = _StandInCore()
+        _scrampspeed.install(self.core)
+        saved = _scrampspeed._salted.copy()
+        _scrampspeed._salted.clear()
+
+        def restore() -> None:
+            _scrampspeed._salted.clear()
+            _scrampspeed._salted.update(saved)
+
+        self.addCleanup(restore)
+
+    def test_installedInScramp(self) -> None:
+        """
+        Importing the SASL package wraps scramp's own functions.
+        """
+        self.assertTrue(hasattr(scrampCore.hi, "__wrapped__"))
+        self.assertTrue(hasattr(scrampCore.saslprep, "__wrapped__"))
+
+    def test_idempotent(self) -> None:
+        """
+        Installing twice wraps once.
+        """
+        hi, saslprep = self.core.hi, self.core.saslprep
+        _scrampspeed.install(self.core)
+        self.assertIs(self.core.hi, hi)
+        self.assertIs(self.core.saslprep, saslprep)
+
+    def test_saslprepAsciiUnchanged(self) -> None:
+        """
+        Printable ASCII is returned as it is, without scramp's tables.
+        """
+        self.assertEqual(self.core.saslprep("comp.example.com"), "comp.example.com")
+        self.assertEqual(self.core.saslprep(" ~!x y"), " ~!x y")
+        self.assertEqual(self.core.saslprep(""), "")
+        self.assertEqual(self.core.saslprepCalls, [])
+
+    def test_saslprepOthersPrepared(self) -> None:
+        """
+        Anything else still goes through scramp's C{saslprep}: mapping,
+        normalisation, and refusal of control characters.
+        """
+        self.assertEqual(self.core.saslprep("I\u00adX"), "IX")
+        self.assertEqual(self.core.saslprep("\u2168"), "IX")
+        self.assertRaises(ScramException, self.core.saslprep, "a\x07b")
+        self.assertRaises(ScramException, self.core.saslprep, "a\x7fb")
+        self.assertEqual(self.core.saslprepCalls, ["I\u00adX", "\u2168", "a\x07b", "a\x7fb"])
+
+    def test_saslprepSameAsScramp(self) -> None:
+        """
+        For every printable ASCII character the fast path agrees with
+        scramp's full C{saslprep}.
+        """
+        full = scrampCore.saslprep.__wrapped__
+        for code in range(0x20, 0x7F):
+            text = "a" + chr(code) + "b"
+            self.assertEqual(self.core.saslprep(text), full(text))
+
+    def test_hiRememberedInClientOnly(self) -> None:
+        """
+        Inside L{clientSaltedPasswordCache} the same (hash, secret, salt,
+        iterations) is derived once; outside it, every time.
+        """
+        import hashlib
+
+        with _scrampspeed.clientSaltedPasswordCache():
+            first = self.core.hi(hashlib.sha256, b"pw", b"salt", 4096)
+            second = self.core.hi(hashlib.sha256, b"pw", b"salt", 4096)
+            self.core.hi(hashlib.sha256, b"pw", b"salt", 4097)
+            self.core.hi(hashlib.sha1, b"pw", b"salt", 4096)
+            self.core.hi(hashlib.sha256, b"other", b"salt", 4096)
+        self.assertEqual(first, second)
+        self.assertEqual(len(self.core.hiCalls), 4)
+        self.core.hi(hashlib.sha256, b"pw", b"salt", 4096)
+        self.core.hi(hashlib.sha256, b"pw", b"salt", 4096)
+        self.assertEqual(len(self.core.hiCalls), 6)
+
+    def test_hiBounded(self) -> None:
+        """
+        At most L{SALTED_PASSWORDS_KEPT} results are kept, the least
+        recently used going first.
+        """
+        import hashlib
+
+        with _scrampspeed.clientSaltedPasswordCache():
+            for n in range(_scrampspeed.SALTED_PASSWORDS_KEPT + 5):
+                self.core.hi(hashlib.sha256, b"pw", b"salt%d" % (n,), 1)
+        self.assertEqual(len(_scrampspeed._salted), _scrampspeed.SALTED_PASSWORDS_KEPT)
+        self.assertNotIn(("sha256", b"pw", b"salt0", 1), _scrampspeed._salted)
+
+    def test_reconnectingClientDerivesOnce(self) -> None:
+        """
+        Two SCRAM exchanges of a client with the same server keys (a
+        reconnect) both succeed, and the salted password is derived once:
+        the cache holds one entry, and a wrong secret still fails.
+        """
+        for _ in range(2):
+            initiator = scram("SCRAM-SHA-256", serverSupportsPlus=False)
+            steps = run(initiator, receiver(channelBinding=None))
+            self.assertEqual(steps[-1].reply.name, "success")
+            self.assertTrue(initiator.done)
+        self.assertEqual(len(_scrampspeed._salted), 1)
+        steps = run(
+            scram("SCRAM-SHA-256", secret="wrong", serverSupportsPlus=False),
+            receiver(channelBinding=None),
+        )
+        self.assertEqual(steps[-1].reply.name, "failure")
+        self.assertEqual(len(_scrampspeed._salted), 2)
 
 
 class RoundTripTests(SynchronousTestCase):

@@ -605,6 +605,48 @@ class ClientTrustTests(SynchronousTestCase):
                 )
             )
 
+    def test_creatorReused(self) -> None:
+        """
+        The same server domain, trust and client certificate give the same
+        creator (one OpenSSL context, not one per connection), and reusing
+        it checks every connection afresh: a good server, a wrong one, then
+        a good one again.
+        """
+        creator = tls.clientTLSOptions(SERVER, _caTrust(_ca))
+        self.assertIs(tls.clientTLSOptions(SERVER, _caTrust(_ca)), creator)
+        for certificate, ok in [(_serverCert, True), (_ca.issue(["other.example"]), False), (_serverCert, True)]:
+            session = _connect(tls.serverTLSOptions(certificate), tls.clientTLSOptions(SERVER, _caTrust(_ca)))
+            if ok:
+                self.assertTrue(session.client.handshakeDone)
+                self.assertEqual(b"".join(session.server.received), b"secret")
+            else:
+                self.assertRefused(session, VerificationError)
+
+    def test_creatorPerArguments(self) -> None:
+        """
+        Another domain, trust, client certificate object or system store
+        location gives another creator.
+        """
+        creator = tls.clientTLSOptions(SERVER, _caTrust(_ca))
+        self.assertIsNot(tls.clientTLSOptions("other.example", _caTrust(_ca)), creator)
+        self.assertIsNot(tls.clientTLSOptions(SERVER, _caTrust(_otherCA)), creator)
+        self.assertIsNot(tls.clientTLSOptions(SERVER, _caTrust(_ca), _serverCert), creator)
+        self.assertIsNot(
+            tls.clientTLSOptions(SERVER, _caTrust(_ca), _serverCert),
+            tls.clientTLSOptions(SERVER, _caTrust(_ca), _ca.issue([SERVER])),
+        )
+        system = tls.clientTLSOptions(SERVER, tls.trustSystem())
+        self.patch(os, "environ", dict(os.environ, SSL_CERT_FILE="/nonexistent/ca.pem"))
+        self.assertIsNot(tls.clientTLSOptions(SERVER, tls.trustSystem()), system)
+
+    def test_creatorsBounded(self) -> None:
+        """
+        Only the last few creators are kept.
+        """
+        for n in range(tls._CLIENT_CREATORS_KEPT + 5):
+            tls.clientTLSOptions("host%d.example" % (n,), _caTrust(_ca))
+        self.assertEqual(len(tls._clientCreators), tls._CLIENT_CREATORS_KEPT)
+
     def test_notTrust(self) -> None:
         """
         Anything but a trust value is refused.

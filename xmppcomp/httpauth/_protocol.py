@@ -10,7 +10,6 @@ L{twisted.words.protocols.jabber.jid.JID} values.
 
 from __future__ import annotations
 
-import functools
 
 import enum
 from collections.abc import Mapping
@@ -20,6 +19,7 @@ import attrs
 from twisted.words.protocols.jabber import jid
 from twisted.words.xish import domish
 
+from xmppcomp.jids import parseJID as cachedJID
 from xmppcomp.ns import NS_HTTP_AUTH, NS_XMPP_STANZAS
 
 #: The realm XEP-0070 section 4.2 requires (case-sensitive).
@@ -113,7 +113,7 @@ def parseJID(text: str) -> jid.JID:
     if not text:
         raise MalformedJID("the user name must be your JID, and it is empty")
     try:
-        parsed = _jid(text)
+        parsed = cachedJID(text)
     except Exception:
         # Twisted's stringprep raises more than InvalidFormat on bad input.
         raise MalformedJID(f"the user name {text[:100]!r} is not a valid JID")
@@ -123,18 +123,6 @@ def parseJID(text: str) -> jid.JID:
         if part is not None and len(part.encode("utf-8")) > _MAX_JID_PART:
             raise MalformedJID("the user name is not a valid JID: a part is too long")
     return parsed
-
-
-@functools.lru_cache(maxsize=4096)
-def _jid(text: str) -> jid.JID:
-    """
-    C{jid.JID(text)}, remembered: Twisted's stringprep is pure Python and
-    was ~18% of the confirmer's CPU under load (py-spy), parsing the same
-    few JIDs over and over. Bounded, unlike C{jid.internJID}, because the
-    strings come from HTTP clients and the wire; an invalid JID raises
-    every time (exceptions are not cached).
-    """
-    return jid.JID(text)
 
 
 #: RFC 7622 section 3: the most bytes of one part of a JID.
@@ -350,7 +338,7 @@ def _sender(stanza: domish.Element) -> jid.JID | None:
     if not value:
         return None
     try:
-        return _jid(value)
+        return cachedJID(value)
     except Exception:
         return None
 

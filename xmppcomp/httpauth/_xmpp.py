@@ -38,6 +38,7 @@ from xmppcomp.httpauth._protocol import (
     findConfirm,
     stanzaChildren,
 )
+from xmppcomp.jids import parseJID
 from xmppcomp.ns import NS_HTTP_AUTH
 
 #: Default seconds to wait for an answer.
@@ -352,8 +353,8 @@ class ConfirmationResponder(XMPPHandler):
         assert confirm is not None
         try:
             request = ConfirmRequest.fromElement(confirm)
-            sender = jid.JID(stanza["from"])
-            recipient = jid.JID(stanza["to"])
+            sender = parseJID(stanza["from"])
+            recipient = parseJID(stanza["to"])
         except (MalformedConfirm, KeyError, jid.InvalidFormat):
             return None
         incoming = IncomingConfirmation(

@@ -33,6 +33,7 @@ from twisted.words.xish import domish
 from twisted.words.xish.xmlstream import STREAM_END_EVENT
 
 from xmppcomp.errors import SASLFailure
+from xmppcomp.jids import parseJID
 from xmppcomp.metrics import NEGOTIATION_FAILURES
 from xmppcomp.interfaces import ICredentialStore, IReceivingFeature
 from xmppcomp.ns import NS_CLIENT, NS_SASL, NS_STREAMS, NS_TLS
@@ -342,13 +343,14 @@ class ReceivingAuthenticator(ListenAuthenticator):
             countRefusal(e.condition)
             xs.sendStreamError(e)
             return
-        # jid.JID, not internJID: these come from the peer, and internJID
-        # would cache every name sent to us.
-        xs.thisEntity = jid.JID(header.to)
+        # parseJID, not internJID: these come from the peer, and internJID
+        # would cache every name sent to us; parseJID's cache is bounded.
+        assert header.to is not None  # checkHost refused the stream otherwise
+        xs.thisEntity = parseJID(header.to)
         if self.identity is not None:
-            xs.otherEntity = jid.JID(self.identity)
+            xs.otherEntity = parseJID(self.identity)
         elif header.from_:
-            xs.otherEntity = jid.JID(header.from_)
+            xs.otherEntity = parseJID(header.from_)
         xs.sendHeader()
         xs.send(featuresElement(self._features()))
         if self._stage == "features":
@@ -477,7 +479,7 @@ class ReceivingAuthenticator(ListenAuthenticator):
         if step.identity is not None:
             self.identity = step.identity
             self.mechanism = self._sasl.mechanism
-            log.info(
+            log.debug(
                 "{peer} authenticated as {identity} with {mechanism}",
                 peer=peerOf(xs),
                 identity=self.identity,
@@ -502,9 +504,10 @@ class ReceivingAuthenticator(ListenAuthenticator):
         xs = self.xmlstream
         xs.negotiated = True
         log.info(
-            "stream from {peer} negotiated for {identity} in {ms:.1f} ms",
+            "stream from {peer} negotiated for {identity} ({mechanism}) in {ms:.1f} ms",
             peer=peerOf(xs),
             identity=self.identity,
+            mechanism=self.mechanism,
             ms=(self._reactor.seconds() - self._started) * 1000,
         )
         xs.dispatch(xs, STREAM_AUTHD_EVENT)

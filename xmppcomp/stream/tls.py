@@ -21,6 +21,7 @@ the handshake, so nothing is sent to the wrong server.
 from __future__ import annotations
 
 import os
+from collections import OrderedDict
 from collections.abc import Callable, Iterable, Sequence
 from typing import TYPE_CHECKING, Any, Union
 
@@ -441,6 +442,44 @@ def clientTLSOptions(
     """
     if not isinstance(trust, (SystemTrust, CATrust, PinnedTrust)):
         raise TypeError(f"not a trust value: {type(trust).__name__}")
+    # A component builds a policy per connection attempt, and a new creator
+    # means a new OpenSSL context with the trust store loaded again: ~0.3 ms
+    # of each negotiation's CPU (cProfile of bench/negotiation_load.py).
+    # Creators are reusable (each connection gets its own SSL.Connection),
+    # so the last few are remembered; trust values are immutable, and the
+    # client certificate is compared by identity. The system store is read
+    # from where OpenSSL's environment says at the time.
+    key = (serverDomain, trust, id(clientCertificate), _systemStoreLocation(trust))
+    cached = _clientCreators.get(key)
+    if cached is not None and cached[0] is clientCertificate:
+        _clientCreators.move_to_end(key)
+        return cached[1]
+    creator = _newClientTLSOptions(serverDomain, trust, clientCertificate)
+    _clientCreators[key] = (clientCertificate, creator)
+    while len(_clientCreators) > _CLIENT_CREATORS_KEPT:
+        _clientCreators.popitem(last=False)
+    return creator
+
+
+def _systemStoreLocation(trust: Trust) -> tuple[str | None, str | None]:
+    if not isinstance(trust, SystemTrust):
+        return (None, None)
+    return (os.environ.get("SSL_CERT_FILE"), os.environ.get("SSL_CERT_DIR"))
+
+
+#: How many client TLS creators L{clientTLSOptions} remembers.
+_CLIENT_CREATORS_KEPT = 16
+_clientCreators: OrderedDict[
+    tuple[str, Trust, int, tuple[str | None, str | None]],
+    tuple[PrivateCertificate | None, IOpenSSLClientConnectionCreator],
+] = OrderedDict()
+
+
+def _newClientTLSOptions(
+    serverDomain: str,
+    trust: Trust,
+    clientCertificate: PrivateCertificate | None,
+) -> IOpenSSLClientConnectionCreator:
     extra: dict[str, object] = {"raiseMinimumTo": MINIMUM_TLS_VERSION}
     if clientCertificate is not None:
         # What optionsForClientTLS(clientCertificate=...) does, but with the

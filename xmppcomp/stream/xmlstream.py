@@ -1023,7 +1023,7 @@ class XmppXmlStream(jabberxmlstream.XmlStream):
         our own closing tag if the peer closed first.
         """
         if self._state is _State.OPEN:
-            self._log.info("Peer {peer} closed the XML stream", peer=self._peer())
+            self._log.debug("Peer {peer} closed the XML stream", peer=self._peer())
             self._state = _State.CLOSING
             self._sendClosingTag()
             self._loseConnection()

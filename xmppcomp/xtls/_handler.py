@@ -9,7 +9,6 @@ L{XTLSConfiguration}.
 
 from __future__ import annotations
 
-import functools
 import itertools
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any, Optional, cast
@@ -30,6 +29,7 @@ from wokkel.iwokkel import IDisco
 from wokkel.subprotocols import IQHandlerMixin, XMPPHandler
 from zope.interface import implementer
 
+from xmppcomp.jids import parseJID
 from xmppcomp.metrics import XTLS_BYTES, XTLS_TUNNELS
 from xmppcomp.ns import NS_XTLS
 from xmppcomp.xtls._engine import TLSEngine, makeContext
@@ -367,24 +367,12 @@ class _AckTimeout(Exception):
     """
 
 
-@functools.lru_cache(maxsize=1024)
-def _parseJID(text: str) -> JID:
-    """
-    C{JID(text)}, remembered: every data IQ and every answer names the same
-    few JIDs, and stringprep (IDNA nameprep) of each took a third of the
-    CPU time of a bulk transfer. A bounded cache, unlike L{jid.internJID
-    <twisted.words.protocols.jabber.jid.internJID>}, since the strings come
-    from the wire; invalid JIDs raise each time (exceptions are not cached).
-    """
-    return JID(text)
-
-
 def _jidOf(iq: domish.Element, attribute: str) -> JID:
     value = iq.getAttribute(attribute)
     if value is None:
         raise _error("bad-request", f"no {attribute} address")
     try:
-        return _parseJID(value)
+        return parseJID(value)
     except (InvalidFormat, UnicodeError, ValueError) as e:
         raise _error("jid-malformed", str(e)) from e
 
@@ -655,7 +643,7 @@ class XTLSHandler(XMPPHandler, IQHandlerMixin):
 
     def _onUnavailable(self, presence: domish.Element) -> None:
         try:
-            sender = JID(presence.getAttribute("from", ""))
+            sender = parseJID(presence.getAttribute("from", ""))
         except (InvalidFormat, UnicodeError, ValueError):
             return
         for tunnel in list(self._tunnels.values()):
@@ -693,7 +681,7 @@ class XTLSHandler(XMPPHandler, IQHandlerMixin):
             return
         d, expected, call = entry
         try:
-            sender = _parseJID(iq.getAttribute("from", "")).full()
+            sender = parseJID(iq.getAttribute("from", "")).full()
         except (InvalidFormat, UnicodeError, ValueError):
             return
         if sender != expected:
