@@ -217,6 +217,46 @@ class BindTests(SynchronousTestCase):
         failure = self.failureResultOf(negotiated, BindError)
         self.assertEqual((failure.value.hostname, failure.value.condition), ("beta.example.net", "not-allowed"))
 
+    def test_bindRequestsTogether(self) -> None:
+        """
+        L{BindInitiator} sends the bind requests of all its names at once,
+        before any answer (one round trip, not one per name), and reads
+        the answers in order: the first refusal fails negotiation even
+        when a later name was bound, and no answer is left unhandled.
+        """
+        from twisted.internet.testing import StringTransport
+        from twisted.words.protocols.jabber import xmlstream
+
+        names = ["a.alpha.example.net", "b.alpha.example.net", "c.alpha.example.net"]
+        binder = BindInitiator(names)
+        xs = xmlstream.XmlStream(xmlstream.Authenticator())
+        xmlstream.upgradeWithIQResponseTracker(xs)
+        transport = StringTransport()
+        xs.makeConnection(transport)
+        xs.dataReceived(
+            "<stream:stream xmlns='jabber:client' "
+            "xmlns:stream='http://etherx.jabber.org/streams' version='1.0'>"
+        )
+        transport.clear()
+        negotiated = binder.negotiate(xs, NS_COMPONENT_0)
+        sent = transport.value().decode("utf-8")
+        self.assertEqual(sent.count("<iq "), 3)
+        for name in names:
+            self.assertIn("<hostname>%s</hostname>" % (name,), sent)
+        ids = list(xs.iqDeferreds)
+        self.assertEqual(len(ids), 3)
+        self.assertNoResult(negotiated)
+        xs.dataReceived("<iq type='result' id='%s'/>" % (ids[0],))
+        xs.dataReceived("<iq type='result' id='%s'/>" % (ids[2],))
+        self.assertNoResult(negotiated)
+        xs.dataReceived(
+            "<iq type='error' id='%s'><error type='cancel'><conflict "
+            "xmlns='urn:ietf:params:xml:ns:xmpp-stanzas'/></error></iq>" % (ids[1],)
+        )
+        failure = self.failureResultOf(negotiated, BindError)
+        self.assertEqual((failure.value.hostname, failure.value.condition), (names[1], "conflict"))
+        self.assertEqual(binder.bound, [names[0]])
+
     def test_badRequest(self) -> None:
         """
         A missing or malformed hostname gets C{bad-request}.

@@ -15,7 +15,7 @@ L{BindInitiator} drives it from a component.
 
 from __future__ import annotations
 
-from typing import Callable, Iterable, Protocol, Sequence
+from typing import Any, Callable, Iterable, Protocol, Sequence
 
 import attrs
 from twisted.internet import defer
@@ -340,8 +340,9 @@ class _BindFeatureInitiator:
 class BindInitiator:
     """
     The component's side of hostname binding during negotiation: binds
-    every configured hostname, in order, in the first bind namespace the
-    server advertised that this side speaks.
+    every configured hostname, requests sent together and answers read in
+    order, in the first bind namespace the server advertised that this
+    side speaks.
 
     @ivar hostnames: the names to bind.
     @ivar namespace: the namespace in use on the current stream.
@@ -364,7 +365,7 @@ class BindInitiator:
         return [_BindFeatureInitiator((namespace, "bind"), self) for namespace in BIND_NAMESPACES]
 
     @defer.inlineCallbacks
-    def negotiate(self, xs: object, namespace: str) -> defer.Generator[defer.Deferred[str], str, None]:
+    def negotiate(self, xs: object, namespace: str) -> defer.Generator[defer.Deferred[Any], Any, None]:
         """
         Bind every hostname on C{xs}; a second bind feature of the same
         stream (the other namespace) finds the work done.
@@ -376,9 +377,15 @@ class BindInitiator:
         self._stream = xs
         self.namespace = namespace
         self.bound = []
-        for hostname in self.hostnames:
-            try:
-                name = yield bind(xs, hostname, namespace, self.timeout)
-            except StanzaError as e:
-                raise BindError(hostname, e.condition, e.text) from e
-            self.bound.append(name)
+        # Every request goes out at once: one round trip for all the names,
+        # not one each (the server answers them in order). All answers are
+        # awaited before a refusal is raised, so none is left unhandled.
+        requests = [bind(xs, hostname, namespace, self.timeout) for hostname in self.hostnames]
+        answers = yield defer.DeferredList(requests, consumeErrors=True)
+        for hostname, (ok, value) in zip(self.hostnames, answers):
+            if ok:
+                self.bound.append(value)
+                continue
+            if value.check(StanzaError):
+                raise BindError(hostname, value.value.condition, value.value.text) from value.value
+            value.raiseException()
