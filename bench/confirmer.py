@@ -61,7 +61,7 @@ def startConfirmer(directory: str, clients: int) -> tuple[subprocess.Popen[bytes
 
 
 @defer.inlineCallbacks
-def oneRun(agent: Any, port: int, clients: int, run: int) -> Any:
+def oneRun(agent: Any, port: int, clients: int, run: int, pid: int) -> Any:
     import treq
 
     url = "http://127.0.0.1:%d/" % (port,)
@@ -82,14 +82,20 @@ def oneRun(agent: Any, port: int, clients: int, run: int) -> Any:
         latencies.append(time.perf_counter() - start)
         statuses[response.code] = statuses.get(response.code, 0) + 1
 
+    serverBefore = _common.cpuSeconds(pid)
+    loadBefore = _common.ownCpuSeconds()
     start = time.perf_counter()
     yield defer.gatherResults([client(i) for i in range(clients)])
     elapsed = time.perf_counter() - start
+    serverCpu = _common.cpuSeconds(pid) - serverBefore
+    loadCpu = _common.ownCpuSeconds() - loadBefore
     return {
         "rate": clients / elapsed,
         "p50": statistics.median(latencies) * 1000 if latencies else float("nan"),
         "p99": sorted(latencies)[int(len(latencies) * 0.99) - 1] * 1000 if latencies else float("nan"),
         "statuses": statuses,
+        "serverUs": serverCpu / clients * 1e6,
+        "loadUs": loadCpu / clients * 1e6,
     }
 
 
@@ -108,7 +114,7 @@ def main(arguments: argparse.Namespace) -> Any:
         rssBefore = _common.rssBytes(process.pid)
         results = []
         for run in range(arguments.runs):
-            results.append((yield oneRun(agent, port, arguments.clients, run)))
+            results.append((yield oneRun(agent, port, arguments.clients, run, process.pid)))
         rssAfter = _common.rssBytes(process.pid)
         yield pool.closeCachedConnections()
         errors = sum(n for r in results for code, n in r["statuses"].items() if code != 200)
@@ -137,6 +143,7 @@ def main(arguments: argparse.Namespace) -> Any:
                 rows,
             )
         )
+        print("server CPU us/conf", [round(r["serverUs"]) for r in results], "load", [round(r["loadUs"]) for r in results])
         _common.emitJSON("confirmer", {"clients": arguments.clients, "runs": results, "errors": errors, "rss": [rssBefore, rssAfter]})
     finally:
         _common.stop(process)

@@ -868,6 +868,7 @@ class HTTPAuthConfigTests(_ComponentFilesMixin, SynchronousTestCase):
         self.assertEqual(httpauth.fromHostname, "a.localhost")
         self.assertEqual(httpauth.rules, AccessRules.anyone())
         self.assertEqual(httpauth.limits, Limits())
+        self.assertFalse(httpauth.serverTiming)
 
     def test_everyKey(self) -> None:
         """
@@ -889,6 +890,7 @@ class HTTPAuthConfigTests(_ComponentFilesMixin, SynchronousTestCase):
                     "public_origin": "https://www.example.net/",
                     "timeout": 30,
                     "from": "B.localhost",
+                    "server_timing": True,
                     "rules": [
                         {"prefix": "/", "anyone": True},
                         {
@@ -914,6 +916,7 @@ class HTTPAuthConfigTests(_ComponentFilesMixin, SynchronousTestCase):
         self.assertEqual(httpauth.publicOrigin, "https://www.example.net")
         self.assertEqual(httpauth.timeout, 30.0)
         self.assertEqual(httpauth.fromHostname, "b.localhost")
+        self.assertTrue(httpauth.serverTiming)
         self.assertEqual(
             httpauth.rules,
             AccessRules(

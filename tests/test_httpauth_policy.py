@@ -274,6 +274,55 @@ class LedgerTests(SynchronousTestCase):
             ),
         )
 
+    def test_limitPerJIDCountsAnswers(self) -> None:
+        """
+        Answered and abandoned confirmations free their place under
+        C{pendingPerJID}, for that bare JID only, and nothing is left
+        counted once none is pending.
+        """
+        a, b = attempt(transactionId="a"), attempt(transactionId="b")
+        self.assertIsInstance(self.ledger.decide(a, 30), Ask)
+        self.assertIsInstance(self.ledger.decide(b, 30), Ask)
+        self.assertIsInstance(self.ledger.decide(attempt(transactionId="c"), 30), Refuse)
+        self.assertIsInstance(self.ledger.decide(attempt(who="romeo@montague.lit", transactionId="c"), 30), Ask)
+        self.ledger.settle(a, True)
+        c = attempt(transactionId="c")
+        self.assertIsInstance(self.ledger.decide(c, 30), Ask)
+        self.ledger.abandon(b)
+        self.ledger.abandon(b)
+        d = attempt(transactionId="d")
+        self.assertIsInstance(self.ledger.decide(d, 30), Ask)
+        self.assertIsInstance(self.ledger.decide(attempt(transactionId="e"), 30), Refuse)
+        self.ledger.settle(c, False)
+        self.ledger.settle(d, True)
+        self.ledger.abandon(attempt(who="romeo@montague.lit", transactionId="c"))
+        self.assertEqual(self.ledger._pendingPerJID, {})
+
+    def test_purgeForgetsExpired(self) -> None:
+        """
+        Used ids, sessions and windows are forgotten once expired, whatever
+        order they were set in: an entry set again moves behind the others.
+        """
+        limits = attrs.evolve(self.limits, sessionLifetime=300, windowLifetime=60, replayMemory=600)
+        ledger = Ledger(self.clock, AccessRules.anyone(), limits)
+        first, second = attempt(transactionId="1", method="HEAD"), attempt(transactionId="2", method="HEAD")
+        for a in (first, second):
+            ledger.decide(a, 30)
+            ledger.settle(a, True)
+            self.clock.advance(100)
+        # The first session is set again later than the second: it must
+        # not shield the second from being forgotten.
+        ledger.settle(first, True)
+        self.assertEqual(list(ledger._sessions), [("juliet@capulet.com/balcony", "2"), ("juliet@capulet.com/balcony", "1")])
+        self.clock.advance(250)
+        ledger.decide(attempt(transactionId="x"), 30)
+        self.assertEqual(list(ledger._sessions), [("juliet@capulet.com/balcony", "1")])
+        self.assertEqual(ledger._windows, {})
+        self.clock.advance(600)
+        ledger.decide(attempt(transactionId="y"), 30)
+        self.assertEqual(ledger._sessions, {})
+        self.assertEqual(set(ledger._used), set())
+
     def test_rememberedBounded(self) -> None:
         """
         At C{maxRemembered} used transaction ids, new confirmations get 503

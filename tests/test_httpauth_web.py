@@ -369,6 +369,87 @@ class ProtectTests(_WebTestCase):
         self.assertIsNone(echo.seen[0]["authorization"])
 
 
+class ServerTimingTests(_WebTestCase):
+    """
+    With C{serverTiming}, answers to requests that asked over XMPP carry
+    the confirmation's round trip in C{Server-Timing}.
+    """
+
+    def setUp(self) -> None:
+        super().setUp()
+        self.confirmer = makeConfirmer(
+            self.requester, AccessRules.anyone(), self.clock, Limits(), serverTiming=True
+        )
+
+    def timing(self, response: Any) -> list[bytes] | None:
+        return response.headers.getRawHeaders(b"server-timing")
+
+    def page(self, confirmer: Any) -> StubTreq:
+        root = Resource()
+        root.putChild(b"", Data(b"ok", "text/plain"))
+        return StubTreq(confirmer.protect(root))
+
+    def test_allowedAndDenied(self) -> None:
+        """
+        200 and 403 after a confirmation say how long it took, in
+        milliseconds by the confirmer's clock.
+        """
+        stub = self.page(self.confirmer)
+        for n, (outcome, code) in enumerate([(Outcome.ALLOW, 200), (Outcome.DENY, 403)]):
+            d = stub.get("http://files.example/", headers=basic(JULIET, "t%d" % (n,)))
+            stub.flush()
+            self.clock.advance(1.25)
+            self.answer(stub, outcome)
+            response, _ = self.result(stub, d)
+            self.assertEqual(response.code, code)
+            self.assertEqual(self.timing(response), [b'xmpp;dur=1250.000;desc="XEP-0070 confirmation"'])
+
+    def test_forwardAuth(self) -> None:
+        """
+        The forward-auth endpoint says it too, for the web server's log.
+        """
+        stub = StubTreq(self.confirmer.forwardAuth())
+        headers = {
+            b"X-Original-Method": [b"GET"],
+            b"X-Original-URI": [b"/page"],
+            b"X-Forwarded-Proto": [b"https"],
+            b"X-Forwarded-Host": [b"app.example"],
+        }
+        headers.update(basic(JULIET, "t1"))
+        d = stub.get("http://127.0.0.1/auth", headers=headers)
+        stub.flush()
+        self.clock.advance(0.002)
+        self.answer(stub, Outcome.ALLOW)
+        response, _ = self.result(stub, d)
+        self.assertEqual(response.code, 200)
+        self.assertEqual(self.timing(response), [b'xmpp;dur=2.000;desc="XEP-0070 confirmation"'])
+
+    def test_notAsked(self) -> None:
+        """
+        Answers that asked nothing over XMPP (the challenge, a session)
+        carry no timing; nor does anything when the option is off.
+        """
+        stub = self.page(self.confirmer)
+        response, _ = self.result(stub, stub.get("http://files.example/"))
+        self.assertEqual(response.code, 401)
+        self.assertIsNone(self.timing(response))
+        d = stub.get("http://files.example/", headers=basic(JULIET, "t1"))
+        stub.flush()
+        self.answer(stub, Outcome.ALLOW)
+        self.result(stub, d)
+        response, _ = self.result(stub, stub.get("http://files.example/", headers=basic(JULIET, "t1")))
+        self.assertEqual(response.code, 200)
+        self.assertIsNone(self.timing(response))
+        plain = makeConfirmer(self.requester, AccessRules.anyone(), self.clock)
+        stub = self.page(plain)
+        d = stub.get("http://files.example/", headers=basic(JULIET, "t9"))
+        stub.flush()
+        self.answer(stub, Outcome.ALLOW)
+        response, _ = self.result(stub, d)
+        self.assertEqual(response.code, 200)
+        self.assertIsNone(self.timing(response))
+
+
 class ProxyTests(_WebTestCase):
     """
     Tests for L{Confirmer.proxy}, the upstream a stub resource reached

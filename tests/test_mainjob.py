@@ -206,6 +206,31 @@ class MainJobTests(_MainJobMixin, TestCase):
         self.assertEqual(self.logText().count("demo agent: confirmed"), 1)
 
     @defer.inlineCallbacks
+    def test_serverTiming(self) -> Any:
+        """
+        With C{server_timing = true}, a confirmed request's answer says how
+        long the XMPP round trip to the demo agent took; a session pass
+        asks nothing and says nothing.
+        """
+        directory = os.path.abspath(self.mktemp())
+        os.makedirs(directory)
+        config = os.path.join(directory, "component.toml")
+        with open(config, "w") as f:
+            f.write("[httpauth]\nserver_timing = true\n")
+        top, url = yield self.start("--config", config)
+        response, body = yield self.fetch(url, (DEMO, "tx-1"))
+        self.assertEqual(response.code, 200, body)
+        [timing] = response.headers.getRawHeaders(b"server-timing")
+        name, duration, description = timing.split(b";")
+        self.assertEqual((name, description), (b"xmpp", b'desc="XEP-0070 confirmation"'))
+        self.assertTrue(duration.startswith(b"dur="), timing)
+        self.assertGreater(float(duration[4:]), 0.0)
+        response, body = yield self.fetch(url, (DEMO, "tx-1"))
+        self.assertEqual(response.code, 200, body)
+        self.assertIsNone(response.headers.getRawHeaders(b"server-timing"))
+        yield top.stopService()
+
+    @defer.inlineCallbacks
     def test_xtlsTunnel(self) -> Any:
         """
         Disco#info of the component's hostname lists C{urn:xmpp:tmp:xtls};
@@ -360,3 +385,33 @@ class ModesTests(_MainJobMixin, TestCase):
         text = self.logText()
         self.assertIn("for demo@agent.localhost/web (transaction id 'tx-1'", text)
         self.assertIn("GET https://www.example.net/private/", text)
+
+
+class DemoPolicyTests(TestCase):
+    """
+    Tests for L{xmppcomp.demo.demoPolicy}.
+    """
+
+    def incoming(self, transactionId: str) -> Any:
+        from xmppcomp.httpauth import IncomingConfirmation
+        from xmppcomp.httpauth._protocol import ConfirmRequest
+
+        return IncomingConfirmation(
+            JID("component.localhost"),
+            JID(DEMO),
+            ConfirmRequest(transactionId, "GET", "http://127.0.0.1:8080/"),
+            False,
+        )
+
+    def test_answers(self) -> None:
+        """
+        C{deny...} is denied, C{wait...} never answered (a Deferred that
+        does not fire), anything else confirmed.
+        """
+        from xmppcomp.demo import demoPolicy
+
+        self.assertIs(demoPolicy(self.incoming("tx-1")), True)
+        self.assertIs(demoPolicy(self.incoming("deny-2")), False)
+        waiting = demoPolicy(self.incoming("wait-3"))
+        self.assertIsInstance(waiting, defer.Deferred)
+        self.assertNoResult(waiting)  # type: ignore[arg-type]

@@ -84,6 +84,7 @@ L{loadComponentConfig})::
     timeout = 120                           # seconds the user has to confirm
     from = "comp.example.net"               # default: the first hostname
     metrics = false                         # serve /metrics (Prometheus)
+    server_timing = false                   # Server-Timing: xmpp;dur=MS
     [[httpauth.rules]]                      # default: prefix "/", anyone
     prefix = "/"
     jids = ["alice@example.net"]
@@ -1081,6 +1082,8 @@ class HTTPAuthConfig:
         (L{xmppcomp.httpauth.Limits}).
     @ivar metrics: whether the listener also serves C{/metrics}
         (L{xmppcomp.metrics}, Prometheus text format, unauthenticated).
+    @ivar serverTiming: whether answers to requests that asked over XMPP
+        carry C{Server-Timing: xmpp;dur=MS}, the confirmation's round trip.
     """
 
     enabled: bool = True
@@ -1094,6 +1097,7 @@ class HTTPAuthConfig:
     rules: Any = attrs.field(factory=_defaultRules)
     limits: Any = attrs.field(factory=_defaultHTTPLimits)
     metrics: bool = False
+    serverTiming: bool = False
 
 
 @attrs.frozen
@@ -1257,6 +1261,7 @@ _COMPONENT_TABLES: Mapping[str, frozenset[str]] = {
             "rules",
             "limits",
             "metrics",
+            "server_timing",
         }
     ),
     "httpauth.limits": frozenset(HTTPAUTH_LIMIT_KEYS),
@@ -1800,6 +1805,7 @@ def _httpauth(
         rules=rules,
         limits=limits,
         metrics=_bool(item) if (item := get("metrics")) is not None else False,
+        serverTiming=_bool(item) if (item := get("server_timing")) is not None else False,
     )
 
 

@@ -14,6 +14,9 @@ and L{demoPolicy}:
 
   - a transaction id starting with C{deny} is denied (the HTTP client
     gets 403);
+  - one starting with C{wait} is left unanswered, as by a user who never
+    looks (the HTTP client gets 504 after C{[httpauth] timeout});
+    C{bench/confirmer.py} uses it to hold confirmations pending;
   - any other is confirmed (200).
 
 It logs each request it answers. Once the HTTP listener listens and both
@@ -32,6 +35,7 @@ from typing import Any
 
 from twisted.application.service import MultiService, Service
 from twisted.internet import defer
+from twisted.internet.defer import Deferred
 from twisted.logger import Logger
 from twisted.web.iweb import IRequest
 from twisted.web.resource import Resource
@@ -52,15 +56,28 @@ DEMO_JID = "demo@%s/web"
 #: Transaction ids starting with this are denied by L{demoPolicy}.
 DENY_PREFIX = "deny"
 
+#: Transaction ids starting with this are never answered by L{demoPolicy}.
+WAIT_PREFIX = "wait"
+
 #: The name of the demo agent in the service tree.
 DEMO_SERVICE = "demo-agent"
 
 
-def demoPolicy(incoming: IncomingConfirmation) -> bool:
+def demoPolicy(incoming: IncomingConfirmation) -> bool | Deferred[bool]:
     """
     The demo agent's answer: confirm, unless the transaction id starts
-    with C{deny}. Logs each answer.
+    with C{deny} (deny) or C{wait} (no answer ever: a L{Deferred} that
+    never fires, dropped with the request). Logs each answer.
     """
+    if incoming.request.transactionId.startswith(WAIT_PREFIX):
+        log.debug(
+            "demo agent: leaving {method} {url} for {who} unanswered (transaction id {transaction!r})",
+            method=incoming.request.method,
+            url=incoming.request.url,
+            who=incoming.recipient.full(),
+            transaction=incoming.request.transactionId,
+        )
+        return Deferred()
     allowed = not incoming.request.transactionId.startswith(DENY_PREFIX)
     log.info(
         "demo agent: {verdict} {method} {url} for {who} (transaction id "

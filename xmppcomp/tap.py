@@ -650,7 +650,9 @@ def addHTTPAuth(parent: MultiService, component: Any, config: ComponentConfig) -
     asker = httpauth.fromHostname or component.hostnames[0]
     requester = ConfirmationRequester(JID(asker), reactor, timeout=httpauth.timeout)
     requester.setHandlerParent(component)
-    confirmer = makeConfirmer(requester, httpauth.rules, reactor, httpauth.limits)
+    confirmer = makeConfirmer(
+        requester, httpauth.rules, reactor, httpauth.limits, serverTiming=httpauth.serverTiming
+    )
     resource, what = _httpResource(httpauth, confirmer, reactor)
     if httpauth.metrics:
         resource = withMetrics(resource)

@@ -8,11 +8,12 @@ L{Ledger} up to date.
 
 from __future__ import annotations
 
-from typing import Protocol
+from typing import Protocol, cast
 
 import attrs
 from twisted.cred.checkers import ICredentialsChecker
 from twisted.internet.defer import Deferred, fail, succeed
+from twisted.internet.interfaces import IReactorTime
 from twisted.python.failure import Failure
 from twisted.words.protocols.jabber import jid
 from zope.interface import implementer
@@ -29,15 +30,18 @@ from xmppcomp.interfaces import IXMPPConfirmationCredentials
 
 
 @implementer(IXMPPConfirmationCredentials)
-@attrs.frozen
+@attrs.define
 class ConfirmationCredentials:
     """
     Provider of L{IXMPPConfirmationCredentials}.
 
     @ivar attempt: the credentials, method, URL and client address.
+    @ivar roundTrip: set by the checker when it asked over XMPP for these
+        credentials: seconds from asking to the answer (or the failure).
     """
 
     attempt: Attempt
+    roundTrip: float | None = None
 
 
 class Requester(Protocol):
@@ -69,7 +73,18 @@ class XMPPConfirmationChecker:
 
     credentialInterfaces = (IXMPPConfirmationCredentials,)
 
-    def __init__(self, requester: Requester, ledger: Ledger) -> None:
+    def __init__(
+        self, requester: Requester, ledger: Ledger, clock: IReactorTime | None = None
+    ) -> None:
+        """
+        @param clock: times each confirmation's round trip; by default the
+            global reactor.
+        """
+        if clock is None:
+            from twisted.internet import reactor
+
+            clock = cast(IReactorTime, reactor)
+        self._clock: IReactorTime = clock
         self._requester = requester
         self._ledger = ledger
         self._waiting: dict[tuple[str, str], list[Deferred[str]]] = {}
@@ -106,12 +121,18 @@ class XMPPConfirmationChecker:
             attempt.credentials.transactionId, attempt.method, attempt.url
         )
         asked = self._requester.confirm(who, request)
-        asked.addBoth(self._answered, attempt, decision.key)
+        asked.addBoth(self._answered, attempt, decision.key, credentials, self._clock.seconds())
         return waiter
 
     def _answered(
-        self, result: Outcome | Failure, attempt: Attempt, key: tuple[str, str]
+        self,
+        result: Outcome | Failure,
+        attempt: Attempt,
+        key: tuple[str, str],
+        credentials: ConfirmationCredentials,
+        asked: float,
     ) -> None:
+        credentials.roundTrip = self._clock.seconds() - asked
         outcome: str | Failure
         if isinstance(result, Failure):
             self._ledger.abandon(attempt)

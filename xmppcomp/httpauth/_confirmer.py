@@ -73,6 +73,7 @@ def makeConfirmer(
     rules: AccessRules,
     clock: IReactorTime,
     limits: Limits | None = None,
+    serverTiming: bool = False,
 ) -> Confirmer:
     """
     Make a L{Confirmer}.
@@ -83,9 +84,11 @@ def makeConfirmer(
     @param rules: who may access which paths.
     @param clock: the time source for sessions, windows and replays.
     @param limits: lifetimes and pending limits (defaults: L{Limits}()).
+    @param serverTiming: answers to requests that asked over XMPP carry
+        C{Server-Timing: xmpp;dur=MS}, the confirmation's round trip.
     """
     ledger = Ledger(clock, rules, limits if limits is not None else Limits())
-    checker = XMPPConfirmationChecker(requester, ledger)
+    checker = XMPPConfirmationChecker(requester, ledger, clock)
     realm = REALM.encode("ascii")
     factories = (BasicCredentialFactory(realm), DigestCredentialFactory(b"md5", realm))
-    return Confirmer(checker, ledger, _Authenticator(checker, factories))
+    return Confirmer(checker, ledger, _Authenticator(checker, factories, serverTiming))

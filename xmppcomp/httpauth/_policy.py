@@ -12,8 +12,8 @@ imports C{twisted.internet}.
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable
-from typing import Protocol, Union
+from collections.abc import Callable, Iterable
+from typing import Protocol, TypeVar, Union
 from urllib.parse import urlsplit
 
 import attrs
@@ -256,6 +256,29 @@ class _Scope:
     expires: float
 
 
+K = TypeVar("K")
+V = TypeVar("V")
+
+
+def _setLast(entries: dict[K, V], key: K, value: V) -> None:
+    """
+    Set C{entries[key]}, moving it to the end (dicts keep insertion order).
+    """
+    entries.pop(key, None)
+    entries[key] = value
+
+
+def _dropExpired(entries: dict[K, V], expiry: Callable[[V], float], now: float) -> None:
+    """
+    Pop entries from the front of C{entries} while they have expired.
+    """
+    while entries:
+        key = next(iter(entries))
+        if expiry(entries[key]) > now:
+            return
+        del entries[key]
+
+
 @attrs.define
 class Ledger:
     """
@@ -282,18 +305,27 @@ class Ledger:
     _used: dict[tuple[str, str], float] = attrs.field(factory=dict, init=False)
     _sessions: dict[tuple[str, str], _Scope] = attrs.field(factory=dict, init=False)
     _windows: dict[tuple[str, str, str], float] = attrs.field(factory=dict, init=False)
+    _pendingPerJID: dict[str, int] = attrs.field(factory=dict, init=False)
     _nextPurge: float = attrs.field(default=-math.inf, init=False)
 
     def _purge(self, now: float) -> None:
         """
         Forget expired sessions, windows and used ids, at most once a second.
+
+        Each of those dicts gets one lifetime for all its entries, and an
+        entry is moved to the end whenever it is set, so the dicts are in
+        order of expiry: forgetting pops from the front and stops at the
+        first live entry, instead of walking every remembered id (up to
+        L{Limits.maxRemembered}) each second. Should the clock step back,
+        an entry is forgotten late, never early: every lookup checks its
+        expiry too.
         """
         if now < self._nextPurge:
             return
         self._nextPurge = now + 1.0
-        self._used = {k: t for k, t in self._used.items() if t > now}
-        self._sessions = {k: s for k, s in self._sessions.items() if s.expires > now}
-        self._windows = {k: t for k, t in self._windows.items() if t > now}
+        _dropExpired(self._used, lambda t: t, now)
+        _dropExpired(self._sessions, lambda s: s.expires, now)
+        _dropExpired(self._windows, lambda t: t, now)
 
     def _retryAfter(self, scopes: Iterable[_Scope], now: float) -> int:
         soonest = min((s.expires for s in scopes), default=now + 1)
@@ -345,8 +377,9 @@ class Ledger:
                 return Join(key)
             return Refuse(403, "this transaction id is being confirmed for another request")
 
-        forJID = [s for k, s in self._pending.items() if k[0] == key[0]]
-        if len(forJID) >= self._limits.pendingPerJID:
+        if self._pendingPerJID.get(key[0], 0) >= self._limits.pendingPerJID:
+            # Counted as they come and go; listed only to refuse.
+            forJID = [s for k, s in self._pending.items() if k[0] == key[0]]
             return Refuse(
                 429,
                 f"{len(forJID)} confirmations are already pending for "
@@ -367,7 +400,17 @@ class Ledger:
                 max(1, math.ceil(oldest - now)),
             )
         self._pending[key] = _Scope(full, attempt.site, attempt.client, deadline)
+        self._pendingPerJID[key[0]] = self._pendingPerJID.get(key[0], 0) + 1
         return Ask(key)
+
+    def _unpend(self, key: tuple[str, str]) -> None:
+        if self._pending.pop(key, None) is None:
+            return
+        left = self._pendingPerJID[key[0]] - 1
+        if left:
+            self._pendingPerJID[key[0]] = left
+        else:
+            del self._pendingPerJID[key[0]]
 
     def settle(self, attempt: Attempt, allowed: bool) -> None:
         """
@@ -377,18 +420,22 @@ class Ledger:
         """
         now = self._clock.seconds()
         key = attempt.key
-        self._pending.pop(key, None)
-        self._used[key] = now + self._limits.replayMemory
+        self._unpend(key)
+        _setLast(self._used, key, now + self._limits.replayMemory)
         if not allowed:
             return
         credentials = attempt.credentials
         full = credentials.jid.full()
-        self._sessions[(full, credentials.transactionId)] = _Scope(
-            full, attempt.site, attempt.client, now + self._limits.sessionLifetime
+        _setLast(
+            self._sessions,
+            (full, credentials.transactionId),
+            _Scope(full, attempt.site, attempt.client, now + self._limits.sessionLifetime),
         )
         if attempt.method.upper() in WINDOW_METHODS:
-            self._windows[(full, credentials.transactionId, attempt.url)] = (
-                now + self._limits.windowLifetime
+            _setLast(
+                self._windows,
+                (full, credentials.transactionId, attempt.url),
+                now + self._limits.windowLifetime,
             )
 
     def abandon(self, attempt: Attempt) -> None:
@@ -396,7 +443,7 @@ class Ledger:
         No answer came for C{attempt} (timeout, not connected): forget the
         pending entry without using the transaction id.
         """
-        self._pending.pop(attempt.key, None)
+        self._unpend(attempt.key)
 
     @property
     def pendingCount(self) -> int:

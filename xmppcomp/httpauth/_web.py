@@ -37,6 +37,7 @@ set for limits). A 200 carries C{X-Auth-JID}.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import TypeVar
 from urllib.parse import urlsplit
 
 from twisted.cred.error import LoginFailed
@@ -45,7 +46,7 @@ from twisted.logger import Logger
 from twisted.python.failure import Failure
 from twisted.web.http_headers import Headers
 from twisted.web.iweb import ICredentialFactory, IRequest
-from twisted.web.resource import IResource, Resource, getChildForRequest
+from twisted.web.resource import IResource, Resource
 from twisted.web.server import NOT_DONE_YET
 from twisted.web.util import DeferredResource
 
@@ -160,10 +161,14 @@ class _Authenticator:
     _log = Logger()
 
     def __init__(
-        self, checker: XMPPConfirmationChecker, factories: Sequence[ICredentialFactory]
+        self,
+        checker: XMPPConfirmationChecker,
+        factories: Sequence[ICredentialFactory],
+        serverTiming: bool = False,
     ) -> None:
         self._checker = checker
         self._factories = factories
+        self._serverTiming = serverTiming
 
     def challenge(self, request: IRequest, reason: str) -> _Answer:
         """
@@ -214,8 +219,27 @@ class _Authenticator:
             uri = fields.get("uri")
             if uri not in (target, url.encode("utf-8")):
                 raise BadRequest("the Digest uri is not the URL requested")
-        attempt = Attempt(credentials, method, url, client)
-        return self._checker.requestAvatarId(ConfirmationCredentials(attempt))
+        confirmation = ConfirmationCredentials(Attempt(credentials, method, url, client))
+        d = self._checker.requestAvatarId(confirmation)
+        if self._serverTiming:
+            d.addBoth(_addServerTiming, request, confirmation)
+        return d
+
+
+_T = TypeVar("_T")
+
+
+def _addServerTiming(result: _T, request: IRequest, confirmation: ConfirmationCredentials) -> _T:
+    """
+    Say how long the XMPP confirmation took, if this request asked one, in
+    a C{Server-Timing} header (milliseconds), and pass C{result} on.
+    """
+    if confirmation.roundTrip is not None:
+        request.setHeader(
+            b"Server-Timing",
+            b'xmpp;dur=%.3f;desc="XEP-0070 confirmation"' % (confirmation.roundTrip * 1000,),
+        )
+    return result
 
 
 def _failureAnswer(authenticator: _Authenticator, request: IRequest, failure: Failure) -> _Answer:

@@ -305,7 +305,9 @@ class Router:
             except RuntimeError:
                 log.warn("{identity}: the transport has a producer already; no back-pressure", identity=session.identity)
         session.idleTimer = self.reactor.callLater(self.limits.idleTimeout, self._checkIdle, session)
-        log.info(
+        # An XEP-0225 stream's negotiation was logged at info already, and
+        # each name it binds is; an XEP-0114 stream's line names its host.
+        (log.info if session.kind == "xep0114" else log.debug)(
             "{kind} session of {identity} from {peer} routes {names}",
             kind=session.kind,
             identity=session.identity,
