@@ -243,6 +243,56 @@ class ConfirmationMetricsTests(SynchronousTestCase):
         self.failureResultOf(d, ConfirmerUnavailable)
         self.assertEqual(self.delta(), [0.0, 0.0, 0.0, 2.0, 0.0, 0.0])
 
+    def test_pendingGauge(self) -> None:
+        """
+        C{xmppcomp_httpauth_pending_confirmations} counts confirmations
+        asked and not finished, whatever ends them: an answer (after a
+        fallback to the message form too), a timeout, a cancel, the stream
+        lost; never below what it was.
+        """
+        pending = Delta(("xmppcomp_httpauth_pending_confirmations", {}))
+        answered = self.requester.confirm(JULIET, REQUEST)
+        stillPending = self.requester.confirm(JULIET, REQUEST)
+        cancelled = self.requester.confirm(JULIET, REQUEST)
+        lost = self.requester.confirm(JULIET, REQUEST)
+        self.assertEqual(pending(), [4.0])
+        self.pipe.sink.send(iqError(self.received[0], JULIET.full(), "service-unavailable"))
+        self.assertEqual(pending(), [4.0])
+        message = self.received[-1]
+        self.assertEqual(message.name, "message")
+        answer = message.__class__((None, "message"))
+        answer["from"] = JULIET.full()
+        answer["to"] = message["from"]
+        answer["type"] = "normal"
+        answer.addElement("thread", content=str(message.thread))
+        answer.addChild(message.confirm)
+        self.pipe.sink.send(answer)
+        self.assertIs(self.successResultOf(answered), Outcome.ALLOW)
+        self.assertEqual(pending(), [3.0])
+        cancelled.cancel()
+        self.failureResultOf(cancelled)
+        self.assertEqual(pending(), [2.0])
+        self.requester.connectionLost(Failure(Exception("gone")))
+        self.failureResultOf(lost, ConfirmerUnavailable)
+        self.failureResultOf(stillPending, ConfirmerUnavailable)
+        self.assertEqual(pending(), [0.0])
+        self.clock.advance(60)
+        self.assertEqual(pending(), [0.0])
+        later = self.requester.confirm(JULIET, REQUEST)
+        self.assertEqual(pending(), [0.0])
+        self.failureResultOf(later, ConfirmerUnavailable)
+
+    def test_pendingGaugeTimeout(self) -> None:
+        """
+        A confirmation that times out leaves the gauge.
+        """
+        pending = Delta(("xmppcomp_httpauth_pending_confirmations", {}))
+        d = self.requester.confirm(JULIET, REQUEST)
+        self.assertEqual(pending(), [1.0])
+        self.clock.advance(60)
+        self.failureResultOf(d, ConfirmationTimeout)
+        self.assertEqual(pending(), [0.0])
+
     def test_cancelledNotCounted(self) -> None:
         """
         A confirmation cancelled (the HTTP client went away) is not

@@ -63,6 +63,11 @@ CONFIRMATION_SECONDS = Histogram(
     buckets=(0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, float("inf")),
     registry=REGISTRY,
 )
+PENDING_CONFIRMATIONS = Gauge(
+    "xmppcomp_httpauth_pending_confirmations",
+    "XEP-0070 confirmations asked and not answered yet.",
+    registry=REGISTRY,
+)
 XTLS_TUNNELS = Gauge(
     "xmppcomp_xtls_tunnels",
     "Open XTLS tunnels.",

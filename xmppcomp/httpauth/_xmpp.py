@@ -26,7 +26,7 @@ from twisted.words.xish import domish
 from wokkel.subprotocols import XMPPHandler
 
 from xmppcomp.httpauth._errors import ConfirmationTimeout, ConfirmerUnavailable
-from xmppcomp.metrics import CONFIRMATION_SECONDS, CONFIRMATIONS
+from xmppcomp.metrics import CONFIRMATION_SECONDS, CONFIRMATIONS, PENDING_CONFIRMATIONS
 from xmppcomp.httpauth._protocol import (
     ConfirmRequest,
     MalformedConfirm,
@@ -88,6 +88,7 @@ class _Pending:
     @ivar deferred: fires with the L{Outcome}.
     @ivar started: when it was asked (the requester's clock, in seconds).
     @ivar timer: the timeout.
+    @ivar counted: whether it counts in C{PENDING_CONFIRMATIONS}.
     """
 
     who: jid.JID
@@ -97,6 +98,7 @@ class _Pending:
     deferred: Deferred[Outcome]
     started: float = 0.0
     timer: IDelayedCall | None = None
+    counted: bool = False
 
 
 class ConfirmationRequester(XMPPHandler):
@@ -203,6 +205,8 @@ class ConfirmationRequester(XMPPHandler):
             who, request, form, self._makeKey(), Deferred(cancel), self._clock.seconds()
         )
         entry.timer = self._clock.callLater(self.timeout, self._timedOut, entry)
+        PENDING_CONFIRMATIONS.inc()
+        entry.counted = True
         self._send(entry)
         return entry.deferred
 
@@ -217,6 +221,9 @@ class ConfirmationRequester(XMPPHandler):
         self.send(stanza)
 
     def _forget(self, entry: _Pending) -> None:
+        if entry.counted:
+            entry.counted = False
+            PENDING_CONFIRMATIONS.dec()
         if self._pending.get(entry.key) is entry:
             del self._pending[entry.key]
         if entry.timer is not None and entry.timer.active():
