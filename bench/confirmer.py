@@ -1,24 +1,41 @@
 """
 The XEP-0070 confirmer under load: C{twistd -n xmppcomp} (embedded router,
-component with the confirmer, demo agent answering every confirmation) in
-its own process, and C{--clients} concurrent HTTP clients here, each making
-one request with fresh credentials: 401 challenge, then credentials, then
-the confirm IQ to the agent and back, then 200.
+component with the confirmer, demo agent answering every confirmation), as
+README's main job runs it, in its own process; HTTP clients here (one
+keep-alive connection each, bench/_httpload.py), each confirmation being a
+401 challenge, then the request with credentials, the confirm IQ to the
+agent and back through the router, then 200.
 
-    python bench/confirmer.py [--clients 1000] [--runs 5]
+    python bench/confirmer.py [--clients 1000] [--runs 5] [--sequential 200] [--pending 2000]
 
-Prints a Markdown table (confirmations/s, p50/p99 of the credentialed
-request, answers by status, confirmer RSS before and after) and JSON.
-Every request must end in 200: anything else is counted as an error.
+Three measurements, each in a fresh server process but the first two
+sharing one:
 
-Run by hand, never by the test suite. Everything stays on 127.0.0.1,
-bounded in count and time.
+ - one at a time: one client, C{--sequential} confirmations per run:
+   latency of the request with credentials, and the latency it adds over
+   the XMPP round trip (HTTP latency minus the round trip the confirmer
+   reports in C{Server-Timing}, request by request);
+ - C{--clients} concurrent clients, one confirmation each per run:
+   confirmations/s, the same latencies, CPU per confirmation of the
+   server process (router, confirmer and agent together) and of this load
+   process, and the server's CPU-bound capacity (1 / its CPU);
+ - memory: C{--pending} idle keep-alive connections, then a confirmation
+   the agent never answers (transaction id C{wait-...}) on each; RSS per
+   idle connection and per pending confirmation (the growth from the
+   first to the second state, over C{--pending}).
+
+Every figure is the median (min–max) over the runs. Every confirmation
+must end in 200: anything else is counted as an error. Run by hand, never
+by the test suite; everything stays on 127.0.0.1, bounded in count and
+time.
 """
 
 from __future__ import annotations
 
 import argparse
+import base64
 import os
+import shutil
 import statistics
 import subprocess
 import sys
@@ -29,23 +46,32 @@ from typing import Any
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 import _common  # noqa: E402
+from _httpload import HTTPLoadConnection, connectMany  # noqa: E402
 
 from twisted.internet import defer, reactor, task  # noqa: E402
+from twisted.internet.endpoints import TCP4ClientEndpoint  # noqa: E402
 
 CONFIG = """
 [httpauth]
-listen = "tcp:{port}:interface=127.0.0.1"
+listen = "tcp:{port}:interface=127.0.0.1:backlog=1024"
+server_timing = true
+metrics = true
+timeout = 600
 [httpauth.limits]
-pending_per_jid = {clients}
-pending_total = {clients}
+pending_per_jid = {pending}
+pending_total = {pending}
 """
 
+AGENT = "agent.localhost"
+#: Seconds the server may take to come up with its components bound.
+START_TIMEOUT = 30.0
 
-def startConfirmer(directory: str, clients: int) -> tuple[subprocess.Popen[bytes], int]:
+
+def startServer(directory: str, pending: int) -> tuple[subprocess.Popen[bytes], int]:
     (port,) = _common.freePorts(1)
     config = os.path.join(directory, "component.toml")
     with open(config, "w") as f:
-        f.write(CONFIG.format(port=port, clients=clients))
+        f.write(CONFIG.format(port=port, pending=pending))
     log = open(os.path.join(directory, "twistd.log"), "ab")
     process = subprocess.Popen(
         [sys.executable, "-c", "from twisted.scripts.twistd import run; run()", "--logfile", os.path.join(directory, "xmppcomp.log"),
@@ -56,110 +82,294 @@ def startConfirmer(directory: str, clients: int) -> tuple[subprocess.Popen[bytes
         env=dict(os.environ, PYTHONPATH=_common.ROOT),
     )
     log.close()
-    _common.waitForPort(port, timeout=30, process=process)
+    _common.waitForPort(port, timeout=START_TIMEOUT, process=process)
     return process, port
 
 
+class Requests:
+    """
+    The raw requests of one server.
+    """
+
+    def __init__(self, port: int) -> None:
+        self.host = b"127.0.0.1:%d" % (port,)
+        self.plain = b"GET / HTTP/1.1\r\nHost: %s\r\n\r\n" % (self.host,)
+        self.metrics = b"GET /metrics HTTP/1.1\r\nHost: %s\r\n\r\n" % (self.host,)
+
+    def withCredentials(self, who: str, transactionId: str) -> bytes:
+        token = base64.b64encode(("%s:%s" % (who, transactionId)).encode("utf-8"))
+        return b"GET / HTTP/1.1\r\nHost: %s\r\nAuthorization: Basic %s\r\n\r\n" % (self.host, token)
+
+
+def serverTimingMs(headers: dict[bytes, bytes]) -> float | None:
+    for part in headers.get(b"server-timing", b"").split(b";"):
+        if part.startswith(b"dur="):
+            return float(part[4:])
+    return None
+
+
 @defer.inlineCallbacks
-def oneRun(agent: Any, port: int, clients: int, run: int, pid: int) -> Any:
-    import treq
-
-    url = "http://127.0.0.1:%d/" % (port,)
-    latencies: list[float] = []
-    statuses: dict[int, int] = {}
-
-    @defer.inlineCallbacks
-    def client(i: int) -> Any:
-        challenge = yield treq.get(url, agent=agent)
-        yield challenge.content()
-        if challenge.code != 401:
-            statuses[challenge.code] = statuses.get(challenge.code, 0) + 1
-            return
-        who = "user%d@agent.localhost/web" % (i,)
-        start = time.perf_counter()
-        response = yield treq.get(url, auth=(who, "run%d-tx%d" % (run, i)), agent=agent)
-        yield response.content()
-        latencies.append(time.perf_counter() - start)
-        statuses[response.code] = statuses.get(response.code, 0) + 1
-
-    serverBefore = _common.cpuSeconds(pid)
-    loadBefore = _common.ownCpuSeconds()
+def confirmOnce(connection: HTTPLoadConnection, requests: Requests, who: str, transactionId: str) -> Any:
+    """
+    One confirmation: 401, then credentials. Returns (status, latency ms,
+    added ms or None).
+    """
+    challenge = yield connection.request(requests.plain)
+    if challenge.code != 401 or not challenge.headers.get(b"www-authenticate", b"").startswith(b"Basic realm=\"xmpp\""):
+        return (challenge.code, float("nan"), None)
     start = time.perf_counter()
-    yield defer.gatherResults([client(i) for i in range(clients)])
-    elapsed = time.perf_counter() - start
-    serverCpu = _common.cpuSeconds(pid) - serverBefore
-    loadCpu = _common.ownCpuSeconds() - loadBefore
+    response = yield connection.request(requests.withCredentials(who, transactionId))
+    latency = (time.perf_counter() - start) * 1000
+    xmpp = serverTimingMs(response.headers)
+    return (response.code, latency, None if xmpp is None else latency - xmpp)
+
+
+@defer.inlineCallbacks
+def waitReady(port: int, requests: Requests) -> Any:
+    """
+    Wait until a confirmation succeeds: the embedded router, the
+    component and the agent are connected and bound.
+    """
+    [connection] = yield connectMany(TCP4ClientEndpoint(reactor, _common.LOOPBACK, port), 1)
+    deadline = time.monotonic() + START_TIMEOUT
+    attempt = 0
+    while True:
+        attempt += 1
+        code, _, _ = yield confirmOnce(connection, requests, "ready@%s/web" % (AGENT,), "ready-%d" % (attempt,))
+        if code == 200:
+            break
+        if time.monotonic() > deadline:
+            raise RuntimeError("no confirmation succeeded within %g s (last: %d)" % (START_TIMEOUT, code))
+        yield task.deferLater(reactor, 0.1, lambda: None)
+    connection.transport.loseConnection()
+
+
+def percentile(values: list[float], fraction: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, max(0, int(round(fraction * (len(ordered) - 1)))))]
+
+
+def latencies(results: list[tuple[int, float, float | None]]) -> dict[str, float]:
+    ok = [r for r in results if r[0] == 200]
+    latency = [r[1] for r in ok]
+    added = [r[2] for r in ok if r[2] is not None]
+    nan = float("nan")
     return {
-        "rate": clients / elapsed,
-        "p50": statistics.median(latencies) * 1000 if latencies else float("nan"),
-        "p99": sorted(latencies)[int(len(latencies) * 0.99) - 1] * 1000 if latencies else float("nan"),
-        "statuses": statuses,
-        "serverUs": serverCpu / clients * 1e6,
-        "loadUs": loadCpu / clients * 1e6,
+        "p50": statistics.median(latency) if latency else nan,
+        "p99": percentile(latency, 0.99) if latency else nan,
+        "addedP50": statistics.median(added) if added else nan,
+        "addedP99": percentile(added, 0.99) if added else nan,
     }
 
 
+def statuses(results: list[tuple[int, float, float | None]]) -> dict[int, int]:
+    counted: dict[int, int] = {}
+    for code, _, _ in results:
+        counted[code] = counted.get(code, 0) + 1
+    return counted
+
+
 @defer.inlineCallbacks
-def main(arguments: argparse.Namespace) -> Any:
-    from twisted.web.client import Agent, HTTPConnectionPool
-
-    directory = tempfile.mkdtemp(prefix="xmppcomp-confirmer-")
-    process, port = startConfirmer(directory, arguments.clients)
-    try:
-        # Let the embedded router, component and agent negotiate.
-        yield task.deferLater(reactor, 2.0, lambda: None)
-        pool = HTTPConnectionPool(reactor, persistent=True)
-        pool.maxPersistentPerHost = arguments.clients
-        agent = Agent(reactor, pool=pool)
-        rssBefore = _common.rssBytes(process.pid)
+def sequentialRuns(port: int, requests: Requests, count: int, runs: int, tag: str) -> Any:
+    [connection] = yield connectMany(TCP4ClientEndpoint(reactor, _common.LOOPBACK, port), 1)
+    out = []
+    for run in range(runs):
         results = []
-        for run in range(arguments.runs):
-            results.append((yield oneRun(agent, port, arguments.clients, run, process.pid)))
-        rssAfter = _common.rssBytes(process.pid)
-        yield pool.closeCachedConnections()
-        errors = sum(n for r in results for code, n in r["statuses"].items() if code != 200)
-        rows = [
+        start = time.perf_counter()
+        for i in range(count):
+            results.append((yield confirmOnce(connection, requests, "solo@%s/web" % (AGENT,), "%s-seq%d-%d" % (tag, run, i))))
+        elapsed = time.perf_counter() - start
+        out.append({"rate": count / elapsed, **latencies(results), "statuses": statuses(results)})
+    connection.transport.loseConnection()
+    return out
+
+
+@defer.inlineCallbacks
+def concurrentRuns(port: int, requests: Requests, pid: int, clients: int, runs: int, tag: str) -> Any:
+    connections = yield connectMany(TCP4ClientEndpoint(reactor, _common.LOOPBACK, port), clients)
+    # One challenge on each first, so the server has every connection.
+    yield defer.gatherResults([c.request(requests.plain) for c in connections])
+    out = []
+    for run in range(runs):
+        serverBefore = _common.cpuSeconds(pid)
+        loadBefore = _common.ownCpuSeconds()
+        start = time.perf_counter()
+        results = yield defer.gatherResults(
             [
-                str(arguments.clients),
-                _common.fmt(_common.summary([r["rate"] for r in results]), 0),
-                _common.fmt(_common.summary([r["p50"] for r in results]), 1),
-                _common.fmt(_common.summary([r["p99"] for r in results]), 1),
-                ", ".join("%s×%d" % (code, n) for code, n in sorted(_merge(results).items())),
-                str(errors),
-                "%.1f → %.1f" % (rssBefore / 2**20, rssAfter / 2**20),
+                confirmOnce(c, requests, "user%d@%s/web" % (i, AGENT), "%s-run%d-tx%d" % (tag, run, i))
+                for i, c in enumerate(connections)
             ]
-        ]
-        print(
-            _common.table(
-                [
-                    "concurrent clients",
-                    "confirmations/s",
-                    "p50 ms",
-                    "p99 ms",
-                    "answers",
-                    "errors",
-                    "confirmer RSS MiB",
-                ],
-                rows,
-            )
         )
-        print("server CPU us/conf", [round(r["serverUs"]) for r in results], "load", [round(r["loadUs"]) for r in results])
-        _common.emitJSON("confirmer", {"clients": arguments.clients, "runs": results, "errors": errors, "rss": [rssBefore, rssAfter]})
+        elapsed = time.perf_counter() - start
+        serverCpu = _common.cpuSeconds(pid) - serverBefore
+        loadCpu = _common.ownCpuSeconds() - loadBefore
+        out.append(
+            {
+                "rate": clients / elapsed,
+                **latencies(results),
+                "serverUs": serverCpu / clients * 1e6,
+                "capacity": clients / serverCpu if serverCpu else float("inf"),
+                "loadUs": loadCpu / clients * 1e6,
+                "statuses": statuses(results),
+            }
+        )
+    for c in connections:
+        c.transport.loseConnection()
+    return out
+
+
+@defer.inlineCallbacks
+def pendingGauge(port: int, requests: Requests) -> Any:
+    [connection] = yield connectMany(TCP4ClientEndpoint(reactor, _common.LOOPBACK, port), 1)
+    response = yield connection.request(requests.metrics)
+    connection.transport.loseConnection()
+    for line in response.body.decode("utf-8").splitlines():
+        if line.startswith("xmppcomp_httpauth_pending_confirmations "):
+            return float(line.split()[1])
+    raise RuntimeError("no pending gauge in /metrics")
+
+
+@defer.inlineCallbacks
+def memoryRun(port: int, requests: Requests, pid: int, pending: int) -> Any:
+    connections = yield connectMany(TCP4ClientEndpoint(reactor, _common.LOOPBACK, port), pending)
+    yield defer.gatherResults([c.request(requests.plain) for c in connections])
+    yield task.deferLater(reactor, 0.5, lambda: None)
+    idle = _common.rssBytes(pid)
+    waiting = [
+        c.request(requests.withCredentials("held%d@%s/web" % (i, AGENT), "wait-%d" % (i,)))
+        for i, c in enumerate(connections)
+    ]
+    for w in waiting:
+        w.addErrback(lambda f: None)  # the connections close with these pending
+    deadline = time.monotonic() + 30
+    while (yield pendingGauge(port, requests)) < pending:
+        if time.monotonic() > deadline:
+            raise RuntimeError("the confirmations did not all become pending")
+        yield task.deferLater(reactor, 0.2, lambda: None)
+    yield task.deferLater(reactor, 0.5, lambda: None)
+    held = _common.rssBytes(pid)
+    for c in connections:
+        c.transport.loseConnection()
+    return {"idle": idle, "held": held, "perPending": (held - idle) / pending}
+
+
+@defer.inlineCallbacks
+def measure(arguments: argparse.Namespace) -> Any:
+    outcome: dict[str, Any] = {}
+    directory = tempfile.mkdtemp(prefix="xmppcomp-confirmer-")
+    try:
+        # Memory in a fresh server each run: RSS growth is honest only
+        # before earlier requests left freed memory to reuse.
+        memory = []
+        for run in range(arguments.memoryRuns):
+            process, port = startServer(directory, arguments.pending)
+            try:
+                requests = Requests(port)
+                yield waitReady(port, requests)
+                base = _common.rssBytes(process.pid)
+                memory.append({"base": base, **(yield memoryRun(port, requests, process.pid, arguments.pending))})
+            finally:
+                _common.stop(process)
+        outcome["memory"] = memory
+        process, port = startServer(directory, max(arguments.clients, 16))
+        try:
+            requests = Requests(port)
+            yield waitReady(port, requests)
+            yield sequentialRuns(port, requests, 50, 1, "warm")
+            outcome["sequential"] = yield sequentialRuns(port, requests, arguments.sequential, arguments.runs, "m")
+            yield concurrentRuns(port, requests, process.pid, arguments.clients, 1, "warm")
+            outcome["concurrent"] = yield concurrentRuns(port, requests, process.pid, arguments.clients, arguments.runs, "m")
+        finally:
+            _common.stop(process)
     finally:
-        _common.stop(process)
+        shutil.rmtree(directory, ignore_errors=True)
+    return outcome
 
 
-def _merge(results: list[dict[str, Any]]) -> dict[int, int]:
-    merged: dict[int, int] = {}
-    for r in results:
-        for code, n in r["statuses"].items():
-            merged[code] = merged.get(code, 0) + n
-    return merged
+def report(arguments: argparse.Namespace, outcome: dict[str, Any]) -> None:
+    S, fmt = _common.summary, _common.fmt
+    rows = []
+    data: dict[str, Any] = {"clients": arguments.clients, "runs": arguments.runs}
+    errors = 0
+    for name, label, clients in [("sequential", "1 at a time", 1), ("concurrent", "%d concurrent" % (arguments.clients,), arguments.clients)]:
+        runs = outcome[name]
+        keys = ["rate", "p50", "p99", "addedP50", "addedP99"] + (["serverUs", "capacity", "loadUs"] if name == "concurrent" else [])
+        summary = {k: S([r[k] for r in runs]) for k in keys}
+        merged: dict[int, int] = {}
+        for r in runs:
+            for code, n in r["statuses"].items():
+                merged[code] = merged.get(code, 0) + n
+        bad = sum(n for code, n in merged.items() if code != 200)
+        errors += bad
+        data[name] = {**summary, "statuses": merged, "errors": bad, "raw": runs}
+        rows.append(
+            [label, fmt(summary["rate"], 0), fmt(summary["p50"], 2), fmt(summary["p99"], 2), fmt(summary["addedP50"], 2), fmt(summary["addedP99"], 2)]
+            + ([fmt(summary["serverUs"], 0), fmt(summary["capacity"], 0), fmt(summary["loadUs"], 0)] if name == "concurrent" else ["–", "–", "–"])
+            + [", ".join("%d×%d" % (c, n) for c, n in sorted(merged.items())), str(bad)]
+        )
+    print("## Confirmer: 401 → credentials → confirm IQ → agent → 200, %d runs; median (min–max)\n" % (arguments.runs,))
+    print(
+        _common.table(
+            ["clients", "confirmations/s", "p50 ms", "p99 ms", "added p50 ms", "added p99 ms", "server CPU µs/confirmation", "server capacity /s", "load CPU µs/confirmation", "answers", "errors"],
+            rows,
+        )
+    )
+    print(
+        "\nLatency: of the request with credentials. Added: that latency minus the XMPP round trip the confirmer"
+        " reports in Server-Timing, request by request. Server CPU: router, confirmer and demo agent, all in the"
+        " one twistd process; capacity = 1 / that CPU. The load runs on the other core.\n"
+    )
+    memory = outcome["memory"]
+    perPending = S([m["perPending"] / 1024 for m in memory])
+    perIdle = S([(m["idle"] - m["base"]) / arguments.pending / 1024 for m in memory])
+    data["memory"] = {"pending": arguments.pending, "perPendingKiB": perPending, "perIdleConnectionKiB": perIdle, "raw": memory}
+    print("## Confirmer memory: %d pending confirmations, a fresh server per run, %d runs\n" % (arguments.pending, len(memory)))
+    print(
+        _common.table(
+            ["pending", "RSS per pending confirmation KiB", "RSS per idle keep-alive connection KiB", "RSS MiB: base → idle → pending (first run)"],
+            [[
+                str(arguments.pending),
+                fmt(perPending, 2),
+                fmt(perIdle, 2),
+                "%.1f → %.1f → %.1f" % (memory[0]["base"] / 2**20, memory[0]["idle"] / 2**20, memory[0]["held"] / 2**20),
+            ]],
+        )
+    )
+    print(
+        "\nPer pending confirmation: RSS growth from the idle connections to a confirmation pending on each,"
+        " over their number; it includes the router's in-flight IQ and the parsed JIDs the bounded caches keep.\n"
+    )
+    data["errors"] = errors
+    _common.emitJSON("confirmer", data)
 
 
-if __name__ == "__main__":
+def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--clients", type=int, default=1000)
     parser.add_argument("--runs", type=int, default=5)
+    parser.add_argument("--sequential", type=int, default=200, help="confirmations per run, one at a time")
+    parser.add_argument("--pending", type=int, default=2000, help="confirmations held pending for the memory figure")
+    parser.add_argument("--memory-runs", dest="memoryRuns", type=int, default=3)
     arguments = parser.parse_args()
-    task.react(lambda _: main(arguments))
+    outcome: dict[str, Any] = {}
+
+    @defer.inlineCallbacks
+    def go() -> Any:
+        try:
+            outcome.update((yield measure(arguments)))
+        except Exception:
+            import traceback
+
+            outcome["error"] = traceback.format_exc()
+        finally:
+            reactor.stop()
+
+    reactor.callWhenRunning(go)
+    reactor.run()
+    if "error" in outcome:
+        raise SystemExit("confirmer benchmark failed:\n%s" % (outcome["error"],))
+    report(arguments, outcome)
+
+
+if __name__ == "__main__":
+    main()
