@@ -24,7 +24,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 import _common  # noqa: E402
 from _common import LOOPBACK  # noqa: E402
-from negotiation_load import DOMAIN, IDENTITY, SECRET, cacheSaltedPasswords  # noqa: E402
+from negotiation_load import DOMAIN, IDENTITY, SECRET  # noqa: E402
 
 from twisted.internet import defer, reactor, task  # noqa: E402
 from twisted.internet.endpoints import TCP4ClientEndpoint  # noqa: E402
@@ -111,7 +111,6 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=5)
     parser.add_argument("--sessions", type=int, default=1000)
     arguments = parser.parse_args()
-    cacheSaltedPasswords()
     directory = tempfile.mkdtemp(prefix="xmppcomp-bench-memory-")
     files = _common.RouterFiles(directory, DOMAIN, {IDENTITY: SECRET}, {})
     outcome: dict[str, Any] = {"runs": []}

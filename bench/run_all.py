@@ -30,6 +30,7 @@ BENCHMARKS = [
     ("memory", "memory.py", [], ["--runs", "5", "--sessions", "300"], 400),
     ("xtls_router", "xtls_router.py", [], ["--runs", "5", "--messages", "2"], 300),
     ("xtls_memory", "xtls_memory.py", [], [], 300),
+    ("confirmer", "confirmer.py", [], ["--runs", "5", "--clients", "300", "--sequential", "50", "--pending", "500", "--memory-runs", "1"], 300),
 ]
 
 _JSON_BLOCK = re.compile(r"```json\n(.*?)\n```", re.S)
@@ -106,6 +107,22 @@ def targets(results: dict[str, dict[str, Any]]) -> list[list[str]]:
     row("negotiation: p50 latency (1 at a time)", _median(levels, "1", "p50ms"), 3, False, " ms")
     memory = results.get("memory", {}).get("data", {})
     row("memory: RSS per idle session", _median(memory, "perSessionKiB"), 64, False, " KiB")
+    xtls = results.get("xtls_router", {}).get("data", {})
+    oneWay = xtls.get("paths", {}).get("one way", {})
+    row("XTLS: 1 MiB payloads through the router, one way", _median(oneWay, "MBps"), 30, True, " MB/s")
+    rows[-1][1] += " (%.2f of the in-run ceiling)" % (oneWay["fractionOfCeiling"],) if "fractionOfCeiling" in oneWay else ""
+    confirmer = results.get("confirmer", {}).get("data", {})
+    clients = confirmer.get("clients", "?")
+    row("confirmer: confirmations/s, %s concurrent clients" % (clients,), _median(confirmer, "concurrent", "rate"), 1500, True, "/s")
+    row("confirmer: p99 latency added over the XMPP round trip, 1 at a time", _median(confirmer, "sequential", "addedP99"), 5, False, " ms")
+    row(
+        "confirmer: p99 latency added over the XMPP round trip, %s concurrent" % (clients,),
+        _median(confirmer, "concurrent", "addedP99"),
+        5,
+        False,
+        " ms",
+    )
+    row("confirmer: RSS per pending confirmation", _median(confirmer, "memory", "perPendingKiB"), 4, False, " KiB")
     return rows
 
 

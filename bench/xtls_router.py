@@ -163,6 +163,18 @@ async def main(reactor: Any, runs: int, messages: int, profile: str | None) -> N
             f"| {label} | {median:.1f} | {low:.1f} | {high:.1f} | "
             f"{median / ceilingMedian:.2f} | {peak} |"
         )
+    import _common
+
+    _common.emitJSON(
+        "xtls_router",
+        {
+            "ceilingMBps": _common.summary(ceiling),
+            "paths": {
+                label: {"MBps": _common.summary(rates), "fractionOfCeiling": statistics.median(rates) / ceilingMedian}
+                for label, (rates, peak) in routed.items()
+            },
+        },
+    )
     print(
         f"\nrouter's default per-session limit: {DEFAULT_RATE_LIMIT} stanzas/s "
         f"(lifted for this benchmark); total time {time.perf_counter() - began:.1f} s"
