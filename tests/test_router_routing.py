@@ -43,6 +43,25 @@ class DomainOfTests(SynchronousTestCase):
         self.assertIsNone(domainOf("bad..bücher"))
 
 
+    def test_remembered(self) -> None:
+        """
+        Results, malformed ones too, are the same the second time; the
+        memory is bounded and keeps no long address.
+        """
+        from xmppcomp.router import routing
+
+        for _ in range(2):
+            self.assertEqual(domainOf("A@Twice.Example/r"), "twice.example")
+            self.assertIsNone(domainOf("twice@"))
+        self.assertEqual(routing._domains["A@Twice.Example/r"], "twice.example")
+        for n in range(routing._DOMAINS_KEPT + 10):
+            domainOf("u@d%d.example" % (n,))
+        self.assertLessEqual(len(routing._domains), routing._DOMAINS_KEPT)
+        long = "u@" + "x" * 600 + ".example"
+        self.assertEqual(domainOf(long), "x" * 600 + ".example")
+        self.assertNotIn(long, routing._domains)
+
+
 class TableTests(SynchronousTestCase):
     """
     L{RoutingTable} keeps one route per name.

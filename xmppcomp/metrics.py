@@ -3,8 +3,11 @@
 Metrics in Prometheus format (C{prometheus_client}), in one registry of
 their own (L{REGISTRY}) so that embedding applications keep theirs clean.
 
-Hot paths use children bound once (C{STANZAS_ROUTED["message"]}) rather
-than C{.labels()} per event. L{metricsResource} serves the registry as a
+Hot paths use children bound once (C{stanzasBounced}) rather than
+C{.labels()} per event; the busiest, the count of routed stanzas, is a
+plain dict of ints (L{STANZAS_ROUTED}) read by a collector at scrape time:
+a prometheus_client C{inc()} (a lock and a float) was ~7% of the router's
+CPU per routed stanza. L{metricsResource} serves the registry as a
 twisted.web resource (mounted at C{/metrics} on an HTTP listener).
 """
 
@@ -12,6 +15,7 @@ from __future__ import annotations
 
 import prometheus_client
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client.core import CounterMetricFamily
 from prometheus_client.exposition import CONTENT_TYPE_LATEST, generate_latest
 from twisted.web.resource import Resource
 
@@ -33,12 +37,29 @@ ROUTER_BOUND_NAMES = Gauge(
     "Hostnames bound in the router's routing table.",
     registry=REGISTRY,
 )
-_ROUTED = Counter(
-    "xmppcomp_router_stanzas_routed_total",
-    "Stanzas the router delivered to a component, by stanza kind.",
-    ["kind"],
-    registry=REGISTRY,
-)
+#: Stanzas routed, by kind, for every router of the process:
+#: C{STANZAS_ROUTED[name] += 1} on the hot path; exported as
+#: C{xmppcomp_router_stanzas_routed_total}.
+STANZAS_ROUTED: dict[str, int] = {"message": 0, "presence": 0, "iq": 0}
+
+
+class _RoutedCollector:
+    """
+    Exports L{STANZAS_ROUTED} as a counter.
+    """
+
+    def collect(self) -> list[CounterMetricFamily]:
+        family = CounterMetricFamily(
+            "xmppcomp_router_stanzas_routed",
+            "Stanzas the router delivered to a component, by stanza kind.",
+            labels=["kind"],
+        )
+        for kind, count in STANZAS_ROUTED.items():
+            family.add_metric([kind], count)
+        return [family]
+
+
+REGISTRY.register(_RoutedCollector())
 _BOUNCED = Counter(
     "xmppcomp_router_stanzas_bounced_total",
     "Stanzas the router answered with a stanza error, by condition.",
@@ -79,10 +100,6 @@ XTLS_BYTES = Counter(
     ["direction"],
     registry=REGISTRY,
 )
-
-#: Bound children for the router's hot path.
-STANZAS_ROUTED = {kind: _ROUTED.labels(kind) for kind in ("message", "presence", "iq")}
-
 
 def stanzasBounced(condition: str) -> Counter:
     """

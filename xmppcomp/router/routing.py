@@ -17,13 +17,34 @@ from twisted.words.xish import domish
 R = TypeVar("R", bound=Hashable)
 
 
+#: Addresses seen lately and their domains (L{domainOf}): every stanza
+#: names two, and the same few over and over. Cleared when full; only
+#: short addresses are kept, since they come from the wire.
+_domains: dict[str, str | None] = {}
+_DOMAINS_KEPT = 4096
+_MISSING = object()
+
+
 def domainOf(address: str) -> str | None:
     """
     The domain part of a JID, normalised for table lookups, or C{None} if
     it is malformed.
 
     ASCII addresses take a fast path (lowercase); others are nameprepped.
+    Results are remembered (a bounded dict).
     """
+    known = _domains.get(address, _MISSING)
+    if known is not _MISSING:
+        return known  # type: ignore[return-value]
+    domain = _parseDomain(address)
+    if len(address) <= 512:
+        if len(_domains) >= _DOMAINS_KEPT:
+            _domains.clear()
+        _domains[address] = domain
+    return domain
+
+
+def _parseDomain(address: str) -> str | None:
     bare = address.partition("/")[0]
     domain = bare.rpartition("@")[2]
     if not domain:

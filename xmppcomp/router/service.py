@@ -406,9 +406,8 @@ class Router:
                 self._track(sender, target, stanza)
             elif kind in ("result", "error"):
                 self._untrack(sender, stanza)
-        counter = STANZAS_ROUTED.get(name)
-        if counter is not None:
-            counter.inc()
+        if name in STANZAS_ROUTED:
+            STANZAS_ROUTED[name] += 1
         if raw is not None:
             sendRaw = getattr(target.xmlstream, "sendRaw", None)
             if sendRaw is not None:
