@@ -14,6 +14,7 @@ from xmppcomp.router.routing import (
     Local,
     RoutingTable,
     StreamFault,
+    boundRoute,
     decide,
     domainOf,
     translateNamespace,
@@ -105,6 +106,31 @@ class DecideTests(SynchronousTestCase):
                 self.decide(stanza(from_="x@a.example.net", to=to)),
                 Deliver("route-b", "b.example.net"),
             )
+
+    def test_boundRouteAgrees(self) -> None:
+        """
+        L{boundRoute} finds the route of a stanza from a bound name to a
+        bound name, as L{decide} does, and answers C{None} for everything
+        else (which L{decide} judges).
+        """
+        cases = [
+            (stanza(from_="x@a.example.net", to="u@B.example.net/r"), "route-b"),
+            (stanza(from_="a.example.net", to="b.example.net"), "route-b"),
+            (stanza(from_="x@c.example.net", to="b.example.net"), None),
+            (stanza(to="b.example.net"), None),
+            (stanza(from_="x@a.example.net"), None),
+            (stanza(from_="x@a.example.net", to="nobody.example.net"), None),
+            (stanza(from_="x@a.example.net", to="example.net"), None),
+            (stanza(from_="x@a.example.net", to="bad..b\u00fccher"), None),
+            (stanza(from_="x@a.example.net", to="u@"), None),
+        ]
+        for element, expected in cases:
+            self.assertEqual(boundRoute(element, self.names, self.table), expected)
+            decision = self.decide(element)
+            if expected is not None:
+                self.assertEqual(decision, Deliver(expected, "b.example.net"))
+            else:
+                self.assertNotIsInstance(decision, Deliver)
 
     def test_local(self) -> None:
         """

@@ -38,6 +38,7 @@ from xmppcomp.router.routing import (
     Local,
     RoutingTable,
     StreamFault,
+    boundRoute,
     decide,
     domainOf,
     mayBounce,
@@ -358,6 +359,10 @@ class Router:
                     else:
                         session.send(StanzaError("feature-not-implemented", text="XEP-0114 sessions bind by handshake").toResponse(stanza))
                     return
+        target = boundRoute(stanza, session.names, self.table)
+        if target is not None:
+            self._deliver(session, target, stanza)
+            return
         decision = decide(stanza, session.names, self.table, self.domain)
         if isinstance(decision, Deliver):
             self._deliver(session, decision.route, stanza)
