@@ -56,6 +56,7 @@ CONFIG = """
 listen = "tcp:{port}:interface=127.0.0.1:backlog=1024"
 server_timing = true
 metrics = true
+access_log = "{accessLog}"
 timeout = 600
 [httpauth.limits]
 pending_per_jid = {pending}
@@ -67,11 +68,15 @@ AGENT = "agent.localhost"
 START_TIMEOUT = 30.0
 
 
+#: The [httpauth] access_log of the server (--access-log).
+ACCESS_LOG = ["none"]
+
+
 def startServer(directory: str, pending: int) -> tuple[subprocess.Popen[bytes], int]:
     (port,) = _common.freePorts(1)
     config = os.path.join(directory, "component.toml")
     with open(config, "w") as f:
-        f.write(CONFIG.format(port=port, pending=pending))
+        f.write(CONFIG.format(port=port, pending=pending, accessLog=ACCESS_LOG[0]))
     log = open(os.path.join(directory, "twistd.log"), "ab")
     process = subprocess.Popen(
         [sys.executable, "-c", "from twisted.scripts.twistd import run; run()", "--logfile", os.path.join(directory, "xmppcomp.log"),
@@ -219,6 +224,70 @@ def concurrentRuns(port: int, requests: Requests, pid: int, clients: int, runs: 
 
 
 @defer.inlineCallbacks
+def pacedRuns(port: int, requests: Requests, pid: int, clients: int, rate: float, seconds: float, runs: int, tag: str) -> Any:
+    """
+    Open-loop load: C{clients} keep-alive connections, and a confirmation
+    started every 1/C{rate} seconds on the next idle one, for C{seconds}.
+    Latency is then what a request meets at that throughput, not the
+    queue a closed loop of C{clients} builds by construction.
+    """
+    connections = yield connectMany(TCP4ClientEndpoint(reactor, _common.LOOPBACK, port), clients)
+    yield defer.gatherResults([c.request(requests.plain) for c in connections])
+    out = []
+    for run in range(runs):
+        idle = list(connections)
+        results: list[tuple[int, float, float | None]] = []
+        busy = [0]
+        finished: defer.Deferred[None] = defer.Deferred()
+        total = int(rate * seconds)
+        started = [0]
+        starved = [0]
+
+        def done(result: tuple[int, float, float | None], connection: HTTPLoadConnection) -> None:
+            results.append(result)
+            idle.append(connection)
+            busy[0] -= 1
+            if started[0] == total and busy[0] == 0 and not finished.called:
+                finished.callback(None)
+
+        def tick() -> None:
+            due = min(total, int((time.perf_counter() - begin) * rate) + 1)
+            while started[0] < due:
+                if not idle:
+                    starved[0] += 1
+                    break
+                connection = idle.pop(0)
+                n = started[0]
+                started[0] += 1
+                busy[0] += 1
+                confirmOnce(connection, requests, "user%d@%s/web" % (n % clients, AGENT), "%s-paced%d-%d" % (tag, run, n)).addCallback(done, connection)
+            if started[0] < total:
+                nextAt = begin + started[0] / rate
+                reactor.callLater(max(0.0, nextAt - time.perf_counter()), tick)
+            elif busy[0] == 0 and not finished.called:
+                finished.callback(None)
+
+        serverBefore = _common.cpuSeconds(pid)
+        begin = time.perf_counter()
+        tick()
+        yield finished
+        elapsed = time.perf_counter() - begin
+        serverCpu = _common.cpuSeconds(pid) - serverBefore
+        out.append(
+            {
+                "rate": len(results) / elapsed,
+                **latencies(results),
+                "serverUs": serverCpu / max(1, len(results)) * 1e6,
+                "starved": starved[0],
+                "statuses": statuses(results),
+            }
+        )
+    for c in connections:
+        c.transport.loseConnection()
+    return out
+
+
+@defer.inlineCallbacks
 def pendingGauge(port: int, requests: Requests) -> Any:
     [connection] = yield connectMany(TCP4ClientEndpoint(reactor, _common.LOOPBACK, port), 1)
     response = yield connection.request(requests.metrics)
@@ -279,6 +348,9 @@ def measure(arguments: argparse.Namespace) -> Any:
             outcome["sequential"] = yield sequentialRuns(port, requests, arguments.sequential, arguments.runs, "m")
             yield concurrentRuns(port, requests, process.pid, arguments.clients, 1, "warm")
             outcome["concurrent"] = yield concurrentRuns(port, requests, process.pid, arguments.clients, arguments.runs, "m")
+            outcome["paced"] = yield pacedRuns(
+                port, requests, process.pid, arguments.clients, arguments.rate, arguments.seconds, arguments.runs, "m"
+            )
         finally:
             _common.stop(process)
     finally:
@@ -289,11 +361,15 @@ def measure(arguments: argparse.Namespace) -> Any:
 def report(arguments: argparse.Namespace, outcome: dict[str, Any]) -> None:
     S, fmt = _common.summary, _common.fmt
     rows = []
-    data: dict[str, Any] = {"clients": arguments.clients, "runs": arguments.runs}
+    data: dict[str, Any] = {"clients": arguments.clients, "runs": arguments.runs, "accessLog": arguments.accessLog, "pacedRate": arguments.rate}
     errors = 0
-    for name, label, clients in [("sequential", "1 at a time", 1), ("concurrent", "%d concurrent" % (arguments.clients,), arguments.clients)]:
+    phases = [
+        ("sequential", "1 at a time", ["rate", "p50", "p99", "addedP50", "addedP99"]),
+        ("concurrent", "%d concurrent, closed loop" % (arguments.clients,), ["rate", "p50", "p99", "addedP50", "addedP99", "serverUs", "capacity", "loadUs"]),
+        ("paced", "%d connections, paced at %g/s" % (arguments.clients, arguments.rate), ["rate", "p50", "p99", "addedP50", "addedP99", "serverUs", "starved"]),
+    ]
+    for name, label, keys in phases:
         runs = outcome[name]
-        keys = ["rate", "p50", "p99", "addedP50", "addedP99"] + (["serverUs", "capacity", "loadUs"] if name == "concurrent" else [])
         summary = {k: S([r[k] for r in runs]) for k in keys}
         merged: dict[int, int] = {}
         for r in runs:
@@ -302,12 +378,16 @@ def report(arguments: argparse.Namespace, outcome: dict[str, Any]) -> None:
         bad = sum(n for code, n in merged.items() if code != 200)
         errors += bad
         data[name] = {**summary, "statuses": merged, "errors": bad, "raw": runs}
+        cell = lambda k, d: fmt(summary[k], d) if k in summary else "–"  # noqa: E731
         rows.append(
-            [label, fmt(summary["rate"], 0), fmt(summary["p50"], 2), fmt(summary["p99"], 2), fmt(summary["addedP50"], 2), fmt(summary["addedP99"], 2)]
-            + ([fmt(summary["serverUs"], 0), fmt(summary["capacity"], 0), fmt(summary["loadUs"], 0)] if name == "concurrent" else ["–", "–", "–"])
+            [label, cell("rate", 0), cell("p50", 2), cell("p99", 2), cell("addedP50", 2), cell("addedP99", 2)]
+            + [cell("serverUs", 0), cell("capacity", 0), cell("loadUs", 0)]
             + [", ".join("%d×%d" % (c, n) for c, n in sorted(merged.items())), str(bad)]
         )
-    print("## Confirmer: 401 → credentials → confirm IQ → agent → 200, %d runs; median (min–max)\n" % (arguments.runs,))
+    print(
+        "## Confirmer: 401 → credentials → confirm IQ → agent → 200, %d runs, access_log = %s; median (min–max)\n"
+        % (arguments.runs, arguments.accessLog)
+    )
     print(
         _common.table(
             ["clients", "confirmations/s", "p50 ms", "p99 ms", "added p50 ms", "added p99 ms", "server CPU µs/confirmation", "server capacity /s", "load CPU µs/confirmation", "answers", "errors"],
@@ -317,7 +397,10 @@ def report(arguments: argparse.Namespace, outcome: dict[str, Any]) -> None:
     print(
         "\nLatency: of the request with credentials. Added: that latency minus the XMPP round trip the confirmer"
         " reports in Server-Timing, request by request. Server CPU: router, confirmer and demo agent, all in the"
-        " one twistd process; capacity = 1 / that CPU. The load runs on the other core.\n"
+        " one twistd process; capacity = 1 / that CPU. The load runs on the other core. Closed loop: every client"
+        " starts its next confirmation when its last ends, all at once, so the server works through a queue of"
+        " %d by construction. Paced: open loop, one confirmation started every 1/rate s on the next idle"
+        " connection (latency at that throughput).\n" % (arguments.clients,)
     )
     memory = outcome["memory"]
     perPending = S([m["perPending"] / 1024 for m in memory])
@@ -350,7 +433,16 @@ def main() -> None:
     parser.add_argument("--sequential", type=int, default=200, help="confirmations per run, one at a time")
     parser.add_argument("--pending", type=int, default=2000, help="confirmations held pending for the memory figure")
     parser.add_argument("--memory-runs", dest="memoryRuns", type=int, default=3)
+    parser.add_argument("--rate", type=float, default=1500.0, help="confirmations/s of the paced (open-loop) phase")
+    parser.add_argument("--seconds", type=float, default=2.0, help="length of each paced run")
+    parser.add_argument(
+        "--access-log",
+        dest="accessLog",
+        default="none",
+        help='[httpauth] access_log: "none" (default here, as behind a web server that logs requests) or "log"',
+    )
     arguments = parser.parse_args()
+    ACCESS_LOG[0] = arguments.accessLog
     outcome: dict[str, Any] = {}
 
     @defer.inlineCallbacks

@@ -869,6 +869,7 @@ class HTTPAuthConfigTests(_ComponentFilesMixin, SynchronousTestCase):
         self.assertEqual(httpauth.rules, AccessRules.anyone())
         self.assertEqual(httpauth.limits, Limits())
         self.assertFalse(httpauth.serverTiming)
+        self.assertEqual(httpauth.accessLog, "log")
 
     def test_everyKey(self) -> None:
         """
@@ -891,6 +892,7 @@ class HTTPAuthConfigTests(_ComponentFilesMixin, SynchronousTestCase):
                     "timeout": 30,
                     "from": "B.localhost",
                     "server_timing": True,
+                    "access_log": "site/access.log",
                     "rules": [
                         {"prefix": "/", "anyone": True},
                         {
@@ -917,6 +919,7 @@ class HTTPAuthConfigTests(_ComponentFilesMixin, SynchronousTestCase):
         self.assertEqual(httpauth.timeout, 30.0)
         self.assertEqual(httpauth.fromHostname, "b.localhost")
         self.assertTrue(httpauth.serverTiming)
+        self.assertEqual(httpauth.accessLog, os.path.join(self.path("site"), "access.log"))
         self.assertEqual(
             httpauth.rules,
             AccessRules(
@@ -928,6 +931,18 @@ class HTTPAuthConfigTests(_ComponentFilesMixin, SynchronousTestCase):
             ),
         )
         self.assertEqual(httpauth.limits, Limits(2, 20, 1.5, 10.0, 3600.0))
+
+    def test_accessLog(self) -> None:
+        """
+        C{access_log} is "log", "none" or a file in an existing directory.
+        """
+        self.assertEqual(self.load({"httpauth": {"access_log": "none"}}).httpauth.accessLog, "none")
+        self.assertEqual(self.load({"httpauth": {"access_log": "log"}}).httpauth.accessLog, "log")
+        self.fails(
+            {"httpauth": {"access_log": "missing/access.log"}},
+            "c.toml: httpauth.access_log: the directory of",
+            '"none"',
+        )
 
     def test_modes(self) -> None:
         """

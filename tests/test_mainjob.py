@@ -231,6 +231,32 @@ class MainJobTests(_MainJobMixin, TestCase):
         yield top.stopService()
 
     @defer.inlineCallbacks
+    def test_accessLog(self) -> Any:
+        """
+        By default each HTTP request has a line in the twistd log; with
+        C{access_log = "none"}, none; with a path, the lines go to that
+        file instead.
+        """
+        top, url = yield self.start()
+        yield self.fetch(url)
+        yield top.stopService()
+        self.assertIn('"GET / HTTP/1.1" 401', self.logText())
+
+        directory = os.path.abspath(self.mktemp())
+        os.makedirs(directory)
+        for setting in ("none", "access.log"):
+            config = os.path.join(directory, "component-%s.toml" % (setting,))
+            with open(config, "w") as f:
+                f.write('[httpauth]\naccess_log = "%s"\n' % (setting,))
+            self.events.clear()
+            top, url = yield self.start("--config", config)
+            yield self.fetch(url)
+            yield top.stopService()
+            self.assertNotIn('"GET / HTTP/1.1" 401', self.logText())
+        with open(os.path.join(directory, "access.log")) as f:
+            self.assertIn('"GET / HTTP/1.1" 401', f.read())
+
+    @defer.inlineCallbacks
     def test_xtlsTunnel(self) -> Any:
         """
         Disco#info of the component's hostname lists C{urn:xmpp:tmp:xtls};

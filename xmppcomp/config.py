@@ -85,6 +85,7 @@ L{loadComponentConfig})::
     from = "comp.example.net"               # default: the first hostname
     metrics = false                         # serve /metrics (Prometheus)
     server_timing = false                   # Server-Timing: xmpp;dur=MS
+    access_log = "log"                      # or "none", or a file path
     [[httpauth.rules]]                      # default: prefix "/", anyone
     prefix = "/"
     jids = ["alice@example.net"]
@@ -1084,6 +1085,10 @@ class HTTPAuthConfig:
         (L{xmppcomp.metrics}, Prometheus text format, unauthenticated).
     @ivar serverTiming: whether answers to requests that asked over XMPP
         carry C{Server-Timing: xmpp;dur=MS}, the confirmation's round trip.
+    @ivar accessLog: where a line per HTTP request goes: C{"log"} (the
+        twistd log, the default), C{"none"}, or the path of a file
+        (twisted.web's combined log format, written without going through
+        the log system).
     """
 
     enabled: bool = True
@@ -1098,6 +1103,7 @@ class HTTPAuthConfig:
     limits: Any = attrs.field(factory=_defaultHTTPLimits)
     metrics: bool = False
     serverTiming: bool = False
+    accessLog: str = "log"
 
 
 @attrs.frozen
@@ -1262,6 +1268,7 @@ _COMPONENT_TABLES: Mapping[str, frozenset[str]] = {
             "limits",
             "metrics",
             "server_timing",
+            "access_log",
         }
     ),
     "httpauth.limits": frozenset(HTTPAUTH_LIMIT_KEYS),
@@ -1806,7 +1813,25 @@ def _httpauth(
         limits=limits,
         metrics=_bool(item) if (item := get("metrics")) is not None else False,
         serverTiming=_bool(item) if (item := get("server_timing")) is not None else False,
+        accessLog=_accessLog(item) if (item := get("access_log")) is not None else "log",
     )
+
+
+def _accessLog(item: _Value) -> str:
+    """
+    C{"log"}, C{"none"}, or a file path resolved against the
+    configuration's directory, whose directory must exist.
+    """
+    value = _string(item, '"log"')
+    if value in ("log", "none"):
+        return value
+    path = _path(item, '"/var/log/xmppcomp/access.log"')
+    if not os.path.isdir(os.path.dirname(path)):
+        raise ConfigError(
+            f'{item.where}: the directory of {path} does not exist; give "log" (the '
+            f'twistd log), "none", or a file in an existing directory'
+        )
+    return path
 
 
 def _xtls(values: Mapping[str, _Value], source: str) -> XTLSConfig:
