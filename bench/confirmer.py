@@ -34,6 +34,7 @@ from __future__ import annotations
 
 import argparse
 import base64
+import json
 import os
 import shutil
 import statistics
@@ -63,32 +64,124 @@ pending_per_jid = {pending}
 pending_total = {pending}
 """
 
+#: The agent's hostname; the JIDs asked are at it. Set by L{Server}.
 AGENT = "agent.localhost"
 #: Seconds the server may take to come up with its components bound.
 START_TIMEOUT = 30.0
 
-
-#: The [httpauth] access_log of the server (--access-log).
+#: The [httpauth] access_log of the confirmer (--access-log).
 ACCESS_LOG = ["none"]
 
+#: The component table of the confirmer in the separate topology.
+COMPONENT = """
+[component]
+server = "tcp:host=127.0.0.1:port={routerPort}"
+server_domain = "{domain}"
+hostnames = ["{identity}"]
+identity = "{identity}"
+secret = {{ file = "confirmer.secret" }}
+[component.trust]
+ca_file = "ca.pem"
+[xtls]
+enabled = false
+"""
 
-def startServer(directory: str, pending: int) -> tuple[subprocess.Popen[bytes], int]:
-    (port,) = _common.freePorts(1)
-    config = os.path.join(directory, "component.toml")
-    with open(config, "w") as f:
-        f.write(CONFIG.format(port=port, pending=pending, accessLog=ACCESS_LOG[0]))
-    log = open(os.path.join(directory, "twistd.log"), "ab")
-    process = subprocess.Popen(
-        [sys.executable, "-c", "from twisted.scripts.twistd import run; run()", "--logfile", os.path.join(directory, "xmppcomp.log"),
-         "--pidfile", os.path.join(directory, "twistd.pid"), "-n", "xmppcomp", "--config", config],
-        cwd=_common.ROOT,
-        stdout=log,
-        stderr=log,
-        env=dict(os.environ, PYTHONPATH=_common.ROOT),
-    )
-    log.close()
-    _common.waitForPort(port, timeout=START_TIMEOUT, process=process)
-    return process, port
+DOMAIN = "example.net"
+CONFIRMER = "confirmer.example.net"
+SEPARATE_AGENT = "agent.example.net"
+
+
+class Server:
+    """
+    What answers the HTTP clients, in one of two topologies:
+
+     - C{embedded}: C{twistd -n xmppcomp} with no server, as README's main
+       job runs it: embedded router, confirmer and demo agent in one
+       process;
+     - C{separate}: as deployed: the router (bench/_router_ours.py), the
+       confirmer (C{twistd -n xmppcomp} connected to it over XEP-0225, TLS,
+       SCRAM) and the agent (bench/_agent.py, XEP-0114, standing for the
+       users' clients) each in its own process.
+
+    @ivar pid: the process whose CPU and memory are the confirmer's.
+    @ivar others: the other processes (their CPU is reported apart).
+    """
+
+    def __init__(self, directory: str, pending: int, topology: str) -> None:
+        global AGENT
+        self.processes: list[subprocess.Popen[bytes]] = []
+        (self.port,) = _common.freePorts(1)
+        config = os.path.join(directory, "component.toml")
+        text = CONFIG.format(port=self.port, pending=pending, accessLog=ACCESS_LOG[0])
+        try:
+            if topology == "separate":
+                AGENT = SEPARATE_AGENT
+                text = self._separate(directory) + text
+            else:
+                AGENT = "agent.localhost"
+            with open(config, "w") as f:
+                f.write(text)
+            log = open(os.path.join(directory, "twistd.log"), "ab")
+            process = subprocess.Popen(
+                [sys.executable, "-c", "from twisted.scripts.twistd import run; run()", "--logfile", os.path.join(directory, "xmppcomp.log"),
+                 "--pidfile", os.path.join(directory, "twistd.pid"), "-n", "xmppcomp", "--config", config],
+                cwd=_common.ROOT,
+                stdout=log,
+                stderr=log,
+                env=dict(os.environ, PYTHONPATH=_common.ROOT),
+            )
+            log.close()
+            self.processes.append(process)
+            self.pid = process.pid
+            self.others = [p.pid for p in self.processes[:-1]]
+            _common.waitForPort(self.port, timeout=START_TIMEOUT, process=process)
+        except BaseException:
+            self.stop()
+            raise
+
+    def _separate(self, directory: str) -> str:
+        secret = os.urandom(16).hex()
+        agentSecret = os.urandom(16).hex()
+        files = _common.RouterFiles(directory, DOMAIN, {CONFIRMER: secret}, {SEPARATE_AGENT: agentSecret})
+        with open(os.path.join(directory, "ca.pem"), "wb") as f:
+            f.write(files.ca.certificate.dumpPEM())
+        fd = os.open(os.path.join(directory, "confirmer.secret"), os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w") as f:
+            f.write(secret + "\n")
+        spec = {
+            "domain": DOMAIN,
+            "credentials": files.credentials,
+            "certificate": files.certificate,
+            "key": files.key,
+            "authorization": {CONFIRMER: [CONFIRMER]},
+            "accept": files.secretFiles,
+            "log": os.path.join(directory, "router.log"),
+        }
+        specPath = os.path.join(directory, "router.json")
+        with open(specPath, "w") as f:
+            json.dump(spec, f)
+        router, info = _common.startPython("_router_ours.py", specPath, logPath=os.path.join(directory, "router.err"))
+        self.processes.append(router)
+        agentSpec = {
+            "server": "tcp:host=127.0.0.1:port=%d" % (info["xep0114"],),
+            "domain": DOMAIN,
+            "hostname": SEPARATE_AGENT,
+            "secret": agentSecret,
+            "log": os.path.join(directory, "agent.log"),
+        }
+        agentPath = os.path.join(directory, "agent.json")
+        with open(agentPath, "w") as f:
+            json.dump(agentSpec, f)
+        agent, _ = _common.startPython("_agent.py", agentPath, logPath=os.path.join(directory, "agent.err"))
+        self.processes.append(agent)
+        return COMPONENT.format(routerPort=info["xep0225"], domain=DOMAIN, identity=CONFIRMER)
+
+    def othersCpu(self) -> float:
+        return sum(_common.cpuSeconds(pid) for pid in self.others)
+
+    def stop(self) -> None:
+        for process in reversed(self.processes):
+            _common.stop(process)
 
 
 class Requests:
@@ -190,13 +283,14 @@ def sequentialRuns(port: int, requests: Requests, count: int, runs: int, tag: st
 
 
 @defer.inlineCallbacks
-def concurrentRuns(port: int, requests: Requests, pid: int, clients: int, runs: int, tag: str) -> Any:
+def concurrentRuns(port: int, requests: Requests, server: Server, clients: int, runs: int, tag: str) -> Any:
     connections = yield connectMany(TCP4ClientEndpoint(reactor, _common.LOOPBACK, port), clients)
     # One challenge on each first, so the server has every connection.
     yield defer.gatherResults([c.request(requests.plain) for c in connections])
     out = []
     for run in range(runs):
-        serverBefore = _common.cpuSeconds(pid)
+        serverBefore = _common.cpuSeconds(server.pid)
+        othersBefore = server.othersCpu()
         loadBefore = _common.ownCpuSeconds()
         start = time.perf_counter()
         results = yield defer.gatherResults(
@@ -206,13 +300,15 @@ def concurrentRuns(port: int, requests: Requests, pid: int, clients: int, runs: 
             ]
         )
         elapsed = time.perf_counter() - start
-        serverCpu = _common.cpuSeconds(pid) - serverBefore
+        serverCpu = _common.cpuSeconds(server.pid) - serverBefore
+        othersCpu = server.othersCpu() - othersBefore
         loadCpu = _common.ownCpuSeconds() - loadBefore
         out.append(
             {
                 "rate": clients / elapsed,
                 **latencies(results),
                 "serverUs": serverCpu / clients * 1e6,
+                "othersUs": othersCpu / clients * 1e6,
                 "capacity": clients / serverCpu if serverCpu else float("inf"),
                 "loadUs": loadCpu / clients * 1e6,
                 "statuses": statuses(results),
@@ -224,7 +320,7 @@ def concurrentRuns(port: int, requests: Requests, pid: int, clients: int, runs: 
 
 
 @defer.inlineCallbacks
-def pacedRuns(port: int, requests: Requests, pid: int, clients: int, rate: float, seconds: float, runs: int, tag: str) -> Any:
+def pacedRuns(port: int, requests: Requests, server: Server, clients: int, rate: float, seconds: float, runs: int, tag: str) -> Any:
     """
     Open-loop load: C{clients} keep-alive connections, and a confirmation
     started every 1/C{rate} seconds on the next idle one, for C{seconds}.
@@ -267,17 +363,20 @@ def pacedRuns(port: int, requests: Requests, pid: int, clients: int, rate: float
             elif busy[0] == 0 and not finished.called:
                 finished.callback(None)
 
-        serverBefore = _common.cpuSeconds(pid)
+        serverBefore = _common.cpuSeconds(server.pid)
+        othersBefore = server.othersCpu()
         begin = time.perf_counter()
         tick()
         yield finished
         elapsed = time.perf_counter() - begin
-        serverCpu = _common.cpuSeconds(pid) - serverBefore
+        serverCpu = _common.cpuSeconds(server.pid) - serverBefore
+        othersCpu = server.othersCpu() - othersBefore
         out.append(
             {
                 "rate": len(results) / elapsed,
                 **latencies(results),
                 "serverUs": serverCpu / max(1, len(results)) * 1e6,
+                "othersUs": othersCpu / max(1, len(results)) * 1e6,
                 "starved": starved[0],
                 "statuses": statuses(results),
             }
@@ -331,28 +430,29 @@ def measure(arguments: argparse.Namespace) -> Any:
         # before earlier requests left freed memory to reuse.
         memory = []
         for run in range(arguments.memoryRuns):
-            process, port = startServer(directory, arguments.pending)
+            server = Server(directory, arguments.pending, arguments.topology)
             try:
-                requests = Requests(port)
-                yield waitReady(port, requests)
-                base = _common.rssBytes(process.pid)
-                memory.append({"base": base, **(yield memoryRun(port, requests, process.pid, arguments.pending))})
+                requests = Requests(server.port)
+                yield waitReady(server.port, requests)
+                base = _common.rssBytes(server.pid)
+                memory.append({"base": base, **(yield memoryRun(server.port, requests, server.pid, arguments.pending))})
             finally:
-                _common.stop(process)
+                server.stop()
         outcome["memory"] = memory
-        process, port = startServer(directory, max(arguments.clients, 16))
+        server = Server(directory, max(arguments.clients, 16), arguments.topology)
         try:
+            port = server.port
             requests = Requests(port)
             yield waitReady(port, requests)
             yield sequentialRuns(port, requests, 50, 1, "warm")
             outcome["sequential"] = yield sequentialRuns(port, requests, arguments.sequential, arguments.runs, "m")
-            yield concurrentRuns(port, requests, process.pid, arguments.clients, 1, "warm")
-            outcome["concurrent"] = yield concurrentRuns(port, requests, process.pid, arguments.clients, arguments.runs, "m")
+            yield concurrentRuns(port, requests, server, arguments.clients, 1, "warm")
+            outcome["concurrent"] = yield concurrentRuns(port, requests, server, arguments.clients, arguments.runs, "m")
             outcome["paced"] = yield pacedRuns(
-                port, requests, process.pid, arguments.clients, arguments.rate, arguments.seconds, arguments.runs, "m"
+                port, requests, server, arguments.clients, arguments.rate, arguments.seconds, arguments.runs, "m"
             )
         finally:
-            _common.stop(process)
+            server.stop()
     finally:
         shutil.rmtree(directory, ignore_errors=True)
     return outcome
@@ -361,12 +461,18 @@ def measure(arguments: argparse.Namespace) -> Any:
 def report(arguments: argparse.Namespace, outcome: dict[str, Any]) -> None:
     S, fmt = _common.summary, _common.fmt
     rows = []
-    data: dict[str, Any] = {"clients": arguments.clients, "runs": arguments.runs, "accessLog": arguments.accessLog, "pacedRate": arguments.rate}
+    data: dict[str, Any] = {
+        "clients": arguments.clients,
+        "runs": arguments.runs,
+        "accessLog": arguments.accessLog,
+        "pacedRate": arguments.rate,
+        "topology": arguments.topology,
+    }
     errors = 0
     phases = [
         ("sequential", "1 at a time", ["rate", "p50", "p99", "addedP50", "addedP99"]),
-        ("concurrent", "%d concurrent, closed loop" % (arguments.clients,), ["rate", "p50", "p99", "addedP50", "addedP99", "serverUs", "capacity", "loadUs"]),
-        ("paced", "%d connections, paced at %g/s" % (arguments.clients, arguments.rate), ["rate", "p50", "p99", "addedP50", "addedP99", "serverUs", "starved"]),
+        ("concurrent", "%d concurrent, closed loop" % (arguments.clients,), ["rate", "p50", "p99", "addedP50", "addedP99", "serverUs", "capacity", "othersUs", "loadUs"]),
+        ("paced", "%d connections, paced at %g/s" % (arguments.clients, arguments.rate), ["rate", "p50", "p99", "addedP50", "addedP99", "serverUs", "othersUs", "starved"]),
     ]
     for name, label, keys in phases:
         runs = outcome[name]
@@ -381,26 +487,36 @@ def report(arguments: argparse.Namespace, outcome: dict[str, Any]) -> None:
         cell = lambda k, d: fmt(summary[k], d) if k in summary else "–"  # noqa: E731
         rows.append(
             [label, cell("rate", 0), cell("p50", 2), cell("p99", 2), cell("addedP50", 2), cell("addedP99", 2)]
-            + [cell("serverUs", 0), cell("capacity", 0), cell("loadUs", 0)]
+            + [cell("serverUs", 0), cell("capacity", 0)]
+            + ([cell("othersUs", 0)] if arguments.topology == "separate" else [])
+            + [cell("loadUs", 0)]
             + [", ".join("%d×%d" % (c, n) for c, n in sorted(merged.items())), str(bad)]
         )
     print(
-        "## Confirmer: 401 → credentials → confirm IQ → agent → 200, %d runs, access_log = %s; median (min–max)\n"
-        % (arguments.runs, arguments.accessLog)
+        "## Confirmer (%s): 401 → credentials → confirm IQ → agent → 200, %d runs, access_log = %s; median (min–max)\n"
+        % (arguments.topology, arguments.runs, arguments.accessLog)
     )
     print(
         _common.table(
-            ["clients", "confirmations/s", "p50 ms", "p99 ms", "added p50 ms", "added p99 ms", "server CPU µs/confirmation", "server capacity /s", "load CPU µs/confirmation", "answers", "errors"],
+            ["clients", "confirmations/s", "p50 ms", "p99 ms", "added p50 ms", "added p99 ms", "confirmer CPU µs/confirmation", "confirmer capacity /s"]
+            + (["router + agent CPU µs/confirmation"] if arguments.topology == "separate" else [])
+            + ["load CPU µs/confirmation", "answers", "errors"],
             rows,
         )
     )
     print(
         "\nLatency: of the request with credentials. Added: that latency minus the XMPP round trip the confirmer"
-        " reports in Server-Timing, request by request. Server CPU: router, confirmer and demo agent, all in the"
-        " one twistd process; capacity = 1 / that CPU. The load runs on the other core. Closed loop: every client"
+        " reports in Server-Timing, request by request. Confirmer CPU: %s; capacity = 1 / that CPU."
+        " Closed loop: every client"
         " starts its next confirmation when its last ends, all at once, so the server works through a queue of"
         " %d by construction. Paced: open loop, one confirmation started every 1/rate s on the next idle"
-        " connection (latency at that throughput).\n" % (arguments.clients,)
+        " connection (latency at that throughput).\n"
+        % (
+            "the twistd process with the confirmer only (router and agent in their own processes)"
+            if arguments.topology == "separate"
+            else "router, confirmer and demo agent, all in the one twistd process",
+            arguments.clients,
+        )
     )
     memory = outcome["memory"]
     perPending = S([m["perPending"] / 1024 for m in memory])
@@ -419,8 +535,13 @@ def report(arguments: argparse.Namespace, outcome: dict[str, Any]) -> None:
         )
     )
     print(
-        "\nPer pending confirmation: RSS growth from the idle connections to a confirmation pending on each,"
-        " over their number; it includes the router's in-flight IQ and the parsed JIDs the bounded caches keep.\n"
+        "\nPer pending confirmation: RSS growth of the %s from the idle connections to a confirmation pending on"
+        " each, over their number: twisted.web's request, the confirmer's state, the parsed JIDs the bounded"
+        " caches keep%s.\n"
+        % (
+            "confirmer's process" if arguments.topology == "separate" else "one process",
+            "" if arguments.topology == "separate" else ", and the router's in-flight IQ",
+        )
     )
     data["errors"] = errors
     _common.emitJSON("confirmer", data)
@@ -435,6 +556,12 @@ def main() -> None:
     parser.add_argument("--memory-runs", dest="memoryRuns", type=int, default=3)
     parser.add_argument("--rate", type=float, default=1500.0, help="confirmations/s of the paced (open-loop) phase")
     parser.add_argument("--seconds", type=float, default=2.0, help="length of each paced run")
+    parser.add_argument(
+        "--topology",
+        choices=("separate", "embedded"),
+        default="separate",
+        help="separate: router, confirmer and agent in three processes (as deployed); embedded: README's main job, one process",
+    )
     parser.add_argument(
         "--access-log",
         dest="accessLog",
