@@ -22,7 +22,6 @@ from typing import Any
 from treq.client import HTTPClient
 from twisted.internet import defer, reactor
 from twisted.internet.endpoints import serverFromString
-from twisted.internet.task import deferLater
 from twisted.logger import formatEvent, globalLogPublisher
 from twisted.trial.unittest import TestCase
 from twisted.web.client import Agent, HTTPConnectionPool
@@ -52,6 +51,19 @@ def basic(who: str, transactionId: str) -> bytes:
     A Basic C{Authorization} value for XEP-0070 credentials (ASCII only).
     """
     return b"Basic " + base64.b64encode(f"{who}:{transactionId}".encode("ascii"))
+
+
+class _ShiftedClock:
+    """
+    Another clock's time plus C{shift} seconds.
+    """
+
+    def __init__(self, clock: Any) -> None:
+        self._clock = clock
+        self.shift = 0.0
+
+    def seconds(self) -> float:
+        return float(self._clock.seconds()) + self.shift
 
 
 class _MainJobMixin:
@@ -197,9 +209,15 @@ class MainJobTests(_MainJobMixin, TestCase):
         with open(config, "w") as f:
             f.write("[httpauth.limits]\nsession_lifetime = 0.5\n")
         top, url = yield self.start("--config", config)
+        ledger = top.getServiceNamed(tap.HTTPAUTH_SERVICE).confirmer.ledger
+        # The ledger's clock, 0.8 seconds ahead once shifted: no waiting.
+        shifted = _ShiftedClock(ledger._clock)
+        ledger._clock = shifted
         response, body = yield self.fetch(url, (DEMO, "tx-1"))
         self.assertEqual(response.code, 200, body)
-        yield deferLater(reactor, 0.8, lambda: None)
+        response, body = yield self.fetch(url, (DEMO, "tx-1"))
+        self.assertEqual(response.code, 200, body)
+        shifted.shift = 0.8
         response, body = yield self.fetch(url, (DEMO, "tx-1"))
         self.assertEqual(response.code, 403, body)
         self.assertIn(b"used already", body)

@@ -428,6 +428,9 @@ class HTTPAuthListener(StreamServerEndpointService):
     @ivar secure: whether it speaks HTTPS (an C{ssl:} endpoint).
     @ivar metrics: whether it serves C{/metrics} too (L{withMetrics}).
     @ivar port: the L{IListeningPort} while listening, else C{None}.
+    @ivar confirmer: the L{Confirmer<xmppcomp.httpauth.Confirmer>} behind
+        it (its C{ledger} says how many confirmations are pending), once
+        L{addHTTPAuth} set it.
     """
 
     _raiseSynchronously = True
@@ -441,6 +444,7 @@ class HTTPAuthListener(StreamServerEndpointService):
         self.metrics = metrics
         self.secure = description.split(":", 1)[0].lower() == "ssl"
         self.port: Any = None
+        self.confirmer: Any = None
         self._listeners: list[defer.Deferred[Any]] = []
 
     def privilegedStartService(self) -> None:
@@ -702,6 +706,7 @@ def addHTTPAuth(parent: MultiService, component: Any, config: ComponentConfig) -
         % (what, asker, httpauth.timeout, rules),
         metrics=httpauth.metrics,
     )
+    listener.confirmer = confirmer
     listener.setName(HTTPAUTH_SERVICE)
     listener.setServiceParent(parent)
     return listener
