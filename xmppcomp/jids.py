@@ -5,7 +5,7 @@ Parsing JIDs on hot paths, remembered.
 Twisted's L{jid.JID} runs pure-Python stringprep (IDNA nameprep) on every
 parse. The same few addresses come by again and again (a server's domain
 in every stream header, the agent and confirmer in every XEP-0070 stanza,
-the two ends of an XTLS tunnel in every data IQ), and profiles showed that
+the two ends of an XTLS tunnel in every data IQ), and profiles put
 stringprep at a sixth to a third of the CPU of the stream negotiation, the
 confirmer and XTLS. L{parseJID} keeps the last parses in a bounded LRU.
 

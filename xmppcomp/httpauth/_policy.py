@@ -256,11 +256,11 @@ class _Scope:
     expires: float
 
 
-K = TypeVar("K")
-V = TypeVar("V")
+_K = TypeVar("_K")
+_V = TypeVar("_V")
 
 
-def _setLast(entries: dict[K, V], key: K, value: V) -> None:
+def _setLast(entries: dict[_K, _V], key: _K, value: _V) -> None:
     """
     Set C{entries[key]}, moving it to the end (dicts keep insertion order).
     """
@@ -268,7 +268,7 @@ def _setLast(entries: dict[K, V], key: K, value: V) -> None:
     entries[key] = value
 
 
-def _dropExpired(entries: dict[K, V], expiry: Callable[[V], float], now: float) -> None:
+def _dropExpired(entries: dict[_K, _V], expiry: Callable[[_V], float], now: float) -> None:
     """
     Pop entries from the front of C{entries} while they have expired.
     """

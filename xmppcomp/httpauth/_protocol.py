@@ -10,7 +10,6 @@ L{twisted.words.protocols.jabber.jid.JID} values.
 
 from __future__ import annotations
 
-
 import enum
 from collections.abc import Mapping
 from urllib.parse import unquote_to_bytes
