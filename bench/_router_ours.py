@@ -64,6 +64,9 @@ def main() -> None:
     # As twistd xmppcomp-router does (xmppcomp.tap.FreezeStartupObjects).
     import gc
 
+    from xmppcomp.tap import GC_THRESHOLDS
+
+    gc.set_threshold(*GC_THRESHOLDS)
     reactor.callWhenRunning(gc.freeze)
     if "--cprofile" in sys.argv:
         import cProfile

@@ -18,6 +18,7 @@ from twisted.trial.unittest import SynchronousTestCase, TestCase
 
 from tests.test_config import EXAMPLE, makeRouterFiles
 from xmppcomp import routertap
+from xmppcomp.tap import GC_THRESHOLDS
 from xmppcomp.config import RouterLimits
 
 LOOPBACK = "tcp:0:interface=127.0.0.1"
@@ -327,8 +328,10 @@ class MakeServiceTests(_ExampleMixin, TestCase):
         whenRunning: list[Any] = []
         service.freezeReactor = type("NotRunning", (), {"callWhenRunning": staticmethod(whenRunning.append)})()
         self.addCleanup(gc.unfreeze)
+        self.addCleanup(gc.set_threshold, *gc.get_threshold())
         service.startService()
         self.assertEqual(whenRunning, [gc.freeze])
+        self.assertEqual(gc.get_threshold(), GC_THRESHOLDS)
         stopped = False
 
         def stop() -> Any:

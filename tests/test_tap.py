@@ -851,14 +851,18 @@ class FreezeStartupObjectsTests(SynchronousTestCase):
         import gc
 
         self.assertIsInstance(service, tap.FreezeStartupObjects)
+        before = gc.get_threshold()
+        self.addCleanup(gc.set_threshold, *before)
         reactor = service.freezeReactor = _NotRunning()
         service.startService()
+        self.assertEqual(gc.get_threshold(), tap.GC_THRESHOLDS)
         self.assertEqual(gc.get_freeze_count(), 0)
         self.assertEqual(reactor.whenRunning, [gc.freeze])
         reactor.whenRunning.pop()()
         self.assertGreater(gc.get_freeze_count(), 0)
         service.stopService()
         self.assertEqual(gc.get_freeze_count(), 0)
+        self.assertEqual(gc.get_threshold(), before)
 
     def test_componentTree(self) -> None:
         """
