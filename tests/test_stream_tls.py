@@ -1311,3 +1311,51 @@ class LoopbackSTARTTLSTests(TestCase):
             _ca.issue([COMPONENT], client=True),
         )
         self.assertSameBinding(server, client, "TLSv1.2")
+
+
+class KeepTLSDeclarationsTests(SynchronousTestCase):
+    """
+    Tests for L{tls.keepTLSDeclarations}.
+    """
+
+    def test_kept(self) -> None:
+        """
+        The declarations Twisted's TLS layer makes for each interface of the
+        transport stay in zope's cache, so the next connection finds them;
+        once per kind of transport.
+        """
+        import gc
+
+        from zope.interface import Interface, implementer
+        from zope.interface.declarations import InstanceDeclarations, Provides
+
+        class IOne(Interface):
+            pass
+
+        class ITwo(Interface):
+            pass
+
+        class Layer:
+            pass
+
+        @implementer(IOne, ITwo)
+        class Transport:
+            protocol = Layer()
+
+        self.addCleanup(tls._tlsDeclarations.pop, (Layer, Transport), None)
+        tls.keepTLSDeclarations(Transport())
+        kept = tls._tlsDeclarations[(Layer, Transport)]
+        self.assertEqual(len(kept), 2)
+        gc.collect()
+        for interface in (IOne, ITwo):
+            self.assertIs(InstanceDeclarations.get((Layer, interface)), Provides(Layer, interface))
+        tls.keepTLSDeclarations(Transport())
+        self.assertIs(tls._tlsDeclarations[(Layer, Transport)], kept)
+
+    def test_noProtocol(self) -> None:
+        """
+        A transport without a protocol is left alone.
+        """
+        before = dict(tls._tlsDeclarations)
+        tls.keepTLSDeclarations(object())
+        self.assertEqual(tls._tlsDeclarations, before)

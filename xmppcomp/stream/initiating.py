@@ -266,6 +266,7 @@ class InitiatingAuthenticator(ConnectAuthenticator):
         xs = self.xmlstream
         # STARTTLS is only offered over TCP, whose transports provide it.
         cast(ITLSTransport, xs.transport).startTLS(self.policy.tlsOptions())
+        tls.keepTLSDeclarations(xs.transport)
         xs.reset()
         self.tlsActive = True
         xs.sendHeader()

@@ -438,6 +438,7 @@ class ReceivingAuthenticator(ListenAuthenticator):
         # Only offered (stage "tls") with tlsOptions, over TCP.
         assert self.policy.tlsOptions is not None
         cast(ITLSTransport, xs.transport).startTLS(self.policy.tlsOptions)
+        tls.keepTLSDeclarations(xs.transport)
         xs.reset()
         self.tlsActive = True
         self._stage = "sasl"

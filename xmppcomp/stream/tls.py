@@ -422,6 +422,38 @@ def _keyAndCertificate(certificate: PrivateCertificate) -> dict[str, object]:
     }
 
 
+#: zope.interface declarations kept alive, by (TLS protocol class,
+#: transport class); see L{keepTLSDeclarations}.
+_tlsDeclarations: dict[tuple[type, type], list[Any]] = {}
+
+
+def keepTLSDeclarations(transport: Any) -> None:
+    """
+    Call after C{transport.startTLS(...)}: keep alive, once per kind of
+    transport, the interface declarations Twisted's TLS layer makes for
+    each connection.
+
+    C{TLSMemoryBIOProtocol.makeConnection} declares the interfaces of the
+    transport it wraps one at a time (C{directlyProvides} per interface,
+    each replacing the last). zope.interface caches declarations in a
+    weak-valued dictionary, so all but the last die at once and are built
+    again, each with its resolution order, on every C{startTLS}: about a
+    tenth of a millisecond of CPU per connection on each side (cProfile of
+    bench/negotiation_load.py). Holding them keeps zope's cache warm; it
+    changes nothing else.
+    """
+    from zope.interface import providedBy
+    from zope.interface.declarations import Provides
+
+    protocol = getattr(transport, "protocol", None)
+    if protocol is None:
+        return
+    key = (type(protocol), type(transport))
+    if key in _tlsDeclarations or len(_tlsDeclarations) >= 64:
+        return
+    _tlsDeclarations[key] = [Provides(type(protocol), interface) for interface in providedBy(transport)]
+
+
 def clientTLSOptions(
     serverDomain: str,
     trust: Trust,
