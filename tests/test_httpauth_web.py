@@ -369,6 +369,28 @@ class ProtectTests(_WebTestCase):
         self.assertIsNone(echo.seen[0]["authorization"])
 
 
+class RenderFailureTests(_WebTestCase):
+    """
+    A protected resource that fails while rendering, once the request is
+    confirmed, gets twisted.web's 500 and a logged error, not a hang.
+    """
+
+    def test_500(self) -> None:
+        class Broken(Resource):
+            isLeaf = True
+
+            def render(self, request: Request) -> bytes:
+                raise RuntimeError("broken page")
+
+        stub = StubTreq(self.confirmer.protect(Broken()))
+        d = stub.get("http://files.example/page", headers=basic(JULIET, "t1"))
+        stub.flush()
+        self.answer(stub, Outcome.ALLOW)
+        response, _ = self.result(stub, d)
+        self.assertEqual(response.code, 500)
+        self.assertEqual(len(self.flushLoggedErrors(RuntimeError)), 1)
+
+
 class ServerTimingTests(_WebTestCase):
     """
     With C{serverTiming}, answers to requests that asked over XMPP carry
