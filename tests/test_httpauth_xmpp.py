@@ -228,6 +228,47 @@ class RequesterTests(SynchronousTestCase):
         self.pipe.sink.send(reply(self.received[0], JULIET.full()))
         self.assertEqual(self.clock.getDelayedCalls(), [])
 
+    def test_timeoutsShareOneTimer(self) -> None:
+        """
+        Several pending confirmations share one timer: each times out
+        C{timeout} seconds after it was asked, in order; answered ones
+        never do; with none left pending, no timer is left either.
+        """
+        first = self.requester.confirm(JULIET, REQUEST)
+        self.clock.advance(10)
+        second = self.requester.confirm(JULIET, REQUEST)
+        third = self.requester.confirm(JULIET, REQUEST)
+        self.assertEqual(len(self.clock.getDelayedCalls()), 1)
+        self.pipe.sink.send(reply(self.received[2], JULIET.full()))
+        self.assertIs(self.successResultOf(third), Outcome.ALLOW)
+        self.clock.advance(49.5)
+        self.assertNoResult(first)
+        self.clock.advance(0.5)
+        self.failureResultOf(first, ConfirmationTimeout)
+        self.assertNoResult(second)
+        self.assertEqual(len(self.clock.getDelayedCalls()), 1)
+        self.clock.advance(9.9)
+        self.assertNoResult(second)
+        self.clock.advance(0.1)
+        self.failureResultOf(second, ConfirmationTimeout)
+        self.assertEqual(self.clock.getDelayedCalls(), [])
+        self.assertEqual(self.requester.pendingCount, 0)
+
+    def test_fallbackKeepsItsTime(self) -> None:
+        """
+        A confirmation that falls back to the message form still times out
+        C{timeout} seconds after it was first asked, when it is the oldest.
+        """
+        d = self.requester.confirm(JULIET, REQUEST)
+        self.clock.advance(5)
+        self.pipe.sink.send(iqError(self.received[0], JULIET.full(), "service-unavailable"))
+        self.assertEqual(self.received[1].name, "message")
+        self.clock.advance(54.9)
+        self.assertNoResult(d)
+        self.clock.advance(0.1)
+        self.failureResultOf(d, ConfirmationTimeout)
+        self.assertEqual(self.clock.getDelayedCalls(), [])
+
     def test_answerCancelsTimer(self) -> None:
         """
         An answer cancels the timeout.
