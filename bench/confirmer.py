@@ -55,7 +55,7 @@ from twisted.internet.endpoints import TCP4ClientEndpoint  # noqa: E402
 CONFIG = """
 [httpauth]
 listen = "tcp:{port}:interface=127.0.0.1:backlog=1024"
-server_timing = true
+server_timing = {serverTiming}
 metrics = true
 access_log = "{accessLog}"
 timeout = 600
@@ -107,12 +107,14 @@ class Server:
     @ivar others: the other processes (their CPU is reported apart).
     """
 
-    def __init__(self, directory: str, pending: int, topology: str) -> None:
+    def __init__(self, directory: str, pending: int, topology: str, serverTiming: bool = True) -> None:
         global AGENT
         self.processes: list[subprocess.Popen[bytes]] = []
         (self.port,) = _common.freePorts(1)
         config = os.path.join(directory, "component.toml")
-        text = CONFIG.format(port=self.port, pending=pending, accessLog=ACCESS_LOG[0])
+        text = CONFIG.format(
+            port=self.port, pending=pending, accessLog=ACCESS_LOG[0], serverTiming="true" if serverTiming else "false"
+        )
         try:
             if topology == "separate":
                 AGENT = SEPARATE_AGENT
@@ -430,7 +432,8 @@ def measure(arguments: argparse.Namespace) -> Any:
         # before earlier requests left freed memory to reuse.
         memory = []
         for run in range(arguments.memoryRuns):
-            server = Server(directory, arguments.pending, arguments.topology)
+            # server_timing off, as by default: it costs a callback per request.
+            server = Server(directory, arguments.pending, arguments.topology, serverTiming=False)
             try:
                 requests = Requests(server.port)
                 yield waitReady(server.port, requests)

@@ -390,6 +390,22 @@ class RenderFailureTests(_WebTestCase):
         self.assertEqual(response.code, 500)
         self.assertEqual(len(self.flushLoggedErrors(RuntimeError)), 1)
 
+    def test_500Traversing(self) -> None:
+        """
+        Likewise when finding the child below the protected resource fails.
+        """
+        class BrokenTree(Resource):
+            def getChild(self, path: bytes, request: Request) -> Resource:
+                raise RuntimeError("broken tree")
+
+        stub = StubTreq(self.confirmer.protect(BrokenTree()))
+        d = stub.get("http://files.example/a/b", headers=basic(JULIET, "t1"))
+        stub.flush()
+        self.answer(stub, Outcome.ALLOW)
+        response, _ = self.result(stub, d)
+        self.assertEqual(response.code, 500)
+        self.assertEqual(len(self.flushLoggedErrors(RuntimeError)), 1)
+
 
 class ServerTimingTests(_WebTestCase):
     """

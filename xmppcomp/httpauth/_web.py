@@ -325,13 +325,23 @@ class ProtectedResource(Resource):
         )
         return _Checking(self, d)
 
+    # Both answer a failure with twisted.web's 500 and log it (what
+    # Request.process does for resources rendered at once) and never raise:
+    # no errback is needed after them, one callback entry less per request.
+
     def _allowed(self, who: str, request: IRequest) -> None:
-        request.requestHeaders.removeHeader(b"authorization")
-        request.requestHeaders.setRawHeaders(JID_HEADER, [who.encode("utf-8")])
-        request.render(getChildForRequest(self._wrapped, request))  # type: ignore[attr-defined]
+        try:
+            request.requestHeaders.removeHeader(b"authorization")
+            request.requestHeaders.setRawHeaders(JID_HEADER, [who.encode("utf-8")])
+            request.render(getChildForRequest(self._wrapped, request))  # type: ignore[attr-defined]
+        except BaseException:
+            request.processingFailed(Failure())  # type: ignore[attr-defined]
 
     def _refused(self, failure: Failure, request: IRequest) -> None:
-        request.render(_failureAnswer(self._authenticator, request, failure))  # type: ignore[attr-defined]
+        try:
+            request.render(_failureAnswer(self._authenticator, request, failure))  # type: ignore[attr-defined]
+        except BaseException:
+            request.processingFailed(Failure())  # type: ignore[attr-defined]
 
 
 class _Checking(Resource):
@@ -356,15 +366,7 @@ class _Checking(Resource):
     def render(self, request: IRequest) -> int:
         checked, gate = self._checked, self._gate
         checked.addCallbacks(gate._allowed, gate._refused, callbackArgs=(request,), errbackArgs=(request,))
-        checked.addErrback(_renderingFailed, request)
         return NOT_DONE_YET
-
-
-def _renderingFailed(failure: Failure, request: IRequest) -> None:
-    """
-    Rendering the answer failed: twisted.web's 500 page and log.
-    """
-    request.processingFailed(failure)  # type: ignore[attr-defined]
 
 
 class UpstreamProxyResource(Resource):
