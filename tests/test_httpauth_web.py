@@ -13,6 +13,8 @@ from typing import Any
 from treq.testing import StubTreq
 from twisted.internet.defer import Deferred, fail
 from twisted.internet.task import Clock
+from twisted.internet.testing import StringTransport
+from twisted.python.failure import Failure
 from twisted.trial.unittest import SynchronousTestCase
 from twisted.web.resource import Resource
 from twisted.web.server import Request
@@ -405,6 +407,70 @@ class RenderFailureTests(_WebTestCase):
         response, _ = self.result(stub, d)
         self.assertEqual(response.code, 500)
         self.assertEqual(len(self.flushLoggedErrors(RuntimeError)), 1)
+
+
+class ClientGoneTests(_WebTestCase):
+    """
+    An HTTP client that goes away while its confirmation is pending: the
+    answer that comes later writes nothing and logs no error (twisted.web
+    would log "Request.finish called on a request after its connection
+    was lost" as critical).
+    """
+
+    def connect(self, resource: Resource, headers: bytes) -> tuple[Any, StringTransport]:
+        from twisted.internet.address import IPv4Address
+        from twisted.web.server import Site
+
+        channel = Site(resource).buildProtocol(IPv4Address("TCP", "127.0.0.1", 50000))
+        transport = StringTransport()
+        channel.makeConnection(transport)
+        channel.dataReceived(b"GET /page HTTP/1.1\r\nHost: files.example\r\n" + headers + b"\r\n")
+        return channel, transport
+
+    def credentials(self, transactionId: str) -> bytes:
+        return b"Authorization: " + basic(JULIET, transactionId)[b"Authorization"][0] + b"\r\n"
+
+    def goneThenAnswered(self, resource: Resource, headers: bytes, outcome: Outcome | Exception) -> None:
+        from twisted.internet.error import ConnectionDone
+
+        channel, transport = self.connect(resource, headers)
+        self.assertEqual(len(self.requester.asked), 1)
+        self.assertEqual(transport.value(), b"")
+        channel.connectionLost(Failure(ConnectionDone()))
+        d = self.requester.asked[0][2]
+        if isinstance(outcome, Exception):
+            d.errback(outcome)
+        else:
+            d.callback(outcome)
+        self.assertEqual(transport.value(), b"")
+        self.assertEqual(self.flushLoggedErrors(), [])
+
+    def test_protect(self) -> None:
+        """
+        Protect mode, allowed or denied after the client left.
+        """
+        root = Resource()
+        root.putChild(b"page", Data(b"ok", "text/plain"))
+        for n, outcome in enumerate([Outcome.ALLOW, Outcome.DENY]):
+            self.requester.asked.clear()
+            self.goneThenAnswered(self.confirmer.protect(root), self.credentials("t%d" % (n,)), outcome)
+
+    def test_timeout(self) -> None:
+        """
+        Protect mode, timed out after the client left.
+        """
+        from xmppcomp.httpauth import ConfirmationTimeout
+
+        root = Resource()
+        root.putChild(b"page", Data(b"ok", "text/plain"))
+        self.goneThenAnswered(self.confirmer.protect(root), self.credentials("t1"), ConfirmationTimeout("late"))
+
+    def test_forwardAuth(self) -> None:
+        """
+        Forward-auth mode.
+        """
+        headers = b"X-Original-Method: GET\r\nX-Original-URI: /page\r\n" + self.credentials("t1")
+        self.goneThenAnswered(self.confirmer.forwardAuth(), headers, Outcome.ALLOW)
 
 
 class ServerTimingTests(_WebTestCase):
