@@ -38,10 +38,12 @@ class ConfirmationCredentials:
     @ivar attempt: the credentials, method, URL and client address.
     @ivar roundTrip: set by the checker when it asked over XMPP for these
         credentials: seconds from asking to the answer (or the failure).
+    @ivar askedAt: when the checker asked (its clock), or C{None}.
     """
 
     attempt: Attempt
     roundTrip: float | None = None
+    askedAt: float | None = None
 
 
 class Requester(Protocol):
@@ -67,8 +69,9 @@ class XMPPConfirmationChecker:
 
     @ivar _requester: asks JIDs.
     @ivar _ledger: the memory of transaction ids, sessions and limits.
-    @ivar _waiting: single-use key to the Deferreds waiting for the answer
-        to the confirmation pending for it.
+    @ivar _waiting: single-use key to the Deferreds of the requests that
+        joined the confirmation pending for it (the one that asked gets the
+        answer through the requester's own Deferred).
     """
 
     credentialInterfaces = (IXMPPConfirmationCredentials,)
@@ -111,28 +114,31 @@ class XMPPConfirmationChecker:
                     decision.reason, decision.retryAfter, decision.status
                 )
             return fail(error)
-        waiter: Deferred[str] = Deferred()
         if isinstance(decision, Join):
+            waiter: Deferred[str] = Deferred()
             self._waiting[decision.key].append(waiter)
             return waiter
         assert isinstance(decision, Ask)
-        self._waiting[decision.key] = [waiter]
+        self._waiting[decision.key] = []
         request = ConfirmRequest(
             attempt.credentials.transactionId, attempt.method, attempt.url
         )
+        credentials.askedAt = self._clock.seconds()
         asked = self._requester.confirm(who, request)
-        asked.addBoth(self._answered, attempt, decision.key, credentials, self._clock.seconds())
-        return waiter
+        # The asker gets the answer through the requester's Deferred: one
+        # Deferred less per pending confirmation.
+        return cast("Deferred[str]", asked.addBoth(self._answered, credentials))
 
     def _answered(
-        self,
-        result: Outcome | Failure,
-        attempt: Attempt,
-        key: tuple[str, str],
-        credentials: ConfirmationCredentials,
-        asked: float,
-    ) -> None:
-        credentials.roundTrip = self._clock.seconds() - asked
+        self, result: Outcome | Failure, credentials: ConfirmationCredentials
+    ) -> str | Failure:
+        """
+        Record the answer in the ledger, answer the requests that joined,
+        and give the asker its result: the JID, or the failure.
+        """
+        attempt = credentials.attempt
+        if credentials.askedAt is not None:
+            credentials.roundTrip = self._clock.seconds() - credentials.askedAt
         outcome: str | Failure
         if isinstance(result, Failure):
             self._ledger.abandon(attempt)
@@ -147,8 +153,9 @@ class XMPPConfirmationChecker:
                     f"{attempt.credentials.jid.full()} denied the request"
                 )
             )
-        for waiter in self._waiting.pop(key, []):
+        for waiter in self._waiting.pop(attempt.key, []):
             if isinstance(outcome, Failure):
                 waiter.errback(outcome)
             else:
                 waiter.callback(outcome)
+        return outcome

@@ -11,6 +11,7 @@ L{xmppcomp.httpauth._protocol}.
 from __future__ import annotations
 
 import secrets
+from functools import partial
 from collections.abc import Callable
 from typing import Union
 
@@ -94,9 +95,10 @@ class _Pending:
     request: ConfirmRequest
     form: str
     key: str
-    deferred: Deferred[Outcome]
     started: float = 0.0
     counted: bool = False
+    # Set right after: its canceller needs the entry.
+    deferred: Deferred[Outcome] = attrs.field(init=False)
 
 
 class ConfirmationRequester(XMPPHandler):
@@ -197,15 +199,11 @@ class ConfirmationRequester(XMPPHandler):
             return fail(
                 ConfirmerUnavailable("the component is not connected to its XMPP server")
             )
-        entry: _Pending
-
-        def cancel(d: Deferred[Outcome]) -> None:
-            self._forget(entry)
-
         form = "iq" if who.resource else "message"
-        entry = _Pending(
-            who, request, form, self._makeKey(), Deferred(cancel), self._clock.seconds()
-        )
+        entry = _Pending(who, request, form, self._makeKey(), self._clock.seconds())
+        # A partial rather than a closure: fewer objects per pending
+        # confirmation.
+        entry.deferred = Deferred(partial(self._cancelled, entry))
         PENDING_CONFIRMATIONS.inc()
         entry.counted = True
         self._send(entry)
@@ -251,6 +249,9 @@ class ConfirmationRequester(XMPPHandler):
                 self.fromJid, entry.who, entry.key, entry.request
             )
         self.send(stanza)
+
+    def _cancelled(self, entry: _Pending, d: Deferred[Outcome]) -> None:
+        self._forget(entry)
 
     def _forget(self, entry: _Pending) -> None:
         if entry.counted:
