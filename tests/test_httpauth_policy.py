@@ -94,6 +94,24 @@ class AccessRulesTests(SynchronousTestCase):
         self.assertRaises(ValueError, AccessRule, "private")
 
 
+class SiteTests(SynchronousTestCase):
+    """
+    L{Attempt.site} is the scheme and authority, lower-case, one string
+    object per site (bounded).
+    """
+
+    def test_shared(self) -> None:
+        from xmppcomp.httpauth import _policy
+
+        first = attempt(url="HTTPS://Files.Example/a").site
+        second = attempt(url="https://files.example/b?c").site
+        self.assertEqual(first, "https://files.example")
+        self.assertIs(first, second)
+        for n in range(_policy._SITES_KEPT + 5):
+            attempt(url="https://h%d.example/" % (n,)).site
+        self.assertLessEqual(len(_policy._sites), _policy._SITES_KEPT)
+
+
 class LedgerTests(SynchronousTestCase):
     """
     Tests for L{Ledger}.

@@ -7,33 +7,29 @@ parse. The same few addresses come by again and again (a server's domain
 in every stream header, the agent and confirmer in every XEP-0070 stanza,
 the two ends of an XTLS tunnel in every data IQ), and profiles put
 stringprep at a sixth to a third of the CPU of the stream negotiation, the
-confirmer and XTLS. L{parseJID} keeps the last parses in a bounded LRU.
+confirmer and XTLS. L{parseJID} keeps recent parses in a bounded dict.
 
 The strings come from the wire, so the cache is bounded twice: by count
-(L{CACHE_SIZE}) and by length (texts longer than L{MAX_CACHED_LENGTH} are
-parsed each time and never kept), so a peer sending ever-new long
-addresses costs at most a few MiB. An invalid JID raises each time:
-exceptions are not cached. Unlike L{jid.internJID}, nothing grows without
-bound.
+(L{CACHE_SIZE}; when full it is emptied and fills again, which costs less
+memory per entry than an LRU's bookkeeping) and by length (texts longer
+than L{MAX_CACHED_LENGTH} are parsed each time and never kept), so a peer
+sending ever-new long addresses costs at most a few MiB. An invalid JID
+raises each time: exceptions are not cached. Unlike L{jid.internJID},
+nothing grows without bound.
 """
 
 from __future__ import annotations
 
-import functools
-
 from twisted.words.protocols.jabber import jid
 
-#: How many parsed JIDs are remembered.
+#: How many parsed JIDs are remembered at most.
 CACHE_SIZE = 4096
 
 #: Texts longer than this are parsed but not remembered. RFC 7622 allows
 #: 1023 bytes per part; real addresses are far shorter.
 MAX_CACHED_LENGTH = 512
 
-
-@functools.lru_cache(maxsize=CACHE_SIZE)
-def _cached(text: str) -> jid.JID:
-    return jid.JID(text)
+_cache: dict[str, jid.JID] = {}
 
 
 def parseJID(text: str) -> jid.JID:
@@ -43,6 +39,12 @@ def parseJID(text: str) -> jid.JID:
     @raise jid.InvalidFormat: (or another exception of Twisted's stringprep,
         such as C{UnicodeError}) C{text} is not a valid JID.
     """
-    if len(text) > MAX_CACHED_LENGTH:
-        return jid.JID(text)
-    return _cached(text)
+    parsed = _cache.get(text)
+    if parsed is not None:
+        return parsed
+    parsed = jid.JID(text)
+    if len(text) <= MAX_CACHED_LENGTH:
+        if len(_cache) >= CACHE_SIZE:
+            _cache.clear()
+        _cache[text] = parsed
+    return parsed

@@ -90,6 +90,7 @@ class XMPPConfirmationChecker:
         self._clock: IReactorTime = clock
         self._requester = requester
         self._ledger = ledger
+        self._onAnswer = self._answered  # bound once, not per confirmation
         self._waiting: dict[tuple[str, str], list[Deferred[str]]] = {}
 
     # Twisted types avatar ids as bytes; ours are the JID as text.
@@ -127,7 +128,7 @@ class XMPPConfirmationChecker:
         asked = self._requester.confirm(who, request)
         # The asker gets the answer through the requester's Deferred: one
         # Deferred less per pending confirmation.
-        return cast("Deferred[str]", asked.addBoth(self._answered, credentials))
+        return cast("Deferred[str]", asked.addBoth(self._onAnswer, credentials))
 
     def _answered(
         self, result: Outcome | Failure, credentials: ConfirmationCredentials

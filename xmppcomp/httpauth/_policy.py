@@ -161,6 +161,26 @@ class Limits:
     maxRemembered: int = 100_000
 
 
+#: Site strings seen lately (L{_shared}).
+_sites: dict[str, str] = {}
+_SITES_KEPT = 1024
+
+
+def _shared(site: str) -> str:
+    """
+    One string object per site for every pending confirmation and session
+    of it, instead of one each (~70 bytes per pending confirmation). A
+    bounded dict: the authority comes from the client.
+    """
+    known = _sites.get(site)
+    if known is not None:
+        return known
+    if len(_sites) >= _SITES_KEPT:
+        _sites.clear()
+    _sites[site] = site
+    return site
+
+
 @attrs.frozen
 class Attempt:
     """
@@ -183,7 +203,7 @@ class Attempt:
         The protected site: the URL's scheme and authority.
         """
         parts = urlsplit(self.url)
-        return f"{parts.scheme}://{parts.netloc}".lower()
+        return _shared(f"{parts.scheme}://{parts.netloc}".lower())
 
     @property
     def path(self) -> str:

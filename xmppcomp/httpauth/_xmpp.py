@@ -146,6 +146,7 @@ class ConfirmationRequester(XMPPHandler):
         self._makeKey = makeKey
         self._pending: dict[str, _Pending] = {}
         self._sweep: IDelayedCall | None = None
+        self._onCancel = self._cancelled  # bound once, not per confirmation
         self._initialized = False
 
     def connectionInitialized(self) -> None:
@@ -203,7 +204,7 @@ class ConfirmationRequester(XMPPHandler):
         entry = _Pending(who, request, form, self._makeKey(), self._clock.seconds())
         # A partial rather than a closure: fewer objects per pending
         # confirmation.
-        entry.deferred = Deferred(partial(self._cancelled, entry))
+        entry.deferred = Deferred(partial(self._onCancel, entry))
         PENDING_CONFIRMATIONS.inc()
         entry.counted = True
         self._send(entry)
