@@ -270,7 +270,9 @@ Decision = Union[Pass, Refuse, Ask, Join]
 
 @attrs.frozen
 class _Scope:
-    jid: str
+    # The JID object the credentials carry (shared through
+    # xmppcomp.jids.parseJID), not a new string of it per entry.
+    jid: jid.JID
     site: str
     client: str
     expires: float
@@ -390,7 +392,7 @@ class Ledger:
         pending = self._pending.get(key)
         if pending is not None:
             if (pending.jid, pending.site, pending.client) == (
-                full,
+                credentials.jid,
                 attempt.site,
                 attempt.client,
             ):
@@ -419,7 +421,7 @@ class Ledger:
                 "too many transaction ids are remembered against replay",
                 max(1, math.ceil(oldest - now)),
             )
-        self._pending[key] = _Scope(full, attempt.site, attempt.client, deadline)
+        self._pending[key] = _Scope(credentials.jid, attempt.site, attempt.client, deadline)
         self._pendingPerJID[key[0]] = self._pendingPerJID.get(key[0], 0) + 1
         return Ask(key)
 
@@ -449,7 +451,7 @@ class Ledger:
         _setLast(
             self._sessions,
             (full, credentials.transactionId),
-            _Scope(full, attempt.site, attempt.client, now + self._limits.sessionLifetime),
+            _Scope(credentials.jid, attempt.site, attempt.client, now + self._limits.sessionLifetime),
         )
         if attempt.method.upper() in WINDOW_METHODS:
             _setLast(
