@@ -117,10 +117,10 @@ class XMPPConfirmationChecker:
             return fail(error)
         if isinstance(decision, Join):
             waiter: Deferred[str] = Deferred()
-            self._waiting[decision.key].append(waiter)
+            # Made on the first join only: most confirmations have none.
+            self._waiting.setdefault(decision.key, []).append(waiter)
             return waiter
         assert isinstance(decision, Ask)
-        self._waiting[decision.key] = []
         request = ConfirmRequest(
             attempt.credentials.transactionId, attempt.method, attempt.url
         )
