@@ -25,13 +25,8 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 def main() -> None:
     from twisted.internet import reactor
     from twisted.internet.defer import Deferred
-    from twisted.logger import (
-        FilteringLogObserver,
-        LogLevel,
-        LogLevelFilterPredicate,
-        globalLogBeginner,
-        textFileLogObserver,
-    )
+
+    import _common
 
     from xmppcomp.component import Component
     from xmppcomp.demo import WAIT_PREFIX
@@ -39,11 +34,7 @@ def main() -> None:
 
     with open(sys.argv[1]) as f:
         spec = json.load(f)
-    logFile = open(spec["log"], "a")
-    globalLogBeginner.beginLoggingTo(
-        [FilteringLogObserver(textFileLogObserver(logFile), [LogLevelFilterPredicate(defaultLogLevel=LogLevel.warn)])],
-        redirectStandardIO=False,
-    )
+    _common.logToFile(spec["log"], "warn")
 
     def policy(incoming: IncomingConfirmation) -> bool | Deferred[bool]:
         if incoming.request.transactionId.startswith(WAIT_PREFIX):

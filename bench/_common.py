@@ -27,6 +27,26 @@ _TICKS = os.sysconf("SC_CLK_TCK")
 _PAGE = os.sysconf("SC_PAGE_SIZE")
 
 
+def logToFile(path: str, level: str) -> None:
+    """
+    Send this process's Twisted log, from C{level} (C{"info"}, C{"warn"})
+    up, to the file at C{path}, as a deployment's twistd would.
+    """
+    from twisted.logger import (
+        FilteringLogObserver,
+        LogLevel,
+        LogLevelFilterPredicate,
+        globalLogBeginner,
+        textFileLogObserver,
+    )
+
+    observer = FilteringLogObserver(
+        textFileLogObserver(open(path, "a")),
+        [LogLevelFilterPredicate(defaultLogLevel=LogLevel.levelWithName(level))],
+    )
+    globalLogBeginner.beginLoggingTo([observer], redirectStandardIO=False)
+
+
 def cpuSeconds(pid: int) -> float:
     """
     User plus system CPU seconds of process C{pid} so far (all threads).

@@ -22,29 +22,15 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 def main() -> None:
     from twisted.internet import reactor
-    from twisted.logger import (
-        FilteringLogObserver,
-        LogLevel,
-        LogLevelFilterPredicate,
-        globalLogBeginner,
-        textFileLogObserver,
-    )
+
+    import _common
 
     from xmppcomp.config import RouterConfig, RouterLimits, SecretRef
     from xmppcomp.router.service import RouterService
 
     with open(sys.argv[1]) as f:
         spec = json.load(f)
-    logFile = open(spec["log"], "a")
-    globalLogBeginner.beginLoggingTo(
-        [
-            FilteringLogObserver(
-                textFileLogObserver(logFile),
-                [LogLevelFilterPredicate(defaultLogLevel=LogLevel.info)],
-            )
-        ],
-        redirectStandardIO=False,
-    )
+    _common.logToFile(spec["log"], "info")
     config = RouterConfig(
         domain=spec["domain"],
         credentials=spec["credentials"],

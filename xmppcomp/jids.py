@@ -22,6 +22,8 @@ from __future__ import annotations
 
 from twisted.words.protocols.jabber import jid
 
+from xmppcomp._memo import boundedMemo
+
 #: How many parsed JIDs are remembered at most.
 CACHE_SIZE = 4096
 
@@ -32,6 +34,7 @@ MAX_CACHED_LENGTH = 512
 _cache: dict[str, jid.JID] = {}
 
 
+@boundedMemo(_cache, CACHE_SIZE, MAX_CACHED_LENGTH)
 def parseJID(text: str) -> jid.JID:
     """
     C{jid.JID(text)}, remembered when C{text} is short.
@@ -39,12 +42,4 @@ def parseJID(text: str) -> jid.JID:
     @raise jid.InvalidFormat: (or another exception of Twisted's stringprep,
         such as C{UnicodeError}) C{text} is not a valid JID.
     """
-    parsed = _cache.get(text)
-    if parsed is not None:
-        return parsed
-    parsed = jid.JID(text)
-    if len(text) <= MAX_CACHED_LENGTH:
-        if len(_cache) >= CACHE_SIZE:
-            _cache.clear()
-        _cache[text] = parsed
-    return parsed
+    return jid.JID(text)

@@ -19,6 +19,7 @@ from urllib.parse import urlsplit
 import attrs
 from twisted.words.protocols.jabber import jid
 
+from xmppcomp._memo import boundedMemo
 from xmppcomp.httpauth._protocol import XMPPCredentials
 
 #: Methods whose confirmation stays usable for a short window (XEP-0070
@@ -166,18 +167,13 @@ _sites: dict[str, str] = {}
 _SITES_KEPT = 1024
 
 
+@boundedMemo(_sites, _SITES_KEPT)
 def _shared(site: str) -> str:
     """
     One string object per site for every pending confirmation and session
     of it, instead of one each (~70 bytes per pending confirmation). A
-    bounded dict: the authority comes from the client.
+    bounded memo: the authority comes from the client.
     """
-    known = _sites.get(site)
-    if known is not None:
-        return known
-    if len(_sites) >= _SITES_KEPT:
-        _sites.clear()
-    _sites[site] = site
     return site
 
 

@@ -14,6 +14,8 @@ import attrs
 from twisted.words.protocols.jabber import jid
 from twisted.words.xish import domish
 
+from xmppcomp._memo import boundedMemo
+
 R = TypeVar("R", bound=Hashable)
 
 
@@ -22,9 +24,9 @@ R = TypeVar("R", bound=Hashable)
 #: short addresses are kept, since they come from the wire.
 _domains: dict[str, str | None] = {}
 _DOMAINS_KEPT = 4096
-_MISSING = object()
 
 
+@boundedMemo(_domains, _DOMAINS_KEPT, 512)
 def domainOf(address: str) -> str | None:
     """
     The domain part of a JID, normalised for table lookups, or C{None} if
@@ -33,18 +35,6 @@ def domainOf(address: str) -> str | None:
     ASCII addresses take a fast path (lowercase); others are nameprepped.
     Results are remembered (a bounded dict).
     """
-    known = _domains.get(address, _MISSING)
-    if known is not _MISSING:
-        return known  # type: ignore[return-value]
-    domain = _parseDomain(address)
-    if len(address) <= 512:
-        if len(_domains) >= _DOMAINS_KEPT:
-            _domains.clear()
-        _domains[address] = domain
-    return domain
-
-
-def _parseDomain(address: str) -> str | None:
     bare = address.partition("/")[0]
     domain = bare.rpartition("@")[2]
     if not domain:
