@@ -27,9 +27,7 @@ and C{add_header}. C{/public/} is served without authentication.
 
 Use it from a L{twisted.trial.unittest.TestCase}::
 
-    reason = nginxAvailable()
-    if reason is not None:
-        raise SkipTest(reason)
+    requireNginx()
     site = yield startNginx(self, authPort, {"private/index.html": b"..."})
 """
 
@@ -45,6 +43,7 @@ from twisted.internet import defer, task
 from twisted.internet.endpoints import TCP4ClientEndpoint
 from twisted.internet.protocol import Factory, Protocol
 from twisted.logger import Logger
+from twisted.trial.unittest import FailTest
 
 from .prosody import LOOPBACK, _Process, freePorts
 
@@ -109,7 +108,6 @@ def nginxAvailable() -> str | None:
     Whether nginx is installed.
 
     @return: L{None} if it is, else the reason the nginx tests cannot run
-        (for C{SkipTest}).
     """
     if nginxPath() is None:
         return (
@@ -118,6 +116,17 @@ def nginxAvailable() -> str | None:
             "against a real nginx"
         )
     return None
+
+
+def requireNginx() -> None:
+    """
+    Fail the calling test, with how to install it, when nginx is missing.
+    A failure, not a skip: a run that did not test against nginx must not
+    look like one that did (C{.ci/run} installs it).
+    """
+    reason = nginxAvailable()
+    if reason is not None:
+        raise FailTest(reason)
 
 
 @attrs.frozen

@@ -8,9 +8,7 @@ C{/etc/prosody} or the system service.
 
 Use it from a L{twisted.trial.unittest.TestCase}::
 
-    reason = prosodyAvailable()
-    if reason is not None:
-        raise SkipTest(reason)
+    requireProsody()
     server = yield startProsody(self)   # stopped by a cleanup
     endpoint = TCP4ClientEndpoint(reactor, server.host, server.componentPort)
 
@@ -37,6 +35,7 @@ from twisted.internet.interfaces import IDelayedCall
 from twisted.internet.protocol import Factory, ProcessProtocol, Protocol
 from twisted.logger import Logger
 from twisted.python.failure import Failure
+from twisted.trial.unittest import FailTest
 from twisted.words.protocols.jabber import client, jid, xmlstream
 
 __all__ = [
@@ -105,7 +104,7 @@ def prosodyAvailable() -> str | None:
     Whether the Prosody binaries are installed.
 
     @return: L{None} if C{prosody} and C{prosodyctl} are on C{PATH}, else
-        the reason the Prosody tests cannot run (for C{SkipTest}).
+        the reason the Prosody tests cannot run.
     """
     missing = [name for name in ("prosody", "prosodyctl") if shutil.which(name) is None]
     if missing:
@@ -115,6 +114,17 @@ def prosodyAvailable() -> str | None:
             "Prosody" % (" and ".join(missing),)
         )
     return None
+
+
+def requireProsody() -> None:
+    """
+    Fail the calling test, with how to install it, when Prosody is missing.
+    A failure, not a skip: a run that did not test against Prosody must not
+    look like one that did (C{.ci/run} installs it).
+    """
+    reason = prosodyAvailable()
+    if reason is not None:
+        raise FailTest(reason)
 
 
 @attrs.frozen

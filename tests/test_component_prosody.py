@@ -12,14 +12,14 @@ from __future__ import annotations
 from typing import Any
 
 from twisted.internet import defer, reactor
-from twisted.trial.unittest import SkipTest, TestCase
+from twisted.trial.unittest import TestCase
 from twisted.words.protocols.jabber.xmlstream import IQ, toResponse
 from twisted.words.xish import domish
 from wokkel.subprotocols import IQHandlerMixin, XMPPHandler
 
 from xmppcomp.component import Component
 
-from .prosody import prosodyAvailable, startProsody
+from .prosody import requireProsody, startProsody
 from .test_prosody import ProsodyMixin
 
 TEST_NS = "urn:xmppcomp:test:component-prosody"
@@ -65,9 +65,7 @@ class ComponentWithProsodyTests(ProsodyMixin, TestCase):
 
     @defer.inlineCallbacks
     def setUp(self) -> Any:
-        reason = prosodyAvailable()
-        if reason is not None:
-            raise SkipTest(reason)
+        requireProsody()
         self.server = yield startProsody(self)
         self.handler = EchoHandler()
         self.service = Component(

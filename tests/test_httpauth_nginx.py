@@ -25,9 +25,9 @@ from __future__ import annotations
 from typing import Any
 
 from twisted.internet import defer
-from twisted.trial.unittest import SkipTest, TestCase
+from twisted.trial.unittest import TestCase
 
-from .nginx import nginxAvailable, startNginx
+from .nginx import requireNginx, startNginx
 from .test_httpauth_e2e import CSS, PAGE, PNG, ConfirmerMixin, confirmOf
 
 #: What nginx serves from its private root.
@@ -47,9 +47,7 @@ class NginxForwardAuthTests(ConfirmerMixin, TestCase):
 
     @defer.inlineCallbacks
     def setUp(self) -> Any:
-        reason = nginxAvailable()
-        if reason is not None:
-            raise SkipTest(reason)
+        requireNginx()
         yield ConfirmerMixin.setUp(self)
         authPort = yield self.listen(self.confirmer.forwardAuth())
         self.site = yield startNginx(self, authPort, FILES)

@@ -21,7 +21,7 @@ from twisted.internet.endpoints import TCP4ClientEndpoint
 from twisted.internet.error import ConnectionRefusedError
 from twisted.internet.protocol import Factory, Protocol
 from twisted.python.failure import Failure
-from twisted.trial.unittest import SkipTest, SynchronousTestCase, TestCase
+from twisted.trial.unittest import SynchronousTestCase, TestCase
 from twisted.words.protocols.jabber.error import StreamError
 from twisted.words.protocols.jabber.xmlstream import (
     INIT_FAILED_EVENT,
@@ -42,7 +42,7 @@ from .prosody import (
     clientFactory,
     configuration,
     freePorts,
-    prosodyAvailable,
+    requireProsody,
     startProsody,
 )
 
@@ -63,9 +63,7 @@ class ProsodyMixin:
 
     @defer.inlineCallbacks
     def setUp(self) -> Any:
-        reason = prosodyAvailable()
-        if reason is not None:
-            raise SkipTest(reason)
+        requireProsody()
         self.server: ProsodyServer = yield startProsody(self)
 
     def wait(self, d: defer.Deferred[Any], what: str) -> defer.Deferred[Any]:
@@ -416,9 +414,7 @@ class HarnessTests(TestCase):
         After L{ProsodyHarness.stop}, Prosody has exited, its ports refuse
         connections and the harness's own temporary directory is gone.
         """
-        reason = prosodyAvailable()
-        if reason is not None:
-            raise SkipTest(reason)
+        requireProsody()
         harness = ProsodyHarness(reactor)
         self.addCleanup(harness.stop)
         server = yield harness.start()
