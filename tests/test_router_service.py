@@ -293,6 +293,54 @@ class BindTests(SynchronousTestCase):
         (bounce,) = beta.received
         self.assertEqual(_condition(bounce), "service-unavailable")
 
+    def test_answerBeforeLogLine(self) -> None:
+        """
+        L{HostnameBinder.handle} hands the answer to its C{send} before it
+        logs the change or the refusal: the peer waits for the answer, not
+        for the log.
+        """
+        from twisted.logger import globalLogPublisher
+
+        from xmppcomp.stream.bind import HostnameBinder, bindRequest
+
+        order: list[tuple[str, str]] = []
+
+        def observe(event: dict[str, Any]) -> None:
+            if event.get("log_namespace") == "xmppcomp.stream.bind":
+                order.append(("log", event.get("condition") or event.get("action")))
+
+        globalLogPublisher.addObserver(observe)
+        self.addCleanup(globalLogPublisher.removeObserver, observe)
+        class Registry:
+            def mayBind(self, identity: str, hostname: str) -> bool:
+                return mayBind(identity, hostname)
+
+            def claim(self, hostname: str, owner: object) -> bool:
+                return True
+
+            def release(self, hostname: str, owner: object) -> None:
+                pass
+
+        binder = HostnameBinder("alpha.example.net", object(), Registry(), 4)
+
+        def send(reply: domish.Element) -> None:
+            order.append(("send", reply["type"]))
+
+        binder.handle(bindRequest("chat.alpha.example.net"), send)
+        binder.handle(bindRequest("chat.alpha.example.net", action="unbind"), send)
+        binder.handle(bindRequest("beta.example.net"), send)
+        self.assertEqual(
+            order,
+            [
+                ("send", "result"),
+                ("log", "bound"),
+                ("send", "result"),
+                ("log", "unbound"),
+                ("send", "error"),
+                ("log", "not-allowed"),
+            ],
+        )
+
     def test_maxNames(self) -> None:
         """
         Beyond C{maxNamesPerSession} a bind gets C{resource-constraint}.

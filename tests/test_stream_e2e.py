@@ -57,6 +57,7 @@ class LoopbackNegotiationTests(TestCase):
     def setUp(self) -> None:
         self.streams: list[Any] = []
         self.ended: list[defer.Deferred[None]] = []
+        self.buildHooks: list[Any] = []
 
     def track(self, xs: Any) -> None:
         d: defer.Deferred[None] = defer.Deferred()
@@ -79,6 +80,8 @@ class LoopbackNegotiationTests(TestCase):
             xs = build(addr)
             self.servers.append(xs)
             self.track(xs)
+            for hook in self.buildHooks:
+                hook(xs)
             return xs
 
         factory.buildProtocol = buildProtocol  # type: ignore[method-assign]
@@ -253,3 +256,58 @@ class LoopbackNegotiationTests(TestCase):
         yield defer.gatherResults(self.ended)
         self.assertIsNone(self.servers[0].authenticator._sasl.mechanism)
 
+
+    @defer.inlineCallbacks
+    def test_answersLeaveAtOnce(self) -> Any:
+        """
+        While negotiating, the receiving side hands each answer to the
+        kernel before the read that asked for it returns, instead of
+        leaving it in Twisted's buffers for a later reactor turn
+        (L{xmppcomp.stream.xmlstream.flushWrites}); and C{<proceed/>} is
+        out before its own TLS is set up, so the peer starts its handshake
+        meanwhile.
+        """
+        leftAfterRead: list[int] = []
+        leftAtStartTLS: list[int] = []
+
+        def watch(xs: Any) -> None:
+            dataReceived = xs.dataReceived
+
+            def checkedDataReceived(data: bytes) -> None:
+                transport = xs.transport
+                if not getattr(transport, "watched", False):
+                    transport.watched = True
+                    startTLS = transport.startTLS
+
+                    def checkedStartTLS(*args: Any) -> None:
+                        leftAtStartTLS.append(_unsent(transport))
+                        startTLS(*args)
+
+                    transport.startTLS = checkedStartTLS
+                negotiating = not xs.negotiated
+                dataReceived(data)
+                if negotiating:
+                    leftAfterRead.append(_unsent(transport))
+
+            xs.dataReceived = checkedDataReceived
+
+        self.buildHooks.append(watch)
+        result = yield self.negotiate(["SCRAM-SHA-256"])
+        self.assertEqual(result.mechanism, "SCRAM-SHA-256")
+        self.assertEqual(leftAtStartTLS, [0])
+        # Header, STARTTLS, header, two SASL steps, header, bind: how many
+        # reads that takes depends on how TCP delivers them.
+        self.assertGreaterEqual(len(leftAfterRead), 4)
+        self.assertEqual(set(leftAfterRead), {0})
+
+
+def _unsent(transport: Any) -> int:
+    """
+    How many bytes written to a TCP transport (TLS started on it or not)
+    are still in Twisted's buffers.
+    """
+    count = len(transport.dataBuffer) - transport.offset + transport._tempDataLen
+    aggregator = getattr(getattr(transport, "protocol", None), "_aggregator", None)
+    if getattr(transport, "TLS", False) and aggregator is not None:
+        count += sum(len(chunk) for chunk in aggregator._buffer)
+    return count

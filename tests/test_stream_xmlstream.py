@@ -8,16 +8,20 @@ from __future__ import annotations
 from typing import Any, Callable
 
 import attrs
+from twisted.internet import defer, protocol, reactor
 from twisted.internet.error import ConnectionDone
+from twisted.internet.interfaces import IPushProducer
+from twisted.internet.task import deferLater
 from twisted.internet.testing import StringTransport
 from twisted.internet.task import Clock
 from twisted.logger import Logger
 from twisted.python.failure import Failure
-from twisted.trial.unittest import SynchronousTestCase
+from twisted.trial.unittest import SynchronousTestCase, TestCase
 from twisted.words.protocols.jabber import error
 from twisted.words.protocols.jabber import xmlstream as jabberxmlstream
 from twisted.words.xish import domish
 from twisted.words.xish.xmlstream import STREAM_END_EVENT, STREAM_ERROR_EVENT
+from zope.interface import implementer
 
 from xmppcomp.ns import NS_CLIENT, NS_STREAMS, NS_XMPP_STREAMS
 from xmppcomp.stream.xmlstream import (
@@ -31,6 +35,7 @@ from xmppcomp.stream.xmlstream import (
     XmppXmlStream,
     checkHost,
     conditionForParserError,
+    flushWrites,
     newStreamId,
     parseStreamHeader,
 )
@@ -1197,3 +1202,120 @@ class XmppXmlStreamTests(SynchronousTestCase):
         call = xs._callLater(1000, lambda: None)
         self.addCleanup(call.cancel)
         self.assertIn(call, reactor.getDelayedCalls())
+
+
+class FlushWritesTests(TestCase):
+    """
+    L{flushWrites} over real loopback TCP connections.
+    """
+
+    @defer.inlineCallbacks
+    def connect(self) -> Any:
+        """
+        A connected pair: the server's protocol and what the client reads.
+        """
+        received: list[bytes] = []
+        connected: defer.Deferred[Any] = defer.Deferred()
+        lost: list[defer.Deferred[None]] = []
+
+        class Peer(protocol.Protocol):
+            def connectionMade(self) -> None:
+                self.gone: defer.Deferred[None] = defer.Deferred()
+                lost.append(self.gone)
+
+            def connectionLost(self, reason: Any = None) -> None:
+                self.gone.callback(None)
+
+        class Server(Peer):
+            def connectionMade(self) -> None:
+                Peer.connectionMade(self)
+                connected.callback(self)
+
+        class Client(Peer):
+            def dataReceived(self, data: bytes) -> None:
+                received.append(data)
+
+        port = reactor.listenTCP(0, protocol.Factory.forProtocol(Server), interface="127.0.0.1")
+        self.addCleanup(port.stopListening)
+        client = yield protocol.ClientCreator(reactor, Client).connectTCP("127.0.0.1", port.getHost().port)
+        server = yield connected
+
+        @defer.inlineCallbacks
+        def close() -> Any:
+            for p in (client, server):
+                if p.transport.connected:
+                    p.transport.abortConnection()
+            yield defer.gatherResults(lost)
+
+        self.addCleanup(close)
+        return server, client, received
+
+    def unsent(self, transport: Any) -> int:
+        return len(transport.dataBuffer) - transport.offset + transport._tempDataLen
+
+    @defer.inlineCallbacks
+    def test_flushesNow(self) -> Any:
+        """
+        Bytes written in this reactor turn are handed to the kernel at
+        once: nothing is left in the transport's buffers, and the peer
+        reads them.
+        """
+        server, client, received = yield self.connect()
+        server.transport.write(b"<proceed/>")
+        self.assertEqual(self.unsent(server.transport), 10)
+        self.assertTrue(flushWrites(server.transport))
+        self.assertEqual(self.unsent(server.transport), 0)
+        self.assertFalse(flushWrites(server.transport), "nothing left to flush")
+        while b"".join(received) != b"<proceed/>":
+            yield deferLater(reactor, 0, lambda: None)
+
+    @defer.inlineCallbacks
+    def test_notWithAProducer(self) -> Any:
+        """
+        A transport with a registered producer is left to the reactor
+        (flushing could call the producer's C{resumeProducing} from inside
+        the caller).
+        """
+        server, client, received = yield self.connect()
+
+        @implementer(IPushProducer)
+        class Producer:
+            def pauseProducing(self) -> None:
+                pass
+
+            def resumeProducing(self) -> None:
+                pass
+
+            def stopProducing(self) -> None:
+                pass
+
+        server.transport.registerProducer(Producer(), True)
+        server.transport.write(b"data")
+        self.assertFalse(flushWrites(server.transport))
+        self.assertEqual(self.unsent(server.transport), 4)
+
+    @defer.inlineCallbacks
+    def test_notWhileClosing(self) -> Any:
+        """
+        A transport closing after its pending writes is left to the
+        reactor, which alone finishes the close: the peer still gets the
+        bytes, then the end of the connection.
+        """
+        server, client, received = yield self.connect()
+        server.transport.write(b"</stream:stream>")
+        server.transport.loseConnection()
+        self.assertFalse(flushWrites(server.transport))
+        yield server.gone
+        yield client.gone
+        self.assertEqual(b"".join(received), b"</stream:stream>")
+
+    def test_notATCPTransport(self) -> None:
+        """
+        Transports that are not file descriptors (in memory, in tests) are
+        left alone.
+        """
+        transport = StringTransport()
+        transport.write(b"x")
+        self.assertFalse(flushWrites(transport))
+        self.assertEqual(transport.value(), b"x")
+        self.assertFalse(flushWrites(None))

@@ -150,12 +150,15 @@ class HostnameBinder:
         self.maxNames = maxNames
         self.bound: list[str] = []
 
-    def handle(self, iq: domish.Element) -> domish.Element:
+    def handle(self, iq: domish.Element, send: Callable[[domish.Element], object]) -> None:
         """
         Answer a bind or unbind request.
 
+        The answer is handed to C{send} before the change is logged: the
+        peer waits for the answer, not for the log.
+
         @param iq: an IQ for which L{bindChild} is not C{None}.
-        @return: the IQ result or error to send back.
+        @param send: sends the IQ result or error back.
         """
         try:
             request = parseBindRequest(iq)
@@ -165,19 +168,26 @@ class HostnameBinder:
             else:
                 self._unbind(request.hostname)
         except StanzaError as e:
+            send(e.toResponse(iq))
             log.info(
                 "{identity}: {action} refused: {condition}",
                 identity=self.identity,
                 action=bindChild(iq).name,  # type: ignore[union-attr]
                 condition=e.condition,
             )
-            return e.toResponse(iq)
+            return
         reply = toResponse(iq, "result")
         if request.action == "bind" and request.namespace == NS_COMPONENT_0:
             reply.addElement((NS_COMPONENT_0, "bind")).addElement(
                 "hostname", content=request.hostname
             )
-        return reply
+        send(reply)
+        log.info(
+            "{identity} {action} {hostname}",
+            identity=self.identity,
+            action="bound" if request.action == "bind" else "unbound",
+            hostname=request.hostname,
+        )
 
     def _bind(self, hostname: str) -> None:
         if hostname in self.bound:
@@ -195,14 +205,12 @@ class HostnameBinder:
         if not self.registry.claim(hostname, self.owner):
             raise StanzaError("conflict", text="%s is bound already" % (hostname,))
         self.bound.append(hostname)
-        log.info("{identity} bound {hostname}", identity=self.identity, hostname=hostname)
 
     def _unbind(self, hostname: str) -> None:
         if hostname not in self.bound:
             raise StanzaError("item-not-found", text="%s is not bound" % (hostname,))
         self.bound.remove(hostname)
         self.registry.release(hostname, self.owner)
-        log.info("{identity} unbound {hostname}", identity=self.identity, hostname=hostname)
 
     def releaseAll(self) -> list[str]:
         """
@@ -241,8 +249,14 @@ class BindFeature:
         child = bindChild(element)
         if child is None or child.uri != self.namespace:
             return False
-        reply = self.binderFor(session).handle(element)
-        session.xmlstream.send(reply)  # type: ignore[attr-defined]
+        xs = session.xmlstream  # type: ignore[attr-defined]
+
+        def answer(reply: domish.Element) -> None:
+            # Out before the log line and the session setup that follow.
+            xs.send(reply)
+            xs.flush()
+
+        self.binderFor(session).handle(element, answer)
         return True
 
 

@@ -54,6 +54,15 @@ class NegotiatingXmlStream(XmppXmlStream):
     #: Stream errors are still dispatched.
     elementHandler: Callable[[domish.Element], None] | None = None
 
+    def dataReceived(self, data: bytes) -> None:
+        negotiating = not self.negotiated
+        XmppXmlStream.dataReceived(self, data)
+        if negotiating:
+            # The peer waits for our answer at every step of negotiation:
+            # hand it to the kernel now rather than a reactor turn or two
+            # later (see xmppcomp.stream.xmlstream.flushWrites).
+            self.flush()
+
     def onElement(self, element: domish.Element) -> None:
         if self.negotiated and self.elementHandler is not None:
             if element.uri != NS_STREAMS:

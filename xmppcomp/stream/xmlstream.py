@@ -29,6 +29,7 @@ from typing import Any, Callable, Collection
 from xml.sax.saxutils import quoteattr
 
 from attrs import frozen
+from twisted.internet.abstract import FileDescriptor
 from twisted.internet.defer import Deferred
 from twisted.internet.interfaces import IDelayedCall, IReactorTime
 from twisted.internet.protocol import connectionDone
@@ -53,6 +54,7 @@ __all__ = [
     "XmppXmlStream",
     "checkHost",
     "conditionForParserError",
+    "flushWrites",
     "newStreamId",
     "parseStreamHeader",
 ]
@@ -788,6 +790,50 @@ def newStreamId() -> str:
 # The protocol
 
 
+def flushWrites(transport: object) -> bool:
+    """
+    Hand what was written to C{transport} during this reactor turn to the
+    kernel now, instead of when the turn ends.
+
+    Twisted buffers writes: TLS records are made on the next reactor turn
+    (C{BufferingTLSTransport} aggregates small writes), and bytes reach the
+    socket when the reactor next finds it writable. That is right for
+    throughput, but during negotiation the peer is idle until our answer
+    arrives: flushing before the bookkeeping that follows an answer
+    (starting TLS, logging, session setup) lets the peer work meanwhile.
+
+    Only a plain TCP transport (TLS started on it or not) with nothing
+    unusual going on is flushed: no producer (whose C{resumeProducing} a
+    write could call from here), not closing (whose completion only the
+    reactor may handle). Errors are left in place for the reactor to find
+    on its next write, as it would have.
+
+    @return: whether anything was flushed.
+    """
+    if not isinstance(transport, FileDescriptor):
+        return False
+    if (
+        not transport.connected
+        or transport.disconnecting
+        or transport.producer is not None
+        or getattr(transport, "_writeDisconnecting", False)
+        or getattr(transport, "_writeDisconnected", False)
+    ):
+        return False
+    if getattr(transport, "TLS", False):
+        # twisted.protocols.tls.BufferingTLSTransport (Twisted >= 22.8)
+        # aggregates small writes until the next turn; without it (older
+        # Twisted) TLS records are written at once.
+        aggregator = getattr(getattr(transport, "protocol", None), "_aggregator", None)
+        flush = getattr(aggregator, "flush", None)
+        if flush is not None:
+            flush()
+    if not transport.dataBuffer and not transport._tempDataBuffer:
+        return False
+    transport.doWrite()
+    return True
+
+
 class _State(Enum):
     """
     The closing state of an L{XmppXmlStream}.
@@ -1061,6 +1107,16 @@ class XmppXmlStream(jabberxmlstream.XmlStream):
             self._log.debug("Dropping data sent after the stream was closed")
             return
         super().send(obj)
+
+    def flush(self) -> bool:
+        """
+        Hand what was sent in this reactor turn to the kernel now (see
+        L{flushWrites}): call it after an answer the peer waits for, before
+        work that need not delay it.
+
+        @return: whether anything was flushed.
+        """
+        return flushWrites(self.transport)
 
     def sendRaw(self, data: bytes) -> None:
         """
