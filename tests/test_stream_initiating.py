@@ -14,7 +14,7 @@ from twisted.internet import defer
 from twisted.internet.testing import MemoryReactorClock
 from twisted.test import iosim
 from twisted.trial.unittest import SynchronousTestCase
-from twisted.words.protocols.jabber.error import StreamError
+from twisted.words.protocols.jabber.error import StanzaError, StreamError
 from twisted.words.protocols.jabber.xmlstream import IQ
 from twisted.words.xish import domish
 from zope.interface import implementer
@@ -245,10 +245,11 @@ class InitiatingTests(SynchronousTestCase):
 
 
 def pair(
-    serverArgs: dict[str, Any], clientArgs: dict[str, Any]
+    serverArgs: dict[str, Any], clientArgs: dict[str, Any], flush: bool = True
 ) -> tuple[Any, Any, iosim.IOPump, MemoryReactorClock]:
     """
-    Connect a receiving and an initiating stream in memory.
+    Connect a receiving and an initiating stream in memory; negotiate
+    unless C{flush} is false.
     """
     clock = MemoryReactorClock()
     serverArgs.setdefault("domains", {"example.net"})
@@ -265,7 +266,8 @@ def pair(
         lambda: clientFactory.buildProtocol(None),
         greet=False,
     )
-    pump.flush()
+    if flush:
+        pump.flush()
     return server, client, pump, clock
 
 
@@ -351,3 +353,138 @@ class RefusedServerTests(SynchronousTestCase):
         h.outcome[0].trap(NegotiationError)
         self.assertFalse(h.xs.negotiated)
         self.assertFalse(any(e.name == "auth" for e in h.reader.elements))
+
+
+@implementer(IInitiatingFeature)
+@attrs.define
+class AskFeature:
+    """
+    An initiating feature that asks its question with the
+    authenticator's C{request}, and records what came of it.
+    """
+
+    key: tuple[str, str] = (TEST_NS, "go")
+    outcomes: list[Any] = attrs.Factory(list)
+
+    def negotiate(self, xmlstream: Any, feature: domish.Element) -> defer.Deferred[Any]:
+        iq = domish.Element((None, "iq"))
+        iq["type"] = "set"
+        iq.addElement((TEST_NS, "go"))
+        d = xmlstream.authenticator.request(iq)
+        d.addBoth(lambda outcome: self.outcomes.append(outcome) or outcome)
+        return d
+
+
+@attrs.define
+class ScriptedFeature(OneShotFeature):
+    """
+    The receiving half: answers C{<go/>} with what C{answers} holds (XML
+    with C{%(id)s} for the request's id), in order; with nothing when it
+    is empty.
+    """
+
+    answers: list[str] = attrs.Factory(list)
+    asked: list[str] = attrs.Factory(list)
+
+    def handleElement(self, session: Any, element: domish.Element) -> bool:
+        if element.name != "iq" or element.firstChildElement() is None:
+            return False
+        self.asked.append(element.getAttribute("id", ""))
+        for answer in self.answers:
+            session.xmlstream.send(answer % {"id": element.getAttribute("id", "")})
+        self.done = bool(self.answers)
+        return True
+
+
+class RequestTests(SynchronousTestCase):
+    """
+    L{InitiatingAuthenticator.request}: the IQs features send while
+    negotiating, answered by id before dispatch.
+    """
+
+    def negotiate(self, *answers: str, **clientArgs: Any) -> tuple[Any, AskFeature, ScriptedFeature, Any, MemoryReactorClock]:
+        serverFeature = ScriptedFeature(answers=list(answers))
+        clientFeature = AskFeature()
+        server, client, pump, clock = pair(
+            {"features": [serverFeature]}, {"features": [clientFeature], **clientArgs}, flush=False
+        )
+        self.dispatched: list[domish.Element] = []
+        client.addObserver("/iq", self.dispatched.append)
+        pump.flush()
+        return client, clientFeature, serverFeature, pump, clock
+
+    def test_result(self) -> None:
+        """
+        The C{result} with the request's id fires it, and is not
+        dispatched to the stream's observers; negotiation completes.
+        """
+        client, ask, scripted, pump, clock = self.negotiate("<iq type='result' id='%(id)s'/>")
+        self.successResultOf(client.authenticator.negotiated)
+        ((answer,), (asked,)) = (ask.outcomes, scripted.asked)
+        self.assertEqual((answer["type"], answer["id"]), ("result", asked))
+        self.assertEqual(self.dispatched, [])
+        self.assertEqual(client.authenticator._requests, {})
+
+    def test_error(self) -> None:
+        """
+        An C{error} fails the request with its L{StanzaError}, and so
+        negotiation.
+        """
+        client, ask, scripted, pump, clock = self.negotiate(
+            "<iq type='error' id='%(id)s'><error type='cancel'>"
+            "<not-allowed xmlns='urn:ietf:params:xml:ns:xmpp-stanzas'/></error></iq>"
+        )
+        failure = self.failureResultOf(client.authenticator.negotiated, StanzaError)
+        self.assertEqual(failure.value.condition, "not-allowed")
+        self.assertEqual(ask.outcomes[0].value.condition, "not-allowed")
+
+    def test_onlyAnAnswerAnswers(self) -> None:
+        """
+        A request from the server that reuses the id, or a result with
+        another id, is no answer: they go to the stream's observers, and
+        the request waits for its own result.
+        """
+        client, ask, scripted, pump, clock = self.negotiate(
+            "<iq type='get' id='%(id)s'><query xmlns='jabber:iq:version'/></iq>",
+            "<iq type='result' id='other-%(id)s'/>",
+            "<iq type='result' id='%(id)s'/>",
+        )
+        self.successResultOf(client.authenticator.negotiated)
+        self.assertEqual([iq["type"] for iq in self.dispatched], ["get", "result"])
+        self.assertEqual(ask.outcomes[0]["id"], scripted.asked[0])
+
+    def test_timeout(self) -> None:
+        """
+        Unanswered, the request fails when the negotiation timeout does.
+        """
+        client, ask, scripted, pump, clock = self.negotiate(negotiationTimeout=5)
+        self.assertEqual(len(scripted.asked), 1)
+        self.assertEqual(ask.outcomes, [])
+        clock.advance(5)
+        pump.flush()
+        self.failureResultOf(client.authenticator.negotiated, NegotiationError)
+        self.assertIn("not complete after 5 seconds", ask.outcomes[0].getErrorMessage())
+        self.assertEqual(client.authenticator._requests, {})
+
+    def test_streamEnds(self) -> None:
+        """
+        Unanswered, the request fails when the stream ends, with the same
+        reason as negotiation.
+        """
+        client, ask, scripted, pump, clock = self.negotiate()
+        client.transport.loseConnection()
+        pump.flush()
+        failure = self.failureResultOf(client.authenticator.negotiated)
+        self.assertIs(ask.outcomes[0], failure)
+
+    def test_notNegotiating(self) -> None:
+        """
+        Once negotiation is over, C{request} fails at once and sends
+        nothing.
+        """
+        client, ask, scripted, pump, clock = self.negotiate("<iq type='result' id='%(id)s'/>")
+        self.successResultOf(client.authenticator.negotiated)
+        iq = domish.Element((None, "iq"))
+        iq["type"] = "get"
+        self.failureResultOf(client.authenticator.request(iq), NegotiationError)
+        self.assertEqual(client.authenticator._requests, {})

@@ -17,7 +17,7 @@ from twisted.internet.task import Clock
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 from twisted.trial.unittest import SynchronousTestCase, TestCase
-from twisted.words.protocols.jabber import error
+from twisted.words.protocols.jabber import error, jid
 from twisted.words.protocols.jabber import xmlstream as jabberxmlstream
 from twisted.words.xish import domish
 from twisted.words.xish.xmlstream import STREAM_END_EVENT, STREAM_ERROR_EVENT
@@ -1202,6 +1202,71 @@ class XmppXmlStreamTests(SynchronousTestCase):
         call = xs._callLater(1000, lambda: None)
         self.addCleanup(call.cancel)
         self.assertIn(call, reactor.getDelayedCalls())
+
+
+class SendHeaderTests(SynchronousTestCase):
+    """
+    L{XmppXmlStream.sendHeader} writes its header directly: the same bytes
+    as Twisted's C{sendHeader}.
+    """
+
+    def headers(self, **attributes: Any) -> tuple[bytes, bytes]:
+        """
+        The header ours and Twisted's stream send, both set up with
+        C{attributes}.
+        """
+        out = []
+        for stream in (
+            XmppXmlStream(ReceivingAuthenticator(), reactor=Clock()),
+            jabberxmlstream.XmlStream(ReceivingAuthenticator()),
+        ):
+            transport = StringTransport()
+            stream.transport = transport
+            for name, value in attributes.items():
+                setattr(stream, name, value)
+            stream.sendHeader()
+            self.assertTrue(stream._headerSent)
+            out.append(transport.value())
+        return out[0], out[1]
+
+    def test_sameAsTwisted(self) -> None:
+        """
+        For each kind of header the negotiations send (receiving with an
+        id, initiating, XEP-0114 without a version, addresses that need
+        escaping), the bytes are Twisted's.
+        """
+        cases: list[dict[str, Any]] = [
+            dict(namespace="jabber:client", thisEntity=jid.JID("example.net"),
+                 otherEntity=jid.JID("comp.example.net"), sid="c44415cb", version=(1, 0)),
+            dict(namespace="jabber:client", initiating=True, sid="ignored",
+                 thisEntity=jid.JID("comp.example.net"), otherEntity=jid.JID("example.net")),
+            dict(namespace="jabber:component:accept", version=(0, 0),
+                 otherEntity=jid.JID("comp.example.net")),
+            dict(namespace="jabber:client", thisEntity=jid.JID("user@example.net"),
+                 otherEntity=None, sid="<'\"&>", version=(1, 0)),
+            dict(namespace="jabber:client", thisEntity=None, otherEntity=None, sid=None),
+        ]
+        for attributes in cases:
+            ours, theirs = self.headers(**attributes)
+            self.assertEqual(ours, theirs, attributes)
+        ours, _ = self.headers(**cases[0])
+        self.assertEqual(
+            ours,
+            b"<stream:stream xmlns:stream='http://etherx.jabber.org/streams'"
+            b" xmlns='jabber:client' to='comp.example.net' from='example.net'"
+            b" id='c44415cb' version='1.0'>",
+        )
+
+    def test_otherPrefixes(self) -> None:
+        """
+        A stream declaring other prefixes (as dialback would) gets
+        Twisted's header, with them declared.
+        """
+        prefixes = {NS_STREAMS: "stream", "jabber:server:dialback": "db"}
+        ours, theirs = self.headers(namespace="jabber:server", prefixes=prefixes,
+                                    thisEntity=jid.JID("example.net"))
+        self.assertEqual(ours, theirs)
+        self.assertIn(b"xmlns:db='jabber:server:dialback'", ours)
 
 
 class FlushWritesTests(TestCase):

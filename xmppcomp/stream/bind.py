@@ -358,7 +358,14 @@ class BindInitiator:
     order, in the first bind namespace the server advertised that this
     side speaks.
 
+    Under L{xmppcomp.stream.initiating.InitiatingAuthenticator} the
+    requests go through its C{request} (answers matched before dispatch,
+    bounded by the negotiation timeout); on any other stream through
+    L{bind}, each with C{timeout}.
+
     @ivar hostnames: the names to bind.
+    @ivar timeout: seconds each request may take on a stream without
+        C{authenticator.request}.
     @ivar namespace: the namespace in use on the current stream.
     @ivar bound: the names bound on the current stream.
     """
@@ -394,7 +401,17 @@ class BindInitiator:
         # Every request goes out at once: one round trip for all the names,
         # not one each (the server answers them in order). All answers are
         # awaited before a refusal is raised, so none is left unhandled.
-        requests = [bind(xs, hostname, namespace, self.timeout) for hostname in self.hostnames]
+        request = getattr(getattr(xs, "authenticator", None), "request", None)
+        if request is not None:
+            # Under xmppcomp's InitiatingAuthenticator: the answers are
+            # matched before dispatch, and the negotiation timeout bounds
+            # the wait (no IQ tracker, no timer per request).
+            requests = [
+                request(bindRequest(hostname, namespace)).addCallback(boundHostname, namespace, hostname)
+                for hostname in self.hostnames
+            ]
+        else:
+            requests = [bind(xs, hostname, namespace, self.timeout) for hostname in self.hostnames]
         answers = yield defer.DeferredList(requests, consumeErrors=True)
         for hostname, (ok, value) in zip(self.hostnames, answers):
             if ok:

@@ -22,7 +22,7 @@ from twisted.internet.ssl import PrivateCertificate
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 from twisted.words.protocols.jabber import jid
-from twisted.words.protocols.jabber.error import StreamError
+from twisted.words.protocols.jabber.error import StreamError, exceptionFromStanza
 from twisted.words.protocols.jabber.xmlstream import (
     INIT_FAILED_EVENT,
     STREAM_AUTHD_EVENT,
@@ -178,6 +178,7 @@ class InitiatingAuthenticator(ConnectAuthenticator):
         self._done: set[tuple[str, str]] = set()
         self._timeout: object | None = None
         self._started = 0.0
+        self._requests: dict[str, defer.Deferred[domish.Element]] = {}
 
     def associateWithStream(self, xs: NegotiatingXmlStream) -> None:
         super().associateWithStream(xs)
@@ -233,7 +234,55 @@ class InitiatingAuthenticator(ConnectAuthenticator):
         if self._stage == "sasl" and element.uri == NS_SASL:
             self._onSASL(element)
             return True
+        if element.name == "iq" and self._requests:
+            return self._answered(element)
         return False
+
+    def request(self, iq: domish.Element) -> defer.Deferred[domish.Element]:
+        """
+        Send an IQ request while negotiating, for a feature negotiated
+        after SASL (such as the hostname bind), and get its answer.
+
+        The answer is matched by its C{id} before the stream dispatches it,
+        with no per-request timer: the negotiation timeout bounds the wait.
+
+        @param iq: an C{<iq type='get'/>} or C{type='set'}; it is given a
+            unique C{id} if it has none.
+        @return: a L{Deferred} firing with the C{result}, failing with the
+            L{twisted.words.protocols.jabber.error.StanzaError} of an
+            C{error}, or with why negotiation stopped if it stops first.
+        """
+        if self._stage == "failed" or self.negotiated.called:
+            return defer.fail(NegotiationError("not negotiating: no request can be sent"))
+        if not iq.getAttribute("id"):
+            iq.addUniqueId()
+        d: defer.Deferred[domish.Element] = defer.Deferred()
+        self._requests[iq["id"]] = d
+        self.xmlstream.send(iq)
+        return d
+
+    def _answered(self, iq: domish.Element) -> bool:
+        """
+        Fire the request an IQ C{result} or C{error} answers.
+
+        @return: whether it answered one.
+        """
+        kind = iq.getAttribute("type")
+        if kind not in ("result", "error"):
+            return False
+        d = self._requests.pop(iq.getAttribute("id", ""), None)
+        if d is None:
+            return False
+        if kind == "error":
+            d.errback(exceptionFromStanza(iq))
+        else:
+            d.callback(iq)
+        return True
+
+    def _failRequests(self, reason: Failure) -> None:
+        requests, self._requests = self._requests, {}
+        for d in requests.values():
+            d.errback(reason)
 
     def _onFeatures(self, element: domish.Element) -> None:
         offered = parseFeatures(element)
@@ -359,6 +408,10 @@ class InitiatingAuthenticator(ConnectAuthenticator):
             return
         self._stage = "complete"
         self._cancelTimeout()
+        if self._requests:
+            self._failRequests(
+                Failure(NegotiationError("negotiation completed before this request was answered"))
+            )
         xs = self.xmlstream
         xs.negotiated = True
         assert self._sasl is not None
@@ -394,6 +447,7 @@ class InitiatingAuthenticator(ConnectAuthenticator):
         self._stage = "failed"
         self.xmlstream.dispatch(failure, INIT_FAILED_EVENT)
         self.negotiated.errback(failure)
+        self._failRequests(failure)
 
     def _failAndClose(self, reason: Exception) -> None:
         self._fail(reason)

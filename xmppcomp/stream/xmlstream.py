@@ -834,6 +834,12 @@ def flushWrites(transport: object) -> bool:
     return True
 
 
+#: The prefixes of a stream that declares only C{stream:}, and how its
+#: header starts (see L{XmppXmlStream.sendHeader}).
+_STREAM_PREFIXES = {NS_STREAMS: "stream"}
+_HEADER_START = "<stream:stream xmlns:stream='%s' xmlns='" % (NS_STREAMS,)
+
+
 class _State(Enum):
     """
     The closing state of an L{XmppXmlStream}.
@@ -1131,6 +1137,30 @@ class XmppXmlStream(jabberxmlstream.XmlStream):
             self.rawDataOutFn(data)
         assert self.transport is not None
         self.transport.write(data)
+
+    def sendHeader(self) -> None:
+        """
+        Send our stream header: the bytes Twisted's C{sendHeader} sends,
+        written directly instead of through a C{domish} element (a
+        negotiation sends three headers from each end).
+
+        Streams that declare prefixes besides C{stream} get Twisted's.
+        """
+        if self.prefixes != _STREAM_PREFIXES or self.namespace is None:
+            super().sendHeader()
+            return
+        parts = [_HEADER_START, domish.escapeToXml(self.namespace, 1), "'"]
+        if self.otherEntity:
+            parts += [" to='", domish.escapeToXml(self.otherEntity.userhost(), 1), "'"]
+        if self.thisEntity:
+            parts += [" from='", domish.escapeToXml(self.thisEntity.userhost(), 1), "'"]
+        if not self.initiating and self.sid:
+            parts += [" id='", domish.escapeToXml(self.sid, 1), "'"]
+        if self.version >= (1, 0):
+            parts.append(" version='%d.%d'" % self.version)
+        parts.append(">")
+        self.send("".join(parts))
+        self._headerSent = True
 
     def sendFooter(self) -> None:
         """
