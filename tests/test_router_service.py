@@ -341,6 +341,69 @@ class BindTests(SynchronousTestCase):
             ],
         )
 
+    def test_answersBeforeLogLines(self) -> None:
+        """
+        A component's bind requests arrive together; the router answers
+        them all before it logs the names bound and the negotiation (the
+        log lines wait for the end of the read, L{afterRead}).
+        """
+        from twisted.logger import globalLogPublisher
+
+        order: list[str] = []
+
+        def observe(event: dict[str, Any]) -> None:
+            namespace = event.get("log_namespace")
+            if namespace == "xmppcomp.stream.bind" and event.get("action") == "bound":
+                order.append("log " + event["hostname"])
+            elif namespace == "xmppcomp.stream.receiving" and "negotiated" in event.get("log_format", ""):
+                order.append("log negotiated")
+
+        globalLogPublisher.addObserver(observe)
+        self.addCleanup(globalLogPublisher.removeObserver, observe)
+        build = self.h.factory.buildProtocol
+
+        def buildProtocol(addr: Any) -> Any:
+            xs = build(addr)
+            connectionMade = xs.connectionMade
+
+            def watchWrites() -> None:
+                write = xs.transport.write
+
+                def recordingWrite(data: bytes) -> None:
+                    if b"type='result'" in data:
+                        order.append("answer")
+                    write(data)
+
+                xs.transport.write = recordingWrite
+                connectionMade()
+
+            xs.connectionMade = watchWrites
+            return xs
+
+        self.h.factory.buildProtocol = buildProtocol  # type: ignore[method-assign]
+        self.h.component("alpha.example.net", "alpha.example.net", "chat.alpha.example.net")
+        self.assertEqual(
+            order,
+            ["answer", "answer", "log alpha.example.net", "log negotiated", "log chat.alpha.example.net"],
+        )
+
+    def test_afterRead(self) -> None:
+        """
+        L{NegotiatingXmlStream.afterRead} calls at once outside a read, and
+        after the read (and after its answers are flushed) inside one.
+        """
+        from xmppcomp.stream.negotiating import NegotiatingXmlStream
+
+        alpha = self.h.component("alpha.example.net")
+        xs = alpha.xs
+        self.assertIsInstance(xs, NegotiatingXmlStream)
+        calls: list[Any] = []
+        xs.afterRead(calls.append, "now")
+        self.assertEqual(calls, ["now"])
+        xs.addObserver("/message", lambda m: xs.afterRead(calls.append, "later") or calls.append("during"))
+        xs.dataReceived(b"<message to='alpha.example.net'/>")
+        self.assertEqual(calls, ["now", "during", "later"])
+
     def test_maxNames(self) -> None:
         """
         Beyond C{maxNamesPerSession} a bind gets C{resource-constraint}.

@@ -1047,6 +1047,29 @@ class ChannelBindingTests(SynchronousTestCase):
         assert binding is not None
         self.assertEqual(binding.available(), [TLS_EXPORTER, TLS_SERVER_END_POINT])
 
+    def test_serverEndPointPerContext(self) -> None:
+        """
+        The server end's C{tls-server-end-point} is remembered per TLS
+        context: every connection of a listener gets its own certificate's
+        hash, and a listener with another certificate gets that one's, not
+        the first's.
+        """
+        otherCert = _ca.issue(dnsNames=[SERVER])
+        first = tls.serverTLSOptions(_serverCert)
+        other = tls.serverTLSOptions(otherCert)
+        client = tls.clientTLSOptions(SERVER, _caTrust(_ca))
+        seen = []
+        for options, certificate in ((first, _serverCert), (other, otherCert), (first, _serverCert)):
+            session = _connect(options, client)
+            serverSide = tls.channelBindingFor(session.serverTLS, isServer=True)
+            clientSide = tls.channelBindingFor(session.clientTLS, isServer=False)
+            assert serverSide is not None and clientSide is not None
+            expected = _crypto(certificate).fingerprint(hashes.SHA256())
+            self.assertEqual(serverSide.tlsServerEndPoint, expected)
+            self.assertEqual(clientSide.tlsServerEndPoint, expected)
+            seen.append(expected)
+        self.assertNotEqual(seen[0], seen[1])
+
     def test_tls12(self) -> None:
         """
         Over TLS 1.2 both ends compute the same binding data, and offer only

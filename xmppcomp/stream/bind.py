@@ -29,6 +29,7 @@ from zope.interface import implementer
 from xmppcomp.interfaces import IInitiatingFeature, IReceivingFeature
 from xmppcomp.ns import NS_COMPONENT_0, NS_COMPONENT_TMP
 from xmppcomp.stream.features import markRequired
+from xmppcomp.stream.negotiating import callNow
 from xmppcomp.stream.sasl._identity import plainHostname
 
 log = Logger()
@@ -150,7 +151,12 @@ class HostnameBinder:
         self.maxNames = maxNames
         self.bound: list[str] = []
 
-    def handle(self, iq: domish.Element, send: Callable[[domish.Element], object]) -> None:
+    def handle(
+        self,
+        iq: domish.Element,
+        send: Callable[[domish.Element], object],
+        later: Callable[..., None] | None = None,
+    ) -> None:
         """
         Answer a bind or unbind request.
 
@@ -159,7 +165,13 @@ class HostnameBinder:
 
         @param iq: an IQ for which L{bindChild} is not C{None}.
         @param send: sends the IQ result or error back.
+        @param later: called as C{later(f, *args, **kwargs)} to log; it may
+            defer the call (as L{NegotiatingXmlStream.afterRead
+            <xmppcomp.stream.negotiating.NegotiatingXmlStream.afterRead>}
+            does, until the answers of the read are out). C{None}: log at
+            once.
         """
+        emit = later if later is not None else callNow
         try:
             request = parseBindRequest(iq)
             assert request is not None
@@ -169,7 +181,8 @@ class HostnameBinder:
                 self._unbind(request.hostname)
         except StanzaError as e:
             send(e.toResponse(iq))
-            log.info(
+            emit(
+                log.info,
                 "{identity}: {action} refused: {condition}",
                 identity=self.identity,
                 action=bindChild(iq).name,  # type: ignore[union-attr]
@@ -182,7 +195,8 @@ class HostnameBinder:
                 "hostname", content=request.hostname
             )
         send(reply)
-        log.info(
+        emit(
+            log.info,
             "{identity} {action} {hostname}",
             identity=self.identity,
             action="bound" if request.action == "bind" else "unbound",
@@ -252,11 +266,13 @@ class BindFeature:
         xs = session.xmlstream  # type: ignore[attr-defined]
 
         def answer(reply: domish.Element) -> None:
-            # Out before the log line and the session setup that follow.
+            # Out before the session setup that follows.
             xs.send(reply)
             xs.flush()
 
-        self.binderFor(session).handle(element, answer)
+        # The log line waits until the answers of this read are out: a
+        # component sends all its bind requests at once.
+        self.binderFor(session).handle(element, answer, getattr(xs, "afterRead", None))
         return True
 
 

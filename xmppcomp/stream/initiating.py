@@ -195,6 +195,8 @@ class InitiatingAuthenticator(ConnectAuthenticator):
             self.policy.negotiationTimeout, self._negotiationTimedOut
         )
         xs.sendHeader()
+        # Out now, not on the next reactor turn: the server answers it.
+        xs.flush()
 
     def streamStarted(self, rootElement: domish.Element) -> None:
         try:

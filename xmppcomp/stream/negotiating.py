@@ -20,6 +20,14 @@ from xmppcomp.stream.xmlstream import XmppXmlStream
 STANZA_NAMES = frozenset({"message", "presence", "iq"})
 
 
+def callNow(f: Callable[..., object], *args: Any, **kwargs: Any) -> None:
+    """
+    Call C{f(*args, **kwargs)}: what L{NegotiatingXmlStream.afterRead}
+    does outside a read, for streams without it.
+    """
+    f(*args, **kwargs)
+
+
 def isStanza(element: domish.Element) -> bool:
     """
     Whether a first-level element is a stanza of the stream's content
@@ -54,14 +62,39 @@ class NegotiatingXmlStream(XmppXmlStream):
     #: Stream errors are still dispatched.
     elementHandler: Callable[[domish.Element], None] | None = None
 
+    #: What L{afterRead} deferred while a read is being handled, or
+    #: C{None} outside one.
+    _afterRead: list[tuple[Callable[..., object], tuple[Any, ...], dict[str, Any]]] | None = None
+
     def dataReceived(self, data: bytes) -> None:
         negotiating = not self.negotiated
-        XmppXmlStream.dataReceived(self, data)
-        if negotiating:
-            # The peer waits for our answer at every step of negotiation:
-            # hand it to the kernel now rather than a reactor turn or two
-            # later (see xmppcomp.stream.xmlstream.flushWrites).
-            self.flush()
+        outer = self._afterRead is None
+        if outer:
+            self._afterRead = []
+        try:
+            XmppXmlStream.dataReceived(self, data)
+            if negotiating:
+                # The peer waits for our answer at every step of
+                # negotiation: hand it to the kernel now rather than a
+                # reactor turn or two later (see
+                # xmppcomp.stream.xmlstream.flushWrites).
+                self.flush()
+        finally:
+            if outer:
+                deferred, self._afterRead = self._afterRead or [], None
+                for f, args, kwargs in deferred:
+                    f(*args, **kwargs)
+
+    def afterRead(self, f: Callable[..., object], *args: Any, **kwargs: Any) -> None:
+        """
+        Call C{f(*args, **kwargs)} once the read being handled is done and
+        its answers are flushed: for bookkeeping, such as log lines, that
+        the peer need not wait for. Outside a read, call it now.
+        """
+        if self._afterRead is None:
+            f(*args, **kwargs)
+        else:
+            self._afterRead.append((f, args, kwargs))
 
     def onElement(self, element: domish.Element) -> None:
         if self.negotiated and self.elementHandler is not None:

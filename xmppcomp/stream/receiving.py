@@ -39,7 +39,7 @@ from xmppcomp.interfaces import ICredentialStore, IReceivingFeature
 from xmppcomp.ns import NS_CLIENT, NS_SASL, NS_STREAMS, NS_TLS
 from xmppcomp.stream import tls
 from xmppcomp.stream.features import STARTTLS, featuresElement, markRequired
-from xmppcomp.stream.negotiating import NegotiatingFactory, NegotiatingXmlStream, isStanza, peerOf
+from xmppcomp.stream.negotiating import NegotiatingFactory, NegotiatingXmlStream, callNow, isStanza, peerOf
 from xmppcomp.stream.sasl import SASLReceiver
 from xmppcomp.stream.xmlstream import (
     DEFAULT_CLOSE_TIMEOUT,
@@ -509,7 +509,11 @@ class ReceivingAuthenticator(ListenAuthenticator):
         self._cancelTimeout()
         xs = self.xmlstream
         xs.negotiated = True
-        log.info(
+        # Logged once the answers of this read are out (a component's later
+        # bind requests arrive with the one that completed negotiation).
+        afterRead = getattr(xs, "afterRead", None) or callNow
+        afterRead(
+            log.info,
             "stream from {peer} negotiated for {identity} ({mechanism}) in {ms:.1f} ms",
             peer=peerOf(xs),
             identity=self.identity,

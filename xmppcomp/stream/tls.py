@@ -21,6 +21,7 @@ the handshake, so nothing is sent to the wrong server.
 from __future__ import annotations
 
 import os
+import weakref
 from collections import OrderedDict
 from collections.abc import Callable, Iterable, Sequence
 from typing import TYPE_CHECKING, Any, Union
@@ -650,16 +651,38 @@ def channelBindingFor(transport: object, isServer: bool) -> ChannelBindingData |
     if connection is None:
         return None
     if isServer:
-        certificate = connection.get_certificate(as_cryptography=True)
+        endPoint = _ownEndPoint(connection)
     else:
         certificate = connection.get_peer_certificate(as_cryptography=True)
+        endPoint = None if certificate is None else tlsServerEndPoint(certificate)
     return ChannelBindingData(
         tlsVersion=connection.get_protocol_version_name(),
-        tlsServerEndPoint=(
-            None if certificate is None else tlsServerEndPoint(certificate)
-        ),
+        tlsServerEndPoint=endPoint,
         tlsExporter=connection.export_keying_material(_EXPORTER_LABEL, 32),
     )
+
+
+#: The C{tls-server-end-point} of a server's own certificate, per
+#: L{SSL.Context}: the certificate a context serves does not change, and
+#: every connection of a listener shares its context.
+_ownEndPoints: "weakref.WeakKeyDictionary[SSL.Context, bytes | None]" = weakref.WeakKeyDictionary()
+
+
+def _ownEndPoint(connection: SSL.Connection) -> bytes | None:
+    """
+    The C{tls-server-end-point} of the certificate this server end of
+    C{connection} presents, remembered per context.
+    """
+    context = connection.get_context()
+    try:
+        return _ownEndPoints[context]
+    except KeyError:
+        pass
+    certificate = connection.get_certificate(as_cryptography=True)
+    if certificate is None:
+        return None
+    endPoint = _ownEndPoints[context] = tlsServerEndPoint(certificate)
+    return endPoint
 
 
 def _decodeUTF8String(der: bytes) -> str | None:
