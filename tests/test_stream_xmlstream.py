@@ -1335,29 +1335,46 @@ class FlushWritesTests(TestCase):
             yield deferLater(reactor, 0, lambda: None)
 
     @defer.inlineCallbacks
-    def test_notWithAProducer(self) -> Any:
+    def test_producers(self) -> Any:
         """
-        A transport with a registered producer is left to the reactor
-        (flushing could call the producer's C{resumeProducing} from inside
-        the caller).
+        A running push producer does not stop a flush, and is not called
+        by it; a paused push producer or a pull producer does (draining
+        the buffer would resume it from inside the caller): the bytes are
+        left to the reactor.
         """
-        server, client, received = yield self.connect()
+        calls: list[str] = []
 
         @implementer(IPushProducer)
         class Producer:
             def pauseProducing(self) -> None:
-                pass
+                calls.append("pause")
 
             def resumeProducing(self) -> None:
-                pass
+                calls.append("resume")
 
             def stopProducing(self) -> None:
-                pass
+                calls.append("stop")
 
+        server, client, received = yield self.connect()
         server.transport.registerProducer(Producer(), True)
         server.transport.write(b"data")
+        self.assertTrue(flushWrites(server.transport))
+        self.assertEqual(self.unsent(server.transport), 0)
+        self.assertEqual(calls, [])
+
+        server.transport.producerPaused = True
+        server.transport.write(b"more")
         self.assertFalse(flushWrites(server.transport))
         self.assertEqual(self.unsent(server.transport), 4)
+        server.transport.unregisterProducer()
+
+        server, client, received = yield self.connect()
+        server.transport.registerProducer(Producer(), False)
+        del calls[:]  # registering a pull producer asks it for data
+        server.transport.write(b"pull")
+        self.assertFalse(flushWrites(server.transport))
+        self.assertEqual(self.unsent(server.transport), 4)
+        self.assertEqual(calls, [])
 
     @defer.inlineCallbacks
     def test_notWhileClosing(self) -> Any:

@@ -13,15 +13,17 @@ from __future__ import annotations
 import functools
 from typing import Callable, TypeVar
 
+_K = TypeVar("_K", str, bytes)
 _V = TypeVar("_V")
 _MISSING = object()
 
 
 def boundedMemo(
-    cache: dict[str, _V], size: int, maxKeyLength: int | None = None
-) -> Callable[[Callable[[str], _V]], Callable[[str], _V]]:
+    cache: dict[_K, _V], size: int, maxKeyLength: int | None = None
+) -> Callable[[Callable[[_K], _V]], Callable[[_K], _V]]:
     """
-    Remember the results of a one-string function in C{cache}.
+    Remember the results of a function of one string (or bytes) in
+    C{cache}.
 
     @param cache: where results are kept (the caller's, so it can be
         inspected).
@@ -29,9 +31,9 @@ def boundedMemo(
     @param maxKeyLength: longer keys are not remembered; C{None}: any.
     """
 
-    def decorate(compute: Callable[[str], _V]) -> Callable[[str], _V]:
+    def decorate(compute: Callable[[_K], _V]) -> Callable[[_K], _V]:
         @functools.wraps(compute)
-        def remembered(key: str) -> _V:
+        def remembered(key: _K) -> _V:
             value = cache.get(key, _MISSING)
             if value is not _MISSING:
                 return value  # type: ignore[return-value]

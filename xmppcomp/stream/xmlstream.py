@@ -803,10 +803,11 @@ def flushWrites(transport: object) -> bool:
     (starting TLS, logging, session setup) lets the peer work meanwhile.
 
     Only a plain TCP transport (TLS started on it or not) with nothing
-    unusual going on is flushed: no producer (whose C{resumeProducing} a
-    write could call from here), not closing (whose completion only the
-    reactor may handle). Errors are left in place for the reactor to find
-    on its next write, as it would have.
+    unusual going on is flushed: not closing (whose completion only the
+    reactor may handle), and no producer that a drained buffer would
+    resume from here (a pull producer, or a paused push producer; a
+    running push producer is left alone by a write). Errors are left in
+    place for the reactor to find on its next write, as it would have.
 
     @return: whether anything was flushed.
     """
@@ -815,7 +816,10 @@ def flushWrites(transport: object) -> bool:
     if (
         not transport.connected
         or transport.disconnecting
-        or transport.producer is not None
+        or (
+            transport.producer is not None
+            and (not transport.streamingProducer or transport.producerPaused)
+        )
         or getattr(transport, "_writeDisconnecting", False)
         or getattr(transport, "_writeDisconnected", False)
     ):
