@@ -278,6 +278,37 @@ class SASLStageTests(SynchronousTestCase):
             sorted(mechanismNames(features)), ["PLAIN", "SCRAM-SHA-1", "SCRAM-SHA-256"]
         )
 
+    def test_featuresRememberedByWhatTheyOffer(self) -> None:
+        """
+        The serialised features of the SASL stage are made once per
+        distinct offer and remembered: streams with the same policy get
+        the same bytes, a policy that offers something else gets its own
+        (never the first one's), and each is what serialising the elements
+        gives.
+        """
+        from xmppcomp.stream import receiving
+
+        receiving._featuresXmlCache.clear()
+        seen = []
+        for allowPlain in (True, False, True):
+            h = Harness(allowPlain=allowPlain)
+            (features,) = h.startTLS()
+            names = mechanismNames(features)
+            self.assertEqual("PLAIN" in names, allowPlain)
+            sasl = h.xs.authenticator._sasl
+            fresh = receiving.featuresElement(sasl.featureElements()).toXml(
+                prefixes=h.xs.prefixes,
+                defaultUri=h.xs.namespace,
+                prefixesInScope=list(h.xs.prefixes.values()),
+            )
+            key = ("sasl", h.xs.namespace) + sasl.featuresKey()
+            self.assertEqual(receiving._featuresXmlCache[key], fresh)
+            seen.append(names)
+        self.assertEqual(seen[0], seen[2])
+        self.assertEqual(
+            sorted(key[0] for key in receiving._featuresXmlCache), ["sasl", "sasl", "tls"]
+        )
+
     def test_startTLSAgain(self) -> None:
         """
         STARTTLS inside TLS ends the stream with C{policy-violation}.

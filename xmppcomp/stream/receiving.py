@@ -13,7 +13,7 @@ this module wires them to a L{NegotiatingXmlStream}.
 from __future__ import annotations
 
 import ipaddress
-from typing import Iterable, Sequence, cast
+from typing import Callable, Iterable, Sequence, cast
 
 import attrs
 from twisted.internet.address import IPv4Address, IPv6Address
@@ -352,24 +352,50 @@ class ReceivingAuthenticator(ListenAuthenticator):
         elif header.from_:
             xs.otherEntity = parseJID(header.from_)
         xs.sendHeader()
-        xs.send(featuresElement(self._features()))
+        xs.send(self._featuresXml())
         if self._stage == "features":
             self.checkComplete()
+
+    def _featuresXml(self) -> str:
+        """
+        Our C{<stream:features/>} for this stage, serialised as the stream
+        would serialise it. The STARTTLS and SASL stages depend only on a
+        few values (the mechanisms and channel-binding types offered), so
+        their bytes are made once per distinct value and remembered.
+        """
+        xs = self.xmlstream
+        cacheable = xs.prefixes == _STREAM_PREFIXES
+        key: tuple[object, ...] | None = None
+        if self._stage == "sasl":
+            sasl = self._sasl = self._newSASLReceiver()
+            if cacheable:
+                key = ("sasl", xs.namespace) + sasl.featuresKey()
+            build: Callable[[], list[domish.Element]] = sasl.featureElements
+        else:
+            if cacheable and self._stage == "tls":
+                key = ("tls", xs.namespace)
+            build = self._features
+        if key is not None:
+            cached = _featuresXmlCache.get(key)
+            if cached is not None:
+                return cached
+        elements = build()
+        xml: str = featuresElement(elements).toXml(
+            prefixes=xs.prefixes,
+            defaultUri=xs.namespace,
+            prefixesInScope=list(xs.prefixes.values()),
+        )
+        if key is not None:
+            if len(_featuresXmlCache) >= _FEATURES_XML_KEPT:
+                _featuresXmlCache.clear()
+            _featuresXmlCache[key] = xml
+        return xml
 
     def _features(self) -> list[domish.Element]:
         if self._stage == "tls":
             return [markRequired(domish.Element(STARTTLS))]
         if self._stage == "sasl":
-            transport = self.xmlstream.transport
-            self._sasl = SASLReceiver(
-                self.policy.credentials,
-                tlsActive=self.tlsActive,
-                channelBinding=tls.channelBindingFor(transport, isServer=True),
-                peerIdentities=tls.peerCertificateIdentities(transport),
-                allowPlain=self.policy.allowPlain,
-                requireChannelBinding=self.policy.requireChannelBinding,
-                maxAttempts=self.policy.maxAuthAttempts,
-            )
+            self._sasl = self._newSASLReceiver()
             return self._sasl.featureElements()
         elements = []
         for feature in self.policy.features:
@@ -377,6 +403,18 @@ class ReceivingAuthenticator(ListenAuthenticator):
             if element is not None:
                 elements.append(element)
         return elements
+
+    def _newSASLReceiver(self) -> SASLReceiver:
+        transport = self.xmlstream.transport
+        return SASLReceiver(
+            self.policy.credentials,
+            tlsActive=self.tlsActive,
+            channelBinding=tls.channelBindingFor(transport, isServer=True),
+            peerIdentities=tls.peerCertificateIdentities(transport),
+            allowPlain=self.policy.allowPlain,
+            requireChannelBinding=self.policy.requireChannelBinding,
+            maxAttempts=self.policy.maxAuthAttempts,
+        )
 
     def interceptElement(self, element: domish.Element) -> bool:
         """
@@ -538,6 +576,12 @@ class ReceivingAuthenticator(ListenAuthenticator):
     def _onStreamEnd(self, reason: object) -> None:
         self._cancelTimeout()
 
+
+
+#: See L{ReceivingAuthenticator._featuresXml}.
+_STREAM_PREFIXES = {NS_STREAMS: "stream"}
+_FEATURES_XML_KEPT = 64
+_featuresXmlCache: dict[tuple[object, ...], str] = {}
 
 
 def countRefusal(condition: str) -> None:

@@ -512,6 +512,12 @@ class SASLReceiver:
         """
         return list(self._offered)
 
+    def featuresKey(self) -> tuple[tuple[str, ...], tuple[str, ...]]:
+        """
+        What L{featureElements} depends on: equal keys, equal elements.
+        """
+        return (tuple(self._offered), tuple(self._cbTypes))
+
     def featureElements(self) -> list[domish.Element]:
         """
         The stream features: C{<mechanisms/>} with C{<required/>}
