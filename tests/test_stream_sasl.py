@@ -1018,6 +1018,15 @@ class _StandInCore:
 
         self.hi = hi
         self.saslprep = saslprep
+        self.nonceCalls: list[object] = []
+        calls = self.nonceCalls
+
+        class Nonce:
+            def __init__(nonceSelf, nonce: object) -> None:
+                calls.append(nonce)
+                scrampCore.Nonce.__init__.__wrapped__(nonceSelf, nonce)
+
+        self.Nonce = Nonce
 
 
 class ScrampSpeedTests(SynchronousTestCase):
@@ -1044,15 +1053,60 @@ class ScrampSpeedTests(SynchronousTestCase):
         """
         self.assertTrue(hasattr(scrampCore.hi, "__wrapped__"))
         self.assertTrue(hasattr(scrampCore.saslprep, "__wrapped__"))
+        self.assertTrue(hasattr(scrampCore.Nonce.__init__, "__wrapped__"))
 
     def test_idempotent(self) -> None:
         """
         Installing twice wraps once.
         """
-        hi, saslprep = self.core.hi, self.core.saslprep
+        hi, saslprep, nonceInit = self.core.hi, self.core.saslprep, self.core.Nonce.__init__
         _scrampspeed.install(self.core)
         self.assertIs(self.core.hi, hi)
         self.assertIs(self.core.saslprep, saslprep)
+        self.assertIs(self.core.Nonce.__init__, nonceInit)
+
+    def test_nonceValid(self) -> None:
+        """
+        A valid nonce is taken without scramp's character walk, and the
+        object is the one scramp's check makes.
+        """
+        value = "fyko+d2lbbFgONRv9qkxdawL" + "3rfcNHYJY1ZVvWVs7j"
+        nonce = self.core.Nonce(value)
+        self.assertEqual(self.core.nonceCalls, [])
+        reference = scrampCore.Nonce.__new__(scrampCore.Nonce)
+        scrampCore.Nonce.__init__.__wrapped__(reference, value)
+        self.assertEqual(vars(nonce), vars(reference))
+
+    def test_nonceInvalid(self) -> None:
+        """
+        Anything else goes to scramp's check, which refuses it with its
+        own error: empty, a comma, a space, DEL, non-ASCII, not a string.
+        """
+        for bad in ("", "a,b", "a b", "ab\x7f", "caf\u00e9", "tab\t", b"bytes"):
+            self.assertRaises(ScramException, self.core.Nonce, bad)
+        self.assertEqual(
+            self.core.nonceCalls, ["", "a,b", "a b", "ab\x7f", "caf\u00e9", "tab\t", b"bytes"]
+        )
+
+    def test_nonceSameAsScramp(self) -> None:
+        """
+        For every character below 0x100, alone and inside a nonce, the
+        fast path accepts exactly what scramp's check accepts.
+        """
+        for code in range(0x100):
+            for candidate in (chr(code), "ab" + chr(code) + "cd"):
+                try:
+                    reference = scrampCore.Nonce.__new__(scrampCore.Nonce)
+                    scrampCore.Nonce.__init__.__wrapped__(reference, candidate)
+                    scrampOk = True
+                except ScramException:
+                    scrampOk = False
+                try:
+                    scrampCore.Nonce(candidate)
+                    fastOk = True
+                except ScramException:
+                    fastOk = False
+                self.assertEqual(fastOk, scrampOk, repr(candidate))
 
     def test_saslprepAsciiUnchanged(self) -> None:
         """

@@ -1,6 +1,6 @@
 # -*- test-case-name: tests.test_stream_sasl -*-
 """
-Two exact speed-ups for scramp, measured on the negotiation benchmark
+Three exact speed-ups for scramp, measured on the negotiation benchmark
 (cProfile of C{bench/negotiation_load.py}):
 
  - C{saslprep} of printable ASCII is the identity (RFC 4013: nothing in
@@ -19,12 +19,19 @@ Two exact speed-ups for scramp, measured on the negotiation benchmark
    L{SALTED_PASSWORDS_KEPT} are kept, in this process's memory, which
    holds the secret itself anyway.
 
+ - A nonce (RFC 5802: printable ASCII but ','; scramp's C{Nonce}) is
+   checked with one regular expression instead of a Python generator
+   over its characters (about 800 calls per negotiation on the router,
+   400 on the component). A nonce the expression refuses goes through
+   scramp's own check, which raises its own error.
+
 The change is global to scramp in this process. L{install} is idempotent;
 C{mechanisms.py} and C{receiving.py} call it. Delete this module if scramp grows both.
 """
 
 from __future__ import annotations
 
+import re
 from collections import OrderedDict
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -80,9 +87,26 @@ def _rememberingHi(original: Callable[..., bytes]) -> Callable[..., bytes]:
     return hi
 
 
+#: What RFC 5802 allows in a nonce, and nothing else: at least one
+#: character of 0x21-0x7E but ','.
+_VALID_NONCE = re.compile(r"[\x21-\x2b\x2d-\x7e]+\Z")
+
+
+def _fastNonceInit(original: Callable[..., None]) -> Callable[..., None]:
+    def __init__(self: Any, nonce: Any) -> None:
+        if type(nonce) is str and _VALID_NONCE.match(nonce):
+            self.nonce = nonce
+            return
+        original(self, nonce)
+
+    __init__.__wrapped__ = original  # type: ignore[attr-defined]
+    return __init__
+
+
 def install(core: Any = _scrampCore) -> None:
     """
-    Wrap C{core.saslprep} and C{core.hi}. Idempotent.
+    Wrap C{core.saslprep}, C{core.hi} and C{core.Nonce.__init__}.
+    Idempotent.
 
     @param core: the module to change; scramp's C{core} unless a test
         passes a stand-in.
@@ -91,3 +115,5 @@ def install(core: Any = _scrampCore) -> None:
         core.saslprep = _fastSaslprep(core.saslprep)
     if not hasattr(core.hi, "__wrapped__"):
         core.hi = _rememberingHi(core.hi)
+    if not hasattr(core.Nonce.__init__, "__wrapped__"):
+        core.Nonce.__init__ = _fastNonceInit(core.Nonce.__init__)
