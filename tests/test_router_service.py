@@ -404,6 +404,17 @@ class BindTests(SynchronousTestCase):
         xs.dataReceived(b"<message to='alpha.example.net'/>")
         self.assertEqual(calls, ["now", "during", "later"])
 
+        def broken() -> None:
+            raise ValueError("bookkeeping went wrong")
+
+        del calls[:]
+        xs.addObserver("/presence", lambda p: xs.afterRead(broken) or xs.afterRead(calls.append, "after"))
+        xs.dataReceived(b"<presence to='alpha.example.net'/>")
+        self.assertEqual(calls, ["after"])
+        self.assertEqual(len(self.flushLoggedErrors(ValueError)), 1)
+        self.assertFalse(xs.transport.disconnecting)
+        self.assertIsNone(xs.streamEnded)
+
     def test_maxNames(self) -> None:
         """
         Beyond C{maxNamesPerSession} a bind gets C{resource-constraint}.

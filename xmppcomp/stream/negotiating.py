@@ -10,11 +10,14 @@ from typing import Any, Callable
 
 from twisted.internet import protocol
 from twisted.internet.interfaces import IReactorTime
+from twisted.logger import Logger
 from twisted.words.protocols.jabber.jid import JID
 from twisted.words.xish import domish
 
 from xmppcomp.ns import NS_STREAMS
 from xmppcomp.stream.xmlstream import XmppXmlStream
+
+_log = Logger()
 
 #: The three stanza kinds (RFC 6120 section 8).
 STANZA_NAMES = frozenset({"message", "presence", "iq"})
@@ -83,7 +86,12 @@ class NegotiatingXmlStream(XmppXmlStream):
             if outer:
                 deferred, self._afterRead = self._afterRead or [], None
                 for f, args, kwargs in deferred:
-                    f(*args, **kwargs)
+                    try:
+                        f(*args, **kwargs)
+                    except Exception:
+                        # Bookkeeping must not break the stream, nor keep
+                        # the rest from running.
+                        _log.failure("after a read, {f!r} failed", f=f)
 
     def afterRead(self, f: Callable[..., object], *args: Any, **kwargs: Any) -> None:
         """
