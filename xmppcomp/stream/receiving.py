@@ -45,6 +45,7 @@ from xmppcomp.stream.xmlstream import (
     DEFAULT_CLOSE_TIMEOUT,
     DEFAULT_MAX_STANZA_DEPTH,
     DEFAULT_MAX_STANZA_SIZE,
+    STREAM_PREFIXES,
     checkHost,
     newStreamId,
     parseStreamHeader,
@@ -364,7 +365,7 @@ class ReceivingAuthenticator(ListenAuthenticator):
         their bytes are made once per distinct value and remembered.
         """
         xs = self.xmlstream
-        cacheable = xs.prefixes == _STREAM_PREFIXES
+        cacheable = xs.prefixes == STREAM_PREFIXES
         key: tuple[object, ...] | None = None
         if self._stage == "sasl":
             sasl = self._sasl = self._newSASLReceiver()
@@ -392,11 +393,12 @@ class ReceivingAuthenticator(ListenAuthenticator):
         return xml
 
     def _features(self) -> list[domish.Element]:
+        """
+        The feature elements of the STARTTLS stage or of the stage after
+        SASL (the SASL stage's come from its L{SASLReceiver}).
+        """
         if self._stage == "tls":
             return [markRequired(domish.Element(STARTTLS))]
-        if self._stage == "sasl":
-            self._sasl = self._newSASLReceiver()
-            return self._sasl.featureElements()
         elements = []
         for feature in self.policy.features:
             element = feature.featureElement(self)
@@ -579,7 +581,6 @@ class ReceivingAuthenticator(ListenAuthenticator):
 
 
 #: See L{ReceivingAuthenticator._featuresXml}.
-_STREAM_PREFIXES = {NS_STREAMS: "stream"}
 _FEATURES_XML_KEPT = 64
 _featuresXmlCache: dict[tuple[object, ...], str] = {}
 

@@ -48,6 +48,7 @@ __all__ = [
     "DEFAULT_MAX_STANZA_SIZE",
     "RestrictedElementStream",
     "RestrictedXMLError",
+    "STREAM_PREFIXES",
     "StanzaTooDeep",
     "StanzaTooLarge",
     "StreamHeader",
@@ -825,9 +826,9 @@ def flushWrites(transport: object) -> bool:
     ):
         return False
     if getattr(transport, "TLS", False):
-        # twisted.protocols.tls.BufferingTLSTransport (Twisted >= 22.8)
-        # aggregates small writes until the next turn; without it (older
-        # Twisted) TLS records are written at once.
+        # twisted.protocols.tls.BufferingTLSTransport aggregates small
+        # writes until the next turn; a TLS layer without that aggregator
+        # makes its records at once.
         aggregator = getattr(getattr(transport, "protocol", None), "_aggregator", None)
         flush = getattr(aggregator, "flush", None)
         if flush is not None:
@@ -838,9 +839,9 @@ def flushWrites(transport: object) -> bool:
     return True
 
 
-#: The prefixes of a stream that declares only C{stream:}, and how its
-#: header starts (see L{XmppXmlStream.sendHeader}).
-_STREAM_PREFIXES = {NS_STREAMS: "stream"}
+#: The prefixes of a stream that declares only C{stream:} (Twisted's
+#: default), and how its header starts (see L{XmppXmlStream.sendHeader}).
+STREAM_PREFIXES = {NS_STREAMS: "stream"}
 _HEADER_START = "<stream:stream xmlns:stream='%s' xmlns='" % (NS_STREAMS,)
 
 
@@ -1150,7 +1151,7 @@ class XmppXmlStream(jabberxmlstream.XmlStream):
 
         Streams that declare prefixes besides C{stream} get Twisted's.
         """
-        if self.prefixes != _STREAM_PREFIXES or self.namespace is None:
+        if self.prefixes != STREAM_PREFIXES or self.namespace is None:
             super().sendHeader()
             return
         parts = [_HEADER_START, domish.escapeToXml(self.namespace, 1), "'"]
