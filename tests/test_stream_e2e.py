@@ -301,6 +301,79 @@ class LoopbackNegotiationTests(TestCase):
         self.assertEqual(set(leftAfterRead), {0})
 
 
+    @defer.inlineCallbacks
+    def test_tlsPreparedAhead(self) -> Any:
+        """
+        The component makes its TLS connection and ClientHello while it
+        waits for the server's first answers
+        (L{xmppcomp.stream.initiating._PreparedTLS}): the connection TLS
+        runs on is the one made before C{<proceed/>} arrived, and
+        negotiation completes over it.
+        """
+        from xmppcomp.stream.initiating import InitiatingAuthenticator
+
+        seen: list[tuple[Any, Any]] = []
+        startTLS = InitiatingAuthenticator._startTLS
+
+        def recordingStartTLS(authenticator: Any) -> None:
+            prepared = authenticator._preparedTLS
+            startTLS(authenticator)
+            seen.append((prepared, tls.tlsConnectionOf(authenticator.xmlstream.transport)))
+
+        self.patch(InitiatingAuthenticator, "_startTLS", recordingStartTLS)
+        result = yield self.negotiate(["SCRAM-SHA-256"])
+        self.assertEqual(result.tlsVersion, "TLSv1.3")
+        ((prepared, connection),) = seen
+        self.assertIsNotNone(prepared)
+        self.assertIsNotNone(connection)
+        self.assertIs(prepared._protocol.getHandle(), connection)
+
+    @defer.inlineCallbacks
+    def assertSameRefusal(self, serverCert: Any, **clientArgs: Any) -> Any:
+        """
+        A certificate refused on the prepared connection fails negotiation
+        with the same reason as on one made at STARTTLS (a given
+        C{tlsCreator} is never prepared ahead).
+        """
+        reasons = []
+        for ahead in (True, False):
+            if not ahead:
+                trust = clientArgs.pop("trust", TRUST)
+                clientArgs["tlsCreator"] = tls.clientTLSOptions(SERVER, trust)
+            self.streams, self.ended = [], []
+            port = self.listen(tls.serverTLSOptions(serverCert))
+            failure = yield self.assertFailure(self.connect(port, **clientArgs), Exception)
+            yield defer.gatherResults(self.ended)
+            reasons.append(type(failure))
+        self.assertEqual(reasons[0], reasons[1])
+        return reasons[0]
+
+    @defer.inlineCallbacks
+    def test_wrongNameRefusedAlike(self) -> Any:
+        """
+        A certificate for another name: the component reports the identity
+        check's error either way.
+        """
+        from service_identity import VerificationError
+
+        reason = yield self.assertSameRefusal(WRONG_NAME_CERT)
+        self.assertTrue(issubclass(reason, VerificationError), reason)
+
+    def test_untrustedRefusedAlike(self) -> Any:
+        """
+        A certificate from an untrusted authority: the same failure either
+        way.
+        """
+        return self.assertSameRefusal(UNTRUSTED_CERT)
+
+    def test_pinMismatchRefusedAlike(self) -> Any:
+        """
+        A certificate other than the pinned one: the same failure either
+        way.
+        """
+        return self.assertSameRefusal(SERVER_CERT, trust=tls.trustPinned(CA.issue(dnsNames=[SERVER])))
+
+
 def _unsent(transport: Any) -> int:
     """
     How many bytes written to a TCP transport (TLS started on it or not)
@@ -311,3 +384,4 @@ def _unsent(transport: Any) -> int:
     if getattr(transport, "TLS", False) and aggregator is not None:
         count += sum(len(chunk) for chunk in aggregator._buffer)
     return count
+
