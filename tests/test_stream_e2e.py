@@ -374,6 +374,40 @@ class LoopbackNegotiationTests(TestCase):
         return self.assertSameRefusal(SERVER_CERT, trust=tls.trustPinned(CA.issue(dnsNames=[SERVER])))
 
 
+    @defer.inlineCallbacks
+    def test_saslPreparedWhenTheOfferRepeats(self) -> Any:
+        """
+        Once a server's SASL offer is known, the component makes its
+        C{<auth/>} for that offer while the server answers the TLS
+        handshake, with the new connection's channel binding; it is sent
+        only if the server makes the same offer again, and authenticates
+        (SCRAM-SHA-256-PLUS: the binding is this connection's). A
+        different offer gets a choice made afresh.
+        """
+        from xmppcomp.stream import initiating
+
+        self.patch(initiating, "_lastOffers", {})
+        used: list[bool] = []
+        startSASL = initiating.InitiatingAuthenticator._startSASL
+
+        def recordingStartSASL(authenticator: Any, *args: Any) -> None:
+            before = authenticator._speculation
+            startSASL(authenticator, *args)
+            used.append(before is not None and authenticator._sasl is before[1])
+
+        self.patch(initiating.InitiatingAuthenticator, "_startSASL", recordingStartSASL)
+        first = yield self.negotiate()
+        second = yield self.negotiate()
+        self.assertEqual(used, [False, True])
+        self.assertEqual((first.mechanism, second.mechanism), ("SCRAM-SHA-256-PLUS", "SCRAM-SHA-256-PLUS"))
+
+        port = self.listen(allowPlain=False)
+        other = yield self.connect(port)
+        yield self.client.closeStream()
+        self.assertEqual(used, [False, True, False])
+        self.assertEqual(other.mechanism, "SCRAM-SHA-256-PLUS")
+
+
 def _unsent(transport: Any) -> int:
     """
     How many bytes written to a TCP transport (TLS started on it or not)

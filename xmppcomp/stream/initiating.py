@@ -149,6 +149,22 @@ class NegotiationResult:
     elapsed: float
 
 
+#: The last SASL offer (mechanisms, channel-binding types) each server
+#: made, by L{_offerKey}: a component reconnects to the same server, which
+#: makes the same offer, so its C{<auth/>} can be made while it waits.
+_lastOffers: dict[tuple[object, ...], tuple[tuple[str, ...], tuple[str, ...] | None]] = {}
+_LAST_OFFERS_KEPT = 64
+
+
+def _offerKey(policy: "InitiatingPolicy") -> tuple[object, ...]:
+    return (
+        policy.serverDomain,
+        policy.identity,
+        None if policy.mechanisms is None else tuple(policy.mechanisms),
+        policy.clientCertificate is not None,
+    )
+
+
 class _NoNegotiationFactory:
     """
     What Twisted's client TLS options read of a TLS protocol's factory
@@ -243,6 +259,7 @@ class InitiatingAuthenticator(ConnectAuthenticator):
         self._started = 0.0
         self._requests: dict[str, defer.Deferred[domish.Element]] = {}
         self._preparedTLS: _PreparedTLS | None = None
+        self._speculation: tuple[tuple[tuple[str, ...], tuple[str, ...] | None], SASLInitiator, domish.Element] | None = None
 
     def associateWithStream(self, xs: NegotiatingXmlStream) -> None:
         super().associateWithStream(xs)
@@ -396,6 +413,48 @@ class InitiatingAuthenticator(ConnectAuthenticator):
         self.tlsActive = True
         xs.sendHeader()
 
+    def tlsHandshakeCompleted(self) -> None:
+        """
+        Our stream's TLS handshake is complete (our Finished and the new
+        stream header are about to leave): if this server's last SASL offer
+        is known, make the C{<auth/>} for it while the server answers.
+        """
+        offer = _lastOffers.get(_offerKey(self.policy))
+        if offer is not None and self._stage == "tls":
+            self._reactor.callLater(0, self._speculateSASL, offer)
+
+    def _speculateSASL(self, offer: tuple[tuple[str, ...], tuple[str, ...] | None]) -> None:
+        """
+        Make the SASL initiator and C{<auth/>} the offer C{offer} would
+        lead to, once our Finished and header are out. L{_startSASL} uses
+        them only if the server makes exactly that offer again, so the
+        choice is the one it would make itself.
+        """
+        if self._stage != "tls" or not self.tlsActive or self.negotiated.called:
+            return
+        xs = self.xmlstream
+        xs.flush()
+        try:
+            mechanism = self._chooseMechanism(list(offer[0]), None if offer[1] is None else list(offer[1]))
+        except NegotiationError:
+            return
+        sasl = SASLInitiator(mechanism)
+        self._speculation = (offer, sasl, sasl.start())
+
+    def _chooseMechanism(self, mechanisms: list[str], serverCbTypes: list[str] | None) -> Any:
+        return chooseMechanism(
+            mechanisms,
+            identity=self.policy.identity,
+            secret=self.policy.secret,
+            channelBinding=tls.channelBindingFor(self.xmlstream.transport, isServer=False),
+            serverCbTypes=serverCbTypes,
+            tlsActive=self.tlsActive,
+            haveClientCertificate=self.policy.clientCertificate is not None,
+            allowed=list(self.policy.mechanisms)
+            if self.policy.mechanisms is not None
+            else None,
+        )
+
     def _startSASL(self, features: domish.Element, offered: list[OfferedFeature]) -> None:
         byKey = {feature.key: feature.element for feature in offered}
         if MECHANISMS not in byKey:
@@ -416,27 +475,29 @@ class InitiatingAuthenticator(ConnectAuthenticator):
                 child.getAttribute("type", "")
                 for child in cbFeature.elements(NS_SASL_CB, "channel-binding")
             ]
-        transport = self.xmlstream.transport
-        try:
-            mechanism = chooseMechanism(
-                mechanisms,
-                identity=self.policy.identity,
-                secret=self.policy.secret,
-                channelBinding=tls.channelBindingFor(transport, isServer=False),
-                serverCbTypes=serverCbTypes,
-                tlsActive=self.tlsActive,
-                haveClientCertificate=self.policy.clientCertificate is not None,
-                allowed=list(self.policy.mechanisms)
-                if self.policy.mechanisms is not None
-                else None,
-            )
-        except NegotiationError as e:
-            self._failAndClose(e)
-            return
-        self.tlsVersion = tls.tlsVersionOf(transport)
+        offer = (tuple(mechanisms), None if serverCbTypes is None else tuple(serverCbTypes))
+        key = _offerKey(self.policy)
+        if _lastOffers.get(key) != offer:
+            if len(_lastOffers) >= _LAST_OFFERS_KEPT:
+                _lastOffers.clear()
+            _lastOffers[key] = offer
+        speculation, self._speculation = self._speculation, None
+        if speculation is not None and speculation[0] == offer:
+            # The same offer as last time: the choice made ahead (with this
+            # connection's channel binding) is the one made now.
+            sasl, auth = speculation[1], speculation[2]
+        else:
+            try:
+                mechanism = self._chooseMechanism(mechanisms, serverCbTypes)
+            except NegotiationError as e:
+                self._failAndClose(e)
+                return
+            sasl = SASLInitiator(mechanism)
+            auth = sasl.start()
+        self.tlsVersion = tls.tlsVersionOf(self.xmlstream.transport)
         self._stage = "sasl"
-        self._sasl = SASLInitiator(mechanism)
-        self.xmlstream.send(self._sasl.start())
+        self._sasl = sasl
+        self.xmlstream.send(auth)
 
     def _onSASL(self, element: domish.Element) -> None:
         assert self._sasl is not None

@@ -9,10 +9,11 @@ from __future__ import annotations
 from typing import Any, Callable
 
 from twisted.internet import protocol
-from twisted.internet.interfaces import IReactorTime
+from twisted.internet.interfaces import IHandshakeListener, IReactorTime
 from twisted.logger import Logger
 from twisted.words.protocols.jabber.jid import JID
 from twisted.words.xish import domish
+from zope.interface import implementer
 
 from xmppcomp.ns import NS_STREAMS
 from xmppcomp.stream.xmlstream import XmppXmlStream
@@ -42,6 +43,7 @@ def isStanza(element: domish.Element) -> bool:
     )
 
 
+@implementer(IHandshakeListener)
 class NegotiatingXmlStream(XmppXmlStream):
     """
     An L{XmppXmlStream} whose authenticator sees every first-level element
@@ -92,6 +94,15 @@ class NegotiatingXmlStream(XmppXmlStream):
                         # Bookkeeping must not break the stream, nor keep
                         # the rest from running.
                         _log.failure("after a read, {f!r} failed", f=f)
+
+    def handshakeCompleted(self) -> None:
+        """
+        The TLS layer under this stream finished its handshake: tell the
+        authenticator, if it wants to know (C{tlsHandshakeCompleted}).
+        """
+        completed = getattr(self.authenticator, "tlsHandshakeCompleted", None)
+        if completed is not None:
+            completed()
 
     def afterRead(self, f: Callable[..., object], *args: Any, **kwargs: Any) -> None:
         """
