@@ -321,12 +321,23 @@ class LoopbackNegotiationTests(TestCase):
             seen.append((prepared, tls.tlsConnectionOf(authenticator.xmlstream.transport)))
 
         self.patch(InitiatingAuthenticator, "_startTLS", recordingStartTLS)
+        # The ClientHello leaves before the rest of the setup (the stream
+        # reset, the new header).
+        unsentAtSetup: list[tuple[Any, int]] = []
+        keep = tls.keepTLSDeclarations
+
+        def recordingKeep(transport: Any) -> None:
+            unsentAtSetup.append((transport, _unsent(transport)))
+            keep(transport)
+
+        self.patch(tls, "keepTLSDeclarations", recordingKeep)
         result = yield self.negotiate(["SCRAM-SHA-256"])
         self.assertEqual(result.tlsVersion, "TLSv1.3")
         ((prepared, connection),) = seen
         self.assertIsNotNone(prepared)
         self.assertIsNotNone(connection)
         self.assertIs(prepared._protocol.getHandle(), connection)
+        self.assertIn((self.client.transport, 0), unsentAtSetup)
 
     @defer.inlineCallbacks
     def assertSameRefusal(self, serverCert: Any, **clientArgs: Any) -> Any:

@@ -394,6 +394,21 @@ class FeatureHookTests(SynchronousTestCase):
         )
         self.assertEqual(self.h.authd, [])
 
+    def test_featuresMadeAhead(self) -> None:
+        """
+        The features that answer the header after SASL are made as soon as
+        SASL succeeded, while the peer restarts its stream, then sent as
+        they are.
+        """
+        ahead = self.h.xs.authenticator._nextFeaturesXml
+        self.assertIsNotNone(ahead)
+        self.assertIn("<go xmlns='%s'><required/></go>" % (TEST_NS,), ahead)
+        read(self.h.transport, self.h.reader)
+        data = header()
+        self.h.xs.dataReceived(data.encode() if isinstance(data, str) else data)
+        self.assertIn(ahead.encode("utf-8"), self.h.transport.value())
+        self.assertIsNone(self.h.xs.authenticator._nextFeaturesXml)
+
     def test_stanzaBeforeFeature(self) -> None:
         """
         A stanza the feature does not consume gets C{not-authorized}.

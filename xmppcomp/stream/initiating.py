@@ -408,6 +408,8 @@ class InitiatingAuthenticator(ConnectAuthenticator):
         options = prepared if prepared is not None else self.policy.tlsOptions()
         # STARTTLS is only offered over TCP, whose transports provide it.
         cast(ITLSTransport, xs.transport).startTLS(options)
+        # The ClientHello leaves before the rest of the setup.
+        xs.flush()
         tls.keepTLSDeclarations(xs.transport)
         xs.reset()
         self.tlsActive = True

@@ -295,6 +295,8 @@ class ReceivingAuthenticator(ListenAuthenticator):
         self._timeout: object | None = None
         self._started = 0.0
         self._source: str | None = None
+        #: The features made ahead for the header that follows SASL.
+        self._nextFeaturesXml: str | None = None
 
     def associateWithStream(self, xs: NegotiatingXmlStream) -> None:
         super().associateWithStream(xs)
@@ -353,7 +355,8 @@ class ReceivingAuthenticator(ListenAuthenticator):
         elif header.from_:
             xs.otherEntity = parseJID(header.from_)
         xs.sendHeader()
-        xs.send(self._featuresXml())
+        features, self._nextFeaturesXml = self._nextFeaturesXml, None
+        xs.send(features if features is not None else self._featuresXml())
         if self._stage == "features":
             self.checkComplete()
 
@@ -525,16 +528,25 @@ class ReceivingAuthenticator(ListenAuthenticator):
         if step.identity is not None:
             self.identity = step.identity
             self.mechanism = self._sasl.mechanism
-            log.debug(
-                "{peer} authenticated as {identity} with {mechanism}",
-                peer=peerOf(xs),
-                identity=self.identity,
-                mechanism=self.mechanism,
-            )
             xs.reset()
             self._stage = "features"
+            # While the peer restarts its stream, make the features we
+            # will answer its header with.
+            afterRead = getattr(xs, "afterRead", None) or callNow
+            afterRead(self._authenticated)
         elif step.tooManyFailures:
             self._refuse("policy-violation", "too many failed authentication attempts")
+
+    def _authenticated(self) -> None:
+        xs = self.xmlstream
+        log.debug(
+            "{peer} authenticated as {identity} with {mechanism}",
+            peer=peerOf(xs),
+            identity=self.identity,
+            mechanism=self.mechanism,
+        )
+        if self._stage == "features" and self._nextFeaturesXml is None:
+            self._nextFeaturesXml = self._featuresXml()
 
     def checkComplete(self) -> None:
         """
