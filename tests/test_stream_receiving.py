@@ -409,6 +409,44 @@ class FeatureHookTests(SynchronousTestCase):
         self.assertIn(ahead.encode("utf-8"), self.h.transport.value())
         self.assertIsNone(self.h.xs.authenticator._nextFeaturesXml)
 
+    def test_completesAfterTheRead(self) -> None:
+        """
+        The element that makes negotiation complete is answered, and so is
+        the next one a feature takes in the same read (a component sends
+        all its bind requests at once), before the session is set up: the
+        authenticated event fires once the read is handled.
+        """
+        self.h.send(header())
+        order: list[str] = []
+        write = self.h.transport.write
+
+        def recordingWrite(data: bytes) -> None:
+            order.append("answer")
+            write(data)
+
+        self.h.transport.write = recordingWrite  # type: ignore[method-assign]
+        self.h.xs.addObserver(STREAM_AUTHD_EVENT, lambda xs: order.append("authenticated"))
+        go = b"<iq type='set' id='%s'><go xmlns='" + TEST_NS.encode() + b"'/></iq>"
+        self.h.xs.dataReceived(go % (b"g1",) + go % (b"g2",))
+        self.assertEqual(order, ["answer", "answer", "authenticated"])
+
+    def test_stanzaRightAfterCompletion(self) -> None:
+        """
+        A stanza in the same read as the element that completed
+        negotiation completes it first, then goes where a negotiated
+        stream's stanzas go: not refused.
+        """
+        self.h.send(header())
+        seen: list[str] = []
+        self.h.xs.addObserver(STREAM_AUTHD_EVENT, lambda xs: seen.append("authenticated"))
+        self.h.xs.addObserver("/message", lambda m: seen.append(m["to"]))
+        elements = self.h.send(
+            "<iq type='set' id='g1'><go xmlns='%s'/></iq><message to='x@example.net'/>" % (TEST_NS,)
+        )
+        self.assertEqual([(e.name, e.getAttribute("type")) for e in elements], [("iq", "result")])
+        self.assertEqual(seen, ["authenticated", "x@example.net"])
+        self.assertTrue(self.h.xs.negotiated)
+
     def test_stanzaBeforeFeature(self) -> None:
         """
         A stanza the feature does not consume gets C{not-authorized}.

@@ -116,15 +116,15 @@ class NegotiatingXmlStream(XmppXmlStream):
             self._afterRead.append((f, args, kwargs))
 
     def onElement(self, element: domish.Element) -> None:
-        if self.negotiated and self.elementHandler is not None:
-            if element.uri != NS_STREAMS:
-                self.elementHandler(element)
-                return
-        elif (
+        if (
             not self.negotiated
             and not (element.uri == NS_STREAMS and element.name == "error")
             and self.authenticator.interceptElement(element)
         ):
+            return
+        # (Intercepting may have completed negotiation.)
+        if self.negotiated and self.elementHandler is not None and element.uri != NS_STREAMS:
+            self.elementHandler(element)
             return
         XmppXmlStream.onElement(self, element)
 

@@ -271,8 +271,10 @@ class ReceivingAuthenticator(ListenAuthenticator):
         C{None}.
     @ivar tlsActive: whether STARTTLS completed.
     @ivar mechanism: the SASL mechanism that succeeded.
-    @ivar _stage: C{"tls"}, C{"sasl"}, C{"features"}, C{"complete"}, or
-        C{"refused"} once a stream error was sent: from then on whatever
+    @ivar _stage: C{"tls"}, C{"sasl"}, C{"features"}, C{"completing"}
+        (nothing is required any more: complete once the read being
+        handled is done), C{"complete"}, or C{"refused"} once a stream
+        error was sent: from then on whatever
         the peer sends while the stream closes is dropped, so a refused
         stream can never start TLS, authenticate or bind.
     """
@@ -448,6 +450,15 @@ class ReceivingAuthenticator(ListenAuthenticator):
                 return self._refuse(
                     "policy-violation", "TLS cannot be negotiated at this point"
                 )
+        elif self._stage == "completing":
+            # Negotiation completes once this read is handled; more bind
+            # requests are still answered here, anything else completes it
+            # now and goes where a negotiated stream's elements go.
+            for feature in self.policy.features:
+                if feature.handleElement(self, element):
+                    return True
+            self._complete()
+            return False
         else:
             for feature in self.policy.features:
                 if feature.handleElement(self, element):
@@ -556,6 +567,17 @@ class ReceivingAuthenticator(ListenAuthenticator):
         if self._stage != "features":
             return
         if any(feature.isRequired(self) for feature in self.policy.features):
+            return
+        # Complete once the read being handled is done: a component sends
+        # all its bind requests at once, and they are all answered (and
+        # the answers flushed) before the session is set up. Anything else
+        # in the same read completes it first (interceptElement).
+        self._stage = "completing"
+        afterRead = getattr(self.xmlstream, "afterRead", None) or callNow
+        afterRead(self._complete)
+
+    def _complete(self) -> None:
+        if self._stage != "completing":
             return
         self._stage = "complete"
         self._cancelTimeout()
