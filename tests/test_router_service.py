@@ -22,7 +22,7 @@ from xmppcomp.config import RouterLimits
 from xmppcomp.ns import NS_COMPONENT_0, NS_COMPONENT_TMP, NS_DISCO_INFO, NS_PING
 from xmppcomp.router.service import Router
 from xmppcomp.stream.bind import BindError, BindInitiator, bind, unbind
-from xmppcomp.stream.initiating import InitiatingFactory, InitiatingPolicy
+from xmppcomp.stream.initiating import InitiatingAuthenticator, InitiatingFactory, InitiatingPolicy
 from xmppcomp.stream.receiving import ReceivingFactory, ReceivingPolicy
 from xmppcomp.stream.sasl import MemoryCredentialStore
 
@@ -414,6 +414,47 @@ class BindTests(SynchronousTestCase):
         self.assertEqual(len(self.flushLoggedErrors(ValueError)), 1)
         self.assertFalse(xs.transport.disconnecting)
         self.assertIsNone(xs.streamEnded)
+
+    def test_bindRequestsMadeAhead(self) -> None:
+        """
+        Once SASL has succeeded, while the router restarts the stream, the
+        component makes its bind requests (serialised as the stream sends
+        them); the requests it sends are those, and bind the names.
+        """
+        made: list[list[str]] = []
+        prepare = BindInitiator.prepare
+
+        def recordingPrepare(binder: Any, xs: Any, namespace: str) -> None:
+            prepare(binder, xs, namespace)
+            made.append([xml for iq, xml in binder._prepared[2]])
+
+        self.patch(BindInitiator, "prepare", recordingPrepare)
+        sent: list[str] = []
+        send = InitiatingAuthenticator.request
+
+        def recordingRequest(authenticator: Any, iq: Any, xml: Any = None) -> Any:
+            sent.append(xml)
+            return send(authenticator, iq, xml)
+
+        self.patch(InitiatingAuthenticator, "request", recordingRequest)
+        alpha = self.h.component("alpha.example.net", "alpha.example.net", "chat.alpha.example.net")
+        self.assertEqual(alpha.binder.bound, ["alpha.example.net", "chat.alpha.example.net"])
+        self.assertEqual(len(made), 2)  # asked by both bind namespaces, made once
+        self.assertEqual(made[0], made[1])
+        self.assertEqual(sent, made[0])
+        self.assertIn("<hostname>chat.alpha.example.net</hostname>", sent[1])
+
+    def test_requestSerialisedAheadNeedsItsId(self) -> None:
+        """
+        A request serialised ahead must carry the id it was serialised
+        with.
+        """
+        component, negotiated = self.h.connect("alpha.example.net")
+        iq = domish.Element((None, "iq"))
+        iq["type"] = "get"
+        authenticator = InitiatingAuthenticator(component.xs.authenticator.policy, self.h.clock)
+        authenticator.xmlstream = component.xs
+        self.assertRaises(ValueError, authenticator.request, iq, "<iq type='get'/>")
 
     def test_maxNames(self) -> None:
         """

@@ -104,6 +104,10 @@ class IInitiatingFeature(Interface):
     """
     The initiating side of a stream feature negotiated after SASL (for
     example the XEP-0225 hostname bind).
+
+    A feature may also have a C{prepare(xmlstream)} method: it is called
+    once SASL has succeeded, while the server restarts the stream, to make
+    ahead what C{negotiate} will send.
     """
 
     key = Attribute("C{(namespace, name)} of the advertised feature element.")

@@ -363,7 +363,13 @@ class _BindFeatureInitiator:
     key: tuple[str, str]
     owner: "BindInitiator"
 
+    def prepare(self, xmlstream: object) -> None:
+        self.owner.prepare(xmlstream, self.key[0])
+
     def negotiate(self, xmlstream: object, feature: domish.Element) -> defer.Deferred[None]:
+        if self.owner._stream is xmlstream:
+            # The other namespace's feature bound every name already.
+            return defer.succeed(None)
         return self.owner.negotiate(xmlstream, self.key[0])
 
 
@@ -394,12 +400,29 @@ class BindInitiator:
         self.namespace: str | None = None
         self.bound: list[str] = []
         self._stream: object | None = None
+        self._prepared: tuple[object, str, list[tuple[domish.Element, str]]] | None = None
 
     def features(self) -> list[IInitiatingFeature]:
         """
         The initiating features to register, one per bind namespace.
         """
         return [_BindFeatureInitiator((namespace, "bind"), self) for namespace in BIND_NAMESPACES]
+
+    def prepare(self, xs: Any, namespace: str) -> None:
+        """
+        Make the bind requests of C{xs} in C{namespace}, serialised as the
+        stream sends them, ahead of the features that ask for them (the
+        first namespace to ask is the one servers advertise first).
+        """
+        if self._prepared is not None and self._prepared[0] is xs:
+            return
+        requests = []
+        for hostname in self.hostnames:
+            iq = bindRequest(hostname, namespace)
+            requests.append(
+                (iq, iq.toXml(prefixes=xs.prefixes, defaultUri=xs.namespace, prefixesInScope=list(xs.prefixes.values())))
+            )
+        self._prepared = (xs, namespace, requests)
 
     @defer.inlineCallbacks
     def negotiate(self, xs: object, namespace: str) -> defer.Generator[defer.Deferred[Any], Any, None]:
@@ -422,9 +445,15 @@ class BindInitiator:
             # Under xmppcomp's InitiatingAuthenticator: the answers are
             # matched before dispatch, and the negotiation timeout bounds
             # the wait (no IQ tracker, no timer per request).
+            prepared, self._prepared = self._prepared, None
+            made: list[tuple[domish.Element, str | None]]
+            if prepared is not None and prepared[0] is xs and prepared[1] == namespace:
+                made = list(prepared[2])
+            else:
+                made = [(bindRequest(hostname, namespace), None) for hostname in self.hostnames]
             requests = [
-                request(bindRequest(hostname, namespace)).addCallback(boundHostname, namespace, hostname)
-                for hostname in self.hostnames
+                request(iq, xml).addCallback(boundHostname, namespace, hostname)
+                for hostname, (iq, xml) in zip(self.hostnames, made)
             ]
         else:
             requests = [bind(xs, hostname, namespace, self.timeout) for hostname in self.hostnames]

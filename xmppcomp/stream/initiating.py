@@ -329,7 +329,7 @@ class InitiatingAuthenticator(ConnectAuthenticator):
             return self._answered(element)
         return False
 
-    def request(self, iq: domish.Element) -> defer.Deferred[domish.Element]:
+    def request(self, iq: domish.Element, xml: str | None = None) -> defer.Deferred[domish.Element]:
         """
         Send an IQ request while negotiating, for a feature negotiated
         after SASL (such as the hostname bind), and get its answer.
@@ -339,6 +339,9 @@ class InitiatingAuthenticator(ConnectAuthenticator):
 
         @param iq: an C{<iq type='get'/>} or C{type='set'}; it is given a
             unique C{id} if it has none.
+        @param xml: C{iq} serialised as this stream sends it, made ahead
+            (then C{iq} must have its C{id} already); C{None}: serialise
+            it now.
         @return: a L{Deferred} firing with the C{result}, failing with the
             L{twisted.words.protocols.jabber.error.StanzaError} of an
             C{error}, or with why negotiation stopped if it stops first.
@@ -346,10 +349,12 @@ class InitiatingAuthenticator(ConnectAuthenticator):
         if self._stage == "failed" or self.negotiated.called:
             return defer.fail(NegotiationError("not negotiating: no request can be sent"))
         if not iq.getAttribute("id"):
+            if xml is not None:
+                raise ValueError("a request serialised ahead needs its id")
             iq.addUniqueId()
         d: defer.Deferred[domish.Element] = defer.Deferred()
         self._requests[iq["id"]] = d
-        self.xmlstream.send(iq)
+        self.xmlstream.send(iq if xml is None else xml)
         return d
 
     def _answered(self, iq: domish.Element) -> bool:
@@ -521,6 +526,20 @@ class InitiatingAuthenticator(ConnectAuthenticator):
             self._stage = "features-pending"
             xs.reset()
             xs.sendHeader()
+            # While the server restarts its stream: features that can make
+            # their requests ahead (the hostname bind) do.
+            xs.afterRead(self._prepareFeatures)
+
+    def _prepareFeatures(self) -> None:
+        if self._stage != "features-pending":
+            return
+        for feature in self.policy.features:
+            prepare = getattr(feature, "prepare", None)
+            if prepare is not None:
+                try:
+                    prepare(self.xmlstream)
+                except Exception:
+                    log.failure("preparing {feature!r} ahead failed", feature=feature)
 
     def _walk(self, offered: list[OfferedFeature]) -> None:
         known = {feature.key: feature for feature in self.policy.features}
@@ -561,6 +580,9 @@ class InitiatingAuthenticator(ConnectAuthenticator):
             streamId=xs.sid,
             elapsed=self._reactor.seconds() - self._started,
         )
+        xs.dispatch(xs, STREAM_AUTHD_EVENT)
+        self.negotiated.callback(result)
+        # Logged once the stream is handed over.
         log.info(
             "stream to {server} negotiated as {identity} ({mechanism}, {tls}) "
             "in {ms:.1f} ms",
@@ -570,8 +592,6 @@ class InitiatingAuthenticator(ConnectAuthenticator):
             tls=result.tlsVersion or "no TLS",
             ms=result.elapsed * 1000,
         )
-        xs.dispatch(xs, STREAM_AUTHD_EVENT)
-        self.negotiated.callback(result)
 
     def _fail(self, reason: Exception | Failure) -> None:
         self._cancelTimeout()
