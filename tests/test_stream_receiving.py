@@ -465,6 +465,41 @@ class FeatureHookTests(SynchronousTestCase):
         self.assertEqual(self.h.authd, [self.h.xs])
 
 
+class AfterReadTests(SynchronousTestCase):
+    """
+    L{NegotiatingXmlStream.afterRead} while negotiating.
+    """
+
+    def test_afterTheRead(self) -> None:
+        """
+        Outside a read it calls at once; inside one, once the read is
+        handled and its answers flushed; a callback that fails is logged,
+        the others still run and the stream stays up.
+        """
+        h = Harness()
+        calls: list[str] = []
+        h.xs.afterRead(calls.append, "now")
+        self.assertEqual(calls, ["now"])
+        intercept = h.xs.authenticator.interceptElement
+
+        def broken() -> None:
+            raise ValueError("bookkeeping went wrong")
+
+        def watching(element: domish.Element) -> bool:
+            h.xs.afterRead(broken)
+            h.xs.afterRead(calls.append, "after the read")
+            calls.append("during")
+            return bool(intercept(element))
+
+        h.xs.authenticator.interceptElement = watching  # type: ignore[method-assign]
+        h.send(header())
+        (proceed,) = h.send("<starttls xmlns='%s'/>" % (NS_TLS,))
+        self.assertEqual(proceed.name, "proceed")
+        self.assertEqual(calls, ["now", "during", "after the read"])
+        self.assertEqual(len(self.flushLoggedErrors(ValueError)), 1)
+        self.assertIsNone(h.xs.streamEnded)
+
+
 class TimeoutTests(SynchronousTestCase):
     """
     Negotiation is bounded in time.

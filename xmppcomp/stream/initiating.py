@@ -12,6 +12,7 @@ from __future__ import annotations
 from typing import Any, Iterable, Sequence, cast
 
 import attrs
+from OpenSSL import SSL
 from twisted.internet import defer
 from twisted.internet.interfaces import (
     IOpenSSLClientConnectionCreator,
@@ -19,8 +20,6 @@ from twisted.internet.interfaces import (
     ITLSTransport,
 )
 from twisted.internet.ssl import PrivateCertificate
-from OpenSSL import SSL
-from zope.interface import implementer
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 from twisted.words.protocols.jabber import jid
@@ -32,6 +31,7 @@ from twisted.words.protocols.jabber.xmlstream import (
 )
 from twisted.words.xish import domish
 from twisted.words.xish.xmlstream import STREAM_END_EVENT, STREAM_ERROR_EVENT
+from zope.interface import implementer
 
 from xmppcomp.errors import NegotiationError, SASLFailure, TLSRequiredError
 from xmppcomp.interfaces import IInitiatingFeature

@@ -72,18 +72,20 @@ class NegotiatingXmlStream(XmppXmlStream):
     _afterRead: list[tuple[Callable[..., object], tuple[Any, ...], dict[str, Any]]] | None = None
 
     def dataReceived(self, data: bytes) -> None:
-        negotiating = not self.negotiated
+        if self.negotiated:
+            # Routing: nothing is deferred (afterRead calls at once), and
+            # the reactor flushes once per turn, for every session alike.
+            XmppXmlStream.dataReceived(self, data)
+            return
         outer = self._afterRead is None
         if outer:
             self._afterRead = []
         try:
             XmppXmlStream.dataReceived(self, data)
-            if negotiating:
-                # The peer waits for our answer at every step of
-                # negotiation: hand it to the kernel now rather than a
-                # reactor turn or two later (see
-                # xmppcomp.stream.xmlstream.flushWrites).
-                self.flush()
+            # The peer waits for our answer at every step of negotiation:
+            # hand it to the kernel now rather than a reactor turn or two
+            # later (see xmppcomp.stream.xmlstream.flushWrites).
+            self.flush()
         finally:
             if outer:
                 deferred, self._afterRead = self._afterRead or [], None
@@ -108,7 +110,8 @@ class NegotiatingXmlStream(XmppXmlStream):
         """
         Call C{f(*args, **kwargs)} once the read being handled is done and
         its answers are flushed: for bookkeeping, such as log lines, that
-        the peer need not wait for. Outside a read, call it now.
+        the peer need not wait for. Outside a read of a negotiating stream
+        (and once negotiated), call it now.
         """
         if self._afterRead is None:
             f(*args, **kwargs)
