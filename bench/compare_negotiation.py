@@ -49,6 +49,8 @@ def worker(repo: str) -> None:
     gc.set_threshold(*GC_THRESHOLDS)
     directory = tempfile.mkdtemp(prefix="xmppcomp-bench-compare-")
     files = _common.RouterFiles(directory, nl.DOMAIN, {nl.IDENTITY: nl.SECRET}, {})
+    # What negotiation_load.startRouter does, written out: older
+    # checkouts, compared against, do not have it.
     spec = {
         "domain": nl.DOMAIN,
         "credentials": files.credentials,

@@ -113,6 +113,29 @@ class Load:
         }
 
 
+def startRouter(directory: str, files: _common.RouterFiles, script: str, *extra: str) -> tuple[Any, dict[str, Any]]:
+    """
+    Start the router of this benchmark (C{script}: C{_router_ours.py}, or
+    one that runs it with hooks, given the spec's path first and C{extra}
+    after) with its spec written in C{directory}.
+
+    @return: the process and the ports it printed.
+    """
+    spec = {
+        "domain": DOMAIN,
+        "credentials": files.credentials,
+        "certificate": files.certificate,
+        "key": files.key,
+        "authorization": {IDENTITY: ["*." + IDENTITY]},
+        "log": os.path.join(directory, "router.log"),
+        "limits": {"maxSessions": 10000},
+    }
+    specPath = os.path.join(directory, "router.json")
+    with open(specPath, "w") as f:
+        json.dump(spec, f)
+    return _common.startPython(script, specPath, *extra, logPath=os.path.join(directory, "router.err"))
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--runs", type=int, default=5)
@@ -129,20 +152,8 @@ def main() -> None:
     gc.set_threshold(*GC_THRESHOLDS)
     directory = tempfile.mkdtemp(prefix="xmppcomp-bench-negotiation-")
     files = _common.RouterFiles(directory, DOMAIN, {IDENTITY: SECRET}, {})
-    spec = {
-        "domain": DOMAIN,
-        "credentials": files.credentials,
-        "certificate": files.certificate,
-        "key": files.key,
-        "authorization": {IDENTITY: ["*." + IDENTITY]},
-        "log": os.path.join(directory, "router.log"),
-        "limits": {"maxSessions": 10000},
-    }
-    specPath = os.path.join(directory, "router.json")
-    with open(specPath, "w") as f:
-        json.dump(spec, f)
-    args = [specPath] + (["--cprofile", arguments.cprofile] if arguments.cprofile else [])
-    process, info = _common.startPython("_router_ours.py", *args, logPath=os.path.join(directory, "router.err"))
+    extra = ["--cprofile", arguments.cprofile] if arguments.cprofile else []
+    process, info = startRouter(directory, files, "_router_ours.py", *extra)
     outcome: dict[str, Any] = {}
 
     levels = [int(c) for c in arguments.concurrency.split(",")]

@@ -21,7 +21,6 @@ bounded in count.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import pickle
 import sys
@@ -118,22 +117,9 @@ def main() -> None:
     install("component")
     directory = tempfile.mkdtemp(prefix="xmppcomp-bench-timeline-")
     files = _common.RouterFiles(directory, nl.DOMAIN, {nl.IDENTITY: nl.SECRET}, {})
-    spec = {
-        "domain": nl.DOMAIN,
-        "credentials": files.credentials,
-        "certificate": files.certificate,
-        "key": files.key,
-        "authorization": {nl.IDENTITY: ["*." + nl.IDENTITY]},
-        "log": os.path.join(directory, "router.log"),
-        "limits": {"maxSessions": 10000},
-    }
-    specPath = os.path.join(directory, "router.json")
     eventsPath = os.path.join(directory, "router.events")
-    with open(specPath, "w") as f:
-        json.dump(spec, f)
-    process, info = _common.startPython(
-        os.path.abspath(__file__), "--router", specPath, eventsPath, logPath=os.path.join(directory, "router.err")
-    )
+    # The spec's path comes first, then this script's arguments.
+    process, info = nl.startRouter(directory, files, os.path.abspath(__file__), "--events", eventsPath)
     runs: list[tuple[float, float, list[tuple[float, str, str, object]]]] = []
 
     @defer.inlineCallbacks
@@ -172,7 +158,7 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    if len(sys.argv) > 3 and sys.argv[1] == "--router":
-        router(sys.argv[2], sys.argv[3])
+    if len(sys.argv) == 4 and sys.argv[2] == "--events":
+        router(sys.argv[1], sys.argv[3])
     else:
         main()
