@@ -169,6 +169,32 @@ def startPython(script: str, *args: str, logPath: str) -> tuple[subprocess.Popen
     return process, json.loads(line)
 
 
+def startOurRouter(
+    directory: str, files: "RouterFiles", identity: str, maxSessions: int, script: str = "_router_ours.py", *extra: str
+) -> tuple[subprocess.Popen[bytes], dict[str, Any]]:
+    """
+    Start our router (C{script}: C{_router_ours.py}, or one that runs it
+    with hooks, given the spec's path first and C{extra} after) for
+    C{files}' domain, with C{identity} allowed to bind the names below it,
+    its spec and log in C{directory}.
+
+    @return: the process and the ports it printed.
+    """
+    spec = {
+        "domain": files.domain,
+        "credentials": files.credentials,
+        "certificate": files.certificate,
+        "key": files.key,
+        "authorization": {identity: ["*." + identity]},
+        "log": os.path.join(directory, "router.log"),
+        "limits": {"maxSessions": maxSessions},
+    }
+    specPath = os.path.join(directory, "router.json")
+    with open(specPath, "w") as f:
+        json.dump(spec, f)
+    return startPython(script, specPath, *extra, logPath=os.path.join(directory, "router.err"))
+
+
 def stop(process: subprocess.Popen[Any], timeout: float = 15.0) -> None:
     """
     SIGTERM, then SIGKILL if the process is still there after C{timeout}.

@@ -13,7 +13,6 @@ Run by hand, never by the test suite. Loopback only, bounded.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import shutil
 import sys
@@ -78,19 +77,7 @@ class Sessions:
 
 @defer.inlineCallbacks
 def oneRun(directory: str, files: _common.RouterFiles, sessions: int) -> Any:
-    spec = {
-        "domain": DOMAIN,
-        "credentials": files.credentials,
-        "certificate": files.certificate,
-        "key": files.key,
-        "authorization": {IDENTITY: ["*." + IDENTITY]},
-        "log": os.path.join(directory, "router.log"),
-        "limits": {"maxSessions": sessions + 100},
-    }
-    specPath = os.path.join(directory, "router.json")
-    with open(specPath, "w") as f:
-        json.dump(spec, f)
-    process, info = _common.startPython("_router_ours.py", specPath, logPath=os.path.join(directory, "router.err"))
+    process, info = _common.startOurRouter(directory, files, IDENTITY, sessions + 100)
     try:
         load = Sessions(info["xep0225"], files)
         yield load.openMany(20)

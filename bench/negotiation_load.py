@@ -21,7 +21,6 @@ Run by hand, never by the test suite. Loopback only, bounded in time.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import shutil
 import sys
@@ -117,23 +116,11 @@ def startRouter(directory: str, files: _common.RouterFiles, script: str, *extra:
     """
     Start the router of this benchmark (C{script}: C{_router_ours.py}, or
     one that runs it with hooks, given the spec's path first and C{extra}
-    after) with its spec written in C{directory}.
+    after).
 
     @return: the process and the ports it printed.
     """
-    spec = {
-        "domain": DOMAIN,
-        "credentials": files.credentials,
-        "certificate": files.certificate,
-        "key": files.key,
-        "authorization": {IDENTITY: ["*." + IDENTITY]},
-        "log": os.path.join(directory, "router.log"),
-        "limits": {"maxSessions": 10000},
-    }
-    specPath = os.path.join(directory, "router.json")
-    with open(specPath, "w") as f:
-        json.dump(spec, f)
-    return _common.startPython(script, specPath, *extra, logPath=os.path.join(directory, "router.err"))
+    return _common.startOurRouter(directory, files, IDENTITY, 10000, script, *extra)
 
 
 def main() -> None:
