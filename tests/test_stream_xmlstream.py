@@ -1232,8 +1232,8 @@ class SendHeaderTests(SynchronousTestCase):
     def test_sameAsTwisted(self) -> None:
         """
         For each kind of header the negotiations send (receiving with an
-        id, initiating, XEP-0114 without a version, addresses that need
-        escaping), the bytes are Twisted's.
+        id, initiating, XEP-0114 without a version, an id that needs
+        escaping, no addresses), the bytes are Twisted's.
         """
         cases: list[dict[str, Any]] = [
             dict(namespace="jabber:client", thisEntity=jid.JID("example.net"),
