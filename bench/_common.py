@@ -15,7 +15,7 @@ import statistics
 import subprocess
 import sys
 import time
-from typing import Any, Iterable, Sequence
+from typing import Any, Callable, Iterable, Sequence
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
@@ -193,6 +193,24 @@ def startOurRouter(
     with open(specPath, "w") as f:
         json.dump(spec, f)
     return startPython(script, specPath, *extra, logPath=os.path.join(directory, "router.err"))
+
+
+def runWithRouter(process: subprocess.Popen[Any], go: Callable[[], object]) -> None:
+    """
+    Run the reactor with C{go} called once it runs (after freezing the
+    startup objects, as twistd's plugins do), then stop the router
+    C{process}, whatever happened. C{go} stops the reactor.
+    """
+    import gc
+
+    from twisted.internet import reactor
+
+    try:
+        reactor.callWhenRunning(gc.freeze)
+        reactor.callWhenRunning(go)
+        reactor.run()
+    finally:
+        stop(process)
 
 
 def stop(process: subprocess.Popen[Any], timeout: float = 15.0) -> None:

@@ -161,11 +161,8 @@ def main() -> None:
             reactor.stop()
 
     try:
-        reactor.callWhenRunning(gc.freeze)
-        reactor.callWhenRunning(go)
-        reactor.run()
+        _common.runWithRouter(process, go)
     finally:
-        _common.stop(process)
         shutil.rmtree(directory, ignore_errors=True)
     if "error" in outcome or "levels" not in outcome:
         raise SystemExit("negotiation benchmark failed: %s" % (outcome.get("error"),))

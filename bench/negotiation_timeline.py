@@ -134,12 +134,7 @@ def main() -> None:
         finally:
             reactor.stop()
 
-    try:
-        reactor.callWhenRunning(gc.freeze)
-        reactor.callWhenRunning(go)
-        reactor.run()
-    finally:
-        _common.stop(process)
+    _common.runWithRouter(process, go)
     with open(eventsPath, "rb") as f:
         routerEvents = pickle.load(f)
     shutil.rmtree(directory, ignore_errors=True)

@@ -355,7 +355,7 @@ class Router:
                 to = stanza.getAttribute("to")
                 if not to or domainOf(to) == self.domain:
                     if session.kind == "xep0225" and session.binder is not None:
-                        session.binder.handle(stanza, session.send, getattr(session.xmlstream, "afterRead", None))
+                        session.binder.handle(stanza, session.send)
                     else:
                         session.send(StanzaError("feature-not-implemented", text="XEP-0114 sessions bind by handshake").toResponse(stanza))
                     return

@@ -419,9 +419,7 @@ class BindInitiator:
         requests = []
         for hostname in self.hostnames:
             iq = bindRequest(hostname, namespace)
-            requests.append(
-                (iq, iq.toXml(prefixes=xs.prefixes, defaultUri=xs.namespace, prefixesInScope=list(xs.prefixes.values())))
-            )
+            requests.append((iq, xs.serialize(iq)))
         self._prepared = (xs, namespace, requests)
 
     @defer.inlineCallbacks

@@ -34,7 +34,7 @@ from twisted.words.xish.xmlstream import STREAM_END_EVENT, STREAM_ERROR_EVENT
 from zope.interface import implementer
 
 from xmppcomp.errors import NegotiationError, SASLFailure, TLSRequiredError
-from xmppcomp.interfaces import IInitiatingFeature
+from xmppcomp.interfaces import IInitiatingFeature, IInitiatingMechanism
 from xmppcomp.ns import NS_CLIENT, NS_SASL, NS_SASL_CB, NS_STREAMS, NS_TLS
 from xmppcomp.stream import tls
 from xmppcomp.stream.features import (
@@ -448,7 +448,7 @@ class InitiatingAuthenticator(ConnectAuthenticator):
         sasl = SASLInitiator(mechanism)
         self._speculation = (offer, sasl, sasl.start())
 
-    def _chooseMechanism(self, mechanisms: list[str], serverCbTypes: list[str] | None) -> Any:
+    def _chooseMechanism(self, mechanisms: list[str], serverCbTypes: list[str] | None) -> IInitiatingMechanism:
         return chooseMechanism(
             mechanisms,
             identity=self.policy.identity,

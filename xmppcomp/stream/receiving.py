@@ -386,11 +386,7 @@ class ReceivingAuthenticator(ListenAuthenticator):
             if cached is not None:
                 return cached
         elements = build()
-        xml: str = featuresElement(elements).toXml(
-            prefixes=xs.prefixes,
-            defaultUri=xs.namespace,
-            prefixesInScope=list(xs.prefixes.values()),
-        )
+        xml = xs.serialize(featuresElement(elements))
         if key is not None:
             if len(_featuresXmlCache) >= _FEATURES_XML_KEPT:
                 _featuresXmlCache.clear()
@@ -543,10 +539,18 @@ class ReceivingAuthenticator(ListenAuthenticator):
             self._stage = "features"
             # While the peer restarts its stream, make the features we
             # will answer its header with.
-            afterRead = getattr(xs, "afterRead", None) or callNow
-            afterRead(self._authenticated)
+            self._later(self._authenticated)
         elif step.tooManyFailures:
             self._refuse("policy-violation", "too many failed authentication attempts")
+
+    def _later(self, f: Callable[..., object], *args: object, **kwargs: object) -> None:
+        """
+        Call C{f} once the read being handled is done and its answers are
+        out (L{NegotiatingXmlStream.afterRead}), or now on a stream
+        without that.
+        """
+        afterRead = getattr(self.xmlstream, "afterRead", None) or callNow
+        afterRead(f, *args, **kwargs)
 
     def _authenticated(self) -> None:
         xs = self.xmlstream
@@ -573,8 +577,7 @@ class ReceivingAuthenticator(ListenAuthenticator):
         # the answers flushed) before the session is set up. Anything else
         # in the same read completes it first (interceptElement).
         self._stage = "completing"
-        afterRead = getattr(self.xmlstream, "afterRead", None) or callNow
-        afterRead(self._complete)
+        self._later(self._complete)
 
     def _complete(self) -> None:
         if self._stage != "completing":
@@ -585,8 +588,7 @@ class ReceivingAuthenticator(ListenAuthenticator):
         xs.negotiated = True
         # Logged once the answers of this read are out (a component's later
         # bind requests arrive with the one that completed negotiation).
-        afterRead = getattr(xs, "afterRead", None) or callNow
-        afterRead(
+        self._later(
             log.info,
             "stream from {peer} negotiated for {identity} ({mechanism}) in {ms:.1f} ms",
             peer=peerOf(xs),

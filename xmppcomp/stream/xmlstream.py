@@ -1143,6 +1143,19 @@ class XmppXmlStream(jabberxmlstream.XmlStream):
         assert self.transport is not None
         self.transport.write(data)
 
+    def serialize(self, element: domish.Element) -> str:
+        """
+        C{element} serialised as L{send} would send it: a child of our
+        root, in our default namespace, with our prefixes.
+        """
+        return str(
+            element.toXml(
+                prefixes=self.prefixes,
+                defaultUri=self.namespace,
+                prefixesInScope=list(self.prefixes.values()),
+            )
+        )
+
     def sendHeader(self) -> None:
         """
         Send our stream header: the bytes Twisted's C{sendHeader} sends,
