@@ -264,15 +264,12 @@ class BindFeature:
         if child is None or child.uri != self.namespace:
             return False
         xs = session.xmlstream  # type: ignore[attr-defined]
-
-        def answer(reply: domish.Element) -> None:
-            # Out before the session setup that follows.
-            xs.send(reply)
-            xs.flush()
-
-        # The log line waits until the answers of this read are out: a
-        # component sends all its bind requests at once.
-        self.binderFor(session).handle(element, answer, getattr(xs, "afterRead", None))
+        # The answer is not flushed here: a component sends all its bind
+        # requests at once, and the stream flushes the answers of a read
+        # together once the read is handled, before the bookkeeping
+        # (session setup, log lines) that L{afterRead} defers. One write
+        # instead of one per name: the component waits for them all.
+        self.binderFor(session).handle(element, xs.send, getattr(xs, "afterRead", None))
         return True
 
 
