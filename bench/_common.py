@@ -29,22 +29,18 @@ _PAGE = os.sysconf("SC_PAGE_SIZE")
 
 def logToFile(path: str, level: str) -> None:
     """
-    Send this process's Twisted log, from C{level} (C{"info"}, C{"warn"})
-    up, to the file at C{path}, as a deployment's twistd would.
+    Send this process's Twisted log to the file at C{path}, as C{twistd
+    xmppcomp-router --logfile PATH --log-level LEVEL} does: xmppcomp's
+    events below C{level} (C{"info"}, C{"warn"}) are dropped where they are
+    made (L{xmppcomp.logs.setLevel}), and twistd's text observer writes
+    every other event.
     """
-    from twisted.logger import (
-        FilteringLogObserver,
-        LogLevel,
-        LogLevelFilterPredicate,
-        globalLogBeginner,
-        textFileLogObserver,
-    )
+    from twisted.logger import globalLogBeginner, textFileLogObserver
 
-    observer = FilteringLogObserver(
-        textFileLogObserver(open(path, "a")),
-        [LogLevelFilterPredicate(defaultLogLevel=LogLevel.levelWithName(level))],
-    )
-    globalLogBeginner.beginLoggingTo([observer], redirectStandardIO=False)
+    from xmppcomp.logs import setLevel
+
+    setLevel(level)
+    globalLogBeginner.beginLoggingTo([textFileLogObserver(open(path, "a"))], redirectStandardIO=False)
 
 
 def cpuSeconds(pid: int) -> float:

@@ -171,6 +171,138 @@ class TwistdLoggerTests(SynchronousTestCase):
         self.assertIsInstance(observer, logs.JSONLinesObserver)
 
 
+class LogLevelTests(SynchronousTestCase):
+    """
+    L{logs.Logger} drops the events below the level L{logs.setLevel} set,
+    process-wide, before any observer sees them.
+    """
+
+    def setUp(self) -> None:
+        self.addCleanup(logs.setLevel, logs.logLevel())
+        self.events: list[dict[str, Any]] = []
+        self.log = logs.Logger(namespace="tests.levels", observer=self.events.append)
+
+    def levels(self) -> list[str]:
+        return [event["log_level"].name for event in self.events]
+
+    def test_allUntilSet(self) -> None:
+        """
+        Until a level is set (a library embedded in a program with its own
+        observers), every event goes through.
+        """
+        logs.setLevel("debug")
+        for name in logs.LOG_LEVELS:
+            self.log.emit(LogLevel.levelWithName(name), "an event")
+        self.assertEqual(self.levels(), list(logs.LOG_LEVELS))
+
+    def test_belowDropped(self) -> None:
+        """
+        At C{info}, debug events are dropped and the others go through;
+        at C{error}, a failure (critical) still goes through.
+        """
+        logs.setLevel("info")
+        self.log.debug("dropped {x}", x=1)
+        self.log.info("kept {x}", x=2)
+        self.log.warn("kept too")
+        self.assertEqual(self.levels(), ["info", "warn"])
+        self.assertEqual(formatEvent(self.events[0]), "kept 2")
+        logs.setLevel("error")
+        self.log.warn("dropped")
+        try:
+            1 / 0
+        except ZeroDivisionError:
+            self.log.failure("kept: {what}", what="a failure")
+        self.assertEqual(self.levels(), ["info", "warn", "critical"])
+        self.assertEqual(logs.logLevel(), "error")
+
+    def test_xmppcompLoggers(self) -> None:
+        """
+        xmppcomp's modules log through L{logs.Logger}, module loggers and
+        class descriptors alike.
+        """
+        from xmppcomp.router import service
+        from xmppcomp.stream.xmlstream import XmppXmlStream
+
+        self.assertIsInstance(service.log, logs.Logger)
+        self.assertIsInstance(XmppXmlStream._log, logs.Logger)
+
+    def test_parse(self) -> None:
+        """
+        Level names are case-insensitive; anything else is refused with the
+        list of levels.
+        """
+        self.assertEqual(logs.parseLogLevel(" WARN "), "warn")
+        error = self.assertRaises(ValueError, logs.parseLogLevel, "verbose")
+        self.assertEqual(
+            str(error),
+            "'verbose' is not a log level; use one of: debug, info, warn, error, critical",
+        )
+        self.assertRaises(ValueError, logs.setLevel, "verbose")
+
+
+class PluginLogLevelTests(SynchronousTestCase):
+    """
+    C{--log-level} of C{twistd xmppcomp} and C{twistd xmppcomp-router}:
+    C{info} by default, checked when the options are parsed.
+    """
+
+    def routerArgv(self) -> list[str]:
+        """
+        The least a router needs: a domain, plaintext, and a (new, empty)
+        credentials file.
+        """
+        from xmppcomp.stream.sasl import FileCredentialStore
+
+        path = self.mktemp()
+        FileCredentialStore(path).save()
+        return ["--domain", "example.net", "--allow-plaintext", "--credentials", path]
+
+    def test_options(self) -> None:
+        """
+        Both plugins default to C{info}, take any level in any case and
+        refuse an unknown one with a usage error naming the option.
+        """
+        from twisted.python import usage
+
+        from xmppcomp import routertap
+
+        for options, argv in (
+            (tap.Options, []),
+            (routertap.Options, self.routerArgv()),
+        ):
+            parsed = options()
+            parsed.parseOptions(argv)
+            self.assertEqual(parsed["log-level"], "info")
+            parsed = options()
+            parsed.parseOptions([*argv, "--log-level", "DEBUG"])
+            self.assertEqual(parsed["log-level"], "debug")
+            error = self.assertRaises(
+                usage.UsageError, options().parseOptions, [*argv, "--log-level", "chatty"]
+            )
+            self.assertIn("--log-level: 'chatty' is not a log level; use one of: debug", str(error))
+            self.assertIn("--log-level", str(options()))
+
+    def test_routerService(self) -> None:
+        """
+        Building the router's service sets the process-wide level: a debug
+        event of the router's modules is then dropped.
+        """
+        from xmppcomp import routertap
+        from xmppcomp.router import service
+
+        self.addCleanup(logs.setLevel, logs.logLevel())
+        logs.setLevel("debug")
+        options = routertap.Options()
+        options.parseOptions([*self.routerArgv(), "--log-level", "warn"])
+        routertap.makeService(options)
+        self.assertEqual(logs.logLevel(), "warn")
+        events: list[dict[str, Any]] = []
+        log = logs.Logger(namespace=service.__name__, observer=events.append)
+        log.info("dropped")
+        log.warn("kept")
+        self.assertEqual([formatEvent(e) for e in events], ["kept"])
+
+
 class _Capture:
     """
     Everything of every event, as text: the formatted message, the JSON
@@ -213,7 +345,8 @@ class SecretsNotLoggedTests(_MainJobMixin, TestCase):
         capture = _Capture()
         globalLogPublisher.addObserver(capture)
         self.addCleanup(globalLogPublisher.removeObserver, capture)
-        top, url = yield self.start("--metrics")
+        # Every event, debug included, is checked.
+        top, url = yield self.start("--metrics", "--log-level", "debug")
         embedded = top.getServiceNamed(tap.EMBEDDED_SERVICE)
         secrets = [embedded.secret, embedded.secretFor("agent.localhost")]
         self.assertEqual(len(set(secrets)), 2)

@@ -17,7 +17,7 @@ from twisted.python import usage
 from twisted.trial.unittest import SynchronousTestCase, TestCase
 
 from tests.test_config import EXAMPLE, makeRouterFiles
-from xmppcomp import routertap
+from xmppcomp import logs, routertap
 from xmppcomp.tap import GC_THRESHOLDS
 from xmppcomp.config import RouterLimits
 
@@ -319,6 +319,8 @@ class MakeServiceTests(_ExampleMixin, TestCase):
             "--accept-listen",
             LOOPBACK,
         )
+        # makeService sets the process-wide log level: put it back.
+        self.addCleanup(logs.setLevel, logs.logLevel())
         service = routertap.makeService(options)
         self.assertIsInstance(service, RouterService)
         self.assertTrue(IService.providedBy(service))

@@ -19,7 +19,7 @@ from twisted.words.protocols.jabber.xmlstream import IQ
 import xmppcomp._wokkelcompat  # noqa: F401  # isort: skip
 from wokkel.disco import DiscoHandler
 
-from xmppcomp import tap
+from xmppcomp import logs, tap
 from xmppcomp.component import Component
 from xmppcomp.config import (
     ComponentConfig,
@@ -672,6 +672,8 @@ class ServiceTreeTests(_FilesMixin, SynchronousTestCase):
         """
         options = tap.Options()
         options.parseOptions(["--config", self.write("c.toml", FULL)])
+        # makeService sets the process-wide log level: put it back.
+        self.addCleanup(logs.setLevel, logs.logLevel())
         top = tap.makeService(options)
         self.assertIsInstance(top, tap.ComponentServices)
         self.assertRaises(KeyError, top.getServiceNamed, tap.EMBEDDED_SERVICE)
@@ -709,6 +711,8 @@ class ServiceTreeTests(_FilesMixin, SynchronousTestCase):
         """
         options = tap.Options()
         options.parseOptions(["--hostname", "a.localhost", "--hostname", "b.localhost"])
+        # makeService sets the process-wide log level: put it back.
+        self.addCleanup(logs.setLevel, logs.logLevel())
         top = tap.makeService(options)
         children = list(top)
         embedded = top.getServiceNamed(tap.EMBEDDED_SERVICE)
@@ -737,6 +741,8 @@ class ServiceTreeTests(_FilesMixin, SynchronousTestCase):
         """
         options = tap.Options()
         options.parseOptions(["--no-httpauth", "--no-xtls"])
+        # makeService sets the process-wide log level: put it back.
+        self.addCleanup(logs.setLevel, logs.logLevel())
         top = tap.makeService(options)
         component = top.getServiceNamed(tap.COMPONENT_SERVICE)
         self.assertEqual(
@@ -781,6 +787,8 @@ class NoArgumentsTests(TestCase):
         self.addCleanup(globalLogPublisher.removeObserver, events.append)
         options = tap.Options()
         options.parseOptions(["--http-listen", "tcp:0:interface=127.0.0.1"])
+        # makeService sets the process-wide log level: put it back.
+        self.addCleanup(logs.setLevel, logs.logLevel())
         top = tap.makeService(options)
         top.startService()
         self.addCleanup(lambda: top.stopService() if top.running else None)

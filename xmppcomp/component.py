@@ -22,7 +22,6 @@ from twisted.application.service import Service
 from twisted.internet import defer, protocol
 from twisted.internet.endpoints import clientFromString, wrapClientTLS
 from twisted.internet.error import ConnectionLost
-from twisted.logger import Logger
 from twisted.python.failure import Failure
 from twisted.words.protocols.jabber import error as jerror
 from twisted.words.protocols.jabber import jid
@@ -31,6 +30,7 @@ from twisted.words.xish import domish, utility
 from twisted.words.xish.xmlstream import STREAM_END_EVENT
 
 from xmppcomp.errors import NegotiationError, SASLFailure, TLSRequiredError
+from xmppcomp.logs import Logger
 from xmppcomp.metrics import NEGOTIATION_FAILURES
 from xmppcomp.ns import NS_CLIENT, NS_COMPONENT_ACCEPT, NS_PING
 from xmppcomp.router.routing import domainOf

@@ -36,11 +36,11 @@ from typing import Any
 from twisted.application.service import MultiService, Service
 from twisted.internet import defer
 from twisted.internet.defer import Deferred
-from twisted.logger import Logger
 from twisted.web.iweb import IRequest
 from twisted.web.resource import Resource
 
 from xmppcomp.httpauth import JID_HEADER, ConfirmationResponder, IncomingConfirmation
+from xmppcomp.logs import Logger
 
 __all__ = ["DEMO_AGENT", "DEMO_JID", "DemoPage", "addDemo", "demoPolicy"]
 

@@ -56,11 +56,11 @@ from twisted.internet.endpoints import TCP4ClientEndpoint
 from twisted.internet.error import ConnectError
 from twisted.internet.interfaces import IStreamClientEndpoint
 from twisted.internet.ssl import Certificate, PrivateCertificate
-from twisted.logger import Logger
 from zope.interface import implementer
 
 from xmppcomp.component import Component
 from xmppcomp.config import DEFAULT_EMBEDDED_DOMAIN, RouterConfig
+from xmppcomp.logs import Logger
 from xmppcomp.router.service import RouterService
 from xmppcomp.stream import tls
 

@@ -1,6 +1,15 @@
 # -*- test-case-name: tests.test_logs -*-
 """
-Log output for machines: one JSON object per line.
+Log levels, and log output for machines: one JSON object per line.
+
+xmppcomp's modules log through L{Logger}, Twisted's logger with a
+process-wide minimum level (L{setLevel}; every level until set): an event
+below it is dropped where it is made, before any observer sees it. twistd
+writes every event it gets, debug included, so C{twistd xmppcomp} and
+C{twistd xmppcomp-router} set the minimum from C{--log-level} (C{info} by
+default)::
+
+    twistd -n xmppcomp-router --config router.toml --log-level debug
 
 xmppcomp logs through L{twisted.logger} with structured fields
 (C{log.info("... {who} ...", who=...)}), so every event already carries
@@ -33,12 +42,94 @@ from twisted.logger import (
     FileLogObserver,
     ILogObserver,
     LogEvent,
+    LogLevel,
     formatEvent,
     jsonFileLogObserver,
 )
+from twisted.logger import Logger as _TwistedLogger
 from zope.interface import implementer
 
-__all__ = ["JSONLinesObserver", "json", "jsonObserver"]
+__all__ = [
+    "LOG_LEVELS",
+    "LOG_LEVEL_OPTION",
+    "DEFAULT_LOG_LEVEL",
+    "JSONLinesObserver",
+    "Logger",
+    "json",
+    "jsonObserver",
+    "logLevel",
+    "parseLogLevel",
+    "setLevel",
+]
+
+#: The level names, lowest first.
+LOG_LEVELS: tuple[str, ...] = tuple(level.name for level in LogLevel.iterconstants())
+
+#: The minimum level of C{twistd xmppcomp} and C{twistd xmppcomp-router}.
+DEFAULT_LOG_LEVEL = "info"
+
+#: The levels L{Logger} lets through (all until L{setLevel}).
+_enabled: frozenset[Any] = frozenset(LogLevel.iterconstants())
+_minimum = LOG_LEVELS[0]
+
+
+def parseLogLevel(name: str) -> str:
+    """
+    Check a level name (case-insensitive).
+
+    @return: the name, in lower case.
+    @raise ValueError: not a level; the message lists the levels.
+    """
+    lowered = name.strip().lower()
+    if lowered not in LOG_LEVELS:
+        raise ValueError(f"{name!r} is not a log level; use one of: {', '.join(LOG_LEVELS)}")
+    return lowered
+
+
+def setLevel(name: str) -> None:
+    """
+    Drop, from now on and in the whole process, the events of xmppcomp's
+    loggers below the level called C{name}.
+
+    @raise ValueError: not a level (see L{parseLogLevel}).
+    """
+    global _enabled, _minimum
+    _minimum = parseLogLevel(name)
+    _enabled = frozenset(LogLevel.levelWithName(n) for n in LOG_LEVELS[LOG_LEVELS.index(_minimum):])
+
+
+def logLevel() -> str:
+    """
+    The name of the minimum level L{setLevel} last set (C{"debug"}, the
+    lowest, until then).
+    """
+    return _minimum
+
+
+#: The C{--log-level} option of the twistd plugins (L{usage.Options}
+#: parameter form).
+LOG_LEVEL_OPTION = [
+    "log-level",
+    None,
+    DEFAULT_LOG_LEVEL,
+    "Lowest level of xmppcomp's log events to write: "
+    + ", ".join(LOG_LEVELS)
+    + f" (default {DEFAULT_LOG_LEVEL}).",
+]
+
+
+class Logger(_TwistedLogger):
+    """
+    L{twisted.logger.Logger} that drops the events below the minimum level
+    (L{setLevel}) before making them: a debug line costs a set lookup
+    instead of an event passed through every observer, and is not written
+    by twistd, which writes all it gets.
+    """
+
+    def emit(self, level: Any, format: str | None = None, **kwargs: object) -> None:
+        if level not in _enabled:
+            return
+        super().emit(level, format, **kwargs)
 
 
 @implementer(ILogObserver)

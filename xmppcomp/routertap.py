@@ -26,6 +26,7 @@ from xmppcomp.config import (
     loadRouterConfig,
     routerConfigFromMapping,
 )
+from xmppcomp.logs import LOG_LEVEL_OPTION, setLevel
 
 #: Option name to the TOML key it overrides, for the options that take one
 #: value (the repeatable C{--listen} and C{--accept-listen} are handled by
@@ -66,6 +67,7 @@ class Options(usage.Options):
 
     optParameters = [
         ["config", "c", None, "The TOML configuration file."],
+        LOG_LEVEL_OPTION,
         ["domain", "d", None, "The router's own domain (e.g. example.net)."],
         [
             "credentials",
@@ -229,6 +231,9 @@ class Options(usage.Options):
         @raise usage.UsageError: the configuration is not usable; the
             message names the file and key, or the option, and the fix.
         """
+        from xmppcomp.tap import checkLogLevel
+
+        checkLogLevel(self)
         overrides = self.overrides()
         try:
             if self["config"] is not None:
@@ -253,6 +258,8 @@ def makeService(options: Options) -> IService:
     """
     from xmppcomp.router.service import RouterService
     from xmppcomp.tap import FreezeStartupObjects
+
+    setLevel(options["log-level"])
 
     class RouterPluginService(FreezeStartupObjects, RouterService):
         """

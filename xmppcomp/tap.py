@@ -41,7 +41,6 @@ from typing import Any
 from twisted.application.internet import StreamServerEndpointService
 from twisted.application.service import IService, MultiService, Service
 from twisted.internet import defer
-from twisted.logger import Logger
 from twisted.protocols.policies import WrappingFactory
 from twisted.python import usage
 from twisted.web.resource import Resource
@@ -54,6 +53,7 @@ from xmppcomp.config import (
     componentConfigFromMapping,
     loadComponentConfig,
 )
+from xmppcomp.logs import LOG_LEVEL_OPTION, Logger, parseLogLevel, setLevel
 
 log = Logger()
 
@@ -116,6 +116,7 @@ class Options(usage.Options):
 
     optParameters = [
         ["config", "c", None, "The TOML configuration file."],
+        LOG_LEVEL_OPTION,
         [
             "server",
             "s",
@@ -327,6 +328,7 @@ class Options(usage.Options):
         @raise usage.UsageError: the configuration is not usable; the
             message names the file and key, or the option, and the fix.
         """
+        checkLogLevel(self)
         overrides = self.overrides()
         try:
             if self["config"] is not None:
@@ -968,7 +970,20 @@ def makeService(options: Options) -> IService:
     @raise SystemExit: a file the configuration names cannot be read any
         more (it was when the options were checked).
     """
+    setLevel(options["log-level"])
     try:
         return serviceFromConfig(options.componentConfig)
     except ConfigError as e:
         raise SystemExit(f"{_COMMAND}: {e}") from e
+
+
+def checkLogLevel(options: usage.Options) -> None:
+    """
+    Check and normalise the C{--log-level} of a plugin's options.
+
+    @raise usage.UsageError: not a level; the message lists the levels.
+    """
+    try:
+        options["log-level"] = parseLogLevel(options["log-level"])
+    except ValueError as e:
+        raise usage.UsageError(f"--log-level: {e}") from e

@@ -42,7 +42,6 @@ from urllib.parse import urlsplit
 
 from twisted.cred.error import LoginFailed
 from twisted.internet.defer import Deferred, maybeDeferred
-from twisted.logger import Logger
 from twisted.python.failure import Failure
 from twisted.web.http_headers import Headers
 from twisted.web.iweb import ICredentialFactory, IRequest
@@ -61,6 +60,7 @@ from xmppcomp.httpauth._protocol import (
     credentialsFromBasic,
     credentialsFromDigest,
 )
+from xmppcomp.logs import Logger
 
 #: The header carrying the confirmed JID: set on forward-auth 200 answers
 #: and on requests passed to a protected resource (a client's own copy is

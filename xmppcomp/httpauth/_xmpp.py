@@ -18,7 +18,6 @@ from typing import Union
 import attrs
 from twisted.internet.defer import Deferred, fail, maybeDeferred
 from twisted.internet.interfaces import IDelayedCall, IReactorTime
-from twisted.logger import Logger
 from twisted.python.failure import Failure
 from twisted.words.protocols.jabber import jid
 from twisted.words.protocols.jabber.error import StanzaError
@@ -27,6 +26,7 @@ from twisted.words.xish import domish
 from wokkel.subprotocols import XMPPHandler
 
 from xmppcomp.httpauth._errors import ConfirmationTimeout, ConfirmerUnavailable
+from xmppcomp.logs import Logger
 from xmppcomp.metrics import CONFIRMATION_SECONDS, CONFIRMATIONS, PENDING_CONFIRMATIONS
 from xmppcomp.httpauth._protocol import (
     ConfirmRequest,

@@ -19,7 +19,6 @@ from twisted.internet import defer
 from twisted.internet.endpoints import serverFromString
 from twisted.internet.interfaces import IDelayedCall, IPushProducer, IReactorTime
 from twisted.internet.protocol import Factory
-from twisted.logger import Logger
 from twisted.python.failure import Failure
 from twisted.words.protocols.jabber import jid
 from twisted.words.protocols.jabber.error import StanzaError, StreamError
@@ -29,6 +28,7 @@ from twisted.words.xish.xmlstream import STREAM_CONNECTED_EVENT, STREAM_END_EVEN
 from zope.interface import implementer
 
 from xmppcomp.config import RouterConfig, RouterLimits
+from xmppcomp.logs import Logger
 from xmppcomp.metrics import ROUTER_BOUND_NAMES, ROUTER_SESSIONS, STANZAS_ROUTED, stanzasBounced
 from xmppcomp.ns import NS_CLIENT, NS_COMPONENT_ACCEPT, NS_DISCO_INFO, NS_PING
 from xmppcomp.router.routing import (

@@ -24,7 +24,6 @@ from typing import Any
 import attrs
 from twisted.internet import defer
 from twisted.internet.interfaces import IDelayedCall, IReactorTime
-from twisted.logger import Logger
 from twisted.python.failure import Failure
 from twisted.words.protocols.jabber import jid
 from twisted.words.protocols.jabber.error import StreamError
@@ -37,6 +36,7 @@ from twisted.words.xish import domish
 from twisted.words.xish.xmlstream import STREAM_END_EVENT, STREAM_ERROR_EVENT
 
 from xmppcomp.errors import NegotiationError
+from xmppcomp.logs import Logger
 from xmppcomp.ns import NS_COMPONENT_ACCEPT, NS_STREAMS
 from xmppcomp.stream.handshake import handshakeDigest, normaliseHostname
 from xmppcomp.stream.initiating import NegotiationResult

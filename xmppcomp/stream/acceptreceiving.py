@@ -21,7 +21,6 @@ from typing import Any, Callable
 
 import attrs
 from twisted.internet.interfaces import IDelayedCall, IReactorTime
-from twisted.logger import Logger
 from twisted.words.protocols.jabber import jid
 from twisted.words.protocols.jabber.error import StreamError
 from twisted.words.protocols.jabber.xmlstream import (
@@ -31,6 +30,7 @@ from twisted.words.protocols.jabber.xmlstream import (
 from twisted.words.xish import domish
 from twisted.words.xish.xmlstream import STREAM_END_EVENT
 
+from xmppcomp.logs import Logger
 from xmppcomp.ns import NS_COMPONENT_ACCEPT, NS_STREAMS
 from xmppcomp.stream.handshake import checkAcceptHeader, checkHandshake
 from xmppcomp.stream.negotiating import NegotiatingFactory, NegotiatingXmlStream, isStanza, peerOf

@@ -19,7 +19,6 @@ from typing import Any, Callable, Iterable, Protocol, Sequence
 
 import attrs
 from twisted.internet import defer
-from twisted.logger import Logger
 from twisted.words.protocols.jabber import jid
 from twisted.words.protocols.jabber.error import StanzaError
 from twisted.words.protocols.jabber.xmlstream import IQ, toResponse
@@ -27,6 +26,7 @@ from twisted.words.xish import domish
 from zope.interface import implementer
 
 from xmppcomp.interfaces import IInitiatingFeature, IReceivingFeature
+from xmppcomp.logs import Logger
 from xmppcomp.ns import NS_COMPONENT_0, NS_COMPONENT_TMP
 from xmppcomp.stream.features import markRequired
 from xmppcomp.stream.negotiating import callNow

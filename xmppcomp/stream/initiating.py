@@ -20,7 +20,6 @@ from twisted.internet.interfaces import (
     ITLSTransport,
 )
 from twisted.internet.ssl import PrivateCertificate
-from twisted.logger import Logger
 from twisted.python.failure import Failure
 from twisted.words.protocols.jabber import jid
 from twisted.words.protocols.jabber.error import StreamError, exceptionFromStanza
@@ -35,6 +34,7 @@ from zope.interface import implementer
 
 from xmppcomp.errors import NegotiationError, SASLFailure, TLSRequiredError
 from xmppcomp.interfaces import IInitiatingFeature, IInitiatingMechanism
+from xmppcomp.logs import Logger
 from xmppcomp.ns import NS_CLIENT, NS_SASL, NS_SASL_CB, NS_STREAMS, NS_TLS
 from xmppcomp.stream import tls
 from xmppcomp.stream.features import (

@@ -10,11 +10,11 @@ from typing import Any, Callable
 
 from twisted.internet import protocol
 from twisted.internet.interfaces import IHandshakeListener, IReactorTime
-from twisted.logger import Logger
 from twisted.words.protocols.jabber.jid import JID
 from twisted.words.xish import domish
 from zope.interface import implementer
 
+from xmppcomp.logs import Logger
 from xmppcomp.ns import NS_STREAMS
 from xmppcomp.stream.xmlstream import XmppXmlStream
 

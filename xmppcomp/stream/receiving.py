@@ -22,7 +22,6 @@ from twisted.internet.interfaces import (
     IReactorTime,
     ITLSTransport,
 )
-from twisted.logger import Logger
 from twisted.words.protocols.jabber import jid
 from twisted.words.protocols.jabber.error import StreamError
 from twisted.words.protocols.jabber.xmlstream import (
@@ -34,6 +33,7 @@ from twisted.words.xish.xmlstream import STREAM_END_EVENT
 
 from xmppcomp.errors import SASLFailure
 from xmppcomp.jids import parseJID
+from xmppcomp.logs import Logger
 from xmppcomp.metrics import NEGOTIATION_FAILURES
 from xmppcomp.interfaces import ICredentialStore, IReceivingFeature
 from xmppcomp.ns import NS_CLIENT, NS_SASL, NS_STREAMS, NS_TLS

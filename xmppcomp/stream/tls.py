@@ -46,12 +46,12 @@ from twisted.internet.ssl import (
     platformTrust,
     trustRootFromCertificates,
 )
-from twisted.logger import Logger
 from twisted.protocols.tls import TLSMemoryBIOProtocol
 from twisted.python.failure import Failure
 from zope.interface import implementer
 
 from xmppcomp._memo import boundedMemo
+from xmppcomp.logs import Logger
 from xmppcomp.stream.channelbinding import ChannelBindingData
 
 if TYPE_CHECKING:

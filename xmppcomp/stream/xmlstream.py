@@ -33,13 +33,13 @@ from twisted.internet.abstract import FileDescriptor
 from twisted.internet.defer import Deferred
 from twisted.internet.interfaces import IDelayedCall, IReactorTime
 from twisted.internet.protocol import connectionDone
-from twisted.logger import Logger
 from twisted.python.failure import Failure
 from twisted.words.protocols.jabber import error, jid
 from twisted.words.protocols.jabber import xmlstream as jabberxmlstream
 from twisted.words.xish import domish
 from twisted.words.xish.xmlstream import STREAM_ERROR_EVENT
 
+from xmppcomp.logs import Logger
 from xmppcomp.ns import NS_STREAMS, NS_XML
 
 __all__ = [

@@ -19,7 +19,6 @@ from OpenSSL import SSL
 from twisted.internet.defer import Deferred, fail, succeed
 from twisted.internet.interfaces import IDelayedCall, IReactorTime
 from twisted.internet.ssl import Certificate, PrivateCertificate
-from twisted.logger import Logger
 from twisted.python.failure import Failure
 from twisted.words.protocols.jabber import error
 from twisted.words.protocols.jabber.jid import JID, InvalidFormat
@@ -30,6 +29,7 @@ from wokkel.subprotocols import IQHandlerMixin, XMPPHandler
 from zope.interface import implementer
 
 from xmppcomp.jids import parseJID
+from xmppcomp.logs import Logger
 from xmppcomp.metrics import XTLS_BYTES, XTLS_TUNNELS
 from xmppcomp.ns import NS_XTLS
 from xmppcomp.xtls._engine import TLSEngine, makeContext
