@@ -147,6 +147,36 @@ def targets(results: dict[str, dict[str, Any]]) -> list[list[str]]:
     return rows
 
 
+#: What the issue's absolute targets were set against: wokkel's Router
+#: CPU per routed stanza on the machine of issue #7 (its text: ~35 µs).
+REFERENCE_WOKKEL_US = 35.0
+
+
+def machineSpeed(results: dict[str, dict[str, Any]]) -> list[str]:
+    """
+    Lines saying how fast this machine ran compared with the one the
+    absolute targets were set on: the same peer code (wokkel's Router) in
+    this run against the issue's figure, and the XTLS ceiling (TLS and
+    base64 in memory, no sockets). Context for the absolute targets, which
+    move with the machine where the ratios do not.
+    """
+    lines = []
+    wokkel = _median(results.get("routing", {}).get("data", {}), "routers", "wokkel", "routerUs")
+    if wokkel is not None:
+        lines.append(
+            "- wokkel's Router: %.1f µs of CPU per routed stanza in this run; ~%g µs on the machine the"
+            " targets were set on (issue #7): this machine ran %.2f× as slow on the same code."
+            % (wokkel, REFERENCE_WOKKEL_US, wokkel / REFERENCE_WOKKEL_US)
+        )
+    ceiling = _median(results.get("xtls_router", {}).get("data", {}), "ceilingMBps")
+    if ceiling is not None:
+        lines.append(
+            "- XTLS ceiling (TLS over memory BIOs, base64 in XML, no sockets): %.1f MB/s in this run."
+            % (ceiling,)
+        )
+    return lines
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true", help="smaller counts, about a minute")
@@ -168,6 +198,9 @@ def main() -> None:
         if "failed" in result:
             print("**%s failed**: %s\n" % (name, result["failed"]))
     print("## Targets (issue #7)\n")
+    speed = machineSpeed(results)
+    if speed:
+        print("This machine:\n\n" + "\n".join(speed) + "\n")
     print(_common.table(["target", "measured (median)", "goal", "status"], targets(results)))
     combined = {
         name: {key: value for key, value in result.items() if key != "output"} for name, result in results.items()
