@@ -40,10 +40,12 @@ from twisted.words.xish import domish  # noqa: E402
 import xtls_memory  # noqa: E402
 from tests.test_xtls_router import INNER_LIMIT, Deployment, Member, within  # noqa: E402
 from xmppcomp.config import RouterLimits  # noqa: E402
+from xmppcomp.xtls import XTLSConfiguration  # noqa: E402
 
 PAYLOAD = xtls_memory.PAYLOAD  # 1 MiB
 WINDOW = 8
-CHUNK = 16384
+#: The default, as a deployment has it.
+CHUNK = XTLSConfiguration().chunkSize
 #: The router's default rate limit would end a session running near the
 #: ceiling; the benchmark measures the tunnel, so it lifts the limit and
 #: reports the rates instead.

@@ -16,27 +16,26 @@ Limits, and why they are what they are here:
     L{INNER_LIMIT} (2 MiB).
   - The router's limit (L{RouterLimits.maxStanzaSize}, 256 KiB by default)
     and the components' own stream limit (256 KiB) apply only to the
-    carrying IQs: with C{chunkSize} 16 KiB of TLS bytes per data IQ, each
-    is about 22 KB of base64 plus the envelope, so the defaults stay, and
-    the 1 MiB transfer under a 256 KiB router limit shows that the router
-    never sees the inner stanza whole.
+    carrying IQs: with C{chunkSize} 32 KiB of TLS bytes per data IQ (the
+    default), each is about 44 KB of base64 plus the envelope, so the
+    defaults stay, and the 1 MiB transfer under a 256 KiB router limit
+    shows that the router never sees the inner stanza whole.
   - The router's rate limit (L{RouterLimits.maxStanzasPerSecond}, 5000 by
     default, per session, counted in one-second buckets, the stream closed
     with C{policy-violation} beyond): 1 MiB of plaintext is 65 TLS records,
-    carried by 65 data IQs of at most 16 KiB of TLS bytes, each answered by
-    a result IQ from the other session. A session that sends and receives
-    at C{r} MiB/s thus sends about C{130 r} stanzas a second (test_exchange
-    pins the count: 148 for its 1.1 MiB each way): 5000 allows about
-    38 MiB/s each way, or 77 MiB/s one way, shared by every tunnel and
-    every other stanza of that component. One 1 MiB transfer (about 130
-    stanzas) cannot reach the limit in a one-second bucket; sustained
-    transfers can: C{bench/xtls_router.py} measures about 36 MB/s one way
-    (about 2300 stanzas/s per session) with router and both components
-    sharing one process, and separate processes go faster. Going over ends
-    the whole session, every hostname and tunnel of the component with it,
-    so a deployment whose components carry XTLS bulk traffic raises the
-    limit, as L{ROUTER_LIMITS} does here (20000 stanzas a second, about
-    150 MiB/s each way).
+    carried by about 33 data IQs of at most 32 KiB of TLS bytes, each
+    answered by a result IQ from the other session. A session that sends
+    and receives at C{r} MiB/s thus sends about C{66 r} stanzas a second
+    (test_exchange counts them): 5000 allows about 75 MiB/s each way, or
+    150 MiB/s one way, shared by every tunnel and every other stanza of
+    that component. One 1 MiB transfer cannot reach the limit in a
+    one-second bucket; sustained transfers can: C{bench/xtls_router.py}
+    measures 31–38 MB/s one way (about 1,000 stanzas/s per session) with
+    router and both components sharing one process, and separate
+    processes go faster. Going over ends the whole session, every hostname
+    and tunnel of the component with it, so a deployment whose components
+    carry XTLS bulk traffic raises the limit, as L{ROUTER_LIMITS} does
+    here (20000 stanzas a second).
 """
 
 from __future__ import annotations
@@ -73,6 +72,7 @@ from xmppcomp.xtls import (
     XTLSHandler,
     xmppAddresses,
 )
+from xmppcomp.xtls._wire import parseRequest
 
 reactor: Any = _globalReactor
 
@@ -405,16 +405,20 @@ class XTLSThroughRouterTests(TestCase):
         await within(alphaTunnel.whenDrained())
         await within(betaTunnel.whenDrained())
 
-        # 1.1 MiB went from alpha to beta in data IQs of at most 16 KiB of
-        # TLS bytes (at least 71: 1 + 1 + 7 + 65 with records cut per
-        # send), each far under the router's limit.
+        # 1.1 MiB went from alpha to beta in data IQs of at most chunkSize
+        # (32 KiB by default) TLS bytes each, as base64 that needs no
+        # escaping, each far under the router's limit.
+        chunk = XTLSConfiguration().chunkSize
+        self.assertEqual(chunk, 32 * 1024)
         carried = beta.inbox.dataIQs[dataBefore:]
-        self.assertGreaterEqual(len(carried), 71)
-        self.assertLessEqual(len(carried), 80)
-        self.assertLess(max(len(iq.toXml()) for iq in carried), 32 * 1024)
+        payloads = [len(parseRequest(iq).payload) for iq in carried]  # type: ignore[union-attr]
+        self.assertLessEqual(max(payloads), chunk)
+        self.assertGreaterEqual(sum(payloads), sum(sizes))
+        self.assertGreaterEqual(len(carried), -(-sum(sizes) // chunk))
+        self.assertLessEqual(len(carried), 50)
+        self.assertLess(max(len(iq.toXml()) for iq in carried), chunk * 4 // 3 + 1024)
         # What the router's rate limit counts: each session sent one data
-        # IQ per chunk and one result per chunk of the other way, about
-        # 135 stanzas per MiB each way (148 for these 1.1 MiB).
+        # IQ per chunk and one result per chunk of the other way.
         routed = Counter(self.deployment.routed) - routedBefore
         self.assertEqual(routed, Counter({ALPHA: 2 * len(carried), BETA: 2 * len(carried)}))
         self.assertEqual(

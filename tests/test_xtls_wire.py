@@ -6,6 +6,8 @@ the stanza stream inside a tunnel.
 
 from __future__ import annotations
 
+import base64
+
 from twisted.trial.unittest import SynchronousTestCase
 from twisted.words.protocols.jabber.jid import JID
 from twisted.words.xish import domish
@@ -42,11 +44,26 @@ class WireTests(SynchronousTestCase):
         again = Data.fromElement(parse(element.toXml().replace("FgMB", "Fg\n MB")))
         self.assertEqual(again, Data(b"\x16\x03\x01hello", "x509"))
 
+    def test_dataVerbatim(self) -> None:
+        """
+        The base64 text is written as it is (it has nothing to escape),
+        and read back whole, also when the parser delivered it in pieces.
+        """
+        payload = bytes(range(256)) * 200
+        encoded = base64.b64encode(payload).decode("ascii")
+        xml = Data(payload).toElement().toXml()
+        self.assertEqual(xml, f"<data xmlns='{NS_XTLS}'>{encoded}</data>")
+        element = domish.Element((NS_XTLS, "data"))
+        for start in range(0, len(encoded), 1000):
+            element.addContent(encoded[start : start + 1000])
+        self.assertEqual(Data.fromElement(element).payload, payload)
+
     def test_badBase64(self) -> None:
         """
-        Text that is not base64 raises C{bad-request}.
+        Text that is not base64 raises C{bad-request}: not of the alphabet,
+        badly padded, or not ASCII (with or without white space).
         """
-        for text in ("!!!!", "AAA", "AA=A"):
+        for text in ("!!!!", "AAA", "AA=A", "AAA\u00e9", "AA A\u00e9"):
             exc = self.assertRaises(
                 XTLSStanzaError, Data.fromElement, parse(f"<data xmlns='{NS_XTLS}'>{text}</data>")
             )

@@ -108,7 +108,7 @@ L{loadComponentConfig})::
     max_tunnels = 64
     max_tunnels_per_peer = 4
     window = 8
-    chunk_size = 16384
+    chunk_size = 32768
     max_stanza_size = 262144
 
 Relative paths (credentials, TLS files, secret files) resolve against the
@@ -1122,7 +1122,7 @@ class XTLSLimits:
     maxTunnels: int = 64
     maxTunnelsPerPeer: int = 4
     window: int = 8
-    chunkSize: int = 16384
+    chunkSize: int = 32 * 1024
     maxStanzaSize: int = 256 * 1024
 
 

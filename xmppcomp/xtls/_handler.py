@@ -129,7 +129,7 @@ class XTLSConfiguration:
     maxTunnels: int = attrs.field(default=64, validator=_positive)
     maxTunnelsPerPeer: int = attrs.field(default=4, validator=_positive)
     window: int = attrs.field(default=8, validator=_positive)
-    chunkSize: int = attrs.field(default=16384, validator=_positive)
+    chunkSize: int = attrs.field(default=32 * 1024, validator=_positive)
     ackTimeout: float = attrs.field(default=30.0, validator=_positive)
     maxStanzaSize: int = attrs.field(default=256 * 1024, validator=_positive)
     maxQueuedBytes: int = attrs.field(default=4 * 1024 * 1024, validator=_positive)

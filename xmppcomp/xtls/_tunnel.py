@@ -160,7 +160,7 @@ class TunnelCore:
     peer: JID
     makeEngine: Callable[[bool], TLSEngine]
     window: int = 8
-    chunkSize: int = 16384
+    chunkSize: int = 32 * 1024
     maxStanzaSize: int = 256 * 1024
     engine: TLSEngine | None = None
     inner: InnerStream | None = None
