@@ -230,6 +230,69 @@ class RawCaptureTests(SynchronousTestCase):
 SECRET = "a component secret"
 
 
+def _shape(element: domish.Element) -> object:
+    """
+    Everything of an element and its descendants that domish keeps, in
+    order: names, namespaces, attributes (in their order), prefixes, text.
+    """
+    return (
+        element.uri,
+        element.name,
+        element.defaultUri,
+        list(element.attributes.items()),
+        dict(element.localPrefixes),
+        [c if isinstance(c, str) else _shape(c) for c in element.children],
+    )
+
+
+class StockEquivalenceTests(SynchronousTestCase):
+    """
+    The stream builds a top-level element itself (the routing hot path)
+    instead of through L{domish.ExpatElementStream}: what it builds is the
+    same, to the order of the attributes.
+    """
+
+    STANZAS = STANZAS + [
+        # xml:lang (a namespaced attribute), between others.
+        b"<message from='a.example.net' xml:lang='en' to='b.example.net' type='chat'><body>hi</body></message>",
+        # Prefixes declared on the stanza, a prefixed attribute and child.
+        b"<iq xmlns:e='urn:example' e:flag='1' type='set' id='2'><e:q e:n='2'/></iq>",
+        # The stream's content namespace declared again, and undeclared.
+        b"<message xmlns='jabber:client' to='b.example.net'><body>x</body></message>",
+        b"<message xmlns='' to='b.example.net'><body>x</body></message>",
+        # Another default namespace.
+        b"<x xmlns='urn:other' a='1'><y/></x>",
+        b"<presence/>",
+    ]
+
+    def stock(self, data: bytes) -> domish.Element:
+        stream = domish.ExpatElementStream()
+        got: list[domish.Element] = []
+        stream.DocumentStartEvent = lambda root: None
+        stream.ElementEvent = got.append
+        stream.DocumentEndEvent = lambda: None
+        stream.parse(HEADER + data)
+        [element] = got
+        return element
+
+    def test_sameElements(self) -> None:
+        """
+        With raw capture off (every element built) and on (message and
+        presence shallow, then built in full by L{fullElement} where
+        needed), each stanza's top-level element equals the stock one.
+        """
+        for data in self.STANZAS:
+            expected = _shape(self.stock(data))
+            self.assertEqual(_shape(complete(data)), expected, data)
+            collector = Collector()
+            collector.feed(data, len(data))
+            [(element, _, shallow)] = collector.got
+            top = _shape(element)
+            self.assertEqual(top[:5], expected[:5], data)  # type: ignore[index]
+            if not shallow:
+                self.assertEqual(top, expected, data)
+
+
 class AcceptSession:
     """
     An XEP-0114 component stream to the router over a StringTransport:

@@ -173,6 +173,45 @@ def conditionForParserError(reason: domish.ParserError) -> str:
     return "not-well-formed"
 
 
+def _newElement(
+    name: str, attrs: dict[Any, str], defaultUri: str | None, localPrefixes: dict[str, str]
+) -> domish.Element:
+    """
+    The element domish's expat stream makes for a start tag that expat
+    reports as C{name} (C{"uri local"}) with C{attrs}, once the document has
+    started: the same element, made with fewer steps.
+    """
+    for key in attrs:
+        if " " in key:
+            # Namespaced attributes (xml:lang): their keys become (uri,
+            # name) tuples, after the others, as domish orders them.
+            plain: dict[Any, str] = {}
+            qualified: dict[Any, str] = {}
+            for k, v in attrs.items():
+                if " " in k:
+                    qualified[tuple(k.rsplit(" ", 1))] = v
+                else:
+                    plain[k] = v
+            plain.update(qualified)
+            attrs = plain
+            break
+    uri, space, local = name.rpartition(" ")
+    if not space:
+        uri, local = "", name
+    element = domish.Element.__new__(domish.Element)
+    element.localPrefixes = localPrefixes
+    element.uri = uri
+    element.name = local
+    if defaultUri is None and uri not in localPrefixes.values():
+        # (An undeclared default namespace, xmlns=''.)
+        defaultUri = uri
+    element.defaultUri = defaultUri
+    element.attributes = attrs
+    element.children = []
+    element.parent = None
+    return element
+
+
 class RestrictedElementStream(domish.ExpatElementStream):
     """
     An element stream that accepts only the XML subset of RFC 6120 section 11
@@ -386,10 +425,19 @@ class RestrictedElementStream(domish.ExpatElementStream):
         @param hasContent: whether the stanza is known to contain something
             (then it has an end tag).
         """
-        located = self._locateEnd()
-        if located is None:
-            return None
-        data, at = located
+        chunks = self._chunks
+        if len(chunks) == 1 and self._chunksStart <= self._stanzaStart:
+            # The common case, with _locateEnd and _throughEndTag inline
+            # (once per routed stanza).
+            data = chunks[0]
+            at = self.parser.CurrentByteIndex - self._chunksStart
+            if at <= self._stanzaStart - self._chunksStart:
+                return None
+        else:
+            located = self._locateEnd()
+            if located is None:
+                return None
+            data, at = located
         # For an end tag expat reports where its '</' starts; for an
         # empty-element tag, where the tag ends, which may also be followed
         # by '</' (of the stream). Without known content, what precedes an
@@ -399,7 +447,11 @@ class RestrictedElementStream(domish.ExpatElementStream):
             return None
         if not hasContent and data[at - 2 : at] == b"/>":
             return None
-        return self._throughEndTag(data, at)
+        # An end tag holds no attribute values: its first '>' ends it.
+        close = data.find(b">", at)
+        if close == -1:
+            return None
+        return data[self._stanzaStart - self._chunksStart : close + 1]
 
     def _locateEnd(self) -> tuple[bytes, int] | None:
         """
@@ -491,8 +543,13 @@ class RestrictedElementStream(domish.ExpatElementStream):
             return
         self._level = 1
         start = self._segmentStart = self._stanzaStart = self.parser.CurrentByteIndex
-        super()._onStartElement(name, attrs)
-        element = self.currElem
+        # A top-level stanza: what domish.ExpatElementStream._onStartElement
+        # does for it, without its general case (the routing hot path).
+        self.elementCount += 1
+        if self.elementCount > self.maxElementCount:
+            raise domish.ParserError("Maximum element count exceeded")
+        element = self.currElem = _newElement(name, attrs, self.defaultNsStack[-1], self.localPrefixes)
+        self.localPrefixes = {}
         if (
             self.captureRaw
             and self._rawSafe
@@ -520,7 +577,8 @@ class RestrictedElementStream(domish.ExpatElementStream):
             raise self._tooDeep()
         self._sawChild = True
         # Prefixes it declared would otherwise go to the next element.
-        self.localPrefixes = {}
+        if self.localPrefixes:
+            self.localPrefixes = {}
 
     def _tooDeep(self) -> StanzaTooDeep:
         return StanzaTooDeep(
@@ -586,15 +644,21 @@ class RestrictedElementStream(domish.ExpatElementStream):
                 full = raw if raw is not None else self._shallowStanzaBytes()
                 if full is not None:
                     self.currElem = self.parseFull(full)
-        try:
+        if not topLevel:
             super()._onEndElement(name)
+            return
+        try:
+            # What domish.ExpatElementStream._onEndElement does for a
+            # top-level element, without its other cases (once per stanza).
+            self.ElementEvent(self.currElem)  # type: ignore[misc]  # domish declares it None until set
+            self.currElem = None
+            self.elementCount = 0
+            self.stanzaSize = 0
         finally:
-            if topLevel:
-                self.lastElement = self.lastRaw = None
-                self.lastShallow = False
-                self._redeclared = False
-        if topLevel:
-            self._segmentStart = self.parser.CurrentByteIndex
+            self.lastElement = self.lastRaw = None
+            self.lastShallow = False
+            self._redeclared = False
+        self._segmentStart = self.parser.CurrentByteIndex
 
     def _onStartNamespace(self, prefix: str | None, uri: str) -> None:
         """
