@@ -8,7 +8,7 @@ decisions to streams.
 from __future__ import annotations
 
 from collections.abc import Collection
-from typing import Generic, Hashable, TypeVar
+from typing import Any, Generic, Hashable, TypeVar
 
 import attrs
 from twisted.words.protocols.jabber import jid
@@ -24,6 +24,8 @@ R = TypeVar("R", bound=Hashable)
 #: short addresses are kept, since they come from the wire.
 _domains: dict[str, str | None] = {}
 _DOMAINS_KEPT = 4096
+#: Not in L{_domains}.
+_UNKNOWN: Any = object()
 
 
 @boundedMemo(_domains, _DOMAINS_KEPT, 512)
@@ -200,10 +202,20 @@ def boundRoute(
     attributes = stanza.attributes
     sender = attributes.get("from")
     recipient = attributes.get("to")
-    if not sender or not recipient or domainOf(sender) not in senderNames:
+    if not sender or not recipient:
         return None
-    domain = domainOf(recipient)
-    return table.lookup(domain) if domain is not None else None
+    # domainOf's remembered answers and the table read directly: this runs
+    # once per routed stanza.
+    known = _domains.get
+    senderDomain = known(sender, _UNKNOWN)
+    if senderDomain is _UNKNOWN:
+        senderDomain = domainOf(sender)
+    if senderDomain not in senderNames:
+        return None
+    domain = known(recipient, _UNKNOWN)
+    if domain is _UNKNOWN:
+        domain = domainOf(recipient)
+    return table._routes.get(domain) if domain is not None else None
 
 
 def decide(
