@@ -112,6 +112,23 @@ class Load:
         }
 
 
+def asComponentProcess() -> None:
+    """
+    Set this process up as C{twistd xmppcomp} sets up a component's: the
+    load stands for such components. Its collector settings
+    (L{xmppcomp.tap.FreezeStartupObjects}), and its log level
+    (C{--log-level}, C{info} by default: debug events are dropped where
+    they are made).
+    """
+    import gc
+
+    from xmppcomp.logs import DEFAULT_LOG_LEVEL, setLevel
+    from xmppcomp.tap import GC_THRESHOLDS
+
+    gc.set_threshold(*GC_THRESHOLDS)
+    setLevel(DEFAULT_LOG_LEVEL)
+
+
 def startRouter(directory: str, files: _common.RouterFiles, script: str, *extra: str) -> tuple[Any, dict[str, Any]]:
     """
     Start the router of this benchmark (C{script}: C{_router_ours.py}, or
@@ -130,13 +147,7 @@ def main() -> None:
     parser.add_argument("--concurrency", default="1,8", help="comma-separated; one row each")
     parser.add_argument("--cprofile", default=None, help="write a cProfile of the router here")
     arguments = parser.parse_args()
-    # The load stands for components run by twistd xmppcomp, whose process
-    # has these collector settings (xmppcomp.tap.FreezeStartupObjects).
-    import gc
-
-    from xmppcomp.tap import GC_THRESHOLDS
-
-    gc.set_threshold(*GC_THRESHOLDS)
+    asComponentProcess()
     directory = tempfile.mkdtemp(prefix="xmppcomp-bench-negotiation-")
     files = _common.RouterFiles(directory, DOMAIN, {IDENTITY: SECRET}, {})
     extra = ["--cprofile", arguments.cprofile] if arguments.cprofile else []

@@ -103,7 +103,6 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--count", type=int, default=300)
     arguments = parser.parse_args()
-    import gc
     import shutil
     import tempfile
 
@@ -111,9 +110,7 @@ def main() -> None:
     import negotiation_load as nl
     from twisted.internet import defer, reactor
 
-    from xmppcomp.tap import GC_THRESHOLDS
-
-    gc.set_threshold(*GC_THRESHOLDS)
+    nl.asComponentProcess()
     install("component")
     directory = tempfile.mkdtemp(prefix="xmppcomp-bench-timeline-")
     files = _common.RouterFiles(directory, nl.DOMAIN, {nl.IDENTITY: nl.SECRET}, {})

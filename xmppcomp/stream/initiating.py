@@ -517,17 +517,19 @@ class InitiatingAuthenticator(ConnectAuthenticator):
             self.xmlstream.send(reply)
             return
         if self._sasl.done:
-            log.debug(
-                "authenticated to {server} as {identity}",
-                server=self.policy.serverDomain,
-                identity=self.policy.identity,
-            )
             xs = self.xmlstream
             self._stage = "features-pending"
             xs.reset()
             xs.sendHeader()
-            # While the server restarts its stream: features that can make
-            # their requests ahead (the hostname bind) do.
+            # While the server restarts its stream: the log line, and the
+            # requests of features that can make them ahead (the hostname
+            # bind).
+            xs.afterRead(
+                log.debug,
+                "authenticated to {server} as {identity}",
+                server=self.policy.serverDomain,
+                identity=self.policy.identity,
+            )
             xs.afterRead(self._prepareFeatures)
 
     def _prepareFeatures(self) -> None:
