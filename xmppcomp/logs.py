@@ -52,6 +52,7 @@ from zope.interface import implementer
 __all__ = [
     "LOG_LEVELS",
     "LOG_LEVEL_OPTION",
+    "checkLogLevelOption",
     "DEFAULT_LOG_LEVEL",
     "JSONLinesObserver",
     "Logger",
@@ -116,6 +117,22 @@ LOG_LEVEL_OPTION = [
     + ", ".join(LOG_LEVELS)
     + f" (default {DEFAULT_LOG_LEVEL}).",
 ]
+
+
+def checkLogLevelOption(options: Any) -> None:
+    """
+    Check and normalise the C{--log-level} (L{LOG_LEVEL_OPTION}) of a
+    plugin's L{twisted.python.usage.Options}.
+
+    @raise twisted.python.usage.UsageError: not a level; the message lists
+        the levels.
+    """
+    from twisted.python.usage import UsageError
+
+    try:
+        options["log-level"] = parseLogLevel(options["log-level"])
+    except ValueError as e:
+        raise UsageError(f"--log-level: {e}") from e
 
 
 class Logger(_TwistedLogger):

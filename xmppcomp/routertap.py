@@ -26,7 +26,7 @@ from xmppcomp.config import (
     loadRouterConfig,
     routerConfigFromMapping,
 )
-from xmppcomp.logs import LOG_LEVEL_OPTION, setLevel
+from xmppcomp.logs import LOG_LEVEL_OPTION, checkLogLevelOption, setLevel
 
 #: Option name to the TOML key it overrides, for the options that take one
 #: value (the repeatable C{--listen} and C{--accept-listen} are handled by
@@ -231,9 +231,7 @@ class Options(usage.Options):
         @raise usage.UsageError: the configuration is not usable; the
             message names the file and key, or the option, and the fix.
         """
-        from xmppcomp.tap import checkLogLevel
-
-        checkLogLevel(self)
+        checkLogLevelOption(self)
         overrides = self.overrides()
         try:
             if self["config"] is not None:

@@ -53,7 +53,7 @@ from xmppcomp.config import (
     componentConfigFromMapping,
     loadComponentConfig,
 )
-from xmppcomp.logs import LOG_LEVEL_OPTION, Logger, parseLogLevel, setLevel
+from xmppcomp.logs import LOG_LEVEL_OPTION, Logger, checkLogLevelOption, setLevel
 
 log = Logger()
 
@@ -328,7 +328,7 @@ class Options(usage.Options):
         @raise usage.UsageError: the configuration is not usable; the
             message names the file and key, or the option, and the fix.
         """
-        checkLogLevel(self)
+        checkLogLevelOption(self)
         overrides = self.overrides()
         try:
             if self["config"] is not None:
@@ -975,15 +975,3 @@ def makeService(options: Options) -> IService:
         return serviceFromConfig(options.componentConfig)
     except ConfigError as e:
         raise SystemExit(f"{_COMMAND}: {e}") from e
-
-
-def checkLogLevel(options: usage.Options) -> None:
-    """
-    Check and normalise the C{--log-level} of a plugin's options.
-
-    @raise usage.UsageError: not a level; the message lists the levels.
-    """
-    try:
-        options["log-level"] = parseLogLevel(options["log-level"])
-    except ValueError as e:
-        raise usage.UsageError(f"--log-level: {e}") from e
