@@ -526,8 +526,19 @@ class RestrictedElementStream(domish.ExpatElementStream):
     def _onStartElement(self, name: str, attrs: dict[Any, str]) -> None:
         """
         Start a new segment where the stream header or a top-level stanza
-        begins.
+        begins; inside a shallow stanza, count the element and build
+        nothing.
         """
+        if self._shallow:
+            depth = self._depth = self._depth + 1
+            if depth >= self.maxDepth:
+                # The stanza is level 1, so this element is at depth + 1.
+                raise self._tooDeep()
+            self._sawChild = True
+            # Prefixes it declared would otherwise go to the next element.
+            if self.localPrefixes:
+                self.localPrefixes = {}
+            return
         if not self.documentStarted:
             self._segmentStart = self.parser.CurrentByteIndex
             self._rawSafe = all(prefix == "stream" for prefix in self.localPrefixes)
@@ -559,44 +570,18 @@ class RestrictedElementStream(domish.ExpatElementStream):
             and self._chunks
             and self._chunksStart <= start
         ):
+            # Until its end, the start and end handlers only count
+            # elements (the same handlers: swapping expat's handlers costs
+            # more than the test), and text is not even reported.
             self._shallow = True
             self._sawChild = False
             self._depth = 0
-            parser = self.parser
-            parser.StartElementHandler = self._onShallowStart
-            parser.EndElementHandler = self._onShallowEnd
-            parser.CharacterDataHandler = None
-
-    def _onShallowStart(self, name: str, attrs: dict[Any, str]) -> None:
-        """
-        An element inside a shallow stanza: count it, build nothing.
-        """
-        depth = self._depth = self._depth + 1
-        if depth >= self.maxDepth:
-            # The stanza is level 1, so this element is at depth + 1.
-            raise self._tooDeep()
-        self._sawChild = True
-        # Prefixes it declared would otherwise go to the next element.
-        if self.localPrefixes:
-            self.localPrefixes = {}
+            self.parser.CharacterDataHandler = None
 
     def _tooDeep(self) -> StanzaTooDeep:
         return StanzaTooDeep(
             f"elements nested more than {self.maxDepth} levels deep in a stanza"
         )
-
-    def _onShallowEnd(self, name: str) -> None:
-        """
-        The end of an element inside a shallow stanza, or of the stanza.
-        """
-        if self._depth:
-            self._depth -= 1
-            return
-        parser = self.parser
-        parser.StartElementHandler = self._onStartElement
-        parser.EndElementHandler = self._onEndElement
-        parser.CharacterDataHandler = self._onCdata
-        self._onEndElement(name)
 
     def parseFull(self, data: bytes) -> domish.Element:
         """
@@ -626,11 +611,18 @@ class RestrictedElementStream(domish.ExpatElementStream):
         C{captureRaw}, make the stanza's raw bytes known while it is
         dispatched.
         """
+        if self._shallow:
+            if self._depth:
+                # An element inside a shallow stanza.
+                self._depth -= 1
+                return
+            # The shallow stanza's own end.
+            self.parser.CharacterDataHandler = self._onCdata
         current = self.currElem
         topLevel = current is not None and current.parent is None
         if current is not None:
             self._level -= 1
-        if topLevel and self.captureRaw:
+        if topLevel and (self.captureRaw or self._shallow):
             assert current is not None  # topLevel says so
             shallow, self._shallow = self._shallow, False
             raw = self._stanzaBytes(self._sawChild if shallow else bool(current.children))
