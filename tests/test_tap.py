@@ -80,7 +80,11 @@ class _FilesMixin:
 
     mktemp: Any
 
+    addCleanup: Any
+
     def setUp(self) -> None:
+        # tap.makeService sets the process-wide log level: put it back.
+        self.addCleanup(logs.setLevel, logs.logLevel())
         self.directory = os.path.abspath(self.mktemp())
         os.makedirs(self.directory)
         self.path = lambda name: os.path.join(self.directory, name)
@@ -672,8 +676,6 @@ class ServiceTreeTests(_FilesMixin, SynchronousTestCase):
         """
         options = tap.Options()
         options.parseOptions(["--config", self.write("c.toml", FULL)])
-        # makeService sets the process-wide log level: put it back.
-        self.addCleanup(logs.setLevel, logs.logLevel())
         top = tap.makeService(options)
         self.assertIsInstance(top, tap.ComponentServices)
         self.assertRaises(KeyError, top.getServiceNamed, tap.EMBEDDED_SERVICE)
@@ -711,8 +713,6 @@ class ServiceTreeTests(_FilesMixin, SynchronousTestCase):
         """
         options = tap.Options()
         options.parseOptions(["--hostname", "a.localhost", "--hostname", "b.localhost"])
-        # makeService sets the process-wide log level: put it back.
-        self.addCleanup(logs.setLevel, logs.logLevel())
         top = tap.makeService(options)
         children = list(top)
         embedded = top.getServiceNamed(tap.EMBEDDED_SERVICE)
@@ -741,8 +741,6 @@ class ServiceTreeTests(_FilesMixin, SynchronousTestCase):
         """
         options = tap.Options()
         options.parseOptions(["--no-httpauth", "--no-xtls"])
-        # makeService sets the process-wide log level: put it back.
-        self.addCleanup(logs.setLevel, logs.logLevel())
         top = tap.makeService(options)
         component = top.getServiceNamed(tap.COMPONENT_SERVICE)
         self.assertEqual(
