@@ -128,3 +128,19 @@ class TLSRequiredError(NegotiationError):
     TLS is required by the initiating entity but the receiving entity did
     not offer STARTTLS.
     """
+
+
+class UnserializableElement(ValueError):
+    """
+    An element that would not be well-formed XML 1.0 once serialised: a
+    text or attribute value holds a character XML 1.0 forbids (a C0
+    control other than tab, newline and carriage return, a lone
+    surrogate, U+FFFE or U+FFFF). The stream refuses to write it, and only
+    it: the stream stays up (a peer would end it with C{not-well-formed}).
+
+    @ivar reason: what is wrong, for logs and for the caller's error.
+    """
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
