@@ -14,7 +14,7 @@ from twisted.internet.interfaces import IPushProducer
 from twisted.internet.task import deferLater
 from twisted.internet.testing import StringTransport
 from twisted.internet.task import Clock
-from twisted.logger import Logger
+from twisted.logger import Logger, LogLevel
 from twisted.python.failure import Failure
 from twisted.trial.unittest import SynchronousTestCase, TestCase
 from twisted.words.protocols.jabber import error, jid
@@ -23,6 +23,7 @@ from twisted.words.xish import domish
 from twisted.words.xish.xmlstream import STREAM_END_EVENT, STREAM_ERROR_EVENT
 from zope.interface import implementer
 
+from xmppcomp.errors import UnserializableElement
 from xmppcomp.ns import NS_CLIENT, NS_STREAMS, NS_XMPP_STREAMS
 from xmppcomp.stream.xmlstream import (
     DEFAULT_CLOSE_TIMEOUT,
@@ -32,8 +33,10 @@ from xmppcomp.stream.xmlstream import (
     RestrictedXMLError,
     StanzaTooLarge,
     StreamHeader,
+    XML_FORBIDDEN,
     XmppXmlStream,
     checkHost,
+    checkSerializable,
     conditionForParserError,
     flushWrites,
     newStreamId,
@@ -1401,3 +1404,172 @@ class FlushWritesTests(TestCase):
         self.assertFalse(flushWrites(transport))
         self.assertEqual(transport.value(), b"x")
         self.assertFalse(flushWrites(None))
+
+
+class UnserializableElementTests(SynchronousTestCase):
+    """
+    L{XmppXmlStream.send} refuses, with L{UnserializableElement}, an element
+    or a string holding a character XML 1.0 forbids: nothing is written and
+    the stream stays up, where a peer would have ended it with
+    C{not-well-formed}.
+    """
+
+    def setUp(self) -> None:
+        self.transport = StringTransport()
+        self.xs = XmppXmlStream(ReceivingAuthenticator(), reactor=Clock(), closeTimeout=5.0)
+        self.logged: list[dict[str, Any]] = []
+        self.xs._log = Logger(observer=self.logged.append)
+        self.xs.makeConnection(self.transport)
+        self.xs.dataReceived(HEADER)
+        self.assertTrue(self.xs._headerSent)
+        self.written = self.transport.value()
+        self.logged.clear()
+
+    def message(self, body: str = "hello", **attributes: str) -> domish.Element:
+        """
+        A C{<message/>} with C{body} as the text of its C{<body/>} and
+        C{attributes}.
+        """
+        message = domish.Element((None, "message"))
+        message["to"] = "juliet@example.com"
+        for name, value in attributes.items():
+            message[name] = value
+        message.addElement("body", content=body)
+        return message
+
+    def assertRefused(self, obj: domish.Element | str, *inReason: str) -> None:
+        """
+        Sending C{obj} raises L{UnserializableElement} whose reason holds
+        each of C{inReason} and no forbidden character, writes nothing,
+        logs one warning with that reason, and leaves the stream up: a
+        valid stanza sent next goes out, and a peer parses all that was
+        written.
+        """
+        with self.assertRaises(UnserializableElement) as caught:
+            self.xs.send(obj)
+        reason = caught.exception.reason
+        for text in inReason:
+            self.assertIn(text, reason)
+        self.assertIsNone(XML_FORBIDDEN.search(reason))
+        self.assertEqual(self.transport.value(), self.written)
+        [event] = self.logged
+        self.assertEqual(event["log_level"], LogLevel.warn)
+        self.assertEqual(event["reason"], reason)
+        self.assertFalse(self.transport.disconnecting)
+        self.assertIsNone(self.xs.streamEnded)
+
+        self.xs.send(self.message("still here", id="next"))
+        output = parseOutput(self.transport.value())
+        [sent] = output.elements
+        self.assertEqual((sent.name, sent["id"], str(sent.body)), ("message", "next", "still here"))
+        self.assertFalse(output.ended)
+        self.assertFalse(self.transport.disconnecting)
+
+    def test_attributeFFFE(self) -> None:
+        """
+        U+FFFE in an attribute value is refused; the reason names the
+        character, the attribute and the element.
+        """
+        self.assertRefused(
+            self.message(id="tx\ufffe1"), "U+FFFE", "attribute id of <message/>"
+        )
+
+    def test_textFFFF(self) -> None:
+        """
+        U+FFFF in the text of a child is refused; the reason names the
+        character, the child and the stanza.
+        """
+        self.assertRefused(
+            self.message("confirm \uffff"), "U+FFFF", "the text of <body/> in <message/>"
+        )
+
+    def test_textControl(self) -> None:
+        """
+        A C0 control other than tab, newline and carriage return in text is
+        refused.
+        """
+        self.assertRefused(self.message("a\x01b"), "U+0001", "<body/>")
+
+    def test_loneSurrogate(self) -> None:
+        """
+        A lone surrogate (which UTF-8 cannot even encode) is refused the
+        same way.
+        """
+        self.assertRefused(self.message("\ud800"), "U+D800", "<body/>")
+
+    def test_childAttribute(self) -> None:
+        """
+        A forbidden character deep inside the stanza is found, and the
+        reason says in which descendant.
+        """
+        message = self.message()
+        confirm = message.addElement(("http://jabber.org/protocol/http-auth", "confirm"))
+        confirm["id"] = "\x1b[31m"
+        self.assertRefused(message, "U+001B", "attribute id of <confirm/> in <message/>")
+
+    def test_badElementName(self) -> None:
+        """
+        A forbidden character in an element name is refused, and left out
+        of the reason, which shows it as C{U+XXXX}.
+        """
+        self.assertRefused(domish.Element((None, "a\x02")), "U+0002", "<aU+0002/>")
+
+    def test_string(self) -> None:
+        """
+        A string of serialised XML holding a forbidden character is refused
+        too; the reason names its first element.
+        """
+        self.assertRefused("<message to='juliet@example.com'>\x0b</message>", "U+000B", "<message/>")
+
+    def test_allowedCharacters(self) -> None:
+        """
+        The characters XML 1.0 allows, at the edges of each of its ranges
+        and including tab, newline, carriage return, DEL and C1 controls,
+        are sent as they are.
+        """
+        text = "\t\n\r \x7f\x85\ud7ff\ue000\ufffd\U00010000\U0010ffff"
+        self.xs.send(self.message(text, id=text))
+        [sent] = parseOutput(self.transport.value()).elements
+        # A peer's parser normalises line ends, and white space in
+        # attribute values (XML 1.0 sections 2.11 and 3.3.3).
+        self.assertEqual(sent["id"], "    " + text[4:])
+        self.assertEqual(str(sent.body), text.replace("\r", "\n"))
+        self.assertEqual(self.logged, [])
+
+    def test_checkSerializable(self) -> None:
+        """
+        L{checkSerializable} returns allowed text unchanged and refuses
+        each character outside XML 1.0's C{Char} production, and only
+        those.
+        """
+        self.assertEqual(checkSerializable("<a b='\t'>\ufffd</a>"), "<a b='\t'>\ufffd</a>")
+        forbidden = [c for c in range(0x110000) if XML_FORBIDDEN.match(chr(c))]
+        expected = (
+            [c for c in range(0x20) if c not in (0x9, 0xA, 0xD)]
+            + list(range(0xD800, 0xE000))
+            + [0xFFFE, 0xFFFF]
+        )
+        self.assertEqual(forbidden, expected)
+        for c in (0x0, 0x1F, 0xD800, 0xDFFF, 0xFFFE):
+            with self.assertRaises(UnserializableElement) as caught:
+                checkSerializable("<a>%s</a>" % (chr(c),))
+            self.assertIn("U+%04X in <a/>" % (c,), caught.exception.reason)
+
+    def test_serialize(self) -> None:
+        """
+        L{XmppXmlStream.serialize}, which negotiations use to prepare what
+        they send, refuses such an element too.
+        """
+        self.assertRaises(UnserializableElement, self.xs.serialize, self.message("\x00"))
+
+    def test_streamErrorText(self) -> None:
+        """
+        A stream error whose text cannot be written is sent without its
+        text: the stream still ends properly, with the condition.
+        """
+        self.xs.sendStreamError(error.StreamError("policy-violation", text="bad \x01"))
+        data = self.transport.value()
+        self.assertTrue(data.endswith(errorBytes("policy-violation") + FOOTER), data)
+        output = parseOutput(data)
+        self.assertTrue(output.ended)
+        self.assertEqual(conditionOf(self.xs.streamEnded), "policy-violation")

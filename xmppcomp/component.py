@@ -34,6 +34,7 @@ from xmppcomp.logs import Logger
 from xmppcomp.metrics import NEGOTIATION_FAILURES
 from xmppcomp.ns import NS_CLIENT, NS_COMPONENT_ACCEPT, NS_PING
 from xmppcomp.router.routing import domainOf
+from xmppcomp.stream.xmlstream import checkSerializable
 from xmppcomp.stream.bind import BIND_NAMESPACES, BindError, BindInitiator, bindRequest, boundHostname
 
 log = Logger()
@@ -596,6 +597,9 @@ class Component(Service):
 
         @return: a L{Deferred} that fires when the stanza is written, or
             fails with L{QueueFull}, L{QueueTimeout} or L{NotConnected}.
+        @raise UnserializableElement: the stanza would not be well-formed
+            XML (a character XML 1.0 forbids); nothing is sent or queued,
+            and the stream stays up.
         """
         if isinstance(obj, str):
             # Raw XML (wokkel sends a few strings): only for an open stream.
@@ -613,6 +617,8 @@ class Component(Service):
             return defer.succeed(None)
         if len(self._queue) >= self.maxQueued:
             return defer.fail(QueueFull("%d stanzas are waiting already" % (len(self._queue),)))
+        # Checked now, not when the queue is flushed into a new stream.
+        checkSerializable(obj.toXml(), obj)
         d: defer.Deferred[None] = defer.Deferred()
         self._queue.append((obj, self.reactor.seconds(), d))
         self._scheduleExpiry()

@@ -45,6 +45,7 @@ from xmppcomp.router.routing import (
     translateNamespace,
 )
 from xmppcomp.stream.bind import HostnameBinder, bindChild, bindFeatures
+from xmppcomp.stream.xmlstream import checkSerializable
 
 log = Logger()
 
@@ -124,7 +125,7 @@ class RouterSession:
         if not self.paused:
             self.xmlstream.send(element)
             return
-        data = element.toXml().encode("utf-8")
+        data = checkSerializable(element.toXml(), element).encode("utf-8")
         self.queued += len(data)
         self.xmlstream.send(data)
         if self.queued > self.router.limits.maxBufferedBytes and not self.readPaused:

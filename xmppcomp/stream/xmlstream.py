@@ -12,11 +12,15 @@ Three layers, from the inside out:
     stanza, of the stream header and of whatever sits between stanzas, before
     they are buffered.
   - L{parseStreamHeader}, L{checkHost} and L{newStreamId} are pure functions
-    over parsed elements and strings, used by both ends of a stream.
+    over parsed elements and strings, used by both ends of a stream;
+    L{checkSerializable} refuses serialised XML holding a character that
+    XML 1.0 forbids.
   - L{XmppXmlStream} is the thin Twisted adapter: it maps parse errors to
     stream errors (C{restricted-xml}, C{policy-violation},
     C{not-well-formed}), performs the closing handshake of RFC 6120 section
-    4.4 with a timeout, and sets C{TCP_NODELAY}.
+    4.4 with a timeout, and sets C{TCP_NODELAY}. It never writes an element
+    or string that L{checkSerializable} refuses: that one is refused with
+    L{xmppcomp.errors.UnserializableElement}, and the stream stays up.
 """
 
 from __future__ import annotations
@@ -25,7 +29,7 @@ import pyexpat
 import re
 import secrets
 from enum import Enum, auto
-from typing import Any, Callable, Collection
+from typing import Any, Callable, Collection, cast
 from xml.sax.saxutils import quoteattr
 
 from attrs import frozen
@@ -39,6 +43,7 @@ from twisted.words.protocols.jabber import xmlstream as jabberxmlstream
 from twisted.words.xish import domish
 from twisted.words.xish.xmlstream import STREAM_ERROR_EVENT
 
+from xmppcomp.errors import UnserializableElement
 from xmppcomp.logs import Logger
 from xmppcomp.ns import NS_STREAMS, NS_XML
 
@@ -52,8 +57,10 @@ __all__ = [
     "StanzaTooDeep",
     "StanzaTooLarge",
     "StreamHeader",
+    "XML_FORBIDDEN",
     "XmppXmlStream",
     "checkHost",
+    "checkSerializable",
     "conditionForParserError",
     "flushWrites",
     "newStreamId",
@@ -91,6 +98,15 @@ _PLAIN_DOMAIN = re.compile(
 )
 
 _VERSION = re.compile(r"\A([0-9]+)\.([0-9]+)\Z")
+
+#: One character outside XML 1.0's C{Char} production (section 2.2): a C0
+#: control other than tab, newline and carriage return, a surrogate (in a
+#: Python C{str} only a lone one can occur), U+FFFE or U+FFFF. Serialised
+#: XML holding one is not well-formed, and a peer ends the stream with
+#: C{not-well-formed}.
+XML_FORBIDDEN = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ud800-\udfff\ufffe\uffff]")
+
+_START_TAG = re.compile(r"\s*<([^\s/>]+)")
 
 
 def _entityErrorCodes() -> frozenset[int]:
@@ -844,6 +860,74 @@ def newStreamId() -> str:
     return secrets.token_hex(16)
 
 
+def _shown(text: str) -> str:
+    """
+    C{text} with each character L{XML_FORBIDDEN} matches written as
+    C{U+XXXX}: safe to log, and to put in XML.
+    """
+    return XML_FORBIDDEN.sub(lambda match: "U+%04X" % (ord(match.group()),), text)
+
+
+def _whereIn(element: domish.Element, char: str) -> str:
+    """
+    Where C{char} first occurs in C{element}: in an attribute or in the
+    text of which descendant (or of C{element} itself), for an error
+    message. Only called once a character was refused, so the walk costs
+    nothing on the way out.
+    """
+    stack = [element]
+    while stack:
+        current = stack.pop()
+        for key, value in current.attributes.items():
+            name = key if isinstance(key, str) else "{%s}%s" % key
+            if char in name or char in value:
+                where = "attribute %s of <%s/>" % (_shown(name), _shown(current.name))
+                break
+        else:
+            if any(isinstance(child, str) and char in child for child in current.children):
+                where = "the text of <%s/>" % (_shown(current.name),)
+            else:
+                stack.extend(
+                    child
+                    for child in reversed(current.children)
+                    if isinstance(child, domish.Element)
+                )
+                continue
+        if current is not element:
+            where += " in <%s/>" % (_shown(element.name),)
+        return where
+    return "<%s/>" % (_shown(element.name),)
+
+
+def checkSerializable(text: str, element: domish.Element | None = None) -> str:
+    """
+    Check that serialised XML holds only characters XML 1.0 allows (see
+    L{XML_FORBIDDEN}): what L{XmppXmlStream.send} checks before it writes.
+    One compiled regular expression search, a fraction of a microsecond for
+    a typical stanza.
+
+    @param text: the serialised element (or other XML text).
+    @param element: the element C{text} was serialised from, if any, to
+        say where the character is.
+    @return: C{text}, unchanged.
+    @raise UnserializableElement: a character is outside XML 1.0's C{Char}
+        production; its reason names the character as C{U+XXXX} and the
+        element, and holds no forbidden character itself.
+    """
+    bad = XML_FORBIDDEN.search(text)
+    if bad is None:
+        return text
+    char = bad.group()
+    if element is not None:
+        where = _whereIn(element, char)
+    else:
+        tag = _START_TAG.match(text)
+        where = "<%s/>" % (_shown(tag.group(1)),) if tag is not None else "XML text"
+    raise UnserializableElement(
+        "U+%04X in %s is not allowed in XML 1.0" % (ord(char), where)
+    )
+
+
 # The protocol
 
 
@@ -1169,11 +1253,40 @@ class XmppXmlStream(jabberxmlstream.XmlStream):
         """
         Send data, unless our closing tag is already out: nothing may follow
         it (RFC 6120 section 4.4).
+
+        An element (serialised as L{serialize} does) or a C{str} is written
+        only if it is well-formed as far as characters go: one holding a
+        character that XML 1.0 forbids (see L{checkSerializable}) is
+        refused, and only it. Nothing is written, a warning is logged, and
+        the caller gets the error; the stream stays up, where the peer would
+        have ended it with C{not-well-formed}. C{bytes} are written as
+        given: the caller vouches for them (see L{sendRaw}).
+
+        @param obj: a L{domish.IElement} provider, a C{str} or C{bytes}.
+        @raise UnserializableElement: C{obj} would not be well-formed XML.
         """
         if self._footerSent:
             self._log.debug("Dropping data sent after the stream was closed")
             return
-        super().send(obj)
+        data = obj
+        if not isinstance(obj, bytes):
+            try:
+                if isinstance(obj, str):
+                    data = checkSerializable(obj).encode("utf-8")
+                elif domish.IElement.providedBy(obj):
+                    data = self.serialize(cast(domish.Element, obj)).encode("utf-8")
+            except UnserializableElement as e:
+                self._log.warn(
+                    "Refusing to send to {peer} what would not be well-formed XML: {reason}",
+                    peer=self._peer(),
+                    reason=e.reason,
+                )
+                raise
+        # What Twisted's send does once it has bytes.
+        if self.rawDataOutFn:
+            self.rawDataOutFn(data)
+        assert self.transport is not None
+        self.transport.write(data)
 
     def flush(self) -> bool:
         """
@@ -1191,6 +1304,11 @@ class XmppXmlStream(jabberxmlstream.XmlStream):
         L{rawBytesOf} gave), unless our closing tag is already out: the
         router's forwarding path, without the checks L{send} makes for
         elements.
+
+        In particular the characters are not checked (see
+        L{checkSerializable}): bytes that expat parsed are well-formed by
+        construction, and checking them would cost a decode per forwarded
+        stanza. Callers must give only such bytes.
         """
         if self._footerSent:
             return
@@ -1203,13 +1321,19 @@ class XmppXmlStream(jabberxmlstream.XmlStream):
         """
         C{element} serialised as L{send} would send it: a child of our
         root, in our default namespace, with our prefixes.
+
+        @raise UnserializableElement: the result would not be well-formed
+            XML (see L{checkSerializable}), so L{send} would refuse it.
         """
-        return str(
-            element.toXml(
-                prefixes=self.prefixes,
-                defaultUri=self.namespace,
-                prefixesInScope=list(self.prefixes.values()),
-            )
+        return checkSerializable(
+            str(
+                element.toXml(
+                    prefixes=self.prefixes,
+                    defaultUri=self.namespace,
+                    prefixesInScope=list(self.prefixes.values()),
+                )
+            ),
+            element,
         )
 
     def sendHeader(self) -> None:
@@ -1291,7 +1415,12 @@ class XmppXmlStream(jabberxmlstream.XmlStream):
         if not self._headerSent and not self.initiating:
             self.sendHeader()
         if self._headerSent:
-            self.send(streamError.getElement())
+            try:
+                self.send(streamError.getElement())
+            except UnserializableElement:
+                # Its text (or application condition) cannot be written:
+                # the condition alone still ends the stream properly.
+                self.send(error.StreamError(streamError.condition).getElement())
             self.sendFooter()
         self.dispatch(Failure(streamError), STREAM_ERROR_EVENT)
         if self._state is not _State.CLOSING:

@@ -16,6 +16,7 @@ from xmppcomp.ns import NS_CLIENT, NS_STREAMS
 from xmppcomp.stream.xmlstream import (
     RestrictedElementStream,
     StanzaTooLarge,
+    checkSerializable,
     conditionForParserError,
 )
 from xmppcomp.xtls._exceptions import XTLSStanzaError
@@ -36,7 +37,7 @@ def serializeStanza(stanza: domish.Element) -> bytes:
     Serialise a stanza for the tunnel: the content namespace is left out
     (the receiver reads C{jabber:client}), other namespaces kept.
     """
-    return stanza.toXml(defaultUri=stanza.uri or "").encode("utf-8")
+    return checkSerializable(stanza.toXml(defaultUri=stanza.uri or ""), stanza).encode("utf-8")
 
 
 class InnerStream:
