@@ -12,18 +12,33 @@ of 127.0.0.1 only (never port 80), and never reads C{/etc/nginx} nor
 touches a system nginx. C{-e} sends even the messages of the start, before
 the configuration is read, to the private error log.
 
-The configuration protects C{/private/} with C{auth_request}; the auth
-subrequest goes to the confirmer with the original method and URI in
-C{X-Original-Method} / C{X-Original-URI}, the authority in C{Host}
-(C{$http_host}, which keeps the port: C{$host} drops it, so the URL the
-XMPP user is asked about would be wrong) and the client address in
-C{X-Real-IP}. On a 401, nginx 1.22's auth_request module itself copies the
-I{first} C{WWW-Authenticate} header of the auth answer to the client (the
-confirmer puts Basic first); the common recipe of C{auth_request_set
-$auth_www $upstream_http_www_authenticate} plus C{add_header
-WWW-Authenticate $auth_www always} would send it twice, so it is not used.
-The confirmed JID is passed on in C{X-Auth-JID} with C{auth_request_set}
-and C{add_header}. C{/public/} is served without authentication.
+The configuration protects C{/private/} with C{auth_request}. The auth
+subrequest goes to the confirmer with the headers of its C{nginx} profile,
+each set with C{proxy_set_header}, which replaces a copy the client sent
+(nginx passes every other client header on as it came, so the endpoint
+must read these and no others):
+
+  - C{X-Original-Method}: C{$request_method};
+  - C{X-Original-URI}: C{$request_uri}, the request target exactly as the
+    client sent it: not decoded, dot segments and repeated slashes kept,
+    with the query (for an absolute-form target, its path and query);
+  - C{X-Original-Host}: C{$http_host}, the client's C{Host} header with
+    the port (C{$host} drops it); not sent at all when the client sent no
+    C{Host} (HTTP/1.0);
+  - C{X-Original-Proto}: C{$scheme};
+  - C{X-Real-IP}: C{$remote_addr}, the client's address.
+
+C{Host} gets C{$http_host} too (harmless: the profile does not read it).
+The subrequest carries no body (C{proxy_pass_request_body off} and an
+empty C{Content-Length}). On a 401, nginx 1.22's auth_request module
+itself copies the I{first} C{WWW-Authenticate} header of the auth answer
+to the client (the confirmer puts Basic first); the common recipe of
+C{auth_request_set $auth_www $upstream_http_www_authenticate} plus
+C{add_header WWW-Authenticate $auth_www always} would send it twice, so it
+is not used. The confirmed JID is passed on in C{X-Auth-JID} with
+C{auth_request_set} and C{add_header}. C{/public/} is served without
+authentication. A test may add C{location} blocks of its own
+(C{extraLocations}).
 
 Use it from a L{twisted.trial.unittest.TestCase}::
 
@@ -35,7 +50,7 @@ from __future__ import annotations
 
 import os
 import shutil
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import attrs
@@ -166,9 +181,13 @@ def _quoted(value: str) -> str:
     return '"%s"' % (value,)
 
 
-def configuration(site: NginxSite) -> str:
+def configuration(site: NginxSite, extraLocations: Sequence[str] = ()) -> str:
     """
     The private nginx configuration for C{site}.
+
+    @param extraLocations: more C{location} blocks (nginx text, each
+        possibly of several lines) for the C{server} block, after the
+        harness's own.
     """
     q = _quoted
     prefix = site.prefix
@@ -209,13 +228,18 @@ def configuration(site: NginxSite) -> str:
             "            proxy_pass http://%s:%d/;" % (site.host, site.authPort),
             "            proxy_pass_request_body off;",
             '            proxy_set_header Content-Length "";',
-            "            proxy_set_header X-Original-URI $request_uri;",
-            "            proxy_set_header X-Original-Method $request_method;",
             # $http_host keeps the port, $host would drop it.
             "            proxy_set_header Host $http_host;",
-            "            proxy_set_header X-Forwarded-Proto $scheme;",
+            # The nginx profile; proxy_set_header replaces a client's copy.
+            "            proxy_set_header X-Original-Method $request_method;",
+            "            proxy_set_header X-Original-URI $request_uri;",
+            "            proxy_set_header X-Original-Host $http_host;",
+            "            proxy_set_header X-Original-Proto $scheme;",
             "            proxy_set_header X-Real-IP $remote_addr;",
             "        }",
+        ]
+        + ["        " + line for block in extraLocations for line in block.splitlines()]
+        + [
             "    }",
             "}",
             "",
@@ -237,6 +261,7 @@ class NginxHarness:
         files: Mapping[str, bytes],
         reactor: Any = None,
         directory: str | None = None,
+        extraLocations: Sequence[str] = (),
     ) -> None:
         """
         @param authPort: the port of the forward-auth endpoint on
@@ -247,6 +272,8 @@ class NginxHarness:
             reactor if L{None}.
         @param directory: an empty or missing directory to use as prefix;
             a temporary one (removed by L{stop}) if L{None}.
+        @param extraLocations: more C{location} blocks for the C{server}
+            block (see L{configuration}).
         """
         if reactor is None:
             from twisted.internet import reactor as globalReactor
@@ -261,6 +288,7 @@ class NginxHarness:
         prefix = os.path.abspath(directory)
         self.configFile = os.path.join(prefix, "nginx.conf")
         self._files = dict(files)
+        self._extraLocations = tuple(extraLocations)
         (port,) = freePorts(1)
         self.site = NginxSite(
             host=LOOPBACK,
@@ -285,7 +313,7 @@ class NginxHarness:
             with open(path, "wb") as f:
                 f.write(content)
         with open(self.configFile, "w", encoding="utf-8") as f:
-            f.write(configuration(site))
+            f.write(configuration(site, self._extraLocations))
 
     @defer.inlineCallbacks
     def start(self) -> Any:
@@ -402,7 +430,11 @@ class NginxHarness:
 
 
 def startNginx(
-    testCase: Any, authPort: int, files: Mapping[str, bytes], reactor: Any = None
+    testCase: Any,
+    authPort: int,
+    files: Mapping[str, bytes],
+    reactor: Any = None,
+    extraLocations: Sequence[str] = (),
 ) -> defer.Deferred[NginxSite]:
     """
     Start a private nginx for one test in the test's own temporary
@@ -412,8 +444,12 @@ def startNginx(
 
     @param authPort: the port of the forward-auth endpoint on 127.0.0.1.
     @param files: static files, relative path to content.
+    @param extraLocations: more C{location} blocks for the C{server} block
+        (see L{configuration}).
     """
-    harness = NginxHarness(authPort, files, reactor, directory=testCase.mktemp())
+    harness = NginxHarness(
+        authPort, files, reactor, directory=testCase.mktemp(), extraLocations=extraLocations
+    )
     testCase.addCleanup(harness.stop)
     testCase.nginxHarness = harness
     d: defer.Deferred[NginxSite] = harness.start()

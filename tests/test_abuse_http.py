@@ -17,7 +17,7 @@ from twisted.trial.unittest import SynchronousTestCase
 
 from xmppcomp.httpauth import AccessRule, AccessRules, Limits, Outcome, makeConfirmer
 
-from .test_httpauth_web import FakeRequester, _Echo, basic
+from .test_httpauth_web import FRONTEND, FakeRequester, _Echo, basic
 
 
 def raw(value: bytes) -> dict[bytes, list[bytes]]:
@@ -36,9 +36,11 @@ class HTTPAbuseTests(SynchronousTestCase):
             self.requester,
             AccessRules([AccessRule("/", anyone=True)]),
             self.clock,
-            Limits(pendingPerJID=2, pendingTotal=50),
+            # Everything comes from StubTreq's 127.0.0.1: the per-address
+            # allowance is raised so the other limits show.
+            Limits(pendingPerJID=2, pendingTotal=50, attemptsPerClient=100_000),
         )
-        self.stub = StubTreq(self.confirmer.protect(_Echo()))
+        self.stub = StubTreq(self.confirmer.protect(_Echo(), FRONTEND))
 
     def get(self, headers: Any) -> Any:
         d = self.stub.get("http://files.example/", headers=headers)
@@ -95,13 +97,13 @@ class HTTPAbuseTests(SynchronousTestCase):
     def test_thousandsPending(self) -> None:
         """
         Thousands of requests for distinct JIDs: only C{pendingTotal} are
-        asked, the rest get 503 at once; a JID with C{pendingPerJID}
+        asked, the rest get 429 (a limit) at once; a JID with C{pendingPerJID}
         pending gets 429; once the pending ones time out, new users are
         asked again.
         """
         pending = [self.get(basic("user%d@capulet.com/r" % i, "t")) for i in range(50)]
         statuses = [self.status(basic("more%d@capulet.com/r" % i, "t")) for i in range(2000)]
-        self.assertEqual(set(statuses), {503})
+        self.assertEqual(set(statuses), {429})
         self.assertEqual(len(self.requester.asked), 50)
         for d in pending:
             self.assertNoResult(d)
@@ -136,7 +138,8 @@ class HTTPAbuseTests(SynchronousTestCase):
     def test_replayedTransactionId(self) -> None:
         """
         A confirmed transaction id used again after its session ended is a
-        replay: 403, without asking the user.
+        replay: 401 with the challenge (a browser asks for new credentials),
+        without asking the user.
         """
         d = self.get(basic("juliet@capulet.com/balcony", "t1"))
         self.requester.asked[-1][2].callback(Outcome.ALLOW)
@@ -144,5 +147,41 @@ class HTTPAbuseTests(SynchronousTestCase):
         self.assertEqual(self.successResultOf(d).code, 201)
         self.clock.advance(Limits().sessionLifetime + 1)
         asked = len(self.requester.asked)
-        self.assertEqual(self.status(basic("juliet@capulet.com/balcony", "t1")), 403)
+        self.assertEqual(self.status(basic("juliet@capulet.com/balcony", "t1")), 401)
         self.assertEqual(len(self.requester.asked), asked)
+
+
+class PerAddressTests(SynchronousTestCase):
+    """
+    Attempts that would ask over XMPP are limited per client address.
+    """
+
+    def test_attemptsPerClient(self) -> None:
+        """
+        Beyond C{attemptsPerClient} asks from one address: 429 with
+        C{Retry-After} and its reason phrase, nobody asked; another address
+        is still asked.
+        """
+        from .test_httpauth_web import EdgeTests
+
+        requester = FakeRequester()
+        confirmer = makeConfirmer(
+            requester, AccessRules.anyone(), Clock(), Limits(attemptsPerClient=3, attemptWindow=60)
+        )
+        resource = confirmer.protect(_Echo(), FRONTEND)
+        edge = EdgeTests("test_bypassesProtect")
+        self.addCleanup(edge.doCleanups)
+
+        def ask(n: int, peer: str) -> bytes:
+            auth = basic("u%d@capulet.com/r" % (n,), "t")[b"Authorization"][0]
+            head = b"GET / HTTP/1.1\r\nHost: files.example\r\nAuthorization: " + auth
+            return edge.raw(resource, head, peer=peer).value()
+
+        for n in range(3):
+            self.assertEqual(ask(n, "192.0.2.1"), b"")
+        answer = ask(3, "192.0.2.1")
+        self.assertTrue(answer.startswith(b"HTTP/1.1 429 Too Many Requests\r\n"), answer)
+        self.assertIn(b"Retry-After: ", answer)
+        self.assertEqual(len(requester.asked), 3)
+        self.assertEqual(ask(4, "192.0.2.2"), b"")
+        self.assertEqual(len(requester.asked), 4)

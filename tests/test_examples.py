@@ -206,6 +206,8 @@ class ComponentTOMLTests(RouterMixin, TestCase):
         config = options.componentConfig
         self.assertEqual(config.hostnames, ("comp.example.net", "chat.comp.example.net"))
         self.assertEqual(config.trust.pinned, self.certificatePath)
+        self.assertEqual(config.httpauth.publicOrigin, "https://www.example.net")
+        self.assertEqual(config.httpauth.webServer, "nginx")
         services = tap.serviceFromConfig(config, reactor)
         services.startService()
         self.addCleanup(services.stopService)
@@ -229,6 +231,33 @@ class ComponentTOMLTests(RouterMixin, TestCase):
             self.assertEqual(answer["from"], hostname)
             identity = next(answer.query.elements(NS_DISCO_INFO, "identity"))
             self.assertEqual(identity["category"], "component")
+
+
+class ComponentTOMLKeysTests(SynchronousTestCase):
+    """
+    C{docs/examples/component.toml} says it shows every key.
+    """
+
+    def test_everyKey(self) -> None:
+        """
+        Every key of every table of the component's configuration appears
+        in the example, set or commented out (C{key =} or C{# key =}), and
+        every sub-table as its header (C{[table.key]} or
+        C{[[table.key]]}, possibly commented out).
+        """
+        from xmppcomp.config import _COMPONENT_TABLES
+
+        with open(COMPONENT_TOML, encoding="utf-8") as f:
+            text = f.read()
+        missing = []
+        for table, keys in _COMPONENT_TABLES.items():
+            for key in keys:
+                dotted = f"{table}.{key}" if table else key
+                header = r"^#?\s*\[\[?" + re.escape(dotted) + r"\]\]?\s*$"
+                assignment = r"^#?\s*" + re.escape(key) + r"\s*="
+                if not (re.search(header, text, re.M) or re.search(assignment, text, re.M)):
+                    missing.append(dotted)
+        self.assertEqual(missing, [])
 
 
 class EchoComponentTests(RouterMixin, TestCase):

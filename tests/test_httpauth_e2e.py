@@ -38,7 +38,6 @@ from twisted.trial.unittest import TestCase
 from twisted.web.client import Agent, HTTPConnectionPool
 from twisted.web.http_headers import Headers
 from twisted.web.resource import IResource, Resource
-from twisted.web.server import Site
 from twisted.web.static import Data
 from twisted.words.protocols.jabber.error import StanzaError
 from twisted.words.protocols.jabber.jid import JID
@@ -61,6 +60,8 @@ from xmppcomp.httpauth import (
     Limits,
     makeConfirmer,
 )
+from xmppcomp.httpauth import ConfirmerSite
+from xmppcomp.httpauth._frontend import loopbackFrontend
 from xmppcomp.ns import NS_HTTP_AUTH
 from xmppcomp.tap import ConnectionTracker
 
@@ -275,7 +276,7 @@ class ConfirmerMixin(ProsodyMixin):
 
         @return: the port number.
         """
-        factory = ConnectionTracker(Site(resource))
+        factory = ConnectionTracker(ConfirmerSite(resource, reactor=reactor))
         port = yield serverFromString(reactor, "tcp:0:interface=127.0.0.1").listen(factory)
 
         @defer.inlineCallbacks
@@ -346,7 +347,7 @@ class ProtectedSiteTests(ConfirmerMixin, TestCase):
     @defer.inlineCallbacks
     def setUp(self) -> Any:
         yield ConfirmerMixin.setUp(self)
-        self.port = yield self.listen(self.confirmer.protect(pageTree()))
+        self.port = yield self.listen(self.confirmer.protect(pageTree(), loopbackFrontend()))
 
     def url(self, path: str) -> str:
         return "http://127.0.0.1:%d%s" % (self.port, path)
@@ -388,8 +389,8 @@ class ProtectedSiteTests(ConfirmerMixin, TestCase):
     @defer.inlineCallbacks
     def test_iqDenied(self) -> Any:
         """
-        An IQ error from the user is a 403; the transaction id is then
-        used up (403 again without asking).
+        A C{not-authorized} IQ error from the user is a 403; the
+        transaction id is then used up (a replay, 401, without asking).
         """
         who = self.user.jid.full()
         pending = self.fetch(self.url("/index.html"), (who, "tx-deny"))
@@ -400,7 +401,7 @@ class ProtectedSiteTests(ConfirmerMixin, TestCase):
         self.assertEqual(response.code, 403)
         self.assertIn(b"denied", body)
         response, body = yield self.fetch(self.url("/index.html"), (who, "tx-deny"))
-        self.assertEqual(response.code, 403)
+        self.assertEqual(response.code, 401)
         self.assertIn(b"used already", body)
         self.assertEqual(self.user.received, 1)
 
@@ -442,9 +443,10 @@ class ProtectedSiteTests(ConfirmerMixin, TestCase):
     def test_replay(self) -> Any:
         """
         Within its session the transaction id passes only for the same
-        site: from another site (another C{Host}) it is a 403. After the
-        session, the same transaction id is a replay: 403, and the user is
-        not asked again.
+        site: from another site (another allowed C{Host}) it is a 401.
+        After the session, the same transaction id is a replay: 401, and
+        the user is not asked again. A C{Host} outside the allowed names
+        is a 400.
         """
         who = self.user.jid.full()
         pending = self.fetch(self.url("/index.html"), (who, "tx-once"))
@@ -453,14 +455,18 @@ class ProtectedSiteTests(ConfirmerMixin, TestCase):
         self.assertEqual(response.code, 200)
 
         response, body = yield self.fetch(
+            self.url("/index.html"), (who, "tx-once"), host="localhost:%d" % self.port
+        )
+        self.assertEqual(response.code, 401)
+        self.assertIn(b"another site", body)
+        response, body = yield self.fetch(
             self.url("/index.html"), (who, "tx-once"), host="other.example:%d" % self.port
         )
-        self.assertEqual(response.code, 403)
-        self.assertIn(b"another site", body)
+        self.assertEqual(response.code, 400)
 
         self.ledgerClock.advance(self.limits.sessionLifetime + 1)
         response, body = yield self.fetch(self.url("/index.html"), (who, "tx-once"))
-        self.assertEqual(response.code, 403)
+        self.assertEqual(response.code, 401)
         self.assertIn(b"used already", body)
         self.assertEqual(self.user.received, 1)
 

@@ -27,6 +27,8 @@ from typing import Any
 from twisted.internet import defer
 from twisted.trial.unittest import TestCase
 
+from xmppcomp.httpauth._frontend import loopbackFrontend
+
 from .nginx import requireNginx, startNginx
 from .test_httpauth_e2e import CSS, PAGE, PNG, ConfirmerMixin, confirmOf
 
@@ -49,7 +51,7 @@ class NginxForwardAuthTests(ConfirmerMixin, TestCase):
     def setUp(self) -> Any:
         requireNginx()
         yield ConfirmerMixin.setUp(self)
-        authPort = yield self.listen(self.confirmer.forwardAuth())
+        authPort = yield self.listen(self.confirmer.forwardAuth(loopbackFrontend()))
         self.site = yield startNginx(self, authPort, FILES)
 
     def wait(self, d: defer.Deferred[Any], what: str) -> defer.Deferred[Any]:
@@ -111,7 +113,8 @@ class NginxForwardAuthTests(ConfirmerMixin, TestCase):
     def test_denied(self) -> Any:
         """
         Credentials the user denies give 403 from nginx, and nginx's body
-        is not the protected file; the transaction id stays refused.
+        is not the protected file; the transaction id is used up (a
+        replay: 401, so the browser asks for new credentials).
         """
         who = self.user.jid.full()
         url = self.site.url("/private/index.html")
@@ -123,7 +126,7 @@ class NginxForwardAuthTests(ConfirmerMixin, TestCase):
         self.assertEqual(response.code, 403)
         self.assertNotIn(PAGE, body)
         response, _ = yield self.fetch(url, (who, "nginx-no"))
-        self.assertEqual(response.code, 403)
+        self.assertEqual(response.code, 401)
         self.assertEqual(self.user.received, 1)
 
     @defer.inlineCallbacks
@@ -165,3 +168,101 @@ class NginxForwardAuthTests(ConfirmerMixin, TestCase):
         self.user.approveIQ(iq)
         response, body = yield pending
         self.assertEqual((response.code, body), (200, PAGE))
+
+
+class NginxBypassTests(ConfirmerMixin, TestCase):
+    """
+    Before: behind nginx configured as the tutorial said,
+    C{/public/../private/secret.txt}, C{/%70rivate/secret.txt},
+    C{//private/secret.txt} and C{/./private/secret.txt} gave 200 to a
+    user the access rules do not allow on C{/private/}, since the rules saw
+    the raw URI and nginx served the decoded one; and a client's
+    C{X-Original-URL} chose the URL the user was asked about.
+    """
+
+    @defer.inlineCallbacks
+    def setUp(self) -> Any:
+        requireNginx()
+        yield ConfirmerMixin.setUp(self)
+        from xmppcomp.httpauth import AccessRule, AccessRules, makeConfirmer
+
+        self.confirmer = makeConfirmer(
+            self.requester,
+            AccessRules([AccessRule("/", anyone=True), AccessRule("/private/", jids=["romeo@montague.lit"])]),
+            self.ledgerClock,
+            self.limits,
+        )
+        authPort = yield self.listen(self.confirmer.forwardAuth(loopbackFrontend()))
+        files = dict(FILES)
+        files["private/secret.txt"] = b"the secret\n"
+        self.site = yield startNginx(self, authPort, files)
+
+    @defer.inlineCallbacks
+    def test_bypassesRefused(self) -> Any:
+        """
+        Each spelling of C{/private/secret.txt} is decided on as that path:
+        403 from nginx, nobody asked, the secret not served.
+        """
+        from twisted.internet import reactor
+
+        from .rawhttp import basicValue, rawRequest
+
+        for target in [
+            b"/public/../private/secret.txt",
+            b"/%70rivate/secret.txt",
+            b"//private/secret.txt",
+            b"/./private/secret.txt",
+            b"/private%2fsecret.txt",
+        ]:
+            answer = yield self.wait(
+                rawRequest(
+                    reactor,
+                    self.site.port,
+                    target,
+                    [(b"Authorization", basicValue(self.user.jid.full(), "t1"))],
+                ),
+                "nginx's answer",
+            )
+            self.assertEqual(answer.status, 403, target)
+            self.assertNotIn(b"the secret", answer.body)
+        self.assertEqual(self.user.received, 0)
+
+    @defer.inlineCallbacks
+    def test_clientURLIgnored(self) -> Any:
+        """
+        A client's C{X-Original-URL} (which nginx passes on) does not
+        choose the URL the user is asked about.
+        """
+        from twisted.internet import reactor
+
+        from .rawhttp import basicValue, rawRequest
+
+        pending = self.wait(
+            rawRequest(
+                reactor,
+                self.site.port,
+                b"/public/../private/index.html",
+                [
+                    (b"Authorization", basicValue(self.user.jid.full(), "t2")),
+                    (b"X-Original-URL", b"https://bank.example/transfer?to=mallory"),
+                    (b"X-Forwarded-Host", b"bank.example"),
+                ],
+            ),
+            "nginx's answer",
+        )
+        answer = yield pending
+        # Only romeo may see /private/: refused without asking, whatever
+        # URL the client claimed.
+        self.assertEqual(answer.status, 403)
+        self.assertEqual(self.user.received, 0)
+        pending = self.wait(
+            rawRequest(
+                reactor,
+                self.site.port,
+                b"/public/./hello.txt?x=1",
+                [(b"X-Original-URL", b"https://bank.example/transfer")],
+            ),
+            "nginx's answer",
+        )
+        answer = yield pending
+        self.assertEqual(answer.status, 200)

@@ -11,6 +11,7 @@ from twisted.words.protocols.jabber.jid import JID
 from twisted.words.xish import domish
 
 from xmppcomp.httpauth._protocol import (
+    NS_HINTS,
     ConfirmRequest,
     MalformedConfirm,
     MalformedHeader,
@@ -18,14 +19,17 @@ from xmppcomp.httpauth._protocol import (
     MissingTransactionId,
     Outcome,
     XMPPCredentials,
+    checkTransactionId,
     classifyIQReply,
     classifyMessageReply,
     classifyText,
+    confirmationBody,
     confirmationIQ,
     confirmationMessage,
     credentialsFromBasic,
     credentialsFromDigest,
     errorCondition,
+    parseJID,
 )
 from xmppcomp.ns import NS_HTTP_AUTH, NS_XMPP_STANZAS
 
@@ -120,6 +124,99 @@ class BasicCredentialsTests(SynchronousTestCase):
         self.assertRaises(
             MalformedHeader, credentialsFromBasic, b"juliet@capulet.com", b"x" * 1025
         )
+
+    def test_trailingDot(self) -> None:
+        """
+        The domain's trailing dot is stripped (RFC 7622 section 3.2):
+        C{juliet@capulet.lit.} is C{juliet@capulet.lit}, with or without a
+        resource, and so is a domain ending in an ideographic full stop. A
+        domain that is nothing but a dot, or with an empty label, is still
+        not a JID.
+        """
+        for raw in (b"juliet@capulet.lit.", b"juliet@capulet.lit%E3%80%82"):
+            credentials = credentialsFromBasic(raw, b"x")
+            self.assertEqual(credentials.jid, JID("juliet@capulet.lit"))
+            self.assertEqual(credentials.jid.userhost(), "juliet@capulet.lit")
+        credentials = credentialsFromBasic(b"juliet@capulet.lit./balcony", b"x")
+        self.assertEqual(credentials.jid, JID("juliet@capulet.lit/balcony"))
+        self.assertEqual(parseJID("capulet.lit."), JID("capulet.lit"))
+        for raw in (b"juliet@.", b".", b"juliet@capulet.lit..", b"juliet@.capulet.lit"):
+            self.assertRaises(MalformedJID, credentialsFromBasic, raw, b"x")
+
+    def test_jidXMLSafe(self) -> None:
+        """
+        A JID with U+FFFE (a character XML forbids) in any part is refused,
+        and the reason names it; so is one with a control character, a
+        bidirectional control or a line separator.
+        """
+        for text in (
+            "\ufffejuliet@capulet.lit",
+            "juliet@capulet\ufffe.lit",
+            "juliet@capulet.lit/balcony\ufffe",
+        ):
+            error = self.assertRaises(MalformedJID, parseJID, text)
+            self.assertIn("U+FFFE", error.reason)
+        for character in ("\x01", "\x85", "\u202e", "\u2066", "\u2028"):
+            error = self.assertRaises(
+                MalformedJID, parseJID, "juliet@capulet.lit/a" + character
+            )
+            self.assertIn("U+%04X" % (ord(character),), error.reason)
+
+
+class TransactionIdTests(SynchronousTestCase):
+    """
+    Tests for L{checkTransactionId}: a transaction id goes into an XML
+    attribute and into a message a person reads.
+    """
+
+    def test_refused(self) -> None:
+        """
+        Characters XML 1.0 forbids, C0 and C1 controls, bidirectional
+        controls and line or paragraph separators raise L{MalformedHeader}
+        whose reason names the character (C{U+XXXX}) and its kind. Other
+        characters pass: letters of any script, symbols, emoji, joiners,
+        U+FFFD, spaces.
+        """
+        cases = {
+            "\ufffe": "XML",
+            "\uffff": "XML",
+            "\ud800": "XML",
+            "\udfff": "XML",
+            "\x00": "control",
+            "\t": "control",
+            "\n": "control",
+            "\x1f": "control",
+            "\x7f": "control",
+            "\x85": "control",
+            "\x9f": "control",
+            "\u061c": "bidirectional",
+            "\u200e": "bidirectional",
+            "\u200f": "bidirectional",
+            "\u202a": "bidirectional",
+            "\u202e": "bidirectional",
+            "\u2066": "bidirectional",
+            "\u2069": "bidirectional",
+            "\u2028": "separator",
+            "\u2029": "separator",
+        }
+        for character, kind in cases.items():
+            error = self.assertRaises(
+                MalformedHeader, checkTransactionId, "ab" + character + "cd"
+            )
+            self.assertIn("U+%04X" % (ord(character),), error.reason)
+            self.assertIn(kind, error.reason)
+        for text in ("café ☕", "\U0001f600\u200d\U0001f4bb", "a b", "\ufffd", "مرحبا"):
+            self.assertEqual(checkTransactionId(text), text)
+
+    def test_fromHeader(self) -> None:
+        """
+        A percent-encoded U+202E (right-to-left override) in the password
+        raises L{MalformedHeader} naming it.
+        """
+        error = self.assertRaises(
+            MalformedHeader, credentialsFromBasic, b"juliet@capulet.com", b"abc%E2%80%AEdef"
+        )
+        self.assertIn("U+202E", error.reason)
 
 
 class DigestCredentialsTests(SynchronousTestCase):
@@ -243,6 +340,33 @@ class StanzaFormTests(SynchronousTestCase):
         confirms = list(message.elements(NS_HTTP_AUTH, "confirm"))
         self.assertEqual([ConfirmRequest.fromElement(c) for c in confirms], [REQUEST])
 
+    def test_messageHints(self) -> None:
+        """
+        The message form carries the XEP-0334 hints C{no-store} and
+        C{no-permanent-store}: a confirmation must not wait in offline
+        storage nor be archived.
+        """
+        message = confirmationMessage(COMPONENT, JULIET, "k", REQUEST)
+        hints = [c.name for c in message.elements() if c.uri == NS_HINTS]
+        self.assertEqual(hints, ["no-store", "no-permanent-store"])
+        self.assertEqual(NS_HINTS, "urn:xmpp:hints")
+
+    def test_messageExpiry(self) -> None:
+        """
+        Given the expiry, the body says when the request expires, in UTC
+        and in seconds from sending, so that a message read later does not
+        read as current.
+        """
+        message = confirmationMessage(COMPONENT, JULIET, "k", REQUEST, 1_800_000_120.0, 120.0)
+        body = str(message.body)
+        self.assertIn(
+            "This request expires in 120 seconds, at 2027-01-15 08:02:00 UTC; "
+            "an answer after that is ignored.",
+            body,
+        )
+        self.assertIn("expires in 1 second,", confirmationBody(REQUEST, 0.5, 0.5))
+        self.assertNotIn("expires", confirmationBody(REQUEST))
+
 
 def _iq(kind: str, sender: str, stanzaId: str, condition: str | None = None) -> domish.Element:
     iq = domish.Element((None, "iq"))
@@ -263,11 +387,16 @@ def _message(
     confirm: ConfirmRequest | None = None,
     kind: str | None = None,
     stanzaId: str | None = None,
+    condition: str | None = None,
 ) -> domish.Element:
     message = domish.Element((None, "message"))
     message["from"] = sender
     if kind is not None:
         message["type"] = kind
+    if condition is not None:
+        error = message.addElement("error")
+        error["type"] = "cancel"
+        error.addElement((NS_XMPP_STANZAS, condition))
     if stanzaId is not None:
         message["id"] = stanzaId
     if thread is not None:
@@ -294,11 +423,27 @@ class IQReplyTests(SynchronousTestCase):
 
     def test_error(self) -> None:
         """
-        An error (C{not-authorized}) denies.
+        A C{not-authorized} error denies.
         """
         reply = _iq("error", JULIET.full(), "k", "not-authorized")
         self.assertEqual(errorCondition(reply), "not-authorized")
         self.assertIs(classifyIQReply(reply, "k", JULIET), Outcome.DENY)
+
+    def test_otherError(self) -> None:
+        """
+        Any other error, or one without a condition, means the user could
+        not be asked: L{Outcome.UNDELIVERABLE}.
+        """
+        for condition in (
+            "item-not-found",
+            "remote-server-not-found",
+            "recipient-unavailable",
+            "internal-server-error",
+            "forbidden",
+            None,
+        ):
+            reply = _iq("error", JULIET.full(), "k", condition)
+            self.assertIs(classifyIQReply(reply, "k", JULIET), Outcome.UNDELIVERABLE, condition)
 
     def test_fallback(self) -> None:
         """
@@ -365,17 +510,38 @@ class MessageReplyTests(SynchronousTestCase):
 
     def test_error(self) -> None:
         """
-        A message of type error in the thread, or with the stanza id,
-        denies.
+        A message of type error with C{not-authorized} (the denial of
+        L{xmppcomp.httpauth.ConfirmationResponder}) in the thread, or with
+        the stanza id, denies.
         """
         self.assertIs(
-            self.classify(_message("juliet@capulet.com/a", "k", kind="error", confirm=REQUEST)),
+            self.classify(
+                _message("juliet@capulet.com/a", "k", kind="error", confirm=REQUEST, condition="not-authorized")
+            ),
             Outcome.DENY,
         )
         self.assertIs(
-            self.classify(_message("juliet@capulet.com", None, kind="error", stanzaId="k")),
+            self.classify(
+                _message("juliet@capulet.com", None, kind="error", stanzaId="k", condition="not-authorized")
+            ),
             Outcome.DENY,
         )
+
+    def test_bounce(self) -> None:
+        """
+        A message of type error with any other condition, or none (a
+        server's bounce), is L{Outcome.UNDELIVERABLE}, in the thread or
+        with the stanza id.
+        """
+        for condition in ("service-unavailable", "item-not-found", "remote-server-not-found", None):
+            self.assertIs(
+                self.classify(_message("juliet@capulet.com", None, kind="error", stanzaId="k", condition=condition)),
+                Outcome.UNDELIVERABLE,
+            )
+            self.assertIs(
+                self.classify(_message("juliet@capulet.com/a", "k", kind="error", condition=condition)),
+                Outcome.UNDELIVERABLE,
+            )
 
     def test_text(self) -> None:
         """
@@ -396,6 +562,20 @@ class MessageReplyTests(SynchronousTestCase):
                 self.classify(_message("juliet@capulet.com/a", "k", body=text)), outcome, text
             )
         self.assertIs(classifyText("okay", "x"), Outcome.ALLOW)
+
+    def test_trailingDot(self) -> None:
+        """
+        A JID asked without the trailing dot matches its answers (the
+        credentials' dot was stripped).
+        """
+        asked = parseJID("juliet@capulet.com.")
+        reply = _message("juliet@capulet.com/a", "k", body="OK")
+        self.assertIs(classifyMessageReply(reply, "k", asked, REQUEST), Outcome.ALLOW)
+        asked = parseJID("juliet@capulet.com./balcony")
+        self.assertIs(
+            classifyIQReply(_iq("result", "juliet@capulet.com/balcony", "k"), "k", asked),
+            Outcome.ALLOW,
+        )
 
     def test_otherSender(self) -> None:
         """

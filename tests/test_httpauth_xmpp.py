@@ -6,6 +6,8 @@ L{XmlPipe}, a responder (or the test, by hand) on the other.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from twisted.internet.defer import Deferred
 from twisted.internet.task import Clock
 from twisted.python.failure import Failure
@@ -16,15 +18,19 @@ from twisted.words.xish import domish
 from wokkel.generic import XmlPipe
 from wokkel.subprotocols import XMPPHandler
 
+from xmppcomp.errors import UnserializableElement
 from xmppcomp.httpauth import (
     ConfirmationRequester,
     ConfirmationResponder,
     ConfirmationTimeout,
     ConfirmerUnavailable,
     ConfirmRequest,
+    CouldNotAsk,
     IncomingConfirmation,
     Outcome,
 )
+from xmppcomp.httpauth._protocol import NS_HINTS
+from xmppcomp.metrics import REGISTRY
 from xmppcomp.ns import NS_HTTP_AUTH, NS_XMPP_STANZAS
 
 COMPONENT = JID("files.shakespeare.lit")
@@ -44,6 +50,23 @@ class _Parent:
         self._xs.send(obj)  # type: ignore[attr-defined]
 
 
+class _RefusingParent(_Parent):
+    """
+    A parent whose stream refuses, as L{xmppcomp.stream.xmlstream}'s
+    C{send} does for an element that would not be well-formed, every
+    stanza for which C{refuse} is true.
+    """
+
+    def __init__(self, xs: object, refuse: Callable[[domish.Element], bool]) -> None:
+        super().__init__(xs)
+        self.refuse = refuse
+
+    def send(self, obj: domish.Element) -> None:
+        if self.refuse(obj):
+            raise UnserializableElement("U+FFFE in an attribute value")
+        super().send(obj)
+
+
 def attach(handler: XMPPHandler, xs: object) -> None:
     """
     Connect C{handler} to C{xs} as a stream manager would.
@@ -57,6 +80,16 @@ def reply(stanza: domish.Element, sender: str, kind: str = "result") -> domish.E
     response = toResponse(stanza, kind)
     response["from"] = sender
     return response
+
+
+def undeliverable() -> float:
+    """
+    How many confirmations were counted C{undeliverable} so far.
+    """
+    value = REGISTRY.get_sample_value(
+        "xmppcomp_httpauth_confirmations_total", {"outcome": "undeliverable"}
+    )
+    return value or 0.0
 
 
 def iqError(iq: domish.Element, sender: str, condition: str) -> domish.Element:
@@ -135,6 +168,25 @@ class RequesterTests(SynchronousTestCase):
         self.pipe.sink.send(iqError(self.received[0], JULIET.full(), "not-authorized"))
         self.assertIs(self.successResultOf(d), Outcome.DENY)
 
+    def test_iqUndeliverable(self) -> None:
+        """
+        Any IQ error other than C{not-authorized} and the fallback
+        conditions means the user could not be asked: the confirmation
+        fails with L{CouldNotAsk} (401), whose reason names the JID and the
+        condition, counted C{undeliverable} and not observed as an answer.
+        """
+        for condition in ("item-not-found", "remote-server-not-found", "internal-server-error"):
+            before = undeliverable()
+            d = self.requester.confirm(JULIET, REQUEST)
+            self.pipe.sink.send(iqError(self.received[-1], JULIET.full(), condition))
+            error = self.failureResultOf(d, CouldNotAsk).value
+            self.assertIn(JULIET.full(), error.reason)
+            self.assertIn(condition, error.reason)
+            self.assertEqual((error.status, error.forwardStatus), (401, 401))
+            self.assertEqual(undeliverable(), before + 1)
+        self.assertEqual(self.requester.pendingCount, 0)
+        self.assertEqual(self.clock.getDelayedCalls(), [])
+
     def test_iqOtherSenderIgnored(self) -> None:
         """
         A reply with the right id from another JID is ignored; the right
@@ -176,6 +228,30 @@ class RequesterTests(SynchronousTestCase):
         self.assertIn(REQUEST.transactionId, str(message.body))
         self.assertEqual(ConfirmRequest.fromElement(message.confirm), REQUEST)
 
+    def test_messageFormExpiryAndHints(self) -> None:
+        """
+        The message form says when the request expires, from the
+        requester's clock and timeout (UTC, and seconds from sending), and
+        carries the XEP-0334 no-store hints; after a fallback, the seconds
+        left of the first question.
+        """
+        self.clock.advance(1_800_000_000)
+        self.requester.confirm(JULIET.userhostJID(), REQUEST)
+        [message] = self.received
+        self.assertIn(
+            "expires in 60 seconds, at 2027-01-15 08:01:00 UTC", str(message.body)
+        )
+        self.assertEqual(
+            [c.name for c in message.elements() if c.uri == NS_HINTS],
+            ["no-store", "no-permanent-store"],
+        )
+        self.requester.confirm(JULIET, REQUEST)
+        self.clock.advance(15)
+        self.pipe.sink.send(iqError(self.received[1], JULIET.full(), "service-unavailable"))
+        self.assertIn(
+            "expires in 45 seconds, at 2027-01-15 08:01:00 UTC", str(self.received[2].body)
+        )
+
     def test_plainText(self) -> None:
         """
         Plain-text answers in the thread from the bare JID: OK, yes and the
@@ -203,13 +279,70 @@ class RequesterTests(SynchronousTestCase):
 
     def test_messageError(self) -> None:
         """
-        A message of type error (a bounce, or a denial) denies.
+        A message of type error with C{not-authorized} denies.
         """
+        d = self.requester.confirm(JULIET.userhostJID(), REQUEST)
+        denial = reply(self.received[0], "juliet@capulet.com/phone", "error")
+        denial.addElement("error").addElement((NS_XMPP_STANZAS, "not-authorized"))
+        self.pipe.sink.send(denial)
+        self.assertIs(self.successResultOf(d), Outcome.DENY)
+
+    def test_messageBounce(self) -> None:
+        """
+        A bounce of the message form (an error other than
+        C{not-authorized}) fails with L{CouldNotAsk}, counted
+        C{undeliverable}.
+        """
+        before = undeliverable()
         d = self.requester.confirm(JULIET.userhostJID(), REQUEST)
         bounce = reply(self.received[0], "juliet@capulet.com", "error")
         bounce.addElement("error").addElement((NS_XMPP_STANZAS, "service-unavailable"))
         self.pipe.sink.send(bounce)
-        self.assertIs(self.successResultOf(d), Outcome.DENY)
+        error = self.failureResultOf(d, CouldNotAsk).value
+        self.assertIn("service-unavailable", error.reason)
+        self.assertEqual(undeliverable(), before + 1)
+        self.assertEqual(self.requester.pendingCount, 0)
+
+    def test_fallbackBounce(self) -> None:
+        """
+        A full JID whose IQ gets C{service-unavailable} is asked with the
+        message form; when that bounces too, the confirmation fails with
+        L{CouldNotAsk}.
+        """
+        d = self.requester.confirm(JULIET, REQUEST)
+        self.pipe.sink.send(iqError(self.received[0], "juliet@capulet.com", "service-unavailable"))
+        message = self.received[1]
+        bounce = reply(message, "juliet@capulet.com", "error")
+        bounce.addElement("error").addElement((NS_XMPP_STANZAS, "service-unavailable"))
+        self.pipe.sink.send(bounce)
+        self.failureResultOf(d, CouldNotAsk)
+        self.assertEqual(self.requester.pendingCount, 0)
+
+    def test_unserializable(self) -> None:
+        """
+        When the stream refuses the request (L{UnserializableElement}),
+        that confirmation fails with L{CouldNotAsk} giving the reason, is
+        forgotten and counted C{undeliverable}; the others go on. So does
+        a refused fallback message.
+        """
+        parent = _RefusingParent(self.pipe.source, lambda e: "bad" in e.toXml())
+        self.requester.parent = parent
+        good = self.requester.confirm(JULIET, REQUEST)
+        before = undeliverable()
+        bad = self.requester.confirm(JULIET, ConfirmRequest("bad", "GET", REQUEST.url))
+        error = self.failureResultOf(bad, CouldNotAsk).value
+        self.assertIn("U+FFFE", error.reason)
+        self.assertEqual(undeliverable(), before + 1)
+        self.assertEqual(self.requester.pendingCount, 1)
+        self.assertEqual(len(self.flushLoggedErrors()), 0)
+        fallback = self.requester.confirm(JULIET, REQUEST)
+        parent.refuse = lambda e: e.name == "message"
+        self.pipe.sink.send(iqError(self.received[-1], JULIET.full(), "service-unavailable"))
+        self.failureResultOf(fallback, CouldNotAsk)
+        self.assertEqual(self.requester.pendingCount, 1)
+        self.pipe.sink.send(reply(self.received[0], JULIET.full()))
+        self.assertIs(self.successResultOf(good), Outcome.ALLOW)
+        self.assertEqual(self.clock.getDelayedCalls(), [])
 
     def test_timeout(self) -> None:
         """
@@ -296,6 +429,23 @@ class RequesterTests(SynchronousTestCase):
         failure = self.failureResultOf(requester.confirm(JULIET, REQUEST), ConfirmerUnavailable)
         self.assertEqual(failure.value.status, 503)
 
+    def test_unavailableRetryAfter(self) -> None:
+        """
+        L{ConfirmerUnavailable} always carries a C{Retry-After}: 5 seconds
+        by default, or as configured, when not connected and when the
+        connection is lost.
+        """
+        requester = ConfirmationRequester(COMPONENT, self.clock)
+        failure = self.failureResultOf(requester.confirm(JULIET, REQUEST), ConfirmerUnavailable)
+        self.assertEqual((failure.value.retryAfter, failure.value.forwardStatus), (5, 403))
+        requester = ConfirmationRequester(COMPONENT, self.clock, unavailableRetryAfter=12)
+        failure = self.failureResultOf(requester.confirm(JULIET, REQUEST), ConfirmerUnavailable)
+        self.assertEqual(failure.value.retryAfter, 12)
+        attach(requester, XmlPipe().source)
+        d = requester.confirm(JULIET, REQUEST)
+        requester.connectionLost(Failure(Exception("gone")))
+        self.assertEqual(self.failureResultOf(d, ConfirmerUnavailable).value.retryAfter, 12)
+
     def test_connectionLost(self) -> None:
         """
         Losing the stream fails pending confirmations with
@@ -366,12 +516,13 @@ class RoundTripTests(SynchronousTestCase):
 
     def test_failingPolicy(self) -> None:
         """
-        A failing policy answers C{internal-server-error}, which denies.
+        A failing policy answers C{internal-server-error} over IQ, which
+        means the user could not be asked (L{CouldNotAsk}).
         """
         self.answer = Deferred()
         d = self.requester.confirm(JULIET, REQUEST)
         self.answer.errback(RuntimeError("broken policy"))
-        self.assertIs(self.successResultOf(d), Outcome.DENY)
+        self.assertIn("internal-server-error", self.failureResultOf(d, CouldNotAsk).value.reason)
         self.assertEqual(self.toRequester[0].error.firstChildElement().name, "internal-server-error")
         self.assertEqual(len(self.flushLoggedErrors(RuntimeError)), 1)
 

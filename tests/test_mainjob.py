@@ -7,8 +7,9 @@ embedded router, the component with its XEP-0070 confirmer and XTLS
 endpoint, and the demo agent (L{xmppcomp.demo}); a real HTTP client (treq
 over an L{Agent} and loopback TCP) sees 401, then 200 confirmed by the
 demo agent over XMPP (IQ and message forms), 403 for a C{deny-...}
-transaction id and for replays; a second component opens an XTLS tunnel to
-the main component through the embedded router; everything stops cleanly.
+transaction id, 401 with the challenge for replays; a second component
+opens an XTLS tunnel to the main component through the embedded router;
+everything stops cleanly.
 The other modes (a directory, a proxy, forward-auth) run the same way.
 """
 
@@ -143,7 +144,8 @@ class MainJobTests(_MainJobMixin, TestCase):
         C{tx-1}: 200, confirmed by the demo agent over XMPP (an IQ to
         C{demo@agent.localhost/web}, routed by the embedded router to the
         agent), and again within the session; the same credentials for
-        another site (C{Host}): 403; C{deny-2}: 403; a bare JID is asked
+        another site (C{Host}): a replay, 401 with the challenge (a browser
+        asks for new credentials); C{deny-2}: 403; a bare JID is asked
         with the message form: 200. The log shows the curl commands with
         the real port, and each answer of the agent.
         """
@@ -167,7 +169,10 @@ class MainJobTests(_MainJobMixin, TestCase):
         response, body = yield self.fetch(
             url, (DEMO, "tx-1"), {b"host": f"localhost:{port}".encode("ascii")}
         )
-        self.assertEqual(response.code, 403, body)
+        self.assertEqual(response.code, 401, body)
+        self.assertEqual(
+            response.headers.getRawHeaders(b"www-authenticate")[0], b'Basic realm="xmpp"'
+        )
         self.assertIn(b"another site or client", body)
 
         response, body = yield self.fetch(url, (DEMO, "deny-2"))
@@ -203,7 +208,7 @@ class MainJobTests(_MainJobMixin, TestCase):
         """
         With a short session (C{[httpauth.limits] session_lifetime}), the
         credentials confirmed once pass within it and are a replay after
-        it: 403, without asking the agent again.
+        it: 401 with the challenge, without asking the agent again.
         """
         directory = os.path.abspath(self.mktemp())
         os.makedirs(directory)
@@ -221,7 +226,10 @@ class MainJobTests(_MainJobMixin, TestCase):
         self.assertEqual(response.code, 200, body)
         shifted.shift = 0.8
         response, body = yield self.fetch(url, (DEMO, "tx-1"))
-        self.assertEqual(response.code, 403, body)
+        self.assertEqual(response.code, 401, body)
+        self.assertEqual(
+            response.headers.getRawHeaders(b"www-authenticate")[0], b'Basic realm="xmpp"'
+        )
         self.assertIn(b"used already", body)
         self.assertEqual(self.logText().count("demo agent: confirmed"), 1)
 
@@ -411,15 +419,22 @@ class ModesTests(_MainJobMixin, TestCase):
     @defer.inlineCallbacks
     def test_forwardAuth(self) -> Any:
         """
-        C{--http-mode forward-auth} answers a web server's subrequest: 401
-        without credentials, 200 with C{X-Auth-JID} once confirmed, 403
-        when denied.
+        C{--http-mode forward-auth} answers a web server's subrequest,
+        described by the nginx profile's headers (from loopback, a trusted
+        proxy): 401 without credentials, 200 with C{X-Auth-JID} once
+        confirmed, 403 when denied. The URL asked about is built from those
+        headers, a host the main job answers to (a loopback name) and the
+        canonical path; a client's C{X-Original-URL} is ignored; a host
+        outside the loopback names is refused (403) before anyone is asked.
         """
         top, url = yield self.start("--http-mode", "forward-auth")
         original = {
             b"x-original-method": b"GET",
-            b"x-original-url": b"https://www.example.net/private/",
+            b"x-original-uri": b"/private/./a//b.txt?q=1",
+            b"x-original-host": b"localhost:8443",
+            b"x-original-proto": b"https",
             b"x-real-ip": b"192.0.2.7",
+            b"x-original-url": b"https://bank.example/transfer?to=mallory",
         }
         response, body = yield self.fetch(url + "auth", headers=original)
         self.assertEqual(response.code, 401)
@@ -428,9 +443,15 @@ class ModesTests(_MainJobMixin, TestCase):
         self.assertEqual(response.headers.getRawHeaders(b"x-auth-jid"), [DEMO.encode("ascii")])
         response, body = yield self.fetch(url + "auth", (DEMO, "deny-2"), original)
         self.assertEqual(response.code, 403, body)
+        elsewhere = dict(original)
+        elsewhere[b"x-original-host"] = b"www.example.net"
+        response, body = yield self.fetch(url + "auth", (DEMO, "tx-3"), elsewhere)
+        self.assertEqual(response.code, 403, body)
         text = self.logText()
         self.assertIn("for demo@agent.localhost/web (transaction id 'tx-1'", text)
-        self.assertIn("GET https://www.example.net/private/", text)
+        self.assertIn("GET https://localhost:8443/private/a/b.txt?q=1 for", text)
+        self.assertNotIn("bank.example", text)
+        self.assertNotIn("transaction id 'tx-3'", text)
 
 
 class DemoPolicyTests(TestCase):

@@ -66,10 +66,16 @@ fatal_retry_delay = 60
 
 [httpauth]
 listen = "tcp:8080"
+public_origin = "https://www.example.net"
 
 [xtls]
 enabled = true
 """
+
+#: The C{[httpauth]} table a configuration naming a server needs at least
+#: (the URL a user is asked about is built from it), appended to the
+#: configurations of tests about other tables.
+ORIGIN = '[httpauth]\npublic_origin = "https://www.example.net"\n'
 
 
 class _FilesMixin:
@@ -140,7 +146,12 @@ class ComponentConfigTests(_FilesMixin, SynchronousTestCase):
             ComponentLimits(maxQueued=10, queueTimeout=5.0, iqTimeout=2.5, negotiationTimeout=7.0, fatalRetryDelay=60.0),
         )
         self.assertEqual(
-            config.httpauth, HTTPAuthConfig(listen="tcp:8080", fromHostname="comp.example.net")
+            config.httpauth,
+            HTTPAuthConfig(
+                listen="tcp:8080",
+                publicOrigin="https://www.example.net",
+                fromHostname="comp.example.net",
+            ),
         )
         self.assertEqual(config.xtls, XTLSConfig())
         self.assertEqual(config.baseDirectory, self.directory)
@@ -154,14 +165,17 @@ class ComponentConfigTests(_FilesMixin, SynchronousTestCase):
         config = self.load(
             '[component]\nserver = "tls:host=xmpp.example.net:port=5223"\n'
             'server_domain = "example.net"\nhostnames = ["comp.example.net"]\n'
-            'secret = { env = "COMP_SECRET" }\n'
+            'secret = { env = "COMP_SECRET" }\n' + ORIGIN
         )
         self.assertEqual(config.identity, "comp.example.net")
         self.assertEqual(config.trust.kind, "system")
         self.assertTrue(config.requireTLS)
         self.assertEqual(config.limits, ComponentLimits())
         self.assertEqual(config.secret.env, "COMP_SECRET")  # type: ignore[union-attr]
-        self.assertEqual(config.httpauth, HTTPAuthConfig(fromHostname="comp.example.net"))
+        self.assertEqual(
+            config.httpauth,
+            HTTPAuthConfig(publicOrigin="https://www.example.net", fromHostname="comp.example.net"),
+        )
 
     def test_embedded(self) -> None:
         """
@@ -262,7 +276,9 @@ class ComponentConfigTests(_FilesMixin, SynchronousTestCase):
         message = self.loadError(base)
         self.assertIn("component.secret is missing", message)
         self.assertIn("client_certificate", message)
-        config = self.load(base + 'client_certificate = "client.pem"\nclient_key = "client.key"\n')
+        config = self.load(
+            base + 'client_certificate = "client.pem"\nclient_key = "client.key"\n' + ORIGIN
+        )
         self.assertEqual(config.clientCertificate, self.path("client.pem"))
 
     def test_xep0114NoSASL(self) -> None:
@@ -274,7 +290,7 @@ class ComponentConfigTests(_FilesMixin, SynchronousTestCase):
             'server_domain = "example.net"\nhostnames = ["legacy.example.net"]\n'
             'protocol = "xep0114"\nsecret = { file = "comp.secret" }\n'
         )
-        self.assertEqual(self.load(base).protocol, "xep0114")
+        self.assertEqual(self.load(base + ORIGIN).protocol, "xep0114")
         message = self.loadError(base + 'identity = "legacy.example.net"\n')
         self.assertIn("XEP-0114 has no SASL", message)
         message = self.loadError(base.replace("xep0114", "xep9999"))
@@ -371,7 +387,8 @@ class ComponentConfigTests(_FilesMixin, SynchronousTestCase):
         """
         [httpauth] and [xtls] must be tables, and their keys are checked
         (see L{tests.test_config} for each key); empty, they give the
-        defaults.
+        defaults, and without a server the confirmer answers to the
+        loopback host names.
         """
         message = self.loadError('httpauth = "yes"\n')
         self.assertIn("httpauth must be a table", message)
@@ -380,8 +397,175 @@ class ComponentConfigTests(_FilesMixin, SynchronousTestCase):
         config = self.load("[httpauth]\n[xtls]\n")
         self.assertEqual(
             (config.httpauth, config.xtls),
-            (HTTPAuthConfig(fromHostname="component.localhost"), XTLSConfig()),
+            (
+                HTTPAuthConfig(
+                    allowedHosts=("127.0.0.1", "localhost", "::1"),
+                    fromHostname="component.localhost",
+                ),
+                XTLSConfig(),
+            ),
         )
+
+    def test_httpauthNewKeys(self) -> None:
+        """
+        Every C{[httpauth]} key about where the site is, whom to trust and
+        what to accept, and every C{[httpauth.limits]} key about the
+        replay memory and per-client limits, is read into
+        L{HTTPAuthConfig}; allowed host names are normalised (lower case,
+        no trailing dot); C{server_header = ""} means no C{Server} header.
+        """
+        from xmppcomp.httpauth import Limits
+
+        config = self.load(
+            FULL.replace(
+                'listen = "tcp:8080"\n',
+                'listen = "tcp:8080"\n'
+                'allowed_hosts = ["www.example.net", "Example.NET."]\n'
+                'trusted_proxies = ["10.0.0.0/8", "192.0.2.7", "::1"]\n'
+                'web_server = "caddy"\n'
+                "ask_query = false\n"
+                "max_body = 4096\n"
+                "head_timeout = 2.5\n"
+                'server_header = ""\n'
+                "follow_symlinks = true\n"
+                "list_directories = true\n",
+            )
+            + "[httpauth.limits]\n"
+            "remembered_per_jid = 11\n"
+            "remembered_per_domain = 12\n"
+            "attempts_per_client = 13\n"
+            "attempt_window = 14.5\n"
+            "undeliverable_per_target = 15\n"
+            "undeliverable_window = 16\n"
+            "max_tracked_clients = 17\n"
+        )
+        httpauth = config.httpauth
+        self.assertEqual(httpauth.publicOrigin, "https://www.example.net")
+        self.assertEqual(httpauth.allowedHosts, ("www.example.net", "example.net"))
+        self.assertEqual(httpauth.trustedProxies, ("10.0.0.0/8", "192.0.2.7", "::1"))
+        self.assertEqual(httpauth.webServer, "caddy")
+        self.assertIs(httpauth.askQuery, False)
+        self.assertEqual(httpauth.maxBody, 4096)
+        self.assertEqual(httpauth.headTimeout, 2.5)
+        self.assertIsNone(httpauth.serverHeader)
+        self.assertIs(httpauth.followSymlinks, True)
+        self.assertIs(httpauth.listDirectories, True)
+        self.assertEqual(
+            httpauth.limits,
+            Limits(
+                rememberedPerJID=11,
+                rememberedPerDomain=12,
+                attemptsPerClient=13,
+                attemptWindow=14.5,
+                undeliverablePerTarget=15,
+                undeliverableWindow=16.0,
+                maxTrackedClients=17,
+            ),
+        )
+        config = self.load(
+            FULL.replace(
+                'public_origin = "https://www.example.net"',
+                'allowed_hosts = ["www.example.net"]\nserver_header = "web"',
+            )
+        )
+        self.assertIsNone(config.httpauth.publicOrigin)
+        self.assertEqual(config.httpauth.allowedHosts, ("www.example.net",))
+        self.assertEqual(config.httpauth.serverHeader, "web")
+
+    def test_httpauthDefaults(self) -> None:
+        """
+        Left out, the new C{[httpauth]} keys give: loopback trusted as a
+        proxy, the nginx profile, the query asked about, bodies up to 1
+        MiB, 10 seconds for a request's head, C{Server: xmppcomp}, no
+        symbolic link out of the directory and no directory listing.
+        """
+        httpauth = self.load(FULL).httpauth
+        self.assertEqual(httpauth.allowedHosts, ())
+        self.assertEqual(httpauth.trustedProxies, ("127.0.0.0/8", "::1"))
+        self.assertEqual(httpauth.webServer, "nginx")
+        self.assertIs(httpauth.askQuery, True)
+        self.assertEqual(httpauth.maxBody, 1024 * 1024)
+        self.assertEqual(httpauth.headTimeout, 10.0)
+        self.assertEqual(httpauth.serverHeader, "xmppcomp")
+        self.assertIs(httpauth.followSymlinks, False)
+        self.assertIs(httpauth.listDirectories, False)
+
+    def test_httpauthNeedsOrigin(self) -> None:
+        """
+        With a server, a confirmer with neither C{public_origin} nor
+        C{allowed_hosts} (or with an empty list of hosts) is refused, with
+        an error naming both keys; a confirmer turned off needs neither.
+        """
+        bare = FULL.replace('public_origin = "https://www.example.net"\n', "")
+        for text in (bare, bare.replace("[xtls]", 'allowed_hosts = []\n\n[xtls]')):
+            message = self.loadError(text)
+            self.assertIn(self.path("component.toml"), message)
+            self.assertIn("[httpauth] needs public_origin", message)
+            self.assertIn("or allowed_hosts", message)
+        message = self.loadError(FULL.split("[httpauth]")[0])
+        self.assertIn("public_origin", message)
+        self.assertIn("allowed_hosts", message)
+        config = self.load(bare.replace("[xtls]", "enabled = false\n\n[xtls]"))
+        self.assertFalse(config.httpauth.enabled)
+
+    def test_httpauthEmbeddedHosts(self) -> None:
+        """
+        Without a server, the confirmer answers to the loopback host names
+        C{127.0.0.1}, C{localhost} and C{::1} unless C{public_origin} or
+        C{allowed_hosts} says otherwise.
+        """
+        loopback = ("127.0.0.1", "localhost", "::1")
+        self.assertEqual(componentConfigFromMapping({}, "x.toml").httpauth.allowedHosts, loopback)
+        self.assertEqual(self.load("[httpauth]\n").httpauth.allowedHosts, loopback)
+        httpauth = self.load('[httpauth]\nallowed_hosts = ["dev.test"]\n').httpauth
+        self.assertEqual(httpauth.allowedHosts, ("dev.test",))
+        httpauth = self.load('[httpauth]\npublic_origin = "http://dev.test:8080"\n').httpauth
+        self.assertEqual((httpauth.publicOrigin, httpauth.allowedHosts), ("http://dev.test:8080", ()))
+
+    def test_httpauthBadNewKeys(self) -> None:
+        """
+        A host with a port or that is no host name, an entry of
+        C{trusted_proxies} that is no address or network, and a web server
+        without a profile are refused, naming the key (and the entry).
+        """
+        def fails(line: str, *expected: str) -> None:
+            message = self.loadError(
+                FULL.replace('listen = "tcp:8080"\n', 'listen = "tcp:8080"\n' + line + "\n")
+            )
+            self.assertIn(self.path("component.toml"), message)
+            for text in expected:
+                self.assertIn(text, message)
+
+        fails('allowed_hosts = ["example.net:443"]', "httpauth.allowed_hosts[0]", "'example.net:443'", "port")
+        fails('allowed_hosts = ["example.net", "a b"]', "httpauth.allowed_hosts[1]", "'a b'", "not a host name")
+        fails('allowed_hosts = "example.net"', "httpauth.allowed_hosts must be an array")
+        fails('trusted_proxies = ["not-an-ip"]', "httpauth.trusted_proxies[0]", "'not-an-ip'",
+              "not an IP address or network")
+        fails('web_server = "apache"', "httpauth.web_server must be one of caddy, nginx, traefik", "'apache'")
+        fails("max_body = -1", "httpauth.max_body must be at least 0")
+        fails("head_timeout = 0", "httpauth.head_timeout must be a finite number of seconds above 0")
+        fails('server_header = "a\\nb"', "httpauth.server_header must be printable ASCII")
+        fails('ask_query = "no"', "httpauth.ask_query must be true or false")
+        fails("follow_symlinks = 1", "httpauth.follow_symlinks must be true or false")
+        fails("list_directories = 0", "httpauth.list_directories must be true or false")
+        message = self.loadError(FULL + "[httpauth.limits]\nattempts_per_client = 0\n")
+        self.assertIn("httpauth.limits.attempts_per_client must be at least 1", message)
+        message = self.loadError(
+            FULL.replace('public_origin = "https://www.example.net"', 'public_origin = "https://u@www.example.net"')
+        )
+        self.assertIn("httpauth.public_origin", message)
+        self.assertIn("user information", message)
+
+    def test_httpauthBareIPv6Host(self) -> None:
+        """
+        A bare IPv6 address is an allowed host as the embedded default
+        has it (C{"::1"}), as is its bracketed form.
+        """
+        for entry in ('"::1"', '"[::1]"'):
+            config = self.load(
+                FULL.replace('listen = "tcp:8080"\n', 'listen = "tcp:8080"\nallowed_hosts = [%s]\n' % (entry,))
+            )
+            self.assertEqual(config.httpauth.allowedHosts, ("::1",))
 
     def test_overrides(self) -> None:
         """
@@ -469,16 +653,24 @@ class OptionsTests(_FilesMixin, SynchronousTestCase):
 
     def test_withoutFile(self) -> None:
         """
-        Options alone can describe a component connecting to a server.
+        Options alone can describe a component connecting to a server
+        without the confirmer (C{--no-httpauth}); with the confirmer, which
+        needs C{public_origin} or C{allowed_hosts} (no option gives them),
+        they are refused, naming both keys.
         """
-        config = self.parse(
+        argv = (
             "--server", "tcp:host=127.0.0.1:port=5347",
             "--server-domain", "example.net",
             "--protocol", "xep0114",
             "--hostname", "legacy.example.net",
             "--secret-file", self.path("comp.secret"),
             "--system-trust",
-        ).componentConfig
+        )
+        e = self.assertRaises(usage.UsageError, self.parse, *argv)
+        self.assertIn("[httpauth] needs public_origin", str(e))
+        self.assertIn("allowed_hosts", str(e))
+        config = self.parse(*argv, "--no-httpauth").componentConfig
+        self.assertFalse(config.httpauth.enabled)
         self.assertEqual(config.protocol, "xep0114")
         self.assertEqual(config.secret.file, self.path("comp.secret"))  # type: ignore[union-attr]
         self.assertEqual(config.trust.kind, "system")

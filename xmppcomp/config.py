@@ -81,6 +81,15 @@ L{loadComponentConfig})::
     directory = "site"                      # protect: served (default: demo page)
     upstream = "http://127.0.0.1:8000"      # proxy only
     public_origin = "https://example.net"   # scheme://authority clients use
+    allowed_hosts = ["example.net"]         # or: host names the site answers to
+    trusted_proxies = ["127.0.0.1", "::1"]  # may describe the original request
+    web_server = "nginx"                    # forward-auth: or "traefik", "caddy"
+    ask_query = true                        # the query is part of what is asked
+    max_body = 1048576                      # bytes; 413 beyond, before reading
+    head_timeout = 10                       # seconds for a request's head
+    server_header = "xmppcomp"              # "" for no Server header
+    follow_symlinks = false                 # protect: links out of directory
+    list_directories = false                # protect: list index-less dirs
     timeout = 120                           # seconds the user has to confirm
     from = "comp.example.net"               # default: the first hostname
     metrics = false                         # serve /metrics (Prometheus)
@@ -98,6 +107,13 @@ L{loadComponentConfig})::
     window_lifetime = 60
     replay_memory = 86400
     max_remembered = 100000
+    remembered_per_jid = 1000               # used ids remembered per bare JID
+    remembered_per_domain = 10000           # ... per domain (fair shares)
+    attempts_per_client = 30                # asked per client address ...
+    attempt_window = 60                     # ... per this many seconds (429)
+    undeliverable_per_target = 5            # bounces per (client, domain) ...
+    undeliverable_window = 600              # ... per this many seconds (429)
+    max_tracked_clients = 10000             # rate-limit entries kept
 
     [xtls]                                  # XTLS endpoint (XTLSConfig)
     enabled = true
@@ -1072,8 +1088,30 @@ class HTTPAuthConfig:
         for the built-in demo page.
     @ivar upstream: the upstream URL of C{proxy} mode.
     @ivar publicOrigin: the scheme and authority clients use
-        (C{https://example.net}), when they differ from what the listener
-        sees, or C{None}.
+        (C{https://example.net}): the URL a user is asked about is this
+        origin and the canonical path; or C{None}.
+    @ivar allowedHosts: host names (no port) the site answers to: the URL
+        asked about is then built from the request's host, which must be
+        one of them (400 otherwise). One of C{publicOrigin} and
+        C{allowedHosts} is required; the embedded main job defaults to the
+        loopback names.
+    @ivar trustedProxies: addresses or networks whose connections may
+        describe the original request and client (forward-auth headers,
+        C{X-Forwarded-For}, C{X-Forwarded-Proto}): loopback by default.
+    @ivar webServer: the forward-auth profile: C{"nginx"}, C{"traefik"} or
+        C{"caddy"} (which headers carry the original request).
+    @ivar askQuery: whether the query string is in the URL the user is
+        asked about (it crosses the XMPP server); C{True} by default.
+    @ivar maxBody: bytes of a request body at most (413 beyond; refused
+        before it is read).
+    @ivar headTimeout: seconds a request's head (request line and headers)
+        may take to arrive (408 beyond).
+    @ivar serverHeader: the C{Server} header of every answer, or C{None}
+        for none.
+    @ivar followSymlinks: protect mode: whether symbolic links that lead
+        out of the directory are followed.
+    @ivar listDirectories: protect mode: whether directories without an
+        index page are listed.
     @ivar timeout: seconds the user has to confirm.
     @ivar fromHostname: the hostname of the component that asks; C{None}:
         the component's first hostname.
@@ -1097,6 +1135,15 @@ class HTTPAuthConfig:
     directory: str | None = None
     upstream: str | None = None
     publicOrigin: str | None = None
+    allowedHosts: tuple[str, ...] = ()
+    trustedProxies: tuple[str, ...] = ("127.0.0.0/8", "::1")
+    webServer: str = "nginx"
+    askQuery: bool = True
+    maxBody: int = 1024 * 1024
+    headTimeout: float = 10.0
+    serverHeader: str | None = "xmppcomp"
+    followSymlinks: bool = False
+    listDirectories: bool = False
     timeout: float = 120.0
     fromHostname: str | None = None
     rules: Any = attrs.field(factory=_defaultRules)
@@ -1220,6 +1267,13 @@ HTTPAUTH_LIMIT_KEYS: Mapping[str, tuple[str, bool, int]] = {
     "window_lifetime": ("windowLifetime", False, 0),
     "replay_memory": ("replayMemory", False, 0),
     "max_remembered": ("maxRemembered", True, 1),
+    "remembered_per_jid": ("rememberedPerJID", True, 1),
+    "remembered_per_domain": ("rememberedPerDomain", True, 1),
+    "attempts_per_client": ("attemptsPerClient", True, 1),
+    "attempt_window": ("attemptWindow", False, 0),
+    "undeliverable_per_target": ("undeliverablePerTarget", True, 1),
+    "undeliverable_window": ("undeliverableWindow", False, 0),
+    "max_tracked_clients": ("maxTrackedClients", True, 1),
 }
 
 #: Keys of the C{[xtls.limits]} table, likewise for L{XTLSLimits}.
@@ -1262,6 +1316,15 @@ _COMPONENT_TABLES: Mapping[str, frozenset[str]] = {
             "directory",
             "upstream",
             "public_origin",
+            "allowed_hosts",
+            "trusted_proxies",
+            "web_server",
+            "ask_query",
+            "max_body",
+            "head_timeout",
+            "server_header",
+            "follow_symlinks",
+            "list_directories",
             "timeout",
             "from",
             "rules",
@@ -1710,8 +1773,16 @@ def _rules(item: _Value) -> Any:
     return AccessRules(rules)
 
 
+#: The host names the embedded main job's confirmer answers to when
+#: neither public_origin nor allowed_hosts is set.
+LOOPBACK_HOSTS = ("127.0.0.1", "localhost", "::1")
+
+
 def _httpauth(
-    values: Mapping[str, _Value], source: str, hostnames: tuple[str, ...]
+    values: Mapping[str, _Value],
+    source: str,
+    hostnames: tuple[str, ...],
+    embedded: bool = False,
 ) -> HTTPAuthConfig:
     """
     The C{[httpauth]} table, checked.
@@ -1775,6 +1846,89 @@ def _httpauth(
             "the scheme and authority clients use",
             True,
         )
+        from xmppcomp.httpauth._target import BadTarget, parseOrigin
+
+        try:
+            publicOrigin = str(parseOrigin(publicOrigin))
+        except BadTarget as e:
+            raise ConfigError(
+                f'{item.where}: {e.reason}; give only the scheme and host, such as "https://www.example.net"'
+            ) from None
+    allowedHosts: tuple[str, ...] = ()
+    if (item := get("allowed_hosts")) is not None:
+        from xmppcomp.httpauth._target import BadTarget, parseHost
+
+        hosts = []
+        for index, entry in enumerate(_stringList(item, '["example.net"]')):
+            if entry.count(":") > 1 and not entry.startswith("["):
+                # A bare IPv6 address such as ::1 (with a port it needs
+                # brackets, and a port is refused below anyway).
+                entry = f"[{entry}]"
+            try:
+                parsed = parseHost(entry)
+            except BadTarget as e:
+                raise ConfigError(
+                    f"{item.where}[{index}]: {entry!r} is not a host name ({e.reason}); "
+                    'give names such as "example.net"'
+                ) from None
+            if parsed.port is not None:
+                raise ConfigError(
+                    f"{item.where}[{index}]: {entry!r} has a port; give the host "
+                    "name only (any port of it is allowed)"
+                )
+            hosts.append(parsed.host)
+        allowedHosts = tuple(hosts)
+    if publicOrigin is None and not allowedHosts and enabled:
+        if not embedded:
+            raise ConfigError(
+                f"{source}: [httpauth] needs public_origin (the scheme and "
+                'authority users type, such as "https://example.net") or '
+                'allowed_hosts (the host names of the site, such as '
+                '["example.net"]): the URL a user is asked to confirm is built '
+                "from them, never from what the request claims. A component "
+                "that runs no confirmer sets enabled = false in [httpauth] "
+                "(or --no-httpauth)"
+            )
+        allowedHosts = LOOPBACK_HOSTS
+    trustedProxies: tuple[str, ...] = ("127.0.0.0/8", "::1")
+    if (item := get("trusted_proxies")) is not None:
+        import ipaddress
+
+        entries = _stringList(item, '["127.0.0.1", "10.0.0.0/8"]') if item.value != [] else []
+        for index, entry in enumerate(entries):
+            try:
+                ipaddress.ip_network(entry.strip(), strict=False)
+            except ValueError:
+                raise ConfigError(
+                    f"{item.where}[{index}]: {entry!r} is not an IP address or "
+                    'network; give entries such as "127.0.0.1" or "10.0.0.0/8"'
+                ) from None
+        trustedProxies = tuple(entry.strip() for entry in entries)
+    webServer = "nginx"
+    if (item := get("web_server")) is not None:
+        from xmppcomp.httpauth._frontend import PROFILES
+
+        webServer = _string(item, '"nginx"')
+        if webServer not in PROFILES:
+            raise ConfigError(
+                f"{item.where} must be one of {', '.join(sorted(PROFILES))} (the web "
+                f"server in front of the forward-auth endpoint), not {webServer!r}"
+            )
+    maxBody = 1024 * 1024
+    if (item := get("max_body")) is not None:
+        maxBody = int(_limit(item, "max_body", {"max_body": ("maxBody", True, 0)}, HTTPAuthConfig()))
+    headTimeout = 10.0
+    if (item := get("head_timeout")) is not None:
+        headTimeout = float(
+            _limit(item, "head_timeout", {"head_timeout": ("headTimeout", False, 0)}, HTTPAuthConfig())
+        )
+        if headTimeout <= 0:
+            raise ConfigError(f"{item.where} must be more than 0 seconds")
+    serverHeader: str | None = "xmppcomp"
+    if (item := get("server_header")) is not None:
+        serverHeader = _string(item, '"xmppcomp"') if item.value != "" else None
+        if serverHeader is not None and not all(0x20 < ord(c) < 0x7F or c == " " for c in serverHeader):
+            raise ConfigError(f"{item.where} must be printable ASCII, or \"\" for no Server header")
     timeout = 120.0
     if (item := get("timeout")) is not None:
         timeout = float(
@@ -1807,6 +1961,15 @@ def _httpauth(
         directory=directory,
         upstream=upstream,
         publicOrigin=publicOrigin,
+        allowedHosts=allowedHosts,
+        trustedProxies=trustedProxies,
+        webServer=webServer,
+        askQuery=_bool(item) if (item := get("ask_query")) is not None else True,
+        maxBody=maxBody,
+        headTimeout=headTimeout,
+        serverHeader=serverHeader,
+        followSymlinks=_bool(item) if (item := get("follow_symlinks")) is not None else False,
+        listDirectories=_bool(item) if (item := get("list_directories")) is not None else False,
         timeout=timeout,
         fromHostname=fromHostname,
         rules=rules,
@@ -2044,7 +2207,7 @@ def componentConfigFromMapping(
             requireTLS=requireTLS,
             limits=limits,
             embeddedPort=embeddedPort,
-            httpauth=_httpauth(values, source, hostnames),
+            httpauth=_httpauth(values, source, hostnames, embedded=True),
             xtls=xtls,
             baseDirectory=baseDirectory,
         )

@@ -78,6 +78,16 @@ CONFIRMATIONS = Counter(
     ["outcome"],
     registry=REGISTRY,
 )
+#: Requests the confirmer refused without asking anyone, by reason:
+#: C{forbidden} (the access rules), C{replayed} (a used or expired
+#: transaction id), C{rate_limited} (a rate or pending limit: an attack,
+#: or limits too tight for the traffic).
+CONFIRMER_REFUSALS = Counter(
+    "xmppcomp_httpauth_refusals_total",
+    "XEP-0070 requests refused without asking, by reason.",
+    ["reason"],
+    registry=REGISTRY,
+)
 CONFIRMATION_SECONDS = Histogram(
     "xmppcomp_httpauth_confirmation_seconds",
     "Seconds from asking a JID to its answer.",

@@ -599,25 +599,21 @@ def withMetrics(resource: Any) -> Any:
     return _MetricsAndSite(resource)
 
 
-def _site(resource: Any, accessLog: str) -> Any:
+def _frontend(httpauth: Any) -> Any:
     """
-    The confirmer's L{Site<twisted.web.server.Site>}, with its access log
-    where C{accessLog} says: the twistd log (C{"log"}), nowhere
-    (C{"none"}; in bench/confirmer.py the access log through the twistd
-    log was about a tenth of the process's CPU), or a file.
+    The L{Frontend<xmppcomp.httpauth.Frontend>} of the configured
+    confirmer: where the site is, which proxies are trusted, which web
+    server's headers forward-auth reads.
     """
-    from twisted.web.server import Site
+    from xmppcomp.httpauth import Frontend
 
-    if accessLog == "log":
-        return Site(resource)
-    if accessLog != "none":
-        return Site(resource, logPath=accessLog)
-
-    class SiteWithoutAccessLog(Site):
-        def log(self, request: Any) -> None:
-            pass
-
-    return SiteWithoutAccessLog(resource)
+    return Frontend(
+        publicOrigin=httpauth.publicOrigin,
+        allowedHosts=frozenset(httpauth.allowedHosts),
+        trustedProxies=httpauth.trustedProxies,
+        webServer=httpauth.webServer,
+        askQuery=httpauth.askQuery,
+    )
 
 
 def _httpResource(httpauth: Any, confirmer: Any, reactor: Any) -> tuple[Any, str]:
@@ -625,32 +621,41 @@ def _httpResource(httpauth: Any, confirmer: Any, reactor: Any) -> tuple[Any, str
     The confirmer's resource for the configured mode, and what it serves
     (for the log).
     """
+    frontend = _frontend(httpauth)
     if httpauth.mode == "proxy":
-        from treq.client import HTTPClient
         from twisted.web.client import Agent
 
-        client = HTTPClient(Agent(reactor))
+        # A plain Agent: no cookie jar shared between users, no redirects
+        # followed (they go back to the client); a connection per request.
+        agent = Agent(reactor)
         return (
-            confirmer.proxy(httpauth.upstream, client, httpauth.publicOrigin),
+            confirmer.proxy(httpauth.upstream, agent, frontend),
             "proxy to %s" % (httpauth.upstream,),
         )
     if httpauth.mode == "forward-auth":
         return (
-            confirmer.forwardAuth(),
-            "forward-auth endpoint (nginx auth_request, Traefik ForwardAuth, "
-            "Caddy forward_auth)",
+            confirmer.forwardAuth(frontend),
+            "forward-auth endpoint for %s (headers from %s only)"
+            % (frontend.webServer.name, ", ".join(httpauth.trustedProxies) or "nobody"),
         )
     if httpauth.directory is not None:
-        from twisted.web.static import File
+        from xmppcomp.httpauth import ConfinedFile
 
         return (
-            confirmer.protect(File(httpauth.directory), httpauth.publicOrigin),
+            confirmer.protect(
+                ConfinedFile(
+                    httpauth.directory,
+                    followSymlinks=httpauth.followSymlinks,
+                    listDirectories=httpauth.listDirectories,
+                ),
+                frontend,
+            ),
             "protects the directory %s" % (httpauth.directory,),
         )
     from xmppcomp.demo import DemoPage
 
     return (
-        confirmer.protect(DemoPage(), httpauth.publicOrigin),
+        confirmer.protect(DemoPage(), frontend),
         "protects a built-in demo page (set [httpauth] directory or "
         "--http-directory to serve files)",
     )
@@ -683,7 +688,17 @@ def addHTTPAuth(parent: MultiService, component: Any, config: ComponentConfig) -
     if httpauth.metrics:
         resource = withMetrics(resource)
         what += "; /metrics (Prometheus, no authentication)"
-    site = _site(resource, httpauth.accessLog)
+    from xmppcomp.httpauth import ConfirmerSite
+
+    site = ConfirmerSite(
+        resource,
+        reactor=reactor,
+        maxBody=httpauth.maxBody,
+        headTimeout=httpauth.headTimeout,
+        challenge=confirmer.challenges,
+        serverHeader=None if httpauth.serverHeader is None else httpauth.serverHeader.encode("ascii"),
+        accessLog=httpauth.accessLog,
+    )
     site.noisy = False
     try:
         endpoint = serverFromString(reactor, httpauth.listen)

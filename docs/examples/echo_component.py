@@ -73,6 +73,13 @@ class Options(_ComponentOptions):
     )
 
 
+    def postOptions(self) -> None:
+        # This component runs no HTTP-auth confirmer: its [httpauth]
+        # settings (public_origin, allowed_hosts) are not needed.
+        self["no-httpauth"] = True
+        super().postOptions()
+
+
 def parse(argv: list[str]) -> Any:
     """
     Parse the command line.

@@ -22,7 +22,9 @@ from xmppcomp.httpauth._errors import (
     ConfirmationFailed,
     ConfirmationTimeout,
     ConfirmerUnavailable,
-    TooManyPending,
+    CouldNotAsk,
+    RateLimited,
+    Replayed,
 )
 from xmppcomp.httpauth._policy import AccessRule, AccessRules, Attempt, Ledger, Limits
 from xmppcomp.httpauth._protocol import (
@@ -35,12 +37,12 @@ from xmppcomp.httpauth._protocol import (
     Outcome,
     XMPPCredentials,
 )
-from xmppcomp.httpauth._web import (
-    JID_HEADER,
-    ForwardAuthResource,
-    ProtectedResource,
-    UpstreamProxyResource,
-)
+from xmppcomp.httpauth._frontend import PROFILES, Frontend, WebServerProfile
+from xmppcomp.httpauth._proxy import UpstreamProxyResource
+from xmppcomp.httpauth._site import ConfirmerSite
+from xmppcomp.httpauth._static import ConfinedFile
+from xmppcomp.httpauth._target import BadTarget, Origin, Target, canonicalTarget
+from xmppcomp.httpauth._web import JID_HEADER, ForwardAuthResource, ProtectedResource
 from xmppcomp.httpauth._xmpp import (
     ConfirmationPolicy,
     ConfirmationRequester,
@@ -49,6 +51,15 @@ from xmppcomp.httpauth._xmpp import (
 )
 
 __all__ = [
+    "BadTarget",
+    "ConfinedFile",
+    "ConfirmerSite",
+    "Frontend",
+    "Origin",
+    "PROFILES",
+    "Target",
+    "WebServerProfile",
+    "canonicalTarget",
     "AccessForbidden",
     "AccessRule",
     "AccessRules",
@@ -63,6 +74,7 @@ __all__ = [
     "ConfirmationTimeout",
     "Confirmer",
     "ConfirmerUnavailable",
+    "CouldNotAsk",
     "CredentialsError",
     "ForwardAuthResource",
     "IXMPPConfirmationCredentials",
@@ -76,7 +88,8 @@ __all__ = [
     "MissingTransactionId",
     "Outcome",
     "ProtectedResource",
-    "TooManyPending",
+    "RateLimited",
+    "Replayed",
     "UpstreamProxyResource",
     "XMPPConfirmationChecker",
     "XMPPCredentials",

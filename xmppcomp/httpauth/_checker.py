@@ -1,9 +1,9 @@
 # -*- test-case-name: tests.test_httpauth_checker -*-
 """
 The twisted.cred side of XEP-0070: credentials that carry the HTTP method,
-the full URL and the client address along with the JID and transaction id,
-and a checker that asks the JID (once per transaction id) and keeps the
-L{Ledger} up to date.
+the URL, the canonical path and the client address along with the JID and
+transaction id, and a checker that asks the JID (once per transaction id)
+and keeps the L{Ledger} up to date.
 """
 
 from __future__ import annotations
@@ -11,8 +11,9 @@ from __future__ import annotations
 from typing import Protocol, cast
 
 import attrs
+from prometheus_client import Counter
 from twisted.cred.checkers import ICredentialsChecker
-from twisted.internet.defer import Deferred, fail, succeed
+from twisted.internet.defer import CancelledError, Deferred, fail, succeed
 from twisted.internet.interfaces import IReactorTime
 from twisted.python.failure import Failure
 from twisted.words.protocols.jabber import jid
@@ -22,11 +23,16 @@ from xmppcomp.httpauth._errors import (
     AccessForbidden,
     ConfirmationDenied,
     ConfirmationFailed,
-    TooManyPending,
+    ConfirmerUnavailable,
+    CouldNotAsk,
+    RateLimited,
+    Replayed,
 )
 from xmppcomp.httpauth._policy import Ask, Attempt, Join, Ledger, Pass, Refuse
 from xmppcomp.httpauth._protocol import ConfirmRequest, Outcome
 from xmppcomp.interfaces import IXMPPConfirmationCredentials
+from xmppcomp.logs import Logger
+from xmppcomp.metrics import CONFIRMER_REFUSALS
 
 
 @implementer(IXMPPConfirmationCredentials)
@@ -35,7 +41,7 @@ class ConfirmationCredentials:
     """
     Provider of L{IXMPPConfirmationCredentials}.
 
-    @ivar attempt: the credentials, method, URL and client address.
+    @ivar attempt: the credentials, method, URL, client address and path.
     @ivar roundTrip: set by the checker when it asked over XMPP for these
         credentials: seconds from asking to the answer (or the failure).
     @ivar askedAt: when the checker asked (its clock), or C{None}.
@@ -55,8 +61,27 @@ class Requester(Protocol):
 
     def confirm(self, who: jid.JID, request: ConfirmRequest) -> Deferred[Outcome]:
         """
-        Ask C{who} to confirm C{request}.
+        Ask C{who} to confirm C{request}: fire with L{Outcome.ALLOW} or
+        L{Outcome.DENY} (L{Outcome.UNDELIVERABLE} is taken as
+        L{CouldNotAsk}), or fail with a L{ConfirmationFailed}.
         """
+
+
+#: The refusal counters (C{xmppcomp_httpauth_refusals_total}) by error,
+#: bound once.
+_REFUSALS: dict[type[ConfirmationFailed], Counter] = {
+    error: CONFIRMER_REFUSALS.labels(label)
+    for error, label in (
+        (AccessForbidden, "forbidden"),
+        (Replayed, "replayed"),
+        (RateLimited, "rate_limited"),
+    )
+}
+
+
+#: No requests joined (L{XMPPConfirmationChecker._waiting}), without a new
+#: list per confirmation.
+_NONE: tuple[Deferred[str], ...] = ()
 
 
 @implementer(ICredentialsChecker)
@@ -64,6 +89,17 @@ class XMPPConfirmationChecker:
     """
     Check L{IXMPPConfirmationCredentials} by asking the JID over XMPP,
     unless the L{Ledger} decides without asking.
+
+    Every failure is a L{ConfirmationFailed} of the table in
+    L{xmppcomp.httpauth._errors}: the ledger's refusals
+    (L{AccessForbidden}, L{Replayed}, L{RateLimited}), the user's no
+    (L{ConfirmationDenied}), L{CouldNotAsk} (undeliverable: the ledger
+    abandons it, counting it against the client address and domain, and
+    the transaction id stays unused), L{ConfirmationTimeout} and
+    L{ConfirmerUnavailable} from the requester (abandoned too). Anything
+    else the requester fails with is logged and becomes
+    L{ConfirmerUnavailable}; a cancellation (the HTTP client went away)
+    passes as it is.
 
     The avatar id is the JID as given, as text.
 
@@ -75,6 +111,8 @@ class XMPPConfirmationChecker:
     """
 
     credentialInterfaces = (IXMPPConfirmationCredentials,)
+
+    _log = Logger()
 
     def __init__(
         self, requester: Requester, ledger: Ledger, clock: IReactorTime | None = None
@@ -107,14 +145,10 @@ class XMPPConfirmationChecker:
         if isinstance(decision, Pass):
             return succeed(who.full())
         if isinstance(decision, Refuse):
-            error: ConfirmationFailed
-            if decision.status == 403:
-                error = AccessForbidden(decision.reason)
-            else:
-                error = TooManyPending(
-                    decision.reason, decision.retryAfter, decision.status
-                )
-            return fail(error)
+            counter = _REFUSALS.get(decision.error)
+            if counter is not None:
+                counter.inc()
+            return fail(decision.failure())
         if isinstance(decision, Join):
             waiter: Deferred[str] = Deferred()
             # Made on the first join only: most confirmations have none.
@@ -125,7 +159,10 @@ class XMPPConfirmationChecker:
             attempt.credentials.transactionId, attempt.method, attempt.url
         )
         credentials.askedAt = self._clock.seconds()
-        asked = self._requester.confirm(who, request)
+        try:
+            asked = self._requester.confirm(who, request)
+        except Exception:
+            asked = fail()
         # The asker gets the answer through the requester's Deferred: one
         # Deferred less per pending confirmation.
         return cast("Deferred[str]", asked.addBoth(self._onAnswer, credentials))
@@ -141,20 +178,37 @@ class XMPPConfirmationChecker:
         if credentials.askedAt is not None:
             credentials.roundTrip = self._clock.seconds() - credentials.askedAt
         outcome: str | Failure
-        if isinstance(result, Failure):
-            self._ledger.abandon(attempt)
-            outcome = result
-        elif result is Outcome.ALLOW:
+        if result is Outcome.ALLOW:
             self._ledger.settle(attempt, True)
             outcome = attempt.credentials.jid.full()
-        else:
+        elif result is Outcome.DENY:
             self._ledger.settle(attempt, False)
             outcome = Failure(
-                ConfirmationDenied(
-                    f"{attempt.credentials.jid.full()} denied the request"
-                )
+                ConfirmationDenied(f"{attempt.credentials.jid.full()} denied the request")
             )
-        for waiter in self._waiting.pop(attempt.key, []):
+        elif isinstance(result, Failure):
+            if result.check(CouldNotAsk):
+                self._ledger.abandon(attempt, undeliverable=True)
+                outcome = result
+            elif result.check(ConfirmationFailed, CancelledError):
+                self._ledger.abandon(attempt)
+                outcome = result
+            else:
+                self._ledger.abandon(attempt)
+                self._log.failure("XEP-0070 confirmation failed", failure=result)
+                outcome = Failure(
+                    ConfirmerUnavailable(
+                        "the confirmation could not be asked because of an internal error"
+                    )
+                )
+        else:
+            # UNDELIVERABLE (or anything that is no answer) from a requester
+            # that fires with it rather than failing with CouldNotAsk.
+            self._ledger.abandon(attempt, undeliverable=True)
+            outcome = Failure(
+                CouldNotAsk(f"{attempt.credentials.jid.full()} could not be asked")
+            )
+        for waiter in self._waiting.pop(attempt.key, _NONE):
             if isinstance(outcome, Failure):
                 waiter.errback(outcome)
             else:

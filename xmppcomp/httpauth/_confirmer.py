@@ -10,17 +10,15 @@ from __future__ import annotations
 import attrs
 from twisted.internet.interfaces import IReactorTime
 from twisted.web.guard import BasicCredentialFactory, DigestCredentialFactory
+from twisted.web.iweb import IAgent, IRequest
 from twisted.web.resource import IResource
 
 from xmppcomp.httpauth._checker import Requester, XMPPConfirmationChecker
 from xmppcomp.httpauth._policy import AccessRules, Ledger, Limits
 from xmppcomp.httpauth._protocol import REALM
-from xmppcomp.httpauth._web import (
-    ForwardAuthResource,
-    ProtectedResource,
-    UpstreamProxyResource,
-    _Authenticator,
-)
+from xmppcomp.httpauth._frontend import Frontend
+from xmppcomp.httpauth._proxy import UpstreamProxyResource
+from xmppcomp.httpauth._web import ForwardAuthResource, ProtectedResource, _Authenticator
 
 
 @attrs.frozen
@@ -38,34 +36,53 @@ class Confirmer:
     ledger: Ledger
     _authenticator: _Authenticator
 
-    def protect(self, wrapped: IResource, publicOrigin: str | None = None) -> IResource:
+    def protect(self, wrapped: IResource, frontend: Frontend | str) -> IResource:
         """
         Protect a local resource (and its children), e.g. a
-        L{twisted.web.static.File} directory.
+        L{xmppcomp.httpauth.ConfinedFile} directory.
 
-        @param publicOrigin: scheme and authority clients use, when they
-            differ from what this server sees (behind a TLS terminator).
+        @param frontend: where the site is and which proxies are trusted;
+            a string is the site's public origin (C{"https://example.net"}).
         """
-        return ProtectedResource(wrapped, self._authenticator, publicOrigin)
+        return ProtectedResource(wrapped, self._authenticator, _frontend(frontend))
 
-    def proxy(
-        self, upstream: str, client: object, publicOrigin: str | None = None
-    ) -> IResource:
+    def proxy(self, upstream: str, agent: IAgent, frontend: Frontend | str) -> IResource:
         """
         Protect a reverse proxy to C{upstream}.
 
-        @param client: a L{treq.client.HTTPClient} to reach the upstream.
+        @param agent: reaches the upstream, e.g. a
+            L{twisted.web.client.Agent} (no cookie jar: cookies pass
+            through per request, never shared between users).
+        @param frontend: see L{protect}.
         """
+        checked = _frontend(frontend)
         return ProtectedResource(
-            UpstreamProxyResource(upstream, client), self._authenticator, publicOrigin
+            UpstreamProxyResource(upstream, agent, checked.publicOrigin),
+            self._authenticator,
+            checked,
         )
 
-    def forwardAuth(self) -> IResource:
+    def challenges(self, request: IRequest) -> list[bytes]:
+        """
+        The C{WWW-Authenticate} values of a 401 for C{request} (Basic
+        first, then Digest, realm C{xmpp}), for answers made outside the
+        resources (L{xmppcomp.httpauth.ConfirmerSite}'s early refusals).
+        """
+        return self._authenticator.challengeValues(request)
+
+    def forwardAuth(self, frontend: Frontend | str) -> IResource:
         """
         The endpoint for nginx C{auth_request}, Traefik ForwardAuth and
         Caddy C{forward_auth}.
+
+        @param frontend: see L{protect}; its C{webServer} names the headers
+            read, and only from its C{trustedProxies}.
         """
-        return ForwardAuthResource(self._authenticator)
+        return ForwardAuthResource(self._authenticator, _frontend(frontend))
+
+
+def _frontend(value: Frontend | str) -> Frontend:
+    return Frontend(publicOrigin=value) if isinstance(value, str) else value
 
 
 def makeConfirmer(

@@ -1,29 +1,57 @@
 # -*- test-case-name: tests.test_httpauth_policy -*-
 """
 What the confirmer decides before and after asking, as pure logic: access
-rules per path prefix, single-use transaction ids, sessions, the HEAD and
-OPTIONS window, and limits on pending confirmations.
+rules per path prefix, single-use transaction ids (remembered per bare JID,
+with fair shares), sessions, the HEAD and OPTIONS window, and the limits:
+attempts per client address, undeliverable confirmations per client
+address and target domain, pending confirmations.
 
 Time comes from a C{clock} with a C{seconds()} method (an
 L{twisted.internet.interfaces.IReactorTime} provider will do); nothing here
 imports C{twisted.internet}.
+
+Sessions, the window and methods (XEP-0070 section 5.1 speaks of a
+subsequent request "from the same entity"; this is stricter, on purpose):
+
+  - a confirmed (full JID, transaction id) opens a session for its site
+    and client address (L{Limits.sessionLifetime}), in which the same
+    credentials pass without asking, for the safe methods only (C{GET},
+    C{HEAD}, C{OPTIONS}; methods are case-sensitive);
+  - a confirmation of C{HEAD} or C{OPTIONS} also opens a window
+    (L{Limits.windowLifetime}) for the same URL, bound to the same client
+    address, passing the safe methods only;
+  - any other method always asks: inside its own live session (same site
+    and client address) it asks again with the same transaction id (no
+    new id needed); outside it, a used transaction id is a replay. A
+    denial ends the session.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Iterable
-from typing import Protocol, TypeVar, Union
+from collections import OrderedDict, deque
+from collections.abc import Callable, Hashable, Iterable
+from typing import Generic, Protocol, TypeVar, Union
 from urllib.parse import urlsplit
 
 import attrs
 from twisted.words.protocols.jabber import jid
 
 from xmppcomp._memo import boundedMemo
-from xmppcomp.httpauth._protocol import XMPPCredentials
+from xmppcomp.httpauth._errors import (
+    AccessForbidden,
+    ConfirmationFailed,
+    RateLimited,
+    Replayed,
+)
+from xmppcomp.httpauth._protocol import XMPPCredentials, withoutTrailingDot
 
-#: Methods whose confirmation stays usable for a short window (XEP-0070
-#: section 6).
+#: Methods that pass in a session or a window without asking (RFC 9110
+#: section 9.2.1, safe methods, but C{TRACE}); methods are case-sensitive.
+SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+
+#: Methods whose confirmation opens a short window for the same URL
+#: (XEP-0070 section 5.1).
 WINDOW_METHODS = frozenset({"HEAD", "OPTIONS"})
 
 
@@ -40,13 +68,15 @@ class Clock(Protocol):
 
 def _bareJIDs(values: Iterable[str | jid.JID]) -> frozenset[str]:
     return frozenset(
-        (value if isinstance(value, jid.JID) else jid.JID(value)).userhost()
+        withoutTrailingDot(
+            value if isinstance(value, jid.JID) else jid.JID(value)
+        ).userhost()
         for value in values
     )
 
 
 def _domains(values: Iterable[str]) -> frozenset[str]:
-    return frozenset(jid.JID(value).host for value in values)
+    return frozenset(withoutTrailingDot(jid.JID(value)).host for value in values)
 
 
 def _prefix(value: str) -> str:
@@ -62,8 +92,9 @@ class AccessRule:
 
     @ivar prefix: a URL path prefix; it matches whole segments (C{/docs}
         matches C{/docs} and C{/docs/a}, not C{/docsecret}).
-    @ivar jids: bare JIDs allowed (any of their resources).
-    @ivar domains: domains whose every JID is allowed.
+    @ivar jids: bare JIDs allowed (any of their resources); a domain's
+        trailing dot is stripped, as from credentials.
+    @ivar domains: domains whose every JID is allowed (likewise).
     @ivar anyone: whether every JID is allowed.
     """
 
@@ -136,22 +167,46 @@ class AccessRules:
 @attrs.frozen
 class Limits:
     """
-    How long things last and how much may be pending.
+    How long things last and how much may be pending or remembered; every
+    limit refused answers 429 (403 in forward-auth) with C{Retry-After}.
 
-    @ivar pendingPerJID: confirmations pending for one bare JID at most;
-        beyond, 429.
-    @ivar pendingTotal: confirmations pending in total at most; beyond, 503.
-    @ivar sessionLifetime: seconds a confirmed (JID, transaction id) passes
-        again from the same site and client address.
-    @ivar windowLifetime: seconds credentials confirmed with HEAD or OPTIONS
-        pass again for the same JID, URL and transaction id, whatever the
-        method and client address.
+    @ivar pendingPerJID: confirmations pending for one bare JID at most
+        (default 3).
+    @ivar pendingTotal: confirmations pending in total at most (default
+        100).
+    @ivar sessionLifetime: seconds a confirmed (full JID, transaction id)
+        passes again, for the safe methods, from the same site and client
+        address (default 300).
+    @ivar windowLifetime: seconds credentials confirmed with C{HEAD} or
+        C{OPTIONS} pass again for the same URL, for the safe methods, from
+        the same client address (default 60).
     @ivar replayMemory: seconds a used transaction id is remembered (and
-        refused); after that, using it again asks the user again.
-    @ivar maxRemembered: used transaction ids remembered at most (memory
-        is bounded by count, not only by C{replayMemory}); when that many
-        are remembered, new confirmations get 503 until the oldest expire
-        (forgetting early would let them be replayed).
+        refused); after that, using it again asks the user again (default
+        86400).
+    @ivar maxRemembered: used transaction ids remembered at most, pending
+        confirmations included (default 100,000). Ids still remembered are
+        never forgotten early (that would allow their replay): when the
+        room is full, new confirmations wait until the oldest expire.
+    @ivar rememberedPerJID: used transaction ids remembered for one bare
+        JID at most (default 1,000); beyond, that JID waits until its own
+        oldest expires, and nobody else does.
+    @ivar rememberedPerDomain: likewise for all the JIDs of one domain
+        (default 10,000).
+    @ivar attemptsPerClient: confirmations one client address may have
+        asked over XMPP in L{attemptWindow} seconds (a token bucket: that
+        many at once, then at that rate; default 30).
+    @ivar attemptWindow: see L{attemptsPerClient} (default 60).
+    @ivar undeliverablePerTarget: confirmations that could not be asked
+        (undeliverable) from one client address to one domain in
+        L{undeliverableWindow} seconds at most; beyond, that address may
+        not ask that domain for a while, and nothing else changes
+        (default 5).
+    @ivar undeliverableWindow: see L{undeliverablePerTarget} (default
+        600).
+    @ivar maxTrackedClients: client addresses (and, apart, pairs of client
+        address and domain) whose rates are tracked at most (default
+        10,000). When full, the one idle the longest is forgotten: a full
+        table locks nobody out.
     """
 
     pendingPerJID: int = 3
@@ -160,6 +215,13 @@ class Limits:
     windowLifetime: float = 60.0
     replayMemory: float = 86400.0
     maxRemembered: int = 100_000
+    rememberedPerJID: int = 1_000
+    rememberedPerDomain: int = 10_000
+    attemptsPerClient: int = 30
+    attemptWindow: float = 60.0
+    undeliverablePerTarget: int = 5
+    undeliverableWindow: float = 600.0
+    maxTrackedClients: int = 10_000
 
 
 #: Site strings seen lately (L{_shared}).
@@ -183,36 +245,33 @@ class Attempt:
     One HTTP request presenting XEP-0070 credentials.
 
     @ivar credentials: what the header carried.
-    @ivar method: the HTTP method of the original request.
-    @ivar url: the full URL of the original request.
-    @ivar client: the client's address.
+    @ivar method: the HTTP method of the original request (case-sensitive).
+    @ivar url: the URL asked about: the configured origin, the encoded
+        canonical path and the normalised query (or no query, when the
+        operator keeps it private).
+    @ivar client: the client's address, as the web layer decided it
+        (trusted proxies resolved).
+    @ivar path: the canonical decoded path; the access rules decide on it.
+    @ivar site: the protected site: the URL's scheme and authority, lower
+        case (derived from C{url}).
+    @ivar key: the single-use key: bare JID and transaction id (derived).
     """
 
     credentials: XMPPCredentials
     method: str
     url: str
     client: str
+    path: str
+    site: str = attrs.field(init=False, eq=False, repr=False)
+    key: tuple[str, str] = attrs.field(init=False, eq=False, repr=False)
 
-    @property
-    def site(self) -> str:
-        """
-        The protected site: the URL's scheme and authority.
-        """
+    @site.default
+    def _siteDefault(self) -> str:
         parts = urlsplit(self.url)
         return _shared(f"{parts.scheme}://{parts.netloc}".lower())
 
-    @property
-    def path(self) -> str:
-        """
-        The URL's path (C{/} if empty).
-        """
-        return urlsplit(self.url).path or "/"
-
-    @property
-    def key(self) -> tuple[str, str]:
-        """
-        The single-use key: bare JID and transaction id.
-        """
+    @key.default
+    def _keyDefault(self) -> tuple[str, str]:
         return (self.credentials.jid.userhost(), self.credentials.transactionId)
 
 
@@ -232,14 +291,30 @@ class Refuse:
     """
     Refuse the request without asking.
 
-    @ivar status: 403, 429 or 503.
+    @ivar error: the L{ConfirmationFailed} to fail with:
+        L{AccessForbidden} (the rules), L{Replayed} (a used, pending or
+        out-of-session transaction id) or L{RateLimited} (a limit).
     @ivar reason: a human-readable explanation.
-    @ivar retryAfter: seconds for a C{Retry-After} header, or C{None}.
+    @ivar retryAfter: seconds for a C{Retry-After} header (always set for
+        L{RateLimited}), or C{None}.
     """
 
-    status: int
+    error: type[ConfirmationFailed]
     reason: str
     retryAfter: int | None = None
+
+    @property
+    def status(self) -> int:
+        """
+        The HTTP status of L{error} in the protect and proxy modes.
+        """
+        return self.error.status
+
+    def failure(self) -> ConfirmationFailed:
+        """
+        The exception to fail with.
+        """
+        return self.error(self.reason, self.retryAfter)
 
 
 @attrs.frozen
@@ -254,14 +329,18 @@ class Ask:
 @attrs.frozen
 class Join:
     """
-    A confirmation for the same credentials, site and client is pending;
-    wait for its outcome instead of asking again.
+    A confirmation for the same credentials, site and client is pending,
+    and this request is of a safe method: wait for its outcome instead of
+    asking again.
     """
 
     key: tuple[str, str]
 
 
 Decision = Union[Pass, Refuse, Ask, Join]
+
+_PASS_SESSION = Pass("session")
+_PASS_WINDOW = Pass("window")
 
 
 @attrs.frozen
@@ -274,8 +353,138 @@ class _Scope:
     expires: float
 
 
+class _Pending:
+    """
+    A confirmation being asked: the attempt (alive anyway while it is
+    pending) and its deadline.
+    """
+
+    __slots__ = ("attempt", "expires")
+
+    def __init__(self, attempt: Attempt, expires: float) -> None:
+        self.attempt = attempt
+        self.expires = expires
+
+
+class _DomainShare:
+    """
+    The used transaction ids of one domain's JIDs.
+
+    @ivar count: how many.
+    @ivar order: the L{_Share} of each, in the order they were remembered
+        (the same order as L{Ledger}'s global one, of which it is the
+        part of this domain).
+    """
+
+    __slots__ = ("name", "count", "order")
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+        self.count = 0
+        self.order: deque[_Share] = deque()
+
+
+class _Share:
+    """
+    The used transaction ids of one bare JID.
+
+    @ivar jid: the bare JID.
+    @ivar domain: its domain's share.
+    @ivar ids: transaction id to when it may be forgotten, in the order
+        they were remembered.
+    """
+
+    __slots__ = ("jid", "domain", "ids")
+
+    def __init__(self, bare: str, domain: _DomainShare) -> None:
+        self.jid = bare
+        self.domain = domain
+        self.ids: dict[str, float] = {}
+
+    def oldest(self) -> float:
+        """
+        When the oldest of its ids may be forgotten.
+        """
+        return next(iter(self.ids.values()))
+
+
 _K = TypeVar("_K")
 _V = TypeVar("_V")
+_H = TypeVar("_H", bound=Hashable)
+
+
+class _Bucket:
+    __slots__ = ("tokens", "stamp")
+
+    def __init__(self) -> None:
+        self.tokens = 0.0
+        self.stamp = 0.0
+
+
+class _RateTable(Generic[_H]):
+    """
+    Token buckets per key (a client address, a pair of client address and
+    domain): C{capacity} tokens, refilled at C{capacity} per C{window}
+    seconds, one taken per event counted. Bounded: at most C{maxKeys}
+    keys, kept in the order they were last counted; a bucket idle for
+    C{window} seconds is full again and forgotten, and when the table is
+    full the key idle the longest is forgotten (which only forgives it).
+    A window of 0 or less limits nothing.
+    """
+
+    def __init__(self, capacity: int, window: float, maxKeys: int) -> None:
+        self._capacity = float(capacity)
+        self._window = window
+        self._rate = capacity / window if window > 0 else math.inf
+        self._maxKeys = max(1, maxKeys)
+        self._buckets: OrderedDict[_H, _Bucket] = OrderedDict()
+
+    def __len__(self) -> int:
+        return len(self._buckets)
+
+    def available(self, key: _H, now: float) -> float:
+        """
+        Tokens in C{key}'s bucket at C{now}.
+        """
+        bucket = self._buckets.get(key)
+        if bucket is None or self._rate == math.inf:
+            return self._capacity
+        elapsed = now - bucket.stamp
+        if elapsed <= 0.0:
+            return bucket.tokens
+        return min(self._capacity, bucket.tokens + elapsed * self._rate)
+
+    def retryAfter(self, tokens: float) -> int:
+        """
+        Whole seconds until a bucket holding C{tokens} holds one.
+        """
+        return max(1, math.ceil((1.0 - tokens) / self._rate))
+
+    def take(self, key: _H, now: float) -> None:
+        """
+        Take a token from C{key}'s bucket (none left stays none).
+        """
+        tokens = self.available(key, now) - 1.0
+        buckets = self._buckets
+        bucket = buckets.pop(key, None)
+        if bucket is None:
+            bucket = _Bucket()
+            while len(buckets) >= self._maxKeys:
+                buckets.popitem(last=False)
+        bucket.tokens = tokens if tokens > 0.0 else 0.0
+        bucket.stamp = now
+        buckets[key] = bucket
+
+    def purge(self, now: float) -> None:
+        """
+        Forget the buckets full again (idle for a window).
+        """
+        buckets = self._buckets
+        while buckets:
+            bucket = buckets[next(iter(buckets))]
+            if bucket.stamp + self._window > now:
+                return
+            buckets.popitem(last=False)
 
 
 def _setLast(entries: dict[_K, _V], key: _K, value: _V) -> None:
@@ -288,52 +497,95 @@ def _setLast(entries: dict[_K, _V], key: _K, value: _V) -> None:
 
 def _dropExpired(entries: dict[_K, _V], expiry: Callable[[_V], float], now: float) -> None:
     """
-    Pop entries from the front of C{entries} while they have expired.
+    Drop the entries at the front of C{entries} that have expired, up to
+    the first that has not (one pass: deleting while peeking at the front
+    of a dict would walk the deleted slots again each time).
     """
-    while entries:
-        key = next(iter(entries))
-        if expiry(entries[key]) > now:
-            return
+    expired = []
+    for key, value in entries.items():
+        if expiry(value) > now:
+            break
+        expired.append(key)
+    for key in expired:
         del entries[key]
 
 
-@attrs.define
 class Ledger:
     """
     The confirmer's memory: pending confirmations, used transaction ids,
-    sessions and HEAD/OPTIONS windows.
+    sessions and HEAD/OPTIONS windows, and the rates of client addresses.
 
     Use: L{decide} for each attempt; after an L{Ask}, exactly one of
-    L{settle} (the user answered) or L{abandon} (no answer: timeout, not
-    connected).
+    L{settle} (the user answered: allow or deny) or L{abandon} (no answer:
+    timeout, not connected, or could not be asked). Only answers use up a
+    transaction id; the rest consumes nothing.
+
+    Checks, in order: the access rules (L{AccessForbidden}); the session,
+    then the window (pass, see the module's docstring); replays
+    (L{Replayed}: a transaction id used already outside its own session,
+    confirmed for another site or client address, or being confirmed for
+    another request); then, before asking, the limits (L{RateLimited}):
+    attempts per client address, undeliverable confirmations per client
+    address and domain, pending per JID and in total, and the room for
+    remembering the transaction id (per bare JID, per domain, in total;
+    only a new id needs room). See L{Limits}.
+
+    Used ids are kept per bare JID (L{_Share}) and per domain, with one
+    global order of remembering: every id has the same lifetime, so that
+    order is the order of expiry, and forgetting pops from the front. Ids
+    are never forgotten before they expire; a JID or a domain whose share
+    is full waits for its own oldest, and nobody else does.
 
     @ivar _clock: provides C{seconds()}.
     @ivar _rules: the access rules.
     @ivar _limits: the limits.
-    @ivar _pending: key to the scope and deadline of a pending confirmation.
-    @ivar _used: key to when its use may be forgotten.
+    @ivar _pending: key to the pending confirmation.
+    @ivar _pendingPerJID: bare JID to how many of L{_pending} are its.
+    @ivar _usedByJID: bare JID to its used ids.
+    @ivar _usedByDomain: domain to its JIDs' used ids.
+    @ivar _usedOrder: the L{_Share} of each used id, in the order they were
+        remembered.
+    @ivar _usedCount: how many used ids are remembered.
     @ivar _sessions: (full JID, transaction id) to its session.
-    @ivar _windows: (full JID, transaction id, URL) to when it closes.
+    @ivar _windows: (full JID, transaction id, URL) to its window.
+    @ivar _attempts: confirmations asked, per client address.
+    @ivar _undeliverable: confirmations that could not be asked, per
+        (client address, domain).
     """
 
-    _clock: Clock
-    _rules: AccessRules
-    _limits: Limits = attrs.field(factory=Limits)
-    _pending: dict[tuple[str, str], _Scope] = attrs.field(factory=dict, init=False)
-    _used: dict[tuple[str, str], float] = attrs.field(factory=dict, init=False)
-    _sessions: dict[tuple[str, str], _Scope] = attrs.field(factory=dict, init=False)
-    _windows: dict[tuple[str, str, str], float] = attrs.field(factory=dict, init=False)
-    _pendingPerJID: dict[str, int] = attrs.field(factory=dict, init=False)
-    _nextPurge: float = attrs.field(default=-math.inf, init=False)
+    def __init__(self, clock: Clock, rules: AccessRules, limits: Limits | None = None) -> None:
+        if limits is None:
+            limits = Limits()
+        self._clock = clock
+        self._rules = rules
+        self._limits = limits
+        self._pending: dict[tuple[str, str], _Pending] = {}
+        self._pendingPerJID: dict[str, int] = {}
+        self._usedByJID: dict[str, _Share] = {}
+        self._usedByDomain: dict[str, _DomainShare] = {}
+        self._usedOrder: deque[_Share] = deque()
+        self._usedCount = 0
+        self._sessions: dict[tuple[str, str], _Scope] = {}
+        self._windows: dict[tuple[str, str, str], _Scope] = {}
+        self._attempts: _RateTable[str] = _RateTable(
+            limits.attemptsPerClient, limits.attemptWindow, limits.maxTrackedClients
+        )
+        self._undeliverable: _RateTable[tuple[str, str]] = _RateTable(
+            limits.undeliverablePerTarget,
+            limits.undeliverableWindow,
+            limits.maxTrackedClients,
+        )
+        self._nextPurge = -math.inf
 
     def _purge(self, now: float) -> None:
         """
-        Forget expired sessions, windows and used ids, at most once a second.
+        Forget expired sessions, windows and used ids, and idle rates, at
+        most once a second.
 
-        Each of those dicts gets one lifetime for all its entries, and an
-        entry is moved to the end whenever it is set, so the dicts are in
-        order of expiry: forgetting pops from the front and stops at the
-        first live entry, instead of walking every remembered id (up to
+        Each of those gets one lifetime for all its entries, and an entry
+        is moved to the end whenever it is set, so they are in order of
+        expiry: forgetting pops from the front and stops at the first live
+        entry, instead of walking every remembered id (up to
         L{Limits.maxRemembered}) each second. Should the clock step back,
         an entry is forgotten late, never early: every lookup checks its
         expiry too.
@@ -341,85 +593,218 @@ class Ledger:
         if now < self._nextPurge:
             return
         self._nextPurge = now + 1.0
-        _dropExpired(self._used, lambda t: t, now)
         _dropExpired(self._sessions, lambda s: s.expires, now)
-        _dropExpired(self._windows, lambda t: t, now)
+        _dropExpired(self._windows, lambda s: s.expires, now)
+        self._forgetUsed(now)
+        self._attempts.purge(now)
+        self._undeliverable.purge(now)
 
-    def _retryAfter(self, scopes: Iterable[_Scope], now: float) -> int:
-        soonest = min((s.expires for s in scopes), default=now + 1)
+    def _forgetUsed(self, now: float) -> None:
+        """
+        Forget the used ids that have expired, oldest first, up to the
+        first that has not.
+        """
+        order = self._usedOrder
+        while order:
+            share = order[0]
+            tid, expires = next(iter(share.ids.items()))
+            if expires > now:
+                return
+            order.popleft()
+            domain = share.domain
+            domain.order.popleft()
+            del share.ids[tid]
+            self._usedCount -= 1
+            domain.count -= 1
+            if not share.ids:
+                del self._usedByJID[share.jid]
+            if not domain.count:
+                del self._usedByDomain[domain.name]
+
+    def _remember(self, attempt: Attempt, now: float) -> None:
+        """
+        Remember that C{attempt}'s transaction id was used, for
+        L{Limits.replayMemory} seconds (an id remembered already keeps its
+        place).
+        """
+        self._forgetUsed(now)
+        bare, transactionId = attempt.key
+        expires = now + self._limits.replayMemory
+        share = self._usedByJID.get(bare)
+        if share is None:
+            host = attempt.credentials.jid.host
+            domain = self._usedByDomain.get(host)
+            if domain is None:
+                domain = self._usedByDomain[host] = _DomainShare(host)
+            share = self._usedByJID[bare] = _Share(bare, domain)
+        else:
+            known = share.ids.get(transactionId)
+            if known is not None:
+                # Still live: keep it as it is. Expired but not forgotten
+                # (the clock stepped back): live again, forgotten late.
+                if known <= now:
+                    share.ids[transactionId] = expires
+                return
+        share.ids[transactionId] = expires
+        domain = share.domain
+        domain.count += 1
+        domain.order.append(share)
+        self._usedOrder.append(share)
+        self._usedCount += 1
+
+    def _isUsed(self, key: tuple[str, str], now: float) -> bool:
+        share = self._usedByJID.get(key[0])
+        if share is None:
+            return False
+        expires = share.ids.get(key[1])
+        return expires is not None and expires > now
+
+    def _retryAfter(self, soonest: float, now: float) -> int:
         return max(1, math.ceil(soonest - now))
 
     def decide(self, attempt: Attempt, timeout: float) -> Decision:
         """
         Decide what to do with C{attempt}.
 
-        @param timeout: seconds a confirmation asked now may take (for
-            C{Retry-After}).
+        @param timeout: seconds a confirmation asked now may take (its
+            deadline, for C{Retry-After}).
         """
         now = self._clock.seconds()
-        deadline = now + timeout
         self._purge(now)
         credentials = attempt.credentials
-        full = credentials.jid.full()
-        transactionId = credentials.transactionId
-        if not self._rules.allows(attempt.path, credentials.jid):
-            return Refuse(403, f"{full} may not access {attempt.path}")
+        who = credentials.jid
+        if not self._rules.allows(attempt.path, who):
+            return Refuse(AccessForbidden, f"{who.full()} may not access {attempt.path}")
 
+        transactionId = credentials.transactionId
+        full = who.full()
+        safe = attempt.method in SAFE_METHODS
         session = self._sessions.get((full, transactionId))
-        live = session is not None and session.expires > now
-        if live and session is not None and (session.site, session.client) == (
-            attempt.site,
-            attempt.client,
-        ):
-            return Pass("session")
-        closes = self._windows.get((full, transactionId, attempt.url))
-        if closes is not None and closes > now:
-            return Pass("window")
-        if live:
+        if session is not None and session.expires <= now:
+            session = None
+        inSession = (
+            session is not None
+            and session.site == attempt.site
+            and session.client == attempt.client
+        )
+        if safe:
+            if inSession:
+                return _PASS_SESSION
+            window = self._windows.get((full, transactionId, attempt.url))
+            if window is not None and window.expires > now and window.client == attempt.client:
+                return _PASS_WINDOW
+        if session is not None and not inSession:
             return Refuse(
-                403,
+                Replayed,
                 "this transaction id was confirmed for another site or client "
                 "address; choose a new one",
             )
 
         key = attempt.key
-        if self._used.get(key, -math.inf) > now:
-            return Refuse(403, "this transaction id was used already; choose a new one")
+        remembered = self._isUsed(key, now)
+        if remembered and not inSession:
+            return Refuse(Replayed, "this transaction id was used already; choose a new one")
         pending = self._pending.get(key)
         if pending is not None:
-            if (pending.jid, pending.site, pending.client) == (
-                credentials.jid,
+            other = pending.attempt
+            if (other.credentials.jid, other.site, other.client) != (
+                who,
                 attempt.site,
                 attempt.client,
             ):
+                return Refuse(
+                    Replayed,
+                    "this transaction id is being confirmed for another request; "
+                    "choose a new one",
+                )
+            if safe:
                 return Join(key)
-            return Refuse(403, "this transaction id is being confirmed for another request")
+            return Refuse(
+                RateLimited,
+                f"a confirmation with this transaction id is pending, and a "
+                f"{attempt.method} request is always asked on its own; wait "
+                f"for it or choose a new transaction id",
+                self._retryAfter(pending.expires, now),
+            )
 
-        if self._pendingPerJID.get(key[0], 0) >= self._limits.pendingPerJID:
-            # Counted as they come and go; listed only to refuse.
-            forJID = [s for k, s in self._pending.items() if k[0] == key[0]]
-            return Refuse(
-                429,
-                f"{len(forJID)} confirmations are already pending for "
-                f"{key[0]}; answer them first",
-                self._retryAfter(forJID, now),
-            )
-        if len(self._pending) >= self._limits.pendingTotal:
-            return Refuse(
-                503,
-                "too many confirmations are pending",
-                self._retryAfter(self._pending.values(), now),
-            )
-        if len(self._used) + len(self._pending) >= self._limits.maxRemembered:
-            oldest = min(self._used.values(), default=now + 1)
-            return Refuse(
-                503,
-                "too many transaction ids are remembered against replay",
-                max(1, math.ceil(oldest - now)),
-            )
-        self._pending[key] = _Scope(credentials.jid, attempt.site, attempt.client, deadline)
+        refusal = self._limited(attempt, remembered, now)
+        if refusal is not None:
+            return refusal
+        self._attempts.take(attempt.client, now)
+        self._pending[key] = _Pending(attempt, now + timeout)
         self._pendingPerJID[key[0]] = self._pendingPerJID.get(key[0], 0) + 1
         return Ask(key)
+
+    def _limited(self, attempt: Attempt, remembered: bool, now: float) -> Refuse | None:
+        """
+        The limit C{attempt} would break by asking, if any.
+
+        @param remembered: whether its transaction id is remembered
+            already (then it needs no new room).
+        """
+        limits = self._limits
+        client = attempt.client
+        tokens = self._attempts.available(client, now)
+        if tokens < 1.0:
+            return Refuse(
+                RateLimited,
+                f"too many confirmations were asked from {client}; try again later",
+                self._attempts.retryAfter(tokens),
+            )
+        domain = attempt.credentials.jid.host
+        tokens = self._undeliverable.available((client, domain), now)
+        if tokens < 1.0:
+            return Refuse(
+                RateLimited,
+                f"too many confirmations from {client} to {domain} could not be "
+                f"delivered; try again later",
+                self._undeliverable.retryAfter(tokens),
+            )
+        bare = attempt.key[0]
+        if self._pendingPerJID.get(bare, 0) >= limits.pendingPerJID:
+            # Counted as they come and go; listed only to refuse.
+            forJID = [p.expires for k, p in self._pending.items() if k[0] == bare]
+            return Refuse(
+                RateLimited,
+                f"{len(forJID)} confirmations are already pending for "
+                f"{bare}; answer them first",
+                self._retryAfter(min(forJID, default=now + 1), now),
+            )
+        if len(self._pending) >= limits.pendingTotal:
+            return Refuse(
+                RateLimited,
+                "too many confirmations are pending",
+                self._retryAfter(
+                    min((p.expires for p in self._pending.values()), default=now + 1), now
+                ),
+            )
+        if remembered:
+            return None
+        share = self._usedByJID.get(bare)
+        if share is not None and len(share.ids) >= limits.rememberedPerJID:
+            return Refuse(
+                RateLimited,
+                f"too many transaction ids of {bare} are remembered against replay",
+                self._retryAfter(share.oldest(), now),
+            )
+        domainShare = self._usedByDomain.get(domain)
+        if domainShare is not None and domainShare.count >= limits.rememberedPerDomain:
+            return Refuse(
+                RateLimited,
+                f"too many transaction ids at {domain} are remembered against replay",
+                self._retryAfter(domainShare.order[0].oldest(), now),
+            )
+        if self._usedCount + len(self._pending) >= limits.maxRemembered:
+            if self._usedOrder:
+                soonest = self._usedOrder[0].oldest()
+            else:
+                soonest = min((p.expires for p in self._pending.values()), default=now + 1)
+            return Refuse(
+                RateLimited,
+                "too many transaction ids are remembered against replay",
+                self._retryAfter(soonest, now),
+            )
+        return None
 
     def _unpend(self, key: tuple[str, str]) -> None:
         if self._pending.pop(key, None) is None:
@@ -433,35 +818,45 @@ class Ledger:
     def settle(self, attempt: Attempt, allowed: bool) -> None:
         """
         The user answered the confirmation asked for C{attempt}: the
-        transaction id is used; if allowed, a session opens and, for HEAD
-        and OPTIONS, a window.
+        transaction id is used; if allowed, a session opens (or starts
+        again) and, for C{HEAD} and C{OPTIONS}, a window; if denied, its
+        session (if any) ends.
         """
         now = self._clock.seconds()
-        key = attempt.key
-        self._unpend(key)
-        _setLast(self._used, key, now + self._limits.replayMemory)
-        if not allowed:
-            return
+        self._unpend(attempt.key)
+        self._remember(attempt, now)
         credentials = attempt.credentials
-        full = credentials.jid.full()
+        sessionKey = (credentials.jid.full(), credentials.transactionId)
+        if not allowed:
+            self._sessions.pop(sessionKey, None)
+            return
         _setLast(
             self._sessions,
-            (full, credentials.transactionId),
+            sessionKey,
             _Scope(credentials.jid, attempt.site, attempt.client, now + self._limits.sessionLifetime),
         )
-        if attempt.method.upper() in WINDOW_METHODS:
+        if attempt.method in WINDOW_METHODS:
             _setLast(
                 self._windows,
-                (full, credentials.transactionId, attempt.url),
-                now + self._limits.windowLifetime,
+                (sessionKey[0], sessionKey[1], attempt.url),
+                _Scope(credentials.jid, attempt.site, attempt.client, now + self._limits.windowLifetime),
             )
 
-    def abandon(self, attempt: Attempt) -> None:
+    def abandon(self, attempt: Attempt, undeliverable: bool = False) -> None:
         """
-        No answer came for C{attempt} (timeout, not connected): forget the
-        pending entry without using the transaction id.
+        No answer came for C{attempt}: forget the pending entry without
+        using the transaction id.
+
+        @param undeliverable: the user could not be asked (a bounce, an
+            error other than C{not-authorized}): counted against the pair
+            of client address and domain (L{Limits.undeliverablePerTarget}).
+            A timeout or a lost connection is not.
         """
         self._unpend(attempt.key)
+        if undeliverable:
+            self._undeliverable.take(
+                (attempt.client, attempt.credentials.jid.host), self._clock.seconds()
+            )
 
     @property
     def pendingCount(self) -> int:
@@ -469,3 +864,18 @@ class Ledger:
         How many confirmations are pending.
         """
         return len(self._pending)
+
+    @property
+    def rememberedCount(self) -> int:
+        """
+        How many used transaction ids are remembered.
+        """
+        return self._usedCount
+
+    @property
+    def trackedCount(self) -> int:
+        """
+        How many rate keys are tracked: client addresses, and pairs of
+        client address and domain.
+        """
+        return len(self._attempts) + len(self._undeliverable)

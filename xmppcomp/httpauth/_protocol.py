@@ -11,7 +11,10 @@ L{twisted.words.protocols.jabber.jid.JID} values.
 from __future__ import annotations
 
 import enum
+import math
+import re
 from collections.abc import Mapping
+from datetime import datetime, timezone
 from urllib.parse import unquote_to_bytes
 
 import attrs
@@ -30,6 +33,20 @@ MAX_TRANSACTION_ID = 1024
 #: IQ error conditions meaning "this entity does not do XEP-0070 over IQ":
 #: the requester then falls back to the message form.
 FALLBACK_CONDITIONS = frozenset({"feature-not-implemented", "service-unavailable"})
+
+#: The error condition meaning "the user said no" (XEP-0070 section 4.5),
+#: in the IQ and the message forms alike. Any other error means the user
+#: could not be asked.
+DENIAL_CONDITION = "not-authorized"
+
+#: XEP-0334, Message Processing Hints.
+NS_HINTS = "urn:xmpp:hints"
+
+#: The hints the message form carries: a confirmation is current or
+#: worthless, so it must not wait in offline storage (a server then
+#: bounces it, which the requester reads as "could not be asked") nor be
+#: archived.
+MESSAGE_HINTS = ("no-store", "no-permanent-store")
 
 #: Plain-text replies that confirm or deny (compared case-insensitively,
 #: without surrounding blanks and trailing C{.} or C{!}).
@@ -103,16 +120,72 @@ def decodeField(raw: bytes, what: str) -> str:
         raise MalformedHeader(f"the {what} is not UTF-8 after percent-decoding")
 
 
+#: One character that must not reach a stanza or a displayed message:
+#: those XML 1.0 forbids (C0 controls but tab, newline and carriage
+#: return; lone surrogates; U+FFFE and U+FFFF), the C0 controls it allows
+#: and DEL and the C1 controls, and those that make a displayed text lie
+#: (bidirectional controls, line and paragraph separators).
+UNSAFE_CHARACTER = re.compile(
+    r"[\x00-\x1f\x7f-\x9f\ud800-\udfff\ufffe\uffff"
+    r"\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069\u2028\u2029]"
+)
+
+
+def describeCharacter(character: str) -> str:
+    """
+    Name a character L{UNSAFE_CHARACTER} matches, for an error message:
+    C{"U+202E (a bidirectional text control)"}.
+    """
+    code = ord(character)
+    if 0xD800 <= code <= 0xDFFF or code in (0xFFFE, 0xFFFF):
+        kind = "a character XML does not allow"
+    elif code < 0x20 or 0x7F <= code <= 0x9F:
+        kind = "a control character"
+    elif code in (0x2028, 0x2029):
+        kind = "a line or paragraph separator"
+    else:
+        kind = "a bidirectional text control"
+    return f"U+{code:04X} ({kind})"
+
+
+def withoutTrailingDot(parsed: jid.JID) -> jid.JID:
+    """
+    C{parsed} with its domain's trailing dot stripped (RFC 7622 section
+    3.2): C{juliet@capulet.lit.} and C{juliet@capulet.lit} are the same
+    address, one key for single use and limits, and answers from either
+    match.
+
+    @raise MalformedJID: nothing is left of the domain.
+    """
+    host = parsed.host
+    if not host.endswith("."):
+        return parsed
+    if len(host) == 1:
+        raise MalformedJID("the user name is not a valid JID: its domain is empty")
+    return jid.JID(tuple=(parsed.user, host[:-1], parsed.resource))
+
+
 def parseJID(text: str) -> jid.JID:
     """
-    Parse and normalise the JID given as user name.
+    Parse and normalise the JID given as user name: stringprep, and the
+    domain's trailing dot stripped (L{withoutTrailingDot}). The result is
+    fit for an XML attribute (checked, though stringprep refuses every
+    character that would not be).
 
     @raise MalformedJID: it is empty or not a valid JID.
     """
     if not text:
         raise MalformedJID("the user name must be your JID, and it is empty")
+    unsafe = UNSAFE_CHARACTER.search(text)
+    if unsafe is not None:
+        raise MalformedJID(
+            "the user name is not a valid JID: it contains "
+            + describeCharacter(unsafe.group())
+        )
     try:
-        parsed = cachedJID(text)
+        parsed = withoutTrailingDot(cachedJID(text))
+    except MalformedJID:
+        raise
     except Exception:
         # Twisted's stringprep raises more than InvalidFormat on bad input.
         raise MalformedJID(f"the user name {text[:100]!r} is not a valid JID")
@@ -121,6 +194,8 @@ def parseJID(text: str) -> jid.JID:
     for part in (parsed.user, parsed.host, parsed.resource):
         if part is not None and len(part.encode("utf-8")) > _MAX_JID_PART:
             raise MalformedJID("the user name is not a valid JID: a part is too long")
+    if UNSAFE_CHARACTER.search(parsed.full()) is not None:
+        raise MalformedJID(f"the user name {text[:100]!r} is not a valid JID")
     return parsed
 
 
@@ -130,10 +205,14 @@ _MAX_JID_PART = 1023
 
 def checkTransactionId(text: str) -> str:
     """
-    Check a decoded transaction id.
+    Check a decoded transaction id: it goes into an XML attribute and into
+    the body of the message form, which a person reads.
 
     @raise MissingTransactionId: it is empty.
-    @raise MalformedHeader: it is too long or holds control characters.
+    @raise MalformedHeader: it is too long, or holds a character of
+        L{UNSAFE_CHARACTER}: one XML 1.0 forbids, a control character, or
+        one that makes a displayed message lie (a bidirectional control, a
+        line or paragraph separator); the reason names it (C{U+XXXX}).
     """
     if not text:
         raise MissingTransactionId(
@@ -143,8 +222,11 @@ def checkTransactionId(text: str) -> str:
         raise MalformedHeader(
             f"the transaction id is longer than {MAX_TRANSACTION_ID} characters"
         )
-    if any(ord(c) < 0x20 or ord(c) == 0x7F for c in text):
-        raise MalformedHeader("the transaction id contains control characters")
+    unsafe = UNSAFE_CHARACTER.search(text)
+    if unsafe is not None:
+        raise MalformedHeader(
+            "the transaction id contains " + describeCharacter(unsafe.group())
+        )
     return text
 
 
@@ -239,16 +321,53 @@ def findConfirm(stanza: domish.Element) -> domish.Element | None:
     return None
 
 
-def confirmationBody(request: ConfirmRequest) -> str:
+def expiryText(expiresAt: float, expiresIn: float) -> str:
+    """
+    When a confirmation request expires, for the body of the message
+    form: C{"This request expires in 120 seconds, at 2026-12-06 15:47:12
+    UTC; an answer after that is ignored."}
+
+    @param expiresAt: POSIX time of the expiry.
+    @param expiresIn: seconds from sending to the expiry.
+    """
+    seconds = max(0, math.ceil(expiresIn))
+    try:
+        at = datetime.fromtimestamp(expiresAt, timezone.utc)
+    except (OverflowError, ValueError, OSError):
+        when = ""
+    else:
+        when = at.strftime(", at %Y-%m-%d %H:%M:%S UTC")
+    unit = "second" if seconds == 1 else "seconds"
+    return (
+        f"This request expires in {seconds} {unit}{when}; an answer after "
+        f"that is ignored."
+    )
+
+
+def confirmationBody(
+    request: ConfirmRequest,
+    expiresAt: float | None = None,
+    expiresIn: float | None = None,
+) -> str:
     """
     The human-readable body of the message form (XEP-0070 example 7): what
-    was asked, the transaction id, and how to answer.
+    was asked, the transaction id, when the request expires (so that a
+    message read hours later does not read as current), and how to answer.
+
+    @param expiresAt: POSIX time the request expires, or C{None} to say
+        nothing of it.
+    @param expiresIn: seconds from sending to the expiry (with
+        C{expiresAt}).
     """
+    expiry = ""
+    if expiresAt is not None and expiresIn is not None:
+        expiry = expiryText(expiresAt, expiresIn) + "\n"
     return (
         f"Someone (maybe you) has requested the following URL:\n"
         f"{request.method} {request.url}\n"
         f"The transaction identifier is:\n"
         f"{request.transactionId}\n"
+        f"{expiry}"
         f'If you wish to confirm the request, please reply to this message '
         f'by typing "OK". If not, please reply with "No".'
     )
@@ -272,11 +391,18 @@ def confirmationIQ(
 
 
 def confirmationMessage(
-    sender: jid.JID, recipient: jid.JID, key: str, request: ConfirmRequest
+    sender: jid.JID,
+    recipient: jid.JID,
+    key: str,
+    request: ConfirmRequest,
+    expiresAt: float | None = None,
+    expiresIn: float | None = None,
 ) -> domish.Element:
     """
     The message form, for a bare JID (XEP-0070 example 7): a C{<thread/>},
-    a human-readable C{<body/>} and the C{<confirm/>} element.
+    a human-readable C{<body/>} (saying when the request expires, see
+    L{confirmationBody}), the C{<confirm/>} element, and the XEP-0334
+    hints of L{MESSAGE_HINTS} (not to be stored offline nor archived).
 
     @param key: a random, unguessable value used as stanza id and thread.
     """
@@ -286,8 +412,10 @@ def confirmationMessage(
     message["to"] = recipient.userhost()
     message["id"] = key
     message.addElement("thread", content=key)
-    message.addElement("body", content=confirmationBody(request))
+    message.addElement("body", content=confirmationBody(request, expiresAt, expiresIn))
     message.addChild(request.toElement())
+    for hint in MESSAGE_HINTS:
+        message.addElement((NS_HINTS, hint))
     return message
 
 
@@ -296,14 +424,19 @@ class Outcome(enum.Enum):
     What a reply to a confirmation request means.
 
     @cvar ALLOW: the user confirmed.
-    @cvar DENY: the user denied, or the request bounced.
+    @cvar DENY: the user said no: a C{not-authorized} error (what
+        L{xmppcomp.httpauth.ConfirmationResponder} answers for no), or a
+        "no" reply.
     @cvar FALLBACK: the full JID does not do XEP-0070 over IQ; ask again
         with the message form.
+    @cvar UNDELIVERABLE: the user could not be asked: any other error, a
+        bounce (offline, unknown account or domain, a server error).
     """
 
     ALLOW = "allow"
     DENY = "deny"
     FALLBACK = "fallback"
+    UNDELIVERABLE = "undeliverable"
 
 
 def stanzaChildren(stanza: domish.Element, name: str) -> list[domish.Element]:
@@ -356,9 +489,12 @@ def classifyIQReply(iq: domish.Element, stanzaId: str, asked: jid.JID) -> Outcom
     must be the full JID asked, or its bare JID (its server answering on
     its behalf). A reply with the right id from anyone else is C{None}.
 
-    @return: L{Outcome.ALLOW} for a result, L{Outcome.FALLBACK} for
-        C{feature-not-implemented} or C{service-unavailable},
-        L{Outcome.DENY} for any other error, C{None} for no match.
+    @return: L{Outcome.ALLOW} for a result, L{Outcome.DENY} for a
+        C{not-authorized} error, L{Outcome.FALLBACK} for
+        C{feature-not-implemented} or C{service-unavailable} (a bounce of
+        the message form that follows is then L{Outcome.UNDELIVERABLE}),
+        L{Outcome.UNDELIVERABLE} for any other error, C{None} for no
+        match.
     """
     if iq.getAttribute("id") != stanzaId:
         return None
@@ -369,9 +505,12 @@ def classifyIQReply(iq: domish.Element, stanzaId: str, asked: jid.JID) -> Outcom
     if kind == "result":
         return Outcome.ALLOW
     if kind == "error":
-        if errorCondition(iq) in FALLBACK_CONDITIONS:
+        condition = errorCondition(iq)
+        if condition == DENIAL_CONDITION:
+            return Outcome.DENY
+        if condition in FALLBACK_CONDITIONS:
             return Outcome.FALLBACK
-        return Outcome.DENY
+        return Outcome.UNDELIVERABLE
     return None
 
 
@@ -399,9 +538,11 @@ def classifyMessageReply(
 
     It must come from the bare JID asked (any of its resources) and carry
     the thread sent (an error bounce may carry only the stanza id, which is
-    the same random value). Then: type C{error} denies; the same
-    C{<confirm/>} confirms; else a plain-text body is read with
-    L{classifyText}.
+    the same random value). Then: type C{error} with C{not-authorized}
+    (what L{xmppcomp.httpauth.ConfirmationResponder} answers for no)
+    denies, and any other error (a server's bounce) is
+    L{Outcome.UNDELIVERABLE}; the same C{<confirm/>} confirms; else a
+    plain-text body is read with L{classifyText} ("no" denies).
 
     @param key: the random value sent as thread and stanza id.
     @return: an L{Outcome} (never C{FALLBACK}), or C{None} for no match.
@@ -412,7 +553,9 @@ def classifyMessageReply(
     thread = _childText(message, "thread")
     if message.getAttribute("type") == "error":
         if thread == key or message.getAttribute("id") == key:
-            return Outcome.DENY
+            if errorCondition(message) == DENIAL_CONDITION:
+                return Outcome.DENY
+            return Outcome.UNDELIVERABLE
         return None
     if thread != key:
         return None

@@ -1,44 +1,33 @@
 # -*- test-case-name: tests.test_httpauth_web -*-
 """
-The HTTP side of XEP-0070: three twisted.web resources sharing one
-checker.
+The HTTP side of XEP-0070: twisted.web resources sharing one checker.
 
-  - L{ProtectedResource} wraps a local resource (a
-    L{twisted.web.static.File} directory, for instance);
-  - L{UpstreamProxyResource}, wrapped in a L{ProtectedResource}, forwards
-    allowed requests to an upstream URL through a treq client;
+  - L{ProtectedResource} wraps a local resource (a directory, for
+    instance) or the reverse proxy
+    (L{xmppcomp.httpauth._proxy.UpstreamProxyResource});
   - L{ForwardAuthResource} answers a web server that delegates
     authentication (nginx C{auth_request}, Traefik ForwardAuth, Caddy
     C{forward_auth}).
 
-Response codes, protect and proxy:
+Every value that goes into a stanza is checked here, before anyone is
+asked: the method is a token, the path is canonical
+(L{xmppcomp.httpauth._target}), the host is allowed and the URL asked
+about is built from the configuration (L{Frontend}); the JID and
+transaction id are checked when the credentials are decoded. The path
+decided on, asked about and served (or forwarded) is that one canonical
+path: the request's C{postpath}, C{path} and C{uri} are replaced with it
+before the protected resource sees the request.
 
-  - 200 (or whatever the wrapped resource answers): confirmed, or within a
-    session or a HEAD/OPTIONS window;
-  - 400: a Digest C{uri} that is not the request's, no C{Host} header;
-  - 401 with C{WWW-Authenticate: Basic realm="xmpp"} first, then
-    C{Digest realm="xmpp", ...}: no credentials, an unknown scheme, a
-    malformed header, JID or transaction id; the body says which;
-  - 403: denied, replayed transaction id, refused by the access rules;
-  - 429 / 503 with C{Retry-After}: too many confirmations pending for the
-    JID / in total; 503 also when the component is not connected;
-  - 504: no answer within the timeout (the transaction id is not used up:
-    retrying with the same credentials asks again);
-  - 502: the upstream could not be reached (proxy).
-
-Forward-auth answers only 200, 401 and 403 (nginx turns anything else into
-a 500): a timeout becomes 401 with the challenge (the browser asks for
-credentials again, so the user can retry), and limits, an unavailable
-component, a bad Digest C{uri} and missing C{X-Original-*} /
-C{X-Forwarded-*} headers become 403 (the C{Retry-After} header is still
-set for limits). A 200 carries C{X-Auth-JID}.
+The answers follow the table in C{docs/protocols/xep0070.md}: protect and
+proxy answer 200, 400, 401 (always with the challenge), 403, 429, 503 and
+504; forward-auth only 200, 401 and 403, because nginx turns anything else
+into a 500.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from typing import TypeVar
-from urllib.parse import urlsplit
 
 from twisted.cred.error import LoginFailed
 from twisted.internet.defer import Deferred, maybeDeferred
@@ -51,7 +40,8 @@ from twisted.web.server import NOT_DONE_YET
 from zope.interface import implementer
 
 from xmppcomp.httpauth._checker import ConfirmationCredentials, XMPPConfirmationChecker
-from xmppcomp.httpauth._errors import ConfirmationFailed, ConfirmationTimeout
+from xmppcomp.httpauth._errors import ConfirmationFailed
+from xmppcomp.httpauth._frontend import Frontend, Untrusted, parseAddress
 from xmppcomp.httpauth._policy import Attempt
 from xmppcomp.httpauth._protocol import (
     REALM,
@@ -60,33 +50,19 @@ from xmppcomp.httpauth._protocol import (
     credentialsFromBasic,
     credentialsFromDigest,
 )
+from xmppcomp.httpauth._target import BadTarget, Target, canonicalTarget, checkMethod
 from xmppcomp.logs import Logger
 
 #: The header carrying the confirmed JID: set on forward-auth 200 answers
-#: and on requests passed to a protected resource (a client's own copy is
-#: removed first).
+#: and on requests passed to a protected resource (a client's own copies,
+#: in every spelling, are removed first).
 JID_HEADER = b"X-Auth-JID"
-
-#: Hop-by-hop headers (RFC 9110 section 7.6.1) and those the proxy resets.
-_HOP_BY_HOP = frozenset(
-    {
-        b"connection",
-        b"keep-alive",
-        b"proxy-authenticate",
-        b"proxy-authorization",
-        b"proxy-connection",
-        b"te",
-        b"trailer",
-        b"transfer-encoding",
-        b"upgrade",
-        b"content-length",
-    }
-)
 
 
 class BadRequest(Exception):
     """
-    The request is wrong in a way new credentials will not fix: 400.
+    The request is wrong in a way new credentials will not fix: 400 (403
+    in forward-auth).
 
     @ivar reason: a human-readable explanation.
     """
@@ -120,6 +96,10 @@ def challenges(factories: Sequence[ICredentialFactory], request: IRequest) -> li
     return values
 
 
+#: Reason phrases twisted.web does not know (RFC 6585, RFC 9110).
+_PHRASES = {429: b"Too Many Requests", 413: b"Content Too Large"}
+
+
 class _Answer(Resource):
     """
     A leaf answering with a status, a plain-text reason and headers.
@@ -134,21 +114,36 @@ class _Answer(Resource):
         headers: Sequence[tuple[bytes, bytes]] = (),
     ) -> None:
         super().__init__()
-        self._status = status
-        self._reason = reason
-        self._headers = headers
+        self.status = status
+        self.reason = reason
+        self.headers = headers
 
     def render(self, request: IRequest) -> bytes:
-        request.setResponseCode(self._status)
-        for name, value in self._headers:
+        request.setResponseCode(self.status, _PHRASES.get(self.status))
+        for name, value in self.headers:
             request.responseHeaders.addRawHeader(name, value)
         request.setHeader(b"content-type", b"text/plain; charset=utf-8")
-        return self._reason.encode("utf-8") + b"\n"
+        request.setHeader(b"x-content-type-options", b"nosniff")
+        return self.reason.encode("utf-8") + b"\n"
 
 
-def _clientAddress(request: IRequest) -> str:
+def _peer(request: IRequest) -> str:
+    """
+    The address of the connection's peer (the client, or a proxy).
+    """
     address = request.getClientAddress()
     return str(getattr(address, "host", address))
+
+
+def stripJIDHeaders(headers: Headers) -> None:
+    """
+    Remove every header a client may have sent to pass for the confirmed
+    JID: L{JID_HEADER} in any case, and with C{_} for C{-} (some servers
+    and frameworks treat C{X_Auth_JID} as C{X-Auth-JID}).
+    """
+    for name, _ in list(headers.getAllRawHeaders()):
+        if name.lower().replace(b"_", b"-") == b"x-auth-jid":
+            headers.removeHeader(name)
 
 
 class _Authenticator:
@@ -171,28 +166,48 @@ class _Authenticator:
         self._factories = factories
         self._serverTiming = serverTiming
 
+    def challengeValues(self, request: IRequest) -> list[bytes]:
+        """
+        The C{WWW-Authenticate} values for C{request}: Basic, then Digest.
+        """
+        return challenges(self._factories, request)
+
     def challenge(self, request: IRequest, reason: str) -> _Answer:
         """
         A 401 with both challenges and C{reason} as body.
         """
-        headers = [(b"WWW-Authenticate", value) for value in challenges(self._factories, request)]
+        headers = [(b"WWW-Authenticate", value) for value in self.challengeValues(request)]
         return _Answer(401, reason, headers)
 
     def authenticate(
-        self, request: IRequest, method: str, url: str, target: bytes, client: str
+        self,
+        request: IRequest,
+        method: str,
+        url: str,
+        path: str,
+        targets: Sequence[bytes],
+        client: str,
     ) -> Deferred[str]:
         """
         Check the credentials of C{request} for C{method} on C{url}.
 
-        @param target: the request target the client used (for the Digest
-            C{uri} check).
+        @param path: the canonical, decoded path (the access rules decide
+            on it).
+        @param targets: the forms of the request target a Digest C{uri}
+            may take: as the client sent it, and canonical.
         @return: fires with the JID; fails with L{CredentialsError} (401),
             L{BadRequest} (400) or L{ConfirmationFailed}.
         """
-        return maybeDeferred(self._authenticate, request, method, url, target, client)
+        return maybeDeferred(self._authenticate, request, method, url, path, targets, client)
 
     def _authenticate(
-        self, request: IRequest, method: str, url: str, target: bytes, client: str
+        self,
+        request: IRequest,
+        method: str,
+        url: str,
+        path: str,
+        targets: Sequence[bytes],
+        client: str,
     ) -> Deferred[str]:
         header = request.getHeader(b"authorization")
         if not header:
@@ -218,9 +233,9 @@ class _Authenticator:
             fields = decoded.fields
             credentials = credentialsFromDigest(fields)
             uri = fields.get("uri")
-            if uri not in (target, url.encode("utf-8")):
+            if uri not in (*targets, url.encode("utf-8")):
                 raise BadRequest("the Digest uri is not the URL requested")
-        confirmation = ConfirmationCredentials(Attempt(credentials, method, url, client))
+        confirmation = ConfirmationCredentials(Attempt(credentials, method, url, client, path))
         d = self._checker.requestAvatarId(confirmation)
         if self._serverTiming:
             d.addBoth(_addServerTiming, request, confirmation)
@@ -243,43 +258,73 @@ def _addServerTiming(result: _T, request: IRequest, confirmation: ConfirmationCr
     return result
 
 
-def _failureAnswer(authenticator: _Authenticator, request: IRequest, failure: Failure) -> _Answer:
+def _failureAnswer(
+    authenticator: _Authenticator, request: IRequest, failure: Failure, forwardAuth: bool = False
+) -> _Answer:
     """
-    The answer for protect and proxy resources.
+    The answer to a request that is not let through, per the table in
+    C{docs/protocols/xep0070.md}: every 401 carries the challenge; in
+    forward-auth only 401 and 403 (nginx turns anything else into a 500),
+    keeping C{Retry-After}.
     """
     error = failure.value
     if isinstance(error, CredentialsError):
         return authenticator.challenge(request, error.reason)
     if isinstance(error, BadRequest):
-        return _Answer(400, error.reason)
+        return _Answer(403 if forwardAuth else 400, error.reason)
     if isinstance(error, ConfirmationFailed):
+        status = error.forwardStatus if forwardAuth else error.status
+        if status == 401:
+            return authenticator.challenge(request, error.reason)
         headers = []
         if error.retryAfter is not None:
             headers.append((b"Retry-After", b"%d" % (error.retryAfter,)))
-        return _Answer(error.status, error.reason, headers)
+        return _Answer(status, error.reason, headers)
     _Authenticator._log.failure("XEP-0070 check failed", failure=failure)
-    return _Answer(500, "internal error")
+    return _Answer(403 if forwardAuth else 500, "internal error")
 
 
-def requestURL(request: IRequest, publicOrigin: str | None) -> str:
+def _single(request: IRequest, name: bytes) -> str | None:
     """
-    The full URL of C{request}.
+    The one value of header C{name}, or C{None} if absent.
 
-    @param publicOrigin: the scheme and authority clients use (for a
-        server behind a TLS terminator), or C{None} to take the scheme
-        from the connection and the authority from C{Host}.
-    @raise BadRequest: no C{Host} header and no C{publicOrigin}.
+    @raise BadRequest: it is given more than once, or is not ASCII.
     """
-    target = request.uri.decode("latin-1")
-    if target.startswith(("http://", "https://")):
-        return target
-    if publicOrigin is not None:
-        return publicOrigin.rstrip("/") + target
-    host = request.getHeader(b"host")
-    if not host:
-        raise BadRequest("the request has no Host header")
-    scheme = "https" if request.isSecure() else "http"
-    return f"{scheme}://{host.decode('latin-1')}{target}"
+    values = request.requestHeaders.getRawHeaders(name)
+    if not values:
+        return None
+    if len(values) > 1:
+        raise BadRequest(f"{name.decode('ascii')} is given more than once")
+    try:
+        return values[0].decode("ascii").strip()
+    except UnicodeDecodeError:
+        raise BadRequest(f"{name.decode('ascii')} is not ASCII") from None
+
+
+def _values(request: IRequest, name: bytes) -> list[str]:
+    return [value.decode("latin-1") for value in request.requestHeaders.getRawHeaders(name, [])]
+
+
+def _edge(request: IRequest, frontend: Frontend) -> tuple[str, Target, str, str]:
+    """
+    Check a request made to a protected resource (protect and proxy
+    modes) and describe it: the method, the canonical target, the URL to
+    ask about, and the client's address.
+
+    @raise BadRequest: a bad method, target or host.
+    """
+    peer = _peer(request)
+    try:
+        method = checkMethod(request.method)
+        target = canonicalTarget(request.uri)
+        secure = request.isSecure()
+        if not secure and frontend.isTrusted(peer):
+            secure = _single(request, b"x-forwarded-proto") == "https"
+        host = _single(request, b"host")
+        url = frontend.urlFor("https" if secure else "http", host, target)
+    except (BadTarget, Untrusted) as e:
+        raise BadRequest(e.reason) from None
+    return method, target, url, frontend.clientOf(peer, _values(request, b"x-forwarded-for"))
 
 
 class ProtectedResource(Resource):
@@ -287,12 +332,15 @@ class ProtectedResource(Resource):
     Put XEP-0070 confirmation in front of a resource and its children.
 
     Like L{twisted.web.guard.HTTPAuthSessionWrapper}, it consumes no path
-    segment. The wrapped resource sees the confirmed JID in
-    L{JID_HEADER}, and never the client's C{Authorization} header.
+    segment. The request is checked first (L{_edge}); its C{postpath},
+    C{path} and C{uri} then become the canonical ones, so the wrapped
+    resource serves the path that was decided on and asked about. The
+    wrapped resource sees the confirmed JID in L{JID_HEADER} (a client's
+    copies are removed), and never the client's C{Authorization} header.
 
     @ivar _wrapped: the protected resource.
     @ivar _authenticator: checks requests.
-    @ivar _publicOrigin: see L{requestURL}.
+    @ivar _frontend: what is trusted of requests.
     """
 
     isLeaf = False
@@ -301,12 +349,12 @@ class ProtectedResource(Resource):
         self,
         wrapped: IResource,
         authenticator: _Authenticator,
-        publicOrigin: str | None = None,
+        frontend: Frontend,
     ) -> None:
         super().__init__()
         self._wrapped = wrapped
         self._authenticator = authenticator
-        self._publicOrigin = publicOrigin
+        self._frontend = frontend
         # Bound once: a bound method made per request is 64 bytes more per
         # pending confirmation.
         self._onAllowed = self._allowed
@@ -320,14 +368,24 @@ class ProtectedResource(Resource):
         return self._gate(request).render(request)
 
     def _gate(self, request: IRequest) -> IResource:
-        request.requestHeaders.removeHeader(JID_HEADER)
+        stripJIDHeaders(request.requestHeaders)
+        raw = request.uri
         try:
-            url = requestURL(request, self._publicOrigin)
+            method, target, url, client = _edge(request, self._frontend)
         except BadRequest as e:
             return _Answer(400, e.reason)
-        target = request.uri
+        mount = len(request.prepath)
+        segments = [segment.encode("utf-8") for segment in target.segments]
+        if segments[:mount] != request.prepath:
+            return _Answer(400, "the path is not canonical where this site is mounted")
+        # One canonical form from here on: what the rules decide on, the
+        # user is asked about, and the wrapped resource serves.
+        request.postpath = segments[mount:]
+        canonical = target.encoded().encode("ascii")
+        request.uri = canonical
+        request.path = target.encodedPath.encode("ascii")
         d = self._authenticator.authenticate(
-            request, request.method.decode("ascii"), url, target, _clientAddress(request)
+            request, method, url, target.path, (raw, canonical), client
         )
         return _Checking(self, d)
 
@@ -388,74 +446,6 @@ class _Checking:
         return NOT_DONE_YET
 
 
-class UpstreamProxyResource(Resource):
-    """
-    Forward requests to an upstream URL with a treq client: method,
-    headers (less hop-by-hop ones), body, path below this resource, query.
-    The answer comes back the same way; an unreachable upstream is a 502.
-
-    Put it inside a L{ProtectedResource} (see L{Confirmer.proxy}).
-
-    @ivar _upstream: the upstream base URL.
-    @ivar _client: a L{treq.client.HTTPClient} (or L{treq.testing.StubTreq}).
-    """
-
-    isLeaf = True
-    _log = Logger()
-
-    def __init__(self, upstream: str, client: object) -> None:
-        super().__init__()
-        self._upstream = upstream.rstrip("/")
-        self._client = client
-
-    def _upstreamURL(self, request: IRequest) -> str:
-        raw = request.uri
-        if raw.startswith((b"http://", b"https://")):
-            raw = raw.split(b"/", 3)[3] if raw.count(b"/") >= 3 else b""
-            raw = b"/" + raw
-        path, question, query = raw.partition(b"?")
-        segments = path.split(b"/")
-        below = segments[len(segments) - len(request.postpath) :] if request.postpath else []
-        url = self._upstream + "/" + b"/".join(below).decode("latin-1")
-        if question:
-            url += "?" + query.decode("latin-1")
-        return url
-
-    def render(self, request: IRequest) -> int:
-        headers = Headers()
-        for name, values in request.requestHeaders.getAllRawHeaders():
-            if name.lower() not in _HOP_BY_HOP | {b"host"}:
-                headers.setRawHeaders(name, values)
-        body = request.content.read() if request.content is not None else b""
-        d = self._client.request(  # type: ignore[attr-defined]
-            request.method.decode("ascii"),
-            self._upstreamURL(request),
-            headers=headers,
-            data=body or None,
-        )
-
-        def relay(response: object) -> Deferred[None]:
-            request.setResponseCode(response.code, response.phrase)  # type: ignore[attr-defined]
-            for name, values in response.headers.getAllRawHeaders():  # type: ignore[attr-defined]
-                if name.lower() not in _HOP_BY_HOP:
-                    request.responseHeaders.setRawHeaders(name, values)
-            return response.collect(request.write)  # type: ignore[attr-defined]
-
-        def unreachable(failure: Failure) -> None:
-            self._log.failure("upstream {url} failed", failure=failure, url=self._upstream)
-            request.setResponseCode(502)
-            request.setHeader(b"content-type", b"text/plain; charset=utf-8")
-            request.write(b"the upstream server could not be reached\n")
-
-        def done(_: object) -> None:
-            # twisted.web.server.Request has it; IRequest does not declare it.
-            if not request.finished and not _clientGone(request):  # type: ignore[attr-defined]
-                request.finish()
-
-        d.addCallback(relay).addErrback(unreachable).addBoth(done)
-        return NOT_DONE_YET
-
-
 def _clientGone(request: IRequest) -> bool:
     """
     Whether the HTTP client went away while its request waited (for the
@@ -466,92 +456,109 @@ def _clientGone(request: IRequest) -> bool:
     return getattr(request, "channel", request) is None
 
 
-def _first(request: IRequest, *names: bytes) -> str | None:
-    for name in names:
-        value = request.getHeader(name)
-        if value:
-            return value.decode("latin-1").strip()
-    return None
-
-
 class ForwardAuthResource(Resource):
     """
     An authentication endpoint for web servers that delegate it: nginx
     C{auth_request}, Traefik ForwardAuth, Caddy C{forward_auth}.
 
-    The original request comes in headers: the method in
-    C{X-Original-Method} or C{X-Forwarded-Method}; the URL in
-    C{X-Original-URL}, or rebuilt from C{X-Original-URI} /
-    C{X-Forwarded-Uri}, C{X-Forwarded-Proto} and C{X-Forwarded-Host} /
-    C{Host}; the client address in C{X-Real-IP}, else the last
-    C{X-Forwarded-For} entry (the one the web server added), else the
-    connection's peer. Only the web server should be able to reach this
-    resource.
+    It answers only requests from a trusted proxy
+    (L{Frontend.trustedProxies}), and reads the original request from the
+    headers of the configured web server's profile
+    (L{Frontend.webServer}) and from no others: the method, the raw
+    request target (canonicalised here the way the web server does, and
+    refused if ambiguous), the host and scheme (when the URL asked about is
+    built from the allowed hosts), and the client's address.
 
-    Answers are only 200, 401 and 403; see the module docstring.
+    Answers are only 200 (with L{JID_HEADER}), 401 (with the challenge)
+    and 403 (with C{Retry-After} for limits and an unavailable link).
 
     @ivar _authenticator: checks requests.
+    @ivar _frontend: what is trusted of requests.
     """
 
     isLeaf = True
 
-    def __init__(self, authenticator: _Authenticator) -> None:
+    def __init__(self, authenticator: _Authenticator, frontend: Frontend) -> None:
         super().__init__()
         self._authenticator = authenticator
+        self._frontend = frontend
 
-    def _original(self, request: IRequest) -> tuple[str, str, bytes, str]:
-        method = _first(request, b"x-original-method", b"x-forwarded-method")
-        url = _first(request, b"x-original-url")
-        target = _first(request, b"x-original-uri", b"x-forwarded-uri")
-        if url is not None and target is None:
-            parts = urlsplit(url)
-            target = parts.path + ("?" + parts.query if parts.query else "")
-        if method is None or target is None:
+    def _original(self, request: IRequest) -> tuple[str, Target, str, str, str]:
+        """
+        The original request: method, canonical target, the raw target as
+        the web server sent it, the URL to ask about, the client address.
+
+        @raise BadRequest: anything missing, ambiguous or untrusted.
+        """
+        frontend = self._frontend
+        profile = frontend.webServer
+        peer = _peer(request)
+        if not frontend.isTrusted(peer):
             raise BadRequest(
-                "forward-auth needs the original method and URI in "
-                "X-Original-Method and X-Original-URI (nginx) or "
-                "X-Forwarded-Method and X-Forwarded-Uri (Traefik, Caddy)"
+                f"forward-auth requests are accepted only from trusted proxies, "
+                f"and {peer} is not one (trusted_proxies)"
             )
-        if url is None:
-            proto = _first(request, b"x-forwarded-proto") or (
-                "https" if request.isSecure() else "http"
+        method = _single(request, profile.method)
+        raw = _single(request, profile.uri)
+        if method is None or raw is None:
+            raise BadRequest(
+                f"forward-auth ({profile.name}) needs the original method in "
+                f"{profile.method.decode()} and URI in {profile.uri.decode()}"
             )
-            host = _first(request, b"x-forwarded-host", b"host")
-            if not host:
-                raise BadRequest("forward-auth needs X-Forwarded-Host or Host")
-            url = f"{proto}://{host}{target}"
-        client = _first(request, b"x-real-ip")
-        if client is None:
-            forwarded = _first(request, b"x-forwarded-for")
-            if forwarded:
-                client = forwarded.split(",")[-1].strip()
-        if not client:
-            client = _clientAddress(request)
-        return method.upper(), url, target.encode("latin-1"), client
+        scheme = _single(request, profile.scheme)
+        if scheme is None and frontend.publicOrigin is None:
+            raise BadRequest(
+                f"forward-auth ({profile.name}) needs the original scheme in "
+                f"{profile.scheme.decode()}"
+            )
+        if scheme is not None and scheme not in ("http", "https"):
+            raise BadRequest(f"{profile.scheme.decode()} must be http or https")
+        try:
+            target = canonicalTarget(raw.encode("ascii"))
+            url = frontend.urlFor(scheme or "https", _single(request, profile.host), target)
+            method = checkMethod(method)
+        except (BadTarget, Untrusted) as e:
+            raise BadRequest(e.reason) from None
+        if profile.clientIsList:
+            forwarded = _values(request, profile.client)
+            if not forwarded:
+                raise BadRequest(f"forward-auth needs the client address in {profile.client.decode()}")
+            client = frontend.clientOf(peer, forwarded)
+        else:
+            given = _single(request, profile.client)
+            address = parseAddress(given) if given else None
+            if address is None:
+                raise BadRequest(
+                    f"forward-auth needs the client address in {profile.client.decode()}"
+                )
+            client = str(address)
+        return method, target, raw, url, client
 
     def render(self, request: IRequest) -> int:
         try:
-            method, url, target, client = self._original(request)
+            method, target, raw, url, client = self._original(request)
         except BadRequest as e:
             request.write(_Answer(403, e.reason).render(request))
             request.finish()
             return NOT_DONE_YET
-        d = self._authenticator.authenticate(request, method, url, target, client)
+        d = self._authenticator.authenticate(
+            request,
+            method,
+            url,
+            target.path,
+            (raw.encode("ascii"), target.encoded().encode("ascii")),
+            client,
+        )
 
         def allowed(who: str) -> None:
             request.setResponseCode(200)
             request.setHeader(JID_HEADER, who.encode("utf-8"))
             request.setHeader(b"content-type", b"text/plain; charset=utf-8")
+            request.setHeader(b"x-content-type-options", b"nosniff")
             request.write(b"OK\n")
 
         def refused(failure: Failure) -> None:
-            error = failure.value
-            if isinstance(error, (CredentialsError, ConfirmationTimeout)):
-                answer = self._authenticator.challenge(request, error.reason)
-            else:
-                answer = _failureAnswer(self._authenticator, request, failure)
-                if answer._status != 403:
-                    answer = _Answer(403, answer._reason, answer._headers)
+            answer = _failureAnswer(self._authenticator, request, failure, forwardAuth=True)
             request.write(answer.render(request))
 
         d.addCallbacks(allowed, refused)

@@ -20,12 +20,18 @@ from twisted.internet.defer import Deferred, fail, maybeDeferred
 from twisted.internet.interfaces import IDelayedCall, IReactorTime
 from twisted.python.failure import Failure
 from twisted.words.protocols.jabber import jid
-from twisted.words.protocols.jabber.error import StanzaError
+from twisted.words.protocols.jabber.error import STANZA_CONDITIONS, StanzaError
 from twisted.words.protocols.jabber.xmlstream import toResponse
 from twisted.words.xish import domish
 from wokkel.subprotocols import XMPPHandler
 
-from xmppcomp.httpauth._errors import ConfirmationTimeout, ConfirmerUnavailable
+from xmppcomp.errors import UnserializableElement
+from xmppcomp.httpauth._errors import (
+    DEFAULT_UNAVAILABLE_RETRY_AFTER,
+    ConfirmationTimeout,
+    ConfirmerUnavailable,
+    CouldNotAsk,
+)
 from xmppcomp.logs import Logger
 from xmppcomp.metrics import CONFIRMATION_SECONDS, CONFIRMATIONS, PENDING_CONFIRMATIONS
 from xmppcomp.httpauth._protocol import (
@@ -36,6 +42,7 @@ from xmppcomp.httpauth._protocol import (
     classifyMessageReply,
     confirmationIQ,
     confirmationMessage,
+    errorCondition,
     findConfirm,
     stanzaChildren,
 )
@@ -51,7 +58,7 @@ _CONFIRM = f"/confirm[@xmlns='{NS_HTTP_AUTH}']"
 #: once.
 _COUNTED = {
     outcome: CONFIRMATIONS.labels(outcome)
-    for outcome in ("allow", "deny", "timeout", "unavailable")
+    for outcome in ("allow", "deny", "undeliverable", "timeout", "unavailable")
 }
 
 
@@ -63,6 +70,8 @@ def _outcomeLabel(result: Outcome | Failure) -> str | None:
     """
     if isinstance(result, Outcome):
         return result.value
+    if result.check(CouldNotAsk):
+        return "undeliverable"
     if result.check(ConfirmationTimeout):
         return "timeout"
     if result.check(ConfirmerUnavailable):
@@ -107,21 +116,34 @@ class ConfirmationRequester(XMPPHandler):
 
     A full JID gets an IQ get; if it answers C{feature-not-implemented} or
     C{service-unavailable}, its bare JID gets the message form. A bare JID
-    gets the message form: a thread, a body saying what to answer, and the
-    C{<confirm/>} element. Replies are matched on a random id (stanza id or
-    thread) I{and} on the sender.
+    gets the message form: a thread, a body saying what to answer and when
+    the request expires, the C{<confirm/>} element and XEP-0334 no-store
+    hints. Replies are matched on a random id (stanza id or thread) I{and}
+    on the sender.
+
+    Outcomes: a result, the echoed C{<confirm/>} or an affirmative text
+    allow; C{not-authorized} or a "no" text deny; any other error (a
+    bounce: offline, unknown account or domain; a server error; the
+    message form bouncing after a fallback) fails with L{CouldNotAsk}, and
+    so does a request the stream refuses to send
+    (L{xmppcomp.errors.UnserializableElement}), which is forgotten while
+    the rest goes on.
 
     Metrics (L{xmppcomp.metrics}): each confirmation asked counts once in
     C{xmppcomp_httpauth_confirmations_total} by outcome (C{allow},
-    C{deny}, C{timeout}, C{unavailable}; one cancelled because the HTTP
-    client went away is not counted), and the seconds to an answer (allow
-    or deny) go to C{xmppcomp_httpauth_confirmation_seconds}, measured on
-    the requester's clock.
+    C{deny}, C{undeliverable}, C{timeout}, C{unavailable}; one cancelled
+    because the HTTP client went away is not counted), and the seconds to
+    an answer (allow or deny) go to
+    C{xmppcomp_httpauth_confirmation_seconds}, measured on the requester's
+    clock.
 
     @ivar fromJid: the address confirmations are sent from (the
         component's hostname).
     @ivar timeout: seconds to wait for an answer.
-    @ivar _clock: schedules timeouts.
+    @ivar unavailableRetryAfter: seconds in the C{Retry-After} of a
+        L{ConfirmerUnavailable}.
+    @ivar _clock: schedules timeouts; its C{seconds()} is also the POSIX
+        time the message form says the request expires at.
     @ivar _makeKey: makes random ids.
     @ivar _pending: random id to pending confirmation, oldest first.
     @ivar _sweep: the one timer for all timeouts: due when the oldest
@@ -138,10 +160,12 @@ class ConfirmationRequester(XMPPHandler):
         clock: IReactorTime,
         timeout: float = DEFAULT_TIMEOUT,
         makeKey: Callable[[], str] = randomKey,
+        unavailableRetryAfter: int = DEFAULT_UNAVAILABLE_RETRY_AFTER,
     ) -> None:
         super().__init__()
         self.fromJid = fromJid
         self.timeout = timeout
+        self.unavailableRetryAfter = unavailableRetryAfter
         self._clock = clock
         self._makeKey = makeKey
         self._pending: dict[str, _Pending] = {}
@@ -173,7 +197,8 @@ class ConfirmationRequester(XMPPHandler):
                 Failure(
                     ConfirmerUnavailable(
                         "the connection to the XMPP server was lost before "
-                        f"{entry.who.full()} answered"
+                        f"{entry.who.full()} answered",
+                        self.unavailableRetryAfter,
                     )
                 ),
             )
@@ -190,15 +215,19 @@ class ConfirmationRequester(XMPPHandler):
         Ask C{who} to confirm C{request}.
 
         @return: a L{Deferred} firing with L{Outcome.ALLOW} or
-            L{Outcome.DENY}, or failing with L{ConfirmationTimeout} when no
-            answer comes within L{timeout} seconds, or with
-            L{ConfirmerUnavailable} when the stream is down. Cancelling it
-            forgets the confirmation.
+            L{Outcome.DENY}, or failing with L{CouldNotAsk} when the
+            request bounced or could not be sent, with
+            L{ConfirmationTimeout} when no answer comes within L{timeout}
+            seconds, or with L{ConfirmerUnavailable} when the stream is
+            down. Cancelling it forgets the confirmation.
         """
         if not self._initialized or self.xmlstream is None:
             _COUNTED["unavailable"].inc()
             return fail(
-                ConfirmerUnavailable("the component is not connected to its XMPP server")
+                ConfirmerUnavailable(
+                    "the component is not connected to its XMPP server",
+                    self.unavailableRetryAfter,
+                )
             )
         form = "iq" if who.resource else "message"
         entry = _Pending(who, request, form, self._makeKey(), self._clock.seconds())
@@ -242,14 +271,42 @@ class ConfirmationRequester(XMPPHandler):
         self._scheduleSweep()
 
     def _send(self, entry: _Pending) -> None:
+        """
+        Send C{entry}'s request in its form. If the stream refuses the
+        stanza (L{UnserializableElement}: it would not be well-formed),
+        fail this confirmation with L{CouldNotAsk} and forget it.
+        """
         self._pending[entry.key] = entry
         if entry.form == "iq":
             stanza = confirmationIQ(self.fromJid, entry.who, entry.key, entry.request)
         else:
+            expiresAt = entry.started + self.timeout
             stanza = confirmationMessage(
-                self.fromJid, entry.who, entry.key, entry.request
+                self.fromJid,
+                entry.who,
+                entry.key,
+                entry.request,
+                expiresAt,
+                expiresAt - self._clock.seconds(),
             )
-        self.send(stanza)
+        try:
+            self.send(stanza)
+        except UnserializableElement as e:
+            self._log.warn(
+                "The stream refused the XEP-0070 confirmation request for "
+                "{who}: {reason}",
+                who=entry.who.full(),
+                reason=e.reason,
+            )
+            self._finish(
+                entry,
+                Failure(
+                    CouldNotAsk(
+                        f"the confirmation request for {entry.who.full()} could "
+                        f"not be sent: {e.reason}"
+                    )
+                ),
+            )
 
     def _cancelled(self, entry: _Pending, d: Deferred[Outcome]) -> None:
         self._forget(entry)
@@ -307,7 +364,31 @@ class ConfirmationRequester(XMPPHandler):
             entry.key = self._makeKey()
             self._send(entry)
             return
-        self._finish(entry, outcome)
+        self._finishAnswer(entry, outcome, iq)
+
+    def _finishAnswer(
+        self, entry: _Pending, outcome: Outcome, reply: domish.Element
+    ) -> None:
+        """
+        End C{entry} with the L{Outcome} of C{reply}: an answer, or
+        L{CouldNotAsk} for L{Outcome.UNDELIVERABLE}.
+        """
+        if outcome is not Outcome.UNDELIVERABLE:
+            self._finish(entry, outcome)
+            return
+        condition = errorCondition(reply)
+        answered = (
+            f"an error ({condition})" if condition in STANZA_CONDITIONS else "an error"
+        )
+        self._finish(
+            entry,
+            Failure(
+                CouldNotAsk(
+                    f"{entry.who.full()} could not be asked: the confirmation "
+                    f"request came back with {answered}"
+                )
+            ),
+        )
 
     def _unregister(self, entry: _Pending) -> None:
         self._pending.pop(entry.key, None)
@@ -326,7 +407,7 @@ class ConfirmationRequester(XMPPHandler):
             if outcome is None:
                 continue
             message.handled = True  # type: ignore[attr-defined]  # a flag domish.Element does not declare
-            self._finish(entry, outcome)
+            self._finishAnswer(entry, outcome, message)
             return
 
 
@@ -370,8 +451,9 @@ class ConfirmationResponder(XMPPHandler):
     type C{normal} mirroring the thread and the C{<confirm/>}; denying
     answers with C{not-authorized}, as an IQ error or a message of type
     C{error} carrying the thread and the C{<confirm/>}. A policy that fails
-    makes an C{internal-server-error} (which the requester takes as a
-    denial). Stanzas another handler marked handled are left alone.
+    makes an C{internal-server-error} over IQ (which the requester takes
+    as "could not be asked", consuming nothing) and a denial over message.
+    Stanzas another handler marked handled are left alone.
 
     @ivar _policy: the callback.
     """

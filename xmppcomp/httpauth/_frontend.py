@@ -1,0 +1,310 @@
+# -*- test-case-name: tests.test_httpauth_frontend -*-
+"""
+What the confirmer believes about an HTTP request, as pure logic: where the
+protected site is (its public origin, or the host names it answers to),
+which proxies may describe the original request and the client, and which
+headers each supported web server uses for that (its I{profile}).
+
+This is the trust boundary between the browser, the web server and the
+confirmer (C{docs/security.md}): a header that describes the original
+request or the client is read only when the connection comes from a
+trusted proxy, and only the headers of the configured web server's
+profile are read. The URL a user is asked about is built from the
+configuration and the canonical path (L{xmppcomp.httpauth._target}),
+never from a URL the client chose.
+
+Nothing here imports C{twisted.internet}.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Union
+
+import attrs
+
+from xmppcomp.httpauth._target import (
+    BadTarget,
+    HostPort,
+    Origin,
+    Target,
+    parseHost,
+    parseOrigin,
+)
+
+IPNetwork = Union[ipaddress.IPv4Network, ipaddress.IPv6Network]
+IPAddress = Union[ipaddress.IPv4Address, ipaddress.IPv6Address]
+
+#: The proxies trusted by default: loopback only.
+LOOPBACK: tuple[IPNetwork, ...] = (
+    ipaddress.ip_network("127.0.0.0/8"),
+    ipaddress.ip_network("::1/128"),
+)
+
+
+@attrs.frozen
+class WebServerProfile:
+    """
+    Which request headers a web server that delegates authentication
+    (forward-auth) uses to describe the original request.
+
+    The forward-auth endpoint reads these headers and no others, and only
+    from a trusted proxy: a header the web server does not set itself
+    would come from the client.
+
+    @ivar name: C{"nginx"}, C{"traefik"} or C{"caddy"}.
+    @ivar method: the header carrying the original method.
+    @ivar uri: the header carrying the original request target, raw (path
+        and query as the client sent them).
+    @ivar host: the header carrying the original C{Host}.
+    @ivar scheme: the header carrying the original scheme.
+    @ivar client: the header carrying the client's address.
+    @ivar clientIsList: whether C{client} is an C{X-Forwarded-For} list,
+        whose rightmost entry not a trusted proxy is the client; else it
+        holds one address.
+    """
+
+    name: str
+    method: bytes
+    uri: bytes
+    host: bytes
+    scheme: bytes
+    client: bytes
+    clientIsList: bool
+
+
+#: The supported web servers. nginx's are the headers the tutorial's
+#: C{proxy_set_header} lines set (which replace a client's copy); Traefik's
+#: ForwardAuth and Caddy's C{forward_auth} set the C{X-Forwarded-*} ones
+#: themselves.
+PROFILES: Mapping[str, WebServerProfile] = {
+    "nginx": WebServerProfile(
+        "nginx",
+        method=b"X-Original-Method",
+        uri=b"X-Original-URI",
+        host=b"X-Original-Host",
+        scheme=b"X-Original-Proto",
+        client=b"X-Real-IP",
+        clientIsList=False,
+    ),
+    "traefik": WebServerProfile(
+        "traefik",
+        method=b"X-Forwarded-Method",
+        uri=b"X-Forwarded-Uri",
+        host=b"X-Forwarded-Host",
+        scheme=b"X-Forwarded-Proto",
+        client=b"X-Forwarded-For",
+        clientIsList=True,
+    ),
+    "caddy": WebServerProfile(
+        "caddy",
+        method=b"X-Forwarded-Method",
+        uri=b"X-Forwarded-Uri",
+        host=b"X-Forwarded-Host",
+        scheme=b"X-Forwarded-Proto",
+        client=b"X-Forwarded-For",
+        clientIsList=True,
+    ),
+}
+
+
+class Untrusted(ValueError):
+    """
+    A request describes itself in a way the confirmer does not believe: a
+    host outside the allowed list, a forward-auth request from a peer that
+    is not a trusted proxy, a missing or malformed profile header.
+
+    @ivar reason: a human-readable explanation.
+    """
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+def parseAddress(text: str) -> IPAddress | None:
+    """
+    An IP address as a proxy writes it (C{X-Real-IP}, an
+    C{X-Forwarded-For} entry): bare, or IPv6 in brackets; an IPv4-mapped
+    IPv6 address is its IPv4 address. C{None} if it is not one.
+    """
+    text = text.strip()
+    if text.startswith("[") and text.endswith("]"):
+        text = text[1:-1]
+    try:
+        address = ipaddress.ip_address(text)
+    except ValueError:
+        return None
+    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
+        return address.ipv4_mapped
+    return address
+
+
+def parseNetworks(values: Iterable[str]) -> tuple[IPNetwork, ...]:
+    """
+    Networks or addresses (C{"127.0.0.1"}, C{"10.0.0.0/8"}, C{"::1"}).
+
+    @raise ValueError: one is neither.
+    """
+    return tuple(ipaddress.ip_network(value.strip(), strict=False) for value in values)
+
+
+def _networks(values: Iterable[str | IPNetwork]) -> tuple[IPNetwork, ...]:
+    return tuple(
+        value if not isinstance(value, str) else ipaddress.ip_network(value, strict=False)
+        for value in values
+    )
+
+
+def _hosts(values: Iterable[str]) -> frozenset[str]:
+    hosts = set()
+    for value in values:
+        address = parseAddress(value)
+        if address is not None:
+            # A bare IPv6 address (no brackets, no port) is a host too.
+            hosts.add(str(address))
+            continue
+        parsed = parseHost(value)
+        if parsed.port is not None:
+            raise ValueError(f"an allowed host is a name without a port: {value!r}")
+        hosts.add(parsed.host)
+    return frozenset(hosts)
+
+
+def _origin(value: Origin | str | None) -> Origin | None:
+    if isinstance(value, str):
+        return parseOrigin(value)
+    return value
+
+
+def _profile(value: WebServerProfile | str) -> WebServerProfile:
+    if isinstance(value, WebServerProfile):
+        return value
+    try:
+        return PROFILES[value]
+    except KeyError:
+        raise ValueError(
+            f"unknown web server {value!r}; one of {', '.join(sorted(PROFILES))}"
+        ) from None
+
+
+@attrs.frozen
+class Frontend:
+    """
+    What the confirmer trusts of the requests it gets.
+
+    @ivar publicOrigin: the origin clients use (C{https://example.net}):
+        the URL asked about is this origin and the canonical path, whatever
+        the C{Host} header says.
+    @ivar allowedHosts: host names (no port) the site answers to; the URL
+        asked about then uses the request's host (and port), which must be
+        one of them, else the request is refused (400; 403 in forward-auth).
+        With L{publicOrigin} too, the host is checked and the origin used.
+    @ivar trustedProxies: the networks whose connections may describe the
+        original request and client (forward-auth headers,
+        C{X-Forwarded-For}, C{X-Forwarded-Proto}); loopback by default.
+    @ivar webServer: the forward-auth profile (L{PROFILES}).
+    @ivar askQuery: whether the query string is part of the URL the user
+        is asked about (and so crosses the XMPP server); on by default,
+        since the query is part of what the user approves.
+    @raise ValueError: neither L{publicOrigin} nor L{allowedHosts} is set.
+    """
+
+    publicOrigin: Origin | None = attrs.field(default=None, converter=_origin)
+    allowedHosts: frozenset[str] = attrs.field(default=frozenset(), converter=_hosts)
+    trustedProxies: tuple[IPNetwork, ...] = attrs.field(default=LOOPBACK, converter=_networks)
+    webServer: WebServerProfile = attrs.field(default=PROFILES["nginx"], converter=_profile)
+    askQuery: bool = True
+
+    def __attrs_post_init__(self) -> None:
+        if self.publicOrigin is None and not self.allowedHosts:
+            raise ValueError(
+                "the confirmer needs the public origin of the site "
+                "(public_origin = \"https://example.net\") or the host names it "
+                "answers to (allowed_hosts = [\"example.net\"]): the URL a user "
+                "is asked to confirm is built from them, never from the request"
+            )
+
+    def isTrusted(self, peer: str) -> bool:
+        """
+        Whether C{peer} (the connection's address) is a trusted proxy.
+        """
+        address = parseAddress(peer)
+        return address is not None and any(address in net for net in self.trustedProxies)
+
+    def clientOf(self, peer: str, forwardedFor: Sequence[str]) -> str:
+        """
+        The client's address: the peer, unless it is a trusted proxy; then
+        the rightmost C{X-Forwarded-For} entry that is not a trusted proxy
+        (entries to its left were written by the client and are not
+        believed). An entry that is not an address stops the walk at the
+        last trusted hop.
+
+        @param forwardedFor: the raw C{X-Forwarded-For} header values, in
+            order.
+        """
+        if not self.isTrusted(peer):
+            return peer
+        entries = [e for value in forwardedFor for e in value.split(",")]
+        client = peer
+        for entry in reversed(entries):
+            address = parseAddress(entry)
+            if address is None:
+                return client
+            client = str(address)
+            if not any(address in net for net in self.trustedProxies):
+                return client
+        return client
+
+    def urlFor(self, scheme: str, host: str | None, target: Target) -> str:
+        """
+        The URL a user is asked about: from L{publicOrigin} (or the
+        checked host and C{scheme}) and the canonical target.
+
+        @param scheme: C{"http"} or C{"https"}, as the client connected.
+        @param host: the original C{Host} value, or C{None} if absent.
+        @raise Untrusted: the host is missing, malformed or not allowed.
+        """
+        checked: HostPort | None = None
+        if self.allowedHosts:
+            if not host:
+                raise Untrusted("the request has no Host header")
+            try:
+                checked = parseHost(host)
+            except BadTarget as e:
+                raise Untrusted(f"the Host header is not valid: {e.reason}") from None
+            if checked.host not in self.allowedHosts:
+                raise Untrusted(
+                    f"this site does not answer to the host {checked.host!r}"
+                )
+        path = target.encoded(self.askQuery)
+        if self.publicOrigin is not None:
+            return str(self.publicOrigin) + path
+        assert checked is not None
+        port = checked.port
+        if port == {"http": 80, "https": 443}.get(scheme):
+            port = None
+        origin = Origin(scheme, checked.host, port)
+        return str(origin) + path
+
+
+def loopbackFrontend(**kwargs: object) -> Frontend:
+    """
+    A L{Frontend} for a confirmer reached on loopback (the embedded main
+    job, tests): the host names C{127.0.0.1}, C{localhost} and C{::1}.
+    """
+    return Frontend(allowedHosts=frozenset({"127.0.0.1", "localhost", "::1"}), **kwargs)  # type: ignore[arg-type]
+
+
+__all__ = [
+    "Frontend",
+    "LOOPBACK",
+    "PROFILES",
+    "Untrusted",
+    "WebServerProfile",
+    "loopbackFrontend",
+    "parseAddress",
+    "parseNetworks",
+]
+
