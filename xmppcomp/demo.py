@@ -198,7 +198,7 @@ class DemoHints(Service):
             "  curl {k}-i -u '{who}:tx-1' {url}\n"
             "      200, confirmed by the demo agent (the same credentials "
             "pass again from this client and site for the session lifetime; "
-            "elsewhere, or later, they are a replay: 403)\n"
+            "elsewhere, or later, they are a replay: 401)\n"
             "  curl {k}-i -u '{who}:deny-2' {url}\n"
             "      403, denied by the demo agent{metrics}",
             agent=self._agentHost,
