@@ -1917,23 +1917,18 @@ def _httpauth(
     maxBody = 1024 * 1024
     if (item := get("max_body")) is not None:
         maxBody = int(_limit(item, "max_body", {"max_body": ("maxBody", True, 0)}, HTTPAuthConfig()))
-    headTimeout = 10.0
-    if (item := get("head_timeout")) is not None:
-        headTimeout = float(
-            _limit(item, "head_timeout", {"head_timeout": ("headTimeout", False, 0)}, HTTPAuthConfig())
-        )
-        if headTimeout <= 0:
-            raise ConfigError(f"{item.where} must be more than 0 seconds")
+    def seconds(key: str, attribute: str, default: float) -> float:
+        if (item := get(key)) is None:
+            return default
+        return float(_limit(item, key, {key: (attribute, False, 0)}, HTTPAuthConfig()))
+
+    headTimeout = seconds("head_timeout", "headTimeout", 10.0)
     serverHeader: str | None = "xmppcomp"
     if (item := get("server_header")) is not None:
         serverHeader = _string(item, '"xmppcomp"') if item.value != "" else None
         if serverHeader is not None and not all(0x20 < ord(c) < 0x7F or c == " " for c in serverHeader):
             raise ConfigError(f"{item.where} must be printable ASCII, or \"\" for no Server header")
-    timeout = 120.0
-    if (item := get("timeout")) is not None:
-        timeout = float(
-            _limit(item, "timeout", {"timeout": ("timeout", False, 0)}, HTTPAuthConfig())
-        )
+    timeout = seconds("timeout", "timeout", 120.0)
     fromHostname = hostnames[0]
     if (item := get("from")) is not None:
         name = _hostname(item, "the hostname of the component that asks")

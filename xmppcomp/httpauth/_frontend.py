@@ -78,6 +78,16 @@ class WebServerProfile:
 #: C{proxy_set_header} lines set (which replace a client's copy); Traefik's
 #: ForwardAuth and Caddy's C{forward_auth} set the C{X-Forwarded-*} ones
 #: themselves.
+_TRAEFIK = WebServerProfile(
+    "traefik",
+    method=b"X-Forwarded-Method",
+    uri=b"X-Forwarded-Uri",
+    host=b"X-Forwarded-Host",
+    scheme=b"X-Forwarded-Proto",
+    client=b"X-Forwarded-For",
+    clientIsList=True,
+)
+
 PROFILES: Mapping[str, WebServerProfile] = {
     "nginx": WebServerProfile(
         "nginx",
@@ -88,24 +98,9 @@ PROFILES: Mapping[str, WebServerProfile] = {
         client=b"X-Real-IP",
         clientIsList=False,
     ),
-    "traefik": WebServerProfile(
-        "traefik",
-        method=b"X-Forwarded-Method",
-        uri=b"X-Forwarded-Uri",
-        host=b"X-Forwarded-Host",
-        scheme=b"X-Forwarded-Proto",
-        client=b"X-Forwarded-For",
-        clientIsList=True,
-    ),
-    "caddy": WebServerProfile(
-        "caddy",
-        method=b"X-Forwarded-Method",
-        uri=b"X-Forwarded-Uri",
-        host=b"X-Forwarded-Host",
-        scheme=b"X-Forwarded-Proto",
-        client=b"X-Forwarded-For",
-        clientIsList=True,
-    ),
+    "traefik": _TRAEFIK,
+    # Caddy's forward_auth sets the same headers as Traefik's ForwardAuth.
+    "caddy": attrs.evolve(_TRAEFIK, name="caddy"),
 }
 
 

@@ -30,7 +30,7 @@ from collections.abc import Sequence
 from typing import TypeVar
 
 from twisted.cred.error import LoginFailed
-from twisted.internet.defer import Deferred, maybeDeferred
+from twisted.internet.defer import Deferred, fail
 from twisted.python.failure import Failure
 from twisted.web.http_headers import Headers
 from twisted.web.iweb import ICredentialFactory, IRequest
@@ -198,48 +198,42 @@ class _Authenticator:
         @return: fires with the JID; fails with L{CredentialsError} (401),
             L{BadRequest} (400) or L{ConfirmationFailed}.
         """
-        return maybeDeferred(self._authenticate, request, method, url, path, targets, client)
-
-    def _authenticate(
-        self,
-        request: IRequest,
-        method: str,
-        url: str,
-        path: str,
-        targets: Sequence[bytes],
-        client: str,
-    ) -> Deferred[str]:
-        header = request.getHeader(b"authorization")
-        if not header:
-            raise CredentialsError(
-                f"Credentials needed: your JID as user name and a transaction id "
-                f"of your choosing as password (realm {REALM!r})."
-            )
-        scheme, _, response = header.strip().partition(b" ")
-        for factory in self._factories:
-            if factory.scheme == scheme.lower():
-                break
-        else:
-            raise MalformedHeader(
-                f"unsupported scheme {scheme.decode('latin-1')!r}; use Basic or Digest"
-            )
         try:
-            decoded = factory.decode(response.strip(), request)
-        except LoginFailed as e:
-            raise MalformedHeader(f"malformed {scheme.decode('latin-1')} header: {e}")
-        if factory.scheme == b"basic":
-            credentials = credentialsFromBasic(decoded.username, decoded.password)
-        else:
-            fields = decoded.fields
-            credentials = credentialsFromDigest(fields)
-            uri = fields.get("uri")
-            if uri not in (*targets, url.encode("utf-8")):
-                raise BadRequest("the Digest uri is not the URL requested")
-        confirmation = ConfirmationCredentials(Attempt(credentials, method, url, client, path))
-        d = self._checker.requestAvatarId(confirmation)
-        if self._serverTiming:
-            d.addBoth(_addServerTiming, request, confirmation)
-        return d
+            header = request.getHeader(b"authorization")
+            if not header:
+                raise CredentialsError(
+                    f"Credentials needed: your JID as user name and a transaction id "
+                    f"of your choosing as password (realm {REALM!r})."
+                )
+            scheme, _, response = header.strip().partition(b" ")
+            for factory in self._factories:
+                if factory.scheme == scheme.lower():
+                    break
+            else:
+                raise MalformedHeader(
+                    f"unsupported scheme {scheme.decode('latin-1')!r}; use Basic or Digest"
+                )
+            try:
+                decoded = factory.decode(response.strip(), request)
+            except LoginFailed as e:
+                raise MalformedHeader(f"malformed {scheme.decode('latin-1')} header: {e}")
+            if factory.scheme == b"basic":
+                credentials = credentialsFromBasic(decoded.username, decoded.password)
+            else:
+                fields = decoded.fields
+                credentials = credentialsFromDigest(fields)
+                uri = fields.get("uri")
+                if uri not in (*targets, url.encode("utf-8")):
+                    raise BadRequest("the Digest uri is not the URL requested")
+            confirmation = ConfirmationCredentials(Attempt(credentials, method, url, client, path))
+            d = self._checker.requestAvatarId(confirmation)
+            if self._serverTiming:
+                d.addBoth(_addServerTiming, request, confirmation)
+            return d
+        except Exception:
+            # Whatever the checks raise fails the Deferred, as
+            # maybeDeferred would.
+            return fail()
 
 
 _T = TypeVar("_T")
