@@ -25,6 +25,7 @@ import secrets
 import shutil
 import socket
 import tempfile
+from collections.abc import Sequence
 from typing import Any
 
 import attrs
@@ -43,8 +44,15 @@ __all__ = [
     "ProsodyError",
     "ProsodyHarness",
     "ProsodyServer",
+    "accepts",
     "clientFactory",
+    "fileTail",
+    "freePorts",
+    "notInstalled",
     "prosodyAvailable",
+    "requireInstalled",
+    "requireProsody",
+    "startFor",
     "startProsody",
 ]
 
@@ -107,24 +115,45 @@ def prosodyAvailable() -> str | None:
         the reason the Prosody tests cannot run.
     """
     missing = [name for name in ("prosody", "prosodyctl") if shutil.which(name) is None]
-    if missing:
-        return (
-            "%s not found on PATH: install the Debian package 'prosody' "
-            "(apt-get install -y prosody) to run the tests against a real "
-            "Prosody" % (" and ".join(missing),)
-        )
-    return None
+    return notInstalled("Prosody", "prosody", missing)
+
+
+def notInstalled(
+    what: str, package: str, missing: Sequence[str], where: str = "PATH"
+) -> str | None:
+    """
+    Why the tests against C{what} cannot run, with how to install it.
+
+    @param package: the Debian package that installs it.
+    @param missing: the programs not found; nothing missing gives L{None}.
+    @param where: where they were looked for.
+    """
+    if not missing:
+        return None
+    return (
+        "%s not found on %s: install the Debian package '%s' "
+        "(apt-get install -y %s) to run the tests against a real "
+        "%s" % (" and ".join(missing), where, package, package, what)
+    )
+
+
+def requireInstalled(reason: str | None) -> None:
+    """
+    Fail the calling test with C{reason} (what is missing and how to
+    install it), unless it is L{None}. A failure, not a skip: a run that
+    did not test against the real program must not look like one that did
+    (C{.ci/run} installs it).
+    """
+    if reason is not None:
+        raise FailTest(reason)
 
 
 def requireProsody() -> None:
     """
-    Fail the calling test, with how to install it, when Prosody is missing.
-    A failure, not a skip: a run that did not test against Prosody must not
-    look like one that did (C{.ci/run} installs it).
+    Fail the calling test, with how to install it, when Prosody is missing
+    (see L{requireInstalled}).
     """
-    reason = prosodyAvailable()
-    if reason is not None:
-        raise FailTest(reason)
+    requireInstalled(prosodyAvailable())
 
 
 @attrs.frozen
@@ -540,19 +569,8 @@ class ProsodyHarness:
                 return line
         return None
 
-    @defer.inlineCallbacks
-    def _accepts(self, port: int) -> Any:
-        """
-        Whether C{port} accepts a TCP connection now; the connection is
-        closed at once.
-        """
-        endpoint = TCP4ClientEndpoint(self._reactor, self.server.host, port, timeout=1)
-        try:
-            protocol = yield endpoint.connect(Factory.forProtocol(Protocol))
-        except Exception:
-            return False
-        protocol.transport.abortConnection()
-        return True
+    def _accepts(self, port: int) -> defer.Deferred[bool]:
+        return accepts(self._reactor, self.server.host, port)
 
     @defer.inlineCallbacks
     def stop(self) -> Any:
@@ -577,18 +595,7 @@ class ProsodyHarness:
         """
         The end of Prosody's log, for error messages.
         """
-        try:
-            with open(self.server.logFile, "rb") as f:
-                f.seek(0, os.SEEK_END)
-                size = f.tell()
-                f.seek(max(0, size - _LOG_TAIL))
-                data = f.read()
-        except OSError as e:
-            return "(no log: %s)" % (e,)
-        return "Prosody log (%s), end:\n%s" % (
-            self.server.logFile,
-            data.decode("utf-8", "replace"),
-        )
+        return fileTail(self.server.logFile, "Prosody log")
 
 
 def startProsody(testCase: Any, reactor: Any = None) -> defer.Deferred[ProsodyServer]:
@@ -607,10 +614,53 @@ def startProsody(testCase: Any, reactor: Any = None) -> defer.Deferred[ProsodySe
     @return: a L{Deferred} firing with the L{ProsodyServer}.
     """
     harness = ProsodyHarness(reactor, directory=testCase.mktemp())
+    return startFor(testCase, harness, "prosodyHarness")
+
+
+def startFor(testCase: Any, harness: Any, attribute: str) -> defer.Deferred[Any]:
+    """
+    Start C{harness} for one test: a cleanup of C{testCase} stops it, and
+    it is set as C{testCase.<attribute>} (for its C{logTail} in failure
+    messages).
+
+    @return: what C{harness.start()} returns.
+    """
     testCase.addCleanup(harness.stop)
-    testCase.prosodyHarness = harness
-    d: defer.Deferred[ProsodyServer] = harness.start()
+    setattr(testCase, attribute, harness)
+    d: defer.Deferred[Any] = harness.start()
     return d
+
+
+def accepts(reactor: Any, host: str, port: int) -> defer.Deferred[bool]:
+    """
+    Whether C{host}:C{port} accepts a TCP connection now; the connection
+    is closed at once.
+    """
+    endpoint = TCP4ClientEndpoint(reactor, host, port, timeout=1)
+
+    def connected(protocol: Protocol) -> bool:
+        assert protocol.transport is not None
+        protocol.transport.abortConnection()
+        return True
+
+    d = endpoint.connect(Factory.forProtocol(Protocol))
+    return d.addCallbacks(connected, lambda _: False)
+
+
+def fileTail(path: str, label: str) -> str:
+    """
+    The end (L{_LOG_TAIL} characters at most) of the log C{path}, called
+    C{label}, for error messages.
+    """
+    try:
+        with open(path, "rb") as f:
+            f.seek(0, os.SEEK_END)
+            size = f.tell()
+            f.seek(max(0, size - _LOG_TAIL))
+            data = f.read()
+    except OSError as e:
+        return "(no %s: %s)" % (label, e)
+    return "%s (%s), end:\n%s" % (label, path, data.decode("utf-8", "replace"))
 
 
 class PlaintextClientAuthenticator(client.XMPPAuthenticator):

@@ -9,13 +9,14 @@ the server closes the connection.
 from __future__ import annotations
 
 import base64
+from collections.abc import Callable
 from typing import Any
 from urllib.parse import quote
 
 import attrs
 from twisted.internet import defer
 from twisted.internet.endpoints import TCP4ClientEndpoint
-from twisted.internet.protocol import Factory, Protocol
+from twisted.internet.protocol import Factory, Protocol, connectionDone
 from twisted.python.failure import Failure
 
 
@@ -56,20 +57,32 @@ class RawAnswer:
         return values
 
 
-class _Collect(Protocol):
-    def __init__(self, data: bytes) -> None:
-        self._data = data
-        self._received: list[bytes] = []
-        self.done: defer.Deferred[RawAnswer] = defer.Deferred()
+class RawClient(Protocol):
+    """
+    Writes what it is given and keeps what comes back; C{done} fires with
+    it when the connection is closed.
+
+    @ivar onData: called with the client after each piece received, if
+        given.
+    """
+
+    def __init__(self, data: bytes, onData: Callable[[RawClient], None] | None = None) -> None:
+        self.data = data
+        self.received = b""
+        self.onData = onData
+        self.done: defer.Deferred[bytes] = defer.Deferred()
 
     def connectionMade(self) -> None:
-        self.transport.write(self._data)
+        assert self.transport is not None
+        self.transport.write(self.data)
 
     def dataReceived(self, data: bytes) -> None:
-        self._received.append(data)
+        self.received += data
+        if self.onData is not None:
+            self.onData(self)
 
-    def connectionLost(self, reason: Failure = Failure(Exception())) -> None:
-        self.done.callback(RawAnswer(b"".join(self._received)))
+    def connectionLost(self, reason: Failure = connectionDone) -> None:
+        self.done.callback(self.received)
 
 
 def basicValue(who: str, transactionId: str) -> bytes:
@@ -106,6 +119,6 @@ def rawRequest(
     lines.append(b"Connection: close")
     data = b"\r\n".join(lines) + b"\r\n\r\n"
     endpoint = TCP4ClientEndpoint(reactor, "127.0.0.1", port, timeout=5, bindAddress=(source, 0))
-    protocol = yield endpoint.connect(Factory.forProtocol(lambda: _Collect(data)))
+    protocol = yield endpoint.connect(Factory.forProtocol(lambda: RawClient(data)))
     answer = yield protocol.done.addTimeout(30, reactor)
-    return answer
+    return RawAnswer(answer)

@@ -29,6 +29,8 @@ from xmppcomp.httpauth._policy import AccessRule, AccessRules, Attempt, Ledger, 
 from xmppcomp.httpauth._protocol import ConfirmRequest, Outcome, XMPPCredentials, parseJID
 from xmppcomp.metrics import REGISTRY
 
+from .test_httpauth_web import FakeRequester
+
 JULIET = parseJID("juliet@capulet.lit/balcony")
 
 
@@ -46,23 +48,6 @@ def attempt(
         client,
         path,
     )
-
-
-class _Requester:
-    """
-    A requester answering by hand: C{asked} holds (JID, request,
-    Deferred).
-    """
-
-    timeout = 30.0
-
-    def __init__(self) -> None:
-        self.asked: list[tuple[JID, ConfirmRequest, Deferred[Outcome]]] = []
-
-    def confirm(self, who: JID, request: ConfirmRequest) -> Deferred[Outcome]:
-        d: Deferred[Outcome] = Deferred()
-        self.asked.append((who, request, d))
-        return d
 
 
 class ErrorTableTests(SynchronousTestCase):
@@ -106,7 +91,7 @@ class CheckerTests(SynchronousTestCase):
 
     def setUp(self) -> None:
         self.clock = Clock()
-        self.requester = _Requester()
+        self.requester = FakeRequester()
         self.ledger = Ledger(
             self.clock,
             AccessRules([AccessRule("/", anyone=True), AccessRule("/private", jids=["romeo@montague.lit"])]),

@@ -33,7 +33,6 @@ from urllib.parse import quote
 import treq
 from treq.client import HTTPClient
 from twisted.internet import defer, reactor, task
-from twisted.internet.endpoints import serverFromString
 from twisted.trial.unittest import TestCase
 from twisted.web.client import Agent, HTTPConnectionPool
 from twisted.web.http_headers import Headers
@@ -55,16 +54,17 @@ from xmppcomp.httpauth import (
     AccessRules,
     ConfirmationRequester,
     ConfirmationResponder,
+    ConfirmerSite,
     ConfirmRequest,
     IncomingConfirmation,
     Limits,
     makeConfirmer,
 )
-from xmppcomp.httpauth import ConfirmerSite
 from xmppcomp.httpauth._frontend import loopbackFrontend
 from xmppcomp.ns import NS_HTTP_AUTH
 from xmppcomp.tap import ConnectionTracker
 
+from .httphelpers import listenTracked
 from .prosody import clientFactory
 from .test_prosody import ProsodyMixin
 
@@ -268,24 +268,16 @@ class ConfirmerMixin(ProsodyMixin):
         self.addCleanup(pool.closeCachedConnections)
         self.http = HTTPClient(Agent(reactor, pool=pool))
 
-    @defer.inlineCallbacks
-    def listen(self, resource: IResource) -> Any:
+    def listen(self, resource: IResource) -> defer.Deferred[int]:
         """
-        Serve C{resource} with a twisted.web L{Site} on a free port of
+        Serve C{resource} with a L{ConfirmerSite} on a free port of
         127.0.0.1; a cleanup stops listening and closes the connections.
 
         @return: the port number.
         """
-        factory = ConnectionTracker(ConfirmerSite(resource, reactor=reactor))
-        port = yield serverFromString(reactor, "tcp:0:interface=127.0.0.1").listen(factory)
-
-        @defer.inlineCallbacks
-        def stop() -> Any:
-            yield port.stopListening()
-            yield self.wait(factory.closeAll(), "HTTP connections closed")
-
-        self.addCleanup(stop)
-        return port.getHost().port
+        tracker = ConnectionTracker(ConfirmerSite(resource, reactor=reactor))
+        d: defer.Deferred[int] = listenTracked(self, tracker, wait=self.wait)
+        return d
 
     def fetch(
         self,

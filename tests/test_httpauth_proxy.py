@@ -28,7 +28,6 @@ from twisted.web.client import (
     FileBodyProducer,
     ResponseFailed,
     ResponseNeverReceived,
-    readBody,
 )
 from twisted.web.http_headers import Headers
 from twisted.web.iweb import IAgent, IBodyProducer, IRequest, IResponse
@@ -38,7 +37,8 @@ from zope.interface import implementer
 
 from xmppcomp.httpauth._proxy import UpstreamProxyResource
 from xmppcomp.httpauth._target import canonicalTarget
-from xmppcomp.tap import ConnectionTracker
+
+from .httphelpers import fetchBody, serveResource
 
 JULIET = "juliet@capulet.lit"
 ROMEO = "romeo@montague.lit"
@@ -272,23 +272,13 @@ class ProxyTests(TestCase):
         self.agent = RecordingAgent(Agent(reactor))
         self.client = Agent(reactor)
 
-    @defer.inlineCallbacks
-    def listen(self, resource: IResource) -> Any:
+    def listen(self, resource: IResource) -> defer.Deferred[int]:
         """
         Serve C{resource} on a free port of 127.0.0.1 until the test ends.
 
         @return: the port number.
         """
-        factory = ConnectionTracker(Site(resource))
-        port = yield serverFromString(reactor, "tcp:0:interface=127.0.0.1").listen(factory)
-
-        @defer.inlineCallbacks
-        def stop() -> Any:
-            yield port.stopListening()
-            yield factory.closeAll()
-
-        self.addCleanup(stop)
-        return port.getHost().port
+        return serveResource(self, resource)
 
     @defer.inlineCallbacks
     def proxy(
@@ -310,7 +300,6 @@ class ProxyTests(TestCase):
         self.proxyOrigin = b"http://127.0.0.1:%d" % (port,)
         return gate
 
-    @defer.inlineCallbacks
     def fetch(
         self,
         target: bytes,
@@ -318,7 +307,7 @@ class ProxyTests(TestCase):
         headers: dict[bytes, list[bytes]] | None = None,
         method: bytes = b"GET",
         body: IBodyProducer | None = None,
-    ) -> Any:
+    ) -> defer.Deferred[tuple[IResponse, bytes]]:
         """
         Request C{target} from the proxy as C{user}.
 
@@ -327,9 +316,7 @@ class ProxyTests(TestCase):
         given = Headers(headers or {})
         if user is not None:
             given.setRawHeaders(b"Authorization", [basic(user)])
-        response = yield self.client.request(method, self.proxyOrigin + target, given, body)
-        content = yield readBody(response)
-        return response, content
+        return fetchBody(self.client, method, self.proxyOrigin + target, given, body)
 
     @defer.inlineCallbacks
     def test_noSharedCookies(self) -> Any:

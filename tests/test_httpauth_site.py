@@ -19,9 +19,8 @@ from typing import Any, NamedTuple, cast
 
 from twisted.internet import defer, reactor
 from twisted.internet.address import IPv4Address
-from twisted.internet.endpoints import TCP4ClientEndpoint, connectProtocol, serverFromString
+from twisted.internet.endpoints import TCP4ClientEndpoint, connectProtocol
 from twisted.internet.error import ConnectionDone
-from twisted.internet.protocol import Protocol, connectionDone
 from twisted.internet.testing import MemoryReactorClock, StringTransport
 from twisted.logger import ILogObserver, LogLevel, globalLogPublisher
 from twisted.protocols.policies import ProtocolWrapper, WrappingFactory
@@ -34,6 +33,9 @@ from twisted.web.resource import Resource
 from xmppcomp.httpauth._site import ConfirmerSite, earlyRefusal
 from xmppcomp.logs import logLevel, setLevel
 from xmppcomp.tap import ConnectionTracker
+
+from .httphelpers import listenTracked
+from .rawhttp import RawClient
 
 PEER = IPv4Address("TCP", "127.0.0.1", 40000)
 HOST = IPv4Address("TCP", "127.0.0.1", 8080)
@@ -823,31 +825,6 @@ class Counting(WrappingFactory):
         return super().buildProtocol(addr)
 
 
-class RawClient(Protocol):
-    """
-    Writes what it is given and keeps what comes back; C{done} fires with
-    it when the connection is closed.
-    """
-
-    def __init__(self, data: bytes, onData: Callable[[RawClient], None] | None = None) -> None:
-        self.data = data
-        self.received = b""
-        self.onData = onData
-        self.done: defer.Deferred[bytes] = defer.Deferred()
-
-    def connectionMade(self) -> None:
-        assert self.transport is not None
-        self.transport.write(self.data)
-
-    def dataReceived(self, data: bytes) -> None:
-        self.received += data
-        if self.onData is not None:
-            self.onData(self)
-
-    def connectionLost(self, reason: Failure = connectionDone) -> None:
-        self.done.callback(self.received)
-
-
 class LoopbackTests(TestCase):
     """
     The site on real loopback TCP, behind the tap's L{ConnectionTracker}.
@@ -859,15 +836,7 @@ class LoopbackTests(TestCase):
         kwargs.setdefault("accessLog", "none")
         self.tracker = ConnectionTracker(ConfirmerSite(self.resource, reactor=reactor, **kwargs))
         self.counting = Counting(self.tracker)
-        port = yield serverFromString(reactor, "tcp:0:interface=127.0.0.1").listen(self.counting)
-
-        @defer.inlineCallbacks
-        def stop() -> Any:
-            yield port.stopListening()
-            yield self.tracker.closeAll()
-
-        self.addCleanup(stop)
-        self.port = port.getHost().port
+        self.port = yield listenTracked(self, self.tracker, listenOn=self.counting)
 
     @defer.inlineCallbacks
     def exchange(self, data: bytes, onData: Callable[[RawClient], None] | None = None) -> Any:

@@ -14,16 +14,15 @@ import os
 from typing import Any
 
 from twisted.internet import defer, reactor
-from twisted.internet.endpoints import serverFromString
 from twisted.python.filepath import FilePath
 from twisted.trial.unittest import SynchronousTestCase, TestCase
-from twisted.web.client import Agent, readBody
+from twisted.web.client import Agent
 from twisted.web.resource import IResource
-from twisted.web.server import Site
 from twisted.web.test.requesthelper import DummyRequest
 
 from xmppcomp.httpauth._static import ConfinedFile
-from xmppcomp.tap import ConnectionTracker
+
+from .httphelpers import fetchBody, serveResource
 
 SECRET = b"root:x:0:0:the secret outside:/root:/bin/sh\n"
 
@@ -82,16 +81,8 @@ class ServedTreeTests(TestCase):
         """
         Serve C{resource} on a free port of 127.0.0.1 until the test ends.
         """
-        factory = ConnectionTracker(Site(resource))
-        port = yield serverFromString(reactor, "tcp:0:interface=127.0.0.1").listen(factory)
-
-        @defer.inlineCallbacks
-        def stop() -> Any:
-            yield port.stopListening()
-            yield factory.closeAll()
-
-        self.addCleanup(stop)
-        self.base = b"http://127.0.0.1:%d" % (port.getHost().port,)
+        port = yield serveResource(self, resource)
+        self.base = b"http://127.0.0.1:%d" % (port,)
 
     @defer.inlineCallbacks
     def get(self, path: bytes, method: bytes = b"GET") -> Any:
@@ -100,8 +91,7 @@ class ServedTreeTests(TestCase):
 
         @return: the status code, the response, the body.
         """
-        response = yield self.agent.request(method, self.base + path)
-        body = yield readBody(response)
+        response, body = yield fetchBody(self.agent, method, self.base + path)
         return response.code, response, body
 
     @defer.inlineCallbacks

@@ -34,27 +34,26 @@ both).
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from io import BytesIO
 from typing import Any, ClassVar
 
 import attrs
 from twisted.internet import defer, reactor
-from twisted.internet.endpoints import TCP4ClientEndpoint, serverFromString
-from twisted.internet.protocol import Factory, Protocol, connectionDone
+from twisted.internet.endpoints import TCP4ClientEndpoint
+from twisted.internet.protocol import Factory
 from twisted.python.failure import Failure
 from twisted.trial.unittest import TestCase
-from twisted.web.client import URI, Agent, FileBodyProducer, HTTPConnectionPool, readBody
+from twisted.web.client import URI, Agent, FileBodyProducer, HTTPConnectionPool
 from twisted.web.http_headers import Headers
-from twisted.web.iweb import IAgentEndpointFactory
+from twisted.web.iweb import IAgentEndpointFactory, IResponse
 from twisted.web.resource import Resource
-from twisted.web.server import Site
 from zope.interface import implementer
 
-from xmppcomp.tap import ConnectionTracker
-
 from .caddy import requireCaddy, startCaddy
+from .httphelpers import fetchBody, serveResource
 from .nginx import requireNginx, startNginx
+from .rawhttp import RawAnswer, RawClient
 
 #: Seconds any one exchange may take.
 WAIT = 15.0
@@ -69,6 +68,40 @@ JID = b"someone@example.net"
 #: The challenges of the recording endpoint's 401, in the confirmer's
 #: order: Basic first, then Digest.
 CHALLENGES = [b'Basic realm="xmpp"', b'Digest realm="xmpp", nonce="n0nce", qop="auth"']
+
+#: The headers of the C{nginx} and the C{caddy} profile, in the order:
+#: method, request target, host, scheme, client's address.
+NGINX_PROFILE = (
+    b"X-Original-Method",
+    b"X-Original-URI",
+    b"X-Original-Host",
+    b"X-Original-Proto",
+    b"X-Real-IP",
+)
+CADDY_PROFILE = (
+    b"X-Forwarded-Method",
+    b"X-Forwarded-Uri",
+    b"X-Forwarded-Host",
+    b"X-Forwarded-Proto",
+    b"X-Forwarded-For",
+)
+
+#: What a client sends in the headers of a profile the server does not
+#: use, in the order of L{NGINX_PROFILE}.
+FOREIGN_VALUES = (b"DELETE", b"/public/b.txt", b"bank.example", b"https", b"192.0.2.1")
+
+
+def foreignHeaders(otherProfile: Sequence[bytes]) -> dict[bytes, list[bytes]]:
+    """
+    Client headers outside a server's profile: those of C{otherProfile}
+    (with L{FOREIGN_VALUES}), C{X-Original-URL} and C{Forwarded}.
+    """
+    return {
+        b"x-original-url": [b"https://bank.example/transfer?to=mallory"],
+        **{name.lower(): [value] for name, value in zip(otherProfile, FOREIGN_VALUES)},
+        b"forwarded": [b"for=192.0.2.1;host=bank.example;proto=https"],
+    }
+
 
 #: The private file, and the static files the servers serve.
 SECRET = b"the private file\n"
@@ -150,27 +183,6 @@ class _FromClientAddress:
         )
 
 
-class _Collect(Protocol):
-    """
-    Sends one raw request and collects everything until the server closes.
-    """
-
-    def __init__(self, data: bytes) -> None:
-        self.data = data
-        self.received = b""
-        self.done: defer.Deferred[bytes] = defer.Deferred()
-
-    def connectionMade(self) -> None:
-        assert self.transport is not None
-        self.transport.write(self.data)
-
-    def dataReceived(self, data: bytes) -> None:
-        self.received += data
-
-    def connectionLost(self, reason: Failure = connectionDone) -> None:
-        self.done.callback(self.received)
-
-
 #: The request paths that once got past the access rules, each naming
 #: C{/private/a.txt} once decoded, dot segments resolved and slashes
 #: merged; both servers send them to the endpoint as the client sent them.
@@ -229,6 +241,13 @@ class HeadersMixin:
     @cvar challenges: the C{WWW-Authenticate} values the client gets of
         the endpoint's L{CHALLENGES}.
     @cvar shapes: request path to what the server does with it.
+    @cvar absoluteHost: what the server sends in the host header for an
+        absolute-form target: the client's C{Host} header (C{"header"}) or
+        the target's authority (C{"target"}).
+    @cvar requireServer: fails the test if the server is not installed.
+    @cvar startServer: starts the server for a test, in front of the
+        endpoint on a port, serving files (C{startNginx}, C{startCaddy}).
+    @cvar harnessAttribute: where C{startServer} sets the harness.
     """
 
     methodHeader: ClassVar[bytes]
@@ -240,6 +259,10 @@ class HeadersMixin:
     foreign: ClassVar[Mapping[bytes, Sequence[bytes]]]
     challenges: ClassVar[Sequence[bytes]]
     shapes: ClassVar[Mapping[bytes, Shape]]
+    absoluteHost: ClassVar[str]
+    requireServer: ClassVar[Callable[[], None]]
+    startServer: ClassVar[Callable[..., defer.Deferred[Any]]]
+    harnessAttribute: ClassVar[str]
 
     # From TestCase.
     addCleanup: Any
@@ -249,41 +272,22 @@ class HeadersMixin:
     assertNotIn: Any
     failureException: Any
 
-    def require(self) -> None:
-        """
-        Fail if the server is not installed.
-        """
-        raise NotImplementedError()
-
-    def start(self, authPort: int) -> defer.Deferred[Any]:
-        """
-        Start the server in front of the endpoint on C{authPort}.
-        """
-        raise NotImplementedError()
-
     def logTail(self) -> str:
         """
         The end of the server's log.
         """
-        raise NotImplementedError()
+        harness = getattr(self, self.harnessAttribute, None)
+        return "" if harness is None else harness.logTail()
 
     @defer.inlineCallbacks
     def setUp(self) -> Any:
-        self.require()
+        self.requireServer()
         self.endpoint = RecordingEndpoint()
-        factory = ConnectionTracker(Site(self.endpoint))
-        port = yield serverFromString(reactor, "tcp:0:interface=127.0.0.1").listen(factory)
-
-        @defer.inlineCallbacks
-        def stopListening() -> Any:
-            yield port.stopListening()
-            yield self.wait(factory.closeAll(), "the endpoint's connections closed")
-
-        self.addCleanup(stopListening)
+        authPort = yield serveResource(self, self.endpoint, wait=self.wait)
         pool = HTTPConnectionPool(reactor, persistent=True)
         self.addCleanup(pool.closeCachedConnections)
         self.agent = Agent.usingEndpointFactory(reactor, _FromClientAddress(), pool=pool)
-        self.site = yield self.start(port.getHost().port)
+        self.site = yield self.startServer(self, authPort, FILES)
         self.authority = b"%s:%d" % (self.site.host.encode("ascii"), self.site.port)
 
     def wait(self, d: defer.Deferred[Any], what: str) -> defer.Deferred[Any]:
@@ -302,14 +306,13 @@ class HeadersMixin:
 
         return d.addErrback(explain)
 
-    @defer.inlineCallbacks
     def fetch(
         self,
         target: bytes,
         method: bytes = b"GET",
         headers: Headers | None = None,
         body: FileBodyProducer | None = None,
-    ) -> Any:
+    ) -> defer.Deferred[tuple[IResponse, bytes]]:
         """
         Send C{method} of C{target} (a raw origin-form target, sent as it
         is) to the server with the real client.
@@ -319,11 +322,7 @@ class HeadersMixin:
         @return: the response and its body.
         """
         url = b"http://" + self.authority + target
-        response = yield self.wait(
-            self.agent.request(method, url, headers, body), "answer to %r" % (target,)
-        )
-        content = yield self.wait(readBody(response), "body of %r" % (target,))
-        return response, content
+        return fetchBody(self.agent, method, url, headers, body, self.wait)
 
     @defer.inlineCallbacks
     def raw(self, data: bytes) -> Any:
@@ -331,21 +330,15 @@ class HeadersMixin:
         Send C{data} as it is on a new connection from L{CLIENT}, and
         collect the answer until the server closes the connection.
 
-        @return: the status code and the answer's head, lower-case name
-            to values.
+        @return: the L{RawAnswer}.
         """
         endpoint = TCP4ClientEndpoint(
             reactor, self.site.host, self.site.port, timeout=5, bindAddress=(CLIENT, 0)
         )
-        protocol = _Collect(data)
+        protocol = RawClient(data)
         yield self.wait(endpoint.connect(Factory.forProtocol(lambda: protocol)), "connection")
         answer = yield self.wait(protocol.done, "answer to %r" % (data,))
-        head = answer.split(b"\r\n\r\n", 1)[0].split(b"\r\n")
-        headers: dict[bytes, list[bytes]] = {}
-        for line in head[1:]:
-            name, _, value = line.partition(b":")
-            headers.setdefault(name.strip().lower(), []).append(value.strip())
-        return int(head[0].split()[1]), headers
+        return RawAnswer(answer)
 
     def only(self) -> Subrequest:
         """
@@ -519,6 +512,23 @@ class HeadersMixin:
             observed[target] = Shape(asked=asked, denied=denied.code, allowed=allowed.code)
         self.assertEqual(observed, dict(self.shapes))
 
+    @defer.inlineCallbacks
+    def test_absoluteForm(self) -> Any:
+        """
+        For an absolute-form target the server sends its path and query in
+        the profile's URI header and, in its host header, either the
+        client's C{Host} header (nginx) or the target's authority (Caddy),
+        as C{absoluteHost} says.
+        """
+        answer = yield self.raw(
+            b"GET http://%s/private/a.txt?q HTTP/1.1\r\n"
+            b"Host: other.example:81\r\nConnection: close\r\n\r\n" % (self.authority,)
+        )
+        self.assertEqual(answer.status, 200)
+        received = self.profileOf(self.only())
+        host = {"header": b"other.example:81", "target": self.authority}[self.absoluteHost]
+        self.assertEqual((received["uri"], received["host"]), ([b"/private/a.txt?q"], [host]))
+
 
 class NginxHeadersTests(HeadersMixin, TestCase):
     """
@@ -526,54 +536,19 @@ class NginxHeadersTests(HeadersMixin, TestCase):
     the C{nginx} profile.
     """
 
-    methodHeader = b"X-Original-Method"
-    uriHeader = b"X-Original-URI"
-    hostHeader = b"X-Original-Host"
-    protoHeader = b"X-Original-Proto"
-    clientHeader = b"X-Real-IP"
+    methodHeader, uriHeader, hostHeader, protoHeader, clientHeader = NGINX_PROFILE
     clientIsList = False
-    foreign = {
-        b"x-original-url": [b"https://bank.example/transfer?to=mallory"],
-        b"x-forwarded-method": [b"DELETE"],
-        b"x-forwarded-uri": [b"/public/b.txt"],
-        b"x-forwarded-host": [b"bank.example"],
-        b"x-forwarded-proto": [b"https"],
-        b"x-forwarded-for": [b"192.0.2.1"],
-        b"forwarded": [b"for=192.0.2.1;host=bank.example;proto=https"],
-    }
+    foreign = foreignHeaders(CADDY_PROFILE)
     # nginx's auth_request passes the first challenge only.
     challenges = CHALLENGES[:1]
     shapes = {
         **{target: Shape(asked=target, denied=401, allowed=200) for target in ASKED_BOTH},
         **{target: Shape(asked=None, denied=400, allowed=400) for target in ESCAPES},
     }
-
-    def require(self) -> None:
-        requireNginx()
-
-    def start(self, authPort: int) -> defer.Deferred[Any]:
-        return startNginx(self, authPort, FILES)
-
-    def logTail(self) -> str:
-        harness = getattr(self, "nginxHarness", None)
-        return "" if harness is None else harness.logTail()
-
-    @defer.inlineCallbacks
-    def test_absoluteForm(self) -> Any:
-        """
-        For an absolute-form target nginx sends its path and query in
-        C{X-Original-URI} and the client's C{Host} header, not the
-        target's authority, in C{X-Original-Host}.
-        """
-        code, _ = yield self.raw(
-            b"GET http://%s/private/a.txt?q HTTP/1.1\r\n"
-            b"Host: other.example:81\r\nConnection: close\r\n\r\n" % (self.authority,)
-        )
-        self.assertEqual(code, 200)
-        received = self.profileOf(self.only())
-        self.assertEqual(
-            (received["uri"], received["host"]), ([b"/private/a.txt?q"], [b"other.example:81"])
-        )
+    absoluteHost = "header"
+    requireServer = staticmethod(requireNginx)
+    startServer = staticmethod(startNginx)
+    harnessAttribute = "nginxHarness"
 
     @defer.inlineCallbacks
     def test_noHost(self) -> Any:
@@ -582,8 +557,8 @@ class NginxHeadersTests(HeadersMixin, TestCase):
         without C{X-Original-Host} (nor C{Host}): C{proxy_set_header} of
         an empty value sends nothing; the rest of the profile is there.
         """
-        code, _ = yield self.raw(b"GET /private/a.txt HTTP/1.0\r\n\r\n")
-        self.assertEqual(code, 200)
+        answer = yield self.raw(b"GET /private/a.txt HTTP/1.0\r\n\r\n")
+        self.assertEqual(answer.status, 200)
         subrequest = self.only()
         self.assertEqual(
             (subrequest.header(b"x-original-host"), subrequest.header(b"host")), (None, None)
@@ -599,21 +574,9 @@ class CaddyHeadersTests(HeadersMixin, TestCase):
     the C{caddy} profile.
     """
 
-    methodHeader = b"X-Forwarded-Method"
-    uriHeader = b"X-Forwarded-Uri"
-    hostHeader = b"X-Forwarded-Host"
-    protoHeader = b"X-Forwarded-Proto"
-    clientHeader = b"X-Forwarded-For"
+    methodHeader, uriHeader, hostHeader, protoHeader, clientHeader = CADDY_PROFILE
     clientIsList = True
-    foreign = {
-        b"x-original-url": [b"https://bank.example/transfer?to=mallory"],
-        b"x-original-method": [b"DELETE"],
-        b"x-original-uri": [b"/public/b.txt"],
-        b"x-original-host": [b"bank.example"],
-        b"x-original-proto": [b"https"],
-        b"x-real-ip": [b"192.0.2.1"],
-        b"forwarded": [b"for=192.0.2.1;host=bank.example;proto=https"],
-    }
+    foreign = foreignHeaders(NGINX_PROFILE)
     # Caddy passes the endpoint's answer on whole.
     challenges = CHALLENGES
     shapes = {
@@ -622,16 +585,10 @@ class CaddyHeadersTests(HeadersMixin, TestCase):
         # file_server cannot open a name with NUL.
         ESCAPES[3]: Shape(asked=ESCAPES[3], denied=401, allowed=500),
     }
-
-    def require(self) -> None:
-        requireCaddy()
-
-    def start(self, authPort: int) -> defer.Deferred[Any]:
-        return startCaddy(self, authPort, FILES)
-
-    def logTail(self) -> str:
-        harness = getattr(self, "caddyHarness", None)
-        return "" if harness is None else harness.logTail()
+    absoluteHost = "target"
+    requireServer = staticmethod(requireCaddy)
+    startServer = staticmethod(startCaddy)
+    harnessAttribute = "caddyHarness"
 
     @defer.inlineCallbacks
     def test_clientAddressListReplaced(self) -> Any:
@@ -657,28 +614,11 @@ class CaddyHeadersTests(HeadersMixin, TestCase):
         self.assertEqual((subrequest.method, subrequest.uri), (b"GET", b"/?x=1&y=%2F"))
 
     @defer.inlineCallbacks
-    def test_absoluteForm(self) -> Any:
-        """
-        For an absolute-form target Caddy sends its path and query in
-        C{X-Forwarded-Uri} and the target's authority, not the client's
-        C{Host} header, in C{X-Forwarded-Host}.
-        """
-        code, _ = yield self.raw(
-            b"GET http://%s/private/a.txt?q HTTP/1.1\r\n"
-            b"Host: other.example:81\r\nConnection: close\r\n\r\n" % (self.authority,)
-        )
-        self.assertEqual(code, 200)
-        received = self.profileOf(self.only())
-        self.assertEqual(
-            (received["uri"], received["host"]), ([b"/private/a.txt?q"], [self.authority])
-        )
-
-    @defer.inlineCallbacks
     def test_noHost(self) -> Any:
         """
         An HTTP/1.0 request without C{Host} matches no site address:
         Caddy answers (an empty 200) without asking the endpoint.
         """
-        code, _ = yield self.raw(b"GET /private/a.txt HTTP/1.0\r\n\r\n")
-        self.assertEqual(code, 200)
+        answer = yield self.raw(b"GET /private/a.txt HTTP/1.0\r\n\r\n")
+        self.assertEqual(answer.status, 200)
         self.assertEqual(self.endpoint.subrequests, [])
