@@ -402,7 +402,8 @@ class ProtectedSiteTests(ConfirmerMixin, TestCase):
         """
         A full JID whose client answers the IQ form with
         C{feature-not-implemented} is asked again with the message form at
-        its bare JID; approving that lets the page through.
+        that same full JID (XEP-0070 section 4.5); approving that lets the
+        page through.
         """
         who = self.user.jid.full()
         url = self.url("/index.html")
@@ -412,9 +413,32 @@ class ProtectedSiteTests(ConfirmerMixin, TestCase):
         self.user.xs.send(StanzaError("feature-not-implemented", "cancel").toResponse(iq))
         message = yield self.nextRequest()
         self.assertAsked(message, "message", "tx-fallback", url)
+        self.assertEqual(message["to"], who)
         self.user.approveMessage(message)
         response, body = yield pending
         self.assertEqual((response.code, body), (200, PAGE))
+
+    @defer.inlineCallbacks
+    def test_otherResourceIsReported(self) -> Any:
+        """
+        Asked at a resource that is offline, the IQ bounces, the message
+        form goes to that full JID, and Prosody delivers it to the
+        account's online resource (RFC 6121 section 8.5.3.2.1), which
+        confirms: the page names the JID that actually confirmed, not the
+        one asked, in C{X-Auth-JID}.
+        """
+        asked = self.user.jid.userhost() + "/gone"
+        url = self.url("/whoami")
+        pending = self.fetch(url, (asked, "tx-other"))
+        message = yield self.nextRequest()
+        self.assertEqual((message.name, message["to"]), ("message", asked))
+        self.user.approveMessage(message)
+        response, body = yield pending
+        self.assertEqual(response.code, 200)
+        self.assertEqual(body, self.user.jid.full().encode("utf-8"))
+        # The session reports the confirmer too.
+        response, body = yield self.fetch(url, (asked, "tx-other"))
+        self.assertEqual((response.code, body), (200, self.user.jid.full().encode("utf-8")))
 
     @defer.inlineCallbacks
     def test_percentEncodedTransactionId(self) -> Any:

@@ -241,8 +241,19 @@ class LedgerTests(SynchronousTestCase):
                     self.ledger.decide(
                         attempt(url="https://files.example/" + asset, method=method), 30
                     ),
-                    Pass("session"),
+                    Pass("session", parseJID("juliet@capulet.com/balcony")),
                 )
+
+    def test_confirmerReported(self) -> None:
+        """
+        A session confirmed by another resource of the account than the one
+        asked reports that resource on each pass, not the JID asked.
+        """
+        asked = attempt()
+        self.assertIsInstance(self.ledger.decide(asked, 30), Ask)
+        phone = parseJID("juliet@capulet.com/phone")
+        self.ledger.settle(asked, True, phone)
+        self.assertEqual(self.ledger.decide(attempt(url="https://files.example/a.css"), 30), Pass("session", phone))
 
     def test_sessionOtherClient(self) -> None:
         """
@@ -370,7 +381,7 @@ class LedgerTests(SynchronousTestCase):
         post = attempt(method="POST", url="https://files.example/form")
         for n in range(3):
             self.assertEqual(self.ledger.decide(post, 30), Ask(("juliet@capulet.com", "t1")))
-            self.assertEqual(self.ledger.decide(attempt(), 30), Pass("session"))
+            self.assertEqual(self.ledger.decide(attempt(), 30), Pass("session", parseJID("juliet@capulet.com/balcony")))
             self.ledger.settle(post, True)
         self.assertEqual(self.ledger.rememberedCount, 1)
 
@@ -424,7 +435,7 @@ class LedgerTests(SynchronousTestCase):
             self.confirmed(attempt(method=method), ledger)
             self.clock.advance(59)
             for safe in ("GET", "HEAD", "OPTIONS"):
-                self.assertEqual(ledger.decide(attempt(method=safe), 30), Pass("window"))
+                self.assertEqual(ledger.decide(attempt(method=safe), 30), Pass("window", parseJID("juliet@capulet.com/balcony")))
             for other in (
                 attempt(method="POST"),
                 attempt(method="GET", client="198.51.100.7"),

@@ -322,12 +322,15 @@ class StanzaFormTests(SynchronousTestCase):
 
     def test_message(self) -> None:
         """
-        The message form goes to the bare JID with a thread, a body saying
-        what was asked, the transaction id and how to answer, and the
-        confirm element.
+        The message form goes to the JID asked as it is (a full JID after
+        the IQ form failed, XEP-0070 section 4.5; a bare JID) with a
+        thread, a body saying what was asked, the transaction id and how
+        to answer, and the confirm element.
         """
+        bare = confirmationMessage(COMPONENT, JULIET.userhostJID(), "k" * 40, REQUEST)
+        self.assertEqual(bare["to"], "juliet@capulet.com")
         message = confirmationMessage(COMPONENT, JULIET, "k" * 40, REQUEST)
-        self.assertEqual(message["to"], "juliet@capulet.com")
+        self.assertEqual(message["to"], JULIET.full())
         self.assertEqual(message["type"], "normal")
         self.assertEqual(message["id"], "k" * 40)
         self.assertEqual(str(message.thread), "k" * 40)

@@ -29,7 +29,7 @@ from xmppcomp.httpauth import (
     IncomingConfirmation,
     Outcome,
 )
-from xmppcomp.httpauth._protocol import NS_HINTS
+from xmppcomp.httpauth._protocol import NS_HINTS, Answer
 from xmppcomp.metrics import REGISTRY
 from xmppcomp.ns import NS_HTTP_AUTH, NS_XMPP_STANZAS
 
@@ -157,7 +157,7 @@ class RequesterTests(SynchronousTestCase):
         """
         d = self.requester.confirm(JULIET, REQUEST)
         self.pipe.sink.send(reply(self.received[0], JULIET.full()))
-        self.assertIs(self.successResultOf(d), Outcome.ALLOW)
+        self.assertIs(self.successResultOf(d).outcome, Outcome.ALLOW)
         self.assertEqual(self.requester.pendingCount, 0)
 
     def test_iqError(self) -> None:
@@ -166,7 +166,7 @@ class RequesterTests(SynchronousTestCase):
         """
         d = self.requester.confirm(JULIET, REQUEST)
         self.pipe.sink.send(iqError(self.received[0], JULIET.full(), "not-authorized"))
-        self.assertIs(self.successResultOf(d), Outcome.DENY)
+        self.assertIs(self.successResultOf(d).outcome, Outcome.DENY)
 
     def test_iqUndeliverable(self) -> None:
         """
@@ -198,13 +198,15 @@ class RequesterTests(SynchronousTestCase):
         self.pipe.sink.send(iqError(self.received[0], "juliet@capulet.com/other", "not-authorized"))
         self.assertNoResult(d)
         self.pipe.sink.send(reply(self.received[0], JULIET.full()))
-        self.assertIs(self.successResultOf(d), Outcome.ALLOW)
+        self.assertIs(self.successResultOf(d).outcome, Outcome.ALLOW)
 
     def test_fallbackToMessage(self) -> None:
         """
         C{feature-not-implemented} or C{service-unavailable} for the IQ makes
-        the requester send the message form to the bare JID, with a new
-        random thread; its answer decides.
+        the requester send the message form to that same full JID
+        (XEP-0070 section 4.5; before, it went to the bare JID, which
+        widened who could answer), with a new random thread; its answer
+        decides.
         """
         for condition in ("feature-not-implemented", "service-unavailable"):
             del self.received[:]
@@ -212,10 +214,50 @@ class RequesterTests(SynchronousTestCase):
             self.pipe.sink.send(iqError(self.received[0], JULIET.full(), condition))
             self.assertNoResult(d)
             message = self.received[1]
-            self.assertEqual((message.name, message["to"]), ("message", "juliet@capulet.com"))
+            self.assertEqual((message.name, message["to"]), ("message", JULIET.full()))
             self.assertNotEqual(str(message.thread), self.received[0]["id"])
-            self.pipe.sink.send(textReply(message, "juliet@capulet.com/phone", "OK"))
-            self.assertIs(self.successResultOf(d), Outcome.ALLOW)
+            self.pipe.sink.send(textReply(message, JULIET.full(), "OK"))
+            self.assertEqual(self.successResultOf(d), Answer(Outcome.ALLOW, JULIET))
+
+    def test_otherResourceReported(self) -> None:
+        """
+        When another resource of the account answers the message form (a
+        server may deliver it there), the answer says so: that JID is the
+        confirmer, not the one asked.
+        """
+        d = self.requester.confirm(JULIET, REQUEST)
+        self.pipe.sink.send(iqError(self.received[0], JULIET.full(), "service-unavailable"))
+        self.pipe.sink.send(textReply(self.received[1], "juliet@capulet.com/phone", "OK"))
+        self.assertEqual(self.successResultOf(d), Answer(Outcome.ALLOW, JID("juliet@capulet.com/phone")))
+
+    def test_exactResource(self) -> None:
+        """
+        With C{exactResource}, another resource's answer is ignored; the
+        asked resource's answer decides.
+        """
+        self.requester.exactResource = True
+        d = self.requester.confirm(JULIET, REQUEST)
+        self.pipe.sink.send(iqError(self.received[0], JULIET.full(), "service-unavailable"))
+        self.pipe.sink.send(textReply(self.received[1], "juliet@capulet.com/phone", "OK"))
+        self.assertNoResult(d)
+        self.pipe.sink.send(textReply(self.received[1], JULIET.full(), "no"))
+        self.assertEqual(self.successResultOf(d), Answer(Outcome.DENY, JULIET))
+
+    def test_resultOnlyFromAsked(self) -> None:
+        """
+        An IQ result with the right id from the bare JID or the domain does
+        not confirm (RFC 6120 section 8.1.2.1: a result comes from the
+        entity asked); an error from the domain is a bounce.
+        """
+        d = self.requester.confirm(JULIET, REQUEST)
+        iq = self.received[0]
+        for sender in ("juliet@capulet.com", "capulet.com"):
+            reply = toResponse(iq, "result")
+            reply["from"] = sender
+            self.pipe.sink.send(reply)
+        self.assertNoResult(d)
+        self.pipe.sink.send(iqError(iq, "capulet.com", "remote-server-not-found"))
+        self.failureResultOf(d, CouldNotAsk)
 
     def test_messageForm(self) -> None:
         """
@@ -263,7 +305,7 @@ class RequesterTests(SynchronousTestCase):
             self.pipe.sink.send(textReply(self.received[0], "juliet@capulet.com/phone", "what is this?"))
             self.assertNoResult(d)
             self.pipe.sink.send(textReply(self.received[0], "juliet@capulet.com/phone", text))
-            self.assertIs(self.successResultOf(d), outcome)
+            self.assertIs(self.successResultOf(d).outcome, outcome)
 
     def test_messageOtherSenderIgnored(self) -> None:
         """
@@ -285,7 +327,7 @@ class RequesterTests(SynchronousTestCase):
         denial = reply(self.received[0], "juliet@capulet.com/phone", "error")
         denial.addElement("error").addElement((NS_XMPP_STANZAS, "not-authorized"))
         self.pipe.sink.send(denial)
-        self.assertIs(self.successResultOf(d), Outcome.DENY)
+        self.assertIs(self.successResultOf(d).outcome, Outcome.DENY)
 
     def test_messageBounce(self) -> None:
         """
@@ -341,7 +383,7 @@ class RequesterTests(SynchronousTestCase):
         self.failureResultOf(fallback, CouldNotAsk)
         self.assertEqual(self.requester.pendingCount, 1)
         self.pipe.sink.send(reply(self.received[0], JULIET.full()))
-        self.assertIs(self.successResultOf(good), Outcome.ALLOW)
+        self.assertIs(self.successResultOf(good).outcome, Outcome.ALLOW)
         self.assertEqual(self.clock.getDelayedCalls(), [])
 
     def test_timeout(self) -> None:
@@ -373,7 +415,7 @@ class RequesterTests(SynchronousTestCase):
         third = self.requester.confirm(JULIET, REQUEST)
         self.assertEqual(len(self.clock.getDelayedCalls()), 1)
         self.pipe.sink.send(reply(self.received[2], JULIET.full()))
-        self.assertIs(self.successResultOf(third), Outcome.ALLOW)
+        self.assertIs(self.successResultOf(third).outcome, Outcome.ALLOW)
         self.clock.advance(49.5)
         self.assertNoResult(first)
         self.clock.advance(0.5)
@@ -486,7 +528,7 @@ class RoundTripTests(SynchronousTestCase):
         Over IQ, a policy saying yes confirms with an IQ result.
         """
         d = self.requester.confirm(JULIET, REQUEST)
-        self.assertIs(self.successResultOf(d), Outcome.ALLOW)
+        self.assertIs(self.successResultOf(d).outcome, Outcome.ALLOW)
         [asked] = self.asked
         self.assertEqual((asked.sender, asked.recipient, asked.request, asked.viaMessage), (COMPONENT, JULIET, REQUEST, False))
         self.assertEqual(self.toRequester[0]["type"], "result")
@@ -498,7 +540,7 @@ class RoundTripTests(SynchronousTestCase):
         """
         self.answer = False
         d = self.requester.confirm(JULIET, REQUEST)
-        self.assertIs(self.successResultOf(d), Outcome.DENY)
+        self.assertIs(self.successResultOf(d).outcome, Outcome.DENY)
         [error] = self.toRequester
         self.assertEqual(error["type"], "error")
         self.assertEqual(error.error.firstChildElement().name, "not-authorized")
@@ -512,7 +554,7 @@ class RoundTripTests(SynchronousTestCase):
         d = self.requester.confirm(JULIET, REQUEST)
         self.assertNoResult(d)
         self.answer.callback(True)
-        self.assertIs(self.successResultOf(d), Outcome.ALLOW)
+        self.assertIs(self.successResultOf(d).outcome, Outcome.ALLOW)
 
     def test_failingPolicy(self) -> None:
         """
@@ -532,7 +574,7 @@ class RoundTripTests(SynchronousTestCase):
         message of type normal, which confirms.
         """
         d = self.requester.confirm(JULIET.userhostJID(), REQUEST)
-        self.assertIs(self.successResultOf(d), Outcome.ALLOW)
+        self.assertIs(self.successResultOf(d).outcome, Outcome.ALLOW)
         [asked] = self.asked
         self.assertTrue(asked.viaMessage)
         self.assertIn(REQUEST.url, asked.body or "")
@@ -547,7 +589,7 @@ class RoundTripTests(SynchronousTestCase):
         """
         self.answer = False
         d = self.requester.confirm(JULIET.userhostJID(), REQUEST)
-        self.assertIs(self.successResultOf(d), Outcome.DENY)
+        self.assertIs(self.successResultOf(d).outcome, Outcome.DENY)
         [error] = self.toRequester
         self.assertEqual(error["type"], "error")
         self.assertEqual(str(error.thread), self.asked[0].thread)
@@ -555,7 +597,8 @@ class RoundTripTests(SynchronousTestCase):
     def test_fallback(self) -> None:
         """
         When the full JID answers the IQ with C{feature-not-implemented},
-        the message form reaches the responder and its answer decides.
+        the message form reaches the responder at that same full JID and
+        its answer decides.
         """
 
         def refuseIQ(iq: domish.Element) -> None:
@@ -564,10 +607,10 @@ class RoundTripTests(SynchronousTestCase):
 
         self.pipe.sink.addObserver("/iq[@type='get']", refuseIQ, priority=5)
         d = self.requester.confirm(JULIET, REQUEST)
-        self.assertIs(self.successResultOf(d), Outcome.ALLOW)
+        self.assertIs(self.successResultOf(d).outcome, Outcome.ALLOW)
         [asked] = self.asked
         self.assertTrue(asked.viaMessage)
-        self.assertEqual(asked.recipient, JULIET.userhostJID())
+        self.assertEqual(asked.recipient, JULIET)
 
     def test_forgedAnswerIgnored(self) -> None:
         """
@@ -580,7 +623,7 @@ class RoundTripTests(SynchronousTestCase):
         self.pipe.sink.send(reply(iq, "mallory@evil.example/x"))
         self.assertNoResult(d)
         self.answer.callback(False)
-        self.assertIs(self.successResultOf(d), Outcome.DENY)
+        self.assertIs(self.successResultOf(d).outcome, Outcome.DENY)
 
     def test_badRequest(self) -> None:
         """
@@ -605,5 +648,5 @@ class RoundTripTests(SynchronousTestCase):
         """
         attach(ConfirmationResponder(self.policy), self.pipe.source)
         d = self.requester.confirm(JULIET.userhostJID(), REQUEST)
-        self.assertIs(self.successResultOf(d), Outcome.ALLOW)
+        self.assertIs(self.successResultOf(d).outcome, Outcome.ALLOW)
         self.assertEqual(len(self.asked), 1)

@@ -556,6 +556,17 @@ class ComponentConfigTests(_FilesMixin, SynchronousTestCase):
         self.assertIn("httpauth.public_origin", message)
         self.assertIn("user information", message)
 
+    def test_httpauthExactResource(self) -> None:
+        """
+        C{exact_resource} is off by default and read when given; it reaches
+        the confirmer's requester.
+        """
+        self.assertFalse(self.load(FULL).httpauth.exactResource)
+        config = self.load(
+            FULL.replace('listen = "tcp:8080"\n', 'listen = "tcp:8080"\nexact_resource = true\n')
+        )
+        self.assertTrue(config.httpauth.exactResource)
+
     def test_httpauthBareIPv6Host(self) -> None:
         """
         A bare IPv6 address is an allowed host as the embedded default

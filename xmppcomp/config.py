@@ -90,6 +90,7 @@ L{loadComponentConfig})::
     server_header = "xmppcomp"              # "" for no Server header
     follow_symlinks = false                 # protect: links out of directory
     list_directories = false                # protect: list index-less dirs
+    exact_resource = false                  # a full JID must answer itself
     timeout = 120                           # seconds the user has to confirm
     from = "comp.example.net"               # default: the first hostname
     metrics = false                         # serve /metrics (Prometheus)
@@ -1112,6 +1113,10 @@ class HTTPAuthConfig:
         out of the directory are followed.
     @ivar listDirectories: protect mode: whether directories without an
         index page are listed.
+    @ivar exactResource: whether a full JID asked must answer from that
+        very resource; by default another resource of the account may
+        (the server delivered the request there), and it is reported as
+        the confirmer.
     @ivar timeout: seconds the user has to confirm.
     @ivar fromHostname: the hostname of the component that asks; C{None}:
         the component's first hostname.
@@ -1144,6 +1149,7 @@ class HTTPAuthConfig:
     serverHeader: str | None = "xmppcomp"
     followSymlinks: bool = False
     listDirectories: bool = False
+    exactResource: bool = False
     timeout: float = 120.0
     fromHostname: str | None = None
     rules: Any = attrs.field(factory=_defaultRules)
@@ -1325,6 +1331,7 @@ _COMPONENT_TABLES: Mapping[str, frozenset[str]] = {
             "server_header",
             "follow_symlinks",
             "list_directories",
+            "exact_resource",
             "timeout",
             "from",
             "rules",
@@ -1965,6 +1972,7 @@ def _httpauth(
         serverHeader=serverHeader,
         followSymlinks=_bool(item) if (item := get("follow_symlinks")) is not None else False,
         listDirectories=_bool(item) if (item := get("list_directories")) is not None else False,
+        exactResource=_bool(item) if (item := get("exact_resource")) is not None else False,
         timeout=timeout,
         fromHostname=fromHostname,
         rules=rules,

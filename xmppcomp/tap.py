@@ -679,7 +679,9 @@ def addHTTPAuth(parent: MultiService, component: Any, config: ComponentConfig) -
     httpauth = config.httpauth
     reactor = component.reactor
     asker = httpauth.fromHostname or component.hostnames[0]
-    requester = ConfirmationRequester(JID(asker), reactor, timeout=httpauth.timeout)
+    requester = ConfirmationRequester(
+        JID(asker), reactor, timeout=httpauth.timeout, exactResource=httpauth.exactResource
+    )
     requester.setHandlerParent(component)
     confirmer = makeConfirmer(
         requester, httpauth.rules, reactor, httpauth.limits, serverTiming=httpauth.serverTiming

@@ -29,7 +29,7 @@ from xmppcomp.httpauth._errors import (
     Replayed,
 )
 from xmppcomp.httpauth._policy import Ask, Attempt, Join, Ledger, Pass, Refuse
-from xmppcomp.httpauth._protocol import ConfirmRequest, Outcome
+from xmppcomp.httpauth._protocol import Answer, ConfirmRequest, Outcome
 from xmppcomp.interfaces import IXMPPConfirmationCredentials
 from xmppcomp.logs import Logger
 from xmppcomp.metrics import CONFIRMER_REFUSALS
@@ -59,9 +59,10 @@ class Requester(Protocol):
 
     timeout: float
 
-    def confirm(self, who: jid.JID, request: ConfirmRequest) -> Deferred[Outcome]:
+    def confirm(self, who: jid.JID, request: ConfirmRequest) -> Deferred[Answer] | Deferred[Outcome]:
         """
-        Ask C{who} to confirm C{request}: fire with L{Outcome.ALLOW} or
+        Ask C{who} to confirm C{request}: fire with an L{Answer} saying who
+        answered (a bare L{Outcome} means C{who} did), L{Outcome.ALLOW} or
         L{Outcome.DENY} (L{Outcome.UNDELIVERABLE} is taken as
         L{CouldNotAsk}), or fail with a L{ConfirmationFailed}.
         """
@@ -143,7 +144,8 @@ class XMPPConfirmationChecker:
         who = attempt.credentials.jid
         decision = self._ledger.decide(attempt, self._requester.timeout)
         if isinstance(decision, Pass):
-            return succeed(who.full())
+            # Who confirmed, which may be another resource than asked.
+            return succeed((decision.by or who).full())
         if isinstance(decision, Refuse):
             counter = _REFUSALS.get(decision.error)
             if counter is not None:
@@ -168,24 +170,27 @@ class XMPPConfirmationChecker:
         return cast("Deferred[str]", asked.addBoth(self._onAnswer, credentials))
 
     def _answered(
-        self, result: Outcome | Failure, credentials: ConfirmationCredentials
+        self, result: Answer | Outcome | Failure, credentials: ConfirmationCredentials
     ) -> str | Failure:
         """
         Record the answer in the ledger, answer the requests that joined,
-        and give the asker its result: the JID, or the failure.
+        and give the asker its result: the JID that confirmed (which may be
+        another resource of the account asked), or the failure.
         """
         attempt = credentials.attempt
         if credentials.askedAt is not None:
             credentials.roundTrip = self._clock.seconds() - credentials.askedAt
+        by = attempt.credentials.jid
+        if isinstance(result, Answer):
+            by = result.by
+            result = result.outcome
         outcome: str | Failure
         if result is Outcome.ALLOW:
-            self._ledger.settle(attempt, True)
-            outcome = attempt.credentials.jid.full()
+            self._ledger.settle(attempt, True, by)
+            outcome = by.full()
         elif result is Outcome.DENY:
-            self._ledger.settle(attempt, False)
-            outcome = Failure(
-                ConfirmationDenied(f"{attempt.credentials.jid.full()} denied the request")
-            )
+            self._ledger.settle(attempt, False, by)
+            outcome = Failure(ConfirmationDenied(f"{by.full()} denied the request"))
         elif isinstance(result, Failure):
             if result.check(CouldNotAsk):
                 self._ledger.abandon(attempt, undeliverable=True)

@@ -281,9 +281,12 @@ class Pass:
     Let the request through without asking.
 
     @ivar reason: C{"session"} or C{"window"}.
+    @ivar by: the JID that confirmed the session or window, or C{None}
+        for the JID of the credentials.
     """
 
     reason: str
+    by: jid.JID | None = None
 
 
 @attrs.frozen
@@ -339,14 +342,12 @@ class Join:
 
 Decision = Union[Pass, Refuse, Ask, Join]
 
-_PASS_SESSION = Pass("session")
-_PASS_WINDOW = Pass("window")
 
 
 @attrs.frozen
 class _Scope:
-    # The JID object the credentials carry (shared through
-    # xmppcomp.jids.parseJID), not a new string of it per entry.
+    # The JID that confirmed (shared through xmppcomp.jids.parseJID), not
+    # a new string of it per entry.
     jid: jid.JID
     site: str
     client: str
@@ -689,10 +690,11 @@ class Ledger:
         )
         if safe:
             if inSession:
-                return _PASS_SESSION
+                assert session is not None
+                return Pass("session", session.jid)
             window = self._windows.get((full, transactionId, attempt.url))
             if window is not None and window.expires > now and window.client == attempt.client:
-                return _PASS_WINDOW
+                return Pass("window", window.jid)
         if session is not None and not inSession:
             return Refuse(
                 Replayed,
@@ -815,12 +817,15 @@ class Ledger:
         else:
             del self._pendingPerJID[key[0]]
 
-    def settle(self, attempt: Attempt, allowed: bool) -> None:
+    def settle(self, attempt: Attempt, allowed: bool, by: jid.JID | None = None) -> None:
         """
         The user answered the confirmation asked for C{attempt}: the
         transaction id is used; if allowed, a session opens (or starts
         again) and, for C{HEAD} and C{OPTIONS}, a window; if denied, its
         session (if any) ends.
+
+        @param by: who answered, when not the JID of the credentials
+            (another resource of it): the session passes report it.
         """
         now = self._clock.seconds()
         self._unpend(attempt.key)
@@ -830,16 +835,17 @@ class Ledger:
         if not allowed:
             self._sessions.pop(sessionKey, None)
             return
+        confirmer = by if by is not None else credentials.jid
         _setLast(
             self._sessions,
             sessionKey,
-            _Scope(credentials.jid, attempt.site, attempt.client, now + self._limits.sessionLifetime),
+            _Scope(confirmer, attempt.site, attempt.client, now + self._limits.sessionLifetime),
         )
         if attempt.method in WINDOW_METHODS:
             _setLast(
                 self._windows,
                 (sessionKey[0], sessionKey[1], attempt.url),
-                _Scope(credentials.jid, attempt.site, attempt.client, now + self._limits.windowLifetime),
+                _Scope(confirmer, attempt.site, attempt.client, now + self._limits.windowLifetime),
             )
 
     def abandon(self, attempt: Attempt, undeliverable: bool = False) -> None:

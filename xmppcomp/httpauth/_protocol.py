@@ -409,7 +409,10 @@ def confirmationMessage(
     message = domish.Element((None, "message"))
     message["type"] = "normal"
     message["from"] = sender.full()
-    message["to"] = recipient.userhost()
+    # The address asked, as it is: a full JID whose client does not do the
+    # IQ form gets the message at that same resource (XEP-0070 section
+    # 4.5), which does not widen who may answer.
+    message["to"] = recipient.full()
     message["id"] = key
     message.addElement("thread", content=key)
     message.addElement("body", content=confirmationBody(request, expiresAt, expiresIn))
@@ -437,6 +440,22 @@ class Outcome(enum.Enum):
     DENY = "deny"
     FALLBACK = "fallback"
     UNDELIVERABLE = "undeliverable"
+
+
+@attrs.frozen
+class Answer:
+    """
+    An answer to a confirmation request, and who gave it.
+
+    @ivar outcome: L{Outcome.ALLOW} or L{Outcome.DENY}.
+    @ivar by: the JID that answered: the JID asked, or (message form)
+        another resource of its account that the server delivered the
+        request to. Reported as the confirmer, never the JID asked in its
+        place.
+    """
+
+    outcome: Outcome
+    by: jid.JID
 
 
 def stanzaChildren(stanza: domish.Element, name: str) -> list[domish.Element]:
@@ -481,13 +500,18 @@ def _childText(stanza: domish.Element, name: str) -> str | None:
     return None
 
 
+def _domainOf(who: jid.JID) -> jid.JID:
+    return cachedJID(who.host)
+
+
 def classifyIQReply(iq: domish.Element, stanzaId: str, asked: jid.JID) -> Outcome | None:
     """
     Classify an IQ that may answer the IQ form.
 
-    It matches only when both the id and the sender are right: the sender
-    must be the full JID asked, or its bare JID (its server answering on
-    its behalf). A reply with the right id from anyone else is C{None}.
+    It matches only when both the id and the sender are right (RFC 6120
+    section 8.1.2.1): a result only from the full JID asked; an error also
+    from its bare JID or its domain (servers bounce for their accounts). A
+    reply with the right id from anyone else is C{None}.
 
     @return: L{Outcome.ALLOW} for a result, L{Outcome.DENY} for a
         C{not-authorized} error, L{Outcome.FALLBACK} for
@@ -499,12 +523,14 @@ def classifyIQReply(iq: domish.Element, stanzaId: str, asked: jid.JID) -> Outcom
     if iq.getAttribute("id") != stanzaId:
         return None
     sender = _sender(iq)
-    if sender is None or sender not in (asked, asked.userhostJID()):
+    if sender is None:
         return None
     kind = iq.getAttribute("type")
     if kind == "result":
-        return Outcome.ALLOW
+        return Outcome.ALLOW if sender == asked else None
     if kind == "error":
+        if sender not in (asked, asked.userhostJID(), _domainOf(asked)):
+            return None
         condition = errorCondition(iq)
         if condition == DENIAL_CONDITION:
             return Outcome.DENY
@@ -531,14 +557,22 @@ def classifyText(text: str, transactionId: str) -> Outcome | None:
 
 
 def classifyMessageReply(
-    message: domish.Element, key: str, asked: jid.JID, request: ConfirmRequest
+    message: domish.Element,
+    key: str,
+    asked: jid.JID,
+    request: ConfirmRequest,
+    exactResource: bool = False,
 ) -> Outcome | None:
     """
     Classify a message that may answer the message form.
 
-    It must come from the bare JID asked (any of its resources) and carry
-    the thread sent (an error bounce may carry only the stanza id, which is
-    the same random value). Then: type C{error} with C{not-authorized}
+    It must come from the JID asked or, unless C{exactResource} is set and
+    a full JID was asked, another resource of its account (a server may
+    deliver a message for an offline resource to another one: who answered
+    is then reported, see L{Answer}); an error may also come from the
+    domain (a server's bounce). It must carry the thread sent (an error
+    bounce may carry only the stanza id, which is the same random
+    value). Then: type C{error} with C{not-authorized}
     (what L{xmppcomp.httpauth.ConfirmationResponder} answers for no)
     denies, and any other error (a server's bounce) is
     L{Outcome.UNDELIVERABLE}; the same C{<confirm/>} confirms; else a
@@ -548,10 +582,17 @@ def classifyMessageReply(
     @return: an L{Outcome} (never C{FALLBACK}), or C{None} for no match.
     """
     sender = _sender(message)
-    if sender is None or sender.userhostJID() != asked.userhostJID():
+    if sender is None:
+        return None
+    isError = message.getAttribute("type") == "error"
+    if exactResource and asked.resource:
+        allowed = sender == asked
+    else:
+        allowed = sender.userhostJID() == asked.userhostJID()
+    if not allowed and not (isError and sender == _domainOf(asked)):
         return None
     thread = _childText(message, "thread")
-    if message.getAttribute("type") == "error":
+    if isError:
         if thread == key or message.getAttribute("id") == key:
             if errorCondition(message) == DENIAL_CONDITION:
                 return Outcome.DENY

@@ -35,6 +35,7 @@ from xmppcomp.httpauth._errors import (
 from xmppcomp.logs import Logger
 from xmppcomp.metrics import CONFIRMATION_SECONDS, CONFIRMATIONS, PENDING_CONFIRMATIONS
 from xmppcomp.httpauth._protocol import (
+    Answer,
     ConfirmRequest,
     MalformedConfirm,
     Outcome,
@@ -62,14 +63,14 @@ _COUNTED = {
 }
 
 
-def _outcomeLabel(result: Outcome | Failure) -> str | None:
+def _outcomeLabel(result: Answer | Failure) -> str | None:
     """
     The C{outcome} label of how a confirmation ended, or C{None} for an
     ending that is not counted (the HTTP client went away and the
     confirmation was cancelled).
     """
-    if isinstance(result, Outcome):
-        return result.value
+    if isinstance(result, Answer):
+        return result.outcome.value
     if result.check(CouldNotAsk):
         return "undeliverable"
     if result.check(ConfirmationTimeout):
@@ -95,7 +96,7 @@ class _Pending:
     @ivar request: what is asked.
     @ivar form: C{"iq"} or C{"message"}.
     @ivar key: the random stanza id (and thread, for a message).
-    @ivar deferred: fires with the L{Outcome}.
+    @ivar deferred: fires with the L{Answer}.
     @ivar started: when it was asked (the requester's clock, in seconds).
     @ivar counted: whether it counts in C{PENDING_CONFIRMATIONS}.
     """
@@ -107,7 +108,7 @@ class _Pending:
     started: float = 0.0
     counted: bool = False
     # Set right after: its canceller needs the entry.
-    deferred: Deferred[Outcome] = attrs.field(init=False)
+    deferred: Deferred[Answer] = attrs.field(init=False)
 
 
 class ConfirmationRequester(XMPPHandler):
@@ -115,11 +116,14 @@ class ConfirmationRequester(XMPPHandler):
     Ask JIDs to confirm HTTP requests (XEP-0070 section 4.5).
 
     A full JID gets an IQ get; if it answers C{feature-not-implemented} or
-    C{service-unavailable}, its bare JID gets the message form. A bare JID
-    gets the message form: a thread, a body saying what to answer and when
+    C{service-unavailable}, that same full JID gets the message form
+    (XEP-0070 section 4.5). A bare JID gets the message form: a thread, a body saying what to answer and when
     the request expires, the C{<confirm/>} element and XEP-0334 no-store
     hints. Replies are matched on a random id (stanza id or thread) I{and}
-    on the sender.
+    on the sender: an IQ result only from the full JID asked, errors also
+    from its bare JID or domain; a message from the JID asked or, unless
+    C{exactResource}, another resource of its account. The answer says who
+    gave it (L{Answer.by}), and that JID is reported as the confirmer.
 
     Outcomes: a result, the echoed C{<confirm/>} or an affirmative text
     allow; C{not-authorized} or a "no" text deny; any other error (a
@@ -142,6 +146,9 @@ class ConfirmationRequester(XMPPHandler):
     @ivar timeout: seconds to wait for an answer.
     @ivar unavailableRetryAfter: seconds in the C{Retry-After} of a
         L{ConfirmerUnavailable}.
+    @ivar exactResource: whether a full JID asked must answer from that
+        very resource (another resource's answer to the message form is
+        then ignored); off by default.
     @ivar _clock: schedules timeouts; its C{seconds()} is also the POSIX
         time the message form says the request expires at.
     @ivar _makeKey: makes random ids.
@@ -161,8 +168,10 @@ class ConfirmationRequester(XMPPHandler):
         timeout: float = DEFAULT_TIMEOUT,
         makeKey: Callable[[], str] = randomKey,
         unavailableRetryAfter: int = DEFAULT_UNAVAILABLE_RETRY_AFTER,
+        exactResource: bool = False,
     ) -> None:
         super().__init__()
+        self.exactResource = exactResource
         self.fromJid = fromJid
         self.timeout = timeout
         self.unavailableRetryAfter = unavailableRetryAfter
@@ -210,12 +219,13 @@ class ConfirmationRequester(XMPPHandler):
         """
         return len(self._pending)
 
-    def confirm(self, who: jid.JID, request: ConfirmRequest) -> Deferred[Outcome]:
+    def confirm(self, who: jid.JID, request: ConfirmRequest) -> Deferred[Answer]:
         """
         Ask C{who} to confirm C{request}.
 
-        @return: a L{Deferred} firing with L{Outcome.ALLOW} or
-            L{Outcome.DENY}, or failing with L{CouldNotAsk} when the
+        @return: a L{Deferred} firing with an L{Answer} (L{Outcome.ALLOW}
+            or L{Outcome.DENY}, and who answered), or failing with
+            L{CouldNotAsk} when the
             request bounced or could not be sent, with
             L{ConfirmationTimeout} when no answer comes within L{timeout}
             seconds, or with L{ConfirmerUnavailable} when the stream is
@@ -308,7 +318,7 @@ class ConfirmationRequester(XMPPHandler):
                 ),
             )
 
-    def _cancelled(self, entry: _Pending, d: Deferred[Outcome]) -> None:
+    def _cancelled(self, entry: _Pending, d: Deferred[Answer]) -> None:
         self._forget(entry)
 
     def _forget(self, entry: _Pending) -> None:
@@ -322,13 +332,13 @@ class ConfirmationRequester(XMPPHandler):
                 self._sweep.cancel()
             self._sweep = None
 
-    def _finish(self, entry: _Pending, result: Outcome | Failure) -> None:
+    def _finish(self, entry: _Pending, result: Answer | Failure) -> None:
         self._forget(entry)
         if not entry.deferred.called:
             counter = _COUNTED.get(_outcomeLabel(result) or "")
             if counter is not None:
                 counter.inc()
-            if isinstance(result, Outcome):
+            if isinstance(result, Answer):
                 CONFIRMATION_SECONDS.observe(self._clock.seconds() - entry.started)
             if isinstance(result, Failure):
                 entry.deferred.errback(result)
@@ -374,7 +384,16 @@ class ConfirmationRequester(XMPPHandler):
         L{CouldNotAsk} for L{Outcome.UNDELIVERABLE}.
         """
         if outcome is not Outcome.UNDELIVERABLE:
-            self._finish(entry, outcome)
+            by = parseJID(reply["from"])  # classified: present and valid
+            if by != entry.who:
+                self._log.info(
+                    "The XEP-0070 request for {asked} was answered by {by} "
+                    "({outcome})",
+                    asked=entry.who.full(),
+                    by=by.full(),
+                    outcome=outcome.value,
+                )
+            self._finish(entry, Answer(outcome, by))
             return
         condition = errorCondition(reply)
         answered = (
@@ -403,7 +422,9 @@ class ConfirmationRequester(XMPPHandler):
             entry = self._pending.get(key)
             if entry is None or entry.form != "message":
                 continue
-            outcome = classifyMessageReply(message, entry.key, entry.who, entry.request)
+            outcome = classifyMessageReply(
+                message, entry.key, entry.who, entry.request, self.exactResource
+            )
             if outcome is None:
                 continue
             message.handled = True  # type: ignore[attr-defined]  # a flag domish.Element does not declare
