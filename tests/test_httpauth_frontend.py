@@ -146,3 +146,24 @@ class FrontendTests(SynchronousTestCase):
         self.assertTrue(PROFILES["traefik"].clientIsList)
         self.assertEqual(loopbackFrontend(webServer="caddy").webServer, PROFILES["caddy"])
         self.assertRaises(ValueError, loopbackFrontend, webServer="apache")
+
+    def test_rememberedDecisionsBounded(self) -> None:
+        """
+        Decisions about peers and Host values are remembered, the same the
+        second time (a refused host stays refused), and the memory stays
+        bounded however many values clients send.
+        """
+        from xmppcomp.httpauth._frontend import _REMEMBERED
+
+        frontend = loopbackFrontend()
+        target = canonicalTarget(b"/")
+        for _ in range(2):
+            self.assertRaises(Untrusted, frontend.urlFor, "http", "evil.example", target)
+            self.assertEqual(frontend.urlFor("http", "localhost:1", target), "http://localhost:1/")
+            self.assertTrue(frontend.isTrusted("127.0.0.1"))
+            self.assertFalse(frontend.isTrusted("192.0.2.1"))
+        for n in range(3 * _REMEMBERED):
+            self.assertRaises(Untrusted, frontend.urlFor, "http", "h%d.example" % (n,), target)
+            frontend.isTrusted("192.0.%d.%d" % (n // 256, n % 256))
+        self.assertLessEqual(len(frontend._hosts), _REMEMBERED)
+        self.assertLessEqual(len(frontend._trustedPeers), _REMEMBERED)

@@ -311,14 +311,16 @@ def _edge(request: IRequest, frontend: Frontend) -> tuple[str, Target, str, str]
     try:
         method = checkMethod(request.method)
         target = canonicalTarget(request.uri)
+        trusted = frontend.isTrusted(peer)
         secure = request.isSecure()
-        if not secure and frontend.isTrusted(peer):
+        if not secure and trusted:
             secure = _single(request, b"x-forwarded-proto") == "https"
         host = _single(request, b"host")
         url = frontend.urlFor("https" if secure else "http", host, target)
     except (BadTarget, Untrusted) as e:
         raise BadRequest(e.reason) from None
-    return method, target, url, frontend.clientOf(peer, _values(request, b"x-forwarded-for"))
+    forwarded = _values(request, b"x-forwarded-for") if trusted else ()
+    return method, target, url, frontend.clientOf(peer, forwarded, trusted)
 
 
 class ProtectedResource(Resource):
