@@ -1,3 +1,4 @@
+# -*- test-case-name: tests.test_jids -*-
 """
 Tests for L{xmppcomp.jids}.
 """

@@ -1,3 +1,4 @@
+# -*- test-case-name: tests.test_package -*-
 """
 xmppcomp: a Twisted framework for XMPP server components.
 

@@ -1,3 +1,4 @@
+# -*- test-case-name: tests.test_package -*-
 """
 Namespace constants used across xmppcomp.
 """

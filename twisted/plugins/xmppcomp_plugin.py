@@ -1,3 +1,4 @@
+# -*- test-case-name: tests.test_tap,tests.test_routertap -*-
 """
 twistd plugins for xmppcomp: C{twistd xmppcomp} (a component) and
 C{twistd xmppcomp-router} (the receiving side). Lazy: nothing of xmppcomp is

@@ -1,4 +1,4 @@
-# -*- test-case-name: tests.test_xtls_tunnel -*-
+# -*- test-case-name: tests.test_xtls_wire,tests.test_xtls_tunnel -*-
 """
 The XML inside a tunnel: stanzas one after the other, with no stream header
 (one is accepted if the peer sends it), parsed with the restricted parser of
