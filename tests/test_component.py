@@ -11,6 +11,7 @@ from typing import Any
 
 from twisted.internet import defer
 from twisted.internet.error import ConnectionLost
+from twisted.internet.protocol import Protocol
 from twisted.internet.testing import MemoryReactorClock
 from twisted.python.failure import Failure
 from twisted.test import iosim
@@ -20,17 +21,22 @@ from twisted.words.protocols.jabber.xmlstream import TimeoutError
 from twisted.words.xish import domish
 from wokkel.subprotocols import IQHandlerMixin, XMPPHandler
 
-from xmppcomp.component import Component, QueueFull, QueueTimeout, isFatal
+from xmppcomp.component import Component, NotConnected, QueueFull, QueueTimeout, isFatal
 from xmppcomp.config import RouterLimits
 from xmppcomp.errors import SASLFailure
 from xmppcomp.router.service import Router
-from xmppcomp.stream.bind import BindError
+from xmppcomp.stream.acceptreceiving import AcceptFactory, AcceptPolicy
+from xmppcomp.stream.bind import BindError, NoHostnameBound
 from xmppcomp.stream.receiving import ReceivingFactory, ReceivingPolicy
 
+from .test_iqtracker import ID_PATTERN, mismatched
 from .test_router_service import SECRETS, STORE, mayBind
 from .test_stream_initiating import FakeTLSOptions
 
 DOMAIN = "example.net"
+
+#: The XEP-0114 names of the in-memory router, and their secret.
+ACCEPT_SECRETS = {"legacy.example.net": "legacy secret, long enough"}
 
 
 class MemoryEndpoint:
@@ -39,14 +45,16 @@ class MemoryEndpoint:
     test pumps the connections.
     """
 
-    def __init__(self, network: "Network") -> None:
+    def __init__(self, network: "Network", xep0114: bool = False) -> None:
         self.network = network
+        self.xep0114 = xep0114
 
     def connect(self, factory: Any) -> defer.Deferred[Any]:
         if not self.network.up:
             return defer.fail(ConnectionRefused())
         client = factory.buildProtocol(None)
-        server = self.network.factory.buildProtocol(None)
+        serverFactory = self.network.acceptFactory if self.xep0114 else self.network.factory
+        server = serverFactory.buildProtocol(None)
         serverTransport = iosim.makeFakeServer(server)
         clientTransport = iosim.makeFakeClient(client)
         pump = iosim.connect(server, serverTransport, client, clientTransport, greet=False)
@@ -85,6 +93,8 @@ class Network:
             reactor=self.clock,
         )
         self.router.addBootstraps(self.factory, "xep0225")
+        self.acceptFactory = AcceptFactory(AcceptPolicy(secrets=ACCEPT_SECRETS.get), reactor=self.clock)
+        self.router.addBootstraps(self.acceptFactory, "xep0114")
         self.up = True
 
     def crash(self) -> None:
@@ -112,18 +122,49 @@ class MemoryComponent(Component):
     network: Network
 
     def endpointFor(self, link: Any) -> Any:
-        return MemoryEndpoint(self.network)
+        return MemoryEndpoint(self.network, self.protocol == "xep0114")
+
+
+class NamedComponent(MemoryComponent):
+    """
+    A L{MemoryComponent} that records what it is told of each hostname:
+    C{("bound", name)}, C{("refused", name, condition, retryIn)},
+    C{("lost", name)}.
+    """
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.events: list[tuple[Any, ...]] = []
+
+    def hostnameBound(self, hostname: str) -> None:
+        self.events.append(("bound", hostname))
+
+    def hostnameRefused(self, error: BindError, retryIn: float | None) -> None:
+        self.events.append(("refused", error.hostname, error.condition, retryIn))
+
+    def hostnameLost(self, hostname: str) -> None:
+        self.events.append(("lost", hostname))
+
+    def take(self) -> list[tuple[Any, ...]]:
+        """
+        The events recorded since the last call.
+        """
+        events, self.events = self.events, []
+        return events
 
 
 def makeComponent(network: Network, identity: str, *hostnames: str, **kwargs: Any) -> MemoryComponent:
     MemoryComponent.network = network
     kwargs.setdefault("retryPolicy", lambda attempt: 2.0 ** attempt)
-    component = MemoryComponent(
+    componentClass = kwargs.pop("componentClass", MemoryComponent)
+    protocol = kwargs.get("protocol", "xep0225")
+    secret = kwargs.pop("secret", ACCEPT_SECRETS[identity] if protocol == "xep0114" else SECRETS[identity])
+    component = componentClass(
         "memory",
         DOMAIN,
         hostnames or (identity,),
-        secret=kwargs.pop("secret", SECRETS[identity]),
-        identity=identity,
+        secret=secret,
+        identity=identity if protocol == "xep0225" else None,
         reactor=network.clock,
         tlsCreator=FakeTLSOptions(),
         **kwargs,
@@ -283,7 +324,7 @@ class ConnectionTests(TestCase):
         d = alpha.bind("extra.alpha.example.net")
         self.network.flush()
         self.assertEqual(self.successResultOf(d), "extra.alpha.example.net")
-        self.assertIn("extra.alpha.example.net", alpha.hostnames)
+        self.assertEqual(alpha.hostnames, ["alpha.example.net", "extra.alpha.example.net"])
         self.assertIsNotNone(self.network.router.table.lookup("extra.alpha.example.net"))
         d = alpha.unbind("extra.alpha.example.net")
         self.network.flush()
@@ -299,6 +340,409 @@ class ConnectionTests(TestCase):
         self.network.flush()
         self.assertEqual(self.failureResultOf(d, StanzaError).value.condition, "not-allowed")
         self.assertNotIn("beta.example.net", alpha.hostnames)
+
+
+def query(sender: str, recipient: str) -> domish.Element:
+    """
+    An IQ get nobody answers by itself.
+    """
+    iq = domish.Element((None, "iq"))
+    iq["type"] = "get"
+    iq["from"] = sender
+    iq["to"] = recipient
+    iq.addElement(("urn:example:nobody-answers", "query"))
+    return iq
+
+
+def chat(sender: str, recipient: str, body: str) -> domish.Element:
+    message = domish.Element((None, "message"))
+    message["from"] = sender
+    message["to"] = recipient
+    message.addElement("body", content=body)
+    return message
+
+
+def answerTo(iq: domish.Element, sender: str, kind: str = "result") -> domish.Element:
+    """
+    An answer to C{iq} from C{sender}: a result, or an error with
+    C{conflict} (any error the request would take as the server's
+    refusal).
+    """
+    reply = domish.Element((None, "iq"))
+    reply["type"] = kind
+    reply["id"] = iq["id"]
+    reply["from"] = sender
+    reply["to"] = iq.getAttribute("from", "alpha.example.net")
+    if kind == "error":
+        error = reply.addElement("error")
+        error["type"] = "cancel"
+        error.addElement(("urn:ietf:params:xml:ns:xmpp-stanzas", "conflict"))
+    return reply
+
+
+class RequestMatchingTests(TestCase):
+    """
+    L{Component.request} takes an answer only from the entity asked, and
+    its ids cannot be guessed (issue 16, item 1).
+    """
+
+    def test_spoofedAnswerIgnored(self) -> None:
+        """
+        A result or an error with the request's id from another component
+        does not complete L{Component.request}: it is counted as
+        mismatched; the answer of the entity asked still completes it.
+        """
+        alpha = self.component("alpha.example.net")
+        beta = self.component("beta.example.net")
+        gamma = self.component("gamma.example.net")
+        before = mismatched("component")
+        iq = query("alpha.example.net", "beta.example.net")
+        d = alpha.request(iq)
+        self.network.flush()
+        gamma.send(answerTo(iq, "gamma.example.net"))
+        gamma.send(answerTo(iq, "gamma.example.net", "error"))
+        self.network.flush()
+        self.assertNoResult(d)
+        self.assertEqual(mismatched("component") - before, 2)
+        beta.send(answerTo(iq, "beta.example.net"))
+        self.network.flush()
+        self.assertEqual(self.successResultOf(d).getAttribute("from"), "beta.example.net")
+
+    def test_unguessableIds(self) -> None:
+        """
+        Requests without an id get 128 random bits each, not domish's
+        counter (C{H_1}, C{H_2}, ...).
+        """
+        alpha = self.component("alpha.example.net")
+        first, second = query("alpha.example.net", "beta.example.net"), query("alpha.example.net", "beta.example.net")
+        for iq in (first, second):
+            alpha.request(iq).addErrback(lambda failure: None)
+        self.assertRegex(first["id"], ID_PATTERN)
+        self.assertRegex(second["id"], ID_PATTERN)
+        self.assertNotEqual(first["id"], second["id"])
+
+    def test_spoofedBindAnswerIgnored(self) -> None:
+        """
+        A bind (no C{to}: the server answers) is not refused by an error
+        with its id from another component; the server's answer binds the
+        name.
+        """
+        alpha = self.component("alpha.example.net")
+        gamma = self.component("gamma.example.net")
+        session = self.network.router.table.lookup("alpha.example.net")
+        held: list[Any] = []
+        realHandle = session.binder.handle
+        # The router holds the bind request until the spoof is delivered.
+        session.binder.handle = lambda iq, send, later=None: held.append((iq, send))  # type: ignore[method-assign]
+        d = alpha.bind("extra.alpha.example.net")
+        self.network.flush()
+        ((request, send),) = held
+        self.assertRegex(request["id"], ID_PATTERN)
+        gamma.send(answerTo(request, "gamma.example.net", "error"))
+        self.network.flush()
+        self.assertNoResult(d)
+        realHandle(request, send)
+        self.network.flush()
+        self.assertEqual(self.successResultOf(d), "extra.alpha.example.net")
+        self.assertTrue(alpha.isConnected("extra.alpha.example.net"))
+
+    def test_malformedAddressRefused(self) -> None:
+        """
+        A request to an address that is no JID fails at once with
+        L{ValueError}: no answer could be told from a spoof.
+        """
+        alpha = self.component("alpha.example.net")
+        self.failureResultOf(alpha.request(query("alpha.example.net", "a@b@c")), ValueError)
+
+
+class NameIndependenceTests(TestCase):
+    """
+    A refused hostname does not take the others down (issue 16, item 4).
+    """
+
+    def named(self, identity: str, *hostnames: str, **kwargs: Any) -> NamedComponent:
+        component = self.component(identity, *hostnames, componentClass=NamedComponent, **kwargs)
+        assert isinstance(component, NamedComponent)
+        return component
+
+    def test_conflictKeepsOtherNames(self) -> None:
+        """
+        With names a and b, b bound by another session: a is bound and
+        routable, b is reported (C{conflict}, retried in the policy's
+        delay) and bound on the same connection once the other session
+        goes away.
+        """
+        holder = self.component("alpha.example.net", "chat.alpha.example.net")
+        second = self.named("alpha.example.net", "alpha.example.net", "chat.alpha.example.net")
+        inbox = Recorder()
+        inbox.setHandlerParent(second)
+        beta = self.component("beta.example.net")
+        table = self.network.router.table
+        session = table.lookup("alpha.example.net")
+        self.assertIsNot(session, table.lookup("chat.alpha.example.net"))
+        self.assertEqual(
+            second.take(),
+            [("bound", "alpha.example.net"), ("refused", "chat.alpha.example.net", "conflict", 2.0)],
+        )
+        self.assertTrue(second.isConnected("alpha.example.net"))
+        self.assertFalse(second.isConnected("chat.alpha.example.net"))
+        self.assertEqual(second.boundHostnames, ["alpha.example.net"])
+        beta.send(chat("beta.example.net", "alpha.example.net", "to a"))
+        self.network.flush()
+        self.assertEqual([str(m.body) for m in inbox.messages], ["to a"])
+
+        connections = len(self.network.pumps)
+        holder.stopService()
+        self.network.flush()
+        self.clock.advance(2)
+        self.network.flush()
+        self.assertEqual(second.take(), [("bound", "chat.alpha.example.net")])
+        self.assertIs(table.lookup("chat.alpha.example.net"), session)
+        self.assertEqual(len(self.network.pumps), connections)
+        beta.send(chat("beta.example.net", "room@chat.alpha.example.net", "to b"))
+        self.network.flush()
+        self.assertEqual([str(m.body) for m in inbox.messages], ["to a", "to b"])
+        self.assertEqual(inbox.initialized, 1)
+
+    def test_conflictBackoffGrows(self) -> None:
+        """
+        While the other session keeps the name, it is tried again after
+        the policy's delay of its count of refusals (2, 4, 8 s here), and
+        the other names stay bound on the same connection.
+        """
+        self.component("alpha.example.net", "chat.alpha.example.net")
+        second = self.named("alpha.example.net", "alpha.example.net", "chat.alpha.example.net")
+        session = self.network.router.table.lookup("alpha.example.net")
+        delays = [event[3] for event in second.take() if event[0] == "refused"]
+        for delay in (2.0, 4.0):
+            self.clock.advance(delay - 0.1)
+            self.network.flush()
+            self.assertEqual(second.take(), [])
+            self.clock.advance(0.1)
+            self.network.flush()
+            delays.extend(event[3] for event in second.take())
+        self.assertEqual(delays, [2.0, 4.0, 8.0])
+        self.assertIs(self.network.router.table.lookup("alpha.example.net"), session)
+
+    def test_notAllowedKeepsOthers(self) -> None:
+        """
+        A name the server does not allow is reported and not tried again
+        on this connection; the other names stay; a stanza from it fails
+        at once; an explicit L{Component.bind} tries again (and fails with
+        the L{BindError}); the next connection tries it again.
+        """
+        alpha = self.named("alpha.example.net", "alpha.example.net", "beta.example.net")
+        self.assertEqual(
+            alpha.take(),
+            [("bound", "alpha.example.net"), ("refused", "beta.example.net", "not-allowed", None)],
+        )
+        session = self.network.router.table.lookup("alpha.example.net")
+        self.clock.advance(1000)
+        self.network.flush()
+        self.assertEqual(alpha.take(), [])
+        self.assertIs(self.network.router.table.lookup("alpha.example.net"), session)
+        self.assertTrue(alpha.isConnected("alpha.example.net"))
+        self.failureResultOf(alpha.sendOrFail(chat("beta.example.net", "gamma.example.net", "x")), NotConnected)
+        failure = self.failureResultOf(_flushed(self, alpha.bind("beta.example.net")), BindError)
+        self.assertIsInstance(failure.value, StanzaError)
+        self.assertEqual((failure.value.hostname, failure.value.condition), ("beta.example.net", "not-allowed"))
+        self.assertEqual(alpha.take(), [("refused", "beta.example.net", "not-allowed", None)])
+        self.assertIn("beta.example.net", alpha.hostnames)
+        self.network.crash()
+        self.network.start()
+        for _ in range(5):
+            self.clock.advance(2)
+            self.network.flush()
+        self.assertEqual(
+            alpha.take(),
+            [
+                ("lost", "alpha.example.net"),
+                ("bound", "alpha.example.net"),
+                ("refused", "beta.example.net", "not-allowed", None),
+            ],
+        )
+
+    def test_everyNameNotAllowedPauses(self) -> None:
+        """
+        When every name is refused with C{not-allowed}, each is reported,
+        and the connection waits C{fatalRetryDelay} before trying again.
+        """
+        component = self.named(
+            "alpha.example.net", "beta.example.net", "gamma.example.net",
+            retryPolicy=lambda n: 1.0, fatalRetryDelay=300,
+        )
+        self.assertEqual(
+            component.take(),
+            [
+                ("refused", "beta.example.net", "not-allowed", None),
+                ("refused", "gamma.example.net", "not-allowed", None),
+            ],
+        )
+        attempts = len(self.network.pumps)
+        self.clock.advance(299)
+        self.network.flush()
+        self.assertEqual(len(self.network.pumps), attempts)
+        self.clock.advance(1)
+        self.network.flush()
+        self.assertEqual(len(self.network.pumps), attempts + 1)
+        self.assertFalse(component.isConnected())
+
+    def test_everyNameConflictNotPaused(self) -> None:
+        """
+        When every name is refused with C{conflict}, the connection is not
+        paused: it tries again after the names' own backoff (2 s, then
+        4 s), and binds once the other session is gone.
+        """
+        holder = self.component("alpha.example.net")
+        second = self.named("alpha.example.net", fatalRetryDelay=300)
+        self.assertEqual(second.take(), [("refused", "alpha.example.net", "conflict", 2.0)])
+        attempts = len(self.network.pumps)
+        self.clock.advance(2)
+        self.network.flush()
+        self.assertEqual(len(self.network.pumps), attempts + 1)
+        self.assertEqual(second.take(), [("refused", "alpha.example.net", "conflict", 4.0)])
+        holder.stopService()
+        self.network.flush()
+        self.clock.advance(4)
+        self.network.flush()
+        self.assertEqual(second.take(), [("bound", "alpha.example.net")])
+        self.assertTrue(second.isConnected("alpha.example.net"))
+
+    def test_refusedNameDoesNotHoldOthersBack(self) -> None:
+        """
+        A stanza from a name waiting to be bound again waits (and is sent
+        once it is bound); stanzas from the bound names go at once.
+        """
+        holder = self.component("alpha.example.net", "chat.alpha.example.net")
+        second = self.named("alpha.example.net", "alpha.example.net", "chat.alpha.example.net")
+        inbox = Recorder()
+        beta = self.component("beta.example.net")
+        inbox.setHandlerParent(beta)
+        waiting = second.sendOrFail(chat("room@chat.alpha.example.net", "beta.example.net", "from b"))
+        now = second.sendOrFail(chat("alpha.example.net", "beta.example.net", "from a"))
+        self.network.flush()
+        self.successResultOf(now)
+        self.assertNoResult(waiting)
+        self.assertEqual([str(m.body) for m in inbox.messages], ["from a"])
+        holder.stopService()
+        self.network.flush()
+        self.clock.advance(2)
+        self.network.flush()
+        self.successResultOf(waiting)
+        self.assertEqual([str(m.body) for m in inbox.messages], ["from a", "from b"])
+
+    def test_explicitBindConflictRetried(self) -> None:
+        """
+        L{Component.bind} of a name bound elsewhere fails with the
+        C{conflict} L{BindError}; the name is kept and bound once free.
+        """
+        holder = self.component("alpha.example.net", "chat.alpha.example.net")
+        second = self.named("alpha.example.net")
+        second.take()
+        failure = self.failureResultOf(_flushed(self, second.bind("chat.alpha.example.net")), BindError)
+        self.assertEqual(failure.value.condition, "conflict")
+        self.assertEqual(second.take(), [("refused", "chat.alpha.example.net", "conflict", 2.0)])
+        self.assertIn("chat.alpha.example.net", second.hostnames)
+        holder.stopService()
+        self.network.flush()
+        self.clock.advance(2)
+        self.network.flush()
+        self.assertEqual(second.take(), [("bound", "chat.alpha.example.net")])
+
+    def test_xep0114ConflictUsesNormalBackoff(self) -> None:
+        """
+        Over XEP-0114 a name connected already is a C{conflict} stream
+        error: reported, and tried again with the normal growing backoff
+        (2 s, then 4 s), not C{fatalRetryDelay}; it connects once the
+        other connection is gone.
+        """
+        holder = self.component("legacy.example.net", protocol="xep0114")
+        self.assertTrue(holder.isConnected("legacy.example.net"))
+        second = self.named("legacy.example.net", protocol="xep0114", fatalRetryDelay=300)
+        refusals = [event for event in second.take() if event[0] == "refused"]
+        self.assertEqual(refusals, [("refused", "legacy.example.net", "conflict", 2.0)])
+        self.clock.advance(2)
+        self.network.flush()
+        refusals = [event for event in second.take() if event[0] == "refused"]
+        self.assertEqual(refusals, [("refused", "legacy.example.net", "conflict", 4.0)])
+        holder.stopService()
+        self.network.flush()
+        self.clock.advance(4)
+        self.network.flush()
+        self.assertTrue(second.isConnected("legacy.example.net"))
+
+
+class ConflictDuringHandshake(Protocol):
+    """
+    An XEP-0114 server that, like Prosody when the name is connected
+    already, answers the handshake with a C{conflict} stream error.
+    """
+
+    def dataReceived(self, data: bytes) -> None:
+        if b"<stream:stream" in data:
+            self.transport.write(  # type: ignore[union-attr]
+                b"<?xml version='1.0'?><stream:stream xmlns='jabber:component:accept' "
+                b"xmlns:stream='http://etherx.jabber.org/streams' id='s1' from='legacy.example.net'>"
+            )
+        if b"<handshake" in data:
+            self.transport.write(  # type: ignore[union-attr]
+                b"<stream:error><conflict xmlns='urn:ietf:params:xml:ns:xmpp-streams'/>"
+                b"<text xmlns='urn:ietf:params:xml:ns:xmpp-streams'>Component already connected</text>"
+                b"</stream:error></stream:stream>"
+            )
+            self.transport.loseConnection()  # type: ignore[union-attr]
+
+
+class HandshakeConflictComponent(NamedComponent):
+    """
+    An XEP-0114 component whose server refuses its handshake with
+    C{conflict}.
+    """
+
+    def endpointFor(self, link: Any) -> Any:
+        return HandshakeConflictEndpoint(self.network)
+
+
+class HandshakeConflictEndpoint(MemoryEndpoint):
+    def connect(self, factory: Any) -> defer.Deferred[Any]:
+        client = factory.buildProtocol(None)
+        server = ConflictDuringHandshake()
+        pump = iosim.connect(server, iosim.makeFakeServer(server), client, iosim.makeFakeClient(client), greet=False)
+        self.network.pumps.append(pump)
+        return defer.succeed(client)
+
+
+class HandshakeConflictTests(TestCase):
+    """
+    A server that refuses the XEP-0114 handshake with C{conflict} (as
+    Prosody does for a name connected already).
+    """
+
+    def test_normalBackoff(self) -> None:
+        """
+        The refusal is reported for the name, and the connection is tried
+        again with the normal growing backoff (2 s, then 4 s), not after
+        C{fatalRetryDelay}.
+        """
+        component = self.component(
+            "legacy.example.net", protocol="xep0114", fatalRetryDelay=300,
+            componentClass=HandshakeConflictComponent,
+        )
+        assert isinstance(component, NamedComponent)
+        self.assertEqual(component.take(), [("refused", "legacy.example.net", "conflict", 2.0)])
+        attempts = len(self.network.pumps)
+        self.clock.advance(2)
+        self.network.flush()
+        self.assertEqual(len(self.network.pumps), attempts + 1)
+        self.assertEqual(component.take(), [("refused", "legacy.example.net", "conflict", 4.0)])
+
+
+def _flushed(case: TestCase, d: defer.Deferred[Any]) -> defer.Deferred[Any]:
+    """
+    C{d}, once the in-memory network moved everything.
+    """
+    case.network.flush()
+    return d
 
 
 class ReconnectionTests(TestCase):
@@ -441,6 +885,26 @@ class FatalTests(SynchronousTestCase):
         self.assertTrue(isFatal(Failure(StreamError("host-unknown"))))
         self.assertFalse(isFatal(Failure(StreamError("system-shutdown"))))
         self.assertFalse(isFatal(Failure(ConnectionLost())))
+
+
+class RefusalFatalTests(SynchronousTestCase):
+    """
+    L{isFatal}: refusals that retrying may fix are not fatal.
+    """
+
+    def test_refusalsWorthRetrying(self) -> None:
+        """
+        A C{conflict} (a bind error, or XEP-0114's stream error) and a
+        C{resource-constraint} are not fatal; every name refused for good
+        is; a mix with one name worth retrying is not.
+        """
+        self.assertFalse(isFatal(Failure(StreamError("conflict"))))
+        self.assertFalse(isFatal(Failure(BindError("x.example.net", "conflict"))))
+        self.assertFalse(isFatal(Failure(BindError("x.example.net", "resource-constraint"))))
+        notAllowed = BindError("x.example.net", "not-allowed")
+        conflict = BindError("y.example.net", "conflict")
+        self.assertTrue(isFatal(Failure(NoHostnameBound([notAllowed]))))
+        self.assertFalse(isFatal(Failure(NoHostnameBound([notAllowed, conflict]))))
 
 
 class KeepaliveTests(TestCase):

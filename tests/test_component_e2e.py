@@ -3,7 +3,8 @@
 Components against the router service over real loopback TCP with TLS
 and SCRAM: the router is stopped mid-session (listener closed, every
 connection dropped) and started again; the components come back with all
-their names bound and the stanzas queued meanwhile are delivered.
+their names bound and the stanzas queued meanwhile are delivered. A name
+the router refuses leaves the component's other names bound.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from twisted.words.xish import domish
 from wokkel.subprotocols import XMPPHandler
 
 from xmppcomp.component import Component
+from xmppcomp.stream.bind import BindError
 from xmppcomp.config import RouterConfig
 from xmppcomp.router.service import RouterService
 from xmppcomp.stream import tls
@@ -28,9 +30,9 @@ CA = makeCertificateAuthority()
 SECRETS = {"alpha.example.net": "alpha's long secret", "beta.example.net": "beta's long secret"}
 
 
-class RestartTests(TestCase):
+class RouterCase(TestCase):
     """
-    The router goes away and comes back.
+    The router service on loopback TCP, and components connecting to it.
     """
 
     timeout = 60
@@ -63,8 +65,10 @@ class RestartTests(TestCase):
         self.addCleanup(lambda: service.stopService() if service.running else None)
         return service
 
-    def component(self, identity: str, *hostnames: str, retry: float = 0.05) -> Component:
-        component = Component(
+    def component(
+        self, identity: str, *hostnames: str, retry: float = 0.05, componentClass: Any = Component
+    ) -> Any:
+        component = componentClass(
             "tcp:host=127.0.0.1:port=%d" % (self.port,),
             DOMAIN,
             hostnames or [identity],
@@ -77,6 +81,12 @@ class RestartTests(TestCase):
         component.startService()
         self.addCleanup(component.stopService)
         return component
+
+
+class RestartTests(RouterCase):
+    """
+    The router goes away and comes back.
+    """
 
     @defer.inlineCallbacks
     def test_restart(self) -> Any:
@@ -118,6 +128,122 @@ class RestartTests(TestCase):
         yield inbox.full
         self.assertEqual([str(m.body) for m in inbox.messages], ["queued 0", "queued 1", "queued 2"])
         self.assertEqual(inbox.initialized, 2)
+
+
+class WatchedComponent(Component):
+    """
+    A component that tells, per hostname, when it is bound and when it is
+    refused: L{bound} and L{refused} give a L{Deferred} for the next such
+    event of a name.
+
+    @ivar refusals: every refusal: C{(hostname, condition, retryIn)}.
+    """
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._waiting: dict[tuple[str, str], list[defer.Deferred[Any]]] = {}
+        self.refusals: list[tuple[str, str, float | None]] = []
+
+    def _next(self, event: str, hostname: str) -> defer.Deferred[Any]:
+        d: defer.Deferred[Any] = defer.Deferred()
+        self._waiting.setdefault((event, hostname), []).append(d)
+        return d
+
+    def _fire(self, event: str, hostname: str, value: Any) -> None:
+        for d in self._waiting.pop((event, hostname), []):
+            d.callback(value)
+
+    def bound(self, hostname: str) -> defer.Deferred[Any]:
+        return self._next("bound", hostname)
+
+    def refused(self, hostname: str) -> defer.Deferred[Any]:
+        return self._next("refused", hostname)
+
+    def hostnameBound(self, hostname: str) -> None:
+        self._fire("bound", hostname, hostname)
+
+    def hostnameRefused(self, error: BindError, retryIn: float | None) -> None:
+        self.refusals.append((error.hostname, error.condition, retryIn))
+        self._fire("refused", error.hostname, (error.condition, retryIn))
+
+
+class NameTests(RouterCase):
+    """
+    Hostnames are independent (issue 16, item 4), against the router
+    service over real loopback TCP with TLS and SCRAM.
+    """
+
+    @defer.inlineCallbacks
+    def test_conflictingNameRetried(self) -> Any:
+        """
+        A component with names a and b, b bound by another session of the
+        same identity: a is bound and routable at once, b is refused with
+        C{conflict} and tried again, and bound (on the same connection)
+        once the other session goes away.
+        """
+        holder = self.component("alpha.example.net", "chat.alpha.example.net")
+        yield holder.whenReady()
+        second = self.component(
+            "alpha.example.net", "alpha.example.net", "chat.alpha.example.net",
+            componentClass=WatchedComponent,
+        )
+        refused = second.refused("chat.alpha.example.net")
+        inbox = Inbox(count=2)
+        inbox.setHandlerParent(second)
+        beta = self.component("beta.example.net")
+        yield defer.gatherResults([second.whenReady(), beta.whenReady()])
+        condition, retryIn = yield refused
+        self.assertEqual((condition, retryIn), ("conflict", 0.05))
+        table = self.service.router.table
+        session = table.lookup("alpha.example.net")
+        self.assertIsNotNone(session)
+        self.assertIsNot(table.lookup("chat.alpha.example.net"), session)
+        self.assertTrue(second.isConnected("alpha.example.net"))
+        self.assertFalse(second.isConnected("chat.alpha.example.net"))
+        message = domish.Element((None, "message"))
+        message["from"] = "beta.example.net"
+        message["to"] = "alpha.example.net"
+        message.addElement("body", content="to a")
+        yield beta.sendOrFail(message)
+
+        bound = second.bound("chat.alpha.example.net")
+        yield holder.stopService()
+        yield bound
+        self.assertIs(table.lookup("chat.alpha.example.net"), session)
+        message = domish.Element((None, "message"))
+        message["from"] = "beta.example.net"
+        message["to"] = "room@chat.alpha.example.net"
+        message.addElement("body", content="to b")
+        yield beta.sendOrFail(message)
+        yield inbox.full
+        self.assertEqual([str(m.body) for m in inbox.messages], ["to a", "to b"])
+        self.assertEqual(inbox.initialized, 1)
+
+    @defer.inlineCallbacks
+    def test_notAllowedKeepsOthers(self) -> Any:
+        """
+        A name the router does not allow is refused with C{not-allowed}
+        and not tried again; the component's other name is bound and
+        routable.
+        """
+        beta = self.component(
+            "beta.example.net", "beta.example.net", "gamma.example.net",
+            componentClass=WatchedComponent,
+        )
+        refused = beta.refused("gamma.example.net")
+        inbox = Inbox(count=1)
+        inbox.setHandlerParent(beta)
+        alpha = self.component("alpha.example.net")
+        yield defer.gatherResults([beta.whenReady(), alpha.whenReady()])
+        self.assertEqual((yield refused), ("not-allowed", None))
+        self.assertTrue(beta.isConnected("beta.example.net"))
+        message = domish.Element((None, "message"))
+        message["from"] = "alpha.example.net"
+        message["to"] = "beta.example.net"
+        message.addElement("body", content="hi")
+        yield alpha.sendOrFail(message)
+        yield inbox.full
+        self.assertEqual(beta.refusals, [("gamma.example.net", "not-allowed", None)])
 
 
 class Inbox(XMPPHandler):

@@ -133,13 +133,22 @@ class ComponentMetricsTests(ComponentTestCase):
 
     def test_bindRefused(self) -> None:
         """
-        A hostname the server refuses to bind during negotiation counts
-        the bind error's condition.
+        A hostname the server refuses counts in
+        C{xmppcomp_bind_refusals_total} by hostname and condition; the
+        component stays connected with its other name, so no negotiation
+        failed. When every name is refused, the negotiation failure counts
+        the first refusal's condition.
         """
-        delta = Delta(failures("not-allowed"))
+        delta = Delta(
+            failures("not-allowed"),
+            ("xmppcomp_bind_refusals_total", {"hostname": "beta.example.net", "condition": "not-allowed"}),
+        )
         alpha = self.component("alpha.example.net", "alpha.example.net", "beta.example.net")
-        self.assertFalse(alpha.isConnected())
-        self.assertEqual(delta(), [1.0])
+        self.assertTrue(alpha.isConnected("alpha.example.net"))
+        self.assertEqual(delta(), [0.0, 1.0])
+        lone = self.component("alpha.example.net", "beta.example.net")
+        self.assertFalse(lone.isConnected())
+        self.assertEqual(delta(), [1.0, 2.0])
 
     def test_successNotCounted(self) -> None:
         """

@@ -22,11 +22,15 @@ from zope.interface.verify import verifyObject
 
 from xmppcomp.errors import NegotiationError, SASLFailure, TLSRequiredError
 from xmppcomp.interfaces import IInitiatingFeature
-from xmppcomp.ns import NS_SASL, NS_STREAMS, NS_TLS
+from xmppcomp.metrics import REGISTRY
+from xmppcomp.ns import NS_COMPONENT_0, NS_SASL, NS_STREAMS, NS_TLS
+from xmppcomp.stream.bind import BindInitiator, NoHostnameBound, bindChild
+from xmppcomp.stream.features import markRequired
 from xmppcomp.stream.initiating import InitiatingFactory, InitiatingPolicy
 from xmppcomp.stream.receiving import ReceivingFactory, ReceivingPolicy
 
 from .streamhelpers import FakeTLSTransport, PeerReader, read
+from .test_iqtracker import ID_PATTERN
 from .test_stream_receiving import IDENTITY, SECRET, STORE, TEST_NS, OneShotFeature
 
 SERVER_HEADER = (
@@ -423,7 +427,7 @@ class RequestTests(SynchronousTestCase):
         ((answer,), (asked,)) = (ask.outcomes, scripted.asked)
         self.assertEqual((answer["type"], answer["id"]), ("result", asked))
         self.assertEqual(self.dispatched, [])
-        self.assertEqual(client.authenticator._requests, {})
+        self.assertEqual(len(client.authenticator.requests), 0)
 
     def test_error(self) -> None:
         """
@@ -464,7 +468,7 @@ class RequestTests(SynchronousTestCase):
         pump.flush()
         self.failureResultOf(client.authenticator.negotiated, NegotiationError)
         self.assertIn("not complete after 5 seconds", ask.outcomes[0].getErrorMessage())
-        self.assertEqual(client.authenticator._requests, {})
+        self.assertEqual(len(client.authenticator.requests), 0)
 
     def test_streamEnds(self) -> None:
         """
@@ -487,7 +491,156 @@ class RequestTests(SynchronousTestCase):
         iq = domish.Element((None, "iq"))
         iq["type"] = "get"
         self.failureResultOf(client.authenticator.request(iq), NegotiationError)
-        self.assertEqual(client.authenticator._requests, {})
+        self.assertEqual(len(client.authenticator.requests), 0)
+
+    def test_spoofedAnswersDispatched(self) -> None:
+        """
+        During negotiation an answer must come from the server (no
+        C{from}, or its domain): a result with the request's id from
+        another JID answers nothing; it goes to the stream's observers
+        and is counted, and the request waits for the server's own answer
+        (from its domain here).
+        """
+        before = REGISTRY.get_sample_value(
+            "xmppcomp_iq_answers_mismatched_total", {"requester": "negotiation"}
+        ) or 0.0
+        client, ask, scripted, pump, clock = self.negotiate(
+            "<iq type='result' id='%(id)s' from='evil.example.net'><spoof/></iq>",
+            "<iq type='result' id='%(id)s' from='someone@example.net'><spoof/></iq>",
+            "<iq type='result' id='%(id)s' from='example.net'/>",
+        )
+        self.successResultOf(client.authenticator.negotiated)
+        self.assertEqual(
+            [iq.getAttribute("from") for iq in self.dispatched],
+            ["evil.example.net", "someone@example.net"],
+        )
+        self.assertEqual(ask.outcomes[0].getAttribute("from"), "example.net")
+        after = REGISTRY.get_sample_value(
+            "xmppcomp_iq_answers_mismatched_total", {"requester": "negotiation"}
+        )
+        self.assertEqual(after - before, 2)
+
+    def test_unguessableIds(self) -> None:
+        """
+        A request without an id gets 128 random bits, not a counter.
+        """
+        client, ask, scripted, pump, clock = self.negotiate("<iq type='result' id='%(id)s'/>")
+        (asked,) = scripted.asked
+        self.assertRegex(asked, ID_PATTERN)
+
+
+@attrs.define
+class ScriptedBindFeature(ScriptedFeature):
+    """
+    L{ScriptedFeature} advertised as the XEP-0225 bind of
+    C{urn:xmpp:component:0}.
+    """
+
+    def featureElement(self, session: Any) -> domish.Element | None:
+        if self.done:
+            return None
+        return markRequired(domish.Element((NS_COMPONENT_0, "bind")))
+
+
+_CONFLICT = (
+    "<iq type='error' id='%(id)s'><error type='cancel'>"
+    "<conflict xmlns='urn:ietf:params:xml:ns:xmpp-stanzas'/></error></iq>"
+)
+_NOT_ALLOWED = (
+    "<iq type='error' id='%(id)s'><error type='cancel'>"
+    "<not-allowed xmlns='urn:ietf:params:xml:ns:xmpp-stanzas'/></error></iq>"
+)
+_BOUND = "<iq type='result' id='%(id)s'/>"
+
+
+@attrs.define
+class PerNameBindFeature(ScriptedBindFeature):
+    """
+    Answers each bind request with the template C{byName} holds for its
+    hostname.
+    """
+
+    byName: dict[str, str] = attrs.Factory(dict)
+
+    def handleElement(self, session: Any, element: domish.Element) -> bool:
+        child = bindChild(element)
+        if child is None:
+            return False
+        hostname = str(next(child.elements(child.uri, "hostname"))).strip()
+        session.xmlstream.send(self.byName[hostname] % {"id": element.getAttribute("id", "")})
+        self.done = self.done or self.byName[hostname] == _BOUND
+        return True
+
+
+class PartialBindTests(SynchronousTestCase):
+    """
+    L{BindInitiator}: names are independent; negotiation fails on
+    refusals only when no name is bound.
+    """
+
+    def negotiate(self, **byName: str) -> tuple[BindInitiator, Any]:
+        names = [name.replace("_", ".") for name in byName]
+        binder = BindInitiator(names)
+        server = PerNameBindFeature(byName={name.replace("_", "."): answer for name, answer in byName.items()})
+        _, client, pump, clock = pair({"features": [server]}, {"features": binder.features()})
+        return binder, client
+
+    def test_someRefused(self) -> None:
+        """
+        With one name bound, negotiation completes; the refusals are
+        listed in C{refused} with their hostname and condition.
+        """
+        binder, client = self.negotiate(a_example_net=_BOUND, b_example_net=_CONFLICT, c_example_net=_NOT_ALLOWED)
+        self.successResultOf(client.authenticator.negotiated)
+        self.assertEqual(binder.bound, ["a.example.net"])
+        self.assertEqual(
+            [(r.hostname, r.condition, r.retryable) for r in binder.refused],
+            [("b.example.net", "conflict", True), ("c.example.net", "not-allowed", False)],
+        )
+
+    def test_allRefused(self) -> None:
+        """
+        With every name refused, negotiation fails with
+        L{NoHostnameBound}, carrying every refusal; it is worth retrying
+        when one of them is.
+        """
+        binder, client = self.negotiate(a_example_net=_NOT_ALLOWED, b_example_net=_CONFLICT)
+        failure = self.failureResultOf(client.authenticator.negotiated, NoHostnameBound)
+        self.assertEqual([r.hostname for r in failure.value.refusals], ["a.example.net", "b.example.net"])
+        self.assertEqual((failure.value.hostname, failure.value.condition), ("a.example.net", "not-allowed"))
+        self.assertTrue(failure.value.retryable)
+
+
+class BindAnswerTests(SynchronousTestCase):
+    """
+    The bind requests of negotiation (L{BindInitiator} through the
+    authenticator's C{request}) take their answers from the server only.
+    """
+
+    def test_spoofedBindResult(self) -> None:
+        """
+        A bind result with the request's id from another JID binds nothing:
+        the name bound is the one the server's answer names, and the
+        spoofed result is dispatched as any other stanza.
+        """
+        binder = BindInitiator([IDENTITY])
+        server = ScriptedBindFeature(
+            answers=[
+                "<iq type='result' id='%(id)s' from='evil.example.net'>"
+                "<bind xmlns='urn:xmpp:component:0'><hostname>evil.example.net</hostname></bind></iq>",
+                "<iq type='result' id='%(id)s'>"
+                "<bind xmlns='urn:xmpp:component:0'><hostname>" + IDENTITY + "</hostname></bind></iq>",
+            ]
+        )
+        _, client, pump, clock = pair({"features": [server]}, {"features": binder.features()}, flush=False)
+        dispatched: list[domish.Element] = []
+        client.addObserver("/iq", dispatched.append)
+        pump.flush()
+        self.successResultOf(client.authenticator.negotiated)
+        self.assertEqual(binder.bound, [IDENTITY])
+        self.assertEqual([iq.getAttribute("from") for iq in dispatched], ["evil.example.net"])
+        (asked,) = server.asked
+        self.assertRegex(asked, ID_PATTERN)
 
 
 class PreparedTLSUnitTests(SynchronousTestCase):

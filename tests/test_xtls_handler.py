@@ -24,6 +24,7 @@ from xmppcomp.xtls import (
     XTLSStanzaError,
     certificateHash,
 )
+from tests.test_iqtracker import ID_PATTERN, mismatched
 from tests.test_xtls_support import MemoryRouter, Recorder, attachHandler
 
 from twisted.internet.task import Clock
@@ -412,6 +413,61 @@ class DataTests(SynchronousTestCase):
         s.router.flush()
         self.assertEqual(s.requestsFromHandler("data"), [])
         self.assertNoResult(d)
+
+    def test_unguessableIds(self) -> None:
+        """
+        Our start and data IQs carry ids of 128 random bits, each its own,
+        not a counter after the handler's address.
+        """
+        s = Scripted()
+        s.handler.open(JID("comp.example"), JID("peer.example/r"))
+        s.router.flush()
+        [start] = s.requestsFromHandler("start")
+        s.answer(start, f"<proceed xmlns='{NS_XTLS}'/>")
+        [hello] = s.requestsFromHandler("data")
+        for iq in (start, hello):
+            self.assertRegex(iq["id"], ID_PATTERN)
+        self.assertNotEqual(start["id"], hello["id"])
+
+    def test_spoofedAckCounted(self) -> None:
+        """
+        An acknowledgement of our data with the right id from another JID
+        is not taken, and is counted as mismatched; the peer's own
+        acknowledgement still is, and the data does not time out.
+        """
+        before = mismatched("xtls")
+        s = Scripted(ackTimeout=5.0)
+        d = s.handler.open(JID("comp.example"), JID("peer.example/r"))
+        s.router.flush()
+        [start] = s.requestsFromHandler("start")
+        s.answer(start, f"<proceed xmlns='{NS_XTLS}'/>")
+        [hello] = s.requestsFromHandler("data")
+        s.peerEnd.send(f"<iq type='result' id='{hello['id']}' from='evil.example' to='comp.example'/>")
+        s.router.flush()
+        self.assertEqual(mismatched("xtls") - before, 1)
+        s.answer(hello)
+        s.clock.advance(5.0)
+        self.assertNoResult(d)
+        self.assertEqual(len(s.handler.tunnels), 1)
+
+    def test_bounceFromPeerServer(self) -> None:
+        """
+        An error answering our start from the peer's domain (its server
+        bouncing: the resource is offline) fails the open at once, with
+        that error, instead of after C{ackTimeout}.
+        """
+        s = Scripted(ackTimeout=30.0)
+        d = s.handler.open(JID("comp.example"), JID("peer.example/r"))
+        s.router.flush()
+        [start] = s.requestsFromHandler("start")
+        s.peerEnd.send(
+            f"<iq type='error' id='{start['id']}' from='peer.example' to='comp.example'>"
+            "<error type='cancel'><service-unavailable xmlns='urn:ietf:params:xml:ns:xmpp-stanzas'/>"
+            "</error></iq>"
+        )
+        s.router.flush()
+        failure = self.failureResultOf(d, error.StanzaError)
+        self.assertEqual(failure.value.condition, "service-unavailable")
 
 
 class CloseTests(SynchronousTestCase):

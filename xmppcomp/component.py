@@ -30,18 +30,28 @@ from twisted.words.xish import domish, utility
 from twisted.words.xish.xmlstream import STREAM_END_EVENT
 
 from xmppcomp.errors import NegotiationError, SASLFailure, TLSRequiredError
+from xmppcomp.iqtracker import RequestTracker, addressee, newRequestId
 from xmppcomp.logs import Logger
-from xmppcomp.metrics import NEGOTIATION_FAILURES
+from xmppcomp.metrics import BIND_REFUSALS, NEGOTIATION_FAILURES
 from xmppcomp.ns import NS_CLIENT, NS_COMPONENT_ACCEPT, NS_PING
 from xmppcomp.router.routing import domainOf
 from xmppcomp.stream.xmlstream import checkSerializable
-from xmppcomp.stream.bind import BIND_NAMESPACES, BindError, BindInitiator, bindRequest, boundHostname
+from xmppcomp.stream.bind import (
+    BIND_NAMESPACES,
+    BindError,
+    BindInitiator,
+    NoHostnameBound,
+    bindRequest,
+    boundHostname,
+)
 
 log = Logger()
 
-#: Stream errors that retrying soon will not fix.
+#: Stream errors that retrying soon will not fix. (Not C{conflict}: over
+#: XEP-0114 it says the name is connected already, often a stale session
+#: of the same component about to time out, so the normal backoff applies.)
 _FATAL_STREAM_CONDITIONS = frozenset(
-    {"not-authorized", "host-unknown", "invalid-namespace", "conflict", "invalid-from", "policy-violation"}
+    {"not-authorized", "host-unknown", "invalid-namespace", "invalid-from", "policy-violation"}
 )
 #: SASL failures that retrying soon will not fix.
 _FATAL_SASL_CONDITIONS = frozenset(
@@ -70,15 +80,23 @@ class NotConnected(Exception):
 def isFatal(failure: Failure) -> bool:
     """
     Whether a connection failure calls for a long pause before the next try
-    (wrong credentials, certificate mismatch, a refused name) rather than
-    the normal backoff.
+    (wrong credentials, a certificate mismatch, every hostname refused for
+    good) rather than the normal backoff.
+
+    A refused hostname alone is not: names are independent, and the others
+    stay bound. Negotiation fails on refusals only when no name at all
+    could be bound (L{NoHostnameBound}); that is fatal only when no
+    refusal is worth retrying (every name C{not-allowed}, say), not when
+    one is C{conflict} or C{resource-constraint}.
     """
     value = failure.value
     if isinstance(value, SASLFailure):
         return value.condition in _FATAL_SASL_CONDITIONS
     if isinstance(value, jerror.StreamError):
         return value.condition in _FATAL_STREAM_CONDITIONS
-    if isinstance(value, (BindError, TLSRequiredError)):
+    if isinstance(value, BindError):
+        return not value.retryable
+    if isinstance(value, TLSRequiredError):
         return True
     if isinstance(value, NegotiationError):
         return "timed out" not in str(value) and "not complete after" not in str(value)
@@ -97,7 +115,8 @@ def failureCondition(failure: Failure) -> str:
     The C{condition} label of a failed connection in
     C{xmppcomp_negotiation_failures_total}: the SASL failure, stream error
     or bind error condition when there is one (C{not-authorized},
-    C{host-unknown}, C{conflict}, ...), else the exception's class name
+    C{host-unknown}, C{conflict}, ...; the first refusal's, when every
+    hostname was refused), else the exception's class name
     (C{TLSRequiredError}, C{NegotiationError}, C{ConnectionDone}, ...),
     so that the label takes a bounded set of values.
     """
@@ -115,16 +134,21 @@ class ComponentStream(utility.EventDispatcher):
     bounded queue while that connection is down.
 
     @ivar component: the component.
+    @ivar requests: the L{RequestTracker<xmppcomp.iqtracker.RequestTracker>}
+        of L{Component.request}: an answer completes a request only with
+        its id and from a sender allowed to answer it.
     """
 
     def __init__(self, component: "Component") -> None:
         super().__init__()
         self.component = component
         self.namespace = component.namespace
-        self.iqDeferreds: dict[str, defer.Deferred[domish.Element]] = {}
+        self.requests = RequestTracker(component.serverDomain, component.reactor, requester="component")
+        # Read by Twisted's IQ.send, which keeps a tracker of its own on
+        # this object (by id alone): Component.request is the one to use.
         self.iqDefaultTimeout: float | None = component.iqTimeout
-        self.addObserver('/iq[@type="result"]', self._onResponse, priority=100)
-        self.addObserver('/iq[@type="error"]', self._onResponse, priority=100)
+        self.addObserver('/iq[@type="result"]', self.requests.receive, priority=100)
+        self.addObserver('/iq[@type="error"]', self.requests.receive, priority=100)
 
     def send(self, obj: domish.Element | str) -> None:
         self.component.send(obj)
@@ -132,25 +156,34 @@ class ComponentStream(utility.EventDispatcher):
     def _callLater(self, *args: Any, **kwargs: Any) -> Any:
         return self.component.reactor.callLater(*args, **kwargs)
 
-    def _onResponse(self, iq: domish.Element) -> None:
-        d = self.iqDeferreds.pop(iq.getAttribute("id", ""), None)
-        if d is None:
-            return
-        iq.handled = True  # type: ignore[attr-defined]  # a flag domish.Element does not declare
-        if iq["type"] == "error":
-            d.errback(jerror.exceptionFromStanza(iq))
-        else:
-            d.callback(iq)
-
     def lost(self, reason: Failure) -> None:
         """
         Every connection is gone: fail the IQs waiting for an answer (their
         fate is unknown) and tell observers.
         """
-        pending, self.iqDeferreds = self.iqDeferreds, {}
-        for d in pending.values():
-            d.errback(ConnectionLost("the connection was lost before the answer came"))
+        self.requests.failAll(ConnectionLost("the connection was lost before the answer came"))
         self.dispatch(reason, STREAM_END_EVENT)
+
+
+class _Name:
+    """
+    What the component knows of one of its hostnames between binds.
+
+    @ivar failures: refusals since it was last bound (its backoff).
+    @ivar refusal: the last refusal on the current connection, or C{None}.
+    @ivar retry: the call that binds it again on the open stream, or
+        C{None}.
+    """
+
+    def __init__(self) -> None:
+        self.failures = 0
+        self.refusal: BindError | None = None
+        self.retry: Any = None
+
+    def cancelRetry(self) -> None:
+        call, self.retry = self.retry, None
+        if call is not None and call.active():
+            call.cancel()
 
 
 class _Link:
@@ -160,16 +193,21 @@ class _Link:
 
     @ivar hostnames: the names this connection binds (XEP-0225) or is for
         (XEP-0114).
+    @ivar bound: the names bound on the current connection (a name the
+        server refused is in L{hostnames} but not here).
     @ivar xmlstream: the negotiated stream, or C{None} while down.
     """
 
     def __init__(self, component: "Component", hostnames: list[str]) -> None:
         self.component = component
         self.hostnames = hostnames
+        self.bound: list[str] = []
         self.xmlstream: Any = None
         self.binder: BindInitiator | None = None
         self.lastFailure: Failure | None = None
         self.failures = 0
+        self._failuresBeforeReady = 0
+        self._nextDelay: float | None = None
         self._pingCall: Any = None
         #: The L{xmppcomp.stream.initiating.NegotiationResult} of the
         #: current (or last) connection.
@@ -186,10 +224,27 @@ class _Link:
         # ClientService counts only failed TCP connects (a connection whose
         # negotiation failed counts as made), so the link keeps its own
         # count of consecutive failures, reset once negotiated.
+        if self._nextDelay is not None:
+            # Worked out (and reported) when the failure was seen.
+            delay, self._nextDelay = self._nextDelay, None
+            return delay
+        return self._delay()
+
+    def _delay(self) -> float:
+        """
+        The delay before the next attempt after one more failure: the
+        retry policy's; at least C{fatalRetryDelay} after a fatal failure;
+        when every name was refused and one of them is worth retrying, the
+        shortest backoff among those names.
+        """
         self.failures += 1
         delay = self.component.retryPolicy(self.failures)
-        if self.lastFailure is not None and isFatal(self.lastFailure):
-            delay = max(delay, self.component.fatalRetryDelay)
+        last = self.lastFailure
+        if last is not None:
+            if isFatal(last):
+                delay = max(delay, self.component.fatalRetryDelay)
+            elif isinstance(last.value, NoHostnameBound):
+                delay = self.component._namesBackoff(last.value.refusals)
         return delay
 
     def buildProtocol(self, addr: Any) -> Any:
@@ -209,19 +264,36 @@ class _Link:
         def failed(failure: Failure) -> None:
             self.lastFailure = failure
             NEGOTIATION_FAILURES.labels("initiating", failureCondition(failure)).inc()
+            refusals = self._refusalsOf(failure)
+            if refusals:
+                # Each name keeps its own count; the delay is worked out
+                # now so that the log line and the application know it.
+                for refusal in refusals:
+                    self.component._noteRefusal(refusal)
+                self._nextDelay = self._delay()
+            if isFatal(failure):
+                hint = "; waiting at least %g s before the next try" % (self.component.fatalRetryDelay,)
+            elif self._nextDelay is not None:
+                hint = "; trying again in %.3g s" % (self._nextDelay,)
+            else:
+                hint = ""
             log.warn(
                 "{name}: connecting to {server} failed ({why}){hint}",
                 name=", ".join(self.hostnames),
                 server=self.component.server,
                 why=_why(failure),
-                hint="; waiting at least %g s before the next try" % (self.component.fatalRetryDelay,)
-                if isFatal(failure)
-                else "",
+                hint=hint,
             )
+            for refusal in refusals:
+                self.component._reportRefusal(
+                    refusal, self._nextDelay if refusal.retryable else None
+                )
 
         def ready(result: Any) -> None:
             self.negotiation = result
             self.lastFailure = None
+            self._nextDelay = None
+            self._failuresBeforeReady = self.failures
             self.failures = 0
             self.xmlstream = xs
             xs.elementHandler = self.component._received
@@ -230,6 +302,23 @@ class _Link:
             self._schedulePing()
 
         return xs.authenticator.negotiated.addCallbacks(ready, failed)
+
+    def _refusalsOf(self, failure: Failure) -> list[BindError]:
+        """
+        The hostnames a failed connection reports refused: every name, when
+        none could be bound (XEP-0225); the connection's name, when an
+        XEP-0114 server answered C{conflict} (it is connected already).
+        """
+        value = failure.value
+        if isinstance(value, NoHostnameBound):
+            return list(value.refusals)
+        if (
+            self.component.protocol == "xep0114"
+            and isinstance(value, jerror.StreamError)
+            and value.condition == "conflict"
+        ):
+            return [BindError(self.hostnames[0], "conflict", value.text)]
+        return []
 
     # Silent peers (RFC 6120 section 4.5): an XEP-0199 ping to the server
     # every keepaliveInterval; any answer, even an error, proves the
@@ -249,11 +338,11 @@ class _Link:
     def _ping(self) -> None:
         self._pingCall = None
         xs = self.xmlstream
-        if xs is None:
+        if xs is None or not self.bound:
             return
         iq = domish.Element((None, "iq"))
         iq["type"] = "get"
-        iq["from"] = self.hostnames[0]
+        iq["from"] = self.bound[0]
         iq["to"] = self.component.serverDomain
         iq.addElement((NS_PING, "ping"))
 
@@ -282,6 +371,16 @@ class _Link:
         self._cancelPing()
         self.xmlstream = None
         ended = getattr(xs, "streamEnded", None) or reason
+        refusals = self._refusalsOf(ended) if isinstance(ended, Failure) else []
+        if refusals:
+            # An XEP-0114 server that took the handshake and then said the
+            # name is connected already: a failed attempt, not a
+            # connection that worked, so the backoff keeps growing.
+            self.failures = self._failuresBeforeReady
+            self.lastFailure = ended
+            for refusal in refusals:
+                self.component._noteRefusal(refusal)
+            self._nextDelay = self._delay()
         log.info(
             "{name}: connection to {server} ended ({why}){next}",
             name=", ".join(self.hostnames),
@@ -290,6 +389,8 @@ class _Link:
             next="; reconnecting" if self.component.running else "",
         )
         self.component._linkLost(self, reason)
+        for refusal in refusals:
+            self.component._reportRefusal(refusal, self._nextDelay)
 
 
 class _LinkFactory(protocol.ClientFactory):
@@ -312,14 +413,32 @@ class Component(Service):
 
     Handlers are wokkel C{XMPPHandler}s: C{handler.setHandlerParent(component)}
     (or L{addHandler}). They get a L{ComponentStream} as C{xmlstream}, and
-    C{connectionInitialized} once the component is connected and bound
-    (again after each reconnection).
+    C{connectionInitialized} once the component is connected with at least
+    one hostname bound (again after each reconnection).
+
+    Hostnames are independent. A name the server refuses does not unbind
+    or disconnect the others: it is logged, counted in
+    C{xmppcomp_bind_refusals_total} (by hostname and condition) and
+    reported to L{hostnameRefused}. A C{conflict} or
+    C{resource-constraint} (or any error of type C{wait}) is tried again
+    on the open stream after the name's own backoff (L{bindRetryPolicy}
+    of its count of refusals); any other refusal (C{not-allowed}, ...) is
+    not tried again before the next connection or an explicit L{bind}.
+    L{hostnameBound} is told of each name bound. The connection itself is
+    paused for C{fatalRetryDelay} only after wrong credentials, a
+    certificate mismatch, or when every name was refused for good; when
+    every name is refused but one is worth retrying (all C{conflict}, say),
+    it reconnects after the shortest backoff among them.
 
     @ivar server: the server: a Twisted client endpoint string
         (C{tcp:host=...:port=...}; C{tls:host=...:port=...} for direct TLS)
         or an L{IStreamClientEndpoint}.
     @ivar hostnames: the hostnames this component binds (again after each
-        reconnection).
+        reconnection), whether bound right now or not (L{isConnected}
+        tells).
+    @ivar bindRetryPolicy: seconds to wait before binding a refused name
+        again, from its count of consecutive refusals (1 for the first);
+        C{retryPolicy} unless given.
     @ivar protocol: C{"xep0225"} or C{"xep0114"}.
     @ivar handlers: the handlers (a component is their
         C{XMPPHandlerCollection}; it is not a C{MultiService}, whose
@@ -351,6 +470,7 @@ class Component(Service):
         tlsCreator: Any = None,
         keepaliveInterval: float | None = 60.0,
         keepaliveTimeout: float = 30.0,
+        bindRetryPolicy: Callable[[int], float] | None = None,
     ) -> None:
         if protocol not in ("xep0225", "xep0114"):
             raise ValueError("protocol must be 'xep0225' or 'xep0114', not %r" % (protocol,))
@@ -380,6 +500,7 @@ class Component(Service):
         self.retryPolicy = retryPolicy or backoffPolicy(
             initialDelay=1.0, maxDelay=60.0, factor=1.5, jitter=random.random
         )
+        self.bindRetryPolicy = bindRetryPolicy or self.retryPolicy
         self.fatalRetryDelay = fatalRetryDelay
         self.keepaliveInterval = keepaliveInterval
         self.keepaliveTimeout = keepaliveTimeout
@@ -387,6 +508,10 @@ class Component(Service):
         self.handlers: list[Any] = []
         self.xmlstream: ComponentStream | None = None
         self._queue: deque[tuple[domish.Element, float, defer.Deferred[None] | None]] = deque()
+        #: Stanzas queued, by the hostname they come from (C{None}: no
+        #: C{from}): a stanza waits only behind those of its own name.
+        self._queuedFrom: dict[str | None, int] = {}
+        self._names: dict[str, _Name] = {}
         self._links: list[_Link] = []
         self._expiry: Any = None
         self._readyWaiters: list[defer.Deferred[None]] = []
@@ -474,6 +599,8 @@ class Component(Service):
     @defer.inlineCallbacks
     def stopService(self) -> Any:
         yield super().stopService()
+        for name in self._names.values():
+            name.cancelRetry()
         for link in self._links:
             link._cancelPing()
             if link.xmlstream is not None:
@@ -483,8 +610,10 @@ class Component(Service):
 
     def whenReady(self) -> defer.Deferred[None]:
         """
-        Fires on the reactor turn after every connection is negotiated and
-        bound.
+        Fires on the reactor turn after every connection is negotiated,
+        each with at least one hostname bound (a name refused meanwhile is
+        reported to L{hostnameRefused}; L{isConnected} tells which are
+        bound).
         """
         d: defer.Deferred[None] = defer.Deferred()
         self._readyWaiters.append(d)
@@ -504,13 +633,18 @@ class Component(Service):
     # Readiness.
 
     def _linkReady(self, link: _Link) -> None:
-        if link.binder is not None and link.binder.bound:
-            link.hostnames[:] = link.binder.bound
+        binder = link.binder
+        refused = list(binder.refused) if binder is not None else []
+        refusedNames = {refusal.hostname for refusal in refused}
+        link.bound = [name for name in link.hostnames if name not in refusedNames]
         log.info(
-            "{server}: bound {names} over {protocol}",
+            "{server}: bound {names} over {protocol}{refused}",
             server=self.server,
-            names=", ".join(link.hostnames),
+            names=", ".join(link.bound),
             protocol=self.protocol,
+            refused="; refused: %s" % (", ".join("%s (%s)" % (r.hostname, r.condition) for r in refused),)
+            if refused
+            else "",
         )
         if self.xmlstream is None:
             self.xmlstream = ComponentStream(self)
@@ -518,10 +652,23 @@ class Component(Service):
                 handler.makeConnection(self.xmlstream)
                 handler.connectionInitialized()
             self.componentReady(self.xmlstream)
+        for name in link.bound:
+            self._nameBound(name)
+        for refusal in refused:
+            self._refused(link, refusal)
         self._flushQueue()
         self._notifyReady()
 
     def _linkLost(self, link: _Link, reason: Failure) -> None:
+        for name in link.bound:
+            self._callHook(self.hostnameLost, name)
+        link.bound = []
+        for name in link.hostnames:
+            state = self._names.get(name)
+            if state is not None:
+                # Bound again (or refused again) with the next connection.
+                state.cancelRetry()
+                state.refusal = None
         if any(other.xmlstream is not None for other in self._links):
             return
         stream, self.xmlstream = self.xmlstream, None
@@ -532,20 +679,178 @@ class Component(Service):
         stream.lost(reason)
         self.componentLost(reason)
 
+    # Hostnames, one by one.
+
+    def _nameBound(self, name: str) -> None:
+        state = self._names.pop(name, None)
+        if state is not None:
+            state.cancelRetry()
+        self._callHook(self.hostnameBound, name)
+
+    def _callHook(self, hook: Callable[..., None], *args: Any) -> None:
+        """
+        Call a per-hostname hook; what it raises is logged, and the
+        component goes on.
+        """
+        try:
+            hook(*args)
+        except Exception:
+            log.failure("{hook!r} failed", hook=hook)
+
+    def _noteRefusal(self, refusal: BindError) -> _Name:
+        """
+        Count a refusal of C{refusal.hostname}: its backoff and the metric.
+        """
+        state = self._names.setdefault(refusal.hostname, _Name())
+        state.failures += 1
+        state.cancelRetry()
+        BIND_REFUSALS.labels(refusal.hostname, refusal.condition).inc()
+        return state
+
+    def _reportRefusal(self, refusal: BindError, retryIn: float | None) -> None:
+        """
+        Tell the log and L{hostnameRefused} of a refusal.
+        """
+        if retryIn is not None:
+            then = "trying again in %.3g s" % (retryIn,)
+        elif refusal.retryable:
+            then = "trying again with the next connection"
+        else:
+            then = "not trying again before the next connection or bind()"
+        log.warn(
+            "{server}: {hostname} was refused ({condition}{text}); {then}",
+            server=self.server,
+            hostname=refusal.hostname,
+            condition=refusal.condition,
+            text=": %s" % (refusal.text,) if refusal.text else "",
+            then=then,
+        )
+        self._callHook(self.hostnameRefused, refusal, retryIn)
+
+    def _refused(self, link: _Link, refusal: BindError) -> None:
+        """
+        The server refused a name on the open stream of C{link}: report it,
+        and bind it again after its backoff if that may help; else fail
+        the stanzas waiting to be sent from it.
+        """
+        state = self._noteRefusal(refusal)
+        state.refusal = refusal
+        retryIn: float | None = None
+        if refusal.retryable:
+            retryIn = self.bindRetryPolicy(state.failures)
+            state.retry = self.reactor.callLater(retryIn, self._retryBind, link, refusal.hostname)
+        else:
+            self._failQueued(
+                refusal.hostname,
+                NotConnected("%s is not bound: the server refused it (%s)" % (refusal.hostname, refusal.condition)),
+            )
+        self._reportRefusal(refusal, retryIn)
+
+    def _namesBackoff(self, refusals: Sequence[BindError]) -> float:
+        """
+        The shortest backoff among the refused names worth retrying.
+        """
+        delays = [
+            self.bindRetryPolicy(self._names[r.hostname].failures if r.hostname in self._names else 1)
+            for r in refusals
+            if r.retryable
+        ]
+        return min(delays) if delays else self.fatalRetryDelay
+
+    def _retryBind(self, link: _Link, name: str) -> None:
+        state = self._names.get(name)
+        if state is not None:
+            state.retry = None
+        if link.xmlstream is None or name not in link.hostnames or name in link.bound:
+            return
+        self._bindOnStream(link, name).addErrback(lambda failure: None)
+
+    def _bindOnStream(self, link: _Link, name: str) -> defer.Deferred[str]:
+        """
+        Bind C{name} on the open stream of C{link}; a refusal is reported
+        (and retried when it may help).
+
+        @return: fires with the name bound, or fails with the L{BindError}
+            or why the request got no answer.
+        """
+        namespace = self._bindNamespace(link)
+        stream = link.xmlstream
+
+        def bound(result: str) -> str:
+            if link.xmlstream is stream and name not in link.bound:
+                link.bound.append(name)
+                log.info("{server}: bound {name}", server=self.server, name=name)
+                self._nameBound(name)
+                self._flushQueue()
+            return result
+
+        def failed(failure: Failure) -> str | Failure:
+            if link.xmlstream is stream and name in link.bound:
+                # Bound meanwhile by another request for it (a retry and
+                # an explicit bind() crossing): the server refused the
+                # second one only.
+                return name
+            if isinstance(failure.value, jerror.StanzaError) and not isinstance(failure.value, BindError):
+                refusal = BindError.fromStanzaError(name, failure.value)
+                if link.xmlstream is stream and name in link.hostnames:
+                    self._refused(link, refusal)
+                return Failure(refusal)
+            if failure.check(TimeoutError) and link.xmlstream is stream and name in link.hostnames:
+                # No answer in time: try again after the name's backoff.
+                state = self._names.setdefault(name, _Name())
+                state.failures += 1
+                state.cancelRetry()
+                state.retry = self.reactor.callLater(
+                    self.bindRetryPolicy(state.failures), self._retryBind, link, name
+                )
+            return failure
+
+        d = self.request(bindRequest(name, namespace))
+        return d.addCallback(boundHostname, namespace, name).addCallbacks(bound, failed)
+
     # Hooks for subclasses.
 
     def componentReady(self, xmlstream: ComponentStream) -> None:
         """
-        Called when the component is connected and bound, after the
-        handlers were initialised (again after each reconnection). A
-        subclass adds its observers to C{xmlstream} here, e.g.
-        C{xmlstream.addObserver("/message", self.onMessage)}.
+        Called when the component is connected with at least one hostname
+        bound, after the handlers were initialised (again after each
+        reconnection). A subclass adds its observers to C{xmlstream} here,
+        e.g. C{xmlstream.addObserver("/message", self.onMessage)}.
+        L{hostnameBound} and L{hostnameRefused} follow, for each name.
         """
 
     def componentLost(self, reason: Failure) -> None:
         """
         Called when every connection of the component is lost (it
         reconnects by itself).
+        """
+
+    def hostnameBound(self, hostname: str) -> None:
+        """
+        Called when C{hostname} is bound: with each connection, after a
+        retry, or after L{bind}. Stanzas to it are delivered from now on.
+        """
+
+    def hostnameRefused(self, error: BindError, retryIn: float | None) -> None:
+        """
+        Called when the server refused to bind a hostname. The other names
+        are not affected.
+
+        @param error: the refusal: the L{BindError} (a
+            L{StanzaError<twisted.words.protocols.jabber.error.StanzaError>})
+            with C{hostname}, C{condition} and C{text}.
+        @param retryIn: seconds until it is tried again (a C{conflict},
+            C{resource-constraint} or other error of type C{wait}: on the
+            open stream after the name's backoff, or with the next
+            connection when no name could be bound), or C{None} when it is
+            not tried again before the next connection or an explicit
+            L{bind} (C{not-allowed} and other refusals).
+        """
+
+    def hostnameLost(self, hostname: str) -> None:
+        """
+        Called when C{hostname} stops being bound because its connection
+        ended (it is bound again with the next one), not after L{unbind}.
         """
 
     @property
@@ -557,9 +862,18 @@ class Component(Service):
         """
         return [link.negotiation for link in self._links]
 
+    @property
+    def boundHostnames(self) -> list[str]:
+        """
+        The hostnames bound right now, in the order of L{hostnames}.
+        """
+        bound = {name for link in self._links if link.xmlstream is not None for name in link.bound}
+        return [name for name in self.hostnames if name in bound]
+
     def isConnected(self, hostname: str | None = None) -> bool:
         """
-        Whether a connection carries C{hostname} (any, if C{None}).
+        Whether a connection carries C{hostname}, bound (any connection,
+        if C{None}).
         """
         return self._linkFor(hostname) is not None
 
@@ -567,7 +881,13 @@ class Component(Service):
         for link in self._links:
             if link.xmlstream is None:
                 continue
-            if hostname is None or hostname in link.hostnames:
+            if hostname is None or hostname in link.bound:
+                return link
+        return None
+
+    def _linkOfName(self, hostname: str) -> _Link | None:
+        for link in self._links:
+            if hostname in link.hostnames:
                 return link
         return None
 
@@ -612,30 +932,76 @@ class Component(Service):
         if hostname is not None and hostname not in self.hostnames:
             return defer.fail(NotConnected("%s is not a hostname of this component" % (hostname,)))
         link = self._linkFor(hostname)
-        if link is not None and not self._queue:
+        if link is not None and not self._queuedFrom.get(hostname):
             link.xmlstream.send(obj)
             return defer.succeed(None)
+        if hostname is not None:
+            refusal = self._refusedForGood(hostname)
+            if refusal is not None:
+                return defer.fail(
+                    NotConnected("%s is not bound: the server refused it (%s)" % (hostname, refusal.condition))
+                )
         if len(self._queue) >= self.maxQueued:
             return defer.fail(QueueFull("%d stanzas are waiting already" % (len(self._queue),)))
         # Checked now, not when the queue is flushed into a new stream.
         checkSerializable(obj.toXml(), obj)
         d: defer.Deferred[None] = defer.Deferred()
         self._queue.append((obj, self.reactor.seconds(), d))
+        self._queuedFrom[hostname] = self._queuedFrom.get(hostname, 0) + 1
         self._scheduleExpiry()
         return d
 
+    def _refusedForGood(self, hostname: str) -> BindError | None:
+        """
+        The refusal of C{hostname} on its open connection, if it will not
+        be tried again before the next connection or an explicit L{bind}.
+        """
+        state = self._names.get(hostname)
+        if state is None or state.refusal is None or state.refusal.retryable:
+            return None
+        link = self._linkOfName(hostname)
+        if link is None or link.xmlstream is None:
+            return None
+        return state.refusal
+
+    @staticmethod
+    def _fromOf(element: domish.Element) -> str | None:
+        return domainOf(element.getAttribute("from", "")) if element.hasAttribute("from") else None
+
+    def _dequeued(self, hostname: str | None) -> None:
+        left = self._queuedFrom.get(hostname, 0) - 1
+        if left > 0:
+            self._queuedFrom[hostname] = left
+        else:
+            self._queuedFrom.pop(hostname, None)
+
     def _flushQueue(self) -> None:
-        while self._queue:
-            element, queued, d = self._queue[0]
-            hostname = domainOf(element.getAttribute("from", "")) if element.hasAttribute("from") else None
+        """
+        Send every queued stanza whose hostname is bound now, in order; the
+        others keep waiting (a stanza waits only behind those from its own
+        hostname).
+        """
+        if not self._queue:
+            return
+        sending: list[tuple[_Link, domish.Element, defer.Deferred[None] | None]] = []
+        kept: deque[tuple[domish.Element, float, defer.Deferred[None] | None]] = deque()
+        for entry in self._queue:
+            element = entry[0]
+            hostname = self._fromOf(element)
             link = self._linkFor(hostname)
             if link is None:
-                return
-            self._queue.popleft()
+                kept.append(entry)
+                continue
+            self._dequeued(hostname)
+            sending.append((link, element, entry[2]))
+        self._queue = kept
+        for link, element, d in sending:
             link.xmlstream.send(element)
+        for link, element, d in sending:
             if d is not None:
                 d.callback(None)
         self._cancelExpiry()
+        self._scheduleExpiry()
 
     def _cancelExpiry(self) -> None:
         if self._expiry is not None and self._expiry.active():
@@ -656,6 +1022,7 @@ class Component(Service):
         now = self.reactor.seconds()
         while self._queue and self._queue[0][1] + self.queueTimeout <= now:
             element, queued, d = self._queue.popleft()
+            self._dequeued(self._fromOf(element))
             if d is not None:
                 d.errback(
                     QueueTimeout(
@@ -667,7 +1034,23 @@ class Component(Service):
     def _failQueue(self, reason: Exception) -> None:
         self._cancelExpiry()
         queue, self._queue = self._queue, deque()
+        self._queuedFrom = {}
         for element, queued, d in queue:
+            if d is not None:
+                d.errback(reason)
+
+    def _failQueued(self, hostname: str, reason: Exception) -> None:
+        """
+        Fail the stanzas waiting to be sent from C{hostname}.
+        """
+        if not self._queuedFrom.get(hostname):
+            return
+        failing = [entry for entry in self._queue if self._fromOf(entry[0]) == hostname]
+        self._queue = deque(entry for entry in self._queue if self._fromOf(entry[0]) != hostname)
+        self._queuedFrom.pop(hostname, None)
+        self._cancelExpiry()
+        self._scheduleExpiry()
+        for element, queued, d in failing:
             if d is not None:
                 d.errback(reason)
 
@@ -675,17 +1058,34 @@ class Component(Service):
         """
         Send an IQ request and wait for its answer.
 
-        @param iq: an C{<iq type='get'/>} or C{'set'} element; an id is
-            added if it has none.
+        The answer must carry the request's id and come from the entity
+        asked (L{xmppcomp.iqtracker.defaultRule}, RFC 6120 section
+        8.1.2.1): a C{result} only from the request's C{to} exactly; an
+        C{error} also from its bare JID or domain; no C{from} only for a
+        request to the server's own domain (or with no C{to}). An IQ with
+        the id but from anyone else is ignored (it goes on to the other
+        observers), counted in C{xmppcomp_iq_answers_mismatched_total} and
+        logged at debug level; the request keeps waiting for its answer.
+
+        @param iq: an C{<iq type='get'/>} or C{'set'} element; an
+            unguessable id (L{xmppcomp.iqtracker.newRequestId}, 128 random
+            bits) is added if it has none.
         @param timeout: seconds to wait for the answer once sent (default
             L{iqTimeout}).
         @return: a L{Deferred} firing with the result, or failing with the
             L{StanzaError<twisted.words.protocols.jabber.error.StanzaError>}
-            answered, a L{TimeoutError}, L{QueueFull}, L{QueueTimeout} or
-            L{ConnectionLost}.
+            answered, a L{TimeoutError}, L{QueueFull}, L{QueueTimeout},
+            L{ConnectionLost}, or L{ValueError} for a C{to} that is not a
+            JID or the id of a request still waiting.
         """
+        try:
+            addressee(iq)
+        except ValueError as e:
+            return defer.fail(e)
         if not iq.getAttribute("id"):
-            iq.addUniqueId()
+            iq["id"] = newRequestId()
+        elif self.xmlstream is not None and iq["id"] in self.xmlstream.requests:
+            return defer.fail(ValueError("a request with the id %r is waiting already" % (iq["id"],)))
         answer: defer.Deferred[domish.Element] = defer.Deferred()
         limit = self.iqTimeout if timeout is None else timeout
 
@@ -693,18 +1093,8 @@ class Component(Service):
             stream = self.xmlstream
             if stream is None:
                 raise ConnectionLost("the connection was lost right after sending")
-            stream.iqDeferreds[iq["id"]] = answer
-            if limit is not None:
-                call = self.reactor.callLater(limit, expire, limit)
-                answer.addBoth(lambda result: (call.active() and call.cancel(), result)[1])
+            stream.requests.expect(iq, answer.callback, answer.errback, limit)
             return answer
-
-        def expire(seconds: float) -> None:
-            stream = self.xmlstream
-            if stream is not None:
-                stream.iqDeferreds.pop(iq["id"], None)
-            if not answer.called:
-                answer.errback(TimeoutError("no answer to IQ %s within %g s" % (iq["id"], seconds)))
 
         return self.sendOrFail(iq).addCallback(sent)
 
@@ -712,19 +1102,24 @@ class Component(Service):
 
     def bind(self, hostname: str) -> defer.Deferred[str]:
         """
-        Bind another hostname now, and again after every reconnection.
+        Bind another hostname now, and again after every reconnection (or
+        bind now a name of L{hostnames} that the server refused before).
 
         Over XEP-0225 it is bound on the open stream; over XEP-0114 a new
         connection is made for it.
 
         @return: a L{Deferred} firing with the bound name, or failing with
-            the L{StanzaError} the server answered (or the connection
-            failure, for XEP-0114).
+            the L{BindError} (a L{StanzaError}) the server answered (or the
+            connection failure, for XEP-0114). After a C{conflict} or
+            C{resource-constraint} the name is kept and tried again after
+            its backoff (L{hostnameBound} tells when it is bound); after
+            any other refusal a name that was not in L{hostnames} is
+            forgotten.
         """
         name = jid.JID(hostname).host
-        if name in self.hostnames:
-            return defer.succeed(name)
         if self.protocol == "xep0114":
+            if name in self.hostnames:
+                return defer.succeed(name)
             link = _Link(self, [name])
             self._links.append(link)
             self.hostnames.append(name)
@@ -732,23 +1127,45 @@ class Component(Service):
                 link.service.startService()
             return self.whenReady().addCallback(lambda _: name)
         link = self._links[0]
+        if name in link.bound and link.xmlstream is not None:
+            return defer.succeed(name)
         if link.xmlstream is None:
             return defer.fail(NotConnected("not connected; %s will be bound on connection" % (name,)))
+        known = name in self.hostnames
+        state = self._names.get(name)
+        if state is not None:
+            # Asked explicitly: now, not after the backoff.
+            state.cancelRetry()
+            state.refusal = None
+        if not known:
+            self.hostnames.append(name)
+        if name not in link.hostnames:
+            # (Over XEP-0225 the link's list is L{hostnames} itself.)
+            link.hostnames.append(name)
 
-        def bound(result: str) -> str:
-            if name not in self.hostnames:
-                self.hostnames.append(name)
-            if name not in link.hostnames:
-                link.hostnames.append(name)
-            return result
+        def refused(failure: Failure) -> Failure:
+            if isinstance(failure.value, BindError) and not known and not failure.value.retryable:
+                # A new name refused for good is forgotten.
+                self._forgetName(name)
+            return failure
 
-        namespace = self._bindNamespace(link)
-        d = self.request(bindRequest(name, namespace))
-        return d.addCallback(boundHostname, namespace, name).addCallback(bound)
+        return self._bindOnStream(link, name).addErrback(refused)
+
+    def _forgetName(self, name: str) -> None:
+        if name in self.hostnames:
+            self.hostnames.remove(name)
+        for link in self._links:
+            if name in link.hostnames:
+                link.hostnames.remove(name)
+        state = self._names.pop(name, None)
+        if state is not None:
+            state.cancelRetry()
+        self._failQueued(name, NotConnected("%s is no hostname of this component any more" % (name,)))
 
     def unbind(self, hostname: str) -> defer.Deferred[None]:
         """
-        Unbind a hostname; it is not bound again after reconnection.
+        Unbind a hostname; it is not bound again after reconnection (nor
+        tried again, if the server refused it).
         """
         name = jid.JID(hostname).host
         if name not in self.hostnames:
@@ -757,12 +1174,16 @@ class Component(Service):
             link = next(link for link in self._links if link.hostnames == [name])
             self._links.remove(link)
             self.hostnames.remove(name)
+            state = self._names.pop(name, None)
+            if state is not None:
+                state.cancelRetry()
             return link.service.stopService()
         link = self._links[0]
-        self.hostnames.remove(name)
-        if name in link.hostnames:
-            link.hostnames.remove(name)
-        if link.xmlstream is None:
+        wasBound = name in link.bound and link.xmlstream is not None
+        if name in link.bound:
+            link.bound.remove(name)
+        self._forgetName(name)
+        if not wasBound:
             return defer.succeed(None)
         namespace = self._bindNamespace(link)
         return self.request(bindRequest(name, namespace, "unbind")).addCallback(lambda _: None)

@@ -110,6 +110,26 @@ XTLS_BYTES = Counter(
     ["direction"],
     registry=REGISTRY,
 )
+#: IQs with the id of one of our pending requests that did not come from
+#: an entity allowed to answer it (L{xmppcomp.iqtracker}), by requester
+#: (C{component}, C{xtls}, C{negotiation}, C{httpauth}): a steady rise is
+#: someone guessing answers, or a server stamping unexpected senders.
+IQ_ANSWERS_MISMATCHED = Counter(
+    "xmppcomp_iq_answers_mismatched_total",
+    "IQ answers ignored: the id of a pending request, from a sender not allowed to answer it.",
+    ["requester"],
+    registry=REGISTRY,
+)
+#: Hostname binds the server refused (the component's side), by hostname
+#: and stanza error condition (C{conflict}, C{resource-constraint},
+#: C{not-allowed}, ...); the hostnames are the component's own, a bounded
+#: set.
+BIND_REFUSALS = Counter(
+    "xmppcomp_bind_refusals_total",
+    "Hostname binds the server refused, by hostname and condition.",
+    ["hostname", "condition"],
+    registry=REGISTRY,
+)
 
 def stanzasBounced(condition: str) -> Counter:
     """

@@ -26,6 +26,7 @@ from twisted.words.xish import domish
 from zope.interface import implementer
 
 from xmppcomp.interfaces import IInitiatingFeature, IReceivingFeature
+from xmppcomp.iqtracker import newRequestId
 from xmppcomp.logs import Logger
 from xmppcomp.ns import NS_COMPONENT_0, NS_COMPONENT_TMP
 from xmppcomp.stream.features import markRequired
@@ -280,33 +281,89 @@ def bindFeatures(binderFor: Callable[[object], HostnameBinder]) -> list[BindFeat
     return [BindFeature(namespace, binderFor) for namespace in BIND_NAMESPACES]
 
 
-class BindError(Exception):
+#: Refusals worth trying again later: the name may be free soon (a stale
+#: session of the same component that has not timed out yet), or the
+#: server short of room. Any error of type C{wait} is one too. Any other
+#: refusal (C{not-allowed}, C{bad-request}, ...) is not tried again before
+#: the next connection or an explicit bind.
+RETRYABLE_CONDITIONS = frozenset({"conflict", "resource-constraint"})
+
+
+class BindError(StanzaError):
     """
-    A hostname could not be bound during negotiation.
+    The server refused to bind a hostname.
+
+    It is the L{StanzaError} the server answered, with the hostname.
 
     @ivar hostname: the hostname.
     @ivar condition: the stanza error condition the server gave.
     """
 
-    def __init__(self, hostname: str, condition: str, text: str | None = None) -> None:
-        super().__init__(hostname, condition, text)
+    def __init__(
+        self, hostname: str, condition: str, text: str | None = None, type: str | None = None
+    ) -> None:
+        super().__init__(condition, type=type, text=text)
         self.hostname = hostname
-        self.condition = condition
-        self.text = text
+
+    @classmethod
+    def fromStanzaError(cls, hostname: str, error: StanzaError) -> "BindError":
+        """
+        The refusal of C{hostname} the server answered with C{error}.
+        """
+        refusal = cls(hostname, error.condition, error.text, error.type)
+        refusal.appCondition = error.appCondition
+        return refusal
+
+    @property
+    def retryable(self) -> bool:
+        """
+        Whether trying again later may succeed: C{conflict},
+        C{resource-constraint}, or any error of type C{wait}.
+        """
+        return self.condition in RETRYABLE_CONDITIONS or self.type == "wait"
 
     def __str__(self) -> str:
         message = "could not bind %s: %s" % (self.hostname, self.condition)
         return message + (" (%s)" % (self.text,) if self.text else "")
 
 
+class NoHostnameBound(BindError):
+    """
+    Negotiation bound no hostname at all: the server refused every one.
+    It carries the first refusal's hostname and condition.
+
+    @ivar refusals: every refusal, in the order the names were asked.
+    """
+
+    def __init__(self, refusals: Sequence[BindError]) -> None:
+        if not refusals:
+            raise ValueError("no refusal")
+        first = refusals[0]
+        super().__init__(first.hostname, first.condition, first.text, first.type)
+        self.refusals: tuple[BindError, ...] = tuple(refusals)
+
+    @property
+    def retryable(self) -> bool:
+        """
+        Whether any of the names may be bound by trying again later.
+        """
+        return any(refusal.retryable for refusal in self.refusals)
+
+    def __str__(self) -> str:
+        return "no hostname bound: " + "; ".join(
+            "%s %s" % (refusal.hostname, refusal.condition) for refusal in self.refusals
+        )
+
+
 def bindRequest(hostname: str, namespace: str = NS_COMPONENT_0, action: str = "bind") -> domish.Element:
     """
     An C{<iq type='set'>} asking to bind (or, with C{action="unbind"},
-    unbind) C{hostname}.
+    unbind) C{hostname}, with an unguessable id
+    (L{xmppcomp.iqtracker.newRequestId}).
     """
     iq = domish.Element((None, "iq"))
     iq["type"] = "set"
-    iq.addUniqueId()
+    iq["id"] = newRequestId()
     iq.addElement((namespace, action)).addElement("hostname", content=hostname)
     return iq
 
@@ -329,10 +386,16 @@ def bind(
     Bind a hostname on a stream whose responses are dispatched on it
     (during negotiation, or on a plain stream).
 
+    The answer is matched by Twisted's own tracker of the stream (by id
+    alone, the id being unguessable here); a component binds through
+    L{BindInitiator} or L{Component.bind<xmppcomp.component.Component.bind>},
+    whose answers must also come from the server.
+
     @return: a L{Deferred} firing with the bound hostname, or failing with
         the L{StanzaError} the server answered.
     """
     iq = IQ(xs, "set")
+    iq["id"] = newRequestId()
     iq.timeout = timeout  # type: ignore[assignment]  # Twisted's IQ declares timeout = None
     iq.addElement((namespace, "bind")).addElement("hostname", content=hostname)
     return iq.send().addCallback(boundHostname, namespace, hostname)
@@ -349,6 +412,7 @@ def unbind(
         bound).
     """
     iq = IQ(xs, "set")
+    iq["id"] = newRequestId()
     iq.timeout = timeout  # type: ignore[assignment]  # Twisted's IQ declares timeout = None
     iq.addElement((namespace, "unbind")).addElement("hostname", content=hostname)
     return iq.send().addCallback(lambda result: None)
@@ -377,16 +441,25 @@ class BindInitiator:
     order, in the first bind namespace the server advertised that this
     side speaks.
 
+    Names are independent: negotiation goes on once at least one name is
+    bound, and the names the server refused are listed in L{refused} for
+    the component to report and try again (L{BindError.retryable}). Only
+    when every name is refused does negotiation fail, with
+    L{NoHostnameBound}.
+
     Under L{xmppcomp.stream.initiating.InitiatingAuthenticator} the
-    requests go through its C{request} (answers matched before dispatch,
-    bounded by the negotiation timeout); on any other stream through
-    L{bind}, each with C{timeout}.
+    requests go through its C{request} (answers matched by id and sender
+    before dispatch, bounded by the negotiation timeout); on any other
+    stream through L{bind}, each with C{timeout}.
 
     @ivar hostnames: the names to bind.
     @ivar timeout: seconds each request may take on a stream without
         C{authenticator.request}.
     @ivar namespace: the namespace in use on the current stream.
-    @ivar bound: the names bound on the current stream.
+    @ivar bound: the names bound on the current stream, as the server
+        named them.
+    @ivar refused: the refusals of the current stream, in the order the
+        names were asked.
     """
 
     def __init__(self, hostnames: Iterable[str], timeout: float | None = 30.0) -> None:
@@ -396,6 +469,7 @@ class BindInitiator:
         self.timeout = timeout
         self.namespace: str | None = None
         self.bound: list[str] = []
+        self.refused: list[BindError] = []
         self._stream: object | None = None
         self._prepared: tuple[object, str, list[tuple[domish.Element, str]]] | None = None
 
@@ -425,21 +499,23 @@ class BindInitiator:
         Bind every hostname on C{xs}; a second bind feature of the same
         stream (the other namespace) finds the work done.
 
-        @raise BindError: a hostname was refused.
+        @raise NoHostnameBound: every hostname was refused (the refusals
+            are in L{refused} too).
         """
         if self._stream is xs:
             return
         self._stream = xs
         self.namespace = namespace
         self.bound = []
+        self.refused = []
         # Every request goes out at once: one round trip for all the names,
         # not one each (the server answers them in order). All answers are
-        # awaited before a refusal is raised, so none is left unhandled.
+        # awaited, so none is left unhandled.
         request = getattr(getattr(xs, "authenticator", None), "request", None)
         if request is not None:
             # Under xmppcomp's InitiatingAuthenticator: the answers are
             # matched before dispatch, and the negotiation timeout bounds
-            # the wait (no IQ tracker, no timer per request).
+            # the wait (no timer per request).
             prepared, self._prepared = self._prepared, None
             made: list[tuple[domish.Element, str | None]]
             if prepared is not None and prepared[0] is xs and prepared[1] == namespace:
@@ -456,7 +532,9 @@ class BindInitiator:
         for hostname, (ok, value) in zip(self.hostnames, answers):
             if ok:
                 self.bound.append(value)
-                continue
-            if value.check(StanzaError):
-                raise BindError(hostname, value.value.condition, value.value.text) from value.value
-            value.raiseException()
+            elif value.check(StanzaError):
+                self.refused.append(BindError.fromStanzaError(hostname, value.value))
+            else:
+                value.raiseException()
+        if not self.bound:
+            raise NoHostnameBound(self.refused)

@@ -22,7 +22,7 @@ from twisted.internet.interfaces import (
 from twisted.internet.ssl import PrivateCertificate
 from twisted.python.failure import Failure
 from twisted.words.protocols.jabber import jid
-from twisted.words.protocols.jabber.error import StreamError, exceptionFromStanza
+from twisted.words.protocols.jabber.error import StreamError
 from twisted.words.protocols.jabber.xmlstream import (
     INIT_FAILED_EVENT,
     STREAM_AUTHD_EVENT,
@@ -34,6 +34,7 @@ from zope.interface import implementer
 
 from xmppcomp.errors import NegotiationError, SASLFailure, TLSRequiredError
 from xmppcomp.interfaces import IInitiatingFeature, IInitiatingMechanism
+from xmppcomp.iqtracker import RequestTracker, newRequestId
 from xmppcomp.logs import Logger
 from xmppcomp.ns import NS_CLIENT, NS_SASL, NS_SASL_CB, NS_STREAMS, NS_TLS
 from xmppcomp.stream import tls
@@ -235,6 +236,8 @@ class InitiatingAuthenticator(ConnectAuthenticator):
         negotiation stopped (L{NegotiationError}, L{SASLFailure},
         L{StreamError}, or the connection loss, e.g. a certificate that
         did not verify).
+    @ivar requests: the L{RequestTracker<xmppcomp.iqtracker.RequestTracker>}
+        of the requests L{request} sent, waiting for their answers.
     @ivar _stage: C{"header"}, C{"tls"}, C{"sasl"}, C{"features"} or
         C{"complete"}.
     """
@@ -257,7 +260,7 @@ class InitiatingAuthenticator(ConnectAuthenticator):
         self._done: set[tuple[str, str]] = set()
         self._timeout: object | None = None
         self._started = 0.0
-        self._requests: dict[str, defer.Deferred[domish.Element]] = {}
+        self.requests = RequestTracker(policy.serverDomain, reactor, requester="negotiation")
         self._preparedTLS: _PreparedTLS | None = None
         self._speculation: tuple[tuple[tuple[str, ...], tuple[str, ...] | None], SASLInitiator, domish.Element] | None = None
 
@@ -325,8 +328,10 @@ class InitiatingAuthenticator(ConnectAuthenticator):
         if self._stage == "sasl" and element.uri == NS_SASL:
             self._onSASL(element)
             return True
-        if element.name == "iq" and self._requests:
-            return self._answered(element)
+        if element.name == "iq" and len(self.requests):
+            # Answers to our requests (matched by id and sender); anything
+            # else, a spoofed answer included, is dispatched as usual.
+            return self.requests.receive(element)
         return False
 
     def request(self, iq: domish.Element, xml: str | None = None) -> defer.Deferred[domish.Element]:
@@ -334,11 +339,15 @@ class InitiatingAuthenticator(ConnectAuthenticator):
         Send an IQ request while negotiating, for a feature negotiated
         after SASL (such as the hostname bind), and get its answer.
 
-        The answer is matched by its C{id} before the stream dispatches it,
-        with no per-request timer: the negotiation timeout bounds the wait.
+        The answer is matched before the stream dispatches it, by its
+        C{id} and its sender (L{xmppcomp.iqtracker.defaultRule}: a request
+        with no C{to} goes to the server, whose answer has no C{from} or
+        the server's domain), with no per-request timer: the negotiation
+        timeout bounds the wait.
 
-        @param iq: an C{<iq type='get'/>} or C{type='set'}; it is given a
-            unique C{id} if it has none.
+        @param iq: an C{<iq type='get'/>} or C{type='set'}; it is given an
+            unguessable C{id} (L{xmppcomp.iqtracker.newRequestId}) if it
+            has none.
         @param xml: C{iq} serialised as this stream sends it, made ahead
             (then C{iq} must have its C{id} already); C{None}: serialise
             it now.
@@ -351,34 +360,17 @@ class InitiatingAuthenticator(ConnectAuthenticator):
         if not iq.getAttribute("id"):
             if xml is not None:
                 raise ValueError("a request serialised ahead needs its id")
-            iq.addUniqueId()
+            iq["id"] = newRequestId()
         d: defer.Deferred[domish.Element] = defer.Deferred()
-        self._requests[iq["id"]] = d
+        try:
+            self.requests.expect(iq, d.callback, d.errback)
+        except ValueError as e:
+            return defer.fail(e)
         self.xmlstream.send(iq if xml is None else xml)
         return d
 
-    def _answered(self, iq: domish.Element) -> bool:
-        """
-        Fire the request an IQ C{result} or C{error} answers.
-
-        @return: whether it answered one.
-        """
-        kind = iq.getAttribute("type")
-        if kind not in ("result", "error"):
-            return False
-        d = self._requests.pop(iq.getAttribute("id", ""), None)
-        if d is None:
-            return False
-        if kind == "error":
-            d.errback(exceptionFromStanza(iq))
-        else:
-            d.callback(iq)
-        return True
-
     def _failRequests(self, reason: Failure) -> None:
-        requests, self._requests = self._requests, {}
-        for d in requests.values():
-            d.errback(reason)
+        self.requests.failAll(reason)
 
     def _onFeatures(self, element: domish.Element) -> None:
         offered = parseFeatures(element)
@@ -568,7 +560,7 @@ class InitiatingAuthenticator(ConnectAuthenticator):
             return
         self._stage = "complete"
         self._cancelTimeout()
-        if self._requests:
+        if len(self.requests):
             self._failRequests(
                 Failure(NegotiationError("negotiation completed before this request was answered"))
             )

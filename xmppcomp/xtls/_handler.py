@@ -9,7 +9,6 @@ L{XTLSConfiguration}.
 
 from __future__ import annotations
 
-import itertools
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any, Optional, cast
 
@@ -17,17 +16,19 @@ import attrs
 from cryptography import x509
 from OpenSSL import SSL
 from twisted.internet.defer import Deferred, fail, succeed
-from twisted.internet.interfaces import IDelayedCall, IReactorTime
+from twisted.internet.interfaces import IReactorTime
 from twisted.internet.ssl import Certificate, PrivateCertificate
 from twisted.python.failure import Failure
 from twisted.words.protocols.jabber import error
 from twisted.words.protocols.jabber.jid import JID, InvalidFormat
+from twisted.words.protocols.jabber.xmlstream import TimeoutError
 from twisted.words.xish import domish
 import xmppcomp._wokkelcompat  # noqa: F401  (before any wokkel module)
 from wokkel.iwokkel import IDisco
 from wokkel.subprotocols import IQHandlerMixin, XMPPHandler
 from zope.interface import implementer
 
+from xmppcomp.iqtracker import RequestTracker
 from xmppcomp.jids import parseJID
 from xmppcomp.logs import Logger
 from xmppcomp.metrics import XTLS_BYTES, XTLS_TUNNELS
@@ -312,7 +313,7 @@ class _IQLink:
             return
         # The errbacks of our IQ requests carry exceptions, not None.
         exception = cast(Exception, reason.value)
-        if isinstance(exception, _AckTimeout):
+        if isinstance(exception, TimeoutError):
             exception = PeerUnavailable(str(exception))
         self._tunnel._machine.fail(exception)
 
@@ -359,12 +360,6 @@ class _IQLink:
 
     def closed(self, reason: Exception | None) -> None:
         self._tunnel._closed(reason)
-
-
-class _AckTimeout(Exception):
-    """
-    The peer did not answer one of our IQs in time.
-    """
 
 
 def _jidOf(iq: domish.Element, attribute: str) -> JID:
@@ -428,8 +423,10 @@ class XTLSHandler(XMPPHandler, IQHandlerMixin):
 
     @ivar configuration: the L{XTLSConfiguration}.
     @ivar _tunnels: the live tunnels, by L{Tunnel.key}.
-    @ivar _pending: our IQs waiting for an answer, by id: the Deferred, the
-        JID expected to answer, and the timeout call.
+    @ivar _requests: our IQs waiting for an answer
+        (L{xmppcomp.iqtracker.RequestTracker}): unguessable ids, and a
+        result only from the peer's full JID (an error also from its bare
+        JID or domain, its server bouncing), within C{ackTimeout}.
     @ivar _observers: the L{ITunnelObserver}s.
     """
 
@@ -455,9 +452,8 @@ class XTLSHandler(XMPPHandler, IQHandlerMixin):
             clock = reactor
         self._clock: IReactorTime = clock
         self._tunnels: dict[tuple[str, str], Tunnel] = {}
-        self._pending: dict[str, tuple[Deferred[domish.Element], str, IDelayedCall]] = {}
+        self._requests = RequestTracker(clock=clock, requester="xtls")
         self._observers: list[ITunnelObserver] = []
-        self._ids = itertools.count(1)
         self._contexts: dict[bool, SSL.Context] = {}
 
     # Public API
@@ -559,11 +555,7 @@ class XTLSHandler(XMPPHandler, IQHandlerMixin):
         """
         The stream is gone, and every tunnel with it.
         """
-        pending, self._pending = self._pending, {}
-        for d, _, call in pending.values():
-            if call.active():
-                call.cancel()
-            d.errback(PeerUnavailable("the XML stream was lost"))
+        self._requests.failAll(PeerUnavailable("the XML stream was lost"))
         for tunnel in list(self._tunnels.values()):
             tunnel._machine.fail(PeerUnavailable("the XML stream was lost"))
         super().connectionLost(reason)
@@ -659,41 +651,22 @@ class XTLSHandler(XMPPHandler, IQHandlerMixin):
         iq["type"] = "set"
         iq["to"] = tunnel.peer.full()
         iq["from"] = tunnel.local.full()
-        iq["id"] = identifier = f"xtls-{id(self):x}-{next(self._ids)}"
         iq.addChild(payload)
         d: Deferred[domish.Element] = Deferred()
-        call = self._clock.callLater(
-            self.configuration.ackTimeout, self._timedOut, identifier
+        identifier = self._requests.expect(
+            iq, d.callback, d.errback, timeout=self.configuration.ackTimeout
         )
-        self._pending[identifier] = (d, tunnel.peer.full(), call)
-        self.send(iq)
+        try:
+            self.send(iq)
+        except Exception:
+            self._requests.forget(identifier)
+            raise
         return d
 
-    def _timedOut(self, identifier: str) -> None:
-        entry = self._pending.pop(identifier, None)
-        if entry is not None:
-            entry[0].errback(_AckTimeout(f"no answer to {identifier} in time"))
-
     def _onResponse(self, iq: domish.Element) -> None:
-        identifier = iq.getAttribute("id")
-        entry = self._pending.get(identifier) if identifier else None
-        if entry is None:
+        if getattr(iq, "handled", False):
             return
-        d, expected, call = entry
-        try:
-            sender = parseJID(iq.getAttribute("from", "")).full()
-        except (InvalidFormat, UnicodeError, ValueError):
-            return
-        if sender != expected:
-            return
-        del self._pending[identifier]
-        iq.handled = True  # type: ignore[attr-defined]  # a flag domish.Element does not declare
-        if call.active():
-            call.cancel()
-        if iq["type"] == "error":
-            d.errback(error.exceptionFromStanza(iq))
-        else:
-            d.callback(iq)
+        self._requests.receive(iq)
 
     # Helpers for tunnels
 
