@@ -194,7 +194,7 @@ class ConfirmationMetricsTests(SynchronousTestCase):
         d = self.requester.confirm(JULIET, REQUEST)
         self.clock.advance(2.5)
         self.pipe.sink.send(reply(self.received[0], JULIET.full()))
-        self.assertIs(self.successResultOf(d), Outcome.ALLOW)
+        self.assertIs(self.successResultOf(d).outcome, Outcome.ALLOW)
         self.assertEqual(self.delta(), [1.0, 0.0, 0.0, 0.0, 1.0, 2.5])
         self.assertEqual(buckets(), [0.0, 1.0])
 
@@ -206,7 +206,7 @@ class ConfirmationMetricsTests(SynchronousTestCase):
         d = self.requester.confirm(JULIET, REQUEST)
         self.clock.advance(4)
         self.pipe.sink.send(iqError(self.received[0], JULIET.full(), "not-authorized"))
-        self.assertIs(self.successResultOf(d), Outcome.DENY)
+        self.assertIs(self.successResultOf(d).outcome, Outcome.DENY)
         self.assertEqual(self.delta(), [0.0, 1.0, 0.0, 0.0, 1.0, 4.0])
 
     def test_fallbackCountsOnce(self) -> None:
@@ -227,7 +227,7 @@ class ConfirmationMetricsTests(SynchronousTestCase):
         answer.addElement("thread", content=str(message.thread))
         answer.addChild(message.confirm)
         self.pipe.sink.send(answer)
-        self.assertIs(self.successResultOf(d), Outcome.ALLOW)
+        self.assertIs(self.successResultOf(d).outcome, Outcome.ALLOW)
         self.assertEqual(self.delta(), [1.0, 0.0, 0.0, 0.0, 1.0, 3.0])
 
     def test_timeout(self) -> None:
@@ -276,7 +276,7 @@ class ConfirmationMetricsTests(SynchronousTestCase):
         answer.addElement("thread", content=str(message.thread))
         answer.addChild(message.confirm)
         self.pipe.sink.send(answer)
-        self.assertIs(self.successResultOf(answered), Outcome.ALLOW)
+        self.assertIs(self.successResultOf(answered).outcome, Outcome.ALLOW)
         self.assertEqual(pending(), [3.0])
         cancelled.cancel()
         self.failureResultOf(cancelled)
