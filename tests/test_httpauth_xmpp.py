@@ -230,6 +230,30 @@ class RequesterTests(SynchronousTestCase):
         self.pipe.sink.send(textReply(self.received[1], "juliet@capulet.com/phone", "OK"))
         self.assertEqual(self.successResultOf(d), Answer(Outcome.ALLOW, JID("juliet@capulet.com/phone")))
 
+    def test_spoofedAnswerCounted(self) -> None:
+        """
+        An IQ result with the request's id from another JID completes
+        nothing, and is counted as a mismatched answer of the C{httpauth}
+        requester (the one request tracker, L{xmppcomp.iqtracker}); the
+        real answer still does.
+        """
+
+        def mismatched() -> float:
+            value = REGISTRY.get_sample_value(
+                "xmppcomp_iq_answers_mismatched_total", {"requester": "httpauth"}
+            )
+            return value or 0.0
+
+        before = mismatched()
+        d = self.requester.confirm(JULIET, REQUEST)
+        spoofed = toResponse(self.received[0], "result")
+        spoofed["from"] = "romeo@montague.lit/garden"
+        self.pipe.sink.send(spoofed)
+        self.assertNoResult(d)
+        self.assertEqual(mismatched(), before + 1)
+        self.pipe.sink.send(iqError(self.received[0], JULIET.full(), "not-authorized"))
+        self.assertEqual(self.successResultOf(d), Answer(Outcome.DENY, JULIET))
+
     def test_exactResource(self) -> None:
         """
         With C{exactResource}, another resource's answer is ignored; the

@@ -531,13 +531,22 @@ def classifyIQReply(iq: domish.Element, stanzaId: str, asked: jid.JID) -> Outcom
     if kind == "error":
         if sender not in (asked, asked.userhostJID(), _domainOf(asked)):
             return None
-        condition = errorCondition(iq)
-        if condition == DENIAL_CONDITION:
-            return Outcome.DENY
-        if condition in FALLBACK_CONDITIONS:
-            return Outcome.FALLBACK
-        return Outcome.UNDELIVERABLE
+        return outcomeOfIQError(errorCondition(iq))
     return None
+
+
+def outcomeOfIQError(condition: str | None) -> Outcome:
+    """
+    What an error answer to the IQ form means, by its condition:
+    C{not-authorized} is L{Outcome.DENY}; C{feature-not-implemented} and
+    C{service-unavailable} are L{Outcome.FALLBACK} (ask with the message
+    form); anything else is L{Outcome.UNDELIVERABLE}.
+    """
+    if condition == DENIAL_CONDITION:
+        return Outcome.DENY
+    if condition in FALLBACK_CONDITIONS:
+        return Outcome.FALLBACK
+    return Outcome.UNDELIVERABLE
 
 
 def classifyText(text: str, transactionId: str) -> Outcome | None:

@@ -26,6 +26,7 @@ from twisted.words.xish import domish
 from wokkel.subprotocols import XMPPHandler
 
 from xmppcomp.errors import UnserializableElement
+from xmppcomp.iqtracker import RequestTracker
 from xmppcomp.httpauth._errors import (
     DEFAULT_UNAVAILABLE_RETRY_AFTER,
     ConfirmationTimeout,
@@ -39,7 +40,7 @@ from xmppcomp.httpauth._protocol import (
     ConfirmRequest,
     MalformedConfirm,
     Outcome,
-    classifyIQReply,
+    outcomeOfIQError,
     classifyMessageReply,
     confirmationIQ,
     confirmationMessage,
@@ -181,6 +182,10 @@ class ConfirmationRequester(XMPPHandler):
         self._sweep: IDelayedCall | None = None
         self._onCancel = self._cancelled  # bound once, not per confirmation
         self._initialized = False
+        # The IQ form's answers: matched on the random id and the sender
+        # (a result only from the full JID asked, an error also from its
+        # bare JID or domain); the timeouts stay this requester's one sweep.
+        self._requests = RequestTracker(requester="httpauth")
 
     def connectionInitialized(self) -> None:
         """
@@ -188,8 +193,8 @@ class ConfirmationRequester(XMPPHandler):
         """
         self._initialized = True
         xs = self.xmlstream
-        xs.addObserver('/iq[@type="result"]', self._onIQ, priority=1)
-        xs.addObserver('/iq[@type="error"]', self._onIQ, priority=1)
+        xs.addObserver('/iq[@type="result"]', self._requests.receive, priority=1)
+        xs.addObserver('/iq[@type="error"]', self._requests.receive, priority=1)
         xs.addObserver("/message", self._onMessage, priority=1)
 
     def connectionLost(self, reason: Failure) -> None:
@@ -199,6 +204,7 @@ class ConfirmationRequester(XMPPHandler):
         """
         self._initialized = False
         super().connectionLost(reason)
+        self._requests = RequestTracker(requester="httpauth")
         pending, self._pending = self._pending, {}
         for entry in pending.values():
             self._finish(
@@ -289,6 +295,9 @@ class ConfirmationRequester(XMPPHandler):
         self._pending[entry.key] = entry
         if entry.form == "iq":
             stanza = confirmationIQ(self.fromJid, entry.who, entry.key, entry.request)
+            self._requests.expect(
+                stanza, partial(self._iqResult, entry), partial(self._iqError, entry)
+            )
         else:
             expiresAt = entry.started + self.timeout
             stanza = confirmationMessage(
@@ -327,6 +336,8 @@ class ConfirmationRequester(XMPPHandler):
             PENDING_CONFIRMATIONS.dec()
         if self._pending.get(entry.key) is entry:
             del self._pending[entry.key]
+            if entry.form == "iq":
+                self._requests.forget(entry.key)
         if not self._pending and self._sweep is not None:
             if self._sweep.active():
                 self._sweep.cancel()
@@ -360,21 +371,33 @@ class ConfirmationRequester(XMPPHandler):
             ),
         )
 
-    def _onIQ(self, iq: domish.Element) -> None:
-        entry = self._pending.get(iq.getAttribute("id", ""))
-        if entry is None or entry.form != "iq":
+    def _iqResult(self, entry: _Pending, iq: domish.Element) -> None:
+        """
+        The full JID asked answered the IQ form with a result: allowed.
+        """
+        self._finishAnswer(entry, Outcome.ALLOW, iq)
+
+    def _iqError(self, entry: _Pending, error: object) -> None:
+        """
+        An error came back for the IQ form, from the JID asked, its bare JID
+        or its domain: C{not-authorized} denies, C{feature-not-implemented}
+        or C{service-unavailable} falls back to the message form, anything
+        else could not be asked.
+        """
+        if not isinstance(error, StanzaError):
+            # The stream went away (connectionLost fails the entries).
             return
-        outcome = classifyIQReply(iq, entry.key, entry.who)
-        if outcome is None:
-            return
-        iq.handled = True  # type: ignore[attr-defined]  # a flag domish.Element does not declare
+        # exceptionFromStanza keeps the error stanza as .stanza, which
+        # StanzaError does not declare.
+        stanza: domish.Element = error.stanza  # type: ignore[attr-defined]
+        outcome = outcomeOfIQError(error.condition)
         if outcome is Outcome.FALLBACK:
             self._unregister(entry)
             entry.form = "message"
             entry.key = self._makeKey()
             self._send(entry)
             return
-        self._finishAnswer(entry, outcome, iq)
+        self._finishAnswer(entry, outcome, stanza)
 
     def _finishAnswer(
         self, entry: _Pending, outcome: Outcome, reply: domish.Element
