@@ -2,17 +2,23 @@
 """
 Fault injection: the connection lost at every byte of a recorded
 negotiation (in the middle of TLS, SASL and bind), and a peer that stops
-reading.
+reading (over real loopback TCP).
 """
 
 from __future__ import annotations
 
+import re
+from typing import Any
+
+from twisted.internet import defer
 from twisted.internet.error import ConnectionLost
 from twisted.python.failure import Failure
-from twisted.trial.unittest import SynchronousTestCase
+from twisted.trial.unittest import SynchronousTestCase, TestCase
 
-from .streamhelpers import FakeTLSTransport
-from .test_fuzz_stream import SIDES, TRANSCRIPTS, StreamRun, _negotiated
+from xmppcomp.config import RouterLimits
+
+from .test_fuzz_stream import SIDES, TRANSCRIPTS, StreamRun
+from .test_router_streamend import CLOSE_TIMEOUT, LoopbackRouter
 
 
 class ConnectionResetTests(SynchronousTestCase):
@@ -44,34 +50,65 @@ class ConnectionResetTests(SynchronousTestCase):
         self.assertEqual(self.flushLoggedErrors(), [])
 
 
-class BackPressureTests(SynchronousTestCase):
+class BackPressureTests(LoopbackRouter, TestCase):
     """
-    What the router does for a session whose peer stopped reading.
+    What the router does for a session whose peer stopped reading, over
+    real loopback TCP: the kernel's buffers fill, then the transport's,
+    which pauses the session (its streaming producer).
     """
 
-    def test_pausedTargetBuffers(self) -> None:
+    limits = RouterLimits(closeTimeout=CLOSE_TIMEOUT, maxBufferedBytes=300000)
+
+    @defer.inlineCallbacks
+    def test_peerThatStopsReading(self) -> Any:
         """
-        The router does not look at the target's transport: with the
-        target's producer paused, everything routed to it is still written
-        into its transport buffer. This pins the current behaviour (see
-        docs/security.md): the buffer grows by every stanza sent to a
-        session that does not read, bounded only by the senders' rate
-        limit and the stream's close timeout when it is closed.
+        A component (B) stops reading while another (A) sends it 50 KB
+        messages, reading what comes back. Once B's transport is paused,
+        the router queues at most C{max_buffered_bytes} more to B and
+        bounces the rest to A with C{resource-constraint}, each bounce a
+        few hundred bytes (addressing and error, not the payload). When B
+        reads again it gets, in order, every message that was not bounced:
+        each message A sent was either delivered or bounced, none lost.
         """
-        receiver = StreamRun("receiving", self.patch)
-        receiver.feedAll(_negotiated("receiving"))
-        receiver.transport.producerState = "paused"
-        # A second session on the same router.
-        other = receiver.xs.factory.buildProtocol(None)
-        transport = FakeTLSTransport()
-        other.makeConnection(transport)
-        flights = [f.replace(b"a.comp.example.net", b"b.comp.example.net") for f in _negotiated("receiving")]
-        for flight in flights:
-            other.dataReceived(flight)
-        message = b"<message from='b.comp.example.net' to='a.comp.example.net'><body>%s</body></message>" % (
-            b"z" * 1000,
-        )
-        receiver.transport.clear()
-        for _ in range(200):
-            other.dataReceived(message)
-        self.assertGreater(len(receiver.transport.value()), 200 * 1000)
+        b, _ = yield self.xep0114("old.example.net")
+        b.transport.pauseProducing()
+        a, _ = yield self.xep0114("other.example.net")
+        body = b"x" * 50000
+        sent: list[bytes] = []
+        bounces: list[bytes] = []
+        for n in range(2000):
+            ident = b"fill%d" % (n,)
+            sent.append(ident)
+            a.write(b"<message from='other.example.net' to='old.example.net' id='%s'><body>%s</body></message>" % (ident, body))
+            said = yield self.sync(a, "other.example.net")
+            bounces += re.findall(rb"<message [^>]*type='error'.*?</message>", said)
+            if bounces:
+                break
+        else:
+            self.fail("the router never stopped writing to a peer that does not read")
+        router = self.service.router
+        assert router is not None
+        [session] = [s for s in router.sessions.values() if "old.example.net" in s.names]
+        self.assertTrue(session.paused)
+        self.assertLessEqual(session.queued, self.limits.maxBufferedBytes)
+        for more in range(5):
+            ident = b"more%d" % (more,)
+            sent.append(ident)
+            a.write(b"<message from='other.example.net' to='old.example.net' id='%s'><body>%s</body></message>" % (ident, body))
+        said = yield self.sync(a, "other.example.net")
+        bounces += re.findall(rb"<message [^>]*type='error'.*?</message>", said)
+        self.assertLessEqual(session.queued, self.limits.maxBufferedBytes)
+        for bounce in bounces:
+            self.assertLess(len(bounce), 1000, bounce[:300])
+            self.assertIn(b"<resource-constraint xmlns='urn:ietf:params:xml:ns:xmpp-stanzas'/>", bounce)
+            self.assertNotIn(b"<body>", bounce)
+        bounced = [re.search(rb"id='([^']+)'", bounce).group(1) for bounce in bounces]  # type: ignore[union-attr]
+        self.assertEqual(bounced[-5:], [b"more%d" % (n,) for n in range(5)])
+
+        b.transport.resumeProducing()
+        a.write(b"<message from='other.example.net' to='old.example.net' id='last'/>")
+        yield b.expect(rb"<message [^>]*id='last'")
+        delivered = re.findall(rb"<message [^>]*id='((?:fill|more)\d+)'", b.received)
+        self.assertEqual(sorted(delivered + bounced), sorted(sent))
+        self.assertEqual(delivered, [ident for ident in sent if ident not in bounced])
+        self.assertFalse(session.paused)

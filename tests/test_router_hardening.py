@@ -1,8 +1,9 @@
 # -*- test-case-name: tests.test_router_hardening -*-
 """
 The router against hostile or broken peers: deeply nested stanzas, peers
-that stop reading (back-pressure), silent peers (RFC 6120 section 4.5),
-and the per-source authentication failure limit shared by its listeners.
+that stop reading (back-pressure), large stanzas that bounce, DTDs after
+the stream header, silent peers (RFC 6120 section 4.5), and the
+per-source authentication failure limit shared by its listeners.
 """
 
 from __future__ import annotations
@@ -279,6 +280,210 @@ class BackPressureTests(SynchronousTestCase):
         self.assertEqual(self.a.transport.producerState, "producing")
 
 
+    def test_ownRepliesWithinLimit(self) -> None:
+        """
+        What the router itself writes to a paused session (here bounces of
+        stanzas to an unbound name) stays within C{maxBufferedBytes} too:
+        an answer that does not fit is not written but counted, and the
+        router stops reading from that session.
+        """
+        producer = self.a.transport.producer
+        producer.pauseProducing()
+        for _ in range(40):
+            self.a.xs.dataReceived(message(1000, recipient="nobody.example.net"))
+        written = self.a.take()
+        self.assertLessEqual(len(written), self.LIMIT)
+        bounces = written.count(b"<service-unavailable")
+        self.assertGreater(bounces, 0)
+        session = self.harness.router.sessions[self.a.xs]
+        self.assertEqual(session.queued, len(written))
+        self.assertEqual(session.dropped, 40 - bounces)
+        self.assertEqual(self.a.transport.producerState, "paused")
+
+
+def elementsOf(data: bytes) -> list[domish.Element]:
+    """
+    The top-level elements an XEP-0114 component reads in C{data}.
+    """
+    got: list[domish.Element] = []
+    stream = RestrictedElementStream()
+    stream.DocumentStartEvent = lambda root: None
+    stream.ElementEvent = got.append
+    stream.DocumentEndEvent = lambda: None
+    stream.parse(
+        b"<stream:stream xmlns='jabber:component:accept' xmlns:stream='http://etherx.jabber.org/streams'>"
+    )
+    stream.parse(data)
+    return got
+
+
+class BouncePayloadTests(SynchronousTestCase):
+    """
+    A bounce echoes the payload of a stanza of at most C{maxBouncePayload}
+    bytes; a larger stanza comes back as its addressing, id and type with
+    the error only (RFC 6120 section 8.3.1), whichever way it bounced.
+    """
+
+    def setUp(self) -> None:
+        self.harness = RouterHarness(self, maxBufferedBytes=5000)
+        secrets = {A: SECRET, B: SECRET}
+        self.accept = AcceptFactory(AcceptPolicy(secrets=secrets.get), reactor=self.harness.clock)
+        self.harness.router.addBootstraps(self.accept, "xep0114")
+        self.a = AcceptSession(self.harness, self.accept, A)
+
+    def bounce(self, data: bytes) -> tuple[domish.Element, int]:
+        """
+        Send C{data} from A; the one stanza A gets back, and its size.
+        """
+        self.a.xs.dataReceived(data)
+        written = self.a.take()
+        [answer] = elementsOf(written)
+        return answer, len(written)
+
+    def checkBare(self, answer: domish.Element, name: str, condition: str) -> None:
+        self.assertEqual(answer.name, name)
+        self.assertEqual(
+            (answer["type"], answer["id"], answer["to"], answer["from"]),
+            ("error", "s1", A, "nobody.example.net"),
+        )
+        self.assertEqual([child.name for child in answer.elements()], ["error"])
+        self.assertEqual(answer.error.firstChildElement().name, condition)
+
+    def test_largeStanzasBounceBare(self) -> None:
+        """
+        A 10,000-byte message (forwardable bytes, parsed shallow), IQ
+        (parsed in full) and a message whose bytes are not kept (it
+        declares the content namespace itself, so its size is estimated
+        from the element) to an unbound name: each comes back without its
+        payload, in well under a kilobyte.
+        """
+        pad = b"x" * 10000
+        for name, data in [
+            ("message", b"<message from='%s' to='nobody.example.net' id='s1' type='chat'><body>%s</body></message>"),
+            ("iq", b"<iq from='%s' to='nobody.example.net' id='s1' type='set'><q xmlns='urn:x'>%s</q></iq>"),
+            (
+                "message",
+                b"<message xmlns='jabber:component:accept' from='%s' to='nobody.example.net' id='s1'>"
+                b"<body>%s</body></message>",
+            ),
+        ]:
+            answer, size = self.bounce(data % (A.encode(), pad))
+            self.checkBare(answer, name, "service-unavailable")
+            self.assertLess(size, 600)
+
+    def test_smallStanzasEchoed(self) -> None:
+        """
+        A stanza of at most C{maxBouncePayload} bytes comes back whole,
+        with the error after its payload.
+        """
+        limit = RouterLimits().maxBouncePayload
+        head = b"<message from='%s' to='nobody.example.net' id='s1'><body>" % (A.encode(),)
+        tail = b"</body></message>"
+        data = head + b"y" * (limit - len(head) - len(tail)) + tail
+        self.assertEqual(len(data), limit)
+        answer, _ = self.bounce(data)
+        self.assertEqual([child.name for child in answer.elements()], ["body", "error"])
+        self.assertEqual(str(answer.body), "y" * (limit - len(head) - len(tail)))
+
+    def test_overflowBounceBare(self) -> None:
+        """
+        A large stanza bounced with C{resource-constraint} (its recipient
+        does not read) comes back without its payload too.
+        """
+        b = AcceptSession(self.harness, self.accept, B)
+        b.transport.producer.pauseProducing()
+        data = b"<message from='%s' to='%s' id='s1'><body>%s</body></message>" % (A.encode(), B.encode(), b"z" * 8000)
+        self.a.xs.dataReceived(data)
+        answer, size = [(e, len(self.a.transport.value())) for e in elementsOf(self.a.take())][0]
+        self.assertEqual(answer["from"], B)
+        self.assertEqual([child.name for child in answer.elements()], ["error"])
+        self.assertEqual(answer.error.firstChildElement().name, "resource-constraint")
+        self.assertEqual(b.take(), b"")
+
+    def test_routerDomainBounceBare(self) -> None:
+        """
+        A large message to the router's own domain is answered without its
+        payload.
+        """
+        self.a.xs.dataReceived(
+            b"<message from='%s' to='example.net' id='s1'><body>%s</body></message>" % (A.encode(), b"w" * 9000)
+        )
+        [answer] = elementsOf(self.a.take())
+        self.assertEqual([child.name for child in answer.elements()], ["error"])
+        self.assertEqual(answer.error.firstChildElement().name, "service-unavailable")
+
+    def test_configurable(self) -> None:
+        """
+        C{maxBouncePayload} sets the size above which the payload is left
+        out.
+        """
+        self.harness = RouterHarness(self, maxBouncePayload=100)
+        self.accept = AcceptFactory(AcceptPolicy(secrets={A: SECRET}.get), reactor=self.harness.clock)
+        self.harness.router.addBootstraps(self.accept, "xep0114")
+        self.a = AcceptSession(self.harness, self.accept, A)
+        answer, _ = self.bounce(b"<message from='%s' to='nobody.example.net' id='s1'><body>%s</body></message>" % (A.encode(), b"v" * 200))
+        self.checkBare(answer, "message", "service-unavailable")
+
+
+class RestrictedXMLTests(SynchronousTestCase):
+    """
+    A DTD (any markup declaration) after the stream header is
+    C{restricted-xml}, as before the header: between stanzas, inside a
+    stanza, on both listeners, before and after negotiation.
+    """
+
+    def setUp(self) -> None:
+        self.harness = RouterHarness(self)
+        self.accept = AcceptFactory(AcceptPolicy(secrets={A: SECRET}.get), reactor=self.harness.clock)
+        self.harness.router.addBootstraps(self.accept, "xep0114")
+
+    def test_negotiatedAcceptStream(self) -> None:
+        """
+        After the handshake (the router's raw forwarding path), between
+        stanzas or inside one, a declaration split across reads or not.
+        """
+        for reads in [
+            [b"<!DOCTYPE stream [<!ENTITY x 'lol'>]>"],
+            [b"<message from='%s' to='%s'/><!ENTITY x 'y'>" % (A.encode(), B.encode())],
+            [b"<message from='%s' to='%s'><body><!ELEMENT body ANY>" % (A.encode(), B.encode())],
+            [b"<", b"!DOCTYPE x>"],
+            [b"<!", b"DOCTYPE x>"],
+        ]:
+            a = AcceptSession(self.harness, self.accept, A)
+            for data in reads:
+                a.xs.dataReceived(data)
+            out = a.take()
+            self.assertIn(b"<restricted-xml xmlns='urn:ietf:params:xml:ns:xmpp-streams'/>", out, reads)
+            self.assertTrue(out.endswith(b"</stream:stream>"), out)
+            a.xs.connectionLost(None)
+
+    def test_beforeNegotiation(self) -> None:
+        """
+        Right after the header, on the XEP-0225 and the XEP-0114 listener.
+        """
+        for factory, namespace, to in [
+            (self.harness.factory, b"jabber:client", b"example.net"),
+            (self.accept, b"jabber:component:accept", A.encode()),
+        ]:
+            xs = factory.buildProtocol(None)
+            transport = StringTransport()
+            xs.makeConnection(transport)
+            xs.dataReceived(
+                b"<stream:stream xmlns='%s' xmlns:stream='http://etherx.jabber.org/streams'"
+                b" to='%s' version='1.0'><!DOCTYPE stream>" % (namespace, to)
+            )
+            self.assertIn(b"<restricted-xml ", transport.value())
+            xs.connectionLost(None)
+
+    def test_otherJunkNotWellFormed(self) -> None:
+        """
+        What is not a declaration stays C{not-well-formed}.
+        """
+        a = AcceptSession(self.harness, self.accept, A)
+        a.xs.dataReceived(b"<!-x>")
+        self.assertIn(b"<not-well-formed ", a.take())
+
+
 class SilentPeerTests(SynchronousTestCase):
     """
     The router pings a negotiated session after C{idleTimeout} seconds of
@@ -405,7 +610,8 @@ class AuthFailureConfigTests(SynchronousTestCase):
         reactor = MemoryReactorClock()
         service = RouterService(config, reactor)
         service.startService()
-        factories = [server[1] for server in reactor.tcpServers]
+        # (The listeners' factories wrapped by the admission gate.)
+        factories = [server[1].wrappedFactory for server in reactor.tcpServers]
         self.assertEqual(len(factories), 2)
         receiving = [f for f in factories if isinstance(f, ReceivingFactory)][0]
         accept = [f for f in factories if isinstance(f, AcceptFactory)][0]

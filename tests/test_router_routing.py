@@ -198,3 +198,63 @@ class TranslateTests(SynchronousTestCase):
             "<message xmlns='jabber:component:accept' from='a.example.net' to='b.example.net'>"
             "<body>hi</body><payload xmlns='urn:x'><inner/></payload></message>",
         )
+
+
+class BounceOfTests(SynchronousTestCase):
+    """
+    L{bounceOf} makes the error answer to an undeliverable stanza, with or
+    without its payload; L{sizeAtMost} judges a stanza's size cheaply.
+    """
+
+    def original(self) -> domish.Element:
+        message = stanza(from_="a.example.net/r", to="x@b.example.net", id="m1", type="chat")
+        message.addElement("body", content="hello")
+        message.addElement(("urn:x", "payload"))
+        return message
+
+    def test_withoutPayload(self) -> None:
+        """
+        Without echo: the same kind of stanza, addressed back, same id, type
+        C{error}, and only the error element.
+        """
+        answer = routing.bounceOf(self.original(), "service-unavailable", "b.example.net is not bound", False)
+        self.assertEqual(
+            answer.toXml(),
+            "<message to='a.example.net/r' from='x@b.example.net' id='m1' type='error'>"
+            "<error type='cancel' code='503'>"
+            "<service-unavailable xmlns='urn:ietf:params:xml:ns:xmpp-stanzas'/>"
+            "<text xmlns='urn:ietf:params:xml:ns:xmpp-stanzas'>b.example.net is not bound</text>"
+            "</error></message>",
+        )
+
+    def test_withPayload(self) -> None:
+        """
+        With echo: the original's children come first, then the error; the
+        original is not changed.
+        """
+        original = self.original()
+        before = original.toXml()
+        answer = routing.bounceOf(original, "resource-constraint", None, True)
+        self.assertEqual([child.name for child in answer.elements()], ["body", "payload", "error"])
+        self.assertEqual(answer.error["type"], "wait")
+        self.assertEqual(original.toXml(), before)
+
+    def test_missingAttributes(self) -> None:
+        """
+        Attributes the original lacks are left out, not made empty.
+        """
+        answer = routing.bounceOf(stanza("presence", to="x.example.net"), "service-unavailable", None, False)
+        self.assertEqual(dict(answer.attributes), {"from": "x.example.net", "type": "error"})
+
+    def test_sizeAtMost(self) -> None:
+        """
+        L{sizeAtMost} counts names, attributes and text, stopping early: a
+        stanza is within a limit above its serialised size, and beyond one
+        well below it.
+        """
+        message = self.original()
+        message.body.addContent("y" * 5000)
+        size = len(message.toXml())
+        self.assertTrue(routing.sizeAtMost(message, size + 100))
+        self.assertFalse(routing.sizeAtMost(message, size - 200))
+        self.assertFalse(routing.sizeAtMost(message, 10))

@@ -41,10 +41,14 @@ commented example is C{docs/examples/router.toml})::
     close_timeout = 10                      # seconds
     max_stanza_depth = 64                   # nesting levels in a stanza
     max_buffered_bytes = 1048576            # per session, while it does not read
+    max_bounce_payload = 4096               # bytes of a stanza a bounce echoes
     idle_timeout = 120                      # seconds of silence, then a ping
     ping_timeout = 30                       # seconds for an answer to it
     auth_failure_limit = 10                 # failed authentications per source
     auth_failure_window = 60                # ... within this many seconds
+    max_negotiating = 2000                  # connections not negotiated yet, in all
+    max_negotiating_per_source = 200        # ... per address (IPv6: per /64)
+    listen_backlog = 511                    # connections the kernel queues
 
 The component's TOML file (C{twistd xmppcomp --config FILE}; a complete,
 commented example is C{docs/examples/component.toml}; see
@@ -86,6 +90,9 @@ L{loadComponentConfig})::
     web_server = "nginx"                    # forward-auth: or "traefik", "caddy"
     ask_query = true                        # the query is part of what is asked
     max_body = 1048576                      # bytes; 413 beyond, before reading
+    max_connections = 10000                 # open HTTP connections in all
+    max_connections_per_source = 256        # ... per address (not trusted proxies)
+    listen_backlog = 511                    # connections the kernel queues
     head_timeout = 10                       # seconds for a request's head
     server_header = "xmppcomp"              # "" for no Server header
     follow_symlinks = false                 # protect: links out of directory
@@ -215,7 +222,9 @@ class RouterLimits:
     Limits of the router, each explicit.
 
     @ivar maxSessions: concurrent component sessions (XEP-0225 and XEP-0114
-        together); more are refused with C{resource-constraint}.
+        together) that completed negotiation; more are refused with
+        C{resource-constraint}. Connections still negotiating count
+        towards C{maxNegotiating} instead.
     @ivar maxNamesPerSession: hostnames one session may bind
         (C{resource-constraint} beyond).
     @ivar maxStanzasPerSecond: stanzas per second one session may send,
@@ -228,8 +237,14 @@ class RouterLimits:
     @ivar maxStanzaDepth: levels elements may nest below the stream root
         (a stanza is level 1); deeper is C{policy-violation}.
     @ivar maxBufferedBytes: bytes the router queues to one session while
-        its transport is paused (the peer does not read); stanzas beyond
-        are bounced with C{resource-constraint}.
+        its transport is paused (the peer does not read), its own answers
+        and bounces included; stanzas beyond are bounced with
+        C{resource-constraint}, errors, IQ results and the router's answers
+        beyond are counted and logged, not written.
+    @ivar maxBouncePayload: bytes of an undeliverable stanza that its
+        bounce echoes: a stanza up to this size comes back whole inside
+        its error; a larger one only as its addressing, id and type with
+        the error (RFC 6120 section 8.3.1 allows either).
     @ivar idleTimeout: seconds without data from a negotiated session
         before the router pings it (XEP-0199).
     @ivar pingTimeout: seconds to wait for any data after that ping before
@@ -238,6 +253,19 @@ class RouterLimits:
         handshake) from one source address within C{authFailureWindow}
         seconds before that source is refused (C{policy-violation}).
     @ivar authFailureWindow: see C{authFailureLimit}.
+    @ivar maxNegotiating: connections whose negotiation is not complete
+        (not authenticated and bound yet), in all; they do not count
+        towards C{maxSessions} until it is. When reached, a new connection
+        is refused at accept time unless a source holds at least two more
+        than its source does, whose oldest is closed to make room (see
+        L{xmppcomp.admission}).
+    @ivar maxNegotiatingPerSource: the same, per source address (an IPv4
+        address, or the C{/64} of an IPv6 address): beyond, connections
+        from that source are refused at accept time (closed before any
+        byte is read or written; logged once per burst).
+    @ivar listenBacklog: the listen backlog of every listener whose
+        endpoint string does not give its own C{backlog=} (the kernel caps
+        it at C{net.core.somaxconn}).
     """
 
     maxSessions: int = 1000
@@ -249,10 +277,14 @@ class RouterLimits:
     closeTimeout: float = 10.0
     maxStanzaDepth: int = 64
     maxBufferedBytes: int = 4 * 256 * 1024
+    maxBouncePayload: int = 4096
     idleTimeout: float = 120.0
     pingTimeout: float = 30.0
     authFailureLimit: int = 10
     authFailureWindow: float = 60.0
+    maxNegotiating: int = 2000
+    maxNegotiatingPerSource: int = 200
+    listenBacklog: int = 511
 
 
 def _strTuple(items: Iterable[str]) -> tuple[str, ...]:
@@ -333,10 +365,14 @@ ROUTER_LIMIT_KEYS: Mapping[str, tuple[str, bool, int]] = {
     "close_timeout": ("closeTimeout", False, 0),
     "max_stanza_depth": ("maxStanzaDepth", True, 1),
     "max_buffered_bytes": ("maxBufferedBytes", True, 1),
+    "max_bounce_payload": ("maxBouncePayload", True, 1),
     "idle_timeout": ("idleTimeout", False, 0),
     "ping_timeout": ("pingTimeout", False, 0),
     "auth_failure_limit": ("authFailureLimit", True, 1),
     "auth_failure_window": ("authFailureWindow", False, 0),
+    "max_negotiating": ("maxNegotiating", True, 1),
+    "max_negotiating_per_source": ("maxNegotiatingPerSource", True, 1),
+    "listen_backlog": ("listenBacklog", True, 1),
 }
 
 #: The keys of each table of the router's TOML file; C{""} is the top level.
@@ -1103,6 +1139,19 @@ class HTTPAuthConfig:
         C{"caddy"} (which headers carry the original request).
     @ivar askQuery: whether the query string is in the URL the user is
         asked about (it crosses the XMPP server); C{True} by default.
+    @ivar maxConnections: open connections of the web listener, in all
+        (idle keep-alive ones included); when reached, a new connection
+        is refused at accept time unless a source holds at least two more
+        than its source does, whose oldest is closed to make room (see
+        L{xmppcomp.admission}).
+    @ivar maxConnectionsPerSource: open connections per client address (an
+        IPv4 address, or the C{/64} of an IPv6 address), trusted proxies
+        excepted (they carry many clients; they count in
+        C{maxConnections} only): beyond, that address's connections are
+        refused at accept time (closed before anything is read or written;
+        logged once per burst).
+    @ivar listenBacklog: the listen backlog of the web listener, unless
+        C{listen} gives its own C{backlog=}.
     @ivar maxBody: bytes of a request body at most (413 beyond; refused
         before it is read).
     @ivar headTimeout: seconds a request's head (request line and headers)
@@ -1145,6 +1194,9 @@ class HTTPAuthConfig:
     webServer: str = "nginx"
     askQuery: bool = True
     maxBody: int = 1024 * 1024
+    maxConnections: int = 10000
+    maxConnectionsPerSource: int = 256
+    listenBacklog: int = 511
     headTimeout: float = 10.0
     serverHeader: str | None = "xmppcomp"
     followSymlinks: bool = False
@@ -1327,6 +1379,9 @@ _COMPONENT_TABLES: Mapping[str, frozenset[str]] = {
             "web_server",
             "ask_query",
             "max_body",
+            "max_connections",
+            "max_connections_per_source",
+            "listen_backlog",
             "head_timeout",
             "server_header",
             "follow_symlinks",
@@ -1924,6 +1979,15 @@ def _httpauth(
     maxBody = 1024 * 1024
     if (item := get("max_body")) is not None:
         maxBody = int(_limit(item, "max_body", {"max_body": ("maxBody", True, 0)}, HTTPAuthConfig()))
+
+    def count(key: str, attribute: str) -> int:
+        if (item := get(key)) is None:
+            return int(getattr(HTTPAuthConfig(), attribute))
+        return int(_limit(item, key, {key: (attribute, True, 1)}, HTTPAuthConfig()))
+
+    maxConnections = count("max_connections", "maxConnections")
+    maxConnectionsPerSource = count("max_connections_per_source", "maxConnectionsPerSource")
+    listenBacklog = count("listen_backlog", "listenBacklog")
     def seconds(key: str, attribute: str, default: float) -> float:
         if (item := get(key)) is None:
             return default
@@ -1968,6 +2032,9 @@ def _httpauth(
         webServer=webServer,
         askQuery=_bool(item) if (item := get("ask_query")) is not None else True,
         maxBody=maxBody,
+        maxConnections=maxConnections,
+        maxConnectionsPerSource=maxConnectionsPerSource,
+        listenBacklog=listenBacklog,
         headTimeout=headTimeout,
         serverHeader=serverHeader,
         followSymlinks=_bool(item) if (item := get("follow_symlinks")) is not None else False,

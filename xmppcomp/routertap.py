@@ -115,6 +115,13 @@ class Options(usage.Options):
             "with resource-constraint.",
         ],
         [
+            "max-bounce-payload",
+            None,
+            None,
+            "Bytes of an undeliverable stanza its bounce echoes; a larger one "
+            "comes back as its addressing and the error only.",
+        ],
+        [
             "idle-timeout",
             None,
             None,
@@ -138,6 +145,14 @@ class Options(usage.Options):
             None,
             "Seconds over which auth-failure-limit counts.",
         ],
+        ["max-negotiating", None, None, "Connections not negotiated yet (authenticated and bound), in all."],
+        [
+            "max-negotiating-per-source",
+            None,
+            None,
+            "Connections not negotiated yet from one address (IPv6: one /64); more are closed at accept.",
+        ],
+        ["listen-backlog", None, None, "Listen backlog of endpoints that give none."],
         [
             "metrics-listen",
             None,

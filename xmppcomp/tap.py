@@ -433,14 +433,28 @@ class HTTPAuthListener(StreamServerEndpointService):
     @ivar confirmer: the L{Confirmer<xmppcomp.httpauth.Confirmer>} behind
         it (its C{ledger} says how many confirmations are pending), once
         L{addHTTPAuth} set it.
+    @ivar gate: the L{AdmissionGate<xmppcomp.admission.AdmissionGate>}
+        that caps its open connections per source and in all, or C{None}.
     """
 
     _raiseSynchronously = True
 
     def __init__(
-        self, endpoint: Any, factory: Any, description: str, what: str, metrics: bool = False
+        self,
+        endpoint: Any,
+        factory: Any,
+        description: str,
+        what: str,
+        metrics: bool = False,
+        gate: Any = None,
     ) -> None:
-        super().__init__(endpoint, ConnectionTracker(factory))
+        """
+        @param gate: an L{AdmissionGate<xmppcomp.admission.AdmissionGate>}
+            every connection is put to before C{factory} sees it, or
+            C{None} for no caps.
+        """
+        super().__init__(endpoint, ConnectionTracker(factory if gate is None else gate.wrap(factory)))
+        self.gate = gate
         self.description = description
         self.what = what
         self.metrics = metrics
@@ -459,6 +473,14 @@ class HTTPAuthListener(StreamServerEndpointService):
             # Failed (and logged), or cancelled.
             return port
         self.port = port
+        if self.gate is not None:
+            from xmppcomp.admission import fileLimitWarning
+
+            warning = fileLimitWarning(
+                self.gate.admission.maxTotal, "[httpauth] max_connections", [port.getHost()]
+            )
+            if warning is not None:
+                log.warn("{warning}", warning=warning)
         from xmppcomp.demo import _hintURL
 
         log.info(
@@ -507,6 +529,8 @@ class HTTPAuthListener(StreamServerEndpointService):
         self.port = None
         yield super().stopService()
         yield self.factory.closeAll()
+        if self.gate is not None:
+            self.gate.stop()
 
 
 class ConnectionTracker(WrappingFactory):
@@ -702,10 +726,20 @@ def addHTTPAuth(parent: MultiService, component: Any, config: ComponentConfig) -
         accessLog=httpauth.accessLog,
     )
     site.noisy = False
+    from xmppcomp.admission import Admission, AdmissionGate, sourceKeyExcept, withBacklog
+
     try:
-        endpoint = serverFromString(reactor, httpauth.listen)
+        endpoint = serverFromString(reactor, withBacklog(httpauth.listen, httpauth.listenBacklog))
     except Exception as e:
         raise ConfigError(f"httpauth.listen: {httpauth.listen!r}: {e}") from e
+    # Open connections per client address and in all; trusted proxies
+    # count in the total only.
+    gate = AdmissionGate(
+        Admission(httpauth.maxConnections, httpauth.maxConnectionsPerSource),
+        reactor,
+        "open HTTP connections",
+        sourceKeyExcept(httpauth.trustedProxies),
+    )
     rules = "; ".join(
         "%s: %s"
         % (
@@ -724,6 +758,7 @@ def addHTTPAuth(parent: MultiService, component: Any, config: ComponentConfig) -
         "%s; confirmations asked from %s, %gs to answer; access: %s"
         % (what, asker, httpauth.timeout, rules),
         metrics=httpauth.metrics,
+        gate=gate,
     )
     listener.confirmer = confirmer
     listener.setName(HTTPAUTH_SERVICE)
@@ -923,14 +958,14 @@ class _ReadyLog(Service):
                     "or [component] server in --config FILE, see "
                     "docs/examples/component.toml). Stop it with Ctrl-C, or "
                     "kill the twistd process (twistd.pid).",
-                    names=", ".join(component.hostnames),
+                    names=", ".join(component.boundHostnames),
                 )
             )
             return
         component.whenReady().addCallback(
             lambda _: log.info(
                 "component {names} connected to {server} and bound ({how})",
-                names=", ".join(component.hostnames),
+                names=", ".join(component.boundHostnames),
                 server=component.server,
                 how=negotiationSummary(component),
             )

@@ -12,6 +12,7 @@ from typing import Any, Generic, Hashable, TypeVar
 
 import attrs
 from twisted.words.protocols.jabber import jid
+from twisted.words.protocols.jabber.error import StanzaError
 from twisted.words.xish import domish
 
 from xmppcomp._memo import boundedMemo
@@ -179,6 +180,62 @@ def mayBounce(stanza: domish.Element) -> bool:
     if stanza.name == "iq" and kind == "result":
         return False
     return True
+
+
+def sizeAtMost(stanza: domish.Element, limit: int) -> bool:
+    """
+    Whether C{stanza}, serialised, takes about C{limit} bytes or fewer:
+    element names, attributes and text are counted in characters, before
+    escaping, and the walk stops as soon as the count passes C{limit}, so
+    a large stanza costs no more to judge than a small one. For stanzas
+    whose bytes as received are not known (see L{bounceOf}).
+    """
+    total = 0
+    stack: list[domish.Element | str] = [stanza]
+    while stack:
+        current = stack.pop()
+        if isinstance(current, str):
+            total += len(current)
+        else:
+            # <name ...></name>
+            total += 2 * len(current.name) + 5
+            for key, value in current.attributes.items():
+                total += len(key if isinstance(key, str) else key[1]) + len(value) + 4
+            stack.extend(current.children)
+        if total > limit:
+            return False
+    return True
+
+
+def bounceOf(stanza: domish.Element, condition: str, text: str | None, echo: bool) -> domish.Element:
+    """
+    The error stanza that answers an undeliverable C{stanza} (RFC 6120
+    section 8.3): the same kind of stanza from its recipient to its sender,
+    with its id, of type C{error}, holding the stanza error C{condition}
+    (and C{text}).
+
+    @param echo: whether the original's payload (its children) comes back
+        too. Section 8.3.1 lets an error stanza omit it; the router echoes
+        small stanzas only (L{RouterLimits.maxBouncePayload
+        <xmppcomp.config.RouterLimits>}), so that a sender whose large
+        stanzas bounce does not get them all back.
+    """
+    answer = domish.Element((None, stanza.name))
+    attributes = stanza.attributes
+    sender = attributes.get("from")
+    recipient = attributes.get("to")
+    stanzaId = attributes.get("id")
+    if sender:
+        answer["to"] = sender
+    if recipient:
+        answer["from"] = recipient
+    if stanzaId:
+        answer["id"] = stanzaId
+    answer["type"] = "error"
+    if echo:
+        answer.children = list(stanza.children)
+    answer.addChild(StanzaError(condition, text=text).getElement())
+    return answer
 
 
 def isServed(domain: str, routerDomain: str) -> bool:

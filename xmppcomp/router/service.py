@@ -12,19 +12,18 @@ credentials and certificates from a L{xmppcomp.config.RouterConfig}.
 from __future__ import annotations
 
 from functools import partial
-from typing import Any, Callable
+from typing import Any, Callable, cast
 
 from twisted.application.service import MultiService
 from twisted.internet import defer
 from twisted.internet.endpoints import serverFromString
 from twisted.internet.interfaces import IDelayedCall, IPushProducer, IReactorTime
-from twisted.internet.protocol import Factory
 from twisted.python.failure import Failure
 from twisted.words.protocols.jabber import jid
 from twisted.words.protocols.jabber.error import StanzaError, StreamError
 from twisted.words.protocols.jabber.xmlstream import STREAM_AUTHD_EVENT, toResponse
 from twisted.words.xish import domish
-from twisted.words.xish.xmlstream import STREAM_CONNECTED_EVENT, STREAM_END_EVENT
+from twisted.words.xish.xmlstream import STREAM_CONNECTED_EVENT, STREAM_END_EVENT, STREAM_ERROR_EVENT
 from zope.interface import implementer
 
 from xmppcomp.config import RouterConfig, RouterLimits
@@ -38,13 +37,16 @@ from xmppcomp.router.routing import (
     Local,
     RoutingTable,
     StreamFault,
+    bounceOf,
     boundRoute,
     decide,
     domainOf,
     mayBounce,
+    sizeAtMost,
     translateNamespace,
 )
 from xmppcomp.stream.bind import HostnameBinder, bindChild, bindFeatures
+from xmppcomp.stream.receiving import STREAM_CLOSED_EVENT
 from xmppcomp.stream.xmlstream import checkSerializable
 
 log = Logger()
@@ -63,8 +65,13 @@ class RouterSession:
     its stream's transport: the transport calls L{pauseProducing} when its
     write buffer is full (the peer stopped reading) and L{resumeProducing}
     when it drained. While paused, the router counts the bytes it still
-    writes to the session in C{queued} and refuses to queue more than
-    L{RouterLimits.maxBufferedBytes} (see L{Router._deliver}).
+    writes to the session in C{queued} and never queues more than
+    L{RouterLimits.maxBufferedBytes}, its own answers included (see
+    L{Router._deliver} and L{send}).
+
+    A session ends with its stream (L{Router.end}), which is usually
+    before its connection is lost (L{Router.detach}): from then on nothing
+    is written to it and nothing it sends is routed.
 
     @ivar xmlstream: the stream.
     @ivar kind: C{"xep0225"} or C{"xep0114"}.
@@ -76,19 +83,31 @@ class RouterSession:
         yet, by C{(id, sender domain)}.
     @ivar paused: whether the transport asked us to stop writing.
     @ivar queued: bytes written to the transport since it paused.
-    @ivar dropped: stanzas not delivered since it paused (errors and IQ
-        results, which are never bounced).
+    @ivar dropped: stanzas not written since it paused: errors and IQ
+        results (which are never bounced) and the router's own answers that
+        would have gone over the limit.
     @ivar readPaused: whether the router stopped reading from this session
         because what it writes back to it went over the limit.
+    @ivar ended: whether its stream ended (see L{Router.end}).
+    @ivar unsent: what the router had to say to it after its stream ended,
+        and did not write (counted, logged when its connection is lost).
+    @ivar late: stanzas it sent after its stream ended, not routed
+        (counted, logged when its connection is lost).
     @ivar idleTimer: the pending idle check, or L{None}.
     @ivar pingSentAt: when the router pinged the silent session, or
         L{None} if it did not.
+    @ivar established: whether its negotiation completed and it counts
+        towards L{RouterLimits.maxSessions}.
     """
 
+    established = False
     paused = False
     queued = 0
     dropped = 0
     readPaused = False
+    ended = False
+    unsent = 0
+    late = 0
     idleTimer: IDelayedCall | None = None
     pingSentAt: float | None = None
 
@@ -117,24 +136,56 @@ class RouterSession:
     def send(self, element: domish.Element) -> None:
         """
         Send something the router itself says to this session (an answer, a
-        bounce, a ping). While the transport is paused it is counted; past
-        the limit the router stops reading from the session until its
-        transport drains, so that a peer that sends without reading cannot
-        grow its own buffer through the router's answers.
+        bounce, a ping).
+
+        Once the stream ended nothing is written: it is counted in
+        C{unsent} (and logged when the connection is lost). While the
+        transport is paused it is counted in C{queued}; what would take
+        C{queued} over L{RouterLimits.maxBufferedBytes} is not written but
+        counted in C{dropped}, and the router stops reading from the
+        session until its transport drains, so that a peer that sends
+        without reading cannot grow its own buffer through the router's
+        answers.
         """
+        if self.ended:
+            self.unsent += 1
+            log.debug(
+                "not writing <{name} id={id}/> to {identity}: its stream ended",
+                name=element.name,
+                id=element.getAttribute("id"),
+                identity=self.identity,
+            )
+            return
         if not self.paused:
             self.xmlstream.send(element)
             return
         data = checkSerializable(element.toXml(), element).encode("utf-8")
-        self.queued += len(data)
-        self.xmlstream.send(data)
-        if self.queued > self.router.limits.maxBufferedBytes and not self.readPaused:
+        if self.queued + len(data) <= self.router.limits.maxBufferedBytes:
+            self.queued += len(data)
+            self.xmlstream.send(data)
+            return
+        self.countDropped("the router's answers")
+        if not self.readPaused:
             self.readPaused = True
             log.warn(
                 "{identity} does not read: not reading from it until it does",
                 identity=self.identity,
             )
             self.xmlstream.transport.pauseProducing()
+
+    def countDropped(self, what: str) -> None:
+        """
+        Count a stanza not written to this paused session (C{what} it is,
+        for the log line of the first one in a pause).
+        """
+        self.dropped += 1
+        if self.dropped == 1:
+            log.warn(
+                "{identity} does not read and has {queued} bytes queued: not writing {what} to it",
+                identity=self.identity,
+                queued=self.queued,
+                what=what,
+            )
 
     # IPushProducer, for the stream's transport.
 
@@ -150,7 +201,7 @@ class RouterSession:
         self.queued = 0
         if self.dropped:
             log.warn(
-                "{identity} reads again; {count} errors or IQ results to it were dropped meanwhile",
+                "{identity} reads again; {count} errors, IQ results or answers of the router to it were not written meanwhile",
                 identity=self.identity,
                 count=self.dropped,
             )
@@ -185,7 +236,10 @@ class Router:
 
     @ivar domain: the router's own domain.
     @ivar table: bound hostname to session.
-    @ivar sessions: the attached sessions.
+    @ivar sessions: the attached sessions, negotiating ones included.
+    @ivar established: how many of them completed negotiation (at most
+        L{RouterLimits.maxSessions}; the connections still negotiating are
+        limited by L{RouterService}'s admission, not here).
     """
 
     def __init__(
@@ -205,6 +259,7 @@ class Router:
         self.reactor = reactor
         self.table: RoutingTable[RouterSession] = RoutingTable()
         self.sessions: dict[Any, RouterSession] = {}
+        self.established = 0
         self._closing = False
         self._pings = 0
 
@@ -216,6 +271,9 @@ class Router:
         return self._mayBind(identity, hostname)
 
     def claim(self, hostname: str, owner: object) -> bool:
+        if cast(RouterSession, owner).ended:
+            # A bind handled after its stream ended: the name stays free.
+            return False
         claimed = self.table.claim(hostname, owner)  # type: ignore[arg-type]
         if claimed:
             ROUTER_BOUND_NAMES.set(len(self.table))
@@ -256,7 +314,7 @@ class Router:
         A stream connected: make its session, or refuse it when the router
         is full or shutting down.
         """
-        if self._closing or len(self.sessions) >= self.limits.maxSessions:
+        if self._closing or self.established >= self.limits.maxSessions:
             # The error goes out before the peer's header: ours comes first.
             xs.thisEntity = jid.JID(self.domain)
             xs.namespace = NS_COMPONENT_ACCEPT if kind == "xep0114" else NS_CLIENT
@@ -265,7 +323,7 @@ class Router:
                 "refusing a {kind} connection: {condition} ({count} sessions)",
                 kind=kind,
                 condition=condition,
-                count=len(self.sessions),
+                count=self.established,
             )
             from xmppcomp.stream.receiving import countRefusal
 
@@ -275,6 +333,11 @@ class Router:
         session = RouterSession(self, xs, kind)
         self.sessions[xs] = session
         ROUTER_SESSIONS.labels(kind).inc()
+        # The listeners' streams say when the stream ends, whichever side
+        # ends it (STREAM_CLOSED_EVENT); any stream says when a stream error
+        # goes either way, and when the connection is lost.
+        xs.addObserver(STREAM_CLOSED_EVENT, lambda reason: self.end(session, reason))
+        xs.addObserver(STREAM_ERROR_EVENT, lambda reason: self.end(session, reason))
         xs.addObserver(STREAM_END_EVENT, lambda reason: self.detach(session, reason))
         return session
 
@@ -283,8 +346,16 @@ class Router:
         A stream completed negotiation: from now on its stanzas are routed.
         """
         session = self.sessions.get(xs)
-        if session is None:
+        if session is None or session.ended:
             return
+        if self.established >= self.limits.maxSessions:
+            from xmppcomp.stream.receiving import countRefusal
+
+            countRefusal("resource-constraint")
+            self._fault(session, "resource-constraint", "the router is full: %d sessions" % (self.established,))
+            return
+        session.established = True
+        self.established += 1
         if session.kind == "xep0114":
             hostname = xs.authenticator.hostname
             session.identity = hostname
@@ -318,27 +389,53 @@ class Router:
             names=", ".join(session.names),
         )
 
-    def detach(self, session: RouterSession, reason: Failure) -> None:
+    def end(self, session: RouterSession, reason: Failure | str) -> None:
         """
-        A stream ended: remove its routes at once and answer what it left
-        unanswered.
+        The stream of C{session} ended, whichever side ended it and however
+        (a stream error either way, a closing tag either way, the
+        connection lost), which may be long before its connection is
+        lost: release its names at once, so that stanzas to them bounce
+        with C{service-unavailable} and another session may bind them;
+        answer the IQ requests it will never answer; route nothing more it
+        sends and write nothing more to it (see L{RouterSession.send}).
         """
-        if self.sessions.pop(session.xmlstream, None) is None:
+        if session.ended:
             return
-        ROUTER_SESSIONS.labels(session.kind).dec()
+        session.ended = True
+        xs = session.xmlstream
+        xs.elementHandler = partial(_countLate, session)
         timer, session.idleTimer = session.idleTimer, None
         if timer is not None and timer.active():
             timer.cancel()
         names = session.binder.releaseAll() if session.binder is not None else []
         self._failPending(session, None)
-        ended = getattr(session.xmlstream, "streamEnded", None) or reason
         log.info(
             "{kind} session of {identity} ended ({why}); released {names}",
             kind=session.kind,
             identity=session.identity or "(unauthenticated)",
-            why=_why(ended),
+            why=_why(getattr(xs, "streamEnded", None) or reason),
             names=", ".join(names) or "no names",
         )
+
+    def detach(self, session: RouterSession, reason: Failure) -> None:
+        """
+        The connection of C{session} is lost: its stream has ended too (see
+        L{end}), and the session is gone.
+        """
+        self.end(session, reason)
+        if self.sessions.pop(session.xmlstream, None) is None:
+            return
+        if session.established:
+            self.established -= 1
+        ROUTER_SESSIONS.labels(session.kind).dec()
+        if session.unsent or session.late:
+            log.info(
+                "{identity}: after its stream ended, {unsent} answers of the router to it were not written"
+                " and {late} stanzas it sent were not routed",
+                identity=session.identity or "(unauthenticated)",
+                unsent=session.unsent,
+                late=session.late,
+            )
 
     # Routing.
 
@@ -358,7 +455,7 @@ class Router:
                     if session.kind == "xep0225" and session.binder is not None:
                         session.binder.handle(stanza, session.send)
                     else:
-                        session.send(StanzaError("feature-not-implemented", text="XEP-0114 sessions bind by handshake").toResponse(stanza))
+                        self._bounce(session, stanza, "feature-not-implemented", "XEP-0114 sessions bind by handshake")
                     return
         target = boundRoute(stanza, session.names, self.table)
         if target is not None:
@@ -371,12 +468,11 @@ class Router:
         if isinstance(decision, StreamFault):
             self._fault(session, decision.condition, decision.text)
             return
-        stanza = _fullElement(session, stanza)
         if isinstance(decision, Local):
             self._local(session, stanza)
         elif isinstance(decision, Bounce):
             stanzasBounced(decision.condition).inc()
-            session.send(StanzaError(decision.condition, text=decision.text).toResponse(stanza))
+            self._bounce(session, stanza, decision.condition, decision.text)
         else:
             assert isinstance(decision, Drop)
             log.info("{identity}: dropped: {reason}", identity=session.identity, reason=decision.reason)
@@ -434,25 +530,33 @@ class Router:
         """
         if mayBounce(stanza):
             stanzasBounced("resource-constraint").inc()
-            stanza = _fullElement(sender, stanza)
             if stanza.uri != sender.namespace and stanza.uri == target.namespace:
                 # Moved into the target's namespace to measure it: back.
                 translateNamespace(stanza, target.namespace, sender.namespace)
-            sender.send(
-                StanzaError(
-                    "resource-constraint",
-                    text="%s is not reading its stream; %d bytes are queued to it"
-                    % (", ".join(target.names) or target.identity, target.queued),
-                ).toResponse(stanza)
+            self._bounce(
+                sender,
+                stanza,
+                "resource-constraint",
+                "%s is not reading its stream; %d bytes are queued to it"
+                % (", ".join(target.names) or target.identity, target.queued),
             )
             return
-        target.dropped += 1
-        if target.dropped == 1:
-            log.warn(
-                "{identity} does not read and has {queued} bytes queued: dropping errors and IQ results to it",
-                identity=target.identity,
-                queued=target.queued,
-            )
+        target.countDropped("errors and IQ results")
+
+    def _bounce(self, session: RouterSession, stanza: domish.Element, condition: str, text: str | None) -> None:
+        """
+        Answer C{stanza}, which C{session} sent and which is being handled,
+        with the stanza error C{condition}: its payload comes back too only
+        if the stanza takes at most L{RouterLimits.maxBouncePayload} bytes
+        (see L{bounceOf}); a larger one is not even parsed in full.
+        """
+        limit = self.limits.maxBouncePayload
+        rawBytesOf = getattr(session.xmlstream, "rawBytesOf", None)
+        raw = rawBytesOf(stanza) if rawBytesOf is not None else None
+        echo = len(raw) <= limit if raw is not None else sizeAtMost(stanza, limit)
+        if echo:
+            stanza = _fullElement(session, stanza)
+        session.send(bounceOf(stanza, condition, text, echo))
 
     def _track(self, sender: RouterSession, target: RouterSession, iq: domish.Element) -> None:
         if target.pendingCount >= MAX_PENDING_IQS:
@@ -480,8 +584,10 @@ class Router:
     def _failPending(self, session: RouterSession, hostname: str | None) -> None:
         """
         Answer with C{service-unavailable} the IQ requests C{session} will
-        never answer: those to C{hostname}, or all when C{None}.
+        never answer: those to C{hostname}, or all when C{None}. Those
+        whose senders are gone too are counted in one log line.
         """
+        unanswerable = 0
         for key in list(session.pending):
             entries = session.pending[key]
             kept: list[tuple[str, str, str]] = []
@@ -490,17 +596,31 @@ class Router:
                     kept.append((origin, recipient, iqId))
                     continue
                 session.pendingCount -= 1
-                self._answerVanished(origin, recipient, iqId)
+                if not self._answerVanished(origin, recipient, iqId):
+                    unanswerable += 1
             if kept:
                 session.pending[key] = kept
             else:
                 del session.pending[key]
+        if unanswerable:
+            log.info(
+                "{count} IQ requests to {identity} went unanswered, and their senders are gone too",
+                count=unanswerable,
+                identity=session.identity,
+            )
 
-    def _answerVanished(self, origin: str, recipient: str, iqId: str) -> None:
+    def _answerVanished(self, origin: str, recipient: str, iqId: str) -> bool:
+        """
+        Answer the IQ request C{iqId} from C{origin} to C{recipient}, which
+        will not be answered, with C{service-unavailable}.
+
+        @return: whether C{origin}'s name is still bound (if not, there is
+            no one to tell).
+        """
         domain = domainOf(origin)
         sender = self.table.lookup(domain) if domain else None
         if sender is None:
-            return
+            return False
         error = domish.Element((None, "iq"))
         error["type"] = "error"
         error["from"] = recipient
@@ -511,6 +631,7 @@ class Router:
         )
         stanzasBounced("service-unavailable").inc()
         sender.send(error)
+        return True
 
     def _local(self, session: RouterSession, stanza: domish.Element) -> None:
         kind = stanza.getAttribute("type")
@@ -525,14 +646,14 @@ class Router:
                 if (child.uri, child.name) == (NS_PING, "ping"):
                     session.send(toResponse(stanza, "result"))
                     return
-            session.send(StanzaError("service-unavailable").toResponse(stanza))
+            self._bounce(session, stanza, "service-unavailable", None)
             return
         if stanza.name == "presence" and kind in (None, "unavailable"):
             # Directed presence to the router: it keeps no presence state.
             log.debug("presence to the router from {sender}", sender=stanza.getAttribute("from"))
             return
         if kind != "error":
-            session.send(StanzaError("service-unavailable").toResponse(stanza))
+            self._bounce(session, stanza, "service-unavailable", None)
 
     def _discoInfo(self, iq: domish.Element) -> domish.Element:
         reply = toResponse(iq, "result")
@@ -557,7 +678,7 @@ class Router:
         """
         session.idleTimer = None
         xs = session.xmlstream
-        if self.sessions.get(xs) is not session:
+        if self.sessions.get(xs) is not session or session.ended:
             return
         limits = self.limits
         now = self.reactor.seconds()
@@ -636,6 +757,13 @@ def _ignoreElement(element: domish.Element) -> None:
     """
 
 
+def _countLate(session: RouterSession, element: domish.Element) -> None:
+    """
+    Element sink of a session whose stream ended: counted, not routed.
+    """
+    session.late += 1
+
+
 def _peer(xs: Any) -> str:
     try:
         return str(xs.transport.getPeer())
@@ -680,6 +808,9 @@ class RouterService(MultiService):
         if configured, last).
     @ivar authFailures: the L{AuthFailureLimiter} shared by the XEP-0225
         and XEP-0114 listeners, once started.
+    @ivar admission: the L{AdmissionGate<xmppcomp.admission.AdmissionGate>}
+        shared by the XEP-0225 and XEP-0114 listeners (connections not
+        negotiated yet, per source and in all), once started.
     """
 
     def __init__(self, config: RouterConfig, reactor: Any = None) -> None:
@@ -692,9 +823,11 @@ class RouterService(MultiService):
         self.reactor = reactor
         self.router: Router | None = None
         self.authFailures: Any = None
+        self.admission: Any = None
         self.ports: list[Any] = []
 
     def startService(self) -> None:
+        from xmppcomp.admission import Admission, AdmissionGate, fileLimitWarning, withBacklog
         from xmppcomp.authz import HostnamePolicy
         from xmppcomp.stream import tls
         from xmppcomp.stream.acceptreceiving import AcceptFactory, AcceptPolicy
@@ -711,6 +844,14 @@ class RouterService(MultiService):
             maxFailures=limits.authFailureLimit, window=limits.authFailureWindow
         )
         self.authFailures = authFailures
+        # One gate for every XMPP listener: a connection counts per source
+        # address and in all until its negotiation completes.
+        admission = AdmissionGate(
+            Admission(limits.maxNegotiating, limits.maxNegotiatingPerSource),
+            self.reactor,
+            "connections not negotiated yet",
+        )
+        self.admission = admission
         if config.credentials is not None:
             store: Any = FileCredentialStore(config.credentials)
             store.load()
@@ -738,7 +879,8 @@ class RouterService(MultiService):
             reactor=self.reactor,
         )
         router.addBootstraps(receiving, "xep0225")
-        listeners: list[tuple[str, Factory]] = [(endpoint, receiving) for endpoint in config.listen]
+        receiving.addBootstrap(STREAM_AUTHD_EVENT, admission.authenticated)
+        listeners: list[tuple[str, Any]] = [(endpoint, admission.wrap(receiving)) for endpoint in config.listen]
         if config.acceptSecrets:
             secrets = {
                 jid.JID(hostname).host: ref.read() for hostname, ref in config.acceptSecrets.items()
@@ -755,17 +897,26 @@ class RouterService(MultiService):
                 reactor=self.reactor,
             )
             router.addBootstraps(accept, "xep0114")
-            listeners += [(endpoint, accept) for endpoint in config.acceptListen]
+            accept.addBootstrap(STREAM_AUTHD_EVENT, admission.authenticated)
+            wrapped = admission.wrap(accept)
+            listeners += [(endpoint, wrapped) for endpoint in config.acceptListen]
         if config.metricsListen is not None:
             listeners.append((config.metricsListen, metricsSite()))
         self.router = router
         for description, factory in listeners:
             failures: list[Failure] = []
-            d = serverFromString(self.reactor, description).listen(factory)
+            d = serverFromString(self.reactor, withBacklog(description, limits.listenBacklog)).listen(factory)
             d.addCallbacks(self.ports.append, failures.append)
             if failures:
                 failures[0].raiseException()
             log.info("router {domain} listening on {endpoint}", domain=router.domain, endpoint=description)
+        warning = fileLimitWarning(
+            limits.maxSessions + limits.maxNegotiating,
+            "[limits] max_sessions and max_negotiating",
+            [port.getHost() for port in self.ports],
+        )
+        if warning is not None:
+            log.warn("{warning}", warning=warning)
         super().startService()
 
     @defer.inlineCallbacks
@@ -773,5 +924,7 @@ class RouterService(MultiService):
         yield super().stopService()
         ports, self.ports = self.ports, []
         yield defer.gatherResults([defer.maybeDeferred(port.stopListening) for port in ports])
+        if self.admission is not None:
+            self.admission.stop()
         if self.router is not None:
             yield self.router.shutdown()

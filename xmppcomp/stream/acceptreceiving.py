@@ -33,8 +33,8 @@ from twisted.words.xish.xmlstream import STREAM_END_EVENT
 from xmppcomp.logs import Logger
 from xmppcomp.ns import NS_COMPONENT_ACCEPT, NS_STREAMS
 from xmppcomp.stream.handshake import checkAcceptHeader, checkHandshake
-from xmppcomp.stream.negotiating import NegotiatingFactory, NegotiatingXmlStream, isStanza, peerOf
-from xmppcomp.stream.receiving import AuthFailureLimiter, countRefusal, sourceKey
+from xmppcomp.stream.negotiating import NegotiatingXmlStream, isStanza, peerOf
+from xmppcomp.stream.receiving import AuthFailureLimiter, ListeningFactory, countRefusal, sourceKey
 from xmppcomp.stream.xmlstream import (
     DEFAULT_CLOSE_TIMEOUT,
     DEFAULT_MAX_STANZA_DEPTH,
@@ -321,17 +321,13 @@ def _loggedTo(root: domish.Element) -> str | None:
 
 
 
-class AcceptFactory(NegotiatingFactory):
+class AcceptFactory(ListeningFactory):
     """
-    Builds a negotiating XEP-0114 stream per accepted connection, for an
-    L{AcceptPolicy}; the authenticator's C{hostname} says which component
-    was accepted.
+    Builds a negotiating XEP-0114 stream per accepted connection (a
+    L{ListeningXmlStream<xmppcomp.stream.receiving.ListeningXmlStream>}),
+    for an L{AcceptPolicy}; the authenticator's C{hostname} says which
+    component was accepted.
     """
 
     def makeAuthenticator(self) -> AcceptAuthenticator:
         return AcceptAuthenticator(self.policy, self.reactor)
-
-    def buildProtocol(self, addr: object) -> NegotiatingXmlStream:
-        xs = super().buildProtocol(addr)
-        xs.maxDepth = self.policy.maxStanzaDepth
-        return xs

@@ -22,6 +22,8 @@ from twisted.internet.interfaces import (
     IReactorTime,
     ITLSTransport,
 )
+from twisted.internet.protocol import connectionDone
+from twisted.python.failure import Failure
 from twisted.words.protocols.jabber import jid
 from twisted.words.protocols.jabber.error import StreamError
 from twisted.words.protocols.jabber.xmlstream import (
@@ -640,7 +642,95 @@ def _isCountedFailure(reply: domish.Element) -> bool:
     return not any(child.name == "aborted" for child in reply.elements())
 
 
-class ReceivingFactory(NegotiatingFactory):
+#: Dispatched once by a L{ListeningXmlStream} the moment its stream ends,
+#: with why: the L{Failure} of the stream error either side sent, a C{str}
+#: naming whose closing tag ended it, or the reason the connection was lost
+#: first. The connection may stay open after it (the closing handshake,
+#: a peer that does not close); L{STREAM_END_EVENT} comes when it is lost.
+STREAM_CLOSED_EVENT = "//event/xmppcomp/stream/closed"
+
+
+class ListeningXmlStream(NegotiatingXmlStream):
+    """
+    The stream of the receiving side's listeners (XEP-0225 and XEP-0114):
+    a L{NegotiatingXmlStream} that says when the stream ends, not only when
+    its connection does.
+
+    A stream ends, whichever side ends it, the moment a stream error goes
+    out or comes in, either side's closing tag goes out or comes in, or
+    the connection is lost first. In the first two cases our closing tag
+    goes out (in answer to the peer's, or after the error), and nothing may
+    follow it (L{XmppXmlStream.send
+    <xmppcomp.stream.xmlstream.XmppXmlStream.send>} drops what comes
+    later), so
+    L{sendFooter} is where the end is seen; the peer's closing tag is seen
+    in L{onDocumentEnd} first, to say who closed. Observers of
+    L{STREAM_CLOSED_EVENT} learn of it then: the router releases the
+    stream's names at once, rather than when the connection is finally
+    lost (after the peer's closing tag and TLS shutdown, or up to twice
+    C{closeTimeout} later for a peer that keeps TCP open).
+
+    @ivar closedBy: why the stream ended (what L{STREAM_CLOSED_EVENT}
+        carried), or L{None} while it is open.
+    """
+
+    closedBy: Failure | str | None = None
+
+    def onDocumentEnd(self) -> None:
+        """
+        The peer's closing tag arrived: the stream has ended.
+        """
+        self._closed("closing tag from the peer")
+        super().onDocumentEnd()
+
+    def sendFooter(self) -> None:
+        """
+        Our closing tag goes out: the stream has ended.
+        """
+        super().sendFooter()
+        self._closed("closing tag sent")
+
+    def connectionLost(self, reason: Failure = connectionDone) -> None:
+        """
+        The connection is lost; if the stream had not ended, it ends now.
+        """
+        self._closed(reason)
+        super().connectionLost(reason)
+
+    def _closed(self, why: Failure | str) -> None:
+        """
+        Dispatch L{STREAM_CLOSED_EVENT} the first time; a stream error
+        (received or sent) is the reason whenever there was one.
+        """
+        if self.closedBy is not None:
+            return
+        self.closedBy = self.streamEnded or why
+        self.dispatch(self.closedBy, STREAM_CLOSED_EVENT)
+
+
+class ListeningFactory(NegotiatingFactory):
+    """
+    Builds a L{ListeningXmlStream} per accepted connection, with the
+    authenticator L{makeAuthenticator} returns and the limits of C{policy}
+    (which also has C{maxStanzaDepth}).
+    """
+
+    def buildProtocol(self, addr: object) -> ListeningXmlStream:
+        policy = self.policy
+        xs = ListeningXmlStream(
+            self.makeAuthenticator(),
+            reactor=self.reactor,
+            maxStanzaSize=policy.maxStanzaSize,
+            closeTimeout=policy.closeTimeout,
+            maxDepth=policy.maxStanzaDepth,
+        )
+        xs.factory = self
+        for event, observer in self.bootstraps:
+            xs.addObserver(event, observer)
+        return xs
+
+
+class ReceivingFactory(ListeningFactory):
     """
     Builds a negotiating XEP-0225 stream per accepted connection, for a
     L{ReceivingPolicy}.
@@ -648,8 +738,3 @@ class ReceivingFactory(NegotiatingFactory):
 
     def makeAuthenticator(self) -> ReceivingAuthenticator:
         return ReceivingAuthenticator(self.policy, self.reactor)
-
-    def buildProtocol(self, addr: object) -> NegotiatingXmlStream:
-        xs = super().buildProtocol(addr)
-        xs.maxDepth = self.policy.maxStanzaDepth
-        return xs

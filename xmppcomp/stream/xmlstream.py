@@ -321,6 +321,8 @@ class RestrictedElementStream(domish.ExpatElementStream):
         # bounds the element count; keep the base class's check out of the way.
         self.maxElementCount = maxStanzaSize
         self._fed = 0
+        # The last chunk fed before the current one (see _atDeclaration).
+        self._previous = b""
         self._segmentStart = 0
         self._error: domish.ParserError | None = None
         self._discarded = False
@@ -415,11 +417,27 @@ class RestrictedElementStream(domish.ExpatElementStream):
             try:
                 self.parser.Parse(chunk)
             except self.error as e:
-                if e.code in _ENTITY_ERROR_CODES:
+                if e.code in _ENTITY_ERROR_CODES or self._atDeclaration(chunk):
                     raise RestrictedXMLError(str(e)) from e
                 raise domish.ParserError(str(e)) from e
+            self._previous = chunk
             if capture:
                 self._trimChunks()
+
+    def _atDeclaration(self, chunk: bytes) -> bool:
+        """
+        Whether expat stopped at a markup declaration (C{<!DOCTYPE},
+        C{<!ENTITY}, C{<!ELEMENT}, ...) after the stream header started:
+        expat reports those as an invalid token, not as a DTD (its DTD
+        handlers only see one before the root element), yet they are the
+        DTDs RFC 6120 section 11.1 forbids. Expat points at the first
+        letter after C{<!}, which the last chunk before C{chunk} may hold.
+
+        @param chunk: the bytes whose parsing failed, the last fed.
+        """
+        data = self._previous + chunk
+        at = self.parser.ErrorByteIndex - (self._fed - len(data))
+        return 2 <= at < len(data) and data[at - 2 : at] == b"<!" and data[at : at + 1].isalpha()
 
     def _trimChunks(self) -> None:
         """
