@@ -107,3 +107,45 @@ class IdlePool:
         for p in self.protocols:
             if p.open and p.transport is not None:
                 p.transport.abortConnection()
+
+
+def ensureFileLimit(idle: int, wanted: int, needed: int) -> None:
+    """
+    Raise this process's file limit to C{idle + wanted}; exit if it cannot
+    reach C{idle + needed}.
+    """
+    nofile = raiseFileLimit(idle + wanted)
+    if nofile < idle + needed:
+        raise SystemExit("this process may open %d files; --idle %d needs more (ulimit -n)" % (nofile, idle))
+
+
+def runAll(name: str, arguments: Any, oneRun: Any) -> list[dict[str, Any]]:
+    """
+    Run the reactor for C{arguments.runs} calls of C{oneRun(arguments,
+    serial)} (serials from 1), one after the other.
+
+    @return: what each run returned, in order.
+    @raise SystemExit: a run failed (with its traceback).
+    """
+    from twisted.internet import reactor
+
+    results: list[dict[str, Any]] = []
+    errors: list[str] = []
+
+    @defer.inlineCallbacks
+    def go() -> Any:
+        try:
+            for serial in range(arguments.runs):
+                results.append((yield oneRun(arguments, serial + 1)))
+        except Exception:
+            import traceback
+
+            errors.append(traceback.format_exc())
+        finally:
+            reactor.stop()
+
+    reactor.callWhenRunning(go)
+    reactor.run()
+    if errors:
+        raise SystemExit("%s failed:\n%s" % (name, errors[0]))
+    return results

@@ -40,7 +40,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 import _common  # noqa: E402
 from _httpload import HTTPLoadConnection  # noqa: E402
-from _idle import IdlePool, raiseFileLimit  # noqa: E402
+from _idle import IdlePool, ensureFileLimit, runAll  # noqa: E402
 
 from twisted.internet import defer, reactor, task  # noqa: E402
 from twisted.internet.endpoints import TCP4ClientEndpoint, connectProtocol  # noqa: E402
@@ -251,28 +251,8 @@ def main() -> None:
     parser.add_argument("--httpauth", action="append", default=[], help="a line added to [httpauth]")
     parser.add_argument("--keep", action="store_true", help="keep the server's directory (its log)")
     arguments = parser.parse_args()
-    nofile = raiseFileLimit(arguments.idle + 1000)
-    if nofile < arguments.idle + 10:
-        raise SystemExit("this process may open %d files; --idle %d needs more (ulimit -n)" % (nofile, arguments.idle))
-    results: list[dict[str, Any]] = []
-    errors: list[str] = []
-
-    @defer.inlineCallbacks
-    def go() -> Any:
-        try:
-            for serial in range(arguments.runs):
-                results.append((yield oneRun(arguments, serial + 1)))
-        except Exception:
-            import traceback
-
-            errors.append(traceback.format_exc())
-        finally:
-            reactor.stop()
-
-    reactor.callWhenRunning(go)
-    reactor.run()
-    if errors:
-        raise SystemExit("http_idle failed:\n%s" % (errors[0],))
+    ensureFileLimit(arguments.idle, 1000, 10)
+    results = runAll("http_idle", arguments, oneRun)
     print(
         "\nConfirmer (twistd -n xmppcomp, RLIMIT_NOFILE %d) with %d idle connections from %d source(s); extra [httpauth]: %s\n"
         % (arguments.serverNofile, arguments.idle, arguments.sources, "; ".join(arguments.httpauth) or "none")

@@ -35,7 +35,7 @@ from typing import Any
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 import _common  # noqa: E402
-from _idle import IdlePool, raiseFileLimit  # noqa: E402
+from _idle import IdlePool, ensureFileLimit, runAll  # noqa: E402
 
 from twisted.internet import defer, reactor, task  # noqa: E402
 from twisted.internet.endpoints import TCP4ClientEndpoint  # noqa: E402
@@ -157,31 +157,11 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=5)
     parser.add_argument("--settle", type=float, default=0.5, help="seconds between the last idle connection and the component")
     arguments = parser.parse_args()
-    nofile = raiseFileLimit(arguments.idle + 200)
-    if nofile < arguments.idle + 50:
-        raise SystemExit("this process may open %d files; --idle %d needs more (ulimit -n)" % (nofile, arguments.idle))
+    ensureFileLimit(arguments.idle, 200, 50)
     from xmppcomp.logs import setLevel
 
     setLevel("info")
-    results: list[dict[str, Any]] = []
-    errors: list[str] = []
-
-    @defer.inlineCallbacks
-    def go() -> Any:
-        try:
-            for serial in range(arguments.runs):
-                results.append((yield oneRun(arguments, serial + 1)))
-        except Exception:
-            import traceback
-
-            errors.append(traceback.format_exc())
-        finally:
-            reactor.stop()
-
-    reactor.callWhenRunning(go)
-    reactor.run()
-    if errors:
-        raise SystemExit("preauth_flood failed:\n%s" % (errors[0],))
+    results = runAll("preauth_flood", arguments, oneRun)
     print(
         "\nComponent negotiation (TCP, STARTTLS, %s, bind) from %s with %d idle connections from %d source(s) held open\n"
         % (MECHANISM, LEGITIMATE, arguments.idle, arguments.sources)

@@ -115,3 +115,18 @@ def header(
     if version is not None:
         attrs.append("version='%s'" % (version,))
     return ("<?xml version='1.0'?><stream:stream %s>" % " ".join(attrs)).encode()
+
+
+def parse(xml: str) -> domish.Element:
+    """
+    Parse one element, as a C{jabber:client} stream delivers it (a child of
+    the root).
+    """
+    parsed: list[domish.Element] = []
+    stream = domish.elementStream()
+    stream.DocumentStartEvent = lambda root: None
+    stream.ElementEvent = parsed.append
+    stream.DocumentEndEvent = lambda: None
+    stream.parse(f"<stream xmlns='jabber:client'>{xml}".encode("utf-8"))
+    [element] = parsed
+    return element

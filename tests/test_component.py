@@ -222,6 +222,19 @@ class TestCase(SynchronousTestCase):
         self.network.flush()
         return component
 
+    def assertNextAttemptAfter(self, seconds: int) -> None:
+        """
+        No new connection attempt in the next C{seconds - 1} seconds, and
+        one in the second after.
+        """
+        attempts = len(self.network.pumps)
+        self.clock.advance(seconds - 1)
+        self.network.flush()
+        self.assertEqual(len(self.network.pumps), attempts)
+        self.clock.advance(1)
+        self.network.flush()
+        self.assertEqual(len(self.network.pumps), attempts + 1)
+
     def _stopAll(self) -> None:
         for component in self.components:
             if component.running:
@@ -578,13 +591,7 @@ class NameIndependenceTests(TestCase):
                 ("refused", "gamma.example.net", "not-allowed", None),
             ],
         )
-        attempts = len(self.network.pumps)
-        self.clock.advance(299)
-        self.network.flush()
-        self.assertEqual(len(self.network.pumps), attempts)
-        self.clock.advance(1)
-        self.network.flush()
-        self.assertEqual(len(self.network.pumps), attempts + 1)
+        self.assertNextAttemptAfter(300)
         self.assertFalse(component.isConnected())
 
     def test_everyNameConflictNotPaused(self) -> None:
@@ -796,13 +803,7 @@ class ReconnectionTests(TestCase):
         Wrong credentials are not retried in a tight loop.
         """
         beta = self.component("beta.example.net", secret="wrong", retryPolicy=lambda n: 1.0, fatalRetryDelay=300)
-        attempts = len(self.network.pumps)
-        self.clock.advance(299)
-        self.network.flush()
-        self.assertEqual(len(self.network.pumps), attempts)
-        self.clock.advance(1)
-        self.network.flush()
-        self.assertEqual(len(self.network.pumps), attempts + 1)
+        self.assertNextAttemptAfter(300)
         self.assertFalse(beta.isConnected())
 
     def test_queuedWhileDown(self) -> None:

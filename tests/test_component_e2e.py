@@ -30,6 +30,17 @@ CA = makeCertificateAuthority()
 SECRETS = {"alpha.example.net": "alpha's long secret", "beta.example.net": "beta's long secret"}
 
 
+def chatMessage(sender: str, recipient: str, body: str) -> domish.Element:
+    """
+    A C{<message/>} from C{sender} to C{recipient} with C{body}.
+    """
+    message = domish.Element((None, "message"))
+    message["from"] = sender
+    message["to"] = recipient
+    message.addElement("body", content=body)
+    return message
+
+
 class RouterCase(TestCase):
     """
     The router service on loopback TCP, and components connecting to it.
@@ -110,10 +121,7 @@ class RestartTests(RouterCase):
         self.assertFalse(alpha.isConnected())
         sent = []
         for i in range(3):
-            message = domish.Element((None, "message"))
-            message["from"] = "room@chat.alpha.example.net"
-            message["to"] = "beta.example.net"
-            message.addElement("body", content="queued %d" % (i,))
+            message = chatMessage("room@chat.alpha.example.net", "beta.example.net", "queued %d" % (i,))
             sent.append(alpha.sendOrFail(message))
 
         self.service = self.startRouter("tcp:%d:interface=127.0.0.1" % (self.port,))
@@ -174,6 +182,24 @@ class NameTests(RouterCase):
     """
 
     @defer.inlineCallbacks
+    def watchedAndPeer(self, identity: str, hostnames: tuple[str, ...], peer: str, count: int) -> Any:
+        """
+        A L{WatchedComponent} of C{identity} for C{hostnames} with an
+        L{Inbox} of C{count} messages, and a component of C{peer}, once
+        both are ready.
+
+        @return: the watched component, a L{Deferred} of the refusal of
+            its last hostname, its inbox and the peer.
+        """
+        watched = self.component(identity, *hostnames, componentClass=WatchedComponent)
+        refused = watched.refused(hostnames[-1])
+        inbox = Inbox(count=count)
+        inbox.setHandlerParent(watched)
+        other = self.component(peer)
+        yield defer.gatherResults([watched.whenReady(), other.whenReady()])
+        return watched, refused, inbox, other
+
+    @defer.inlineCallbacks
     def test_conflictingNameRetried(self) -> Any:
         """
         A component with names a and b, b bound by another session of the
@@ -183,15 +209,9 @@ class NameTests(RouterCase):
         """
         holder = self.component("alpha.example.net", "chat.alpha.example.net")
         yield holder.whenReady()
-        second = self.component(
-            "alpha.example.net", "alpha.example.net", "chat.alpha.example.net",
-            componentClass=WatchedComponent,
+        second, refused, inbox, beta = yield self.watchedAndPeer(
+            "alpha.example.net", ("alpha.example.net", "chat.alpha.example.net"), "beta.example.net", count=2
         )
-        refused = second.refused("chat.alpha.example.net")
-        inbox = Inbox(count=2)
-        inbox.setHandlerParent(second)
-        beta = self.component("beta.example.net")
-        yield defer.gatherResults([second.whenReady(), beta.whenReady()])
         condition, retryIn = yield refused
         self.assertEqual((condition, retryIn), ("conflict", 0.05))
         table = self.service.router.table
@@ -200,21 +220,13 @@ class NameTests(RouterCase):
         self.assertIsNot(table.lookup("chat.alpha.example.net"), session)
         self.assertTrue(second.isConnected("alpha.example.net"))
         self.assertFalse(second.isConnected("chat.alpha.example.net"))
-        message = domish.Element((None, "message"))
-        message["from"] = "beta.example.net"
-        message["to"] = "alpha.example.net"
-        message.addElement("body", content="to a")
-        yield beta.sendOrFail(message)
+        yield beta.sendOrFail(chatMessage("beta.example.net", "alpha.example.net", "to a"))
 
         bound = second.bound("chat.alpha.example.net")
         yield holder.stopService()
         yield bound
         self.assertIs(table.lookup("chat.alpha.example.net"), session)
-        message = domish.Element((None, "message"))
-        message["from"] = "beta.example.net"
-        message["to"] = "room@chat.alpha.example.net"
-        message.addElement("body", content="to b")
-        yield beta.sendOrFail(message)
+        yield beta.sendOrFail(chatMessage("beta.example.net", "room@chat.alpha.example.net", "to b"))
         yield inbox.full
         self.assertEqual([str(m.body) for m in inbox.messages], ["to a", "to b"])
         self.assertEqual(inbox.initialized, 1)
@@ -226,22 +238,12 @@ class NameTests(RouterCase):
         and not tried again; the component's other name is bound and
         routable.
         """
-        beta = self.component(
-            "beta.example.net", "beta.example.net", "gamma.example.net",
-            componentClass=WatchedComponent,
+        beta, refused, inbox, alpha = yield self.watchedAndPeer(
+            "beta.example.net", ("beta.example.net", "gamma.example.net"), "alpha.example.net", count=1
         )
-        refused = beta.refused("gamma.example.net")
-        inbox = Inbox(count=1)
-        inbox.setHandlerParent(beta)
-        alpha = self.component("alpha.example.net")
-        yield defer.gatherResults([beta.whenReady(), alpha.whenReady()])
         self.assertEqual((yield refused), ("not-allowed", None))
         self.assertTrue(beta.isConnected("beta.example.net"))
-        message = domish.Element((None, "message"))
-        message["from"] = "alpha.example.net"
-        message["to"] = "beta.example.net"
-        message.addElement("body", content="hi")
-        yield alpha.sendOrFail(message)
+        yield alpha.sendOrFail(chatMessage("alpha.example.net", "beta.example.net", "hi"))
         yield inbox.full
         self.assertEqual(beta.refusals, [("gamma.example.net", "not-allowed", None)])
 

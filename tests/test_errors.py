@@ -20,6 +20,8 @@ from xmppcomp.errors import (
 from xmppcomp.ns import NS_SASL
 from xmppcomp.stream.xmlstream import checkSerializable
 
+from .streamhelpers import parse
+
 #: RFC 6120 section 4.9.3, sections 4.9.3.1 to 4.9.3.25.
 RFC6120_STREAM_CONDITIONS = """
     bad-format bad-namespace-prefix conflict connection-timeout host-gone
@@ -37,20 +39,6 @@ RFC6120_SASL_CONDITIONS = """
     incorrect-encoding invalid-authzid invalid-mechanism malformed-request
     mechanism-too-weak not-authorized temporary-auth-failure
 """.split()
-
-
-def parse(xml: str) -> domish.Element:
-    """
-    Parse one element, as a stream delivers it (a child of the root).
-    """
-    parsed: list[domish.Element] = []
-    stream = domish.elementStream()
-    stream.DocumentStartEvent = lambda root: None
-    stream.ElementEvent = parsed.append
-    stream.DocumentEndEvent = lambda: None
-    stream.parse(f"<stream xmlns='jabber:client'>{xml}".encode("utf-8"))
-    [element] = parsed
-    return element
 
 
 class ConditionTests(SynchronousTestCase):

@@ -76,12 +76,19 @@ class BackPressureTests(LoopbackRouter, TestCase):
         body = b"x" * 50000
         sent: list[bytes] = []
         bounces: list[bytes] = []
-        for n in range(2000):
-            ident = b"fill%d" % (n,)
+
+        def send(ident: bytes) -> None:
             sent.append(ident)
             a.write(b"<message from='other.example.net' to='old.example.net' id='%s'><body>%s</body></message>" % (ident, body))
+
+        @defer.inlineCallbacks
+        def syncBounces() -> Any:
             said = yield self.sync(a, "other.example.net")
-            bounces += re.findall(rb"<message [^>]*type='error'.*?</message>", said)
+            bounces.extend(re.findall(rb"<message [^>]*type='error'.*?</message>", said))
+
+        for n in range(2000):
+            send(b"fill%d" % (n,))
+            yield syncBounces()
             if bounces:
                 break
         else:
@@ -92,11 +99,8 @@ class BackPressureTests(LoopbackRouter, TestCase):
         self.assertTrue(session.paused)
         self.assertLessEqual(session.queued, self.limits.maxBufferedBytes)
         for more in range(5):
-            ident = b"more%d" % (more,)
-            sent.append(ident)
-            a.write(b"<message from='other.example.net' to='old.example.net' id='%s'><body>%s</body></message>" % (ident, body))
-        said = yield self.sync(a, "other.example.net")
-        bounces += re.findall(rb"<message [^>]*type='error'.*?</message>", said)
+            send(b"more%d" % (more,))
+        yield syncBounces()
         self.assertLessEqual(session.queued, self.limits.maxBufferedBytes)
         for bounce in bounces:
             self.assertLess(len(bounce), 1000, bounce[:300])

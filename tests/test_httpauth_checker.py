@@ -263,30 +263,12 @@ class JunkTests(SynchronousTestCase):
         for n in range(1, 100_001):
             client = "127.%d.%d.%d" % (n >> 16, (n >> 8) & 255, n & 255)
             who = targets[n % 200]
-            d = checker.requestAvatarId(
-                ConfirmationCredentials(
-                    Attempt(
-                        XMPPCredentials(who, "junk%d" % (n,), "basic"),
-                        "GET",
-                        "https://files.example/",
-                        client,
-                        "/",
-                    )
-                )
-            )
+            d = checker.requestAvatarId(ConfirmationCredentials(attempt(who, "junk%d" % (n,), client, "/")))
             d.addCallbacks(allowed.append, onJunk)
             if n % 1000 == 0:
                 clock.advance(5)
                 mine = checker.requestAvatarId(
-                    ConfirmationCredentials(
-                        Attempt(
-                            XMPPCredentials(juliet, "juliet%d" % (n,), "basic"),
-                            "GET",
-                            "https://files.example/page.html",
-                            "192.0.2.10",
-                            "/page.html",
-                        )
-                    )
+                    ConfirmationCredentials(attempt(juliet, "juliet%d" % (n,), "192.0.2.10", "/page.html"))
                 )
                 self.assertEqual(self.successResultOf(mine), juliet.full(), n)
                 self.assertLessEqual(ledger.trackedCount, 2 * limits.maxTrackedClients)

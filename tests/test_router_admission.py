@@ -646,35 +646,18 @@ class FloodTests(TestCase):
         from xmppcomp.stream.bind import BindInitiator
         from xmppcomp.stream.initiating import InitiatingFactory, InitiatingPolicy
 
-        from .test_router_e2e import AUTHORIZATION, CA, DOMAIN, ROUTER_CERT, SECRETS
+        from .test_router_e2e import AUTHORIZATION, CA, DOMAIN, SECRETS, startRouter
         from xmppcomp.stream import tls
-        from xmppcomp.stream.sasl import FileCredentialStore
-        from xmppcomp.testing import writePem
         from twisted.internet import reactor
 
         count = 1000
         raiseFileLimit(self, 2 * count + 200)
-        directory = self.mktemp()
-        os.makedirs(directory)
-        certPath, keyPath = writePem(ROUTER_CERT, directory)
-        credentials = os.path.join(directory, "credentials.json")
-        store = FileCredentialStore(credentials)
-        for identity, secret in SECRETS.items():
-            store.add(identity, secret)
-        store.save()
-        config = RouterConfig(
-            domain=DOMAIN,
-            credentials=credentials,
-            certificate=certPath,
-            key=keyPath,
-            listen=("tcp:0:interface=127.0.0.1",),
+        service = startRouter(
+            self,
             authorization=AUTHORIZATION,
             # The idle connections must outlive the test's own pace.
             limits=RouterLimits(negotiationTimeout=600.0),
         )
-        service = RouterService(config, reactor)
-        service.startService()
-        self.addCleanup(service.stopService)
         port = service.ports[0].getHost().port
         # The default cap per source (RouterLimits.maxNegotiatingPerSource).
         perSource = 200
@@ -737,4 +720,4 @@ class FloodTests(TestCase):
         self.assertEqual(admission.count("127.0.0.2"), perSource)
         self.assertEqual(admission.count("127.0.0.3"), 0)
         self.assertEqual(service.router.established, 1)
-        self.assertEqual(config.limits.maxNegotiatingPerSource, perSource)
+        self.assertEqual(service.config.limits.maxNegotiatingPerSource, perSource)

@@ -7,6 +7,7 @@ components bind names and exchange stanzas through it.
 
 from __future__ import annotations
 
+import os
 from typing import Any
 
 from twisted.internet import defer, reactor
@@ -33,6 +34,36 @@ AUTHORIZATION = {
     "alpha.example.net": ("alpha.example.net", "*.alpha.example.net"),
     "beta.example.net": ("beta.example.net", "*.beta.example.net"),
 }
+
+
+def startRouter(testCase: Any, directory: str | None = None, **options: Any) -> RouterService:
+    """
+    Start a router for C{testCase}, stopped by its cleanup: L{ROUTER_CERT}
+    and a credentials file of L{SECRETS} written to C{directory} (a new one
+    by default), XEP-0225 listening on an ephemeral loopback port, and
+    C{options} for the rest of its L{RouterConfig}.
+    """
+    if directory is None:
+        directory = testCase.mktemp()
+        os.makedirs(directory)
+    certPath, keyPath = writePem(ROUTER_CERT, directory)
+    credentials = os.path.join(directory, "credentials.json")
+    store = FileCredentialStore(credentials)
+    for identity, secret in SECRETS.items():
+        store.add(identity, secret)
+    store.save()
+    config = RouterConfig(
+        domain=DOMAIN,
+        credentials=credentials,
+        certificate=certPath,
+        key=keyPath,
+        listen=("tcp:0:interface=127.0.0.1",),
+        **options,
+    )
+    service = RouterService(config, reactor)
+    service.startService()
+    testCase.addCleanup(service.stopService)
+    return service
 
 
 class Component:
@@ -65,27 +96,7 @@ class RouterEndToEndTests(TestCase):
     """
 
     def setUp(self) -> Any:
-        directory = self.mktemp()
-        import os
-
-        os.makedirs(directory)
-        certPath, keyPath = writePem(ROUTER_CERT, directory)
-        credentials = os.path.join(directory, "credentials.json")
-        store = FileCredentialStore(credentials)
-        for identity, secret in SECRETS.items():
-            store.add(identity, secret)
-        store.save()
-        config = RouterConfig(
-            domain=DOMAIN,
-            credentials=credentials,
-            certificate=certPath,
-            key=keyPath,
-            listen=("tcp:0:interface=127.0.0.1",),
-            authorization=AUTHORIZATION,
-        )
-        self.service = RouterService(config, reactor)
-        self.service.startService()
-        self.addCleanup(self.service.stopService)
+        self.service = startRouter(self, authorization=AUTHORIZATION)
         (self.port,) = self.service.ports
         self.components: list[Component] = []
         self.addCleanup(self.closeComponents)

@@ -31,25 +31,17 @@ from twisted.trial.unittest import SynchronousTestCase, TestCase
 from twisted.words.protocols.jabber.error import StreamError
 from twisted.words.xish import domish
 
-from xmppcomp.config import RouterConfig, RouterLimits, SecretRef
-from xmppcomp.router.service import RouterService
+from xmppcomp.config import RouterLimits, SecretRef
 from xmppcomp.stream.acceptreceiving import AcceptFactory, AcceptPolicy
 from xmppcomp.stream.handshake import handshakeDigest
 from xmppcomp.stream.receiving import STREAM_CLOSED_EVENT, ListeningXmlStream
-from xmppcomp.stream.sasl import FileCredentialStore
-from xmppcomp.testing import makeCertificateAuthority, writePem
 
+from .test_router_e2e import CA, DOMAIN, SECRETS, startRouter
 from .test_router_fastpath import SECRET, AcceptSession
 from .test_router_service import RouterHarness, _condition, message
 
-DOMAIN = "example.net"
-CA = makeCertificateAuthority()
-ROUTER_CERT = CA.issue(dnsNames=[DOMAIN])
-#: XEP-0225 identities (SASL) and XEP-0114 hostnames (handshake).
-SECRETS = {
-    "alpha.example.net": "alpha's long secret",
-    "beta.example.net": "beta's long secret",
-}
+#: XEP-0114 hostnames (handshake); the XEP-0225 identities (SASL) are
+#: test_router_e2e's SECRETS.
 ACCEPT_SECRETS = {
     "old.example.net": "old's long secret",
     "other.example.net": "other's long secret",
@@ -155,35 +147,23 @@ class LoopbackRouter:
     def setUp(self) -> None:
         directory = self.mktemp()
         os.makedirs(directory)
-        certPath, keyPath = writePem(ROUTER_CERT, directory)
-        credentials = os.path.join(directory, "credentials.json")
-        store = FileCredentialStore(credentials)
-        for identity, secret in SECRETS.items():
-            store.add(identity, secret)
-        store.save()
         acceptSecrets = {}
         for hostname, secret in ACCEPT_SECRETS.items():
             path = os.path.join(directory, hostname + ".secret")
             with open(path, "w") as f:
                 f.write(secret + "\n")
             acceptSecrets[hostname] = SecretRef(file=path)
-        config = RouterConfig(
-            domain=DOMAIN,
-            credentials=credentials,
-            certificate=certPath,
-            key=keyPath,
-            listen=("tcp:0:interface=127.0.0.1",),
+        self.service = startRouter(
+            self,
+            directory,
             acceptListen=("tcp:0:interface=127.0.0.1",),
             acceptSecrets=acceptSecrets,
             limits=self.limits,
         )
-        self.service = RouterService(config, reactor)
-        self.service.startService()
         self.xep0225Port, self.xep0114Port = (port.getHost().port for port in self.service.ports)
         self.peers: list[RawPeer] = []
-        # (Cleanups run last first: the peers go before the router waits
-        # for their connections to close.)
-        self.addCleanup(self.service.stopService)
+        # (Cleanups run last first: the peers go before the router, stopped
+        # by startRouter's cleanup, waits for their connections to close.)
         self.addCleanup(self.closePeers)
 
     def closePeers(self) -> defer.Deferred[Any]:

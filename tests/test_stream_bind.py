@@ -29,21 +29,9 @@ from xmppcomp.stream.bind import (
     parseBindRequest,
 )
 
+from .streamhelpers import parse
+
 IDENTITY = "alpha.example"
-
-
-def parse(xml: str) -> domish.Element:
-    """
-    Parse one stanza, as a C{jabber:client} stream delivers it.
-    """
-    parsed: list[domish.Element] = []
-    stream = domish.elementStream()
-    stream.DocumentStartEvent = lambda root: None
-    stream.ElementEvent = parsed.append
-    stream.DocumentEndEvent = lambda: None
-    stream.parse(f"<stream xmlns='jabber:client'>{xml}".encode("utf-8"))
-    [element] = parsed
-    return element
 
 
 def request(
