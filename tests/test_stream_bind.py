@@ -242,6 +242,23 @@ class BindTests(SynchronousTestCase):
         self.assertEqual(self.registry.calls, [])
         self.assertEqual(self.session.binder.bound, [])
 
+    def test_refusalEchoesNothing(self) -> None:
+        """
+        A refused bind is answered with the request's addressing, id and
+        the error only, never the request echoed (RFC 6120 section 8.3.1):
+        a request padded with 100 KB gets an answer of a few hundred bytes.
+        """
+        padded = parse(
+            "<iq type='set' id='big' from='comp.example.net' to='router.example.net'>"
+            "<bind xmlns='%s'><hostname>a b</hostname><junk>%s</junk></bind></iq>"
+            % (NS_COMPONENT_0, "x" * 100_000)
+        )
+        answer = self.session.ask(padded)
+        self.assertEqual(condition(answer), ("modify", "bad-request"))
+        self.assertEqual((answer["id"], answer["to"], answer["from"]), ("big", "comp.example.net", "router.example.net"))
+        self.assertEqual([child.name for child in answer.elements()], ["error"])
+        self.assertLess(len(answer.toXml()), 1000)
+
     def test_longestHostname(self) -> None:
         """
         A hostname of exactly C{MAX_HOSTNAME_LENGTH} (1023) bytes is no

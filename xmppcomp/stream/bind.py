@@ -181,7 +181,12 @@ class HostnameBinder:
             else:
                 self._unbind(request.hostname)
         except StanzaError as e:
-            send(e.toResponse(iq))
+            # A fresh answer with the addressing, the id and the error, not
+            # the request echoed (RFC 6120 section 8.3.1 allows leaving it
+            # out; a request may carry up to max_stanza_size of junk).
+            answer = toResponse(iq, "error")
+            answer.addChild(e.getElement())
+            send(answer)
             emit(
                 log.info,
                 "{identity}: {action} refused: {condition}",
