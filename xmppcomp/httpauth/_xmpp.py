@@ -181,6 +181,8 @@ class ConfirmationRequester(XMPPHandler):
         self._pending: dict[str, _Pending] = {}
         self._sweep: IDelayedCall | None = None
         self._onCancel = self._cancelled  # bound once, not per confirmation
+        self._onIQResult = self._iqResult
+        self._onIQError = self._iqError
         self._initialized = False
         # The IQ form's answers: matched on the random id and the sender
         # (a result only from the full JID asked, an error also from its
@@ -295,9 +297,9 @@ class ConfirmationRequester(XMPPHandler):
         self._pending[entry.key] = entry
         if entry.form == "iq":
             stanza = confirmationIQ(self.fromJid, entry.who, entry.key, entry.request)
-            self._requests.expect(
-                stanza, partial(self._iqResult, entry), partial(self._iqError, entry)
-            )
+            # The same two bound methods for every request (the entry is
+            # found again by its id): no closure per pending confirmation.
+            self._requests.expect(stanza, self._onIQResult, self._onIQError)
         else:
             expiresAt = entry.started + self.timeout
             stanza = confirmationMessage(
@@ -371,13 +373,15 @@ class ConfirmationRequester(XMPPHandler):
             ),
         )
 
-    def _iqResult(self, entry: _Pending, iq: domish.Element) -> None:
+    def _iqResult(self, iq: domish.Element) -> None:
         """
         The full JID asked answered the IQ form with a result: allowed.
         """
-        self._finishAnswer(entry, Outcome.ALLOW, iq)
+        entry = self._pending.get(iq.getAttribute("id", ""))
+        if entry is not None and entry.form == "iq":
+            self._finishAnswer(entry, Outcome.ALLOW, iq)
 
-    def _iqError(self, entry: _Pending, error: object) -> None:
+    def _iqError(self, error: object) -> None:
         """
         An error came back for the IQ form, from the JID asked, its bare JID
         or its domain: C{not-authorized} denies, C{feature-not-implemented}
@@ -390,6 +394,9 @@ class ConfirmationRequester(XMPPHandler):
         # exceptionFromStanza keeps the error stanza as .stanza, which
         # StanzaError does not declare.
         stanza: domish.Element = error.stanza  # type: ignore[attr-defined]
+        entry = self._pending.get(stanza.getAttribute("id", ""))
+        if entry is None or entry.form != "iq":
+            return
         outcome = outcomeOfIQError(error.condition)
         if outcome is Outcome.FALLBACK:
             self._unregister(entry)
