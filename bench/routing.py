@@ -19,8 +19,11 @@ second, router CPU µs per message, load-process CPU µs per message.
 
 The load components are minimal: after negotiation (xmppcomp's own
 initiating stack for XEP-0225; a raw XEP-0114 handshake otherwise) they
-write pre-serialised bytes and count C{</message>} in what they receive,
-so the routers, not the load, are the bottleneck.
+write pre-serialised bytes, so the routers, not the load, are the
+bottleneck. Every message has a unique, sequential id; each receiver
+checks count, order and addressing per sender (L{Checker}), for the
+peers as for ours, and a lost, duplicated, reordered or misaddressed
+message ends the benchmark with a non-zero exit saying what was wrong.
 
     python bench/routing.py [--runs 5] [--count 20000] [--only ours-0225,...]
         [--cprofile OUT]
@@ -51,11 +54,14 @@ from _common import LOOPBACK  # noqa: E402
 from twisted.internet import defer, reactor  # noqa: E402
 from twisted.internet.endpoints import TCP4ClientEndpoint  # noqa: E402
 from twisted.internet.protocol import Factory, Protocol  # noqa: E402
+from twisted.internet.task import deferLater  # noqa: E402
 
 MESSAGE_SIZE = 200
 WINDOW = 100
 #: Seconds one run may take before it counts as failed.
 RUN_TIMEOUT = 60.0
+#: Seconds to wait after the last run for anything a router sends late.
+QUIET = 0.5
 
 DOMAIN = "example.net"
 SCRAM = {"alpha.example.net": "alpha's benchmark secret", "beta.example.net": "beta's benchmark secret"}
@@ -63,20 +69,40 @@ ACCEPT_SECRET = "a shared component secret"
 PEERS = ("ours-0225", "ours-0114", "wokkel", "prosody")
 
 
-def message(sender: str, recipient: str, size: int = MESSAGE_SIZE) -> bytes:
+def messageTemplate(sender: str, recipient: str, size: int = MESSAGE_SIZE) -> bytes:
     """
-    A C{<message/>} of exactly C{size} bytes.
+    A C{<message/>} of exactly C{size} bytes once its C{%010d} (the id's
+    sequence number, below 10**10) is filled in.
     """
-    head = "<message from='%s' to='%s' type='chat' id='bench-000001'><body>" % (sender, recipient)
+    head = "<message from='%s' to='%s' type='chat' id='bench-%%010d'><body>" % (sender, recipient)
     tail = "</body></message>"
-    padding = size - len(head) - len(tail)
+    padding = size - (len(head) - 5 + 10) - len(tail)
     assert padding > 0
     return (head + "x" * padding + tail).encode("ascii")
 
 
+def message(sender: str, recipient: str, size: int = MESSAGE_SIZE, sequence: int = 1) -> bytes:
+    """
+    A C{<message/>} of exactly C{size} bytes, with id C{bench-<sequence>}
+    (ten digits).
+    """
+    return messageTemplate(sender, recipient, size) % (sequence,)
+
+
+def messages(sender: str, recipient: str, first: int, count: int, size: int = MESSAGE_SIZE) -> bytes:
+    """
+    C{count} messages of C{size} bytes each, one after another, with the
+    sequential ids C{first}, C{first + 1}, ...
+    """
+    template = messageTemplate(sender, recipient, size)
+    return b"".join([template % (i,) for i in range(first, first + count)])
+
+
 class Counter:
     """
-    Counts C{</message>} end tags in received bytes, across reads.
+    Counts C{</message>} end tags in received bytes, across reads (for
+    C{load.py}, whose messages all carry the same id; C{routing.py} checks
+    every message with L{Checker}).
     """
 
     MARK = b"</message>"
@@ -99,17 +125,156 @@ class Counter:
                 self.onCount(n)
 
 
+class DeliveryError(Exception):
+    """
+    A router lost, duplicated, reordered or misaddressed a message.
+    """
+
+
+#: Any C{<message>} start tag, and the attributes in it (either quote).
+_START = re.compile(rb"<message(\s[^>]*)?>")
+_ATTRIBUTE = re.compile(rb"""([\w:.-]+)\s*=\s*(?:'([^']*)'|"([^"]*)")""")
+_ID = re.compile(rb"bench-(\d{10})\Z")
+_END = b"</message>"
+
+
+class Checker:
+    """
+    Checks what a receiving component reads, across reads: every
+    C{<message>} comes from one of C{senders}, is addressed to
+    C{recipient}, and carries id C{bench-<n>} with C{n} the next in its
+    sender's sequence (1, 2, ...: nothing lost, duplicated or reordered).
+    The first failure is kept in C{failure} and ends the checking.
+
+    Cheap on the usual path: the start tag of a checked message, with its
+    ten digits left open, becomes a compiled regular expression (its
+    I{shape}: the router's serialisation, addressing included); every
+    read's complete messages are then one C{findall} of that shape, a
+    count of C{</message>}, and a comparison of the first, last and
+    strictly increasing ids. A read with anything else (another shape or
+    sender, a message that does not match) is checked tag by tag.
+    """
+
+    def __init__(self, recipient: str, senders: Any) -> None:
+        self.recipient = recipient.encode()
+        self.senders = {sender.encode() for sender in senders}
+        #: Per sender, the sequence number of the next message expected.
+        self.next = {sender: 1 for sender in self.senders}
+        self.count = 0
+        self.failure: str | None = None
+        self.error: bytes | None = None
+        self.onCount: Any = None
+        self._tail = b""
+        self._shape: Any = None
+        self._shapeSender = b""
+
+    def feed(self, data: bytes) -> None:
+        if self.failure is not None:
+            return
+        data = self._tail + data
+        end = data.rfind(_END)
+        if end < 0:
+            self._tail = data
+            if b"<stream:error" in data or b"</stream:stream>" in data:
+                self.error = data[-2000:]
+                self._fail("stream error or end: %r" % (data[-500:],))
+            return
+        end += len(_END)
+        self._tail = data[end:]
+        data = data[:end]
+        n = data.count(_END)
+        if b"error" in data:
+            # A stream error, or a bounce: said by the tag by tag check.
+            self.error = data[-2000:]
+        elif self._shape is not None:
+            ids = self._shape.findall(data)
+            if len(ids) == n:
+                sender = self._shapeSender
+                first = self.next[sender]
+                if (
+                    int(ids[0]) == first
+                    and int(ids[-1]) == first + n - 1
+                    and (n == 1 or all(map(bytes.__lt__, ids, ids[1:])))
+                ):
+                    self.next[sender] = first + n
+                    self._counted(n)
+                    return
+        self._slow(data, n)
+
+    def _slow(self, data: bytes, n: int) -> None:
+        """
+        Check C{data}'s messages tag by tag; say what is wrong, or learn
+        the shape of the last message.
+        """
+        if b"<stream:error" in data:
+            self._fail("stream error: %r" % (data[data.index(b"<stream:error") :][:500],))
+            return
+        tags = list(_START.finditer(data))
+        if len(tags) != n:
+            self.error = data[-2000:]
+            self._fail("%d <message> start tags but %d </message>: %r" % (len(tags), n, data[-500:]))
+            return
+        for tag in tags:
+            attributes = {m.group(1): m.group(2) if m.group(2) is not None else m.group(3)
+                          for m in _ATTRIBUTE.finditer(tag.group(1) or b"")}
+            sender = attributes.get(b"from")
+            if attributes.get(b"type") == b"error":
+                self._fail("an error bounce: %r" % (data[tag.start() :][:500],))
+                return
+            if sender not in self.senders:
+                self._fail("a message from %r; expected one from %s: %r" % (sender, sorted(self.senders), tag.group(0)))
+                return
+            if attributes.get(b"to") != self.recipient:
+                self._fail("a message to %r delivered to %r: %r" % (attributes.get(b"to"), self.recipient, tag.group(0)))
+                return
+            match = _ID.match(attributes.get(b"id") or b"")
+            if match is None:
+                self._fail("a message without a benchmark id: %r" % (tag.group(0),))
+                return
+            expected = self.next[sender]
+            got = int(match.group(1))
+            if got > expected:
+                self._fail(
+                    "from %s: id %d arrived where %d was expected: %s lost (or reordered)"
+                    % (sender.decode(), got, expected,
+                       "id %d" % expected if got == expected + 1 else "ids %d to %d" % (expected, got - 1))
+                )
+                return
+            if got < expected:
+                self._fail(
+                    "from %s: id %d arrived again or late, after %d: duplicated (or reordered)"
+                    % (sender.decode(), got, expected - 1)
+                )
+                return
+            self.next[sender] = expected + 1
+        text = tags[-1].group(0)
+        digits = text.rindex(b"bench-") + len(b"bench-")
+        self._shape = re.compile(re.escape(text[:digits]) + rb"(\d{10})" + re.escape(text[digits + 10 :]))
+        self._shapeSender = sender
+        self._counted(n)
+
+    def _counted(self, n: int) -> None:
+        self.count += n
+        if self.onCount is not None:
+            self.onCount(n)
+
+    def _fail(self, why: str) -> None:
+        self.failure = "at %s: %s" % (self.recipient.decode(), why)
+        if self.onCount is not None:
+            self.onCount(0)
+
+
 class RawAccept(Protocol):
     """
     A minimal XEP-0114 component: header, handshake, then raw bytes.
     """
 
-    def __init__(self, hostname: str, secret: str) -> None:
+    def __init__(self, hostname: str, secret: str, counter: Counter | Checker | None = None) -> None:
         self.hostname = hostname
         self.secret = secret
         self.buffer = b""
         self.ready: defer.Deferred[RawAccept] = defer.Deferred()
-        self.counter = Counter()
+        self.counter = Counter() if counter is None else counter
         self.phase = "header"
 
     def connectionMade(self) -> None:
@@ -148,8 +313,12 @@ class RawAccept(Protocol):
 
 
 @defer.inlineCallbacks
-def connectAccept(port: int, hostname: str, secret: str) -> Any:
-    protocol = RawAccept(hostname, secret)
+def connectAccept(port: int, hostname: str, secret: str, peer: str | None = None) -> Any:
+    """
+    A raw XEP-0114 component named C{hostname}; what it reads is checked
+    as sent by C{peer} (L{Checker}), or only counted if C{peer} is None.
+    """
+    protocol = RawAccept(hostname, secret, None if peer is None else Checker(hostname, [peer]))
     yield TCP4ClientEndpoint(reactor, LOOPBACK, port).connect(Factory.forProtocol(lambda: protocol))
     result = yield protocol.ready
     return result
@@ -161,9 +330,9 @@ class Negotiated225:
     (STARTTLS, SCRAM-SHA-256-PLUS, bind), then switched to raw bytes.
     """
 
-    def __init__(self, xs: Any) -> None:
+    def __init__(self, xs: Any, counter: Counter | Checker | None = None) -> None:
         self.xs = xs
-        self.counter = Counter()
+        self.counter = Counter() if counter is None else counter
         xs.dataReceived = self.counter.feed
 
     def write(self, data: bytes) -> None:
@@ -171,7 +340,7 @@ class Negotiated225:
 
 
 @defer.inlineCallbacks
-def connect225(port: int, files: _common.RouterFiles, identity: str) -> Any:
+def connect225(port: int, files: _common.RouterFiles, identity: str, peer: str | None = None) -> Any:
     from xmppcomp.stream.bind import BindInitiator
     from xmppcomp.stream.initiating import InitiatingFactory, InitiatingPolicy
 
@@ -182,15 +351,19 @@ def connect225(port: int, files: _common.RouterFiles, identity: str) -> Any:
     )
     xs = yield TCP4ClientEndpoint(reactor, LOOPBACK, port).connect(factory)
     yield xs.authenticator.negotiated
-    return Negotiated225(xs)
+    return Negotiated225(xs, None if peer is None else Checker(identity, [peer]))
 
 
-def flow(sender: Any, receiver: Any, payload: bytes, count: int, window: int = WINDOW) -> defer.Deferred[None]:
+def flow(sender: Any, receiver: Any, payloads: bytes, count: int, window: int = WINDOW) -> defer.Deferred[None]:
     """
-    Send C{count} copies of C{payload} from C{sender}, at most C{window}
-    not yet received by C{receiver}; fires when all have arrived.
+    Send the C{count} messages in C{payloads} (all of the same size) from
+    C{sender}, at most C{window} not yet received by C{receiver}; fires
+    when all have arrived, or fails as soon as C{receiver}'s L{Checker}
+    finds one lost, duplicated, reordered or misaddressed.
     """
     done: defer.Deferred[None] = defer.Deferred()
+    size = len(payloads) // count
+    assert size * count == len(payloads)
     state = {"sent": 0, "received": 0}
     counter = receiver.counter
     start = counter.count
@@ -198,15 +371,25 @@ def flow(sender: Any, receiver: Any, payload: bytes, count: int, window: int = W
     def pump() -> None:
         n = min(count - state["sent"], state["received"] + window - state["sent"])
         if n > 0:
-            state["sent"] += n
-            sender.write(payload * n)
+            sent = state["sent"]
+            state["sent"] = sent + n
+            sender.write(payloads[sent * size : (sent + n) * size])
 
     def onCount(n: int) -> None:
+        failure = getattr(counter, "failure", None)
+        if failure is not None:
+            counter.onCount = None
+            if not done.called:
+                done.errback(DeliveryError(failure))
+            return
         state["received"] = counter.count - start
         if state["received"] >= count:
             counter.onCount = None
             if not done.called:
-                done.callback(None)
+                if state["received"] > count:
+                    done.errback(DeliveryError("%d received of %d sent" % (state["received"], count)))
+                else:
+                    done.callback(None)
             return
         pump()
 
@@ -217,7 +400,7 @@ def flow(sender: Any, receiver: Any, payload: bytes, count: int, window: int = W
         if not done.called:
             counter.onCount = None
             done.errback(
-                RuntimeError(
+                DeliveryError(
                     "timed out: %d of %d received; last error bytes: %r"
                     % (state["received"], count, counter.error)
                 )
@@ -230,22 +413,38 @@ def flow(sender: Any, receiver: Any, payload: bytes, count: int, window: int = W
 
 class Peer:
     """
-    One router under test: its process id and its two components.
+    One router under test: its process id and its two components, the
+    sender's name and the receiver's, and the next id to send.
     """
 
-    def __init__(self, name: str, pid: int, sender: Any, receiver: Any, payload: bytes) -> None:
+    def __init__(self, name: str, pid: int, sender: Any, receiver: Any, addresses: tuple[str, str]) -> None:
         self.name = name
         self.pid = pid
         self.sender = sender
         self.receiver = receiver
-        self.payload = payload
+        self.addresses = addresses
+        self.sequence = 1
+
+    @property
+    def checked(self) -> int:
+        """
+        How many messages the receiver has checked so far.
+        """
+        return self.receiver.counter.count
 
     @defer.inlineCallbacks
     def measure(self, count: int) -> Any:
+        # Built before the clock starts, so the load's CPU is the sending
+        # and the receiver's checking only.
+        payloads = messages(*self.addresses, self.sequence, count)
+        self.sequence += count
         routerBefore = _common.cpuSeconds(self.pid)
         loadBefore = _common.ownCpuSeconds()
         start = time.perf_counter()
-        yield flow(self.sender, self.receiver, self.payload, count)
+        try:
+            yield flow(self.sender, self.receiver, payloads, count)
+        except DeliveryError as e:
+            raise DeliveryError("%s: %s" % (self.name, e)) from None
         elapsed = time.perf_counter() - start
         routerCpu = _common.cpuSeconds(self.pid) - routerBefore
         loadCpu = _common.ownCpuSeconds() - loadBefore
@@ -254,6 +453,21 @@ class Peer:
             "routerUs": routerCpu / count * 1e6,
             "loadUs": loadCpu / count * 1e6,
         }
+
+    def verify(self) -> None:
+        """
+        After the last run: the receiver got every id sent, once, and
+        nothing since.
+        """
+        counter = self.receiver.counter
+        if counter.failure is not None:
+            raise DeliveryError("%s: %s" % (self.name, counter.failure))
+        sender = self.addresses[0].encode()
+        if counter.next[sender] != self.sequence or counter.count != self.sequence - 1:
+            raise DeliveryError(
+                "%s: %d messages sent (ids 1 to %d), %d received, next id expected %d"
+                % (self.name, self.sequence - 1, self.sequence - 1, counter.count, counter.next[sender])
+            )
 
 
 def prosodyConfig(directory: str, port: int, components: dict[str, str], logFile: str) -> str:
@@ -374,28 +588,28 @@ def connectPeers(only: list[str], targets: dict[str, Any]) -> Any:
     for name in only:
         if name == "ours-0225" and "ours" in targets:
             pid, info, files = targets["ours"]
-            a = yield connect225(info["xep0225"], files, "alpha.example.net")
-            b = yield connect225(info["xep0225"], files, "beta.example.net")
-            payload = message("alpha.example.net", "beta.example.net")
+            pair = ("alpha.example.net", "beta.example.net")
+            a = yield connect225(info["xep0225"], files, pair[0], pair[1])
+            b = yield connect225(info["xep0225"], files, pair[1], pair[0])
         elif name == "ours-0114" and "ours" in targets:
             pid, info, files = targets["ours"]
-            a = yield connectAccept(info["xep0114"], "a.accept.example.net", ACCEPT_SECRET)
-            b = yield connectAccept(info["xep0114"], "b.accept.example.net", ACCEPT_SECRET)
-            payload = message("a.accept.example.net", "b.accept.example.net")
+            pair = ("a.accept.example.net", "b.accept.example.net")
+            a = yield connectAccept(info["xep0114"], pair[0], ACCEPT_SECRET, pair[1])
+            b = yield connectAccept(info["xep0114"], pair[1], ACCEPT_SECRET, pair[0])
         elif name == "wokkel" and "wokkel" in targets:
             pid, info = targets["wokkel"]
-            a = yield connectAccept(info["xep0114"], "a.wokkel.test", ACCEPT_SECRET)
-            b = yield connectAccept(info["xep0114"], "b.wokkel.test", ACCEPT_SECRET)
-            payload = message("a.wokkel.test", "b.wokkel.test")
+            pair = ("a.wokkel.test", "b.wokkel.test")
+            a = yield connectAccept(info["xep0114"], pair[0], ACCEPT_SECRET, pair[1])
+            b = yield connectAccept(info["xep0114"], pair[1], ACCEPT_SECRET, pair[0])
         elif name == "prosody" and "prosody" in targets:
             pid, info = targets["prosody"]
-            a = yield connectAccept(info["xep0114"], "a.prosody.test", ACCEPT_SECRET)
-            b = yield connectAccept(info["xep0114"], "b.prosody.test", ACCEPT_SECRET)
-            payload = message("a.prosody.test", "b.prosody.test")
+            pair = ("a.prosody.test", "b.prosody.test")
+            a = yield connectAccept(info["xep0114"], pair[0], ACCEPT_SECRET, pair[1])
+            b = yield connectAccept(info["xep0114"], pair[1], ACCEPT_SECRET, pair[0])
         else:
             continue
-        assert len(payload) == MESSAGE_SIZE
-        peers.append(Peer(name, pid, a, b, payload))
+        assert len(message(*pair)) == MESSAGE_SIZE
+        peers.append(Peer(name, pid, a, b, pair))
     return peers
 
 
@@ -407,13 +621,25 @@ def measureAll(peers: list[Peer], runs: int, count: int) -> Any:
     for _ in range(runs):
         for peer in peers:
             results[peer.name].append((yield peer.measure(count)))
-    return results
+    # Anything duplicated after the last run's last message shows here.
+    yield deferLater(reactor, QUIET, lambda: None)
+    for peer in peers:
+        peer.verify()
+    return results, {peer.name: peer.checked for peer in peers}
 
 
-def report(results: dict[str, list[dict[str, float]]], runs: int, count: int) -> dict[str, Any]:
+def report(results: dict[str, list[dict[str, float]]], checked: dict[str, int], runs: int, count: int) -> dict[str, Any]:
     names = list(results)
     rows = []
-    data: dict[str, Any] = {"messageBytes": MESSAGE_SIZE, "window": WINDOW, "count": count, "runs": runs, "routers": {}}
+    data: dict[str, Any] = {
+        "messageBytes": MESSAGE_SIZE,
+        "window": WINDOW,
+        "count": count,
+        "runs": runs,
+        "routers": {},
+        "checked": checked,
+        "cpuClock": "schedstat" if _common._SCHEDSTAT else "ticks",
+    }
     for name in names:
         series = results[name]
         entry = {key: _common.summary([r[key] for r in series]) for key in ("rate", "routerUs", "loadUs")}
@@ -442,6 +668,10 @@ def report(results: dict[str, list[dict[str, float]]], runs: int, count: int) ->
         % (MESSAGE_SIZE, WINDOW, count, runs)
     )
     print(_common.table(["router", "msg/s", "router CPU µs/msg", "load CPU µs/msg"], rows))
+    print(
+        "\nChecked at every receiver: each message once, in order of its sequential id, from and to the"
+        " right components (%s)." % (", ".join("%s %d" % (name, n) for name, n in checked.items()),)
+    )
     if ratioRows:
         print("\nThroughput ratios, taken run by run (same run, same count):\n")
         print(_common.table(["ratio", "median (min–max)"], ratioRows))
@@ -465,7 +695,9 @@ def main() -> None:
     def run() -> Any:
         try:
             peers = yield connectPeers(only, targets)
-            outcome["results"] = yield measureAll(peers, arguments.runs, arguments.count)
+            outcome["results"], outcome["checked"] = yield measureAll(peers, arguments.runs, arguments.count)
+        except DeliveryError as e:
+            outcome["error"] = "delivery check failed: %s" % (e,)
         except Exception as e:
             outcome["error"] = repr(e)
         finally:
@@ -483,7 +715,7 @@ def main() -> None:
             print("kept", directory, file=sys.stderr)
     if "results" not in outcome:
         raise SystemExit("routing benchmark failed: %s" % (outcome.get("error"),))
-    data = report(outcome["results"], arguments.runs, arguments.count)
+    data = report(outcome["results"], outcome["checked"], arguments.runs, arguments.count)
     _common.emitJSON("routing", data)
 
 
