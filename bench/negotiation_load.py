@@ -9,9 +9,9 @@ from TCP connect to both names bound, router CPU ms per negotiation (its
 closing included) and the router's CPU-bound capacity (1 / that), and
 the load process's CPU per negotiation.
 
-The components use xmppcomp's SCRAM client as it is, which remembers
-SCRAM's salted password per (secret, salt, iterations) across reconnects
-(xmppcomp/stream/sasl/_scrampspeed.py), as DESIGN.md asks of a client.
+The components use xmppcomp's SCRAM client as it is, which runs PBKDF2
+once per negotiation (scramp's public API takes no remembered salted
+password; issue 17 removed the patch of scramp that cached it).
 
     python bench/negotiation_load.py [--runs 5] [--duration 3] [--concurrency 8]
 

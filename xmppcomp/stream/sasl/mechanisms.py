@@ -19,11 +19,9 @@ from xmppcomp.stream.channelbinding import (
     ChannelBindingData,
 )
 from xmppcomp.stream.sasl._identity import normalizeDomain
-from xmppcomp.stream.sasl import _scrampspeed
 from xmppcomp.stream.sasl._scrampcompat import installTlsExporter
 
 installTlsExporter()
-_scrampspeed.install()
 
 SCRAM_SHA_1 = "SCRAM-SHA-1"
 SCRAM_SHA_256 = "SCRAM-SHA-256"
@@ -141,8 +139,9 @@ class ScramInitiator:
             if self._state == "first-sent":
                 self._client.set_server_first(message)
                 self._state = "final-sent"
-                with _scrampspeed.clientSaltedPasswordCache():
-                    final: str = self._client.get_client_final()
+                # One PBKDF2 per negotiation (~1 ms): scramp's public API
+                # takes no salted password to reuse across reconnects.
+                final: str = self._client.get_client_final()
                 return final.encode("utf-8")
             if self._state == "final-sent":
                 self._client.set_server_final(message)

@@ -33,7 +33,6 @@ from xmppcomp.interfaces import ICredentialStore
 from xmppcomp.ns import NS_SASL, NS_SASL_CB
 from xmppcomp.stream.channelbinding import ChannelBindingData
 from xmppcomp.stream.sasl._identity import normalizeDomain
-from xmppcomp.stream.sasl import _scrampspeed
 from xmppcomp.stream.sasl._scrampcompat import installTlsExporter
 from xmppcomp.stream.sasl._wire import decodeData, saslElement
 from xmppcomp.stream.sasl.mechanisms import (
@@ -46,7 +45,6 @@ from xmppcomp.stream.sasl.mechanisms import (
 from xmppcomp.stream.sasl.store import MIN_ITERATIONS, ScramKeys, deriveKeys
 
 installTlsExporter()
-_scrampspeed.install()
 
 #: Per-process key for the fake SCRAM salts of unknown identities: the same
 #: name gets the same salt on every attempt, as a real one would.
