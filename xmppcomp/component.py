@@ -209,6 +209,7 @@ class _Link:
         self._failuresBeforeReady = 0
         self._nextDelay: float | None = None
         self._pingCall: Any = None
+        self._building: Any = None
         #: The L{xmppcomp.stream.initiating.NegotiationResult} of the
         #: current (or last) connection.
         self.negotiation: Any = None
@@ -248,7 +249,10 @@ class _Link:
         return delay
 
     def buildProtocol(self, addr: Any) -> Any:
-        return self.component.buildStream(self, addr)
+        # Remembered for _prepare: ClientService hands that its own proxy
+        # of this stream, whose wrapped protocol is not public.
+        self._building = self.component.buildStream(self, addr)
+        return self._building
 
     def _prepare(self, proxy: Any) -> defer.Deferred[None]:
         """
@@ -257,9 +261,12 @@ class _Link:
         is lost afterwards, so a failed negotiation is recorded, its stream
         closes, and ClientService sees an ordinary connection loss.
         """
-        # ClientService hands us its proxy; attributes must be set on the
-        # stream itself.
-        xs = getattr(proxy, "_protocol", proxy)
+        # ClientService hands us its proxy of the stream; attributes must
+        # be set on the stream itself, which this link built for this very
+        # connection (ClientService makes one connection at a time, and
+        # prepares it right after building it).
+        xs, self._building = self._building, None
+        assert xs is not None, "a connection prepared that this link did not build"
 
         def failed(failure: Failure) -> None:
             self.lastFailure = failure
