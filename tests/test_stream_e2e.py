@@ -324,13 +324,13 @@ class LoopbackNegotiationTests(TestCase):
         # The ClientHello leaves before the rest of the setup (the stream
         # reset, the new header).
         unsentAtSetup: list[tuple[Any, int]] = []
-        keep = tls.keepTLSDeclarations
+        keep = tls.TLSDeclarations.keep
 
-        def recordingKeep(transport: Any) -> None:
+        def recordingKeep(declarations: Any, transport: Any) -> None:
             unsentAtSetup.append((transport, _unsent(transport)))
-            keep(transport)
+            keep(declarations, transport)
 
-        self.patch(tls, "keepTLSDeclarations", recordingKeep)
+        self.patch(tls.TLSDeclarations, "keep", recordingKeep)
         result = yield self.negotiate(["SCRAM-SHA-256"])
         self.assertEqual(result.tlsVersion, "TLSv1.3")
         ((prepared, connection),) = seen

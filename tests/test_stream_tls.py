@@ -1336,9 +1336,9 @@ class LoopbackSTARTTLSTests(TestCase):
         self.assertSameBinding(server, client, "TLSv1.2")
 
 
-class KeepTLSDeclarationsTests(SynchronousTestCase):
+class TLSDeclarationsTests(SynchronousTestCase):
     """
-    Tests for L{tls.keepTLSDeclarations}.
+    Tests for L{tls.TLSDeclarations}.
     """
 
     def test_kept(self) -> None:
@@ -1365,20 +1365,48 @@ class KeepTLSDeclarationsTests(SynchronousTestCase):
         class Transport:
             protocol = Layer()
 
-        self.addCleanup(tls._tlsDeclarations.pop, (Layer, Transport), None)
-        tls.keepTLSDeclarations(Transport())
-        kept = tls._tlsDeclarations[(Layer, Transport)]
-        self.assertEqual(len(kept), 2)
+        declarations = tls.TLSDeclarations()
+        declarations.keep(Transport())
+        self.assertEqual(len(declarations), 1)
         gc.collect()
         for interface in (IOne, ITwo):
             self.assertIs(InstanceDeclarations.get((Layer, interface)), Provides(Layer, interface))
-        tls.keepTLSDeclarations(Transport())
-        self.assertIs(tls._tlsDeclarations[(Layer, Transport)], kept)
+        declarations.keep(Transport())
+        self.assertEqual(len(declarations), 1)
+        # Owned by the object, not the process: another one keeps nothing.
+        self.assertEqual(len(tls.TLSDeclarations()), 0)
 
     def test_noProtocol(self) -> None:
         """
         A transport without a protocol is left alone.
         """
-        before = dict(tls._tlsDeclarations)
-        tls.keepTLSDeclarations(object())
-        self.assertEqual(tls._tlsDeclarations, before)
+        declarations = tls.TLSDeclarations()
+        declarations.keep(object())
+        self.assertEqual(len(declarations), 0)
+
+    def test_bounded(self) -> None:
+        """
+        At most L{tls.TLSDeclarations.MOST} kinds of transport are kept.
+        """
+        declarations = tls.TLSDeclarations()
+        for n in range(tls.TLSDeclarations.MOST + 5):
+            layer = type("Layer%d" % (n,), (), {})
+            transport = type("Transport%d" % (n,), (), {"protocol": layer()})
+            declarations.keep(transport())
+        self.assertEqual(len(declarations), tls.TLSDeclarations.MOST)
+
+    def test_policiesOwnTheirs(self) -> None:
+        """
+        Each receiving and initiating policy has its own keeper by default,
+        and a component shares one between its connections.
+        """
+        from xmppcomp.stream.initiating import InitiatingPolicy
+
+        first = InitiatingPolicy("example.net", "comp.example.net", secret="s")
+        second = InitiatingPolicy("example.net", "comp.example.net", secret="s")
+        self.assertIsNot(first.tlsDeclarations, second.tlsDeclarations)
+        shared = tls.TLSDeclarations()
+        self.assertIs(
+            InitiatingPolicy("example.net", "comp.example.net", secret="s", tlsDeclarations=shared).tlsDeclarations,
+            shared,
+        )

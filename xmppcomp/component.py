@@ -497,6 +497,10 @@ class Component(Service):
         self.protocol = protocol
         self.namespace = NS_COMPONENT_ACCEPT if protocol == "xep0114" else NS_CLIENT
         self.clientCertificate = clientCertificate
+        from xmppcomp.stream.tls import TLSDeclarations
+
+        # Shared by this component's connections (not the process's).
+        self._tlsDeclarations = TLSDeclarations()
         self.trust = trust
         self.tlsCreator = tlsCreator
         self.requireTLS = requireTLS
@@ -574,6 +578,7 @@ class Component(Service):
             features=link.binder.features(),
             negotiationTimeout=self.negotiationTimeout,
             directTLS=isinstance(self.server, str) and self.server.startswith("tls:"),
+            tlsDeclarations=self._tlsDeclarations,
         )
 
     def buildStream(self, link: _Link, addr: Any) -> Any:

@@ -97,6 +97,9 @@ class InitiatingPolicy:
         negotiation.
     @ivar directTLS: the connection is TLS from its first byte (a C{tls:}
         endpoint wrapped with L{tlsOptions}), so STARTTLS is skipped.
+    @ivar tlsDeclarations: keeps the TLS layer's interface declarations
+        warm (L{tls.TLSDeclarations}); a component passes its own, shared by
+        its connections.
     """
 
     serverDomain: str
@@ -113,6 +116,9 @@ class InitiatingPolicy:
     maxStanzaSize: int = DEFAULT_MAX_STANZA_SIZE
     closeTimeout: float = DEFAULT_CLOSE_TIMEOUT
     directTLS: bool = False
+    tlsDeclarations: tls.TLSDeclarations = attrs.field(
+        factory=tls.TLSDeclarations, eq=False, repr=False
+    )
 
     def __attrs_post_init__(self) -> None:
         if self.secret is None and self.clientCertificate is None:
@@ -407,7 +413,7 @@ class InitiatingAuthenticator(ConnectAuthenticator):
         cast(ITLSTransport, xs.transport).startTLS(options)
         # The ClientHello leaves before the rest of the setup.
         xs.flush()
-        tls.keepTLSDeclarations(xs.transport)
+        self.policy.tlsDeclarations.keep(xs.transport)
         xs.reset()
         self.tlsActive = True
         xs.sendHeader()

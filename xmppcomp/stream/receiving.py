@@ -239,6 +239,8 @@ class ReceivingPolicy:
         one between listeners to pool the counts, or pass C{None} to turn
         the limit off. By default each policy has its own
         L{AuthFailureLimiter} with its defaults.
+    @ivar tlsDeclarations: keeps the TLS layer's interface declarations
+        warm for this policy's connections (L{tls.TLSDeclarations}).
     """
 
     domains: frozenset[str] = attrs.field(converter=_domainSet, validator=_validateDomains)
@@ -254,6 +256,9 @@ class ReceivingPolicy:
     maxStanzaDepth: int = DEFAULT_MAX_STANZA_DEPTH
     features: Sequence[IReceivingFeature] = attrs.field(default=(), converter=_featureTuple)
     authFailures: AuthFailureLimiter | None = attrs.field(factory=AuthFailureLimiter)
+    tlsDeclarations: tls.TLSDeclarations = attrs.field(
+        factory=tls.TLSDeclarations, eq=False, repr=False
+    )
 
     def __attrs_post_init__(self) -> None:
         if self.tlsOptions is None and not self.allowPlaintext:
@@ -495,7 +500,7 @@ class ReceivingAuthenticator(ListenAuthenticator):
         # Only offered (stage "tls") with tlsOptions, over TCP.
         assert self.policy.tlsOptions is not None
         cast(ITLSTransport, xs.transport).startTLS(self.policy.tlsOptions)
-        tls.keepTLSDeclarations(xs.transport)
+        self.policy.tlsDeclarations.keep(xs.transport)
         xs.reset()
         self.tlsActive = True
         self._stage = "sasl"

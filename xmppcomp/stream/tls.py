@@ -424,16 +424,12 @@ def _keyAndCertificate(certificate: PrivateCertificate) -> dict[str, object]:
     }
 
 
-#: zope.interface declarations kept alive, by (TLS protocol class,
-#: transport class); see L{keepTLSDeclarations}.
-_tlsDeclarations: dict[tuple[type, type], list[Any]] = {}
-
-
-def keepTLSDeclarations(transport: Any) -> None:
+class TLSDeclarations:
     """
-    Call after C{transport.startTLS(...)}: keep alive, once per kind of
-    transport, the interface declarations Twisted's TLS layer makes for
-    each connection.
+    Keeps alive, once per kind of transport, the interface declarations
+    Twisted's TLS layer makes for each connection: call L{keep} after
+    C{transport.startTLS(...)}. One belongs to each router policy and each
+    component (their connections share it); nothing is kept per process.
 
     C{TLSMemoryBIOProtocol.makeConnection} declares the interfaces of the
     transport it wraps one at a time (C{directlyProvides} per interface,
@@ -443,17 +439,34 @@ def keepTLSDeclarations(transport: Any) -> None:
     tenth of a millisecond of CPU per connection on each side (cProfile of
     bench/negotiation_load.py). Holding them keeps zope's cache warm; it
     changes nothing else.
-    """
-    from zope.interface import providedBy
-    from zope.interface.declarations import Provides
 
-    protocol = getattr(transport, "protocol", None)
-    if protocol is None:
-        return
-    key = (type(protocol), type(transport))
-    if key in _tlsDeclarations or len(_tlsDeclarations) >= 64:
-        return
-    _tlsDeclarations[key] = [Provides(type(protocol), interface) for interface in providedBy(transport)]
+    @ivar _kept: (TLS protocol class, transport class) to the declarations
+        kept for it; at most L{MOST} kinds.
+    """
+
+    #: Kinds of transport kept at most.
+    MOST = 64
+
+    def __init__(self) -> None:
+        self._kept: dict[tuple[type, type], list[Any]] = {}
+
+    def __len__(self) -> int:
+        return len(self._kept)
+
+    def keep(self, transport: Any) -> None:
+        """
+        Keep the declarations for C{transport}'s kind, if not kept yet.
+        """
+        from zope.interface import providedBy
+        from zope.interface.declarations import Provides
+
+        protocol = getattr(transport, "protocol", None)
+        if protocol is None:
+            return
+        key = (type(protocol), type(transport))
+        if key in self._kept or len(self._kept) >= self.MOST:
+            return
+        self._kept[key] = [Provides(type(protocol), interface) for interface in providedBy(transport)]
 
 
 def clientTLSOptions(
