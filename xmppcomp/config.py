@@ -1976,30 +1976,27 @@ def _httpauth(
                 f"{item.where} must be one of {', '.join(sorted(PROFILES))} (the web "
                 f"server in front of the forward-auth endpoint), not {webServer!r}"
             )
-    maxBody = 1024 * 1024
-    if (item := get("max_body")) is not None:
-        maxBody = int(_limit(item, "max_body", {"max_body": ("maxBody", True, 0)}, HTTPAuthConfig()))
+    defaults = HTTPAuthConfig()
 
-    def count(key: str, attribute: str) -> int:
+    def limit(key: str, attribute: str, integer: bool = True, lowest: int = 1) -> Any:
+        """
+        The number under C{key}, checked, or L{HTTPAuthConfig}'s default.
+        """
         if (item := get(key)) is None:
-            return int(getattr(HTTPAuthConfig(), attribute))
-        return int(_limit(item, key, {key: (attribute, True, 1)}, HTTPAuthConfig()))
+            return getattr(defaults, attribute)
+        return _limit(item, key, {key: (attribute, integer, lowest)}, defaults)
 
-    maxConnections = count("max_connections", "maxConnections")
-    maxConnectionsPerSource = count("max_connections_per_source", "maxConnectionsPerSource")
-    listenBacklog = count("listen_backlog", "listenBacklog")
-    def seconds(key: str, attribute: str, default: float) -> float:
-        if (item := get(key)) is None:
-            return default
-        return float(_limit(item, key, {key: (attribute, False, 0)}, HTTPAuthConfig()))
-
-    headTimeout = seconds("head_timeout", "headTimeout", 10.0)
+    maxBody = int(limit("max_body", "maxBody", lowest=0))
+    maxConnections = int(limit("max_connections", "maxConnections"))
+    maxConnectionsPerSource = int(limit("max_connections_per_source", "maxConnectionsPerSource"))
+    listenBacklog = int(limit("listen_backlog", "listenBacklog"))
+    headTimeout = float(limit("head_timeout", "headTimeout", integer=False, lowest=0))
     serverHeader: str | None = "xmppcomp"
     if (item := get("server_header")) is not None:
         serverHeader = _string(item, '"xmppcomp"') if item.value != "" else None
         if serverHeader is not None and not all(0x20 < ord(c) < 0x7F or c == " " for c in serverHeader):
             raise ConfigError(f"{item.where} must be printable ASCII, or \"\" for no Server header")
-    timeout = seconds("timeout", "timeout", 120.0)
+    timeout = float(limit("timeout", "timeout", integer=False, lowest=0))
     fromHostname = hostnames[0]
     if (item := get("from")) is not None:
         name = _hostname(item, "the hostname of the component that asks")
