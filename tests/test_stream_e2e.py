@@ -302,27 +302,12 @@ class LoopbackNegotiationTests(TestCase):
 
 
     @defer.inlineCallbacks
-    def test_tlsPreparedAhead(self) -> Any:
+    def test_clientHelloFirst(self) -> Any:
         """
-        The component makes its TLS connection and ClientHello while it
-        waits for the server's first answers
-        (L{xmppcomp.stream.initiating._PreparedTLS}): the connection TLS
-        runs on is the one made before C{<proceed/>} arrived, and
-        negotiation completes over it.
+        At STARTTLS the component's ClientHello leaves before the rest of
+        the setup (the stream reset, the new header), and negotiation
+        completes over TLS 1.3.
         """
-        from xmppcomp.stream.initiating import InitiatingAuthenticator
-
-        seen: list[tuple[Any, Any]] = []
-        startTLS = InitiatingAuthenticator._startTLS
-
-        def recordingStartTLS(authenticator: Any) -> None:
-            prepared = authenticator._preparedTLS
-            startTLS(authenticator)
-            seen.append((prepared, tls.tlsConnectionOf(authenticator.xmlstream.transport)))
-
-        self.patch(InitiatingAuthenticator, "_startTLS", recordingStartTLS)
-        # The ClientHello leaves before the rest of the setup (the stream
-        # reset, the new header).
         unsentAtSetup: list[tuple[Any, int]] = []
         keep = tls.TLSDeclarations.keep
 
@@ -333,18 +318,13 @@ class LoopbackNegotiationTests(TestCase):
         self.patch(tls.TLSDeclarations, "keep", recordingKeep)
         result = yield self.negotiate(["SCRAM-SHA-256"])
         self.assertEqual(result.tlsVersion, "TLSv1.3")
-        ((prepared, connection),) = seen
-        self.assertIsNotNone(prepared)
-        self.assertIsNotNone(connection)
-        self.assertIs(prepared._protocol.getHandle(), connection)
         self.assertIn((self.client.transport, 0), unsentAtSetup)
 
     @defer.inlineCallbacks
     def assertSameRefusal(self, serverCert: Any, **clientArgs: Any) -> Any:
         """
-        A certificate refused on the prepared connection fails negotiation
-        with the same reason as on one made at STARTTLS (a given
-        C{tlsCreator} is never prepared ahead).
+        A certificate refused with the creator the policy builds fails
+        negotiation with the same reason as with a given C{tlsCreator}.
         """
         reasons = []
         for ahead in (True, False):

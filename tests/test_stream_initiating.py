@@ -641,36 +641,3 @@ class BindAnswerTests(SynchronousTestCase):
         self.assertEqual([iq.getAttribute("from") for iq in dispatched], ["evil.example.net"])
         (asked,) = server.asked
         self.assertRegex(asked, ID_PATTERN)
-
-
-class PreparedTLSUnitTests(SynchronousTestCase):
-    """
-    When the component makes its TLS connection ahead of C{<proceed/>}.
-    """
-
-    def test_notWithAGivenCreator(self) -> None:
-        """
-        A creator given in the policy (C{tlsCreator}) may expect its real
-        TLS protocol, so nothing is made ahead with it.
-        """
-        h = Harness()
-        self.assertIsNone(h.xs.authenticator._preparedTLS)
-
-    def test_usedOnce(self) -> None:
-        """
-        A prepared connection, its ClientHello written, goes to the first
-        STARTTLS that asks; a second is refused rather than given the same
-        connection.
-        """
-        from xmppcomp.stream import tls
-        from xmppcomp.stream.initiating import _PreparedTLS
-        from xmppcomp.testing import makeCertificateAuthority
-
-        ca = makeCertificateAuthority()
-        prepared = _PreparedTLS(tls.clientTLSOptions("example.net", tls.CATrust([ca.certificate.original.to_cryptography()])))
-        first = prepared.clientConnectionForTLS(object())
-        # Its ClientHello is written already: a handshake record (22)
-        # holding a ClientHello (1).
-        hello = first.bio_read(65536)
-        self.assertEqual((hello[0], hello[5]), (22, 1))
-        self.assertRaises(RuntimeError, prepared.clientConnectionForTLS, object())

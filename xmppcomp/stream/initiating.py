@@ -9,10 +9,9 @@ feature is left (XEP-0192).
 
 from __future__ import annotations
 
-from typing import Any, Iterable, Sequence, cast
+from typing import Iterable, Sequence, cast
 
 import attrs
-from OpenSSL import SSL
 from twisted.internet import defer
 from twisted.internet.interfaces import (
     IOpenSSLClientConnectionCreator,
@@ -30,7 +29,6 @@ from twisted.words.protocols.jabber.xmlstream import (
 )
 from twisted.words.xish import domish
 from twisted.words.xish.xmlstream import STREAM_END_EVENT, STREAM_ERROR_EVENT
-from zope.interface import implementer
 
 from xmppcomp.errors import NegotiationError, SASLFailure, TLSRequiredError
 from xmppcomp.interfaces import IInitiatingFeature, IInitiatingMechanism
@@ -172,67 +170,6 @@ def _offerKey(policy: "InitiatingPolicy") -> tuple[object, ...]:
     )
 
 
-class _NoNegotiationFactory:
-    """
-    What Twisted's client TLS options read of a TLS protocol's factory
-    (for ALPN): a STARTTLS layer wraps no factory.
-    """
-
-    wrappedFactory = None
-
-
-def _alreadyConnecting() -> None:
-    """
-    Stands in for C{set_connect_state} on a prepared connection: it is in
-    client mode already, its ClientHello written; calling the real one
-    would restart the handshake.
-    """
-
-
-@implementer(IOpenSSLClientConnectionCreator)
-class _PreparedTLS:
-    """
-    A client TLS connection made, and its ClientHello written, while the
-    component waits for the server's first answers: when C{<proceed/>}
-    comes, STARTTLS only has to send it. Making the connection and the
-    ClientHello (the key shares) is most of the component's CPU at that
-    step, about two tenths of a millisecond.
-
-    Until STARTTLS hands it the real TLS protocol, this object stands in
-    for it: the creator's certificate check reports a failure to
-    C{failVerification}, forwarded to the protocol (checks only run once
-    the server's certificate has arrived, after STARTTLS).
-
-    @ivar factory: what the creator reads of the protocol's factory.
-    """
-
-    factory = _NoNegotiationFactory()
-
-    def __init__(self, creator: IOpenSSLClientConnectionCreator) -> None:
-        self._protocol: Any = None
-        connection = creator.clientConnectionForTLS(self)  # type: ignore[arg-type]
-        connection.set_connect_state()
-        try:
-            connection.do_handshake()
-        except SSL.WantReadError:
-            pass
-        else:  # pragma: no cover - a client cannot finish without the server
-            raise RuntimeError("a TLS handshake completed with no server")
-        connection.set_connect_state = _alreadyConnecting  # type: ignore[method-assign]
-        self._connection: SSL.Connection | None = connection
-
-    def failVerification(self, reason: Failure) -> None:
-        if self._protocol is not None:
-            self._protocol.failVerification(reason)
-
-    def clientConnectionForTLS(self, tlsProtocol: Any) -> SSL.Connection:
-        connection, self._connection = self._connection, None
-        if connection is None:
-            raise RuntimeError("a prepared TLS connection is used once")
-        self._protocol = tlsProtocol
-        return connection
-
-
 class InitiatingAuthenticator(ConnectAuthenticator):
     """
     Negotiates one outgoing component stream.
@@ -267,7 +204,6 @@ class InitiatingAuthenticator(ConnectAuthenticator):
         self._timeout: object | None = None
         self._started = 0.0
         self.requests = RequestTracker(policy.serverDomain, reactor, requester="negotiation")
-        self._preparedTLS: _PreparedTLS | None = None
         self._speculation: tuple[tuple[tuple[str, ...], tuple[str, ...] | None], SASLInitiator, domish.Element] | None = None
 
     def associateWithStream(self, xs: NegotiatingXmlStream) -> None:
@@ -287,14 +223,6 @@ class InitiatingAuthenticator(ConnectAuthenticator):
         xs.sendHeader()
         # Out now, not on the next reactor turn: the server answers it.
         xs.flush()
-        if not self.tlsActive and self.policy.tlsCreator is None:
-            # While the header travels and the server answers it, make our
-            # TLS connection and its ClientHello (xmppcomp's own creators
-            # only: a given creator may expect its real protocol).
-            try:
-                self._preparedTLS = _PreparedTLS(self.policy.tlsOptions())
-            except Exception:
-                log.failure("preparing TLS ahead failed; TLS starts as usual")
 
     def streamStarted(self, rootElement: domish.Element) -> None:
         try:
@@ -407,10 +335,8 @@ class InitiatingAuthenticator(ConnectAuthenticator):
 
     def _startTLS(self) -> None:
         xs = self.xmlstream
-        prepared, self._preparedTLS = self._preparedTLS, None
-        options = prepared if prepared is not None else self.policy.tlsOptions()
         # STARTTLS is only offered over TCP, whose transports provide it.
-        cast(ITLSTransport, xs.transport).startTLS(options)
+        cast(ITLSTransport, xs.transport).startTLS(self.policy.tlsOptions())
         # The ClientHello leaves before the rest of the setup.
         xs.flush()
         self.policy.tlsDeclarations.keep(xs.transport)
@@ -604,7 +530,6 @@ class InitiatingAuthenticator(ConnectAuthenticator):
             reason=failure.getErrorMessage(),
         )
         self._stage = "failed"
-        self._preparedTLS = None
         self.xmlstream.dispatch(failure, INIT_FAILED_EVENT)
         self.negotiated.errback(failure)
         self._failRequests(failure)
