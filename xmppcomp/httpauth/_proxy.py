@@ -59,6 +59,7 @@ from twisted.web.iweb import UNKNOWN_LENGTH, IAgent, IBodyProducer, IRequest, IR
 from twisted.web.resource import Resource
 from twisted.web.server import NOT_DONE_YET, Request
 
+from xmppcomp.httpauth._http import clientGone, normalName
 from xmppcomp.httpauth._target import BadTarget, HostPort, Origin, canonicalTarget
 from xmppcomp.logs import Logger
 
@@ -87,7 +88,7 @@ _HOP_BY_HOP = frozenset(
 )
 
 #: Request headers not passed to the upstream as the client sent them, in
-#: the form of L{_normalName}.
+#: the form of L{normalName<xmppcomp.httpauth._http.normalName>}.
 _REQUEST_OWN = frozenset(
     {
         b"host",
@@ -112,14 +113,6 @@ _DEFAULT_PORTS = {"http": 80, "https": 443}
 _NO_BODY = frozenset({204, 304}) | frozenset(range(100, 200))
 
 
-def _normalName(name: bytes) -> bytes:
-    """
-    A header name as CGI and WSGI servers see it: case and the difference
-    between C{_} and C{-} do not count.
-    """
-    return name.lower().replace(b"_", b"-")
-
-
 def _connectionNamed(headers: Headers) -> frozenset[bytes]:
     """
     The headers named in C{Connection} (normalised names).
@@ -129,7 +122,7 @@ def _connectionNamed(headers: Headers) -> frozenset[bytes]:
         for token in value.split(b","):
             token = token.strip()
             if token:
-                named.add(_normalName(token))
+                named.add(normalName(token))
     return frozenset(named)
 
 
@@ -139,14 +132,6 @@ def _encodeSegment(segment: bytes) -> str:
     C{pchar}.
     """
     return quote(segment, safe=_PCHAR_SAFE)
-
-
-def _clientGone(request: Request) -> bool:
-    """
-    Whether the client went away: twisted.web then drops the request's
-    channel; writing does nothing and finishing raises.
-    """
-    return request.channel is None
 
 
 def _port(parts: SplitResult) -> int:
@@ -258,7 +243,7 @@ class UpstreamProxyResource(Resource):
         dropped = _HOP_BY_HOP | _REQUEST_OWN | _connectionNamed(given)
         headers = Headers()
         for name, values in given.getAllRawHeaders():
-            if _normalName(name) not in dropped:
+            if normalName(name) not in dropped:
                 headers.setRawHeaders(name, values)
         headers.setRawHeaders(b"Host", [self._host])
         jid = given.getRawHeaders(_JID_HEADER)
@@ -358,14 +343,14 @@ class UpstreamProxyResource(Resource):
         """
         Pass C{response} on to the client.
         """
-        if _clientGone(request):
+        if clientGone(request):
             response.deliverBody(_Discard())
             return
         request.setResponseCode(response.code, response.phrase)
         given = response.headers
         dropped = _HOP_BY_HOP | _RESPONSE_OWN | _connectionNamed(given)
         for name, values in given.getAllRawHeaders():
-            if _normalName(name) in dropped:
+            if normalName(name) in dropped:
                 continue
             if name.lower() == b"location":
                 values = [self._location(value, request) for value in values]
@@ -385,7 +370,7 @@ class UpstreamProxyResource(Resource):
         Answer 502 for an upstream that could not be reached, unless the
         client went away (which cancelled the upstream request).
         """
-        if _clientGone(request):
+        if clientGone(request):
             self._log.debug(
                 "the client left before upstream {url} answered", url=url.decode("ascii")
             )
@@ -443,7 +428,7 @@ class _BodyRelay(Protocol):
         self._log = log
 
     def connectionMade(self) -> None:
-        if _clientGone(self._request):
+        if clientGone(self._request):
             IPushProducer(self.transport).stopProducing()
             return
         self._request.registerProducer(self.transport, True)
@@ -457,12 +442,12 @@ class _BodyRelay(Protocol):
         IPushProducer(self.transport).stopProducing()
 
     def dataReceived(self, data: bytes) -> None:
-        if not _clientGone(self._request):
+        if not clientGone(self._request):
             self._request.write(data)
 
     def connectionLost(self, reason: Failure = connectionDone) -> None:
         request = self._request
-        if _clientGone(request):
+        if clientGone(request):
             return
         request.unregisterProducer()
         if reason.check(ResponseDone, PotentialDataLoss):

@@ -41,6 +41,7 @@ from zope.interface import implementer
 
 from xmppcomp.httpauth._checker import ConfirmationCredentials, XMPPConfirmationChecker
 from xmppcomp.httpauth._errors import ConfirmationFailed
+from xmppcomp.httpauth._http import clientGone, normalName
 from xmppcomp.httpauth._frontend import Frontend, Untrusted, parseAddress
 from xmppcomp.httpauth._policy import Attempt
 from xmppcomp.httpauth._protocol import (
@@ -142,7 +143,7 @@ def stripJIDHeaders(headers: Headers) -> None:
     and frameworks treat C{X_Auth_JID} as C{X-Auth-JID}).
     """
     for name, _ in list(headers.getAllRawHeaders()):
-        if name.lower().replace(b"_", b"-") == b"x-auth-jid":
+        if normalName(name) == b"x-auth-jid":
             headers.removeHeader(name)
 
 
@@ -390,7 +391,7 @@ class ProtectedResource(Resource):
     # no errback is needed after them, one callback entry less per request.
 
     def _allowed(self, who: str, request: IRequest) -> None:
-        if _clientGone(request):
+        if clientGone(request):
             return
         try:
             request.requestHeaders.removeHeader(b"authorization")
@@ -400,7 +401,7 @@ class ProtectedResource(Resource):
             request.processingFailed(Failure())  # type: ignore[attr-defined]
 
     def _refused(self, failure: Failure, request: IRequest) -> None:
-        if _clientGone(request):
+        if clientGone(request):
             return
         try:
             request.render(_failureAnswer(self._authenticator, request, failure))  # type: ignore[attr-defined]
@@ -440,16 +441,6 @@ class _Checking:
         args = (request,)
         self._checked.addCallbacks(gate._onAllowed, gate._onRefused, callbackArgs=args, errbackArgs=args)
         return NOT_DONE_YET
-
-
-def _clientGone(request: IRequest) -> bool:
-    """
-    Whether the HTTP client went away while its request waited (for the
-    confirmation, or the upstream): twisted.web then drops the request's
-    channel, writes become no-ops, and finishing raises (logged as
-    critical). Such a request is left alone.
-    """
-    return getattr(request, "channel", request) is None
 
 
 class ForwardAuthResource(Resource):
@@ -558,5 +549,5 @@ class ForwardAuthResource(Resource):
             request.write(answer.render(request))
 
         d.addCallbacks(allowed, refused)
-        d.addBoth(lambda _: None if _clientGone(request) else request.finish())
+        d.addBoth(lambda _: None if clientGone(request) else request.finish())
         return NOT_DONE_YET
