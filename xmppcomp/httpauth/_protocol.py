@@ -21,6 +21,7 @@ import attrs
 from twisted.words.protocols.jabber import jid
 from twisted.words.xish import domish
 
+from xmppcomp.httpauth._target import UNSAFE_DISPLAY, XML_INVALID
 from xmppcomp.jids import parseJID as cachedJID
 from xmppcomp.ns import NS_HTTP_AUTH, NS_XMPP_STANZAS
 
@@ -125,10 +126,7 @@ def decodeField(raw: bytes, what: str) -> str:
 #: return; lone surrogates; U+FFFE and U+FFFF), the C0 controls it allows
 #: and DEL and the C1 controls, and those that make a displayed text lie
 #: (bidirectional controls, line and paragraph separators).
-UNSAFE_CHARACTER = re.compile(
-    r"[\x00-\x1f\x7f-\x9f\ud800-\udfff\ufffe\uffff"
-    r"\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069\u2028\u2029]"
-)
+UNSAFE_CHARACTER = re.compile(XML_INVALID.pattern + "|" + UNSAFE_DISPLAY.pattern)
 
 
 def describeCharacter(character: str) -> str:
