@@ -6,23 +6,25 @@ Methods are declared without C{self}, as zope.interface expects.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
 
 from twisted.cred.credentials import ICredentials
 from zope.interface import Attribute, Interface
-
-from xmppcomp.xtls._interfaces import ITunnelObserver
 
 __all__ = [
     "ICredentialStore",
     "IInitiatingFeature",
     "IInitiatingMechanism",
+    "IInitiatingSession",
+    "INegotiator",
     "IReceivingFeature",
-    "ITunnelObserver",
+    "IReceivingSession",
     "IXMPPConfirmationCredentials",
 ]
 
 if TYPE_CHECKING:
+    from twisted.internet.defer import Deferred
     from twisted.words.xish import domish
 
 
@@ -74,29 +76,95 @@ class IInitiatingMechanism(Interface):
         """
 
 
+class INegotiator(Interface):
+    """
+    What a negotiating stream (L{xmppcomp.stream.negotiating.NegotiatingXmlStream})
+    calls on its authenticator besides Twisted's C{Authenticator} methods.
+    """
+
+    def interceptElement(element: domish.Element) -> bool:
+        """
+        Offer a first-level element received before negotiation completed.
+
+        @return: C{True} if negotiation consumed it, C{False} to dispatch it
+            as a negotiated stream's elements are.
+        """
+
+    def tlsHandshakeCompleted() -> None:
+        """
+        The TLS handshake under the stream completed.
+        """
+
+
+class IReceivingSession(Interface):
+    """
+    One incoming stream's negotiation, as the features negotiated after
+    SASL (L{IReceivingFeature}) see it.
+    """
+
+    xmlstream = Attribute("The stream being negotiated.")
+    identity = Attribute("The authenticated domain (C{str}), once SASL succeeded.")
+
+    def send(element: domish.Element | str) -> None:
+        """
+        Send an element (or its serialisation) on the stream.
+        """
+
+    def afterRead(f: Callable[..., object], *args: Any, **kwargs: Any) -> None:
+        """
+        Call C{f(*args, **kwargs)} once the read being handled is done and
+        its answers are written: for bookkeeping the peer need not wait
+        for.
+        """
+
+
+class IInitiatingSession(Interface):
+    """
+    One outgoing stream's negotiation, as the features negotiated after
+    SASL (L{IInitiatingFeature}) see it.
+    """
+
+    xmlstream = Attribute("The stream being negotiated.")
+
+    def serialize(element: domish.Element) -> str:
+        """
+        C{element} serialised as the stream sends it.
+        """
+
+    def request(iq: domish.Element, xml: str | None = None) -> Deferred[domish.Element]:
+        """
+        Send an IQ request and get its answer, matched by id and sender
+        before the stream dispatches it; the negotiation timeout bounds
+        the wait.
+
+        @param xml: C{iq} serialised ahead (then it has its C{id}), or
+            C{None}.
+        """
+
+
 class IReceivingFeature(Interface):
     """
     A stream feature the receiving side offers after SASL (for example the
     XEP-0225 hostname bind), registered with the receiving authenticator.
     """
 
-    def featureElement(session: object) -> "domish.Element | None":
+    def featureElement(session: IReceivingSession) -> domish.Element | None:
         """
         The element to advertise in C{<stream:features/>} for this session,
         or C{None} when the feature is not offered (any more).
         """
 
-    def isRequired(session: object) -> bool:
+    def isRequired(session: IReceivingSession) -> bool:
         """
         Whether negotiation is incomplete until this feature is negotiated.
         """
 
-    def handleElement(session: object, element: "domish.Element") -> bool:
+    def handleElement(session: IReceivingSession, element: domish.Element) -> bool:
         """
         Offer a first-level element received before negotiation completed.
 
         @return: C{True} if this feature consumed the element (it answers
-            on C{session.xmlstream} itself), C{False} to let others try.
+            through C{session.send} itself), C{False} to let others try.
         """
 
 
@@ -104,21 +172,23 @@ class IInitiatingFeature(Interface):
     """
     The initiating side of a stream feature negotiated after SASL (for
     example the XEP-0225 hostname bind).
-
-    A feature may also have a C{prepare(xmlstream)} method: it is called
-    once SASL has succeeded, while the server restarts the stream, to make
-    ahead what C{negotiate} will send.
     """
 
     key = Attribute("C{(namespace, name)} of the advertised feature element.")
 
-    def negotiate(xmlstream: object, feature: "domish.Element") -> object:
+    def prepare(session: IInitiatingSession) -> None:
+        """
+        Called once SASL has succeeded, while the server restarts the
+        stream: make ahead what L{negotiate} will send (or nothing).
+        """
+
+    def negotiate(session: IInitiatingSession, feature: domish.Element) -> Deferred[object]:
         """
         Negotiate the feature on an authenticated stream.
 
         @param feature: the advertised feature element.
-        @return: a L{twisted.internet.defer.Deferred} that fires when the
-            feature is negotiated, or fails to abort negotiation.
+        @return: a L{Deferred} that fires when the feature is negotiated,
+            or fails to abort negotiation.
         """
 
 

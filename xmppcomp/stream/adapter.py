@@ -1,0 +1,254 @@
+# -*- test-case-name: tests.test_stream_receiving,tests.test_stream_initiating,tests.test_stream_accept,tests.test_stream_accept_initiating -*-
+"""
+The one adapter between the pure negotiating machines
+(L{xmppcomp.stream.machine}) and a real stream: it feeds the stream's
+events to the machine as inputs and carries the machine's actions out on
+the stream and its transport.
+
+It is a Twisted L{Authenticator<twisted.words.protocols.jabber.xmlstream.Authenticator>},
+so a L{NegotiatingXmlStream<xmppcomp.stream.negotiating.NegotiatingXmlStream>}
+drives it: C{connectionMade}, C{streamStarted} and C{interceptElement}
+become the machine's C{connected}, C{header} and C{element} inputs, the
+TLS handshake's end C{tlsDone}, the stream's end C{ended}, and its one
+timer C{timedOut}.
+
+The speed techniques of negotiation are options of this adapter, on public
+API only: the answers of a read are written together (the stream's
+C{afterRead}), and serialised features can be remembered per policy
+(L{FeaturesCache}).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any, ClassVar, Generic, TypeVar, cast
+
+from twisted.internet.interfaces import IDelayedCall, IReactorTime, ITLSTransport
+from twisted.python.failure import Failure
+from twisted.words.protocols.jabber import jid
+from twisted.words.protocols.jabber.error import StreamError
+from twisted.words.protocols.jabber.xmlstream import (
+    INIT_FAILED_EVENT,
+    STREAM_AUTHD_EVENT,
+    Authenticator,
+)
+from twisted.words.xish import domish
+from twisted.words.xish.xmlstream import STREAM_END_EVENT, STREAM_ERROR_EVENT
+from zope.interface import implementer
+
+from xmppcomp.interfaces import INegotiator
+from xmppcomp.ns import NS_STREAMS
+from xmppcomp.stream import tls
+from xmppcomp.stream.limits import sourceKey
+from xmppcomp.stream.machine import Machine, OurHeader
+from xmppcomp.stream.negotiating import peerOf
+
+if TYPE_CHECKING:
+    from xmppcomp.stream.negotiating import NegotiatingXmlStream
+
+__all__ = ["FeaturesCache", "NegotiationAdapter"]
+
+_M = TypeVar("_M", bound=Machine)
+
+
+class FeaturesCache:
+    """
+    Serialised C{<stream:features/>} remembered by what they depend on
+    (the stage, the mechanisms and channel-binding types offered): an
+    option of the adapter, owned by a policy, bounded in size.
+
+    @ivar size: at most this many are kept; when full it is emptied.
+    """
+
+    def __init__(self, size: int = 64) -> None:
+        self.size = size
+        self._kept: dict[tuple[object, ...], str] = {}
+
+    def get(self, key: tuple[object, ...], make: Callable[[], str]) -> str:
+        """
+        The features serialised for C{key}, made by C{make} the first time.
+        """
+        xml = self._kept.get(key)
+        if xml is None:
+            xml = make()
+            if len(self._kept) >= self.size:
+                self._kept.clear()
+            self._kept[key] = xml
+        return xml
+
+    def __len__(self) -> int:
+        return len(self._kept)
+
+    def keys(self) -> list[tuple[object, ...]]:
+        """
+        The keys kept.
+        """
+        return list(self._kept)
+
+
+@implementer(INegotiator)
+class NegotiationAdapter(Authenticator, Generic[_M]):
+    """
+    Negotiates one stream with a machine: the base of the four
+    negotiators' authenticators, which say which machine
+    (L{makeMachine}) and what else they expose.
+
+    @cvar initiating: whether this side opens the stream.
+    @ivar policy: the negotiator's policy.
+    @ivar machine: the negotiating machine.
+    """
+
+    initiating: ClassVar[bool] = True
+
+    #: The stream, from L{associateWithStream} on.
+    xmlstream: NegotiatingXmlStream
+
+    def __init__(self, policy: Any, reactor: IReactorTime) -> None:
+        super().__init__()
+        self.policy = policy
+        self.reactor = reactor
+        self._timer: IDelayedCall | None = None
+        self.machine: _M = self.makeMachine()
+
+    def makeMachine(self) -> _M:
+        """
+        The machine; subclasses say which.
+        """
+        raise NotImplementedError()
+
+    # The stream's events, as inputs.
+
+    def associateWithStream(self, xs: NegotiatingXmlStream) -> None:
+        super().associateWithStream(xs)
+        xs.initiating = self.initiating
+        xs.addObserver(STREAM_END_EVENT, self._onEnd)
+        if self.initiating:
+            xs.addObserver(STREAM_ERROR_EVENT, self._onEnd)
+
+    def connectionMade(self) -> None:
+        self.machine.connected()
+
+    def streamStarted(self, rootElement: domish.Element) -> None:
+        self.machine.header(rootElement)
+
+    def interceptElement(self, element: domish.Element) -> bool:
+        """
+        Offer a first-level element to the machine.
+
+        @return: whether negotiation consumed it.
+        """
+        return self.machine.element(element)
+
+    def tlsHandshakeCompleted(self) -> None:
+        """
+        The TLS handshake under the stream completed.
+        """
+        self.machine.tlsDone()
+
+    def _onEnd(self, reason: object) -> None:
+        self.machine.ended(reason)
+
+    def _expired(self) -> None:
+        self._timer = None
+        self.machine.timedOut()
+
+    # Facts.
+
+    def now(self) -> float:
+        return self.reactor.seconds()
+
+    def peer(self) -> str:
+        return peerOf(self.xmlstream, "the server" if self.initiating else "?")
+
+    def source(self) -> str | None:
+        transport = self.xmlstream.transport
+        return None if transport is None else sourceKey(transport.getPeer())
+
+    def tlsActive(self) -> bool:
+        return tls.tlsConnectionOf(self.xmlstream.transport) is not None
+
+    def streamEnded(self) -> bool:
+        return self.xmlstream.streamEnded is not None
+
+    # Actions.
+
+    def describe(self, header: OurHeader) -> None:
+        xs = self.xmlstream
+        xs.namespace = header.namespace
+        xs.version = header.version
+        xs.prefixes = {NS_STREAMS: "stream"}
+        if header.id is not None:
+            xs.sid = header.id
+        xs.thisEntity = _entity(header.ours)
+        xs.otherEntity = _entity(header.theirs)
+
+    def sendHeader(self, header: OurHeader) -> None:
+        self.describe(header)
+        self.xmlstream.sendHeader()
+
+    def send(self, element: domish.Element | str) -> None:
+        self.xmlstream.send(element)
+
+    def serialize(self, element: domish.Element) -> str:
+        """
+        C{element} serialised as this stream sends it.
+        """
+        return self.xmlstream.serialize(element)
+
+    def startTLS(self) -> None:
+        xs = self.xmlstream
+        # STARTTLS is only negotiated over TCP, whose transports provide it.
+        cast(ITLSTransport, xs.transport).startTLS(self.tlsOptions())
+        self.policy.tlsDeclarations.keep(xs.transport)
+        xs.reset()
+
+    def tlsOptions(self) -> Any:
+        """
+        The TLS connection creator of this side; subclasses that start TLS
+        say which.
+        """
+        raise NotImplementedError()
+
+    def resetParser(self) -> None:
+        self.xmlstream.reset()
+
+    def refuse(self, condition: str, text: str | None) -> None:
+        self.xmlstream.sendStreamError(StreamError(condition, text=text))
+
+    def close(self) -> None:
+        self.xmlstream.closeStream()
+
+    def startTimer(self, seconds: float) -> None:
+        self.cancelTimer()
+        self._timer = self.reactor.callLater(seconds, self._expired)
+
+    def cancelTimer(self) -> None:
+        timer, self._timer = self._timer, None
+        if timer is not None and timer.active():
+            timer.cancel()
+
+    def afterRead(self, f: Callable[..., object], *args: Any, **kwargs: Any) -> None:
+        self.xmlstream.afterRead(f, *args, **kwargs)
+
+    def negotiated(self, result: object) -> None:
+        xs = self.xmlstream
+        xs.negotiated = True
+        xs.dispatch(xs, STREAM_AUTHD_EVENT)
+
+    def failed(self, reason: Exception | Failure) -> None:
+        failure = reason if isinstance(reason, Failure) else Failure(reason)
+        self.xmlstream.dispatch(failure, INIT_FAILED_EVENT)
+
+    def countRefusal(self, condition: str) -> None:
+        metrics = self.policy.metrics
+        if metrics is not None:
+            metrics.negotiationRefused("receiving", condition)
+
+
+def _entity(name: str | None) -> jid.JID | None:
+    """
+    The JID of a domain in our header, or L{None}.
+    """
+    if name is None:
+        return None
+    return jid.JID(tuple=(None, name, None))
