@@ -201,7 +201,7 @@ class ReceivingAuthenticator(ListenAuthenticator):
             self.policy.negotiationTimeout, self._negotiationTimedOut
         )
         if self.policy.tlsOptions is None:
-            log.warning(
+            log.warn(
                 "INSECURE: accepting a component stream without TLS from {peer} "
                 "(allowPlaintext is set; never do this outside tests)",
                 peer=peerOf(self.xmlstream),
