@@ -32,14 +32,14 @@ def logToFile(path: str, level: str) -> None:
     Send this process's Twisted log to the file at C{path}, as C{twistd
     xmppcomp-router --logfile PATH --log-level LEVEL} does: xmppcomp's
     events below C{level} (C{"info"}, C{"warn"}) are dropped where they are
-    made (L{xmppcomp.logs.setLevel}), and twistd's text observer writes
-    every other event.
+    made (an installed L{xmppcomp.logs.LogLevelFilter}), and twistd's text
+    observer writes every other event.
     """
     from twisted.logger import globalLogBeginner, textFileLogObserver
 
-    from xmppcomp.logs import setLevel
+    from xmppcomp.logs import LogLevelFilter
 
-    setLevel(level)
+    LogLevelFilter(level).install()
     globalLogBeginner.beginLoggingTo([textFileLogObserver(open(path, "a"))], redirectStandardIO=False)
 
 

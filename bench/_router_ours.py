@@ -47,7 +47,7 @@ def main() -> None:
     ports = [port.getHost().port for port in service.ports]
     print(json.dumps({"xep0225": ports[0], "xep0114": ports[1] if len(ports) > 1 else None, "pid": os.getpid()}), flush=True)
     reactor.addSystemEventTrigger("before", "shutdown", service.stopService)
-    # As twistd xmppcomp-router does (xmppcomp.tap.FreezeStartupObjects).
+    # As twistd xmppcomp-router does (xmppcomp.tap.PluginProcess).
     import gc
 
     from xmppcomp.tap import GC_THRESHOLDS

@@ -116,17 +116,17 @@ def asComponentProcess() -> None:
     """
     Set this process up as C{twistd xmppcomp} sets up a component's: the
     load stands for such components. Its collector settings
-    (L{xmppcomp.tap.FreezeStartupObjects}), and its log level
+    (L{xmppcomp.tap.PluginProcess}), and its log level
     (C{--log-level}, C{info} by default: debug events are dropped where
     they are made).
     """
     import gc
 
-    from xmppcomp.logs import DEFAULT_LOG_LEVEL, setLevel
+    from xmppcomp.logs import DEFAULT_LOG_LEVEL, LogLevelFilter
     from xmppcomp.tap import GC_THRESHOLDS
 
     gc.set_threshold(*GC_THRESHOLDS)
-    setLevel(DEFAULT_LOG_LEVEL)
+    LogLevelFilter(DEFAULT_LOG_LEVEL).install()
 
 
 def startRouter(directory: str, files: _common.RouterFiles, script: str, *extra: str) -> tuple[Any, dict[str, Any]]:

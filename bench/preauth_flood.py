@@ -158,9 +158,9 @@ def main() -> None:
     parser.add_argument("--settle", type=float, default=0.5, help="seconds between the last idle connection and the component")
     arguments = parser.parse_args()
     ensureFileLimit(arguments.idle, 200, 50)
-    from xmppcomp.logs import setLevel
+    from xmppcomp.logs import LogLevelFilter
 
-    setLevel("info")
+    LogLevelFilter("info").install()
     results = runAll("preauth_flood", arguments, oneRun)
     print(
         "\nComponent negotiation (TCP, STARTTLS, %s, bind) from %s with %d idle connections from %d source(s) held open\n"

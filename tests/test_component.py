@@ -24,6 +24,7 @@ from wokkel.subprotocols import IQHandlerMixin, XMPPHandler
 from xmppcomp.component import Component, NotConnected, QueueFull, QueueTimeout, isFatal
 from xmppcomp.config import RouterLimits
 from xmppcomp.errors import SASLFailure
+from xmppcomp.metrics import Metrics
 from xmppcomp.router.service import Router
 from xmppcomp.stream.acceptreceiving import AcceptFactory, AcceptPolicy
 from xmppcomp.stream.bind import BindError, NoHostnameBound
@@ -402,13 +403,13 @@ class RequestMatchingTests(TestCase):
     def test_spoofedAnswerIgnored(self) -> None:
         """
         A result or an error with the request's id from another component
-        does not complete L{Component.request}: it is counted as
-        mismatched; the answer of the entity asked still completes it.
+        does not complete L{Component.request} (counting it:
+        L{test_spoofedAnswerCounted}); the answer of the entity asked still
+        completes it.
         """
         alpha = self.component("alpha.example.net")
         beta = self.component("beta.example.net")
         gamma = self.component("gamma.example.net")
-        before = mismatched("component")
         iq = query("alpha.example.net", "beta.example.net")
         d = alpha.request(iq)
         self.network.flush()
@@ -416,10 +417,47 @@ class RequestMatchingTests(TestCase):
         gamma.send(answerTo(iq, "gamma.example.net", "error"))
         self.network.flush()
         self.assertNoResult(d)
-        self.assertEqual(mismatched("component") - before, 2)
         beta.send(answerTo(iq, "beta.example.net"))
         self.network.flush()
         self.assertEqual(self.successResultOf(d).getAttribute("from"), "beta.example.net")
+
+
+    def test_spoofedAnswerCounted(self) -> None:
+        """
+        The answers of L{test_spoofedAnswerIgnored} from another
+        component count as mismatched (C{component}) in the L{Metrics}
+        of the component that asked, and in no other.
+        """
+        metrics, others = Metrics(), Metrics()
+        alpha = self.component("alpha.example.net", metrics=metrics)
+        beta = self.component("beta.example.net", metrics=others)
+        gamma = self.component("gamma.example.net", metrics=others)
+        iq = query("alpha.example.net", "beta.example.net")
+        d = alpha.request(iq)
+        self.network.flush()
+        gamma.send(answerTo(iq, "gamma.example.net"))
+        gamma.send(answerTo(iq, "gamma.example.net", "error"))
+        self.network.flush()
+        self.assertNoResult(d)
+        self.assertEqual(mismatched(metrics, "component"), 2)
+        self.assertEqual(mismatched(others, "component"), 0)
+        beta.send(answerTo(iq, "beta.example.net"))
+        self.network.flush()
+        self.successResultOf(d)
+        self.assertEqual(mismatched(metrics, "component"), 2)
+
+    def test_privateMetrics(self) -> None:
+        """
+        A component given no L{Metrics} counts in one of its own, shared
+        by its request tracker; two such components share nothing.
+        """
+        alpha = self.component("alpha.example.net")
+        beta = self.component("beta.example.net")
+        self.assertIsInstance(alpha.metrics, Metrics)
+        self.assertIsNot(alpha.metrics, beta.metrics)
+        self.assertIsNot(alpha.jids, beta.jids)
+        assert alpha.xmlstream is not None
+        self.assertIs(alpha.xmlstream.requests.jids, alpha.jids)
 
     def test_unguessableIds(self) -> None:
         """

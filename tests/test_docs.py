@@ -31,7 +31,7 @@ DOCS = os.path.join(ROOT, "docs")
 TIMEOUT = 600
 
 #: The state diagrams, each shown on the state machines page.
-DIAGRAMS = ("receiving", "initiating", "component", "confirmation", "xtls")
+DIAGRAMS = ("receiving", "initiating", "accept", "accept-initiating", "component", "confirmation", "xtls")
 
 
 def run(argv: list[str], env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:

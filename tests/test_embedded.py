@@ -26,6 +26,7 @@ from zope.interface.verify import verifyObject
 from xmppcomp import embedded as embeddedModule
 from xmppcomp.component import Component
 from xmppcomp.embedded import EmbeddedComponent, EmbeddedRouter, negotiationSummary
+from xmppcomp.metrics import Metrics
 from xmppcomp.stream import tls
 
 
@@ -197,6 +198,22 @@ class EmbeddedRouterUnitTests(SynchronousTestCase):
         self.assertEqual(negotiationSummary(component), "SASL, no TLS")
 
 
+    def test_metrics(self) -> None:
+        """
+        An L{EmbeddedRouter} counts in the L{Metrics} it is given, or in
+        one of its own; so does an L{EmbeddedComponent}, and the two may
+        share one.
+        """
+        metrics = Metrics()
+        router = EmbeddedRouter(["a.localhost"], reactor=reactor, metrics=metrics)
+        self.assertIs(router.metrics, metrics)
+        self.assertIs(EmbeddedComponent(router, metrics=metrics).metrics, metrics)
+        other = EmbeddedRouter(["a.localhost"], reactor=reactor)
+        self.assertIsInstance(other.metrics, Metrics)
+        self.assertIsNot(other.metrics, metrics)
+        self.assertIsNot(EmbeddedComponent(other).metrics, other.metrics)
+
+
 class EmbeddedRouterTests(TestCase):
     """
     An L{EmbeddedRouter} running on loopback with the real reactor.
@@ -265,6 +282,29 @@ class EmbeddedRouterTests(TestCase):
             r"component component\.localhost connected and bound \(SCRAM-SHA-\d+(-PLUS)?, TLSv1\.[23]\)",
         )
         self.assertNotIn(router.secret, self.logText())
+
+    @defer.inlineCallbacks
+    def test_sharedMetrics(self) -> Any:
+        """
+        The router given a L{Metrics} hands it to its
+        L{RouterService<xmppcomp.router.service.RouterService>}: a
+        component given the same one shows the router's counts (its
+        session, its bound name) next to its own in one exposition.
+        """
+        metrics = Metrics()
+        router = self.start(
+            EmbeddedRouter(["component.localhost"], reactor=reactor, metrics=metrics)
+        )
+        self.assertIs(router.routerService.metrics, metrics)  # type: ignore[union-attr]
+        component = EmbeddedComponent(router, reactor=reactor, metrics=metrics)
+        component.startService()
+        self.addCleanup(component.stopService)
+        yield component.whenReady()
+        yield settle()
+        self.assertEqual(metrics.value("xmppcomp_router_bound_names"), 1.0)
+        exposition = metrics.exposition()
+        self.assertIn(b"xmppcomp_router_sessions{", exposition)
+        self.assertIn(b"# TYPE xmppcomp_bind_refusals_total counter", exposition)
 
     @defer.inlineCallbacks
     def test_authorization(self) -> Any:

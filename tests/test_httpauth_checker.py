@@ -27,7 +27,7 @@ from xmppcomp.httpauth import (
 )
 from xmppcomp.httpauth._policy import AccessRule, AccessRules, Attempt, Ledger, Limits
 from xmppcomp.httpauth._protocol import ConfirmRequest, Outcome, XMPPCredentials, parseJID
-from xmppcomp.metrics import REGISTRY
+from xmppcomp.metrics import Metrics
 
 from .test_httpauth_web import FakeRequester
 
@@ -92,6 +92,7 @@ class CheckerTests(SynchronousTestCase):
     def setUp(self) -> None:
         self.clock = Clock()
         self.requester = FakeRequester()
+        self.metrics = self.requester.metrics = Metrics()
         self.ledger = Ledger(
             self.clock,
             AccessRules([AccessRule("/", anyone=True), AccessRule("/private", jids=["romeo@montague.lit"])]),
@@ -192,6 +193,17 @@ class CheckerTests(SynchronousTestCase):
         self.failureResultOf(self.check(attempt()), CancelledError)
         self.assertEqual(self.ledger.pendingCount, 0)
 
+    def test_refusalsNotCountedWithoutMetrics(self) -> None:
+        """
+        A requester without metrics (C{metrics = None}): the refusals are
+        counted nowhere, and refused all the same.
+        """
+        requester = FakeRequester()
+        checker = XMPPConfirmationChecker(requester, self.ledger, self.clock)
+        credentials = ConfirmationCredentials(attempt(path="/private/x"))
+        self.failureResultOf(checker.requestAvatarId(credentials), AccessForbidden)
+        self.assertEqual(self.metrics.value("xmppcomp_httpauth_refusals_total", {"reason": "forbidden"}), 0)
+
     def test_refusals(self) -> None:
         """
         The ledger's refusals fail with L{AccessForbidden} (403),
@@ -200,9 +212,7 @@ class CheckerTests(SynchronousTestCase):
         """
 
         def count(reason: str) -> float:
-            return REGISTRY.get_sample_value(
-                "xmppcomp_httpauth_refusals_total", {"reason": reason}
-            ) or 0.0
+            return self.metrics.value("xmppcomp_httpauth_refusals_total", {"reason": reason})
 
         before = [count(r) for r in ("forbidden", "replayed", "rate_limited")]
         self.failureResultOf(self.check(attempt(path="/private/x")), AccessForbidden)
@@ -224,6 +234,7 @@ class _BouncingRequester:
     """
 
     timeout = 30.0
+    metrics = None
 
     def __init__(self) -> None:
         self.asked = 0

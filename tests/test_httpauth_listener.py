@@ -22,7 +22,7 @@ from twisted.internet.testing import MemoryReactorClock
 from twisted.python.failure import Failure
 from twisted.trial.unittest import SynchronousTestCase, TestCase
 
-from xmppcomp import logs, tap
+from xmppcomp import tap
 from xmppcomp.admission import AdmissionFactory, sourceKeyExcept
 from xmppcomp.config import ConfigError, componentConfigFromMapping
 
@@ -127,7 +127,6 @@ class ServiceTests(SynchronousTestCase):
         The listener listens with the configured backlog, through a gate
         with the configured caps, and stops the gate when it stops.
         """
-        self.addCleanup(logs.setLevel, logs.logLevel())
         directory = os.path.abspath(self.mktemp())
         os.makedirs(directory)
         config = configuration(directory, max_connections=40, max_connections_per_source=4, listen_backlog=33)
@@ -176,7 +175,6 @@ class LoopbackTests(TestCase):
         byte; a client at 127.0.0.3 is answered meanwhile, and a trusted
         proxy (127.0.0.1) may open more than three.
         """
-        self.addCleanup(logs.setLevel, logs.logLevel())
         directory = os.path.abspath(self.mktemp())
         os.makedirs(directory)
         config = configuration(

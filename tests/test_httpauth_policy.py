@@ -140,20 +140,12 @@ class SiteTests(SynchronousTestCase):
         self.assertEqual(a.key, ("juliet@capulet.com", "t1"))
         self.assertEqual(a.path, "/private/a")
 
-    def test_shared(self) -> None:
+    def test_site(self) -> None:
         """
-        Attempts of the same site share one site string; the memo of them
-        is bounded.
+        The site is the URL's scheme and authority, in lower case.
         """
-        from xmppcomp.httpauth import _policy
-
-        first = attempt(url="HTTPS://Files.Example/a").site
-        second = attempt(url="https://files.example/b?c").site
-        self.assertEqual(first, "https://files.example")
-        self.assertIs(first, second)
-        for n in range(_policy._SITES_KEPT + 5):
-            attempt(url="https://h%d.example/" % (n,)).site
-        self.assertLessEqual(len(_policy._sites), _policy._SITES_KEPT)
+        self.assertEqual(attempt(url="HTTPS://Files.Example/a").site, "https://files.example")
+        self.assertEqual(attempt(url="https://files.example/b?c").site, "https://files.example")
 
 
 class LedgerTests(SynchronousTestCase):
@@ -188,6 +180,31 @@ class LedgerTests(SynchronousTestCase):
         if reason is not None:
             self.assertIn(reason, decision.reason)
         return decision
+
+    def test_sitesShared(self) -> None:
+        """
+        The sessions of one site share one site string, not one each; the
+        ledger's memo of them is its own and bounded.
+        """
+        from xmppcomp.httpauth import _policy
+
+        ledger = Ledger(
+            self.clock,
+            AccessRules.anyone(),
+            Limits(attemptsPerClient=10_000, rememberedPerJID=10_000, rememberedPerDomain=10_000),
+        )
+        first = attempt(url="HTTPS://Files.Example/a", transactionId="s1")
+        second = attempt(url="https://files.example/b?c", transactionId="s2")
+        self.assertIsNot(first.site, second.site)
+        self.confirmed(first, ledger)
+        self.confirmed(second, ledger)
+        sites = [scope.site for scope in ledger._sessions.values()]
+        self.assertEqual(sites, ["https://files.example"] * 2)
+        self.assertIs(sites[0], sites[1])
+        self.assertNotIn("https://files.example", Ledger(self.clock, AccessRules.anyone())._sites)
+        for n in range(_policy.SITES_KEPT + 5):
+            self.confirmed(attempt(url="https://h%d.example/" % (n,), transactionId="m%d" % (n,)), ledger)
+            self.assertLessEqual(len(ledger._sites), _policy.SITES_KEPT)
 
     def test_ask(self) -> None:
         """

@@ -31,7 +31,6 @@ from twisted.web.iweb import IRequest
 from twisted.web.resource import Resource
 
 from xmppcomp.httpauth._site import ConfirmerSite, earlyRefusal
-from xmppcomp.logs import logLevel, setLevel
 from xmppcomp.tap import ConnectionTracker
 
 from .httphelpers import listenTracked
@@ -495,8 +494,6 @@ class EarlyAnswerTests(SiteTestCase):
         status and the reason (the access log does not see it).
         """
         events = captureEvents(self)
-        self.addCleanup(setLevel, logLevel())
-        setLevel("info")
         connection = self.connect()
         connection.send(head(headers=[(b"Content-Length", b"%d" % (10**11,))]))
         [event] = [e for e in events if e.get("status") == 413]

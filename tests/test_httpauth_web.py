@@ -39,6 +39,7 @@ from xmppcomp.httpauth._checker import ConfirmationCredentials
 from xmppcomp.httpauth._errors import AccessForbidden
 from xmppcomp.httpauth._frontend import Frontend
 from xmppcomp.httpauth._policy import Attempt
+from xmppcomp.metrics import Metrics
 
 from .test_httpauth_xmpp import attach
 
@@ -49,6 +50,8 @@ class FakeRequester:
     """
 
     timeout = 30.0
+    #: Where the confirmer counts; nowhere unless a test sets it.
+    metrics: Metrics | None = None
 
     def __init__(self) -> None:
         self.asked: list[tuple[JID, ConfirmRequest, Deferred[Outcome]]] = []

@@ -30,7 +30,7 @@ from xmppcomp.httpauth import (
     Outcome,
 )
 from xmppcomp.httpauth._protocol import NS_HINTS, Answer
-from xmppcomp.metrics import REGISTRY
+from xmppcomp.metrics import Metrics
 from xmppcomp.ns import NS_HTTP_AUTH, NS_XMPP_STANZAS
 
 COMPONENT = JID("files.shakespeare.lit")
@@ -82,14 +82,15 @@ def reply(stanza: domish.Element, sender: str, kind: str = "result") -> domish.E
     return response
 
 
-def undeliverable() -> float:
+def undeliverable(requester: ConfirmationRequester) -> float:
     """
-    How many confirmations were counted C{undeliverable} so far.
+    How many confirmations C{requester} counted C{undeliverable} so far
+    (in its L{Metrics}).
     """
-    value = REGISTRY.get_sample_value(
+    assert requester.metrics is not None
+    return requester.metrics.value(
         "xmppcomp_httpauth_confirmations_total", {"outcome": "undeliverable"}
     )
-    return value or 0.0
 
 
 def iqError(iq: domish.Element, sender: str, condition: str) -> domish.Element:
@@ -127,7 +128,7 @@ class RequesterTests(SynchronousTestCase):
     def setUp(self) -> None:
         self.clock = Clock()
         self.pipe = XmlPipe()
-        self.requester = ConfirmationRequester(COMPONENT, self.clock, timeout=60)
+        self.requester = ConfirmationRequester(COMPONENT, self.clock, timeout=60, metrics=Metrics())
         attach(self.requester, self.pipe.source)
         self.received: list[domish.Element] = []
         self.pipe.sink.addObserver("/*", self.received.append)
@@ -176,14 +177,14 @@ class RequesterTests(SynchronousTestCase):
         condition, counted C{undeliverable} and not observed as an answer.
         """
         for condition in ("item-not-found", "remote-server-not-found", "internal-server-error"):
-            before = undeliverable()
+            before = undeliverable(self.requester)
             d = self.requester.confirm(JULIET, REQUEST)
             self.pipe.sink.send(iqError(self.received[-1], JULIET.full(), condition))
             error = self.failureResultOf(d, CouldNotAsk).value
             self.assertIn(JULIET.full(), error.reason)
             self.assertIn(condition, error.reason)
             self.assertEqual((error.status, error.forwardStatus), (401, 401))
-            self.assertEqual(undeliverable(), before + 1)
+            self.assertEqual(undeliverable(self.requester), before + 1)
         self.assertEqual(self.requester.pendingCount, 0)
         self.assertEqual(self.clock.getDelayedCalls(), [])
 
@@ -239,10 +240,10 @@ class RequesterTests(SynchronousTestCase):
         """
 
         def mismatched() -> float:
-            value = REGISTRY.get_sample_value(
+            assert self.requester.metrics is not None
+            return self.requester.metrics.value(
                 "xmppcomp_iq_answers_mismatched_total", {"requester": "httpauth"}
             )
-            return value or 0.0
 
         before = mismatched()
         d = self.requester.confirm(JULIET, REQUEST)
@@ -359,14 +360,14 @@ class RequesterTests(SynchronousTestCase):
         C{not-authorized}) fails with L{CouldNotAsk}, counted
         C{undeliverable}.
         """
-        before = undeliverable()
+        before = undeliverable(self.requester)
         d = self.requester.confirm(JULIET.userhostJID(), REQUEST)
         bounce = reply(self.received[0], "juliet@capulet.com", "error")
         bounce.addElement("error").addElement((NS_XMPP_STANZAS, "service-unavailable"))
         self.pipe.sink.send(bounce)
         error = self.failureResultOf(d, CouldNotAsk).value
         self.assertIn("service-unavailable", error.reason)
-        self.assertEqual(undeliverable(), before + 1)
+        self.assertEqual(undeliverable(self.requester), before + 1)
         self.assertEqual(self.requester.pendingCount, 0)
 
     def test_fallbackBounce(self) -> None:
@@ -394,11 +395,11 @@ class RequesterTests(SynchronousTestCase):
         parent = _RefusingParent(self.pipe.source, lambda e: "bad" in e.toXml())
         self.requester.parent = parent
         good = self.requester.confirm(JULIET, REQUEST)
-        before = undeliverable()
+        before = undeliverable(self.requester)
         bad = self.requester.confirm(JULIET, ConfirmRequest("bad", "GET", REQUEST.url))
         error = self.failureResultOf(bad, CouldNotAsk).value
         self.assertIn("U+FFFE", error.reason)
-        self.assertEqual(undeliverable(), before + 1)
+        self.assertEqual(undeliverable(self.requester), before + 1)
         self.assertEqual(self.requester.pendingCount, 1)
         self.assertEqual(len(self.flushLoggedErrors()), 0)
         fallback = self.requester.confirm(JULIET, REQUEST)

@@ -19,7 +19,6 @@ from twisted.words.protocols.jabber.jid import JID
 from twisted.words.protocols.jabber.xmlstream import TimeoutError
 from twisted.words.xish import domish
 
-from xmppcomp import logs
 from xmppcomp.iqtracker import (
     REQUEST_ID_BYTES,
     RequestTracker,
@@ -28,7 +27,8 @@ from xmppcomp.iqtracker import (
     fromAskedOrBareJID,
     newRequestId,
 )
-from xmppcomp.metrics import REGISTRY
+from xmppcomp.jids import JIDCache
+from xmppcomp.metrics import Metrics
 
 SERVER = "example.net"
 
@@ -36,13 +36,12 @@ SERVER = "example.net"
 ID_PATTERN = re.compile(r"\A[A-Za-z0-9_-]{22}\Z")
 
 
-def mismatched(requester: str) -> float:
+def mismatched(metrics: Metrics, requester: str) -> float:
     """
-    The count of C{xmppcomp_iq_answers_mismatched_total} for C{requester}.
+    The count of C{xmppcomp_iq_answers_mismatched_total} for C{requester}
+    in C{metrics}.
     """
-    return REGISTRY.get_sample_value(
-        "xmppcomp_iq_answers_mismatched_total", {"requester": requester}
-    ) or 0.0
+    return metrics.value("xmppcomp_iq_answers_mismatched_total", {"requester": requester})
 
 
 def request(to: str | None = "peer.example.org/r", id: str | None = None) -> domish.Element:
@@ -198,7 +197,8 @@ class TrackerTests(SynchronousTestCase):
 
     def setUp(self) -> None:
         self.clock = Clock()
-        self.tracker = RequestTracker(SERVER, self.clock, requester="test")
+        self.metrics = Metrics()
+        self.tracker = RequestTracker(SERVER, self.clock, requester="test", metrics=self.metrics)
         self.results: list[domish.Element] = []
         self.errors: list[Any] = []
 
@@ -269,13 +269,10 @@ class TrackerTests(SynchronousTestCase):
         counted and logged at debug with both addresses; the real answer
         still completes the request.
         """
-        previous = logs.logLevel()
-        logs.setLevel("debug")
-        self.addCleanup(logs.setLevel, previous)
         events: list[dict[str, Any]] = []
         globalLogPublisher.addObserver(events.append)
         self.addCleanup(globalLogPublisher.removeObserver, events.append)
-        before = mismatched("test")
+        before = mismatched(self.metrics, "test")
         iq = request()
         self.expect(iq)
         spoofed = answer(iq, sender="evil.example/x")
@@ -284,7 +281,7 @@ class TrackerTests(SynchronousTestCase):
         self.assertFalse(self.tracker.receive(malformed))
         self.assertFalse(getattr(spoofed, "handled", False))
         self.assertEqual((self.results, self.errors), ([], []))
-        self.assertEqual(mismatched("test") - before, 2)
+        self.assertEqual(mismatched(self.metrics, "test") - before, 2)
         (logged, _) = [e for e in events if e.get("log_namespace") == "xmppcomp.iqtracker"]
         self.assertEqual(logged["log_level"].name, "debug")
         self.assertEqual((logged["sender"], logged["asked"]), ("evil.example/x", "peer.example.org/r"))
@@ -292,12 +289,43 @@ class TrackerTests(SynchronousTestCase):
         self.assertTrue(self.tracker.receive(real))
         self.assertEqual(self.results, [real])
 
+    def test_withoutMetricsNothingCounted(self) -> None:
+        """
+        A tracker given no L{Metrics} counts its ignored answers nowhere:
+        not in another tracker's metrics, not in a registry of the
+        process.
+        """
+        import prometheus_client
+
+        before = list(prometheus_client.REGISTRY.collect())
+        tracker = RequestTracker(SERVER, self.clock, requester="test")
+        iq = request()
+        tracker.expect(iq, self.results.append, self.errors.append)
+        self.assertFalse(tracker.receive(answer(iq, sender="evil.example/x")))
+        self.assertEqual(mismatched(self.metrics, "test"), 0)
+        self.assertEqual(
+            [m.name for m in prometheus_client.REGISTRY.collect()], [m.name for m in before]
+        )
+
+    def test_sharedJIDs(self) -> None:
+        """
+        A tracker parses addresses through the L{JIDCache} it is given
+        (its owner's), or one of its own.
+        """
+        jids = JIDCache()
+        tracker = RequestTracker(SERVER, self.clock, jids=jids)
+        self.assertIs(tracker.jids, jids)
+        self.assertIs(tracker.server, jids(SERVER))
+        tracker.expect(request(), self.results.append, self.errors.append)
+        self.assertIn("peer.example.org/r", jids)
+        self.assertIsNot(RequestTracker(SERVER).jids, RequestTracker(SERVER).jids)
+
     def test_notAnAnswer(self) -> None:
         """
         A request with the id of ours, or an answer with an unknown or no
         id, is left alone and not counted.
         """
-        before = mismatched("test")
+        before = mismatched(self.metrics, "test")
         iq = request()
         self.expect(iq)
         get = answer(iq, sender="peer.example.org/r")
@@ -309,7 +337,7 @@ class TrackerTests(SynchronousTestCase):
         for stanza in (get, unknown, noId):
             self.assertFalse(self.tracker.receive(stanza))
         self.assertEqual(len(self.tracker), 1)
-        self.assertEqual(mismatched("test"), before)
+        self.assertEqual(mismatched(self.metrics, "test"), before)
 
     def test_widerRuleGiven(self) -> None:
         """

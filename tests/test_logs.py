@@ -173,24 +173,32 @@ class TwistdLoggerTests(SynchronousTestCase):
 
 class LogLevelTests(SynchronousTestCase):
     """
-    L{logs.Logger} drops the events below the level L{logs.setLevel} set,
-    process-wide, before any observer sees them.
+    L{logs.Logger} drops the events below the level of the
+    L{logs.LogLevelFilter} installed, before any observer sees them.
     """
 
     def setUp(self) -> None:
-        self.addCleanup(logs.setLevel, logs.logLevel())
         self.events: list[dict[str, Any]] = []
         self.log = logs.Logger(namespace="tests.levels", observer=self.events.append)
 
     def levels(self) -> list[str]:
         return [event["log_level"].name for event in self.events]
 
-    def test_allUntilSet(self) -> None:
+    def install(self, level: str) -> logs.LogLevelFilter:
         """
-        Until a level is set (a library embedded in a program with its own
-        observers), every event goes through.
+        Install a filter of C{level} for the rest of the test.
         """
-        logs.setLevel("debug")
+        levelFilter = logs.LogLevelFilter(level)
+        levelFilter.install()
+        self.addCleanup(levelFilter.uninstall)
+        return levelFilter
+
+    def test_allUntilInstalled(self) -> None:
+        """
+        Until a filter is installed (a library embedded in a program with
+        its own observers), every event goes through: importing xmppcomp
+        filters nothing.
+        """
         for name in logs.LOG_LEVELS:
             self.log.emit(LogLevel.levelWithName(name), "an event")
         self.assertEqual(self.levels(), list(logs.LOG_LEVELS))
@@ -200,20 +208,45 @@ class LogLevelTests(SynchronousTestCase):
         At C{info}, debug events are dropped and the others go through;
         at C{error}, a failure (critical) still goes through.
         """
-        logs.setLevel("info")
+        info = self.install("info")
+        self.assertEqual(info.minimum, "info")
         self.log.debug("dropped {x}", x=1)
         self.log.info("kept {x}", x=2)
         self.log.warn("kept too")
         self.assertEqual(self.levels(), ["info", "warn"])
         self.assertEqual(formatEvent(self.events[0]), "kept 2")
-        logs.setLevel("error")
+        self.install("ERROR")
         self.log.warn("dropped")
         try:
             1 / 0
         except ZeroDivisionError:
             self.log.failure("kept: {what}", what="a failure")
         self.assertEqual(self.levels(), ["info", "warn", "critical"])
-        self.assertEqual(logs.logLevel(), "error")
+
+    def test_uninstall(self) -> None:
+        """
+        Uninstalling a filter puts the one installed before it back in
+        force, or none; uninstalling one that is not installed does
+        nothing.
+        """
+        first = self.install("warn")
+        second = self.install("error")
+        self.assertTrue(first.installed)
+        self.log.warn("dropped")
+        first.uninstall()
+        self.assertFalse(first.installed)
+        self.log.warn("dropped again: the second is in force")
+        second.uninstall()
+        second.uninstall()
+        self.assertFalse(second.installed)
+        self.log.debug("kept")
+        self.assertEqual(self.levels(), ["debug"])
+
+    def test_unknownLevel(self) -> None:
+        """
+        A filter of a level that does not exist cannot be made.
+        """
+        self.assertRaises(ValueError, logs.LogLevelFilter, "verbose")
 
     def test_xmppcompLoggers(self) -> None:
         """
@@ -237,7 +270,7 @@ class LogLevelTests(SynchronousTestCase):
             str(error),
             "'verbose' is not a log level; use one of: debug, info, warn, error, critical",
         )
-        self.assertRaises(ValueError, logs.setLevel, "verbose")
+        self.assertRaises(ValueError, logs.LogLevelFilter, "verbose")
 
 
 class PluginLogLevelTests(SynchronousTestCase):
@@ -284,23 +317,29 @@ class PluginLogLevelTests(SynchronousTestCase):
 
     def test_routerService(self) -> None:
         """
-        Building the router's service sets the process-wide level: a debug
-        event of the router's modules is then dropped.
+        Building the router's service installs a filter of its level: a
+        debug event of the router's modules is then dropped, until the
+        service stops.
         """
         from xmppcomp import routertap
         from xmppcomp.router import service
 
-        self.addCleanup(logs.setLevel, logs.logLevel())
-        logs.setLevel("debug")
         options = routertap.Options()
         options.parseOptions([*self.routerArgv(), "--log-level", "warn"])
-        routertap.makeService(options)
-        self.assertEqual(logs.logLevel(), "warn")
+        built = routertap.makeService(options)
+        levelFilter = built.process.logFilter
+        self.addCleanup(levelFilter.uninstall)
+        self.assertEqual(levelFilter.minimum, "warn")
+        self.assertTrue(levelFilter.installed)
         events: list[dict[str, Any]] = []
         log = logs.Logger(namespace=service.__name__, observer=events.append)
         log.info("dropped")
         log.warn("kept")
         self.assertEqual([formatEvent(e) for e in events], ["kept"])
+        built.process.stop()
+        self.assertFalse(levelFilter.installed)
+        log.info("kept once stopped")
+        self.assertEqual([formatEvent(e) for e in events], ["kept", "kept once stopped"])
 
 
 class _Capture:

@@ -34,7 +34,7 @@ from twisted.words.protocols.jabber.jid import JID
 from twisted.words.protocols.jabber.xmlstream import IQ
 from twisted.words.xish import domish
 
-from xmppcomp import logs, tap
+from xmppcomp import tap
 from xmppcomp.component import Component
 from xmppcomp.demo import DEMO_SERVICE, DemoHints
 from xmppcomp.ns import NS_DISCO_INFO, NS_XTLS
@@ -98,9 +98,10 @@ class _MainJobMixin:
         """
         options = tap.Options()
         options.parseOptions(["--http-listen", "tcp:0:interface=127.0.0.1", *argv])
-        # makeService sets the process-wide log level: put it back.
-        self.addCleanup(logs.setLevel, logs.logLevel())
         top = tap.makeService(options)
+        # makeService installs the plugin's log level at once; stopping the
+        # tree takes it out, and so does this if the test stops early.
+        self.addCleanup(top.process.stop)
         top.startService()
         self.addCleanup(lambda: top.stopService() if top.running else None)
         hints = [child for child in top if isinstance(child, DemoHints)]

@@ -2,13 +2,11 @@
 """
 Tests for the component side's metrics (L{xmppcomp.metrics}): each
 instrumentation point (failed component connections, XEP-0070
-confirmations, XTLS tunnels and bytes) driven in memory with a L{Clock};
-C{/metrics} on the HTTP-auth listener of C{twistd xmppcomp} (the resource,
-the option, the warning for a public listener); and the main job with
-C{--metrics}, scraped over real loopback TCP after one confirmation.
-
-The registry is process-wide and other tests move it too, so each test
-compares values before and after.
+confirmations, XTLS tunnels and bytes) driven in memory with a L{Clock},
+counting in a L{Metrics} of the test's own; C{/metrics} on the HTTP-auth
+listener of C{twistd xmppcomp} (the resource, the option, the warning for
+a public listener); and the main job with C{--metrics}, scraped over real
+loopback TCP after one confirmation.
 """
 
 from __future__ import annotations
@@ -37,7 +35,7 @@ from xmppcomp.httpauth import (
     ConfirmerUnavailable,
     Outcome,
 )
-from xmppcomp.metrics import REGISTRY
+from xmppcomp.metrics import Metrics
 from xmppcomp.stream.bind import BindError
 from xmppcomp.xtls._inner import serializeStanza
 
@@ -48,26 +46,27 @@ from tests.test_xtls_e2e import message
 from tests.test_xtls_support import Pair
 
 
-def sample(name: str, **labels: str) -> float:
+def sample(metrics: Metrics, name: str, **labels: str) -> float:
     """
-    The current value of a sample of L{REGISTRY} (0 when it does not
-    exist yet).
+    The current value of a sample of C{metrics} (0 when it does not exist
+    yet).
     """
-    return REGISTRY.get_sample_value(name, labels) or 0.0
+    return metrics.value(name, labels)
 
 
 class Delta:
     """
-    The change of some samples since it was made.
+    The change of some samples of a L{Metrics} since it was made.
     """
 
-    def __init__(self, *samples: tuple[str, dict[str, str]]) -> None:
+    def __init__(self, metrics: Metrics, *samples: tuple[str, dict[str, str]]) -> None:
+        self._metrics = metrics
         self._samples = samples
-        self._before = [sample(name, **labels) for name, labels in samples]
+        self._before = [sample(metrics, name, **labels) for name, labels in samples]
 
     def __call__(self) -> list[float]:
         return [
-            sample(name, **labels) - before
+            sample(self._metrics, name, **labels) - before
             for (name, labels), before in zip(self._samples, self._before)
         ]
 
@@ -117,11 +116,23 @@ class ComponentMetricsTests(ComponentTestCase):
     C{xmppcomp_negotiation_failures_total{side="initiating"}}.
     """
 
+    def setUp(self) -> None:
+        super().setUp()
+        #: Where the components made by the tests count.
+        self.metrics = Metrics()
+
+    def component(self, identity: str, *hostnames: str, **kwargs: Any) -> Any:
+        """
+        A component counting in L{metrics}.
+        """
+        kwargs.setdefault("metrics", self.metrics)
+        return super().component(identity, *hostnames, **kwargs)
+
     def test_wrongSecret(self) -> None:
         """
         A wrong secret counts one C{not-authorized} per attempt.
         """
-        delta = Delta(failures("not-authorized"))
+        delta = Delta(self.metrics, failures("not-authorized"))
         beta = self.component(
             "beta.example.net", secret="wrong", retryPolicy=lambda n: 1.0, fatalRetryDelay=10
         )
@@ -140,6 +151,7 @@ class ComponentMetricsTests(ComponentTestCase):
         the first refusal's condition.
         """
         delta = Delta(
+            self.metrics,
             failures("not-allowed"),
             ("xmppcomp_bind_refusals_total", {"hostname": "beta.example.net", "condition": "not-allowed"}),
         )
@@ -154,7 +166,7 @@ class ComponentMetricsTests(ComponentTestCase):
         """
         A connection that negotiates counts nothing.
         """
-        delta = Delta(failures("not-authorized"), failures("not-allowed"))
+        delta = Delta(self.metrics, failures("not-authorized"), failures("not-allowed"))
         alpha = self.component("alpha.example.net")
         self.assertTrue(alpha.isConnected())
         self.assertEqual(delta(), [0.0, 0.0])
@@ -169,11 +181,13 @@ class ConfirmationMetricsTests(SynchronousTestCase):
     def setUp(self) -> None:
         self.clock = Clock()
         self.pipe = XmlPipe()
-        self.requester = ConfirmationRequester(COMPONENT, self.clock, timeout=60)
+        self.metrics = Metrics()
+        self.requester = ConfirmationRequester(COMPONENT, self.clock, timeout=60, metrics=self.metrics)
         attach(self.requester, self.pipe.source)
         self.received: list[Any] = []
         self.pipe.sink.addObserver("/*", self.received.append)
         self.delta = Delta(
+            self.metrics,
             confirmations("allow"),
             confirmations("deny"),
             confirmations("timeout"),
@@ -188,6 +202,7 @@ class ConfirmationMetricsTests(SynchronousTestCase):
         observation of 2.5 seconds.
         """
         buckets = Delta(
+            self.metrics,
             ("xmppcomp_httpauth_confirmation_seconds_bucket", {"le": "1.0"}),
             ("xmppcomp_httpauth_confirmation_seconds_bucket", {"le": "2.5"}),
         )
@@ -245,7 +260,7 @@ class ConfirmationMetricsTests(SynchronousTestCase):
         Asking while not connected, and losing the stream with a
         confirmation pending, each count C{unavailable}.
         """
-        requester = ConfirmationRequester(COMPONENT, self.clock)
+        requester = ConfirmationRequester(COMPONENT, self.clock, metrics=self.metrics)
         self.failureResultOf(requester.confirm(JULIET, REQUEST), ConfirmerUnavailable)
         d = self.requester.confirm(JULIET, REQUEST)
         self.requester.connectionLost(Failure(Exception("gone")))
@@ -259,7 +274,7 @@ class ConfirmationMetricsTests(SynchronousTestCase):
         fallback to the message form too), a timeout, a cancel, the stream
         lost; never below what it was.
         """
-        pending = Delta(("xmppcomp_httpauth_pending_confirmations", {}))
+        pending = Delta(self.metrics, ("xmppcomp_httpauth_pending_confirmations", {}))
         answered = self.requester.confirm(JULIET, REQUEST)
         stillPending = self.requester.confirm(JULIET, REQUEST)
         cancelled = self.requester.confirm(JULIET, REQUEST)
@@ -295,7 +310,7 @@ class ConfirmationMetricsTests(SynchronousTestCase):
         """
         A confirmation that times out leaves the gauge.
         """
-        pending = Delta(("xmppcomp_httpauth_pending_confirmations", {}))
+        pending = Delta(self.metrics, ("xmppcomp_httpauth_pending_confirmations", {}))
         d = self.requester.confirm(JULIET, REQUEST)
         self.assertEqual(pending(), [1.0])
         self.clock.advance(60)
@@ -327,8 +342,9 @@ class XTLSMetricsTests(SynchronousTestCase):
         at the receiver (the handshake is not counted); closing takes the
         tunnels away again.
         """
-        pair = Pair()
-        delta = Delta(TUNNELS, BYTES_IN, BYTES_OUT)
+        metrics = Metrics()
+        pair = Pair(metrics=metrics)
+        delta = Delta(metrics, TUNNELS, BYTES_IN, BYTES_OUT)
         d = pair.alice.open(pair.aliceJID, pair.bobJID)
         pair.router.flush()
         tunnel = self.successResultOf(d)
@@ -348,8 +364,9 @@ class XTLSMetricsTests(SynchronousTestCase):
         A tunnel whose handshake fails (the peer's authority is not
         trusted) never counts as open.
         """
-        pair = Pair(bobConfig={"trust": [Pair().authority.certificate]})
-        delta = Delta(TUNNELS)
+        metrics = Metrics()
+        pair = Pair(bobConfig={"trust": [Pair().authority.certificate]}, metrics=metrics)
+        delta = Delta(metrics, TUNNELS)
         d = pair.alice.open(pair.aliceJID, pair.bobJID)
         pair.router.flush()
         self.failureResultOf(d)
@@ -359,8 +376,9 @@ class XTLSMetricsTests(SynchronousTestCase):
         """
         Tunnels released because the stream was lost leave the gauge.
         """
-        pair = Pair()
-        delta = Delta(TUNNELS)
+        metrics = Metrics()
+        pair = Pair(metrics=metrics)
+        delta = Delta(metrics, TUNNELS)
         d = pair.alice.open(pair.aliceJID, pair.bobJID)
         pair.router.flush()
         self.successResultOf(d)
@@ -389,7 +407,8 @@ class MetricsResourceTests(SynchronousTestCase):
     """
 
     def setUp(self) -> None:
-        self.treq = StubTreq(tap.withMetrics(_Site()))
+        self.metrics = Metrics()
+        self.treq = StubTreq(tap.withMetrics(_Site(), self.metrics))
 
     def get(self, url: str) -> tuple[int, bytes, Any]:
         response = self.successResultOf(self.treq.get(url))
@@ -414,6 +433,7 @@ class MetricsResourceTests(SynchronousTestCase):
             b"xmppcomp_xtls_bytes_total",
         ):
             self.assertIn(b"# TYPE " + name, body)
+        self.assertNotIn(b"_created", body)
 
     def test_otherPathsUnchanged(self) -> None:
         """
@@ -540,9 +560,10 @@ class MainJobMetricsTests(_MainJobMixin, TestCase):
         count one more; the hints show how to fetch it, and the listener
         says where it serves it.
         """
-        allow = sample("xmppcomp_httpauth_confirmations_total", outcome="allow")
-        count = sample("xmppcomp_httpauth_confirmation_seconds_count")
         top, url = yield self.start("--metrics")
+        # The tree's own metrics: what this tree counted, nothing else.
+        allow = sample(top.metrics, "xmppcomp_httpauth_confirmations_total", outcome="allow")
+        count = sample(top.metrics, "xmppcomp_httpauth_confirmation_seconds_count")
         response, body = yield self.fetch(url, (DEMO, "tx-1"))
         self.assertEqual(response.code, 200, body)
         response, body = yield self.fetch(url + "metrics")

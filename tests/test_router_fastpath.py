@@ -1,7 +1,7 @@
 # -*- test-case-name: tests.test_router_fastpath -*-
 """
 The router's fast path: each stanza's raw bytes are captured by the parser
-(L{RestrictedElementStream} with C{captureRaw}) and forwarded unchanged,
+(L{xmppcomp.router.rawstanzas.RawStanzaParser} with C{captureRaw}) and forwarded unchanged,
 messages and presences are parsed shallow; everything else falls back to
 the complete element, serialised. The routing rules hold on both paths.
 """
@@ -19,7 +19,7 @@ from twisted.words.xish import domish
 
 from xmppcomp.ns import NS_CLIENT, NS_COMPONENT_ACCEPT
 from xmppcomp.stream.acceptreceiving import AcceptFactory, AcceptPolicy
-from xmppcomp.stream.xmlstream import RestrictedElementStream
+from xmppcomp.router.rawstanzas import RawStanzaParser
 
 from .test_router_service import RouterHarness
 
@@ -45,7 +45,7 @@ class Collector:
     """
 
     def __init__(self, header: bytes = HEADER, capture: bool = True) -> None:
-        self.stream = RestrictedElementStream()
+        self.stream = RawStanzaParser()
         self.stream.captureRaw = capture
         self.got: list[tuple[domish.Element, bytes | None, bool]] = []
         self.stream.DocumentStartEvent = lambda root: None
@@ -76,7 +76,7 @@ def complete(data: bytes) -> domish.Element:
 
 class RawCaptureTests(SynchronousTestCase):
     """
-    L{RestrictedElementStream} with C{captureRaw}.
+    L{RawStanzaParser} with C{captureRaw}.
     """
 
     def test_bytesIdenticalWhateverTheSlicing(self) -> None:

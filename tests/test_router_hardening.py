@@ -24,9 +24,10 @@ from xmppcomp.config import (
 from xmppcomp.router.service import RouterService
 from xmppcomp.stream.acceptreceiving import AcceptFactory, AcceptPolicy
 from xmppcomp.stream.receiving import ReceivingFactory
+from xmppcomp.router.rawstanzas import RawStanzaParser
+from xmppcomp.stream.parser import StanzaParser
 from xmppcomp.stream.xmlstream import (
     DEFAULT_MAX_STANZA_DEPTH,
-    RestrictedElementStream,
     StanzaTooDeep,
     StanzaTooLarge,
     conditionForParserError,
@@ -58,7 +59,7 @@ def nested(levels: int, name: bytes = b"message", sender: str = A, recipient: st
 
 
 def parse(data: bytes, capture: bool, maxDepth: int = DEFAULT_MAX_STANZA_DEPTH) -> list[domish.Element]:
-    stream = RestrictedElementStream(maxDepth=maxDepth)
+    stream = RawStanzaParser(maxDepth=maxDepth)
     stream.captureRaw = capture
     got: list[domish.Element] = []
     stream.DocumentStartEvent = lambda root: None
@@ -71,7 +72,8 @@ def parse(data: bytes, capture: bool, maxDepth: int = DEFAULT_MAX_STANZA_DEPTH) 
 
 class DepthLimitTests(SynchronousTestCase):
     """
-    L{RestrictedElementStream} bounds how deeply elements nest.
+    L{StanzaParser} and the router's L{RawStanzaParser} bound how deeply
+    elements nest.
     """
 
     def test_atTheLimit(self) -> None:
@@ -106,20 +108,22 @@ class DepthLimitTests(SynchronousTestCase):
         self.assertEqual(len(parse(nested(3), True, maxDepth=3)), 1)
         self.assertRaises(StanzaTooDeep, parse, nested(4), True, maxDepth=3)
         self.assertRaises(StanzaTooDeep, parse, nested(4), False, maxDepth=3)
-        self.assertRaises(ValueError, RestrictedElementStream, maxDepth=0)
+        self.assertRaises(ValueError, StanzaParser, maxDepth=0)
+        self.assertRaises(ValueError, RawStanzaParser, maxDepth=0)
 
     def test_refusedBeforeBuffering(self) -> None:
         """
         The error is raised at the first start tag too deep: the rest of
         a huge nested stanza is never parsed, and the stream stays dead.
         """
-        stream = RestrictedElementStream(maxDepth=4)
-        stream.DocumentStartEvent = lambda root: None
-        stream.ElementEvent = lambda element: None
-        stream.parse(HEADER)
-        stream.parse(b"<iq from='a' to='b'>" + b"<x>" * 3)
-        self.assertRaises(StanzaTooDeep, stream.parse, b"<x>")
-        self.assertRaises(StanzaTooDeep, stream.parse, b"</x>")
+        for parserType in (StanzaParser, RawStanzaParser):
+            stream = parserType(maxDepth=4)
+            stream.DocumentStartEvent = lambda root: None
+            stream.ElementEvent = lambda element: None
+            stream.parse(HEADER)
+            stream.parse(b"<iq from='a' to='b'>" + b"<x>" * 3)
+            self.assertRaises(StanzaTooDeep, stream.parse, b"<x>")
+            self.assertRaises(StanzaTooDeep, stream.parse, b"</x>")
 
     def test_siblingsDoNotAddUp(self) -> None:
         """
@@ -306,7 +310,7 @@ def elementsOf(data: bytes) -> list[domish.Element]:
     The top-level elements an XEP-0114 component reads in C{data}.
     """
     got: list[domish.Element] = []
-    stream = RestrictedElementStream()
+    stream = StanzaParser()
     stream.DocumentStartEvent = lambda root: None
     stream.ElementEvent = got.append
     stream.DocumentEndEvent = lambda: None

@@ -47,21 +47,26 @@ class DomainOfTests(SynchronousTestCase):
 
     def test_remembered(self) -> None:
         """
-        Results, malformed ones too, are the same the second time; the
-        memory is bounded and keeps no long address.
+        A routing table remembers the domains of the addresses it saw
+        (L{RoutingTable.domainOf}): results, malformed ones too, are the
+        same the second time; the memory is bounded, keeps no long
+        address, and is the table's own. L{domainOf} itself keeps nothing.
         """
         from xmppcomp.router import routing
 
+        table: RoutingTable[str] = RoutingTable()
         for _ in range(2):
-            self.assertEqual(domainOf("A@Twice.Example/r"), "twice.example")
-            self.assertIsNone(domainOf("twice@"))
-        self.assertEqual(routing._domains["A@Twice.Example/r"], "twice.example")
-        for n in range(routing._DOMAINS_KEPT + 10):
-            domainOf("u@d%d.example" % (n,))
-        self.assertLessEqual(len(routing._domains), routing._DOMAINS_KEPT)
+            self.assertEqual(table.domainOf("A@Twice.Example/r"), "twice.example")
+            self.assertIsNone(table.domainOf("twice@"))
+        self.assertIn("A@Twice.Example/r", table.domainOf)
+        self.assertIn("twice@", table.domainOf)
+        self.assertNotIn("A@Twice.Example/r", RoutingTable().domainOf)
+        for n in range(routing.DOMAINS_KEPT + 10):
+            table.domainOf("u@d%d.example" % (n,))
+        self.assertLessEqual(len(table.domainOf), routing.DOMAINS_KEPT)
         long = "u@" + "x" * 600 + ".example"
-        self.assertEqual(domainOf(long), "x" * 600 + ".example")
-        self.assertNotIn(long, routing._domains)
+        self.assertEqual(table.domainOf(long), "x" * 600 + ".example")
+        self.assertNotIn(long, table.domainOf)
 
 
 class TableTests(SynchronousTestCase):
@@ -125,8 +130,8 @@ class DecideTests(SynchronousTestCase):
             (stanza(from_="x@a.example.net", to="bad..b\u00fccher"), None),
             (stanza(from_="x@a.example.net", to="u@"), None),
         ]
-        # Addresses not yet remembered by domainOf, then remembered.
-        routing._domains.clear()
+        # Addresses not yet remembered by the table, then remembered.
+        self.table.domainOf.clear()
         for element, expected in cases + cases:
             self.assertEqual(boundRoute(element, self.names, self.table), expected)
             decision = self.decide(element)

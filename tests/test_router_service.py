@@ -90,6 +90,8 @@ class RouterHarness:
                 credentials=STORE,
                 tlsOptions=FakeTLSOptions(),
                 features=self.router.receivingFeatures(),
+                # As RouterService wires it: refusals count with the rest.
+                metrics=self.router.metrics,
             ),
             reactor=self.clock,
         )

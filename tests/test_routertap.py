@@ -17,7 +17,7 @@ from twisted.python import usage
 from twisted.trial.unittest import SynchronousTestCase, TestCase
 
 from tests.test_config import EXAMPLE, makeRouterFiles
-from xmppcomp import logs, routertap
+from xmppcomp import routertap
 from xmppcomp.tap import GC_THRESHOLDS
 from xmppcomp.config import RouterLimits
 
@@ -319,16 +319,18 @@ class MakeServiceTests(_ExampleMixin, TestCase):
             "--accept-listen",
             LOOPBACK,
         )
-        # makeService sets the process-wide log level: put it back.
-        self.addCleanup(logs.setLevel, logs.logLevel())
         service = routertap.makeService(options)
+        self.addCleanup(service.process.stop)
         self.assertIsInstance(service, RouterService)
         self.assertTrue(IService.providedBy(service))
         self.assertIs(service.config, options.routerConfig)
         # Startup objects are frozen once the reactor runs, and unfrozen
-        # when it stops (tap.FreezeStartupObjects).
+        # when it stops (tap.PluginProcess); its log level is in force
+        # until then.
+        self.assertEqual(service.process.logFilter.minimum, "info")
+        self.assertTrue(service.process.logFilter.installed)
         whenRunning: list[Any] = []
-        service.freezeReactor = type("NotRunning", (), {"callWhenRunning": staticmethod(whenRunning.append)})()
+        service.process.reactor = type("NotRunning", (), {"callWhenRunning": staticmethod(whenRunning.append)})()
         self.addCleanup(gc.unfreeze)
         self.addCleanup(gc.set_threshold, *gc.get_threshold())
         service.startService()
@@ -351,5 +353,6 @@ class MakeServiceTests(_ExampleMixin, TestCase):
         yield service.stopService()
         stopped = True
         self.assertEqual(gc.get_freeze_count(), 0)
+        self.assertFalse(service.process.logFilter.installed)
         self.assertFalse(service.running)
         self.assertEqual(service.ports, [])

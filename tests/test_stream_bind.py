@@ -498,6 +498,12 @@ class FakeSession:
     def __init__(self) -> None:
         self.xmlstream = FakeStream()
 
+    def send(self, element: Any) -> None:
+        self.xmlstream.send(element)
+
+    def afterRead(self, f: Any, *args: Any, **kwargs: Any) -> None:
+        f(*args, **kwargs)
+
 
 class BindFeatureTests(SynchronousTestCase):
     """

@@ -13,12 +13,14 @@ from twisted.internet.testing import MemoryReactorClock
 from twisted.trial.unittest import SynchronousTestCase
 from twisted.words.protocols.jabber.xmlstream import STREAM_AUTHD_EVENT
 from twisted.words.xish import domish
+from twisted.words.xish.xmlstream import STREAM_START_EVENT
 from zope.interface import implementer
 from zope.interface.verify import verifyObject
 
 from xmppcomp.interfaces import IReceivingFeature
 from xmppcomp.ns import NS_SASL, NS_SASL_CB, NS_TLS
-from xmppcomp.stream.features import markRequired
+from xmppcomp.stream.adapter import FeaturesCache
+from xmppcomp.stream.features import featuresElement, markRequired
 from xmppcomp.stream.receiving import ReceivingFactory, ReceivingPolicy
 from xmppcomp.stream.sasl import (
     MemoryCredentialStore,
@@ -49,8 +51,11 @@ class OneShotFeature:
     """
 
     done: bool = False
+    #: How many times its feature element was asked for.
+    offered: int = 0
 
     def featureElement(self, session: Any) -> domish.Element | None:
+        self.offered += 1
         if self.done:
             return None
         return markRequired(domish.Element((TEST_NS, "go")))
@@ -280,34 +285,33 @@ class SASLStageTests(SynchronousTestCase):
 
     def test_featuresRememberedByWhatTheyOffer(self) -> None:
         """
-        The serialised features of the SASL stage are made once per
-        distinct offer and remembered: streams with the same policy get
-        the same bytes, a policy that offers something else gets its own
-        (never the first one's), and each is what serialising the elements
-        gives.
+        The serialised features of the STARTTLS and SASL stages are made
+        once per distinct offer and remembered in the policy's
+        C{featuresCache}: streams with the same offer get the same bytes, a
+        policy that offers something else gets its own (never the first
+        one's, even from a cache shared between policies), and each is
+        what serialising the elements gives.
         """
-        from xmppcomp.stream import receiving
-
-        receiving._featuresXmlCache.clear()
+        cache = FeaturesCache()
         seen = []
         for allowPlain in (True, False, True):
-            h = Harness(allowPlain=allowPlain)
+            h = Harness(allowPlain=allowPlain, featuresCache=cache)
             (features,) = h.startTLS()
             names = mechanismNames(features)
             self.assertEqual("PLAIN" in names, allowPlain)
-            sasl = h.xs.authenticator._sasl
-            fresh = receiving.featuresElement(sasl.featureElements()).toXml(
+            sasl = h.xs.authenticator.machine.sasl
+            assert sasl is not None
+            fresh = featuresElement(sasl.featureElements()).toXml(
                 prefixes=h.xs.prefixes,
                 defaultUri=h.xs.namespace,
                 prefixesInScope=list(h.xs.prefixes.values()),
             )
             key = ("sasl", h.xs.namespace) + sasl.featuresKey()
-            self.assertEqual(receiving._featuresXmlCache[key], fresh)
+            self.assertEqual(cache.get(key, self.fail), fresh)
             seen.append(names)
         self.assertEqual(seen[0], seen[2])
-        self.assertEqual(
-            sorted(key[0] for key in receiving._featuresXmlCache), ["sasl", "sasl", "tls"]
-        )
+        self.assertEqual(sorted(key[0] for key in cache.keys()), ["sasl", "sasl", "tls"])
+        self.assertIsNot(Harness().policy.featuresCache, Harness().policy.featuresCache)
 
     def test_startTLSAgain(self) -> None:
         """
@@ -398,16 +402,16 @@ class FeatureHookTests(SynchronousTestCase):
         """
         The features that answer the header after SASL are made as soon as
         SASL succeeded, while the peer restarts its stream, then sent as
-        they are.
+        they are: the header's read makes none.
         """
-        ahead = self.h.xs.authenticator._nextFeaturesXml
-        self.assertIsNotNone(ahead)
-        self.assertIn("<go xmlns='%s'><required/></go>" % (TEST_NS,), ahead)
-        read(self.h.transport, self.h.reader)
-        data = header()
-        self.h.xs.dataReceived(data.encode() if isinstance(data, str) else data)
-        self.assertIn(ahead.encode("utf-8"), self.h.transport.value())
-        self.assertIsNone(self.h.xs.authenticator._nextFeaturesXml)
+        made = self.feature.offered
+        self.assertEqual(made, 1, "made once SASL succeeded, before the header")
+        (features,) = self.h.send(header())
+        self.assertEqual(self.feature.offered, made)
+        self.assertEqual(
+            [child.toXml() for child in features.elements()],
+            ["<go xmlns='%s'><required/></go>" % (TEST_NS,)],
+        )
 
     def test_completesAfterTheRead(self) -> None:
         """
@@ -480,23 +484,23 @@ class AfterReadTests(SynchronousTestCase):
         calls: list[str] = []
         h.xs.afterRead(calls.append, "now")
         self.assertEqual(calls, ["now"])
-        intercept = h.xs.authenticator.interceptElement
 
         def broken() -> None:
             raise ValueError("bookkeeping went wrong")
 
-        def watching(element: domish.Element) -> bool:
+        def watching(xs: object) -> None:
             h.xs.afterRead(broken)
             h.xs.afterRead(calls.append, "after the read")
             calls.append("during")
-            return bool(intercept(element))
 
-        h.xs.authenticator.interceptElement = watching  # type: ignore[method-assign]
-        h.send(header())
-        (proceed,) = h.send("<starttls xmlns='%s'/>" % (NS_TLS,))
-        self.assertEqual(proceed.name, "proceed")
+        # Observers of the header run inside the read that brought it.
+        h.xs.addObserver(STREAM_START_EVENT, watching)
+        (features,) = h.send(header())
+        self.assertEqual(features.firstChildElement().name, "starttls")
         self.assertEqual(calls, ["now", "during", "after the read"])
         self.assertEqual(len(self.flushLoggedErrors(ValueError)), 1)
+        (proceed,) = h.send("<starttls xmlns='%s'/>" % (NS_TLS,))
+        self.assertEqual(proceed.name, "proceed")
         self.assertIsNone(h.xs.streamEnded)
 
 

@@ -19,7 +19,7 @@ from twisted.words.protocols.jabber.xmlstream import IQ
 import xmppcomp._wokkelcompat  # noqa: F401  # isort: skip
 from wokkel.disco import DiscoHandler
 
-from xmppcomp import logs, tap
+from xmppcomp import tap
 from xmppcomp.component import Component
 from xmppcomp.config import (
     ComponentConfig,
@@ -89,8 +89,6 @@ class _FilesMixin:
     addCleanup: Any
 
     def setUp(self) -> None:
-        # tap.makeService sets the process-wide log level: put it back.
-        self.addCleanup(logs.setLevel, logs.logLevel())
         self.directory = os.path.abspath(self.mktemp())
         os.makedirs(self.directory)
         self.path = lambda name: os.path.join(self.directory, name)
@@ -102,6 +100,15 @@ class _FilesMixin:
         os.rename(key, self.path("client.key"))
         certificate, key = writePem(selfSigned(["example.net"]), self.directory)
         os.rename(certificate, self.path("server.pem"))
+
+    def makeService(self, options: Any) -> Any:
+        """
+        L{tap.makeService}, its process-wide settings undone at the end of
+        the test (the tree is never started).
+        """
+        top = tap.makeService(options)
+        self.addCleanup(top.process.stop)
+        return top
 
     def write(self, name: str, text: str) -> str:
         with open(self.path(name), "w", encoding="utf-8") as f:
@@ -879,7 +886,7 @@ class ServiceTreeTests(_FilesMixin, SynchronousTestCase):
         """
         options = tap.Options()
         options.parseOptions(["--config", self.write("c.toml", FULL)])
-        top = tap.makeService(options)
+        top = self.makeService(options)
         self.assertIsInstance(top, tap.ComponentServices)
         self.assertRaises(KeyError, top.getServiceNamed, tap.EMBEDDED_SERVICE)
         component = top.getServiceNamed(tap.COMPONENT_SERVICE)
@@ -916,7 +923,7 @@ class ServiceTreeTests(_FilesMixin, SynchronousTestCase):
         """
         options = tap.Options()
         options.parseOptions(["--hostname", "a.localhost", "--hostname", "b.localhost"])
-        top = tap.makeService(options)
+        top = self.makeService(options)
         children = list(top)
         embedded = top.getServiceNamed(tap.EMBEDDED_SERVICE)
         component = top.getServiceNamed(tap.COMPONENT_SERVICE)
@@ -944,7 +951,7 @@ class ServiceTreeTests(_FilesMixin, SynchronousTestCase):
         """
         options = tap.Options()
         options.parseOptions(["--no-httpauth", "--no-xtls"])
-        top = tap.makeService(options)
+        top = self.makeService(options)
         component = top.getServiceNamed(tap.COMPONENT_SERVICE)
         self.assertEqual(
             [type(handler) for handler in component.handlers], [DiscoHandler, ComponentIdentity]
@@ -988,9 +995,8 @@ class NoArgumentsTests(TestCase):
         self.addCleanup(globalLogPublisher.removeObserver, events.append)
         options = tap.Options()
         options.parseOptions(["--http-listen", "tcp:0:interface=127.0.0.1"])
-        # makeService sets the process-wide log level: put it back.
-        self.addCleanup(logs.setLevel, logs.logLevel())
         top = tap.makeService(options)
+        self.addCleanup(top.process.stop)
         top.startService()
         self.addCleanup(lambda: top.stopService() if top.running else None)
         embedded = top.getServiceNamed(tap.EMBEDDED_SERVICE)
@@ -1044,10 +1050,13 @@ class _NotRunning:
         self.whenRunning.append(f)
 
 
-class FreezeStartupObjectsTests(SynchronousTestCase):
+class PluginProcessTests(SynchronousTestCase):
     """
-    The top services of both plugins freeze the objects made at startup
-    once the reactor runs, and unfreeze them when stopped.
+    L{tap.PluginProcess}: what the plugins set for their whole process,
+    made by their C{makeService} only. The garbage collector is tuned
+    while the plugin's service runs: the objects made at startup frozen
+    once the reactor runs, unfrozen when it stops, unless
+    C{--no-gc-tuning}.
     """
 
     def setUp(self) -> None:
@@ -1055,14 +1064,21 @@ class FreezeStartupObjectsTests(SynchronousTestCase):
 
         gc.unfreeze()
         self.addCleanup(gc.unfreeze)
+        self.addCleanup(gc.set_threshold, *gc.get_threshold())
 
     def check(self, service: Any) -> None:
+        """
+        Starting C{service} (whose C{process} is that of a plugin) tunes
+        the collector; stopping it undoes that and takes the log level
+        out.
+        """
         import gc
 
-        self.assertIsInstance(service, tap.FreezeStartupObjects)
+        self.assertIsInstance(service.process, tap.PluginProcess)
+        self.addCleanup(service.process.stop)
+        self.assertTrue(service.process.logFilter.installed)
         before = gc.get_threshold()
-        self.addCleanup(gc.set_threshold, *before)
-        reactor = service.freezeReactor = _NotRunning()
+        reactor = service.process.reactor = _NotRunning()
         service.startService()
         self.assertEqual(gc.get_threshold(), tap.GC_THRESHOLDS)
         self.assertEqual(gc.get_freeze_count(), 0)
@@ -1072,9 +1088,61 @@ class FreezeStartupObjectsTests(SynchronousTestCase):
         service.stopService()
         self.assertEqual(gc.get_freeze_count(), 0)
         self.assertEqual(gc.get_threshold(), before)
+        self.assertFalse(service.process.logFilter.installed)
 
     def test_componentTree(self) -> None:
         """
         The tree of C{twistd xmppcomp}.
         """
-        self.check(tap.ComponentServices())
+        top = tap.ComponentServices()
+        top.process = tap.PluginProcess("info")
+        top.process.begin()
+        self.check(top)
+
+    def test_makeService(self) -> None:
+        """
+        L{tap.makeService} gives its tree the plugin's settings: the log
+        level of C{--log-level}, in force at once, and the tuning.
+        """
+        options = tap.Options()
+        options.parseOptions(["--no-httpauth", "--no-xtls", "--log-level", "warn"])
+        top = tap.makeService(options)
+        self.addCleanup(top.process.stop)
+        self.assertEqual(top.process.logFilter.minimum, "warn")
+        self.assertTrue(top.process.gcTuning)
+
+    def test_offByOption(self) -> None:
+        """
+        With C{--no-gc-tuning}, the collector is left as it is.
+        """
+        import gc
+
+        options = tap.Options()
+        options.parseOptions(["--no-gc-tuning"])
+        process = tap.PluginProcess.fromOptions(options)
+        self.assertFalse(process.gcTuning)
+        reactor = process.reactor = _NotRunning()
+        before = gc.get_threshold()
+        process.begin()
+        self.addCleanup(process.stop)
+        process.start()
+        self.assertEqual(gc.get_threshold(), before)
+        self.assertEqual(reactor.whenRunning, [])
+        process.stop()
+        self.assertEqual(gc.get_threshold(), before)
+        self.assertFalse(process.logFilter.installed)
+
+    def test_libraryTreeSetsNothing(self) -> None:
+        """
+        A tree built by L{tap.serviceFromConfig} (the library's way, no
+        plugin) tunes nothing and filters no log level when it starts.
+        """
+        import gc
+
+        top = tap.ComponentServices()
+        self.assertIsNone(top.process)
+        before = gc.get_threshold()
+        top.startService()
+        self.assertEqual(gc.get_threshold(), before)
+        self.assertEqual(gc.get_freeze_count(), 0)
+        top.stopService()

@@ -13,6 +13,7 @@ from twisted.words.xish import domish
 from wokkel.iwokkel import IDisco
 from zope.interface.verify import verifyObject
 
+from xmppcomp.metrics import Metrics
 from xmppcomp.ns import NS_XTLS
 from xmppcomp.xtls import (
     ITunnelObserver,
@@ -41,7 +42,9 @@ class Scripted:
     that the test scripts with raw XML.
     """
 
-    def __init__(self, local: str = "comp.example", **config: object) -> None:
+    def __init__(
+        self, local: str = "comp.example", metrics: Metrics | None = None, **config: object
+    ) -> None:
         settings: dict[str, object] = {
             "certificate": _CERTIFICATE,
             "trust": [_AUTHORITY.certificate],
@@ -50,7 +53,7 @@ class Scripted:
         self.clock = Clock()
         self.router = MemoryRouter()
         self.local = JID(local)
-        self.handler = XTLSHandler(XTLSConfiguration(**settings), clock=self.clock)  # type: ignore[arg-type]
+        self.handler = XTLSHandler(XTLSConfiguration(**settings), clock=self.clock, metrics=metrics)  # type: ignore[arg-type]
         self.recorder = Recorder()
         self.handler.addObserver(self.recorder)
         attachHandler(self.router, self.local.host, self.handler, self.clock)
@@ -435,8 +438,9 @@ class DataTests(SynchronousTestCase):
         is not taken, and is counted as mismatched; the peer's own
         acknowledgement still is, and the data does not time out.
         """
-        before = mismatched("xtls")
-        s = Scripted(ackTimeout=5.0)
+        metrics = Metrics()
+        s = Scripted(metrics=metrics, ackTimeout=5.0)
+        before = mismatched(metrics, "xtls")
         d = s.handler.open(JID("comp.example"), JID("peer.example/r"))
         s.router.flush()
         [start] = s.requestsFromHandler("start")
@@ -444,7 +448,7 @@ class DataTests(SynchronousTestCase):
         [hello] = s.requestsFromHandler("data")
         s.peerEnd.send(f"<iq type='result' id='{hello['id']}' from='evil.example' to='comp.example'/>")
         s.router.flush()
-        self.assertEqual(mismatched("xtls") - before, 1)
+        self.assertEqual(mismatched(metrics, "xtls") - before, 1)
         s.answer(hello)
         s.clock.advance(5.0)
         self.assertNoResult(d)

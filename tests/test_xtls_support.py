@@ -155,16 +155,23 @@ class Pair:
         bobConfig: dict[str, object] | None = None,
         aliceJID: str = "alice.example",
         bobJID: str = "bob.example",
+        metrics: Any = None,
     ) -> None:
+        """
+        @param metrics: the L{xmppcomp.metrics.Metrics} both handlers count
+            in (both ends in one process), or C{None}.
+        """
         self.authority = authority or makeCertificateAuthority()
         self.clock = Clock()
         self.router = MemoryRouter()
         self.aliceJID = JID(aliceJID)
         self.bobJID = JID(bobJID)
         self.alice = XTLSHandler(
-            self._config(self.aliceJID, aliceConfig or {}), clock=self.clock
+            self._config(self.aliceJID, aliceConfig or {}), clock=self.clock, metrics=metrics
         )
-        self.bob = XTLSHandler(self._config(self.bobJID, bobConfig or {}), clock=self.clock)
+        self.bob = XTLSHandler(
+            self._config(self.bobJID, bobConfig or {}), clock=self.clock, metrics=metrics
+        )
         self.aliceEnd = attachHandler(self.router, self.aliceJID.host, self.alice, self.clock)
         self.bobEnd = attachHandler(self.router, self.bobJID.host, self.bob, self.clock)
 

@@ -1,49 +1,82 @@
-# -*- test-case-name: tests.test_jids,tests.test_router_routing,tests.test_httpauth_policy -*-
+# -*- test-case-name: tests.test_memo,tests.test_jids,tests.test_router_routing -*-
 """
 One bounded memo for the string-keyed caches on hot paths (parsed JIDs,
-domains of addresses, site strings). The keys come from the wire or from
-HTTP clients, so the memory is bounded twice: by count (when full the dict
-is emptied and fills again, cheaper per entry than an LRU's bookkeeping)
-and, optionally, by key length (longer keys are computed each time and
-never kept). Exceptions are not remembered.
+domains of addresses). The keys come from the wire or from HTTP clients,
+so the memory is bounded twice: by count (when full the memo is emptied
+and fills again, cheaper per entry than an LRU's bookkeeping) and,
+optionally, by key length (longer keys are computed each time and never
+kept). Exceptions are not remembered.
+
+Each memo belongs to the object that makes it (a routing table, a request
+tracker, a confirmer): nothing is kept at module level, so importing
+xmppcomp keeps nothing and two owners never see each other's keys.
 """
 
 from __future__ import annotations
 
-import functools
-from typing import Callable, TypeVar
+from typing import Any, Callable, Generic, TypeVar
+
+__all__ = ["BoundedMemo"]
 
 _K = TypeVar("_K", str, bytes)
 _V = TypeVar("_V")
-_MISSING = object()
+_MISSING: object = object()
 
 
-def boundedMemo(
-    cache: dict[_K, _V], size: int, maxKeyLength: int | None = None
-) -> Callable[[Callable[[_K], _V]], Callable[[_K], _V]]:
+class BoundedMemo(Generic[_K, _V]):
     """
-    Remember the results of a function of one string (or bytes) in
-    C{cache}.
+    The results of a function of one string (or bytes), remembered.
 
-    @param cache: where results are kept (the caller's, so it can be
-        inspected).
-    @param size: at most this many results.
-    @param maxKeyLength: longer keys are not remembered; C{None}: any.
+    @ivar size: at most this many results are kept.
+    @ivar maxKeyLength: longer keys are not remembered; C{None}: any.
+    @ivar _compute: the function.
+    @ivar _results: key to result.
     """
 
-    def decorate(compute: Callable[[_K], _V]) -> Callable[[_K], _V]:
-        @functools.wraps(compute)
-        def remembered(key: _K) -> _V:
-            value = cache.get(key, _MISSING)
-            if value is not _MISSING:
-                return value  # type: ignore[return-value]
-            value = compute(key)
-            if maxKeyLength is None or len(key) <= maxKeyLength:
-                if len(cache) >= size:
-                    cache.clear()
-                cache[key] = value
-            return value
+    __slots__ = ("size", "maxKeyLength", "_compute", "_results", "get")
 
-        return remembered
+    def __init__(
+        self, compute: Callable[[_K], _V], size: int, maxKeyLength: int | None = None
+    ) -> None:
+        """
+        @param compute: the function whose results are remembered.
+        @param size: at most this many results.
+        @param maxKeyLength: longer keys are not remembered; C{None}: any.
+        """
+        self.size = size
+        self.maxKeyLength = maxKeyLength
+        self._compute: Callable[[_K], _V] = compute
+        self._results: dict[_K, _V] = {}
+        #: C{get(key, default)}: the remembered result of C{key}, or
+        #: C{default} (the dict's own C{get}, for the hottest callers: no
+        #: call of ours in between).
+        self.get: Callable[[_K, Any], Any] = self._results.get
 
-    return decorate
+    def __call__(self, key: _K) -> _V:
+        """
+        C{compute(key)}, remembered when C{key} is short enough.
+
+        @raise Exception: what C{compute} raises (never remembered).
+        """
+        results = self._results
+        found = results.get(key, _MISSING)
+        if found is not _MISSING:
+            return found  # type: ignore[return-value]
+        value = self._compute(key)
+        if self.maxKeyLength is None or len(key) <= self.maxKeyLength:
+            if len(results) >= self.size:
+                results.clear()
+            results[key] = value
+        return value
+
+    def __contains__(self, key: object) -> bool:
+        return key in self._results
+
+    def __len__(self) -> int:
+        return len(self._results)
+
+    def clear(self) -> None:
+        """
+        Forget every result.
+        """
+        self._results.clear()

@@ -32,7 +32,8 @@ from twisted.words.xish.xmlstream import STREAM_END_EVENT
 from xmppcomp.errors import NegotiationError, SASLFailure, TLSRequiredError
 from xmppcomp.iqtracker import RequestTracker, addressee, newRequestId
 from xmppcomp.logs import Logger
-from xmppcomp.metrics import BIND_REFUSALS, NEGOTIATION_FAILURES
+from xmppcomp.jids import JIDCache
+from xmppcomp.metrics import Metrics
 from xmppcomp.ns import NS_CLIENT, NS_COMPONENT_ACCEPT, NS_PING
 from xmppcomp.router.routing import domainOf
 from xmppcomp.stream.xmlstream import checkSerializable
@@ -143,7 +144,13 @@ class ComponentStream(utility.EventDispatcher):
         super().__init__()
         self.component = component
         self.namespace = component.namespace
-        self.requests = RequestTracker(component.serverDomain, component.reactor, requester="component")
+        self.requests = RequestTracker(
+            component.serverDomain,
+            component.reactor,
+            requester="component",
+            metrics=component.metrics,
+            jids=component.jids,
+        )
         # Read by Twisted's IQ.send, which keeps a tracker of its own on
         # this object (by id alone): Component.request is the one to use.
         self.iqDefaultTimeout: float | None = component.iqTimeout
@@ -152,9 +159,6 @@ class ComponentStream(utility.EventDispatcher):
 
     def send(self, obj: domish.Element | str) -> None:
         self.component.send(obj)
-
-    def _callLater(self, *args: Any, **kwargs: Any) -> Any:
-        return self.component.reactor.callLater(*args, **kwargs)
 
     def lost(self, reason: Failure) -> None:
         """
@@ -270,7 +274,7 @@ class _Link:
 
         def failed(failure: Failure) -> None:
             self.lastFailure = failure
-            NEGOTIATION_FAILURES.labels("initiating", failureCondition(failure)).inc()
+            self.component.metrics.countNegotiationFailure("initiating", failureCondition(failure))
             refusals = self._refusalsOf(failure)
             if refusals:
                 # Each name keeps its own count; the delay is worked out
@@ -377,7 +381,7 @@ class _Link:
             return
         self._cancelPing()
         self.xmlstream = None
-        ended = getattr(xs, "streamEnded", None) or reason
+        ended = xs.streamEnded or reason
         refusals = self._refusalsOf(ended) if isinstance(ended, Failure) else []
         if refusals:
             # An XEP-0114 server that took the handshake and then said the
@@ -454,6 +458,12 @@ class Component(Service):
     @ivar keepaliveInterval: seconds between XEP-0199 pings to the server
         (C{None}: no pings); a ping unanswered for C{keepaliveTimeout}
         seconds drops the connection, which then reconnects.
+    @ivar metrics: where the component counts its failed negotiations
+        (C{side="initiating"}), the binds the server refused and the
+        answers its requests ignored (L{Metrics}); a registry of its own
+        unless given one (the twistd plugin gives the one it serves).
+    @ivar jids: the parsed JIDs of this component's requests (the senders
+        of their answers), in a L{JIDCache} of its own.
     """
 
     def __init__(
@@ -478,6 +488,7 @@ class Component(Service):
         keepaliveInterval: float | None = 60.0,
         keepaliveTimeout: float = 30.0,
         bindRetryPolicy: Callable[[int], float] | None = None,
+        metrics: Metrics | None = None,
     ) -> None:
         if protocol not in ("xep0225", "xep0114"):
             raise ValueError("protocol must be 'xep0225' or 'xep0114', not %r" % (protocol,))
@@ -497,10 +508,14 @@ class Component(Service):
         self.protocol = protocol
         self.namespace = NS_COMPONENT_ACCEPT if protocol == "xep0114" else NS_CLIENT
         self.clientCertificate = clientCertificate
+        self.metrics = Metrics() if metrics is None else metrics
+        self.jids = JIDCache()
+        from xmppcomp.stream.initiatingmachine import OfferMemory
         from xmppcomp.stream.tls import TLSDeclarations
 
         # Shared by this component's connections (not the process's).
         self._tlsDeclarations = TLSDeclarations()
+        self._offers = OfferMemory()
         self.trust = trust
         self.tlsCreator = tlsCreator
         self.requireTLS = requireTLS
@@ -579,6 +594,8 @@ class Component(Service):
             negotiationTimeout=self.negotiationTimeout,
             directTLS=isinstance(self.server, str) and self.server.startswith("tls:"),
             tlsDeclarations=self._tlsDeclarations,
+            offers=self._offers,
+            metrics=self.metrics,
         )
 
     def buildStream(self, link: _Link, addr: Any) -> Any:
@@ -716,7 +733,7 @@ class Component(Service):
         state = self._names.setdefault(refusal.hostname, _Name())
         state.failures += 1
         state.cancelRetry()
-        BIND_REFUSALS.labels(refusal.hostname, refusal.condition).inc()
+        self.metrics.bindRefusals.labels(refusal.hostname, refusal.condition).inc()
         return state
 
     def _reportRefusal(self, refusal: BindError, retryIn: float | None) -> None:

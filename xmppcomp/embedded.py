@@ -61,6 +61,7 @@ from zope.interface import implementer
 from xmppcomp.component import Component
 from xmppcomp.config import DEFAULT_EMBEDDED_DOMAIN, RouterConfig
 from xmppcomp.logs import Logger
+from xmppcomp.metrics import Metrics
 from xmppcomp.router.service import RouterService
 from xmppcomp.stream import tls
 
@@ -261,6 +262,12 @@ class EmbeddedRouter(MultiService):
     @ivar _secret: the component's secret (never logged; see L{secret}).
     @ivar _others: identity to the hostnames and secret of each identity
         added with L{addIdentity}.
+    @ivar metrics: where the router counts (sessions, bound names, routed
+        and bounced stanzas, refused negotiations): given to its
+        L{RouterService<xmppcomp.router.service.RouterService>} at each
+        start, so the twistd plugin's one L{Metrics} shows them on the
+        component's C{/metrics}; a registry of the router's own unless
+        given one.
     @ivar _xtlsAuthority: the XTLS authority, made when first needed.
     """
 
@@ -271,7 +278,11 @@ class EmbeddedRouter(MultiService):
         identity: str | None = None,
         port: int = 0,
         reactor: Any = None,
+        metrics: Metrics | None = None,
     ) -> None:
+        """
+        @param metrics: where the router counts (see L{metrics}).
+        """
         super().__init__()
         if not hostnames:
             raise ValueError("the embedded router needs the component's hostnames")
@@ -284,6 +295,7 @@ class EmbeddedRouter(MultiService):
         self.identity = identity or self.hostnames[0]
         self.listenPort = port
         self.reactor = reactor
+        self.metrics = Metrics() if metrics is None else metrics
         self.routerService: RouterService | None = None
         self.directory: str | None = None
         self._certificatePEM, self._keyPEM = _selfSignedCertificate(domain)
@@ -451,6 +463,7 @@ class EmbeddedRouter(MultiService):
                     authorization=self.authorization(),
                 ),
                 self.reactor,
+                metrics=self.metrics,
             )
             service.setServiceParent(self)
             self.routerService = service
@@ -548,9 +561,9 @@ def negotiationSummary(component: Component) -> str:
         return "XEP-0114 handshake"
     summaries = []
     for link in component._links:
-        authenticator = getattr(link.xmlstream, "authenticator", None)
-        sasl = getattr(authenticator, "_sasl", None)
-        mechanism = getattr(getattr(sasl, "mechanism", None), "name", None) or "SASL"
-        version = getattr(authenticator, "tlsVersion", None) or "no TLS"
-        summaries.append("%s, %s" % (mechanism, version))
+        result = link.negotiation if link.xmlstream is not None else None
+        if result is None:
+            summaries.append("SASL, no TLS")
+        else:
+            summaries.append("%s, %s" % (result.mechanism, result.tlsVersion or "no TLS"))
     return "; ".join(summaries) or "not connected"

@@ -18,9 +18,12 @@ __all__ = [
     "IInitiatingMechanism",
     "IInitiatingSession",
     "INegotiator",
+    "IRawStanzaParser",
     "IReceivingFeature",
     "IReceivingSession",
+    "IStanzaParser",
     "IXMPPConfirmationCredentials",
+    "IXmppStream",
 ]
 
 if TYPE_CHECKING:
@@ -182,7 +185,7 @@ class IInitiatingFeature(Interface):
         stream: make ahead what L{negotiate} will send (or nothing).
         """
 
-    def negotiate(session: IInitiatingSession, feature: domish.Element) -> Deferred[object]:
+    def negotiate(session: IInitiatingSession, feature: domish.Element) -> Deferred[Any]:
         """
         Negotiate the feature on an authenticated stream.
 
@@ -203,3 +206,95 @@ class IXMPPConfirmationCredentials(ICredentials, Interface):
     """
 
     attempt = Attribute("The L{xmppcomp.httpauth.Attempt}.")
+
+
+class IStanzaParser(Interface):
+    """
+    The parser of the bytes an XML stream receives
+    (L{xmppcomp.stream.parser.StanzaParser}, or the router's
+    L{xmppcomp.router.rawstanzas.RawStanzaParser}): restricted XML with
+    size and depth limits, turned into a root element and top-level
+    elements, each handed to a callback.
+    """
+
+    DocumentStartEvent = Attribute("Called with the root element (the stream header).")
+    ElementEvent = Attribute("Called with each complete top-level element (a stanza).")
+    DocumentEndEvent = Attribute("Called, without argument, at the root's end tag.")
+    maxStanzaSize = Attribute("The limit in bytes on a stanza, the header and what is between stanzas.")
+    maxDepth = Attribute("The limit on nesting levels below the root (a stanza is level 1).")
+
+    def parse(data: bytes) -> None:
+        """
+        Parse received bytes, calling the callbacks as elements complete.
+
+        @raise twisted.words.xish.domish.ParserError: the data is not
+            allowed (L{xmppcomp.stream.parser.conditionForParserError}
+            gives the stream error for it); the parser is dead from then on.
+        """
+
+    def discard() -> None:
+        """
+        Call no callback any more, whatever follows (the stream restarted).
+        """
+
+
+class IRawStanzaParser(IStanzaParser):
+    """
+    A parser that can keep each top-level stanza's bytes as received, for
+    the router to forward them without serialising the element again, and
+    may hand over a stanza I{shallow} (its top-level attributes only, what
+    it contains checked but not built): see
+    L{xmppcomp.router.rawstanzas.RawStanzaParser}.
+    """
+
+    def captureRawStanzas() -> None:
+        """
+        Keep the raw bytes of the stanzas whose bytes are all seen from now
+        on.
+        """
+
+    def rawBytesOf(element: domish.Element) -> bytes | None:
+        """
+        The bytes C{element} arrived as, if it is the top-level stanza being
+        handed over right now and they can be forwarded unchanged into any
+        C{jabber:client} or C{jabber:component:accept} stream; else
+        L{None}. They are only valid if the element was not changed.
+        """
+
+    def fullElement(element: domish.Element) -> domish.Element:
+        """
+        C{element} with everything it contains: C{element} itself, or, if it
+        is the stanza being handed over and was parsed shallow, a complete
+        copy parsed from its raw bytes. Call it before looking below a
+        stanza's top-level attributes.
+        """
+
+
+class IXmppStream(Interface):
+    """
+    What the router uses of an XMPP stream besides Twisted's C{XmlStream}
+    API: L{xmppcomp.stream.xmlstream.XmppXmlStream} provides it.
+    """
+
+    streamEnded = Attribute(
+        "L{None} while the stream is open; then why it ended: a L{Failure} of the"
+        " stream error sent or received, or the reason the connection was lost."
+    )
+    lastReceived = Attribute(
+        "When data was last received, in reactor seconds (the connection time until then)."
+    )
+
+    def setParserFactory(factory: Callable[[int, int], IStanzaParser]) -> None:
+        """
+        Parse with parsers from C{factory}, called with the stream's
+        C{maxStanzaSize} and C{maxDepth}: the current parser is replaced at
+        once if it was fed nothing yet, else from the next restart of the
+        stream on.
+        """
+
+    def sendRaw(data: bytes) -> None:
+        """
+        Send bytes that are already one or more serialised stanzas (such as
+        an L{IRawStanzaParser} kept), unless the stream is closed; unlike
+        C{send}, nothing is checked.
+        """

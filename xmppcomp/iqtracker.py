@@ -42,9 +42,9 @@ from twisted.words.protocols.jabber.error import exceptionFromStanza
 from twisted.words.protocols.jabber.xmlstream import TimeoutError
 from twisted.words.xish import domish
 
-from xmppcomp.jids import parseJID
+from xmppcomp.jids import JIDCache, parseJID
 from xmppcomp.logs import Logger
-from xmppcomp.metrics import IQ_ANSWERS_MISMATCHED
+from xmppcomp.metrics import Metrics, NoCount
 
 __all__ = [
     "AnswerRule",
@@ -72,11 +72,14 @@ def newRequestId() -> str:
     return secrets.token_urlsafe(REQUEST_ID_BYTES)
 
 
-def addressee(iq: domish.Element) -> jid.JID | None:
+def addressee(
+    iq: domish.Element, parse: Callable[[str], jid.JID] = parseJID
+) -> jid.JID | None:
     """
     The entity an IQ request asks: its C{to} as a JID, or C{None} when it
     has no C{to} (the server the stream goes to answers it).
 
+    @param parse: parses the C{to} (a L{JIDCache}, say).
     @raise ValueError: the C{to} is not a valid JID; no answer could be
         matched to such a request.
     """
@@ -84,7 +87,7 @@ def addressee(iq: domish.Element) -> jid.JID | None:
     if to is None:
         return None
     try:
-        return parseJID(to)
+        return parse(to)
     except Exception as e:
         # Twisted's stringprep raises more than InvalidFormat on bad input.
         raise ValueError("cannot wait for an answer from the malformed address %r" % (to,)) from e
@@ -187,6 +190,7 @@ class RequestTracker:
     @ivar requester: who waits (C{"component"}, C{"xtls"},
         C{"negotiation"}, C{"httpauth"}, ...): the C{requester} label of
         C{xmppcomp_iq_answers_mismatched_total}.
+    @ivar jids: parses the addresses of requests and answers.
     """
 
     def __init__(
@@ -195,6 +199,9 @@ class RequestTracker:
         clock: IReactorTime | None = None,
         requester: str = "component",
         makeId: Callable[[], str] = newRequestId,
+        *,
+        metrics: Metrics | None = None,
+        jids: JIDCache | None = None,
     ) -> None:
         """
         @param serverDomain: the domain of the server the stream is
@@ -204,13 +211,20 @@ class RequestTracker:
             no timeout can be given.
         @param requester: the metric label (a small fixed set of values).
         @param makeId: makes the ids of requests that have none.
+        @param metrics: where ignored answers are counted
+            (L{Metrics.iqAnswersMismatched}); not counted without it.
+        @param jids: the parsed JIDs to share (its owner's); one of the
+            tracker's own without it.
         """
-        self.server = None if serverDomain is None else parseJID(serverDomain)
+        self.jids = JIDCache() if jids is None else jids
+        self.server = None if serverDomain is None else self.jids(serverDomain)
         self.requester = requester
         self._clock = clock
         self._makeId = makeId
         self._pending: dict[str, _Pending] = {}
-        self._mismatched = IQ_ANSWERS_MISMATCHED.labels(requester)
+        self._mismatched: Any = (
+            NoCount() if metrics is None else metrics.iqAnswersMismatched.labels(requester)
+        )
 
     def __len__(self) -> int:
         return len(self._pending)
@@ -247,7 +261,7 @@ class RequestTracker:
             C{to} is not a valid JID, or a timeout was given to a tracker
             without a clock.
         """
-        to = addressee(iq)
+        to = addressee(iq, self.jids)
         if timeout is not None and self._clock is None:
             raise ValueError("this tracker has no clock to keep a timeout")
         requestId = iq.getAttribute("id")
@@ -286,7 +300,7 @@ class RequestTracker:
         accepted = True
         if senderText is not None:
             try:
-                sender = parseJID(senderText)
+                sender = self.jids(senderText)
             except Exception:
                 accepted = False
         if accepted:

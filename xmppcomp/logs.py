@@ -2,14 +2,18 @@
 """
 Log levels, and log output for machines: one JSON object per line.
 
-xmppcomp's modules log through L{Logger}, Twisted's logger with a
-process-wide minimum level (L{setLevel}; every level until set): an event
-below it is dropped where it is made, before any observer sees it. twistd
-writes every event it gets, debug included, so C{twistd xmppcomp} and
-C{twistd xmppcomp-router} set the minimum from C{--log-level} (C{info} by
-default)::
+xmppcomp's modules log through L{Logger}, Twisted's logger: every event
+goes to Twisted's observers, debug included, as with any library; an
+application embedding xmppcomp filters them as it filters its own. twistd
+writes every event it gets, so C{twistd xmppcomp} and C{twistd
+xmppcomp-router} make a L{LogLevelFilter} of C{--log-level} (C{info} by
+default) and install it while their service runs: an event of an
+xmppcomp logger below its level is then dropped where it is made, before
+any observer sees it (a debug line on a hot path costs a set lookup)::
 
     twistd -n xmppcomp-router --config router.toml --log-level debug
+
+Importing xmppcomp installs nothing; only a plugin's C{makeService} does.
 
 xmppcomp logs through L{twisted.logger} with structured fields
 (C{log.info("... {who} ...", who=...)}), so every event already carries
@@ -55,12 +59,11 @@ __all__ = [
     "checkLogLevelOption",
     "DEFAULT_LOG_LEVEL",
     "JSONLinesObserver",
+    "LogLevelFilter",
     "Logger",
     "json",
     "jsonObserver",
-    "logLevel",
     "parseLogLevel",
-    "setLevel",
 ]
 
 #: The level names, lowest first.
@@ -69,9 +72,15 @@ LOG_LEVELS: tuple[str, ...] = tuple(level.name for level in LogLevel.iterconstan
 #: The minimum level of C{twistd xmppcomp} and C{twistd xmppcomp-router}.
 DEFAULT_LOG_LEVEL = "info"
 
-#: The levels L{Logger} lets through (all until L{setLevel}).
-_enabled: frozenset[Any] = frozenset(LogLevel.iterconstants())
-_minimum = LOG_LEVELS[0]
+#: Every level.
+_ALL: frozenset[Any] = frozenset(LogLevel.iterconstants())
+
+#: The filters installed (L{LogLevelFilter.install}), the last one in
+#: force; none until a plugin installs one.
+_installed: list[LogLevelFilter] = []
+#: The levels L{Logger} lets through: those of the filter in force, every
+#: level when none is.
+_enabled: frozenset[Any] = _ALL
 
 
 def parseLogLevel(name: str) -> str:
@@ -87,24 +96,62 @@ def parseLogLevel(name: str) -> str:
     return lowered
 
 
-def setLevel(name: str) -> None:
+class LogLevelFilter:
     """
-    Drop, from now on and in the whole process, the events of xmppcomp's
-    loggers below the level called C{name}.
+    The minimum level of xmppcomp's log events, for a program that owns
+    its process (the twistd plugins make one of C{--log-level}).
 
-    @raise ValueError: not a level (see L{parseLogLevel}).
+    While installed (L{install}), the events of L{Logger}s below it are
+    dropped before they are made; when several are installed, the last.
+    Nothing is dropped while none is.
+
+    @ivar minimum: the name of the lowest level let through.
+    @ivar enabled: the levels let through.
     """
-    global _enabled, _minimum
-    _minimum = parseLogLevel(name)
-    _enabled = frozenset(LogLevel.levelWithName(n) for n in LOG_LEVELS[LOG_LEVELS.index(_minimum):])
+
+    def __init__(self, minimum: str = DEFAULT_LOG_LEVEL) -> None:
+        """
+        @param minimum: the name of the lowest level let through (any
+            case).
+        @raise ValueError: not a level (see L{parseLogLevel}).
+        """
+        self.minimum = parseLogLevel(minimum)
+        self.enabled: frozenset[Any] = frozenset(
+            LogLevel.levelWithName(n) for n in LOG_LEVELS[LOG_LEVELS.index(self.minimum):]
+        )
+
+    def __repr__(self) -> str:
+        return f"LogLevelFilter({self.minimum!r})"
+
+    @property
+    def installed(self) -> bool:
+        """
+        Whether this filter is installed (in force or not).
+        """
+        return any(f is self for f in _installed)
+
+    def install(self) -> None:
+        """
+        Put this filter in force, until L{uninstall}.
+        """
+        _installed.append(self)
+        _update()
+
+    def uninstall(self) -> None:
+        """
+        Take this filter out; the one installed before it, if any, is in
+        force again. Nothing happens if it is not installed.
+        """
+        for i in range(len(_installed) - 1, -1, -1):
+            if _installed[i] is self:
+                del _installed[i]
+                break
+        _update()
 
 
-def logLevel() -> str:
-    """
-    The name of the minimum level L{setLevel} last set (C{"debug"}, the
-    lowest, until then).
-    """
-    return _minimum
+def _update() -> None:
+    global _enabled
+    _enabled = _installed[-1].enabled if _installed else _ALL
 
 
 #: The C{--log-level} option of the twistd plugins (L{usage.Options}
@@ -137,10 +184,10 @@ def checkLogLevelOption(options: Any) -> None:
 
 class Logger(_TwistedLogger):
     """
-    L{twisted.logger.Logger} that drops the events below the minimum level
-    (L{setLevel}) before making them: a debug line costs a set lookup
-    instead of an event passed through every observer, and is not written
-    by twistd, which writes all it gets.
+    L{twisted.logger.Logger} that drops the events below the level of the
+    L{LogLevelFilter} installed, if any, before making them: a debug line
+    costs a set lookup instead of an event passed through every observer,
+    and is not written by twistd, which writes all it gets.
     """
 
     def emit(self, level: Any, format: str | None = None, **kwargs: object) -> None:

@@ -26,7 +26,8 @@ from xmppcomp.config import (
     loadRouterConfig,
     routerConfigFromMapping,
 )
-from xmppcomp.logs import LOG_LEVEL_OPTION, checkLogLevelOption, setLevel
+from xmppcomp.logs import LOG_LEVEL_OPTION, checkLogLevelOption
+from xmppcomp.tap import GC_TUNING_FLAG
 
 #: Option name to the TOML key it overrides, for the options that take one
 #: value (the repeatable C{--listen} and C{--accept-listen} are handled by
@@ -169,6 +170,7 @@ class Options(usage.Options):
             "Accept XEP-0225 streams WITHOUT TLS. FOR TESTS ONLY: secrets "
             "and stanzas cross the network in clear.",
         ],
+        GC_TUNING_FLAG,
     ]
 
     compData = usage.Completions(
@@ -264,28 +266,45 @@ class Options(usage.Options):
 
 def makeService(options: Options) -> IService:
     """
-    Build the router service from the checked configuration.
+    Build the router service from the checked configuration, with its
+    metrics (served on C{metrics_listen}) and the process-wide settings of
+    the plugin (C{--log-level}, C{--no-gc-tuning}; see
+    L{xmppcomp.tap.PluginProcess}), made here and only here: the log
+    level is in force from now on, the rest once the service starts; all
+    of it ends when the service stops.
 
     @param options: parsed L{Options}.
     @return: a L{xmppcomp.router.service.RouterService}.
     """
+    from xmppcomp.metrics import Metrics
     from xmppcomp.router.service import RouterService
-    from xmppcomp.tap import FreezeStartupObjects
+    from xmppcomp.tap import PluginProcess
 
-    setLevel(options["log-level"])
+    class RouterPluginService(RouterService):
+        """
+        The router of C{twistd xmppcomp-router}, with the plugin's
+        process-wide settings.
 
-    class RouterPluginService(FreezeStartupObjects, RouterService):
+        @ivar process: those settings.
         """
-        The router of C{twistd xmppcomp-router}, its startup objects frozen
-        (L{FreezeStartupObjects}).
-        """
+
+        process: PluginProcess
 
         def startService(self) -> None:
             super().startService()
-            self.freezeWhenRunning()
+            self.process.start()
 
         def stopService(self) -> Any:
-            self.unfreeze()
-            return super().stopService()
+            d = super().stopService()
+            d.addBoth(self._stopped)
+            return d
 
-    return RouterPluginService(options.routerConfig)
+        def _stopped(self, result: Any) -> Any:
+            self.process.stop()
+            return result
+
+    process = PluginProcess.fromOptions(options)
+    process.begin()
+    service = RouterPluginService(options.routerConfig, metrics=Metrics())
+    service.process = process
+    return service

@@ -53,9 +53,23 @@ from xmppcomp.config import (
     componentConfigFromMapping,
     loadComponentConfig,
 )
-from xmppcomp.logs import LOG_LEVEL_OPTION, Logger, checkLogLevelOption, setLevel
+from xmppcomp.logs import LOG_LEVEL_OPTION, Logger, LogLevelFilter, checkLogLevelOption
+from xmppcomp.metrics import Metrics
 
 log = Logger()
+
+#: Allocations between young collections in the plugins' processes
+#: (Python's default: 700), and the ratios of the older generations.
+GC_THRESHOLDS = (10000, 10, 10)
+
+#: The C{--no-gc-tuning} flag of both plugins (L{usage.Options} flag form).
+GC_TUNING_FLAG = [
+    "no-gc-tuning",
+    None,
+    "Leave Python's garbage collector as it is (by default the plugin "
+    "freezes the objects made at startup and collects less often).",
+]
+
 
 #: Option name to the TOML key it overrides, for the options that take one
 #: value (the repeatable C{--hostname} and the secret and trust options are
@@ -226,6 +240,7 @@ class Options(usage.Options):
             "listener (without authentication: keep that listener on "
             "loopback, or behind a proxy that restricts /metrics).",
         ],
+        GC_TUNING_FLAG,
     ]
 
     compData = usage.Completions(
@@ -349,7 +364,10 @@ class Options(usage.Options):
 
 
 def makeComponent(
-    config: ComponentConfig, reactor: Any = None, componentClass: Any = None
+    config: ComponentConfig,
+    reactor: Any = None,
+    componentClass: Any = None,
+    metrics: Metrics | None = None,
 ) -> Any:
     """
     Build the component of a configuration that names a server: read its
@@ -360,6 +378,9 @@ def makeComponent(
     @param componentClass: the class to instantiate, a subclass of
         L{xmppcomp.component.Component} (the default) taking the same
         arguments.
+    @param metrics: where the component counts (failed negotiations,
+        refused binds, ignored answers); a registry of its own when not
+        given.
     @return: a L{xmppcomp.component.Component}.
     @raise ConfigError: the secret or a certificate cannot be read (any
         more).
@@ -392,6 +413,7 @@ def makeComponent(
         trust=trust,
         requireTLS=config.requireTLS,
         reactor=reactor,
+        metrics=metrics,
         **_limits(config),
     )
 
@@ -587,20 +609,18 @@ def isPublic(address: Any) -> bool:
 class _MetricsAndSite(Resource):
     """
     The root of the HTTP-auth listener with metrics: C{/metrics} is the
-    Prometheus text (L{xmppcomp.metrics.metricsResource}), without
-    authentication; every other path goes to C{site}, the confirmer's
-    resource, unchanged (its prepath and postpath are as without this).
+    Prometheus text (L{Metrics.resource}), without authentication; every
+    other path goes to C{site}, the confirmer's resource, unchanged (its
+    prepath and postpath are as without this).
 
     @ivar _site: the confirmer's resource.
     @ivar _metrics: the metrics resource.
     """
 
-    def __init__(self, site: Any) -> None:
+    def __init__(self, site: Any, metrics: Metrics) -> None:
         super().__init__()
-        from xmppcomp.metrics import metricsResource
-
         self._site = site
-        self._metrics = metricsResource()
+        self._metrics = metrics.resource()
 
     def getChildWithDefault(self, path: bytes, request: Any) -> Any:
         if path == b"metrics" and not request.postpath:
@@ -615,12 +635,12 @@ class _MetricsAndSite(Resource):
         return self._site.render(request)
 
 
-def withMetrics(resource: Any) -> Any:
+def withMetrics(resource: Any, metrics: Metrics) -> Any:
     """
-    C{resource}, with C{/metrics} serving every xmppcomp metric next to it
-    (see L{_MetricsAndSite}).
+    C{resource}, with C{/metrics} serving C{metrics} next to it (see
+    L{_MetricsAndSite}).
     """
-    return _MetricsAndSite(resource)
+    return _MetricsAndSite(resource, metrics)
 
 
 def _frontend(httpauth: Any) -> Any:
@@ -685,7 +705,9 @@ def _httpResource(httpauth: Any, confirmer: Any, reactor: Any) -> tuple[Any, str
     )
 
 
-def addHTTPAuth(parent: MultiService, component: Any, config: ComponentConfig) -> Any:
+def addHTTPAuth(
+    parent: MultiService, component: Any, config: ComponentConfig, metrics: Metrics | None = None
+) -> Any:
     """
     Add the XEP-0070 HTTP-auth confirmer: a L{ConfirmationRequester
     <xmppcomp.httpauth.ConfirmationRequester>} on C{component}, asking from
@@ -693,6 +715,9 @@ def addHTTPAuth(parent: MultiService, component: Any, config: ComponentConfig) -
     mode on the C{listen} endpoint (an L{HTTPAuthListener} named
     L{HTTPAUTH_SERVICE}, child of C{parent}).
 
+    @param metrics: where the confirmer counts, and what C{/metrics}
+        serves (with C{[httpauth] metrics}); a registry of the
+        confirmer's own when not given.
     @return: the L{HTTPAuthListener}.
     """
     from twisted.internet.endpoints import serverFromString
@@ -702,17 +727,29 @@ def addHTTPAuth(parent: MultiService, component: Any, config: ComponentConfig) -
 
     httpauth = config.httpauth
     reactor = component.reactor
+    if metrics is None:
+        metrics = Metrics()
     asker = httpauth.fromHostname or component.hostnames[0]
     requester = ConfirmationRequester(
-        JID(asker), reactor, timeout=httpauth.timeout, exactResource=httpauth.exactResource
+        JID(asker),
+        reactor,
+        timeout=httpauth.timeout,
+        exactResource=httpauth.exactResource,
+        metrics=metrics,
     )
     requester.setHandlerParent(component)
+    # One JIDCache for the user names of the requests and the answers.
     confirmer = makeConfirmer(
-        requester, httpauth.rules, reactor, httpauth.limits, serverTiming=httpauth.serverTiming
+        requester,
+        httpauth.rules,
+        reactor,
+        httpauth.limits,
+        serverTiming=httpauth.serverTiming,
+        jids=requester.jids,
     )
     resource, what = _httpResource(httpauth, confirmer, reactor)
     if httpauth.metrics:
-        resource = withMetrics(resource)
+        resource = withMetrics(resource, metrics)
         what += "; /metrics (Prometheus, no authentication)"
     from xmppcomp.httpauth import ConfirmerSite
 
@@ -766,7 +803,7 @@ def addHTTPAuth(parent: MultiService, component: Any, config: ComponentConfig) -
     return listener
 
 
-def addXTLS(component: Any, config: ComponentConfig) -> Any:
+def addXTLS(component: Any, config: ComponentConfig, metrics: Metrics | None = None) -> Any:
     """
     Attach an L{XTLSHandler<xmppcomp.xtls.XTLSHandler>} to C{component}:
     with the configured certificate and trust; on an embedded router
@@ -776,6 +813,8 @@ def addXTLS(component: Any, config: ComponentConfig) -> Any:
     how to fix it). Disco then lists C{urn:xmpp:tmp:xtls} for the
     component's hostnames (through the disco handler already attached).
 
+    @param metrics: where the handler counts tunnels and bytes; nowhere
+        when not given.
     @return: the handler.
     @raise ConfigError: a file cannot be read any more.
     """
@@ -816,6 +855,7 @@ def addXTLS(component: Any, config: ComponentConfig) -> Any:
             maxStanzaSize=limits.maxStanzaSize,
         ),
         component.reactor,
+        metrics=metrics,
     )
     handler.setHandlerParent(component)
     names = ", ".join(component.hostnames)
@@ -839,7 +879,9 @@ def addXTLS(component: Any, config: ComponentConfig) -> Any:
     return handler
 
 
-def addServices(parent: MultiService, component: Any, config: ComponentConfig) -> None:
+def addServices(
+    parent: MultiService, component: Any, config: ComponentConfig, metrics: Metrics | None = None
+) -> None:
     """
     Add the services that work through the component to the tree: the
     XEP-0070 HTTP-auth confirmer (L{addHTTPAuth}, unless C{[httpauth]
@@ -849,88 +891,141 @@ def addServices(parent: MultiService, component: Any, config: ComponentConfig) -
     @param parent: the top of the service tree.
     @param component: the component, already in C{parent}.
     @param config: the configuration.
+    @param metrics: where they count (see L{addHTTPAuth}, L{addXTLS}).
     @raise ConfigError: a file cannot be read any more.
     """
     if config.httpauth.enabled:
-        addHTTPAuth(parent, component, config)
+        addHTTPAuth(parent, component, config, metrics)
     else:
         log.info("the HTTP-auth confirmer is off ([httpauth] enabled = false or --no-httpauth)")
     if config.xtls.enabled:
-        addXTLS(component, config)
+        addXTLS(component, config, metrics)
     else:
         log.info("the XTLS endpoint is off ([xtls] enabled = false or --no-xtls)")
 
 
-#: Allocations between young collections in the plugins' processes
-#: (Python's default: 700), and the ratios of the older generations.
-GC_THRESHOLDS = (10000, 10, 10)
-
-
-class FreezeStartupObjects:
+class PluginProcess:
     """
-    The garbage collector settings of a twistd plugin's process.
+    What a twistd plugin sets for its whole process, made by its
+    C{makeService} and nowhere else (the library's services and
+    L{serviceFromConfig} set nothing process-wide): the minimum level of
+    xmppcomp's log events (L{logFilter}, installed at once by L{begin}),
+    and, unless C{--no-gc-tuning}, the garbage collector's tuning while
+    the service runs. When the service stops (the trees the tests start
+    and stop), all of it is undone.
 
-    Once the reactor runs, C{gc.freeze()}: every object made while starting
-    (modules, classes, configuration, certificates) leaves the cyclic
-    collector's sight, and its full collections walk only what the
-    connections made since. And L{GC_THRESHOLDS}: young collections every
-    10,000 allocations instead of 700, so far fewer collections under load,
-    each still small. The collections were the latency outliers: with
-    bench/confirmer.py at 1,500 confirmations/s, the p99 latency the
+    The tuning: once the reactor runs, C{gc.freeze()}: every object made
+    while starting (modules, classes, configuration, certificates) leaves
+    the cyclic collector's sight, and its full collections walk only what
+    the connections made since. And L{GC_THRESHOLDS}: young collections
+    every 10,000 allocations instead of 700, so far fewer collections under
+    load, each still small. The collections were the latency outliers:
+    with bench/confirmer.py at 1,500 confirmations/s, the p99 latency the
     confirmer adds over the XMPP round trip went from 10-13 ms to 2.5-5 ms
     with the freeze, and to 1.7-2.2 ms with the thresholds as well. Frozen
     objects live as long as the process anyway; cyclic garbage waits a
-    little longer for its collection. When stopped (the trees the tests
-    start and stop), C{gc.unfreeze()} and the previous thresholds.
+    little longer for its collection.
 
-    Mixed into the top service of C{twistd xmppcomp} and of C{twistd
-    xmppcomp-router}; a process-wide setting, so the library's services do
-    not do it themselves.
+    @ivar logFilter: the L{LogLevelFilter} of C{--log-level}.
+    @ivar gcTuning: whether to tune the garbage collector.
+    @ivar reactor: whose start triggers the freeze; C{None}: the global
+        reactor.
     """
 
-    #: Whose start triggers the freeze; C{None}: the global reactor.
-    freezeReactor: Any = None
-    _previousThresholds: tuple[int, ...] | None = None
+    def __init__(self, logLevel: str, gcTuning: bool = True, reactor: Any = None) -> None:
+        """
+        @param logLevel: the name of the lowest level of xmppcomp's log
+            events to keep.
+        @param gcTuning: whether to tune the garbage collector.
+        @param reactor: whose start triggers the freeze; the global
+            reactor by default.
+        """
+        self.logFilter = LogLevelFilter(logLevel)
+        self.gcTuning = gcTuning
+        self.reactor = reactor
+        self._previousThresholds: tuple[int, ...] | None = None
 
-    def freezeWhenRunning(self) -> None:
+    @classmethod
+    def fromOptions(cls, options: usage.Options) -> PluginProcess:
+        """
+        The settings of a plugin's checked options (C{--log-level},
+        C{--no-gc-tuning}).
+        """
+        return cls(options["log-level"], gcTuning=not options["no-gc-tuning"])
+
+    def begin(self) -> None:
+        """
+        From now on, drop xmppcomp's log events below the level.
+        """
+        self.logFilter.install()
+
+    def start(self) -> None:
+        """
+        The service starts: tune the garbage collector (unless told not
+        to), freezing once the reactor runs.
+        """
+        if not self.gcTuning:
+            return
         import gc
 
         if self._previousThresholds is None:
             self._previousThresholds = gc.get_threshold()
         gc.set_threshold(*GC_THRESHOLDS)
-        reactor = self.freezeReactor
+        reactor = self.reactor
         if reactor is None:
             from twisted.internet import reactor
         reactor.callWhenRunning(gc.freeze)
 
-    def unfreeze(self) -> None:
+    def stop(self) -> None:
+        """
+        The service stopped: undo what L{start} and L{begin} did.
+        """
         import gc
 
-        gc.unfreeze()
         if self._previousThresholds is not None:
+            gc.unfreeze()
             gc.set_threshold(*self._previousThresholds)
             self._previousThresholds = None
+        self.logFilter.uninstall()
 
 
-class ComponentServices(FreezeStartupObjects, MultiService):
+class ComponentServices(MultiService):
     """
     The top of the tree: children start in the order they were added and
     stop one after the other in reverse order, so the component closes its
-    stream before the embedded router shuts down. Startup objects are
-    frozen (L{FreezeStartupObjects}).
+    stream before the embedded router shuts down.
+
+    @ivar metrics: where the tree's services count.
+    @ivar process: the process-wide settings of C{twistd xmppcomp}
+        (L{makeService} sets them), started and stopped with the tree;
+        C{None}: none (a tree built by L{serviceFromConfig}).
     """
+
+    process: PluginProcess | None = None
+
+    def __init__(self, metrics: Metrics | None = None) -> None:
+        """
+        @param metrics: where the tree's services count; a registry of
+            the tree's own when not given.
+        """
+        super().__init__()
+        self.metrics = Metrics() if metrics is None else metrics
 
     def startService(self) -> None:
         super().startService()
-        self.freezeWhenRunning()
+        if self.process is not None:
+            self.process.start()
 
     @defer.inlineCallbacks
     def stopService(self) -> Any:
         Service.stopService(self)
-        self.unfreeze()
-        for service in reversed(list(self)):
-            if service.running:
-                yield defer.maybeDeferred(service.stopService)
+        try:
+            for service in reversed(list(self)):
+                if service.running:
+                    yield defer.maybeDeferred(service.stopService)
+        finally:
+            if self.process is not None:
+                self.process.stop()
 
 
 class _ReadyLog(Service):
@@ -972,15 +1067,21 @@ class _ReadyLog(Service):
         )
 
 
-def serviceFromConfig(config: ComponentConfig, reactor: Any = None) -> ComponentServices:
+def serviceFromConfig(
+    config: ComponentConfig, reactor: Any = None, metrics: Metrics | None = None
+) -> ComponentServices:
     """
     Build the service tree of a configuration (see the module docstring).
+    Nothing process-wide is set (see L{PluginProcess} for what
+    L{makeService} adds).
 
     @param config: the checked configuration.
     @param reactor: the reactor (default: the global one).
+    @param metrics: where the tree's services count (and what C{/metrics}
+        serves); a registry of the tree's own when not given.
     @raise ConfigError: a file named by C{config} cannot be read any more.
     """
-    top = ComponentServices()
+    top = ComponentServices(metrics)
     if config.embedded:
         from xmppcomp.embedded import EmbeddedComponent, EmbeddedRouter
 
@@ -990,20 +1091,21 @@ def serviceFromConfig(config: ComponentConfig, reactor: Any = None) -> Component
             identity=config.identity,
             port=config.embeddedPort,
             reactor=reactor,
+            metrics=top.metrics,
         )
         embedded.setName(EMBEDDED_SERVICE)
         embedded.setServiceParent(top)
         component: Any = EmbeddedComponent(
-            embedded, requireTLS=config.requireTLS, **_limits(config)
+            embedded, requireTLS=config.requireTLS, metrics=top.metrics, **_limits(config)
         )
         embedded.watch(component)
     else:
-        component = makeComponent(config, reactor)
+        component = makeComponent(config, reactor, metrics=top.metrics)
     component.setName(COMPONENT_SERVICE)
     addDiscovery(component)
     component.setServiceParent(top)
     _ReadyLog(component, config).setServiceParent(top)
-    addServices(top, component, config)
+    addServices(top, component, config, top.metrics)
     if config.embedded:
         from xmppcomp.demo import addDemo
 
@@ -1018,12 +1120,24 @@ def makeService(options: Options) -> IService:
     """
     Build the service tree for C{twistd xmppcomp} from the checked options.
 
+    The process-wide settings (C{--log-level}, C{--no-gc-tuning}; see
+    L{PluginProcess}) are made here, and only here: the log level is in
+    force from now on, the rest once the tree starts; all of it ends when
+    the tree stops.
+
     @param options: parsed L{Options}.
     @raise SystemExit: a file the configuration names cannot be read any
         more (it was when the options were checked).
     """
-    setLevel(options["log-level"])
+    process = PluginProcess.fromOptions(options)
+    process.begin()
     try:
-        return serviceFromConfig(options.componentConfig)
+        top = serviceFromConfig(options.componentConfig, metrics=Metrics())
     except ConfigError as e:
+        process.stop()
         raise SystemExit(f"{_COMMAND}: {e}") from e
+    except BaseException:
+        process.stop()
+        raise
+    top.process = process
+    return top

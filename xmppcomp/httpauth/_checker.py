@@ -8,10 +8,9 @@ and keeps the L{Ledger} up to date.
 
 from __future__ import annotations
 
-from typing import Protocol, cast
+from typing import Any, Protocol, cast
 
 import attrs
-from prometheus_client import Counter
 from twisted.cred.checkers import ICredentialsChecker
 from twisted.internet.defer import CancelledError, Deferred, fail, succeed
 from twisted.internet.interfaces import IReactorTime
@@ -32,7 +31,7 @@ from xmppcomp.httpauth._policy import Ask, Attempt, Join, Ledger, Pass, Refuse
 from xmppcomp.httpauth._protocol import Answer, ConfirmRequest, Outcome
 from xmppcomp.interfaces import IXMPPConfirmationCredentials
 from xmppcomp.logs import Logger
-from xmppcomp.metrics import CONFIRMER_REFUSALS
+from xmppcomp.metrics import Metrics
 
 
 @implementer(IXMPPConfirmationCredentials)
@@ -55,9 +54,14 @@ class ConfirmationCredentials:
 class Requester(Protocol):
     """
     What the checker needs of L{xmppcomp.httpauth.ConfirmationRequester}.
+
+    @ivar timeout: seconds each confirmation may take.
+    @ivar metrics: where the confirmer counts (the requests it refused
+        without asking, here); C{None}: nowhere.
     """
 
     timeout: float
+    metrics: Metrics | None
 
     def confirm(self, who: jid.JID, request: ConfirmRequest) -> Deferred[Answer] | Deferred[Outcome]:
         """
@@ -68,16 +72,13 @@ class Requester(Protocol):
         """
 
 
-#: The refusal counters (C{xmppcomp_httpauth_refusals_total}) by error,
-#: bound once.
-_REFUSALS: dict[type[ConfirmationFailed], Counter] = {
-    error: CONFIRMER_REFUSALS.labels(label)
-    for error, label in (
-        (AccessForbidden, "forbidden"),
-        (Replayed, "replayed"),
-        (RateLimited, "rate_limited"),
-    )
-}
+#: The C{reason} label of C{xmppcomp_httpauth_refusals_total} of each
+#: refusal.
+_REFUSAL_LABELS: tuple[tuple[type[ConfirmationFailed], str], ...] = (
+    (AccessForbidden, "forbidden"),
+    (Replayed, "replayed"),
+    (RateLimited, "rate_limited"),
+)
 
 
 #: No requests joined (L{XMPPConfirmationChecker._waiting}), without a new
@@ -104,8 +105,12 @@ class XMPPConfirmationChecker:
 
     The avatar id is the JID as given, as text.
 
+    Requests refused without asking count in the requester's metrics
+    (L{Requester.metrics}), by reason.
+
     @ivar _requester: asks JIDs.
     @ivar _ledger: the memory of transaction ids, sessions and limits.
+    @ivar _refusals: the refusal counters by error, bound once.
     @ivar _waiting: single-use key to the Deferreds of the requests that
         joined the confirmation pending for it (the one that asked gets the
         answer through the requester's own Deferred).
@@ -131,6 +136,12 @@ class XMPPConfirmationChecker:
         self._ledger = ledger
         self._onAnswer = self._answered  # bound once, not per confirmation
         self._waiting: dict[tuple[str, str], list[Deferred[str]]] = {}
+        metrics = requester.metrics
+        self._refusals: dict[type[ConfirmationFailed], Any] = (
+            {}
+            if metrics is None
+            else {error: metrics.confirmerRefusals.labels(label) for error, label in _REFUSAL_LABELS}
+        )
 
     # Twisted types avatar ids as bytes; ours are the JID as text.
     def requestAvatarId(  # type: ignore[override]
@@ -147,7 +158,7 @@ class XMPPConfirmationChecker:
             # Who confirmed, which may be another resource than asked.
             return succeed((decision.by or who).full())
         if isinstance(decision, Refuse):
-            counter = _REFUSALS.get(decision.error)
+            counter = self._refusals.get(decision.error)
             if counter is not None:
                 counter.inc()
             return fail(decision.failure())

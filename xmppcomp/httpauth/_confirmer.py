@@ -19,6 +19,7 @@ from xmppcomp.httpauth._protocol import REALM
 from xmppcomp.httpauth._frontend import Frontend
 from xmppcomp.httpauth._proxy import UpstreamProxyResource
 from xmppcomp.httpauth._web import ForwardAuthResource, ProtectedResource, _Authenticator
+from xmppcomp.jids import JIDCache
 
 
 @attrs.frozen
@@ -91,6 +92,7 @@ def makeConfirmer(
     clock: IReactorTime,
     limits: Limits | None = None,
     serverTiming: bool = False,
+    jids: JIDCache | None = None,
 ) -> Confirmer:
     """
     Make a L{Confirmer}.
@@ -103,9 +105,16 @@ def makeConfirmer(
     @param limits: lifetimes and pending limits (defaults: L{Limits}()).
     @param serverTiming: answers to requests that asked over XMPP carry
         C{Server-Timing: xmpp;dur=MS}, the confirmation's round trip.
+    @param jids: parses the JIDs of the credentials of every request; by
+        default the requester's own L{JIDCache} (a
+        L{ConfirmationRequester<xmppcomp.httpauth.ConfirmationRequester>}'s
+        C{jids}, which parses the answers too), else one of the
+        confirmer's own.
     """
+    if jids is None:
+        jids = getattr(requester, "jids", None)
     ledger = Ledger(clock, rules, limits if limits is not None else Limits())
     checker = XMPPConfirmationChecker(requester, ledger, clock)
     realm = REALM.encode("ascii")
     factories = (BasicCredentialFactory(realm), DigestCredentialFactory(b"md5", realm))
-    return Confirmer(checker, ledger, _Authenticator(checker, factories, serverTiming))
+    return Confirmer(checker, ledger, _Authenticator(checker, factories, serverTiming, jids))

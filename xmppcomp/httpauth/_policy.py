@@ -37,7 +37,7 @@ from urllib.parse import urlsplit
 import attrs
 from twisted.words.protocols.jabber import jid
 
-from xmppcomp._memo import boundedMemo
+from xmppcomp._memo import BoundedMemo
 from xmppcomp.httpauth._errors import (
     AccessForbidden,
     ConfirmationFailed,
@@ -224,18 +224,11 @@ class Limits:
     maxTrackedClients: int = 10_000
 
 
-#: Site strings seen lately (L{_shared}).
-_sites: dict[str, str] = {}
-_SITES_KEPT = 1024
+#: How many site strings a L{Ledger} shares among its sessions at most.
+SITES_KEPT = 1024
 
 
-@boundedMemo(_sites, _SITES_KEPT)
-def _shared(site: str) -> str:
-    """
-    One string object per site for every pending confirmation and session
-    of it, instead of one each (~70 bytes per pending confirmation). A
-    bounded memo: the authority comes from the client.
-    """
+def _same(site: str) -> str:
     return site
 
 
@@ -268,7 +261,7 @@ class Attempt:
     @site.default
     def _siteDefault(self) -> str:
         parts = urlsplit(self.url)
-        return _shared(f"{parts.scheme}://{parts.netloc}".lower())
+        return f"{parts.scheme}://{parts.netloc}".lower()
 
     @key.default
     def _keyDefault(self) -> tuple[str, str]:
@@ -346,8 +339,9 @@ Decision = Union[Pass, Refuse, Ask, Join]
 
 @attrs.frozen
 class _Scope:
-    # The JID that confirmed (shared through xmppcomp.jids.parseJID), not
-    # a new string of it per entry.
+    # The JID that confirmed (shared through the asker's JIDCache), not a
+    # new string of it per entry; the site shared through the Ledger's
+    # memo of them.
     jid: jid.JID
     site: str
     client: str
@@ -577,6 +571,10 @@ class Ledger:
             limits.maxTrackedClients,
         )
         self._nextPurge = -math.inf
+        # One string object per site for every session and window of it,
+        # instead of one each. A bounded memo: the authority comes from
+        # the client.
+        self._sites: BoundedMemo[str, str] = BoundedMemo(_same, SITES_KEPT)
 
     def _purge(self, now: float) -> None:
         """
@@ -836,16 +834,17 @@ class Ledger:
             self._sessions.pop(sessionKey, None)
             return
         confirmer = by if by is not None else credentials.jid
+        site = self._sites(attempt.site)
         _setLast(
             self._sessions,
             sessionKey,
-            _Scope(confirmer, attempt.site, attempt.client, now + self._limits.sessionLifetime),
+            _Scope(confirmer, site, attempt.client, now + self._limits.sessionLifetime),
         )
         if attempt.method in WINDOW_METHODS:
             _setLast(
                 self._windows,
                 (sessionKey[0], sessionKey[1], attempt.url),
-                _Scope(confirmer, attempt.site, attempt.client, now + self._limits.windowLifetime),
+                _Scope(confirmer, site, attempt.client, now + self._limits.windowLifetime),
             )
 
     def abandon(self, attempt: Attempt, undeliverable: bool = False) -> None:

@@ -13,7 +13,7 @@ from __future__ import annotations
 import enum
 import math
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from datetime import datetime, timezone
 from urllib.parse import unquote_to_bytes
 
@@ -22,7 +22,7 @@ from twisted.words.protocols.jabber import jid
 from twisted.words.xish import domish
 
 from xmppcomp.httpauth._target import UNSAFE_DISPLAY, XML_INVALID
-from xmppcomp.jids import parseJID as cachedJID
+from xmppcomp.jids import parseJID as plainJID
 from xmppcomp.ns import NS_HTTP_AUTH, NS_XMPP_STANZAS
 
 #: The realm XEP-0070 section 4.2 requires (case-sensitive).
@@ -163,13 +163,17 @@ def withoutTrailingDot(parsed: jid.JID) -> jid.JID:
     return jid.JID(tuple=(parsed.user, host[:-1], parsed.resource))
 
 
-def parseJID(text: str) -> jid.JID:
+def parseJID(text: str, jids: Callable[[str], jid.JID] = plainJID) -> jid.JID:
     """
     Parse and normalise the JID given as user name: stringprep, and the
     domain's trailing dot stripped (L{withoutTrailingDot}). The result is
     fit for an XML attribute (checked, though stringprep refuses every
     character that would not be).
 
+    @param jids: parses a JID text: the confirmer's
+        L{JIDCache<xmppcomp.jids.JIDCache>} (its requester's), so that
+        the same user names are not stringprepped on every request; by
+        default parsed each time.
     @raise MalformedJID: it is empty or not a valid JID.
     """
     if not text:
@@ -181,7 +185,7 @@ def parseJID(text: str) -> jid.JID:
             + describeCharacter(unsafe.group())
         )
     try:
-        parsed = withoutTrailingDot(cachedJID(text))
+        parsed = withoutTrailingDot(jids(text))
     except MalformedJID:
         raise
     except Exception:
@@ -228,20 +232,25 @@ def checkTransactionId(text: str) -> str:
     return text
 
 
-def credentialsFromBasic(username: bytes, password: bytes) -> XMPPCredentials:
+def credentialsFromBasic(
+    username: bytes, password: bytes, jids: Callable[[str], jid.JID] = plainJID
+) -> XMPPCredentials:
     """
     XEP-0070 section 4.3.1: the Basic user id is the JID, the password the
     transaction id, both percent-encoded before base64.
 
     @param username: the user id as the base64 decoding gave it.
     @param password: the password as the base64 decoding gave it.
+    @param jids: parses the JID (see L{parseJID}).
     """
-    who = parseJID(decodeField(username, "user name"))
+    who = parseJID(decodeField(username, "user name"), jids)
     transactionId = checkTransactionId(decodeField(password, "password"))
     return XMPPCredentials(who, transactionId, "basic")
 
 
-def credentialsFromDigest(fields: Mapping[str, bytes]) -> XMPPCredentials:
+def credentialsFromDigest(
+    fields: Mapping[str, bytes], jids: Callable[[str], jid.JID] = plainJID
+) -> XMPPCredentials:
     """
     XEP-0070 section 4.3.2: the Digest username is the JID, the cnonce the
     transaction id, both percent-encoded.
@@ -251,6 +260,7 @@ def credentialsFromDigest(fields: Mapping[str, bytes]) -> XMPPCredentials:
     header.
 
     @param fields: the parsed header fields, names to raw values.
+    @param jids: parses the JID (see L{parseJID}).
     """
     realm = fields.get("realm")
     if realm is not None and realm != REALM.encode("ascii"):
@@ -258,7 +268,7 @@ def credentialsFromDigest(fields: Mapping[str, bytes]) -> XMPPCredentials:
     username = fields.get("username")
     if not username:
         raise MalformedJID("the Digest username must be your JID, and it is absent")
-    who = parseJID(decodeField(username, "user name"))
+    who = parseJID(decodeField(username, "user name"), jids)
     cnonce = fields.get("cnonce")
     if not cnonce:
         raise MissingTransactionId(
@@ -487,7 +497,7 @@ def _sender(stanza: domish.Element) -> jid.JID | None:
     if not value:
         return None
     try:
-        return cachedJID(value)
+        return plainJID(value)
     except Exception:
         return None
 
@@ -499,7 +509,7 @@ def _childText(stanza: domish.Element, name: str) -> str | None:
 
 
 def _domainOf(who: jid.JID) -> jid.JID:
-    return cachedJID(who.host)
+    return plainJID(who.host)
 
 
 def classifyIQReply(iq: domish.Element, stanzaId: str, asked: jid.JID) -> Outcome | None:

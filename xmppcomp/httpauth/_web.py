@@ -52,6 +52,7 @@ from xmppcomp.httpauth._protocol import (
     credentialsFromDigest,
 )
 from xmppcomp.httpauth._target import BadTarget, Target, canonicalTarget, checkMethod
+from xmppcomp.jids import JIDCache
 from xmppcomp.logs import Logger
 
 #: The header carrying the confirmed JID: set on forward-auth 200 answers
@@ -153,6 +154,9 @@ class _Authenticator:
 
     @ivar _checker: the checker.
     @ivar _factories: Basic first, then Digest.
+    @ivar _jids: parses the JIDs of the credentials: the confirmer's
+        L{JIDCache} (its requester's), so that a user name coming back
+        is not stringprepped again.
     """
 
     _log = Logger()
@@ -162,10 +166,16 @@ class _Authenticator:
         checker: XMPPConfirmationChecker,
         factories: Sequence[ICredentialFactory],
         serverTiming: bool = False,
+        jids: JIDCache | None = None,
     ) -> None:
+        """
+        @param jids: the parsed JIDs to share; one of its own when not
+            given.
+        """
         self._checker = checker
         self._factories = factories
         self._serverTiming = serverTiming
+        self._jids = JIDCache() if jids is None else jids
 
     def challengeValues(self, request: IRequest) -> list[bytes]:
         """
@@ -219,10 +229,10 @@ class _Authenticator:
             except LoginFailed as e:
                 raise MalformedHeader(f"malformed {scheme.decode('latin-1')} header: {e}")
             if factory.scheme == b"basic":
-                credentials = credentialsFromBasic(decoded.username, decoded.password)
+                credentials = credentialsFromBasic(decoded.username, decoded.password, self._jids)
             else:
                 fields = decoded.fields
-                credentials = credentialsFromDigest(fields)
+                credentials = credentialsFromDigest(fields, self._jids)
                 uri = fields.get("uri")
                 if uri not in (*targets, url.encode("utf-8")):
                     raise BadRequest("the Digest uri is not the URL requested")

@@ -13,7 +13,7 @@ from __future__ import annotations
 import secrets
 from functools import partial
 from collections.abc import Callable
-from typing import Union
+from typing import Any, Union
 
 import attrs
 from twisted.internet.defer import Deferred, fail, maybeDeferred
@@ -34,7 +34,7 @@ from xmppcomp.httpauth._errors import (
     CouldNotAsk,
 )
 from xmppcomp.logs import Logger
-from xmppcomp.metrics import CONFIRMATION_SECONDS, CONFIRMATIONS, PENDING_CONFIRMATIONS
+from xmppcomp.metrics import Metrics, NoCount
 from xmppcomp.httpauth._protocol import (
     Answer,
     ConfirmRequest,
@@ -48,7 +48,7 @@ from xmppcomp.httpauth._protocol import (
     findConfirm,
     stanzaChildren,
 )
-from xmppcomp.jids import parseJID
+from xmppcomp.jids import JIDCache
 from xmppcomp.ns import NS_HTTP_AUTH
 
 #: Default seconds to wait for an answer.
@@ -56,12 +56,8 @@ DEFAULT_TIMEOUT = 120.0
 
 _CONFIRM = f"/confirm[@xmlns='{NS_HTTP_AUTH}']"
 
-#: The outcome counters (C{xmppcomp_httpauth_confirmations_total}), bound
-#: once.
-_COUNTED = {
-    outcome: CONFIRMATIONS.labels(outcome)
-    for outcome in ("allow", "deny", "undeliverable", "timeout", "unavailable")
-}
+#: The C{outcome} labels of C{xmppcomp_httpauth_confirmations_total}.
+_OUTCOMES = ("allow", "deny", "undeliverable", "timeout", "unavailable")
 
 
 def _outcomeLabel(result: Answer | Failure) -> str | None:
@@ -99,7 +95,7 @@ class _Pending:
     @ivar key: the random stanza id (and thread, for a message).
     @ivar deferred: fires with the L{Answer}.
     @ivar started: when it was asked (the requester's clock, in seconds).
-    @ivar counted: whether it counts in C{PENDING_CONFIRMATIONS}.
+    @ivar counted: whether it counts in the pending confirmations gauge.
     """
 
     who: jid.JID
@@ -134,7 +130,8 @@ class ConfirmationRequester(XMPPHandler):
     (L{xmppcomp.errors.UnserializableElement}), which is forgotten while
     the rest goes on.
 
-    Metrics (L{xmppcomp.metrics}): each confirmation asked counts once in
+    Metrics (in the L{Metrics} given, if any): each confirmation asked
+    counts once in
     C{xmppcomp_httpauth_confirmations_total} by outcome (C{allow},
     C{deny}, C{undeliverable}, C{timeout}, C{unavailable}; one cancelled
     because the HTTP client went away is not counted), and the seconds to
@@ -150,6 +147,11 @@ class ConfirmationRequester(XMPPHandler):
     @ivar exactResource: whether a full JID asked must answer from that
         very resource (another resource's answer to the message form is
         then ignored); off by default.
+    @ivar metrics: where it counts (and the confirmer that asks through
+        it, L{xmppcomp.httpauth._checker.Requester.metrics}), or C{None}.
+    @ivar jids: the parsed JIDs of the answers (shared with its request
+        tracker).
+    @ivar _counted: the outcome counters, bound once.
     @ivar _clock: schedules timeouts; its C{seconds()} is also the POSIX
         time the message form says the request expires at.
     @ivar _makeKey: makes random ids.
@@ -170,8 +172,23 @@ class ConfirmationRequester(XMPPHandler):
         makeKey: Callable[[], str] = randomKey,
         unavailableRetryAfter: int = DEFAULT_UNAVAILABLE_RETRY_AFTER,
         exactResource: bool = False,
+        metrics: Metrics | None = None,
+        jids: JIDCache | None = None,
     ) -> None:
+        """
+        @param metrics: where to count; nowhere without it.
+        @param jids: the parsed JIDs to share (its owner's); its own
+            without it.
+        """
         super().__init__()
+        self.metrics = metrics
+        self.jids = JIDCache() if jids is None else jids
+        self._counted: dict[str, Any] = {
+            outcome: NoCount() if metrics is None else metrics.confirmations.labels(outcome)
+            for outcome in _OUTCOMES
+        }
+        self._pendingGauge: Any = NoCount() if metrics is None else metrics.pendingConfirmations
+        self._seconds: Any = NoCount() if metrics is None else metrics.confirmationSeconds
         self.exactResource = exactResource
         self.fromJid = fromJid
         self.timeout = timeout
@@ -187,7 +204,10 @@ class ConfirmationRequester(XMPPHandler):
         # The IQ form's answers: matched on the random id and the sender
         # (a result only from the full JID asked, an error also from its
         # bare JID or domain); the timeouts stay this requester's one sweep.
-        self._requests = RequestTracker(requester="httpauth")
+        self._requests = self._newTracker()
+
+    def _newTracker(self) -> RequestTracker:
+        return RequestTracker(requester="httpauth", metrics=self.metrics, jids=self.jids)
 
     def connectionInitialized(self) -> None:
         """
@@ -206,7 +226,7 @@ class ConfirmationRequester(XMPPHandler):
         """
         self._initialized = False
         super().connectionLost(reason)
-        self._requests = RequestTracker(requester="httpauth")
+        self._requests = self._newTracker()
         pending, self._pending = self._pending, {}
         for entry in pending.values():
             self._finish(
@@ -240,7 +260,7 @@ class ConfirmationRequester(XMPPHandler):
             down. Cancelling it forgets the confirmation.
         """
         if not self._initialized or self.xmlstream is None:
-            _COUNTED["unavailable"].inc()
+            self._counted["unavailable"].inc()
             return fail(
                 ConfirmerUnavailable(
                     "the component is not connected to its XMPP server",
@@ -252,7 +272,7 @@ class ConfirmationRequester(XMPPHandler):
         # A partial rather than a closure: fewer objects per pending
         # confirmation.
         entry.deferred = Deferred(partial(self._onCancel, entry))
-        PENDING_CONFIRMATIONS.inc()
+        self._pendingGauge.inc()
         entry.counted = True
         self._send(entry)
         self._scheduleSweep()
@@ -335,7 +355,7 @@ class ConfirmationRequester(XMPPHandler):
     def _forget(self, entry: _Pending) -> None:
         if entry.counted:
             entry.counted = False
-            PENDING_CONFIRMATIONS.dec()
+            self._pendingGauge.dec()
         if self._pending.get(entry.key) is entry:
             del self._pending[entry.key]
             if entry.form == "iq":
@@ -348,11 +368,11 @@ class ConfirmationRequester(XMPPHandler):
     def _finish(self, entry: _Pending, result: Answer | Failure) -> None:
         self._forget(entry)
         if not entry.deferred.called:
-            counter = _COUNTED.get(_outcomeLabel(result) or "")
+            counter = self._counted.get(_outcomeLabel(result) or "")
             if counter is not None:
                 counter.inc()
             if isinstance(result, Answer):
-                CONFIRMATION_SECONDS.observe(self._clock.seconds() - entry.started)
+                self._seconds.observe(self._clock.seconds() - entry.started)
             if isinstance(result, Failure):
                 entry.deferred.errback(result)
             else:
@@ -414,7 +434,7 @@ class ConfirmationRequester(XMPPHandler):
         L{CouldNotAsk} for L{Outcome.UNDELIVERABLE}.
         """
         if outcome is not Outcome.UNDELIVERABLE:
-            by = parseJID(reply["from"])  # classified: present and valid
+            by = self.jids(reply["from"])  # classified: present and valid
             if by != entry.who:
                 self._log.info(
                     "The XEP-0070 request for {asked} was answered by {by} "
@@ -507,6 +527,7 @@ class ConfirmationResponder(XMPPHandler):
     Stanzas another handler marked handled are left alone.
 
     @ivar _policy: the callback.
+    @ivar _jids: the parsed JIDs of the requests.
     """
 
     _log = Logger()
@@ -514,6 +535,7 @@ class ConfirmationResponder(XMPPHandler):
     def __init__(self, policy: ConfirmationPolicy) -> None:
         super().__init__()
         self._policy = policy
+        self._jids = JIDCache()
 
     def connectionInitialized(self) -> None:
         """
@@ -527,8 +549,8 @@ class ConfirmationResponder(XMPPHandler):
         assert confirm is not None
         try:
             request = ConfirmRequest.fromElement(confirm)
-            sender = parseJID(stanza["from"])
-            recipient = parseJID(stanza["to"])
+            sender = self._jids(stanza["from"])
+            recipient = self._jids(stanza["to"])
         except (MalformedConfirm, KeyError, jid.InvalidFormat):
             return None
         incoming = IncomingConfirmation(

@@ -15,28 +15,28 @@ from twisted.words.protocols.jabber import jid
 from twisted.words.protocols.jabber.error import StanzaError
 from twisted.words.xish import domish
 
-from xmppcomp._memo import boundedMemo
+from xmppcomp._memo import BoundedMemo
 
 R = TypeVar("R", bound=Hashable)
 
 
-#: Addresses seen lately and their domains (L{domainOf}): every stanza
-#: names two, and the same few over and over. Cleared when full; only
-#: short addresses are kept, since they come from the wire.
-_domains: dict[str, str | None] = {}
-_DOMAINS_KEPT = 4096
-#: Not in L{_domains}.
+#: How many addresses a L{RoutingTable} remembers the domain of
+#: (L{RoutingTable.domainOf}).
+DOMAINS_KEPT = 4096
+#: Longer addresses are not remembered.
+DOMAIN_KEY_LENGTH = 512
+#: Not remembered.
 _UNKNOWN: Any = object()
 
 
-@boundedMemo(_domains, _DOMAINS_KEPT, 512)
 def domainOf(address: str) -> str | None:
     """
     The domain part of a JID, normalised for table lookups, or C{None} if
     it is malformed.
 
     ASCII addresses take a fast path (lowercase); others are nameprepped.
-    Results are remembered (a bounded dict).
+    Not remembered: a L{RoutingTable} remembers the addresses it routes
+    (L{RoutingTable.domainOf}).
     """
     bare = address.partition("/")[0]
     domain = bare.rpartition("@")[2]
@@ -55,11 +55,20 @@ class RoutingTable(Generic[R]):
     """
     Bound hostname to route (a session). A name has at most one route; a
     route may have many names.
+
+    @ivar domainOf: L{domainOf}, remembered: the addresses seen lately and
+        their domains (every stanza names two, and the same few over and
+        over). Emptied when L{DOMAINS_KEPT} are kept; only addresses of at
+        most L{DOMAIN_KEY_LENGTH} characters are kept, since they come from
+        the wire.
     """
 
     def __init__(self) -> None:
         self._routes: dict[str, R] = {}
         self._names: dict[R, set[str]] = {}
+        self.domainOf: BoundedMemo[str, str | None] = BoundedMemo(
+            domainOf, DOMAINS_KEPT, DOMAIN_KEY_LENGTH
+        )
 
     def claim(self, hostname: str, route: R) -> bool:
         """
@@ -261,17 +270,18 @@ def boundRoute(
     recipient = attributes.get("to")
     if not sender or not recipient:
         return None
-    # domainOf's remembered answers and the table read directly: this runs
-    # once per routed stanza.
-    known = _domains.get
+    # The table's remembered domains and its routes read directly: this
+    # runs once per routed stanza.
+    domains = table.domainOf
+    known = domains.get
     senderDomain = known(sender, _UNKNOWN)
     if senderDomain is _UNKNOWN:
-        senderDomain = domainOf(sender)
+        senderDomain = domains(sender)
     if senderDomain not in senderNames:
         return None
     domain = known(recipient, _UNKNOWN)
     if domain is _UNKNOWN:
-        domain = domainOf(recipient)
+        domain = domains(recipient)
     return table._routes.get(domain) if domain is not None else None
 
 
@@ -290,7 +300,8 @@ def decide(
     sender = stanza.getAttribute("from")
     if not sender:
         return StreamFault("improper-addressing", "a stanza from a component needs 'from'")
-    senderDomain = domainOf(sender)
+    domains = table.domainOf
+    senderDomain = domains(sender)
     if senderDomain is None or senderDomain not in senderNames:
         return StreamFault(
             "invalid-from",
@@ -299,7 +310,7 @@ def decide(
     recipient = stanza.getAttribute("to")
     if not recipient:
         return StreamFault("improper-addressing", "a stanza from a component needs 'to'")
-    domain = domainOf(recipient)
+    domain = domains(recipient)
     if domain is None:
         return _undeliverable(stanza, "jid-malformed", "malformed 'to'")
     route = table.lookup(domain)

@@ -27,9 +27,11 @@ from twisted.words.xish.xmlstream import STREAM_CONNECTED_EVENT, STREAM_END_EVEN
 from zope.interface import implementer
 
 from xmppcomp.config import RouterConfig, RouterLimits
+from xmppcomp.interfaces import IRawStanzaParser
 from xmppcomp.logs import Logger
-from xmppcomp.metrics import ROUTER_BOUND_NAMES, ROUTER_SESSIONS, STANZAS_ROUTED, stanzasBounced
+from xmppcomp.metrics import Metrics
 from xmppcomp.ns import NS_CLIENT, NS_COMPONENT_ACCEPT, NS_DISCO_INFO, NS_PING
+from xmppcomp.router.rawstanzas import RawStanzaParser
 from xmppcomp.router.routing import (
     Bounce,
     Deliver,
@@ -98,6 +100,10 @@ class RouterSession:
         L{None} if it did not.
     @ivar established: whether its negotiation completed and it counts
         towards L{RouterLimits.maxSessions}.
+    @ivar parser: the parser of its stream (see L{newParser}), or L{None}
+        if the stream does not parse with one (then nothing is forwarded
+        raw).
+    @ivar capturing: whether its parsers keep raw bytes (once negotiated).
     """
 
     established = False
@@ -110,6 +116,8 @@ class RouterSession:
     late = 0
     idleTimer: IDelayedCall | None = None
     pingSentAt: float | None = None
+    parser: IRawStanzaParser | None = None
+    capturing = False
 
     def __init__(self, router: "Router", xmlstream: Any, kind: str) -> None:
         self.router = router
@@ -125,6 +133,47 @@ class RouterSession:
         self.pendingCount = 0
         self._windowStart = 0.0
         self._windowCount = 0
+
+    def newParser(self, maxStanzaSize: int, maxDepth: int) -> RawStanzaParser:
+        """
+        Make the parser of this session's stream (the stream's parser
+        factory, see L{IXmppStream.setParserFactory
+        <xmppcomp.interfaces.IXmppStream.setParserFactory>}): one that can
+        keep raw bytes, keeping them once the session is negotiated.
+        """
+        parser = RawStanzaParser(maxStanzaSize, maxDepth)
+        if self.capturing:
+            parser.captureRawStanzas()
+        self.parser = parser
+        return parser
+
+    def captureRawStanzas(self) -> None:
+        """
+        From now on, keep each stanza's raw bytes, to forward them as they
+        came.
+        """
+        self.capturing = True
+        if self.parser is not None:
+            self.parser.captureRawStanzas()
+
+    def rawBytesOf(self, stanza: domish.Element) -> bytes | None:
+        """
+        The bytes C{stanza}, which this session sent and which is being
+        handled, arrived as, if they can be forwarded (see
+        L{IRawStanzaParser.rawBytesOf
+        <xmppcomp.interfaces.IRawStanzaParser.rawBytesOf>}); else L{None}.
+        """
+        parser = self.parser
+        return parser.rawBytesOf(stanza) if parser is not None else None
+
+    def fullElement(self, stanza: domish.Element) -> domish.Element:
+        """
+        C{stanza}, which this session sent and which is being handled, with
+        everything it contains: messages and presences are parsed shallow
+        (see L{RawStanzaParser}).
+        """
+        parser = self.parser
+        return parser.fullElement(stanza) if parser is not None else stanza
 
     @property
     def names(self) -> list[str]:
@@ -240,6 +289,8 @@ class Router:
     @ivar established: how many of them completed negotiation (at most
         L{RouterLimits.maxSessions}; the connections still negotiating are
         limited by L{RouterService}'s admission, not here).
+    @ivar metrics: where sessions, bound names, routed and bounced stanzas
+        are counted.
     """
 
     def __init__(
@@ -248,7 +299,12 @@ class Router:
         mayBind: Callable[[str, str], bool],
         limits: RouterLimits = RouterLimits(),
         reactor: IReactorTime | None = None,
+        metrics: Metrics | None = None,
     ) -> None:
+        """
+        @param metrics: where to count; a registry of this router's own
+            when not given.
+        """
         if reactor is None:
             from twisted.internet import reactor as globalReactor
 
@@ -257,6 +313,8 @@ class Router:
         self._mayBind = mayBind
         self.limits = limits
         self.reactor = reactor
+        self.metrics = Metrics() if metrics is None else metrics
+        self._routed = self.metrics.stanzasRouted
         self.table: RoutingTable[RouterSession] = RoutingTable()
         self.sessions: dict[Any, RouterSession] = {}
         self.established = 0
@@ -276,12 +334,12 @@ class Router:
             return False
         claimed = self.table.claim(hostname, owner)  # type: ignore[arg-type]
         if claimed:
-            ROUTER_BOUND_NAMES.set(len(self.table))
+            self.metrics.routerBoundNames.set(len(self.table))
         return claimed
 
     def release(self, hostname: str, owner: object) -> None:
         if self.table.release(hostname, owner):  # type: ignore[arg-type]
-            ROUTER_BOUND_NAMES.set(len(self.table))
+            self.metrics.routerBoundNames.set(len(self.table))
             self._failPending(owner, hostname)  # type: ignore[arg-type]
 
     # Attaching streams.
@@ -325,14 +383,15 @@ class Router:
                 condition=condition,
                 count=self.established,
             )
-            from xmppcomp.stream.receiving import countRefusal
-
-            countRefusal(condition)
+            self.metrics.countNegotiationFailure("receiving", condition)
             xs.sendStreamError(StreamError(condition, text="the router is full" if not self._closing else None))
             return None
         session = RouterSession(self, xs, kind)
         self.sessions[xs] = session
-        ROUTER_SESSIONS.labels(kind).inc()
+        # Nothing was received yet: the stream parses with the session's
+        # parser from its first byte on.
+        xs.setParserFactory(session.newParser)
+        self.metrics.routerSessions.labels(kind).inc()
         # The listeners' streams say when the stream ends, whichever side
         # ends it (STREAM_CLOSED_EVENT); any stream says when a stream error
         # goes either way, and when the connection is lost.
@@ -349,9 +408,7 @@ class Router:
         if session is None or session.ended:
             return
         if self.established >= self.limits.maxSessions:
-            from xmppcomp.stream.receiving import countRefusal
-
-            countRefusal("resource-constraint")
+            self.metrics.countNegotiationFailure("receiving", "resource-constraint")
             self._fault(session, "resource-constraint", "the router is full: %d sessions" % (self.established,))
             return
         session.established = True
@@ -368,9 +425,7 @@ class Router:
                 xs.sendStreamError(StreamError("conflict", text="%s is bound already" % (hostname,)))
                 return
             session.binder.bound.append(hostname)
-        capture = getattr(xs, "captureRawStanzas", None)
-        if capture is not None:
-            capture()
+        session.captureRawStanzas()
         xs.elementHandler = partial(self.route, session)
         transport = xs.transport
         if transport is not None:
@@ -413,7 +468,7 @@ class Router:
             "{kind} session of {identity} ended ({why}); released {names}",
             kind=session.kind,
             identity=session.identity or "(unauthenticated)",
-            why=_why(getattr(xs, "streamEnded", None) or reason),
+            why=_why(xs.streamEnded or reason),
             names=", ".join(names) or "no names",
         )
 
@@ -427,7 +482,7 @@ class Router:
             return
         if session.established:
             self.established -= 1
-        ROUTER_SESSIONS.labels(session.kind).dec()
+        self.metrics.routerSessions.labels(session.kind).dec()
         if session.unsent or session.late:
             log.info(
                 "{identity}: after its stream ended, {unsent} answers of the router to it were not written"
@@ -471,7 +526,7 @@ class Router:
         if isinstance(decision, Local):
             self._local(session, stanza)
         elif isinstance(decision, Bounce):
-            stanzasBounced(decision.condition).inc()
+            self.metrics.stanzasBounced(decision.condition).inc()
             self._bounce(session, stanza, decision.condition, decision.text)
         else:
             assert isinstance(decision, Drop)
@@ -490,11 +545,11 @@ class Router:
         which are never bounced, are counted and logged).
         """
         name = stanza.name
-        rawBytesOf = getattr(sender.xmlstream, "rawBytesOf", None)
-        raw = rawBytesOf(stanza) if rawBytesOf is not None else None
+        parser = sender.parser
+        raw = parser.rawBytesOf(stanza) if parser is not None else None
         if target.paused:
             if raw is None:
-                stanza = _fullElement(sender, stanza)
+                stanza = sender.fullElement(stanza)
                 if sender.namespace != target.namespace:
                     translateNamespace(stanza, sender.namespace, target.namespace)
                 raw = stanza.toXml().encode("utf-8")
@@ -508,16 +563,13 @@ class Router:
                 self._track(sender, target, stanza)
             elif kind in ("result", "error"):
                 self._untrack(sender, stanza)
-        if name in STANZAS_ROUTED:
-            STANZAS_ROUTED[name] += 1
+        routed = self._routed
+        if name in routed:
+            routed[name] += 1
         if raw is not None:
-            sendRaw = getattr(target.xmlstream, "sendRaw", None)
-            if sendRaw is not None:
-                sendRaw(raw)
-            else:
-                target.xmlstream.send(raw)
+            target.xmlstream.sendRaw(raw)
             return
-        stanza = _fullElement(sender, stanza)
+        stanza = sender.fullElement(stanza)
         if sender.namespace != target.namespace:
             translateNamespace(stanza, sender.namespace, target.namespace)
         target.xmlstream.send(stanza)
@@ -529,7 +581,7 @@ class Router:
         error or an IQ result.
         """
         if mayBounce(stanza):
-            stanzasBounced("resource-constraint").inc()
+            self.metrics.stanzasBounced("resource-constraint").inc()
             if stanza.uri != sender.namespace and stanza.uri == target.namespace:
                 # Moved into the target's namespace to measure it: back.
                 translateNamespace(stanza, target.namespace, sender.namespace)
@@ -551,18 +603,17 @@ class Router:
         (see L{bounceOf}); a larger one is not even parsed in full.
         """
         limit = self.limits.maxBouncePayload
-        rawBytesOf = getattr(session.xmlstream, "rawBytesOf", None)
-        raw = rawBytesOf(stanza) if rawBytesOf is not None else None
+        raw = session.rawBytesOf(stanza)
         echo = len(raw) <= limit if raw is not None else sizeAtMost(stanza, limit)
         if echo:
-            stanza = _fullElement(session, stanza)
+            stanza = session.fullElement(stanza)
         session.send(bounceOf(stanza, condition, text, echo))
 
     def _track(self, sender: RouterSession, target: RouterSession, iq: domish.Element) -> None:
         if target.pendingCount >= MAX_PENDING_IQS:
             return
         origin = iq["from"]
-        key = (iq.getAttribute("id", ""), domainOf(origin) or "")
+        key = (iq.getAttribute("id", ""), self.table.domainOf(origin) or "")
         entry = (origin, iq["to"], iq.getAttribute("id", ""))
         entries = target.pending.get(key)
         if entries is None:
@@ -572,7 +623,7 @@ class Router:
         target.pendingCount += 1
 
     def _untrack(self, answerer: RouterSession, iq: domish.Element) -> None:
-        key = (iq.getAttribute("id", ""), domainOf(iq["to"]) or "")
+        key = (iq.getAttribute("id", ""), self.table.domainOf(iq["to"]) or "")
         entries = answerer.pending.get(key)
         if not entries:
             return
@@ -629,7 +680,7 @@ class Router:
         error.addChild(
             StanzaError("service-unavailable", text="%s went away before answering" % (recipient,)).getElement()
         )
-        stanzasBounced("service-unavailable").inc()
+        self.metrics.stanzasBounced("service-unavailable").inc()
         sender.send(error)
         return True
 
@@ -682,7 +733,7 @@ class Router:
             return
         limits = self.limits
         now = self.reactor.seconds()
-        last = getattr(xs, "lastReceived", now)
+        last = xs.lastReceived
         if session.pingSentAt is not None:
             if last >= session.pingSentAt:
                 session.pingSentAt = None
@@ -741,16 +792,6 @@ class Router:
         return defer.gatherResults(ended).addCallback(lambda _: None)
 
 
-def _fullElement(session: RouterSession, stanza: domish.Element) -> domish.Element:
-    """
-    The complete stanza, children included: streams with raw capture parse
-    messages and presences shallow (see
-    L{xmppcomp.stream.xmlstream.XmppXmlStream.fullElement}).
-    """
-    full = getattr(session.xmlstream, "fullElement", None)
-    return full(stanza) if full is not None else stanza
-
-
 def _ignoreElement(element: domish.Element) -> None:
     """
     Element sink of a session being ended.
@@ -781,18 +822,16 @@ def _why(reason: Any) -> str:
     return str(reason)
 
 
-def metricsSite() -> Any:
+def metricsSite(metrics: Metrics) -> Any:
     """
-    A twisted.web site serving L{xmppcomp.metrics.metricsResource} at
+    A twisted.web site serving C{metrics} (L{Metrics.resource}) at
     C{/metrics} (and nothing else).
     """
     from twisted.web.resource import Resource
     from twisted.web.server import Site
 
-    from xmppcomp.metrics import metricsResource
-
     root = Resource()
-    root.putChild(b"metrics", metricsResource())
+    root.putChild(b"metrics", metrics.resource())
     site = Site(root)
     site.displayTracebacks = False
     return site
@@ -811,10 +850,16 @@ class RouterService(MultiService):
     @ivar admission: the L{AdmissionGate<xmppcomp.admission.AdmissionGate>}
         shared by the XEP-0225 and XEP-0114 listeners (connections not
         negotiated yet, per source and in all), once started.
+    @ivar metrics: the router's metrics (served on C{metricsListen}).
     """
 
-    def __init__(self, config: RouterConfig, reactor: Any = None) -> None:
+    def __init__(self, config: RouterConfig, reactor: Any = None, metrics: Metrics | None = None) -> None:
+        """
+        @param metrics: where the router counts; a registry of this
+            service's own when not given.
+        """
         super().__init__()
+        self.metrics = Metrics() if metrics is None else metrics
         if reactor is None:
             from twisted.internet import reactor as globalReactor
 
@@ -837,7 +882,7 @@ class RouterService(MultiService):
         config = self.config
         limits = config.limits
         policy = HostnamePolicy.fromConfig(dict(config.authorization))
-        router = Router(config.domain, policy.mayBind, limits, self.reactor)
+        router = Router(config.domain, policy.mayBind, limits, self.reactor, self.metrics)
         # One limiter for every listener: failures count per source address
         # whichever protocol they used.
         authFailures = AuthFailureLimiter(
@@ -875,6 +920,7 @@ class RouterService(MultiService):
                 maxStanzaDepth=limits.maxStanzaDepth,
                 features=router.receivingFeatures(),
                 authFailures=authFailures,
+                metrics=self.metrics,
             ),
             reactor=self.reactor,
         )
@@ -893,6 +939,7 @@ class RouterService(MultiService):
                     closeTimeout=limits.closeTimeout,
                     maxStanzaDepth=limits.maxStanzaDepth,
                     authFailures=authFailures,
+                    metrics=self.metrics,
                 ),
                 reactor=self.reactor,
             )
@@ -901,7 +948,7 @@ class RouterService(MultiService):
             wrapped = admission.wrap(accept)
             listeners += [(endpoint, wrapped) for endpoint in config.acceptListen]
         if config.metricsListen is not None:
-            listeners.append((config.metricsListen, metricsSite()))
+            listeners.append((config.metricsListen, metricsSite(self.metrics)))
         self.router = router
         for description, factory in listeners:
             failures: list[Failure] = []

@@ -1,4 +1,4 @@
-# -*- test-case-name: tests.test_stream_accept_initiating -*-
+# -*- test-case-name: tests.test_stream_accept_initiating,tests.test_stream_machines_accept -*-
 """
 The initiating (component) side of a XEP-0114 connection
 (C{jabber:component:accept}), to the servers people already run: Prosody,
@@ -10,43 +10,48 @@ secret with C{<handshake>hex(SHA-1(id + secret))</handshake>}; an empty
 C{<handshake/>} back completes the negotiation, and a stream error
 (C{not-authorized}, C{conflict}, C{host-unknown}...) refuses it.
 
-The pure parts are L{checkServerHeader} here and
-L{xmppcomp.stream.handshake.handshakeDigest}; L{AcceptInitiatingAuthenticator}
-wires them to a L{NegotiatingXmlStream}, with the same shape as
-L{xmppcomp.stream.initiating} has for XEP-0225: a C{negotiated} L{Deferred}
-firing with a L{NegotiationResult}.
+The negotiation is L{AcceptInitiatingMachine}, a pure machine with an
+explicit transition table (see L{xmppcomp.stream.machine}) built on
+L{checkServerHeader} here and L{xmppcomp.stream.handshake.handshakeDigest};
+L{AcceptInitiatingAuthenticator} carries it out on a L{NegotiatingXmlStream}
+through the one adapter (L{xmppcomp.stream.adapter.NegotiationAdapter}),
+with the same shape as L{xmppcomp.stream.initiating} has for XEP-0225: a
+C{negotiated} L{Deferred} firing with a L{NegotiationResult}.
 """
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, cast
 
 import attrs
 from twisted.internet import defer
-from twisted.internet.interfaces import IDelayedCall, IReactorTime
+from twisted.internet.interfaces import IReactorTime
 from twisted.python.failure import Failure
-from twisted.words.protocols.jabber import jid
 from twisted.words.protocols.jabber.error import StreamError
-from twisted.words.protocols.jabber.xmlstream import (
-    INIT_FAILED_EVENT,
-    STREAM_AUTHD_EVENT,
-    ConnectAuthenticator,
-)
 from twisted.words.xish import domish
-from twisted.words.xish.xmlstream import STREAM_END_EVENT, STREAM_ERROR_EVENT
 
 from xmppcomp.errors import NegotiationError
 from xmppcomp.logs import Logger
 from xmppcomp.ns import NS_COMPONENT_ACCEPT, NS_STREAMS
+from xmppcomp.stream.adapter import NegotiationAdapter
 from xmppcomp.stream.handshake import handshakeDigest, normaliseHostname
 from xmppcomp.stream.initiating import NegotiationResult
-from xmppcomp.stream.negotiating import NegotiatingFactory, NegotiatingXmlStream, peerOf
+from xmppcomp.stream.machine import (
+    ANY,
+    InitiatingSide,
+    NegotiationIO,
+    OurHeader,
+    Table,
+    rows,
+)
+from xmppcomp.stream.negotiating import NegotiatingFactory, NegotiatingXmlStream
 from xmppcomp.stream.xmlstream import DEFAULT_CLOSE_TIMEOUT, DEFAULT_MAX_STANZA_SIZE
 
 __all__ = [
     "HANDSHAKE_MECHANISM",
     "AcceptInitiatingAuthenticator",
     "AcceptInitiatingFactory",
+    "AcceptInitiatingMachine",
     "AcceptInitiatingPolicy",
     "checkServerHeader",
     "negotiateAccept",
@@ -129,11 +134,12 @@ def checkServerHeader(root: domish.Element) -> str:
     return str(streamId)
 
 
-class AcceptInitiatingAuthenticator(ConnectAuthenticator):
+class AcceptInitiatingMachine(InitiatingSide):
     """
-    Negotiates one outgoing XEP-0114 component stream.
+    Negotiates one outgoing XEP-0114 component stream: a pure machine that
+    follows L{table}.
 
-    The negotiation goes through these stages, in C{_stage}:
+    Its states:
 
       - C{"header"}: our header is sent, waiting for the server's;
       - C{"no-id"}: the server's header had no id, so no handshake can be
@@ -143,9 +149,186 @@ class AcceptInitiatingAuthenticator(ConnectAuthenticator):
       - C{"handshake"}: our C{<handshake/>} is sent, waiting for the
         server's;
       - C{"complete"}: the server accepted us; elements are no longer
-        intercepted, and L{STREAM_AUTHD_EVENT} was dispatched;
-      - C{"failed"}: negotiation failed; elements that arrive while the
-        stream closes are dropped.
+        consumed, and the L{NegotiationResult} was reported;
+      - C{"failed"}: negotiation failed (and was reported, once);
+        elements that arrive while the stream closes are dropped.
+
+    @ivar hostname: the component's hostname.
+    @ivar secret: the shared secret; never logged.
+    @ivar closeTimeout: how long to wait for a stream error after a header
+        without id.
+    @ivar streamId: the server's stream id, once its header arrived.
+    @ivar noIdError: why negotiation fails if no stream error follows a
+        header without id.
+    """
+
+    table = Table(
+        name="accept-initiating",
+        initial="header",
+        states=("header", "no-id", "handshake", "complete", "failed"),
+        rows=rows(
+            ("header", "connected", "begin", ()),
+            ("header", "header", "answer", ("handshake", "no-id", "failed")),
+            ("handshake", "element", "check", ("complete", "failed")),
+            ("no-id", "element", "giveUp", "failed"),
+            ("complete", "element", "passOn", ()),
+            ("failed", "element", "consume", ()),
+            (("header", "handshake"), "timedOut", "expire", "failed"),
+            ("no-id", "timedOut", "giveUp", "failed"),
+            (("header", "handshake"), "ended", "lost", "failed"),
+            ("no-id", "ended", "lostWithoutId", "failed"),
+            (("complete", "failed"), "ended", "ignore", ()),
+            (ANY, "tlsDone", "ignore", ()),
+        ),
+    )
+
+    def __init__(
+        self,
+        io: NegotiationIO,
+        hostname: str,
+        secret: str,
+        negotiationTimeout: float,
+        closeTimeout: float,
+    ) -> None:
+        super().__init__(io, negotiationTimeout)
+        self.hostname = hostname
+        self.secret = secret
+        self.closeTimeout = closeTimeout
+        self.streamId: str | None = None
+        self.noIdError = NegotiationError("the server's stream header has no id")
+
+    # Behaviours.
+
+    def begin(self) -> None:
+        """
+        (C{connected}.) Start the negotiation timeout and send our header:
+        to our hostname, in C{jabber:component:accept}, without C{from} or
+        version.
+        """
+        self.started = self.io.now()
+        self.io.startTimer(self.negotiationTimeout)
+        self.io.sendHeader(OurHeader(NS_COMPONENT_ACCEPT, (0, 0), theirs=self.hostname))
+
+    def answer(self, root: domish.Element) -> str:
+        """
+        (C{header}.) Check the server's header and send the handshake for
+        its id. A bad header fails negotiation and is answered with the
+        stream error; a header without id waits for the stream error that
+        may follow it.
+        """
+        try:
+            streamId = checkServerHeader(root)
+        except StreamError as e:
+            state = self.fail(
+                NegotiationError("%s sent a bad stream header: %s" % (self.io.peer(), e.condition))
+            )
+            self.io.refuse(e.condition, None)
+            return state
+        except NegotiationError as e:
+            self.noIdError = e
+            self.io.startTimer(self.closeTimeout)
+            return "no-id"
+        self.streamId = streamId
+        self.io.describe(
+            OurHeader(
+                NS_COMPONENT_ACCEPT, (0, 0), ours=self.hostname, theirs=self.hostname, id=streamId
+            )
+        )
+        handshake = domish.Element(HANDSHAKE)
+        handshake.addContent(handshakeDigest(streamId, self.secret))
+        self.io.send(handshake)
+        return "handshake"
+
+    def check(self, element: domish.Element) -> tuple[str, bool]:
+        """
+        (C{element}, waiting for the server's handshake.) The server's
+        C{<handshake/>} completes negotiation; anything else fails it, with
+        C{unsupported-stanza-type}.
+        """
+        if (element.uri, element.name) == HANDSHAKE:
+            return self.complete(), True
+        state = self.fail(
+            NegotiationError(
+                "unexpected {%s}%s from %s before the handshake was accepted"
+                % (element.uri, element.name, self.io.peer())
+            )
+        )
+        self.io.refuse("unsupported-stanza-type", None)
+        return state, True
+
+    def giveUp(self, element: domish.Element | None = None) -> tuple[str, bool]:
+        """
+        (C{element} or C{timedOut}, after a header without id.) No stream
+        error came: fail with why no handshake could be sent, and close.
+        """
+        return self.failAndClose(self.noIdError), True
+
+    def expire(self) -> str:
+        """
+        (C{timedOut}.) The server did not accept us in time: fail, and
+        close.
+        """
+        return self.failAndClose(
+            NegotiationError(
+                "%s did not accept component %s within %g seconds"
+                % (self.io.peer(), self.hostname, self.negotiationTimeout)
+            )
+        )
+
+    def lostWithoutId(self, reason: object) -> str:
+        """
+        (C{ended}, after a header without id.) A stream error is why
+        negotiation failed; a lost connection is not, the missing id is.
+        """
+        if isinstance(reason, Failure) and reason.check(StreamError):
+            return self.fail(reason)
+        return self.fail(self.noIdError)
+
+    # Helpers.
+
+    def complete(self) -> str:
+        """
+        The server accepted the handshake: report the result.
+
+        @return: C{"complete"}, the next state.
+        """
+        # What succeeded() sets off sees the new state.
+        self.state = "complete"
+        self.io.cancelTimer()
+        result = NegotiationResult(
+            identity=self.hostname,
+            mechanism=HANDSHAKE_MECHANISM,
+            tlsVersion=None,
+            streamId=self.streamId,
+            elapsed=self.io.now() - self.started,
+        )
+        log.info(
+            "component {hostname} accepted by {peer} in {ms:.1f} ms",
+            hostname=self.hostname,
+            peer=self.io.peer(),
+            ms=result.elapsed * 1000,
+        )
+        self.io.succeeded(result)
+        return "complete"
+
+    def describeFailure(self, reason: Exception | Failure) -> None:
+        failure = reason if isinstance(reason, Failure) else Failure(reason)
+        if isinstance(failure.value, StreamError):
+            why = "stream error %s" % (failure.value.condition,)
+        else:
+            why = failure.getErrorMessage()
+        log.info(
+            "component {hostname} not accepted by {peer}: {reason}",
+            hostname=self.hostname,
+            peer=self.io.peer(),
+            reason=why,
+        )
+
+
+class AcceptInitiatingAuthenticator(NegotiationAdapter[AcceptInitiatingMachine]):
+    """
+    Negotiates one outgoing XEP-0114 component stream: carries an
+    L{AcceptInitiatingMachine} out on the stream.
 
     @ivar policy: the L{AcceptInitiatingPolicy}.
     @ivar negotiated: a L{Deferred} that fires with a L{NegotiationResult}
@@ -154,211 +337,39 @@ class AcceptInitiatingAuthenticator(ConnectAuthenticator):
         server sent (C{not-authorized}, C{conflict}, C{host-unknown}...), a
         L{NegotiationError} (bad header, timeout, unexpected element), or
         the reason the connection was lost.
-    @ivar _reactor: schedules the negotiation timeout.
-    @ivar _stage: see above.
-    @ivar _timeout: the pending negotiation timeout, or L{None}.
-    @ivar _started: when the connection was made, in reactor seconds.
-    @ivar _noIdError: why negotiation fails if no stream error follows a
-        header without id.
     """
 
     namespace = NS_COMPONENT_ACCEPT
-
-    #: The stream, from L{associateWithStream} on (Twisted's base class
-    #: starts it as C{None}; nothing here runs before it is associated).
-    xmlstream: NegotiatingXmlStream
+    initiating = True
 
     def __init__(self, policy: AcceptInitiatingPolicy, reactor: IReactorTime) -> None:
         """
         @param policy: the hostname, secret and limits.
         @param reactor: schedules the negotiation timeout.
         """
-        super().__init__(policy.hostname)
-        self.policy = policy
         self.negotiated: defer.Deferred[NegotiationResult] = defer.Deferred()
-        self._reactor = reactor
-        self._stage = "header"
-        self._timeout: IDelayedCall | None = None
-        self._started = 0.0
-        self._noIdError = NegotiationError("the server's stream header has no id")
+        super().__init__(policy, reactor)
 
-    def associateWithStream(self, xs: NegotiatingXmlStream) -> None:
-        """
-        Also observe stream errors and the end of the stream, which fail
-        the negotiation.
-        """
-        super().associateWithStream(xs)
-        xs.addObserver(STREAM_ERROR_EVENT, self._onStreamError)
-        xs.addObserver(STREAM_END_EVENT, self._onStreamEnd)
-
-    def connectionMade(self) -> None:
-        """
-        Start the negotiation timeout and send our header: to our hostname,
-        in C{jabber:component:accept}, without C{from} or version.
-        """
-        xs = self.xmlstream
-        xs.namespace = NS_COMPONENT_ACCEPT
-        xs.version = (0, 0)
-        xs.prefixes = {NS_STREAMS: "stream"}
-        xs.otherEntity = jid.JID(tuple=(None, self.policy.hostname, None))
-        xs.thisEntity = None
-        self._started = self._reactor.seconds()
-        self._timeout = self._reactor.callLater(
-            self.policy.negotiationTimeout, self._negotiationTimedOut
+    def makeMachine(self) -> AcceptInitiatingMachine:
+        policy: AcceptInitiatingPolicy = self.policy
+        return AcceptInitiatingMachine(
+            self, policy.hostname, policy.secret, policy.negotiationTimeout, policy.closeTimeout
         )
-        xs.sendHeader()
 
-    def streamStarted(self, rootElement: domish.Element) -> None:
+    def succeeded(self, result: object) -> None:
         """
-        Check the server's header and send the handshake for its id.
+        Also fire L{negotiated} with the result.
         """
-        xs = self.xmlstream
-        if self._stage != "header":
-            return
-        try:
-            streamId = checkServerHeader(rootElement)
-        except StreamError as e:
-            self._fail(
-                NegotiationError(
-                    "%s sent a bad stream header: %s" % (peerOf(xs, "the server"), e.condition)
-                )
-            )
-            xs.sendStreamError(e)
-            return
-        except NegotiationError as e:
-            # A server refusing the stream (host-unknown) may send a header
-            # without id and then the stream error: wait a little for it.
-            self._stage = "no-id"
-            self._noIdError = e
-            self._cancelTimeout()
-            self._timeout = self._reactor.callLater(
-                self.policy.closeTimeout, self._noIdTimedOut
-            )
-            return
-        xs.sid = streamId
-        xs.thisEntity = jid.JID(tuple=(None, self.policy.hostname, None))
-        handshake = domish.Element(HANDSHAKE)
-        handshake.addContent(handshakeDigest(streamId, self.policy.secret))
-        self._stage = "handshake"
-        xs.send(handshake)
+        super().succeeded(result)
+        self.negotiated.callback(cast(NegotiationResult, result))
 
-    def interceptElement(self, element: domish.Element) -> bool:
+    def failed(self, reason: Exception | Failure) -> None:
         """
-        Handle a first-level element received before negotiation completed:
-        the server's C{<handshake/>} completes it; anything else fails it.
-
-        @return: C{True} if negotiation consumed the element.
+        Also fail L{negotiated}, with the same failure.
         """
-        if self._stage == "complete":
-            return False
-        if self._stage == "failed":
-            return True
-        if self._stage == "no-id":
-            self._fail(self._noIdError)
-            self.xmlstream.closeStream()
-            return True
-        if self._stage == "handshake" and (element.uri, element.name) == HANDSHAKE:
-            self._complete()
-            return True
-        self._fail(
-            NegotiationError(
-                "unexpected {%s}%s from %s before the handshake was accepted"
-                % (element.uri, element.name, peerOf(self.xmlstream, "the server"))
-            )
-        )
-        self.xmlstream.sendStreamError(StreamError("unsupported-stanza-type"))
-        return True
-
-    def _complete(self) -> None:
-        """
-        The server accepted the handshake.
-        """
-        self._stage = "complete"
-        self._cancelTimeout()
-        xs = self.xmlstream
-        xs.negotiated = True
-        result = NegotiationResult(
-            identity=self.policy.hostname,
-            mechanism=HANDSHAKE_MECHANISM,
-            tlsVersion=None,
-            streamId=xs.sid,
-            elapsed=self._reactor.seconds() - self._started,
-        )
-        log.info(
-            "component {hostname} accepted by {peer} in {ms:.1f} ms",
-            hostname=self.policy.hostname,
-            peer=peerOf(xs, "the server"),
-            ms=result.elapsed * 1000,
-        )
-        xs.dispatch(xs, STREAM_AUTHD_EVENT)
-        self.negotiated.callback(result)
-
-    def _fail(self, reason: Exception | Failure) -> None:
-        """
-        Fail the negotiation, once: log why, dispatch L{INIT_FAILED_EVENT}
-        and fail L{negotiated}.
-        """
-        self._cancelTimeout()
-        if self._stage in ("complete", "failed"):
-            return
-        self._stage = "failed"
         failure = reason if isinstance(reason, Failure) else Failure(reason)
-        if isinstance(failure.value, StreamError):
-            why = "stream error %s" % (failure.value.condition,)
-        else:
-            why = failure.getErrorMessage()
-        log.info(
-            "component {hostname} not accepted by {peer}: {reason}",
-            hostname=self.policy.hostname,
-            peer=peerOf(self.xmlstream, "the server"),
-            reason=why,
-        )
-        self.xmlstream.dispatch(failure, INIT_FAILED_EVENT)
+        super().failed(failure)
         self.negotiated.errback(failure)
-
-    def _noIdTimedOut(self) -> None:
-        """
-        No stream error followed a header without id.
-        """
-        self._timeout = None
-        self._fail(self._noIdError)
-        self.xmlstream.closeStream()
-
-    def _negotiationTimedOut(self) -> None:
-        self._timeout = None
-        self._fail(
-            NegotiationError(
-                "%s did not accept component %s within %g seconds"
-                % (
-                    peerOf(self.xmlstream, "the server"),
-                    self.policy.hostname,
-                    self.policy.negotiationTimeout,
-                )
-            )
-        )
-        self.xmlstream.closeStream()
-
-    def _cancelTimeout(self) -> None:
-        if self._timeout is not None:
-            if self._timeout.active():
-                self._timeout.cancel()
-            self._timeout = None
-
-    def _onStreamError(self, failure: Failure) -> None:
-        """
-        A stream error, received or sent, ends the negotiation.
-        """
-        self._fail(failure)
-
-    def _onStreamEnd(self, reason: Failure) -> None:
-        """
-        The connection was lost before negotiation completed.
-        """
-        if self._stage == "no-id":
-            self._fail(self._noIdError)
-        else:
-            self._fail(reason)
-
 
 
 class AcceptInitiatingFactory(NegotiatingFactory):
@@ -393,7 +404,7 @@ def negotiateAccept(
     def connected(
         xs: NegotiatingXmlStream,
     ) -> defer.Deferred[tuple[NegotiatingXmlStream, NegotiationResult]]:
-        negotiated: defer.Deferred[NegotiationResult] = xs.authenticator.negotiated
+        negotiated = cast(AcceptInitiatingAuthenticator, xs.authenticator).negotiated
         return negotiated.addCallback(lambda result: (xs, result))
 
     return d.addCallback(connected)

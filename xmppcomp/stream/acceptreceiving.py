@@ -1,4 +1,4 @@
-# -*- test-case-name: tests.test_stream_accept -*-
+# -*- test-case-name: tests.test_stream_accept,tests.test_stream_machines_accept -*-
 """
 The receiving (router) side of a XEP-0114 component connection
 (C{jabber:component:accept}), so that components written for the servers
@@ -10,31 +10,40 @@ knows the shared secret with C{<handshake>hex(SHA-1(id + secret))</handshake>}.
 An empty C{<handshake/>} accepts it; from then on stanzas are dispatched by
 the stream as usual.
 
-The decisions live in L{xmppcomp.stream.handshake}; this module wires them
-to a L{NegotiatingXmlStream}, like L{xmppcomp.stream.receiving} does for
-XEP-0225.
+The checks live in L{xmppcomp.stream.handshake}; the negotiation is
+L{AcceptMachine}, a pure machine with an explicit transition table (see
+L{xmppcomp.stream.machine}), and L{AcceptAuthenticator} carries it out on a
+L{NegotiatingXmlStream<xmppcomp.stream.negotiating.NegotiatingXmlStream>}
+through the one adapter, L{xmppcomp.stream.adapter.NegotiationAdapter}, as
+L{xmppcomp.stream.receiving} does for XEP-0225.
 """
 
 from __future__ import annotations
 
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
 
 import attrs
-from twisted.internet.interfaces import IDelayedCall, IReactorTime
+from twisted.internet.interfaces import IReactorTime
 from twisted.words.protocols.jabber import jid
 from twisted.words.protocols.jabber.error import StreamError
-from twisted.words.protocols.jabber.xmlstream import (
-    STREAM_AUTHD_EVENT,
-    ListenAuthenticator,
-)
 from twisted.words.xish import domish
-from twisted.words.xish.xmlstream import STREAM_END_EVENT
 
 from xmppcomp.logs import Logger
-from xmppcomp.ns import NS_COMPONENT_ACCEPT, NS_STREAMS
+from xmppcomp.ns import NS_COMPONENT_ACCEPT
+from xmppcomp.stream.adapter import NegotiationAdapter
 from xmppcomp.stream.handshake import checkAcceptHeader, checkHandshake
-from xmppcomp.stream.negotiating import NegotiatingXmlStream, isStanza, peerOf
-from xmppcomp.stream.receiving import AuthFailureLimiter, ListeningFactory, countRefusal, sourceKey
+from xmppcomp.stream.limits import AuthFailureLimiter
+from xmppcomp.stream.machine import (
+    ANY,
+    NegotiationIO,
+    OurHeader,
+    ReceivingSide,
+    Table,
+    isStanza,
+    rows,
+)
+from xmppcomp.stream.receiving import ListeningFactory
 from xmppcomp.stream.xmlstream import (
     DEFAULT_CLOSE_TIMEOUT,
     DEFAULT_MAX_STANZA_DEPTH,
@@ -42,7 +51,10 @@ from xmppcomp.stream.xmlstream import (
     newStreamId,
 )
 
-__all__ = ["AcceptAuthenticator", "AcceptFactory", "AcceptPolicy"]
+if TYPE_CHECKING:
+    from xmppcomp.metrics import Metrics
+
+__all__ = ["AcceptAuthenticator", "AcceptFactory", "AcceptMachine", "AcceptPolicy"]
 
 log = Logger()
 
@@ -77,6 +89,8 @@ class AcceptPolicy:
     @ivar authFailures: counts wrong handshakes per source address and
         refuses sources that failed too often (C{policy-violation}); see
         L{AuthFailureLimiter}. C{None} turns the limit off.
+    @ivar metrics: where refused streams are counted (by condition), or
+        L{None}.
     """
 
     secrets: Callable[[str], str | None] = attrs.field(
@@ -87,227 +101,211 @@ class AcceptPolicy:
     closeTimeout: float = attrs.field(default=DEFAULT_CLOSE_TIMEOUT, validator=_positive)
     maxStanzaDepth: int = attrs.field(default=DEFAULT_MAX_STANZA_DEPTH, validator=_positive)
     authFailures: AuthFailureLimiter | None = attrs.field(factory=AuthFailureLimiter)
+    metrics: Metrics | None = None
 
 
-class AcceptAuthenticator(ListenAuthenticator):
+class AcceptMachine(ReceivingSide):
     """
-    Accepts one incoming XEP-0114 component stream.
+    Accepts one incoming XEP-0114 component stream: a pure machine that
+    follows L{table}.
 
-    The negotiation has three stages, in C{_stage}:
+    Its states:
 
       - C{"header"}: waiting for the component's stream header;
       - C{"handshake"}: our header is sent, waiting for C{<handshake/>};
       - C{"complete"}: the handshake succeeded; elements are no longer
-        intercepted, and L{STREAM_AUTHD_EVENT} was dispatched;
+        consumed, and negotiation was reported;
       - C{"refused"}: a stream error was sent; elements that arrive while
         the stream closes are dropped.
 
-    @ivar policy: the L{AcceptPolicy}.
+    @ivar secrets: the policy's secret lookup.
+    @ivar streamId: our stream id, once the header arrived.
+    @ivar requested: the hostname the component asked for, for log lines:
+        the unchecked C{to} (shortened) of a refused header, else the
+        normalised hostname; not authenticated.
+    @ivar secret: the shared secret of C{requested} while the handshake is
+        awaited, else L{None}; never logged, forgotten once used and when
+        the stream is refused or ends.
     @ivar hostname: the normalised hostname of the component once the
         handshake succeeded, else L{None}.
-    @ivar _reactor: schedules the negotiation timeout.
-    @ivar _stage: see above.
-    @ivar _requested: the normalised hostname from the header, once
-        checked; not yet authenticated.
-    @ivar _secret: the shared secret for C{_requested}; never logged.
-    @ivar _timeout: the pending negotiation timeout, or L{None}.
-    @ivar _started: when the connection was made, in reactor seconds.
     """
 
-    namespace = NS_COMPONENT_ACCEPT
+    what = "handshakes"
 
-    #: The stream, from L{associateWithStream} on (Twisted's base class
-    #: starts it as C{None}; nothing here runs before it is associated).
-    xmlstream: NegotiatingXmlStream
+    table = Table(
+        name="accept",
+        initial="header",
+        states=("header", "handshake", "complete", "refused"),
+        rows=rows(
+            ("header", "connected", "begin", ("header", "refused")),
+            ("header", "header", "answer", ("handshake", "refused")),
+            ("refused", "header", "ignore", ()),
+            ("handshake", "element", "check", ("handshake", "complete", "refused")),
+            ("complete", "element", "passOn", ()),
+            ("refused", "element", "consume", ()),
+            (("header", "handshake"), "timedOut", "expire", "refused"),
+            (ANY, "tlsDone", "ignore", ()),
+            (ANY, "ended", "forget", ()),
+        ),
+    )
 
-    def __init__(self, policy: AcceptPolicy, reactor: IReactorTime) -> None:
-        """
-        @param policy: how to accept components.
-        @param reactor: schedules the negotiation timeout.
-        """
-        super().__init__()
-        self.policy = policy
+    def __init__(
+        self,
+        io: NegotiationIO,
+        secrets: Callable[[str], str | None],
+        limiter: AuthFailureLimiter | None,
+        negotiationTimeout: float,
+    ) -> None:
+        super().__init__(io, limiter, negotiationTimeout)
+        self.secrets = secrets
+        self.streamId: str | None = None
+        self.requested: str | None = None
+        self.secret: str | None = None
         self.hostname: str | None = None
-        self._reactor = reactor
-        self._stage = "header"
-        self._requested: str | None = None
-        self._secret: str | None = None
-        self._timeout: IDelayedCall | None = None
-        self._started = 0.0
-        self._source: str | None = None
 
-    def associateWithStream(self, xs: NegotiatingXmlStream) -> None:
-        """
-        Also cancel the negotiation timeout when the stream ends.
-        """
-        super().associateWithStream(xs)
-        xs.addObserver(STREAM_END_EVENT, self._onStreamEnd)
+    # Behaviours.
 
-    def connectionMade(self) -> None:
+    def begin(self) -> str:
         """
-        Refuse a source that failed too often, else start the negotiation
-        timeout.
+        (C{connected}.) Refuse a blocked source at once, else start the
+        negotiation timeout.
         """
-        self._started = self._reactor.seconds()
-        assert self.xmlstream.transport is not None
-        self._source = sourceKey(self.xmlstream.transport.getPeer())
-        if self._sourceBlocked():
-            return
-        self._timeout = self._reactor.callLater(
-            self.policy.negotiationTimeout, self._negotiationTimedOut
-        )
+        return self.start() or self.state
 
-    def streamStarted(self, rootElement: domish.Element) -> None:
+    def answer(self, root: domish.Element) -> str:
         """
-        Check the component's header and answer with ours: from the
-        requested hostname, with a fresh id, without version or features.
+        (C{header}.) Check the component's header, look its secret up and
+        answer with our header: from the requested hostname, with a fresh
+        id, without version or features. A refused header is answered with
+        our header (without C{from}) and the stream error.
         """
-        if self._stage == "refused":
-            return
-        xs = self.xmlstream
-        xs.namespace = NS_COMPONENT_ACCEPT
-        xs.version = (0, 0)
-        xs.sid = newStreamId()
-        xs.prefixes = {NS_STREAMS: "stream"}
+        self.streamId = newStreamId()
         try:
-            hostname = checkAcceptHeader(rootElement)
+            hostname = checkAcceptHeader(root)
         except StreamError as e:
-            self._refuse(e.condition, _loggedTo(rootElement), "bad stream header")
-            return
+            self.requested = _loggedTo(root)
+            return self.refuseAfterHeader(e.condition, "bad stream header")
+        self.requested = hostname
         try:
-            secret = self.policy.secrets(hostname)
-        except Exception:
+            secret = self.secrets(hostname)
+        except Exception:  # noqa: BLE001 (any failure of the lookup is logged and refused)
             log.failure(
                 "looking up the secret for {hostname} from {peer} failed",
                 hostname=hostname,
-                peer=peerOf(xs),
+                peer=self.io.peer(),
             )
-            self._refuse("internal-server-error", hostname, "secret lookup failed")
-            return
+            return self.refuseAfterHeader("internal-server-error", "secret lookup failed")
         if secret is None:
-            self._refuse("host-unknown", hostname, "no component with this hostname")
-            return
-        self._requested = hostname
-        self._secret = secret
-        xs.thisEntity = jid.JID(tuple=(None, hostname, None))
-        xs.sendHeader()
-        self._stage = "handshake"
+            return self.refuseAfterHeader("host-unknown", "no component with this hostname")
+        self.secret = secret
+        self.io.sendHeader(self.ourHeader(hostname))
+        return "handshake"
 
-    def interceptElement(self, element: domish.Element) -> bool:
+    def check(self, element: domish.Element) -> tuple[str, bool]:
         """
-        Handle a first-level element received before the handshake
-        succeeded.
-
-        @return: C{True} if negotiation consumed it.
+        (C{element}, waiting for the handshake.) The right handshake
+        completes negotiation, a wrong one is refused with
+        C{not-authorized} and counted against the source; a stanza is
+        refused with C{not-authorized}, anything else with
+        C{unsupported-stanza-type}. Elements that follow a stream error
+        from the peer are dropped.
         """
-        if self._stage == "complete":
-            return False
-        if self._stage == "refused" or self.xmlstream.streamEnded is not None:
-            # Refused, or the peer sent a stream error: the stream is
-            # closing, nothing more is negotiated.
-            return True
-        if self._stage == "handshake" and (element.uri, element.name) == HANDSHAKE:
-            if self._sourceBlocked():
-                return True
-            self._onHandshake(element)
-            return True
+        if self.io.streamEnded():
+            return self.state, True
+        if (element.uri, element.name) == HANDSHAKE:
+            text = self.blocked()
+            if text is not None:
+                return self.refuse("policy-violation", text), True
+            return self.handshake(element), True
         if isStanza(element):
-            return self._refuse(
-                "not-authorized", self._requested, "stanza before the handshake"
-            )
-        return self._refuse(
-            "unsupported-stanza-type",
-            self._requested,
-            "unexpected {%s}%s before the handshake" % (element.uri, element.name),
+            return self.refuse("not-authorized", "stanza before the handshake"), True
+        return (
+            self.refuse(
+                "unsupported-stanza-type",
+                "unexpected {%s}%s before the handshake" % (element.uri, element.name),
+            ),
+            True,
         )
 
-    def _onHandshake(self, element: domish.Element) -> None:
+    def expire(self) -> str:
+        """
+        (C{timedOut}.) No handshake within the negotiation timeout.
+        """
+        return self.refuse(
+            "connection-timeout",
+            "no handshake after %g seconds" % (self.negotiationTimeout,),
+        )
+
+    def forget(self, reason: object) -> None:
+        """
+        (C{ended}.) No timer is left behind, and the secret is forgotten.
+        """
+        self.secret = None
+        self.stop(reason)
+
+    # Helpers.
+
+    def handshake(self, element: domish.Element) -> str:
         """
         Check the component's handshake: accept the stream, or refuse it
         with C{not-authorized}.
+
+        @return: the next state.
         """
-        xs = self.xmlstream
-        assert self._requested is not None and self._secret is not None
-        assert xs.sid is not None
+        assert self.streamId is not None and self.secret is not None
         received = "".join(child for child in element.children if isinstance(child, str))
-        accepted = checkHandshake(xs.sid, self._secret, received)
-        self._secret = None
+        accepted = checkHandshake(self.streamId, self.secret, received)
+        self.secret = None
         if not accepted:
-            if self.policy.authFailures is not None:
-                self.policy.authFailures.failed(self._source, self._reactor.seconds())
-            self._refuse("not-authorized", self._requested, "wrong handshake")
-            return
-        self._stage = "complete"
-        self._cancelTimeout()
-        self.hostname = self._requested
-        xs.otherEntity = jid.JID(tuple=(None, self.hostname, None))
-        xs.send(domish.Element(HANDSHAKE))
-        xs.negotiated = True
+            self.countFailure()
+            return self.refuse("not-authorized", "wrong handshake")
+        # What succeeded() sets off sees the new state.
+        self.state = "complete"
+        self.hostname = self.requested
+        self.io.cancelTimer()
+        self.io.send(domish.Element(HANDSHAKE))
         log.info(
             "component {hostname} accepted from {peer} in {ms:.1f} ms",
             hostname=self.hostname,
-            peer=peerOf(xs),
-            ms=(self._reactor.seconds() - self._started) * 1000,
+            peer=self.io.peer(),
+            ms=(self.io.now() - self.started) * 1000,
         )
-        xs.dispatch(xs, STREAM_AUTHD_EVENT)
+        self.io.succeeded(None)
+        return "complete"
 
-    def _refuse(self, condition: str, hostname: str | None, text: str) -> bool:
+    def ourHeader(self, hostname: str | None = None) -> OurHeader:
         """
-        Log why the stream is refused and close it with a stream error.
+        Our header: in C{jabber:component:accept}, without version, from
+        C{hostname}, with our stream id (if chosen).
+        """
+        return OurHeader(NS_COMPONENT_ACCEPT, (0, 0), ours=hostname, id=self.streamId)
 
-        @return: C{True}, so that L{interceptElement} can return it.
+    def refusalHeader(self) -> OurHeader:
+        return self.ourHeader()
+
+    def refuseAfterHeader(self, condition: str, text: str) -> str:
         """
+        Refuse the stream while answering its header: the stream error
+        goes out with our header, without C{from}.
+        """
+        self.io.describe(self.ourHeader())
+        return self.refuse(condition, text)
+
+    def refuse(self, condition: str, text: str | None) -> str:
+        """
+        Forget the secret, then refuse as every receiving side does.
+        """
+        self.secret = None
+        return super().refuse(condition, text)
+
+    def logRefusal(self, condition: str, text: str | None) -> None:
         log.info(
             "refusing component stream from {peer} for {hostname}: {condition} ({text})",
-            peer=peerOf(self.xmlstream),
-            hostname=hostname,
+            peer=self.io.peer(),
+            hostname=self.requested,
             condition=condition,
             text=text,
         )
-        self._stage = "refused"
-        self._secret = None
-        self._cancelTimeout()
-        countRefusal(condition)
-        self.xmlstream.sendStreamError(StreamError(condition, text=text))
-        return True
-
-    def _sourceBlocked(self) -> bool:
-        """
-        Refuse the stream with C{policy-violation} if its source address
-        gave too many wrong handshakes.
-
-        @return: whether it was refused.
-        """
-        limiter = self.policy.authFailures
-        text = None
-        if limiter is not None:
-            text = limiter.refusal(self._source, self._reactor.seconds(), "handshakes")
-        if text is None:
-            return False
-        xs = self.xmlstream
-        xs.namespace = NS_COMPONENT_ACCEPT
-        xs.version = (0, 0)
-        xs.prefixes = {NS_STREAMS: "stream"}
-        self._refuse("policy-violation", self._requested, text)
-        return True
-
-    def _negotiationTimedOut(self) -> None:
-        self._timeout = None
-        self._refuse(
-            "connection-timeout",
-            self._requested,
-            "no handshake after %g seconds" % (self.policy.negotiationTimeout,),
-        )
-
-    def _cancelTimeout(self) -> None:
-        if self._timeout is not None:
-            if self._timeout.active():
-                self._timeout.cancel()
-            self._timeout = None
-
-    def _onStreamEnd(self, reason: object) -> None:
-        self._cancelTimeout()
-        self._secret = None
 
 
 def _loggedTo(root: domish.Element) -> str | None:
@@ -319,6 +317,41 @@ def _loggedTo(root: domish.Element) -> str | None:
         return None
     return str(to)[:_LOGGED_TO]
 
+
+class AcceptAuthenticator(NegotiationAdapter[AcceptMachine]):
+    """
+    Accepts one incoming XEP-0114 component stream: carries an
+    L{AcceptMachine} out on the stream.
+
+    @ivar policy: the L{AcceptPolicy}.
+    @ivar hostname: the normalised hostname of the component once the
+        handshake succeeded, else L{None}.
+    """
+
+    namespace = NS_COMPONENT_ACCEPT
+    initiating = False
+
+    def __init__(self, policy: AcceptPolicy, reactor: IReactorTime) -> None:
+        """
+        @param policy: how to accept components.
+        @param reactor: schedules the negotiation timeout.
+        """
+        self.hostname: str | None = None
+        super().__init__(policy, reactor)
+
+    def makeMachine(self) -> AcceptMachine:
+        policy: AcceptPolicy = self.policy
+        return AcceptMachine(self, policy.secrets, policy.authFailures, policy.negotiationTimeout)
+
+    def succeeded(self, result: object) -> None:
+        """
+        The component is accepted: the stream's peer is its hostname.
+        """
+        hostname = self.machine.hostname
+        assert hostname is not None
+        self.hostname = hostname
+        self.xmlstream.otherEntity = jid.JID(tuple=(None, hostname, None))
+        super().succeeded(result)
 
 
 class AcceptFactory(ListeningFactory):

@@ -179,8 +179,15 @@ class NegotiationAdapter(Authenticator, Generic[_M]):
         xs.prefixes = {NS_STREAMS: "stream"}
         if header.id is not None:
             xs.sid = header.id
-        xs.thisEntity = _entity(header.ours)
-        xs.otherEntity = _entity(header.theirs)
+        xs.thisEntity = None if header.ours is None else self.entity(header.ours)
+        xs.otherEntity = None if header.theirs is None else self.entity(header.theirs)
+
+    def entity(self, name: str) -> jid.JID:
+        """
+        The JID of a name in our header (a domain); subclasses whose
+        headers name full JIDs, or that remember them, say otherwise.
+        """
+        return jid.JID(tuple=(None, name, None))
 
     def sendHeader(self, header: OurHeader) -> None:
         self.describe(header)
@@ -199,6 +206,9 @@ class NegotiationAdapter(Authenticator, Generic[_M]):
         xs = self.xmlstream
         # STARTTLS is only negotiated over TCP, whose transports provide it.
         cast(ITLSTransport, xs.transport).startTLS(self.tlsOptions())
+        if self.initiating:
+            # The ClientHello leaves before the rest of the setup.
+            xs.flush()
         self.policy.tlsDeclarations.keep(xs.transport)
         xs.reset()
 
@@ -230,7 +240,7 @@ class NegotiationAdapter(Authenticator, Generic[_M]):
     def afterRead(self, f: Callable[..., object], *args: Any, **kwargs: Any) -> None:
         self.xmlstream.afterRead(f, *args, **kwargs)
 
-    def negotiated(self, result: object) -> None:
+    def succeeded(self, result: object) -> None:
         xs = self.xmlstream
         xs.negotiated = True
         xs.dispatch(xs, STREAM_AUTHD_EVENT)
@@ -242,13 +252,4 @@ class NegotiationAdapter(Authenticator, Generic[_M]):
     def countRefusal(self, condition: str) -> None:
         metrics = self.policy.metrics
         if metrics is not None:
-            metrics.negotiationRefused("receiving", condition)
-
-
-def _entity(name: str | None) -> jid.JID | None:
-    """
-    The JID of a domain in our header, or L{None}.
-    """
-    if name is None:
-        return None
-    return jid.JID(tuple=(None, name, None))
+            metrics.countNegotiationFailure("receiving", condition)

@@ -25,7 +25,12 @@ from twisted.words.protocols.jabber.xmlstream import IQ, toResponse
 from twisted.words.xish import domish
 from zope.interface import implementer
 
-from xmppcomp.interfaces import IInitiatingFeature, IReceivingFeature
+from xmppcomp.interfaces import (
+    IInitiatingFeature,
+    IInitiatingSession,
+    IReceivingFeature,
+    IReceivingSession,
+)
 from xmppcomp.iqtracker import newRequestId
 from xmppcomp.logs import Logger
 from xmppcomp.ns import NS_COMPONENT_0, NS_COMPONENT_TMP
@@ -255,27 +260,26 @@ class BindFeature:
     @ivar binderFor: gives the binder of a session.
     """
 
-    def __init__(self, namespace: str, binderFor: Callable[[object], HostnameBinder]) -> None:
+    def __init__(self, namespace: str, binderFor: Callable[[IReceivingSession], HostnameBinder]) -> None:
         self.namespace = namespace
         self.binderFor = binderFor
 
-    def featureElement(self, session: object) -> domish.Element | None:
+    def featureElement(self, session: IReceivingSession) -> domish.Element | None:
         return markRequired(domish.Element((self.namespace, "bind")))
 
-    def isRequired(self, session: object) -> bool:
+    def isRequired(self, session: IReceivingSession) -> bool:
         return not self.binderFor(session).bound
 
-    def handleElement(self, session: object, element: domish.Element) -> bool:
+    def handleElement(self, session: IReceivingSession, element: domish.Element) -> bool:
         child = bindChild(element)
         if child is None or child.uri != self.namespace:
             return False
-        xs = session.xmlstream  # type: ignore[attr-defined]
         # The answer is not flushed here: a component sends all its bind
         # requests at once, and the stream flushes the answers of a read
         # together once the read is handled, before the bookkeeping
-        # (session setup, log lines) that L{afterRead} defers. One write
+        # (session setup, log lines) that C{afterRead} defers. One write
         # instead of one per name: the component waits for them all.
-        self.binderFor(session).handle(element, xs.send, getattr(xs, "afterRead", None))
+        self.binderFor(session).handle(element, session.send, session.afterRead)
         return True
 
 
@@ -429,14 +433,14 @@ class _BindFeatureInitiator:
     key: tuple[str, str]
     owner: "BindInitiator"
 
-    def prepare(self, xmlstream: object) -> None:
-        self.owner.prepare(xmlstream, self.key[0])
+    def prepare(self, session: IInitiatingSession) -> None:
+        self.owner.prepare(session, self.key[0])
 
-    def negotiate(self, xmlstream: object, feature: domish.Element) -> defer.Deferred[None]:
-        if self.owner._stream is xmlstream:
+    def negotiate(self, session: IInitiatingSession, feature: domish.Element) -> defer.Deferred[None]:
+        if self.owner._stream is session.xmlstream:
             # The other namespace's feature bound every name already.
             return defer.succeed(None)
-        return self.owner.negotiate(xmlstream, self.key[0])
+        return self.owner.negotiate(session, self.key[0])
 
 
 class BindInitiator:
@@ -484,29 +488,37 @@ class BindInitiator:
         """
         return [_BindFeatureInitiator((namespace, "bind"), self) for namespace in BIND_NAMESPACES]
 
-    def prepare(self, xs: Any, namespace: str) -> None:
+    def prepare(self, session: IInitiatingSession, namespace: str) -> None:
         """
-        Make the bind requests of C{xs} in C{namespace}, serialised as the
-        stream sends them, ahead of the features that ask for them (the
+        Make the bind requests of C{session} in C{namespace}, serialised as
+        its stream sends them, ahead of the features that ask for them (the
         first namespace to ask is the one servers advertise first).
         """
+        xs = session.xmlstream
         if self._prepared is not None and self._prepared[0] is xs:
             return
         requests = []
         for hostname in self.hostnames:
             iq = bindRequest(hostname, namespace)
-            requests.append((iq, xs.serialize(iq)))
+            requests.append((iq, session.serialize(iq)))
         self._prepared = (xs, namespace, requests)
 
     @defer.inlineCallbacks
-    def negotiate(self, xs: object, namespace: str) -> defer.Generator[defer.Deferred[Any], Any, None]:
+    def negotiate(
+        self, target: IInitiatingSession | Any, namespace: str
+    ) -> defer.Generator[defer.Deferred[Any], Any, None]:
         """
-        Bind every hostname on C{xs}; a second bind feature of the same
-        stream (the other namespace) finds the work done.
+        Bind every hostname on C{target}, a negotiation
+        (L{IInitiatingSession}: the requests go through its C{request}) or
+        a stream that tracks IQ answers (then each request has
+        C{timeout}); a second bind feature of the same stream (the other
+        namespace) finds the work done.
 
         @raise NoHostnameBound: every hostname was refused (the refusals
             are in L{refused} too).
         """
+        session = target if IInitiatingSession.providedBy(target) else None
+        xs = target.xmlstream if session is not None else target
         if self._stream is xs:
             return
         self._stream = xs
@@ -516,8 +528,8 @@ class BindInitiator:
         # Every request goes out at once: one round trip for all the names,
         # not one each (the server answers them in order). All answers are
         # awaited, so none is left unhandled.
-        request = getattr(getattr(xs, "authenticator", None), "request", None)
-        if request is not None:
+        if session is not None:
+            request = session.request
             # Under xmppcomp's InitiatingAuthenticator: the answers are
             # matched before dispatch, and the negotiation timeout bounds
             # the wait (no timer per request).

@@ -9,47 +9,42 @@ feature is left (XEP-0192).
 
 from __future__ import annotations
 
-from typing import Iterable, Sequence, cast
+from typing import Any, Callable, Iterable, Sequence, cast
 
 import attrs
 from twisted.internet import defer
-from twisted.internet.interfaces import (
-    IOpenSSLClientConnectionCreator,
-    IReactorTime,
-    ITLSTransport,
-)
+from twisted.internet.interfaces import IOpenSSLClientConnectionCreator, IReactorTime
 from twisted.internet.ssl import PrivateCertificate
 from twisted.python.failure import Failure
-from twisted.words.protocols.jabber import jid
-from twisted.words.protocols.jabber.error import StreamError
-from twisted.words.protocols.jabber.xmlstream import (
-    INIT_FAILED_EVENT,
-    STREAM_AUTHD_EVENT,
-    ConnectAuthenticator,
-)
 from twisted.words.xish import domish
-from twisted.words.xish.xmlstream import STREAM_END_EVENT, STREAM_ERROR_EVENT
+from zope.interface import implementer
 
-from xmppcomp.errors import NegotiationError, SASLFailure, TLSRequiredError
-from xmppcomp.interfaces import IInitiatingFeature, IInitiatingMechanism
+from xmppcomp.errors import NegotiationError
+from xmppcomp.interfaces import IInitiatingFeature, IInitiatingSession
 from xmppcomp.iqtracker import RequestTracker, newRequestId
 from xmppcomp.logs import Logger
-from xmppcomp.ns import NS_CLIENT, NS_SASL, NS_SASL_CB, NS_STREAMS, NS_TLS
+from xmppcomp.metrics import Metrics
 from xmppcomp.stream import tls
-from xmppcomp.stream.features import (
-    MECHANISMS,
-    STARTTLS,
-    OfferedFeature,
-    nextFeature,
-    parseFeatures,
+from xmppcomp.stream.adapter import NegotiationAdapter
+from xmppcomp.stream.channelbinding import ChannelBindingData
+from xmppcomp.stream.initiatingmachine import (
+    InitiatingMachine,
+    NegotiationResult,
+    OfferMemory,
 )
+from xmppcomp.stream.machine import OurHeader
 from xmppcomp.stream.negotiating import NegotiatingFactory, NegotiatingXmlStream
-from xmppcomp.stream.sasl import SASLInitiator, chooseMechanism
-from xmppcomp.stream.xmlstream import (
-    DEFAULT_CLOSE_TIMEOUT,
-    DEFAULT_MAX_STANZA_SIZE,
-    parseStreamHeader,
-)
+from xmppcomp.stream.xmlstream import DEFAULT_CLOSE_TIMEOUT, DEFAULT_MAX_STANZA_SIZE
+
+__all__ = [
+    "InitiatingAuthenticator",
+    "InitiatingFactory",
+    "InitiatingMachine",
+    "InitiatingPolicy",
+    "NegotiationResult",
+    "OfferMemory",
+    "negotiate",
+]
 
 log = Logger()
 
@@ -98,6 +93,11 @@ class InitiatingPolicy:
     @ivar tlsDeclarations: keeps the TLS layer's interface declarations
         warm (L{tls.TLSDeclarations}); a component passes its own, shared by
         its connections.
+    @ivar metrics: where answers that match no request are counted
+        (L{Metrics.iqAnswersMismatched}); nothing is counted without one.
+    @ivar offers: the SASL offers servers made (L{OfferMemory}), so that
+        the C{<auth/>} for a server's usual offer is made while waiting for
+        it; a component passes its own, shared by its connections.
     """
 
     serverDomain: str
@@ -117,6 +117,8 @@ class InitiatingPolicy:
     tlsDeclarations: tls.TLSDeclarations = attrs.field(
         factory=tls.TLSDeclarations, eq=False, repr=False
     )
+    offers: OfferMemory = attrs.field(factory=OfferMemory, eq=False, repr=False)
+    metrics: Metrics | None = attrs.field(default=None, eq=False, repr=False)
 
     def __attrs_post_init__(self) -> None:
         if self.secret is None and self.clientCertificate is None:
@@ -135,44 +137,11 @@ class InitiatingPolicy:
         return tls.clientTLSOptions(self.serverDomain, trust, self.clientCertificate)
 
 
-@attrs.frozen
-class NegotiationResult:
+@implementer(IInitiatingSession)
+class InitiatingAuthenticator(NegotiationAdapter[InitiatingMachine]):
     """
-    What a completed negotiation established.
-
-    @ivar identity: the authenticated domain.
-    @ivar mechanism: the SASL mechanism used.
-    @ivar tlsVersion: the TLS protocol version, or C{None} without TLS.
-    @ivar streamId: the id of the final stream.
-    @ivar elapsed: seconds from connection to completion.
-    """
-
-    identity: str
-    mechanism: str
-    tlsVersion: str | None
-    streamId: str | None
-    elapsed: float
-
-
-#: The last SASL offer (mechanisms, channel-binding types) each server
-#: made, by L{_offerKey}: a component reconnects to the same server, which
-#: makes the same offer, so its C{<auth/>} can be made while it waits.
-_lastOffers: dict[tuple[object, ...], tuple[tuple[str, ...], tuple[str, ...] | None]] = {}
-_LAST_OFFERS_KEPT = 64
-
-
-def _offerKey(policy: "InitiatingPolicy") -> tuple[object, ...]:
-    return (
-        policy.serverDomain,
-        policy.identity,
-        None if policy.mechanisms is None else tuple(policy.mechanisms),
-        policy.clientCertificate is not None,
-    )
-
-
-class InitiatingAuthenticator(ConnectAuthenticator):
-    """
-    Negotiates one outgoing component stream.
+    Negotiates one outgoing component stream: the adapter of an
+    L{InitiatingMachine}.
 
     @ivar negotiated: a L{Deferred} that fires with a L{NegotiationResult}
         once no required feature is left, or fails with the reason
@@ -181,86 +150,30 @@ class InitiatingAuthenticator(ConnectAuthenticator):
         did not verify).
     @ivar requests: the L{RequestTracker<xmppcomp.iqtracker.RequestTracker>}
         of the requests L{request} sent, waiting for their answers.
-    @ivar _stage: C{"header"}, C{"tls"}, C{"sasl"}, C{"features"} or
-        C{"complete"}.
     """
 
-    namespace = NS_CLIENT
-
-    #: The stream, from L{associateWithStream} on (Twisted's base class
-    #: starts it as C{None}; nothing here runs before it is associated).
-    xmlstream: NegotiatingXmlStream
+    initiating = True
 
     def __init__(self, policy: InitiatingPolicy, reactor: IReactorTime) -> None:
-        super().__init__(policy.serverDomain)
-        self.policy = policy
-        self._reactor = reactor
         self.negotiated: defer.Deferred[NegotiationResult] = defer.Deferred()
-        self.tlsActive = policy.directTLS
-        self.tlsVersion: str | None = None
-        self._stage = "header"
-        self._sasl: SASLInitiator | None = None
-        self._done: set[tuple[str, str]] = set()
-        self._timeout: object | None = None
-        self._started = 0.0
-        self.requests = RequestTracker(policy.serverDomain, reactor, requester="negotiation")
-        self._speculation: tuple[tuple[tuple[str, ...], tuple[str, ...] | None], SASLInitiator, domish.Element] | None = None
-
-    def associateWithStream(self, xs: NegotiatingXmlStream) -> None:
-        super().associateWithStream(xs)
-        xs.addObserver(STREAM_END_EVENT, self._onStreamEnd)
-        xs.addObserver(STREAM_ERROR_EVENT, self._onStreamError)
-
-    def connectionMade(self) -> None:
-        xs = self.xmlstream
-        xs.namespace = NS_CLIENT
-        xs.otherEntity = jid.internJID(self.policy.serverDomain)
-        xs.thisEntity = jid.internJID(self.policy.hostname or self.policy.identity)
-        self._started = self._reactor.seconds()
-        self._timeout = self._reactor.callLater(
-            self.policy.negotiationTimeout, self._negotiationTimedOut
+        self.requests = RequestTracker(
+            policy.serverDomain, reactor, requester="negotiation", metrics=policy.metrics
         )
-        xs.sendHeader()
-        # Out now, not on the next reactor turn: the server answers it.
-        xs.flush()
+        super().__init__(policy, reactor)
+
+    def makeMachine(self) -> InitiatingMachine:
+        return InitiatingMachine(self, self.policy)
 
     def streamStarted(self, rootElement: domish.Element) -> None:
-        try:
-            parseStreamHeader(rootElement, NS_CLIENT)
-        except StreamError as e:
-            self._fail(
-                NegotiationError(
-                    "the server sent a bad stream header: %s" % (e.condition,)
-                )
-            )
-            self.xmlstream.sendStreamError(e)
-            return
         self.xmlstream.sid = rootElement.getAttribute("id")
+        super().streamStarted(rootElement)
 
     def interceptElement(self, element: domish.Element) -> bool:
         """
-        Handle the negotiation elements the server sends; anything else is
-        dispatched as usual (features negotiated after SASL observe their
-        own answers).
+        Handle the negotiation elements the server sends, and the answers
+        to L{request}s; anything else is dispatched as usual.
         """
-        if self._stage == "failed" or self.xmlstream.streamEnded is not None:
-            # Negotiation is over (we refused the server or the stream
-            # ended): nothing more is negotiated.
-            return True
-        key = (element.uri, element.name)
-        if key == (NS_STREAMS, "features"):
-            self._onFeatures(element)
-            return True
-        if self._stage == "tls" and element.uri == NS_TLS:
-            if element.name == "proceed":
-                self._startTLS()
-            else:
-                self._fail(NegotiationError("the server refused STARTTLS"))
-                assert self.xmlstream.transport is not None
-                self.xmlstream.transport.loseConnection()
-            return True
-        if self._stage == "sasl" and element.uri == NS_SASL:
-            self._onSASL(element)
+        if self.machine.element(element):
             return True
         if element.name == "iq" and len(self.requests):
             # Answers to our requests (matched by id and sender); anything
@@ -289,7 +202,7 @@ class InitiatingAuthenticator(ConnectAuthenticator):
             L{twisted.words.protocols.jabber.error.StanzaError} of an
             C{error}, or with why negotiation stopped if it stops first.
         """
-        if self._stage == "failed" or self.negotiated.called:
+        if self.machine.state in ("failed", "complete"):
             return defer.fail(NegotiationError("not negotiating: no request can be sent"))
         if not iq.getAttribute("id"):
             if xml is not None:
@@ -303,265 +216,60 @@ class InitiatingAuthenticator(ConnectAuthenticator):
         self.xmlstream.send(iq if xml is None else xml)
         return d
 
-    def _failRequests(self, reason: Failure) -> None:
-        self.requests.failAll(reason)
+    # InitiatingIO, besides NegotiationAdapter's.
 
-    def _onFeatures(self, element: domish.Element) -> None:
-        offered = parseFeatures(element)
-        keys = {feature.key for feature in offered}
-        if not self.tlsActive:
-            if STARTTLS in keys:
-                self._stage = "tls"
-                self.xmlstream.send(domish.Element(STARTTLS))
-                return
-            if self.policy.requireTLS:
-                self._failAndClose(
-                    TLSRequiredError(
-                        "%s did not offer STARTTLS, and this component requires "
-                        "TLS" % (self.policy.serverDomain,)
-                    )
-                )
-                return
-            log.warn(
-                "INSECURE: {server} offers no TLS; continuing in plaintext because "
-                "requireTLS is off (never do this outside tests)",
-                server=self.policy.serverDomain,
-            )
-        if self._stage in ("header", "tls"):
-            self._startSASL(element, offered)
-            return
-        self._stage = "features"
-        self._walk(offered)
+    def tlsOptions(self) -> IOpenSSLClientConnectionCreator:
+        return self.policy.tlsOptions()
 
-    def _startTLS(self) -> None:
-        xs = self.xmlstream
-        # STARTTLS is only offered over TCP, whose transports provide it.
-        cast(ITLSTransport, xs.transport).startTLS(self.policy.tlsOptions())
-        # The ClientHello leaves before the rest of the setup.
-        xs.flush()
-        self.policy.tlsDeclarations.keep(xs.transport)
-        xs.reset()
-        self.tlsActive = True
-        xs.sendHeader()
+    def channelBinding(self) -> ChannelBindingData | None:
+        return tls.channelBindingFor(self.xmlstream.transport, isServer=False)
 
-    def tlsHandshakeCompleted(self) -> None:
-        """
-        Our stream's TLS handshake is complete (our Finished and the new
-        stream header are about to leave): if this server's last SASL offer
-        is known, make the C{<auth/>} for it while the server answers.
-        """
-        offer = _lastOffers.get(_offerKey(self.policy))
-        if offer is not None and self._stage == "tls":
-            self._reactor.callLater(0, self._speculateSASL, offer)
+    def tlsVersion(self) -> str | None:
+        return tls.tlsVersionOf(self.xmlstream.transport)
 
-    def _speculateSASL(self, offer: tuple[tuple[str, ...], tuple[str, ...] | None]) -> None:
-        """
-        Make the SASL initiator and C{<auth/>} the offer C{offer} would
-        lead to, once our Finished and header are out. L{_startSASL} uses
-        them only if the server makes exactly that offer again, so the
-        choice is the one it would make itself.
-        """
-        if self._stage != "tls" or not self.tlsActive or self.negotiated.called:
-            return
-        xs = self.xmlstream
-        xs.flush()
-        try:
-            mechanism = self._chooseMechanism(list(offer[0]), None if offer[1] is None else list(offer[1]))
-        except NegotiationError:
-            return
-        sasl = SASLInitiator(mechanism)
-        self._speculation = (offer, sasl, sasl.start())
+    def streamId(self) -> str | None:
+        return self.xmlstream.sid
 
-    def _chooseMechanism(self, mechanisms: list[str], serverCbTypes: list[str] | None) -> IInitiatingMechanism:
-        return chooseMechanism(
-            mechanisms,
-            identity=self.policy.identity,
-            secret=self.policy.secret,
-            channelBinding=tls.channelBindingFor(self.xmlstream.transport, isServer=False),
-            serverCbTypes=serverCbTypes,
-            tlsActive=self.tlsActive,
-            haveClientCertificate=self.policy.clientCertificate is not None,
-            allowed=list(self.policy.mechanisms)
-            if self.policy.mechanisms is not None
-            else None,
-        )
+    def disconnect(self) -> None:
+        transport = self.xmlstream.transport
+        assert transport is not None
+        transport.loseConnection()
 
-    def _startSASL(self, features: domish.Element, offered: list[OfferedFeature]) -> None:
-        byKey = {feature.key: feature.element for feature in offered}
-        if MECHANISMS not in byKey:
-            self._failAndClose(
-                NegotiationError(
-                    "%s offered no SASL mechanisms" % (self.policy.serverDomain,)
-                )
-            )
-            return
-        mechanisms = [
-            str(m).strip()
-            for m in byKey[MECHANISMS].elements(NS_SASL, "mechanism")
-        ]
-        serverCbTypes = None
-        cbFeature = byKey.get((NS_SASL_CB, "sasl-channel-binding"))
-        if cbFeature is not None:
-            serverCbTypes = [
-                child.getAttribute("type", "")
-                for child in cbFeature.elements(NS_SASL_CB, "channel-binding")
-            ]
-        offer = (tuple(mechanisms), None if serverCbTypes is None else tuple(serverCbTypes))
-        key = _offerKey(self.policy)
-        if _lastOffers.get(key) != offer:
-            if len(_lastOffers) >= _LAST_OFFERS_KEPT:
-                _lastOffers.clear()
-            _lastOffers[key] = offer
-        speculation, self._speculation = self._speculation, None
-        if speculation is not None and speculation[0] == offer:
-            # The same offer as last time: the choice made ahead (with this
-            # connection's channel binding) is the one made now.
-            sasl, auth = speculation[1], speculation[2]
-        else:
-            try:
-                mechanism = self._chooseMechanism(mechanisms, serverCbTypes)
-            except NegotiationError as e:
-                self._failAndClose(e)
-                return
-            sasl = SASLInitiator(mechanism)
-            auth = sasl.start()
-        self.tlsVersion = tls.tlsVersionOf(self.xmlstream.transport)
-        self._stage = "sasl"
-        self._sasl = sasl
-        self.xmlstream.send(auth)
+    def callSoon(self, f: Callable[..., object], *args: Any) -> None:
+        self.reactor.callLater(0, f, *args)
 
-    def _onSASL(self, element: domish.Element) -> None:
-        assert self._sasl is not None
-        try:
-            reply = self._sasl.receive(element)
-        except (SASLFailure, NegotiationError) as e:
-            self._failAndClose(e)
-            return
-        if reply is not None:
-            self.xmlstream.send(reply)
-            return
-        if self._sasl.done:
-            xs = self.xmlstream
-            self._stage = "features-pending"
-            xs.reset()
-            xs.sendHeader()
-            # While the server restarts its stream: the log line, and the
-            # requests of features that can make them ahead (the hostname
-            # bind).
-            xs.afterRead(
-                log.debug,
-                "authenticated to {server} as {identity}",
-                server=self.policy.serverDomain,
-                identity=self.policy.identity,
-            )
-            xs.afterRead(self._prepareFeatures)
-
-    def _prepareFeatures(self) -> None:
-        if self._stage != "features-pending":
+    def prepareFeatures(self) -> None:
+        if self.machine.state != "restarting":
             return
         for feature in self.policy.features:
-            prepare = getattr(feature, "prepare", None)
-            if prepare is not None:
-                try:
-                    prepare(self.xmlstream)
-                except Exception:
-                    log.failure("preparing {feature!r} ahead failed", feature=feature)
+            try:
+                feature.prepare(self)
+            except Exception:
+                log.failure("preparing {feature!r} ahead failed", feature=feature)
 
-    def _walk(self, offered: list[OfferedFeature]) -> None:
-        known = {feature.key: feature for feature in self.policy.features}
-        try:
-            feature = nextFeature(offered, known, self._done)
-        except NegotiationError as e:
-            self._failAndClose(e)
-            return
-        if feature is None:
-            self._complete()
-            return
-        d = defer.maybeDeferred(
-            known[feature.key].negotiate, self.xmlstream, feature.element
-        )
+    def negotiateFeature(self, feature: IInitiatingFeature, element: domish.Element) -> None:
+        d = defer.maybeDeferred(feature.negotiate, self, element)
+        d.addCallbacks(lambda _: self.machine.featureDone(feature.key), self.machine.featureFailed)
 
-        def negotiated(_: object) -> None:
-            self._done.add(feature.key)
-            self._walk(offered)
+    def sendHeader(self, header: OurHeader) -> None:
+        super().sendHeader(header)
+        # Out now, not on the next reactor turn: the server answers it.
+        self.xmlstream.flush()
 
-        d.addCallbacks(negotiated, self._failAndCloseFailure)
-
-    def _complete(self) -> None:
-        if self._stage == "complete" or self.negotiated.called:
-            return
-        self._stage = "complete"
-        self._cancelTimeout()
+    def succeeded(self, result: object) -> None:
         if len(self.requests):
-            self._failRequests(
+            self.requests.failAll(
                 Failure(NegotiationError("negotiation completed before this request was answered"))
             )
-        xs = self.xmlstream
-        xs.negotiated = True
-        assert self._sasl is not None
-        result = NegotiationResult(
-            identity=self.policy.identity,
-            mechanism=self._sasl.mechanism.name,
-            tlsVersion=self.tlsVersion,
-            streamId=xs.sid,
-            elapsed=self._reactor.seconds() - self._started,
-        )
-        xs.dispatch(xs, STREAM_AUTHD_EVENT)
-        self.negotiated.callback(result)
-        # Logged once the stream is handed over.
-        log.info(
-            "stream to {server} negotiated as {identity} ({mechanism}, {tls}) "
-            "in {ms:.1f} ms",
-            server=self.policy.serverDomain,
-            identity=result.identity,
-            mechanism=result.mechanism,
-            tls=result.tlsVersion or "no TLS",
-            ms=result.elapsed * 1000,
-        )
+        super().succeeded(result)
+        self.negotiated.callback(cast(NegotiationResult, result))
 
-    def _fail(self, reason: Exception | Failure) -> None:
-        self._cancelTimeout()
-        if self.negotiated.called:
-            return
+    def failed(self, reason: Exception | Failure) -> None:
         failure = reason if isinstance(reason, Failure) else Failure(reason)
-        log.info(
-            "stream negotiation with {server} failed: {reason}",
-            server=self.policy.serverDomain,
-            reason=failure.getErrorMessage(),
-        )
-        self._stage = "failed"
-        self.xmlstream.dispatch(failure, INIT_FAILED_EVENT)
-        self.negotiated.errback(failure)
-        self._failRequests(failure)
-
-    def _failAndClose(self, reason: Exception) -> None:
-        self._fail(reason)
-        self.xmlstream.closeStream()
-
-    def _failAndCloseFailure(self, failure: Failure) -> None:
-        self._fail(failure)
-        self.xmlstream.closeStream()
-
-    def _negotiationTimedOut(self) -> None:
-        self._timeout = None
-        self._fail(
-            NegotiationError(
-                "stream negotiation with %s not complete after %g seconds"
-                % (self.policy.serverDomain, self.policy.negotiationTimeout)
-            )
-        )
-        self.xmlstream.closeStream()
-
-    def _cancelTimeout(self) -> None:
-        if self._timeout is not None:
-            self._timeout.cancel()  # type: ignore[attr-defined]
-            self._timeout = None
-
-    def _onStreamError(self, failure: Failure) -> None:
-        self._fail(failure)
-
-    def _onStreamEnd(self, reason: Failure) -> None:
-        self._fail(reason)
+        super().failed(failure)
+        if not self.negotiated.called:
+            self.negotiated.errback(failure)
+        self.requests.failAll(failure)
 
 
 class InitiatingFactory(NegotiatingFactory):
@@ -587,6 +295,7 @@ def negotiate(endpoint: object, policy: InitiatingPolicy, reactor: IReactorTime 
     d = endpoint.connect(factory)  # type: ignore[attr-defined]
 
     def connected(xs: NegotiatingXmlStream) -> "defer.Deferred[tuple[NegotiatingXmlStream, NegotiationResult]]":
-        return xs.authenticator.negotiated.addCallback(lambda result: (xs, result))
+        authenticator = cast(InitiatingAuthenticator, xs.authenticator)
+        return authenticator.negotiated.addCallback(lambda result: (xs, result))
 
     return d.addCallback(connected)

@@ -42,13 +42,16 @@ if TYPE_CHECKING:
 
 __all__ = [
     "ANY",
+    "SAME",
     "InitiatingSide",
     "Machine",
     "NegotiationIO",
     "OurHeader",
     "ReceivingSide",
     "Row",
+    "STANZA_NAMES",
     "Table",
+    "isStanza",
 ]
 
 log = Logger()
@@ -56,6 +59,25 @@ log = Logger()
 #: In a L{Row}: the row applies in every state that has no row of its own
 #: for the input.
 ANY = "*"
+
+#: Among a L{Row}'s targets: the behaviour may also keep the state.
+SAME = "="
+
+#: The three stanza kinds (RFC 6120 section 8).
+STANZA_NAMES = frozenset({"message", "presence", "iq"})
+
+
+def isStanza(element: domish.Element) -> bool:
+    """
+    Whether a first-level element is a stanza of the stream's content
+    namespace (C{jabber:client} or C{jabber:component:accept}): what the
+    receiving sides refuse with C{not-authorized} before negotiation is
+    complete.
+    """
+    return element.name in STANZA_NAMES and element.uri in (
+        "jabber:client",
+        "jabber:component:accept",
+    )
 
 
 @attrs.frozen
@@ -66,9 +88,10 @@ class Row:
     @ivar state: the state the row applies in, or L{ANY}.
     @ivar input: the input's name (a method of the machine).
     @ivar behaviour: the name of the machine's method that runs; it
-        returns the next state, or L{None} for the row's only target.
-    @ivar targets: the states the behaviour may lead to; empty means the
-        state does not change (a loop).
+        returns the next state, or L{None}: the row's only target, or the
+        same state when the targets are empty or include L{SAME}.
+    @ivar targets: the states the behaviour may lead to, L{SAME} for the
+        state it runs in; empty means the state does not change (a loop).
     """
 
     state: str
@@ -103,7 +126,7 @@ class Table:
             if row.state != ANY and row.state not in known:
                 raise ValueError("row %r: unknown state" % (row,))
             for target in row.targets:
-                if target not in known:
+                if target not in known and target != SAME:
                     raise ValueError("row %r: unknown target %r" % (row, target))
             if (row.state, row.input) in index:
                 raise ValueError("two rows for %r" % ((row.state, row.input),))
@@ -140,7 +163,7 @@ class Table:
                 if row is None:
                     continue
                 for target in row.targets or (state,):
-                    result.append((state, input, row.behaviour, target))
+                    result.append((state, input, row.behaviour, state if target == SAME else target))
         return result
 
     def dot(self) -> str:
@@ -290,9 +313,10 @@ class NegotiationIO(Protocol):
         its answers are out (now, outside a read).
         """
 
-    def negotiated(self, result: object) -> None:
+    def succeeded(self, result: object) -> None:
         """
-        Negotiation is complete: from now on elements go where a
+        (Named so that an adapter may keep a C{negotiated} L{Deferred}, as
+        the initiating sides' do.) Negotiation is complete: from now on elements go where a
         negotiated stream's go. C{result} is the side's result (a
         L{xmppcomp.stream.initiating.NegotiationResult} on the initiating
         sides, L{None} on the receiving ones).
@@ -333,8 +357,9 @@ class Machine:
         @return: what the behaviour returned besides the next state: the
             behaviour of an C{element} row returns whether it consumed the
             element.
-        @raise LookupError: the table has no row for it (a bug: every
-            machine's table covers each input in every state).
+        @raise LookupError: the table has no row for it: an input that
+            cannot come in that state (a feature's answer before any
+            feature was asked, say); the table tests pin which.
         """
         row = self.table.lookup(self.state, input)
         if row is None:
@@ -345,12 +370,17 @@ class Machine:
         else:
             target, value = outcome, None
         if target is None:
-            if len(row.targets) > 1:
+            if not row.targets or SAME in row.targets:
+                target = self.state
+            elif len(row.targets) == 1:
+                target = row.targets[0]
+            else:
                 raise AssertionError(
                     "%s: %s must say which of %r comes next" % (self.table.name, row.behaviour, row.targets)
                 )
-            target = row.targets[0] if row.targets else self.state
-        elif target not in (row.targets or (self.state,)):
+        elif target not in row.targets and not (
+            target == self.state and (not row.targets or SAME in row.targets)
+        ):
             raise AssertionError(
                 "%s: %s may not lead from %r to %r" % (self.table.name, row.behaviour, self.state, target)
             )
@@ -468,6 +498,9 @@ class ReceivingSide(Machine):
 
         @return: C{"refused"}, the next state.
         """
+        # The state first: what the actions set off (observers of the
+        # stream error) finds the stream refused.
+        self.state = "refused"
         self.logRefusal(condition, text)
         self.io.cancelTimer()
         self.io.countRefusal(condition)
@@ -547,6 +580,9 @@ class InitiatingSide(Machine):
 
         @return: C{"failed"}, the next state.
         """
+        # The state first: what reporting the failure sets off (a caller
+        # closing the stream) finds negotiation over.
+        self.state = "failed"
         self.io.cancelTimer()
         self.describeFailure(reason)
         self.io.failed(reason)

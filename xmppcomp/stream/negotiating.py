@@ -6,7 +6,7 @@ complete, first-level elements go to the authenticator first.
 
 from __future__ import annotations
 
-from typing import Any, Callable
+from typing import TYPE_CHECKING, Any, Callable
 
 from twisted.internet import protocol
 from twisted.internet.interfaces import IHandshakeListener, IReactorTime
@@ -16,31 +16,30 @@ from zope.interface import implementer
 
 from xmppcomp.logs import Logger
 from xmppcomp.ns import NS_STREAMS
+from xmppcomp.stream.machine import STANZA_NAMES, isStanza
 from xmppcomp.stream.xmlstream import XmppXmlStream
 
-_log = Logger()
+if TYPE_CHECKING:
+    from xmppcomp.stream.adapter import NegotiationAdapter
 
-#: The three stanza kinds (RFC 6120 section 8).
-STANZA_NAMES = frozenset({"message", "presence", "iq"})
+__all__ = [
+    "STANZA_NAMES",
+    "NegotiatingFactory",
+    "NegotiatingXmlStream",
+    "callNow",
+    "isStanza",
+    "peerOf",
+]
+
+_log = Logger()
 
 
 def callNow(f: Callable[..., object], *args: Any, **kwargs: Any) -> None:
     """
     Call C{f(*args, **kwargs)}: what L{NegotiatingXmlStream.afterRead}
-    does outside a read, for streams without it.
+    does outside a read, for callers given no C{afterRead}.
     """
     f(*args, **kwargs)
-
-
-def isStanza(element: domish.Element) -> bool:
-    """
-    Whether a first-level element is a stanza of the stream's content
-    namespace (C{jabber:client} or C{jabber:component:accept}).
-    """
-    return element.name in STANZA_NAMES and element.uri in (
-        "jabber:client",
-        "jabber:component:accept",
-    )
 
 
 @implementer(IHandshakeListener)
@@ -55,6 +54,9 @@ class NegotiatingXmlStream(XmppXmlStream):
     """
 
     negotiated = False
+
+    #: The negotiator (an L{INegotiator<xmppcomp.interfaces.INegotiator>}).
+    authenticator: NegotiationAdapter[Any]
 
     # Twisted's (unannotated) XmlStream sets these to None at class level,
     # which mypy takes as their only type: widen them to what is stored.
@@ -100,11 +102,10 @@ class NegotiatingXmlStream(XmppXmlStream):
     def handshakeCompleted(self) -> None:
         """
         The TLS layer under this stream finished its handshake: tell the
-        authenticator, if it wants to know (C{tlsHandshakeCompleted}).
+        authenticator (L{INegotiator.tlsHandshakeCompleted
+        <xmppcomp.interfaces.INegotiator.tlsHandshakeCompleted>}).
         """
-        completed = getattr(self.authenticator, "tlsHandshakeCompleted", None)
-        if completed is not None:
-            completed()
+        self.authenticator.tlsHandshakeCompleted()
 
     def afterRead(self, f: Callable[..., object], *args: Any, **kwargs: Any) -> None:
         """
@@ -132,11 +133,11 @@ class NegotiatingXmlStream(XmppXmlStream):
         XmppXmlStream.onElement(self, element)
 
 
-def peerOf(xs: object, unknown: str = "?") -> str:
+def peerOf(xs: XmppXmlStream, unknown: str = "?") -> str:
     """
     The peer address of a stream, for messages and log lines.
     """
-    transport = getattr(xs, "transport", None)
+    transport = xs.transport
     if transport is None:
         return unknown
     try:

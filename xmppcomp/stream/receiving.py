@@ -1,13 +1,15 @@
-# -*- test-case-name: tests.test_stream_receiving -*-
+# -*- test-case-name: tests.test_stream_receiving,tests.test_stream_machines_receiving -*-
 """
 The receiving side of a component connection (XEP-0225 section 3): checks
 the stream header, offers STARTTLS, then SASL, then whatever features are
 registered (hostname bind), and refuses stanzas until negotiation is
 complete.
 
-The decisions live in the pure pieces (L{xmppcomp.stream.features},
-L{xmppcomp.stream.sasl}, L{xmppcomp.stream.xmlstream.parseStreamHeader});
-this module wires them to a L{NegotiatingXmlStream}.
+The decisions live in the pure machine
+(L{xmppcomp.stream.receivingmachine.ReceivingMachine}, re-exported here);
+L{ReceivingAuthenticator} carries them out on a L{NegotiatingXmlStream}.
+The listeners of both receiving sides (XEP-0225 and XEP-0114) share
+L{ListeningXmlStream} and L{ListeningFactory}.
 """
 
 from __future__ import annotations
@@ -16,48 +18,42 @@ from collections.abc import Callable, Iterable, Sequence
 from typing import cast
 
 import attrs
-from twisted.internet.interfaces import (
-    IOpenSSLServerConnectionCreator,
-    IReactorTime,
-    ITLSTransport,
-)
+from twisted.internet.interfaces import IOpenSSLServerConnectionCreator, IReactorTime
 from twisted.internet.protocol import connectionDone
 from twisted.python.failure import Failure
 from twisted.words.protocols.jabber import jid
-from twisted.words.protocols.jabber.error import StreamError
-from twisted.words.protocols.jabber.xmlstream import (
-    STREAM_AUTHD_EVENT,
-    ListenAuthenticator,
-)
 from twisted.words.xish import domish
-from twisted.words.xish.xmlstream import STREAM_END_EVENT
 
-from xmppcomp.errors import SASLFailure
-from xmppcomp.interfaces import ICredentialStore, IReceivingFeature
-from xmppcomp.jids import parseJID
+from xmppcomp.interfaces import ICredentialStore, IReceivingFeature, IReceivingSession
+from xmppcomp.jids import JIDCache
 from xmppcomp.logs import Logger
-from xmppcomp.metrics import NEGOTIATION_FAILURES
-from xmppcomp.ns import NS_CLIENT, NS_SASL, NS_STREAMS, NS_TLS
+from xmppcomp.metrics import Metrics
 from xmppcomp.stream import tls
-from xmppcomp.stream.features import STARTTLS, featuresElement, markRequired
+from xmppcomp.stream.adapter import FeaturesCache, NegotiationAdapter
+from xmppcomp.stream.channelbinding import ChannelBindingData
+from xmppcomp.stream.features import featuresElement
+from xmppcomp.stream.header import newStreamId
 from xmppcomp.stream.limits import AuthFailureLimiter, sourceKey
-from xmppcomp.stream.negotiating import (
-    NegotiatingFactory,
-    NegotiatingXmlStream,
-    callNow,
-    isStanza,
-    peerOf,
-)
-from xmppcomp.stream.sasl import SASLReceiver
+from xmppcomp.stream.negotiating import NegotiatingFactory, NegotiatingXmlStream
+from xmppcomp.stream.receivingmachine import ReceivingIO, ReceivingMachine
 from xmppcomp.stream.xmlstream import (
     DEFAULT_CLOSE_TIMEOUT,
     DEFAULT_MAX_STANZA_DEPTH,
     DEFAULT_MAX_STANZA_SIZE,
-    STREAM_PREFIXES,
-    checkHost,
-    newStreamId,
-    parseStreamHeader,
 )
+from zope.interface import implementer
+
+__all__ = [
+    "STREAM_CLOSED_EVENT",
+    "AuthFailureLimiter",
+    "ListeningFactory",
+    "ListeningXmlStream",
+    "ReceivingAuthenticator",
+    "ReceivingFactory",
+    "ReceivingMachine",
+    "ReceivingPolicy",
+    "sourceKey",
+]
 
 log = Logger()
 
@@ -117,6 +113,13 @@ class ReceivingPolicy:
         L{AuthFailureLimiter} with its defaults.
     @ivar tlsDeclarations: keeps the TLS layer's interface declarations
         warm for this policy's connections (L{tls.TLSDeclarations}).
+    @ivar featuresCache: the serialised C{<stream:features/>} of the
+        STARTTLS and SASL stages, remembered by what they offer
+        (L{FeaturesCache}); share one between policies to pool them.
+    @ivar jids: the parsed JIDs of the names in stream headers,
+        remembered (L{JIDCache}).
+    @ivar metrics: where refused streams and SASL attempts are counted
+        (by condition), or L{None}.
     """
 
     domains: frozenset[str] = attrs.field(converter=_domainSet, validator=_validateDomains)
@@ -135,6 +138,9 @@ class ReceivingPolicy:
     tlsDeclarations: tls.TLSDeclarations = attrs.field(
         factory=tls.TLSDeclarations, eq=False, repr=False
     )
+    featuresCache: FeaturesCache = attrs.field(factory=FeaturesCache, eq=False, repr=False)
+    jids: JIDCache = attrs.field(factory=JIDCache, eq=False, repr=False)
+    metrics: Metrics | None = attrs.field(default=None, eq=False, repr=False)
 
     def __attrs_post_init__(self) -> None:
         if self.tlsOptions is None and not self.allowPlaintext:
@@ -146,381 +152,111 @@ class ReceivingPolicy:
             raise ValueError("maxAuthAttempts must be at least 1")
 
 
-class ReceivingAuthenticator(ListenAuthenticator):
+@implementer(IReceivingSession)
+class ReceivingAuthenticator(NegotiationAdapter[ReceivingMachine]):
     """
-    Negotiates one incoming component stream.
-
-    @ivar identity: the authenticated domain once SASL succeeded, else
-        C{None}.
-    @ivar tlsActive: whether STARTTLS completed.
-    @ivar mechanism: the SASL mechanism that succeeded.
-    @ivar _stage: C{"tls"}, C{"sasl"}, C{"features"}, C{"completing"}
-        (nothing is required any more: complete once the read being
-        handled is done), C{"complete"}, or C{"refused"} once a stream
-        error was sent: from then on whatever
-        the peer sends while the stream closes is dropped, so a refused
-        stream can never start TLS, authenticate or bind.
+    Negotiates one incoming component stream: the adapter of a
+    L{ReceivingMachine}, and the session the features registered for after
+    SASL see (L{IReceivingSession}).
     """
 
-    namespace = NS_CLIENT
-
-    #: The stream, from L{associateWithStream} on (Twisted's base class
-    #: starts it as C{None}; nothing here runs before it is associated).
-    xmlstream: NegotiatingXmlStream
+    initiating = False
 
     def __init__(self, policy: ReceivingPolicy, reactor: IReactorTime) -> None:
-        super().__init__()
-        self.policy = policy
-        self._reactor = reactor
-        self.identity: str | None = None
-        self.mechanism: str | None = None
-        self.tlsActive = False
-        self._stage = "tls" if policy.tlsOptions is not None else "sasl"
-        self._sasl: SASLReceiver | None = None
-        self._timeout: object | None = None
-        self._started = 0.0
-        self._source: str | None = None
-        #: The features made ahead for the header that follows SASL.
-        self._nextFeaturesXml: str | None = None
+        super().__init__(policy, reactor)
+        self.policy: ReceivingPolicy = policy
 
-    def associateWithStream(self, xs: NegotiatingXmlStream) -> None:
-        super().associateWithStream(xs)
-        xs.addObserver(STREAM_END_EVENT, self._onStreamEnd)
+    def makeMachine(self) -> ReceivingMachine:
+        # The cast: the public attribute tlsActive (a bool, as before the
+        # machine) hides NegotiationIO's fact of that name, which the
+        # receiving machine does not use (it asks encrypted()).
+        return ReceivingMachine(cast(ReceivingIO, self), self.policy, self)
 
-    def connectionMade(self) -> None:
-        if tls.tlsConnectionOf(self.xmlstream.transport) is not None:
-            # A TLS listener (direct TLS): no STARTTLS on this connection.
-            self.tlsActive = True
-            self._stage = "sasl"
-        self._started = self._reactor.seconds()
-        assert self.xmlstream.transport is not None
-        self._source = sourceKey(self.xmlstream.transport.getPeer())
-        if self._sourceBlocked():
-            return
-        self._timeout = self._reactor.callLater(
-            self.policy.negotiationTimeout, self._negotiationTimedOut
-        )
-        if self.policy.tlsOptions is None:
-            log.warn(
-                "INSECURE: accepting a component stream without TLS from {peer} "
-                "(allowPlaintext is set; never do this outside tests)",
-                peer=peerOf(self.xmlstream),
-            )
+    # What the router and the features read.
 
-    def streamStarted(self, rootElement: domish.Element) -> None:
-        if self._stage == "refused":
-            return
-        xs = self.xmlstream
-        xs.namespace = NS_CLIENT
-        xs.version = (1, 0)
-        xs.sid = newStreamId()
-        xs.prefixes = {NS_STREAMS: "stream"}
-        try:
-            header = parseStreamHeader(rootElement, NS_CLIENT)
-            checkHost(header, self.policy.domains)
-        except StreamError as e:
-            if not xs.thisEntity:
-                xs.thisEntity = jid.JID(sorted(self.policy.domains)[0])
-            log.info(
-                "refusing stream from {peer}: {condition}",
-                peer=peerOf(xs),
-                condition=e.condition,
-            )
-            self._stage = "refused"
-            self._cancelTimeout()
-            countRefusal(e.condition)
-            xs.sendStreamError(e)
-            return
-        # parseJID, not internJID: these come from the peer, and internJID
-        # would cache every name sent to us; parseJID's cache is bounded.
-        assert header.to is not None  # checkHost refused the stream otherwise
-        xs.thisEntity = parseJID(header.to)
-        if self.identity is not None:
-            xs.otherEntity = parseJID(self.identity)
-        elif header.from_:
-            xs.otherEntity = parseJID(header.from_)
-        xs.sendHeader()
-        features, self._nextFeaturesXml = self._nextFeaturesXml, None
-        xs.send(features if features is not None else self._featuresXml())
-        if self._stage == "features":
-            self.checkComplete()
-
-    def _featuresXml(self) -> str:
+    @property
+    def identity(self) -> str | None:
         """
-        Our C{<stream:features/>} for this stage, serialised as the stream
-        would serialise it. The STARTTLS and SASL stages depend only on a
-        few values (the mechanisms and channel-binding types offered), so
-        their bytes are made once per distinct value and remembered.
+        The authenticated domain once SASL succeeded, else L{None}.
         """
-        xs = self.xmlstream
-        cacheable = xs.prefixes == STREAM_PREFIXES
-        key: tuple[object, ...] | None = None
-        if self._stage == "sasl":
-            sasl = self._sasl = self._newSASLReceiver()
-            if cacheable:
-                key = ("sasl", xs.namespace) + sasl.featuresKey()
-            build: Callable[[], list[domish.Element]] = sasl.featureElements
-        else:
-            if cacheable and self._stage == "tls":
-                key = ("tls", xs.namespace)
-            build = self._features
-        if key is not None:
-            cached = _featuresXmlCache.get(key)
-            if cached is not None:
-                return cached
-        elements = build()
-        xml = xs.serialize(featuresElement(elements))
-        if key is not None:
-            if len(_featuresXmlCache) >= _FEATURES_XML_KEPT:
-                _featuresXmlCache.clear()
-            _featuresXmlCache[key] = xml
-        return xml
+        return self.machine.identity
 
-    def _features(self) -> list[domish.Element]:
+    @property
+    def mechanism(self) -> str | None:
         """
-        The feature elements of the STARTTLS stage or of the stage after
-        SASL (the SASL stage's come from its L{SASLReceiver}).
+        The SASL mechanism that succeeded, else L{None}.
         """
-        if self._stage == "tls":
-            return [markRequired(domish.Element(STARTTLS))]
-        elements = []
-        for feature in self.policy.features:
-            element = feature.featureElement(self)
-            if element is not None:
-                elements.append(element)
-        return elements
+        return self.machine.mechanism
 
-    def _newSASLReceiver(self) -> SASLReceiver:
-        transport = self.xmlstream.transport
-        return SASLReceiver(
-            self.policy.credentials,
-            tlsActive=self.tlsActive,
-            channelBinding=tls.channelBindingFor(transport, isServer=True),
-            peerIdentities=tls.peerCertificateIdentities(transport),
-            allowPlain=self.policy.allowPlain,
-            requireChannelBinding=self.policy.requireChannelBinding,
-            maxAttempts=self.policy.maxAuthAttempts,
-        )
-
-    def interceptElement(self, element: domish.Element) -> bool:
+    @property
+    def tlsActive(self) -> bool:  # type: ignore[override]
         """
-        Handle a first-level element received before negotiation completed.
-
-        @return: C{True} if negotiation consumed it.
+        Whether the connection is under TLS (STARTTLS completed, or a TLS
+        listener). (The negotiation's fact of the same meaning is
+        L{encrypted}.)
         """
-        if self._stage == "complete":
-            return False
-        if self._stage == "refused" or self.xmlstream.streamEnded is not None:
-            # Refused, or the peer sent a stream error: the stream is
-            # closing, nothing more is negotiated.
-            return True
-        if self._stage == "tls":
-            if (element.uri, element.name) == STARTTLS:
-                self._startTLS()
-                return True
-            if element.uri == NS_SASL and element.name == "auth":
-                self.xmlstream.send(SASLFailure("encryption-required").toElement())
-                return True
-        elif self._stage == "sasl":
-            if element.uri == NS_SASL:
-                self._onSASL(element)
-                return True
-            if element.uri == NS_TLS:
-                return self._refuse(
-                    "policy-violation", "TLS cannot be negotiated at this point"
-                )
-        elif self._stage == "completing":
-            # Negotiation completes once this read is handled; more bind
-            # requests are still answered here, anything else completes it
-            # now and goes where a negotiated stream's elements go.
-            for feature in self.policy.features:
-                if feature.handleElement(self, element):
-                    return True
-            self._complete()
-            return False
-        else:
-            for feature in self.policy.features:
-                if feature.handleElement(self, element):
-                    self.checkComplete()
-                    return True
-        if isStanza(element):
-            return self._refuse(
-                "not-authorized", "stream negotiation is not complete"
-            )
-        return self._refuse(
-            "unsupported-stanza-type",
-            "unexpected {%s}%s during stream negotiation" % (element.uri, element.name),
-        )
-
-    def _refuse(self, condition: str, text: str) -> bool:
-        log.info(
-            "closing stream from {peer}: {condition} ({text})",
-            peer=peerOf(self.xmlstream),
-            condition=condition,
-            text=text,
-        )
-        self._stage = "refused"
-        self._cancelTimeout()
-        countRefusal(condition)
-        self.xmlstream.sendStreamError(StreamError(condition, text=text))
-        return True
-
-    def _startTLS(self) -> None:
-        xs = self.xmlstream
-        xs.send(domish.Element((NS_TLS, "proceed")))
-        # The peer starts its handshake as soon as <proceed/> arrives; ours
-        # takes longer to set up (a tenth of a millisecond), so it is set up
-        # meanwhile rather than before <proceed/> leaves. The peer's
-        # ClientHello is read on a later reactor turn, after startTLS.
-        xs.flush()
-        # Only offered (stage "tls") with tlsOptions, over TCP.
-        assert self.policy.tlsOptions is not None
-        cast(ITLSTransport, xs.transport).startTLS(self.policy.tlsOptions)
-        self.policy.tlsDeclarations.keep(xs.transport)
-        xs.reset()
-        self.tlsActive = True
-        self._stage = "sasl"
-
-    def _sourceBlocked(self) -> bool:
-        """
-        Refuse the stream with C{policy-violation} if its source address
-        failed to authenticate too often.
-
-        @return: whether it was refused.
-        """
-        limiter = self.policy.authFailures
-        text = None
-        if limiter is not None:
-            text = limiter.refusal(self._source, self._reactor.seconds(), "authentications")
-        if text is None:
-            return False
-        xs = self.xmlstream
-        if not xs.thisEntity:
-            xs.thisEntity = jid.JID(sorted(self.policy.domains)[0])
-        xs.namespace = NS_CLIENT
-        xs.version = (1, 0)
-        xs.prefixes = {NS_STREAMS: "stream"}
-        self._refuse("policy-violation", text)
-        return True
-
-    def _onSASL(self, element: domish.Element) -> None:
-        assert self._sasl is not None
-        if element.name == "auth" and self._sourceBlocked():
-            return
-        step = self._sasl.receive(element)
-        xs = self.xmlstream
-        xs.send(step.reply)
-        if step.reply.name == "failure":
-            condition = step.reply.firstChildElement()
-            countRefusal(condition.name if condition is not None else "failure")
-        if self.policy.authFailures is not None and _isCountedFailure(step.reply):
-            self.policy.authFailures.failed(self._source, self._reactor.seconds())
-        if step.identity is not None:
-            self.identity = step.identity
-            self.mechanism = self._sasl.mechanism
-            xs.reset()
-            self._stage = "features"
-            # While the peer restarts its stream, make the features we
-            # will answer its header with.
-            self._later(self._authenticated)
-        elif step.tooManyFailures:
-            self._refuse("policy-violation", "too many failed authentication attempts")
-
-    def _later(self, f: Callable[..., object], *args: object, **kwargs: object) -> None:
-        """
-        Call C{f} once the read being handled is done and its answers are
-        out (L{NegotiatingXmlStream.afterRead}), or now on a stream
-        without that.
-        """
-        afterRead = getattr(self.xmlstream, "afterRead", None) or callNow
-        afterRead(f, *args, **kwargs)
-
-    def _authenticated(self) -> None:
-        xs = self.xmlstream
-        log.debug(
-            "{peer} authenticated as {identity} with {mechanism}",
-            peer=peerOf(xs),
-            identity=self.identity,
-            mechanism=self.mechanism,
-        )
-        if self._stage == "features" and self._nextFeaturesXml is None:
-            self._nextFeaturesXml = self._featuresXml()
+        return self.machine.tlsActive
 
     def checkComplete(self) -> None:
         """
         Finish negotiation if no registered feature is required any more.
         Features call this after they changed what they require.
         """
-        if self._stage != "features":
-            return
-        if any(feature.isRequired(self) for feature in self.policy.features):
-            return
-        # Complete once the read being handled is done: a component sends
-        # all its bind requests at once, and they are all answered (and
-        # the answers flushed) before the session is set up. Anything else
-        # in the same read completes it first (interceptElement).
-        self._stage = "completing"
-        self._later(self._complete)
+        self.machine.checkComplete()
 
-    def _complete(self) -> None:
-        if self._stage != "completing":
-            return
-        self._stage = "complete"
-        self._cancelTimeout()
-        xs = self.xmlstream
-        xs.negotiated = True
-        # Logged once the answers of this read are out (a component's later
-        # bind requests arrive with the one that completed negotiation).
-        self._later(
-            log.info,
-            "stream from {peer} negotiated for {identity} ({mechanism}) in {ms:.1f} ms",
-            peer=peerOf(xs),
-            identity=self.identity,
-            mechanism=self.mechanism,
-            ms=(self._reactor.seconds() - self._started) * 1000,
-        )
-        xs.dispatch(xs, STREAM_AUTHD_EVENT)
+    # ReceivingIO, besides NegotiationAdapter's.
 
-    def _negotiationTimedOut(self) -> None:
-        self._timeout = None
-        self._refuse(
-            "connection-timeout",
-            "stream negotiation not complete after %g seconds"
-            % (self.policy.negotiationTimeout,),
-        )
+    def newStreamId(self) -> str:
+        return newStreamId()
 
-    def _cancelTimeout(self) -> None:
-        if self._timeout is not None:
-            self._timeout.cancel()  # type: ignore[attr-defined]
-            self._timeout = None
+    def encrypted(self) -> bool:
+        return tls.tlsConnectionOf(self.xmlstream.transport) is not None
 
-    def _onStreamEnd(self, reason: object) -> None:
-        self._cancelTimeout()
+    def channelBinding(self) -> ChannelBindingData | None:
+        return tls.channelBindingFor(self.xmlstream.transport, isServer=True)
 
+    def peerIdentities(self) -> frozenset[str]:
+        return tls.peerCertificateIdentities(self.xmlstream.transport)
 
+    def featuresXml(
+        self, key: tuple[object, ...] | None, build: Callable[[], list[domish.Element]]
+    ) -> str:
+        """
+        The features serialised, remembered in the policy's
+        L{ReceivingPolicy.featuresCache} under C{key} unless it is
+        L{None}.
+        """
 
-#: See L{ReceivingAuthenticator._featuresXml}.
-_FEATURES_XML_KEPT = 64
-_featuresXmlCache: dict[tuple[object, ...], str] = {}
+        def make() -> str:
+            return self.serialize(featuresElement(build()))
 
+        if key is None:
+            return make()
+        return self.policy.featuresCache.get(key, make)
 
-def countRefusal(condition: str) -> None:
-    """
-    Count a stream (or SASL attempt) the receiving side refused, by its
-    stream error or SASL failure condition, in
-    L{xmppcomp.metrics.NEGOTIATION_FAILURES}.
-    """
-    NEGOTIATION_FAILURES.labels("receiving", condition).inc()
+    def entity(self, name: str) -> jid.JID:
+        """
+        The JID C{name}, from the policy's L{ReceivingPolicy.jids}.
+        """
+        return self.policy.jids(name)
 
+    def tlsOptions(self) -> IOpenSSLServerConnectionCreator:
+        # Only offered (state "tls") with tlsOptions.
+        options = self.policy.tlsOptions
+        assert options is not None
+        return options
 
-def _isCountedFailure(reply: domish.Element) -> bool:
-    """
-    Whether a SASL reply is a failure that tested a credential or broke
-    the protocol (every C{<failure/>} but C{<aborted/>}).
-    """
-    if reply.name != "failure":
-        return False
-    return not any(child.name == "aborted" for child in reply.elements())
+    def startTLS(self) -> None:
+        # The peer starts its handshake as soon as <proceed/> arrives; ours
+        # takes longer to set up (a tenth of a millisecond), so it is set
+        # up meanwhile rather than before <proceed/> leaves.
+        self.xmlstream.flush()
+        super().startTLS()
+
+    def countRefusal(self, condition: str) -> None:
+        metrics = self.policy.metrics
+        if metrics is not None:
+            metrics.countNegotiationFailure("receiving", condition)
 
 
 #: Dispatched once by a L{ListeningXmlStream} the moment its stream ends,

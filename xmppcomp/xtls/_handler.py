@@ -29,9 +29,9 @@ from wokkel.subprotocols import IQHandlerMixin, XMPPHandler
 from zope.interface import implementer
 
 from xmppcomp.iqtracker import RequestTracker
-from xmppcomp.jids import parseJID
+from xmppcomp.jids import JIDCache
 from xmppcomp.logs import Logger
-from xmppcomp.metrics import XTLS_BYTES, XTLS_TUNNELS
+from xmppcomp.metrics import Metrics, NoCount
 from xmppcomp.ns import NS_XTLS
 from xmppcomp.xtls._engine import TLSEngine, makeContext
 from xmppcomp.xtls._exceptions import (
@@ -63,29 +63,36 @@ _log = Logger()
 
 _XTLS_SET = f"/iq[@type='set']/*[@xmlns='{NS_XTLS}']"
 
-#: C{xmppcomp_xtls_bytes_total}, bound once per direction.
-_BYTES_IN = XTLS_BYTES.labels("in")
-_BYTES_OUT = XTLS_BYTES.labels("out")
-
-
 class _MeteredEngine(TLSEngine):
     """
     A L{TLSEngine} that counts the application bytes it decrypts
     (C{direction="in"}) and encrypts (C{"out"}) in
     C{xmppcomp_xtls_bytes_total}; the TLS records themselves (handshake,
     framing) are not counted. Here rather than in L{xmppcomp.xtls._engine},
-    which stays free of process-wide state.
+    which stays free of metrics.
     """
+
+    def __init__(
+        self, context: SSL.Context, isClient: bool, peer: JID, bytesIn: Any, bytesOut: Any
+    ) -> None:
+        """
+        @param bytesIn: counts the bytes decrypted (a bound child of
+            L{Metrics.xtlsBytes}, or L{NoCount}).
+        @param bytesOut: counts the bytes encrypted.
+        """
+        super().__init__(context, isClient, peer)
+        self._bytesIn = bytesIn
+        self._bytesOut = bytesOut
 
     def receive(self, data: bytes) -> bytes:
         plaintext = super().receive(data)
         if plaintext:
-            _BYTES_IN.inc(len(plaintext))
+            self._bytesIn.inc(len(plaintext))
         return plaintext
 
     def write(self, data: bytes) -> None:
         super().write(data)
-        _BYTES_OUT.inc(len(data))
+        self._bytesOut.inc(len(data))
 
 
 def _positive(instance: object, attribute: attrs.Attribute[Any], value: float) -> None:
@@ -263,7 +270,7 @@ class Tunnel:
 
     def _opened(self) -> None:
         self.isOpen = True
-        XTLS_TUNNELS.inc()
+        self._handler._tunnelsOpen.inc()
         # Observers first: code awaiting open() then sees their state.
         self._handler._notify("tunnelOpened", self)
         waiters, self._openWaiters = self._openWaiters, []
@@ -277,7 +284,7 @@ class Tunnel:
 
     def _closed(self, reason: Exception | None) -> None:
         if self.isOpen:
-            XTLS_TUNNELS.dec()
+            self._handler._tunnelsOpen.dec()
         self.isOpen = False
         self._released = True
         self._reason = reason
@@ -362,12 +369,12 @@ class _IQLink:
         self._tunnel._closed(reason)
 
 
-def _jidOf(iq: domish.Element, attribute: str) -> JID:
+def _jidOf(iq: domish.Element, attribute: str, jids: JIDCache) -> JID:
     value = iq.getAttribute(attribute)
     if value is None:
         raise _error("bad-request", f"no {attribute} address")
     try:
-        return parseJID(value)
+        return jids(value)
     except (InvalidFormat, UnicodeError, ValueError) as e:
         raise _error("jid-malformed", str(e)) from e
 
@@ -416,10 +423,10 @@ class XTLSHandler(XMPPHandler, IQHandlerMixin):
     Put it in a wokkel L{StreamManager<wokkel.subprotocols.StreamManager>}
     (or any parent with C{send}) with C{setHandlerParent}.
 
-    Metrics (L{xmppcomp.metrics}): C{xmppcomp_xtls_tunnels} counts the
-    open tunnels (from the end of the handshake to the release), and
-    C{xmppcomp_xtls_bytes_total} the application bytes through them, by
-    direction (C{in}, C{out}).
+    Metrics (the L{Metrics} given, if any): C{xmppcomp_xtls_tunnels}
+    counts the open tunnels (from the end of the handshake to the
+    release), and C{xmppcomp_xtls_bytes_total} the application bytes
+    through them, by direction (C{in}, C{out}).
 
     @ivar configuration: the L{XTLSConfiguration}.
     @ivar _tunnels: the live tunnels, by L{Tunnel.key}.
@@ -437,12 +444,20 @@ class XTLSHandler(XMPPHandler, IQHandlerMixin):
     }
 
     def __init__(
-        self, configuration: XTLSConfiguration, clock: IReactorTime | None = None
+        self,
+        configuration: XTLSConfiguration,
+        clock: IReactorTime | None = None,
+        metrics: Metrics | None = None,
+        jids: JIDCache | None = None,
     ) -> None:
         """
         @param configuration: certificate, trust, policy and limits.
         @param clock: for the acknowledgement timeouts; the global reactor
             when C{None}.
+        @param metrics: where tunnels and bytes are counted; not counted
+            without it.
+        @param jids: the parsed JIDs to share (its owner's); the handler's
+            own without it.
         """
         super().__init__()
         self.configuration = configuration
@@ -451,8 +466,14 @@ class XTLSHandler(XMPPHandler, IQHandlerMixin):
 
             clock = reactor
         self._clock: IReactorTime = clock
+        self._jids = JIDCache() if jids is None else jids
+        self._tunnelsOpen: Any = NoCount() if metrics is None else metrics.xtlsTunnels
+        self._bytesIn: Any = NoCount() if metrics is None else metrics.xtlsBytes.labels("in")
+        self._bytesOut: Any = NoCount() if metrics is None else metrics.xtlsBytes.labels("out")
         self._tunnels: dict[tuple[str, str], Tunnel] = {}
-        self._requests = RequestTracker(clock=clock, requester="xtls")
+        self._requests = RequestTracker(
+            clock=clock, requester="xtls", metrics=metrics, jids=self._jids
+        )
         self._observers: list[ITunnelObserver] = []
         self._contexts: dict[bool, SSL.Context] = {}
 
@@ -565,7 +586,7 @@ class XTLSHandler(XMPPHandler, IQHandlerMixin):
     def _onStart(self, iq: domish.Element) -> domish.Element:
         if not self.configuration.active:
             raise _error("service-unavailable")
-        local, peer = _jidOf(iq, "to"), _jidOf(iq, "from")
+        local, peer = _jidOf(iq, "to", self._jids), _jidOf(iq, "from", self._jids)
         try:
             start = parseRequest(iq)
         except XTLSStanzaError as e:
@@ -604,7 +625,7 @@ class XTLSHandler(XMPPHandler, IQHandlerMixin):
         return Proceed(None if start.offer is None else self._ownOffer()).toElement()
 
     def _onData(self, iq: domish.Element) -> Deferred[None]:
-        local, peer = _jidOf(iq, "to"), _jidOf(iq, "from")
+        local, peer = _jidOf(iq, "to", self._jids), _jidOf(iq, "from", self._jids)
         tunnel = self._tunnels.get((local.full(), peer.full()))
         if tunnel is None:
             raise _error("item-not-found")
@@ -626,7 +647,7 @@ class XTLSHandler(XMPPHandler, IQHandlerMixin):
         return answered
 
     def _onClose(self, iq: domish.Element) -> domish.Element:
-        local, peer = _jidOf(iq, "to"), _jidOf(iq, "from")
+        local, peer = _jidOf(iq, "to", self._jids), _jidOf(iq, "from", self._jids)
         tunnel = self._tunnels.get((local.full(), peer.full()))
         if tunnel is None:
             raise _error("item-not-found")
@@ -635,7 +656,7 @@ class XTLSHandler(XMPPHandler, IQHandlerMixin):
 
     def _onUnavailable(self, presence: domish.Element) -> None:
         try:
-            sender = parseJID(presence.getAttribute("from", ""))
+            sender = self._jids(presence.getAttribute("from", ""))
         except (InvalidFormat, UnicodeError, ValueError):
             return
         for tunnel in list(self._tunnels.values()):
@@ -691,7 +712,9 @@ class XTLSHandler(XMPPHandler, IQHandlerMixin):
 
     def _makeEngine(self, peer: JID) -> Callable[[bool], TLSEngine]:
         def make(isClient: bool) -> TLSEngine:
-            return _MeteredEngine(self._context(isClient), isClient, peer)
+            return _MeteredEngine(
+                self._context(isClient), isClient, peer, self._bytesIn, self._bytesOut
+            )
 
         return make
 

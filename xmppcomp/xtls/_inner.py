@@ -13,12 +13,8 @@ from twisted.words.protocols.jabber.jid import JID, InvalidFormat
 from twisted.words.xish import domish
 
 from xmppcomp.ns import NS_CLIENT, NS_STREAMS
-from xmppcomp.stream.xmlstream import (
-    RestrictedElementStream,
-    StanzaTooLarge,
-    checkSerializable,
-    conditionForParserError,
-)
+from xmppcomp.stream.parser import StanzaParser, StanzaTooLarge, conditionForParserError
+from xmppcomp.stream.xmlstream import checkSerializable
 from xmppcomp.xtls._exceptions import XTLSStanzaError
 
 __all__ = ["InnerStream", "serializeStanza", "stampInner"]
@@ -55,12 +51,12 @@ class InnerStream:
         @param maxStanzaSize: the limit on each stanza, in bytes.
         """
         self._maxStanzaSize = maxStanzaSize
-        self._parser: RestrictedElementStream | None = None
+        self._parser: StanzaParser | None = None
         self._head = b""
         self._stanzas: list[domish.Element] = []
 
-    def _makeParser(self, peerHeader: bool) -> RestrictedElementStream:
-        parser = RestrictedElementStream(self._maxStanzaSize)
+    def _makeParser(self, peerHeader: bool) -> StanzaParser:
+        parser = StanzaParser(self._maxStanzaSize)
         parser.DocumentStartEvent = lambda root: None
         parser.ElementEvent = self._stanzas.append
         parser.DocumentEndEvent = lambda: None
