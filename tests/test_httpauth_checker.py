@@ -235,6 +235,7 @@ class _BouncingRequester:
 
     timeout = 30.0
     metrics = None
+    jids = None
 
     def __init__(self) -> None:
         self.asked = 0

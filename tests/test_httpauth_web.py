@@ -39,6 +39,7 @@ from xmppcomp.httpauth._checker import ConfirmationCredentials
 from xmppcomp.httpauth._errors import AccessForbidden
 from xmppcomp.httpauth._frontend import Frontend
 from xmppcomp.httpauth._policy import Attempt
+from xmppcomp.jids import JIDCache
 from xmppcomp.metrics import Metrics
 
 from .test_httpauth_xmpp import attach
@@ -52,6 +53,8 @@ class FakeRequester:
     timeout = 30.0
     #: Where the confirmer counts; nowhere unless a test sets it.
     metrics: Metrics | None = None
+    #: The JIDs the confirmer parses; its own unless a test sets it.
+    jids: JIDCache | None = None
 
     def __init__(self) -> None:
         self.asked: list[tuple[JID, ConfirmRequest, Deferred[Outcome]]] = []
@@ -168,6 +171,28 @@ class ProtectTests(_WebTestCase):
         self.assertIn(b"opaque=", second)
         self.assertIn(b"JID", body)
         self.assertEqual(self.requester.asked, [])
+
+    def test_credentialsParsedWithTheRequestersJIDs(self) -> None:
+        """
+        The JIDs of the credentials are parsed with the requester's
+        L{JIDCache} (which parses its answers too): two requests from one
+        JID reach it as the very same L{JID}, and without a cache of the
+        requester's the confirmer keeps one of its own, never a
+        process-wide one.
+        """
+        for shared in (JIDCache(), None):
+            requester = FakeRequester()
+            requester.jids = shared
+            confirmer = makeConfirmer(requester, AccessRules.anyone(), self.clock)
+            stub = StubTreq(confirmer.protect(Data(b"x", "text/plain"), FRONTEND))
+            for transaction in ("t1", "t2"):
+                stub.get("http://files.example/a", headers=basic("juliet@capulet.lit", transaction))
+                stub.flush()
+            (first, _, _), (second, _, _) = requester.asked
+            self.assertEqual(first, JID("juliet@capulet.lit"))
+            self.assertIs(first, second)
+            if shared is not None:
+                self.assertIs(shared("juliet@capulet.lit"), first)
 
     def test_badCredentials(self) -> None:
         """

@@ -1058,17 +1058,21 @@ class ChannelBindingTests(SynchronousTestCase):
         first = tls.serverTLSOptions(_serverCert)
         other = tls.serverTLSOptions(otherCert)
         client = tls.clientTLSOptions(SERVER, _caTrust(_ca))
-        seen = []
-        for options, certificate in ((first, _serverCert), (other, otherCert), (first, _serverCert)):
-            session = _connect(options, client)
-            serverSide = tls.channelBindingFor(session.serverTLS, isServer=True)
-            clientSide = tls.channelBindingFor(session.clientTLS, isServer=False)
-            assert serverSide is not None and clientSide is not None
-            expected = _crypto(certificate).fingerprint(hashes.SHA256())
-            self.assertEqual(serverSide.tlsServerEndPoint, expected)
-            self.assertEqual(clientSide.tlsServerEndPoint, expected)
-            seen.append(expected)
-        self.assertNotEqual(seen[0], seen[1])
+        endPoints = tls.ServerEndPoints()
+        for remembered in (None, endPoints):
+            seen = []
+            for options, certificate in ((first, _serverCert), (other, otherCert), (first, _serverCert)):
+                session = _connect(options, client)
+                serverSide = tls.channelBindingFor(session.serverTLS, isServer=True, ownEndPoints=remembered)
+                clientSide = tls.channelBindingFor(session.clientTLS, isServer=False)
+                assert serverSide is not None and clientSide is not None
+                expected = _crypto(certificate).fingerprint(hashes.SHA256())
+                self.assertEqual(serverSide.tlsServerEndPoint, expected)
+                self.assertEqual(clientSide.tlsServerEndPoint, expected)
+                seen.append(expected)
+            self.assertNotEqual(seen[0], seen[1])
+        # Remembered by the object, one per context (the two listeners').
+        self.assertEqual(len(endPoints), 2)
 
     def test_tls12(self) -> None:
         """

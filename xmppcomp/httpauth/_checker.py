@@ -31,6 +31,7 @@ from xmppcomp.httpauth._policy import Ask, Attempt, Join, Ledger, Pass, Refuse
 from xmppcomp.httpauth._protocol import Answer, ConfirmRequest, Outcome
 from xmppcomp.interfaces import IXMPPConfirmationCredentials
 from xmppcomp.logs import Logger
+from xmppcomp.jids import JIDCache
 from xmppcomp.metrics import Metrics
 
 
@@ -58,10 +59,14 @@ class Requester(Protocol):
     @ivar timeout: seconds each confirmation may take.
     @ivar metrics: where the confirmer counts (the requests it refused
         without asking, here); C{None}: nowhere.
+    @ivar jids: the requester's L{JIDCache}, which the confirmer also
+        parses the credentials' JIDs with; C{None}: the confirmer keeps
+        its own.
     """
 
     timeout: float
     metrics: Metrics | None
+    jids: JIDCache | None
 
     def confirm(self, who: jid.JID, request: ConfirmRequest) -> Deferred[Answer] | Deferred[Outcome]:
         """

@@ -112,7 +112,7 @@ def makeConfirmer(
         confirmer's own.
     """
     if jids is None:
-        jids = getattr(requester, "jids", None)
+        jids = requester.jids
     ledger = Ledger(clock, rules, limits if limits is not None else Limits())
     checker = XMPPConfirmationChecker(requester, ledger, clock)
     realm = REALM.encode("ascii")

@@ -111,6 +111,9 @@ class ReceivingPolicy:
         one between listeners to pool the counts, or pass C{None} to turn
         the limit off. By default each policy has its own
         L{AuthFailureLimiter} with its defaults.
+    @ivar serverEndPoints: the C{tls-server-end-point} of our certificate,
+        remembered per TLS context for channel binding
+        (L{tls.ServerEndPoints}).
     @ivar tlsDeclarations: keeps the TLS layer's interface declarations
         warm for this policy's connections (L{tls.TLSDeclarations}).
     @ivar featuresCache: the serialised C{<stream:features/>} of the
@@ -137,6 +140,9 @@ class ReceivingPolicy:
     authFailures: AuthFailureLimiter | None = attrs.field(factory=AuthFailureLimiter)
     tlsDeclarations: tls.TLSDeclarations = attrs.field(
         factory=tls.TLSDeclarations, eq=False, repr=False
+    )
+    serverEndPoints: tls.ServerEndPoints = attrs.field(
+        factory=tls.ServerEndPoints, eq=False, repr=False
     )
     featuresCache: FeaturesCache = attrs.field(factory=FeaturesCache, eq=False, repr=False)
     jids: JIDCache = attrs.field(factory=JIDCache, eq=False, repr=False)
@@ -213,7 +219,9 @@ class ReceivingAuthenticator(NegotiationAdapter[ReceivingMachine]):
         return tls.tlsConnectionOf(self.xmlstream.transport) is not None
 
     def channelBinding(self) -> ChannelBindingData | None:
-        return tls.channelBindingFor(self.xmlstream.transport, isServer=True)
+        return tls.channelBindingFor(
+            self.xmlstream.transport, isServer=True, ownEndPoints=self.policy.serverEndPoints
+        )
 
     def peerIdentities(self) -> frozenset[str]:
         return tls.peerCertificateIdentities(self.xmlstream.transport)

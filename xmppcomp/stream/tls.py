@@ -66,6 +66,7 @@ __all__ = [
     "SystemTrust",
     "Trust",
     "certificateIdentities",
+    "ServerEndPoints",
     "channelBindingFor",
     "clientTLSOptions",
     "loadCertificates",
@@ -649,7 +650,9 @@ def tlsServerEndPoint(certificate: x509.Certificate) -> bytes | None:
     return certificate.fingerprint(algorithm)
 
 
-def channelBindingFor(transport: object, isServer: bool) -> ChannelBindingData | None:
+def channelBindingFor(
+    transport: object, isServer: bool, ownEndPoints: "ServerEndPoints | None" = None
+) -> ChannelBindingData | None:
     """
     The channel-binding data of the TLS session on C{transport}, the same
     bytes at both ends.
@@ -657,6 +660,8 @@ def channelBindingFor(transport: object, isServer: bool) -> ChannelBindingData |
     @param isServer: whether this end is the TLS server: the
         C{tls-server-end-point} hash is of the server's certificate, our own
         on the server, the peer's on the client.
+    @param ownEndPoints: (server end) where the hash of our own
+        certificate is remembered per context; L{None}: computed each time.
     @return: the data, or C{None} when there is no TLS or the handshake is
         not complete.
     """
@@ -664,7 +669,10 @@ def channelBindingFor(transport: object, isServer: bool) -> ChannelBindingData |
     if connection is None:
         return None
     if isServer:
-        endPoint = _ownEndPoint(connection)
+        if ownEndPoints is None:
+            endPoint = _endPointOf(connection)
+        else:
+            endPoint = ownEndPoints.of(connection)
     else:
         # Not remembered: 11 µs once per negotiation, beside the client's
         # PBKDF2 (~1 ms).
@@ -677,27 +685,44 @@ def channelBindingFor(transport: object, isServer: bool) -> ChannelBindingData |
     )
 
 
-#: The C{tls-server-end-point} of a server's own certificate, per
-#: L{SSL.Context}: the certificate a context serves does not change, and
-#: every connection of a listener shares its context.
-_ownEndPoints: "weakref.WeakKeyDictionary[SSL.Context, bytes | None]" = weakref.WeakKeyDictionary()
-
-
-def _ownEndPoint(connection: SSL.Connection) -> bytes | None:
+def _endPointOf(connection: SSL.Connection) -> bytes | None:
     """
     The C{tls-server-end-point} of the certificate this server end of
-    C{connection} presents, remembered per context.
+    C{connection} presents.
     """
-    context = connection.get_context()
-    try:
-        return _ownEndPoints[context]
-    except KeyError:
-        pass
     certificate = connection.get_certificate(as_cryptography=True)
-    if certificate is None:
-        return None
-    endPoint = _ownEndPoints[context] = tlsServerEndPoint(certificate)
-    return endPoint
+    return None if certificate is None else tlsServerEndPoint(certificate)
+
+
+class ServerEndPoints:
+    """
+    The C{tls-server-end-point} of a server's own certificate, remembered
+    per L{SSL.Context} (the certificate a context serves does not change,
+    and every connection of a listener shares its context): owned by a
+    receiving policy, forgotten with the contexts.
+    """
+
+    def __init__(self) -> None:
+        self._byContext: "weakref.WeakKeyDictionary[SSL.Context, bytes | None]" = (
+            weakref.WeakKeyDictionary()
+        )
+
+    def of(self, connection: SSL.Connection) -> bytes | None:
+        """
+        The hash for the server end of C{connection}.
+        """
+        context = connection.get_context()
+        try:
+            return self._byContext[context]
+        except KeyError:
+            pass
+        endPoint = _endPointOf(connection)
+        if endPoint is not None:
+            self._byContext[context] = endPoint
+        return endPoint
+
+    def __len__(self) -> int:
+        return len(self._byContext)
 
 
 def _decodeUTF8String(der: bytes) -> str | None:
