@@ -19,6 +19,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import statistics
 import subprocess
 import sys
 from typing import Any
@@ -129,6 +130,9 @@ def main() -> None:
         return result
 
     totals = {name: {"latencies": [], "router": 0.0, "load": 0.0} for name in repos}
+    # Per round: router CPU ms per negotiation and negotiations per
+    # second of router CPU (its capacity), for medians and min-max.
+    perRound: dict[str, dict[str, list[float]]] = {name: {"routerMs": [], "capacity": []} for name in repos}
     try:
         for name in repos:
             run(name, 1.0)  # warm-up
@@ -138,6 +142,10 @@ def main() -> None:
                 totals[name]["latencies"] += result["latencies"]
                 totals[name]["router"] += result["router"]
                 totals[name]["load"] += result["load"]
+                done = len(result["latencies"])
+                if done and result["router"] > 0:
+                    perRound[name]["routerMs"].append(result["router"] / done * 1000)
+                    perRound[name]["capacity"].append(done / result["router"])
     finally:
         for w in workers.values():
             if w.stdin is not None:
@@ -168,6 +176,19 @@ def main() -> None:
     print("| --- | ---: | ---: | ---: | ---: | ---: |")
     print("\n".join(rows))
     print("\np50 other/base: %.3f\n" % (summary["ratio"],))
+    print("| checkout | router CPU ms per negotiation, per round: median (min-max) | router capacity /s of CPU: median (min-max) |")
+    print("| --- | ---: | ---: |")
+    for name in repos:
+        cpu, capacity = perRound[name]["routerMs"], perRound[name]["capacity"]
+        if not cpu:
+            continue
+        summary[name]["routerMsRounds"] = [statistics.median(cpu), min(cpu), max(cpu)]
+        summary[name]["capacityRounds"] = [statistics.median(capacity), min(capacity), max(capacity)]
+        print(
+            "| %s | %.3f (%.3f-%.3f) | %.0f (%.0f-%.0f) |"
+            % ((name,) + tuple(summary[name]["routerMsRounds"]) + tuple(summary[name]["capacityRounds"]))
+        )
+    print()
     print(json.dumps({"benchmark": "compare_negotiation", **summary}, indent=1, sort_keys=True))
 
 
