@@ -289,3 +289,39 @@ class WokkelTests(SynchronousTestCase):
             ("result", "p1", "user@example.org/r", "comp.example.org"),
         )
         self.assertEqual(list(response.elements()), [])
+
+
+class StillNeededTests(SynchronousTestCase):
+    """
+    The shim is one of issue 17's two named exceptions: it stays only while
+    wokkel cannot import without it.
+    """
+
+    def test_wokkelNeedsIt(self) -> None:
+        """
+        In a fresh interpreter that never imports xmppcomp, the wokkel
+        modules xmppcomp uses do not all import on this Twisted. Once they
+        do (a fixed wokkel, or a Twisted that has the names again), this
+        fails: delete L{xmppcomp._wokkelcompat} as its docstring says.
+        """
+        import subprocess
+
+        probe = (
+            "import importlib, sys\n"
+            "failed = []\n"
+            "for name in ('wokkel.data_form', 'wokkel.disco', 'wokkel.ping', 'wokkel.muc'):\n"
+            "    try:\n"
+            "        importlib.import_module(name)\n"
+            "    except ImportError as e:\n"
+            "        failed.append('%s: %s' % (name, e))\n"
+            "assert 'xmppcomp' not in sys.modules\n"
+            "print('\\n'.join(failed))\n"
+        )
+        result = subprocess.run(
+            [sys.executable, "-c", probe], capture_output=True, text=True, timeout=60, check=True
+        )
+        self.assertNotEqual(
+            result.stdout.strip(),
+            "",
+            "wokkel imports without xmppcomp._wokkelcompat now: delete the shim",
+        )
