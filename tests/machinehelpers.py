@@ -43,7 +43,7 @@ class RecordingIO:
     @ivar clock: what C{now()} returns.
     @ivar peerAddress: what C{peer()} returns.
     @ivar sourceKey: what C{source()} returns.
-    @ivar tls: what C{tlsActive()} returns.
+    @ivar tls: what C{encrypted()} returns.
     @ivar ended: what C{streamEnded()} returns.
     @ivar timer: the seconds of the timer started and not cancelled, or
         L{None}.
@@ -83,7 +83,7 @@ class RecordingIO:
     def source(self) -> str | None:
         return self.sourceKey
 
-    def tlsActive(self) -> bool:
+    def encrypted(self) -> bool:
         return self.tls
 
     def streamEnded(self) -> bool:

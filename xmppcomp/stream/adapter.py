@@ -164,7 +164,7 @@ class NegotiationAdapter(Authenticator, Generic[_M]):
         transport = self.xmlstream.transport
         return None if transport is None else sourceKey(transport.getPeer())
 
-    def tlsActive(self) -> bool:
+    def encrypted(self) -> bool:
         return tls.tlsConnectionOf(self.xmlstream.transport) is not None
 
     def streamEnded(self) -> bool:

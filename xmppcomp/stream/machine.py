@@ -247,9 +247,10 @@ class NegotiationIO(Protocol):
         L{xmppcomp.stream.receiving.sourceKey}), or L{None}.
         """
 
-    def tlsActive(self) -> bool:
+    def encrypted(self) -> bool:
         """
-        Whether the connection is under TLS now.
+        Whether the connection is under TLS now (a TLS listener's is from
+        the start).
         """
 
     def streamEnded(self) -> bool:

@@ -15,7 +15,6 @@ L{ListeningXmlStream} and L{ListeningFactory}.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Sequence
-from typing import cast
 
 import attrs
 from twisted.internet.interfaces import IOpenSSLServerConnectionCreator, IReactorTime
@@ -35,7 +34,7 @@ from xmppcomp.stream.features import featuresElement
 from xmppcomp.stream.header import newStreamId
 from xmppcomp.stream.limits import AuthFailureLimiter, sourceKey
 from xmppcomp.stream.negotiating import NegotiatingFactory, NegotiatingXmlStream
-from xmppcomp.stream.receivingmachine import ReceivingIO, ReceivingMachine
+from xmppcomp.stream.receivingmachine import ReceivingMachine
 from xmppcomp.stream.xmlstream import (
     DEFAULT_CLOSE_TIMEOUT,
     DEFAULT_MAX_STANZA_DEPTH,
@@ -173,10 +172,7 @@ class ReceivingAuthenticator(NegotiationAdapter[ReceivingMachine]):
         self.policy: ReceivingPolicy = policy
 
     def makeMachine(self) -> ReceivingMachine:
-        # The cast: the public attribute tlsActive (a bool, as before the
-        # machine) hides NegotiationIO's fact of that name, which the
-        # receiving machine does not use (it asks encrypted()).
-        return ReceivingMachine(cast(ReceivingIO, self), self.policy, self)
+        return ReceivingMachine(self, self.policy, self)
 
     # What the router and the features read.
 
@@ -195,11 +191,10 @@ class ReceivingAuthenticator(NegotiationAdapter[ReceivingMachine]):
         return self.machine.mechanism
 
     @property
-    def tlsActive(self) -> bool:  # type: ignore[override]
+    def tlsActive(self) -> bool:
         """
         Whether the connection is under TLS (STARTTLS completed, or a TLS
-        listener). (The negotiation's fact of the same meaning is
-        L{encrypted}.)
+        listener).
         """
         return self.machine.tlsActive
 
@@ -214,9 +209,6 @@ class ReceivingAuthenticator(NegotiationAdapter[ReceivingMachine]):
 
     def newStreamId(self) -> str:
         return newStreamId()
-
-    def encrypted(self) -> bool:
-        return tls.tlsConnectionOf(self.xmlstream.transport) is not None
 
     def channelBinding(self) -> ChannelBindingData | None:
         return tls.channelBindingFor(

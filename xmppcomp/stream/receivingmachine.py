@@ -57,12 +57,6 @@ class ReceivingIO(NegotiationIO, Protocol):
         A fresh stream id (L{xmppcomp.stream.header.newStreamId}).
         """
 
-    def encrypted(self) -> bool:
-        """
-        Whether the connection is under TLS now (a TLS listener's is from
-        the start).
-        """
-
     def channelBinding(self) -> ChannelBindingData | None:
         """
         The TLS session's channel-binding data (server side), or L{None}.
