@@ -33,7 +33,7 @@ from twisted.words.xish import domish
 from xmppcomp.errors import NegotiationError
 from xmppcomp.logs import Logger
 from xmppcomp.ns import NS_COMPONENT_ACCEPT, NS_STREAMS
-from xmppcomp.stream.adapter import NegotiationAdapter
+from xmppcomp.stream.adapter import InitiatingAdapter, connectAndNegotiate
 from xmppcomp.stream.handshake import handshakeDigest, normaliseHostname
 from xmppcomp.stream.initiating import NegotiationResult
 from xmppcomp.stream.machine import (
@@ -325,7 +325,7 @@ class AcceptInitiatingMachine(InitiatingSide):
         )
 
 
-class AcceptInitiatingAuthenticator(NegotiationAdapter[AcceptInitiatingMachine]):
+class AcceptInitiatingAuthenticator(InitiatingAdapter[AcceptInitiatingMachine]):
     """
     Negotiates one outgoing XEP-0114 component stream: carries an
     L{AcceptInitiatingMachine} out on the stream.
@@ -340,36 +340,12 @@ class AcceptInitiatingAuthenticator(NegotiationAdapter[AcceptInitiatingMachine])
     """
 
     namespace = NS_COMPONENT_ACCEPT
-    initiating = True
-
-    def __init__(self, policy: AcceptInitiatingPolicy, reactor: IReactorTime) -> None:
-        """
-        @param policy: the hostname, secret and limits.
-        @param reactor: schedules the negotiation timeout.
-        """
-        self.negotiated: defer.Deferred[NegotiationResult] = defer.Deferred()
-        super().__init__(policy, reactor)
 
     def makeMachine(self) -> AcceptInitiatingMachine:
         policy: AcceptInitiatingPolicy = self.policy
         return AcceptInitiatingMachine(
             self, policy.hostname, policy.secret, policy.negotiationTimeout, policy.closeTimeout
         )
-
-    def succeeded(self, result: object) -> None:
-        """
-        Also fire L{negotiated} with the result.
-        """
-        super().succeeded(result)
-        self.negotiated.callback(cast(NegotiationResult, result))
-
-    def failed(self, reason: Exception | Failure) -> None:
-        """
-        Also fail L{negotiated}, with the same failure.
-        """
-        failure = reason if isinstance(reason, Failure) else Failure(reason)
-        super().failed(failure)
-        self.negotiated.errback(failure)
 
 
 class AcceptInitiatingFactory(NegotiatingFactory):
@@ -398,13 +374,4 @@ def negotiateAccept(
     @return: a L{Deferred} firing with C{(xmlstream, result)} once the
         server accepted the handshake, or failing with why it did not.
     """
-    factory = AcceptInitiatingFactory(policy, reactor)
-    d = endpoint.connect(factory)
-
-    def connected(
-        xs: NegotiatingXmlStream,
-    ) -> defer.Deferred[tuple[NegotiatingXmlStream, NegotiationResult]]:
-        negotiated = cast(AcceptInitiatingAuthenticator, xs.authenticator).negotiated
-        return negotiated.addCallback(lambda result: (xs, result))
-
-    return d.addCallback(connected)
+    return connectAndNegotiate(endpoint, AcceptInitiatingFactory(policy, reactor))

@@ -23,7 +23,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, ClassVar, Generic, TypeVar, cast
 
-from twisted.internet.interfaces import IDelayedCall, IReactorTime, ITLSTransport
+from twisted.internet.defer import Deferred
+from twisted.internet.interfaces import IDelayedCall, IReactorTime, IStreamClientEndpoint, ITLSTransport
 from twisted.python.failure import Failure
 from twisted.words.protocols.jabber import jid
 from twisted.words.protocols.jabber.error import StreamError
@@ -46,7 +47,7 @@ from xmppcomp.stream.negotiating import peerOf
 if TYPE_CHECKING:
     from xmppcomp.stream.negotiating import NegotiatingXmlStream
 
-__all__ = ["FeaturesCache", "NegotiationAdapter"]
+__all__ = ["FeaturesCache", "InitiatingAdapter", "NegotiationAdapter", "connectAndNegotiate"]
 
 _M = TypeVar("_M", bound=Machine)
 
@@ -253,3 +254,55 @@ class NegotiationAdapter(Authenticator, Generic[_M]):
         metrics = self.policy.metrics
         if metrics is not None:
             metrics.countNegotiationFailure("receiving", condition)
+
+
+class InitiatingAdapter(NegotiationAdapter[_M]):
+    """
+    The adapter of an initiating side (XEP-0225 or XEP-0114): what it
+    negotiated, or why it failed, fires L{negotiated}.
+
+    @ivar negotiated: a L{Deferred} that fires with the side's
+        L{NegotiationResult<xmppcomp.stream.initiatingmachine.NegotiationResult>}
+        once negotiation is complete, or fails with why it stopped (the
+        same failure L{INIT_FAILED_EVENT} carries).
+    """
+
+    initiating = True
+
+    def __init__(self, policy: Any, reactor: IReactorTime) -> None:
+        self.negotiated: Deferred[Any] = Deferred()
+        super().__init__(policy, reactor)
+
+    def succeeded(self, result: object) -> None:
+        """
+        Also fire L{negotiated} with the result.
+        """
+        super().succeeded(result)
+        self.negotiated.callback(result)
+
+    def failed(self, reason: Exception | Failure) -> None:
+        """
+        Also fail L{negotiated}, once, with the same failure.
+        """
+        failure = reason if isinstance(reason, Failure) else Failure(reason)
+        super().failed(failure)
+        if not self.negotiated.called:
+            self.negotiated.errback(failure)
+
+
+def connectAndNegotiate(endpoint: IStreamClientEndpoint, factory: Any) -> Deferred[tuple[Any, Any]]:
+    """
+    Connect to C{endpoint} with C{factory} (whose streams' authenticators
+    are L{InitiatingAdapter}s) and wait for the negotiation.
+
+    @return: a L{Deferred} firing with C{(xmlstream, result)} once
+        negotiation is complete, or failing with why it did not.
+    """
+
+    def connected(protocol: Any) -> Deferred[tuple[Any, Any]]:
+        xs = cast("NegotiatingXmlStream", protocol)
+        authenticator = cast(InitiatingAdapter[Any], xs.authenticator)
+        return authenticator.negotiated.addCallback(lambda result: (xs, result))
+
+    d: Deferred[Any] = endpoint.connect(factory)
+    return d.addCallback(connected)

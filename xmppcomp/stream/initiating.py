@@ -13,7 +13,7 @@ from typing import Any, Callable, Iterable, Sequence, cast
 
 import attrs
 from twisted.internet import defer
-from twisted.internet.interfaces import IOpenSSLClientConnectionCreator, IReactorTime
+from twisted.internet.interfaces import IOpenSSLClientConnectionCreator, IReactorTime, IStreamClientEndpoint
 from twisted.internet.ssl import PrivateCertificate
 from twisted.python.failure import Failure
 from twisted.words.xish import domish
@@ -25,7 +25,7 @@ from xmppcomp.iqtracker import RequestTracker, newRequestId
 from xmppcomp.logs import Logger
 from xmppcomp.metrics import Metrics
 from xmppcomp.stream import tls
-from xmppcomp.stream.adapter import NegotiationAdapter
+from xmppcomp.stream.adapter import InitiatingAdapter, connectAndNegotiate
 from xmppcomp.stream.channelbinding import ChannelBindingData
 from xmppcomp.stream.initiatingmachine import (
     InitiatingMachine,
@@ -138,7 +138,7 @@ class InitiatingPolicy:
 
 
 @implementer(IInitiatingSession)
-class InitiatingAuthenticator(NegotiationAdapter[InitiatingMachine]):
+class InitiatingAuthenticator(InitiatingAdapter[InitiatingMachine]):
     """
     Negotiates one outgoing component stream: the adapter of an
     L{InitiatingMachine}.
@@ -152,10 +152,7 @@ class InitiatingAuthenticator(NegotiationAdapter[InitiatingMachine]):
         of the requests L{request} sent, waiting for their answers.
     """
 
-    initiating = True
-
     def __init__(self, policy: InitiatingPolicy, reactor: IReactorTime) -> None:
-        self.negotiated: defer.Deferred[NegotiationResult] = defer.Deferred()
         self.requests = RequestTracker(
             policy.serverDomain, reactor, requester="negotiation", metrics=policy.metrics
         )
@@ -262,13 +259,10 @@ class InitiatingAuthenticator(NegotiationAdapter[InitiatingMachine]):
                 Failure(NegotiationError("negotiation completed before this request was answered"))
             )
         super().succeeded(result)
-        self.negotiated.callback(cast(NegotiationResult, result))
 
     def failed(self, reason: Exception | Failure) -> None:
         failure = reason if isinstance(reason, Failure) else Failure(reason)
         super().failed(failure)
-        if not self.negotiated.called:
-            self.negotiated.errback(failure)
         self.requests.failAll(failure)
 
 
@@ -283,7 +277,7 @@ class InitiatingFactory(NegotiatingFactory):
         return InitiatingAuthenticator(self.policy, self.reactor)
 
 
-def negotiate(endpoint: object, policy: InitiatingPolicy, reactor: IReactorTime | None = None) -> "defer.Deferred[tuple[NegotiatingXmlStream, NegotiationResult]]":
+def negotiate(endpoint: IStreamClientEndpoint, policy: InitiatingPolicy, reactor: IReactorTime | None = None) -> "defer.Deferred[tuple[NegotiatingXmlStream, NegotiationResult]]":
     """
     Connect to C{endpoint} and negotiate a stream.
 
@@ -291,11 +285,4 @@ def negotiate(endpoint: object, policy: InitiatingPolicy, reactor: IReactorTime 
     @return: a L{Deferred} firing with C{(xmlstream, result)} once
         negotiation is complete, or failing with why it did not.
     """
-    factory = InitiatingFactory(policy, reactor)
-    d = endpoint.connect(factory)  # type: ignore[attr-defined]
-
-    def connected(xs: NegotiatingXmlStream) -> "defer.Deferred[tuple[NegotiatingXmlStream, NegotiationResult]]":
-        authenticator = cast(InitiatingAuthenticator, xs.authenticator)
-        return authenticator.negotiated.addCallback(lambda result: (xs, result))
-
-    return d.addCallback(connected)
+    return connectAndNegotiate(endpoint, InitiatingFactory(policy, reactor))
