@@ -87,9 +87,7 @@ class RawStanzaParser(StanzaParser):
         maxDepth: int = DEFAULT_MAX_STANZA_DEPTH,
     ) -> None:
         """
-        @param maxStanzaSize: the limit on each segment, in bytes; at least 1.
-        @param maxDepth: the limit on nesting levels below the stream root;
-            at least 1.
+        As L{StanzaParser.__init__}; raw capture starts off.
         """
         super().__init__(maxStanzaSize, maxDepth)
         self.captureRaw = False
@@ -210,11 +208,7 @@ class RawStanzaParser(StanzaParser):
             return None
         if not hasContent and data[at - 2 : at] == b"/>":
             return None
-        # An end tag holds no attribute values: its first '>' ends it.
-        close = data.find(b">", at)
-        if close == -1:
-            return None
-        return data[self._stanzaStart - self._chunksStart : close + 1]
+        return self._throughEndTag(data, at)
 
     def _locateEnd(self) -> tuple[bytes, int] | None:
         """
