@@ -669,7 +669,7 @@ class AsciiFastPathTests(SynchronousTestCase):
             self.assertEqual(normalizeHostname(name), expected)
             self.assertEqual(canonicalHostname(name), expected)
         self.assertEqual(canonicalHostname("B\u00fccher.Example"), "xn--bcher-kva.example")
-        self.assertEqual(normalizeDomain("B\u00fccher.Example"), "b\u00fccher.example")
+        self.assertEqual(normalizeDomain("B\u00fccher.Example"), "xn--bcher-kva.example")
         self.assertRaises(ValueError, canonicalHostname, "a" * 64 + ".example")
 
     def test_noStringprepForPlainNames(self) -> None:

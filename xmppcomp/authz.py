@@ -9,31 +9,26 @@ when it is not.
 
 This module is pure logic: it imports nothing from C{twisted.internet}.
 
-Names are compared in a canonical form (see L{canonicalHostname}): each
-label nameprepped (RFC 3491, with the STD3 rules twisted's JID parser
-applies, as for SASL identities) and then converted to its ASCII form
-(RFC 3490 ToASCII), so C{"B\\u00dcCHER.example"}, C{"b\\u00fccher.example"}
-and C{"xn--bcher-kva.example"} are the same name. A single trailing dot is
-ignored.
+Names are compared in the package's one normal form of names (see
+L{canonicalHostname} and L{xmppcomp.jids.normalizeDomain}): lowercase,
+every label in its ASCII form (IDNA), so C{"B\\u00dcCHER.example"},
+C{"b\\u00fccher.example"} and C{"xn--bcher-kva.example"} are the same
+name. A single trailing dot is ignored.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from encodings import idna as _idna
 from types import MappingProxyType
 from typing import Any
 
 import attrs
 
-from xmppcomp.stream.sasl._identity import normalizeDomain, plainHostname
+from xmppcomp.jids import MAX_DOMAIN_LENGTH, InvalidDomain, normalizeDomain
 
 #: The longest hostname accepted, in octets of its ASCII form, without a
-#: trailing dot (RFC 1035 section 2.3.4, less the root label).
-MAX_HOSTNAME_LENGTH = 253
-
-#: The ACE prefix of an IDNA A-label (RFC 3490 section 5).
-_ACE_PREFIX = "xn--"
+#: trailing dot (L{xmppcomp.jids.MAX_DOMAIN_LENGTH}).
+MAX_HOSTNAME_LENGTH = MAX_DOMAIN_LENGTH
 
 
 class PolicyError(ValueError):
@@ -46,60 +41,24 @@ class PolicyError(ValueError):
 
 def _labels(name: str) -> tuple[str, ...]:
     """
-    The canonical labels of the hostname C{name}.
+    The canonical labels of the hostname C{name} (L{canonicalHostname}).
 
-    @raise ValueError: C{name} is not a valid hostname.
+    @raise InvalidDomain: (a L{ValueError}) C{name} is not a valid hostname.
     """
-    if not isinstance(name, str):
-        raise ValueError(f"a hostname must be a string, not {type(name).__name__}")
-    bare = name[:-1] if name.endswith(".") else name
-    if not bare:
-        raise ValueError(f"{name!r} is not a valid hostname: it is empty")
-    if "" in bare.split("."):
-        raise ValueError(f"{name!r} is not a valid hostname: it has an empty label")
-    plain = plainHostname(bare)
-    if plain is not None and "xn--" not in plain:
-        # Letters, digits and hyphens only: nameprep and ToASCII leave it
-        # as it is, lowercased (A-labels still take the full path, which
-        # checks that they decode).
-        if len(plain) > MAX_HOSTNAME_LENGTH:
-            raise ValueError(
-                f"{name!r} is longer than {MAX_HOSTNAME_LENGTH} octets in ASCII form"
-            )
-        return tuple(plain.split("."))
-    try:
-        domain = normalizeDomain(name)
-    except ValueError as e:
-        detail = e.__cause__ if e.__cause__ is not None else e
-        raise ValueError(f"{name!r} is not a valid hostname: {detail}") from e
-    labels = []
-    for label in domain.split("."):
-        try:
-            if label.startswith(_ACE_PREFIX):
-                # An A-label must decode, and encode back to itself.
-                _idna.ToUnicode(label)
-                ascii = label
-            else:
-                ascii = _idna.ToASCII(label).decode("ascii")
-        except UnicodeError as e:
-            raise ValueError(f"{name!r}: label {label!r} is not valid: {e}") from e
-        labels.append(ascii.lower())
-    if len(".".join(labels)) > MAX_HOSTNAME_LENGTH:
-        raise ValueError(
-            f"{name!r} is longer than {MAX_HOSTNAME_LENGTH} octets in ASCII form"
-        )
-    return tuple(labels)
+    return tuple(normalizeDomain(name).split("."))
 
 
 def canonicalHostname(name: str) -> str:
     """
-    The form in which L{HostnamePolicy} compares hostnames: nameprepped,
-    every label in its ASCII (A-label) form, no trailing dot.
+    The form in which L{HostnamePolicy} compares hostnames: the package's
+    one normal form of names (L{xmppcomp.jids.normalizeDomain}), every
+    label in its ASCII (A-label) form, lowercase, no trailing dot.
 
     @param name: a hostname, in Unicode or ASCII form, any case.
     @return: e.g. C{"xn--bcher-kva.example"} for C{"B\\u00fccher.Example."}.
-    @raise ValueError: C{name} is not a valid hostname (as for a SASL
-        identity, L{normalizeDomain}), or a label is not valid IDNA.
+    @raise InvalidDomain: (a L{ValueError}) C{name} is not a valid
+        hostname (see L{xmppcomp.jids.normalizeDomain}); the message names
+        it.
     """
     return ".".join(_labels(name))
 
@@ -153,8 +112,8 @@ class HostnamePattern:
             )
         try:
             labels = _labels(rest)
-        except ValueError as e:
-            raise PolicyError(f"the hostname pattern {text!r} is malformed: {e}") from e
+        except InvalidDomain as e:
+            raise PolicyError(f"the hostname pattern {text!r} is malformed: {e.reason}") from e
         return cls(labels=labels, wildcard=wildcard)
 
     def matches(self, labels: tuple[str, ...]) -> bool:
@@ -193,8 +152,8 @@ def _convertRules(
             raise PolicyError(f"the identity {identity!r} must be a string")
         try:
             key = canonicalHostname(identity)
-        except ValueError as e:
-            raise PolicyError(f"the identity {identity!r} is not a domain: {e}") from e
+        except InvalidDomain as e:
+            raise PolicyError(f"the identity {identity!r} is not a domain: {e.reason}") from e
         if key in rules:
             raise PolicyError(
                 f"the identities {spelling[key]!r} and {identity!r} are the same "

@@ -639,16 +639,15 @@ def _limit(
 
 
 def _domain(item: _Value) -> str:
-    # Imported here: the stream package is not needed to merely import
-    # this module.
-    from xmppcomp.stream.sasl._identity import normalizeDomain
+    # The package's one rule for names.
+    from xmppcomp.jids import InvalidDomain, normalizeDomain
 
     value = _string(item, 'domain = "example.net"')
     try:
         return normalizeDomain(value)
-    except ValueError as e:
+    except InvalidDomain as e:
         raise ConfigError(
-            f"{item.where}: {value!r} is not a domain ({e}); give the "
+            f"{item.where}: {value!r} is not a domain ({e.reason}); give the "
             'router\'s domain name, such as "example.net"'
         ) from e
 
@@ -674,7 +673,7 @@ def _authorization(item: _Value) -> dict[str, tuple[str, ...]]:
 
 
 def _secrets(item: _Value) -> dict[str, SecretRef]:
-    from xmppcomp.stream.sasl._identity import normalizeDomain
+    from xmppcomp.jids import InvalidDomain, normalizeDomain
 
     value = item.value
     example = '{ file = "legacy.secret" } or { env = "LEGACY_SECRET" }'
@@ -688,9 +687,9 @@ def _secrets(item: _Value) -> dict[str, SecretRef]:
         where = f'{item.where}."{hostname}"'
         try:
             name = normalizeDomain(hostname)
-        except ValueError as e:
+        except InvalidDomain as e:
             raise ConfigError(
-                f"{where}: {hostname!r} is not a hostname ({e}); each key is "
+                f"{where}: {hostname!r} is not a hostname ({e.reason}); each key is "
                 "the hostname of an XEP-0114 component"
             ) from e
         if name in secrets:
@@ -1477,14 +1476,14 @@ def _collectComponent(
 
 
 def _hostname(item: _Value, what: str) -> str:
-    from xmppcomp.stream.sasl._identity import normalizeDomain
+    from xmppcomp.jids import InvalidDomain, normalizeDomain
 
     value = _string(item, '"component.example.net"')
     try:
         return normalizeDomain(value)
-    except ValueError as e:
+    except InvalidDomain as e:
         raise ConfigError(
-            f"{item.where}: {value!r} is not a domain ({e}); give {what}, "
+            f"{item.where}: {value!r} is not a domain ({e.reason}); give {what}, "
             'such as "component.example.net"'
         ) from e
 

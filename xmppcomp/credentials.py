@@ -39,7 +39,7 @@ import sys
 from typing import IO, TYPE_CHECKING, Callable, NoReturn
 
 from xmppcomp.authz import canonicalHostname
-from xmppcomp.stream.sasl._identity import normalizeDomain
+from xmppcomp.jids import normalizeDomain
 from xmppcomp.stream.sasl.store import (
     HASH_NAMES,
     MIN_ITERATIONS,

@@ -11,11 +11,11 @@ from collections.abc import Collection
 from typing import Any, Generic, Hashable, TypeVar
 
 import attrs
-from twisted.words.protocols.jabber import jid
 from twisted.words.protocols.jabber.error import StanzaError
 from twisted.words.xish import domish
 
 from xmppcomp._memo import BoundedMemo
+from xmppcomp.jids import domainOf as domainOf  # noqa: PLC0414 (re-exported)
 
 R = TypeVar("R", bound=Hashable)
 
@@ -29,34 +29,13 @@ DOMAIN_KEY_LENGTH = 512
 _UNKNOWN: Any = object()
 
 
-def domainOf(address: str) -> str | None:
-    """
-    The domain part of a JID, normalised for table lookups, or C{None} if
-    it is malformed.
-
-    ASCII addresses take a fast path (lowercase); others are nameprepped.
-    Not remembered: a L{RoutingTable} remembers the addresses it routes
-    (L{RoutingTable.domainOf}).
-    """
-    bare = address.partition("/")[0]
-    domain = bare.rpartition("@")[2]
-    if not domain:
-        return None
-    if domain.isascii():
-        return domain.lower()
-    try:
-        return jid.JID(address).host
-    except Exception:
-        # Twisted's nameprep raises more than InvalidFormat on bad input.
-        return None
-
-
 class RoutingTable(Generic[R]):
     """
     Bound hostname to route (a session). A name has at most one route; a
     route may have many names.
 
-    @ivar domainOf: L{domainOf}, remembered: the addresses seen lately and
+    @ivar domainOf: L{xmppcomp.jids.domainOf} (the package's one rule for
+        names), remembered: the addresses seen lately and
         their domains (every stanza names two, and the same few over and
         over). Emptied when L{DOMAINS_KEPT} are kept; only addresses of at
         most L{DOMAIN_KEY_LENGTH} characters are kept, since they come from

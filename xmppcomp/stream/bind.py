@@ -19,7 +19,6 @@ from typing import Any, Callable, Iterable, Protocol, Sequence
 
 import attrs
 from twisted.internet import defer
-from twisted.words.protocols.jabber import jid
 from twisted.words.protocols.jabber.error import StanzaError
 from twisted.words.protocols.jabber.xmlstream import IQ, toResponse
 from twisted.words.xish import domish
@@ -32,19 +31,20 @@ from xmppcomp.interfaces import (
     IReceivingSession,
 )
 from xmppcomp.iqtracker import newRequestId
+from xmppcomp.jids import MAX_DOMAIN_LENGTH, InvalidDomain, normalizeDomain, plainDomain
 from xmppcomp.logs import Logger
 from xmppcomp.ns import NS_COMPONENT_0, NS_COMPONENT_TMP
 from xmppcomp.stream.features import markRequired
 from xmppcomp.stream.negotiating import callNow
-from xmppcomp.stream.sasl._identity import plainHostname
 
 log = Logger()
 
 #: Bind namespaces, preferred first.
 BIND_NAMESPACES = (NS_COMPONENT_0, NS_COMPONENT_TMP)
 
-#: The longest hostname accepted (RFC 7622 section 3.2: 1023 bytes).
-MAX_HOSTNAME_LENGTH = 1023
+#: The longest hostname accepted, in octets of its ASCII form
+#: (L{xmppcomp.jids.MAX_DOMAIN_LENGTH}).
+MAX_HOSTNAME_LENGTH = MAX_DOMAIN_LENGTH
 
 
 @attrs.frozen
@@ -78,28 +78,22 @@ def bindChild(iq: domish.Element) -> domish.Element | None:
 
 def normalizeHostname(text: str) -> str:
     """
-    Normalise a hostname as a JID domain part.
+    Normalise the text of a C{<hostname/>} with the package's one rule
+    for names, L{xmppcomp.jids.normalizeDomain} (lowercase, IDNA ASCII
+    form, no trailing dot); white space around it is dropped.
 
     @raise StanzaError: C{bad-request} when it is not a bare domain.
     """
     text = text.strip()
-    if not text or len(text.encode("utf-8")) > MAX_HOSTNAME_LENGTH:
-        raise StanzaError("bad-request", text="missing or overlong hostname")
-    if "@" in text or "/" in text:
-        raise StanzaError(
-            "bad-request",
-            text="a hostname is a bare domain (no '@' or '/'): %s" % (text,),
-        )
-    if text.startswith(".") or text.endswith(".") or ".." in text:
-        raise StanzaError("bad-request", text="malformed hostname: %s" % (text,))
-    plain = plainHostname(text)
+    if not text:
+        raise StanzaError("bad-request", text="missing hostname")
+    plain = plainDomain(text)
     if plain is not None:
         return plain
     try:
-        # Twisted's nameprep raises more than InvalidFormat on bad input.
-        return jid.JID(text).host
-    except Exception as e:
-        raise StanzaError("bad-request", text="malformed hostname: %s" % (text,)) from e
+        return normalizeDomain(text)
+    except InvalidDomain as e:
+        raise StanzaError("bad-request", text="malformed hostname: %s" % (e.reason,)) from e
 
 
 def parseBindRequest(iq: domish.Element) -> BindRequest | None:

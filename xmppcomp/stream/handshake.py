@@ -11,10 +11,11 @@ from __future__ import annotations
 
 import hmac
 
-from twisted.words.protocols.jabber import error, jid
+from twisted.words.protocols.jabber import error
 from twisted.words.protocols.jabber.xmlstream import hashPassword
 from twisted.words.xish import domish
 
+from xmppcomp.jids import domainOrNone
 from xmppcomp.ns import NS_COMPONENT_ACCEPT, NS_STREAMS
 
 __all__ = [
@@ -23,10 +24,6 @@ __all__ = [
     "handshakeDigest",
     "normaliseHostname",
 ]
-
-#: RFC 7622 section 3.2: a domainpart is at most 1023 bytes.
-_MAX_DOMAIN = 1023
-
 
 def handshakeDigest(streamId: str, secret: str) -> str:
     """
@@ -59,27 +56,15 @@ def checkHandshake(streamId: str, secret: str, received: str) -> bool:
 
 def normaliseHostname(value: str) -> str | None:
     """
-    Normalise a component hostname: a bare domain JID, without localpart or
-    resourcepart, case-folded by nameprep, without a trailing dot (RFC 7622
-    section 3.2).
+    Normalise a component hostname with the package's one rule for names,
+    L{xmppcomp.jids.normalizeDomain}: lowercase, IDNA ASCII form, without a
+    trailing dot (RFC 7622 section 3.2).
 
     @param value: the C{to} attribute of a stream header.
     @return: the normalised hostname, or L{None} if C{value} is not a
         domain.
     """
-    if "@" in value or "/" in value:
-        return None
-    try:
-        host = jid.JID(value).host
-    except Exception:
-        return None
-    if not isinstance(host, str):
-        return None
-    if host.endswith("."):
-        host = host[:-1]
-    if not host or len(host.encode("utf-8")) > _MAX_DOMAIN:
-        return None
-    return host
+    return domainOrNone(value)
 
 
 def checkAcceptHeader(root: domish.Element) -> str:

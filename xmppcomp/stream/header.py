@@ -14,18 +14,14 @@ from attrs import frozen
 from twisted.words.protocols.jabber import error, jid
 from twisted.words.xish import domish
 
+from xmppcomp.jids import domainOrNone, plainDomain
 from xmppcomp.ns import NS_STREAMS, NS_XML
 
 __all__ = ["StreamHeader", "checkHost", "newStreamId", "parseStreamHeader"]
 
-#: RFC 7622 section 3: each part of a JID is at most 1023 bytes.
+#: RFC 7622 section 3: a localpart and a resourcepart are at most 1023
+#: bytes each (the domainpart's rule is L{xmppcomp.jids.normalizeDomain}).
 _MAX_JID_PART = 1023
-
-#: An ASCII domain whose nameprep is lowercasing.
-_PLAIN_DOMAIN = re.compile(
-    r"\A[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
-    r"(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*\Z"
-)
 
 _VERSION = re.compile(r"\A([0-9]+)\.([0-9]+)\Z")
 
@@ -55,31 +51,47 @@ def _normaliseJID(value: str) -> str | None:
     """
     Validate and normalise an address from a stream header.
 
-    Twisted's L{jid.JID} is lenient (it accepts an empty localpart or
-    resourcepart and unbounded lengths), so this adds the checks of RFC 7622.
-    L{jid.internJID} is not used: it would cache every string a peer sends.
+    The domainpart follows the package's one rule for names
+    (L{xmppcomp.jids.normalizeDomain}: lowercase, IDNA ASCII form, no
+    trailing dot); a localpart and a resourcepart are prepared by
+    Twisted's stringprep, which is lenient (it accepts an empty localpart
+    or resourcepart and unbounded lengths), so this adds the checks of
+    RFC 7622. L{jid.internJID} is not used: it would cache every string a
+    peer sends.
 
     @return: the normalised JID string, or L{None} if C{value} is not a JID.
     """
-    if len(value) <= _MAX_JID_PART and _PLAIN_DOMAIN.match(value) is not None:
-        # The usual stream header address: an ASCII domain whose nameprep
-        # is lowercasing (letters, digits, inner hyphens; labels of at most
-        # 63). Stringprep in pure Python costs far more.
-        return value.lower()
+    domain = plainDomain(value)
+    if domain is not None:
+        # The usual stream header address: a plain ASCII domain, no
+        # stringprep and no IDNA.
+        return domain
     bare, slash, resource = value.partition("/")
     if slash and not resource:
         return None
-    local, at, _ = bare.partition("@")
-    if at and not local:
+    local, at, host = bare.partition("@")
+    if not at:
+        local, host = "", local
+    elif not local:
         return None
+    domain = domainOrNone(host)
+    if domain is None:
+        return None
+    if not local and not resource:
+        return domain
     try:
-        parsed = jid.JID(value)
+        # The domainpart is checked already: a placeholder stands for it.
+        parsed = jid.JID(tuple=(local or None, "x", resource or None))
     except Exception:
         return None
-    for part in (parsed.user, parsed.host, parsed.resource):
+    for part in (parsed.user, parsed.resource):
         if part is not None and len(part.encode("utf-8")) > _MAX_JID_PART:
             return None
-    full: str = parsed.full()
+    full = domain
+    if parsed.user:
+        full = f"{parsed.user}@{full}"
+    if parsed.resource:
+        full = f"{full}/{parsed.resource}"
     return full
 
 
