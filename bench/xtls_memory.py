@@ -14,7 +14,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from twisted.words.xish import domish  # noqa: E402
 
-from tests.test_xtls_support import Pair  # noqa: E402
+from tests.xtlshelpers import Pair  # noqa: E402
 
 PAYLOAD = 1024 * 1024
 

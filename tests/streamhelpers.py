@@ -1,6 +1,7 @@
 """
 Helpers shared by the stream tests: reading what a stream wrote, one
-stream document at a time.
+stream document at a time. (The fake TLS transport is
+L{xmppcomp.testing.FakeTLSTransport}.)
 """
 
 from __future__ import annotations
@@ -9,22 +10,6 @@ from twisted.internet.testing import StringTransport
 from twisted.words.xish import domish
 
 from xmppcomp.ns import NS_STREAMS, NS_XMPP_STREAMS
-
-
-class FakeTLSTransport(StringTransport):
-    """
-    A L{StringTransport} that records C{startTLS} instead of doing TLS.
-
-    @ivar tlsOptions: what C{startTLS} was called with, or C{None}.
-    @ivar writtenBeforeTLS: the bytes written before C{startTLS}.
-    """
-
-    tlsOptions: object | None = None
-    writtenBeforeTLS = b""
-
-    def startTLS(self, options: object) -> None:
-        self.tlsOptions = options
-        self.writtenBeforeTLS = self.value()
 
 
 class PeerReader:

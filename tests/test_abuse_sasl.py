@@ -30,8 +30,9 @@ from xmppcomp.stream.receiving import (
 )
 from xmppcomp.stream.sasl import MemoryCredentialStore
 from xmppcomp.stream.sasl.mechanisms import ScramInitiator
+from xmppcomp.testing import FakeTLSTransport
 
-from .streamhelpers import FakeTLSTransport, PeerReader, header, read, streamErrorCondition
+from .streamhelpers import PeerReader, header, read, streamErrorCondition
 
 DOMAIN = "example.net"
 IDENTITY = "comp.example.net"

@@ -1,7 +1,7 @@
 # -*- test-case-name: tests.test_component -*-
 """
 Tests for L{xmppcomp.component.Component}: connected in memory to a real
-L{Router} (L{twisted.test.iosim}, pretend TLS), driven by a
+L{Router} (L{xmppcomp.testing.MemoryRouter}, pretend TLS), driven by a
 L{MemoryReactorClock}.
 """
 
@@ -11,28 +11,24 @@ from typing import Any
 
 from twisted.internet import defer
 from twisted.internet.error import ConnectionLost
-from twisted.internet.protocol import Protocol
+from twisted.internet.protocol import Factory, Protocol
 from twisted.internet.testing import MemoryReactorClock
 from twisted.python.failure import Failure
-from twisted.test import iosim
 from twisted.trial.unittest import SynchronousTestCase
 from twisted.words.protocols.jabber.error import StanzaError, StreamError
 from twisted.words.protocols.jabber.xmlstream import TimeoutError
 from twisted.words.xish import domish
 from wokkel.subprotocols import IQHandlerMixin, XMPPHandler
 
-from xmppcomp.component import Component, NotConnected, QueueFull, QueueTimeout, isFatal
+from xmppcomp.component import Component, Link, NotConnected, QueueFull, QueueTimeout, isFatal
 from xmppcomp.config import RouterLimits
 from xmppcomp.errors import SASLFailure
 from xmppcomp.metrics import Metrics
-from xmppcomp.router.service import Router
-from xmppcomp.stream.acceptreceiving import AcceptFactory, AcceptPolicy
 from xmppcomp.stream.bind import BindError, NoHostnameBound
-from xmppcomp.stream.receiving import ReceivingFactory, ReceivingPolicy
+from xmppcomp.testing import MemoryEndpoint, MemoryRouter, PretendTLS
 
 from .test_iqtracker import ID_PATTERN, mismatched
 from .test_router_service import SECRETS, STORE, mayBind
-from .test_stream_initiating import FakeTLSOptions
 
 DOMAIN = "example.net"
 
@@ -40,95 +36,28 @@ DOMAIN = "example.net"
 ACCEPT_SECRETS = {"legacy.example.net": "legacy secret, long enough"}
 
 
-class MemoryEndpoint:
+class Network(MemoryRouter):
     """
-    A client endpoint that connects to a server factory in memory; the
-    test pumps the connections.
-    """
-
-    def __init__(self, network: "Network", xep0114: bool = False) -> None:
-        self.network = network
-        self.xep0114 = xep0114
-
-    def connect(self, factory: Any) -> defer.Deferred[Any]:
-        if not self.network.up:
-            return defer.fail(ConnectionRefused())
-        client = factory.buildProtocol(None)
-        serverFactory = self.network.acceptFactory if self.xep0114 else self.network.factory
-        server = serverFactory.buildProtocol(None)
-        serverTransport = iosim.makeFakeServer(server)
-        clientTransport = iosim.makeFakeClient(client)
-        pump = iosim.connect(server, serverTransport, client, clientTransport, greet=False)
-        self.network.pumps.append(pump)
-        self.network.serverTransports.append(serverTransport)
-        return defer.succeed(client)
-
-
-class ConnectionRefused(Exception):
-    """
-    The in-memory router is down.
-    """
-
-
-class Network:
-    """
-    A router reachable in memory, that can go down and come back.
+    The in-memory router of these tests: L{DOMAIN}, the identities of
+    L{tests.test_router_service} (its credentials and C{mayBind}), and the
+    XEP-0114 names of L{ACCEPT_SECRETS}; it can go down and come back
+    (C{crash}, C{start}).
     """
 
     def __init__(self, clock: MemoryReactorClock, **limits: Any) -> None:
-        self.clock = clock
-        self.up = True
-        self.pumps: list[iosim.IOPump] = []
-        self.serverTransports: list[Any] = []
-        self.start(**limits)
-
-    def start(self, **limits: Any) -> None:
-        self.router = Router(DOMAIN, mayBind, RouterLimits(**limits), self.clock)
-        self.factory = ReceivingFactory(
-            ReceivingPolicy(
-                domains={DOMAIN},
-                credentials=STORE,
-                tlsOptions=FakeTLSOptions(),
-                features=self.router.receivingFeatures(),
-            ),
-            reactor=self.clock,
+        super().__init__(
+            DOMAIN,
+            clock,
+            limits=RouterLimits(**limits),
+            mayBind=mayBind,
+            credentials=STORE,
         )
-        self.router.addBootstraps(self.factory, "xep0225")
-        self.acceptFactory = AcceptFactory(AcceptPolicy(secrets=ACCEPT_SECRETS.get), reactor=self.clock)
-        self.router.addBootstraps(self.acceptFactory, "xep0114")
-        self.up = True
-
-    def crash(self) -> None:
-        """
-        Drop every connection and refuse new ones.
-        """
-        self.up = False
-        for transport in self.serverTransports:
-            transport.loseConnection()
-        self.flush()
-
-    def flush(self) -> None:
-        moved = True
-        while moved:
-            moved = False
-            for pump in self.pumps:
-                moved = pump.pump() or moved
+        self.acceptSecrets.update(ACCEPT_SECRETS)
 
 
-class MemoryComponent(Component):
+class NamedComponent(Component):
     """
-    A component whose endpoint is the in-memory network.
-    """
-
-    network: Network
-
-    def endpointFor(self, link: Any) -> Any:
-        return MemoryEndpoint(self.network, self.protocol == "xep0114")
-
-
-class NamedComponent(MemoryComponent):
-    """
-    A L{MemoryComponent} that records what it is told of each hostname:
+    A component that records what it is told of each hostname:
     C{("bound", name)}, C{("refused", name, condition, retryIn)},
     C{("lost", name)}.
     """
@@ -154,10 +83,13 @@ class NamedComponent(MemoryComponent):
         return events
 
 
-def makeComponent(network: Network, identity: str, *hostnames: str, **kwargs: Any) -> MemoryComponent:
-    MemoryComponent.network = network
+def makeComponent(network: Network, identity: str, *hostnames: str, **kwargs: Any) -> Component:
+    """
+    A component connected to C{network} through its C{endpointFactory}.
+    """
     kwargs.setdefault("retryPolicy", lambda attempt: 2.0 ** attempt)
-    componentClass = kwargs.pop("componentClass", MemoryComponent)
+    kwargs.setdefault("endpointFactory", network.endpointFactory)
+    componentClass = kwargs.pop("componentClass", Component)
     protocol = kwargs.get("protocol", "xep0225")
     secret = kwargs.pop("secret", ACCEPT_SECRETS[identity] if protocol == "xep0114" else SECRETS[identity])
     component = componentClass(
@@ -166,10 +98,11 @@ def makeComponent(network: Network, identity: str, *hostnames: str, **kwargs: An
         hostnames or (identity,),
         secret=secret,
         identity=identity if protocol == "xep0225" else None,
-        reactor=network.clock,
-        tlsCreator=FakeTLSOptions(),
+        reactor=network.reactor,
+        tlsCreator=PretendTLS(),
         **kwargs,
     )
+    assert isinstance(component, Component)
     return component
 
 
@@ -216,7 +149,7 @@ class TestCase(SynchronousTestCase):
         self.addCleanup(self._stopAll)
         self.components: list[Component] = []
 
-    def component(self, identity: str, *hostnames: str, **kwargs: Any) -> MemoryComponent:
+    def component(self, identity: str, *hostnames: str, **kwargs: Any) -> Component:
         component = makeComponent(self.network, identity, *hostnames, **kwargs)
         component.startService()
         self.components.append(component)
@@ -228,13 +161,13 @@ class TestCase(SynchronousTestCase):
         No new connection attempt in the next C{seconds - 1} seconds, and
         one in the second after.
         """
-        attempts = len(self.network.pumps)
+        attempts = len(self.network.connections)
         self.clock.advance(seconds - 1)
         self.network.flush()
-        self.assertEqual(len(self.network.pumps), attempts)
+        self.assertEqual(len(self.network.connections), attempts)
         self.clock.advance(1)
         self.network.flush()
-        self.assertEqual(len(self.network.pumps), attempts + 1)
+        self.assertEqual(len(self.network.connections), attempts + 1)
 
     def _stopAll(self) -> None:
         for component in self.components:
@@ -542,14 +475,14 @@ class NameIndependenceTests(TestCase):
         self.network.flush()
         self.assertEqual([str(m.body) for m in inbox.messages], ["to a"])
 
-        connections = len(self.network.pumps)
+        connections = len(self.network.connections)
         holder.stopService()
         self.network.flush()
         self.clock.advance(2)
         self.network.flush()
         self.assertEqual(second.take(), [("bound", "chat.alpha.example.net")])
         self.assertIs(table.lookup("chat.alpha.example.net"), session)
-        self.assertEqual(len(self.network.pumps), connections)
+        self.assertEqual(len(self.network.connections), connections)
         beta.send(chat("beta.example.net", "room@chat.alpha.example.net", "to b"))
         self.network.flush()
         self.assertEqual([str(m.body) for m in inbox.messages], ["to a", "to b"])
@@ -641,10 +574,10 @@ class NameIndependenceTests(TestCase):
         holder = self.component("alpha.example.net")
         second = self.named("alpha.example.net", fatalRetryDelay=300)
         self.assertEqual(second.take(), [("refused", "alpha.example.net", "conflict", 2.0)])
-        attempts = len(self.network.pumps)
+        attempts = len(self.network.connections)
         self.clock.advance(2)
         self.network.flush()
-        self.assertEqual(len(self.network.pumps), attempts + 1)
+        self.assertEqual(len(self.network.connections), attempts + 1)
         self.assertEqual(second.take(), [("refused", "alpha.example.net", "conflict", 4.0)])
         holder.stopService()
         self.network.flush()
@@ -738,25 +671,6 @@ class ConflictDuringHandshake(Protocol):
             self.transport.loseConnection()  # type: ignore[union-attr]
 
 
-class HandshakeConflictComponent(NamedComponent):
-    """
-    An XEP-0114 component whose server refuses its handshake with
-    C{conflict}.
-    """
-
-    def endpointFor(self, link: Any) -> Any:
-        return HandshakeConflictEndpoint(self.network)
-
-
-class HandshakeConflictEndpoint(MemoryEndpoint):
-    def connect(self, factory: Any) -> defer.Deferred[Any]:
-        client = factory.buildProtocol(None)
-        server = ConflictDuringHandshake()
-        pump = iosim.connect(server, iosim.makeFakeServer(server), client, iosim.makeFakeClient(client), greet=False)
-        self.network.pumps.append(pump)
-        return defer.succeed(client)
-
-
 class HandshakeConflictTests(TestCase):
     """
     A server that refuses the XEP-0114 handshake with C{conflict} (as
@@ -771,14 +685,17 @@ class HandshakeConflictTests(TestCase):
         """
         component = self.component(
             "legacy.example.net", protocol="xep0114", fatalRetryDelay=300,
-            componentClass=HandshakeConflictComponent,
+            componentClass=NamedComponent,
+            endpointFactory=lambda link: MemoryEndpoint(
+                Factory.forProtocol(ConflictDuringHandshake), self.network.connections
+            ),
         )
         assert isinstance(component, NamedComponent)
         self.assertEqual(component.take(), [("refused", "legacy.example.net", "conflict", 2.0)])
-        attempts = len(self.network.pumps)
+        attempts = len(self.network.connections)
         self.clock.advance(2)
         self.network.flush()
-        self.assertEqual(len(self.network.pumps), attempts + 1)
+        self.assertEqual(len(self.network.connections), attempts + 1)
         self.assertEqual(component.take(), [("refused", "legacy.example.net", "conflict", 4.0)])
 
 
@@ -983,3 +900,63 @@ class KeepaliveTests(TestCase):
         self.network.flush()
         self.assertTrue(alpha.isConnected())
         self.assertEqual(recorder.initialized, 2)
+
+
+class EndpointFactoryTests(TestCase):
+    """
+    The endpoint of each connection comes from C{endpointFactory}; the
+    deprecated L{Component.endpointFor} keeps working.
+    """
+
+    def test_factoryGetsEachLink(self) -> None:
+        """
+        C{endpointFactory} is called with each connection's L{Link}: one
+        per hostname over XEP-0114, with its component and hostnames.
+        """
+        asked: list[tuple[Component, tuple[str, ...]]] = []
+
+        def factory(link: Link) -> MemoryEndpoint:
+            asked.append((link.component, tuple(link.hostnames)))
+            return self.network.endpointFactory(link)
+
+        component = self.component(
+            "legacy.example.net", protocol="xep0114", endpointFactory=factory
+        )
+        self.assertEqual(asked, [(component, ("legacy.example.net",))])
+        self.assertTrue(component.isConnected("legacy.example.net"))
+        [link] = component.links
+        self.assertTrue(link.connected)
+        self.assertEqual(list(link.bound), ["legacy.example.net"])
+
+    def test_endpointForDeprecated(self) -> None:
+        """
+        Calling L{Component.endpointFor} warns, pointing at
+        C{endpointFactory}, and returns the factory's endpoint.
+        """
+        component = makeComponent(self.network, "alpha.example.net")
+        [link] = component.links
+        endpoint = component.endpointFor(link)  # type: ignore[arg-type]
+        self.assertIs(endpoint, self.network.endpoint("xep0225"))
+        [warning] = self.flushWarnings([self.test_endpointForDeprecated])
+        self.assertIs(warning["category"], DeprecationWarning)
+        self.assertIn("Component.endpointFor was deprecated in xmppcomp 0.1.0", warning["message"])
+        self.assertIn("endpointFactory parameter", warning["message"])
+
+    def test_overrideStillUsed(self) -> None:
+        """
+        A subclass that overrides L{Component.endpointFor} is warned when
+        made, and its endpoint is used.
+        """
+        network = self.network
+
+        class Overriding(Component):
+            def endpointFor(self, link: Any) -> Any:
+                return network.endpoint("xep0225")
+
+        component = self.component("alpha.example.net", componentClass=Overriding, endpointFactory=None)
+        [warning] = self.flushWarnings([makeComponent])
+        self.assertIs(warning["category"], DeprecationWarning)
+        self.assertIn("Overriding endpointFor", warning["message"])
+        self.assertIn("Overriding.endpointFor", warning["message"])
+        self.assertIn("endpointFactory parameter", warning["message"])
+        self.assertTrue(component.isConnected("alpha.example.net"))

@@ -95,6 +95,7 @@ class SphinxTests(SynchronousTestCase):
             "tutorials/handlers.html",
             "tutorials/protect-a-site.html",
             "tutorials/xtls-tunnel.html",
+            "tutorials/testing.html",
             "howto/xep0114-servers.html",
             "howto/router.html",
             "howto/credentials-certificates.html",
@@ -505,3 +506,44 @@ class TutorialCodeTests(SynchronousTestCase):
         self.assertTrue(challenges[0].endswith(b'Basic realm="xmpp"'), challenges)
         self.assertIn(b"Digest", challenges[1])
         channel.connectionLost(Failure(ConnectionDone()))
+
+
+#: The tutorial that tests a component in memory.
+TESTING_TUTORIAL = os.path.join(DOCS, "tutorials", "testing.md")
+
+
+class TestingTutorialTests(SynchronousTestCase):
+    """
+    The code of C{docs/tutorials/testing.md} runs: its Python blocks,
+    executed in order as one module, define trial test cases, which pass.
+    """
+
+    def test_testsPass(self) -> None:
+        """
+        Every test method of the tutorial's test cases runs and passes,
+        against the tutorial's handler.
+        """
+        from twisted.trial import reporter, runner
+        from twisted.trial.unittest import SynchronousTestCase as Base
+
+        with open(TESTING_TUTORIAL, encoding="utf-8") as f:
+            blocks = [body for info, body in fencedBlocks(f.read()) if info == "python"]
+        self.assertEqual(len(blocks), 2)
+        namespace: dict[str, object] = {"__name__": "tutorial_testing"}
+        exec(compile("\n\n".join(blocks), TESTING_TUTORIAL, "exec"), namespace)
+        cases = [
+            value
+            for value in namespace.values()
+            if isinstance(value, type) and issubclass(value, Base) and value is not Base
+        ]
+        self.assertEqual([case.__name__ for case in cases], ["ReverseHandlerTests"])
+        suite = runner.TestLoader().loadClass(cases[0])
+        result = reporter.TestResult()
+        suite.run(result)
+        problems = [
+            f"{test}: {failure.getTraceback() if hasattr(failure, 'getTraceback') else failure}"
+            for test, failure in result.errors + result.failures
+        ]
+        self.assertEqual(problems, [])
+        self.assertEqual(result.testsRun, 2)
+        self.assertTrue(result.wasSuccessful())

@@ -194,7 +194,13 @@ class EmbeddedRouterUnitTests(SynchronousTestCase):
         self.assertEqual(component.secret, router.secret)
         self.assertEqual(component.trust, router.trust)
         self.assertEqual(component.maxQueued, 7)
-        self.assertIsInstance(component.endpointFor(None), embeddedModule._EmbeddedEndpoint)
+        assert component.endpointFactory is not None
+        [link] = component.links
+        endpoint = component.endpointFactory(link)
+        self.assertTrue(verifyObject(IStreamClientEndpoint, endpoint))
+        self.assertIsNone(router.port)
+        # Not listening yet: the router's endpoint says so.
+        self.failureResultOf(endpoint.connect(Factory.forProtocol(Protocol)), ConnectError)
         self.assertEqual(negotiationSummary(component), "SASL, no TLS")
 
 

@@ -44,8 +44,8 @@ from xmppcomp.stream.acceptreceiving import AcceptFactory, AcceptPolicy
 from xmppcomp.stream.initiating import InitiatingFactory, InitiatingPolicy
 from xmppcomp.stream.receiving import ReceivingFactory, ReceivingPolicy
 from xmppcomp.stream.sasl import MemoryCredentialStore
+from xmppcomp.testing import FakeTLSTransport
 
-from .streamhelpers import FakeTLSTransport
 
 DOMAIN = "example.net"
 IDENTITY = "comp.example.net"

@@ -43,7 +43,7 @@ from tests.test_component import TestCase as ComponentTestCase
 from tests.test_httpauth_xmpp import COMPONENT, JULIET, REQUEST, attach, iqError, reply
 from tests.test_mainjob import DEMO, _MainJobMixin
 from tests.test_xtls_e2e import message
-from tests.test_xtls_support import Pair
+from tests.xtlshelpers import Pair
 
 
 def sample(metrics: Metrics, name: str, **labels: str) -> float:

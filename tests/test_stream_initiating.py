@@ -27,8 +27,9 @@ from xmppcomp.stream.bind import BindInitiator, NoHostnameBound, bindChild
 from xmppcomp.stream.features import markRequired
 from xmppcomp.stream.initiating import InitiatingFactory, InitiatingPolicy
 from xmppcomp.stream.receiving import ReceivingFactory, ReceivingPolicy
+from xmppcomp.testing import FakeTLSTransport
 
-from .streamhelpers import FakeTLSTransport, PeerReader, read
+from .streamhelpers import PeerReader, read
 from .test_iqtracker import ID_PATTERN
 from .test_stream_receiving import IDENTITY, SECRET, STORE, TEST_NS, OneShotFeature
 

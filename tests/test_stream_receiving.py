@@ -28,8 +28,9 @@ from xmppcomp.stream.sasl import (
     SASLInitiator,
     ScramInitiator,
 )
+from xmppcomp.testing import FakeTLSTransport
 
-from .streamhelpers import FakeTLSTransport, PeerReader, header, read, streamErrorCondition
+from .streamhelpers import PeerReader, header, read, streamErrorCondition
 
 IDENTITY = "comp.example.net"
 SECRET = "correct horse battery staple"

@@ -18,9 +18,9 @@ from twisted.words.protocols.jabber.jid import JID
 from twisted.words.xish import domish
 
 from xmppcomp.ns import NS_XTLS
-from xmppcomp.testing import CertificateAuthority, makeCertificateAuthority, writePem
+from xmppcomp.testing import CertificateAuthority, StanzaRouter, makeCertificateAuthority, writePem
 from xmppcomp.xtls import HandshakeFailed, Tunnel, TunnelClosed, xmppAddresses
-from tests.test_xtls_support import MemoryRouter, Pair, Recorder, attachHandler
+from tests.xtlshelpers import Pair, Recorder, attachHandler
 
 _BIG = {"maxStanzaSize": 2 * 1024 * 1024}
 
@@ -200,7 +200,7 @@ class StdlibPeer:
     """
 
     def __init__(
-        self, router: MemoryRouter, authority: CertificateAuthority, jid: str, server: bool, directory: str
+        self, router: StanzaRouter, authority: CertificateAuthority, jid: str, server: bool, directory: str
     ) -> None:
         self.jid = jid
         self.end = router.connect(JID(jid).host)
@@ -289,7 +289,7 @@ class IndependentPeerTests(SynchronousTestCase):
         self.authority = makeCertificateAuthority()
         self.directory = self.mktemp()
         os.makedirs(self.directory)
-        self.router = MemoryRouter()
+        self.router = StanzaRouter()
         from twisted.internet.task import Clock
 
         from xmppcomp.xtls import XTLSConfiguration, XTLSHandler

@@ -26,11 +26,11 @@ from xmppcomp.xtls import (
     certificateHash,
 )
 from tests.test_iqtracker import ID_PATTERN, mismatched
-from tests.test_xtls_support import MemoryRouter, Recorder, attachHandler
+from tests.xtlshelpers import Recorder, attachHandler
 
 from twisted.internet.task import Clock
 
-from xmppcomp.testing import makeCertificateAuthority
+from xmppcomp.testing import StanzaRouter, makeCertificateAuthority
 
 _AUTHORITY = makeCertificateAuthority()
 _CERTIFICATE = _AUTHORITY.issue(dnsNames=["comp.example"], client=True)
@@ -51,7 +51,7 @@ class Scripted:
         }
         settings.update(config)
         self.clock = Clock()
-        self.router = MemoryRouter()
+        self.router = StanzaRouter()
         self.local = JID(local)
         self.handler = XTLSHandler(XTLSConfiguration(**settings), clock=self.clock, metrics=metrics)  # type: ignore[arg-type]
         self.recorder = Recorder()

@@ -14,15 +14,19 @@ connection of their C{from} hostname.
 from __future__ import annotations
 
 import random
+import warnings
 from collections import deque
-from typing import Any, Callable, Iterator, Sequence
+from typing import Any, Callable, Iterator, Protocol, Sequence
 
 from twisted.application.internet import ClientService, backoffPolicy
 from twisted.application.service import Service
 from twisted.internet import defer, protocol
 from twisted.internet.endpoints import clientFromString, wrapClientTLS
 from twisted.internet.error import ConnectionLost
+from twisted.internet.interfaces import IStreamClientEndpoint
+from twisted.python.deprecate import getDeprecationWarningString
 from twisted.python.failure import Failure
+from twisted.python.versions import Version
 from twisted.words.protocols.jabber import error as jerror
 from twisted.words.protocols.jabber import jid
 from twisted.words.protocols.jabber.xmlstream import TimeoutError
@@ -35,7 +39,7 @@ from xmppcomp.logs import Logger
 from xmppcomp.jids import JIDCache
 from xmppcomp.metrics import Metrics
 from xmppcomp.ns import NS_CLIENT, NS_COMPONENT_ACCEPT, NS_PING
-from xmppcomp.router.routing import domainOf
+from xmppcomp.jids import domainOf
 from xmppcomp.stream.xmlstream import checkSerializable
 from xmppcomp.stream.bind import (
     BIND_NAMESPACES,
@@ -169,6 +173,58 @@ class ComponentStream(utility.EventDispatcher):
         self.dispatch(reason, STREAM_END_EVENT)
 
 
+class Link(Protocol):
+    """
+    One connection of a L{Component}, as its C{endpointFactory} and
+    L{Component.links} show it: every hostname over XEP-0225, or one
+    hostname over XEP-0114. Read it; do not change it.
+    """
+
+    @property
+    def component(self) -> Component:
+        """
+        The component this connection belongs to.
+        """
+
+    @property
+    def hostnames(self) -> Sequence[str]:
+        """
+        The names this connection binds (XEP-0225) or is for (XEP-0114,
+        one name).
+        """
+
+    @property
+    def bound(self) -> Sequence[str]:
+        """
+        The names bound on the current connection (a name the server
+        refused is in L{hostnames} but not here).
+        """
+
+    @property
+    def connected(self) -> bool:
+        """
+        Whether the connection is up and negotiated.
+        """
+
+    @property
+    def negotiation(self) -> Any:
+        """
+        The L{NegotiationResult<xmppcomp.stream.initiating.NegotiationResult>}
+        of the current (or last) connection, or C{None} before the first
+        one (and over XEP-0114).
+        """
+
+
+#: The version that deprecated L{Component.endpointFor}.
+_ENDPOINT_FOR_DEPRECATED = Version("xmppcomp", 0, 1, 0)
+
+#: What to use instead of L{Component.endpointFor}.
+_ENDPOINT_FOR_REPLACEMENT = (
+    "the endpointFactory parameter of xmppcomp.component.Component "
+    "(a callable taking the Link and returning its IStreamClientEndpoint)"
+)
+
+
 class _Name:
     """
     What the component knows of one of its hostnames between binds.
@@ -218,12 +274,16 @@ class _Link:
         #: current (or last) connection.
         self.negotiation: Any = None
         self.service = ClientService(
-            component.endpointFor(self),
+            component._endpointOf(self),
             _LinkFactory(self),
             retryPolicy=self._retryDelay,
             clock=component.reactor,
             prepareConnection=self._prepare,
         )
+
+    @property
+    def connected(self) -> bool:
+        return self.xmlstream is not None
 
     def _retryDelay(self, failedAttempts: int) -> float:
         # ClientService counts only failed TCP connects (a connection whose
@@ -464,6 +524,11 @@ class Component(Service):
         unless given one (the twistd plugin gives the one it serves).
     @ivar jids: the parsed JIDs of this component's requests (the senders
         of their answers), in a L{JIDCache} of its own.
+    @ivar endpointFactory: makes the client endpoint of each connection
+        from its L{Link} (called once per connection, when the component
+        is made, or when L{bind} adds an XEP-0114 connection), or C{None}
+        for the endpoint C{server} describes. Tests give one that connects
+        in memory (L{xmppcomp.testing.MemoryRouter.endpointFactory}).
     """
 
     def __init__(
@@ -489,7 +554,12 @@ class Component(Service):
         keepaliveTimeout: float = 30.0,
         bindRetryPolicy: Callable[[int], float] | None = None,
         metrics: Metrics | None = None,
+        endpointFactory: Callable[[Link], IStreamClientEndpoint] | None = None,
     ) -> None:
+        """
+        @param endpointFactory: see L{endpointFactory}; it replaces
+            overriding the deprecated L{endpointFor}.
+        """
         if protocol not in ("xep0225", "xep0114"):
             raise ValueError("protocol must be 'xep0225' or 'xep0114', not %r" % (protocol,))
         if not hostnames:
@@ -510,6 +580,19 @@ class Component(Service):
         self.clientCertificate = clientCertificate
         self.metrics = Metrics() if metrics is None else metrics
         self.jids = JIDCache()
+        self.endpointFactory = endpointFactory
+        if type(self).endpointFor is not Component.endpointFor:
+            warnings.warn(
+                f"Overriding endpointFor ({type(self).__module__}."
+                f"{type(self).__qualname__}.endpointFor) is deprecated: "
+                + getDeprecationWarningString(
+                    Component.endpointFor,
+                    _ENDPOINT_FOR_DEPRECATED,
+                    replacement=_ENDPOINT_FOR_REPLACEMENT,
+                ),
+                DeprecationWarning,
+                stacklevel=2,
+            )
         from xmppcomp.stream.initiatingmachine import OfferMemory
         from xmppcomp.stream.tls import TLSDeclarations
 
@@ -564,9 +647,44 @@ class Component(Service):
 
     def endpointFor(self, link: _Link) -> Any:
         """
-        The client endpoint of a connection: the C{server} endpoint string,
-        where C{tls:HOST:PORT} means direct TLS with the same certificate
-        checks as STARTTLS.
+        The client endpoint of a connection: C{endpointFactory}'s, or the
+        one C{server} describes.
+
+        Deprecated: give the component an C{endpointFactory} instead of
+        overriding this (an override is still used, with a
+        L{DeprecationWarning} when the component is made).
+        """
+        # Not @deprecated: pydoctor refuses its Version(..., 0, ...).
+        warnings.warn(
+            getDeprecationWarningString(
+                Component.endpointFor,
+                _ENDPOINT_FOR_DEPRECATED,
+                replacement=_ENDPOINT_FOR_REPLACEMENT,
+            ),
+            DeprecationWarning,
+            stacklevel=2,
+        )
+        if self.endpointFactory is not None:
+            return self.endpointFactory(link)
+        return self._serverEndpoint(link)
+
+    def _endpointOf(self, link: _Link) -> Any:
+        """
+        The endpoint a new connection uses: a subclass's override of the
+        deprecated L{endpointFor}, else C{endpointFactory}'s, else the one
+        C{server} describes.
+        """
+        if type(self).endpointFor is not Component.endpointFor:
+            return self.endpointFor(link)
+        if self.endpointFactory is not None:
+            return self.endpointFactory(link)
+        return self._serverEndpoint(link)
+
+    def _serverEndpoint(self, link: _Link) -> Any:
+        """
+        The client endpoint C{server} describes: an endpoint string, where
+        C{tls:HOST:PORT} means direct TLS with the same certificate checks
+        as STARTTLS, or an L{IStreamClientEndpoint} given directly.
         """
         description = self.server
         if not isinstance(description, str):
@@ -881,6 +999,14 @@ class Component(Service):
         Called when C{hostname} stops being bound because its connection
         ended (it is bound again with the next one), not after L{unbind}.
         """
+
+    @property
+    def links(self) -> tuple[Link, ...]:
+        """
+        The component's connections, in order: one over XEP-0225, one per
+        hostname over XEP-0114 (a snapshot; read, do not change).
+        """
+        return tuple(self._links)
 
     @property
     def negotiations(self) -> list[Any]:

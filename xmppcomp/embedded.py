@@ -516,7 +516,8 @@ class EmbeddedRouter(MultiService):
 class EmbeddedComponent(Component):
     """
     A L{Component} connected to an L{EmbeddedRouter}: its server, domain,
-    secret and trust are the router's.
+    secret and trust are the router's, and its C{endpointFactory} gives
+    the router's L{client endpoint<EmbeddedRouter.clientEndpoint>}.
 
     @ivar embeddedRouter: the router.
     """
@@ -529,12 +530,11 @@ class EmbeddedComponent(Component):
             (the default) or one added with L{EmbeddedRouter.addIdentity};
             the component binds that identity's hostnames.
         """
-        # Set before Component.__init__, which asks endpointFor for the
-        # endpoint of each connection.
         self.embeddedRouter = embeddedRouter
         if identity is None:
             identity = embeddedRouter.identity
         kwargs.setdefault("reactor", embeddedRouter.reactor)
+        kwargs.setdefault("endpointFactory", lambda link: embeddedRouter.clientEndpoint())
         super().__init__(
             "embedded router (%s)" % (LOOPBACK,),
             embeddedRouter.domain,
@@ -545,12 +545,6 @@ class EmbeddedComponent(Component):
             **kwargs,
         )
 
-    def endpointFor(self, link: Any) -> Any:
-        """
-        The embedded router's endpoint.
-        """
-        return self.embeddedRouter.clientEndpoint()
-
 
 def negotiationSummary(component: Component) -> str:
     """
@@ -560,8 +554,8 @@ def negotiationSummary(component: Component) -> str:
     if component.protocol == "xep0114":
         return "XEP-0114 handshake"
     summaries = []
-    for link in component._links:
-        result = link.negotiation if link.xmlstream is not None else None
+    for link in component.links:
+        result = link.negotiation if link.connected else None
         if result is None:
             summaries.append("SASL, no TLS")
         else:

@@ -1,9 +1,9 @@
 # -*- test-case-name: tests.test_stream_tls -*-
 """
-Public helpers for tests of code built on xmppcomp, and for xmppcomp's own.
+Certificates for tests, re-exported by L{xmppcomp.testing}.
 
-Certificates: L{makeCertificateAuthority} creates a throw-away certificate
-authority that issues server and client certificates with the names an XMPP
+L{makeCertificateAuthority} creates a throw-away certificate authority
+that issues server and client certificates with the names an XMPP
 component needs (DNS-ID and XmppAddr subjectAltNames), and L{selfSigned}
 makes a self-signed certificate for pinning. Keys are ECDSA P-256, so
 generating them costs about a millisecond. Nothing here is fit for
