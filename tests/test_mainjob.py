@@ -34,7 +34,7 @@ from twisted.words.protocols.jabber.jid import JID
 from twisted.words.protocols.jabber.xmlstream import IQ
 from twisted.words.xish import domish
 
-from xmppcomp import tap
+from xmppcomp import services, tap
 from xmppcomp.component import Component
 from xmppcomp.demo import DEMO_SERVICE, DemoHints
 from xmppcomp.ns import NS_DISCO_INFO, NS_XTLS
@@ -151,7 +151,7 @@ class MainJobTests(_MainJobMixin, TestCase):
         the real port, and each answer of the agent.
         """
         top, url = yield self.start()
-        port = top.getServiceNamed(tap.HTTPAUTH_SERVICE).port.getHost().port
+        port = top.getServiceNamed(services.HTTPAUTH_SERVICE).port.getHost().port
         self.assertEqual(url, f"http://127.0.0.1:{port}/")
 
         response, body = yield self.fetch(url)
@@ -200,7 +200,7 @@ class MainJobTests(_MainJobMixin, TestCase):
         self.assertIn("via message", text)
         self.assertIn(f"XEP-0070 HTTP-auth confirmer listening on {url}", text)
         self.assertIn("XTLS endpoint (urn:xmpp:tmp:xtls) for component.localhost", text)
-        embedded = top.getServiceNamed(tap.EMBEDDED_SERVICE)
+        embedded = top.getServiceNamed(services.EMBEDDED_SERVICE)
         self.assertNotIn(embedded.secret, text)
         self.assertNotIn(embedded.secretFor("agent.localhost"), text)
 
@@ -217,7 +217,7 @@ class MainJobTests(_MainJobMixin, TestCase):
         with open(config, "w") as f:
             f.write("[httpauth.limits]\nsession_lifetime = 0.5\n")
         top, url = yield self.start("--config", config)
-        ledger = top.getServiceNamed(tap.HTTPAUTH_SERVICE).confirmer.ledger
+        ledger = top.getServiceNamed(services.HTTPAUTH_SERVICE).confirmer.ledger
         # The ledger's clock, 0.8 seconds ahead once shifted: no waiting.
         shifted = _ShiftedClock(ledger._clock)
         ledger._clock = shifted
@@ -295,8 +295,8 @@ class MainJobTests(_MainJobMixin, TestCase):
         marked as encrypted, with C{to} and C{from} filled in.
         """
         top, url = yield self.start()
-        embedded = top.getServiceNamed(tap.EMBEDDED_SERVICE)
-        component = top.getServiceNamed(tap.COMPONENT_SERVICE)
+        embedded = top.getServiceNamed(services.EMBEDDED_SERVICE)
+        component = top.getServiceNamed(services.COMPONENT_SERVICE)
         probe = Component(
             "tcp:host=127.0.0.1:port=%d" % (embedded.port,),
             embedded.domain,
@@ -356,7 +356,7 @@ class MainJobTests(_MainJobMixin, TestCase):
         list XTLS; the demo agent still confirms.
         """
         top, url = yield self.start("--no-xtls")
-        embedded = top.getServiceNamed(tap.EMBEDDED_SERVICE)
+        embedded = top.getServiceNamed(services.EMBEDDED_SERVICE)
         agent = top.getServiceNamed(DEMO_SERVICE)
         iq = IQ(None, "get")
         iq["from"] = "agent.localhost"

@@ -18,7 +18,7 @@ from twisted.trial.unittest import SynchronousTestCase, TestCase
 
 from tests.test_config import EXAMPLE, makeRouterFiles
 from xmppcomp import routertap
-from xmppcomp.tap import GC_THRESHOLDS
+from xmppcomp._process import GC_THRESHOLDS
 from xmppcomp.config import RouterLimits
 
 LOOPBACK = "tcp:0:interface=127.0.0.1"
@@ -244,8 +244,13 @@ class OptionsTests(_ExampleMixin, SynchronousTestCase):
         """
         No option takes a secret or a password.
         """
-        names = [p[0] for p in routertap.Options.optParameters]
-        names += [f[0] for f in routertap.Options.optFlags]
+        names = [
+            option[0]
+            for cls in routertap.Options.__mro__
+            for table in ("optParameters", "optFlags")
+            for option in vars(cls).get(table, [])
+        ]
+        self.assertIn("no-gc-tuning", names)
         for name in names:
             self.assertNotIn("secret", name)
             self.assertNotIn("password", name)
@@ -325,7 +330,7 @@ class MakeServiceTests(_ExampleMixin, TestCase):
         self.assertTrue(IService.providedBy(service))
         self.assertIs(service.config, options.routerConfig)
         # Startup objects are frozen once the reactor runs, and unfrozen
-        # when it stops (tap.PluginProcess); its log level is in force
+        # when it stops (PluginProcess); its log level is in force
         # until then.
         self.assertEqual(service.process.logFilter.minimum, "info")
         self.assertTrue(service.process.logFilter.installed)

@@ -19,7 +19,8 @@ from twisted.words.protocols.jabber.xmlstream import IQ
 import xmppcomp._wokkelcompat  # noqa: F401  # isort: skip
 from wokkel.disco import DiscoHandler
 
-from xmppcomp import tap
+from xmppcomp import services, tap
+from xmppcomp._process import GC_THRESHOLDS, PluginProcess
 from xmppcomp.component import Component
 from xmppcomp.config import (
     ComponentConfig,
@@ -34,7 +35,7 @@ from xmppcomp.config import (
 )
 from xmppcomp.disco import ComponentIdentity
 from xmppcomp.embedded import EmbeddedComponent, EmbeddedRouter
-from xmppcomp.httpauth import ConfirmationRequester
+from xmppcomp.httpauth import ConfirmationRequester, HTTPAuthListener
 from xmppcomp.xtls import XTLSHandler
 from xmppcomp.testing import makeCertificateAuthority, selfSigned, writePem
 
@@ -743,7 +744,10 @@ class OptionsTests(_FilesMixin, SynchronousTestCase):
         """
         No option takes a secret itself: only where it is.
         """
-        names = [p[0] for p in tap.Options.optParameters]
+        names = [
+            p[0] for cls in tap.Options.__mro__ for p in vars(cls).get("optParameters", [])
+        ]
+        self.assertIn("config", names)
         self.assertEqual(
             sorted(name for name in names if "secret" in name or "password" in name),
             ["secret-env", "secret-file"],
@@ -887,9 +891,9 @@ class ServiceTreeTests(_FilesMixin, SynchronousTestCase):
         options = tap.Options()
         options.parseOptions(["--config", self.write("c.toml", FULL)])
         top = self.makeService(options)
-        self.assertIsInstance(top, tap.ComponentServices)
-        self.assertRaises(KeyError, top.getServiceNamed, tap.EMBEDDED_SERVICE)
-        component = top.getServiceNamed(tap.COMPONENT_SERVICE)
+        self.assertIsInstance(top, services.ComponentServices)
+        self.assertRaises(KeyError, top.getServiceNamed, services.EMBEDDED_SERVICE)
+        component = top.getServiceNamed(services.COMPONENT_SERVICE)
         self.assertIs(type(component), Component)
         self.assertIs(list(top)[0], component)
         self.assertEqual(component.server, "tcp:host=127.0.0.1:port=5348")
@@ -910,8 +914,8 @@ class ServiceTreeTests(_FilesMixin, SynchronousTestCase):
         self.assertEqual(component.handlers[2].fromJid.full(), "comp.example.net")
         # No [xtls] certificate with a server: the endpoint is inactive.
         self.assertFalse(component.handlers[3].configuration.active)
-        listener = top.getServiceNamed(tap.HTTPAUTH_SERVICE)
-        self.assertIsInstance(listener, tap.HTTPAuthListener)
+        listener = top.getServiceNamed(services.HTTPAUTH_SERVICE)
+        self.assertIsInstance(listener, HTTPAuthListener)
         self.assertEqual(listener.description, "tcp:8080")
         self.assertFalse(listener.running)
         self.assertRaises(KeyError, top.getServiceNamed, "demo-agent")
@@ -925,8 +929,8 @@ class ServiceTreeTests(_FilesMixin, SynchronousTestCase):
         options.parseOptions(["--hostname", "a.localhost", "--hostname", "b.localhost"])
         top = self.makeService(options)
         children = list(top)
-        embedded = top.getServiceNamed(tap.EMBEDDED_SERVICE)
-        component = top.getServiceNamed(tap.COMPONENT_SERVICE)
+        embedded = top.getServiceNamed(services.EMBEDDED_SERVICE)
+        component = top.getServiceNamed(services.COMPONENT_SERVICE)
         self.assertEqual(children[:2], [embedded, component])
         self.assertIsInstance(embedded, EmbeddedRouter)
         self.assertIsInstance(component, EmbeddedComponent)
@@ -945,18 +949,18 @@ class ServiceTreeTests(_FilesMixin, SynchronousTestCase):
 
     def test_addServicesDisabled(self) -> None:
         """
-        With C{--no-httpauth} and C{--no-xtls}, L{tap.addServices} adds
+        With C{--no-httpauth} and C{--no-xtls}, L{services.addServices} adds
         nothing: no listener, no handler; the demo agent still runs (on
         the embedded router) but gives no hints.
         """
         options = tap.Options()
         options.parseOptions(["--no-httpauth", "--no-xtls"])
         top = self.makeService(options)
-        component = top.getServiceNamed(tap.COMPONENT_SERVICE)
+        component = top.getServiceNamed(services.COMPONENT_SERVICE)
         self.assertEqual(
             [type(handler) for handler in component.handlers], [DiscoHandler, ComponentIdentity]
         )
-        self.assertRaises(KeyError, top.getServiceNamed, tap.HTTPAUTH_SERVICE)
+        self.assertRaises(KeyError, top.getServiceNamed, services.HTTPAUTH_SERVICE)
         self.assertEqual(
             [type(child).__name__ for child in top],
             ["EmbeddedRouter", "EmbeddedComponent", "_ReadyLog", "EmbeddedComponent"],
@@ -999,8 +1003,8 @@ class NoArgumentsTests(TestCase):
         self.addCleanup(top.process.stop)
         top.startService()
         self.addCleanup(lambda: top.stopService() if top.running else None)
-        embedded = top.getServiceNamed(tap.EMBEDDED_SERVICE)
-        component = top.getServiceNamed(tap.COMPONENT_SERVICE)
+        embedded = top.getServiceNamed(services.EMBEDDED_SERVICE)
+        component = top.getServiceNamed(services.COMPONENT_SERVICE)
         yield component.whenReady()
         directory = embedded.directory
         self.assertTrue(os.path.isdir(directory))
@@ -1052,7 +1056,7 @@ class _NotRunning:
 
 class PluginProcessTests(SynchronousTestCase):
     """
-    L{tap.PluginProcess}: what the plugins set for their whole process,
+    L{PluginProcess}: what the plugins set for their whole process,
     made by their C{makeService} only. The garbage collector is tuned
     while the plugin's service runs: the objects made at startup frozen
     once the reactor runs, unfrozen when it stops, unless
@@ -1074,13 +1078,13 @@ class PluginProcessTests(SynchronousTestCase):
         """
         import gc
 
-        self.assertIsInstance(service.process, tap.PluginProcess)
+        self.assertIsInstance(service.process, PluginProcess)
         self.addCleanup(service.process.stop)
         self.assertTrue(service.process.logFilter.installed)
         before = gc.get_threshold()
         reactor = service.process.reactor = _NotRunning()
         service.startService()
-        self.assertEqual(gc.get_threshold(), tap.GC_THRESHOLDS)
+        self.assertEqual(gc.get_threshold(), GC_THRESHOLDS)
         self.assertEqual(gc.get_freeze_count(), 0)
         self.assertEqual(reactor.whenRunning, [gc.freeze])
         reactor.whenRunning.pop()()
@@ -1094,8 +1098,8 @@ class PluginProcessTests(SynchronousTestCase):
         """
         The tree of C{twistd xmppcomp}.
         """
-        top = tap.ComponentServices()
-        top.process = tap.PluginProcess("info")
+        top = services.ComponentServices()
+        top.process = PluginProcess("info")
         top.process.begin()
         self.check(top)
 
@@ -1119,7 +1123,7 @@ class PluginProcessTests(SynchronousTestCase):
 
         options = tap.Options()
         options.parseOptions(["--no-gc-tuning"])
-        process = tap.PluginProcess.fromOptions(options)
+        process = PluginProcess.fromOptions(options)
         self.assertFalse(process.gcTuning)
         reactor = process.reactor = _NotRunning()
         before = gc.get_threshold()
@@ -1134,15 +1138,51 @@ class PluginProcessTests(SynchronousTestCase):
 
     def test_libraryTreeSetsNothing(self) -> None:
         """
-        A tree built by L{tap.serviceFromConfig} (the library's way, no
+        A tree built by L{services.serviceFromConfig} (the library's way, no
         plugin) tunes nothing and filters no log level when it starts.
         """
         import gc
 
-        top = tap.ComponentServices()
+        top = services.ComponentServices()
         self.assertIsNone(top.process)
         before = gc.get_threshold()
         top.startService()
         self.assertEqual(gc.get_threshold(), before)
         self.assertEqual(gc.get_freeze_count(), 0)
         top.stopService()
+
+
+class MovedNamesTests(SynchronousTestCase):
+    """
+    The names that moved out of L{xmppcomp.tap} (issue 18) still import
+    from it, as the same objects.
+    """
+
+    def test_oldPaths(self) -> None:
+        """
+        Each moved name of C{xmppcomp.tap} is the one of its new module.
+        """
+        from xmppcomp import _options, _process, disco, httpauth, metrics
+
+        homes = {
+            services: [
+                "COMPONENT_SERVICE",
+                "EMBEDDED_SERVICE",
+                "HTTPAUTH_SERVICE",
+                "ComponentServices",
+                "addHTTPAuth",
+                "addServices",
+                "addXTLS",
+                "makeComponent",
+                "serviceFromConfig",
+            ],
+            disco: ["addDiscovery"],
+            httpauth: ["ConnectionTracker", "HTTPAuthListener", "isPublic"],
+            metrics: ["withMetrics"],
+            _process: ["GC_THRESHOLDS", "PluginProcess"],
+            _options: ["GC_TUNING_FLAG"],
+        }
+        for home, names in homes.items():
+            for name in names:
+                self.assertIs(getattr(tap, name), getattr(home, name), name)
+                self.assertIn(name, tap.__all__)

@@ -39,7 +39,15 @@ from twisted.internet.defer import Deferred
 from twisted.web.iweb import IRequest
 from twisted.web.resource import Resource
 
-from xmppcomp.httpauth import JID_HEADER, ConfirmationResponder, IncomingConfirmation
+from xmppcomp.disco import addDiscovery
+from xmppcomp.embedded import EmbeddedComponent, EmbeddedRouter
+from xmppcomp.httpauth import (
+    JID_HEADER,
+    ConfirmationResponder,
+    HTTPAuthListener,
+    IncomingConfirmation,
+    listeningURL,
+)
 from xmppcomp.logs import Logger
 
 __all__ = ["DEMO_AGENT", "DEMO_JID", "DemoPage", "addDemo", "demoPolicy"]
@@ -132,25 +140,6 @@ class DemoPage(Resource):
         return _PAGE.format(jid=escape(jid)).encode("utf-8")
 
 
-def _hintURL(port: Any, secure: bool) -> str | None:
-    """
-    The URL a local client reaches the listener at, or C{None} when it is
-    not a TCP port.
-    """
-    address = port.getHost()
-    host = getattr(address, "host", None)
-    number = getattr(address, "port", None)
-    if host is None or number is None:
-        return None
-    if host in ("", "0.0.0.0"):
-        host = "127.0.0.1"
-    elif host == "::":
-        host = "::1"
-    if ":" in host:
-        host = "[%s]" % (host,)
-    return "%s://%s:%d/" % ("https" if secure else "http", host, number)
-
-
 class DemoHints(Service):
     """
     Logs what to try once the HTTP listener listens and both components
@@ -160,7 +149,7 @@ class DemoHints(Service):
         logged; for tests.
     """
 
-    def __init__(self, listener: Any, components: list[Any], agentHost: str) -> None:
+    def __init__(self, listener: HTTPAuthListener, components: list[Any], agentHost: str) -> None:
         self._listener = listener
         self._components = components
         self._agentHost = agentHost
@@ -185,7 +174,7 @@ class DemoHints(Service):
         )
 
     def _log(self, port: Any) -> str | None:
-        url = _hintURL(port, self._listener.secure)
+        url = listeningURL(port, self._listener.secure)
         if url is None:
             return None
         who = DEMO_JID % (self._agentHost,)
@@ -208,13 +197,18 @@ class DemoHints(Service):
             k=insecure,
             metrics="\n  curl %s%smetrics\n      the Prometheus metrics "
             "(confirmations by outcome, ...)" % (insecure, url)
-            if getattr(self._listener, "metrics", False)
+            if self._listener.metrics
             else "",
         )
         return url
 
 
-def addDemo(parent: MultiService, embedded: Any, component: Any, listener: Any) -> Any:
+def addDemo(
+    parent: MultiService,
+    embedded: EmbeddedRouter,
+    component: Any,
+    listener: HTTPAuthListener | None,
+) -> EmbeddedComponent | None:
     """
     Add the demo agent (and, with an HTTP listener, the hints) to the tree
     of a component running on an embedded router.
@@ -227,13 +221,10 @@ def addDemo(parent: MultiService, embedded: Any, component: Any, listener: Any) 
     @param embedded: the L{xmppcomp.embedded.EmbeddedRouter}.
     @param component: the main component.
     @param listener: the HTTP-auth listener service
-        (L{xmppcomp.tap.HTTPAuthListener}), or C{None}.
+        (L{xmppcomp.httpauth.HTTPAuthListener}), or C{None}.
     @return: the agent (an L{xmppcomp.embedded.EmbeddedComponent}), or
         C{None} when its hostname is taken by the component.
     """
-    from xmppcomp.embedded import EmbeddedComponent
-    from xmppcomp.tap import addDiscovery
-
     agentHost = "%s.%s" % (DEMO_AGENT, embedded.domain)
     try:
         embedded.addIdentity(agentHost, [agentHost])

@@ -9,7 +9,8 @@ L{ComponentIdentity} is such a sibling: it knows the component's hostnames
 and gives each its identities (by default C{component/generic}), the
 disco#info and disco#items features, and its items. Other handlers add
 their features the same way (wokkel's L{PingHandler<wokkel.ping.PingHandler>}
-adds C{urn:xmpp:ping}). L{discoHandlers} returns the pair to register.
+adds C{urn:xmpp:ping}). L{discoHandlers} returns the pair to register;
+L{addDiscovery} registers them on a component for its hostnames.
 
 What the merged answer is:
 
@@ -32,6 +33,7 @@ from __future__ import annotations
 import xmppcomp._wokkelcompat  # noqa: F401  # isort: skip
 
 from collections.abc import Iterable, Mapping, Sequence
+from typing import Any
 
 import attrs
 from twisted.words.protocols.jabber import jid
@@ -48,7 +50,7 @@ from wokkel.iwokkel import IDisco
 from wokkel.subprotocols import XMPPHandler
 from zope.interface import implementer
 
-__all__ = ["ComponentIdentity", "discoHandlers", "defaultIdentities"]
+__all__ = ["ComponentIdentity", "addDiscovery", "discoHandlers", "defaultIdentities"]
 
 
 def defaultIdentities() -> list[DiscoIdentity]:
@@ -262,3 +264,16 @@ def discoHandlers(
         L{ComponentIdentity}, in that order.
     """
     return [DiscoHandler(), ComponentIdentity(identities, default, items)]
+
+
+def addDiscovery(component: Any) -> None:
+    """
+    Attach service discovery to C{component}: disco#info and disco#items
+    answer for each of its hostnames (C{component/generic}), and
+    C{item-not-found} for any other name.
+
+    @param component: a L{Component<xmppcomp.component.Component>} (or
+        anything with C{hostnames} that handlers can be attached to).
+    """
+    for handler in discoHandlers({name: () for name in component.hostnames}):
+        handler.setHandlerParent(component)

@@ -16,21 +16,22 @@ C{.labels()} per event; the busiest, the count of routed stanzas, is a
 plain dict of ints (L{Metrics.stanzasRouted}) read by a collector at
 scrape time: a prometheus_client C{inc()} (a lock and a float) was ~7% of
 the router's CPU per routed stanza. L{Metrics.resource} serves the
-registry as a twisted.web resource (mounted at C{/metrics} on an HTTP
-listener), without the C{_created} series beside every counter and
+registry as a twisted.web resource (mounted at C{/metrics} next to
+another resource by L{withMetrics}), without the C{_created} series beside every counter and
 histogram: they double the scrape and say nothing an operator needs here.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterator
+from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, Metric
 from prometheus_client.core import CounterMetricFamily
 from prometheus_client.exposition import CONTENT_TYPE_LATEST, generate_latest
 from twisted.web.resource import Resource
 
-__all__ = ["Metrics", "MetricsResource", "NoCount"]
+__all__ = ["Metrics", "MetricsResource", "NoCount", "withMetrics"]
 
 
 class NoCount:
@@ -269,3 +270,40 @@ class MetricsResource(Resource):
     def render_GET(self, request: object) -> bytes:
         request.setHeader(b"content-type", CONTENT_TYPE_LATEST.encode("ascii"))  # type: ignore[attr-defined]
         return self.metrics.exposition()
+
+
+class _MetricsAndSite(Resource):
+    """
+    The root of the HTTP-auth listener with metrics: C{/metrics} is the
+    Prometheus text (L{Metrics.resource}), without authentication; every
+    other path goes to C{site}, the confirmer's resource, unchanged (its
+    prepath and postpath are as without this).
+
+    @ivar _site: the confirmer's resource.
+    @ivar _metrics: the metrics resource.
+    """
+
+    def __init__(self, site: Any, metrics: Metrics) -> None:
+        super().__init__()
+        self._site = site
+        self._metrics = metrics.resource()
+
+    def getChildWithDefault(self, path: bytes, request: Any) -> Any:
+        if path == b"metrics" and not request.postpath:
+            return self._metrics
+        # Put the segment back: the site resolves the whole path itself.
+        request.postpath.insert(0, request.prepath.pop())
+        return self._site
+
+    def render(self, request: Any) -> Any:
+        # Only reached for a request without any path segment, which
+        # twisted.web does not make; serve it as the site would.
+        return self._site.render(request)
+
+
+def withMetrics(resource: Any, metrics: Metrics) -> Any:
+    """
+    C{resource}, with C{/metrics} serving C{metrics} next to it (see
+    L{_MetricsAndSite}).
+    """
+    return _MetricsAndSite(resource, metrics)

@@ -1,7 +1,7 @@
 # -*- test-case-name: tests.test_routertap -*-
 """
-C{twistd xmppcomp-router}: options and service construction for the
-receiving side (the router components connect to).
+C{twistd xmppcomp-router}: the options of the receiving side (the router
+components connect to), and L{makeService}.
 
 The configuration comes from a TOML file (C{--config FILE}, see
 L{xmppcomp.config} and C{docs/examples/router.toml}) and from options;
@@ -9,45 +9,37 @@ options given explicitly win over the file (a C{--listen} given on the
 command line replaces the file's whole C{listen} list). No option takes a
 secret: XEP-0114 secrets come from files or the environment, named in the
 file, and XEP-0225 credentials from the credentials file.
+
+L{makeService} builds the service with
+L{xmppcomp.services.routerServiceFromConfig}.
 """
 
 from __future__ import annotations
 
-from typing import Any
-
 from twisted.application.service import IService
 from twisted.python import usage
 
+from xmppcomp._options import NEGOTIATION_TIMEOUT_OPTION, PluginOptions, limitOptions
+from xmppcomp._process import PluginProcess
 from xmppcomp.config import (
     ROUTER_LIMIT_KEYS,
-    ConfigError,
     Override,
     RouterConfig,
     loadRouterConfig,
     routerConfigFromMapping,
 )
-from xmppcomp.logs import LOG_LEVEL_OPTION, checkLogLevelOption
-from xmppcomp.tap import GC_TUNING_FLAG
+from xmppcomp.metrics import Metrics
+from xmppcomp.services import routerServiceFromConfig
 
-#: Option name to the TOML key it overrides, for the options that take one
-#: value (the repeatable C{--listen} and C{--accept-listen} are handled by
-#: their C{opt_} methods).
-_PARAMETER_KEYS: dict[str, str] = {
-    "domain": "domain",
-    "credentials": "credentials",
-    "certificate": "tls.certificate",
-    "key": "tls.key",
-    "client-cas": "tls.client_cas",
-    "metrics-listen": "metrics_listen",
-} | {
-    name.replace("_", "-"): "limits." + name for name in ROUTER_LIMIT_KEYS
-}
+__all__ = ["Options", "makeService"]
 
 #: What C{twistd xmppcomp-router} calls itself when there is no file.
 _COMMAND = "twistd xmppcomp-router"
 
+_LIMIT_KEYS, _LIMIT_NUMBERS = limitOptions(ROUTER_LIMIT_KEYS, "limits.")
 
-class Options(usage.Options):
+
+class Options(PluginOptions):
     """
     Options of C{twistd xmppcomp-router}.
 
@@ -67,8 +59,6 @@ class Options(usage.Options):
     )
 
     optParameters = [
-        ["config", "c", None, "The TOML configuration file."],
-        LOG_LEVEL_OPTION,
         ["domain", "d", None, "The router's own domain (e.g. example.net)."],
         [
             "credentials",
@@ -94,12 +84,7 @@ class Options(usage.Options):
             "Stanzas per second one session may send.",
         ],
         ["max-stanza-size", None, None, "Bytes of one stanza (at least 10000)."],
-        [
-            "negotiation-timeout",
-            None,
-            None,
-            "Seconds to complete stream negotiation.",
-        ],
+        NEGOTIATION_TIMEOUT_OPTION,
         ["max-auth-attempts", None, None, "Failed SASL attempts before closing."],
         ["close-timeout", None, None, "Seconds to wait for a peer's closing tag."],
         [
@@ -170,7 +155,6 @@ class Options(usage.Options):
             "Accept XEP-0225 streams WITHOUT TLS. FOR TESTS ONLY: secrets "
             "and stanzas cross the network in clear.",
         ],
-        GC_TUNING_FLAG,
     ]
 
     compData = usage.Completions(
@@ -202,109 +186,69 @@ class Options(usage.Options):
         """
         self["accept-listen"].append(description)
 
-    def _number(self, name: str) -> int | float:
-        """
-        The value of the numeric option C{name}, as the integer or float its
-        limit takes.
-
-        @raise usage.UsageError: it is not a number.
-        """
-        key = name.replace("-", "_")
-        integer = ROUTER_LIMIT_KEYS[key][1]
-        text = self[name]
-        try:
-            return int(text) if integer else float(text)
-        except ValueError:
-            kind = "a whole number" if integer else "a number of seconds"
-            raise usage.UsageError(f"--{name} must be {kind}, not {text!r}")
+    parameterKeys = {
+        "domain": "domain",
+        "credentials": "credentials",
+        "certificate": "tls.certificate",
+        "key": "tls.key",
+        "client-cas": "tls.client_cas",
+        "metrics-listen": "metrics_listen",
+    } | _LIMIT_KEYS
+    numbers = _LIMIT_NUMBERS
 
     def overrides(self) -> dict[str, Override]:
         """
-        The values given explicitly on the command line, by TOML key.
+        The values given explicitly on the command line, by TOML key: those
+        of L{parameterKeys}, the repeatable C{--listen} and
+        C{--accept-listen}, and C{--allow-plaintext}.
+
+        @raise usage.UsageError: a number is not one.
         """
-        overrides: dict[str, Override] = {}
-        for name, key in _PARAMETER_KEYS.items():
-            if self[name] is None:
-                continue
-            value: object = self[name]
-            if key.startswith("limits."):
-                value = self._number(name)
-            overrides[key] = Override(value, f"--{name}")
-        if self["listen"]:
-            overrides["listen"] = Override(list(self["listen"]), "--listen")
-        if self["accept-listen"]:
-            overrides["accept.listen"] = Override(
-                list(self["accept-listen"]), "--accept-listen"
-            )
+        overrides = super().overrides()
+        for name, key in (("listen", "listen"), ("accept-listen", "accept.listen")):
+            if self[name]:
+                overrides[key] = Override(list(self[name]), f"--{name}")
         if self["allow-plaintext"]:
             overrides["allow_plaintext"] = Override(True, "--allow-plaintext")
         return overrides
 
-    def postOptions(self) -> None:
+    def load(self, overrides: dict[str, Override]) -> None:
         """
-        Load the file if one is given, override it with the options given,
-        and check the result.
+        Load the file if one is given, with C{overrides}, and check the
+        result.
 
-        @raise usage.UsageError: the configuration is not usable; the
-            message names the file and key, or the option, and the fix.
+        @raise ConfigError: the configuration is not usable.
+        @raise usage.UsageError: neither a file nor a domain is given.
         """
-        checkLogLevelOption(self)
-        overrides = self.overrides()
-        try:
-            if self["config"] is not None:
-                self.routerConfig = loadRouterConfig(self["config"], overrides)
-            elif self["domain"] is None:
-                raise usage.UsageError(
-                    "give --config FILE (see docs/examples/router.toml) or at "
-                    "least --domain DOMAIN with --certificate and --credentials"
-                )
-            else:
-                self.routerConfig = routerConfigFromMapping({}, _COMMAND, overrides)
-        except ConfigError as e:
-            raise usage.UsageError(str(e)) from e
+        if self["config"] is not None:
+            self.routerConfig = loadRouterConfig(self["config"], overrides)
+        elif self["domain"] is None:
+            raise usage.UsageError(
+                "give --config FILE (see docs/examples/router.toml) or at "
+                "least --domain DOMAIN with --certificate and --credentials"
+            )
+        else:
+            self.routerConfig = routerConfigFromMapping({}, _COMMAND, overrides)
 
 
 def makeService(options: Options) -> IService:
     """
-    Build the router service from the checked configuration, with its
-    metrics (served on C{metrics_listen}) and the process-wide settings of
-    the plugin (C{--log-level}, C{--no-gc-tuning}; see
-    L{xmppcomp.tap.PluginProcess}), made here and only here: the log
+    Build the router service from the checked configuration
+    (L{xmppcomp.services.routerServiceFromConfig}), with its metrics
+    (served on C{metrics_listen}) and the process-wide settings of the
+    plugin (C{--log-level}, C{--no-gc-tuning}; see
+    L{xmppcomp._process.PluginProcess}), made here and only here: the log
     level is in force from now on, the rest once the service starts; all
     of it ends when the service stops.
 
     @param options: parsed L{Options}.
     @return: a L{xmppcomp.router.service.RouterService}.
+    @raise SystemExit: the configuration cannot be used any more.
     """
-    from xmppcomp.metrics import Metrics
-    from xmppcomp.router.service import RouterService
-    from xmppcomp.tap import PluginProcess
-
-    class RouterPluginService(RouterService):
-        """
-        The router of C{twistd xmppcomp-router}, with the plugin's
-        process-wide settings.
-
-        @ivar process: those settings.
-        """
-
-        process: PluginProcess
-
-        def startService(self) -> None:
-            super().startService()
-            self.process.start()
-
-        def stopService(self) -> Any:
-            d = super().stopService()
-            d.addBoth(self._stopped)
-            return d
-
-        def _stopped(self, result: Any) -> Any:
-            self.process.stop()
-            return result
-
-    process = PluginProcess.fromOptions(options)
-    process.begin()
-    service = RouterPluginService(options.routerConfig, metrics=Metrics())
-    service.process = process
-    return service
+    return PluginProcess.build(
+        options,
+        _COMMAND,
+        lambda process: routerServiceFromConfig(
+            options.routerConfig, metrics=Metrics(), process=process
+        ),
+    )

@@ -107,7 +107,8 @@ def run(reactor: Any, config: Any) -> Any:
     """
     from twisted.internet import defer
 
-    from xmppcomp.tap import addDiscovery, makeComponent
+    from xmppcomp.disco import addDiscovery
+    from xmppcomp.services import makeComponent
 
     component = makeComponent(config, reactor, componentClass=EchoComponent)
     addDiscovery(component)

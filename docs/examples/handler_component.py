@@ -120,7 +120,8 @@ def run(reactor: Any, config: Any) -> Any:
     """
     from twisted.internet import defer
 
-    from xmppcomp.tap import addDiscovery, makeComponent
+    from xmppcomp.disco import addDiscovery
+    from xmppcomp.services import makeComponent
 
     component = makeComponent(config, reactor)
     addDiscovery(component)

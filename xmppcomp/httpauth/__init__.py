@@ -7,7 +7,8 @@ that JID over XMPP to confirm the request.
 Layers: L{xmppcomp.httpauth._protocol} and L{xmppcomp.httpauth._policy}
 are pure logic; L{ConfirmationRequester} and L{ConfirmationResponder} are
 the XMPP adapters; L{XMPPConfirmationChecker} is the twisted.cred checker;
-L{makeConfirmer} wires them into web resources.
+L{makeConfirmer} wires them into web resources, and L{HTTPAuthListener}
+serves them on an endpoint.
 """
 
 from xmppcomp.httpauth._checker import (
@@ -38,6 +39,7 @@ from xmppcomp.httpauth._protocol import (
     XMPPCredentials,
 )
 from xmppcomp.httpauth._frontend import PROFILES, Frontend, WebServerProfile
+from xmppcomp.httpauth._listener import ConnectionTracker, HTTPAuthListener, isPublic, listeningURL
 from xmppcomp.httpauth._proxy import UpstreamProxyResource
 from xmppcomp.httpauth._site import ConfirmerSite
 from xmppcomp.httpauth._static import ConfinedFile
@@ -54,12 +56,16 @@ __all__ = [
     "BadTarget",
     "ConfinedFile",
     "ConfirmerSite",
+    "ConnectionTracker",
+    "HTTPAuthListener",
     "Frontend",
     "Origin",
     "PROFILES",
     "Target",
     "WebServerProfile",
     "canonicalTarget",
+    "isPublic",
+    "listeningURL",
     "AccessForbidden",
     "AccessRule",
     "AccessRules",

@@ -53,7 +53,8 @@ from twisted.internet.interfaces import IPushProducer
 from twisted.internet.protocol import Protocol, connectionDone
 from twisted.logger import Logger as TwistedLogger
 from twisted.python.failure import Failure
-from twisted.web.client import FileBodyProducer, PotentialDataLoss, ResponseDone
+from twisted.web.client import FileBodyProducer, ResponseDone
+from twisted.web.http import PotentialDataLoss
 from twisted.web.http_headers import Headers
 from twisted.web.iweb import UNKNOWN_LENGTH, IAgent, IBodyProducer, IRequest, IResponse
 from twisted.web.resource import Resource

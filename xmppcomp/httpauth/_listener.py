@@ -1,0 +1,207 @@
+# -*- test-case-name: tests.test_httpauth_listener,tests.test_metrics -*-
+"""
+The confirmer's web listener (L{HTTPAuthListener}): a service that listens
+on a server endpoint, fails the start when it cannot, logs where it
+listens, and closes the connections it knows of (L{ConnectionTracker})
+when it stops.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from typing import Any
+
+from twisted.application.internet import StreamServerEndpointService
+from twisted.internet import defer
+from twisted.protocols.policies import WrappingFactory
+
+from xmppcomp.admission import fileLimitWarning
+from xmppcomp.logs import Logger
+
+__all__ = ["ConnectionTracker", "HTTPAuthListener", "isPublic", "listeningURL"]
+
+log = Logger()
+
+
+def listeningURL(port: Any, secure: bool) -> str | None:
+    """
+    The URL a local client reaches a listening port at, or C{None} when it
+    is not a TCP port.
+
+    @param port: the L{IListeningPort<twisted.internet.interfaces.IListeningPort>}.
+    @param secure: whether it speaks HTTPS.
+    """
+    address = port.getHost()
+    host = getattr(address, "host", None)
+    number = getattr(address, "port", None)
+    if host is None or number is None:
+        return None
+    if host in ("", "0.0.0.0"):
+        host = "127.0.0.1"
+    elif host == "::":
+        host = "::1"
+    if ":" in host:
+        host = "[%s]" % (host,)
+    return "%s://%s:%d/" % ("https" if secure else "http", host, number)
+
+
+def isPublic(address: Any) -> bool:
+    """
+    Whether a listening address may be reached from other machines: an
+    IPv4 or IPv6 address that is not loopback (C{0.0.0.0} and C{::}
+    included). UNIX sockets are not (their file permissions decide).
+    """
+    host = getattr(address, "host", None)
+    if not isinstance(host, str):
+        return False
+    try:
+        ip = ipaddress.ip_address(host.split("%", 1)[0])
+    except ValueError:
+        return True
+    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
+        ip = ip.ipv4_mapped
+    return not ip.is_loopback
+
+
+class ConnectionTracker(WrappingFactory):
+    """
+    Knows the open connections of a server factory (the web listener), to
+    close them when it stops (browsers keep idle connections open); tests
+    use it to close and wait for every connection too.
+    """
+
+    def __init__(self, wrapped: Any) -> None:
+        super().__init__(wrapped)
+        self._idle: list[defer.Deferred[None]] = []
+
+    def unregisterProtocol(self, p: Any) -> None:
+        super().unregisterProtocol(p)
+        if not self.protocols:
+            idle, self._idle = self._idle, []
+            for d in idle:
+                d.callback(None)
+
+    def closeAll(self) -> defer.Deferred[None]:
+        """
+        Abort every open connection.
+
+        @return: fires once none is left.
+        """
+        if not self.protocols:
+            return defer.succeed(None)
+        d: defer.Deferred[None] = defer.Deferred()
+        self._idle.append(d)
+        for p in list(self.protocols):
+            p.transport.abortConnection()
+        return d
+
+
+class HTTPAuthListener(StreamServerEndpointService):
+    """
+    The web listener of the HTTP-auth confirmer: a
+    L{StreamServerEndpointService} that fails the start (and so twistd)
+    when it cannot listen, and logs where it listens.
+
+    @ivar description: the endpoint string.
+    @ivar what: what it serves, for the log.
+    @ivar secure: whether it speaks HTTPS (an C{ssl:} endpoint).
+    @ivar metrics: whether it serves C{/metrics} too
+        (L{withMetrics<xmppcomp.metrics.withMetrics>}).
+    @ivar port: the L{IListeningPort} while listening, else C{None}.
+    @ivar confirmer: the L{Confirmer<xmppcomp.httpauth.Confirmer>} behind
+        it (its C{ledger} says how many confirmations are pending), once
+        L{addHTTPAuth<xmppcomp.services.addHTTPAuth>} set it.
+    @ivar gate: the L{AdmissionGate<xmppcomp.admission.AdmissionGate>}
+        that caps its open connections per source and in all, or C{None}.
+    """
+
+    _raiseSynchronously = True
+
+    def __init__(
+        self,
+        endpoint: Any,
+        factory: Any,
+        description: str,
+        what: str,
+        metrics: bool = False,
+        gate: Any = None,
+    ) -> None:
+        """
+        @param gate: an L{AdmissionGate<xmppcomp.admission.AdmissionGate>}
+            every connection is put to before C{factory} sees it, or
+            C{None} for no caps.
+        """
+        super().__init__(endpoint, ConnectionTracker(factory if gate is None else gate.wrap(factory)))
+        self.gate = gate
+        self.description = description
+        self.what = what
+        self.metrics = metrics
+        self.secure = description.split(":", 1)[0].lower() == "ssl"
+        self.port: Any = None
+        self.confirmer: Any = None
+        self._listeners: list[defer.Deferred[Any]] = []
+
+    def privilegedStartService(self) -> None:
+        super().privilegedStartService()
+        assert self._waitingForPort is not None
+        self._waitingForPort.addCallback(self._listening)
+
+    def _listening(self, port: Any) -> Any:
+        if port is None:
+            # Failed (and logged), or cancelled.
+            return port
+        self.port = port
+        if self.gate is not None:
+            warning = fileLimitWarning(
+                self.gate.admission.maxTotal, "[httpauth] max_connections", [port.getHost()]
+            )
+            if warning is not None:
+                log.warn("{warning}", warning=warning)
+        log.info(
+            "XEP-0070 HTTP-auth confirmer listening on {where} ({endpoint}): {what}",
+            where=listeningURL(port, self.secure) or port.getHost(),
+            endpoint=self.description,
+            what=self.what,
+        )
+        if self.metrics:
+            if isPublic(port.getHost()):
+                log.warn(
+                    "/metrics is served without authentication on {endpoint}, "
+                    "which is not a loopback address: the metrics are public "
+                    "there. Keep the HTTP-auth listener on loopback "
+                    "(--http-listen tcp:8080:interface=127.0.0.1) or restrict "
+                    "/metrics in the proxy in front of it.",
+                    endpoint=self.description,
+                )
+            else:
+                log.info(
+                    "Prometheus metrics at /metrics on {endpoint}",
+                    endpoint=self.description,
+                )
+        listeners, self._listeners = self._listeners, []
+        for d in listeners:
+            d.callback(port)
+        return port
+
+    def whenListening(self) -> defer.Deferred[Any]:
+        """
+        Fires with the L{IListeningPort} once listening (at once if it
+        does).
+        """
+        if self.port is not None:
+            return defer.succeed(self.port)
+        d: defer.Deferred[Any] = defer.Deferred()
+        self._listeners.append(d)
+        return d
+
+    @defer.inlineCallbacks
+    def stopService(self) -> Any:
+        """
+        Stop listening, then close the open connections (pending
+        confirmations included) and wait until they are gone.
+        """
+        self.port = None
+        yield super().stopService()
+        yield self.factory.closeAll()
+        if self.gate is not None:
+            self.gate.stop()

@@ -1,0 +1,558 @@
+# -*- test-case-name: tests.test_tap,tests.test_routertap,tests.test_mainjob -*-
+"""
+The service trees of the twistd plugins, assembled from configuration
+values: the one place that knows which services a configuration makes and
+how they are wired. The plugins' C{makeService} (L{xmppcomp.tap},
+L{xmppcomp.routertap}) call it; an application builds the same trees, or
+parts of them, with the same functions.
+
+The tree of a component (L{serviceFromConfig}, C{twistd xmppcomp})::
+
+    ComponentServices
+      EmbeddedRouter "embedded-router"  (only without a server; starts first)
+      Component "component"             (handlers: disco, and from
+                                         addServices the XEP-0070
+                                         ConfirmationRequester and the
+                                         XTLSHandler)
+      _ReadyLog                         (logs once connected)
+      HTTPAuthListener "httpauth"       (the confirmer's twisted.web Site on
+                                         the [httpauth] listen endpoint; with
+                                         [httpauth] metrics = true or
+                                         --metrics, also /metrics)
+      EmbeddedComponent "demo-agent"    (only without a server: answers
+                                         confirmations, see xmppcomp.demo)
+      DemoHints                         (logs the curl commands to try)
+
+The router (L{routerServiceFromConfig}, C{twistd xmppcomp-router}) is one
+L{RouterService}, which makes its own listeners.
+
+Nothing here sets anything process-wide: a plugin hands its
+L{PluginProcess} to the tree, which starts and stops it with itself.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import attrs
+from twisted.application.service import MultiService, Service
+from twisted.internet import defer
+from twisted.internet.endpoints import serverFromString
+from twisted.web.client import Agent
+from twisted.words.protocols.jabber.jid import JID
+
+from xmppcomp._process import PluginProcess
+from xmppcomp.admission import Admission, AdmissionGate, sourceKeyExcept, withBacklog
+from xmppcomp.component import Component
+from xmppcomp.config import ComponentConfig, ConfigError, HTTPAuthConfig, RouterConfig
+from xmppcomp.demo import DemoPage, addDemo
+from xmppcomp.disco import addDiscovery
+from xmppcomp.embedded import EmbeddedComponent, EmbeddedRouter, negotiationSummary
+from xmppcomp.httpauth import (
+    ConfinedFile,
+    ConfirmationRequester,
+    ConfirmerSite,
+    Frontend,
+    HTTPAuthListener,
+    makeConfirmer,
+)
+from xmppcomp.logs import Logger
+from xmppcomp.metrics import Metrics, withMetrics
+from xmppcomp.router.service import RouterService
+from xmppcomp.stream import tls
+from xmppcomp.xtls import XTLSConfiguration, XTLSHandler
+
+__all__ = [
+    "COMPONENT_SERVICE",
+    "EMBEDDED_SERVICE",
+    "HTTPAUTH_SERVICE",
+    "ComponentServices",
+    "PluginRouterService",
+    "addHTTPAuth",
+    "addServices",
+    "addXTLS",
+    "makeComponent",
+    "routerServiceFromConfig",
+    "serviceFromConfig",
+]
+
+log = Logger()
+
+#: Names of the services in the component's tree.
+COMPONENT_SERVICE = "component"
+EMBEDDED_SERVICE = "embedded-router"
+HTTPAUTH_SERVICE = "httpauth"
+
+
+def makeComponent(
+    config: ComponentConfig,
+    reactor: Any = None,
+    componentClass: Any = None,
+    metrics: Metrics | None = None,
+) -> Any:
+    """
+    Build the component of a configuration that names a server: read its
+    secret and certificate files now.
+
+    @param config: a configuration with a C{server}.
+    @param reactor: the reactor (default: the global one).
+    @param componentClass: the class to instantiate, a subclass of
+        L{xmppcomp.component.Component} (the default) taking the same
+        arguments.
+    @param metrics: where the component counts (failed negotiations,
+        refused binds, ignored answers); a registry of its own when not
+        given.
+    @return: a L{xmppcomp.component.Component}.
+    @raise ConfigError: the secret or a certificate cannot be read (any
+        more).
+    """
+    if config.server is None:
+        raise ValueError("no server: use an EmbeddedRouter (see serviceFromConfig)")
+    secret = config.secret.read() if config.secret is not None else None
+    try:
+        clientCertificate = (
+            tls.loadPrivateCertificate(config.clientCertificate, config.clientKey)
+            if config.clientCertificate is not None
+            else None
+        )
+        trust = config.trust.load()
+    except tls.CertificateFileError as e:
+        raise ConfigError(str(e)) from e
+    if componentClass is None:
+        componentClass = Component
+    return componentClass(
+        config.server,
+        config.serverDomain,
+        config.hostnames,
+        secret=secret,
+        identity=config.identity if config.protocol == "xep0225" else None,
+        protocol=config.protocol,
+        clientCertificate=clientCertificate,
+        trust=trust,
+        requireTLS=config.requireTLS,
+        reactor=reactor,
+        metrics=metrics,
+        **attrs.asdict(config.limits, recurse=False),
+    )
+
+
+def _frontend(httpauth: HTTPAuthConfig) -> Frontend:
+    """
+    The L{Frontend<xmppcomp.httpauth.Frontend>} of the configured
+    confirmer: where the site is, which proxies are trusted, which web
+    server's headers forward-auth reads.
+    """
+    return Frontend(
+        publicOrigin=httpauth.publicOrigin,
+        allowedHosts=frozenset(httpauth.allowedHosts),
+        trustedProxies=httpauth.trustedProxies,
+        webServer=httpauth.webServer,
+        askQuery=httpauth.askQuery,
+    )
+
+
+def _httpResource(httpauth: HTTPAuthConfig, confirmer: Any, reactor: Any) -> tuple[Any, str]:
+    """
+    The confirmer's resource for the configured mode, and what it serves
+    (for the log).
+    """
+    frontend = _frontend(httpauth)
+    if httpauth.mode == "proxy":
+        # A plain Agent: no cookie jar shared between users, no redirects
+        # followed (they go back to the client); a connection per request.
+        agent = Agent(reactor)
+        return (
+            confirmer.proxy(httpauth.upstream, agent, frontend),
+            "proxy to %s" % (httpauth.upstream,),
+        )
+    if httpauth.mode == "forward-auth":
+        return (
+            confirmer.forwardAuth(frontend),
+            "forward-auth endpoint for %s (headers from %s only)"
+            % (frontend.webServer.name, ", ".join(httpauth.trustedProxies) or "nobody"),
+        )
+    if httpauth.directory is not None:
+        return (
+            confirmer.protect(
+                ConfinedFile(
+                    httpauth.directory,
+                    followSymlinks=httpauth.followSymlinks,
+                    listDirectories=httpauth.listDirectories,
+                ),
+                frontend,
+            ),
+            "protects the directory %s" % (httpauth.directory,),
+        )
+    return (
+        confirmer.protect(DemoPage(), frontend),
+        "protects a built-in demo page (set [httpauth] directory or "
+        "--http-directory to serve files)",
+    )
+
+
+def _describeRules(httpauth: HTTPAuthConfig) -> str:
+    """
+    Who may access what, for the log.
+    """
+    return "; ".join(
+        "%s: %s"
+        % (
+            rule.prefix,
+            "anyone"
+            if rule.anyone
+            else ", ".join(sorted(rule.jids) + ["*@" + d for d in sorted(rule.domains)])
+            or "nobody",
+        )
+        for rule in httpauth.rules.rules
+    )
+
+
+def addHTTPAuth(
+    parent: MultiService, component: Any, config: ComponentConfig, metrics: Metrics | None = None
+) -> HTTPAuthListener:
+    """
+    Add the XEP-0070 HTTP-auth confirmer: a L{ConfirmationRequester
+    <xmppcomp.httpauth.ConfirmationRequester>} on C{component}, asking from
+    C{[httpauth] from}, and a twisted.web L{Site} serving the configured
+    mode on the C{listen} endpoint (an L{HTTPAuthListener} named
+    L{HTTPAUTH_SERVICE}, child of C{parent}).
+
+    @param metrics: where the confirmer counts, and what C{/metrics}
+        serves (with C{[httpauth] metrics}); a registry of the
+        confirmer's own when not given.
+    @return: the L{HTTPAuthListener}.
+    @raise ConfigError: the C{listen} endpoint is not one.
+    """
+    httpauth = config.httpauth
+    reactor = component.reactor
+    if metrics is None:
+        metrics = Metrics()
+    asker = httpauth.fromHostname or component.hostnames[0]
+    requester = ConfirmationRequester(
+        JID(asker),
+        reactor,
+        timeout=httpauth.timeout,
+        exactResource=httpauth.exactResource,
+        metrics=metrics,
+    )
+    requester.setHandlerParent(component)
+    # One JIDCache for the user names of the requests and the answers.
+    confirmer = makeConfirmer(
+        requester,
+        httpauth.rules,
+        reactor,
+        httpauth.limits,
+        serverTiming=httpauth.serverTiming,
+        jids=requester.jids,
+    )
+    resource, what = _httpResource(httpauth, confirmer, reactor)
+    if httpauth.metrics:
+        resource = withMetrics(resource, metrics)
+        what += "; /metrics (Prometheus, no authentication)"
+    site = ConfirmerSite(
+        resource,
+        reactor=reactor,
+        maxBody=httpauth.maxBody,
+        headTimeout=httpauth.headTimeout,
+        challenge=confirmer.challenges,
+        serverHeader=None if httpauth.serverHeader is None else httpauth.serverHeader.encode("ascii"),
+        accessLog=httpauth.accessLog,
+    )
+    site.noisy = False
+    try:
+        endpoint = serverFromString(reactor, withBacklog(httpauth.listen, httpauth.listenBacklog))
+    except Exception as e:
+        raise ConfigError(f"httpauth.listen: {httpauth.listen!r}: {e}") from e
+    # Open connections per client address and in all; trusted proxies
+    # count in the total only.
+    gate = AdmissionGate(
+        Admission(httpauth.maxConnections, httpauth.maxConnectionsPerSource),
+        reactor,
+        "open HTTP connections",
+        sourceKeyExcept(httpauth.trustedProxies),
+    )
+    listener = HTTPAuthListener(
+        endpoint,
+        site,
+        httpauth.listen,
+        "%s; confirmations asked from %s, %gs to answer; access: %s"
+        % (what, asker, httpauth.timeout, _describeRules(httpauth)),
+        metrics=httpauth.metrics,
+        gate=gate,
+    )
+    listener.confirmer = confirmer
+    listener.setName(HTTPAUTH_SERVICE)
+    listener.setServiceParent(parent)
+    return listener
+
+
+def addXTLS(component: Any, config: ComponentConfig, metrics: Metrics | None = None) -> XTLSHandler:
+    """
+    Attach an L{XTLSHandler<xmppcomp.xtls.XTLSHandler>} to C{component}:
+    with the configured certificate and trust; on an embedded router
+    without them, with a certificate for the component's hostnames issued
+    by the router's in-memory authority; with a server and no certificate,
+    inactive (starts are answered C{service-unavailable}; the log says
+    how to fix it). Disco then lists C{urn:xmpp:tmp:xtls} for the
+    component's hostnames (through the disco handler already attached).
+
+    @param metrics: where the handler counts tunnels and bytes; nowhere
+        when not given.
+    @return: the handler.
+    @raise ConfigError: a file cannot be read any more.
+    """
+    xtls = config.xtls
+    certificate: Any = None
+    trust: tuple[Any, ...] = ()
+    embedded = getattr(component, "embeddedRouter", None)
+    if xtls.certificate is not None:
+        assert xtls.trust is not None
+        try:
+            certificate = tls.loadPrivateCertificate(xtls.certificate, xtls.key)
+            trust = tuple(tls.loadCertificates(xtls.trust))
+        except tls.CertificateFileError as e:
+            raise ConfigError(str(e)) from e
+        origin = "certificate %s, peers' authorities from %s" % (xtls.certificate, xtls.trust)
+    elif embedded is not None:
+        certificate = embedded.issueXTLSCertificate(component.hostnames)
+        trust = embedded.xtlsTrust
+        origin = (
+            "certificate issued at startup by the embedded router's in-memory "
+            "authority, which the components on it trust"
+        )
+    else:
+        origin = ""
+    limits = xtls.limits
+    handler = XTLSHandler(
+        XTLSConfiguration(
+            certificate=certificate,
+            trust=trust,
+            enabled=xtls.enabled,
+            **attrs.asdict(limits, recurse=False),
+        ),
+        component.reactor,
+        metrics=metrics,
+    )
+    handler.setHandlerParent(component)
+    names = ", ".join(component.hostnames)
+    if certificate is None:
+        log.warn(
+            "XTLS endpoint for {names} is inactive: no certificate (starts are "
+            "answered service-unavailable). Give [xtls] certificate, key and "
+            "trust (or --xtls-certificate, --xtls-key, --xtls-trust), or "
+            "[xtls] enabled = false (--no-xtls) to leave it out.",
+            names=names,
+        )
+    else:
+        log.info(
+            "XTLS endpoint (urn:xmpp:tmp:xtls) for {names}: {origin}; at most "
+            "{tunnels} tunnels, {perPeer} per peer",
+            names=names,
+            origin=origin,
+            tunnels=limits.maxTunnels,
+            perPeer=limits.maxTunnelsPerPeer,
+        )
+    return handler
+
+
+def addServices(
+    parent: MultiService, component: Any, config: ComponentConfig, metrics: Metrics | None = None
+) -> None:
+    """
+    Add the services that work through the component to the tree: the
+    XEP-0070 HTTP-auth confirmer (L{addHTTPAuth}, unless C{[httpauth]
+    enabled = false}) and the XTLS endpoint (L{addXTLS}, unless C{[xtls]
+    enabled = false}).
+
+    @param parent: the top of the service tree.
+    @param component: the component, already in C{parent}.
+    @param config: the configuration.
+    @param metrics: where they count (see L{addHTTPAuth}, L{addXTLS}).
+    @raise ConfigError: a file cannot be read any more.
+    """
+    if config.httpauth.enabled:
+        addHTTPAuth(parent, component, config, metrics)
+    else:
+        log.info("the HTTP-auth confirmer is off ([httpauth] enabled = false or --no-httpauth)")
+    if config.xtls.enabled:
+        addXTLS(component, config, metrics)
+    else:
+        log.info("the XTLS endpoint is off ([xtls] enabled = false or --no-xtls)")
+
+
+class ComponentServices(MultiService):
+    """
+    The top of the tree: children start in the order they were added and
+    stop one after the other in reverse order, so the component closes its
+    stream before the embedded router shuts down.
+
+    @ivar metrics: where the tree's services count.
+    @ivar process: the process-wide settings of C{twistd xmppcomp}
+        (its C{makeService} hands them over), started and stopped with
+        the tree; C{None}: none (a tree an application builds).
+    """
+
+    process: PluginProcess | None = None
+
+    def __init__(self, metrics: Metrics | None = None) -> None:
+        """
+        @param metrics: where the tree's services count; a registry of
+            the tree's own when not given.
+        """
+        super().__init__()
+        self.metrics = Metrics() if metrics is None else metrics
+
+    def startService(self) -> None:
+        super().startService()
+        if self.process is not None:
+            self.process.start()
+
+    @defer.inlineCallbacks
+    def stopService(self) -> Any:
+        Service.stopService(self)
+        try:
+            for service in reversed(list(self)):
+                if service.running:
+                    yield defer.maybeDeferred(service.stopService)
+        finally:
+            if self.process is not None:
+                self.process.stop()
+
+
+class _ReadyLog(Service):
+    """
+    Logs once the component is connected and bound, and, with the embedded
+    router, how to run against a real server and how to stop.
+    """
+
+    def __init__(self, component: Any, config: ComponentConfig) -> None:
+        self.component = component
+        self.config = config
+
+    def startService(self) -> None:
+        super().startService()
+        component = self.component
+        if self.config.embedded:
+            # EmbeddedRouter.watch logs the connection itself.
+            component.whenReady().addCallback(
+                lambda _: log.info(
+                    "xmppcomp is running: component {names} on the embedded "
+                    "router (no server configured: a local setup for trying "
+                    "things out; to connect to a real server, give --server "
+                    "or [component] server in --config FILE, see "
+                    "docs/examples/component.toml). Stop it with Ctrl-C, or "
+                    "kill the twistd process (twistd.pid).",
+                    names=", ".join(component.boundHostnames),
+                )
+            )
+            return
+        component.whenReady().addCallback(
+            lambda _: log.info(
+                "component {names} connected to {server} and bound ({how})",
+                names=", ".join(component.boundHostnames),
+                server=component.server,
+                how=negotiationSummary(component),
+            )
+        )
+
+
+def serviceFromConfig(
+    config: ComponentConfig,
+    reactor: Any = None,
+    metrics: Metrics | None = None,
+    process: PluginProcess | None = None,
+) -> ComponentServices:
+    """
+    Build the service tree of a component's configuration (see the module
+    docstring).
+
+    @param config: the checked configuration.
+    @param reactor: the reactor (default: the global one).
+    @param metrics: where the tree's services count (and what C{/metrics}
+        serves); a registry of the tree's own when not given.
+    @param process: the process-wide settings of a plugin, started and
+        stopped with the tree (L{ComponentServices.process}); C{None}, the
+        default, sets nothing process-wide.
+    @raise ConfigError: a file named by C{config} cannot be read any more.
+    """
+    top = ComponentServices(metrics)
+    embedded: EmbeddedRouter | None = None
+    if config.embedded:
+        embedded = EmbeddedRouter(
+            config.hostnames,
+            domain=config.serverDomain,
+            identity=config.identity,
+            port=config.embeddedPort,
+            reactor=reactor,
+            metrics=top.metrics,
+        )
+        embedded.setName(EMBEDDED_SERVICE)
+        embedded.setServiceParent(top)
+        component: Any = EmbeddedComponent(
+            embedded,
+            requireTLS=config.requireTLS,
+            metrics=top.metrics,
+            **attrs.asdict(config.limits, recurse=False),
+        )
+        embedded.watch(component)
+    else:
+        component = makeComponent(config, reactor, metrics=top.metrics)
+    component.setName(COMPONENT_SERVICE)
+    addDiscovery(component)
+    component.setServiceParent(top)
+    _ReadyLog(component, config).setServiceParent(top)
+    addServices(top, component, config, top.metrics)
+    if embedded is not None:
+        listener = top.getServiceNamed(HTTPAUTH_SERVICE) if config.httpauth.enabled else None
+        addDemo(top, embedded, component, listener)
+    top.process = process
+    return top
+
+
+class PluginRouterService(RouterService):
+    """
+    A L{RouterService} that starts and stops a plugin's process-wide
+    settings with itself.
+
+    @ivar process: those settings; C{None}: none.
+    """
+
+    process: PluginProcess | None = None
+
+    def startService(self) -> None:
+        super().startService()
+        if self.process is not None:
+            self.process.start()
+
+    def stopService(self) -> Any:
+        d = super().stopService()
+        d.addBoth(self._stopped)
+        return d
+
+    def _stopped(self, result: Any) -> Any:
+        if self.process is not None:
+            self.process.stop()
+        return result
+
+
+def routerServiceFromConfig(
+    config: RouterConfig,
+    reactor: Any = None,
+    metrics: Metrics | None = None,
+    process: PluginProcess | None = None,
+) -> PluginRouterService:
+    """
+    Build the router service of a router's configuration; it makes its
+    listeners, and serves its metrics on C{metrics_listen}.
+
+    @param config: the checked configuration.
+    @param reactor: the reactor (default: the global one).
+    @param metrics: where the router counts; a registry of its own when
+        not given.
+    @param process: the process-wide settings of a plugin, started and
+        stopped with the service; C{None}, the default, sets nothing
+        process-wide.
+    """
+    service = PluginRouterService(config, reactor=reactor, metrics=metrics)
+    service.process = process
+    return service
