@@ -261,12 +261,11 @@ class EveryDeciderTests(SynchronousTestCase):
 
     def test_routing(self) -> None:
         """
-        The router's L{xmppcomp.router.routing.domainOf}, and its table's
-        memo of it, are the rule's L{jids.domainOf}.
+        The router's table remembers the rule's L{jids.domainOf}, and
+        gives its answers.
         """
-        from xmppcomp.router.routing import RoutingTable, domainOf
+        from xmppcomp.router.routing import RoutingTable
 
-        self.assertIs(domainOf, jids.domainOf)
         table: RoutingTable[str] = RoutingTable()
         for name, expected in CASES:
             if not _isJID(name):
@@ -282,6 +281,44 @@ class EveryDeciderTests(SynchronousTestCase):
         from xmppcomp import component
 
         self.assertIs(component.domainOf, jids.domainOf)
+
+    def test_componentHostnames(self) -> None:
+        """
+        A component keeps its hostnames, and the names it binds or
+        unbinds, in the one form, so that its own C{from} is one of them
+        whichever spelling it was given.
+        """
+        from xmppcomp.component import Component
+
+        component = Component("tcp:127.0.0.1:1", "example.net", ["B\u00fccher.Example.", "chat.example.net"], secret="s" * 32)
+        self.assertEqual(component.hostnames, ["xn--bcher-kva.example", "chat.example.net"])
+        self.assertEqual(component.identity, "xn--bcher-kva.example")
+        self.assertEqual(jids.domainOf("bot@B\u00fccher.example/r"), component.hostnames[0])
+        self.assertRaises(ValueError, Component, "tcp:127.0.0.1:1", "example.net", ["a..b"], secret="s" * 32)
+
+    def test_routerDomain(self) -> None:
+        """
+        The router's domain is kept in the one form.
+        """
+        from xmppcomp.config import RouterLimits
+        from xmppcomp.router.service import Router
+
+        router = Router("Example.NET.", lambda identity, hostname: True, RouterLimits(), reactor=None)
+        self.assertEqual(router.domain, "example.net")
+
+    def test_disco(self) -> None:
+        """
+        Service discovery answers for a hostname whichever spelling the
+        configuration or the request uses.
+        """
+        from twisted.words.protocols.jabber.jid import JID
+
+        from xmppcomp.disco import ComponentIdentity
+
+        for configured, asked in [("B\u00fccher.example", "xn--bcher-kva.example"), ("xn--bcher-kva.example", "b\u00fccher.example")]:
+            disco = ComponentIdentity({configured: []})
+            answers = disco.getDiscoInfo(JID("someone@example.net"), JID(asked))
+            self.assertTrue(answers, (configured, asked))
 
     def test_authz(self) -> None:
         """

@@ -661,7 +661,7 @@ class AsciiFastPathTests(SynchronousTestCase):
 
         from xmppcomp.authz import canonicalHostname
         from xmppcomp.stream.bind import normalizeHostname
-        from xmppcomp.stream.sasl._identity import normalizeDomain
+        from xmppcomp.jids import normalizeDomain
 
         for name in self.PLAIN:
             expected = jid.JID(name).host
@@ -678,7 +678,8 @@ class AsciiFastPathTests(SynchronousTestCase):
         """
         from xmppcomp.authz import canonicalHostname
         from xmppcomp.stream.bind import normalizeHostname
-        from xmppcomp.stream.sasl._identity import normalizeDomain, plainHostname
+        from xmppcomp.jids import normalizeDomain
+        from xmppcomp.jids import plainDomain as plainHostname
 
         self._noStringprep()
         for name in self.PLAIN:

@@ -17,9 +17,9 @@ from xmppcomp.router.routing import (
     StreamFault,
     boundRoute,
     decide,
-    domainOf,
     translateNamespace,
 )
+from xmppcomp.jids import domainOf
 
 
 def stanza(name: str = "message", **attrs: str) -> domish.Element:

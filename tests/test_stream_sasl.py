@@ -37,7 +37,7 @@ from xmppcomp.stream.sasl import (
     chooseMechanism,
     deriveKeys,
 )
-from xmppcomp.stream.sasl._identity import normalizeDomain
+from xmppcomp.jids import normalizeDomain
 from xmppcomp.stream.sasl._scrampcompat import installTlsExporter
 from xmppcomp.stream.sasl.receiving import scrampFailure
 

@@ -36,10 +36,9 @@ from twisted.words.xish.xmlstream import STREAM_END_EVENT
 from xmppcomp.errors import NegotiationError, SASLFailure, TLSRequiredError
 from xmppcomp.iqtracker import RequestTracker, addressee, newRequestId
 from xmppcomp.logs import Logger
-from xmppcomp.jids import JIDCache
+from xmppcomp.jids import JIDCache, domainOf, normalizeDomain
 from xmppcomp.metrics import Metrics
 from xmppcomp.ns import NS_CLIENT, NS_COMPONENT_ACCEPT, NS_PING
-from xmppcomp.jids import domainOf
 from xmppcomp.stream.xmlstream import checkSerializable
 from xmppcomp.stream.bind import (
     BIND_NAMESPACES,
@@ -572,7 +571,7 @@ class Component(Service):
             reactor = globalReactor
         self.server = server
         self.serverDomain = serverDomain
-        self.hostnames = [jid.JID(name).host for name in hostnames]
+        self.hostnames = [normalizeDomain(name) for name in hostnames]
         self.identity = identity or self.hostnames[0]
         self.secret = secret
         self.protocol = protocol
@@ -1271,7 +1270,7 @@ class Component(Service):
             any other refusal a name that was not in L{hostnames} is
             forgotten.
         """
-        name = jid.JID(hostname).host
+        name = normalizeDomain(hostname)
         if self.protocol == "xep0114":
             if name in self.hostnames:
                 return defer.succeed(name)
@@ -1322,7 +1321,7 @@ class Component(Service):
         Unbind a hostname; it is not bound again after reconnection (nor
         tried again, if the server refused it).
         """
-        name = jid.JID(hostname).host
+        name = normalizeDomain(hostname)
         if name not in self.hostnames:
             return defer.fail(ValueError("%s is not a hostname of this component" % (name,)))
         if self.protocol == "xep0114":

@@ -48,6 +48,8 @@ from wokkel.disco import (
 )
 from wokkel.iwokkel import IDisco
 from wokkel.subprotocols import XMPPHandler
+
+from xmppcomp.jids import InvalidDomain, domainOrNone, normalizeDomain
 from zope.interface import implementer
 
 __all__ = ["ComponentIdentity", "addDiscovery", "discoHandlers", "defaultIdentities"]
@@ -64,8 +66,9 @@ def defaultIdentities() -> list[DiscoIdentity]:
 
 def _normalizeHostname(hostname: str) -> str:
     """
-    Normalize a hostname the way JID parsing does, so it compares equal to
-    C{target.host} of a request.
+    The one form of a hostname (L{xmppcomp.jids.normalizeDomain}), so that
+    a configured name and the C{to} of a request compare equal whichever
+    spelling (U-label, A-label, case, trailing dot) either uses.
 
     @param hostname: A domain name, such as C{'Conference.Example.org'}.
     @return: The normalized domain, such as C{'conference.example.org'}.
@@ -74,12 +77,9 @@ def _normalizeHostname(hostname: str) -> str:
     if not hostname:
         raise ValueError("not a hostname: an empty string")
     try:
-        address = jid.JID(hostname)
-    except jid.InvalidFormat as e:
-        raise ValueError(f"not a hostname: {hostname!r} ({e})") from None
-    if address.user is not None or address.resource is not None:
-        raise ValueError(f"not a hostname: {hostname!r} (a JID, not a domain)")
-    return address.host
+        return normalizeDomain(hostname)
+    except InvalidDomain as e:
+        raise ValueError(f"not a hostname: {hostname!r} ({e.reason})") from None
 
 
 @attrs.frozen
@@ -196,7 +196,7 @@ class ComponentIdentity(XMPPHandler):
         @raise StanzaError: C{item-not-found} if C{target} is at a hostname
             not answered for, or without C{to}.
         """
-        host = None if target is None else self._hosts.get(target.host)
+        host = None if target is None else self._hosts.get(domainOrNone(target.host) or target.host)
         if host is None:
             raise StanzaError("item-not-found")
         assert target is not None

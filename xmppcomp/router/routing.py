@@ -15,7 +15,7 @@ from twisted.words.protocols.jabber.error import StanzaError
 from twisted.words.xish import domish
 
 from xmppcomp._memo import BoundedMemo
-from xmppcomp.jids import domainOf as domainOf  # noqa: PLC0414 (re-exported)
+from xmppcomp.jids import domainOf
 
 R = TypeVar("R", bound=Hashable)
 

@@ -32,6 +32,7 @@ from xmppcomp.logs import Logger
 from xmppcomp.metrics import Metrics
 from xmppcomp.ns import NS_CLIENT, NS_COMPONENT_ACCEPT, NS_DISCO_INFO, NS_PING
 from xmppcomp.router.rawstanzas import RawStanzaParser
+from xmppcomp.jids import domainOf, normalizeDomain
 from xmppcomp.router.routing import (
     Bounce,
     Deliver,
@@ -42,7 +43,6 @@ from xmppcomp.router.routing import (
     bounceOf,
     boundRoute,
     decide,
-    domainOf,
     mayBounce,
     sizeAtMost,
     translateNamespace,
@@ -309,7 +309,7 @@ class Router:
             from twisted.internet import reactor as globalReactor
 
             reactor = globalReactor
-        self.domain = jid.JID(domain).host
+        self.domain = normalizeDomain(domain)
         self._mayBind = mayBind
         self.limits = limits
         self.reactor = reactor
@@ -929,7 +929,7 @@ class RouterService(MultiService):
         listeners: list[tuple[str, Any]] = [(endpoint, admission.wrap(receiving)) for endpoint in config.listen]
         if config.acceptSecrets:
             secrets = {
-                jid.JID(hostname).host: ref.read() for hostname, ref in config.acceptSecrets.items()
+                normalizeDomain(hostname): ref.read() for hostname, ref in config.acceptSecrets.items()
             }
             accept = AcceptFactory(
                 AcceptPolicy(

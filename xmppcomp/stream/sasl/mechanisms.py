@@ -18,7 +18,7 @@ from xmppcomp.stream.channelbinding import (
     TLS_SERVER_END_POINT,
     ChannelBindingData,
 )
-from xmppcomp.stream.sasl._identity import normalizeDomain
+from xmppcomp.jids import normalizeDomain
 from xmppcomp.stream.sasl._scrampcompat import installTlsExporter
 
 installTlsExporter()

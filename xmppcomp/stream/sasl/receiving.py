@@ -32,7 +32,7 @@ from xmppcomp.errors import SASLFailure
 from xmppcomp.interfaces import ICredentialStore
 from xmppcomp.ns import NS_SASL, NS_SASL_CB
 from xmppcomp.stream.channelbinding import ChannelBindingData
-from xmppcomp.stream.sasl._identity import normalizeDomain
+from xmppcomp.jids import normalizeDomain
 from xmppcomp.stream.sasl._scrampcompat import installTlsExporter
 from xmppcomp.stream.sasl._wire import decodeData, saslElement
 from xmppcomp.stream.sasl.mechanisms import (

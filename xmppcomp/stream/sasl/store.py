@@ -18,7 +18,7 @@ from scramp import ScramException, ScramMechanism
 from zope.interface import implementer
 
 from xmppcomp.interfaces import ICredentialStore
-from xmppcomp.stream.sasl._identity import normalizeDomain
+from xmppcomp.jids import normalizeDomain
 
 #: Hash names a store keeps keys for, with their SCRAM mechanism and
 #: digest size in bytes.
