@@ -1,7 +1,7 @@
 # -*- test-case-name: tests.test_typing -*-
 """
 The package type-checks: mypy, with the mypy-zope plugin and the settings
-of C{mypy.ini}, reports no error (issue #9).
+of C{mypy.ini} (strict mode, issue 18), reports no error (issue #9).
 """
 
 from __future__ import annotations
@@ -42,3 +42,27 @@ class MypyTests(SynchronousTestCase):
             0,
             f"mypy exited with status {result.returncode}:\n{result.stdout}",
         )
+
+    def test_strict(self) -> None:
+        """
+        C{mypy.ini} checks the package in strict mode (issue 18), relaxing
+        only the three checks the untyped libraries force, and exempts no
+        xmppcomp module.
+        """
+        import configparser
+
+        config = configparser.ConfigParser()
+        config.read(os.path.join(ROOT, "mypy.ini"))
+        main = config["mypy"]
+        self.assertEqual(main.get("strict"), "True")
+        relaxed = {
+            key: main[key]
+            for key in main
+            if key not in ("plugins", "python_version", "files", "strict")
+        }
+        self.assertEqual(
+            relaxed,
+            {"allow_untyped_calls": "True", "warn_return_any": "False", "allow_subclassing_any": "True"},
+        )
+        exempted = [section for section in config.sections() if section.startswith("mypy-xmppcomp")]
+        self.assertEqual(exempted, [])

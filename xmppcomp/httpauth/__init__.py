@@ -11,9 +11,9 @@ L{makeConfirmer} wires them into web resources, and L{HTTPAuthListener}
 serves them on an endpoint.
 """
 
+from xmppcomp.interfaces import IXMPPConfirmationCredentials
 from xmppcomp.httpauth._checker import (
     ConfirmationCredentials,
-    IXMPPConfirmationCredentials,
     XMPPConfirmationChecker,
 )
 from xmppcomp.httpauth._confirmer import Confirmer, makeConfirmer

@@ -15,7 +15,7 @@ L{BindInitiator} drives it from a component.
 
 from __future__ import annotations
 
-from typing import Any, Callable, Iterable, Protocol, Sequence
+from typing import Any, Callable, Generator, Iterable, Protocol, Sequence
 
 import attrs
 from twisted.internet import defer
@@ -500,7 +500,7 @@ class BindInitiator:
     @defer.inlineCallbacks
     def negotiate(
         self, target: IInitiatingSession | Any, namespace: str
-    ) -> defer.Generator[defer.Deferred[Any], Any, None]:
+    ) -> Generator[defer.Deferred[Any], Any, None]:
         """
         Bind every hostname on C{target}, a negotiation
         (L{IInitiatingSession}: the requests go through its C{request}) or
