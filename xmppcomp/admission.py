@@ -9,7 +9,7 @@ until its negotiation completes (it authenticated and, for XEP-0225, bound
 its names: from then on it is a session, counted by C{max_sessions}) or
 until it closes. The HTTP-auth confirmer counts each open connection of its
 web listener. A source is an IPv4 address or the C{/64} network of an IPv6
-address (L{xmppcomp.stream.receiving.sourceKey}).
+address (L{xmppcomp.stream.limits.sourceKey}).
 
 Decisions, at accept time and before a byte is read or written:
 
@@ -57,6 +57,7 @@ from twisted.internet.protocol import Protocol, connectionDone
 from twisted.protocols.policies import ProtocolWrapper, WrappingFactory
 from twisted.python.failure import Failure
 
+from xmppcomp.stream.limits import sourceKey
 from xmppcomp.logs import Logger
 
 log = Logger()
@@ -476,11 +477,9 @@ class AdmissionGate:
         """
         @param sourceOf: the source key of a peer address, or C{None} for
             a peer not limited per source; by default
-            L{xmppcomp.stream.receiving.sourceKey}.
+            L{xmppcomp.stream.limits.sourceKey}.
         """
         if sourceOf is None:
-            from xmppcomp.stream.receiving import sourceKey
-
             sourceOf = sourceKey
         self.admission = admission
         self.what = what
@@ -664,15 +663,13 @@ def _reachable(address: object) -> bool:
 def sourceKeyExcept(networks: Iterable[str]) -> Callable[[IAddress | None], str | None]:
     """
     A C{sourceOf} for L{AdmissionGate}: L{sourceKey
-    <xmppcomp.stream.receiving.sourceKey>}, except that peers in
+    <xmppcomp.stream.limits.sourceKey>}, except that peers in
     C{networks} (trusted proxies, which carry many clients) get C{None}:
     they are limited only in the total.
 
     @param networks: addresses or networks (C{"127.0.0.0/8"}, C{"::1"}).
     @raise ValueError: one of them is neither.
     """
-    from xmppcomp.stream.receiving import sourceKey
-
     exempt = [ipaddress.ip_network(network, strict=False) for network in networks]
 
     def sourceOf(address: IAddress | None) -> str | None:

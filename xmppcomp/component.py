@@ -39,6 +39,10 @@ from xmppcomp.logs import Logger
 from xmppcomp.jids import JIDCache, domainOf, normalizeDomain
 from xmppcomp.metrics import Metrics
 from xmppcomp.ns import NS_CLIENT, NS_COMPONENT_ACCEPT, NS_PING
+from xmppcomp.stream.accept import AcceptInitiatingFactory, AcceptInitiatingPolicy
+from xmppcomp.stream.initiating import InitiatingFactory, InitiatingPolicy
+from xmppcomp.stream.initiatingmachine import OfferMemory
+from xmppcomp.stream.tls import TLSDeclarations
 from xmppcomp.stream.xmlstream import checkSerializable
 from xmppcomp.stream.bind import (
     BIND_NAMESPACES,
@@ -592,8 +596,6 @@ class Component(Service):
                 DeprecationWarning,
                 stacklevel=2,
             )
-        from xmppcomp.stream.initiatingmachine import OfferMemory
-        from xmppcomp.stream.tls import TLSDeclarations
 
         # Shared by this component's connections (not the process's).
         self._tlsDeclarations = TLSDeclarations()
@@ -694,9 +696,7 @@ class Component(Service):
             return wrapClientTLS(self._policy(link).tlsOptions(), tcp)
         return clientFromString(self.reactor, description)
 
-    def _policy(self, link: _Link) -> Any:
-        from xmppcomp.stream.initiating import InitiatingPolicy
-
+    def _policy(self, link: _Link) -> InitiatingPolicy:
         link.binder = BindInitiator(link.hostnames)
         return InitiatingPolicy(
             serverDomain=self.serverDomain,
@@ -720,10 +720,8 @@ class Component(Service):
         A new negotiating stream for one connection attempt of C{link}.
         """
         if self.protocol == "xep0114":
-            from xmppcomp.stream.accept import AcceptInitiatingFactory, AcceptInitiatingPolicy
-
             assert self.secret is not None
-            factory: Any = AcceptInitiatingFactory(
+            factory: AcceptInitiatingFactory | InitiatingFactory = AcceptInitiatingFactory(
                 AcceptInitiatingPolicy(
                     hostname=link.hostnames[0],
                     secret=self.secret,
@@ -732,8 +730,6 @@ class Component(Service):
                 reactor=self.reactor,
             )
         else:
-            from xmppcomp.stream.initiating import InitiatingFactory
-
             factory = InitiatingFactory(self._policy(link), reactor=self.reactor)
         return factory.buildProtocol(addr)
 

@@ -64,6 +64,7 @@ from xmppcomp.logs import Logger
 from xmppcomp.metrics import Metrics
 from xmppcomp.router.service import RouterService
 from xmppcomp.stream import tls
+from xmppcomp.stream.sasl import FileCredentialStore
 
 __all__ = ["EmbeddedComponent", "EmbeddedRouter", "negotiationSummary"]
 
@@ -437,8 +438,6 @@ class EmbeddedRouter(MultiService):
         )
 
     def startService(self) -> None:
-        from xmppcomp.stream.sasl import FileCredentialStore
-
         # mkdtemp makes the directory with mode 0700.
         directory = tempfile.mkdtemp(prefix="xmppcomp-embedded-")
         self.directory = directory
