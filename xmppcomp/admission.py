@@ -57,7 +57,7 @@ from twisted.internet.protocol import Protocol, connectionDone
 from twisted.protocols.policies import ProtocolWrapper, WrappingFactory
 from twisted.python.failure import Failure
 
-from xmppcomp.stream.limits import sourceKey
+from xmppcomp.stream.limits import ipAddressOf, sourceKey
 from xmppcomp.logs import Logger
 
 log = Logger()
@@ -651,13 +651,9 @@ def _reachable(address: object) -> bool:
     """
     if not isinstance(address, (IPv4Address, IPv6Address)):
         return False
-    try:
-        ip = ipaddress.ip_address(address.host.split("%", 1)[0])
-    except ValueError:
-        return True
-    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
-        ip = ip.ipv4_mapped
-    return not ip.is_loopback
+    ip = ipAddressOf(address)
+    # A host that is not an IP address may be reachable.
+    return ip is None or not ip.is_loopback
 
 
 def sourceKeyExcept(networks: Iterable[str]) -> Callable[[IAddress | None], str | None]:
@@ -676,10 +672,8 @@ def sourceKeyExcept(networks: Iterable[str]) -> Callable[[IAddress | None], str 
         key = sourceKey(address)
         if key is None or not exempt:
             return key
-        assert isinstance(address, (IPv4Address, IPv6Address))
-        ip = ipaddress.ip_address(address.host.split("%", 1)[0])
-        if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
-            ip = ip.ipv4_mapped
+        ip = ipAddressOf(address)
+        assert ip is not None  # it has a key
         if any(ip.version == network.version and ip in network for network in exempt):
             return None
         return key

@@ -48,8 +48,7 @@ from typing import Any, Sequence
 
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+from cryptography.x509.oid import ExtendedKeyUsageOID
 from twisted.application.service import MultiService
 from twisted.internet import defer
 from twisted.internet.endpoints import TCP4ClientEndpoint
@@ -58,6 +57,7 @@ from twisted.internet.interfaces import IStreamClientEndpoint
 from twisted.internet.ssl import Certificate, PrivateCertificate
 from zope.interface import implementer
 
+from xmppcomp import _x509
 from xmppcomp.component import Component
 from xmppcomp.config import DEFAULT_EMBEDDED_DOMAIN, RouterConfig
 from xmppcomp.logs import Logger
@@ -73,8 +73,11 @@ log = Logger()
 #: The only interface the embedded router listens on.
 LOOPBACK = "127.0.0.1"
 
-#: How long the generated certificate is valid, either side of now.
+#: How long the generated certificates are valid from now.
 _VALIDITY = datetime.timedelta(days=365)
+
+#: How long before now they are valid from (for clocks a little behind).
+_SKEW = datetime.timedelta(minutes=5)
 
 
 def _selfSignedCertificate(domain: str) -> tuple[bytes, bytes]:
@@ -83,17 +86,9 @@ def _selfSignedCertificate(domain: str) -> tuple[bytes, bytes]:
 
     @return: the certificate and its unencrypted private key, in PEM.
     """
-    key = ec.generate_private_key(ec.SECP256R1())
-    now = datetime.datetime.now(datetime.timezone.utc)
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, domain)])
+    key = _x509.newKey()
     certificate = (
-        x509.CertificateBuilder()
-        .subject_name(name)
-        .issuer_name(name)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - datetime.timedelta(minutes=5))
-        .not_valid_after(now + _VALIDITY)
+        _x509.certificateBuilder(domain, key.public_key(), None, _SKEW, _VALIDITY)
         .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
         .add_extension(x509.SubjectAlternativeName([x509.DNSName(domain)]), critical=False)
         .add_extension(
@@ -103,31 +98,8 @@ def _selfSignedCertificate(domain: str) -> tuple[bytes, bytes]:
     )
     return (
         certificate.public_bytes(serialization.Encoding.PEM),
-        key.private_bytes(
-            serialization.Encoding.PEM,
-            serialization.PrivateFormat.PKCS8,
-            serialization.NoEncryption(),
-        ),
+        _x509.privateKeyPEM(key),
     )
-
-
-def _noUsage(**usages: bool) -> x509.KeyUsage:
-    flags = dict.fromkeys(
-        (
-            "digital_signature",
-            "content_commitment",
-            "key_encipherment",
-            "data_encipherment",
-            "key_agreement",
-            "key_cert_sign",
-            "crl_sign",
-            "encipher_only",
-            "decipher_only",
-        ),
-        False,
-    )
-    flags.update(usages)
-    return x509.KeyUsage(**flags)
 
 
 class _XTLSAuthority:
@@ -141,26 +113,9 @@ class _XTLSAuthority:
     """
 
     def __init__(self, domain: str) -> None:
-        self._key = ec.generate_private_key(ec.SECP256R1())
-        now = datetime.datetime.now(datetime.timezone.utc)
-        name = x509.Name(
-            [x509.NameAttribute(NameOID.COMMON_NAME, "xmppcomp embedded XTLS CA (%s)" % (domain,))]
-        )
-        self.certificate = (
-            x509.CertificateBuilder()
-            .subject_name(name)
-            .issuer_name(name)
-            .public_key(self._key.public_key())
-            .serial_number(x509.random_serial_number())
-            .not_valid_before(now - datetime.timedelta(minutes=5))
-            .not_valid_after(now + _VALIDITY)
-            .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
-            .add_extension(_noUsage(key_cert_sign=True, crl_sign=True), critical=True)
-            .add_extension(
-                x509.SubjectKeyIdentifier.from_public_key(self._key.public_key()),
-                critical=False,
-            )
-            .sign(self._key, hashes.SHA256())
+        self._key = _x509.newKey()
+        self.certificate = _x509.authorityCertificate(
+            "xmppcomp embedded XTLS CA (%s)" % (domain,), self._key, _SKEW, _VALIDITY
         )
 
     def issue(self, hostnames: Sequence[str]) -> PrivateCertificate:
@@ -169,20 +124,13 @@ class _XTLSAuthority:
         at both ends of a TLS handshake (XTLS initiators are TLS clients,
         responders TLS servers).
         """
-        key = ec.generate_private_key(ec.SECP256R1())
-        now = datetime.datetime.now(datetime.timezone.utc)
+        key = _x509.newKey()
         certificate = (
-            x509.CertificateBuilder()
-            .subject_name(
-                x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, hostnames[0])])
+            _x509.certificateBuilder(
+                hostnames[0], key.public_key(), self.certificate.subject, _SKEW, _VALIDITY
             )
-            .issuer_name(self.certificate.subject)
-            .public_key(key.public_key())
-            .serial_number(x509.random_serial_number())
-            .not_valid_before(now - datetime.timedelta(minutes=5))
-            .not_valid_after(now + _VALIDITY)
             .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
-            .add_extension(_noUsage(digital_signature=True), critical=True)
+            .add_extension(_x509.keyUsage(digital_signature=True), critical=True)
             .add_extension(
                 x509.ExtendedKeyUsage(
                     [ExtendedKeyUsageOID.SERVER_AUTH, ExtendedKeyUsageOID.CLIENT_AUTH]
@@ -199,14 +147,7 @@ class _XTLSAuthority:
             )
             .sign(self._key, hashes.SHA256())
         )
-        keyPEM = key.private_bytes(
-            serialization.Encoding.PEM,
-            serialization.PrivateFormat.PKCS8,
-            serialization.NoEncryption(),
-        )
-        return PrivateCertificate.loadPEM(
-            certificate.public_bytes(serialization.Encoding.PEM) + keyPEM
-        )
+        return _x509.privateCertificate(certificate, key)
 
 
 def _writePrivate(path: str, data: bytes) -> None:

@@ -328,10 +328,4 @@ def domainOf(address: str) -> str | None:
     local, at, domain = bare.partition("@")
     if not at:
         domain = local
-    plain = plainDomain(domain)
-    if plain is not None:
-        return plain
-    try:
-        return normalizeDomain(domain)
-    except InvalidDomain:
-        return None
+    return domainOrNone(domain)

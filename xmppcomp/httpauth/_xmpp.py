@@ -229,14 +229,12 @@ class ConfirmationRequester(XMPPHandler):
         self._requests = self._newTracker()
         pending, self._pending = self._pending, {}
         for entry in pending.values():
-            self._finish(
+            self._fail(
                 entry,
-                Failure(
-                    ConfirmerUnavailable(
-                        "the connection to the XMPP server was lost before "
-                        f"{entry.who.full()} answered",
-                        self.unavailableRetryAfter,
-                    )
+                ConfirmerUnavailable(
+                    "the connection to the XMPP server was lost before "
+                    f"{entry.who.full()} answered",
+                    self.unavailableRetryAfter,
                 ),
             )
 
@@ -339,13 +337,11 @@ class ConfirmationRequester(XMPPHandler):
                 who=entry.who.full(),
                 reason=e.reason,
             )
-            self._finish(
+            self._fail(
                 entry,
-                Failure(
-                    CouldNotAsk(
-                        f"the confirmation request for {entry.who.full()} could "
-                        f"not be sent: {e.reason}"
-                    )
+                CouldNotAsk(
+                    f"the confirmation request for {entry.who.full()} could "
+                    f"not be sent: {e.reason}"
                 ),
             )
 
@@ -378,18 +374,19 @@ class ConfirmationRequester(XMPPHandler):
             else:
                 entry.deferred.callback(result)
 
+    def _fail(self, entry: _Pending, reason: Exception) -> None:
+        self._finish(entry, Failure(reason))
+
     def _timedOut(self, entry: _Pending) -> None:
         self._log.info(
             "No XEP-0070 answer from {who} within {timeout} seconds",
             who=entry.who.full(),
             timeout=self.timeout,
         )
-        self._finish(
+        self._fail(
             entry,
-            Failure(
-                ConfirmationTimeout(
-                    f"{entry.who.full()} did not confirm within {self.timeout:g} seconds"
-                )
+            ConfirmationTimeout(
+                f"{entry.who.full()} did not confirm within {self.timeout:g} seconds"
             ),
         )
 
@@ -449,13 +446,11 @@ class ConfirmationRequester(XMPPHandler):
         answered = (
             f"an error ({condition})" if condition in STANZA_CONDITIONS else "an error"
         )
-        self._finish(
+        self._fail(
             entry,
-            Failure(
-                CouldNotAsk(
-                    f"{entry.who.full()} could not be asked: the confirmation "
-                    f"request came back with {answered}"
-                )
+            CouldNotAsk(
+                f"{entry.who.full()} could not be asked: the confirmation "
+                f"request came back with {answered}"
             ),
         )
 

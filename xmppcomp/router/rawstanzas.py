@@ -188,33 +188,34 @@ class RawStanzaParser(StanzaParser):
         """
         chunks = self._chunks
         if len(chunks) == 1 and self._chunksStart <= self._stanzaStart:
-            # The common case, with _locateEnd and _throughEndTag inline
+            # The common case, with _locateEndTag and _throughEndTag inline
             # (once per routed stanza).
             data = chunks[0]
             at = self.parser.CurrentByteIndex - self._chunksStart
-            if at <= self._stanzaStart - self._chunksStart:
+            if at <= self._stanzaStart - self._chunksStart or data[at : at + 2] != b"</":
                 return None
         else:
-            located = self._locateEnd()
+            located = self._locateEndTag()
             if located is None:
                 return None
             data, at = located
-        # For an end tag expat reports where its '</' starts; for an
-        # empty-element tag, where the tag ends, which may also be followed
-        # by '</' (of the stream). Without known content, what precedes an
-        # end tag is the start tag's '>' (never after '/') or text, which
-        # may end in '/>' too: that is left alone.
-        if data[at : at + 2] != b"</":
-            return None
+        # Without known content, what precedes an end tag is the start
+        # tag's '>' (never after '/') or text, which may end in '/>' too:
+        # that is left alone.
         if not hasContent and data[at - 2 : at] == b"/>":
             return None
         return self._throughEndTag(data, at)
 
-    def _locateEnd(self) -> tuple[bytes, int] | None:
+    def _locateEndTag(self) -> tuple[bytes, int] | None:
         """
         The kept bytes of the current stanza (from the start of the first
-        kept chunk) and the offset in them that expat reports for the end
-        event; L{None} if the stanza's start was not kept.
+        kept chunk) and the offset in them where its end tag starts;
+        L{None} if the stanza's start was not kept, or no end tag starts
+        where expat reports the end event.
+
+        For an end tag expat reports where its '</' starts; for an
+        empty-element tag, where the tag ends, which may also be followed
+        by '</' (of the stream's end tag).
         """
         chunks = self._chunks
         start = self._stanzaStart
@@ -231,7 +232,10 @@ class RawStanzaParser(StanzaParser):
             data = b"".join(chunks)[start - self._chunksStart :]
             self._chunksStart = start
             chunks[:] = [data]
-        return data, endTag - self._chunksStart
+        at = endTag - self._chunksStart
+        if data[at : at + 2] != b"</":
+            return None
+        return data, at
 
     def _throughEndTag(self, data: bytes, at: int) -> bytes | None:
         """
@@ -249,12 +253,10 @@ class RawStanzaParser(StanzaParser):
         it from in full, or L{None} if it is an empty-element tag (then the
         shallow element is complete).
         """
-        located = self._locateEnd()
+        located = self._locateEndTag()
         if located is None:
             return None
         data, at = located
-        if data[at : at + 2] != b"</":
-            return None
         if data[at - 2 : at] == b"/>":
             # Either an empty-element tag followed by the stream's end tag,
             # or text ending in '/>': only the former parses on its own.

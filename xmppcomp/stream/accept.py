@@ -355,8 +355,7 @@ class AcceptInitiatingFactory(NegotiatingFactory):
     (C{endpoint.connect(factory)}).
     """
 
-    def makeAuthenticator(self) -> AcceptInitiatingAuthenticator:
-        return AcceptInitiatingAuthenticator(self.policy, self.reactor)
+    authenticatorType = AcceptInitiatingAuthenticator
 
 
 def negotiateAccept(

@@ -81,11 +81,9 @@ class AcceptPolicy:
         stream, when the header arrives.
     @ivar negotiationTimeout: seconds from connection to a successful
         handshake before the stream is closed with C{connection-timeout}.
-    @ivar maxStanzaSize: bytes one stanza may take (C{policy-violation}
-        beyond).
-    @ivar closeTimeout: seconds to wait for the peer's closing tag.
-    @ivar maxStanzaDepth: levels elements may nest below the stream root
-        (C{policy-violation} beyond).
+    @ivar maxStanzaSize: as in L{xmppcomp.stream.receiving.ReceivingPolicy}.
+    @ivar closeTimeout: as in L{xmppcomp.stream.receiving.ReceivingPolicy}.
+    @ivar maxStanzaDepth: as in L{xmppcomp.stream.receiving.ReceivingPolicy}.
     @ivar authFailures: counts wrong handshakes per source address and
         refuses sources that failed too often (C{policy-violation}); see
         L{AuthFailureLimiter}. C{None} turns the limit off.
@@ -362,5 +360,4 @@ class AcceptFactory(ListeningFactory):
     component was accepted.
     """
 
-    def makeAuthenticator(self) -> AcceptAuthenticator:
-        return AcceptAuthenticator(self.policy, self.reactor)
+    authenticatorType = AcceptAuthenticator

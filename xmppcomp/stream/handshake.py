@@ -16,7 +16,8 @@ from twisted.words.protocols.jabber.xmlstream import hashPassword
 from twisted.words.xish import domish
 
 from xmppcomp.jids import domainOrNone
-from xmppcomp.ns import NS_COMPONENT_ACCEPT, NS_STREAMS
+from xmppcomp.ns import NS_COMPONENT_ACCEPT
+from xmppcomp.stream.header import checkStreamRoot
 
 __all__ = [
     "checkAcceptHeader",
@@ -85,12 +86,7 @@ def checkAcceptHeader(root: domish.Element) -> str:
         the C{stream} prefix; C{host-unknown} if C{to} is missing or not a
         domain.
     """
-    if root.uri != NS_STREAMS or root.name != "stream":
-        raise error.StreamError("invalid-namespace")
-    if (root.localPrefixes or {}).get("stream") != NS_STREAMS:
-        raise error.StreamError("bad-namespace-prefix")
-    if root.defaultUri != NS_COMPONENT_ACCEPT:
-        raise error.StreamError("invalid-namespace")
+    checkStreamRoot(root, NS_COMPONENT_ACCEPT)
     to = root.getAttribute("to")
     hostname = None if to is None else normaliseHostname(to)
     if hostname is None:

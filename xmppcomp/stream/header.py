@@ -17,7 +17,13 @@ from twisted.words.xish import domish
 from xmppcomp.jids import domainOrNone, plainDomain
 from xmppcomp.ns import NS_STREAMS, NS_XML
 
-__all__ = ["StreamHeader", "checkHost", "newStreamId", "parseStreamHeader"]
+__all__ = [
+    "StreamHeader",
+    "checkHost",
+    "checkStreamRoot",
+    "newStreamId",
+    "parseStreamHeader",
+]
 
 #: RFC 7622 section 3: a localpart and a resourcepart are at most 1023
 #: bytes each (the domainpart's rule is L{xmppcomp.jids.normalizeDomain}).
@@ -95,22 +101,17 @@ def _normaliseJID(value: str) -> str | None:
     return full
 
 
-def parseStreamHeader(root: domish.Element, expectedNamespace: str) -> StreamHeader:
+def checkStreamRoot(root: domish.Element, expectedNamespace: str) -> None:
     """
-    Check a received stream header (RFC 6120 section 4.7 and 4.9.3).
+    Check the name and namespaces of a received stream header.
 
     @param root: the root element, as passed to C{onDocumentStart}.
     @param expectedNamespace: the content namespace this end speaks, like
         C{jabber:client}.
-    @return: the header's attributes.
     @raise error.StreamError: C{invalid-namespace} if the root is not
         C{<stream>} in C{http://etherx.jabber.org/streams} or the default
         namespace is not C{expectedNamespace}; C{bad-namespace-prefix} if the
-        streams namespace is not bound to the C{stream} prefix;
-        C{unsupported-version} if C{version} is missing or its major number
-        is not 1; C{bad-format} if C{version} is not two dotted numbers;
-        C{host-unknown} if C{to} is not a JID; C{invalid-from} if C{from} is
-        not a JID.
+        streams namespace is not bound to the C{stream} prefix.
     """
     if root.uri != NS_STREAMS or root.name != "stream":
         raise error.StreamError("invalid-namespace")
@@ -119,6 +120,21 @@ def parseStreamHeader(root: domish.Element, expectedNamespace: str) -> StreamHea
     if root.defaultUri != expectedNamespace:
         raise error.StreamError("invalid-namespace")
 
+
+def parseStreamHeader(root: domish.Element, expectedNamespace: str) -> StreamHeader:
+    """
+    Check a received stream header (RFC 6120 section 4.7 and 4.9.3).
+
+    @param root: the root element, as passed to C{onDocumentStart}.
+    @param expectedNamespace: as in L{checkStreamRoot}.
+    @return: the header's attributes.
+    @raise error.StreamError: what L{checkStreamRoot} raises;
+        C{unsupported-version} if C{version} is missing or its major number
+        is not 1; C{bad-format} if C{version} is not two dotted numbers;
+        C{host-unknown} if C{to} is not a JID; C{invalid-from} if C{from} is
+        not a JID.
+    """
+    checkStreamRoot(root, expectedNamespace)
     versionText = root.getAttribute("version")
     if versionText is None:
         raise error.StreamError("unsupported-version")

@@ -49,13 +49,9 @@ __all__ = [
 log = Logger()
 
 
-def _featureTuple(
-    features: Iterable[IInitiatingFeature],
-) -> tuple[IInitiatingFeature, ...]:
-    """
-    The converter of L{InitiatingPolicy.features} (a typed C{tuple}, which
-    mypy's attrs plugin cannot infer from the generic builtin).
-    """
+# The converter of InitiatingPolicy.features: typed, as mypy's attrs plugin
+# cannot infer the type from the generic builtin.
+def _featureTuple(features: Iterable[IInitiatingFeature]) -> tuple[IInitiatingFeature, ...]:
     return tuple(features)
 
 
@@ -273,8 +269,7 @@ class InitiatingFactory(NegotiatingFactory):
     (C{endpoint.connect(factory)}).
     """
 
-    def makeAuthenticator(self) -> InitiatingAuthenticator:
-        return InitiatingAuthenticator(self.policy, self.reactor)
+    authenticatorType = InitiatingAuthenticator
 
 
 def negotiate(endpoint: IStreamClientEndpoint, policy: InitiatingPolicy, reactor: IReactorTime | None = None) -> "defer.Deferred[tuple[NegotiatingXmlStream, NegotiationResult]]":

@@ -11,7 +11,28 @@ import ipaddress
 import attrs
 from twisted.internet.address import IPv4Address, IPv6Address
 
-__all__ = ["AuthFailureLimiter", "sourceKey"]
+__all__ = ["AuthFailureLimiter", "ipAddressOf", "sourceKey"]
+
+
+def ipAddressOf(address: object) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
+    """
+    The IP address of a peer or listening address: an IPv6 address without
+    its zone, an IPv4-mapped IPv6 address as its IPv4 address.
+
+    @param address: what C{transport.getPeer()} or C{port.getHost()}
+        returned.
+    @return: the address, or C{None} for an address that is not IP (a UNIX
+        socket, a test transport) or whose host is not an IP address.
+    """
+    if not isinstance(address, (IPv4Address, IPv6Address)):
+        return None
+    try:
+        ip = ipaddress.ip_address(address.host.split("%", 1)[0])
+    except ValueError:
+        return None
+    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
+        return ip.ipv4_mapped
+    return ip
 
 
 def sourceKey(address: object) -> str | None:
@@ -25,15 +46,10 @@ def sourceKey(address: object) -> str | None:
     @return: the key, or C{None} for an address that is not IP (a UNIX
         socket, a test transport): those are not limited.
     """
-    if not isinstance(address, (IPv4Address, IPv6Address)):
-        return None
-    try:
-        ip = ipaddress.ip_address(address.host.split("%", 1)[0])
-    except ValueError:
+    ip = ipAddressOf(address)
+    if ip is None:
         return None
     if isinstance(ip, ipaddress.IPv6Address):
-        if ip.ipv4_mapped is not None:
-            return str(ip.ipv4_mapped)
         return str(ipaddress.IPv6Network((ip, 64), strict=False))
     return str(ip)
 

@@ -6,7 +6,7 @@ complete, first-level elements go to the authenticator first.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, Callable
+from typing import TYPE_CHECKING, Any, Callable, ClassVar
 
 from twisted.internet import protocol
 from twisted.internet.interfaces import IHandshakeListener, IReactorTime
@@ -151,6 +151,9 @@ class NegotiatingFactory(protocol.Factory):
     Builds a L{NegotiatingXmlStream} per connection, with the authenticator
     L{makeAuthenticator} returns and the limits of C{policy}.
 
+    @cvar authenticatorType: what L{makeAuthenticator} calls with the
+        policy and the reactor: the authenticator class of a subclass.
+
     @ivar policy: the policy value of every stream (it has
         C{maxStanzaSize} and C{closeTimeout}).
     @ivar reactor: schedules the streams' timers.
@@ -175,11 +178,14 @@ class NegotiatingFactory(protocol.Factory):
         """
         self.bootstraps.append((event, observer))
 
-    def makeAuthenticator(self) -> Any:
+    authenticatorType: ClassVar[type[NegotiationAdapter[Any]]]
+
+    def makeAuthenticator(self) -> NegotiationAdapter[Any]:
         """
-        The authenticator of a new stream; subclasses say which.
+        The authenticator of a new stream: an L{authenticatorType} of the
+        policy and the reactor.
         """
-        raise NotImplementedError()
+        return self.authenticatorType(self.policy, self.reactor)
 
     def buildProtocol(self, addr: object) -> NegotiatingXmlStream:
         xs = NegotiatingXmlStream(

@@ -62,21 +62,13 @@ def _validateDomains(instance: object, attribute: object, value: frozenset[str])
         raise ValueError("a receiving side needs at least one served domain")
 
 
+# The converters of ReceivingPolicy.domains and features: typed, as mypy's
+# attrs plugin cannot infer the types from the generic builtins.
 def _domainSet(domains: Iterable[str]) -> frozenset[str]:
-    """
-    The converter of L{ReceivingPolicy.domains} (a typed C{frozenset},
-    which mypy's attrs plugin cannot infer from the generic builtin).
-    """
     return frozenset(domains)
 
 
-def _featureTuple(
-    features: Iterable[IReceivingFeature],
-) -> tuple[IReceivingFeature, ...]:
-    """
-    The converter of L{ReceivingPolicy.features} (a typed C{tuple}, which
-    mypy's attrs plugin cannot infer from the generic builtin).
-    """
+def _featureTuple(features: Iterable[IReceivingFeature]) -> tuple[IReceivingFeature, ...]:
     return tuple(features)
 
 
@@ -353,5 +345,4 @@ class ReceivingFactory(ListeningFactory):
     L{ReceivingPolicy}.
     """
 
-    def makeAuthenticator(self) -> ReceivingAuthenticator:
-        return ReceivingAuthenticator(self.policy, self.reactor)
+    authenticatorType = ReceivingAuthenticator

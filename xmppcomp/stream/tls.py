@@ -759,17 +759,25 @@ def _isBareDomain(name: str) -> bool:
     )
 
 
+def _subjectAltNames(certificate: x509.Certificate) -> x509.SubjectAlternativeName | None:
+    """
+    The subjectAltName extension of a certificate, or C{None} if it has
+    none or its extensions cannot be parsed.
+    """
+    try:
+        return certificate.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+    except (x509.ExtensionNotFound, ValueError):
+        return None
+
+
 def xmppAddresses(certificate: x509.Certificate) -> frozenset[str]:
     """
     The XmppAddr (id-on-xmppAddr, RFC 6120 section 13.7.1.4)
     subjectAltNames of a certificate, user JIDs included, as written.
     Unparseable extensions or values give nothing.
     """
-    try:
-        san = certificate.extensions.get_extension_for_class(
-            x509.SubjectAlternativeName
-        ).value
-    except (x509.ExtensionNotFound, ValueError):
+    san = _subjectAltNames(certificate)
+    if san is None:
         return frozenset()
     addresses = (
         _decodeUTF8String(otherName.value)
@@ -788,11 +796,8 @@ def certificateIdentities(certificate: x509.Certificate) -> frozenset[str]:
 
     A certificate whose extensions cannot be parsed asserts nothing.
     """
-    try:
-        san = certificate.extensions.get_extension_for_class(
-            x509.SubjectAlternativeName
-        ).value
-    except (x509.ExtensionNotFound, ValueError):
+    san = _subjectAltNames(certificate)
+    if san is None:
         return frozenset()
     names = {name.lower() for name in san.get_values_for_type(x509.DNSName) if _isBareDomain(name)}
     names.update(address.lower() for address in xmppAddresses(certificate) if _isBareDomain(address))

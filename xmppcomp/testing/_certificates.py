@@ -20,8 +20,10 @@ import attrs
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID, ObjectIdentifier
+from cryptography.x509.oid import ExtendedKeyUsageOID, ObjectIdentifier
 from twisted.internet.ssl import Certificate, PrivateCertificate
+
+from xmppcomp import _x509
 
 __all__ = [
     "CertificateAuthority",
@@ -53,25 +55,6 @@ def _derUTF8String(text: str) -> bytes:
     """
     content = text.encode("utf-8")
     return b"\x0c" + _derLength(len(content)) + content
-
-
-def _newKey() -> ec.EllipticCurvePrivateKey:
-    return ec.generate_private_key(ec.SECP256R1())
-
-
-def _toPrivateCertificate(
-    certificate: x509.Certificate, key: ec.EllipticCurvePrivateKey
-) -> PrivateCertificate:
-    """
-    Convert a C{cryptography} certificate and key to Twisted's type.
-    """
-    keyPEM = key.private_bytes(
-        serialization.Encoding.PEM,
-        serialization.PrivateFormat.PKCS8,
-        serialization.NoEncryption(),
-    )
-    certPEM = certificate.public_bytes(serialization.Encoding.PEM)
-    return PrivateCertificate.loadPEM(keyPEM + certPEM)
 
 
 def _subjectAltNames(
@@ -109,34 +92,13 @@ def _leafBuilder(
 
     @param issuer: the issuer's name, or C{None} for a self-signed one.
     """
-    now = datetime.datetime.now(datetime.timezone.utc)
-    subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, subjectName)])
     usages = [ExtendedKeyUsageOID.SERVER_AUTH]
     if client:
         usages.append(ExtendedKeyUsageOID.CLIENT_AUTH)
     builder = (
-        x509.CertificateBuilder()
-        .subject_name(subject)
-        .issuer_name(subject if issuer is None else issuer)
-        .public_key(publicKey)
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - _VALIDITY)
-        .not_valid_after(now + _VALIDITY)
+        _x509.certificateBuilder(subjectName, publicKey, issuer, _VALIDITY, _VALIDITY)
         .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
-        .add_extension(
-            x509.KeyUsage(
-                digital_signature=True,
-                content_commitment=False,
-                key_encipherment=False,
-                data_encipherment=False,
-                key_agreement=False,
-                key_cert_sign=False,
-                crl_sign=False,
-                encipher_only=False,
-                decipher_only=False,
-            ),
-            critical=True,
-        )
+        .add_extension(_x509.keyUsage(digital_signature=True), critical=True)
         .add_extension(x509.ExtendedKeyUsage(usages), critical=False)
         .add_extension(
             x509.SubjectKeyIdentifier.from_public_key(publicKey), critical=False
@@ -195,7 +157,7 @@ class CertificateAuthority:
             C{serverAuth}).
         @return: the certificate and its private key.
         """
-        key = _newKey()
+        key = _x509.newKey()
         builder = _leafBuilder(
             _commonName(dnsNames, xmppAddrs),
             self._certificate.subject,
@@ -209,7 +171,7 @@ class CertificateAuthority:
             ),
             critical=False,
         )
-        return _toPrivateCertificate(builder.sign(self._key, hashes.SHA256()), key)
+        return _x509.privateCertificate(builder.sign(self._key, hashes.SHA256()), key)
 
 
 def makeCertificateAuthority(
@@ -220,38 +182,8 @@ def makeCertificateAuthority(
 
     @param commonName: the CN of the authority's subject.
     """
-    key = _newKey()
-    now = datetime.datetime.now(datetime.timezone.utc)
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, commonName)])
-    certificate = (
-        x509.CertificateBuilder()
-        .subject_name(name)
-        .issuer_name(name)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - _VALIDITY)
-        .not_valid_after(now + _VALIDITY)
-        .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
-        .add_extension(
-            x509.KeyUsage(
-                digital_signature=True,
-                content_commitment=False,
-                key_encipherment=False,
-                data_encipherment=False,
-                key_agreement=False,
-                key_cert_sign=True,
-                crl_sign=True,
-                encipher_only=False,
-                decipher_only=False,
-            ),
-            critical=True,
-        )
-        .add_extension(
-            x509.SubjectKeyIdentifier.from_public_key(key.public_key()),
-            critical=False,
-        )
-        .sign(key, hashes.SHA256())
-    )
+    key = _x509.newKey()
+    certificate = _x509.authorityCertificate(commonName, key, _VALIDITY, _VALIDITY)
     return CertificateAuthority(key, certificate)
 
 
@@ -265,7 +197,7 @@ def selfSigned(
     @param dnsNames: DNS-ID subjectAltNames.
     @param xmppAddrs: XmppAddr subjectAltNames.
     """
-    key = _newKey()
+    key = _x509.newKey()
     builder = _leafBuilder(
         _commonName(dnsNames, xmppAddrs),
         None,
@@ -274,7 +206,7 @@ def selfSigned(
         xmppAddrs,
         client=True,
     )
-    return _toPrivateCertificate(builder.sign(key, hashes.SHA256()), key)
+    return _x509.privateCertificate(builder.sign(key, hashes.SHA256()), key)
 
 
 def writePem(
@@ -289,7 +221,6 @@ def writePem(
     serial = privateCertificate.original.get_serial_number()
     base = os.path.join(os.fspath(directory), f"{serial:x}")
     certPath, keyPath = base + ".crt", base + ".key"
-    key = privateCertificate.privateKey.original.to_cryptography_key()
     with open(certPath, "wb") as f:
         f.write(
             privateCertificate.original.to_cryptography().public_bytes(
@@ -297,11 +228,5 @@ def writePem(
             )
         )
     with open(keyPath, "wb") as f:
-        f.write(
-            key.private_bytes(
-                serialization.Encoding.PEM,
-                serialization.PrivateFormat.PKCS8,
-                serialization.NoEncryption(),
-            )
-        )
+        f.write(_x509.privateKeyPEM(privateCertificate.privateKey.original.to_cryptography_key()))
     return certPath, keyPath

@@ -12,7 +12,7 @@ from __future__ import annotations
 import base64
 import binascii
 from collections.abc import Iterable
-from typing import Union
+from typing import ClassVar, Self, Union
 
 import attrs
 from twisted.words.xish import domish
@@ -94,65 +94,58 @@ class Offer:
         return cls(keyNames, methods)
 
 
-def _offerIn(element: domish.Element) -> Offer | None:
-    for child in element.elements(NS_C2CTLS, "offer"):
-        return Offer.fromElement(child)
-    return None
+@attrs.frozen
+class _Offering:
+    """
+    An XTLS element whose only content is an optional XEP-0250 offer.
 
+    @cvar _name: the element's name.
+    @ivar offer: the sender's offer, if it sent one.
+    """
 
-def _withOffer(name: str, offer: Offer | None) -> domish.Element:
-    element = domish.Element((NS_XTLS, name))
-    if offer is not None:
-        element.addChild(offer.toElement())
-    return element
+    _name: ClassVar[str]
+
+    offer: Offer | None = None
+
+    def toElement(self) -> domish.Element:
+        """
+        Render as C{<NAME xmlns='urn:xmpp:tmp:xtls'/>}, with the offer.
+        """
+        element = domish.Element((NS_XTLS, self._name))
+        if self.offer is not None:
+            element.addChild(self.offer.toElement())
+        return element
+
+    @classmethod
+    def fromElement(cls, element: domish.Element) -> Self:
+        """
+        Parse the element, and the first offer in it.
+        """
+        for child in element.elements(NS_C2CTLS, "offer"):
+            return cls(Offer.fromElement(child))
+        return cls()
 
 
 @attrs.frozen
-class Start:
+class Start(_Offering):
     """
     C{<start/>}: the initiator asks for a tunnel.
 
     @ivar offer: the initiator's XEP-0250 offer, if it sent one.
     """
 
-    offer: Offer | None = None
-
-    def toElement(self) -> domish.Element:
-        """
-        Render as C{<start xmlns='urn:xmpp:tmp:xtls'/>}.
-        """
-        return _withOffer("start", self.offer)
-
-    @classmethod
-    def fromElement(cls, element: domish.Element) -> Start:
-        """
-        Parse a C{<start/>}.
-        """
-        return cls(_offerIn(element))
+    _name = "start"
 
 
 @attrs.frozen
-class Proceed:
+class Proceed(_Offering):
     """
     C{<proceed/>}: the responder agrees, in the result of a start.
 
     @ivar offer: the responder's XEP-0250 offer, if any.
     """
 
-    offer: Offer | None = None
-
-    def toElement(self) -> domish.Element:
-        """
-        Render as C{<proceed xmlns='urn:xmpp:tmp:xtls'/>}.
-        """
-        return _withOffer("proceed", self.offer)
-
-    @classmethod
-    def fromElement(cls, element: domish.Element) -> Proceed:
-        """
-        Parse a C{<proceed/>}.
-        """
-        return cls(_offerIn(element))
+    _name = "proceed"
 
 
 @attrs.frozen
@@ -200,43 +193,45 @@ class Data:
 
 
 @attrs.frozen
-class Close:
+class _Empty:
     """
-    C{<close/>}: either end closes the tunnel.
+    An XTLS element without content.
+
+    @cvar _name: the element's name.
     """
+
+    _name: ClassVar[str]
 
     def toElement(self) -> domish.Element:
         """
-        Render as C{<close xmlns='urn:xmpp:tmp:xtls'/>}.
+        Render as C{<NAME xmlns='urn:xmpp:tmp:xtls'/>}.
         """
-        return domish.Element((NS_XTLS, "close"))
+        return domish.Element((NS_XTLS, self._name))
 
     @classmethod
-    def fromElement(cls, element: domish.Element) -> Close:
+    def fromElement(cls, element: domish.Element) -> Self:
         """
-        Parse a C{<close/>}.
+        Parse the element.
         """
         return cls()
 
 
 @attrs.frozen
-class Closed:
+class Close(_Empty):
+    """
+    C{<close/>}: either end closes the tunnel.
+    """
+
+    _name = "close"
+
+
+@attrs.frozen
+class Closed(_Empty):
     """
     C{<closed/>}: the answer to a close.
     """
 
-    def toElement(self) -> domish.Element:
-        """
-        Render as C{<closed xmlns='urn:xmpp:tmp:xtls'/>}.
-        """
-        return domish.Element((NS_XTLS, "closed"))
-
-    @classmethod
-    def fromElement(cls, element: domish.Element) -> Closed:
-        """
-        Parse a C{<closed/>}.
-        """
-        return cls()
+    _name = "closed"
 
 
 #: What an IQ set of the XTLS namespace can carry.

@@ -181,10 +181,39 @@ class ScramInitiator:
 
 
 @implementer(IInitiatingMechanism)
-class PlainInitiator:
+class _OneMessageInitiator:
+    """
+    The client side of a mechanism that sends one message, its initial
+    response (or in answer to an empty challenge, for a server that did
+    not see it), and expects no additional data with success.
+
+    @ivar _message: the message, set by the subclass.
+    """
+
+    name: str
+    _message: bytes
+
+    def getInitialResponse(self) -> bytes:
+        return self._message
+
+    def getResponse(self, challenge: bytes) -> bytes:
+        """
+        An empty challenge is answered with the message; anything else is
+        an error.
+        """
+        if challenge == b"":
+            return self._message
+        raise NegotiationError(f"{self.name}: the server sent an unexpected challenge")
+
+    def checkSuccess(self, additionalData: bytes | None) -> None:
+        _noAdditionalData(self.name, additionalData)
+
+
+@implementer(IInitiatingMechanism)
+class PlainInitiator(_OneMessageInitiator):
     """
     The client side of PLAIN (RFC 4616), with an empty authzid. Use it only
-    inside TLS.
+    inside TLS. Its message is C{NUL authcid NUL secret}.
     """
 
     name = PLAIN
@@ -203,33 +232,13 @@ class PlainInitiator:
             b"\x00" + identity.encode("utf-8") + b"\x00" + secret.encode("utf-8")
         )
 
-    def getInitialResponse(self) -> bytes:
-        """
-        C{NUL authcid NUL secret}.
-        """
-        return self._message
-
-    def getResponse(self, challenge: bytes) -> bytes:
-        """
-        An empty challenge (the server did not see our initial response)
-        is answered with the message; anything else is an error.
-        """
-        if challenge == b"":
-            return self._message
-        raise NegotiationError("PLAIN: the server sent an unexpected challenge")
-
-    def checkSuccess(self, additionalData: bytes | None) -> None:
-        """
-        PLAIN has no additional data with success.
-        """
-        _noAdditionalData(self.name, additionalData)
-
 
 @implementer(IInitiatingMechanism)
-class ExternalInitiator:
+class ExternalInitiator(_OneMessageInitiator):
     """
     The client side of EXTERNAL (RFC 4422 appendix A): the TLS client
-    certificate authenticates us.
+    certificate authenticates us. Its message is the authzid, or empty
+    (sent as C{=}).
     """
 
     name = EXTERNAL
@@ -245,27 +254,6 @@ class ExternalInitiator:
             self._message = authzid.encode("utf-8")
         else:
             self._message = b""
-
-    def getInitialResponse(self) -> bytes:
-        """
-        The authzid, or empty (sent as C{=}).
-        """
-        return self._message
-
-    def getResponse(self, challenge: bytes) -> bytes:
-        """
-        An empty challenge is answered with the authzid; anything else is
-        an error.
-        """
-        if challenge == b"":
-            return self._message
-        raise NegotiationError("EXTERNAL: the server sent an unexpected challenge")
-
-    def checkSuccess(self, additionalData: bytes | None) -> None:
-        """
-        EXTERNAL has no additional data with success.
-        """
-        _noAdditionalData(self.name, additionalData)
 
 
 def _assumedServerCbTypes(channelBinding: ChannelBindingData) -> list[str]:
