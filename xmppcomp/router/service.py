@@ -48,7 +48,17 @@ from xmppcomp.router.routing import (
     translateNamespace,
 )
 from xmppcomp.stream.bind import HostnameBinder, bindChild, bindFeatures
-from xmppcomp.stream.receiving import STREAM_CLOSED_EVENT
+from xmppcomp.admission import Admission, AdmissionGate, fileLimitWarning, withBacklog
+from xmppcomp.authz import HostnamePolicy
+from xmppcomp.stream import tls
+from xmppcomp.stream.acceptreceiving import AcceptFactory, AcceptPolicy
+from xmppcomp.stream.receiving import (
+    STREAM_CLOSED_EVENT,
+    AuthFailureLimiter,
+    ReceivingFactory,
+    ReceivingPolicy,
+)
+from xmppcomp.stream.sasl import FileCredentialStore, MemoryCredentialStore
 from xmppcomp.stream.xmlstream import checkSerializable
 
 log = Logger()
@@ -872,13 +882,6 @@ class RouterService(MultiService):
         self.ports: list[Any] = []
 
     def startService(self) -> None:
-        from xmppcomp.admission import Admission, AdmissionGate, fileLimitWarning, withBacklog
-        from xmppcomp.authz import HostnamePolicy
-        from xmppcomp.stream import tls
-        from xmppcomp.stream.acceptreceiving import AcceptFactory, AcceptPolicy
-        from xmppcomp.stream.receiving import AuthFailureLimiter, ReceivingFactory, ReceivingPolicy
-        from xmppcomp.stream.sasl import FileCredentialStore, MemoryCredentialStore
-
         config = self.config
         limits = config.limits
         policy = HostnamePolicy.fromConfig(dict(config.authorization))
