@@ -664,12 +664,12 @@ class ErrorTests(_ConfigTestMixin, SynchronousTestCase):
         self.fails(
             self.minimal(tls={"certificate": "credentials.json", "key": "router.key"}),
             "tls.certificate",
-            "holds no PEM certificate",
+            "no valid PEM certificate",
         )
         self.fails(
             self.minimal(tls={"certificate": "router.pem", "key": "clients-ca.pem"}),
             "tls.key",
-            "no usable PEM private key",
+            "no valid PEM private key",
         )
         self.fails(
             self.minimal(tls={"certificate": "router.pem"}),
@@ -682,13 +682,13 @@ class ErrorTests(_ConfigTestMixin, SynchronousTestCase):
         self.fails(
             self.minimal(tls={"certificate": "router.pem", "key": otherKey}),
             "tls.key",
-            "does not match",
+            "does not belong to the certificate",
         )
         self.fails(
             self.minimal(tls={"certificate": "router.pem", "key": "router.key",
                               "client_cas": "router.key"}),
             "tls.client_cas",
-            "holds no PEM certificate",
+            "no valid PEM certificate",
         )
 
     def test_encryptedKey(self) -> None:
