@@ -1,24 +1,17 @@
 # -*- test-case-name: tests.test_config -*-
 """
-Loading the configuration of the twistd plugins: one TOML file (stdlib
-C{tomllib}) merged with command line options (options win), structured
-with cattrs into the frozen attrs classes each package defines:
-L{xmppcomp.router.config} (C{twistd xmppcomp-router}, keys in
-C{docs/examples/router.toml}) and L{xmppcomp.componentconfig},
-L{xmppcomp.httpauth.HTTPAuthConfig} and L{xmppcomp.xtls.XTLSConfig}
-(C{twistd xmppcomp}, keys in C{docs/examples/component.toml}). Those names
-are importable from here too.
+Loading the configuration of the twistd plugins from one TOML file merged
+with command line options (options win), with cattrs, into the frozen
+attrs classes each package defines (L{xmppcomp.router.config},
+L{xmppcomp.componentconfig}, L{xmppcomp.httpauth.HTTPAuthConfig},
+L{xmppcomp.xtls.XTLSConfig}; importable from here too). The keys are in
+C{docs/examples/router.toml} and C{docs/examples/component.toml}.
 
-A key is an attribute's name in snake case (C{maxSessions} is
-C{max_sessions}) unless L{_KEYS} says otherwise. Relative paths (credentials,
-TLS files, secret files) resolve against the directory of the TOML file;
-paths given on the command line against the current directory. Endpoint
-strings are parsed without listening or connecting.
-
-Every problem raises L{ConfigError}, whose message names the file (or the
-command line option), the key (such as C{limits.max_sessions}) and the fix.
-Unknown keys are errors, with the nearest known key, so typos do not pass
-silently.
+Relative paths resolve against the directory of the TOML file, those given
+on the command line against the current directory. Endpoint strings are
+parsed without listening or connecting. Every problem raises
+L{ConfigError}, whose message names the file (or the option), the key
+(such as C{limits.max_sessions}) and the fix; unknown keys are errors.
 """
 
 from __future__ import annotations
@@ -105,16 +98,11 @@ class Override:
 #: read from TOML). Every other key of L{ComponentConfig} is in
 #: C{[component]}.
 _KEYS: Mapping[tuple[type, str], str | None] = {
-    (RouterConfig, "certificate"): "tls.certificate",
-    (RouterConfig, "key"): "tls.key",
-    (RouterConfig, "clientCAs"): "tls.client_cas",
-    (RouterConfig, "acceptListen"): "accept.listen",
-    (RouterConfig, "acceptSecrets"): "accept.secrets",
-    (ComponentConfig, "embeddedPort"): "embedded.port",
-    (ComponentConfig, "httpauth"): "httpauth",
-    (ComponentConfig, "xtls"): "xtls",
-    (ComponentConfig, "baseDirectory"): None,
-    (HTTPAuthConfig, "fromHostname"): "from",
+    (RouterConfig, "certificate"): "tls.certificate", (RouterConfig, "key"): "tls.key",
+    (RouterConfig, "clientCAs"): "tls.client_cas", (RouterConfig, "acceptListen"): "accept.listen",
+    (RouterConfig, "acceptSecrets"): "accept.secrets", (ComponentConfig, "embeddedPort"): "embedded.port",
+    (ComponentConfig, "httpauth"): "httpauth", (ComponentConfig, "xtls"): "xtls",
+    (ComponentConfig, "baseDirectory"): None, (HTTPAuthConfig, "fromHostname"): "from",
 }
 
 #: The lowest value of integer limits whose lowest is not 1.
@@ -210,22 +198,23 @@ class _Loader:
         self._register(root, "")
         if not isinstance(data, Mapping):
             raise ConfigError(f"{source}: the configuration must be a table of keys, not {_typeName(data)}")
-        data = copy.deepcopy(dict(data))
-        overrides = overrides or {}
-        if any(k.startswith("component.trust.") for k in overrides):
-            data.get("component", {}).pop("trust", None)
-        if "xtls.certificate" in overrides or "xtls.key" in overrides:
-            for name in ("certificate", "key"):  # The file's go together.
-                data.get("xtls", {}).pop(name, None)
-        for name, given in overrides.items():
+        data, overrides = copy.deepcopy(dict(data)), overrides or {}
+        # An override of the trust replaces the file's; the file's XTLS
+        # certificate and key go together.
+        drop = [("component", "trust")] if any(k.startswith("component.trust.") for k in overrides) else []
+        drop += [("xtls", "certificate"), ("xtls", "key")] if {"xtls.certificate", "xtls.key"} & set(overrides) else []
+        for name, given in [(f"{table}.{key}", None) for table, key in drop] + [
+                (name, given.value) for name, given in overrides.items()]:
             if name not in self.keys or name in ("authorization", "accept.secrets", "httpauth.rules"):
                 raise ValueError(f"{name!r} cannot be overridden")
             *tables, last = name.split(".")
-            node = data
+            node: Any = data
             for table in tables:
-                node = node.setdefault(table, {})
-            if isinstance(node, dict):
-                node[last] = given.value
+                node = node.setdefault(table, {}) if isinstance(node, dict) else None
+            if isinstance(node, dict) and given is None:
+                node.pop(last, None)
+            elif isinstance(node, dict):
+                node[last] = given
         self.origins = {name: given.origin for name, given in overrides.items()}
         flat = {k.split(".")[0] for k in self.keys if "." in k and k.split(".")[0] not in self.keys}
         self.doc: dict[str, Any] = {}
@@ -585,15 +574,11 @@ class _Loader:
         return value
 
     def origin(self, key: str, value: Any) -> str:
-        value = self.url(key, value, "https://www.example.net", "the scheme and authority clients use")
-        parts = urlsplit(value)
-        if parts.path not in ("", "/") or parts.query or parts.fragment:
-            raise self.error(key, f": {value!r} has a path, query or fragment; give only the scheme and "
-                             'authority, such as "https://www.example.net"')
         try:
-            return str(parseOrigin(f"{parts.scheme}://{parts.netloc}"))
+            return str(parseOrigin(self.string(key, value, '"https://www.example.net"')))
         except BadTarget as e:
-            raise self.error(key, f': {e.reason}; give only the scheme and host, such as "https://www.example.net"') from None
+            raise self.error(key, f': {e.reason}; give only the scheme and authority clients use, such as '
+                             '"https://www.example.net"') from None
 
     def hosts(self, key: str, value: Any) -> tuple[str, ...]:
         hosts = []
