@@ -37,32 +37,14 @@ from zope.interface import implementer
 from xmppcomp.authz import HostnamePolicy, PolicyError
 from xmppcomp.component import directTLSEndpoint
 from xmppcomp.componentconfig import (
-    DEFAULT_EMBEDDED_DOMAIN,
-    DEFAULT_EMBEDDED_HOSTNAME,
-    ComponentConfig,
-    ComponentLimits,
-    ComponentTrust,
+    DEFAULT_EMBEDDED_DOMAIN, DEFAULT_EMBEDDED_HOSTNAME, ComponentConfig, ComponentLimits, ComponentTrust,
 )
 from xmppcomp.configvalues import ConfigError, SecretRef
 from xmppcomp.httpauth import (
-    DEFAULT_HTTP_LISTEN,
-    HTTPAUTH_MODES,
-    LOOPBACK_HOSTS,
-    PROFILES,
-    AccessRule,
-    AccessRules,
-    BadTarget,
-    HTTPAuthConfig,
-    Limits,
-    parseHost,
-    parseOrigin,
+    DEFAULT_HTTP_LISTEN, HTTPAUTH_MODES, LOOPBACK_HOSTS, PROFILES, AccessRule, AccessRules, BadTarget,
+    HTTPAuthConfig, Limits, parseHost, parseOrigin,
 )
-from xmppcomp.router.config import (
-    DEFAULT_ACCEPT_LISTEN,
-    DEFAULT_ROUTER_LISTEN,
-    RouterConfig,
-    RouterLimits,
-)
+from xmppcomp.router.config import DEFAULT_ACCEPT_LISTEN, DEFAULT_ROUTER_LISTEN, RouterConfig, RouterLimits
 from xmppcomp.stream import tls
 from xmppcomp.stream.sasl._identity import normalizeDomain
 from xmppcomp.xtls import XTLSConfig, XTLSLimits
@@ -110,6 +92,7 @@ _LOWEST = {"maxStanzaSize": 10000, "maxBody": 0}
 
 _CREATE_CREDENTIALS = "create it with: xmppcomp-credentials FILE add DOMAIN"
 _SERVER = '"tcp:host=127.0.0.1:port=5348"'
+_METRICS = '"tcp:9348:interface=127.0.0.1"'
 _CERTIFICATE_FIX = "; give the PEM certificate and its unencrypted private key"
 
 
@@ -302,8 +285,7 @@ class _Loader:
 
     def error(self, key: str, text: str) -> ConfigError:
         """
-        An error about C{key}; C{text} follows its name (C{" must be ..."}
-        or C{": ..."}).
+        An error about C{key}; C{text} follows its name (C{" must be ..."}).
         """
         return ConfigError(self.where(key) + text)
 
@@ -386,8 +368,7 @@ class _Loader:
             names.append(name)
         return tuple(names)
 
-    def endpoint(self, key: str, value: Any, example: str) -> str:
-        value = self.string(key, value, f'"{example}"')
+    def endpoint(self, key: str, value: str, example: str) -> str:
         try:
             serverFromString(_NoReactor(), value)
         except Exception as e:
@@ -404,10 +385,7 @@ class _Loader:
         for i, entry in enumerate(value):
             if not isinstance(entry, str):
                 raise self.error(f"{key}[{i}]", f' must be an endpoint string such as "{example}", not {_typeName(entry)}')
-            if entry:
-                self.endpoint(f"{key}[{i}]", entry, example)
-            else:
-                raise self.error(f"{key}[{i}]", f": '' is not a valid server endpoint string; write it as \"{example}\"")
+            self.endpoint(f"{key}[{i}]", entry, example)
         return tuple(value)
 
     def clientEndpoint(self, key: str, value: str, protocol: str) -> None:
@@ -654,7 +632,7 @@ _HOOKS: Mapping[tuple[type, str], Callable[[_Loader, str, Any], Any]] = {
     (RouterConfig, "acceptListen"): lambda L, k, v: L.endpoints(k, v, "tcp:5347:interface=127.0.0.1"),
     (RouterConfig, "authorization"): _Loader.authorization,
     (RouterConfig, "acceptSecrets"): _Loader.secrets,
-    (RouterConfig, "metricsListen"): lambda L, k, v: L.endpoint(k, v, "tcp:9348:interface=127.0.0.1"),
+    (RouterConfig, "metricsListen"): lambda L, k, v: L.endpoint(k, L.string(k, v, _METRICS), _METRICS[1:-1]),
     (ComponentConfig, "hostnames"): _Loader.hostnames,
     (ComponentConfig, "serverDomain"): lambda L, k, v: L.domain(k, v, "the server's domain", "example.net"),
     (ComponentConfig, "identity"): lambda L, k, v: L.domain(k, v, "the domain the component authenticates as"),
@@ -668,7 +646,8 @@ _HOOKS: Mapping[tuple[type, str], Callable[[_Loader, str, Any], Any]] = {
     (ComponentTrust, "caFile"): _file("ca.pem", "give the PEM bundle of the authorities that issued the "
                                       "server's certificate,"),
     (ComponentTrust, "pinned"): _file("server.pem", "give the server's own certificate (PEM)"),
-    (HTTPAuthConfig, "listen"): lambda L, k, v: L.endpoint(k, v, DEFAULT_HTTP_LISTEN),
+    (HTTPAuthConfig, "listen"): lambda L, k, v: L.endpoint(k, L.string(k, v, f'"{DEFAULT_HTTP_LISTEN}"'),
+                                                           DEFAULT_HTTP_LISTEN),
     (HTTPAuthConfig, "mode"): lambda L, k, v: L.choice(k, v, dict(zip(HTTPAUTH_MODES, (
         "serve a directory", "reverse-proxy to upstream", "for nginx auth_request, Traefik, Caddy")))),
     (HTTPAuthConfig, "directory"): lambda L, k, v: L.directory(k, v, '"site"', (
@@ -913,25 +892,16 @@ def _readTOML(path: str) -> dict[str, Any]:
 
 def loadRouterConfig(path: str, overrides: Mapping[str, Override] | None = None) -> RouterConfig:
     """
-    Read the router's TOML file and build its configuration; relative
-    paths in it resolve against its directory.
-
-    @param path: the TOML file.
-    @param overrides: see L{routerConfigFromMapping}.
-    @raise ConfigError: the file cannot be read or is not valid TOML (the
-        message gives the line), or see L{routerConfigFromMapping}.
+    Read the router's TOML file C{path} and build its configuration (see
+    L{routerConfigFromMapping}, and L{_readTOML} for what the file itself
+    may raise); relative paths in it resolve against its directory.
     """
     return routerConfigFromMapping(_readTOML(path), path, overrides)
 
 
 def loadComponentConfig(path: str, overrides: Mapping[str, Override] | None = None) -> ComponentConfig:
     """
-    Read the component's TOML file and build its configuration; relative
-    paths in it resolve against its directory.
-
-    @param path: the TOML file.
-    @param overrides: see L{componentConfigFromMapping}.
-    @raise ConfigError: the file cannot be read or is not valid TOML (the
-        message gives the line), or see L{componentConfigFromMapping}.
+    The same as L{loadRouterConfig}, for the component's file (see
+    L{componentConfigFromMapping}).
     """
     return componentConfigFromMapping(_readTOML(path), path, overrides)
