@@ -273,15 +273,21 @@ class _Loader:
         start = table + "." if table else ""
         return {k[len(start):].split(".")[0] for k in self.keys if k.startswith(start)}
 
-    def where(self, key: str) -> str:
+    def given(self, key: str) -> str | None:
         """
-        How to name C{key} (possibly with an index, C{listen[1]}) in a
-        message: the option that gave it, or the file and the key.
+        The option that gave C{key} (possibly with an index, C{listen[1]}),
+        named as in a message, or C{None} if the file did.
         """
         for name, origin in self.origins.items():
             if key == name or key.startswith((name + "[", name + ".")):
                 return origin + key[len(name):]
-        return f"{self.source}: {key}"
+        return None
+
+    def where(self, key: str) -> str:
+        """
+        How to name C{key} in a message: the option or the file, and the key.
+        """
+        return self.given(key) or f"{self.source}: {key}"
 
     def error(self, key: str, text: str) -> ConfigError:
         """
@@ -397,7 +403,7 @@ class _Loader:
                              '"tls:host=xmpp.example.net:port=5223" (direct TLS)') from e
 
     def path(self, key: str, value: Any, example: str) -> str:
-        base = os.getcwd() if self.where(key) != f"{self.source}: {key}" else self.base
+        base = self.base if self.given(key) is None else os.getcwd()
         return os.path.normpath(os.path.join(base, os.path.expanduser(self.string(key, value, example))))
 
     def file(self, key: str, value: Any, example: str, fix: str) -> str:
@@ -749,22 +755,14 @@ def componentConfigFromMapping(
     embedded router's domain (default C{localhost}), and C{hostnames}
     defaults to C{component.<that domain>}.
 
-    An override of any C{component.trust.*} key replaces the file's whole
+    The parameters are those of L{routerConfigFromMapping}. An override of
+    any C{component.trust.*} key replaces the file's whole
     C{[component.trust]} table; one of C{xtls.certificate} or C{xtls.key}
     replaces both of the file's; C{component.secret} takes a mapping
     (C{{"file": PATH}} or C{{"env": NAME}}).
 
-    @param data: the document, as L{tomllib.load} returns it.
-    @param source: the file it came from, named in error messages.
-    @param overrides: dotted TOML keys to values given elsewhere, such as
-        on the command line.
-    @param baseDirectory: where relative paths of the document resolve;
-        by default the directory of C{source}. Relative paths in
-        C{overrides} resolve against the current directory.
-    @raise ConfigError: unknown keys, wrong types, a secret written inline,
-        a malformed endpoint string, a missing or unusable file, a missing
-        secret, an inconsistent combination. The message names the file
-        and key (or the option) and the fix.
+    @raise ConfigError: as for L{routerConfigFromMapping}, and a missing
+        secret or an inconsistent combination.
     @raise ValueError: an override of a key that cannot be overridden.
     """
     loader = _Loader(ComponentConfig, data, source, baseDirectory, overrides)
