@@ -29,14 +29,11 @@ class ComponentLimits:
     """
     Limits and timeouts of a component (see L{xmppcomp.component.Component}).
 
-    @ivar maxQueued: stanzas that may wait while the connection is down;
-        more fail with L{QueueFull<xmppcomp.component.QueueFull>}.
+    @ivar maxQueued: stanzas that may wait for the connection; more fail with L{xmppcomp.component.QueueFull}.
     @ivar queueTimeout: seconds a stanza may wait for the connection.
     @ivar iqTimeout: seconds to wait for the answer to an IQ request.
     @ivar negotiationTimeout: seconds to complete stream negotiation.
-    @ivar fatalRetryDelay: seconds to wait before trying again after a
-        failure that retrying soon will not fix (wrong secret, certificate
-        mismatch, refused hostname).
+    @ivar fatalRetryDelay: seconds before trying again after a failure retrying soon will not fix (wrong secret, ...).
     """
 
     maxQueued: int = 1000
@@ -96,32 +93,21 @@ class ComponentConfig:
     """
     The configuration of C{twistd xmppcomp}.
 
-    @ivar server: the client endpoint string of the server
-        (C{tcp:host=...:port=...}; C{tls:host=...:port=...} for direct TLS),
-        or C{None}: no server, run against an embedded router on loopback
-        (see L{xmppcomp.embedded}).
-    @ivar serverDomain: the server's domain (the C{to} of the stream and the
-        name its certificate must carry); with no server, the embedded
-        router's domain.
+    @ivar server: the client endpoint string of the server, or C{None}: run against an embedded router on loopback.
+    @ivar serverDomain: the server's domain (the stream's C{to}, its certificate's name), or the embedded router's.
     @ivar hostnames: the hostnames the component binds, at least one.
-    @ivar identity: the domain the component authenticates as (SASL); by
-        default the first hostname.
+    @ivar identity: the domain the component authenticates as (SASL); by default the first hostname.
     @ivar protocol: C{"xep0225"} or C{"xep0114"}.
-    @ivar secret: where the secret is (SCRAM/PLAIN for XEP-0225, the
-        handshake of XEP-0114), or C{None}.
-    @ivar clientCertificate: path of a PEM client certificate (SASL
-        EXTERNAL), or C{None}.
-    @ivar clientKey: path of its private key (C{None}: in the certificate
-        file).
+    @ivar secret: where the secret is (SCRAM/PLAIN for XEP-0225, the handshake of XEP-0114), or C{None}.
+    @ivar clientCertificate: path of a PEM client certificate (SASL EXTERNAL), or C{None}.
+    @ivar clientKey: path of its private key (C{None}: in the certificate file).
     @ivar trust: how the server's certificate is checked.
     @ivar requireTLS: refuse a server that offers no TLS (the default).
     @ivar limits: limits and timeouts.
-    @ivar embeddedPort: the loopback TCP port of the embedded router (C{0}:
-        any free port); only used without C{server}.
+    @ivar embeddedPort: the loopback TCP port of the embedded router (C{0}: any free port); only without C{server}.
     @ivar httpauth: the XEP-0070 HTTP-auth confirmer (C{[httpauth]}).
     @ivar xtls: the XTLS endpoint (C{[xtls]}).
-    @ivar baseDirectory: the directory of the configuration file (the
-        current directory without one).
+    @ivar baseDirectory: the directory of the configuration file (the current directory without one).
     """
 
     hostnames: tuple[str, ...] = attrs.field(converter=strTuple)

@@ -22,7 +22,7 @@ import ipaddress
 import os
 import re
 import tomllib
-from typing import Any, Callable, Mapping, cast
+from typing import Any, Callable, Mapping, TypeVar, cast
 from urllib.parse import urlsplit
 
 import attrs
@@ -44,20 +44,20 @@ from xmppcomp.httpauth import (
     DEFAULT_HTTP_LISTEN, HTTPAUTH_MODES, LOOPBACK_HOSTS, PROFILES, AccessRule, AccessRules, BadTarget,
     HTTPAuthConfig, Limits, parseHost, parseOrigin,
 )
+from xmppcomp.jids import InvalidDomain, normalizeDomain
 from xmppcomp.router.config import DEFAULT_ACCEPT_LISTEN, DEFAULT_ROUTER_LISTEN, RouterConfig, RouterLimits
 from xmppcomp.stream import tls
-from xmppcomp.jids import InvalidDomain, normalizeDomain
 from xmppcomp.xtls import XTLSConfig, XTLSLimits
 
 __all__ = [
-    "COMPONENT_LIMIT_KEYS", "DEFAULT_ACCEPT_LISTEN", "DEFAULT_EMBEDDED_DOMAIN",
-    "DEFAULT_EMBEDDED_HOSTNAME", "DEFAULT_HTTP_LISTEN", "DEFAULT_ROUTER_LISTEN",
-    "HTTPAUTH_LIMIT_KEYS", "HTTPAUTH_MODES", "LOOPBACK_HOSTS", "ROUTER_LIMIT_KEYS",
-    "XTLS_LIMIT_KEYS", "ComponentConfig", "ComponentLimits", "ComponentTrust",
-    "ConfigError", "HTTPAuthConfig", "Override", "RouterConfig", "RouterLimits",
-    "SecretRef", "XTLSConfig", "XTLSLimits", "componentConfigFromMapping",
-    "loadComponentConfig", "loadRouterConfig", "routerConfigFromMapping", "tomlKeys",
+    "COMPONENT_LIMIT_KEYS", "DEFAULT_ACCEPT_LISTEN", "DEFAULT_EMBEDDED_DOMAIN", "DEFAULT_EMBEDDED_HOSTNAME",
+    "DEFAULT_HTTP_LISTEN", "DEFAULT_ROUTER_LISTEN", "HTTPAUTH_LIMIT_KEYS", "HTTPAUTH_MODES", "LOOPBACK_HOSTS",
+    "ROUTER_LIMIT_KEYS", "XTLS_LIMIT_KEYS", "ComponentConfig", "ComponentLimits", "ComponentTrust", "ConfigError",
+    "HTTPAuthConfig", "Override", "RouterConfig", "RouterLimits", "SecretRef", "XTLSConfig", "XTLSLimits",
+    "componentConfigFromMapping", "loadComponentConfig", "loadRouterConfig", "routerConfigFromMapping", "tomlKeys",
 ]
+
+_T = TypeVar("_T")
 
 
 @attrs.frozen
@@ -66,9 +66,8 @@ class Override:
     A value given outside the TOML file, such as a command line option; it
     wins over the file's value for the same key.
 
-    @ivar value: the value, of the type the TOML key takes (a string, a
-        list of strings, an int or a float, a bool); relative paths resolve
-        against the current directory.
+    @ivar value: the value, of the type the TOML key takes; relative paths
+        in it resolve against the current directory.
     @ivar origin: how to name it in error messages, e.g. C{"--max-sessions"}.
     """
 
@@ -92,8 +91,7 @@ _LOWEST = {"maxStanzaSize": 10000, "maxBody": 0}
 
 _CREATE_CREDENTIALS = "create it with: xmppcomp-credentials FILE add DOMAIN"
 _SERVER = '"tcp:host=127.0.0.1:port=5348"'
-_METRICS = '"tcp:9348:interface=127.0.0.1"'
-_CERTIFICATE_FIX = "; give the PEM certificate and its unencrypted private key"
+_SECRET = '{{ file = "{}" }} or {{ env = "{}" }}'
 
 
 def _snake(name: str) -> str:
@@ -101,9 +99,7 @@ def _snake(name: str) -> str:
 
 
 def _key(cls: type, name: str) -> str | None:
-    if (cls, name) in _KEYS:
-        return _KEYS[cls, name]
-    return ("component." if cls is ComponentConfig else "") + _snake(name)
+    return _KEYS[cls, name] if (cls, name) in _KEYS else ("component." if cls is ComponentConfig else "") + _snake(name)
 
 
 def _limitKeys(cls: type) -> Mapping[str, tuple[str, bool, int]]:
@@ -111,10 +107,8 @@ def _limitKeys(cls: type) -> Mapping[str, tuple[str, bool, int]]:
     The keys of a table of limits: TOML key to the attribute, whether it is
     an integer (else a number of seconds), and its lowest allowed value.
     """
-    return {
-        _snake(a.name): (a.name, a.type is int, _LOWEST.get(a.name, 1 if a.type is int else 0))
-        for a in attrs.fields(attrs.resolve_types(cls))
-    }
+    return {_snake(a.name): (a.name, a.type is int, _LOWEST.get(a.name, 1 if a.type is int else 0))
+            for a in attrs.fields(attrs.resolve_types(cls))}
 
 
 ROUTER_LIMIT_KEYS = _limitKeys(RouterLimits)
@@ -124,41 +118,19 @@ XTLS_LIMIT_KEYS = _limitKeys(XTLSLimits)
 
 
 def _typeName(value: object) -> str:
-    """
-    The TOML name of the type of C{value}, for error messages.
-    """
-    names = {bool: "a boolean", int: "an integer", float: "a float", str: "a string",
-             list: "an array", dict: "a table"}
+    """The TOML name of the type of C{value}, for error messages."""
+    names = {bool: "a boolean", int: "an integer", float: "a float", str: "a string", list: "an array", dict: "a table"}
     return names.get(type(value), f"a {type(value).__name__}")
 
 
-def _hostname(value: str) -> str:
-    """
-    The one place the configuration decides what a hostname or domain is.
-
-    It is L{xmppcomp.jids.normalizeDomain}, the package's one rule.
-
-    @return: its canonical form.
-    @raise ValueError: it is not one; the message says why.
-    """
-    try:
-        return normalizeDomain(value)
-    except InvalidDomain as e:
-        raise ValueError(e.reason) from None
-
-
-def _bind(hook: Callable[[str, Any], Any], key: str) -> Callable[[Any, Any], Any]:
-    """
-    A cattrs structure hook (value, type) calling C{hook} with C{key}.
-    """
-    return lambda value, _: hook(key, value)
+def _didYouMean(value: str, known: list[str]) -> str:
+    close = difflib.get_close_matches(value, known, n=1)
+    return f" (did you mean {close[0]!r}?)" if close else ""
 
 
 @implementer(IReactorPluggableNameResolver)
 class _NoReactor:
-    """
-    What endpoint strings are parsed with: endpoints are built, never used.
-    """
+    """What endpoint strings are parsed with: endpoints are built, never used."""
 
     nameResolver = None
 
@@ -178,7 +150,7 @@ class _Loader:
 
     def __init__(self, root: type, data: Any, source: str, base: str | None,
                  overrides: Mapping[str, Override] | None) -> None:
-        self.source = source
+        self.source, self.origins = source, {name: given.origin for name, given in (overrides or {}).items()}
         self.base = os.path.dirname(os.path.abspath(source)) if base is None else base
         self.converter = Converter(forbid_extra_keys=True, detailed_validation=False)
         self.prefixes: dict[type, str] = {}
@@ -186,30 +158,27 @@ class _Loader:
         self._register(root, "")
         if not isinstance(data, Mapping):
             raise ConfigError(f"{source}: the configuration must be a table of keys, not {_typeName(data)}")
-        data, overrides = copy.deepcopy(dict(data)), overrides or {}
+        data, given = copy.deepcopy(dict(data)), {name: o.value for name, o in (overrides or {}).items()}
         # An override of the trust replaces the file's; the file's XTLS
         # certificate and key go together.
-        drop = [("component", "trust")] if any(k.startswith("component.trust.") for k in overrides) else []
-        drop += [("xtls", "certificate"), ("xtls", "key")] if {"xtls.certificate", "xtls.key"} & set(overrides) else []
-        for name, given in [(f"{table}.{key}", None) for table, key in drop] + [
-                (name, given.value) for name, given in overrides.items()]:
+        drop = ["component.trust"] if any(k.startswith("component.trust.") for k in given) else []
+        drop += ["xtls.certificate", "xtls.key"] if {"xtls.certificate", "xtls.key"} & set(given) else []
+        for name, value in [(name, None) for name in drop] + list(given.items()):
             if name not in self.keys or name in ("authorization", "accept.secrets", "httpauth.rules"):
                 raise ValueError(f"{name!r} cannot be overridden")
             *tables, last = name.split(".")
             node: Any = data
             for table in tables:
                 node = node.setdefault(table, {}) if isinstance(node, dict) else None
-            if isinstance(node, dict) and given is None:
+            if isinstance(node, dict) and value is None:
                 node.pop(last, None)
             elif isinstance(node, dict):
-                node[last] = given
-        self.origins = {name: given.origin for name, given in overrides.items()}
+                node[last] = value
         flat = {k.split(".")[0] for k in self.keys if "." in k and k.split(".")[0] not in self.keys}
         self.doc: dict[str, Any] = {}
         for name, value in data.items():
             if name in flat:
-                self._table(name, value)
-                self.doc.update({f"{name}.{sub}": v for sub, v in value.items()})
+                self.doc.update({f"{name}.{sub}": v for sub, v in self._table(name, value).items()})
             else:
                 self.doc[name] = value
 
@@ -218,35 +187,30 @@ class _Loader:
         fields = {}
         for a in attrs.fields(attrs.resolve_types(cls)):
             local = _key(cls, a.name)
-            if local is None:
-                fields[a.name] = override(omit=True)
-                continue
-            key = prefix + local
-            self.keys.add(key)
-            fields[a.name] = override(rename=local, struct_hook=_bind(self._hook(cls, a, key), key))
+            fields[a.name] = override(omit=True)
+            if local is not None:
+                self.keys.add(prefix + local)
+                fields[a.name] = override(rename=local, struct_hook=self._hook(cls, a, prefix + local))
         # cattrs types **fields as if they could be its own keywords.
-        structure: Callable[[Any, Any], Any] = make_dict_structure_fn(
-            cls, self.converter, **fields  # type: ignore[arg-type]
-        )
+        structure: Any = make_dict_structure_fn(cls, self.converter, **fields)  # type: ignore[arg-type]
         self.converter.register_structure_hook(cls, structure)
 
-    def _hook(self, cls: type, a: attrs.Attribute[Any], key: str) -> Callable[[str, Any], Any]:
-        """
-        How the value of C{key}, the attribute C{a} of C{cls}, is checked.
-        """
+    def _hook(self, cls: type, a: attrs.Attribute[Any], key: str) -> Callable[[Any, Any], Any]:
+        """The cattrs structure hook (value, type) of C{key}, the attribute C{a} of C{cls}."""
         special, kind = _HOOKS.get((cls, a.name)), cast(type, a.type)
         if kind is ComponentTrust:
             self._register(ComponentTrust, key + ".")
             self.keys.add(key + ".system")
         if special is not None:
-            return lambda k, v: special(self, k, v)
+            return lambda value, _: special[0](self, key, value, *special[1:])
         if attrs.has(kind):
             self._register(kind, key + ".")
-            return lambda k, v: self.converter.structure(self._table(k, v), kind)
+            return lambda value, _: self.converter.structure(self._table(key, value), kind)
         if kind is bool:
-            return self.boolean
+            return lambda value, _: self.boolean(key, value)
         assert kind in (int, float), (cls, a.name)
-        return lambda k, v: self.number(k, v, a.default, kind is int, _LOWEST.get(a.name, int(kind is int)))
+        lowest = _LOWEST.get(a.name, int(kind is int))
+        return lambda value, _: self.number(key, value, a.default, kind is int, lowest)
 
     def structure(self, cls: type[Any]) -> Any:
         try:
@@ -255,26 +219,19 @@ class _Loader:
             raise self.unknown(self.prefixes[e.cl] + sorted(e.extra_fields)[0]) from None
 
     def unknown(self, key: str) -> ConfigError:
-        """
-        The error for an unknown key, with the nearest known key as a hint.
-        """
+        """The error for an unknown key, with the nearest known key as a hint."""
         table, _, name = key.rpartition(".")
         known = sorted(self.known(table))
         if not table and name in self.known("component"):
             return ConfigError(f"{self.source}: {name!r} is a key of the [component] table; "
                                "move it below a [component] line")
-        close = difflib.get_close_matches(name, known, n=1)
-        hint = f" (did you mean {close[0]!r}?)" if close else ""
-        if key == "tls.allow_plaintext":
-            hint = " (allow_plaintext is a top-level key, above every [table])"
-        return ConfigError(
-            f"{self.source}: unknown key {key!r}{hint}; fix its spelling or remove it. "
-            f"Keys allowed in {f'[{table}]' if table else 'the top level'}: {', '.join(known)}")
+        hint = " (allow_plaintext is a top-level key, above every [table])" if key == "tls.allow_plaintext" \
+            else _didYouMean(name, known)
+        return ConfigError(f"{self.source}: unknown key {key!r}{hint}; fix its spelling or remove it. "
+                           f"Keys allowed in {f'[{table}]' if table else 'the top level'}: {', '.join(known)}")
 
     def known(self, table: str) -> set[str]:
-        """
-        The keys of C{table} (C{""}: the top level).
-        """
+        """The keys of C{table} (C{""}: the top level)."""
         start = table + "." if table else ""
         return {k[len(start):].split(".")[0] for k in self.keys if k.startswith(start)}
 
@@ -289,22 +246,18 @@ class _Loader:
         return None
 
     def where(self, key: str) -> str:
-        """
-        How to name C{key} in a message: the option or the file, and the key.
-        """
+        """How to name C{key} in a message: the option or the file, and the key."""
         return self.given(key) or f"{self.source}: {key}"
 
     def error(self, key: str, text: str) -> ConfigError:
-        """
-        An error about C{key}; C{text} follows its name (C{" must be ..."}).
-        """
+        """An error about C{key}; C{text} follows its name (C{" must be ..."})."""
         return ConfigError(self.where(key) + text)
 
     def missing(self, key: str, fix: str) -> ConfigError:
         return ConfigError(f"{self.source}: {key} is missing; {fix}")
 
-    # Hooks: each takes the dotted key and the value, and returns the value
-    # to store.
+    # Hooks: each takes the dotted key and the value, then what
+    # parameterises it (an example, the fix), and returns the value to store.
 
     def _table(self, key: str, value: Any) -> Any:
         if not isinstance(value, Mapping):
@@ -319,22 +272,19 @@ class _Loader:
 
     def number(self, key: str, value: Any, default: Any, integer: bool, lowest: int) -> Any:
         name = key.rsplit(".", 1)[-1]
-        if integer:
-            if type(value) is not int:
-                raise self.error(key, f" must be an integer, not {_typeName(value)}; write it as, "
-                                 f"for example, {name} = {default}")
-            if value < lowest:
-                why = " (RFC 6120 section 13.12: stanzas up to 10000 bytes must pass)" if lowest == 10000 else ""
-                raise self.error(key, f" must be at least {lowest}{why}, not {value}; raise it "
-                                 f"(the default is {default})")
-            return value
-        if type(value) not in (int, float):
-            raise self.error(key, f" must be a number of seconds, not {_typeName(value)}; write it "
-                             f"as, for example, {name} = {default:g}")
-        if not 0 < value < float("inf"):
-            raise self.error(key, f" must be a finite number of seconds above 0, not {value}; raise "
-                             f"it (the default is {default:g})")
-        return float(value)
+        if integer and type(value) is not int:
+            raise self.error(key, f" must be an integer, not {_typeName(value)}; write it as, for example, "
+                             f"{name} = {default}")
+        if integer and value < lowest:
+            why = " (RFC 6120 section 13.12: stanzas up to 10000 bytes must pass)" if lowest == 10000 else ""
+            raise self.error(key, f" must be at least {lowest}{why}, not {value}; raise it (the default is {default})")
+        if not integer and type(value) not in (int, float):
+            raise self.error(key, f" must be a number of seconds, not {_typeName(value)}; write it as, for "
+                             f"example, {name} = {default:g}")
+        if not integer and not 0 < value < float("inf"):
+            raise self.error(key, f" must be a finite number of seconds above 0, not {value}; raise it (the "
+                             f"default is {default:g})")
+        return value if integer else float(value)
 
     def string(self, key: str, value: Any, example: str) -> str:
         if not isinstance(value, str) or not value.strip():
@@ -342,26 +292,27 @@ class _Loader:
             raise self.error(key, f" must be a non-empty string, not {kind}; write it as {example}")
         return value
 
-    def strings(self, key: str, value: Any, example: str) -> list[str]:
+    def strings(self, key: str, value: Any, example: str, check: Callable[[str, str], _T]) -> list[_T]:
+        """The array of strings C{value}, each then given to C{check} with its key."""
         if not isinstance(value, list):
             raise self.error(key, f" must be an array of strings such as {example}, not {_typeName(value)}")
-        return [self.string(f"{key}[{i}]", entry, f"the array as {example}") for i, entry in enumerate(value)]
+        entries = [self.string(f"{key}[{i}]", v, f"the array as {example}") for i, v in enumerate(value)]
+        return [check(f"{key}[{i}]", entry) for i, entry in enumerate(entries)]
 
     def choice(self, key: str, value: Any, choices: Mapping[str, str]) -> str:
         value = self.string(key, value, f'"{next(iter(choices))}"')
         if value not in choices:
-            close = difflib.get_close_matches(value, list(choices), n=1)
-            hint = f" (did you mean {close[0]!r}?)" if close else ""
             options = [f'"{c}" ({what})' for c, what in choices.items()]
-            raise self.error(key, f" must be {', '.join(options[:-1])} or {options[-1]}, not {value!r}{hint}")
+            raise self.error(key, f" must be {', '.join(options[:-1])} or {options[-1]}, not {value!r}"
+                             f"{_didYouMean(value, list(choices))}")
         return value
 
     def domain(self, key: str, value: Any, what: str, example: str = "component.example.net") -> str:
         value = self.string(key, value, f'"{example}"')
         try:
-            return _hostname(value)
-        except ValueError as e:
-            raise self.error(key, f": {value!r} is not a domain ({e}); give {what}, such as "
+            return normalizeDomain(value)
+        except InvalidDomain as e:
+            raise self.error(key, f": {value!r} is not a domain ({e.reason}); give {what}, such as "
                              f'"{example}"') from e
 
     def hostnames(self, key: str, value: Any) -> tuple[str, ...]:
@@ -373,13 +324,16 @@ class _Loader:
                              f"not {kind}")
         names: list[str] = []
         for i, entry in enumerate(value):
-            name = self.domain(f"{key}[{i}]", entry, "a hostname the component binds")
-            if name in names:
-                raise self.error(f"{key}[{i}]", f": the hostname {name!r} is listed twice; remove one")
-            names.append(name)
+            names.append(self.domain(f"{key}[{i}]", entry, "a hostname the component binds"))
+            if names[-1] in names[:-1]:
+                raise self.error(f"{key}[{i}]", f": the hostname {names[-1]!r} is listed twice; remove one")
         return tuple(names)
 
-    def endpoint(self, key: str, value: str, example: str) -> str:
+    def endpoint(self, key: str, value: Any, example: str, entry: bool = False) -> str:
+        """A server endpoint string; an C{entry} of an array may be empty (and then fails to parse)."""
+        if entry and not isinstance(value, str):
+            raise self.error(key, f' must be an endpoint string such as "{example}", not {_typeName(value)}')
+        value = value if entry else self.string(key, value, f'"{example}"')
         try:
             serverFromString(_NoReactor(), value)
         except Exception as e:
@@ -393,11 +347,7 @@ class _Loader:
             raise self.error(key, f' must be an array of endpoint strings, not a single string; write it as ["{value}"]')
         if not isinstance(value, list):
             raise self.error(key, f' must be an array of endpoint strings such as ["{example}"], not {_typeName(value)}')
-        for i, entry in enumerate(value):
-            if not isinstance(entry, str):
-                raise self.error(f"{key}[{i}]", f' must be an endpoint string such as "{example}", not {_typeName(entry)}')
-            self.endpoint(f"{key}[{i}]", entry, example)
-        return tuple(value)
+        return tuple(self.endpoint(f"{key}[{i}]", entry, example, True) for i, entry in enumerate(value))
 
     def clientEndpoint(self, key: str, value: str, protocol: str) -> None:
         try:
@@ -411,25 +361,25 @@ class _Loader:
         base = self.base if self.given(key) is None else os.getcwd()
         return os.path.normpath(os.path.join(base, os.path.expanduser(self.string(key, value, example))))
 
-    def file(self, key: str, value: Any, example: str, fix: str) -> str:
-        path = self.path(key, value, example)
+    def file(self, key: str, value: Any, example: str, fix: str, orFix: str = " or fix the path") -> str:
+        path = self.path(key, value, f'"{example}"')
         if not os.path.isfile(path):
             what = f"the file {path} does not exist" if not os.path.exists(path) else f"{path} is not a regular file"
-            raise self.error(key, f": {what}; {fix}")
+            raise self.error(key, f": {what}; {fix}{orFix}")
         return path
 
     def directory(self, key: str, value: Any, example: str, fix: str) -> str:
-        path = self.path(key, value, example)
+        path = self.path(key, value, f'"{example}"')
         if not os.path.isdir(path):
             raise self.error(key, f": {path} {'is not a directory' if os.path.exists(path) else 'does not exist'}; {fix}")
         return path
 
     def secret(self, key: str, value: Any, who: str, file: str, env: str) -> SecretRef:
-        example = f'{{ file = "{file}" }} or {{ env = "{env}" }}'
+        example = _SECRET.format(file, env)
         if isinstance(value, str):
-            raise self.error(key, f": a secret is never written in the configuration; put it in a file "
-                             f'readable only by the {who} and write {{ file = "{file}" }}, or put '
-                             'it in an environment variable and write { env = "VARIABLE" }')
+            raise self.error(key, f": a secret is never written in the configuration; put it in a file readable only "
+                             f'by the {who} and write {{ file = "{file}" }}, or put it in an environment variable and '
+                             'write { env = "VARIABLE" }')
         if not isinstance(value, Mapping):
             raise self.error(key, f" must be {example}, not {_typeName(value)}")
         unknown = sorted(set(value) - {"file", "env"})
@@ -438,21 +388,21 @@ class _Loader:
         if len(value) != 1:
             raise self.error(key, f": give exactly one of 'file' or 'env': {example}")
         if "file" in value:
-            fix = "write the secret on its first line (mode 0600) or fix the path"
-            return SecretRef(file=self.file(key + ".file", value["file"], f'"{file}"', fix), what=self.where(key))
+            fix = "write the secret on its first line (mode 0600)"
+            return SecretRef(file=self.file(key + ".file", value["file"], file, fix), what=self.where(key))
         return SecretRef(env=self.string(key + ".env", value["env"], f'"{env}"'), what=self.where(key))
 
     def secrets(self, key: str, value: Any) -> dict[str, SecretRef]:
         if not isinstance(value, Mapping):
-            raise self.error(key, ' must be a table of hostname = { file = "legacy.secret" } or '
-                             f'{{ env = "LEGACY_SECRET" }}, not {_typeName(value)}')
+            raise self.error(key, f" must be a table of hostname = {_SECRET.format('legacy.secret', 'LEGACY_SECRET')}"
+                             f", not {_typeName(value)}")
         secrets: dict[str, SecretRef] = {}
         for hostname, ref in value.items():
             where = f'{key}."{hostname}"'
             try:
-                name = _hostname(hostname)
-            except ValueError as e:
-                raise self.error(where, f": {hostname!r} is not a hostname ({e}); each key is the "
+                name = normalizeDomain(hostname)
+            except InvalidDomain as e:
+                raise self.error(where, f": {hostname!r} is not a hostname ({e.reason}); each key is the "
                                  "hostname of an XEP-0114 component") from e
             if name in secrets:
                 raise self.error(where, f": the hostname {name!r} is listed twice")
@@ -469,30 +419,28 @@ class _Loader:
             raise self.error(key, f': {e}; each entry is "identity" = ["hostname", "*.domain", ...]') from e
         return {identity: tuple(patterns) for identity, patterns in value.items()}
 
-    def certificates(
-        self, certKey: str, cert: str | None, keyKey: str, key: str | None, fix: str, keyExample: str
-    ) -> None:
+    def certificates(self, certKey: str, cert: str | None, keyKey: str, key: str | None, fix: str,
+                     keyExample: str) -> None:
         """
         Check that C{cert} and C{key} (or C{cert} alone) hold a certificate
         and its unencrypted private key (L{tls.loadPrivateCertificate}).
         """
-        if cert is None:
-            if key is not None:
-                raise self.error(keyKey, f" is given without a certificate; add {fix}")
-            return
+        if cert is None and key is not None:
+            raise self.error(keyKey, f" is given without a certificate; add {fix}")
         try:
-            tls.loadPrivateCertificate(cert, key)
+            if cert is not None:
+                tls.loadPrivateCertificate(cert, key)
         except tls.CertificateFileError as e:
             at = keyKey if key is not None and e.path == key else certKey
             hint = f"; or give its private key with {keyKey} = {keyExample}" if key is None else ""
-            raise self.error(at, f": {e}{_CERTIFICATE_FIX}{hint}") from e
+            raise self.error(at, f": {e}; give the PEM certificate and its unencrypted private key{hint}") from e
 
     def authorities(self, key: str, path: str | None) -> None:
-        if path is not None:
-            try:
+        try:
+            if path is not None:
                 tls.loadCertificates(path)
-            except tls.CertificateFileError as e:
-                raise self.error(key, f": {e}; give a PEM bundle of CA certificates") from e
+        except tls.CertificateFileError as e:
+            raise self.error(key, f": {e}; give a PEM bundle of CA certificates") from e
 
     def trust(self, key: str, value: Any) -> ComponentTrust:
         given = [k for k in ("ca_file", "pinned", "system") if k in self._table(key, value)]
@@ -517,15 +465,14 @@ class _Loader:
             raise self.error(key, f" must be a non-empty array of tables, each written as {example}; "
                              "remove it to let any JID through")
         rules: list[AccessRule] = []
-        for i, rule in enumerate(value):
-            at = f"{key}[{i}]"
+        for at, rule in ((f"{key}[{i}]", rule) for i, rule in enumerate(value)):
             if not isinstance(rule, Mapping):
                 raise self.error(at, f" must be a table, not {_typeName(rule)}; write each rule as {example}")
             unknown = sorted(set(rule) - {"prefix", "jids", "domains", "anyone"})
             if unknown:
-                close = difflib.get_close_matches(unknown[0], ["anyone", "domains", "jids", "prefix"], n=1)
-                raise self.error(at, f": unknown key {unknown[0]!r}{f' (did you mean {close[0]!r}?)' if close else ''}; "
-                                 "the keys of a rule are prefix, jids, domains and anyone")
+                hint = _didYouMean(unknown[0], ["anyone", "domains", "jids", "prefix"])
+                raise self.error(at, f": unknown key {unknown[0]!r}{hint}; the keys of a rule are prefix, jids, domains "
+                                 "and anyone")
             if "prefix" not in rule:
                 raise self.error(at, ': prefix is missing; add prefix = "/" (the URL path the rule covers, '
                                  "and everything below it)")
@@ -535,20 +482,18 @@ class _Loader:
                                  f'write it as "/{prefix}"')
             if any(other.prefix == prefix for other in rules):
                 raise self.error(at, f": another rule has the prefix {prefix!r}; merge the two")
-            jids = []
-            for n, text in enumerate(self.strings(f"{at}.jids", rule.get("jids", []), '["alice@example.net"]')):
-                try:
-                    jids.append(jid.JID(text).userhost())
-                except (jid.InvalidFormat, UnicodeError, ValueError) as e:
-                    raise self.error(f"{at}.jids[{n}]", f": {text!r} is not a JID ({e}); give bare JIDs "
-                                     'such as "alice@example.net"') from e
-            domains = [self.domain(f"{at}.domains[{n}]", text, "domains (every JID at them is allowed)",
-                                   "example.net")
-                       for n, text in enumerate(self.strings(f"{at}.domains", rule.get("domains", []),
-                                                             '["example.net"]'))]
+            jids = self.strings(f"{at}.jids", rule.get("jids", []), '["alice@example.net"]', self.jid)
+            domains = self.strings(f"{at}.domains", rule.get("domains", []), '["example.net"]', lambda k, v: self.domain(
+                k, v, "domains (every JID at them is allowed)", "example.net"))
             anyone = self.boolean(f"{at}.anyone", rule.get("anyone", False))
             rules.append(AccessRule(prefix, jids=jids, domains=domains, anyone=anyone))
         return AccessRules(rules)
+
+    def jid(self, key: str, value: str) -> str:
+        try:
+            return jid.JID(value).userhost()
+        except (jid.InvalidFormat, UnicodeError, ValueError) as e:
+            raise self.error(key, f": {value!r} is not a JID ({e}); give bare JIDs such as \"alice@example.net\"") from e
 
     def url(self, key: str, value: Any, example: str, what: str) -> str:
         value = self.string(key, value, f'"{example}"')
@@ -570,36 +515,33 @@ class _Loader:
                              '"https://www.example.net"') from None
 
     def hosts(self, key: str, value: Any) -> tuple[str, ...]:
-        hosts = []
-        for i, entry in enumerate(self.strings(key, value, '["example.net"]')):
-            try:  # A bare IPv6 address (::1) needs its brackets.
-                parsed = parseHost(f"[{entry}]" if entry.count(":") > 1 and entry[0] != "[" else entry)
-            except BadTarget as e:
-                raise self.error(f"{key}[{i}]", f": {entry!r} is not a host name ({e.reason}); give names "
-                                 'such as "example.net"') from None
-            if parsed.port is not None:
-                raise self.error(f"{key}[{i}]", f": {entry!r} has a port; give the host name only (any "
-                                 "port of it is allowed)")
-            hosts.append(parsed.host)
-        return tuple(hosts)
+        return tuple(self.strings(key, value, '["example.net"]', self.host))
+
+    def host(self, key: str, entry: str) -> str:
+        try:  # A bare IPv6 address (::1) needs its brackets.
+            parsed = parseHost(f"[{entry}]" if entry.count(":") > 1 and entry[0] != "[" else entry)
+        except BadTarget as e:
+            raise self.error(key, f": {entry!r} is not a host name ({e.reason}); give names such as "
+                             '"example.net"') from None
+        if parsed.port is not None:
+            raise self.error(key, f": {entry!r} has a port; give the host name only (any port of it is allowed)")
+        return parsed.host
 
     def proxies(self, key: str, value: Any) -> tuple[str, ...]:
-        entries = self.strings(key, value, '["127.0.0.1", "10.0.0.0/8"]')
-        for i, entry in enumerate(entries):
-            try:
-                ipaddress.ip_network(entry.strip(), strict=False)
-            except ValueError:
-                raise self.error(f"{key}[{i}]", f": {entry!r} is not an IP address or network; give "
-                                 'entries such as "127.0.0.1" or "10.0.0.0/8"') from None
-        return tuple(entry.strip() for entry in entries)
+        return tuple(self.strings(key, value, '["127.0.0.1", "10.0.0.0/8"]', self.proxy))
+
+    def proxy(self, key: str, entry: str) -> str:
+        try:
+            ipaddress.ip_network(entry.strip(), strict=False)
+        except ValueError:
+            raise self.error(key, f": {entry!r} is not an IP address or network; give entries such as "
+                             '"127.0.0.1" or "10.0.0.0/8"') from None
+        return entry.strip()
 
     def serverHeader(self, key: str, value: Any) -> str | None:
-        if value == "":
-            return None
-        value = self.string(key, value, '"xmppcomp"')
-        if not all(0x20 <= ord(c) < 0x7F for c in value):
+        if value != "" and not all(0x20 <= ord(c) < 0x7F for c in self.string(key, value, '"xmppcomp"')):
             raise self.error(key, ' must be printable ASCII, or "" for no Server header')
-        return value
+        return value or None
 
     def accessLog(self, key: str, value: Any) -> str:
         if self.string(key, value, '"log"') in ("log", "none"):
@@ -622,62 +564,58 @@ class _Loader:
         return value
 
 
-def _file(example: str, fix: str) -> Callable[[_Loader, str, Any], str]:
-    return lambda loader, k, v: loader.file(k, v, f'"{example}"', f"{fix} or fix the path")
-
-
 _KEY_FIX = "give the certificate's private key"
 _PROTOCOLS = {"xep0225": "jabber:client, TLS, SASL, hostname bind", "xep0114": "jabber:component:accept, handshake"}
+_MODES = dict(zip(HTTPAUTH_MODES, ("serve a directory", "reverse-proxy to upstream",
+                                   "for nginx auth_request, Traefik, Caddy")))
 
 #: The checks of the keys whose type alone does not say (an C{int} is a
-#: limit of at least 1, a C{float} a number of seconds above 0).
-_HOOKS: Mapping[tuple[type, str], Callable[[_Loader, str, Any], Any]] = {
-    (RouterConfig, "domain"): lambda L, k, v: L.domain(k, v, "the router's domain name", "example.net"),
-    (RouterConfig, "credentials"): lambda L, k, v: L.file(k, v, '"credentials.json"', _CREATE_CREDENTIALS),
-    (RouterConfig, "certificate"): _file("router.pem", "give the PEM certificate of the router's domain (see "
-                                         "docs/examples/router.toml for how to make one)"),
-    (RouterConfig, "key"): _file("router.key", _KEY_FIX),
-    (RouterConfig, "clientCAs"): _file("clients-ca.pem", "give the PEM bundle of the CAs of the components' "
-                                       "client certificates"),
-    (RouterConfig, "listen"): lambda L, k, v: L.endpoints(k, v, "tcp:5348:interface=127.0.0.1"),
-    (RouterConfig, "acceptListen"): lambda L, k, v: L.endpoints(k, v, "tcp:5347:interface=127.0.0.1"),
-    (RouterConfig, "authorization"): _Loader.authorization,
-    (RouterConfig, "acceptSecrets"): _Loader.secrets,
-    (RouterConfig, "metricsListen"): lambda L, k, v: L.endpoint(k, L.string(k, v, _METRICS), _METRICS[1:-1]),
-    (ComponentConfig, "hostnames"): _Loader.hostnames,
-    (ComponentConfig, "serverDomain"): lambda L, k, v: L.domain(k, v, "the server's domain", "example.net"),
-    (ComponentConfig, "identity"): lambda L, k, v: L.domain(k, v, "the domain the component authenticates as"),
-    (ComponentConfig, "server"): lambda L, k, v: L.string(k, v, _SERVER),
-    (ComponentConfig, "protocol"): lambda L, k, v: L.choice(k, v, _PROTOCOLS),
-    (ComponentConfig, "secret"): lambda L, k, v: L.secret(k, v, "component", "component.secret", "COMPONENT_SECRET"),
-    (ComponentConfig, "clientCertificate"): _file("component.pem", "give the component's PEM client certificate"),
-    (ComponentConfig, "clientKey"): _file("component.key", _KEY_FIX),
-    (ComponentConfig, "trust"): _Loader.trust,
-    (ComponentConfig, "embeddedPort"): _Loader.port,
-    (ComponentTrust, "caFile"): _file("ca.pem", "give the PEM bundle of the authorities that issued the "
-                                      "server's certificate,"),
-    (ComponentTrust, "pinned"): _file("server.pem", "give the server's own certificate (PEM)"),
-    (HTTPAuthConfig, "listen"): lambda L, k, v: L.endpoint(k, L.string(k, v, f'"{DEFAULT_HTTP_LISTEN}"'),
-                                                           DEFAULT_HTTP_LISTEN),
-    (HTTPAuthConfig, "mode"): lambda L, k, v: L.choice(k, v, dict(zip(HTTPAUTH_MODES, (
-        "serve a directory", "reverse-proxy to upstream", "for nginx auth_request, Traefik, Caddy")))),
-    (HTTPAuthConfig, "directory"): lambda L, k, v: L.directory(k, v, '"site"', (
-        "give the directory of files to serve behind the confirmation, or remove directory for the "
-        "built-in demo page")),
-    (HTTPAuthConfig, "upstream"): lambda L, k, v: L.url(k, v, "http://127.0.0.1:8000", "the URL of the site "
-                                                        "to proxy to"),
-    (HTTPAuthConfig, "publicOrigin"): _Loader.origin,
-    (HTTPAuthConfig, "allowedHosts"): _Loader.hosts,
-    (HTTPAuthConfig, "trustedProxies"): _Loader.proxies,
-    (HTTPAuthConfig, "webServer"): _Loader.webServer,
-    (HTTPAuthConfig, "serverHeader"): _Loader.serverHeader,
-    (HTTPAuthConfig, "fromHostname"): lambda L, k, v: L.domain(k, v, "the hostname of the component that asks"),
-    (HTTPAuthConfig, "rules"): _Loader.rules,
-    (HTTPAuthConfig, "accessLog"): _Loader.accessLog,
-    (XTLSConfig, "certificate"): _file("xtls.pem", "give the component's PEM certificate for XTLS"),
-    (XTLSConfig, "key"): _file("xtls.key", _KEY_FIX),
-    (XTLSConfig, "trust"): _file("xtls-ca.pem", "give a PEM bundle of the authorities that issue the peers' "
-                                 "certificates,"),
+#: limit of at least 1, a C{float} a number of seconds above 0): the hook,
+#: then what it takes after the key and the value (the example, the fix).
+_HOOKS: Mapping[tuple[type, str], tuple[Any, ...]] = {
+    (RouterConfig, "domain"): (_Loader.domain, "the router's domain name", "example.net"),
+    (RouterConfig, "credentials"): (_Loader.file, "credentials.json", _CREATE_CREDENTIALS, ""),
+    (RouterConfig, "certificate"): (_Loader.file, "router.pem", "give the PEM certificate of the router's domain "
+                                    "(see docs/examples/router.toml for how to make one)"),
+    (RouterConfig, "key"): (_Loader.file, "router.key", _KEY_FIX),
+    (RouterConfig, "clientCAs"): (_Loader.file, "clients-ca.pem", "give the PEM bundle of the CAs of the "
+                                  "components' client certificates"),
+    (RouterConfig, "listen"): (_Loader.endpoints, "tcp:5348:interface=127.0.0.1"),
+    (RouterConfig, "acceptListen"): (_Loader.endpoints, "tcp:5347:interface=127.0.0.1"),
+    (RouterConfig, "authorization"): (_Loader.authorization,),
+    (RouterConfig, "acceptSecrets"): (_Loader.secrets,),
+    (RouterConfig, "metricsListen"): (_Loader.endpoint, "tcp:9348:interface=127.0.0.1"),
+    (ComponentConfig, "hostnames"): (_Loader.hostnames,),
+    (ComponentConfig, "serverDomain"): (_Loader.domain, "the server's domain", "example.net"),
+    (ComponentConfig, "identity"): (_Loader.domain, "the domain the component authenticates as"),
+    (ComponentConfig, "server"): (_Loader.string, _SERVER),
+    (ComponentConfig, "protocol"): (_Loader.choice, _PROTOCOLS),
+    (ComponentConfig, "secret"): (_Loader.secret, "component", "component.secret", "COMPONENT_SECRET"),
+    (ComponentConfig, "clientCertificate"): (_Loader.file, "component.pem", "give the component's PEM client "
+                                             "certificate"),
+    (ComponentConfig, "clientKey"): (_Loader.file, "component.key", _KEY_FIX),
+    (ComponentConfig, "trust"): (_Loader.trust,),
+    (ComponentConfig, "embeddedPort"): (_Loader.port,),
+    (ComponentTrust, "caFile"): (_Loader.file, "ca.pem", "give the PEM bundle of the authorities that issued the "
+                                 "server's certificate,"),
+    (ComponentTrust, "pinned"): (_Loader.file, "server.pem", "give the server's own certificate (PEM)"),
+    (HTTPAuthConfig, "listen"): (_Loader.endpoint, DEFAULT_HTTP_LISTEN),
+    (HTTPAuthConfig, "mode"): (_Loader.choice, _MODES),
+    (HTTPAuthConfig, "directory"): (_Loader.directory, "site", "give the directory of files to serve behind the "
+                                    "confirmation, or remove directory for the built-in demo page"),
+    (HTTPAuthConfig, "upstream"): (_Loader.url, "http://127.0.0.1:8000", "the URL of the site to proxy to"),
+    (HTTPAuthConfig, "publicOrigin"): (_Loader.origin,),
+    (HTTPAuthConfig, "allowedHosts"): (_Loader.hosts,),
+    (HTTPAuthConfig, "trustedProxies"): (_Loader.proxies,),
+    (HTTPAuthConfig, "webServer"): (_Loader.webServer,),
+    (HTTPAuthConfig, "serverHeader"): (_Loader.serverHeader,),
+    (HTTPAuthConfig, "fromHostname"): (_Loader.domain, "the hostname of the component that asks"),
+    (HTTPAuthConfig, "rules"): (_Loader.rules,),
+    (HTTPAuthConfig, "accessLog"): (_Loader.accessLog,),
+    (XTLSConfig, "certificate"): (_Loader.file, "xtls.pem", "give the component's PEM certificate for XTLS"),
+    (XTLSConfig, "key"): (_Loader.file, "xtls.key", _KEY_FIX),
+    (XTLSConfig, "trust"): (_Loader.file, "xtls-ca.pem", "give a PEM bundle of the authorities that issue the "
+                            "peers' certificates,"),
 }
 
 
@@ -730,12 +668,10 @@ def routerConfigFromMapping(
         raise loader.missing("tls.certificate", f"tls.client_cas (SASL EXTERNAL) needs TLS; {add}")
     if not config.listen and not config.acceptSecrets:
         raise ConfigError(f'{source}: nothing to serve: listen is empty and accept.secrets has no component; '
-                          'give listen = ["tcp:5348:interface=127.0.0.1"] or XEP-0114 components in '
-                          "[accept.secrets]")
+                          'give listen = ["tcp:5348:interface=127.0.0.1"] or XEP-0114 components in [accept.secrets]')
     if config.listen and config.certificate is None and not config.allowPlaintext:
-        raise loader.missing("tls.certificate", 'XEP-0225 components need TLS: add [tls] certificate = '
-                             '"router.pem" and key = "router.key" (allow_plaintext = true turns TLS off, '
-                             "for tests only)")
+        raise loader.missing("tls.certificate", 'XEP-0225 components need TLS: add [tls] certificate = "router.pem" '
+                             'and key = "router.key" (allow_plaintext = true turns TLS off, for tests only)')
     if config.listen and config.credentials is None and config.clientCAs is None:
         raise loader.missing("credentials", "XEP-0225 components cannot authenticate without it (or "
                              f'tls.client_cas); add credentials = "credentials.json" and {_CREATE_CREDENTIALS}')
@@ -773,21 +709,19 @@ def componentConfigFromMapping(
     loader = _Loader(ComponentConfig, data, source, baseDirectory, overrides)
     doc, given = loader.doc, set(loader.doc)
     embedded = "component.server" not in doc
-    protocol = "xep0225"
-    if "component.protocol" in doc:
-        protocol = loader.choice("component.protocol", doc["component.protocol"], _PROTOCOLS)
+    protocol = loader.choice("component.protocol", doc.get("component.protocol", "xep0225"), _PROTOCOLS)
     if not embedded:
-        server = loader.string("component.server", doc["component.server"], _SERVER)
-        loader.clientEndpoint("component.server", server, protocol)
+        loader.clientEndpoint("component.server", loader.string("component.server", doc["component.server"],
+                                                                _SERVER), protocol)
     if embedded:
         trust = doc.get("component.trust")
         present: list[str] = [k for k in ("component.secret", "component.client_certificate", "component.client_key") if k in doc]
         present += [f"component.trust.{k}" for k in trust if k in loader.known("component.trust")] \
             if isinstance(trust, dict) else []
         if present:
-            raise loader.error(present[0], ": no server is configured, so the component runs against an "
-                               "embedded router that makes its own certificate and secret; set "
-                               f"component.server (e.g. {_SERVER}) to use this, or remove it")
+            raise loader.error(present[0], ": no server is configured, so the component runs against an embedded "
+                               "router that makes its own certificate and secret; set component.server (e.g. "
+                               f"{_SERVER}) to use this, or remove it")
         domain = loader.domain("component.server_domain", doc.setdefault(
             "component.server_domain", DEFAULT_EMBEDDED_DOMAIN), "the embedded router's domain")
         doc.setdefault("component.hostnames", [f"{DEFAULT_EMBEDDED_HOSTNAME}.{domain}"])
@@ -803,14 +737,14 @@ def componentConfigFromMapping(
     doc.setdefault("component.identity", loader.hostnames("component.hostnames", doc["component.hostnames"])[0])
     config: ComponentConfig = loader.structure(ComponentConfig)
     if embedded and config.protocol != "xep0225":
-        raise loader.error("component.protocol", ": the embedded router (used because no server is "
-                           "configured) speaks XEP-0225; set component.server to connect to an XEP-0114 "
-                           'server, or use protocol = "xep0225"')
+        raise loader.error("component.protocol", ": the embedded router (used because no server is configured) "
+                           "speaks XEP-0225; set component.server to connect to an XEP-0114 server, or use "
+                           'protocol = "xep0225"')
     if embedded and config.serverDomain in config.hostnames:
         raise loader.error(f"component.hostnames[{config.hostnames.index(config.serverDomain)}]",
                            f": {config.serverDomain!r} is the embedded router's own domain, which no component "
                            f'may bind; use a name below it, such as "component.{config.serverDomain}"')
-    secretExample = '{ file = "component.secret" } or { env = "COMPONENT_SECRET" }'
+    secretExample = _SECRET.format("component.secret", "COMPONENT_SECRET")
     if not embedded and config.protocol == "xep0114":
         if config.secret is None:
             raise loader.missing("component.secret", "an XEP-0114 component authenticates with the shared "
@@ -870,8 +804,7 @@ def _httpauth(loader: _Loader, config: ComponentConfig, embedded: bool) -> HTTPA
         raise loader.error("httpauth.from", f": {httpauth.fromHostname!r} is not one of the component's "
                            f"hostnames ({', '.join(config.hostnames)}); give one of them (the confirmation "
                            "requests come from it)")
-    return attrs.evolve(httpauth, allowedHosts=allowedHosts,
-                        fromHostname=httpauth.fromHostname or config.hostnames[0])
+    return attrs.evolve(httpauth, allowedHosts=allowedHosts, fromHostname=httpauth.fromHostname or config.hostnames[0])
 
 
 def _readTOML(path: str) -> dict[str, Any]:

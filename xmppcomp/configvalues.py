@@ -66,7 +66,6 @@ class SecretRef:
         return value
 
 
-
 def strTuple(items: Iterable[str]) -> tuple[str, ...]:
     """
     The converter of fields of endpoint strings and hostnames (a typed

@@ -12,8 +12,7 @@ import attrs
 @attrs.frozen
 class XTLSLimits:
     """
-    Limits of the XTLS endpoint (see
-    L{xmppcomp.xtls.XTLSConfiguration}, whose defaults these are).
+    Limits of the XTLS endpoint (the defaults of L{xmppcomp.xtls.XTLSConfiguration}).
 
     @ivar maxTunnels: the most tunnels at once.
     @ivar maxTunnelsPerPeer: the most tunnels with one peer (bare JID).
@@ -34,17 +33,14 @@ class XTLSConfig:
     """
     The XTLS endpoint of C{twistd xmppcomp} (the C{[xtls]} table).
 
-    Without C{certificate}: with the embedded router, a certificate for the
-    component's hostnames is issued at startup by an in-memory authority
-    (see L{xmppcomp.embedded.EmbeddedRouter.issueXTLSCertificate}); with a
-    server, the endpoint answers C{service-unavailable} (and says so in the
-    log).
+    Without C{certificate}: with the embedded router, an in-memory authority issues one at startup
+    (L{xmppcomp.embedded.EmbeddedRouter.issueXTLSCertificate}); with a server, the endpoint answers
+    C{service-unavailable} (and says so in the log).
 
     @ivar enabled: whether the endpoint accepts and opens tunnels.
     @ivar certificate: path of the component's PEM certificate for XTLS.
     @ivar key: path of its private key (C{None}: in the certificate file).
-    @ivar trust: path of a PEM bundle of the authorities that issue the
-        peers' certificates.
+    @ivar trust: path of a PEM bundle of the authorities that issue the peers' certificates.
     @ivar limits: the limits.
     """
 
@@ -53,4 +49,3 @@ class XTLSConfig:
     key: str | None = None
     trust: str | None = None
     limits: XTLSLimits = attrs.field(factory=XTLSLimits)
-
