@@ -11,7 +11,7 @@ import os
 
 import attrs
 
-from xmppcomp.configvalues import ConfigError, SecretRef, strTuple
+from xmppcomp.configvalues import KEY_FIX, ConfigError, SecretRef, checked, strTuple
 from xmppcomp.httpauth import HTTPAuthConfig
 from xmppcomp.stream import tls
 from xmppcomp.xtls import XTLSConfig
@@ -22,6 +22,12 @@ DEFAULT_EMBEDDED_DOMAIN = "localhost"
 #: The hostname of the component when no server and no hostname are
 #: configured: a name below the embedded router's domain.
 DEFAULT_EMBEDDED_HOSTNAME = "component"
+
+#: An example of C{component.server}.
+SERVER_EXAMPLE = '"tcp:host=127.0.0.1:port=5348"'
+
+#: The protocols a component speaks, and what each is.
+PROTOCOLS = {"xep0225": "jabber:client, TLS, SASL, hostname bind", "xep0114": "jabber:component:accept, handshake"}
 
 
 @attrs.frozen
@@ -54,8 +60,10 @@ class ComponentTrust:
     @ivar pinned: path of the one certificate the server must present.
     """
 
-    caFile: str | None = None
-    pinned: str | None = None
+    caFile: str | None = attrs.field(default=None, metadata=checked(
+        "file", "ca.pem", "give the PEM bundle of the authorities that issued the server's certificate,"))
+    pinned: str | None = attrs.field(default=None, metadata=checked(
+        "file", "server.pem", "give the server's own certificate (PEM)"))
 
     def __attrs_post_init__(self) -> None:
         if self.caFile is not None and self.pinned is not None:
@@ -63,23 +71,14 @@ class ComponentTrust:
 
     @property
     def kind(self) -> str:
-        """
-        C{"system"}, C{"ca_file"} or C{"pinned"}.
-        """
-        if self.caFile is not None:
-            return "ca_file"
-        if self.pinned is not None:
-            return "pinned"
-        return "system"
+        """C{"system"}, C{"ca_file"} or C{"pinned"}."""
+        return "ca_file" if self.caFile is not None else "pinned" if self.pinned is not None else "system"
 
     def load(self) -> tls.Trust:
         """
-        Read the files now and build the trust value the component takes
-        (see L{xmppcomp.stream.tls.trustSystem}, C{trustCAFile},
-        C{trustPinned}).
+        Read the files now and build the trust value the component takes (L{tls.trustSystem}, C{trustCAFile}...).
 
-        @raise xmppcomp.stream.tls.CertificateFileError: a file cannot be
-            read or holds no certificate.
+        @raise xmppcomp.stream.tls.CertificateFileError: a file cannot be read or holds no certificate.
         """
         if self.caFile is not None:
             return tls.trustCAFile(self.caFile)
@@ -110,26 +109,25 @@ class ComponentConfig:
     @ivar baseDirectory: the directory of the configuration file (the current directory without one).
     """
 
-    hostnames: tuple[str, ...] = attrs.field(converter=strTuple)
-    serverDomain: str
-    identity: str
-    server: str | None = None
-    protocol: str = "xep0225"
-    secret: SecretRef | None = None
-    clientCertificate: str | None = None
-    clientKey: str | None = None
-    trust: ComponentTrust = attrs.field(factory=ComponentTrust)
+    hostnames: tuple[str, ...] = attrs.field(converter=strTuple, metadata=checked("hostnames"))
+    serverDomain: str = attrs.field(metadata=checked("domain", "the server's domain", "example.net"))
+    identity: str = attrs.field(metadata=checked("domain", "the domain the component authenticates as"))
+    server: str | None = attrs.field(default=None, metadata=checked("string", SERVER_EXAMPLE))
+    protocol: str = attrs.field(default="xep0225", metadata=checked("choice", PROTOCOLS))
+    secret: SecretRef | None = attrs.field(default=None, metadata=checked(
+        "secret", "component", "component.secret", "COMPONENT_SECRET"))
+    clientCertificate: str | None = attrs.field(default=None, metadata=checked(
+        "file", "component.pem", "give the component's PEM client certificate"))
+    clientKey: str | None = attrs.field(default=None, metadata=checked("file", "component.key", KEY_FIX))
+    trust: ComponentTrust = attrs.field(factory=ComponentTrust, metadata=checked("trust"))
     requireTLS: bool = True
     limits: ComponentLimits = attrs.field(factory=ComponentLimits)
-    embeddedPort: int = 0
-    httpauth: HTTPAuthConfig = attrs.field(factory=HTTPAuthConfig)
-    xtls: XTLSConfig = attrs.field(factory=XTLSConfig)
-    baseDirectory: str = attrs.field(factory=os.getcwd)
+    embeddedPort: int = attrs.field(default=0, metadata=checked("port", toml="embedded.port"))
+    httpauth: HTTPAuthConfig = attrs.field(factory=HTTPAuthConfig, metadata=checked(toml="httpauth"))
+    xtls: XTLSConfig = attrs.field(factory=XTLSConfig, metadata=checked(toml="xtls"))
+    baseDirectory: str = attrs.field(factory=os.getcwd, metadata=checked(toml=None))
 
     @property
     def embedded(self) -> bool:
-        """
-        Whether the component runs against an embedded router (no server
-        is configured).
-        """
+        """Whether the component runs against an embedded router (no server is configured)."""
         return self.server is None

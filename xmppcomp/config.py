@@ -37,7 +37,8 @@ from zope.interface import implementer
 from xmppcomp.authz import HostnamePolicy, PolicyError
 from xmppcomp.component import directTLSEndpoint
 from xmppcomp.componentconfig import (
-    DEFAULT_EMBEDDED_DOMAIN, DEFAULT_EMBEDDED_HOSTNAME, ComponentConfig, ComponentLimits, ComponentTrust,
+    DEFAULT_EMBEDDED_DOMAIN, DEFAULT_EMBEDDED_HOSTNAME, PROTOCOLS, SERVER_EXAMPLE, ComponentConfig, ComponentLimits,
+    ComponentTrust,
 )
 from xmppcomp.configvalues import ConfigError, SecretRef
 from xmppcomp.httpauth import (
@@ -45,7 +46,9 @@ from xmppcomp.httpauth import (
     HTTPAuthConfig, Limits, parseHost, parseOrigin,
 )
 from xmppcomp.jids import InvalidDomain, normalizeDomain
-from xmppcomp.router.config import DEFAULT_ACCEPT_LISTEN, DEFAULT_ROUTER_LISTEN, RouterConfig, RouterLimits
+from xmppcomp.router.config import (
+    CREATE_CREDENTIALS, DEFAULT_ACCEPT_LISTEN, DEFAULT_ROUTER_LISTEN, RouterConfig, RouterLimits,
+)
 from xmppcomp.stream import tls
 from xmppcomp.xtls import XTLSConfig, XTLSLimits
 
@@ -75,22 +78,9 @@ class Override:
     origin: str
 
 
-#: TOML keys that are not the attribute's name in snake case (C{None}: not
-#: read from TOML). Every other key of L{ComponentConfig} is in
-#: C{[component]}.
-_KEYS: Mapping[tuple[type, str], str | None] = {
-    (RouterConfig, "certificate"): "tls.certificate", (RouterConfig, "key"): "tls.key",
-    (RouterConfig, "clientCAs"): "tls.client_cas", (RouterConfig, "acceptListen"): "accept.listen",
-    (RouterConfig, "acceptSecrets"): "accept.secrets", (ComponentConfig, "embeddedPort"): "embedded.port",
-    (ComponentConfig, "httpauth"): "httpauth", (ComponentConfig, "xtls"): "xtls",
-    (ComponentConfig, "baseDirectory"): None, (HTTPAuthConfig, "fromHostname"): "from",
-}
-
 #: The lowest value of integer limits whose lowest is not 1.
 _LOWEST = {"maxStanzaSize": 10000, "maxBody": 0}
 
-_CREATE_CREDENTIALS = "create it with: xmppcomp-credentials FILE add DOMAIN"
-_SERVER = '"tcp:host=127.0.0.1:port=5348"'
 _SECRET = '{{ file = "{}" }} or {{ env = "{}" }}'
 
 
@@ -98,8 +88,10 @@ def _snake(name: str) -> str:
     return re.sub(r"([a-z0-9])([A-Z])", r"\1_\2", name).lower()
 
 
-def _key(cls: type, name: str) -> str | None:
-    return _KEYS[cls, name] if (cls, name) in _KEYS else ("component." if cls is ComponentConfig else "") + _snake(name)
+def _key(cls: type, a: attrs.Attribute[Any]) -> str | None:
+    """The TOML key of C{a}, in its table (every other key of L{ComponentConfig} is in C{[component]})."""
+    toml = a.metadata.get("toml", "")
+    return ("component." if cls is ComponentConfig else "") + _snake(a.name) if toml == "" else toml
 
 
 def _limitKeys(cls: type) -> Mapping[str, tuple[str, bool, int]]:
@@ -186,7 +178,7 @@ class _Loader:
         self.prefixes[cls] = prefix
         fields = {}
         for a in attrs.fields(attrs.resolve_types(cls)):
-            local = _key(cls, a.name)
+            local = _key(cls, a)
             fields[a.name] = override(omit=True)
             if local is not None:
                 self.keys.add(prefix + local)
@@ -197,12 +189,13 @@ class _Loader:
 
     def _hook(self, cls: type, a: attrs.Attribute[Any], key: str) -> Callable[[Any, Any], Any]:
         """The cattrs structure hook (value, type) of C{key}, the attribute C{a} of C{cls}."""
-        special, kind = _HOOKS.get((cls, a.name)), cast(type, a.type)
+        check, kind = a.metadata.get("check"), cast(type, a.type)
         if kind is ComponentTrust:
             self._register(ComponentTrust, key + ".")
             self.keys.add(key + ".system")
-        if special is not None:
-            return lambda value, _: special[0](self, key, value, *special[1:])
+        if check:
+            hook = getattr(self, check[0])
+            return lambda value, _: hook(key, value, *check[1:])
         if attrs.has(kind):
             self._register(kind, key + ".")
             return lambda value, _: self.converter.structure(self._table(key, value), kind)
@@ -354,7 +347,7 @@ class _Loader:
             clientFromString(_NoReactor(), directTLSEndpoint(value, protocol) or value)
         except Exception as e:
             raise self.error(key, f": {value!r} is not a valid client endpoint string ({type(e).__name__}: {e}); "
-                             f"write it as, for example, {_SERVER} (STARTTLS) or "
+                             f"write it as, for example, {SERVER_EXAMPLE} (STARTTLS) or "
                              '"tls:host=xmpp.example.net:port=5223" (direct TLS)') from e
 
     def path(self, key: str, value: Any, example: str) -> str:
@@ -564,95 +557,27 @@ class _Loader:
         return value
 
 
-_KEY_FIX = "give the certificate's private key"
-_PROTOCOLS = {"xep0225": "jabber:client, TLS, SASL, hostname bind", "xep0114": "jabber:component:accept, handshake"}
-_MODES = dict(zip(HTTPAUTH_MODES, ("serve a directory", "reverse-proxy to upstream",
-                                   "for nginx auth_request, Traefik, Caddy")))
-
-#: The checks of the keys whose type alone does not say (an C{int} is a
-#: limit of at least 1, a C{float} a number of seconds above 0): the hook,
-#: then what it takes after the key and the value (the example, the fix).
-_HOOKS: Mapping[tuple[type, str], tuple[Any, ...]] = {
-    (RouterConfig, "domain"): (_Loader.domain, "the router's domain name", "example.net"),
-    (RouterConfig, "credentials"): (_Loader.file, "credentials.json", _CREATE_CREDENTIALS, ""),
-    (RouterConfig, "certificate"): (_Loader.file, "router.pem", "give the PEM certificate of the router's domain "
-                                    "(see docs/examples/router.toml for how to make one)"),
-    (RouterConfig, "key"): (_Loader.file, "router.key", _KEY_FIX),
-    (RouterConfig, "clientCAs"): (_Loader.file, "clients-ca.pem", "give the PEM bundle of the CAs of the "
-                                  "components' client certificates"),
-    (RouterConfig, "listen"): (_Loader.endpoints, "tcp:5348:interface=127.0.0.1"),
-    (RouterConfig, "acceptListen"): (_Loader.endpoints, "tcp:5347:interface=127.0.0.1"),
-    (RouterConfig, "authorization"): (_Loader.authorization,),
-    (RouterConfig, "acceptSecrets"): (_Loader.secrets,),
-    (RouterConfig, "metricsListen"): (_Loader.endpoint, "tcp:9348:interface=127.0.0.1"),
-    (ComponentConfig, "hostnames"): (_Loader.hostnames,),
-    (ComponentConfig, "serverDomain"): (_Loader.domain, "the server's domain", "example.net"),
-    (ComponentConfig, "identity"): (_Loader.domain, "the domain the component authenticates as"),
-    (ComponentConfig, "server"): (_Loader.string, _SERVER),
-    (ComponentConfig, "protocol"): (_Loader.choice, _PROTOCOLS),
-    (ComponentConfig, "secret"): (_Loader.secret, "component", "component.secret", "COMPONENT_SECRET"),
-    (ComponentConfig, "clientCertificate"): (_Loader.file, "component.pem", "give the component's PEM client "
-                                             "certificate"),
-    (ComponentConfig, "clientKey"): (_Loader.file, "component.key", _KEY_FIX),
-    (ComponentConfig, "trust"): (_Loader.trust,),
-    (ComponentConfig, "embeddedPort"): (_Loader.port,),
-    (ComponentTrust, "caFile"): (_Loader.file, "ca.pem", "give the PEM bundle of the authorities that issued the "
-                                 "server's certificate,"),
-    (ComponentTrust, "pinned"): (_Loader.file, "server.pem", "give the server's own certificate (PEM)"),
-    (HTTPAuthConfig, "listen"): (_Loader.endpoint, DEFAULT_HTTP_LISTEN),
-    (HTTPAuthConfig, "mode"): (_Loader.choice, _MODES),
-    (HTTPAuthConfig, "directory"): (_Loader.directory, "site", "give the directory of files to serve behind the "
-                                    "confirmation, or remove directory for the built-in demo page"),
-    (HTTPAuthConfig, "upstream"): (_Loader.url, "http://127.0.0.1:8000", "the URL of the site to proxy to"),
-    (HTTPAuthConfig, "publicOrigin"): (_Loader.origin,),
-    (HTTPAuthConfig, "allowedHosts"): (_Loader.hosts,),
-    (HTTPAuthConfig, "trustedProxies"): (_Loader.proxies,),
-    (HTTPAuthConfig, "webServer"): (_Loader.webServer,),
-    (HTTPAuthConfig, "serverHeader"): (_Loader.serverHeader,),
-    (HTTPAuthConfig, "fromHostname"): (_Loader.domain, "the hostname of the component that asks"),
-    (HTTPAuthConfig, "rules"): (_Loader.rules,),
-    (HTTPAuthConfig, "accessLog"): (_Loader.accessLog,),
-    (XTLSConfig, "certificate"): (_Loader.file, "xtls.pem", "give the component's PEM certificate for XTLS"),
-    (XTLSConfig, "key"): (_Loader.file, "xtls.key", _KEY_FIX),
-    (XTLSConfig, "trust"): (_Loader.file, "xtls-ca.pem", "give a PEM bundle of the authorities that issue the "
-                            "peers' certificates,"),
-}
-
 
 def tomlKeys(root: type) -> Mapping[str, frozenset[str]]:
-    """
-    The keys of each table of the TOML file of C{root} (L{RouterConfig} or
-    L{ComponentConfig}); C{""} is the top level.
-    """
+    """The keys of each table of the TOML file of C{root} (L{RouterConfig} or L{ComponentConfig}; C{""}: the top)."""
     loader = _Loader(root, {}, "", None, None)
     tables = {""} | {k.rpartition(".")[0] for k in loader.keys}
     return {table: frozenset(loader.known(table)) for table in tables}
 
 
-def routerConfigFromMapping(
-    data: Mapping[str, Any],
-    source: str,
-    overrides: Mapping[str, Override] | None = None,
-    baseDirectory: str | None = None,
-) -> RouterConfig:
+def routerConfigFromMapping(data: Mapping[str, Any], source: str, overrides: Mapping[str, Override] | None = None,
+                            baseDirectory: str | None = None) -> RouterConfig:
     """
     Build and check the router's configuration from a parsed TOML document
-    (see C{docs/examples/router.toml} for its keys), with C{overrides}
-    winning over the document.
+    (see C{docs/examples/router.toml} for its keys).
 
     @param data: the document, as L{tomllib.load} returns it.
     @param source: the file it came from, named in error messages.
-    @param overrides: dotted TOML keys (such as C{"limits.max_sessions"})
-        to values given elsewhere, such as on the command line; a list
-        given for C{listen} replaces the document's.
-    @param baseDirectory: where relative paths of the document resolve;
-        by default the directory of C{source}. Relative paths in
-        C{overrides} resolve against the current directory.
-    @raise ConfigError: unknown keys, wrong types, a missing C{domain}, a
-        secret written inline, a limit below its minimum, no TLS
-        certificate without C{allow_plaintext}, a malformed endpoint
-        string, a missing or unusable file. The message names the file and
-        key (or the option) and the fix.
+    @param overrides: dotted TOML keys (C{"limits.max_sessions"}) to values
+        that win over the document's (a list replaces the document's).
+    @param baseDirectory: where relative paths of the document resolve (by
+        default the directory of C{source}).
+    @raise ConfigError: any problem with a key or between keys.
     @raise ValueError: an override of a key that cannot be overridden.
     """
     loader = _Loader(RouterConfig, data, source, baseDirectory, overrides)
@@ -674,54 +599,43 @@ def routerConfigFromMapping(
                              'and key = "router.key" (allow_plaintext = true turns TLS off, for tests only)')
     if config.listen and config.credentials is None and config.clientCAs is None:
         raise loader.missing("credentials", "XEP-0225 components cannot authenticate without it (or "
-                             f'tls.client_cas); add credentials = "credentials.json" and {_CREATE_CREDENTIALS}')
+                             f'tls.client_cas); add credentials = "credentials.json" and {CREATE_CREDENTIALS}')
     return config
 
 
-def componentConfigFromMapping(
-    data: Mapping[str, Any],
-    source: str,
-    overrides: Mapping[str, Override] | None = None,
-    baseDirectory: str | None = None,
-) -> ComponentConfig:
+def componentConfigFromMapping(data: Mapping[str, Any], source: str, overrides: Mapping[str, Override] | None = None,
+                               baseDirectory: str | None = None) -> ComponentConfig:
     """
-    Build and check the component's configuration from a parsed TOML
-    document (see C{docs/examples/component.toml} for its keys), with
-    C{overrides} winning over the document.
+    The same as L{routerConfigFromMapping}, for the component (see
+    C{docs/examples/component.toml}).
 
     Without C{component.server}, the component runs against an embedded
     router on loopback (L{xmppcomp.embedded.EmbeddedRouter}), which makes
     its own certificate and secret: C{secret}, C{client_certificate} and
     C{[component.trust]} are then refused, C{server_domain} names the
     embedded router's domain (default C{localhost}), and C{hostnames}
-    defaults to C{component.<that domain>}.
-
-    The parameters are those of L{routerConfigFromMapping}. An override of
-    any C{component.trust.*} key replaces the file's whole
-    C{[component.trust]} table; one of C{xtls.certificate} or C{xtls.key}
-    replaces both of the file's; C{component.secret} takes a mapping
-    (C{{"file": PATH}} or C{{"env": NAME}}).
-
-    @raise ConfigError: as for L{routerConfigFromMapping}, and a missing
-        secret or an inconsistent combination.
-    @raise ValueError: an override of a key that cannot be overridden.
+    defaults to C{component.<that domain>}. An override of any
+    C{component.trust.*} key replaces the file's whole C{[component.trust]}
+    table; one of C{xtls.certificate} or C{xtls.key} replaces both of the
+    file's; C{component.secret} takes C{{"file": PATH}} or C{{"env": NAME}}.
     """
     loader = _Loader(ComponentConfig, data, source, baseDirectory, overrides)
     doc, given = loader.doc, set(loader.doc)
     embedded = "component.server" not in doc
-    protocol = loader.choice("component.protocol", doc.get("component.protocol", "xep0225"), _PROTOCOLS)
+    protocol = loader.choice("component.protocol", doc.get("component.protocol", "xep0225"), PROTOCOLS)
     if not embedded:
-        loader.clientEndpoint("component.server", loader.string("component.server", doc["component.server"],
-                                                                _SERVER), protocol)
+        loader.clientEndpoint("component.server", loader.string("component.server", doc["component.server"], SERVER_EXAMPLE),
+                              protocol)
     if embedded:
         trust = doc.get("component.trust")
-        present: list[str] = [k for k in ("component.secret", "component.client_certificate", "component.client_key") if k in doc]
+        present: list[str] = [k for k in ("component.secret", "component.client_certificate", "component.client_key")
+                              if k in doc]
         present += [f"component.trust.{k}" for k in trust if k in loader.known("component.trust")] \
             if isinstance(trust, dict) else []
         if present:
             raise loader.error(present[0], ": no server is configured, so the component runs against an embedded "
                                "router that makes its own certificate and secret; set component.server (e.g. "
-                               f"{_SERVER}) to use this, or remove it")
+                               f"{SERVER_EXAMPLE}) to use this, or remove it")
         domain = loader.domain("component.server_domain", doc.setdefault(
             "component.server_domain", DEFAULT_EMBEDDED_DOMAIN), "the embedded router's domain")
         doc.setdefault("component.hostnames", [f"{DEFAULT_EMBEDDED_HOSTNAME}.{domain}"])
@@ -775,10 +689,7 @@ def componentConfigFromMapping(
 
 
 def _httpauth(loader: _Loader, config: ComponentConfig, embedded: bool) -> HTTPAuthConfig:
-    """
-    The checks of C{[httpauth]} that involve several keys, and its
-    defaults that depend on others.
-    """
+    """The checks of C{[httpauth]} that involve several keys, and its defaults that depend on others."""
     httpauth = config.httpauth
     mode = f'mode is "{httpauth.mode}"; remove'
     if httpauth.directory is not None and httpauth.mode != "protect":
@@ -811,8 +722,7 @@ def _readTOML(path: str) -> dict[str, Any]:
     """
     Read and parse a TOML file.
 
-    @raise ConfigError: the file cannot be read or is not valid TOML (the
-        message gives the line).
+    @raise ConfigError: it cannot be read or is not valid TOML (the message gives the line).
     """
     try:
         with open(path, "rb") as f:
@@ -836,8 +746,5 @@ def loadRouterConfig(path: str, overrides: Mapping[str, Override] | None = None)
 
 
 def loadComponentConfig(path: str, overrides: Mapping[str, Override] | None = None) -> ComponentConfig:
-    """
-    The same as L{loadRouterConfig}, for the component's file (see
-    L{componentConfigFromMapping}).
-    """
+    """The same as L{loadRouterConfig}, for the component's file (see L{componentConfigFromMapping})."""
     return componentConfigFromMapping(_readTOML(path), path, overrides)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import attrs
 
+from xmppcomp.configvalues import checked
 from xmppcomp.httpauth._policy import AccessRules, Limits
 
 #: Default endpoint of the HTTP-auth listener: loopback only.
@@ -16,6 +17,8 @@ DEFAULT_HTTP_LISTEN = "tcp:8080:interface=127.0.0.1"
 #: The ways the HTTP-auth confirmer is reached (see
 #: L{xmppcomp.httpauth.Confirmer}).
 HTTPAUTH_MODES = ("protect", "proxy", "forward-auth")
+_MODES = dict(zip(HTTPAUTH_MODES, ("serve a directory", "reverse-proxy to upstream",
+                                   "for nginx auth_request, Traefik, Caddy")))
 
 #: The host names the embedded main job's confirmer answers to when
 #: neither public_origin nor allowed_hosts is set.
@@ -57,28 +60,32 @@ class HTTPAuthConfig:
     """
 
     enabled: bool = True
-    listen: str = DEFAULT_HTTP_LISTEN
-    mode: str = "protect"
-    directory: str | None = None
-    upstream: str | None = None
-    publicOrigin: str | None = None
-    allowedHosts: tuple[str, ...] = ()
-    trustedProxies: tuple[str, ...] = ("127.0.0.0/8", "::1")
-    webServer: str = "nginx"
+    listen: str = attrs.field(default=DEFAULT_HTTP_LISTEN, metadata=checked("endpoint", DEFAULT_HTTP_LISTEN))
+    mode: str = attrs.field(default="protect", metadata=checked("choice", _MODES))
+    directory: str | None = attrs.field(default=None, metadata=checked(
+        "directory", "site", "give the directory of files to serve behind the confirmation, or remove directory for "
+        "the built-in demo page"))
+    upstream: str | None = attrs.field(default=None, metadata=checked(
+        "url", "http://127.0.0.1:8000", "the URL of the site to proxy to"))
+    publicOrigin: str | None = attrs.field(default=None, metadata=checked("origin"))
+    allowedHosts: tuple[str, ...] = attrs.field(default=(), metadata=checked("hosts"))
+    trustedProxies: tuple[str, ...] = attrs.field(default=("127.0.0.0/8", "::1"), metadata=checked("proxies"))
+    webServer: str = attrs.field(default="nginx", metadata=checked("webServer"))
     askQuery: bool = True
     maxBody: int = 1024 * 1024
     maxConnections: int = 10000
     maxConnectionsPerSource: int = 256
     listenBacklog: int = 511
     headTimeout: float = 10.0
-    serverHeader: str | None = "xmppcomp"
+    serverHeader: str | None = attrs.field(default="xmppcomp", metadata=checked("serverHeader"))
     followSymlinks: bool = False
     listDirectories: bool = False
     exactResource: bool = False
     timeout: float = 120.0
-    fromHostname: str | None = None
-    rules: AccessRules = attrs.field(factory=AccessRules.anyone)
+    fromHostname: str | None = attrs.field(default=None, metadata=checked(
+        "domain", "the hostname of the component that asks", toml="from"))
+    rules: AccessRules = attrs.field(factory=AccessRules.anyone, metadata=checked("rules"))
     limits: Limits = attrs.field(factory=Limits)
     metrics: bool = False
     serverTiming: bool = False
-    accessLog: str = "log"
+    accessLog: str = attrs.field(default="log", metadata=checked("accessLog"))

@@ -11,11 +11,14 @@ from typing import Mapping
 
 import attrs
 
-from xmppcomp.configvalues import SecretRef, strTuple
+from xmppcomp.configvalues import KEY_FIX, SecretRef, checked, strTuple
 
 #: Default listen endpoints: loopback only.
 DEFAULT_ROUTER_LISTEN = ("tcp:5348:interface=127.0.0.1",)
 DEFAULT_ACCEPT_LISTEN = ("tcp:5347:interface=127.0.0.1",)
+
+#: How the credentials file is made.
+CREATE_CREDENTIALS = "create it with: xmppcomp-credentials FILE add DOMAIN"
 
 
 @attrs.frozen
@@ -80,15 +83,23 @@ class RouterConfig:
     @ivar metricsListen: endpoint string of an HTTP listener of Prometheus metrics at C{/metrics}, or C{None} (off).
     """
 
-    domain: str
-    credentials: str | None = None
-    certificate: str | None = None
-    key: str | None = None
-    clientCAs: str | None = None
-    listen: tuple[str, ...] = attrs.field(default=DEFAULT_ROUTER_LISTEN, converter=strTuple)
-    acceptListen: tuple[str, ...] = attrs.field(default=DEFAULT_ACCEPT_LISTEN, converter=strTuple)
-    authorization: Mapping[str, tuple[str, ...]] = attrs.field(factory=dict)
-    acceptSecrets: Mapping[str, SecretRef] = attrs.field(factory=dict)
+    domain: str = attrs.field(metadata=checked("domain", "the router's domain name", "example.net"))
+    credentials: str | None = attrs.field(default=None, metadata=checked(
+        "file", "credentials.json", CREATE_CREDENTIALS, ""))
+    certificate: str | None = attrs.field(default=None, metadata=checked(
+        "file", "router.pem", "give the PEM certificate of the router's domain (see docs/examples/router.toml for how "
+        "to make one)", toml="tls.certificate"))
+    key: str | None = attrs.field(default=None, metadata=checked("file", "router.key", KEY_FIX, toml="tls.key"))
+    clientCAs: str | None = attrs.field(default=None, metadata=checked(
+        "file", "clients-ca.pem", "give the PEM bundle of the CAs of the components' client certificates",
+        toml="tls.client_cas"))
+    listen: tuple[str, ...] = attrs.field(default=DEFAULT_ROUTER_LISTEN, converter=strTuple, metadata=checked(
+        "endpoints", DEFAULT_ROUTER_LISTEN[0]))
+    acceptListen: tuple[str, ...] = attrs.field(default=DEFAULT_ACCEPT_LISTEN, converter=strTuple, metadata=checked(
+        "endpoints", DEFAULT_ACCEPT_LISTEN[0], toml="accept.listen"))
+    authorization: Mapping[str, tuple[str, ...]] = attrs.field(factory=dict, metadata=checked("authorization"))
+    acceptSecrets: Mapping[str, SecretRef] = attrs.field(factory=dict, metadata=checked(
+        "secrets", toml="accept.secrets"))
     limits: RouterLimits = attrs.field(factory=RouterLimits)
     allowPlaintext: bool = False
-    metricsListen: str | None = None
+    metricsListen: str | None = attrs.field(default=None, metadata=checked("endpoint", "tcp:9348:interface=127.0.0.1"))

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import attrs
 
+from xmppcomp.configvalues import KEY_FIX, checked
+
 
 @attrs.frozen
 class XTLSLimits:
@@ -45,7 +47,9 @@ class XTLSConfig:
     """
 
     enabled: bool = True
-    certificate: str | None = None
-    key: str | None = None
-    trust: str | None = None
+    certificate: str | None = attrs.field(default=None, metadata=checked(
+        "file", "xtls.pem", "give the component's PEM certificate for XTLS"))
+    key: str | None = attrs.field(default=None, metadata=checked("file", "xtls.key", KEY_FIX))
+    trust: str | None = attrs.field(default=None, metadata=checked(
+        "file", "xtls-ca.pem", "give a PEM bundle of the authorities that issue the peers' certificates,"))
     limits: XTLSLimits = attrs.field(factory=XTLSLimits)
