@@ -37,7 +37,7 @@ class HTTPAuthConfig:
     @ivar directory: the directory served in C{protect} mode, or C{None} for the built-in demo page.
     @ivar upstream: the upstream URL of C{proxy} mode.
     @ivar publicOrigin: the scheme and authority clients use: the URL a user is asked about is it and the path.
-    @ivar allowedHosts: host names (no port) the request's host must be, to build the URL from; or C{publicOrigin}.
+    @ivar allowedHosts: host names (no port), one of which the URL asked about is built from (400 for others).
     @ivar trustedProxies: addresses or networks that may describe the original request (forwarded headers).
     @ivar webServer: the forward-auth profile, one of L{PROFILES<xmppcomp.httpauth.PROFILES>}.
     @ivar askQuery: whether the query string is in the URL the user is asked about (it crosses the XMPP server).
