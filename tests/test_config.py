@@ -664,12 +664,12 @@ class ErrorTests(_ConfigTestMixin, SynchronousTestCase):
         self.fails(
             self.minimal(tls={"certificate": "credentials.json", "key": "router.key"}),
             "tls.certificate",
-            "holds no PEM certificate",
+            "no valid PEM certificate",
         )
         self.fails(
             self.minimal(tls={"certificate": "router.pem", "key": "clients-ca.pem"}),
             "tls.key",
-            "no usable PEM private key",
+            "no valid PEM private key",
         )
         self.fails(
             self.minimal(tls={"certificate": "router.pem"}),
@@ -682,13 +682,13 @@ class ErrorTests(_ConfigTestMixin, SynchronousTestCase):
         self.fails(
             self.minimal(tls={"certificate": "router.pem", "key": otherKey}),
             "tls.key",
-            "does not match",
+            "does not belong to the certificate",
         )
         self.fails(
             self.minimal(tls={"certificate": "router.pem", "key": "router.key",
                               "client_cas": "router.key"}),
             "tls.client_cas",
-            "holds no PEM certificate",
+            "no valid PEM certificate",
         )
 
     def test_encryptedKey(self) -> None:
@@ -848,7 +848,7 @@ class _ComponentFilesMixin:
 class HTTPAuthConfigTests(_ComponentFilesMixin, SynchronousTestCase):
     """
     The component's C{[httpauth]} table becomes a checked
-    L{xmppcomp.config.HTTPAuthConfig}.
+    L{xmppcomp.httpauth.HTTPAuthConfig}.
     """
 
     def test_defaults(self) -> None:
@@ -991,8 +991,8 @@ class HTTPAuthConfigTests(_ComponentFilesMixin, SynchronousTestCase):
         self.fails({"httpauth": {"listen": ["tcp:8080"]}}, "httpauth.listen must be a non-empty string")
         self.fails({"httpauth": {"directory": "missing"}}, self.path("missing") + " does not exist")
         self.fails({"httpauth": {"directory": "file"}}, "is not a directory")
-        self.fails({"httpauth": {"public_origin": "https://x.example/app"}}, "has a path")
-        self.fails({"httpauth": {"public_origin": "x.example"}}, "not an http:// or https:// URL")
+        self.fails({"httpauth": {"public_origin": "https://x.example/app"}}, "must not have a path")
+        self.fails({"httpauth": {"public_origin": "x.example"}}, "is not an origin such as https://example.net")
         self.fails({"httpauth": {"timeout": 0}}, "httpauth.timeout must be a finite number of seconds above 0")
         self.fails({"httpauth": {"timeout": "2m"}}, "httpauth.timeout must be a number of seconds")
         self.fails(
@@ -1061,7 +1061,7 @@ class HTTPAuthConfigTests(_ComponentFilesMixin, SynchronousTestCase):
 class XTLSConfigTests(_ComponentFilesMixin, SynchronousTestCase):
     """
     The component's C{[xtls]} table becomes a checked
-    L{xmppcomp.config.XTLSConfig}.
+    L{xmppcomp.xtls.XTLSConfig}.
     """
 
     def setUp(self) -> None:

@@ -245,12 +245,12 @@ class ComponentTOMLKeysTests(SynchronousTestCase):
         every sub-table as its header (C{[table.key]} or
         C{[[table.key]]}, possibly commented out).
         """
-        from xmppcomp.config import _COMPONENT_TABLES
+        from xmppcomp.config import ComponentConfig, tomlKeys
 
         with open(COMPONENT_TOML, encoding="utf-8") as f:
             text = f.read()
         missing = []
-        for table, keys in _COMPONENT_TABLES.items():
+        for table, keys in tomlKeys(ComponentConfig).items():
             for key in keys:
                 dotted = f"{table}.{key}" if table else key
                 header = r"^#?\s*\[\[?" + re.escape(dotted) + r"\]\]?\s*$"

@@ -32,9 +32,9 @@ the first refusal of a source (or of the total), or the first eviction, is
 a warning; the following ones are counted; when none of that kind came for
 L{BURST_QUIET} seconds, one line says how many there were.
 
-The caps are configured by L{xmppcomp.config.RouterLimits}
+The caps are configured by L{xmppcomp.router.config.RouterLimits}
 (C{max_negotiating}, C{max_negotiating_per_source}) and
-L{xmppcomp.config.HTTPAuthConfig} (C{max_connections},
+L{xmppcomp.httpauth.HTTPAuthConfig} (C{max_connections},
 C{max_connections_per_source}).
 
 L{Admission} is the pure logic (counts, fair eviction, bursts; the caller

@@ -85,6 +85,22 @@ class NotConnected(Exception):
     """
 
 
+def directTLSEndpoint(description: str, protocol: str) -> str | None:
+    """
+    The TCP endpoint string over which the component makes direct TLS
+    itself, with the same certificate checks as STARTTLS: for XEP-0225, a
+    C{server} of C{tls:HOST:PORT} is made over C{tcp:HOST:PORT}.
+
+    @param description: the C{server} client endpoint string.
+    @param protocol: C{"xep0225"} or C{"xep0114"}.
+    @return: that TCP endpoint string, or C{None} when C{description} is
+        used as it is.
+    """
+    if description.startswith("tls:") and protocol == "xep0225":
+        return "tcp:" + description[len("tls:"):]
+    return None
+
+
 def isFatal(failure: Failure) -> bool:
     """
     Whether a connection failure calls for a long pause before the next try
@@ -691,9 +707,9 @@ class Component(Service):
         if not isinstance(description, str):
             # An IStreamClientEndpoint given directly.
             return description
-        if description.startswith("tls:") and self.protocol == "xep0225":
-            tcp = clientFromString(self.reactor, "tcp:" + description[len("tls:"):])
-            return wrapClientTLS(self._policy(link).tlsOptions(), tcp)
+        tcp = directTLSEndpoint(description, self.protocol)
+        if tcp is not None:
+            return wrapClientTLS(self._policy(link).tlsOptions(), clientFromString(self.reactor, tcp))
         return clientFromString(self.reactor, description)
 
     def _policy(self, link: _Link) -> InitiatingPolicy:

@@ -59,7 +59,8 @@ from zope.interface import implementer
 
 from xmppcomp import _x509
 from xmppcomp.component import Component
-from xmppcomp.config import DEFAULT_EMBEDDED_DOMAIN, RouterConfig
+from xmppcomp.componentconfig import DEFAULT_EMBEDDED_DOMAIN
+from xmppcomp.router.config import RouterConfig
 from xmppcomp.logs import Logger
 from xmppcomp.metrics import Metrics
 from xmppcomp.router.service import RouterService

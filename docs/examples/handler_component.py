@@ -97,7 +97,7 @@ def parse(argv: list[str]) -> Any:
     """
     Parse the command line.
 
-    @return: the L{ComponentConfig<xmppcomp.config.ComponentConfig>}.
+    @return: the L{ComponentConfig<xmppcomp.componentconfig.ComponentConfig>}.
     @raise SystemExit: the options are wrong or incomplete (or C{--help}).
     """
     options = Options()

@@ -28,6 +28,12 @@ from xmppcomp.httpauth._errors import (
     Replayed,
 )
 from xmppcomp.httpauth._policy import AccessRule, AccessRules, Attempt, Ledger, Limits
+from xmppcomp.httpauth._config import (
+    DEFAULT_HTTP_LISTEN,
+    HTTPAUTH_MODES,
+    LOOPBACK_HOSTS,
+    HTTPAuthConfig,
+)
 from xmppcomp.httpauth._protocol import (
     ConfirmRequest,
     CredentialsError,
@@ -43,7 +49,7 @@ from xmppcomp.httpauth._listener import ConnectionTracker, HTTPAuthListener, isP
 from xmppcomp.httpauth._proxy import UpstreamProxyResource
 from xmppcomp.httpauth._site import ConfirmerSite
 from xmppcomp.httpauth._static import ConfinedFile
-from xmppcomp.httpauth._target import BadTarget, Origin, Target, canonicalTarget
+from xmppcomp.httpauth._target import BadTarget, Origin, Target, canonicalTarget, parseHost, parseOrigin
 from xmppcomp.httpauth._web import JID_HEADER, ForwardAuthResource, ProtectedResource
 from xmppcomp.httpauth._xmpp import (
     ConfirmationPolicy,
@@ -53,6 +59,12 @@ from xmppcomp.httpauth._xmpp import (
 )
 
 __all__ = [
+    "DEFAULT_HTTP_LISTEN",
+    "HTTPAUTH_MODES",
+    "HTTPAuthConfig",
+    "LOOPBACK_HOSTS",
+    "parseHost",
+    "parseOrigin",
     "BadTarget",
     "ConfinedFile",
     "ConfirmerSite",

@@ -205,7 +205,7 @@ def bounceOf(stanza: domish.Element, condition: str, text: str | None, echo: boo
     @param echo: whether the original's payload (its children) comes back
         too. Section 8.3.1 lets an error stanza omit it; the router echoes
         small stanzas only (L{RouterLimits.maxBouncePayload
-        <xmppcomp.config.RouterLimits>}), so that a sender whose large
+        <xmppcomp.router.config.RouterLimits>}), so that a sender whose large
         stanzas bounce does not get them all back.
     """
     answer = domish.Element((None, stanza.name))

@@ -6,7 +6,7 @@ and routes stanzas between them.
 
 L{Router} holds the table and the sessions and applies the decisions of
 L{xmppcomp.router.routing.decide}; L{RouterService} wires listeners,
-credentials and certificates from a L{xmppcomp.config.RouterConfig}.
+credentials and certificates from a L{xmppcomp.router.config.RouterConfig}.
 """
 
 from __future__ import annotations
@@ -26,7 +26,7 @@ from twisted.words.xish import domish
 from twisted.words.xish.xmlstream import STREAM_CONNECTED_EVENT, STREAM_END_EVENT, STREAM_ERROR_EVENT
 from zope.interface import implementer
 
-from xmppcomp.config import RouterConfig, RouterLimits
+from xmppcomp.router.config import RouterConfig, RouterLimits
 from xmppcomp.interfaces import IRawStanzaParser
 from xmppcomp.logs import Logger
 from xmppcomp.metrics import Metrics

@@ -26,6 +26,7 @@ from xmppcomp.xtls._exceptions import (
     XTLSError,
     XTLSStanzaError,
 )
+from xmppcomp.xtls._config import XTLSConfig, XTLSLimits
 from xmppcomp.xtls._handler import Tunnel, XTLSConfiguration, XTLSHandler
 from xmppcomp.xtls._identity import certificateHash, checkPeerCertificate, xmppAddresses
 from xmppcomp.xtls._interfaces import ITunnelObserver
@@ -46,7 +47,9 @@ __all__ = [
     "TunnelBusy",
     "TunnelClosed",
     "TunnelReplaced",
+    "XTLSConfig",
     "XTLSConfiguration",
+    "XTLSLimits",
     "XTLSError",
     "XTLSHandler",
     "XTLSStanzaError",

@@ -1,0 +1,91 @@
+# -*- test-case-name: tests.test_config -*-
+"""
+The configuration values of the XEP-0070 confirmer of C{twistd xmppcomp}
+(the C{[httpauth]} table of C{docs/examples/component.toml}).
+"""
+
+from __future__ import annotations
+
+import attrs
+
+from xmppcomp.configvalues import checked
+from xmppcomp.httpauth._policy import AccessRules, Limits
+
+#: Default endpoint of the HTTP-auth listener: loopback only.
+DEFAULT_HTTP_LISTEN = "tcp:8080:interface=127.0.0.1"
+
+#: The ways the HTTP-auth confirmer is reached (see
+#: L{xmppcomp.httpauth.Confirmer}).
+HTTPAUTH_MODES = ("protect", "proxy", "forward-auth")
+_MODES = dict(zip(HTTPAUTH_MODES, ("serve a directory", "reverse-proxy to upstream",
+                                   "for nginx auth_request, Traefik, Caddy")))
+
+#: The host names the embedded main job's confirmer answers to when
+#: neither public_origin nor allowed_hosts is set.
+LOOPBACK_HOSTS = ("127.0.0.1", "localhost", "::1")
+
+
+@attrs.frozen
+class HTTPAuthConfig:
+    """
+    The XEP-0070 HTTP-auth confirmer of C{twistd xmppcomp} (the
+    C{[httpauth]} table).
+
+    @ivar enabled: whether it runs.
+    @ivar listen: the Twisted server endpoint string of its web listener.
+    @ivar mode: one of L{HTTPAUTH_MODES}: serve C{directory}, reverse-proxy to C{upstream}, or answer a web server.
+    @ivar directory: the directory served in C{protect} mode, or C{None} for the built-in demo page.
+    @ivar upstream: the upstream URL of C{proxy} mode.
+    @ivar publicOrigin: the scheme and authority clients use: the URL a user is asked about is it and the path.
+    @ivar allowedHosts: host names (no port), one of which the URL asked about is built from (400 for others).
+    @ivar trustedProxies: addresses or networks that may describe the original request (forwarded headers).
+    @ivar webServer: the forward-auth profile, one of L{PROFILES<xmppcomp.httpauth.PROFILES>}.
+    @ivar askQuery: whether the query string is in the URL the user is asked about (it crosses the XMPP server).
+    @ivar maxConnections: open connections of the web listener, in all; beyond, see L{xmppcomp.admission}.
+    @ivar maxConnectionsPerSource: the same per client address (trusted proxies excepted); beyond, refused.
+    @ivar listenBacklog: the listen backlog of the web listener, unless C{listen} gives its own C{backlog=}.
+    @ivar maxBody: bytes of a request body at most (413 beyond; refused before it is read).
+    @ivar headTimeout: seconds a request's head may take to arrive (408 beyond).
+    @ivar serverHeader: the C{Server} header of every answer, or C{None} for none.
+    @ivar followSymlinks: protect mode: whether symbolic links that lead out of the directory are followed.
+    @ivar listDirectories: protect mode: whether directories without an index page are listed.
+    @ivar exactResource: whether a full JID asked must answer from that very resource, not another of the account.
+    @ivar timeout: seconds the user has to confirm.
+    @ivar fromHostname: the hostname of the component that asks; C{None}: the component's first hostname.
+    @ivar rules: who may access which paths (L{xmppcomp.httpauth.AccessRules}).
+    @ivar limits: pending limits and lifetimes (L{xmppcomp.httpauth.Limits}).
+    @ivar metrics: whether the listener also serves C{/metrics} (Prometheus text format, unauthenticated).
+    @ivar serverTiming: whether answers carry C{Server-Timing: xmpp;dur=MS}, the XMPP confirmation's round trip.
+    @ivar accessLog: where a line per request goes: C{"log"} (twistd's), C{"none"}, or a file (combined format).
+    """
+
+    enabled: bool = True
+    listen: str = attrs.field(default=DEFAULT_HTTP_LISTEN, metadata=checked("endpoint", DEFAULT_HTTP_LISTEN))
+    mode: str = attrs.field(default="protect", metadata=checked("choice", _MODES))
+    directory: str | None = attrs.field(default=None, metadata=checked(
+        "directory", "site", "give the directory of files to serve behind the confirmation, or remove directory for "
+        "the built-in demo page"))
+    upstream: str | None = attrs.field(default=None, metadata=checked(
+        "url", "http://127.0.0.1:8000", "the URL of the site to proxy to"))
+    publicOrigin: str | None = attrs.field(default=None, metadata=checked("origin"))
+    allowedHosts: tuple[str, ...] = attrs.field(default=(), metadata=checked("hosts"))
+    trustedProxies: tuple[str, ...] = attrs.field(default=("127.0.0.0/8", "::1"), metadata=checked("proxies"))
+    webServer: str = attrs.field(default="nginx", metadata=checked("webServer"))
+    askQuery: bool = True
+    maxBody: int = 1024 * 1024
+    maxConnections: int = 10000
+    maxConnectionsPerSource: int = 256
+    listenBacklog: int = 511
+    headTimeout: float = 10.0
+    serverHeader: str | None = attrs.field(default="xmppcomp", metadata=checked("serverHeader"))
+    followSymlinks: bool = False
+    listDirectories: bool = False
+    exactResource: bool = False
+    timeout: float = 120.0
+    fromHostname: str | None = attrs.field(default=None, metadata=checked(
+        "domain", "the hostname of the component that asks", toml="from"))
+    rules: AccessRules = attrs.field(factory=AccessRules.anyone, metadata=checked("rules"))
+    limits: Limits = attrs.field(factory=Limits)
+    metrics: bool = False
+    serverTiming: bool = False
+    accessLog: str = attrs.field(default="log", metadata=checked("accessLog"))
