@@ -30,7 +30,7 @@ from xmppcomp.stream.receiving import (
 )
 from xmppcomp.stream.sasl import MemoryCredentialStore
 from xmppcomp.stream.sasl.mechanisms import ScramInitiator
-from xmppcomp.testing import FakeTLSTransport
+from xmppcomp.testing import FakeTLSTransport, PretendTLS
 
 from .streamhelpers import PeerReader, header, read, streamErrorCondition
 
@@ -41,12 +41,6 @@ SECRET = "correct horse battery staple"
 STORE = MemoryCredentialStore()
 STORE.add(IDENTITY, SECRET)
 STORE.add(OTHER, SECRET)
-
-
-class _TLS:
-    """
-    Stands in for TLS options.
-    """
 
 
 class Site:
@@ -67,7 +61,7 @@ class Site:
             ReceivingPolicy(
                 domains={DOMAIN},
                 credentials=STORE,
-                tlsOptions=_TLS(),
+                tlsOptions=PretendTLS(),
                 features=self.router.receivingFeatures(),
                 authFailures=self.limiter,
                 maxAuthAttempts=limits.get("maxAuthAttempts", 3),
@@ -465,10 +459,10 @@ class SourceLimitTests(SynchronousTestCase):
         With C{authFailures=None} nothing is limited beyond the per-stream
         attempts.
         """
-        policy = ReceivingPolicy(domains={DOMAIN}, credentials=STORE, tlsOptions=_TLS(), authFailures=None)
+        policy = ReceivingPolicy(domains={DOMAIN}, credentials=STORE, tlsOptions=PretendTLS(), authFailures=None)
         self.assertIsNone(policy.authFailures)
         self.assertIsInstance(
-            ReceivingPolicy(domains={DOMAIN}, credentials=STORE, tlsOptions=_TLS()).authFailures,
+            ReceivingPolicy(domains={DOMAIN}, credentials=STORE, tlsOptions=PretendTLS()).authFailures,
             AuthFailureLimiter,
         )
         self.assertIsInstance(AcceptPolicy(secrets={}.get).authFailures, AuthFailureLimiter)

@@ -44,7 +44,7 @@ from xmppcomp.stream.acceptreceiving import AcceptFactory, AcceptPolicy
 from xmppcomp.stream.initiating import InitiatingFactory, InitiatingPolicy
 from xmppcomp.stream.receiving import ReceivingFactory, ReceivingPolicy
 from xmppcomp.stream.sasl import MemoryCredentialStore
-from xmppcomp.testing import FakeTLSTransport
+from xmppcomp.testing import FakeTLSTransport, PretendTLS
 
 
 DOMAIN = "example.net"
@@ -151,12 +151,6 @@ TRANSCRIPTS: dict[str, list[bytes]] = {
 SIDES = tuple(TRANSCRIPTS)
 
 
-class _FakeTLSOptions:
-    """
-    Stands in for TLS options; L{FakeTLSTransport} only records them.
-    """
-
-
 class FuzzCrash(AssertionError):
     """
     An invariant of L{StreamRun.check} did not hold.
@@ -259,7 +253,7 @@ class StreamRun:
                 ReceivingPolicy(
                     domains={DOMAIN},
                     credentials=STORE,
-                    tlsOptions=_FakeTLSOptions(),
+                    tlsOptions=PretendTLS(),
                     maxStanzaSize=MAX_STANZA,
                     negotiationTimeout=NEGOTIATION_TIMEOUT,
                     closeTimeout=CLOSE_TIMEOUT,
@@ -285,7 +279,7 @@ class StreamRun:
                     serverDomain=DOMAIN,
                     identity=IDENTITY,
                     secret=SECRET,
-                    tlsCreator=_FakeTLSOptions(),
+                    tlsCreator=PretendTLS(),
                     mechanisms=["PLAIN"],
                     negotiationTimeout=NEGOTIATION_TIMEOUT,
                     maxStanzaSize=MAX_STANZA,

@@ -1,8 +1,8 @@
 # -*- test-case-name: tests.test_router_service -*-
 """
 Tests for L{xmppcomp.router.service.Router}: XEP-0225 components negotiate
-with the router in memory (L{twisted.test.iosim}, pretend TLS, real SASL
-and bind), bind names and exchange stanzas through it.
+with the router in memory (L{xmppcomp.testing.MemoryEndpoint}, pretend
+TLS, real SASL and bind), bind names and exchange stanzas through it.
 """
 
 from __future__ import annotations
@@ -11,7 +11,6 @@ from typing import Any
 
 from twisted.internet import defer
 from twisted.internet.testing import MemoryReactorClock
-from twisted.test import iosim
 from twisted.trial.unittest import SynchronousTestCase
 from twisted.words.protocols.jabber.error import StanzaError, StreamError
 from twisted.words.protocols.jabber.xmlstream import IQ
@@ -25,8 +24,8 @@ from xmppcomp.stream.bind import BindError, BindInitiator, bind, unbind
 from xmppcomp.stream.initiating import InitiatingAuthenticator, InitiatingFactory, InitiatingPolicy
 from xmppcomp.stream.receiving import ReceivingFactory, ReceivingPolicy
 from xmppcomp.stream.sasl import MemoryCredentialStore
+from xmppcomp.testing import MemoryConnection, MemoryEndpoint, PretendTLS
 
-from .test_stream_initiating import FakeTLSOptions
 
 DOMAIN = "example.net"
 SECRETS = {
@@ -53,12 +52,13 @@ def mayBind(identity: str, hostname: str) -> bool:
 
 class Component:
     """
-    One connected component: its stream, what it received, the pump.
+    One connected component: its stream, what it received, its
+    connection.
     """
 
-    def __init__(self, xs: Any, pump: iosim.IOPump, binder: BindInitiator) -> None:
+    def __init__(self, xs: Any, connection: MemoryConnection, binder: BindInitiator) -> None:
         self.xs = xs
-        self.pump = pump
+        self.connection = connection
         self.binder = binder
         self.received: list[domish.Element] = []
         self.streamErrors: list[str] = []
@@ -88,7 +88,7 @@ class RouterHarness:
             ReceivingPolicy(
                 domains={DOMAIN},
                 credentials=STORE,
-                tlsOptions=FakeTLSOptions(),
+                tlsOptions=PretendTLS(),
                 features=self.router.receivingFeatures(),
                 # As RouterService wires it: refusals count with the rest.
                 metrics=self.router.metrics,
@@ -96,7 +96,7 @@ class RouterHarness:
             reactor=self.clock,
         )
         self.router.addBootstraps(self.factory, "xep0225")
-        self.pumps: list[iosim.IOPump] = []
+        self.endpoint = MemoryEndpoint(self.factory)
 
     def connect(self, identity: str, *hostnames: str) -> tuple[Component, defer.Deferred[Any]]:
         binder = BindInitiator(hostnames or (identity,))
@@ -105,18 +105,13 @@ class RouterHarness:
                 DOMAIN,
                 identity,
                 SECRETS[identity],
-                tlsCreator=FakeTLSOptions(),
+                tlsCreator=PretendTLS(),
                 features=binder.features(),
             ),
             reactor=self.clock,
         )
-        client, server, pump = iosim.connectedServerAndClient(
-            lambda: self.factory.buildProtocol(None),
-            lambda: clientFactory.buildProtocol(None),
-            greet=False,
-        )
-        self.pumps.append(pump)
-        component = Component(client, pump, binder)
+        client = self.testCase.successResultOf(self.endpoint.connect(clientFactory))
+        component = Component(client, self.endpoint.connections[-1], binder)
         self.flush()
         return component, client.authenticator.negotiated
 
@@ -126,11 +121,7 @@ class RouterHarness:
         return component
 
     def flush(self) -> None:
-        moved = True
-        while moved:
-            moved = False
-            for pump in self.pumps:
-                moved = pump.pump() or moved
+        self.endpoint.flush()
 
 
 def message(sender: str, recipient: str, body: str, kind: str | None = None) -> str:

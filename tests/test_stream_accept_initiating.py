@@ -5,7 +5,7 @@ Tests for L{xmppcomp.stream.accept}: the component side of XEP-0114.
 The unit tests drive one stream through a L{StringTransport} and a
 L{MemoryReactorClock}; the in-memory tests connect it to our own receiving
 side (L{xmppcomp.stream.acceptreceiving.AcceptFactory}) through
-L{twisted.test.iosim}. The tests against a real Prosody are in
+L{xmppcomp.testing.MemoryConnection}. The tests against a real Prosody are in
 L{tests.test_prosody}.
 """
 
@@ -19,7 +19,6 @@ from twisted.internet.error import ConnectionDone, ConnectionLost
 from twisted.internet.testing import MemoryReactorClock, StringTransport
 from twisted.logger import capturedLogs, formatEvent
 from twisted.python.failure import Failure
-from twisted.test import iosim
 from twisted.trial.unittest import SynchronousTestCase
 from twisted.words.protocols.jabber.error import StreamError
 from twisted.words.protocols.jabber.xmlstream import (
@@ -40,6 +39,7 @@ from xmppcomp.stream.accept import (
 from xmppcomp.stream.acceptreceiving import AcceptFactory, AcceptPolicy
 from xmppcomp.stream.initiating import NegotiationResult
 from xmppcomp.stream.negotiating import NegotiatingXmlStream
+from xmppcomp.testing import MemoryConnection
 
 from .streamhelpers import PeerReader, read, streamErrorCondition
 
@@ -631,25 +631,23 @@ class NegotiateAcceptTests(SynchronousTestCase):
 
 def pair(
     secrets: dict[str, str], hostname: str = HOSTNAME, secret: str = SECRET
-) -> tuple[NegotiatingXmlStream, NegotiatingXmlStream, iosim.IOPump]:
+) -> tuple[NegotiatingXmlStream, NegotiatingXmlStream, MemoryConnection]:
     """
     Connect our receiving side (knowing C{secrets}) and a component (as
     C{hostname} with C{secret}) in memory.
 
-    @return: the server stream, the component stream, and the pump.
+    @return: the server stream, the component stream, and the connection.
     """
     clock = MemoryReactorClock()
     serverFactory = AcceptFactory(AcceptPolicy(secrets=secrets.get), reactor=clock)
     clientFactory = AcceptInitiatingFactory(
         AcceptInitiatingPolicy(hostname=hostname, secret=secret), reactor=clock
     )
-    client, server, pump = iosim.connectedServerAndClient(
-        lambda: serverFactory.buildProtocol(None),
-        lambda: clientFactory.buildProtocol(None),
-        greet=False,
-    )
-    pump.flush()
-    return server, client, pump
+    server = serverFactory.buildProtocol(None)
+    client = clientFactory.buildProtocol(None)
+    connection = MemoryConnection(client, server)
+    connection.flush()
+    return server, client, connection
 
 
 class InMemoryTests(SynchronousTestCase):
@@ -662,7 +660,7 @@ class InMemoryTests(SynchronousTestCase):
         Both ends complete, agree on the stream id, and stanzas flow both
         ways.
         """
-        server, client, pump = pair({HOSTNAME: SECRET})
+        server, client, connection = pair({HOSTNAME: SECRET})
         result = self.successResultOf(client.authenticator.negotiated)
         self.assertEqual(result.identity, HOSTNAME)
         self.assertEqual(result.streamId, server.sid)
@@ -678,14 +676,14 @@ class InMemoryTests(SynchronousTestCase):
         message["to"] = HOSTNAME
         message.addElement("body", content="ping")
         server.send(message)
-        pump.flush()
+        connection.flush()
         (received,) = toComponent
         reply = domish.Element((NS_COMPONENT_ACCEPT, "message"))
         reply["from"] = HOSTNAME
         reply["to"] = received["from"]
         reply.addElement("body", content="pong")
         client.send(reply)
-        pump.flush()
+        connection.flush()
         self.assertEqual([str(m.body) for m in toServer], ["pong"])
         self.assertEqual(toServer[0]["to"], "user@example.net/r")
 
@@ -693,7 +691,7 @@ class InMemoryTests(SynchronousTestCase):
         """
         A wrong secret is refused with C{not-authorized}, on both ends.
         """
-        server, client, pump = pair({HOSTNAME: SECRET}, secret="not the secret")
+        server, client, connection = pair({HOSTNAME: SECRET}, secret="not the secret")
         failure = self.failureResultOf(client.authenticator.negotiated, StreamError)
         self.assertEqual(failure.value.condition, "not-authorized")
         self.assertFalse(server.negotiated or client.negotiated)
@@ -704,7 +702,7 @@ class InMemoryTests(SynchronousTestCase):
         A hostname the server does not know is refused with
         C{host-unknown}.
         """
-        server, client, pump = pair({"other.example.net": SECRET})
+        server, client, connection = pair({"other.example.net": SECRET})
         failure = self.failureResultOf(client.authenticator.negotiated, StreamError)
         self.assertEqual(failure.value.condition, "host-unknown")
         self.assertFalse(client.negotiated)

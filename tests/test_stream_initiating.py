@@ -2,7 +2,7 @@
 """
 Tests for L{xmppcomp.stream.initiating}: the component side's feature
 walk, driven through a L{StringTransport}, and both ends negotiating with
-each other in memory (L{twisted.test.iosim}), no sockets.
+each other in memory (L{xmppcomp.testing.MemoryConnection}), no sockets.
 """
 
 from __future__ import annotations
@@ -12,7 +12,6 @@ from typing import Any
 import attrs
 from twisted.internet import defer
 from twisted.internet.testing import MemoryReactorClock
-from twisted.test import iosim
 from twisted.trial.unittest import SynchronousTestCase
 from twisted.words.protocols.jabber.error import StanzaError, StreamError
 from twisted.words.protocols.jabber.xmlstream import IQ
@@ -27,7 +26,7 @@ from xmppcomp.stream.bind import BindInitiator, NoHostnameBound, bindChild
 from xmppcomp.stream.features import markRequired
 from xmppcomp.stream.initiating import InitiatingFactory, InitiatingPolicy
 from xmppcomp.stream.receiving import ReceivingFactory, ReceivingPolicy
-from xmppcomp.testing import FakeTLSTransport
+from xmppcomp.testing import FakeTLSTransport, MemoryConnection, PretendTLS
 
 from .streamhelpers import PeerReader, read
 from .test_iqtracker import ID_PATTERN
@@ -37,16 +36,6 @@ SERVER_HEADER = (
     "<stream:stream xmlns='jabber:client' xmlns:stream='%s' from='example.net' "
     "id='%s' version='1.0'>"
 )
-
-
-class FakeTLSOptions:
-    """
-    TLS options for L{iosim}'s pretend TLS: it only asks whether the two
-    sides agree.
-    """
-
-    def iosimVerify(self, other: object) -> bool:
-        return True
 
 
 @implementer(IInitiatingFeature)
@@ -78,7 +67,7 @@ class Harness:
         policyArgs.setdefault("serverDomain", "example.net")
         policyArgs.setdefault("identity", IDENTITY)
         policyArgs.setdefault("secret", SECRET)
-        policyArgs.setdefault("tlsCreator", FakeTLSOptions())
+        policyArgs.setdefault("tlsCreator", PretendTLS())
         self.policy = InitiatingPolicy(**policyArgs)
         self.clock = MemoryReactorClock()
         self.xs = InitiatingFactory(self.policy, reactor=self.clock).buildProtocol(None)
@@ -253,7 +242,7 @@ class InitiatingTests(SynchronousTestCase):
 
 def pair(
     serverArgs: dict[str, Any], clientArgs: dict[str, Any], flush: bool = True
-) -> tuple[Any, Any, iosim.IOPump, MemoryReactorClock]:
+) -> tuple[Any, Any, MemoryConnection, MemoryReactorClock]:
     """
     Connect a receiving and an initiating stream in memory; negotiate
     unless C{flush} is false.
@@ -261,26 +250,23 @@ def pair(
     clock = MemoryReactorClock()
     serverArgs.setdefault("domains", {"example.net"})
     serverArgs.setdefault("credentials", STORE)
-    serverArgs.setdefault("tlsOptions", FakeTLSOptions())
+    serverArgs.setdefault("tlsOptions", PretendTLS())
     clientArgs.setdefault("serverDomain", "example.net")
     clientArgs.setdefault("identity", IDENTITY)
     clientArgs.setdefault("secret", SECRET)
-    clientArgs.setdefault("tlsCreator", FakeTLSOptions())
+    clientArgs.setdefault("tlsCreator", PretendTLS())
     serverFactory = ReceivingFactory(ReceivingPolicy(**serverArgs), reactor=clock)
     clientFactory = InitiatingFactory(InitiatingPolicy(**clientArgs), reactor=clock)
-    client, server, pump = iosim.connectedServerAndClient(
-        lambda: serverFactory.buildProtocol(None),
-        lambda: clientFactory.buildProtocol(None),
-        greet=False,
-    )
+    connection = MemoryConnection(clientFactory.buildProtocol(None), serverFactory.buildProtocol(None))
     if flush:
-        pump.flush()
-    return server, client, pump, clock
+        connection.flush()
+    return connection.server, connection.client, connection, clock
 
 
 class InMemoryNegotiationTests(SynchronousTestCase):
     """
-    Both ends negotiate with each other through iosim's pretend TLS.
+    Both ends negotiate with each other in memory, with pretend TLS
+    (L{MemoryConnection}, L{PretendTLS}).
     """
 
     def test_complete(self) -> None:
@@ -291,10 +277,10 @@ class InMemoryNegotiationTests(SynchronousTestCase):
         serverFeature = OneShotFeature()
         clientFeature = GoFeature()
         verifyObject(IInitiatingFeature, clientFeature)
-        server, client, pump, clock = pair(
+        server, client, connection, clock = pair(
             {"features": [serverFeature]}, {"features": [clientFeature]}
         )
-        pump.flush()
+        connection.flush()
         result = self.successResultOf(client.authenticator.negotiated)
         self.assertEqual(result.identity, IDENTITY)
         self.assertEqual(result.mechanism, "SCRAM-SHA-256")
@@ -309,7 +295,7 @@ class InMemoryNegotiationTests(SynchronousTestCase):
         After negotiation, a stanza sent by the component reaches the
         receiving side's observers.
         """
-        server, client, pump, clock = pair({}, {})
+        server, client, connection, clock = pair({}, {})
         self.successResultOf(client.authenticator.negotiated)
         received: list[domish.Element] = []
         server.addObserver("/message", received.append)
@@ -317,14 +303,14 @@ class InMemoryNegotiationTests(SynchronousTestCase):
         message["to"] = "someone@example.net"
         message.addElement("body", content="hello")
         client.send(message)
-        pump.flush()
+        connection.flush()
         self.assertEqual([str(m.body) for m in received], ["hello"])
 
     def test_wrongSecret(self) -> None:
         """
         A wrong secret fails negotiation with C{not-authorized}.
         """
-        server, client, pump, clock = pair({}, {"secret": "wrong"})
+        server, client, connection, clock = pair({}, {"secret": "wrong"})
         failure = self.failureResultOf(client.authenticator.negotiated, SASLFailure)
         self.assertEqual(failure.value.condition, "not-authorized")
         self.assertFalse(server.negotiated)
@@ -334,7 +320,7 @@ class InMemoryNegotiationTests(SynchronousTestCase):
         A required post-SASL feature the component cannot negotiate fails
         negotiation, naming it.
         """
-        server, client, pump, clock = pair({"features": [OneShotFeature()]}, {})
+        server, client, connection, clock = pair({"features": [OneShotFeature()]}, {})
         failure = self.failureResultOf(client.authenticator.negotiated, NegotiationError)
         self.assertIn(TEST_NS, failure.getErrorMessage())
 
@@ -415,20 +401,20 @@ class RequestTests(SynchronousTestCase):
     def negotiate(self, *answers: str, **clientArgs: Any) -> tuple[Any, AskFeature, ScriptedFeature, Any, MemoryReactorClock]:
         serverFeature = ScriptedFeature(answers=list(answers))
         clientFeature = AskFeature()
-        server, client, pump, clock = pair(
+        server, client, connection, clock = pair(
             {"features": [serverFeature]}, {"features": [clientFeature], **clientArgs}, flush=False
         )
         self.dispatched: list[domish.Element] = []
         client.addObserver("/iq", self.dispatched.append)
-        pump.flush()
-        return client, clientFeature, serverFeature, pump, clock
+        connection.flush()
+        return client, clientFeature, serverFeature, connection, clock
 
     def test_result(self) -> None:
         """
         The C{result} with the request's id fires it, and is not
         dispatched to the stream's observers; negotiation completes.
         """
-        client, ask, scripted, pump, clock = self.negotiate("<iq type='result' id='%(id)s'/>")
+        client, ask, scripted, connection, clock = self.negotiate("<iq type='result' id='%(id)s'/>")
         self.successResultOf(client.authenticator.negotiated)
         ((answer,), (asked,)) = (ask.outcomes, scripted.asked)
         self.assertEqual((answer["type"], answer["id"]), ("result", asked))
@@ -440,7 +426,7 @@ class RequestTests(SynchronousTestCase):
         An C{error} fails the request with its L{StanzaError}, and so
         negotiation.
         """
-        client, ask, scripted, pump, clock = self.negotiate(
+        client, ask, scripted, connection, clock = self.negotiate(
             "<iq type='error' id='%(id)s'><error type='cancel'>"
             "<not-allowed xmlns='urn:ietf:params:xml:ns:xmpp-stanzas'/></error></iq>"
         )
@@ -454,7 +440,7 @@ class RequestTests(SynchronousTestCase):
         another id, is no answer: they go to the stream's observers, and
         the request waits for its own result.
         """
-        client, ask, scripted, pump, clock = self.negotiate(
+        client, ask, scripted, connection, clock = self.negotiate(
             "<iq type='get' id='%(id)s'><query xmlns='jabber:iq:version'/></iq>",
             "<iq type='result' id='other-%(id)s'/>",
             "<iq type='result' id='%(id)s'/>",
@@ -467,11 +453,11 @@ class RequestTests(SynchronousTestCase):
         """
         Unanswered, the request fails when the negotiation timeout does.
         """
-        client, ask, scripted, pump, clock = self.negotiate(negotiationTimeout=5)
+        client, ask, scripted, connection, clock = self.negotiate(negotiationTimeout=5)
         self.assertEqual(len(scripted.asked), 1)
         self.assertEqual(ask.outcomes, [])
         clock.advance(5)
-        pump.flush()
+        connection.flush()
         self.failureResultOf(client.authenticator.negotiated, NegotiationError)
         self.assertIn("not complete after 5 seconds", ask.outcomes[0].getErrorMessage())
         self.assertEqual(len(client.authenticator.requests), 0)
@@ -481,9 +467,9 @@ class RequestTests(SynchronousTestCase):
         Unanswered, the request fails when the stream ends, with the same
         reason as negotiation.
         """
-        client, ask, scripted, pump, clock = self.negotiate()
+        client, ask, scripted, connection, clock = self.negotiate()
         client.transport.loseConnection()
-        pump.flush()
+        connection.flush()
         failure = self.failureResultOf(client.authenticator.negotiated)
         self.assertIs(ask.outcomes[0], failure)
 
@@ -492,7 +478,7 @@ class RequestTests(SynchronousTestCase):
         Once negotiation is over, C{request} fails at once and sends
         nothing.
         """
-        client, ask, scripted, pump, clock = self.negotiate("<iq type='result' id='%(id)s'/>")
+        client, ask, scripted, connection, clock = self.negotiate("<iq type='result' id='%(id)s'/>")
         self.successResultOf(client.authenticator.negotiated)
         iq = domish.Element((None, "iq"))
         iq["type"] = "get"
@@ -507,7 +493,7 @@ class RequestTests(SynchronousTestCase):
         and the request waits for the server's own answer (from its
         domain here). (Counting them: L{test_spoofedAnswersCounted}.)
         """
-        client, ask, scripted, pump, clock = self.negotiate(
+        client, ask, scripted, connection, clock = self.negotiate(
             "<iq type='result' id='%(id)s' from='evil.example.net'><spoof/></iq>",
             "<iq type='result' id='%(id)s' from='someone@example.net'><spoof/></iq>",
             "<iq type='result' id='%(id)s' from='example.net'/>",
@@ -530,7 +516,7 @@ class RequestTests(SynchronousTestCase):
         metrics = Metrics()
         name = "xmppcomp_iq_answers_mismatched_total"
         before = metrics.value(name, {"requester": "negotiation"})
-        client, ask, scripted, pump, clock = self.negotiate(
+        client, ask, scripted, connection, clock = self.negotiate(
             "<iq type='result' id='%(id)s' from='evil.example.net'><spoof/></iq>",
             "<iq type='result' id='%(id)s' from='someone@example.net'><spoof/></iq>",
             "<iq type='result' id='%(id)s' from='example.net'/>",
@@ -543,7 +529,7 @@ class RequestTests(SynchronousTestCase):
         """
         A request without an id gets 128 random bits, not a counter.
         """
-        client, ask, scripted, pump, clock = self.negotiate("<iq type='result' id='%(id)s'/>")
+        client, ask, scripted, connection, clock = self.negotiate("<iq type='result' id='%(id)s'/>")
         (asked,) = scripted.asked
         self.assertRegex(asked, ID_PATTERN)
 
@@ -601,7 +587,7 @@ class PartialBindTests(SynchronousTestCase):
         names = [name.replace("_", ".") for name in byName]
         binder = BindInitiator(names)
         server = PerNameBindFeature(byName={name.replace("_", "."): answer for name, answer in byName.items()})
-        _, client, pump, clock = pair({"features": [server]}, {"features": binder.features()})
+        _, client, connection, clock = pair({"features": [server]}, {"features": binder.features()})
         return binder, client
 
     def test_someRefused(self) -> None:
@@ -651,10 +637,10 @@ class BindAnswerTests(SynchronousTestCase):
                 "<bind xmlns='urn:xmpp:component:0'><hostname>" + IDENTITY + "</hostname></bind></iq>",
             ]
         )
-        _, client, pump, clock = pair({"features": [server]}, {"features": binder.features()}, flush=False)
+        _, client, connection, clock = pair({"features": [server]}, {"features": binder.features()}, flush=False)
         dispatched: list[domish.Element] = []
         client.addObserver("/iq", dispatched.append)
-        pump.flush()
+        connection.flush()
         self.successResultOf(client.authenticator.negotiated)
         self.assertEqual(binder.bound, [IDENTITY])
         self.assertEqual([iq.getAttribute("from") for iq in dispatched], ["evil.example.net"])

@@ -28,7 +28,7 @@ from xmppcomp.stream.sasl import (
     SASLInitiator,
     ScramInitiator,
 )
-from xmppcomp.testing import FakeTLSTransport
+from xmppcomp.testing import FakeTLSTransport, PretendTLS
 
 from .streamhelpers import PeerReader, header, read, streamErrorCondition
 
@@ -38,7 +38,7 @@ STORE = MemoryCredentialStore()
 STORE.add(IDENTITY, SECRET)
 
 #: Stands in for TLS options; FakeTLSTransport only records it.
-TLS_OPTIONS = object()
+TLS_OPTIONS = PretendTLS()
 
 TEST_NS = "urn:xmppcomp:test:feature"
 
