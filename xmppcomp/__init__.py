@@ -57,6 +57,9 @@ __all__ = [
 ]
 
 
+# Any: the names it loads are of many types. (Importing them under
+# TYPE_CHECKING would type them, but pydoctor would then document them
+# here instead of in their modules.)
 def __getattr__(name: str) -> Any:
     try:
         module = _EXPORTS[name]

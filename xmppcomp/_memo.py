@@ -14,13 +14,24 @@ xmppcomp keeps nothing and two owners never see each other's keys.
 
 from __future__ import annotations
 
-from typing import Any, Callable, Generic, TypeVar
+from typing import Callable, Generic, Protocol, TypeVar
 
 __all__ = ["BoundedMemo"]
 
 _K = TypeVar("_K", str, bytes)
 _V = TypeVar("_V")
 _MISSING: object = object()
+_D = TypeVar("_D")
+_K_contra = TypeVar("_K_contra", contravariant=True)
+_V_co = TypeVar("_V_co", covariant=True)
+
+
+class _Get(Protocol[_K_contra, _V_co]):
+    """
+    A dict's C{get} with a default: the value of C{key}, or C{default}.
+    """
+
+    def __call__(self, key: _K_contra, default: _D, /) -> _V_co | _D: ...
 
 
 class BoundedMemo(Generic[_K, _V]):
@@ -50,7 +61,7 @@ class BoundedMemo(Generic[_K, _V]):
         #: C{get(key, default)}: the remembered result of C{key}, or
         #: C{default} (the dict's own C{get}, for the hottest callers: no
         #: call of ours in between).
-        self.get: Callable[[_K, Any], Any] = self._results.get
+        self.get: _Get[_K, _V] = self._results.get
 
     def __call__(self, key: _K) -> _V:
         """

@@ -10,8 +10,9 @@ from __future__ import annotations
 
 import gc
 from collections.abc import Callable
-from typing import Any, TypeVar
+from typing import TypeVar
 
+from twisted.internet.interfaces import IReactorCore
 from twisted.python import usage
 
 from xmppcomp.config import ConfigError
@@ -55,7 +56,7 @@ class PluginProcess:
         reactor.
     """
 
-    def __init__(self, logLevel: str, gcTuning: bool = True, reactor: Any = None) -> None:
+    def __init__(self, logLevel: str, gcTuning: bool = True, reactor: IReactorCore | None = None) -> None:
         """
         @param logLevel: the name of the lowest level of xmppcomp's log
             events to keep.
@@ -123,7 +124,9 @@ class PluginProcess:
         gc.set_threshold(*GC_THRESHOLDS)
         reactor = self.reactor
         if reactor is None:
-            from twisted.internet import reactor
+            from twisted.internet import reactor as globalReactor
+
+            reactor = globalReactor
         reactor.callWhenRunning(gc.freeze)
 
     def stop(self) -> None:

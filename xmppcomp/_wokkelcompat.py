@@ -46,7 +46,7 @@ import sys
 import types
 import warnings
 from collections.abc import ItemsView, Mapping, MutableMapping, ValuesView
-from typing import Any, TypeVar
+from typing import TypeVar
 
 import twisted.python
 import twisted.python.compat
@@ -115,7 +115,7 @@ def _has(module: object, name: str) -> bool:
         return hasattr(module, name)
 
 
-def _supplyNames(module: Any) -> tuple[str, ...]:
+def _supplyNames(module: object) -> tuple[str, ...]:
     """
     Set each of L{COMPAT_NAMES} on C{module} unless it already has it.
 
@@ -132,7 +132,7 @@ def _supplyNames(module: Any) -> tuple[str, ...]:
 
 def _supplyConstants(
     modules: MutableMapping[str, types.ModuleType],
-    package: Any,
+    package: object,
     constantsImportable: bool,
 ) -> tuple[str, ...]:
     """

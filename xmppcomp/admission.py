@@ -48,11 +48,13 @@ string.
 from __future__ import annotations
 
 import ipaddress
-from typing import Any, Callable, Iterable, Iterator, cast
+from typing import Callable, Iterable, Iterator, cast
 
 import attrs
 from twisted.internet.address import IPv4Address, IPv6Address
-from twisted.internet.interfaces import IAddress, IDelayedCall, IReactorTime, ITCPTransport
+from twisted.internet.interfaces import (
+    IAddress, IDelayedCall, IProtocol, IProtocolFactory, IReactorTime, ITCPTransport, ITransport,
+)
 from twisted.internet.protocol import Protocol, connectionDone
 from twisted.protocols.policies import ProtocolWrapper, WrappingFactory
 from twisted.python.failure import Failure
@@ -91,7 +93,7 @@ class Ticket:
     """
 
     source: str | None
-    owner: Any = None
+    owner: object = None
     counted: bool = True
 
     def __repr__(self) -> str:
@@ -405,12 +407,12 @@ class AdmittedProtocol(ProtocolWrapper):
     @ivar ticket: the connection's L{Ticket}.
     """
 
-    def __init__(self, factory: "AdmissionFactory", wrappedProtocol: Any, ticket: Ticket) -> None:
+    def __init__(self, factory: "AdmissionFactory", wrappedProtocol: IProtocol, ticket: Ticket) -> None:
         super().__init__(factory, wrappedProtocol)
         self.ticket = ticket
         self._gate = factory.gate
 
-    def makeConnection(self, transport: Any) -> None:
+    def makeConnection(self, transport: ITransport) -> None:
         """
         Register with the factory and connect the wrapped protocol to
         C{transport} itself.
@@ -434,11 +436,13 @@ class AdmissionFactory(WrappingFactory[AdmittedProtocol]):
 
     protocol = AdmittedProtocol
 
-    def __init__(self, wrappedFactory: Any, gate: "AdmissionGate") -> None:
+    def __init__(self, wrappedFactory: IProtocolFactory, gate: "AdmissionGate") -> None:
         super().__init__(wrappedFactory)
         self.gate = gate
 
-    def buildProtocol(self, addr: IAddress | None) -> Any:
+    # Twisted types WrappingFactory.buildProtocol as giving only wrappers;
+    # a refusal is a plain Protocol, and IProtocolFactory allows None.
+    def buildProtocol(self, addr: IAddress | None) -> Protocol | None:  # type: ignore[override]
         decision = self.gate.admit(addr)
         if isinstance(decision, Refused):
             return _Refusal()
@@ -485,10 +489,10 @@ class AdmissionGate:
         self.what = what
         self._reactor = reactor
         self._sourceOf = sourceOf
-        self._tickets: dict[Any, Ticket] = {}
+        self._tickets: dict[IProtocol, Ticket] = {}
         self._timer: IDelayedCall | None = None
 
-    def wrap(self, factory: Any) -> AdmissionFactory:
+    def wrap(self, factory: IProtocolFactory) -> AdmissionFactory:
         """
         The wrapping factory to listen with instead of C{factory}.
         """
@@ -525,14 +529,14 @@ class AdmissionGate:
                 cast(ITCPTransport, evicted.owner.transport).abortConnection()
         return decision
 
-    def track(self, protocol: Any, ticket: Ticket) -> None:
+    def track(self, protocol: IProtocol, ticket: Ticket) -> None:
         """
         Remember C{ticket} as C{protocol}'s (the wrapped factory's
         protocol), for L{authenticated}.
         """
         self._tickets[protocol] = ticket
 
-    def authenticated(self, protocol: Any) -> None:
+    def authenticated(self, protocol: IProtocol) -> None:
         """
         C{protocol} (built by a wrapped factory) authenticated: it no
         longer counts. Fit for an C{xmlstream} bootstrap.
@@ -541,7 +545,7 @@ class AdmissionGate:
         if ticket is not None:
             self.admission.release(ticket)
 
-    def release(self, ticket: Ticket, protocol: Any) -> None:
+    def release(self, ticket: Ticket, protocol: IProtocol) -> None:
         """
         C{protocol}'s connection closed.
         """

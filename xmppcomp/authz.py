@@ -20,7 +20,6 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from types import MappingProxyType
-from typing import Any
 
 import attrs
 
@@ -215,7 +214,7 @@ class HostnamePolicy:
 
     @classmethod
     def fromConfig(
-        cls, mapping: Mapping[str, Any] | None, defaultOwnName: bool = True
+        cls, mapping: Mapping[str, Iterable[str]] | None, defaultOwnName: bool = True
     ) -> HostnamePolicy:
         """
         Build a policy from configuration, such as the C{authorization}

@@ -16,14 +16,17 @@ from __future__ import annotations
 import random
 import warnings
 from collections import deque
-from typing import Any, Callable, Iterator, Protocol, Sequence
+from typing import Any, Callable, Generator, Iterator, ParamSpec, Protocol, Sequence, cast
 
 from twisted.application.internet import ClientService, backoffPolicy
 from twisted.application.service import Service
 from twisted.internet import defer, protocol
 from twisted.internet.endpoints import clientFromString, wrapClientTLS
 from twisted.internet.error import ConnectionLost
-from twisted.internet.interfaces import IStreamClientEndpoint
+from twisted.internet.interfaces import (
+    IAddress, IDelayedCall, IOpenSSLClientConnectionCreator, IReactorTime, IStreamClientEndpoint, ITCPTransport,
+)
+from twisted.internet.ssl import PrivateCertificate
 from twisted.python.deprecate import getDeprecationWarningString
 from twisted.python.failure import Failure
 from twisted.python.versions import Version
@@ -41,7 +44,11 @@ from xmppcomp.metrics import Metrics
 from xmppcomp.ns import NS_CLIENT, NS_COMPONENT_ACCEPT, NS_PING
 from xmppcomp.stream.accept import AcceptInitiatingFactory, AcceptInitiatingPolicy
 from xmppcomp.stream.initiating import InitiatingFactory, InitiatingPolicy
-from xmppcomp.stream.initiatingmachine import OfferMemory
+from xmppcomp.stream.adapter import InitiatingAdapter
+from xmppcomp.stream.initiatingmachine import NegotiationResult, OfferMemory
+from xmppcomp.stream.machine import Machine
+from xmppcomp.stream.negotiating import NegotiatingXmlStream
+from xmppcomp.stream.tls import Trust
 from xmppcomp.stream.tls import TLSDeclarations
 from xmppcomp.stream.xmlstream import checkSerializable
 from xmppcomp.stream.bind import (
@@ -192,6 +199,31 @@ class ComponentStream(utility.EventDispatcher):
         self.dispatch(reason, STREAM_END_EVENT)
 
 
+_P = ParamSpec("_P")
+
+
+class Handler(Protocol):
+    """
+    What a L{Component} calls on its handlers: wokkel's C{XMPPHandler}
+    (untyped) is one.
+    """
+
+    def makeConnection(self, xs: ComponentStream) -> None:
+        """
+        The component's stream is up.
+        """
+
+    def connectionInitialized(self) -> None:
+        """
+        At least one hostname is bound.
+        """
+
+    def connectionLost(self, reason: Failure) -> None:
+        """
+        Every connection is gone.
+        """
+
+
 class Link(Protocol):
     """
     One connection of a L{Component}, as its C{endpointFactory} and
@@ -226,7 +258,7 @@ class Link(Protocol):
         """
 
     @property
-    def negotiation(self) -> Any:
+    def negotiation(self) -> NegotiationResult | None:
         """
         The L{NegotiationResult<xmppcomp.stream.initiating.NegotiationResult>}
         of the current (or last) connection, or C{None} before the first
@@ -257,7 +289,7 @@ class _Name:
     def __init__(self) -> None:
         self.failures = 0
         self.refusal: BindError | None = None
-        self.retry: Any = None
+        self.retry: IDelayedCall | None = None
 
     def cancelRetry(self) -> None:
         call, self.retry = self.retry, None
@@ -281,17 +313,17 @@ class _Link:
         self.component = component
         self.hostnames = hostnames
         self.bound: list[str] = []
-        self.xmlstream: Any = None
+        self.xmlstream: NegotiatingXmlStream | None = None
         self.binder: BindInitiator | None = None
         self.lastFailure: Failure | None = None
         self.failures = 0
         self._failuresBeforeReady = 0
         self._nextDelay: float | None = None
-        self._pingCall: Any = None
-        self._building: Any = None
+        self._pingCall: IDelayedCall | None = None
+        self._building: NegotiatingXmlStream | None = None
         #: The L{xmppcomp.stream.initiating.NegotiationResult} of the
         #: current (or last) connection.
-        self.negotiation: Any = None
+        self.negotiation: NegotiationResult | None = None
         self.service = ClientService(
             component._endpointOf(self),
             _LinkFactory(self),
@@ -331,13 +363,13 @@ class _Link:
                 delay = self.component._namesBackoff(last.value.refusals)
         return delay
 
-    def buildProtocol(self, addr: Any) -> Any:
+    def buildProtocol(self, addr: IAddress | None) -> NegotiatingXmlStream:
         # Remembered for _prepare: ClientService hands that its own proxy
         # of this stream, whose wrapped protocol is not public.
         self._building = self.component.buildStream(self, addr)
         return self._building
 
-    def _prepare(self, proxy: Any) -> defer.Deferred[None]:
+    def _prepare(self, proxy: object) -> defer.Deferred[None]:
         """
         Wait for negotiation. This always fires with C{None} (never fails):
         ClientService cannot handle a failed preparation whose connection
@@ -379,7 +411,7 @@ class _Link:
                     refusal, self._nextDelay if refusal.retryable else None
                 )
 
-        def ready(result: Any) -> None:
+        def ready(result: NegotiationResult) -> None:
             self.negotiation = result
             self.lastFailure = None
             self._nextDelay = None
@@ -391,7 +423,9 @@ class _Link:
             self.component._linkReady(self)
             self._schedulePing()
 
-        return xs.authenticator.negotiated.addCallbacks(ready, failed)
+        # buildStream's factories give their streams initiating adapters.
+        authenticator = cast("InitiatingAdapter[Machine]", xs.authenticator)
+        return authenticator.negotiated.addCallbacks(ready, failed)
 
     def _refusalsOf(self, failure: Failure) -> list[BindError]:
         """
@@ -449,13 +483,15 @@ class _Link:
                     server=self.component.server,
                     timeout=self.component.keepaliveTimeout,
                 )
-                xs.transport.abortConnection()
+                # A connected stream's transport: TCP, TLS over it, or
+                # xmppcomp.testing's in-memory one; each can abort.
+                cast(ITCPTransport, xs.transport).abortConnection()
             elif failure.check(jerror.StanzaError):
                 answered(None)
 
         self.component.request(iq, timeout=self.component.keepaliveTimeout).addCallbacks(answered, failed)
 
-    def _lost(self, xs: Any, reason: Failure) -> None:
+    def _lost(self, xs: NegotiatingXmlStream, reason: Failure) -> None:
         if self.xmlstream is not xs:
             return
         self._cancelPing()
@@ -492,7 +528,7 @@ class _LinkFactory(protocol.ClientFactory):
     def __init__(self, link: _Link) -> None:
         self.link = link
 
-    def buildProtocol(self, addr: Any) -> Any:
+    def buildProtocol(self, addr: IAddress | None) -> NegotiatingXmlStream:
         return self.link.buildProtocol(addr)
 
 
@@ -552,23 +588,23 @@ class Component(Service):
 
     def __init__(
         self,
-        server: str | Any,
+        server: str | IStreamClientEndpoint,
         serverDomain: str,
         hostnames: Sequence[str],
         secret: str | None = None,
         identity: str | None = None,
         protocol: str = "xep0225",
-        clientCertificate: Any = None,
-        trust: Any = None,
+        clientCertificate: PrivateCertificate | None = None,
+        trust: Trust | None = None,
         requireTLS: bool = True,
-        reactor: Any = None,
+        reactor: IReactorTime | None = None,
         maxQueued: int = 1000,
         queueTimeout: float = 60.0,
         iqTimeout: float | None = 30.0,
         retryPolicy: Callable[[int], float] | None = None,
         fatalRetryDelay: float = 300.0,
         negotiationTimeout: float = 30.0,
-        tlsCreator: Any = None,
+        tlsCreator: IOpenSSLClientConnectionCreator | None = None,
         keepaliveInterval: float | None = 60.0,
         keepaliveTimeout: float = 30.0,
         bindRetryPolicy: Callable[[int], float] | None = None,
@@ -631,7 +667,7 @@ class Component(Service):
         self.keepaliveInterval = keepaliveInterval
         self.keepaliveTimeout = keepaliveTimeout
         self.negotiationTimeout = negotiationTimeout
-        self.handlers: list[Any] = []
+        self.handlers: list[Handler] = []
         self.xmlstream: ComponentStream | None = None
         self._queue: deque[tuple[domish.Element, float, defer.Deferred[None] | None]] = deque()
         #: Stanzas queued, by the hostname they come from (C{None}: no
@@ -639,7 +675,7 @@ class Component(Service):
         self._queuedFrom: dict[str | None, int] = {}
         self._names: dict[str, _Name] = {}
         self._links: list[_Link] = []
-        self._expiry: Any = None
+        self._expiry: IDelayedCall | None = None
         self._readyWaiters: list[defer.Deferred[None]] = []
         if protocol == "xep0225":
             self._links.append(_Link(self, self.hostnames))
@@ -648,21 +684,21 @@ class Component(Service):
 
     # XMPPHandlerCollection, as wokkel's handlers expect of their parent.
 
-    def __iter__(self) -> Iterator[Any]:
+    def __iter__(self) -> Iterator[Handler]:
         return iter(self.handlers)
 
-    def addHandler(self, handler: Any) -> None:
+    def addHandler(self, handler: Handler) -> None:
         self.handlers.append(handler)
         if self.xmlstream is not None:
             handler.makeConnection(self.xmlstream)
             handler.connectionInitialized()
 
-    def removeHandler(self, handler: Any) -> None:
+    def removeHandler(self, handler: Handler) -> None:
         self.handlers.remove(handler)
 
     # Connections.
 
-    def endpointFor(self, link: _Link) -> Any:
+    def endpointFor(self, link: _Link) -> IStreamClientEndpoint:
         """
         The client endpoint of a connection: C{endpointFactory}'s, or the
         one C{server} describes.
@@ -685,7 +721,7 @@ class Component(Service):
             return self.endpointFactory(link)
         return self._serverEndpoint(link)
 
-    def _endpointOf(self, link: _Link) -> Any:
+    def _endpointOf(self, link: _Link) -> IStreamClientEndpoint:
         """
         The endpoint a new connection uses: a subclass's override of the
         deprecated L{endpointFor}, else C{endpointFactory}'s, else the one
@@ -697,7 +733,7 @@ class Component(Service):
             return self.endpointFactory(link)
         return self._serverEndpoint(link)
 
-    def _serverEndpoint(self, link: _Link) -> Any:
+    def _serverEndpoint(self, link: _Link) -> IStreamClientEndpoint:
         """
         The client endpoint C{server} describes: an endpoint string, where
         C{tls:HOST:PORT} means direct TLS with the same certificate checks
@@ -731,7 +767,7 @@ class Component(Service):
             metrics=self.metrics,
         )
 
-    def buildStream(self, link: _Link, addr: Any) -> Any:
+    def buildStream(self, link: _Link, addr: IAddress | None) -> NegotiatingXmlStream:
         """
         A new negotiating stream for one connection attempt of C{link}.
         """
@@ -754,8 +790,10 @@ class Component(Service):
         for link in self._links:
             link.service.startService()
 
+    # Any: inlineCallbacks types what is yielded as Deferred[Any], and
+    # Service.stopService may give None.
     @defer.inlineCallbacks
-    def stopService(self) -> Any:
+    def stopService(self) -> Generator[Any, object, None]:
         yield super().stopService()
         for name in self._names.values():
             name.cancelRetry()
@@ -845,13 +883,13 @@ class Component(Service):
             state.cancelRetry()
         self._callHook(self.hostnameBound, name)
 
-    def _callHook(self, hook: Callable[..., None], *args: Any) -> None:
+    def _callHook(self, hook: Callable[_P, None], *args: _P.args, **kwargs: _P.kwargs) -> None:
         """
         Call a per-hostname hook; what it raises is logged, and the
         component goes on.
         """
         try:
-            hook(*args)
+            hook(*args, **kwargs)
         except Exception:
             log.failure("{hook!r} failed", hook=hook)
 
@@ -1020,7 +1058,7 @@ class Component(Service):
         return tuple(self._links)
 
     @property
-    def negotiations(self) -> list[Any]:
+    def negotiations(self) -> list[NegotiationResult | None]:
         """
         The L{xmppcomp.stream.initiating.NegotiationResult} of each
         connection (mechanism, TLS version, elapsed time), C{None} for a
@@ -1050,6 +1088,11 @@ class Component(Service):
             if hostname is None or hostname in link.bound:
                 return link
         return None
+
+    def _streamFor(self, hostname: str | None) -> NegotiatingXmlStream | None:
+        """The stream of L{_linkFor}, or C{None}."""
+        link = self._linkFor(hostname)
+        return None if link is None else link.xmlstream
 
     def _linkOfName(self, hostname: str) -> _Link | None:
         for link in self._links:
@@ -1089,17 +1132,17 @@ class Component(Service):
         """
         if isinstance(obj, str):
             # Raw XML (wokkel sends a few strings): only for an open stream.
-            link = self._linkFor(None)
-            if link is None:
+            xs = self._streamFor(None)
+            if xs is None:
                 return defer.fail(NotConnected("raw XML cannot wait for a connection"))
-            link.xmlstream.send(obj)
+            xs.send(obj)
             return defer.succeed(None)
         hostname = domainOf(obj.getAttribute("from", "")) if obj.hasAttribute("from") else None
         if hostname is not None and hostname not in self.hostnames:
             return defer.fail(NotConnected("%s is not a hostname of this component" % (hostname,)))
-        link = self._linkFor(hostname)
-        if link is not None and not self._queuedFrom.get(hostname):
-            link.xmlstream.send(obj)
+        xs = self._streamFor(hostname)
+        if xs is not None and not self._queuedFrom.get(hostname):
+            xs.send(obj)
             return defer.succeed(None)
         if hostname is not None:
             refusal = self._refusedForGood(hostname)
@@ -1149,21 +1192,21 @@ class Component(Service):
         """
         if not self._queue:
             return
-        sending: list[tuple[_Link, domish.Element, defer.Deferred[None] | None]] = []
+        sending: list[tuple[NegotiatingXmlStream, domish.Element, defer.Deferred[None] | None]] = []
         kept: deque[tuple[domish.Element, float, defer.Deferred[None] | None]] = deque()
         for entry in self._queue:
             element = entry[0]
             hostname = self._fromOf(element)
-            link = self._linkFor(hostname)
-            if link is None:
+            xs = self._streamFor(hostname)
+            if xs is None:
                 kept.append(entry)
                 continue
             self._dequeued(hostname)
-            sending.append((link, element, entry[2]))
+            sending.append((xs, element, entry[2]))
         self._queue = kept
-        for link, element, d in sending:
-            link.xmlstream.send(element)
-        for link, element, d in sending:
+        for xs, element, d in sending:
+            xs.send(element)
+        for xs, element, d in sending:
             if d is not None:
                 d.callback(None)
         self._cancelExpiry()
@@ -1360,7 +1403,7 @@ class Component(Service):
         return BIND_NAMESPACES[0]
 
 
-def _why(reason: Any) -> str:
+def _why(reason: object) -> str:
     if isinstance(reason, Failure):
         value = reason.value
         if isinstance(value, jerror.StreamError):

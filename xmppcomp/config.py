@@ -22,7 +22,7 @@ import ipaddress
 import os
 import re
 import tomllib
-from typing import Any, Callable, Mapping, TypeVar, cast
+from typing import Callable, Mapping, TypeVar, cast
 from urllib.parse import urlsplit
 
 import attrs
@@ -88,7 +88,7 @@ def _snake(name: str) -> str:
     return re.sub(r"([a-z0-9])([A-Z])", r"\1_\2", name).lower()
 
 
-def _key(cls: type, a: attrs.Attribute[Any]) -> str | None:
+def _key(cls: type, a: attrs.Attribute[object]) -> str | None:
     """The TOML key of C{a}, in its table (every other key of L{ComponentConfig} is in C{[component]})."""
     toml = a.metadata.get("toml", "")
     return ("component." if cls is ComponentConfig else "") + _snake(a.name) if toml == "" else toml
@@ -140,7 +140,7 @@ class _Loader:
     @ivar keys: every dotted key the root class reads, tables included.
     """
 
-    def __init__(self, root: type, data: Any, source: str, base: str | None,
+    def __init__(self, root: type, data: object, source: str, base: str | None,
                  overrides: Mapping[str, Override] | None) -> None:
         self.source, self.origins = source, {name: given.origin for name, given in (overrides or {}).items()}
         self.base = os.path.dirname(os.path.abspath(source)) if base is None else base
@@ -159,7 +159,7 @@ class _Loader:
             if name not in self.keys or name in ("authorization", "accept.secrets", "httpauth.rules"):
                 raise ValueError(f"{name!r} cannot be overridden")
             *tables, last = name.split(".")
-            node: Any = data
+            node: object = data
             for table in tables:
                 node = node.setdefault(table, {}) if isinstance(node, dict) else None
             if isinstance(node, dict) and value is None:
@@ -167,7 +167,7 @@ class _Loader:
             elif isinstance(node, dict):
                 node[last] = value
         flat = {k.split(".")[0] for k in self.keys if "." in k and k.split(".")[0] not in self.keys}
-        self.doc: dict[str, Any] = {}
+        self.doc: dict[str, object] = {}
         for name, value in data.items():
             if name in flat:
                 self.doc.update({f"{name}.{sub}": v for sub, v in self._table(name, value).items()})
@@ -184,10 +184,11 @@ class _Loader:
                 self.keys.add(prefix + local)
                 fields[a.name] = override(rename=local, struct_hook=self._hook(cls, a, prefix + local))
         # cattrs types **fields as if they could be its own keywords.
-        structure: Any = make_dict_structure_fn(cls, self.converter, **fields)  # type: ignore[arg-type]
+        structure: Callable[[Mapping[str, object], object], object] = make_dict_structure_fn(
+            cls, self.converter, **fields)  # type: ignore[arg-type]
         self.converter.register_structure_hook(cls, structure)
 
-    def _hook(self, cls: type, a: attrs.Attribute[Any], key: str) -> Callable[[Any, Any], Any]:
+    def _hook(self, cls: type, a: attrs.Attribute[object], key: str) -> Callable[[object, object], object]:
         """The cattrs structure hook (value, type) of C{key}, the attribute C{a} of C{cls}."""
         check, kind = a.metadata.get("check"), cast(type, a.type)
         if kind is ComponentTrust:
@@ -205,7 +206,7 @@ class _Loader:
         lowest = _LOWEST.get(a.name, int(kind is int))
         return lambda value, _: self.number(key, value, a.default, kind is int, lowest)
 
-    def structure(self, cls: type[Any]) -> Any:
+    def structure(self, cls: type[_T]) -> _T:
         try:
             return self.converter.structure(self.doc, cls)
         except ForbiddenExtraKeysError as e:
@@ -252,47 +253,50 @@ class _Loader:
     # Hooks: each takes the dotted key and the value, then what
     # parameterises it (an example, the fix), and returns the value to store.
 
-    def _table(self, key: str, value: Any) -> Any:
+    def _table(self, key: str, value: object) -> Mapping[str, object]:
         if not isinstance(value, Mapping):
             raise ConfigError(f"{self.source}: {key} must be a table ([{key}] with keys below it), "
                               f"not {_typeName(value)}")
         return value
 
-    def boolean(self, key: str, value: Any) -> bool:
+    def boolean(self, key: str, value: object) -> bool:
         if not isinstance(value, bool):
             raise self.error(key, f" must be true or false, not {_typeName(value)}")
         return value
 
-    def number(self, key: str, value: Any, default: Any, integer: bool, lowest: int) -> Any:
+    def number(self, key: str, value: object, default: object, integer: bool, lowest: int) -> int | float:
         name = key.rsplit(".", 1)[-1]
-        if integer and type(value) is not int:
-            raise self.error(key, f" must be an integer, not {_typeName(value)}; write it as, for example, "
-                             f"{name} = {default}")
-        if integer and value < lowest:
-            why = " (RFC 6120 section 13.12: stanzas up to 10000 bytes must pass)" if lowest == 10000 else ""
-            raise self.error(key, f" must be at least {lowest}{why}, not {value}; raise it (the default is {default})")
-        if not integer and type(value) not in (int, float):
+        if integer:
+            if type(value) is not int:
+                raise self.error(key, f" must be an integer, not {_typeName(value)}; write it as, for example, "
+                                 f"{name} = {default}")
+            if value < lowest:
+                why = " (RFC 6120 section 13.12: stanzas up to 10000 bytes must pass)" if lowest == 10000 else ""
+                raise self.error(key, f" must be at least {lowest}{why}, not {value}; raise it (the default is "
+                                 f"{default})")
+            return value
+        if type(value) is not int and type(value) is not float:
             raise self.error(key, f" must be a number of seconds, not {_typeName(value)}; write it as, for "
                              f"example, {name} = {default:g}")
-        if not integer and not 0 < value < float("inf"):
+        if not 0 < value < float("inf"):
             raise self.error(key, f" must be a finite number of seconds above 0, not {value}; raise it (the "
                              f"default is {default:g})")
-        return value if integer else float(value)
+        return float(value)
 
-    def string(self, key: str, value: Any, example: str) -> str:
+    def string(self, key: str, value: object, example: str) -> str:
         if not isinstance(value, str) or not value.strip():
             kind = _typeName(value) if value != "" else "empty"
             raise self.error(key, f" must be a non-empty string, not {kind}; write it as {example}")
         return value
 
-    def strings(self, key: str, value: Any, example: str, check: Callable[[str, str], _T]) -> list[_T]:
+    def strings(self, key: str, value: object, example: str, check: Callable[[str, str], _T]) -> list[_T]:
         """The array of strings C{value}, each then given to C{check} with its key."""
         if not isinstance(value, list):
             raise self.error(key, f" must be an array of strings such as {example}, not {_typeName(value)}")
         entries = [self.string(f"{key}[{i}]", v, f"the array as {example}") for i, v in enumerate(value)]
         return [check(f"{key}[{i}]", entry) for i, entry in enumerate(entries)]
 
-    def choice(self, key: str, value: Any, choices: Mapping[str, str]) -> str:
+    def choice(self, key: str, value: object, choices: Mapping[str, str]) -> str:
         value = self.string(key, value, f'"{next(iter(choices))}"')
         if value not in choices:
             options = [f'"{c}" ({what})' for c, what in choices.items()]
@@ -300,7 +304,7 @@ class _Loader:
                              f"{_didYouMean(value, list(choices))}")
         return value
 
-    def domain(self, key: str, value: Any, what: str, example: str = "component.example.net") -> str:
+    def domain(self, key: str, value: object, what: str, example: str = "component.example.net") -> str:
         value = self.string(key, value, f'"{example}"')
         try:
             return normalizeDomain(value)
@@ -308,7 +312,7 @@ class _Loader:
             raise self.error(key, f": {value!r} is not a domain ({e.reason}); give {what}, such as "
                              f'"{example}"') from e
 
-    def hostnames(self, key: str, value: Any) -> tuple[str, ...]:
+    def hostnames(self, key: str, value: object) -> tuple[str, ...]:
         if isinstance(value, str):
             raise self.error(key, f' must be an array of hostnames, not a single string; write it as ["{value}"]')
         if not isinstance(value, list) or not value:
@@ -322,11 +326,12 @@ class _Loader:
                 raise self.error(f"{key}[{i}]", f": the hostname {names[-1]!r} is listed twice; remove one")
         return tuple(names)
 
-    def endpoint(self, key: str, value: Any, example: str, entry: bool = False) -> str:
+    def endpoint(self, key: str, value: object, example: str, entry: bool = False) -> str:
         """A server endpoint string; an C{entry} of an array may be empty (and then fails to parse)."""
-        if entry and not isinstance(value, str):
+        if not entry:
+            value = self.string(key, value, f'"{example}"')
+        elif not isinstance(value, str):
             raise self.error(key, f' must be an endpoint string such as "{example}", not {_typeName(value)}')
-        value = value if entry else self.string(key, value, f'"{example}"')
         try:
             serverFromString(_NoReactor(), value)
         except Exception as e:
@@ -335,7 +340,7 @@ class _Loader:
                              '"ssl:8443:privateKey=key.pem:certKey=cert.pem" (TLS; Twisted\'s endpoint strings)') from e
         return value
 
-    def endpoints(self, key: str, value: Any, example: str) -> tuple[str, ...]:
+    def endpoints(self, key: str, value: object, example: str) -> tuple[str, ...]:
         if isinstance(value, str):
             raise self.error(key, f' must be an array of endpoint strings, not a single string; write it as ["{value}"]')
         if not isinstance(value, list):
@@ -350,24 +355,24 @@ class _Loader:
                              f"write it as, for example, {SERVER_EXAMPLE} (STARTTLS) or "
                              '"tls:host=xmpp.example.net:port=5223" (direct TLS)') from e
 
-    def path(self, key: str, value: Any, example: str) -> str:
+    def path(self, key: str, value: object, example: str) -> str:
         base = self.base if self.given(key) is None else os.getcwd()
         return os.path.normpath(os.path.join(base, os.path.expanduser(self.string(key, value, example))))
 
-    def file(self, key: str, value: Any, example: str, fix: str, orFix: str = " or fix the path") -> str:
+    def file(self, key: str, value: object, example: str, fix: str, orFix: str = " or fix the path") -> str:
         path = self.path(key, value, f'"{example}"')
         if not os.path.isfile(path):
             what = f"the file {path} does not exist" if not os.path.exists(path) else f"{path} is not a regular file"
             raise self.error(key, f": {what}; {fix}{orFix}")
         return path
 
-    def directory(self, key: str, value: Any, example: str, fix: str) -> str:
+    def directory(self, key: str, value: object, example: str, fix: str) -> str:
         path = self.path(key, value, f'"{example}"')
         if not os.path.isdir(path):
             raise self.error(key, f": {path} {'is not a directory' if os.path.exists(path) else 'does not exist'}; {fix}")
         return path
 
-    def secret(self, key: str, value: Any, who: str, file: str, env: str) -> SecretRef:
+    def secret(self, key: str, value: object, who: str, file: str, env: str) -> SecretRef:
         example = _SECRET.format(file, env)
         if isinstance(value, str):
             raise self.error(key, f": a secret is never written in the configuration; put it in a file readable only "
@@ -385,7 +390,7 @@ class _Loader:
             return SecretRef(file=self.file(key + ".file", value["file"], file, fix), what=self.where(key))
         return SecretRef(env=self.string(key + ".env", value["env"], f'"{env}"'), what=self.where(key))
 
-    def secrets(self, key: str, value: Any) -> dict[str, SecretRef]:
+    def secrets(self, key: str, value: object) -> dict[str, SecretRef]:
         if not isinstance(value, Mapping):
             raise self.error(key, f" must be a table of hostname = {_SECRET.format('legacy.secret', 'LEGACY_SECRET')}"
                              f", not {_typeName(value)}")
@@ -402,7 +407,7 @@ class _Loader:
             secrets[name] = self.secret(where, ref, "router", f"{name}.secret", "LEGACY_SECRET")
         return secrets
 
-    def authorization(self, key: str, value: Any) -> dict[str, tuple[str, ...]]:
+    def authorization(self, key: str, value: object) -> dict[str, tuple[str, ...]]:
         if not isinstance(value, Mapping):
             raise self.error(key, ' must be a table of identity = [patterns], such as [authorization] '
                              f'"comp.example.net" = ["*.comp.example.net"], not {_typeName(value)}')
@@ -435,15 +440,16 @@ class _Loader:
         except tls.CertificateFileError as e:
             raise self.error(key, f": {e}; give a PEM bundle of CA certificates") from e
 
-    def trust(self, key: str, value: Any) -> ComponentTrust:
-        given = [k for k in ("ca_file", "pinned", "system") if k in self._table(key, value)]
+    def trust(self, key: str, value: object) -> ComponentTrust:
+        table = self._table(key, value)
+        given = [k for k in ("ca_file", "pinned", "system") if k in table]
         if len(given) > 1:
             raise self.error(f"{key}.{given[1]}", ": give exactly one of ca_file, pinned or system = true "
                              f"in [component.trust], not both {given[0]} and {given[1]}; remove one")
-        if given == ["system"] and not self.boolean(f"{key}.system", value["system"]):
+        if given == ["system"] and not self.boolean(f"{key}.system", table["system"]):
             raise self.error(f"{key}.system", ' = false leaves nothing to trust; give ca_file = "ca.pem" '
                              'or pinned = "server.pem" instead, or system = true')
-        trust = self.converter.structure({k: v for k, v in value.items() if k != "system"}, ComponentTrust)
+        trust = self.converter.structure({k: v for k, v in table.items() if k != "system"}, ComponentTrust)
         try:
             trust.load()
         except tls.CertificateFileError as e:
@@ -451,7 +457,7 @@ class _Loader:
                              "authorities in PEM") from e
         return trust
 
-    def rules(self, key: str, value: Any) -> AccessRules:
+    def rules(self, key: str, value: object) -> AccessRules:
         example = ('[[httpauth.rules]] prefix = "/", jids = ["alice@example.net"], '
                    'domains = ["example.net"], anyone = false')
         if not isinstance(value, list) or not value:
@@ -488,7 +494,7 @@ class _Loader:
         except (jid.InvalidFormat, UnicodeError, ValueError) as e:
             raise self.error(key, f": {value!r} is not a JID ({e}); give bare JIDs such as \"alice@example.net\"") from e
 
-    def url(self, key: str, value: Any, example: str, what: str) -> str:
+    def url(self, key: str, value: object, example: str, what: str) -> str:
         value = self.string(key, value, f'"{example}"')
         try:
             parts = urlsplit(value)
@@ -500,14 +506,14 @@ class _Loader:
                              f'such as "{example}"')
         return value
 
-    def origin(self, key: str, value: Any) -> str:
+    def origin(self, key: str, value: object) -> str:
         try:
             return str(parseOrigin(self.string(key, value, '"https://www.example.net"')))
         except BadTarget as e:
             raise self.error(key, f': {e.reason}; give only the scheme and authority clients use, such as '
                              '"https://www.example.net"') from None
 
-    def hosts(self, key: str, value: Any) -> tuple[str, ...]:
+    def hosts(self, key: str, value: object) -> tuple[str, ...]:
         return tuple(self.strings(key, value, '["example.net"]', self.host))
 
     def host(self, key: str, entry: str) -> str:
@@ -520,7 +526,7 @@ class _Loader:
             raise self.error(key, f": {entry!r} has a port; give the host name only (any port of it is allowed)")
         return parsed.host
 
-    def proxies(self, key: str, value: Any) -> tuple[str, ...]:
+    def proxies(self, key: str, value: object) -> tuple[str, ...]:
         return tuple(self.strings(key, value, '["127.0.0.1", "10.0.0.0/8"]', self.proxy))
 
     def proxy(self, key: str, entry: str) -> str:
@@ -531,30 +537,35 @@ class _Loader:
                              '"127.0.0.1" or "10.0.0.0/8"') from None
         return entry.strip()
 
-    def serverHeader(self, key: str, value: Any) -> str | None:
-        if value != "" and not all(0x20 <= ord(c) < 0x7F for c in self.string(key, value, '"xmppcomp"')):
+    def serverHeader(self, key: str, value: object) -> str | None:
+        if value == "":
+            return None
+        header = self.string(key, value, '"xmppcomp"')
+        if not all(0x20 <= ord(c) < 0x7F for c in header):
             raise self.error(key, ' must be printable ASCII, or "" for no Server header')
-        return value or None
+        return header
 
-    def accessLog(self, key: str, value: Any) -> str:
-        if self.string(key, value, '"log"') in ("log", "none"):
-            return value
+    def accessLog(self, key: str, value: object) -> str:
+        text = self.string(key, value, '"log"')
+        if text in ("log", "none"):
+            return text
         path = self.path(key, value, '"/var/log/xmppcomp/access.log"')
         if not os.path.isdir(os.path.dirname(path)):
             raise self.error(key, f': the directory of {path} does not exist; give "log" (the twistd log), '
                              '"none", or a file in an existing directory')
         return path
 
-    def port(self, key: str, value: Any) -> int:
+    def port(self, key: str, value: object) -> int:
         if type(value) is not int or not 0 <= value <= 65535:
             raise self.error(key, f" must be a TCP port number from 0 to 65535 (0: any free port), not {value!r}")
         return value
 
-    def webServer(self, key: str, value: Any) -> str:
-        if self.string(key, value, '"nginx"') not in PROFILES:
+    def webServer(self, key: str, value: object) -> str:
+        name = self.string(key, value, '"nginx"')
+        if name not in PROFILES:
             raise self.error(key, f" must be one of {', '.join(sorted(PROFILES))} (the web server in front "
                              f"of the forward-auth endpoint), not {value!r}")
-        return value
+        return name
 
 
 
@@ -565,7 +576,7 @@ def tomlKeys(root: type) -> Mapping[str, frozenset[str]]:
     return {table: frozenset(loader.known(table)) for table in tables}
 
 
-def routerConfigFromMapping(data: Mapping[str, Any], source: str, overrides: Mapping[str, Override] | None = None,
+def routerConfigFromMapping(data: Mapping[str, object], source: str, overrides: Mapping[str, Override] | None = None,
                             baseDirectory: str | None = None) -> RouterConfig:
     """
     Build and check the router's configuration from a parsed TOML document
@@ -603,7 +614,7 @@ def routerConfigFromMapping(data: Mapping[str, Any], source: str, overrides: Map
     return config
 
 
-def componentConfigFromMapping(data: Mapping[str, Any], source: str, overrides: Mapping[str, Override] | None = None,
+def componentConfigFromMapping(data: Mapping[str, object], source: str, overrides: Mapping[str, Override] | None = None,
                                baseDirectory: str | None = None) -> ComponentConfig:
     """
     The same as L{routerConfigFromMapping}, for the component (see
@@ -718,7 +729,7 @@ def _httpauth(loader: _Loader, config: ComponentConfig, embedded: bool) -> HTTPA
     return attrs.evolve(httpauth, allowedHosts=allowedHosts, fromHostname=httpauth.fromHostname or config.hostnames[0])
 
 
-def _readTOML(path: str) -> dict[str, Any]:
+def _readTOML(path: str) -> dict[str, object]:
     """
     Read and parse a TOML file.
 

@@ -36,9 +36,12 @@ from typing import Any
 from twisted.application.service import MultiService, Service
 from twisted.internet import defer
 from twisted.internet.defer import Deferred
+from twisted.internet.interfaces import IListeningPort
+from twisted.python.failure import Failure
 from twisted.web.iweb import IRequest
 from twisted.web.resource import Resource
 
+from xmppcomp.component import Component
 from xmppcomp.disco import addDiscovery
 from xmppcomp.embedded import EmbeddedComponent, EmbeddedRouter
 from xmppcomp.httpauth import (
@@ -149,7 +152,7 @@ class DemoHints(Service):
         logged; for tests.
     """
 
-    def __init__(self, listener: HTTPAuthListener, components: list[Any], agentHost: str) -> None:
+    def __init__(self, listener: HTTPAuthListener, components: list[Component], agentHost: str) -> None:
         self._listener = listener
         self._components = components
         self._agentHost = agentHost
@@ -157,14 +160,17 @@ class DemoHints(Service):
 
     def startService(self) -> None:
         super().startService()
-        waits = [self._listener.whenListening()] + [c.whenReady() for c in self._components]
+        # Any: gatherResults takes Deferreds of one type (Deferred is
+        # invariant); these fire with the port, then None for each component.
+        waits: list[Deferred[Any]] = [self._listener.whenListening()]
+        waits += [c.whenReady() for c in self._components]
         d = defer.gatherResults(waits, consumeErrors=True).addCallback(
             lambda results: self._log(results[0])
         )
         d.addErrback(self._failed)
         d.chainDeferred(self.ready)
 
-    def _failed(self, failure: Any) -> None:
+    def _failed(self, failure: Failure) -> None:
         # The listener logs its own failure; say only why no hints come.
         log.info(
             "no demo hints: {why}",
@@ -173,7 +179,7 @@ class DemoHints(Service):
             else failure.getErrorMessage(),
         )
 
-    def _log(self, port: Any) -> str | None:
+    def _log(self, port: IListeningPort) -> str | None:
         url = listeningURL(port, self._listener.secure)
         if url is None:
             return None
@@ -206,7 +212,7 @@ class DemoHints(Service):
 def addDemo(
     parent: MultiService,
     embedded: EmbeddedRouter,
-    component: Any,
+    component: Component,
     listener: HTTPAuthListener | None,
 ) -> EmbeddedComponent | None:
     """

@@ -33,7 +33,7 @@ from __future__ import annotations
 import xmppcomp._wokkelcompat  # noqa: F401  # isort: skip
 
 from collections.abc import Iterable, Mapping, Sequence
-from typing import Any
+from typing import Protocol
 
 import attrs
 from twisted.words.protocols.jabber import jid
@@ -266,7 +266,15 @@ def discoHandlers(
     return [DiscoHandler(), ComponentIdentity(identities, default, items)]
 
 
-def addDiscovery(component: Any) -> None:
+class _Hostnamed(Protocol):
+    """What L{addDiscovery} reads of a component (handlers are attached
+    to it by wokkel's C{setHandlerParent}, untyped)."""
+
+    @property
+    def hostnames(self) -> Sequence[str]: ...
+
+
+def addDiscovery(component: _Hostnamed) -> None:
     """
     Attach service discovery to C{component}: disco#info and disco#items
     answer for each of its hostnames (C{component/generic}), and

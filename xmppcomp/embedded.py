@@ -44,7 +44,7 @@ import os
 import secrets
 import shutil
 import tempfile
-from typing import Any, Sequence
+from typing import Any, Generator, Sequence, cast
 
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
@@ -53,7 +53,8 @@ from twisted.application.service import MultiService
 from twisted.internet import defer
 from twisted.internet.endpoints import TCP4ClientEndpoint
 from twisted.internet.error import ConnectError
-from twisted.internet.interfaces import IStreamClientEndpoint
+from twisted.internet.address import IPv4Address
+from twisted.internet.interfaces import IProtocol, IProtocolFactory, IReactorTime, IStreamClientEndpoint
 from twisted.internet.ssl import Certificate, PrivateCertificate
 from zope.interface import implementer
 
@@ -172,7 +173,7 @@ class _EmbeddedEndpoint:
     def __init__(self, router: "EmbeddedRouter") -> None:
         self._router = router
 
-    def connect(self, protocolFactory: Any) -> defer.Deferred[Any]:
+    def connect(self, protocolFactory: IProtocolFactory) -> defer.Deferred[IProtocol]:
         port = self._router.port
         if port is None:
             return defer.fail(ConnectError(string="the embedded router is not listening"))
@@ -220,7 +221,7 @@ class EmbeddedRouter(MultiService):
         domain: str = DEFAULT_EMBEDDED_DOMAIN,
         identity: str | None = None,
         port: int = 0,
-        reactor: Any = None,
+        reactor: IReactorTime | None = None,
         metrics: Metrics | None = None,
     ) -> None:
         """
@@ -277,7 +278,8 @@ class EmbeddedRouter(MultiService):
         """
         if self.routerService is None or not self.routerService.ports:
             return None
-        return int(self.routerService.ports[0].getHost().port)
+        # It listens on tcp:...:interface=127.0.0.1 (IListeningPort.getHost is typed IAddress).
+        return int(cast(IPv4Address, self.routerService.ports[0].getHost()).port)
 
     def clientEndpoint(self) -> IStreamClientEndpoint:
         """
@@ -422,8 +424,10 @@ class EmbeddedRouter(MultiService):
             directory=directory,
         )
 
+    # Any: inlineCallbacks types what is yielded as Deferred[Any], and
+    # MultiService.stopService may give None.
     @defer.inlineCallbacks
-    def stopService(self) -> Any:
+    def stopService(self) -> Generator[Any, object, None]:
         try:
             yield super().stopService()
         finally:
@@ -464,7 +468,8 @@ class EmbeddedComponent(Component):
     """
 
     def __init__(
-        self, embeddedRouter: EmbeddedRouter, identity: str | None = None, **kwargs: Any
+        self, embeddedRouter: EmbeddedRouter, identity: str | None = None,
+        **kwargs: Any,  # Any: Component's keyword arguments, each of its own type
     ) -> None:
         """
         @param identity: the identity to log in as: the router's component

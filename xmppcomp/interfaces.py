@@ -7,7 +7,7 @@ Methods are declared without C{self}, as zope.interface expects.
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, ParamSpec
 
 from twisted.cred.credentials import ICredentials
 from zope.interface import Attribute, Interface
@@ -25,6 +25,8 @@ __all__ = [
     "IXMPPConfirmationCredentials",
     "IXmppStream",
 ]
+
+_P = ParamSpec("_P")
 
 if TYPE_CHECKING:
     from twisted.internet.defer import Deferred
@@ -113,7 +115,7 @@ class IReceivingSession(Interface):
         Send an element (or its serialisation) on the stream.
         """
 
-    def afterRead(f: Callable[..., object], *args: Any, **kwargs: Any) -> None:
+    def afterRead(f: Callable[_P, object], *args: _P.args, **kwargs: _P.kwargs) -> None:
         """
         Call C{f(*args, **kwargs)} once the read being handled is done and
         its answers are written: for bookkeeping the peer need not wait
@@ -185,7 +187,7 @@ class IInitiatingFeature(Interface):
         stream: make ahead what L{negotiate} will send (or nothing).
         """
 
-    def negotiate(session: IInitiatingSession, feature: domish.Element) -> Deferred[Any]:
+    def negotiate(session: IInitiatingSession, feature: domish.Element) -> Deferred[None]:
         """
         Negotiate the feature on an authenticated stream.
 

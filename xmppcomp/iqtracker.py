@@ -32,9 +32,10 @@ callbacks into L{Deferred<twisted.internet.defer.Deferred>}s themselves.
 from __future__ import annotations
 
 import secrets
-from typing import Any, Callable, Protocol
+from typing import Callable, Protocol
 
 import attrs
+from prometheus_client import Counter
 from twisted.internet.interfaces import IDelayedCall, IReactorTime
 from twisted.python.failure import Failure
 from twisted.words.protocols.jabber import jid
@@ -172,7 +173,7 @@ class _Pending:
     request: SentRequest
     rule: AnswerRule
     onResult: Callable[[domish.Element], object]
-    onError: Callable[[Any], object]
+    onError: Callable[[Exception | Failure], object]
     timer: IDelayedCall | None = None
 
 
@@ -222,7 +223,7 @@ class RequestTracker:
         self._clock = clock
         self._makeId = makeId
         self._pending: dict[str, _Pending] = {}
-        self._mismatched: Any = (
+        self._mismatched: Counter | NoCount = (
             NoCount() if metrics is None else metrics.iqAnswersMismatched.labels(requester)
         )
 
@@ -236,7 +237,7 @@ class RequestTracker:
         self,
         iq: domish.Element,
         onResult: Callable[[domish.Element], object],
-        onError: Callable[[Any], object],
+        onError: Callable[[Exception | Failure], object],
         timeout: float | None = None,
         rule: AnswerRule = defaultRule,
     ) -> str:

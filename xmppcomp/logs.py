@@ -40,7 +40,7 @@ standard output.
 from __future__ import annotations
 
 import sys
-from typing import IO, Any
+from typing import IO, TYPE_CHECKING
 
 from twisted.logger import (
     FileLogObserver,
@@ -52,6 +52,9 @@ from twisted.logger import (
 )
 from twisted.logger import Logger as _TwistedLogger
 from zope.interface import implementer
+
+if TYPE_CHECKING:
+    from twisted.python import usage
 
 __all__ = [
     "LOG_LEVELS",
@@ -73,14 +76,14 @@ LOG_LEVELS: tuple[str, ...] = tuple(level.name for level in LogLevel.iterconstan
 DEFAULT_LOG_LEVEL = "info"
 
 #: Every level.
-_ALL: frozenset[Any] = frozenset(LogLevel.iterconstants())
+_ALL: frozenset[LogLevel] = frozenset(LogLevel.iterconstants())
 
 #: The filters installed (L{LogLevelFilter.install}), the last one in
 #: force; none until a plugin installs one.
 _installed: list[LogLevelFilter] = []
 #: The levels L{Logger} lets through: those of the filter in force, every
 #: level when none is.
-_enabled: frozenset[Any] = _ALL
+_enabled: frozenset[LogLevel] = _ALL
 
 
 def parseLogLevel(name: str) -> str:
@@ -116,7 +119,7 @@ class LogLevelFilter:
         @raise ValueError: not a level (see L{parseLogLevel}).
         """
         self.minimum = parseLogLevel(minimum)
-        self.enabled: frozenset[Any] = frozenset(
+        self.enabled: frozenset[LogLevel] = frozenset(
             LogLevel.levelWithName(n) for n in LOG_LEVELS[LOG_LEVELS.index(self.minimum):]
         )
 
@@ -166,7 +169,7 @@ LOG_LEVEL_OPTION = [
 ]
 
 
-def checkLogLevelOption(options: Any) -> None:
+def checkLogLevelOption(options: usage.Options) -> None:
     """
     Check and normalise the C{--log-level} (L{LOG_LEVEL_OPTION}) of a
     plugin's L{twisted.python.usage.Options}.
@@ -190,7 +193,7 @@ class Logger(_TwistedLogger):
     and is not written by twistd, which writes all it gets.
     """
 
-    def emit(self, level: Any, format: str | None = None, **kwargs: object) -> None:
+    def emit(self, level: LogLevel, format: str | None = None, **kwargs: object) -> None:
         if level not in _enabled:
             return
         super().emit(level, format, **kwargs)
@@ -207,7 +210,7 @@ class JSONLinesObserver:
     @ivar _lines: the L{FileLogObserver} writing the lines.
     """
 
-    def __init__(self, outFile: IO[Any]) -> None:
+    def __init__(self, outFile: IO[str] | IO[bytes]) -> None:
         """
         @param outFile: where the lines go (a text file, or a binary one,
             which then gets UTF-8).
@@ -226,7 +229,7 @@ class JSONLinesObserver:
         self._lines(event)
 
 
-def jsonObserver(outFile: IO[Any] | None = None) -> JSONLinesObserver:
+def jsonObserver(outFile: IO[str] | IO[bytes] | None = None) -> JSONLinesObserver:
     """
     A L{JSONLinesObserver} on C{outFile}.
 

@@ -24,12 +24,12 @@ histogram: they double the scrape and say nothing an operator needs here.
 from __future__ import annotations
 
 from collections.abc import Iterator
-from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, Metric
 from prometheus_client.core import CounterMetricFamily
 from prometheus_client.exposition import CONTENT_TYPE_LATEST, generate_latest
-from twisted.web.resource import Resource
+from twisted.web.iweb import IRequest
+from twisted.web.resource import IResource, Resource
 
 __all__ = ["Metrics", "MetricsResource", "NoCount", "withMetrics"]
 
@@ -267,8 +267,8 @@ class MetricsResource(Resource):
         super().__init__()
         self.metrics = metrics
 
-    def render_GET(self, request: object) -> bytes:
-        request.setHeader(b"content-type", CONTENT_TYPE_LATEST.encode("ascii"))  # type: ignore[attr-defined]
+    def render_GET(self, request: IRequest) -> bytes:
+        request.setHeader(b"content-type", CONTENT_TYPE_LATEST.encode("ascii"))
         return self.metrics.exposition()
 
 
@@ -283,25 +283,25 @@ class _MetricsAndSite(Resource):
     @ivar _metrics: the metrics resource.
     """
 
-    def __init__(self, site: Any, metrics: Metrics) -> None:
+    def __init__(self, site: IResource, metrics: Metrics) -> None:
         super().__init__()
         self._site = site
         self._metrics = metrics.resource()
 
-    def getChildWithDefault(self, path: bytes, request: Any) -> Any:
+    def getChildWithDefault(self, path: bytes, request: IRequest) -> IResource:
         if path == b"metrics" and not request.postpath:
             return self._metrics
         # Put the segment back: the site resolves the whole path itself.
         request.postpath.insert(0, request.prepath.pop())
         return self._site
 
-    def render(self, request: Any) -> Any:
+    def render(self, request: IRequest) -> bytes | int:
         # Only reached for a request without any path segment, which
         # twisted.web does not make; serve it as the site would.
         return self._site.render(request)
 
 
-def withMetrics(resource: Any, metrics: Metrics) -> Any:
+def withMetrics(resource: IResource, metrics: Metrics) -> IResource:
     """
     C{resource}, with C{/metrics} serving C{metrics} next to it (see
     L{_MetricsAndSite}).

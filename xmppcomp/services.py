@@ -32,13 +32,17 @@ L{PluginProcess} to the tree, which starts and stops it with itself.
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Generator
+from typing import TypeVar
 
 import attrs
 from twisted.application.service import MultiService, Service
 from twisted.internet import defer
 from twisted.internet.endpoints import serverFromString
+from twisted.internet.interfaces import IReactorTime
+from twisted.internet.ssl import Certificate, PrivateCertificate
 from twisted.web.client import Agent
+from twisted.web.resource import IResource
 from twisted.words.protocols.jabber.jid import JID
 
 from xmppcomp._process import PluginProcess
@@ -51,6 +55,7 @@ from xmppcomp.embedded import EmbeddedComponent, EmbeddedRouter, negotiationSumm
 from xmppcomp.httpauth import (
     ConfinedFile,
     ConfirmationRequester,
+    Confirmer,
     ConfirmerSite,
     Frontend,
     HTTPAuthListener,
@@ -78,6 +83,8 @@ __all__ = [
 
 log = Logger()
 
+_T = TypeVar("_T")
+
 #: Names of the services in the component's tree.
 COMPONENT_SERVICE = "component"
 EMBEDDED_SERVICE = "embedded-router"
@@ -86,10 +93,10 @@ HTTPAUTH_SERVICE = "httpauth"
 
 def makeComponent(
     config: ComponentConfig,
-    reactor: Any = None,
-    componentClass: Any = None,
+    reactor: IReactorTime | None = None,
+    componentClass: type[Component] | None = None,
     metrics: Metrics | None = None,
-) -> Any:
+) -> Component:
     """
     Build the component of a configuration that names a server: read its
     secret and certificate files now.
@@ -151,13 +158,14 @@ def _frontend(httpauth: HTTPAuthConfig) -> Frontend:
     )
 
 
-def _httpResource(httpauth: HTTPAuthConfig, confirmer: Any, reactor: Any) -> tuple[Any, str]:
+def _httpResource(httpauth: HTTPAuthConfig, confirmer: Confirmer, reactor: IReactorTime) -> tuple[IResource, str]:
     """
     The confirmer's resource for the configured mode, and what it serves
     (for the log).
     """
     frontend = _frontend(httpauth)
     if httpauth.mode == "proxy":
+        assert httpauth.upstream is not None  # the configuration requires it in proxy mode
         # A plain Agent: no cookie jar shared between users, no redirects
         # followed (they go back to the client); a connection per request.
         agent = Agent(reactor)
@@ -208,7 +216,7 @@ def _describeRules(httpauth: HTTPAuthConfig) -> str:
 
 
 def addHTTPAuth(
-    parent: MultiService, component: Any, config: ComponentConfig, metrics: Metrics | None = None
+    parent: MultiService, component: Component, config: ComponentConfig, metrics: Metrics | None = None
 ) -> HTTPAuthListener:
     """
     Add the XEP-0070 HTTP-auth confirmer: a L{ConfirmationRequester
@@ -286,7 +294,7 @@ def addHTTPAuth(
     return listener
 
 
-def addXTLS(component: Any, config: ComponentConfig, metrics: Metrics | None = None) -> XTLSHandler:
+def addXTLS(component: Component, config: ComponentConfig, metrics: Metrics | None = None) -> XTLSHandler:
     """
     Attach an L{XTLSHandler<xmppcomp.xtls.XTLSHandler>} to C{component}:
     with the configured certificate and trust; on an embedded router
@@ -302,8 +310,8 @@ def addXTLS(component: Any, config: ComponentConfig, metrics: Metrics | None = N
     @raise ConfigError: a file cannot be read any more.
     """
     xtls = config.xtls
-    certificate: Any = None
-    trust: tuple[Any, ...] = ()
+    certificate: PrivateCertificate | None = None
+    trust: tuple[Certificate, ...] = ()
     embedded = getattr(component, "embeddedRouter", None)
     if xtls.certificate is not None:
         assert xtls.trust is not None
@@ -356,7 +364,7 @@ def addXTLS(component: Any, config: ComponentConfig, metrics: Metrics | None = N
 
 
 def addServices(
-    parent: MultiService, component: Any, config: ComponentConfig, metrics: Metrics | None = None
+    parent: MultiService, component: Component, config: ComponentConfig, metrics: Metrics | None = None
 ) -> None:
     """
     Add the services that work through the component to the tree: the
@@ -408,7 +416,7 @@ class ComponentServices(MultiService):
             self.process.start()
 
     @defer.inlineCallbacks
-    def stopService(self) -> Any:
+    def stopService(self) -> Generator[defer.Deferred[None], object, None]:
         Service.stopService(self)
         try:
             for service in reversed(list(self)):
@@ -425,7 +433,7 @@ class _ReadyLog(Service):
     router, how to run against a real server and how to stop.
     """
 
-    def __init__(self, component: Any, config: ComponentConfig) -> None:
+    def __init__(self, component: Component, config: ComponentConfig) -> None:
         self.component = component
         self.config = config
 
@@ -458,7 +466,7 @@ class _ReadyLog(Service):
 
 def serviceFromConfig(
     config: ComponentConfig,
-    reactor: Any = None,
+    reactor: IReactorTime | None = None,
     metrics: Metrics | None = None,
     process: PluginProcess | None = None,
 ) -> ComponentServices:
@@ -488,7 +496,7 @@ def serviceFromConfig(
         )
         embedded.setName(EMBEDDED_SERVICE)
         embedded.setServiceParent(top)
-        component: Any = EmbeddedComponent(
+        component: Component = EmbeddedComponent(
             embedded,
             requireTLS=config.requireTLS,
             metrics=top.metrics,
@@ -524,12 +532,12 @@ class PluginRouterService(RouterService):
         if self.process is not None:
             self.process.start()
 
-    def stopService(self) -> Any:
+    def stopService(self) -> defer.Deferred[None]:
         d = super().stopService()
         d.addBoth(self._stopped)
         return d
 
-    def _stopped(self, result: Any) -> Any:
+    def _stopped(self, result: _T) -> _T:
         if self.process is not None:
             self.process.stop()
         return result
@@ -537,7 +545,7 @@ class PluginRouterService(RouterService):
 
 def routerServiceFromConfig(
     config: RouterConfig,
-    reactor: Any = None,
+    reactor: IReactorTime | None = None,
     metrics: Metrics | None = None,
     process: PluginProcess | None = None,
 ) -> PluginRouterService:

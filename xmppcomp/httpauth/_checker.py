@@ -8,9 +8,10 @@ and keeps the L{Ledger} up to date.
 
 from __future__ import annotations
 
-from typing import Any, Protocol, cast
+from typing import Protocol, cast
 
 import attrs
+from prometheus_client import Counter
 from twisted.cred.checkers import ICredentialsChecker
 from twisted.internet.defer import CancelledError, Deferred, fail, succeed
 from twisted.internet.interfaces import IReactorTime
@@ -142,7 +143,7 @@ class XMPPConfirmationChecker:
         self._onAnswer = self._answered  # bound once, not per confirmation
         self._waiting: dict[tuple[str, str], list[Deferred[str]]] = {}
         metrics = requester.metrics
-        self._refusals: dict[type[ConfirmationFailed], Any] = (
+        self._refusals: dict[type[ConfirmationFailed], Counter] = (
             {}
             if metrics is None
             else {error: metrics.confirmerRefusals.labels(label) for error, label in _REFUSAL_LABELS}

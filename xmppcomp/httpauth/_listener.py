@@ -9,21 +9,32 @@ when it stops.
 from __future__ import annotations
 
 import ipaddress
-from typing import Any
+from collections.abc import Generator
+from typing import TYPE_CHECKING
 
 from twisted.application.internet import StreamServerEndpointService
 from twisted.internet import defer
+from twisted.internet.interfaces import (
+    IAddress,
+    IListeningPort,
+    IProtocol,
+    IProtocolFactory,
+    IStreamServerEndpoint,
+)
 from twisted.protocols.policies import WrappingFactory
 
-from xmppcomp.admission import fileLimitWarning
+from xmppcomp.admission import AdmissionGate, fileLimitWarning
 from xmppcomp.logs import Logger
+
+if TYPE_CHECKING:
+    from xmppcomp.httpauth._confirmer import Confirmer
 
 __all__ = ["ConnectionTracker", "HTTPAuthListener", "isPublic", "listeningURL"]
 
 log = Logger()
 
 
-def listeningURL(port: Any, secure: bool) -> str | None:
+def listeningURL(port: IListeningPort, secure: bool) -> str | None:
     """
     The URL a local client reaches a listening port at, or C{None} when it
     is not a TCP port.
@@ -45,7 +56,7 @@ def listeningURL(port: Any, secure: bool) -> str | None:
     return "%s://%s:%d/" % ("https" if secure else "http", host, number)
 
 
-def isPublic(address: Any) -> bool:
+def isPublic(address: IAddress) -> bool:
     """
     Whether a listening address may be reached from other machines: an
     IPv4 or IPv6 address that is not loopback (C{0.0.0.0} and C{::}
@@ -70,11 +81,11 @@ class ConnectionTracker(WrappingFactory):
     use it to close and wait for every connection too.
     """
 
-    def __init__(self, wrapped: Any) -> None:
+    def __init__(self, wrapped: IProtocolFactory) -> None:
         super().__init__(wrapped)
         self._idle: list[defer.Deferred[None]] = []
 
-    def unregisterProtocol(self, p: Any) -> None:
+    def unregisterProtocol(self, p: IProtocol) -> None:
         super().unregisterProtocol(p)
         if not self.protocols:
             idle, self._idle = self._idle, []
@@ -119,12 +130,12 @@ class HTTPAuthListener(StreamServerEndpointService):
 
     def __init__(
         self,
-        endpoint: Any,
-        factory: Any,
+        endpoint: IStreamServerEndpoint,
+        factory: IProtocolFactory,
         description: str,
         what: str,
         metrics: bool = False,
-        gate: Any = None,
+        gate: AdmissionGate | None = None,
     ) -> None:
         """
         @param gate: an L{AdmissionGate<xmppcomp.admission.AdmissionGate>}
@@ -137,16 +148,16 @@ class HTTPAuthListener(StreamServerEndpointService):
         self.what = what
         self.metrics = metrics
         self.secure = description.split(":", 1)[0].lower() == "ssl"
-        self.port: Any = None
-        self.confirmer: Any = None
-        self._listeners: list[defer.Deferred[Any]] = []
+        self.port: IListeningPort | None = None
+        self.confirmer: Confirmer | None = None
+        self._listeners: list[defer.Deferred[IListeningPort]] = []
 
     def privilegedStartService(self) -> None:
         super().privilegedStartService()
         assert self._waitingForPort is not None
         self._waitingForPort.addCallback(self._listening)
 
-    def _listening(self, port: Any) -> Any:
+    def _listening(self, port: IListeningPort | None) -> IListeningPort | None:
         if port is None:
             # Failed (and logged), or cancelled.
             return port
@@ -183,19 +194,19 @@ class HTTPAuthListener(StreamServerEndpointService):
             d.callback(port)
         return port
 
-    def whenListening(self) -> defer.Deferred[Any]:
+    def whenListening(self) -> defer.Deferred[IListeningPort]:
         """
         Fires with the L{IListeningPort} once listening (at once if it
         does).
         """
         if self.port is not None:
             return defer.succeed(self.port)
-        d: defer.Deferred[Any] = defer.Deferred()
+        d: defer.Deferred[IListeningPort] = defer.Deferred()
         self._listeners.append(d)
         return d
 
     @defer.inlineCallbacks
-    def stopService(self) -> Any:
+    def stopService(self) -> Generator[defer.Deferred[None], object, None]:
         """
         Stop listening, then close the open connections (pending
         confirmations included) and wait until they are gone.

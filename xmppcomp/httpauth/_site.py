@@ -50,14 +50,16 @@ from __future__ import annotations
 
 import binascii
 from collections.abc import Callable, Sequence
-from typing import Any, cast
+from typing import cast
 
 from twisted.internet.address import IPv4Address, IPv6Address
 from twisted.internet.interfaces import IDelayedCall, IReactorTime
 from twisted.python.failure import Failure
+from twisted.web import http
 from twisted.web.http import HTTPChannel, datetimeToString
 from twisted.web.http_headers import Headers
 from twisted.web.iweb import IRequest
+from twisted.web.resource import IResource
 from twisted.web.server import Request, Site
 
 from xmppcomp.httpauth._protocol import REALM
@@ -230,7 +232,7 @@ class ConfirmerChannel(HTTPChannel):
         self._stopHeadClock()
         super().allHeadersReceived()
 
-    def requestDone(self, request: Any) -> None:
+    def requestDone(self, request: http.Request) -> None:
         # Bytes pipelined meanwhile are parsed from here on (through
         # dataReceived or lineReceived), and start the next head's clock.
         self._awaitingHead = True
@@ -422,7 +424,7 @@ class ConfirmerSite(Site):
 
     def __init__(
         self,
-        resource: Any,
+        resource: IResource,
         *,
         reactor: IReactorTime,
         maxBody: int = DEFAULT_MAX_BODY,
@@ -475,7 +477,7 @@ class ConfirmerSite(Site):
             return [b'Basic realm="%s"' % (REALM.encode("ascii"),)]
         return self._challenge(request)
 
-    def log(self, request: Any) -> None:
+    def log(self, request: http.Request) -> None:
         """
         Write C{request}'s access log line, unless the access log goes
         nowhere.

@@ -13,9 +13,10 @@ from __future__ import annotations
 import secrets
 from functools import partial
 from collections.abc import Callable
-from typing import Any, Union
+from typing import Union
 
 import attrs
+from prometheus_client import Counter, Gauge, Histogram
 from twisted.internet.defer import Deferred, fail, maybeDeferred
 from twisted.internet.interfaces import IDelayedCall, IReactorTime
 from twisted.python.failure import Failure
@@ -183,12 +184,12 @@ class ConfirmationRequester(XMPPHandler):
         super().__init__()
         self.metrics = metrics
         self.jids = JIDCache() if jids is None else jids
-        self._counted: dict[str, Any] = {
+        self._counted: dict[str, Counter | NoCount] = {
             outcome: NoCount() if metrics is None else metrics.confirmations.labels(outcome)
             for outcome in _OUTCOMES
         }
-        self._pendingGauge: Any = NoCount() if metrics is None else metrics.pendingConfirmations
-        self._seconds: Any = NoCount() if metrics is None else metrics.confirmationSeconds
+        self._pendingGauge: Gauge | NoCount = NoCount() if metrics is None else metrics.pendingConfirmations
+        self._seconds: Histogram | NoCount = NoCount() if metrics is None else metrics.confirmationSeconds
         self.exactResource = exactResource
         self.fromJid = fromJid
         self.timeout = timeout

@@ -14,7 +14,6 @@ L{IRawStanzaParser}.
 
 from __future__ import annotations
 
-from typing import Any
 from xml.sax.saxutils import quoteattr
 
 from twisted.words.xish import domish
@@ -270,7 +269,7 @@ class RawStanzaParser(StanzaParser):
 
     # expat's handlers
 
-    def _onStartDocument(self, name: str, attrs: dict[Any, str]) -> None:
+    def _onStartDocument(self, name: str, attrs: dict[str, str]) -> None:
         """
         Note whether the header declares prefixes other than C{stream}:
         stanzas could use them, so their bytes would not mean the same in
@@ -279,7 +278,7 @@ class RawStanzaParser(StanzaParser):
         self._rawSafe = all(prefix == "stream" for prefix in self._prefixes)
         StanzaParser._onStartDocument(self, name, attrs)
 
-    def _onStartElement(self, name: str, attrs: dict[Any, str]) -> None:
+    def _onStartElement(self, name: str, attrs: dict[str, str]) -> None:
         """
         As L{StanzaParser._onStartElement}; a top-level message or presence
         whose bytes are kept is parsed shallow; inside a shallow stanza,

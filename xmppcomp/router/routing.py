@@ -8,7 +8,8 @@ decisions to streams.
 from __future__ import annotations
 
 from collections.abc import Collection
-from typing import Any, Generic, Hashable, TypeVar
+from enum import Enum
+from typing import Final, Generic, Hashable, Literal, TypeVar
 
 import attrs
 from twisted.words.protocols.jabber.error import StanzaError
@@ -25,8 +26,14 @@ R = TypeVar("R", bound=Hashable)
 DOMAINS_KEPT = 4096
 #: Longer addresses are not remembered.
 DOMAIN_KEY_LENGTH = 512
+class _Unknown(Enum):
+    """The sentinel of L{_UNKNOWN} (an enum member, so that C{is} narrows)."""
+
+    UNKNOWN = "unknown"
+
+
 #: Not remembered.
-_UNKNOWN: Any = object()
+_UNKNOWN: Final[Literal[_Unknown.UNKNOWN]] = _Unknown.UNKNOWN
 
 
 class RoutingTable(Generic[R]):

@@ -12,12 +12,12 @@ credentials and certificates from a L{xmppcomp.router.config.RouterConfig}.
 from __future__ import annotations
 
 from functools import partial
-from typing import Any, Callable, cast
+from typing import TYPE_CHECKING, Any, Callable, Generator, Protocol, cast
 
 from twisted.application.service import MultiService
 from twisted.internet import defer
 from twisted.internet.endpoints import serverFromString
-from twisted.internet.interfaces import IDelayedCall, IPushProducer, IReactorTime
+from twisted.internet.interfaces import IDelayedCall, IListeningPort, IProtocolFactory, IPushProducer, IReactorTime, ITransport
 from twisted.python.failure import Failure
 from twisted.words.protocols.jabber import jid
 from twisted.words.protocols.jabber.error import StanzaError, StreamError
@@ -27,7 +27,7 @@ from twisted.words.xish.xmlstream import STREAM_CONNECTED_EVENT, STREAM_END_EVEN
 from zope.interface import implementer
 
 from xmppcomp.router.config import RouterConfig, RouterLimits
-from xmppcomp.interfaces import IRawStanzaParser
+from xmppcomp.interfaces import IRawStanzaParser, IReceivingSession
 from xmppcomp.logs import Logger
 from xmppcomp.metrics import Metrics
 from xmppcomp.ns import NS_CLIENT, NS_COMPONENT_ACCEPT, NS_DISCO_INFO, NS_PING
@@ -47,11 +47,11 @@ from xmppcomp.router.routing import (
     sizeAtMost,
     translateNamespace,
 )
-from xmppcomp.stream.bind import HostnameBinder, bindChild, bindFeatures
+from xmppcomp.stream.bind import BindFeature, HostnameBinder, bindChild, bindFeatures
 from xmppcomp.admission import Admission, AdmissionGate, fileLimitWarning, withBacklog
 from xmppcomp.authz import HostnamePolicy
 from xmppcomp.stream import tls
-from xmppcomp.stream.acceptreceiving import AcceptFactory, AcceptPolicy
+from xmppcomp.stream.acceptreceiving import AcceptAuthenticator, AcceptFactory, AcceptPolicy
 from xmppcomp.stream.receiving import (
     STREAM_CLOSED_EVENT,
     AuthFailureLimiter,
@@ -59,9 +59,34 @@ from xmppcomp.stream.receiving import (
     ReceivingPolicy,
 )
 from xmppcomp.stream.sasl import FileCredentialStore, MemoryCredentialStore
+from xmppcomp.stream.negotiating import NegotiatingFactory, NegotiatingXmlStream, peerOf
 from xmppcomp.stream.xmlstream import checkSerializable
 
+if TYPE_CHECKING:
+    from twisted.web.server import Site
+
 log = Logger()
+
+
+class _FlowControlled(Protocol):
+    """
+    What the router uses of a session's transport besides L{ITransport}:
+    TCP transports, and TLS over them, are push producers and consumers.
+    """
+
+    def pauseProducing(self) -> None: ...
+
+    def resumeProducing(self) -> None: ...
+
+    def registerProducer(self, producer: IPushProducer, streaming: bool) -> None: ...
+
+
+def _flowControlled(transport: ITransport | None) -> _FlowControlled:
+    """
+    C{transport} as what it is: Twisted types a protocol's transport as
+    an L{ITransport} (or C{None}), less than its listeners' transports are.
+    """
+    return cast(_FlowControlled, transport)
 
 #: IQ requests tracked per session while they await the session's answer,
 #: so that they can be answered with an error if the session goes away.
@@ -129,7 +154,7 @@ class RouterSession:
     parser: IRawStanzaParser | None = None
     capturing = False
 
-    def __init__(self, router: "Router", xmlstream: Any, kind: str) -> None:
+    def __init__(self, router: "Router", xmlstream: NegotiatingXmlStream, kind: str) -> None:
         self.router = router
         self.xmlstream = xmlstream
         self.kind = kind
@@ -230,7 +255,7 @@ class RouterSession:
                 "{identity} does not read: not reading from it until it does",
                 identity=self.identity,
             )
-            self.xmlstream.transport.pauseProducing()
+            _flowControlled(self.xmlstream.transport).pauseProducing()
 
     def countDropped(self, what: str) -> None:
         """
@@ -269,7 +294,7 @@ class RouterSession:
             self.readPaused = False
             transport = self.xmlstream.transport
             if transport is not None:
-                transport.resumeProducing()
+                _flowControlled(transport).resumeProducing()
 
     def stopProducing(self) -> None:
         self.paused = True
@@ -326,7 +351,7 @@ class Router:
         self.metrics = Metrics() if metrics is None else metrics
         self._routed = self.metrics.stanzasRouted
         self.table: RoutingTable[RouterSession] = RoutingTable()
-        self.sessions: dict[Any, RouterSession] = {}
+        self.sessions: dict[NegotiatingXmlStream, RouterSession] = {}
         self.established = 0
         self._closing = False
         self._pings = 0
@@ -354,14 +379,14 @@ class Router:
 
     # Attaching streams.
 
-    def receivingFeatures(self) -> list[Any]:
+    def receivingFeatures(self) -> list[BindFeature]:
         """
         The post-SASL features of XEP-0225 streams: hostname bind in both
         namespaces.
         """
         return bindFeatures(self.binderFor)
 
-    def binderFor(self, authenticator: Any) -> HostnameBinder:
+    def binderFor(self, authenticator: IReceivingSession) -> HostnameBinder:
         session = self.sessions[authenticator.xmlstream]
         if session.binder is None:
             session.identity = authenticator.identity
@@ -370,14 +395,14 @@ class Router:
             )
         return session.binder
 
-    def addBootstraps(self, factory: Any, kind: str) -> None:
+    def addBootstraps(self, factory: NegotiatingFactory, kind: str) -> None:
         """
         Attach every stream C{factory} builds to this router.
         """
         factory.addBootstrap(STREAM_CONNECTED_EVENT, lambda xs: self.attach(xs, kind))
         factory.addBootstrap(STREAM_AUTHD_EVENT, self.authenticated)
 
-    def attach(self, xs: Any, kind: str) -> RouterSession | None:
+    def attach(self, xs: NegotiatingXmlStream, kind: str) -> RouterSession | None:
         """
         A stream connected: make its session, or refuse it when the router
         is full or shutting down.
@@ -410,7 +435,7 @@ class Router:
         xs.addObserver(STREAM_END_EVENT, lambda reason: self.detach(session, reason))
         return session
 
-    def authenticated(self, xs: Any) -> None:
+    def authenticated(self, xs: NegotiatingXmlStream) -> None:
         """
         A stream completed negotiation: from now on its stanzas are routed.
         """
@@ -424,7 +449,8 @@ class Router:
         session.established = True
         self.established += 1
         if session.kind == "xep0114":
-            hostname = xs.authenticator.hostname
+            # The AcceptFactory's streams: hostname is set once negotiated.
+            hostname = cast(str, cast(AcceptAuthenticator, xs.authenticator).hostname)
             session.identity = hostname
             session.binder = HostnameBinder(hostname, session, self, 1)
             if hostname == self.domain or not self.claim(hostname, session):
@@ -440,7 +466,7 @@ class Router:
         transport = xs.transport
         if transport is not None:
             try:
-                transport.registerProducer(session, True)
+                _flowControlled(transport).registerProducer(session, True)
             except RuntimeError:
                 log.warn("{identity}: the transport has a producer already; no back-pressure", identity=session.identity)
         session.idleTimer = self.reactor.callLater(self.limits.idleTimeout, self._checkIdle, session)
@@ -815,14 +841,11 @@ def _countLate(session: RouterSession, element: domish.Element) -> None:
     session.late += 1
 
 
-def _peer(xs: Any) -> str:
-    try:
-        return str(xs.transport.getPeer())
-    except Exception:
-        return "?"
+def _peer(xs: NegotiatingXmlStream) -> str:
+    return peerOf(xs)
 
 
-def _why(reason: Any) -> str:
+def _why(reason: object) -> str:
     if isinstance(reason, Failure):
         value = reason.value
         if isinstance(value, StreamError):
@@ -832,7 +855,7 @@ def _why(reason: Any) -> str:
     return str(reason)
 
 
-def metricsSite(metrics: Metrics) -> Any:
+def metricsSite(metrics: Metrics) -> Site:
     """
     A twisted.web site serving C{metrics} (L{Metrics.resource}) at
     C{/metrics} (and nothing else).
@@ -863,7 +886,7 @@ class RouterService(MultiService):
     @ivar metrics: the router's metrics (served on C{metricsListen}).
     """
 
-    def __init__(self, config: RouterConfig, reactor: Any = None, metrics: Metrics | None = None) -> None:
+    def __init__(self, config: RouterConfig, reactor: IReactorTime | None = None, metrics: Metrics | None = None) -> None:
         """
         @param metrics: where the router counts; a registry of this
             service's own when not given.
@@ -877,9 +900,9 @@ class RouterService(MultiService):
         self.config = config
         self.reactor = reactor
         self.router: Router | None = None
-        self.authFailures: Any = None
-        self.admission: Any = None
-        self.ports: list[Any] = []
+        self.authFailures: AuthFailureLimiter | None = None
+        self.admission: AdmissionGate | None = None
+        self.ports: list[IListeningPort] = []
 
     def startService(self) -> None:
         config = self.config
@@ -901,8 +924,9 @@ class RouterService(MultiService):
         )
         self.admission = admission
         if config.credentials is not None:
-            store: Any = FileCredentialStore(config.credentials)
-            store.load()
+            fileStore = FileCredentialStore(config.credentials)
+            fileStore.load()
+            store: FileCredentialStore | MemoryCredentialStore = fileStore
         else:
             store = MemoryCredentialStore()
         tlsOptions = None
@@ -929,7 +953,7 @@ class RouterService(MultiService):
         )
         router.addBootstraps(receiving, "xep0225")
         receiving.addBootstrap(STREAM_AUTHD_EVENT, admission.authenticated)
-        listeners: list[tuple[str, Any]] = [(endpoint, admission.wrap(receiving)) for endpoint in config.listen]
+        listeners: list[tuple[str, IProtocolFactory]] = [(endpoint, admission.wrap(receiving)) for endpoint in config.listen]
         if config.acceptSecrets:
             secrets = {
                 normalizeDomain(hostname): ref.read() for hostname, ref in config.acceptSecrets.items()
@@ -969,8 +993,10 @@ class RouterService(MultiService):
             log.warn("{warning}", warning=warning)
         super().startService()
 
+    # Any: inlineCallbacks types what is yielded as Deferred[Any], and
+    # MultiService.stopService may give None.
     @defer.inlineCallbacks
-    def stopService(self) -> Any:
+    def stopService(self) -> Generator[Any, object, None]:
         yield super().stopService()
         ports, self.ports = self.ports, []
         yield defer.gatherResults([defer.maybeDeferred(port.stopListening) for port in ports])

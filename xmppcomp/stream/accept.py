@@ -21,11 +21,11 @@ C{negotiated} L{Deferred} firing with a L{NegotiationResult}.
 
 from __future__ import annotations
 
-from typing import Any, cast
+from typing import TypeVar, cast
 
 import attrs
 from twisted.internet import defer
-from twisted.internet.interfaces import IReactorTime
+from twisted.internet.interfaces import IReactorTime, IStreamClientEndpoint
 from twisted.python.failure import Failure
 from twisted.words.protocols.jabber.error import StreamError
 from twisted.words.xish import domish
@@ -66,17 +66,20 @@ HANDSHAKE_MECHANISM = "handshake"
 HANDSHAKE = (NS_COMPONENT_ACCEPT, "handshake")
 
 
-def _positive(instance: object, attribute: attrs.Attribute[Any], value: float) -> None:
+_Number = TypeVar("_Number", int, float)
+
+
+def _positive(instance: object, attribute: attrs.Attribute[_Number], value: _Number) -> None:
     if not value > 0:
         raise ValueError("%s must be positive" % (attribute.name,))
 
 
-def _domain(instance: object, attribute: attrs.Attribute[Any], value: str) -> None:
+def _domain(instance: object, attribute: attrs.Attribute[str], value: str) -> None:
     if not isinstance(value, str) or normaliseHostname(value) is None:
         raise ValueError("%s must be a domain name, not %r" % (attribute.name, value))
 
 
-def _secret(instance: object, attribute: attrs.Attribute[Any], value: str) -> None:
+def _secret(instance: object, attribute: attrs.Attribute[str], value: str) -> None:
     # Never put the value in the message.
     if not isinstance(value, str) or not value:
         raise ValueError("secret must be a non-empty string")
@@ -340,6 +343,7 @@ class AcceptInitiatingAuthenticator(InitiatingAdapter[AcceptInitiatingMachine]):
     """
 
     namespace = NS_COMPONENT_ACCEPT
+    policy: AcceptInitiatingPolicy
 
     def makeMachine(self) -> AcceptInitiatingMachine:
         policy: AcceptInitiatingPolicy = self.policy
@@ -359,7 +363,7 @@ class AcceptInitiatingFactory(NegotiatingFactory):
 
 
 def negotiateAccept(
-    endpoint: Any,
+    endpoint: IStreamClientEndpoint,
     policy: AcceptInitiatingPolicy,
     reactor: IReactorTime | None = None,
 ) -> defer.Deferred[tuple[NegotiatingXmlStream, NegotiationResult]]:

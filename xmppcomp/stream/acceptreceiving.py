@@ -21,7 +21,7 @@ L{xmppcomp.stream.receiving} does for XEP-0225.
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, TypeVar
 
 import attrs
 from twisted.internet.interfaces import IReactorTime
@@ -65,7 +65,10 @@ HANDSHAKE = (NS_COMPONENT_ACCEPT, "handshake")
 _LOGGED_TO = 100
 
 
-def _positive(instance: object, attribute: attrs.Attribute[Any], value: float) -> None:
+_Number = TypeVar("_Number", int, float)
+
+
+def _positive(instance: object, attribute: attrs.Attribute[_Number], value: _Number) -> None:
     if not value > 0:
         raise ValueError("%s must be positive" % (attribute.name,))
 
@@ -328,6 +331,7 @@ class AcceptAuthenticator(NegotiationAdapter[AcceptMachine]):
 
     namespace = NS_COMPONENT_ACCEPT
     initiating = False
+    policy: AcceptPolicy
 
     def __init__(self, policy: AcceptPolicy, reactor: IReactorTime) -> None:
         """
@@ -340,6 +344,11 @@ class AcceptAuthenticator(NegotiationAdapter[AcceptMachine]):
     def makeMachine(self) -> AcceptMachine:
         policy: AcceptPolicy = self.policy
         return AcceptMachine(self, policy.secrets, policy.authFailures, policy.negotiationTimeout)
+
+    def countRefusal(self, condition: str) -> None:
+        metrics = self.policy.metrics
+        if metrics is not None:
+            metrics.countNegotiationFailure("receiving", condition)
 
     def succeeded(self, result: object) -> None:
         """

@@ -21,10 +21,13 @@ C{afterRead}), and serialised features can be remembered per policy
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any, ClassVar, Generic, TypeVar, cast
+from typing import TYPE_CHECKING, ClassVar, Generic, ParamSpec, Protocol, TypeVar, cast
 
 from twisted.internet.defer import Deferred
-from twisted.internet.interfaces import IDelayedCall, IReactorTime, IStreamClientEndpoint, ITLSTransport
+from twisted.internet.interfaces import (
+    IDelayedCall, IOpenSSLClientConnectionCreator, IOpenSSLServerConnectionCreator, IProtocol, IProtocolFactory, IReactorTime,
+    IStreamClientEndpoint, ITLSTransport,
+)
 from twisted.python.failure import Failure
 from twisted.words.protocols.jabber import jid
 from twisted.words.protocols.jabber.error import StreamError
@@ -41,15 +44,36 @@ from xmppcomp.interfaces import INegotiator
 from xmppcomp.ns import NS_STREAMS
 from xmppcomp.stream import tls
 from xmppcomp.stream.limits import sourceKey
+from xmppcomp.stream.initiatingmachine import NegotiationResult
 from xmppcomp.stream.machine import Machine, OurHeader
 from xmppcomp.stream.negotiating import peerOf
 
 if TYPE_CHECKING:
     from xmppcomp.stream.negotiating import NegotiatingXmlStream
 
-__all__ = ["FeaturesCache", "InitiatingAdapter", "NegotiationAdapter", "connectAndNegotiate"]
+__all__ = ["FeaturesCache", "InitiatingAdapter", "NegotiationAdapter", "NegotiationPolicy", "connectAndNegotiate"]
 
-_M = TypeVar("_M", bound=Machine)
+_M_co = TypeVar("_M_co", bound=Machine, covariant=True)
+
+_P = ParamSpec("_P")
+
+
+class NegotiationPolicy(Protocol):
+    """
+    What the adapter and its stream's factory read of the policy of every
+    side (L{InitiatingPolicy<xmppcomp.stream.initiating.InitiatingPolicy>},
+    L{ReceivingPolicy<xmppcomp.stream.receiving.ReceivingPolicy>} and the
+    XEP-0114 ones, frozen attrs classes); each adapter reads the rest of
+    its own.
+    """
+
+    @property
+    def maxStanzaSize(self) -> int:
+        """The largest stanza accepted, in bytes."""
+
+    @property
+    def closeTimeout(self) -> float:
+        """Seconds to wait for the peer's closing tag."""
 
 
 class FeaturesCache:
@@ -88,7 +112,7 @@ class FeaturesCache:
 
 
 @implementer(INegotiator)
-class NegotiationAdapter(Authenticator, Generic[_M]):
+class NegotiationAdapter(Authenticator, Generic[_M_co]):
     """
     Negotiates one stream with a machine: the base of the four
     negotiators' authenticators, which say which machine
@@ -104,14 +128,14 @@ class NegotiationAdapter(Authenticator, Generic[_M]):
     #: The stream, from L{associateWithStream} on.
     xmlstream: NegotiatingXmlStream
 
-    def __init__(self, policy: Any, reactor: IReactorTime) -> None:
+    def __init__(self, policy: NegotiationPolicy, reactor: IReactorTime) -> None:
         super().__init__()
         self.policy = policy
         self.reactor = reactor
         self._timer: IDelayedCall | None = None
-        self.machine: _M = self.makeMachine()
+        self.machine: _M_co = self.makeMachine()
 
-    def makeMachine(self) -> _M:
+    def makeMachine(self) -> _M_co:
         """
         The machine; subclasses say which.
         """
@@ -210,13 +234,20 @@ class NegotiationAdapter(Authenticator, Generic[_M]):
         if self.initiating:
             # The ClientHello leaves before the rest of the setup.
             xs.flush()
-        self.policy.tlsDeclarations.keep(xs.transport)
+        self.tlsDeclarations().keep(xs.transport)
         xs.reset()
 
-    def tlsOptions(self) -> Any:
+    def tlsOptions(self) -> IOpenSSLClientConnectionCreator | IOpenSSLServerConnectionCreator:
         """
         The TLS connection creator of this side; subclasses that start TLS
         say which.
+        """
+        raise NotImplementedError()
+
+    def tlsDeclarations(self) -> tls.TLSDeclarations:
+        """
+        What keeps the TLS layer's declarations warm (the policy's);
+        subclasses that start TLS say which.
         """
         raise NotImplementedError()
 
@@ -238,7 +269,7 @@ class NegotiationAdapter(Authenticator, Generic[_M]):
         if timer is not None and timer.active():
             timer.cancel()
 
-    def afterRead(self, f: Callable[..., object], *args: Any, **kwargs: Any) -> None:
+    def afterRead(self, f: Callable[_P, object], *args: _P.args, **kwargs: _P.kwargs) -> None:
         self.xmlstream.afterRead(f, *args, **kwargs)
 
     def succeeded(self, result: object) -> None:
@@ -251,12 +282,14 @@ class NegotiationAdapter(Authenticator, Generic[_M]):
         self.xmlstream.dispatch(failure, INIT_FAILED_EVENT)
 
     def countRefusal(self, condition: str) -> None:
-        metrics = self.policy.metrics
-        if metrics is not None:
-            metrics.countNegotiationFailure("receiving", condition)
+        """
+        Count a refusal; only the receiving sides refuse, and say where
+        they count.
+        """
+        raise NotImplementedError()
 
 
-class InitiatingAdapter(NegotiationAdapter[_M]):
+class InitiatingAdapter(NegotiationAdapter[_M_co]):
     """
     The adapter of an initiating side (XEP-0225 or XEP-0114): what it
     negotiated, or why it failed, fires L{negotiated}.
@@ -269,8 +302,8 @@ class InitiatingAdapter(NegotiationAdapter[_M]):
 
     initiating = True
 
-    def __init__(self, policy: Any, reactor: IReactorTime) -> None:
-        self.negotiated: Deferred[Any] = Deferred()
+    def __init__(self, policy: NegotiationPolicy, reactor: IReactorTime) -> None:
+        self.negotiated: Deferred[NegotiationResult] = Deferred()
         super().__init__(policy, reactor)
 
     def succeeded(self, result: object) -> None:
@@ -278,6 +311,8 @@ class InitiatingAdapter(NegotiationAdapter[_M]):
         Also fire L{negotiated} with the result.
         """
         super().succeeded(result)
+        # The initiating machines succeed with their NegotiationResult.
+        assert isinstance(result, NegotiationResult), result
         self.negotiated.callback(result)
 
     def failed(self, reason: Exception | Failure) -> None:
@@ -290,7 +325,9 @@ class InitiatingAdapter(NegotiationAdapter[_M]):
             self.negotiated.errback(failure)
 
 
-def connectAndNegotiate(endpoint: IStreamClientEndpoint, factory: Any) -> Deferred[tuple[Any, Any]]:
+def connectAndNegotiate(
+    endpoint: IStreamClientEndpoint, factory: IProtocolFactory
+) -> Deferred[tuple[NegotiatingXmlStream, NegotiationResult]]:
     """
     Connect to C{endpoint} with C{factory} (whose streams' authenticators
     are L{InitiatingAdapter}s) and wait for the negotiation.
@@ -299,10 +336,9 @@ def connectAndNegotiate(endpoint: IStreamClientEndpoint, factory: Any) -> Deferr
         negotiation is complete, or failing with why it did not.
     """
 
-    def connected(protocol: Any) -> Deferred[tuple[Any, Any]]:
+    def connected(protocol: IProtocol) -> Deferred[tuple[NegotiatingXmlStream, NegotiationResult]]:
         xs = cast("NegotiatingXmlStream", protocol)
-        authenticator = cast(InitiatingAdapter[Any], xs.authenticator)
+        authenticator = cast(InitiatingAdapter[Machine], xs.authenticator)
         return authenticator.negotiated.addCallback(lambda result: (xs, result))
 
-    d: Deferred[Any] = endpoint.connect(factory)
-    return d.addCallback(connected)
+    return endpoint.connect(factory).addCallback(connected)

@@ -277,7 +277,7 @@ class BindFeature:
         return True
 
 
-def bindFeatures(binderFor: Callable[[object], HostnameBinder]) -> list[BindFeature]:
+def bindFeatures(binderFor: Callable[[IReceivingSession], HostnameBinder]) -> list[BindFeature]:
     """
     The bind features of both namespaces, C{urn:xmpp:component:0} first.
     """
@@ -497,10 +497,12 @@ class BindInitiator:
             requests.append((iq, session.serialize(iq)))
         self._prepared = (xs, namespace, requests)
 
+    # Any: DeferredList types the values of its results as Any (here a
+    # bound name or a Failure).
     @defer.inlineCallbacks
     def negotiate(
-        self, target: IInitiatingSession | Any, namespace: str
-    ) -> Generator[defer.Deferred[Any], Any, None]:
+        self, target: object, namespace: str
+    ) -> Generator[defer.Deferred[list[tuple[bool, Any]]], list[tuple[bool, Any]], None]:
         """
         Bind every hostname on C{target}, a negotiation
         (L{IInitiatingSession}: the requests go through its C{request}) or
@@ -512,7 +514,7 @@ class BindInitiator:
             are in L{refused} too).
         """
         session = target if IInitiatingSession.providedBy(target) else None
-        xs = target.xmlstream if session is not None else target
+        xs = session.xmlstream if session is not None else target
         if self._stream is xs:
             return
         self._stream = xs

@@ -30,7 +30,7 @@ import os
 import re
 import sys
 from collections.abc import Callable, Sequence
-from typing import Any, cast
+from typing import cast
 
 __all__ = ["DEFAULT_DIRECTORY", "DIAGRAMS", "check", "generate", "main", "write"]
 
@@ -58,11 +58,11 @@ def xtlsDiagram() -> str:
     """
     from automat import TypeMachine
 
-    from xmppcomp.xtls._tunnel import makeTunnel
+    from xmppcomp.xtls._tunnel import TunnelCore, TunnelInputs, makeTunnel
 
     # makeTunnel() is annotated as the factory it is; it is also the typed
     # Automat machine, whose public asDigraph() draws it.
-    machine = cast(TypeMachine[Any, Any], makeTunnel())
+    machine = cast(TypeMachine[TunnelInputs, TunnelCore], makeTunnel())
     source: str = machine.asDigraph().source
     return _automatDot("xtls", "xmppcomp.xtls._tunnel.makeTunnel", source)
 

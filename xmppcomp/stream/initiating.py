@@ -9,7 +9,7 @@ feature is left (XEP-0192).
 
 from __future__ import annotations
 
-from typing import Any, Callable, Iterable, Sequence, cast
+from typing import Callable, Iterable, Sequence, TypeVarTuple, cast
 
 import attrs
 from twisted.internet import defer
@@ -48,6 +48,7 @@ __all__ = [
 
 log = Logger()
 
+_Ts = TypeVarTuple("_Ts")
 
 # The converter of InitiatingPolicy.features: typed, as mypy's attrs plugin
 # cannot infer the type from the generic builtin.
@@ -148,6 +149,8 @@ class InitiatingAuthenticator(InitiatingAdapter[InitiatingMachine]):
         of the requests L{request} sent, waiting for their answers.
     """
 
+    policy: InitiatingPolicy
+
     def __init__(self, policy: InitiatingPolicy, reactor: IReactorTime) -> None:
         self.requests = RequestTracker(
             policy.serverDomain, reactor, requester="negotiation", metrics=policy.metrics
@@ -214,6 +217,9 @@ class InitiatingAuthenticator(InitiatingAdapter[InitiatingMachine]):
     def tlsOptions(self) -> IOpenSSLClientConnectionCreator:
         return self.policy.tlsOptions()
 
+    def tlsDeclarations(self) -> tls.TLSDeclarations:
+        return self.policy.tlsDeclarations
+
     def channelBinding(self) -> ChannelBindingData | None:
         return tls.channelBindingFor(self.xmlstream.transport, isServer=False)
 
@@ -228,7 +234,7 @@ class InitiatingAuthenticator(InitiatingAdapter[InitiatingMachine]):
         assert transport is not None
         transport.loseConnection()
 
-    def callSoon(self, f: Callable[..., object], *args: Any) -> None:
+    def callSoon(self, f: Callable[[*_Ts], object], *args: *_Ts) -> None:
         self.reactor.callLater(0, f, *args)
 
     def prepareFeatures(self) -> None:

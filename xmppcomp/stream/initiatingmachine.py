@@ -8,7 +8,8 @@ L{xmppcomp.stream.initiating.InitiatingAuthenticator} is its adapter.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, Protocol
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Protocol, TypeVarTuple
 
 import attrs
 from twisted.python.failure import Failure
@@ -37,6 +38,8 @@ if TYPE_CHECKING:
 __all__ = ["InitiatingIO", "InitiatingMachine", "NegotiationResult", "Offer", "OfferMemory"]
 
 log = Logger()
+
+_Ts = TypeVarTuple("_Ts")
 
 #: A server's SASL offer: its mechanisms, and its channel-binding types
 #: (L{None} when it listed none).
@@ -123,7 +126,7 @@ class InitiatingIO(NegotiationIO, Protocol):
         refused STARTTLS: RFC 6120 section 5.4.2.2 has it close both).
         """
 
-    def callSoon(self, f: Any, *args: Any) -> None:
+    def callSoon(self, f: Callable[[*_Ts], object], *args: *_Ts) -> None:
         """
         Call C{f(*args)} on the next reactor turn, once what is written now
         has left.

@@ -29,7 +29,7 @@ the initiating sides' failures (L{InitiatingSide}).
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Sequence
-from typing import TYPE_CHECKING, Any, ClassVar, Protocol
+from typing import TYPE_CHECKING, ClassVar, ParamSpec, Protocol
 
 import attrs
 from twisted.python.failure import Failure
@@ -55,6 +55,8 @@ __all__ = [
 ]
 
 log = Logger()
+
+_P = ParamSpec("_P")
 
 #: In a L{Row}: the row applies in every state that has no row of its own
 #: for the input.
@@ -308,7 +310,7 @@ class NegotiationIO(Protocol):
         Cancel the timer, if any.
         """
 
-    def afterRead(self, f: Callable[..., object], *args: Any, **kwargs: Any) -> None:
+    def afterRead(self, f: Callable[_P, object], *args: _P.args, **kwargs: _P.kwargs) -> None:
         """
         Call C{f(*args, **kwargs)} once the read being handled is done and
         its answers are out (now, outside a read).
@@ -351,7 +353,7 @@ class Machine:
         self.io = io
         self.state = self.table.initial
 
-    def fire(self, input: str, *args: Any) -> Any:
+    def fire(self, input: str, *args: object) -> object:
         """
         Take C{input} in the current state.
 

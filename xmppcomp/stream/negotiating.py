@@ -6,7 +6,7 @@ complete, first-level elements go to the authenticator first.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, Callable, ClassVar
+from typing import TYPE_CHECKING, Callable, ClassVar, ParamSpec
 
 from twisted.internet import protocol
 from twisted.internet.interfaces import IHandshakeListener, IReactorTime
@@ -20,7 +20,8 @@ from xmppcomp.stream.machine import STANZA_NAMES, isStanza
 from xmppcomp.stream.xmlstream import XmppXmlStream
 
 if TYPE_CHECKING:
-    from xmppcomp.stream.adapter import NegotiationAdapter
+    from xmppcomp.stream.adapter import NegotiationAdapter, NegotiationPolicy
+    from xmppcomp.stream.machine import Machine
 
 __all__ = [
     "STANZA_NAMES",
@@ -33,8 +34,10 @@ __all__ = [
 
 _log = Logger()
 
+_P = ParamSpec("_P")
 
-def callNow(f: Callable[..., object], *args: Any, **kwargs: Any) -> None:
+
+def callNow(f: Callable[_P, object], *args: _P.args, **kwargs: _P.kwargs) -> None:
     """
     Call C{f(*args, **kwargs)}: what L{NegotiatingXmlStream.afterRead}
     does outside a read, for callers given no C{afterRead}.
@@ -56,7 +59,7 @@ class NegotiatingXmlStream(XmppXmlStream):
     negotiated = False
 
     #: The negotiator (an L{INegotiator<xmppcomp.interfaces.INegotiator>}).
-    authenticator: NegotiationAdapter[Any]
+    authenticator: NegotiationAdapter[Machine]
 
     # Twisted's (unannotated) XmlStream sets these to None at class level,
     # which mypy takes as their only type: widen them to what is stored.
@@ -71,7 +74,7 @@ class NegotiatingXmlStream(XmppXmlStream):
 
     #: What L{afterRead} deferred while a read is being handled, or
     #: C{None} outside one.
-    _afterRead: list[tuple[Callable[..., object], tuple[Any, ...], dict[str, Any]]] | None = None
+    _afterRead: list[tuple[Callable[..., object], tuple[object, ...], dict[str, object]]] | None = None
 
     def dataReceived(self, data: bytes) -> None:
         if self.negotiated:
@@ -107,7 +110,7 @@ class NegotiatingXmlStream(XmppXmlStream):
         """
         self.authenticator.tlsHandshakeCompleted()
 
-    def afterRead(self, f: Callable[..., object], *args: Any, **kwargs: Any) -> None:
+    def afterRead(self, f: Callable[_P, object], *args: _P.args, **kwargs: _P.kwargs) -> None:
         """
         Call C{f(*args, **kwargs)} once the read being handled is done and
         its answers are flushed: for bookkeeping, such as log lines, that
@@ -163,7 +166,7 @@ class NegotiatingFactory(protocol.Factory):
         learn of negotiated streams before their first stanza.
     """
 
-    def __init__(self, policy: Any, reactor: IReactorTime | None = None) -> None:
+    def __init__(self, policy: NegotiationPolicy, reactor: IReactorTime | None = None) -> None:
         if reactor is None:
             from twisted.internet import reactor as globalReactor
 
@@ -178,9 +181,9 @@ class NegotiatingFactory(protocol.Factory):
         """
         self.bootstraps.append((event, observer))
 
-    authenticatorType: ClassVar[type[NegotiationAdapter[Any]]]
+    authenticatorType: ClassVar[type[NegotiationAdapter[Machine]]]
 
-    def makeAuthenticator(self) -> NegotiationAdapter[Any]:
+    def makeAuthenticator(self) -> NegotiationAdapter[Machine]:
         """
         The authenticator of a new stream: an L{authenticatorType} of the
         policy and the reactor.

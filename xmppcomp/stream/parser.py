@@ -23,7 +23,7 @@ C{_on} and C{_feed}).
 from __future__ import annotations
 
 import pyexpat
-from typing import Any, Callable
+from typing import Callable
 
 from twisted.words.xish import domish
 from zope.interface import implementer
@@ -136,17 +136,18 @@ def conditionForParserError(reason: domish.ParserError) -> str:
     return "not-well-formed"
 
 
-def _qualifiedAttributes(attrs: dict[Any, str]) -> dict[Any, str]:
+def _qualifiedAttributes(attrs: dict[str, str]) -> dict[str | tuple[str, str], str]:
     """
     C{attrs} as expat reports them (a namespaced attribute's key is
     C{"uri name"}) turned into domish's keys: C{(uri, name)} tuples, after
     the plain keys, as L{domish.ExpatElementStream} orders them.
     """
-    plain: dict[Any, str] = {}
-    qualified: dict[Any, str] = {}
+    plain: dict[str | tuple[str, str], str] = {}
+    qualified: dict[str | tuple[str, str], str] = {}
     for key, value in attrs.items():
         if " " in key:
-            qualified[tuple(key.rsplit(" ", 1))] = value
+            uri, name = key.rsplit(" ", 1)
+            qualified[(uri, name)] = value
         else:
             plain[key] = value
     plain.update(qualified)
@@ -377,24 +378,25 @@ class StanzaParser:
 
     # Building elements (expat's handlers; hooks for subclasses)
 
-    def _newElement(self, name: str, attrs: dict[Any, str]) -> domish.Element:
+    def _newElement(self, name: str, attrs: dict[str, str]) -> domish.Element:
         """
         The element for a start tag that expat reports as C{name}
         (C{"uri local"}, or C{local} outside any namespace) with C{attrs},
         with the prefixes declared on the tag and the default namespace in
         scope: what L{domish.ExpatElementStream} makes.
         """
+        attributes: dict[str, str] | dict[str | tuple[str, str], str] = attrs
         for key in attrs:
             if " " in key:
-                attrs = _qualifiedAttributes(attrs)
+                attributes = _qualifiedAttributes(attrs)
                 break
         uri, _, local = name.rpartition(" ")
         prefixes = self._prefixes
         if prefixes:
             self._prefixes = {}
-        return domish.Element((uri, local), self._defaults[-1], attrs, prefixes)
+        return domish.Element((uri, local), self._defaults[-1], attributes, prefixes)
 
-    def _onStartDocument(self, name: str, attrs: dict[Any, str]) -> None:
+    def _onStartDocument(self, name: str, attrs: dict[str, str]) -> None:
         """
         The root element's start tag: a new segment starts; the root goes
         to C{DocumentStartEvent}.
@@ -405,7 +407,7 @@ class StanzaParser:
         self._contentNamespace = self._defaults[-1]
         self.DocumentStartEvent(root)
 
-    def _onStartElement(self, name: str, attrs: dict[Any, str]) -> None:
+    def _onStartElement(self, name: str, attrs: dict[str, str]) -> None:
         """
         A start tag: the root's, a top-level stanza's (a new segment starts
         there) or one inside a stanza, which is added to its parent unless

@@ -15,6 +15,7 @@ L{ListeningXmlStream} and L{ListeningFactory}.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Sequence
+from typing import Protocol
 
 import attrs
 from twisted.internet.interfaces import IOpenSSLServerConnectionCreator, IReactorTime
@@ -28,7 +29,7 @@ from xmppcomp.jids import JIDCache
 from xmppcomp.logs import Logger
 from xmppcomp.metrics import Metrics
 from xmppcomp.stream import tls
-from xmppcomp.stream.adapter import FeaturesCache, NegotiationAdapter
+from xmppcomp.stream.adapter import FeaturesCache, NegotiationAdapter, NegotiationPolicy
 from xmppcomp.stream.channelbinding import ChannelBindingData
 from xmppcomp.stream.features import featuresElement
 from xmppcomp.stream.header import newStreamId
@@ -46,6 +47,7 @@ __all__ = [
     "STREAM_CLOSED_EVENT",
     "AuthFailureLimiter",
     "ListeningFactory",
+    "ListeningPolicy",
     "ListeningXmlStream",
     "ReceivingAuthenticator",
     "ReceivingFactory",
@@ -245,6 +247,9 @@ class ReceivingAuthenticator(NegotiationAdapter[ReceivingMachine]):
         self.xmlstream.flush()
         super().startTLS()
 
+    def tlsDeclarations(self) -> tls.TLSDeclarations:
+        return self.policy.tlsDeclarations
+
     def countRefusal(self, condition: str) -> None:
         metrics = self.policy.metrics
         if metrics is not None:
@@ -317,12 +322,26 @@ class ListeningXmlStream(NegotiatingXmlStream):
         self.dispatch(self.closedBy, STREAM_CLOSED_EVENT)
 
 
+class ListeningPolicy(NegotiationPolicy, Protocol):
+    """
+    The policy of a receiving side (L{ReceivingPolicy}, or
+    L{AcceptPolicy<xmppcomp.stream.acceptreceiving.AcceptPolicy>}), as
+    L{ListeningFactory} reads it.
+    """
+
+    @property
+    def maxStanzaDepth(self) -> int:
+        """The deepest nesting of elements accepted in a stanza."""
+
+
 class ListeningFactory(NegotiatingFactory):
     """
     Builds a L{ListeningXmlStream} per accepted connection, with the
     authenticator L{makeAuthenticator} returns and the limits of C{policy}
     (which also has C{maxStanzaDepth}).
     """
+
+    policy: ListeningPolicy
 
     def buildProtocol(self, addr: object) -> ListeningXmlStream:
         policy = self.policy

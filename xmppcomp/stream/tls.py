@@ -57,6 +57,7 @@ if TYPE_CHECKING:
     # Twisted documents the trust roots it builds with this interface but
     # does not export it; only the annotations use it.
     from twisted.internet._sslverify import IOpenSSLTrustRoot
+    from zope.interface.declarations import Provides
 
 __all__ = [
     "CATrust",
@@ -448,12 +449,12 @@ class TLSDeclarations:
     MOST = 64
 
     def __init__(self) -> None:
-        self._kept: dict[tuple[type, type], list[Any]] = {}
+        self._kept: dict[tuple[type, type], list[Provides]] = {}
 
     def __len__(self) -> int:
         return len(self._kept)
 
-    def keep(self, transport: Any) -> None:
+    def keep(self, transport: object) -> None:
         """
         Keep the declarations for C{transport}'s kind, if not kept yet.
         """

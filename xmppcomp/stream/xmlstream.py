@@ -480,7 +480,7 @@ class XmppXmlStream(jabberxmlstream.XmlStream):
 
     # Sending and closing
 
-    def send(self, obj: Any) -> None:
+    def send(self, obj: Any) -> None:  # Any: as Twisted's (untyped) XmlStream.send, any IElement provider
         """
         Send data, unless our closing tag is already out: nothing may follow
         it (RFC 6120 section 4.4).

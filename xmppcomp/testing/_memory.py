@@ -14,7 +14,7 @@ L{MemoryRouter.flush}, and advances the clock it gave the components
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from twisted.internet import defer
 from twisted.internet.address import IPv4Address
@@ -25,6 +25,7 @@ from twisted.internet.error import (
     ConnectionRefusedError,
 )
 from twisted.internet.interfaces import (
+    IAddress,
     IOpenSSLClientConnectionCreator,
     IOpenSSLServerConnectionCreator,
     IProtocol,
@@ -43,6 +44,9 @@ from xmppcomp.stream.receiving import ReceivingFactory, ReceivingPolicy
 from xmppcomp.stream.sasl import MemoryCredentialStore
 
 if TYPE_CHECKING:
+    from OpenSSL import SSL
+    from twisted.protocols.tls import TLSMemoryBIOProtocol
+
     from xmppcomp.component import Link
     from xmppcomp.config import RouterLimits
 
@@ -64,10 +68,10 @@ class PretendTLS:
     them in C{startTLS}; no real TLS connection can be made with them.
     """
 
-    def clientConnectionForTLS(self, tlsProtocol: Any) -> Any:
+    def clientConnectionForTLS(self, tlsProtocol: TLSMemoryBIOProtocol) -> SSL.Connection:
         raise NotImplementedError("pretend TLS: only in-memory transports take these options")
 
-    def serverConnectionForTLS(self, tlsProtocol: Any) -> Any:
+    def serverConnectionForTLS(self, tlsProtocol: TLSMemoryBIOProtocol) -> SSL.Connection:
         raise NotImplementedError("pretend TLS: only in-memory transports take these options")
 
 
@@ -297,7 +301,7 @@ class _CurrentFactory:
         self._router = router
         self._kind = kind
 
-    def buildProtocol(self, addr: Any) -> Any:
+    def buildProtocol(self, addr: IAddress) -> IProtocol | None:
         factory = self._router.factories.get(self._kind) if self._router.up else None
         return None if factory is None else factory.buildProtocol(addr)
 

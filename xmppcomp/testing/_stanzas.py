@@ -117,6 +117,7 @@ class StanzaRouter:
         self._ends[domain] = end
         return end
 
+    # Any: handler is a wokkel XMPPHandler (wokkel is untyped).
     def attach(self, domain: str, handler: Any, reactor: IReactorTime | None = None) -> StanzaEnd:
         """
         Put C{handler} (a wokkel C{XMPPHandler}) in a wokkel

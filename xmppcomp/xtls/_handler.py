@@ -10,11 +10,12 @@ L{XTLSConfiguration}.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Sequence
-from typing import Any, Optional, cast
+from typing import Any, Optional, TypeVar, cast
 
 import attrs
 from cryptography import x509
 from OpenSSL import SSL
+from prometheus_client import Counter, Gauge
 from twisted.internet.defer import Deferred, fail, succeed
 from twisted.internet.interfaces import IReactorTime
 from twisted.internet.ssl import Certificate, PrivateCertificate
@@ -73,7 +74,7 @@ class _MeteredEngine(TLSEngine):
     """
 
     def __init__(
-        self, context: SSL.Context, isClient: bool, peer: JID, bytesIn: Any, bytesOut: Any
+        self, context: SSL.Context, isClient: bool, peer: JID, bytesIn: Counter | NoCount, bytesOut: Counter | NoCount
     ) -> None:
         """
         @param bytesIn: counts the bytes decrypted (a bound child of
@@ -95,7 +96,18 @@ class _MeteredEngine(TLSEngine):
         self._bytesOut.inc(len(data))
 
 
-def _positive(instance: object, attribute: attrs.Attribute[Any], value: float) -> None:
+_Number = TypeVar("_Number", int, float)
+_T = TypeVar("_T")
+
+
+def _failWaiters(waiters: list[Deferred[_T]], failure: BaseException) -> None:
+    """Fail every Deferred of C{waiters} with C{failure}, emptying it first (in place)."""
+    pending, waiters[:] = list(waiters), []
+    for d in pending:
+        d.errback(Failure(failure))
+
+
+def _positive(instance: object, attribute: attrs.Attribute[_Number], value: _Number) -> None:
     if value <= 0:
         raise ValueError(f"{attribute.name} must be positive, not {value!r}")
 
@@ -292,11 +304,8 @@ class Tunnel:
         # Observers first: code awaiting close() then sees their state.
         self._handler._notify("tunnelClosed", self, reason)
         failure = reason if reason is not None else TunnelClosed("closed")
-        everyWaiter: tuple[list[Deferred[Any]], ...] = (self._openWaiters, self._drainWaiters)
-        for waiters in everyWaiter:
-            pending, waiters[:] = list(waiters), []
-            for d in pending:
-                d.errback(Failure(failure))
+        _failWaiters(self._openWaiters, failure)
+        _failWaiters(self._drainWaiters, failure)
         closers, self._closeWaiters = self._closeWaiters, []
         for d in closers:
             d.callback(None)
@@ -402,7 +411,7 @@ def _error(condition: str, text: str | None = None) -> error.StanzaError:
     return error.StanzaError(condition, type=kind, text=text)
 
 
-def _discoFeature(var: str) -> Any:
+def _discoFeature(var: str) -> Any:  # Any: wokkel is untyped
     """
     A L{wokkel.disco.DiscoFeature} (C{xmppcomp._wokkelcompat}, imported
     above, lets C{wokkel.disco} import on recent Twisted).
@@ -467,9 +476,9 @@ class XTLSHandler(XMPPHandler, IQHandlerMixin):
             clock = reactor
         self._clock: IReactorTime = clock
         self._jids = JIDCache() if jids is None else jids
-        self._tunnelsOpen: Any = NoCount() if metrics is None else metrics.xtlsTunnels
-        self._bytesIn: Any = NoCount() if metrics is None else metrics.xtlsBytes.labels("in")
-        self._bytesOut: Any = NoCount() if metrics is None else metrics.xtlsBytes.labels("out")
+        self._tunnelsOpen: Gauge | NoCount = NoCount() if metrics is None else metrics.xtlsTunnels
+        self._bytesIn: Counter | NoCount = NoCount() if metrics is None else metrics.xtlsBytes.labels("in")
+        self._bytesOut: Counter | NoCount = NoCount() if metrics is None else metrics.xtlsBytes.labels("out")
         self._tunnels: dict[tuple[str, str], Tunnel] = {}
         self._requests = RequestTracker(
             clock=clock, requester="xtls", metrics=metrics, jids=self._jids

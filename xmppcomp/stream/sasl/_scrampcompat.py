@@ -28,7 +28,7 @@ from scramp import core as _scrampCore
 from xmppcomp.stream.channelbinding import TLS_EXPORTER
 
 
-def installTlsExporter(cbName: Any = _scrampCore.CbName) -> None:
+def installTlsExporter(cbName: Any = _scrampCore.CbName) -> None:  # Any: scramp is untyped
     """
     Move C{tls-exporter} from C{cbName.UNSUPPORTED_TYPES} to
     C{cbName.SUPPORTED_TYPES}. Idempotent.

@@ -11,7 +11,6 @@ import binascii
 import json
 import os
 import tempfile
-from typing import Any
 
 import attrs
 from scramp import ScramException, ScramMechanism
@@ -281,7 +280,7 @@ class FileCredentialStore(MemoryCredentialStore):
                 entries[domain][hashName] = self._parseKeys(name, hashName, fields)
         return entries
 
-    def _parseKeys(self, name: str, hashName: str, fields: Any) -> ScramKeys:
+    def _parseKeys(self, name: str, hashName: str, fields: object) -> ScramKeys:
         where = f"identity {name!r}, {hashName!r}"
         if hashName not in _HASHES:
             raise self._fail(
