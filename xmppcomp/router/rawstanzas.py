@@ -269,18 +269,18 @@ class RawStanzaParser(StanzaParser):
 
     # expat's handlers
 
-    def _onStartDocument(self, name: str, attrs: dict[str, str]) -> None:
+    def _handleStartDocument(self, name: str, attrs: dict[str, str]) -> None:
         """
         Note whether the header declares prefixes other than C{stream}:
         stanzas could use them, so their bytes would not mean the same in
         another stream.
         """
         self._rawSafe = all(prefix == "stream" for prefix in self._prefixes)
-        StanzaParser._onStartDocument(self, name, attrs)
+        StanzaParser._handleStartDocument(self, name, attrs)
 
-    def _onStartElement(self, name: str, attrs: dict[str, str]) -> None:
+    def _handleStartElement(self, name: str, attrs: dict[str, str]) -> None:
         """
-        As L{StanzaParser._onStartElement}; a top-level message or presence
+        As L{StanzaParser._handleStartElement}; a top-level message or presence
         whose bytes are kept is parsed shallow; inside a shallow stanza,
         count the element and build nothing.
         """
@@ -303,7 +303,7 @@ class RawStanzaParser(StanzaParser):
             self._current = current.addChild(self._newElement(name, attrs))
             return
         if not self._started:
-            self._onStartDocument(name, attrs)
+            self._handleStartDocument(name, attrs)
             return
         # A top-level stanza (the routing hot path).
         self._level = 1
@@ -325,9 +325,9 @@ class RawStanzaParser(StanzaParser):
             self._depth = 0
             self.parser.CharacterDataHandler = None
 
-    def _onEndElement(self, name: str) -> None:
+    def _handleEndElement(self, name: str) -> None:
         """
-        As L{StanzaParser._onEndElement}; with C{captureRaw}, make a
+        As L{StanzaParser._handleEndElement}; with C{captureRaw}, make a
         top-level stanza's raw bytes known while it is dispatched.
         """
         if self._shallow:
@@ -336,7 +336,7 @@ class RawStanzaParser(StanzaParser):
                 self._depth -= 1
                 return
             # The shallow stanza's own end.
-            self.parser.CharacterDataHandler = self._onText
+            self.parser.CharacterDataHandler = self._handleText
         current = self._current
         if current is None:
             self.DocumentEndEvent()
@@ -368,11 +368,11 @@ class RawStanzaParser(StanzaParser):
             self._redeclared = False
         self._segmentStart = self.parser.CurrentByteIndex
 
-    def _onStartNamespace(self, prefix: str | None, uri: str | None) -> None:
+    def _handleStartNamespace(self, prefix: str | None, uri: str | None) -> None:
         """
         Note a stanza that declares the stream's content namespace itself:
         its raw bytes would not move to another content namespace.
         """
-        StanzaParser._onStartNamespace(self, prefix, uri)
+        StanzaParser._handleStartNamespace(self, prefix, uri)
         if self._started and uri == self._contentNamespace:
             self._redeclared = True

@@ -250,18 +250,18 @@ class StanzaParser:
         self._contentNamespace: str | None = None
 
         parser = self.parser = pyexpat.ParserCreate("UTF-8", " ")
-        parser.StartElementHandler = self._onStartElement
-        parser.EndElementHandler = self._onEndElement
-        parser.CharacterDataHandler = self._onText
-        parser.StartNamespaceDeclHandler = self._onStartNamespace
-        parser.EndNamespaceDeclHandler = self._onEndNamespace
-        parser.StartDoctypeDeclHandler = self._onDoctype
-        parser.CommentHandler = self._onComment
-        parser.ProcessingInstructionHandler = self._onProcessingInstruction
-        parser.EntityDeclHandler = self._onEntityDecl
-        parser.UnparsedEntityDeclHandler = self._onEntityDecl
-        parser.SkippedEntityHandler = self._onSkippedEntity
-        parser.ExternalEntityRefHandler = self._onExternalEntityRef
+        parser.StartElementHandler = self._handleStartElement
+        parser.EndElementHandler = self._handleEndElement
+        parser.CharacterDataHandler = self._handleText
+        parser.StartNamespaceDeclHandler = self._handleStartNamespace
+        parser.EndNamespaceDeclHandler = self._handleEndNamespace
+        parser.StartDoctypeDeclHandler = self._handleDoctype
+        parser.CommentHandler = self._handleComment
+        parser.ProcessingInstructionHandler = self._handleProcessingInstruction
+        parser.EntityDeclHandler = self._handleEntityDecl
+        parser.UnparsedEntityDeclHandler = self._handleEntityDecl
+        parser.SkippedEntityHandler = self._handleSkippedEntity
+        parser.ExternalEntityRefHandler = self._handleExternalEntityRef
         parser.SetParamEntityParsing(pyexpat.XML_PARAM_ENTITY_PARSING_NEVER)
         # Expat 2.6 may defer parsing a partial token until much more data
         # arrives; on a stream that would hold back a complete stanza. The
@@ -396,7 +396,7 @@ class StanzaParser:
             self._prefixes = {}
         return domish.Element((uri, local), self._defaults[-1], attributes, prefixes)
 
-    def _onStartDocument(self, name: str, attrs: dict[str, str]) -> None:
+    def _handleStartDocument(self, name: str, attrs: dict[str, str]) -> None:
         """
         The root element's start tag: a new segment starts; the root goes
         to C{DocumentStartEvent}.
@@ -407,7 +407,7 @@ class StanzaParser:
         self._contentNamespace = self._defaults[-1]
         self.DocumentStartEvent(root)
 
-    def _onStartElement(self, name: str, attrs: dict[str, str]) -> None:
+    def _handleStartElement(self, name: str, attrs: dict[str, str]) -> None:
         """
         A start tag: the root's, a top-level stanza's (a new segment starts
         there) or one inside a stanza, which is added to its parent unless
@@ -416,7 +416,7 @@ class StanzaParser:
         current = self._current
         if current is None:
             if not self._started:
-                self._onStartDocument(name, attrs)
+                self._handleStartDocument(name, attrs)
                 return
             self._level = 1
             self._segmentStart = self.parser.CurrentByteIndex
@@ -434,7 +434,7 @@ class StanzaParser:
         """
         return StanzaTooDeep(f"elements nested more than {self.maxDepth} levels deep in a stanza")
 
-    def _onEndElement(self, name: str) -> None:
+    def _handleEndElement(self, name: str) -> None:
         """
         An end tag: the root's (the document ends), a top-level stanza's
         (it goes to C{ElementEvent}, and a new segment starts) or one
@@ -453,7 +453,7 @@ class StanzaParser:
         self.ElementEvent(current)
         self._segmentStart = self.parser.CurrentByteIndex
 
-    def _onText(self, data: str) -> None:
+    def _handleText(self, data: str) -> None:
         """
         Character data: the text of the element being built; between
         stanzas (whitespace keepalives) it has been consumed and no longer
@@ -468,7 +468,7 @@ class StanzaParser:
         else:
             current.addContent(data)
 
-    def _onStartNamespace(self, prefix: str | None, uri: str | None) -> None:
+    def _handleStartNamespace(self, prefix: str | None, uri: str | None) -> None:
         """
         A namespace declaration on the next start tag: the default
         namespace goes on the stack, a prefix to that tag's element. A
@@ -483,7 +483,7 @@ class StanzaParser:
         else:
             self._prefixes[prefix] = uri  # type: ignore[assignment]  # expat gives a URI with a prefix
 
-    def _onEndNamespace(self, prefix: str | None) -> None:
+    def _handleEndNamespace(self, prefix: str | None) -> None:
         """
         A namespace declaration goes out of scope.
         """
@@ -492,20 +492,20 @@ class StanzaParser:
 
     # Restricted XML (RFC 6120 section 11.1)
 
-    def _onDoctype(self, *args: object) -> None:
+    def _handleDoctype(self, *args: object) -> None:
         raise RestrictedXMLError("document type declaration")
 
-    def _onComment(self, data: str) -> None:
+    def _handleComment(self, data: str) -> None:
         raise RestrictedXMLError("comment")
 
-    def _onProcessingInstruction(self, target: str, data: str) -> None:
+    def _handleProcessingInstruction(self, target: str, data: str) -> None:
         raise RestrictedXMLError("processing instruction")
 
-    def _onEntityDecl(self, *args: object) -> None:
+    def _handleEntityDecl(self, *args: object) -> None:
         raise RestrictedXMLError("entity declaration")
 
-    def _onSkippedEntity(self, *args: object) -> None:
+    def _handleSkippedEntity(self, *args: object) -> None:
         raise RestrictedXMLError("entity reference")
 
-    def _onExternalEntityRef(self, *args: object) -> int:
+    def _handleExternalEntityRef(self, *args: object) -> int:
         raise RestrictedXMLError("external entity reference")
