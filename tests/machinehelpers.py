@@ -1,22 +1,121 @@
 """
 Helpers shared by the table tests of the negotiating machines
 (L{xmppcomp.stream.machine}): a L{NegotiationIO} that records the actions
-a machine asks for, a way to write the elements that go in, and a check
-that a machine's code uses nothing of C{twisted.internet}.
+a machine asks for, a way to write the elements that go in, the marking
+and recording of the transitions the tests take, and a check that a
+machine's code uses nothing of C{twisted.internet}.
 """
 
 from __future__ import annotations
 
+import functools
 import types
 from collections.abc import Callable, Iterator
 from typing import Any
 
 from twisted.python.failure import Failure
+from twisted.trial.unittest import SynchronousTestCase
 from twisted.words.xish import domish
 
-from xmppcomp.stream.machine import OurHeader
+from xmppcomp.stream.machine import Machine, OurHeader, Table
 
-__all__ = ["RecordingIO", "internetNamesUsedBy", "parse", "parseHeader"]
+__all__ = [
+    "MachineTestCase",
+    "RecordingIO",
+    "Transition",
+    "described",
+    "internetNamesUsedBy",
+    "parse",
+    "parseHeader",
+    "rowsNotTaken",
+    "takes",
+    "transitionsOf",
+]
+
+#: A transition taken: (table name, state, input, behaviour, next state).
+Transition = tuple[str, str, str, str, str]
+
+
+def takes(
+    taken: set[Transition], table: Table, *transitions: tuple[str, str, str]
+) -> Callable[[Callable[..., None]], Callable[..., None]]:
+    """
+    Mark a test (of a L{MachineTestCase}) as taking the (state, input, next
+    state) C{transitions} of C{table}, and check that it does.
+
+    @param taken: where the module records the transitions its tests
+        declare, for its coverage tests; these are added to it.
+    """
+    declared = set()
+    for state, input, target in transitions:
+        row = table.lookup(state, input)
+        declared.add((table.name, state, input, "?" if row is None else row.behaviour, target))
+    taken.update(declared)
+
+    def mark(test: Callable[..., None]) -> Callable[..., None]:
+        @functools.wraps(test)
+        def run(self: MachineTestCase) -> None:
+            test(self)
+            missing = declared - self.taken
+            if missing:
+                self.fail("not taken: %r" % (sorted(missing),))
+
+        return run
+
+    return mark
+
+
+def transitionsOf(table: Table) -> set[Transition]:
+    """
+    Every transition of C{table}, as L{takes} records them.
+    """
+    return {(table.name, *transition) for transition in table.transitions()}
+
+
+def rowsNotTaken(table: Table, taken: set[Transition]) -> set[Any]:
+    """
+    The rows of C{table} that apply to none of its transitions in C{taken}.
+    """
+    used = {table.lookup(state, input) for name, state, input, behaviour, target in taken if name == table.name}
+    return set(table.rows) - used
+
+
+class MachineTestCase(SynchronousTestCase):
+    """
+    Drives a machine input by input, recording the transitions taken.
+
+    @ivar taken: the transitions taken, as L{takes} records them.
+    """
+
+    def setUp(self) -> None:
+        self.taken: set[Transition] = set()
+
+    def step(self, machine: Machine, input: str, *args: Any) -> Any:
+        """
+        Give C{machine} the input C{input}, through its input method.
+
+        @return: what the input method returned.
+        """
+        before = machine.state
+        row = machine.table.lookup(before, input)
+        self.assertIsNotNone(row, "no row for %r in %r" % (input, before))
+        assert row is not None
+        result = getattr(machine, input)(*args)
+        self.taken.add((machine.table.name, before, input, row.behaviour, machine.state))
+        return result
+
+
+def described(actions: list[tuple[Any, ...]]) -> list[tuple[Any, ...]]:
+    """
+    C{actions} with each reported failure as C{("failed", type, message)}.
+    """
+    result = []
+    for action in actions:
+        if action[0] == "failed":
+            failure = action[1] if isinstance(action[1], Failure) else Failure(action[1])
+            action = ("failed", failure.type, failure.getErrorMessage())
+        result.append(action)
+    return result
 
 
 class RecordingIO:

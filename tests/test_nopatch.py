@@ -11,15 +11,11 @@ is no longer the very same object (changed, added or removed).
 
 from __future__ import annotations
 
-import json
-import os
-import subprocess
-import sys
 import textwrap
 
 from twisted.trial.unittest import SynchronousTestCase
 
-import xmppcomp
+from .probehelpers import runProbe
 
 #: Attributes xmppcomp is allowed to change, each a named compatibility
 #: shim that issue 17 keeps: C{_scrampcompat.installTlsExporter} moves
@@ -99,19 +95,7 @@ class NoMonkeyPatchingTests(SynchronousTestCase):
     """
 
     def _probe(self) -> dict[str, object]:
-        root = os.path.dirname(os.path.dirname(os.path.abspath(xmppcomp.__file__)))
-        env = dict(os.environ, PYTHONPATH=os.pathsep.join([root, os.environ.get("PYTHONPATH", "")]))
-        result = subprocess.run(
-            [sys.executable, "-c", _PROBE],
-            capture_output=True,
-            text=True,
-            env=env,
-            cwd=root,
-            timeout=120,
-        )
-        self.assertEqual(result.returncode, 0, result.stderr)
-        report: dict[str, object] = json.loads(result.stdout.strip().splitlines()[-1])
-        return report
+        return runProbe(self, _PROBE)
 
     def test_everyModuleImports(self) -> None:
         """

@@ -25,15 +25,11 @@ L{xmppcomp.metrics.Metrics}, L{xmppcomp.jids.JIDCache}, ...).
 
 from __future__ import annotations
 
-import json
-import os
-import subprocess
-import sys
 import textwrap
 
 from twisted.trial.unittest import SynchronousTestCase
 
-import xmppcomp
+from .probehelpers import runProbe
 
 _PROBE = textwrap.dedent(
     """
@@ -100,19 +96,7 @@ class ImportChangesNothingTests(SynchronousTestCase):
     """
 
     def _probe(self) -> dict[str, object]:
-        root = os.path.dirname(os.path.dirname(os.path.abspath(xmppcomp.__file__)))
-        env = dict(os.environ, PYTHONPATH=os.pathsep.join([root, os.environ.get("PYTHONPATH", "")]))
-        result = subprocess.run(
-            [sys.executable, "-c", _PROBE],
-            capture_output=True,
-            text=True,
-            env=env,
-            cwd=root,
-            timeout=120,
-        )
-        self.assertEqual(result.returncode, 0, result.stderr)
-        report: dict[str, object] = json.loads(result.stdout.strip().splitlines()[-1])
-        return report
+        return runProbe(self, _PROBE)
 
     def test_nothingChanged(self) -> None:
         """

@@ -26,9 +26,20 @@ from xmppcomp.stream.accept import AcceptInitiatingMachine
 from xmppcomp.stream.acceptreceiving import AcceptMachine
 from xmppcomp.stream.initiating import NegotiationResult
 from xmppcomp.stream.limits import AuthFailureLimiter
-from xmppcomp.stream.machine import Machine, OurHeader, Table
+from xmppcomp.stream.machine import OurHeader
 
-from .machinehelpers import RecordingIO, internetNamesUsedBy, parse, parseHeader
+from . import machinehelpers
+from .machinehelpers import (
+    MachineTestCase,
+    RecordingIO,
+    Transition,
+    described,
+    internetNamesUsedBy,
+    parse,
+    parseHeader,
+    rowsNotTaken,
+    transitionsOf,
+)
 
 HOSTNAME = "comp.example.net"
 SECRET = "s3cret-shared-with-the-component"
@@ -38,31 +49,10 @@ ACCEPT = NS_COMPONENT_ACCEPT
 
 #: The transitions the tests below take: (table, state, input, behaviour,
 #: next state).
-TAKEN: set[tuple[str, str, str, str, str]] = set()
+TAKEN: set[Transition] = set()
 
-
-def takes(table: Table, *transitions: tuple[str, str, str]) -> Callable[[Callable[..., None]], Callable[..., None]]:
-    """
-    Mark a test as taking the (state, input, next state) C{transitions} of
-    C{table}, and check that it does.
-    """
-    declared = set()
-    for state, input, target in transitions:
-        row = table.lookup(state, input)
-        declared.add((table.name, state, input, "?" if row is None else row.behaviour, target))
-    TAKEN.update(declared)
-
-    def mark(test: Callable[..., None]) -> Callable[..., None]:
-        @functools.wraps(test)
-        def run(self: MachineTestCase) -> None:
-            test(self)
-            missing = declared - self.taken
-            if missing:
-                self.fail("not taken: %r" % (sorted(missing),))
-
-        return run
-
-    return mark
+#: Mark a test as taking (state, input, next state) transitions of a table.
+takes = functools.partial(machinehelpers.takes, TAKEN)
 
 
 def sha1Hex(text: str) -> str:
@@ -91,44 +81,6 @@ def serverHeader(streamId: str | None = STREAM_ID, namespace: str = ACCEPT, pref
         "<%s:stream xmlns='%s' xmlns:%s='%s' from='%s'%s>"
         % (prefix, namespace, prefix, NS_STREAMS, HOSTNAME, idAttribute)
     )
-
-
-def described(actions: list[tuple[Any, ...]]) -> list[tuple[Any, ...]]:
-    """
-    C{actions} with each reported failure as C{("failed", type, message)}.
-    """
-    result = []
-    for action in actions:
-        if action[0] == "failed":
-            failure = action[1] if isinstance(action[1], Failure) else Failure(action[1])
-            action = ("failed", failure.type, failure.getErrorMessage())
-        result.append(action)
-    return result
-
-
-class MachineTestCase(SynchronousTestCase):
-    """
-    Drives a machine input by input, recording the transitions taken.
-
-    @ivar taken: the transitions taken, as L{TAKEN} lists them.
-    """
-
-    def setUp(self) -> None:
-        self.taken: set[tuple[str, str, str, str, str]] = set()
-
-    def step(self, machine: Machine, input: str, *args: Any) -> Any:
-        """
-        Give C{machine} the input C{input}, through its input method.
-
-        @return: what the input method returned.
-        """
-        before = machine.state
-        row = machine.table.lookup(before, input)
-        self.assertIsNotNone(row, "no row for %r in %r" % (input, before))
-        assert row is not None
-        result = getattr(machine, input)(*args)
-        self.taken.add((machine.table.name, before, input, row.behaviour, machine.state))
-        return result
 
 
 # The receiving side.
@@ -732,9 +684,8 @@ class CoverageTests(SynchronousTestCase):
         by a test of this module, and no other.
         """
         for table in [AcceptMachine.table, AcceptInitiatingMachine.table]:
-            expected = {(table.name, *transition) for transition in table.transitions()}
             taken = {t for t in TAKEN if t[0] == table.name}
-            self.assertEqual(taken, expected, table.name)
+            self.assertEqual(taken, transitionsOf(table), table.name)
 
     def test_everyRowTaken(self) -> None:
         """
@@ -742,12 +693,7 @@ class CoverageTests(SynchronousTestCase):
         included, applies to a transition taken.
         """
         for table in [AcceptMachine.table, AcceptInitiatingMachine.table]:
-            used = {
-                table.lookup(state, input)
-                for name, state, input, behaviour, target in TAKEN
-                if name == table.name
-            }
-            self.assertEqual(set(table.rows) - used, set(), table.name)
+            self.assertEqual(rowsNotTaken(table, TAKEN), set(), table.name)
 
     def test_noTwistedInternet(self) -> None:
         """

@@ -35,9 +35,19 @@ from xmppcomp.stream.initiatingmachine import (
     NegotiationResult,
     OfferMemory,
 )
-from xmppcomp.stream.machine import Machine, OurHeader, Table
+from xmppcomp.stream.machine import OurHeader, Table
 
-from .machinehelpers import RecordingIO, internetNamesUsedBy, parse, parseHeader
+from . import machinehelpers
+from .machinehelpers import (
+    RecordingIO,
+    Transition,
+    described,
+    internetNamesUsedBy,
+    parse,
+    parseHeader,
+    rowsNotTaken,
+    transitionsOf,
+)
 
 SERVER = "example.net"
 IDENTITY = "comp.example.org"
@@ -48,12 +58,20 @@ FINAL_ID = "final-stream-id"
 TEST_NS = "urn:example:test-feature"
 UNKNOWN_NS = "urn:example:unknown-feature"
 
+#: The failure of a required feature offered in the UNKNOWN_NS namespace.
+UNKNOWN_REQUIRED = "the server requires stream feature {%s}other, which this component cannot negotiate" % (UNKNOWN_NS,)
+
+#: The failure of an offer of SCRAM-SHA-1 alone, with the default policy.
+SCRAM_SHA_1_UNUSABLE = (
+    "no usable SASL mechanism: the server offered ['SCRAM-SHA-1'] (SCRAM-SHA-1: not allowed by configuration)"
+)
+
 #: Our header, as every test's policy makes it.
 OUR_HEADER = OurHeader(NS_CLIENT, (1, 0), ours=IDENTITY, theirs=SERVER)
 
 #: The transitions the tests below take: (table, state, input, behaviour,
 #: next state).
-TAKEN: set[tuple[str, str, str, str, str]] = set()
+TAKEN: set[Transition] = set()
 
 TABLE = InitiatingMachine.table
 
@@ -61,28 +79,8 @@ TABLE = InitiatingMachine.table
 NEGOTIATING = ("header", "tls", "sasl", "restarting", "features")
 
 
-def takes(*transitions: tuple[str, str, str]) -> Callable[[Callable[..., None]], Callable[..., None]]:
-    """
-    Mark a test as taking the (state, input, next state) C{transitions} of
-    the table, and check that it does.
-    """
-    declared = set()
-    for state, input, target in transitions:
-        row = TABLE.lookup(state, input)
-        declared.add((TABLE.name, state, input, "?" if row is None else row.behaviour, target))
-    TAKEN.update(declared)
-
-    def mark(test: Callable[..., None]) -> Callable[..., None]:
-        @functools.wraps(test)
-        def run(self: MachineTestCase) -> None:
-            test(self)
-            missing = declared - self.taken
-            if missing:
-                self.fail("not taken: %r" % (sorted(missing),))
-
-        return run
-
-    return mark
+#: Mark a test as taking (state, input, next state) transitions of the table.
+takes = functools.partial(machinehelpers.takes, TAKEN, TABLE)
 
 
 class RecordingInitiatingIO(RecordingIO):
@@ -234,19 +232,6 @@ STARTTLS_SENT = "<starttls xmlns='%s'/>" % (NS_TLS,)
 PROCEED = parse("<proceed xmlns='%s'/>" % (NS_TLS,))
 
 
-def described(actions: list[tuple[Any, ...]]) -> list[tuple[Any, ...]]:
-    """
-    C{actions} with each reported failure as C{("failed", type, message)}.
-    """
-    result = []
-    for action in actions:
-        if action[0] == "failed":
-            failure = action[1] if isinstance(action[1], Failure) else Failure(action[1])
-            action = ("failed", failure.type, failure.getErrorMessage())
-        result.append(action)
-    return result
-
-
 class ScramServer:
     """
     The server's side of one SCRAM exchange, by scramp, not by the code
@@ -275,15 +260,14 @@ class ScramServer:
         return final.encode()
 
 
-class MachineTestCase(SynchronousTestCase):
+class MachineTestCase(machinehelpers.MachineTestCase):
     """
-    Drives a machine input by input, recording the transitions taken.
-
-    @ivar taken: the transitions taken, as L{TAKEN} lists them.
+    Drives a machine input by input, recording the transitions taken and
+    the machine's log events.
     """
 
     def setUp(self) -> None:
-        self.taken: set[tuple[str, str, str, str, str]] = set()
+        super().setUp()
         self.events: list[LogEvent] = []
 
         @provider(ILogObserver)
@@ -293,20 +277,6 @@ class MachineTestCase(SynchronousTestCase):
 
         globalLogPublisher.addObserver(observe)
         self.addCleanup(globalLogPublisher.removeObserver, observe)
-
-    def step(self, machine: Machine, input: str, *args: Any) -> Any:
-        """
-        Give C{machine} the input C{input}, through its input method.
-
-        @return: what the input method returned.
-        """
-        before = machine.state
-        row = machine.table.lookup(before, input)
-        self.assertIsNotNone(row, "no row for %r in %r" % (input, before))
-        assert row is not None
-        result = getattr(machine, input)(*args)
-        self.taken.add((machine.table.name, before, input, row.behaviour, machine.state))
-        return result
 
     def policy(self, **kwargs: Any) -> InitiatingPolicy:
         kwargs.setdefault("serverDomain", SERVER)
@@ -365,6 +335,23 @@ class MachineTestCase(SynchronousTestCase):
         the failure reported, then C{after}.
         """
         self.assertEqual(described(io.take()), [("cancelTimer",), ("failed", type, message), *after])
+
+    def assertClosed(self, io: RecordingIO, message: str, type: type = NegotiationError) -> None:
+        """
+        The actions recorded are those of a failure (see L{assertFailed}),
+        then the stream closed.
+        """
+        self.assertFailed(io, type, message, ("close",))
+
+    def assertOfferRefused(
+        self, machine: InitiatingMachine, io: RecordingIO, offered: domish.Element, message: str
+    ) -> None:
+        """
+        The element C{offered} is consumed, and fails negotiation with a
+        L{NegotiationError} C{message}, closing the stream.
+        """
+        self.assertTrue(self.step(machine, "element", offered))
+        self.assertClosed(io, message)
 
     def assertLogged(self, text: str) -> None:
         self.assertTrue(
@@ -536,12 +523,7 @@ class FirstFeaturesTests(MachineTestCase):
         """
         machine, io = self.started()
         self.assertTrue(self.step(machine, "element", features(mechanismsXml("PLAIN", "SCRAM-SHA-1"))))
-        self.assertFailed(
-            io,
-            TLSRequiredError,
-            "example.net did not offer STARTTLS, and this component requires TLS",
-            ("close",),
-        )
+        self.assertClosed(io, "example.net did not offer STARTTLS, and this component requires TLS", TLSRequiredError)
         self.assertEqual(machine.state, "failed")
 
     @takes(("header", "element", "sasl"))
@@ -568,12 +550,11 @@ class FirstFeaturesTests(MachineTestCase):
         fails negotiation.
         """
         machine, io = self.started(requireTLS=False)
-        self.assertTrue(self.step(machine, "element", features(mechanismsXml("PLAIN"))))
-        self.assertFailed(
+        self.assertOfferRefused(
+            machine,
             io,
-            NegotiationError,
+            features(mechanismsXml("PLAIN")),
             "no usable SASL mechanism: the server offered ['PLAIN'] (PLAIN: refused without TLS)",
-            ("close",),
         )
         self.assertLogged("INSECURE")
 
@@ -597,8 +578,7 @@ class FirstFeaturesTests(MachineTestCase):
         fail negotiation, and the stream is closed.
         """
         machine, io = self.started(directTLS=True)
-        self.assertTrue(self.step(machine, "element", features()))
-        self.assertFailed(io, NegotiationError, "example.net offered no SASL mechanisms", ("close",))
+        self.assertOfferRefused(machine, io, features(), "example.net offered no SASL mechanisms")
         self.assertEqual(machine.state, "failed")
 
     @takes(("header", "element", "failed"))
@@ -619,9 +599,11 @@ class FirstFeaturesTests(MachineTestCase):
             ),
         ]:
             machine, io = self.started(directTLS=True)
-            self.assertTrue(self.step(machine, "element", features(mechanismsXml(*offered))))
-            self.assertFailed(
-                io, NegotiationError, "no usable SASL mechanism: the server offered %s" % (detail,), ("close",)
+            self.assertOfferRefused(
+                machine,
+                io,
+                features(mechanismsXml(*offered)),
+                "no usable SASL mechanism: the server offered %s" % (detail,),
             )
 
     @takes(("header", "element", "header"))
@@ -723,17 +705,9 @@ class TLSTests(MachineTestCase):
         close the stream.
         """
         machine, io = self.machine("tls")
-        self.assertTrue(self.step(machine, "element", features()))
-        self.assertFailed(io, NegotiationError, "example.net offered no SASL mechanisms", ("close",))
+        self.assertOfferRefused(machine, io, features(), "example.net offered no SASL mechanisms")
         machine, io = self.machine("tls")
-        self.assertTrue(self.step(machine, "element", features(mechanismsXml("SCRAM-SHA-1"))))
-        self.assertFailed(
-            io,
-            NegotiationError,
-            "no usable SASL mechanism: the server offered ['SCRAM-SHA-1'] "
-            "(SCRAM-SHA-1: not allowed by configuration)",
-            ("close",),
-        )
+        self.assertOfferRefused(machine, io, features(mechanismsXml("SCRAM-SHA-1")), SCRAM_SHA_1_UNUSABLE)
 
     @takes(("tls", "element", "tls"))
     def test_otherElement(self) -> None:
@@ -870,14 +844,7 @@ class SpeculationTests(MachineTestCase):
         self.step(machine, "tlsDone")
         io.runSoon()
         io.take()
-        self.assertTrue(self.step(machine, "element", features(mechanismsXml("SCRAM-SHA-1"))))
-        self.assertFailed(
-            io,
-            NegotiationError,
-            "no usable SASL mechanism: the server offered ['SCRAM-SHA-1'] "
-            "(SCRAM-SHA-1: not allowed by configuration)",
-            ("close",),
-        )
+        self.assertOfferRefused(machine, io, features(mechanismsXml("SCRAM-SHA-1")), SCRAM_SHA_1_UNUSABLE)
 
     @takes(("tls", "tlsDone", "tls"), ("tls", "element", "failed"))
     def test_rememberedUnusable(self) -> None:
@@ -892,12 +859,11 @@ class SpeculationTests(MachineTestCase):
         self.assertEqual(io.take(), [("callSoon", (("DIGEST-MD5",), None))])
         io.runSoon()
         self.assertEqual(io.take(), [])
-        self.assertTrue(self.step(machine, "element", features(mechanismsXml("DIGEST-MD5"))))
-        self.assertFailed(
+        self.assertOfferRefused(
+            machine,
             io,
-            NegotiationError,
+            features(mechanismsXml("DIGEST-MD5")),
             "no usable SASL mechanism: the server offered ['DIGEST-MD5'] (none of them is implemented)",
-            ("close",),
         )
         self.assertFalse(machine.saslMadeAhead)
 
@@ -1049,12 +1015,11 @@ class SASLTests(MachineTestCase):
         machine, io, server, authXml = self.scram()
         self.step(machine, "element", server.first(authXml))
         io.take()
-        self.assertTrue(self.step(machine, "element", sasl("success")))
-        self.assertFailed(
+        self.assertOfferRefused(
+            machine,
             io,
-            NegotiationError,
+            sasl("success"),
             "SCRAM-SHA-256: the server sent no signature (v=) with success; it did not authenticate itself",
-            ("close",),
         )
 
     @takes(("sasl", "element", "failed"))
@@ -1066,11 +1031,11 @@ class SASLTests(MachineTestCase):
         machine, io = self.machine("sasl")
         failure = sasl("failure", children="<not-authorized/><text>bad secret</text>")
         self.assertTrue(self.step(machine, "element", failure))
-        self.assertFailed(io, SASLFailure, "SASL failure not-authorized: bad secret", ("close",))
+        self.assertClosed(io, "SASL failure not-authorized: bad secret", SASLFailure)
         self.assertEqual(machine.state, "failed")
         machine, io = self.machine("sasl")
         self.assertTrue(self.step(machine, "element", sasl("failure", children="<temporary-auth-failure/>")))
-        self.assertFailed(io, SASLFailure, "SASL failure temporary-auth-failure", ("close",))
+        self.assertClosed(io, "SASL failure temporary-auth-failure", SASLFailure)
 
     @takes(("sasl", "element", "sasl"), ("sasl", "element", "failed"))
     def test_plainChallenge(self) -> None:
@@ -1081,8 +1046,9 @@ class SASLTests(MachineTestCase):
         machine, io = self.machine("sasl")
         self.assertTrue(self.step(machine, "element", sasl("challenge", b"")))
         self.assertEqual(io.take(), [("send", PLAIN_AUTH.replace("auth", "response").replace(" mechanism='PLAIN'", ""))])
-        self.assertTrue(self.step(machine, "element", sasl("challenge", b"what?")))
-        self.assertFailed(io, NegotiationError, "PLAIN: the server sent an unexpected challenge", ("close",))
+        self.assertOfferRefused(
+            machine, io, sasl("challenge", b"what?"), "PLAIN: the server sent an unexpected challenge"
+        )
 
     @takes(("sasl", "element", "failed"))
     def test_badSASLElement(self) -> None:
@@ -1096,8 +1062,7 @@ class SASLTests(MachineTestCase):
             (sasl("auth"), "unexpected element {%s}auth during SASL" % (NS_SASL,)),
         ]:
             machine, io = self.machine("sasl")
-            self.assertTrue(self.step(machine, "element", element))
-            self.assertFailed(io, NegotiationError, message, ("close",))
+            self.assertOfferRefused(machine, io, element, message)
 
     @takes(("sasl", "element", "sasl"))
     def test_otherElement(self) -> None:
@@ -1220,13 +1185,7 @@ class LaterFeaturesTests(MachineTestCase):
         and closes the stream.
         """
         machine, io = self.restarted()
-        self.assertTrue(self.step(machine, "element", features(required("other", UNKNOWN_NS), required("go"))))
-        self.assertFailed(
-            io,
-            NegotiationError,
-            "the server requires stream feature {%s}other, which this component cannot negotiate" % (UNKNOWN_NS,),
-            ("close",),
-        )
+        self.assertOfferRefused(machine, io, features(required("other", UNKNOWN_NS), required("go")), UNKNOWN_REQUIRED)
         self.assertEqual(machine.state, "failed")
 
     @takes(("restarting", "element", "restarting"))
@@ -1280,12 +1239,7 @@ class LaterFeaturesTests(MachineTestCase):
         machine.element(features(required("go"), required("other", UNKNOWN_NS)))
         io.take()
         self.step(machine, "featureDone", (TEST_NS, "go"))
-        self.assertFailed(
-            io,
-            NegotiationError,
-            "the server requires stream feature {%s}other, which this component cannot negotiate" % (UNKNOWN_NS,),
-            ("close",),
-        )
+        self.assertClosed(io, UNKNOWN_REQUIRED)
         self.assertEqual(machine.state, "failed")
 
     @takes(("features", "featureFailed", "failed"))
@@ -1351,9 +1305,7 @@ class EventTests(MachineTestCase):
         for state in NEGOTIATING:
             machine, io = self.machine(state)
             self.step(machine, "timedOut")
-            self.assertFailed(
-                io, NegotiationError, "stream negotiation with example.net not complete after 30 seconds", ("close",)
-            )
+            self.assertClosed(io, "stream negotiation with example.net not complete after 30 seconds")
             self.assertEqual(machine.state, "failed")
 
     @takes(*((state, "ended", "failed") for state in NEGOTIATING))
@@ -1439,15 +1391,13 @@ class CoverageTests(SynchronousTestCase):
         Every (state, input, behaviour, next state) of the table is taken
         by a test of this module, and no other.
         """
-        expected = {(TABLE.name, *transition) for transition in TABLE.transitions()}
-        self.assertEqual(TAKEN, expected)
+        self.assertEqual(TAKEN, transitionsOf(TABLE))
 
     def test_everyRowTaken(self) -> None:
         """
         Every row of the table applies to a transition taken.
         """
-        used = {TABLE.lookup(state, input) for name, state, input, behaviour, target in TAKEN}
-        self.assertEqual(set(TABLE.rows) - used, set())
+        self.assertEqual(rowsNotTaken(TABLE, TAKEN), set())
 
     def test_inputsThatCannotCome(self) -> None:
         """
