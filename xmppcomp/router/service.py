@@ -476,7 +476,7 @@ class Router:
             "{kind} session of {identity} from {peer} routes {names}",
             kind=session.kind,
             identity=session.identity,
-            peer=_peer(xs),
+            peer=peerOf(xs),
             names=", ".join(session.names),
         )
 
@@ -585,9 +585,7 @@ class Router:
         raw = parser.rawBytesOf(stanza) if parser is not None else None
         if target.paused:
             if raw is None:
-                stanza = sender.fullElement(stanza)
-                if sender.namespace != target.namespace:
-                    translateNamespace(stanza, sender.namespace, target.namespace)
+                stanza = _forwarded(sender, target, stanza)
                 raw = stanza.toXml().encode("utf-8")
             if target.queued + len(raw) > self.limits.maxBufferedBytes:
                 self._overflow(sender, target, stanza)
@@ -605,10 +603,7 @@ class Router:
         if raw is not None:
             target.xmlstream.sendRaw(raw)
             return
-        stanza = sender.fullElement(stanza)
-        if sender.namespace != target.namespace:
-            translateNamespace(stanza, sender.namespace, target.namespace)
-        target.xmlstream.send(stanza)
+        target.xmlstream.send(_forwarded(sender, target, stanza))
 
     def _overflow(self, sender: RouterSession, target: RouterSession, stanza: domish.Element) -> None:
         """
@@ -841,8 +836,16 @@ def _countLate(session: RouterSession, element: domish.Element) -> None:
     session.late += 1
 
 
-def _peer(xs: NegotiatingXmlStream) -> str:
-    return peerOf(xs)
+def _forwarded(sender: RouterSession, target: RouterSession, stanza: domish.Element) -> domish.Element:
+    """
+    C{stanza}, which C{sender} sent and which is being handled, complete
+    (see L{RouterSession.fullElement}) and in C{target}'s content
+    namespace.
+    """
+    stanza = sender.fullElement(stanza)
+    if sender.namespace != target.namespace:
+        translateNamespace(stanza, sender.namespace, target.namespace)
+    return stanza
 
 
 def _why(reason: object) -> str:

@@ -32,9 +32,10 @@ from twisted.words.xish import domish
 
 from xmppcomp.errors import NegotiationError
 from xmppcomp.logs import Logger
-from xmppcomp.ns import NS_COMPONENT_ACCEPT, NS_STREAMS
+from xmppcomp.ns import NS_COMPONENT_ACCEPT
 from xmppcomp.stream.adapter import InitiatingAdapter, connectAndNegotiate
 from xmppcomp.stream.handshake import handshakeDigest, normaliseHostname
+from xmppcomp.stream.header import checkStreamRoot
 from xmppcomp.stream.initiating import NegotiationResult
 from xmppcomp.stream.machine import (
     ANY,
@@ -125,12 +126,7 @@ def checkServerHeader(root: domish.Element) -> str:
     @raise NegotiationError: the header has no C{id}, so no handshake can
         be computed.
     """
-    if root.uri != NS_STREAMS or root.name != "stream":
-        raise StreamError("invalid-namespace")
-    if (root.localPrefixes or {}).get("stream") != NS_STREAMS:
-        raise StreamError("bad-namespace-prefix")
-    if root.defaultUri != NS_COMPONENT_ACCEPT:
-        raise StreamError("invalid-namespace")
+    checkStreamRoot(root, NS_COMPONENT_ACCEPT)
     streamId = root.getAttribute("id")
     if not streamId:
         raise NegotiationError("the server's stream header has no id")

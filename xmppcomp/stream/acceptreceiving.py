@@ -33,6 +33,7 @@ from xmppcomp.logs import Logger
 from xmppcomp.ns import NS_COMPONENT_ACCEPT
 from xmppcomp.stream.adapter import NegotiationAdapter
 from xmppcomp.stream.handshake import checkAcceptHeader, checkHandshake
+from xmppcomp.stream.header import newStreamId
 from xmppcomp.stream.limits import AuthFailureLimiter
 from xmppcomp.stream.machine import (
     ANY,
@@ -48,7 +49,6 @@ from xmppcomp.stream.xmlstream import (
     DEFAULT_CLOSE_TIMEOUT,
     DEFAULT_MAX_STANZA_DEPTH,
     DEFAULT_MAX_STANZA_SIZE,
-    newStreamId,
 )
 
 if TYPE_CHECKING:

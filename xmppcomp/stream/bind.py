@@ -35,7 +35,6 @@ from xmppcomp.jids import MAX_DOMAIN_LENGTH, InvalidDomain, normalizeDomain, pla
 from xmppcomp.logs import Logger
 from xmppcomp.ns import NS_COMPONENT_0, NS_COMPONENT_TMP
 from xmppcomp.stream.features import markRequired
-from xmppcomp.stream.negotiating import callNow
 
 log = Logger()
 
@@ -45,6 +44,14 @@ BIND_NAMESPACES = (NS_COMPONENT_0, NS_COMPONENT_TMP)
 #: The longest hostname accepted, in octets of its ASCII form
 #: (L{xmppcomp.jids.MAX_DOMAIN_LENGTH}).
 MAX_HOSTNAME_LENGTH = MAX_DOMAIN_LENGTH
+
+
+def _callNow(f: Callable[..., object], *args: object, **kwargs: object) -> None:
+    """
+    Call C{f(*args, **kwargs)} at once: L{HostnameBinder.handle}'s C{later}
+    when it is given none.
+    """
+    f(*args, **kwargs)
 
 
 @attrs.frozen
@@ -171,7 +178,7 @@ class HostnameBinder:
             does, until the answers of the read are out). C{None}: log at
             once.
         """
-        emit = later if later is not None else callNow
+        emit = later if later is not None else _callNow
         try:
             request = parseBindRequest(iq)
             assert request is not None

@@ -27,7 +27,7 @@ from xmppcomp.stream.features import (
     parseFeatures,
 )
 from xmppcomp.stream.header import parseStreamHeader
-from xmppcomp.stream.machine import SAME, InitiatingSide, NegotiationIO, OurHeader, Table, rows
+from xmppcomp.stream.machine import SAME, InitiatingSide, NegotiationIO, OurHeader, Table, _message, rows
 from xmppcomp.stream.sasl import SASLInitiator, chooseMechanism
 
 if TYPE_CHECKING:
@@ -234,7 +234,7 @@ class InitiatingMachine(InitiatingSide):
         log.info(
             "stream negotiation with {server} failed: {reason}",
             server=self.policy.serverDomain,
-            reason=reason.getErrorMessage() if isinstance(reason, Failure) else str(reason),
+            reason=_message(reason),
         )
 
     def open(self) -> None:

@@ -16,7 +16,6 @@ from zope.interface import implementer
 
 from xmppcomp.logs import Logger
 from xmppcomp.ns import NS_STREAMS
-from xmppcomp.stream.machine import STANZA_NAMES, isStanza
 from xmppcomp.stream.xmlstream import XmppXmlStream
 
 if TYPE_CHECKING:
@@ -24,25 +23,14 @@ if TYPE_CHECKING:
     from xmppcomp.stream.machine import Machine
 
 __all__ = [
-    "STANZA_NAMES",
     "NegotiatingFactory",
     "NegotiatingXmlStream",
-    "callNow",
-    "isStanza",
     "peerOf",
 ]
 
 _log = Logger()
 
 _P = ParamSpec("_P")
-
-
-def callNow(f: Callable[_P, object], *args: _P.args, **kwargs: _P.kwargs) -> None:
-    """
-    Call C{f(*args, **kwargs)}: what L{NegotiatingXmlStream.afterRead}
-    does outside a read, for callers given no C{afterRead}.
-    """
-    f(*args, **kwargs)
 
 
 @implementer(IHandshakeListener)

@@ -17,7 +17,7 @@ The router's variant, which keeps each stanza's raw bytes for forwarding
 and parses messages and presences shallow, is
 L{xmppcomp.router.rawstanzas.RawStanzaParser}; it builds on the hooks of
 L{StanzaParser} documented as such (the methods whose names start with
-C{_on} and C{_feed}).
+C{_handle} and C{_feed}).
 """
 
 from __future__ import annotations
