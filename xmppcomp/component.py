@@ -62,6 +62,10 @@ from xmppcomp.stream.bind import (
 
 log = Logger()
 
+#: A stanza waiting for a connection: the stanza, the hostname it comes
+#: from (C{None}: no C{from}), when it was queued, and its Deferred.
+_Queued = tuple[domish.Element, str | None, float, defer.Deferred[None] | None]
+
 #: Stream errors that retrying soon will not fix. (Not C{conflict}: over
 #: XEP-0114 it says the name is connected already, often a stale session
 #: of the same component about to time out, so the normal backoff applies.)
@@ -669,7 +673,8 @@ class Component(Service):
         self.negotiationTimeout = negotiationTimeout
         self.handlers: list[Handler] = []
         self.xmlstream: ComponentStream | None = None
-        self._queue: deque[tuple[domish.Element, float, defer.Deferred[None] | None]] = deque()
+        #: Stanzas waiting for a connection (the hostname found once).
+        self._queue: deque[_Queued] = deque()
         #: Stanzas queued, by the hostname they come from (C{None}: no
         #: C{from}): a stanza waits only behind those of its own name.
         self._queuedFrom: dict[str | None, int] = {}
@@ -1137,7 +1142,7 @@ class Component(Service):
                 return defer.fail(NotConnected("raw XML cannot wait for a connection"))
             xs.send(obj)
             return defer.succeed(None)
-        hostname = domainOf(obj.getAttribute("from", "")) if obj.hasAttribute("from") else None
+        hostname = self._fromOf(obj)
         if hostname is not None and hostname not in self.hostnames:
             return defer.fail(NotConnected("%s is not a hostname of this component" % (hostname,)))
         xs = self._streamFor(hostname)
@@ -1155,7 +1160,7 @@ class Component(Service):
         # Checked now, not when the queue is flushed into a new stream.
         checkSerializable(obj.toXml(), obj)
         d: defer.Deferred[None] = defer.Deferred()
-        self._queue.append((obj, self.reactor.seconds(), d))
+        self._queue.append((obj, hostname, self.reactor.seconds(), d))
         self._queuedFrom[hostname] = self._queuedFrom.get(hostname, 0) + 1
         self._scheduleExpiry()
         return d
@@ -1193,16 +1198,15 @@ class Component(Service):
         if not self._queue:
             return
         sending: list[tuple[NegotiatingXmlStream, domish.Element, defer.Deferred[None] | None]] = []
-        kept: deque[tuple[domish.Element, float, defer.Deferred[None] | None]] = deque()
+        kept: deque[_Queued] = deque()
         for entry in self._queue:
-            element = entry[0]
-            hostname = self._fromOf(element)
+            element, hostname, _, d = entry
             xs = self._streamFor(hostname)
             if xs is None:
                 kept.append(entry)
                 continue
             self._dequeued(hostname)
-            sending.append((xs, element, entry[2]))
+            sending.append((xs, element, d))
         self._queue = kept
         for xs, element, d in sending:
             xs.send(element)
@@ -1222,16 +1226,16 @@ class Component(Service):
             return
         if not self._queue:
             return
-        oldest = self._queue[0][1]
+        oldest = self._queue[0][2]
         delay = max(0.0, oldest + self.queueTimeout - self.reactor.seconds())
         self._expiry = self.reactor.callLater(delay, self._expire)
 
     def _expire(self) -> None:
         self._expiry = None
         now = self.reactor.seconds()
-        while self._queue and self._queue[0][1] + self.queueTimeout <= now:
-            element, queued, d = self._queue.popleft()
-            self._dequeued(self._fromOf(element))
+        while self._queue and self._queue[0][2] + self.queueTimeout <= now:
+            element, hostname, queued, d = self._queue.popleft()
+            self._dequeued(hostname)
             if d is not None:
                 d.errback(
                     QueueTimeout(
@@ -1244,7 +1248,7 @@ class Component(Service):
         self._cancelExpiry()
         queue, self._queue = self._queue, deque()
         self._queuedFrom = {}
-        for element, queued, d in queue:
+        for element, hostname, queued, d in queue:
             if d is not None:
                 d.errback(reason)
 
@@ -1254,12 +1258,12 @@ class Component(Service):
         """
         if not self._queuedFrom.get(hostname):
             return
-        failing = [entry for entry in self._queue if self._fromOf(entry[0]) == hostname]
-        self._queue = deque(entry for entry in self._queue if self._fromOf(entry[0]) != hostname)
+        failing = [entry for entry in self._queue if entry[1] == hostname]
+        self._queue = deque(entry for entry in self._queue if entry[1] != hostname)
         self._queuedFrom.pop(hostname, None)
         self._cancelExpiry()
         self._scheduleExpiry()
-        for element, queued, d in failing:
+        for element, _, queued, d in failing:
             if d is not None:
                 d.errback(reason)
 

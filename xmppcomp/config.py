@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import copy
 import difflib
-import ipaddress
 import os
 import re
 import tomllib
@@ -43,7 +42,7 @@ from xmppcomp.componentconfig import (
 from xmppcomp.configvalues import ConfigError, SecretRef
 from xmppcomp.httpauth import (
     DEFAULT_HTTP_LISTEN, HTTPAUTH_MODES, LOOPBACK_HOSTS, PROFILES, AccessRule, AccessRules, BadTarget,
-    HTTPAuthConfig, Limits, parseHost, parseOrigin,
+    HTTPAuthConfig, Limits, parseHost, parseNetworks, parseOrigin,
 )
 from xmppcomp.jids import InvalidDomain, normalizeDomain
 from xmppcomp.router.config import (
@@ -531,7 +530,7 @@ class _Loader:
 
     def proxy(self, key: str, entry: str) -> str:
         try:
-            ipaddress.ip_network(entry.strip(), strict=False)
+            parseNetworks((entry,))
         except ValueError:
             raise self.error(key, f": {entry!r} is not an IP address or network; give entries such as "
                              '"127.0.0.1" or "10.0.0.0/8"') from None

@@ -176,6 +176,10 @@ class _Pending:
     onError: Callable[[Exception | Failure], object]
     timer: IDelayedCall | None = None
 
+    def stopTimer(self) -> None:
+        if self.timer is not None and self.timer.active():
+            self.timer.cancel()
+
 
 class RequestTracker:
     """
@@ -318,8 +322,7 @@ class RequestTracker:
             )
             return False
         del self._pending[requestId]
-        if entry.timer is not None and entry.timer.active():
-            entry.timer.cancel()
+        entry.stopTimer()
         iq.handled = True  # type: ignore[attr-defined]  # a flag domish.Element does not declare
         if kind == "error":
             entry.onError(exceptionFromStanza(iq))
@@ -336,8 +339,7 @@ class RequestTracker:
         entry = self._pending.pop(requestId, None)
         if entry is None:
             return False
-        if entry.timer is not None and entry.timer.active():
-            entry.timer.cancel()
+        entry.stopTimer()
         return True
 
     def failAll(self, reason: Exception | Failure) -> None:
@@ -347,8 +349,7 @@ class RequestTracker:
         """
         pending, self._pending = self._pending, {}
         for entry in pending.values():
-            if entry.timer is not None and entry.timer.active():
-                entry.timer.cancel()
+            entry.stopTimer()
         for entry in pending.values():
             entry.onError(reason)
 

@@ -44,7 +44,7 @@ from xmppcomp.httpauth._protocol import (
     Outcome,
     XMPPCredentials,
 )
-from xmppcomp.httpauth._frontend import PROFILES, Frontend, WebServerProfile
+from xmppcomp.httpauth._frontend import PROFILES, Frontend, WebServerProfile, parseNetworks
 from xmppcomp.httpauth._listener import ConnectionTracker, HTTPAuthListener, isPublic, listeningURL
 from xmppcomp.httpauth._proxy import UpstreamProxyResource
 from xmppcomp.httpauth._site import ConfirmerSite
@@ -64,6 +64,7 @@ __all__ = [
     "HTTPAuthConfig",
     "LOOPBACK_HOSTS",
     "parseHost",
+    "parseNetworks",
     "parseOrigin",
     "BadTarget",
     "ConfinedFile",

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import ipaddress
 import re
+from functools import cached_property
 from urllib.parse import quote, unquote_to_bytes
 
 import attrs
@@ -99,14 +100,17 @@ class Target:
     segments: tuple[str, ...]
     query: str | None = None
 
-    @property
+    # Computed once per target: a request needs each form more than once
+    # (the rules, the asked URL, the rewritten request).
+
+    @cached_property
     def path(self) -> str:
         """
         The decoded path, for the access rules and the file system.
         """
         return "/" + "/".join(self.segments)
 
-    @property
+    @cached_property
     def encodedPath(self) -> str:
         """
         The path with each segment percent-encoded as UTF-8, keeping only
