@@ -295,6 +295,22 @@ class _Loader:
         entries = [self.string(f"{key}[{i}]", v, f"the array as {example}") for i, v in enumerate(value)]
         return [check(f"{key}[{i}]", entry) for i, entry in enumerate(entries)]
 
+    def parsed(self, key: str, value: object, parse: Callable[[str], _T], what: str, example: str,
+               fix: str = "", entry: bool = False) -> _T:
+        """
+        The string C{value} (an C{entry} of an array may be empty) read by
+        C{parse}, whose C{ValueError} becomes C{KEY: 'VALUE' is not WHAT
+        (WHY); FIX} (by default: give WHAT, such as "EXAMPLE").
+        """
+        if not (entry and isinstance(value, str)):
+            value = self.string(key, value, f'"{example}"')
+        try:
+            return parse(value)
+        except (ValueError, jid.InvalidFormat) as e:
+            why = e.reason if isinstance(e, (InvalidDomain, BadTarget)) else str(e)
+            fix = fix or f'give {what}, such as "{example}"'
+            raise self.error(key, f": {value!r} is not {what} ({why}); {fix}") from None
+
     def choice(self, key: str, value: object, choices: Mapping[str, str]) -> str:
         value = self.string(key, value, f'"{next(iter(choices))}"')
         if value not in choices:
@@ -304,55 +320,44 @@ class _Loader:
         return value
 
     def domain(self, key: str, value: object, what: str, example: str = "component.example.net") -> str:
-        value = self.string(key, value, f'"{example}"')
-        try:
-            return normalizeDomain(value)
-        except InvalidDomain as e:
-            raise self.error(key, f": {value!r} is not a domain ({e.reason}); give {what}, such as "
-                             f'"{example}"') from e
+        return self.parsed(key, value, normalizeDomain, "a domain", example, what)
 
     def hostnames(self, key: str, value: object) -> tuple[str, ...]:
-        if isinstance(value, str):
-            raise self.error(key, f' must be an array of hostnames, not a single string; write it as ["{value}"]')
         if not isinstance(value, list) or not value:
-            kind = "an empty array" if isinstance(value, list) else _typeName(value)
+            kind = f'a single string; write it as ["{value}"]' if isinstance(value, str) else \
+                "an empty array" if value == [] else _typeName(value)
             raise self.error(key, f' must be a non-empty array of hostnames such as ["component.example.net"], '
                              f"not {kind}")
-        names: list[str] = []
-        for i, entry in enumerate(value):
-            names.append(self.domain(f"{key}[{i}]", entry, "a hostname the component binds"))
-            if names[-1] in names[:-1]:
-                raise self.error(f"{key}[{i}]", f": the hostname {names[-1]!r} is listed twice; remove one")
+        names = [self.domain(f"{key}[{i}]", entry, "a hostname the component binds") for i, entry in enumerate(value)]
+        for i, name in enumerate(names):
+            if name in names[:i]:
+                raise self.error(f"{key}[{i}]", f": the hostname {name!r} is listed twice; remove one")
         return tuple(names)
 
-    def endpoint(self, key: str, value: object, example: str, entry: bool = False) -> str:
-        """A server endpoint string; an C{entry} of an array may be empty (and then fails to parse)."""
-        if not entry:
-            value = self.string(key, value, f'"{example}"')
-        elif not isinstance(value, str):
+    def endpoint(self, key: str, value: object, example: str, client: str = "", entry: bool = False) -> str:
+        """A server endpoint string, or with C{client} (the protocol) a client one (C{tls:} becomes C{ssl:})."""
+        if entry and not isinstance(value, str):
             raise self.error(key, f' must be an endpoint string such as "{example}", not {_typeName(value)}')
-        try:
-            serverFromString(_NoReactor(), value)
-        except Exception as e:
-            raise self.error(key, f": {value!r} is not a valid server endpoint string ({type(e).__name__}: "
-                             f'{e}); write it as, for example, "{example}" (loopback only) or '
-                             '"ssl:8443:privateKey=key.pem:certKey=cert.pem" (TLS; Twisted\'s endpoint strings)') from e
-        return value
+        def parse(text: str) -> str:
+            try:
+                if client:
+                    clientFromString(_NoReactor(), directTLSEndpoint(text, client) or text)
+                else:
+                    serverFromString(_NoReactor(), text)
+            except Exception as e:
+                raise ValueError(f"{type(e).__name__}: {e}") from e
+            return text
+        other = '"tls:host=xmpp.example.net:port=5223" (direct TLS)' if client else \
+            '"ssl:8443:privateKey=key.pem:certKey=cert.pem" (TLS; Twisted\'s endpoint strings)'
+        return self.parsed(key, value, parse, f"a valid {'client' if client else 'server'} endpoint string", example,
+                           f'write it as, for example, "{example}" ({"STARTTLS" if client else "loopback only"}) or '
+                           f"{other}", entry)
 
     def endpoints(self, key: str, value: object, example: str) -> tuple[str, ...]:
-        if isinstance(value, str):
-            raise self.error(key, f' must be an array of endpoint strings, not a single string; write it as ["{value}"]')
         if not isinstance(value, list):
-            raise self.error(key, f' must be an array of endpoint strings such as ["{example}"], not {_typeName(value)}')
-        return tuple(self.endpoint(f"{key}[{i}]", entry, example, True) for i, entry in enumerate(value))
-
-    def clientEndpoint(self, key: str, value: str, protocol: str) -> None:
-        try:
-            clientFromString(_NoReactor(), directTLSEndpoint(value, protocol) or value)
-        except Exception as e:
-            raise self.error(key, f": {value!r} is not a valid client endpoint string ({type(e).__name__}: {e}); "
-                             f"write it as, for example, {SERVER_EXAMPLE} (STARTTLS) or "
-                             '"tls:host=xmpp.example.net:port=5223" (direct TLS)') from e
+            kind = f'a single string; write it as ["{value}"]' if isinstance(value, str) else _typeName(value)
+            raise self.error(key, f' must be an array of endpoint strings such as ["{example}"], not {kind}')
+        return tuple(self.endpoint(f"{key}[{i}]", v, example, entry=True) for i, v in enumerate(value))
 
     def path(self, key: str, value: object, example: str) -> str:
         base = self.base if self.given(key) is None else os.getcwd()
@@ -380,41 +385,33 @@ class _Loader:
         if not isinstance(value, Mapping):
             raise self.error(key, f" must be {example}, not {_typeName(value)}")
         unknown = sorted(set(value) - {"file", "env"})
-        if unknown:
-            raise self.error(key, f": unknown key {unknown[0]!r}; the only keys are 'file' and 'env': {example}")
-        if len(value) != 1:
-            raise self.error(key, f": give exactly one of 'file' or 'env': {example}")
+        if unknown or len(value) != 1:
+            first = f"unknown key {unknown[0]!r}; the only keys are 'file' and 'env'" if unknown else \
+                "give exactly one of 'file' or 'env'"
+            raise self.error(key, f": {first}: {example}")
         if "file" in value:
             fix = "write the secret on its first line (mode 0600)"
             return SecretRef(file=self.file(key + ".file", value["file"], file, fix), what=self.where(key))
         return SecretRef(env=self.string(key + ".env", value["env"], f'"{env}"'), what=self.where(key))
 
     def secrets(self, key: str, value: object) -> dict[str, SecretRef]:
-        if not isinstance(value, Mapping):
-            raise self.error(key, f" must be a table of hostname = {_SECRET.format('legacy.secret', 'LEGACY_SECRET')}"
-                             f", not {_typeName(value)}")
         secrets: dict[str, SecretRef] = {}
-        for hostname, ref in value.items():
+        for hostname, ref in self._table(key, value).items():
             where = f'{key}."{hostname}"'
-            try:
-                name = normalizeDomain(hostname)
-            except InvalidDomain as e:
-                raise self.error(where, f": {hostname!r} is not a hostname ({e.reason}); each key is the "
-                                 "hostname of an XEP-0114 component") from e
+            name = self.parsed(where, hostname, normalizeDomain, "a hostname", "component.example.net",
+                               "each key is the hostname of an XEP-0114 component")
             if name in secrets:
                 raise self.error(where, f": the hostname {name!r} is listed twice")
             secrets[name] = self.secret(where, ref, "router", f"{name}.secret", "LEGACY_SECRET")
         return secrets
 
     def authorization(self, key: str, value: object) -> dict[str, tuple[str, ...]]:
-        if not isinstance(value, Mapping):
-            raise self.error(key, ' must be a table of identity = [patterns], such as [authorization] '
-                             f'"comp.example.net" = ["*.comp.example.net"], not {_typeName(value)}')
+        table = cast(Mapping[str, list[str]], self._table(key, value))  # fromConfig checks the patterns' types
         try:
-            HostnamePolicy.fromConfig(value)
+            HostnamePolicy.fromConfig(table)
         except PolicyError as e:
             raise self.error(key, f': {e}; each entry is "identity" = ["hostname", "*.domain", ...]') from e
-        return {identity: tuple(patterns) for identity, patterns in value.items()}
+        return {identity: tuple(patterns) for identity, patterns in table.items()}
 
     def certificates(self, certKey: str, cert: str | None, keyKey: str, key: str | None, fix: str,
                      keyExample: str) -> None:
@@ -466,11 +463,10 @@ class _Loader:
         for at, rule in ((f"{key}[{i}]", rule) for i, rule in enumerate(value)):
             if not isinstance(rule, Mapping):
                 raise self.error(at, f" must be a table, not {_typeName(rule)}; write each rule as {example}")
-            unknown = sorted(set(rule) - {"prefix", "jids", "domains", "anyone"})
-            if unknown:
-                hint = _didYouMean(unknown[0], ["anyone", "domains", "jids", "prefix"])
-                raise self.error(at, f": unknown key {unknown[0]!r}{hint}; the keys of a rule are prefix, jids, domains "
-                                 "and anyone")
+            keys = ["anyone", "domains", "jids", "prefix"]
+            for name in sorted(set(rule) - set(keys)):
+                raise self.error(at, f": unknown key {name!r}{_didYouMean(name, keys)}; the keys of a rule are "
+                                 "prefix, jids, domains and anyone")
             if "prefix" not in rule:
                 raise self.error(at, ': prefix is missing; add prefix = "/" (the URL path the rule covers, '
                                  "and everything below it)")
@@ -480,76 +476,55 @@ class _Loader:
                                  f'write it as "/{prefix}"')
             if any(other.prefix == prefix for other in rules):
                 raise self.error(at, f": another rule has the prefix {prefix!r}; merge the two")
-            jids = self.strings(f"{at}.jids", rule.get("jids", []), '["alice@example.net"]', self.jid)
+            jids = self.strings(f"{at}.jids", rule.get("jids", []), '["alice@example.net"]', lambda k, v: self.parsed(
+                k, v, lambda text: jid.JID(text).userhost(), "a JID", "alice@example.net", "give bare JIDs such as "
+                '"alice@example.net"'))
             domains = self.strings(f"{at}.domains", rule.get("domains", []), '["example.net"]', lambda k, v: self.domain(
                 k, v, "domains (every JID at them is allowed)", "example.net"))
-            anyone = self.boolean(f"{at}.anyone", rule.get("anyone", False))
-            rules.append(AccessRule(prefix, jids=jids, domains=domains, anyone=anyone))
+            rules.append(AccessRule(prefix, jids=jids, domains=domains,
+                                    anyone=self.boolean(f"{at}.anyone", rule.get("anyone", False))))
         return AccessRules(rules)
 
-    def jid(self, key: str, value: str) -> str:
-        try:
-            return jid.JID(value).userhost()
-        except (jid.InvalidFormat, UnicodeError, ValueError) as e:
-            raise self.error(key, f": {value!r} is not a JID ({e}); give bare JIDs such as \"alice@example.net\"") from e
-
     def url(self, key: str, value: object, example: str, what: str) -> str:
-        value = self.string(key, value, f'"{example}"')
-        try:
-            parts = urlsplit(value)
-            parts.port
-        except ValueError as e:
-            raise self.error(key, f": {value!r} is not a URL ({e}); give {what}, such as \"{example}\"") from e
-        if parts.scheme not in ("http", "https") or not parts.hostname:
-            raise self.error(key, f": {value!r} is not an http:// or https:// URL with a host; give {what}, "
-                             f'such as "{example}"')
-        return value
+        def parse(text: str) -> str:
+            parts = urlsplit(text)
+            parts.port  # raises ValueError for a port that is no number from 0 to 65535
+            if parts.scheme not in ("http", "https") or not parts.hostname:
+                raise ValueError("not an http:// or https:// URL with a host")
+            return text
+        return self.parsed(key, value, parse, "a URL", example, f'give {what}, such as "{example}"')
 
     def origin(self, key: str, value: object) -> str:
-        try:
+        try:  # parseOrigin's reasons name the value
             return str(parseOrigin(self.string(key, value, '"https://www.example.net"')))
         except BadTarget as e:
             raise self.error(key, f': {e.reason}; give only the scheme and authority clients use, such as '
                              '"https://www.example.net"') from None
 
     def hosts(self, key: str, value: object) -> tuple[str, ...]:
-        return tuple(self.strings(key, value, '["example.net"]', self.host))
-
-    def host(self, key: str, entry: str) -> str:
-        try:  # A bare IPv6 address (::1) needs its brackets.
+        def parse(entry: str) -> str:
+            # A bare IPv6 address (::1) needs its brackets.
             parsed = parseHost(f"[{entry}]" if entry.count(":") > 1 and entry[0] != "[" else entry)
-        except BadTarget as e:
-            raise self.error(key, f": {entry!r} is not a host name ({e.reason}); give names such as "
-                             '"example.net"') from None
-        if parsed.port is not None:
-            raise self.error(key, f": {entry!r} has a port; give the host name only (any port of it is allowed)")
-        return parsed.host
+            if parsed.port is not None:
+                raise ValueError("it has a port; give the host name only: any port of it is allowed")
+            return parsed.host
+        return tuple(self.strings(key, value, '["example.net"]', lambda k, v: self.parsed(
+            k, v, parse, "a host name", "example.net")))
 
     def proxies(self, key: str, value: object) -> tuple[str, ...]:
-        return tuple(self.strings(key, value, '["127.0.0.1", "10.0.0.0/8"]', self.proxy))
-
-    def proxy(self, key: str, entry: str) -> str:
-        try:
-            parseNetworks((entry,))
-        except ValueError:
-            raise self.error(key, f": {entry!r} is not an IP address or network; give entries such as "
-                             '"127.0.0.1" or "10.0.0.0/8"') from None
-        return entry.strip()
+        return tuple(self.strings(key, value, '["127.0.0.1", "10.0.0.0/8"]', lambda k, v: self.parsed(
+            k, v, lambda text: (parseNetworks((text,)), text.strip())[1], "an IP address or network", "10.0.0.0/8")))
 
     def serverHeader(self, key: str, value: object) -> str | None:
-        if value == "":
-            return None
-        header = self.string(key, value, '"xmppcomp"')
-        if not all(0x20 <= ord(c) < 0x7F for c in header):
+        header = None if value == "" else self.string(key, value, '"xmppcomp"')
+        if header is not None and not all(0x20 <= ord(c) < 0x7F for c in header):
             raise self.error(key, ' must be printable ASCII, or "" for no Server header')
         return header
 
     def accessLog(self, key: str, value: object) -> str:
         text = self.string(key, value, '"log"')
-        if text in ("log", "none"):
-            return text
-        path = self.path(key, value, '"/var/log/xmppcomp/access.log"')
-        if not os.path.isdir(os.path.dirname(path)):
+        path = text if text in ("log", "none") else self.path(key, value, '"/var/log/xmppcomp/access.log"')
+        if text not in ("log", "none") and not os.path.isdir(os.path.dirname(path)):
             raise self.error(key, f': the directory of {path} does not exist; give "log" (the twistd log), '
                              '"none", or a file in an existing directory')
         return path
@@ -634,8 +609,7 @@ def componentConfigFromMapping(data: Mapping[str, object], source: str, override
     embedded = "component.server" not in doc
     protocol = loader.choice("component.protocol", doc.get("component.protocol", "xep0225"), PROTOCOLS)
     if not embedded:
-        loader.clientEndpoint("component.server", loader.string("component.server", doc["component.server"], SERVER_EXAMPLE),
-                              protocol)
+        loader.endpoint("component.server", doc["component.server"], SERVER_EXAMPLE.strip('"'), protocol)
     if embedded:
         trust = doc.get("component.trust")
         present: list[str] = [k for k in ("component.secret", "component.client_certificate", "component.client_key")
