@@ -488,7 +488,7 @@ class _Loader:
     def url(self, key: str, value: object, example: str, what: str) -> str:
         def parse(text: str) -> str:
             parts = urlsplit(text)
-            parts.port  # raises ValueError for a port that is no number from 0 to 65535
+            _ = parts.port  # raises ValueError for a port that is no number from 0 to 65535
             if parts.scheme not in ("http", "https") or not parts.hostname:
                 raise ValueError("not an http:// or https:// URL with a host")
             return text
@@ -527,6 +527,13 @@ class _Loader:
         if text not in ("log", "none") and not os.path.isdir(os.path.dirname(path)):
             raise self.error(key, f': the directory of {path} does not exist; give "log" (the twistd log), '
                              '"none", or a file in an existing directory')
+        return path
+
+    def healthPath(self, key: str, value: object) -> str | None:
+        path = None if value == "" else self.string(key, value, '"/.xmppcomp/health"')
+        if path is not None and not re.fullmatch(r"(/(?!\.\.?(/|$))[A-Za-z0-9._~-]+)+", path):
+            raise self.error(key, f": {path!r} is not a path of segments of letters, digits and . _ ~ -; give one "
+                             'such as "/.xmppcomp/health", or "" for no health endpoint')
         return path
 
     def port(self, key: str, value: object) -> int:

@@ -60,6 +60,7 @@ from xmppcomp.httpauth import (
     Frontend,
     HTTPAuthListener,
     makeConfirmer,
+    withHealth,
 )
 from xmppcomp.logs import Logger
 from xmppcomp.metrics import Metrics, withMetrics
@@ -257,6 +258,10 @@ def addHTTPAuth(
     if httpauth.metrics:
         resource = withMetrics(resource, metrics)
         what += "; /metrics (Prometheus, no authentication)"
+    if httpauth.healthPath is not None:
+        resource = withHealth(resource, httpauth.healthPath, {
+            "xmpp": component.isConnected, "accepting": lambda: not site.draining})
+        what += f"; {httpauth.healthPath} (health for load balancers, no authentication)"
     site = ConfirmerSite(
         resource,
         reactor=reactor,
@@ -287,6 +292,7 @@ def addHTTPAuth(
         % (what, asker, httpauth.timeout, _describeRules(httpauth)),
         metrics=httpauth.metrics,
         gate=gate,
+        drainTimeout=httpauth.drainTimeout,
     )
     listener.confirmer = confirmer
     listener.setName(HTTPAUTH_SERVICE)

@@ -45,6 +45,7 @@ from xmppcomp.httpauth._protocol import (
     XMPPCredentials,
 )
 from xmppcomp.httpauth._frontend import PROFILES, Frontend, WebServerProfile, parseNetworks
+from xmppcomp.httpauth._health import HealthResource, withHealth
 from xmppcomp.httpauth._listener import ConnectionTracker, HTTPAuthListener, isPublic, listeningURL
 from xmppcomp.httpauth._proxy import UpstreamProxyResource
 from xmppcomp.httpauth._site import ConfirmerSite
@@ -71,6 +72,8 @@ __all__ = [
     "ConfirmerSite",
     "ConnectionTracker",
     "HTTPAuthListener",
+    "HealthResource",
+    "withHealth",
     "Frontend",
     "Origin",
     "PROFILES",

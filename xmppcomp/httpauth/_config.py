@@ -57,6 +57,9 @@ class HTTPAuthConfig:
     @ivar metrics: whether the listener also serves C{/metrics} (Prometheus text format, unauthenticated).
     @ivar serverTiming: whether answers carry C{Server-Timing: xmpp;dur=MS}, the XMPP confirmation's round trip.
     @ivar accessLog: where a line per request goes: C{"log"} (twistd's), C{"none"}, or a file (combined format).
+    @ivar healthPath: the path of the health endpoint for load balancers (L{withHealth<xmppcomp.httpauth.withHealth>}),
+        or C{None} for none.
+    @ivar drainTimeout: seconds the requests in flight have to finish when the service stops; new ones get 503 meanwhile.
     """
 
     enabled: bool = True
@@ -89,3 +92,5 @@ class HTTPAuthConfig:
     metrics: bool = False
     serverTiming: bool = False
     accessLog: str = attrs.field(default="log", metadata=checked("accessLog"))
+    healthPath: str | None = attrs.field(default=None, metadata=checked("healthPath"))
+    drainTimeout: float = 30.0

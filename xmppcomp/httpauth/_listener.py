@@ -19,11 +19,13 @@ from twisted.internet.interfaces import (
     IListeningPort,
     IProtocol,
     IProtocolFactory,
+    IReactorTime,
     IStreamServerEndpoint,
 )
 from twisted.protocols.policies import WrappingFactory
 
 from xmppcomp.admission import AdmissionGate, fileLimitWarning
+from xmppcomp.httpauth._site import ConfirmerSite
 from xmppcomp.logs import Logger
 
 if TYPE_CHECKING:
@@ -74,6 +76,11 @@ def isPublic(address: IAddress) -> bool:
     return not ip.is_loopback
 
 
+#: Seconds a connection has to take its last bytes once the listener
+#: closes it after a drain, before it is aborted.
+_CLOSE_GRACE = 5.0
+
+
 class ConnectionTracker(WrappingFactory):
     """
     Knows the open connections of a server factory (the web listener), to
@@ -92,9 +99,11 @@ class ConnectionTracker(WrappingFactory):
             for d in idle:
                 d.callback(None)
 
-    def closeAll(self) -> defer.Deferred[None]:
+    def closeAll(self, clock: IReactorTime | None = None, grace: float = 0.0) -> defer.Deferred[None]:
         """
-        Abort every open connection.
+        Close every open connection: at once (abort), or with C{clock}
+        after writing what is buffered, aborting those still open
+        C{grace} seconds later (a client that does not read).
 
         @return: fires once none is left.
         """
@@ -102,9 +111,17 @@ class ConnectionTracker(WrappingFactory):
             return defer.succeed(None)
         d: defer.Deferred[None] = defer.Deferred()
         self._idle.append(d)
+        if clock is None:
+            self._abortAll()
+            return d
+        for p in list(self.protocols):
+            p.transport.loseConnection()
+        timer = clock.callLater(grace, self._abortAll)
+        return d.addCallback(lambda _: timer.cancel() if timer.active() else None)
+
+    def _abortAll(self) -> None:
         for p in list(self.protocols):
             p.transport.abortConnection()
-        return d
 
 
 class HTTPAuthListener(StreamServerEndpointService):
@@ -136,11 +153,15 @@ class HTTPAuthListener(StreamServerEndpointService):
         what: str,
         metrics: bool = False,
         gate: AdmissionGate | None = None,
+        drainTimeout: float = 0.0,
     ) -> None:
         """
         @param gate: an L{AdmissionGate<xmppcomp.admission.AdmissionGate>}
             every connection is put to before C{factory} sees it, or
             C{None} for no caps.
+        @param drainTimeout: when C{factory} is a L{ConfirmerSite}, the
+            seconds its requests in flight have to finish once the service
+            stops (L{ConfirmerSite.drain}).
         """
         super().__init__(endpoint, ConnectionTracker(factory if gate is None else gate.wrap(factory)))
         self.gate = gate
@@ -150,6 +171,8 @@ class HTTPAuthListener(StreamServerEndpointService):
         self.secure = description.split(":", 1)[0].lower() == "ssl"
         self.port: IListeningPort | None = None
         self.confirmer: Confirmer | None = None
+        self.site = factory if isinstance(factory, ConfirmerSite) else None
+        self.drainTimeout = drainTimeout
         self._listeners: list[defer.Deferred[IListeningPort]] = []
 
     def privilegedStartService(self) -> None:
@@ -206,13 +229,27 @@ class HTTPAuthListener(StreamServerEndpointService):
         return d
 
     @defer.inlineCallbacks
-    def stopService(self) -> Generator[defer.Deferred[None], object, None]:
+    def stopService(self) -> Generator[defer.Deferred[None] | defer.Deferred[int], object, None]:
         """
-        Stop listening, then close the open connections (pending
-        confirmations included) and wait until they are gone.
+        Stop listening, let the requests in flight finish within
+        C{drainTimeout} seconds while new ones on open connections get 503
+        (L{ConfirmerSite.drain}), then close the open connections (pending
+        confirmations still left included) and wait until they are gone.
         """
         self.port = None
         yield super().stopService()
+        if self.site is not None:
+            if self.site.inFlight:
+                log.info(
+                    "Draining the HTTP-auth confirmer: {count} requests in flight, {timeout:g} seconds to finish",
+                    count=self.site.inFlight,
+                    timeout=self.drainTimeout,
+                )
+            left = yield self.site.drain(self.drainTimeout)
+            if left:
+                log.warn("{count} HTTP requests were still in flight after the drain; closing them", count=left)
+            # The last answers may still be in the write buffers.
+            yield self.factory.closeAll(self.site.reactor, _CLOSE_GRACE)
         yield self.factory.closeAll()
         if self.gate is not None:
             self.gate.stop()

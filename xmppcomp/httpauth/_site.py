@@ -53,6 +53,7 @@ from collections.abc import Callable, Sequence
 from typing import cast
 
 from twisted.internet.address import IPv4Address, IPv6Address
+from twisted.internet.defer import Deferred, succeed
 from twisted.internet.interfaces import IDelayedCall, IReactorTime
 from twisted.python.failure import Failure
 from twisted.web import http
@@ -101,6 +102,7 @@ REASON_PHRASES: dict[int, bytes] = {
     429: b"Too Many Requests",
     431: b"Request Header Fields Too Large",
     451: b"Unavailable For Legal Reasons",
+    503: b"Service Unavailable",
     511: b"Network Authentication Required",
 }
 
@@ -371,10 +373,19 @@ class ConfirmerRequest(Request):
 
     def requestReceived(self, command: bytes, path: bytes, version: bytes) -> None:
         """
-        Handle the request as twisted.web does, unless it was refused.
+        Handle the request as twisted.web does, unless it was refused; while
+        the site drains (L{ConfirmerSite.drain}), answer 503 instead.
         """
         if self._refused:
             return
+        site = self._confirmerChannel().site
+        if site.draining:
+            self._refused = True
+            self._confirmerChannel().answerEarly(
+                503, "this confirmer is shutting down; try again", [(b"Retry-After", b"1")]
+            )
+            return
+        site.started(self)
         super().requestReceived(command, path, version)
 
     def setResponseCode(self, code: int, message: bytes | None = None) -> None:
@@ -468,6 +479,54 @@ class ConfirmerSite(Site):
         self.serverHeader = serverHeader
         self.accessLog = accessLog
         self._challenge = challenge
+        self.draining = False
+        self.inFlight = 0
+        self._drained: list[Deferred[int]] = []
+
+    def started(self, request: http.Request) -> None:
+        """
+        Count C{request} in L{inFlight} until it is answered or its
+        connection is gone.
+        """
+        self.inFlight += 1
+        request.notifyFinish().addBoth(self._finished)
+
+    def _finished(self, result: object) -> None:
+        self.inFlight -= 1
+        if not self.inFlight:
+            drained, self._drained = self._drained, []
+            for d in drained:
+                d.callback(0)
+
+    def drain(self, timeout: float) -> Deferred[int]:
+        """
+        Stop taking requests: from now on each new request is answered 503
+        (C{Retry-After: 1}) and its connection closed; the requests in
+        flight go on.
+
+        @param timeout: seconds to wait for the requests in flight.
+        @return: fires when none is left in flight, or after C{timeout}
+            seconds with the number still in flight (the caller closes
+            their connections).
+        """
+        self.draining = True
+        if not self.inFlight:
+            return succeed(0)
+        d: Deferred[int] = Deferred()
+        self._drained.append(d)
+        timer = self.reactor.callLater(timeout, self._drainTimedOut, d)
+
+        def stopTimer(left: int) -> int:
+            if timer.active():
+                timer.cancel()
+            return left
+
+        return d.addCallback(stopTimer)
+
+    def _drainTimedOut(self, d: Deferred[int]) -> None:
+        if d in self._drained:
+            self._drained.remove(d)
+            d.callback(self.inFlight)
 
     def challenges(self, request: IRequest) -> Sequence[bytes]:
         """
