@@ -419,6 +419,8 @@ class _Loader:
     def sharedNames(self, key: str, value: object) -> tuple[str, ...]:
         """The router's C{shared_names}: hostname patterns, as in [authorization]."""
         example = '["component.example.net", "*.balanced.example.net"]'
+        if isinstance(value, str):
+            raise self.error(key, f' must be an array of hostname patterns, not a single string; write it as ["{value}"]')
         for index, pattern in enumerate(self.strings(key, value, example, lambda k, v: v)):
             try:
                 HostnamePattern.parse(pattern)
