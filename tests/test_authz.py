@@ -12,8 +12,8 @@ import attrs
 from twisted.trial.unittest import SynchronousTestCase
 
 from xmppcomp.authz import (
-    HostnamePatterns,
     HostnamePattern,
+    HostnamePatterns,
     HostnamePolicy,
     PolicyError,
     canonicalHostname,
