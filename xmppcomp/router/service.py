@@ -724,7 +724,7 @@ class Router:
         type C{cancel}) when the name they were sent to is no longer bound:
         asking again fails too. When the name is still bound, by the other
         sessions of a shared name, it is C{recipient-unavailable} (section
-        8.3.3.15, type C{wait}: the intended recipient is temporarily
+        8.3.3.13, type C{wait}: the intended recipient is temporarily
         unavailable): asking again reaches one of them. (That section
         forbids the condition where it would reveal availability the
         sender may not know; a component's sessions are not presence, and
