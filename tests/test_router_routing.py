@@ -455,6 +455,24 @@ class SharedNameTableTests(SynchronousTestCase):
         self.assertEqual((self.table.awaiting("a"), self.table.awaiting("b")), (0, 1))
         self.assertEqual(self.table.routeFor("c.shared.example", answer(iq)), "b")
 
+    def test_choicesBounded(self) -> None:
+        """
+        The table remembers at most L{routing.CONVERSATIONS_KEPT} choices,
+        all shared names together, and none for a bare JID longer than
+        L{routing.DOMAIN_KEY_LENGTH}; forgetting changes no choice.
+        """
+        for name in ("d.shared.example", "e.shared.example"):
+            self.table.claim(name, "a", "owner")
+            self.table.claim(name, "b", "owner")
+        first = self.conversations()
+        for i in range(routing.CONVERSATIONS_KEPT):
+            for name in ("d.shared.example", "e.shared.example"):
+                self.table.routeFor(name, stanza(from_="u%d@users.example" % (i,), to=name))
+                self.assertLessEqual(len(self.table._choices), routing.CONVERSATIONS_KEPT)
+        self.assertEqual(self.conversations(), first)
+        self.table.routeFor("c.shared.example", stanza(from_="x" * (routing.DOMAIN_KEY_LENGTH + 1)))
+        self.assertNotIn(("c.shared.example", "x" * (routing.DOMAIN_KEY_LENGTH + 1)), self.table._choices)
+
     def test_decide(self) -> None:
         """
         L{boundRoute}, the fast path, leaves shared names to L{decide},

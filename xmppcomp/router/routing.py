@@ -32,8 +32,10 @@ DOMAIN_KEY_LENGTH = 512
 #: same bound as the requests tracked to a session
 #: (L{xmppcomp.router.service.MAX_PENDING_IQS}).
 MAX_SENT_PER_ROUTE = 10000
-#: Conversations (bare JIDs) a shared name remembers the route of; emptied
-#: when full (the choice is recomputed, to the same route).
+#: Conversations (shared name and bare JID) a L{RoutingTable} remembers the
+#: route of, all shared names together; emptied when full, and when a
+#: shared name gains or loses a route (the choice is recomputed, to the
+#: same route while the routes stay).
 CONVERSATIONS_KEPT = 4096
 
 
@@ -111,7 +113,6 @@ class SharedRoute(Generic[R]):
         self._tokens: dict[R, bytes] = {}
         self.sent: dict[tuple[str, str], R] = {}
         self.orphaned: dict[tuple[str, str], None] = {}
-        self._choices: BoundedMemo[str, R] = BoundedMemo(self._highest, CONVERSATIONS_KEPT, DOMAIN_KEY_LENGTH)
 
     def add(self, route: R, token: bytes) -> None:
         """
@@ -119,7 +120,6 @@ class SharedRoute(Generic[R]):
         """
         self.routes.append(route)
         self._tokens[route] = token
-        self._choices.clear()
 
     def remove(self, route: R) -> None:
         """
@@ -127,7 +127,6 @@ class SharedRoute(Generic[R]):
         """
         self.routes.remove(route)
         del self._tokens[route]
-        self._choices.clear()
 
     def orphan(self, key: tuple[str, str]) -> None:
         """
@@ -138,14 +137,11 @@ class SharedRoute(Generic[R]):
             del orphaned[next(iter(orphaned))]
         orphaned[key] = None
 
-    def pick(self, sender: str) -> R:
+    def pick(self, conversation: str) -> R:
         """
-        The route of the conversation of C{sender} (see L{SharedRoute}).
-        There must be a route.
+        The route of C{conversation} (see L{SharedRoute} and
+        L{conversationOf}): the highest scoring. There must be a route.
         """
-        return self._choices(conversationOf(sender))
-
-    def _highest(self, conversation: str) -> R:
         tokens = self._tokens
         return max(self.routes, key=lambda route: rendezvousScore(conversation, tokens[route]))
 
@@ -173,6 +169,11 @@ class RoutingTable(Generic[R]):
         most L{DOMAIN_KEY_LENGTH} characters are kept, since they come from
         the wire.
     @ivar maxSent: see L{recordRequest}.
+    @ivar _choices: the route of each conversation with a shared name seen
+        lately, by C{(name, bare JID)}; at most L{CONVERSATIONS_KEPT} (of
+        bare JIDs of at most L{DOMAIN_KEY_LENGTH} characters), for all
+        shared names together, so that the memory is bounded however many
+        names are shared.
     """
 
     def __init__(self, shareable: Callable[[str], bool] | None = None, maxSent: int = MAX_SENT_PER_ROUTE) -> None:
@@ -187,6 +188,7 @@ class RoutingTable(Generic[R]):
         self._shareable = shareable
         self._sentBy: dict[R, dict[tuple[str, str], SharedRoute[R]]] = {}
         self._tokens = 0
+        self._choices: dict[tuple[str, str], R] = {}
         self.maxSent = maxSent
         self.domainOf: BoundedMemo[str, str | None] = BoundedMemo(
             domainOf, DOMAINS_KEPT, DOMAIN_KEY_LENGTH
@@ -216,6 +218,7 @@ class RoutingTable(Generic[R]):
             return False
         self._tokens += 1
         shared.add(route, b"%d" % (self._tokens,))
+        self._choices.clear()
         self._names.setdefault(route, set()).add(hostname)
         return True
 
@@ -235,6 +238,7 @@ class RoutingTable(Generic[R]):
             if shared is None or route not in shared:
                 return False
             shared.remove(route)
+            self._choices.clear()
             sent = self._sentBy.get(route)
             if sent:
                 for key, group in list(sent.items()):
@@ -312,7 +316,17 @@ class RoutingTable(Generic[R]):
             if key in shared.orphaned:
                 del shared.orphaned[key]
                 return DEPARTED
-        return shared.pick(attributes.get("from", ""))
+        conversation = conversationOf(attributes.get("from", ""))
+        key = (hostname, conversation)
+        choices = self._choices
+        chosen = choices.get(key)
+        if chosen is None:
+            chosen = shared.pick(conversation)
+            if len(conversation) <= DOMAIN_KEY_LENGTH:
+                if len(choices) >= CONVERSATIONS_KEPT:
+                    choices.clear()
+                choices[key] = chosen
+        return chosen
 
     def recordRequest(self, route: R, hostname: str, iq: domish.Element) -> None:
         """
