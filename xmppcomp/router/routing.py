@@ -101,9 +101,6 @@ class SharedRoute(Generic[R]):
     @ivar sent: IQ requests the routes sent from the name and not answered
         yet, by C{(from, id)}: the route that sent each, which gets its
         answer (see L{RoutingTable.recordRequest}).
-    @ivar orphaned: the keys of such requests whose route left or unbound
-        the name: their answers are dropped (L{DEPARTED}); at most
-        L{MAX_SENT_PER_ROUTE}, the oldest forgotten first.
     """
 
     def __init__(self, hostname: str, owner: Hashable) -> None:
@@ -112,7 +109,6 @@ class SharedRoute(Generic[R]):
         self.routes: list[R] = []
         self._tokens: dict[R, bytes] = {}
         self.sent: dict[tuple[str, str], R] = {}
-        self.orphaned: dict[tuple[str, str], None] = {}
 
     def add(self, route: R, token: bytes) -> None:
         """
@@ -127,15 +123,6 @@ class SharedRoute(Generic[R]):
         """
         self.routes.remove(route)
         del self._tokens[route]
-
-    def orphan(self, key: tuple[str, str]) -> None:
-        """
-        The request C{key} lost its route: drop its answer when it comes.
-        """
-        orphaned = self.orphaned
-        if len(orphaned) >= MAX_SENT_PER_ROUTE:
-            del orphaned[next(iter(orphaned))]
-        orphaned[key] = None
 
     def pick(self, conversation: str) -> R:
         """
@@ -174,6 +161,10 @@ class RoutingTable(Generic[R]):
         bare JIDs of at most L{DOMAIN_KEY_LENGTH} characters), for all
         shared names together, so that the memory is bounded however many
         names are shared.
+    @ivar _orphaned: the C{(from, id)} of requests sent from shared names
+        whose route left or unbound the name: their answers are dropped
+        (L{DEPARTED}). At most L{maxSent}, all names together, the oldest
+        forgotten first (its answer is then balanced as any stanza).
     """
 
     def __init__(self, shareable: Callable[[str], bool] | None = None, maxSent: int = MAX_SENT_PER_ROUTE) -> None:
@@ -189,6 +180,7 @@ class RoutingTable(Generic[R]):
         self._sentBy: dict[R, dict[tuple[str, str], SharedRoute[R]]] = {}
         self._tokens = 0
         self._choices: dict[tuple[str, str], R] = {}
+        self._orphaned: dict[tuple[str, str], None] = {}
         self.maxSent = maxSent
         self.domainOf: BoundedMemo[str, str | None] = BoundedMemo(
             domainOf, DOMAINS_KEPT, DOMAIN_KEY_LENGTH
@@ -246,7 +238,7 @@ class RoutingTable(Generic[R]):
                         del sent[key]
                         if shared.sent.get(key) is route:
                             del shared.sent[key]
-                            shared.orphan(key)
+                            self._orphan(key)
                 if not sent:
                     del self._sentBy[route]
             if not shared.routes:
@@ -256,6 +248,15 @@ class RoutingTable(Generic[R]):
         if not names:
             del self._names[route]
         return True
+
+    def _orphan(self, key: tuple[str, str]) -> None:
+        """
+        The request C{key} lost its route: drop its answer when it comes.
+        """
+        orphaned = self._orphaned
+        if len(orphaned) >= self.maxSent:
+            del orphaned[next(iter(orphaned))]
+        orphaned[key] = None
 
     def lookup(self, hostname: str) -> R | None:
         """
@@ -313,8 +314,8 @@ class RoutingTable(Generic[R]):
                 if not sent:
                     del self._sentBy[asker]
                 return asker
-            if key in shared.orphaned:
-                del shared.orphaned[key]
+            if key in self._orphaned:
+                del self._orphaned[key]
                 return DEPARTED
         conversation = conversationOf(attributes.get("from", ""))
         key = (hostname, conversation)
