@@ -13,6 +13,7 @@ from twisted.trial.unittest import SynchronousTestCase
 
 from xmppcomp.authz import (
     HostnamePattern,
+    HostnamePatterns,
     HostnamePolicy,
     PolicyError,
     canonicalHostname,
@@ -146,6 +147,38 @@ class HostnamePatternTests(SynchronousTestCase):
             "wildcard",
             True,
         )
+
+
+class HostnamePatternsTests(SynchronousTestCase):
+    """
+    L{HostnamePatterns}: a set of names given as patterns (the router's
+    C{shared_names}).
+    """
+
+    def test_matches(self) -> None:
+        """
+        Exact names and wildcards match in canonical form; a name that is
+        not a hostname matches nothing; no patterns is false.
+        """
+        patterns = HostnamePatterns.parse(["Component.Example.NET.", "*.balanced.example.net"])
+        self.assertTrue(patterns)
+        self.assertTrue(patterns.matches("component.example.net"))
+        self.assertTrue(patterns.matches("a.b.balanced.example.net"))
+        self.assertFalse(patterns.matches("balanced.example.net"))
+        self.assertFalse(patterns.matches("other.example.net"))
+        self.assertFalse(patterns.matches("bad..name"))
+        self.assertFalse(HostnamePatterns.parse([]))
+        self.assertFalse(HostnamePatterns().matches("component.example.net"))
+
+    def test_errors(self) -> None:
+        """
+        A string instead of a list, or a malformed pattern, is refused
+        with a L{PolicyError} naming the pattern and its index.
+        """
+        error = self.assertRaises(PolicyError, HostnamePatterns.parse, "component.example.net")
+        self.assertIn("must be a list of strings, not str", str(error))
+        error = self.assertRaises(PolicyError, HostnamePatterns.parse, ["ok.example.net", "*"])
+        self.assertIn("pattern 1: the hostname pattern '*' is refused", str(error))
 
 
 class HostnamePolicyTests(SynchronousTestCase):

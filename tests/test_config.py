@@ -767,6 +767,44 @@ class ErrorTests(_ConfigTestMixin, SynchronousTestCase):
             "'a@b'",
         )
 
+    def test_sharedNames(self) -> None:
+        """
+        C{shared_names} lists hostname patterns, in the syntax of
+        [authorization]; by default there are none.
+        """
+        self.assertEqual(self.load(self.minimal()).sharedNames, ())
+        config = self.load(self.minimal(shared_names=["component.example.net", "*.balanced.example.net"]))
+        self.assertEqual(config.sharedNames, ("component.example.net", "*.balanced.example.net"))
+
+    def test_badSharedNames(self) -> None:
+        """
+        Malformed C{shared_names} are refused, naming the entry at fault
+        and the form to write.
+        """
+        example = '["component.example.net", "*.balanced.example.net"]'
+        self.fails(
+            self.minimal(shared_names="component.example.net"),
+            "shared_names must be an array of hostname patterns, not a single string",
+            '["component.example.net"]',
+        )
+        self.fails(self.minimal(shared_names={"a": "b"}), "shared_names must be an array of strings", "a table")
+        self.fails(
+            self.minimal(shared_names=["ok.example.net", "*"]),
+            "shared_names[1]: the hostname pattern '*' is refused: it would allow every hostname",
+            example,
+        )
+        self.fails(
+            self.minimal(shared_names=["a*.example.net"]),
+            "shared_names[0]: the hostname pattern 'a*.example.net' is malformed",
+            "'*' is only allowed as the whole first label",
+        )
+        self.fails(
+            self.minimal(shared_names=["bad..example.net"]),
+            "shared_names[0]: the hostname pattern 'bad..example.net' is malformed: it has an empty label",
+        )
+        self.fails(self.minimal(shared_names=[3]), "shared_names[0] must be a non-empty string, not an integer")
+        self.fails(self.minimal(shared_name=[]), "unknown key 'shared_name' (did you mean 'shared_names'?)")
+
     def test_notAMapping(self) -> None:
         """
         A document that is not a table is refused.

@@ -263,3 +263,224 @@ class BounceOfTests(SynchronousTestCase):
         self.assertTrue(routing.sizeAtMost(message, size + 100))
         self.assertFalse(routing.sizeAtMost(message, size - 200))
         self.assertFalse(routing.sizeAtMost(message, 10))
+
+
+def shareAll(hostname: str) -> bool:
+    """
+    Every name under C{shared.example} may be shared.
+    """
+    return hostname.endswith(".shared.example")
+
+
+def answer(request: domish.Element, kind: str = "result") -> domish.Element:
+    """
+    The IQ C{kind} that answers C{request}: addresses swapped, same id.
+    """
+    return stanza("iq", type=kind, id=request["id"], from_=request["to"], to=request["from"])
+
+
+class SharedNameTableTests(SynchronousTestCase):
+    """
+    A L{RoutingTable} with shareable names: several routes of one owner
+    bind one name; stanzas are balanced by the sender's bare JID; IQ
+    answers go back to the route that asked.
+    """
+
+    def setUp(self) -> None:
+        self.table: RoutingTable[str] = RoutingTable(shareAll)
+        self.assertTrue(self.table.claim("c.shared.example", "a", "owner"))
+        self.assertTrue(self.table.claim("c.shared.example", "b", "owner"))
+        self.assertTrue(self.table.claim("other.example", "x", "stranger"))
+
+    def test_conflictWithoutOptIn(self) -> None:
+        """
+        A name that is not shareable has one route, whoever asks; so does
+        every name of a table without C{shareable}, and every route claimed
+        without an owner.
+        """
+        self.assertFalse(self.table.claim("other.example", "y", "stranger"))
+        plain: RoutingTable[str] = RoutingTable()
+        self.assertTrue(plain.claim("c.shared.example", "a", "owner"))
+        self.assertFalse(plain.claim("c.shared.example", "b", "owner"))
+        self.assertEqual(plain.lookup("c.shared.example"), "a")
+        self.assertTrue(self.table.claim("d.shared.example", "a"))
+        self.assertFalse(self.table.claim("d.shared.example", "b"))
+
+    def test_otherOwnerConflict(self) -> None:
+        """
+        A route of another owner cannot join a shared name, and a route
+        cannot join twice.
+        """
+        self.assertFalse(self.table.claim("c.shared.example", "x", "stranger"))
+        self.assertFalse(self.table.claim("c.shared.example", "a", "owner"))
+        self.assertEqual(self.table.routesOf("c.shared.example"), ("a", "b"))
+
+    def test_shared(self) -> None:
+        """
+        A shared name has its routes, in order; it is not an unshared
+        route (L{RoutingTable.lookup}); it counts once.
+        """
+        self.assertEqual(self.table.routesOf("c.shared.example"), ("a", "b"))
+        self.assertEqual(self.table.routesOf("other.example"), ("x",))
+        self.assertEqual(self.table.routesOf("nothing.example"), ())
+        self.assertIsNone(self.table.lookup("c.shared.example"))
+        self.assertEqual(self.table.sharedNames(), {"c.shared.example": 2})
+        self.assertEqual(len(self.table), 2)
+        self.assertEqual(self.table.namesOf("a"), frozenset({"c.shared.example"}))
+
+    def conversations(self, count: int = 40) -> dict[str, str]:
+        """
+        The route of each of C{count} conversations (bare JIDs), checked
+        to be the same for every resource and case of the JID.
+        """
+        chosen: dict[str, str] = {}
+        for i in range(count):
+            bare = "user%d@users.example" % (i,)
+            routes = {
+                self.table.routeFor("c.shared.example", stanza(from_=sender, to="c.shared.example"))
+                for sender in (bare, bare + "/phone", bare + "/laptop", bare.upper() + "/x")
+            }
+            self.assertEqual(len(routes), 1, bare)
+            (chosen[bare],) = routes  # type: ignore[assignment]
+        return chosen
+
+    def test_balanced(self) -> None:
+        """
+        The stanzas of one bare JID all take one route; both routes get
+        conversations; the same on every run (no C{hash()}: the choice does
+        not depend on C{PYTHONHASHSEED}).
+        """
+        chosen = self.conversations()
+        counts = {route: list(chosen.values()).count(route) for route in ("a", "b")}
+        self.assertTrue(all(counts.values()), counts)
+        self.assertEqual(chosen, self.conversations())
+        self.assertEqual(routing.rendezvousScore("juliet@capulet.example", b"1"), 18398969122285235540)
+        self.assertEqual(routing.rendezvousScore("juliet@capulet.example", b"2"), 3642088058639852450)
+
+    def test_leave(self) -> None:
+        """
+        When a route leaves, its conversations move to the others, and
+        theirs stay; when a route joins, conversations move only to it.
+        """
+        self.assertTrue(self.table.claim("c.shared.example", "c", "owner"))
+        before = self.conversations()
+        self.assertEqual(set(before.values()), {"a", "b", "c"})
+        self.assertTrue(self.table.release("c.shared.example", "b"))
+        after = self.conversations()
+        for bare, route in before.items():
+            if route != "b":
+                self.assertEqual(after[bare], route)
+        self.assertEqual(set(after.values()), {"a", "c"})
+        self.assertTrue(self.table.claim("c.shared.example", "b", "owner"))
+        again = self.conversations()
+        for bare, route in again.items():
+            self.assertIn(route, (after[bare], "b"))
+        self.assertTrue(self.table.release("c.shared.example", "a"))
+        self.assertTrue(self.table.release("c.shared.example", "b"))
+        self.assertTrue(self.table.release("c.shared.example", "c"))
+        self.assertFalse(self.table.release("c.shared.example", "c"))
+        self.assertEqual(self.table.routesOf("c.shared.example"), ())
+        self.assertEqual(self.table.sharedNames(), {})
+        self.assertIsNone(self.table.routeFor("c.shared.example", stanza(from_="u@users.example")))
+
+    def test_answerAffinity(self) -> None:
+        """
+        The result or error of an IQ request a route sent from a shared
+        name goes back to that route, whatever the answerer's conversation
+        is balanced to; once.
+        """
+        requests = []
+        for i in range(20):
+            route = "ab"[i % 2]
+            iq = stanza("iq", type="get", id="q%d" % (i,), from_="c.shared.example", to="user%d@users.example" % (i,))
+            self.table.recordRequest(route, "c.shared.example", iq)
+            requests.append((route, iq))
+        self.assertEqual((self.table.awaiting("a"), self.table.awaiting("b")), (10, 10))
+        for i, (route, iq) in enumerate(requests):
+            reply = answer(iq, "result" if i % 3 else "error")
+            self.assertEqual(self.table.routeFor("c.shared.example", reply), route)
+        self.assertEqual((self.table.awaiting("a"), self.table.awaiting("b")), (0, 0))
+        # Answered: a second answer is balanced as any stanza.
+        sender = requests[0][1]["to"]
+        balanced = self.table.routeFor("c.shared.example", stanza(from_=sender))
+        self.assertEqual(self.table.routeFor("c.shared.example", answer(requests[0][1])), balanced)
+
+    def test_answerToDeparted(self) -> None:
+        """
+        An answer to a request of a route that left the shared name is
+        L{routing.DEPARTED}, which L{decide} drops; other routes'
+        requests are kept.
+        """
+        fromA = stanza("iq", type="set", id="1", from_="c.shared.example/x", to="u@other.example")
+        againA = stanza("iq", type="set", id="3", from_="c.shared.example/x", to="u@other.example")
+        fromB = stanza("iq", type="set", id="2", from_="c.shared.example/x", to="u@other.example")
+        self.table.recordRequest("a", "c.shared.example", fromA)
+        self.table.recordRequest("a", "c.shared.example", againA)
+        self.table.recordRequest("b", "c.shared.example", fromB)
+        self.table.release("c.shared.example", "a")
+        self.assertIs(self.table.routeFor("c.shared.example", answer(fromA)), routing.DEPARTED)
+        decision = decide(answer(againA, "error"), ["other.example"], self.table, "example")
+        self.assertIsInstance(decision, Drop)
+        self.assertEqual(self.table.routeFor("c.shared.example", answer(fromB)), "b")
+
+    def test_recordedBound(self) -> None:
+        """
+        At most C{maxSent} requests are remembered per route, the oldest
+        forgotten first; requests from unshared names are not remembered.
+        """
+        table: RoutingTable[str] = RoutingTable(shareAll, maxSent=3)
+        table.claim("c.shared.example", "a", "owner")
+        table.claim("c.shared.example", "b", "owner")
+        table.claim("plain.example", "a")
+        requests = [
+            stanza("iq", type="get", id=str(i), from_="c.shared.example", to="u%d@users.example" % (i,))
+            for i in range(5)
+        ]
+        for iq in requests:
+            table.recordRequest("a", "c.shared.example", iq)
+        table.recordRequest("a", "plain.example", stanza("iq", type="get", id="p", from_="plain.example", to="x"))
+        self.assertEqual(table.awaiting("a"), 3)
+        for iq in requests[2:]:
+            self.assertEqual(table.routeFor("c.shared.example", answer(iq)), "a")
+        self.assertEqual(table.awaiting("a"), 0)
+
+    def test_sameKeyLatestWins(self) -> None:
+        """
+        Two routes sending the same C{(from, id)}: the answer goes to the
+        later one.
+        """
+        iq = stanza("iq", type="get", id="same", from_="c.shared.example", to="u@users.example")
+        self.table.recordRequest("a", "c.shared.example", iq)
+        self.table.recordRequest("b", "c.shared.example", iq)
+        self.assertEqual((self.table.awaiting("a"), self.table.awaiting("b")), (0, 1))
+        self.assertEqual(self.table.routeFor("c.shared.example", answer(iq)), "b")
+
+    def test_choicesBounded(self) -> None:
+        """
+        The table remembers at most L{routing.CONVERSATIONS_KEPT} choices,
+        all shared names together, and none for a bare JID longer than
+        L{routing.DOMAIN_KEY_LENGTH}; forgetting changes no choice.
+        """
+        for name in ("d.shared.example", "e.shared.example"):
+            self.table.claim(name, "a", "owner")
+            self.table.claim(name, "b", "owner")
+        first = self.conversations()
+        for i in range(routing.CONVERSATIONS_KEPT):
+            for name in ("d.shared.example", "e.shared.example"):
+                self.table.routeFor(name, stanza(from_="u%d@users.example" % (i,), to=name))
+                self.assertLessEqual(len(self.table._choices), routing.CONVERSATIONS_KEPT)
+        self.assertEqual(self.conversations(), first)
+        self.table.routeFor("c.shared.example", stanza(from_="x" * (routing.DOMAIN_KEY_LENGTH + 1)))
+        self.assertNotIn(("c.shared.example", "x" * (routing.DOMAIN_KEY_LENGTH + 1)), self.table._choices)
+
+    def test_decide(self) -> None:
+        """
+        L{boundRoute}, the fast path, leaves shared names to L{decide},
+        which delivers to the route of the conversation.
+        """
+        message = stanza(from_="u@other.example/r", to="c.shared.example")
+        self.assertIsNone(boundRoute(message, ["other.example"], self.table))
+        expected = self.table.routeFor("c.shared.example", message)
+        self.assertEqual(
+            decide(message, ["other.example"], self.table, "example"), Deliver(expected, "c.shared.example")
+        )

@@ -130,6 +130,57 @@ class HostnamePattern:
         return "*." + name if self.wildcard else name
 
 
+@attrs.frozen
+class HostnamePatterns:
+    """
+    A set of hostnames given as patterns (L{HostnamePattern}: exact names
+    and C{*.domain} wildcards), such as the router's C{shared_names}: the
+    names several sessions of one identity may bind together.
+
+    @ivar patterns: the parsed patterns, in the order given.
+    """
+
+    patterns: tuple[HostnamePattern, ...] = ()
+
+    @classmethod
+    def parse(cls, texts: Iterable[str]) -> HostnamePatterns:
+        """
+        Parse a list of patterns, such as
+        C{["component.example.net", "*.balanced.example.net"]}.
+
+        @raise PolicyError: C{texts} is a string rather than a list, or one
+            of the patterns is malformed or too broad (see
+            L{HostnamePattern.parse}); the message names the pattern and its
+            index.
+        """
+        if isinstance(texts, (str, bytes)) or not isinstance(texts, Iterable):
+            raise PolicyError(
+                f"the hostname patterns must be a list of strings, not {type(texts).__name__}"
+            )
+        parsed = []
+        for index, text in enumerate(texts):
+            try:
+                parsed.append(HostnamePattern.parse(text))
+            except PolicyError as e:
+                raise PolicyError(f"pattern {index}: {e}") from e
+        return cls(tuple(parsed))
+
+    def matches(self, hostname: str) -> bool:
+        """
+        Whether C{hostname} matches one of the patterns; compared in
+        canonical form (L{canonicalHostname}), C{False} for a name that is
+        not a valid hostname.
+        """
+        try:
+            labels = _labels(hostname)
+        except ValueError:
+            return False
+        return any(pattern.matches(labels) for pattern in self.patterns)
+
+    def __bool__(self) -> bool:
+        return bool(self.patterns)
+
+
 def _convertRules(
     value: Mapping[str, Iterable[str]] | Mapping[str, tuple[HostnamePattern, ...]],
 ) -> Mapping[str, tuple[HostnamePattern, ...]]:

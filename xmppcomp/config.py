@@ -33,7 +33,7 @@ from twisted.internet.interfaces import IHostnameResolver, IReactorPluggableName
 from twisted.words.protocols.jabber import jid
 from zope.interface import implementer
 
-from xmppcomp.authz import HostnamePolicy, PolicyError
+from xmppcomp.authz import HostnamePattern, HostnamePolicy, PolicyError
 from xmppcomp.component import directTLSEndpoint
 from xmppcomp.componentconfig import (
     DEFAULT_EMBEDDED_DOMAIN, DEFAULT_EMBEDDED_HOSTNAME, PROTOCOLS, SERVER_EXAMPLE, ComponentConfig, ComponentLimits,
@@ -412,6 +412,19 @@ class _Loader:
         except PolicyError as e:
             raise self.error(key, f': {e}; each entry is "identity" = ["hostname", "*.domain", ...]') from e
         return {identity: tuple(patterns) for identity, patterns in table.items()}
+
+    def sharedNames(self, key: str, value: object) -> tuple[str, ...]:
+        """The router's C{shared_names}: hostname patterns, as in [authorization]."""
+        example = '["component.example.net", "*.balanced.example.net"]'
+        if isinstance(value, str):
+            raise self.error(key, f' must be an array of hostname patterns, not a single string; write it as ["{value}"]')
+        for index, pattern in enumerate(self.strings(key, value, example, lambda k, v: v)):
+            try:
+                HostnamePattern.parse(pattern)
+            except PolicyError as e:
+                raise self.error(f"{key}[{index}]", f": {e}; write the names as in [authorization], such as "
+                                 f"{example}") from e
+        return tuple(cast(list[str], value))
 
     def certificates(self, certKey: str, cert: str | None, keyKey: str, key: str | None, fix: str,
                      keyExample: str) -> None:

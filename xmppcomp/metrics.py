@@ -114,7 +114,11 @@ class Metrics:
     @ivar registry: the L{CollectorRegistry} holding them all.
     @ivar routerSessions: component sessions attached to the router, by
         C{kind}.
-    @ivar routerBoundNames: hostnames bound in the router's routing table.
+    @ivar routerBoundNames: hostnames bound in the router's routing table
+        (a shared name counts once).
+    @ivar routerNameSessions: sessions bound to each shared name of the
+        router, by C{hostname} (shared names only, while bound: at most
+        the names the router's limits let its sessions bind).
     @ivar stanzasRouted: stanzas routed, by kind, for every router given
         this object: C{stanzasRouted[name] += 1} on the hot path; exported
         as C{xmppcomp_router_stanzas_routed_total}.
@@ -154,6 +158,12 @@ class Metrics:
         self.routerBoundNames = Gauge(
             "xmppcomp_router_bound_names",
             "Hostnames bound in the router's routing table.",
+            registry=registry,
+        )
+        self.routerNameSessions = Gauge(
+            "xmppcomp_router_name_sessions",
+            "Sessions bound to each shared name of the router.",
+            ["hostname"],
             registry=registry,
         )
         self.stanzasRouted: dict[str, int] = {"message": 0, "presence": 0, "iq": 0}

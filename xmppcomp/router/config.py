@@ -77,6 +77,9 @@ class RouterConfig:
     @ivar clientCAs: path of a PEM bundle of CAs whose client certificates allow SASL EXTERNAL, or C{None}.
     @ivar credentials: path of the SCRAM credentials file (managed with C{xmppcomp-credentials}).
     @ivar authorization: identity to the hostname patterns it may bind (L{xmppcomp.authz.HostnamePolicy}).
+    @ivar sharedNames: hostname patterns (as in C{authorization}) of the names several sessions of one identity may
+        bind together, their stanzas balanced between them (L{xmppcomp.authz.HostnamePatterns}); empty: none, a
+        second session for a bound name gets C{conflict}.
     @ivar acceptSecrets: XEP-0114 hostname to its shared secret.
     @ivar limits: the limits.
     @ivar allowPlaintext: accept XEP-0225 streams without TLS; for tests.
@@ -98,6 +101,7 @@ class RouterConfig:
     acceptListen: tuple[str, ...] = attrs.field(default=DEFAULT_ACCEPT_LISTEN, converter=strTuple, metadata=checked(
         "endpoints", DEFAULT_ACCEPT_LISTEN[0], toml="accept.listen"))
     authorization: Mapping[str, tuple[str, ...]] = attrs.field(factory=dict, metadata=checked("authorization"))
+    sharedNames: tuple[str, ...] = attrs.field(default=(), converter=strTuple, metadata=checked("sharedNames"))
     acceptSecrets: Mapping[str, SecretRef] = attrs.field(factory=dict, metadata=checked(
         "secrets", toml="accept.secrets"))
     limits: RouterLimits = attrs.field(factory=RouterLimits)

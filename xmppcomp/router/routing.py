@@ -7,8 +7,9 @@ decisions to streams.
 
 from __future__ import annotations
 
-from collections.abc import Collection
+from collections.abc import Callable, Collection
 from enum import Enum
+from hashlib import blake2b
 from typing import Final, Generic, Hashable, Literal, TypeVar
 
 import attrs
@@ -26,6 +27,18 @@ R = TypeVar("R", bound=Hashable)
 DOMAINS_KEPT = 4096
 #: Longer addresses are not remembered.
 DOMAIN_KEY_LENGTH = 512
+#: IQ requests one route sent from shared names whose answers are awaited
+#: (L{RoutingTable.recordRequest}); beyond, the oldest is forgotten. The
+#: same bound as the requests tracked to a session
+#: (L{xmppcomp.router.service.MAX_PENDING_IQS}).
+MAX_SENT_PER_ROUTE = 10000
+#: Conversations (shared name and bare JID) a L{RoutingTable} remembers the
+#: route of, all shared names together; emptied when full, and when a
+#: shared name gains or loses a route (the choice is recomputed, to the
+#: same route while the routes stay).
+CONVERSATIONS_KEPT = 4096
+
+
 class _Unknown(Enum):
     """The sentinel of L{_UNKNOWN} (an enum member, so that C{is} narrows)."""
 
@@ -36,10 +49,105 @@ class _Unknown(Enum):
 _UNKNOWN: Final[Literal[_Unknown.UNKNOWN]] = _Unknown.UNKNOWN
 
 
+class _Departed(Enum):
+    """The sentinel of L{DEPARTED} (an enum member, so that C{is} narrows)."""
+
+    DEPARTED = "departed"
+
+
+#: What L{RoutingTable.routeFor} answers for an IQ result or error to a
+#: request that a route of a shared name sent and that left since: nobody
+#: is waiting for it.
+DEPARTED: Final[Literal[_Departed.DEPARTED]] = _Departed.DEPARTED
+
+
+def conversationOf(sender: str) -> str:
+    """
+    The conversation a stanza from C{sender} belongs to, for balancing a
+    shared name: the sender's bare JID (without its resource), lowercased
+    (a cheap stand-in for the JID's normal form: what differs only in case
+    is one conversation).
+    """
+    return sender.partition("/")[0].lower()
+
+
+def rendezvousScore(conversation: str, token: bytes) -> int:
+    """
+    The score of a route for a conversation (rendezvous hashing): BLAKE2b
+    of the conversation, keyed with the route's token, as a 64-bit number.
+    The same on every run and every Python (unlike C{hash()}, which
+    C{PYTHONHASHSEED} salts).
+    """
+    digest = blake2b(conversation.encode("utf-8", "surrogatepass"), digest_size=8, key=token).digest()
+    return int.from_bytes(digest, "big")
+
+
+class SharedRoute(Generic[R]):
+    """
+    A shared name: one name that several routes of the same owner (the
+    same authenticated identity, see L{RoutingTable.claim}) have bound.
+
+    Stanzas to the name are balanced by conversation (L{conversationOf}:
+    the sender's bare JID) with rendezvous hashing: each route has a token
+    (L{rendezvousScore}), and a conversation goes to the route with the
+    highest score. So a conversation stays on one route while the routes
+    stay; when a route leaves, only the conversations it had move (each to
+    the remaining route that scores highest), and a route that joins takes
+    about its share from each of the others.
+
+    @ivar hostname: the name.
+    @ivar owner: who bound it: routes of another owner cannot join.
+    @ivar routes: the routes, in the order they joined.
+    @ivar sent: IQ requests the routes sent from the name and not answered
+        yet, by C{(from, id)}: the route that sent each, which gets its
+        answer (see L{RoutingTable.recordRequest}).
+    """
+
+    def __init__(self, hostname: str, owner: Hashable) -> None:
+        self.hostname = hostname
+        self.owner = owner
+        self.routes: list[R] = []
+        self._tokens: dict[R, bytes] = {}
+        self.sent: dict[tuple[str, str], R] = {}
+
+    def add(self, route: R, token: bytes) -> None:
+        """
+        Add C{route}, with its rendezvous C{token} (unique in the table).
+        """
+        self.routes.append(route)
+        self._tokens[route] = token
+
+    def remove(self, route: R) -> None:
+        """
+        Remove C{route}: its conversations move to the others.
+        """
+        self.routes.remove(route)
+        del self._tokens[route]
+
+    def pick(self, conversation: str) -> R:
+        """
+        The route of C{conversation} (see L{SharedRoute} and
+        L{conversationOf}): the highest scoring. There must be a route.
+        """
+        tokens = self._tokens
+        return max(self.routes, key=lambda route: rendezvousScore(conversation, tokens[route]))
+
+    def __contains__(self, route: object) -> bool:
+        return route in self._tokens
+
+    def __len__(self) -> int:
+        return len(self.routes)
+
+
 class RoutingTable(Generic[R]):
     """
-    Bound hostname to route (a session). A name has at most one route; a
-    route may have many names.
+    Bound hostname to route (a session). A name has one route, or, if it
+    is shared (an opt-in per name, see C{shareable}), one or more routes of
+    one owner (a L{SharedRoute}); a route may have many names.
+
+    Shared names are kept apart from the others: the table of unshared
+    names (read by L{boundRoute} on every routed stanza) is what it would
+    be without them.
 
     @ivar domainOf: L{xmppcomp.jids.domainOf} (the package's one rule for
         names), remembered: the addresses seen lately and
@@ -47,47 +155,222 @@ class RoutingTable(Generic[R]):
         over). Emptied when L{DOMAINS_KEPT} are kept; only addresses of at
         most L{DOMAIN_KEY_LENGTH} characters are kept, since they come from
         the wire.
+    @ivar maxSent: see L{recordRequest}.
+    @ivar _choices: the route of each conversation with a shared name seen
+        lately, by C{(name, bare JID)}; at most L{CONVERSATIONS_KEPT} (of
+        bare JIDs of at most L{DOMAIN_KEY_LENGTH} characters), for all
+        shared names together, so that the memory is bounded however many
+        names are shared.
+    @ivar _orphaned: the C{(from, id)} of requests sent from shared names
+        whose route left or unbound the name: their answers are dropped
+        (L{DEPARTED}). At most L{maxSent}, all names together, the oldest
+        forgotten first (its answer is then balanced as any stanza).
     """
 
-    def __init__(self) -> None:
+    def __init__(self, shareable: Callable[[str], bool] | None = None, maxSent: int = MAX_SENT_PER_ROUTE) -> None:
+        """
+        @param shareable: whether several routes of one owner may bind a
+            name (C{None}: no name is shared).
+        @param maxSent: see L{recordRequest}.
+        """
         self._routes: dict[str, R] = {}
+        self._shared: dict[str, SharedRoute[R]] = {}
         self._names: dict[R, set[str]] = {}
+        self._shareable = shareable
+        self._sentBy: dict[R, dict[tuple[str, str], SharedRoute[R]]] = {}
+        self._tokens = 0
+        self._choices: dict[tuple[str, str], R] = {}
+        self._orphaned: dict[tuple[str, str], None] = {}
+        self.maxSent = maxSent
         self.domainOf: BoundedMemo[str, str | None] = BoundedMemo(
             domainOf, DOMAINS_KEPT, DOMAIN_KEY_LENGTH
         )
 
-    def claim(self, hostname: str, route: R) -> bool:
+    def claim(self, hostname: str, route: R, owner: Hashable = None) -> bool:
         """
         Route C{hostname} to C{route}.
 
-        @return: C{False} if the name is bound already (to any route).
+        @param owner: who C{route} is (such as its authenticated identity):
+            if C{hostname} is shareable and bound already, C{route} joins
+            its routes when they have the same owner. C{None}: C{route}
+            never shares.
+        @return: C{False} if the name is bound already (to any route, or,
+            if shared, to routes of another owner, or to C{route} itself).
         """
         if hostname in self._routes:
             return False
-        self._routes[hostname] = route
+        shared = self._shared.get(hostname)
+        if shared is None:
+            if owner is None or self._shareable is None or not self._shareable(hostname):
+                self._routes[hostname] = route
+                self._names.setdefault(route, set()).add(hostname)
+                return True
+            shared = self._shared[hostname] = SharedRoute(hostname, owner)
+        elif shared.owner != owner or route in shared:
+            return False
+        self._tokens += 1
+        shared.add(route, b"%d" % (self._tokens,))
+        self._choices.clear()
         self._names.setdefault(route, set()).add(hostname)
         return True
 
     def release(self, hostname: str, route: R) -> bool:
         """
-        Stop routing C{hostname} to C{route}.
+        Stop routing C{hostname} to C{route}. For a shared name, the
+        requests C{route} sent from it are orphaned (their answers will be
+        dropped, L{DEPARTED}), and the name stays bound while it has other
+        routes.
 
         @return: whether it was routed there.
         """
-        if self._routes.get(hostname) is not route:
-            return False
-        del self._routes[hostname]
+        if self._routes.get(hostname) is route:
+            del self._routes[hostname]
+        else:
+            shared = self._shared.get(hostname)
+            if shared is None or route not in shared:
+                return False
+            shared.remove(route)
+            self._choices.clear()
+            sent = self._sentBy.get(route)
+            if sent:
+                for key, group in list(sent.items()):
+                    if group is shared:
+                        del sent[key]
+                        if shared.sent.get(key) is route:
+                            del shared.sent[key]
+                            self._orphan(key)
+                if not sent:
+                    del self._sentBy[route]
+            if not shared.routes:
+                del self._shared[hostname]
         names = self._names[route]
         names.discard(hostname)
         if not names:
             del self._names[route]
         return True
 
+    def _orphan(self, key: tuple[str, str]) -> None:
+        """
+        The request C{key} lost its route: drop its answer when it comes.
+        """
+        orphaned = self._orphaned
+        if len(orphaned) >= self.maxSent:
+            del orphaned[next(iter(orphaned))]
+        orphaned[key] = None
+
     def lookup(self, hostname: str) -> R | None:
         """
-        The route of a hostname, or C{None}.
+        The route of a hostname that is not shared, or C{None} (for a name
+        not bound, and for a shared name: see L{sharedRoute} and
+        L{routeFor}).
         """
         return self._routes.get(hostname)
+
+    def sharedRoute(self, hostname: str) -> SharedRoute[R] | None:
+        """
+        The routes of a bound shared name, or C{None}.
+        """
+        return self._shared.get(hostname)
+
+    def routesOf(self, hostname: str) -> tuple[R, ...]:
+        """
+        Every route of C{hostname}: one for an unshared name, one or more
+        for a shared one, none for a name not bound.
+        """
+        route = self._routes.get(hostname)
+        if route is not None:
+            return (route,)
+        shared = self._shared.get(hostname)
+        return tuple(shared.routes) if shared is not None else ()
+
+    def sharedNames(self) -> dict[str, int]:
+        """
+        The bound shared names, and how many routes each has.
+        """
+        return {hostname: len(shared) for hostname, shared in self._shared.items()}
+
+    def routeFor(self, hostname: str, stanza: domish.Element) -> R | Literal[_Departed.DEPARTED] | None:
+        """
+        The route that gets C{stanza}, addressed to C{hostname}: its route,
+        for a name that is not shared; for a shared name, the route that
+        sent the request an IQ result or error answers (L{recordRequest};
+        L{DEPARTED} if that route left), else the route of the sender's
+        conversation (L{SharedRoute.pick}). C{None} if the name is not
+        bound.
+        """
+        route = self._routes.get(hostname)
+        if route is not None:
+            return route
+        shared = self._shared.get(hostname)
+        if shared is None:
+            return None
+        attributes = stanza.attributes
+        if stanza.name == "iq" and attributes.get("type") in ("result", "error"):
+            key = (attributes.get("to", ""), attributes.get("id", ""))
+            asker = shared.sent.pop(key, None)
+            if asker is not None:
+                sent = self._sentBy[asker]
+                del sent[key]
+                if not sent:
+                    del self._sentBy[asker]
+                return asker
+            if key in self._orphaned:
+                del self._orphaned[key]
+                return DEPARTED
+        conversation = conversationOf(attributes.get("from", ""))
+        key = (hostname, conversation)
+        choices = self._choices
+        chosen = choices.get(key)
+        if chosen is None:
+            chosen = shared.pick(conversation)
+            if len(conversation) <= DOMAIN_KEY_LENGTH:
+                if len(choices) >= CONVERSATIONS_KEPT:
+                    choices.clear()
+                choices[key] = chosen
+        return chosen
+
+    def recordRequest(self, route: R, hostname: str, iq: domish.Element) -> None:
+        """
+        C{route} sent the IQ request C{iq} from C{hostname}: if that name
+        is shared, remember who sent it, by C{(from, id)}, so that its
+        answer (an IQ addressed to that C{from} with that C{id}) goes back
+        to C{route} (L{routeFor}) rather than to the route of the
+        answerer's conversation.
+
+        At most L{maxSent} requests are remembered per route (the same
+        bound as the requests tracked to a session); beyond, the oldest is
+        forgotten (its answer, if it ever comes, is balanced as any
+        stanza). Remembered requests go when answered, and when the route
+        releases the name.
+        """
+        shared = self._shared.get(hostname)
+        if shared is None:
+            return
+        key = (iq.attributes["from"], iq.attributes.get("id", ""))
+        sent = self._sentBy.get(route)
+        if sent is None:
+            sent = self._sentBy[route] = {}
+        elif len(sent) >= self.maxSent:
+            oldest = next(iter(sent))
+            group = sent.pop(oldest)
+            if group.sent.get(oldest) is route:
+                del group.sent[oldest]
+        previous = shared.sent.get(key)
+        if previous is not None and previous is not route:
+            # The same (from, id) from another route: the latest wins.
+            theirs = self._sentBy[previous]
+            del theirs[key]
+            if not theirs:
+                del self._sentBy[previous]
+        sent[key] = shared
+        shared.sent[key] = route
+
+    def awaiting(self, route: R) -> int:
+        """
+        How many requests C{route} sent from shared names are remembered
+        (see L{recordRequest}).
+        """
+        return len(self._sentBy.get(route, ()))
 
     def namesOf(self, route: R) -> frozenset[str]:
         """
@@ -96,7 +379,7 @@ class RoutingTable(Generic[R]):
         return frozenset(self._names.get(route, ()))
 
     def __len__(self) -> int:
-        return len(self._routes)
+        return len(self._routes) + len(self._shared)
 
 
 @attrs.frozen
@@ -299,7 +582,11 @@ def decide(
     domain = domains(recipient)
     if domain is None:
         return _undeliverable(stanza, "jid-malformed", "malformed 'to'")
-    route = table.lookup(domain)
+    route = table.routeFor(domain, stanza)
+    if route is DEPARTED:
+        return Drop(
+            "an answer to a request of a session of %s that left (%s)" % (domain, stanza.getAttribute("id"))
+        )
     if route is not None:
         return Deliver(route, domain)
     if domain == routerDomain:

@@ -30,10 +30,11 @@ from xmppcomp.router.config import RouterConfig, RouterLimits
 from xmppcomp.interfaces import IRawStanzaParser, IReceivingSession
 from xmppcomp.logs import Logger
 from xmppcomp.metrics import Metrics
-from xmppcomp.ns import NS_CLIENT, NS_COMPONENT_ACCEPT, NS_DISCO_INFO, NS_PING
+from xmppcomp.ns import NS_CLIENT, NS_COMPONENT_ACCEPT, NS_DISCO_INFO, NS_DISCO_ITEMS, NS_PING
 from xmppcomp.router.rawstanzas import RawStanzaParser
 from xmppcomp.jids import domainOf, normalizeDomain
 from xmppcomp.router.routing import (
+    DEPARTED,
     Bounce,
     Deliver,
     Drop,
@@ -49,7 +50,7 @@ from xmppcomp.router.routing import (
 )
 from xmppcomp.stream.bind import BindFeature, HostnameBinder, bindChild, bindFeatures
 from xmppcomp.admission import Admission, AdmissionGate, fileLimitWarning, withBacklog
-from xmppcomp.authz import HostnamePolicy
+from xmppcomp.authz import HostnamePatterns, HostnamePolicy
 from xmppcomp.stream import tls
 from xmppcomp.stream.acceptreceiving import AcceptAuthenticator, AcceptFactory, AcceptPolicy
 from xmppcomp.stream.receiving import (
@@ -90,7 +91,15 @@ def _flowControlled(transport: ITransport | None) -> _FlowControlled:
 
 #: IQ requests tracked per session while they await the session's answer,
 #: so that they can be answered with an error if the session goes away.
+#: The same bound applies to the requests a session sends from shared names,
+#: remembered so that their answers come back to it
+#: (L{RoutingTable.recordRequest
+#: <xmppcomp.router.routing.RoutingTable.recordRequest>}).
 MAX_PENDING_IQS = 10000
+
+#: The disco#items node of the router that lists the bound shared names;
+#: C{shared-names/NAME} lists the sessions of one.
+SHARED_NAMES_NODE = "shared-names"
 
 
 @implementer(IPushProducer)
@@ -139,6 +148,8 @@ class RouterSession:
         if the stream does not parse with one (then nothing is forwarded
         raw).
     @ivar capturing: whether its parsers keep raw bytes (once negotiated).
+    @ivar sharedNames: how many of its names are shared (bound by other
+        sessions of its identity too, or open to them).
     """
 
     established = False
@@ -153,6 +164,7 @@ class RouterSession:
     pingSentAt: float | None = None
     parser: IRawStanzaParser | None = None
     capturing = False
+    sharedNames = 0
 
     def __init__(self, router: "Router", xmlstream: NegotiatingXmlStream, kind: str) -> None:
         self.router = router
@@ -335,10 +347,15 @@ class Router:
         limits: RouterLimits = RouterLimits(),
         reactor: IReactorTime | None = None,
         metrics: Metrics | None = None,
+        sharedNames: Callable[[str], bool] | None = None,
     ) -> None:
         """
         @param metrics: where to count; a registry of this router's own
             when not given.
+        @param sharedNames: whether several sessions of the same identity
+            may bind a hostname together (and share its stanzas, see
+            L{RoutingTable.claim <xmppcomp.router.routing.RoutingTable.claim>});
+            C{None}: no name is shared, a second session gets C{conflict}.
         """
         if reactor is None:
             from twisted.internet import reactor as globalReactor
@@ -350,7 +367,8 @@ class Router:
         self.reactor = reactor
         self.metrics = Metrics() if metrics is None else metrics
         self._routed = self.metrics.stanzasRouted
-        self.table: RoutingTable[RouterSession] = RoutingTable()
+        self.table: RoutingTable[RouterSession] = RoutingTable(sharedNames, MAX_PENDING_IQS)
+        self._sharing = sharedNames is not None
         self.sessions: dict[NegotiatingXmlStream, RouterSession] = {}
         self.established = 0
         self._closing = False
@@ -364,18 +382,45 @@ class Router:
         return self._mayBind(identity, hostname)
 
     def claim(self, hostname: str, owner: object) -> bool:
-        if cast(RouterSession, owner).ended:
+        """
+        Route C{hostname} to the session C{owner}. A shared name (see
+        C{sharedNames}) bound already takes it as one more session if it
+        is of the same kind (XEP-0225 or XEP-0114) and identity (the SASL
+        identity, or the XEP-0114 hostname whose secret it gave) as the
+        sessions the name has.
+        """
+        session = cast(RouterSession, owner)
+        if session.ended:
             # A bind handled after its stream ended: the name stays free.
             return False
-        claimed = self.table.claim(hostname, owner)  # type: ignore[arg-type]
+        claimed = self.table.claim(hostname, session, (session.kind, session.identity))
         if claimed:
             self.metrics.routerBoundNames.set(len(self.table))
+            shared = self.table.sharedRoute(hostname)
+            if shared is not None:
+                session.sharedNames += 1
+                self.metrics.routerNameSessions.labels(hostname).set(len(shared))
+                if len(shared) > 1:
+                    log.info(
+                        "{identity} binds the shared name {hostname} again: {count} sessions",
+                        identity=session.identity,
+                        hostname=hostname,
+                        count=len(shared),
+                    )
         return claimed
 
     def release(self, hostname: str, owner: object) -> None:
-        if self.table.release(hostname, owner):  # type: ignore[arg-type]
+        session = cast(RouterSession, owner)
+        shared = self.table.sharedRoute(hostname)
+        if self.table.release(hostname, session):
             self.metrics.routerBoundNames.set(len(self.table))
-            self._failPending(owner, hostname)  # type: ignore[arg-type]
+            if shared is not None:
+                session.sharedNames -= 1
+                if shared.routes:
+                    self.metrics.routerNameSessions.labels(hostname).set(len(shared))
+                else:
+                    self.metrics.routerNameSessions.remove(hostname)
+            self._failPending(session, hostname)
 
     # Attaching streams.
 
@@ -641,6 +686,12 @@ class Router:
         session.send(bounceOf(stanza, condition, text, echo))
 
     def _track(self, sender: RouterSession, target: RouterSession, iq: domish.Element) -> None:
+        if sender.sharedNames:
+            # Its answer must come back to this session, not to the one
+            # the answerer's conversation is balanced to.
+            senderDomain = self.table.domainOf(iq["from"])
+            if senderDomain is not None:
+                self.table.recordRequest(sender, senderDomain, iq)
         if target.pendingCount >= MAX_PENDING_IQS:
             return
         origin = iq["from"]
@@ -665,9 +716,19 @@ class Router:
 
     def _failPending(self, session: RouterSession, hostname: str | None) -> None:
         """
-        Answer with C{service-unavailable} the IQ requests C{session} will
-        never answer: those to C{hostname}, or all when C{None}. Those
-        whose senders are gone too are counted in one log line.
+        Answer the IQ requests C{session} will never answer: those to
+        C{hostname}, or all when C{None}. Those whose senders are gone too
+        are counted in one log line.
+
+        The error is C{service-unavailable} (RFC 6120 section 8.3.3.19,
+        type C{cancel}) when the name they were sent to is no longer bound:
+        asking again fails too. When the name is still bound, by the other
+        sessions of a shared name, it is C{recipient-unavailable} (section
+        8.3.3.13, type C{wait}: the intended recipient is temporarily
+        unavailable): asking again reaches one of them. (That section
+        forbids the condition where it would reveal availability the
+        sender may not know; a component's sessions are not presence, and
+        the name stays bound either way.)
         """
         unanswerable = 0
         for key in list(session.pending):
@@ -678,7 +739,7 @@ class Router:
                     kept.append((origin, recipient, iqId))
                     continue
                 session.pendingCount -= 1
-                if not self._answerVanished(origin, recipient, iqId):
+                if not self._answerVanished(origin, recipient, iqId, session):
                     unanswerable += 1
             if kept:
                 session.pending[key] = kept
@@ -691,27 +752,36 @@ class Router:
                 identity=session.identity,
             )
 
-    def _answerVanished(self, origin: str, recipient: str, iqId: str) -> bool:
+    def _answerVanished(self, origin: str, recipient: str, iqId: str, gone: RouterSession) -> bool:
         """
         Answer the IQ request C{iqId} from C{origin} to C{recipient}, which
-        will not be answered, with C{service-unavailable}.
+        the session C{gone} will not answer, with C{service-unavailable},
+        or C{recipient-unavailable} if the name of C{recipient} is still
+        bound (see L{_failPending}).
 
         @return: whether C{origin}'s name is still bound (if not, there is
             no one to tell).
         """
         domain = domainOf(origin)
-        sender = self.table.lookup(domain) if domain else None
-        if sender is None:
+        if not domain:
             return False
         error = domish.Element((None, "iq"))
         error["type"] = "error"
         error["from"] = recipient
         error["to"] = origin
         error["id"] = iqId
-        error.addChild(
-            StanzaError("service-unavailable", text="%s went away before answering" % (recipient,)).getElement()
-        )
-        self.metrics.stanzasBounced("service-unavailable").inc()
+        sender = self.table.routeFor(domain, error)
+        if sender is None or sender is DEPARTED:
+            return False
+        recipientDomain = domainOf(recipient)
+        if recipientDomain and self.table.routesOf(recipientDomain):
+            condition = "recipient-unavailable"
+            text = "the session of %s that had this request went away; ask again" % (recipientDomain,)
+        else:
+            condition = "service-unavailable"
+            text = "%s went away before answering" % (recipient,)
+        error.addChild(StanzaError(condition, text=text).getElement())
+        self.metrics.stanzasBounced(condition).inc()
         sender.send(error)
         return True
 
@@ -724,6 +794,9 @@ class Router:
             if kind == "get" and child is not None:
                 if (child.uri, child.name) == (NS_DISCO_INFO, "query") and not child.getAttribute("node"):
                     session.send(self._discoInfo(stanza))
+                    return
+                if (child.uri, child.name) == (NS_DISCO_ITEMS, "query") and self._sharing:
+                    self._discoItems(session, stanza, child.getAttribute("node"))
                     return
                 if (child.uri, child.name) == (NS_PING, "ping"):
                     session.send(toResponse(stanza, "result"))
@@ -744,9 +817,48 @@ class Router:
         identity["category"] = "server"
         identity["type"] = "im"
         identity["name"] = "xmppcomp router"
-        for feature in (NS_DISCO_INFO, NS_PING):
+        # disco#items lists shared names: only with the opt-in.
+        features = (NS_DISCO_INFO, NS_DISCO_ITEMS, NS_PING) if self._sharing else (NS_DISCO_INFO, NS_PING)
+        for feature in features:
             query.addElement("feature")["var"] = feature
         return reply
+
+    def _discoItems(self, session: RouterSession, iq: domish.Element, node: str | None) -> None:
+        """
+        Answer a disco#items request to the router (when names may be
+        shared; without, it is not a feature of the router and gets
+        C{service-unavailable}): with no node, an item
+        per bound shared name, named with its count of sessions (C{"2
+        sessions"}); with the node C{shared-names/NAME}, an item per
+        session of that shared name, named by its kind and its number
+        among them (C{"xep0225 session 1 of 2"}), the names of their peers
+        left out. Other nodes get C{item-not-found}. Unshared names are not
+        listed: each has one session, and the router does not tell every
+        component about every other.
+        """
+        if node is not None and not node.startswith(SHARED_NAMES_NODE + "/"):
+            self._bounce(session, iq, "item-not-found", None)
+            return
+        reply = toResponse(iq, "result")
+        query = reply.addElement((NS_DISCO_ITEMS, "query"))
+        if node is None:
+            for hostname, count in sorted(self.table.sharedNames().items()):
+                item = query.addElement("item")
+                item["jid"] = hostname
+                item["node"] = "%s/%s" % (SHARED_NAMES_NODE, hostname)
+                item["name"] = "%d session%s" % (count, "" if count == 1 else "s")
+        else:
+            query["node"] = node
+            hostname = node[len(SHARED_NAMES_NODE) + 1 :]
+            shared = self.table.sharedRoute(hostname)
+            if shared is None:
+                self._bounce(session, iq, "item-not-found", None)
+                return
+            for index, member in enumerate(shared.routes, 1):
+                item = query.addElement("item")
+                item["jid"] = hostname
+                item["name"] = "%s session %d of %d" % (member.kind, index, len(shared))
+        session.send(reply)
 
     # Silent peers (RFC 6120 section 4.5).
 
@@ -911,7 +1023,10 @@ class RouterService(MultiService):
         config = self.config
         limits = config.limits
         policy = HostnamePolicy.fromConfig(dict(config.authorization))
-        router = Router(config.domain, policy.mayBind, limits, self.reactor, self.metrics)
+        shared = HostnamePatterns.parse(config.sharedNames)
+        router = Router(
+            config.domain, policy.mayBind, limits, self.reactor, self.metrics, shared.matches if shared else None
+        )
         # One limiter for every listener: failures count per source address
         # whichever protocol they used.
         authFailures = AuthFailureLimiter(

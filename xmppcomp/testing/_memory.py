@@ -38,6 +38,7 @@ from twisted.words.protocols.jabber.jid import JID
 from zope.interface import implementer
 
 from xmppcomp.metrics import Metrics
+from xmppcomp.router.config import RouterLimits
 from xmppcomp.router.service import Router
 from xmppcomp.stream.acceptreceiving import AcceptFactory, AcceptPolicy
 from xmppcomp.stream.receiving import ReceivingFactory, ReceivingPolicy
@@ -48,7 +49,6 @@ if TYPE_CHECKING:
     from twisted.protocols.tls import TLSMemoryBIOProtocol
 
     from xmppcomp.component import Link
-    from xmppcomp.config import RouterLimits
 
 __all__ = [
     "FakeTLSTransport",
@@ -355,6 +355,7 @@ class MemoryRouter:
         mayBind: Callable[[str, str], bool] | None = None,
         credentials: MemoryCredentialStore | None = None,
         metrics: Metrics | None = None,
+        sharedNames: Callable[[str], bool] | None = None,
     ) -> None:
         """
         @param reactor: a L{MemoryReactorClock}, made if not given.
@@ -363,6 +364,9 @@ class MemoryRouter:
             default, its own name and the names below it, and the
             hostnames given to L{addIdentity} and the names below them.
         @param credentials: a credential store to start from.
+        @param sharedNames: whether several sessions of one identity may
+            bind a hostname together (see L{Router
+            <xmppcomp.router.service.Router>}); C{None}: none may.
         """
         self.domain = JID(domain).host
         self.reactor = MemoryReactorClock() if reactor is None else reactor
@@ -374,6 +378,7 @@ class MemoryRouter:
         self.up = False
         self._limits = limits
         self._mayBind = mayBind
+        self._sharedNames = sharedNames
         self._hostnames: dict[str, list[str]] = {}
         self._endpoints = {
             kind: MemoryEndpoint(_CurrentFactory(self, kind), self.connections)
@@ -425,8 +430,14 @@ class MemoryRouter:
         """
         Start a new router (with no sessions) and accept connections.
         """
-        limits = {} if self._limits is None else {"limits": self._limits}
-        self.router = Router(self.domain, self.mayBind, reactor=self.reactor, metrics=self.metrics, **limits)
+        self.router = Router(
+            self.domain,
+            self.mayBind,
+            RouterLimits() if self._limits is None else self._limits,
+            reactor=self.reactor,
+            metrics=self.metrics,
+            sharedNames=self._sharedNames,
+        )
         factory = ReceivingFactory(
             ReceivingPolicy(
                 domains={self.domain},
