@@ -14,7 +14,10 @@ What it proves, over the wire:
     both, stanza by stanza by default; with C{domain_balancing} of type
     C{bare_source} each sender sticks to one connection, and with fewer
     connections than C{component_number} a sender's stanzas may vanish
-    without an error;
+    without an error; without C{component_number} every connection for the
+    name fails; with the listener's C{global_routes} left at its default
+    (C{true}), a connection for one declared name receives the stanzas of
+    every other;
   - a wrong secret and an undeclared hostname both end with a
     C{not-authorized} stream error (Prosody says C{host-unknown} for the
     latter); a hostname that is one of ejabberd's own virtual hosts with
@@ -128,6 +131,7 @@ class EjabberdMixin:
     @cvar components: the component hostnames ejabberd declares.
     @cvar users: the accounts it has.
     @cvar balancing: its C{domain_balancing} option.
+    @cvar globalRoutes: its component listener's C{global_routes}.
     @ivar server: the running L{EjabberdServer}.
     """
 
@@ -135,6 +139,7 @@ class EjabberdMixin:
     components: tuple[str, ...] = (COMPONENT,)
     users: tuple[str, ...] = ("juliet",)
     balancing: ClassVar[Mapping[str, Mapping[str, Any]]] = {}
+    globalRoutes = False
 
     addCleanup: Any
     failureException: Any
@@ -144,7 +149,7 @@ class EjabberdMixin:
     def setUp(self) -> Any:
         requireEjabberd()
         self.server: EjabberdServer = yield startEjabberd(
-            self, self.components, self.users, self.balancing
+            self, self.components, self.users, self.balancing, self.globalRoutes
         )
 
     def wait(self, d: defer.Deferred[Any], what: str) -> defer.Deferred[Any]:
@@ -531,6 +536,53 @@ class BalancingTests(EjabberdMixin, TestCase):
         self.assertEqual(reply["body"], "echo from A: kept")
         self.assertEqual(a.bodies(), ["kept"])
         self.assertEqual(romeo.all("message"), [])
+
+
+class BalancingWithoutNumberTests(EjabberdMixin, TestCase):
+    """
+    ejabberd 23.01 accepts C{domain_balancing} without
+    C{component_number} in its configuration, but then fails every
+    connection for that name once the handshake is accepted.
+    """
+
+    users = ()
+    balancing: ClassVar[Mapping[str, Mapping[str, Any]]] = {COMPONENT: {"type": "source"}}
+
+    @defer.inlineCallbacks
+    def test_connectionCrashes(self) -> Any:
+        """
+        The component's handshake is accepted, then the connection's
+        process crashes on the missing key, and the component never
+        becomes ready.
+        """
+        service = self.component()
+        yield self.ejabberdHarness.waitForLog("{badkey,component_number}", WAIT)
+        self.assertFalse(service.isConnected())
+
+
+class GlobalRoutesTests(EjabberdMixin, TestCase):
+    """
+    With the listener's C{global_routes: true} (ejabberd's default), a
+    connection for any one of the listener's hostnames is a route for all
+    of them.
+    """
+
+    components = ("a.example.net", "b.example.net")
+    globalRoutes = True
+
+    @defer.inlineCallbacks
+    def test_otherNameArrives(self) -> Any:
+        """
+        A message to C{b.example.net} reaches the component connected as
+        C{a.example.net} only.
+        """
+        echo = Echo("A")
+        service = self.component("a.example.net", handlers=(echo,))
+        yield self.wait(service.whenReady(), "component ready")
+        user = yield self.user()
+        user.message("b.example.net", "for b")
+        received = yield self.wait(echo.queue.get(), "message at the component")
+        self.assertEqual((received["to"], str(received.body)), ("b.example.net", "for b"))
 
 
 def basic(who: str, transactionId: str) -> bytes:
