@@ -413,6 +413,14 @@ def controlConfiguration(
 INETRC = '{host, {127,0,0,1}, ["localhost"]}.\n{lookup, ["file", "native"]}.\n'
 
 
+def _secret() -> str:
+    """
+    A fresh secret or password: hexadecimal, so that it never starts with
+    C{-} (a command line would take it for an option) and needs no quoting.
+    """
+    return secrets.token_hex(16)
+
+
 def _children(pid: int) -> list[int]:
     """
     The processes whose parent is C{pid}, from C{/proc}.
@@ -522,8 +530,8 @@ class EjabberdHarness:
             c2sPort=c2sPort,
             componentPort=componentPort,
             distPort=distPort,
-            components=tuple((name, secrets.token_urlsafe(18)) for name in names),
-            users=tuple((user, secrets.token_urlsafe(12)) for user in users),
+            components=tuple((name, _secret()) for name in names),
+            users=tuple((user, _secret()) for user in users),
             balancing=dict(balancing or {}),
             directory=self.directory,
             logFile=os.path.join(self.directory, "logs", "ejabberd.log"),

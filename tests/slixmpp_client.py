@@ -6,9 +6,10 @@ L{tests.test_ejabberd}); its Twisted side is L{tests.ejabberd.UserProcess}.
 
 Usage::
 
-    python slixmpp_client.py JID PASSWORD HOST PORT [--lifetime SECONDS]
+    XMPPCOMP_TEST_PASSWORD=PASSWORD python slixmpp_client.py JID HOST PORT [--lifetime SECONDS]
 
-C{JID} is a full JID (its resource is asked for when binding). It connects
+C{JID} is a full JID (its resource is asked for when binding); the
+password comes from the environment, never from the command line. It connects
 to HOST:PORT in plaintext (STARTTLS only if the server offers it: the
 private ejabberd offers none), logs in with SCRAM (allowed without TLS
 here, for loopback only), sends its initial presence and
@@ -50,6 +51,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
 import sys
 from typing import Any
 from xml.etree import ElementTree
@@ -249,7 +251,7 @@ async def main(arguments: argparse.Namespace) -> int:
 
     @return: the exit status.
     """
-    user = User(arguments.jid, arguments.password)
+    user = User(arguments.jid, os.environ["XMPPCOMP_TEST_PASSWORD"])
     user.connect(host=arguments.host, port=arguments.port)
     try:
         await asyncio.wait_for(user.done, arguments.lifetime)
@@ -265,7 +267,6 @@ async def main(arguments: argparse.Namespace) -> int:
 def parseArguments(argv: list[str]) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("jid")
-    parser.add_argument("password")
     parser.add_argument("host")
     parser.add_argument("port", type=int)
     parser.add_argument("--lifetime", type=float, default=120.0)

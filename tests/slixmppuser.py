@@ -215,6 +215,7 @@ def startUser(
     env = dict(os.environ)
     env["PYTHONPATH"] = os.pathsep.join(p for p in sys.path if p)
     env["PYTHONUNBUFFERED"] = "1"
+    env["XMPPCOMP_TEST_PASSWORD"] = server.passwordOf(user)
     reactor.spawnProcess(
         process,
         sys.executable,
@@ -222,7 +223,6 @@ def startUser(
             sys.executable,
             SCRIPT,
             "%s/%s" % (server.jidOf(user), resource),
-            server.passwordOf(user),
             server.host,
             str(server.c2sPort),
             "--lifetime",

@@ -514,6 +514,24 @@ class BalancingTests(EjabberdMixin, TestCase):
         )
 
     @defer.inlineCallbacks
+    def test_beyondComponentNumber(self) -> Any:
+        """
+        A third connection, beyond C{component_number: 2}, is accepted but
+        gets no slot: nothing is routed to it.
+        """
+        echoes = [Echo("A"), Echo("B"), Echo("C")]
+        for echo in echoes:
+            service = self.component(handlers=(echo,))
+            yield self.wait(service.whenReady(), "component %s ready" % (echo.label,))
+        juliet = yield self.user("juliet")
+        romeo = yield self.user("romeo")
+        for index in range(5):
+            for user in (juliet, romeo):
+                user.message(self.server.componentName, "m-%d" % index)
+                yield self.next(user, "message")
+        self.assertEqual([len(echo.messages) for echo in echoes], [5, 5, 0])
+
+    @defer.inlineCallbacks
     def test_emptySlotDrops(self) -> Any:
         """
         With one connection of C{component_number: 2}, juliet's messages
