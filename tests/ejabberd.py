@@ -47,6 +47,13 @@ What it takes to run ejabberd privately, as found with 23.01:
     Erlang VM (C{beam.smp}, the pid in its pid file), much faster than
     C{ejabberdctl stop} (a VM of its own, then a wait).
 
+To see every stanza ejabberd routes, run the tests with
+C{XMPPCOMP_EJABBERD_LOGLEVEL=debug}; the log is kept under C{_trial_temp}.
+
+Start and stop cost (measured on two cores): ejabberd is ready about 1.6 s
+after it is spawned; each account adds about 0.7 s (1 user: 2.7-3.1 s in
+all, 4 users: 4.2 s); it stops about 1.1 s after SIGTERM.
+
 The test users log in over plaintext (no certificate is configured, so
 ejabberd offers no STARTTLS) with SCRAM or PLAIN: ejabberd listens on
 127.0.0.1 only and the accounts are throwaway ones. Never copy that
@@ -642,10 +649,13 @@ class EjabberdHarness:
             raise EjabberdError(reason)
         began = self._reactor.seconds()
         for attempt in range(1, START_ATTEMPTS + 1):
+            # A failed attempt's spool holds a Mnesia schema made for its
+            # node name, which has the old distribution port in it.
+            for stale in ("spool", "logs"):
+                shutil.rmtree(os.path.join(self.directory, stale), ignore_errors=True)
+            if os.path.exists(self._pidFile):
+                os.remove(self._pidFile)
             self._write()
-            for stale in (self.server.logFile, self._pidFile):
-                if os.path.exists(stale):
-                    os.remove(stale)
             process = self._process = _Process()
             self._ctl(process, "foreground")
             try:

@@ -38,6 +38,7 @@ from __future__ import annotations
 import base64
 import os
 import shutil
+import socket
 from collections.abc import Mapping
 from typing import Any, ClassVar
 
@@ -770,6 +771,34 @@ class HarnessTests(TestCase):
             self.assertNotIn(secret, kept)
         self.assertIsNotNone(harness.startSeconds)
         self.assertIsNotNone(harness.stopSeconds)
+
+    @defer.inlineCallbacks
+    def test_portTaken(self) -> Any:
+        """
+        When another process holds a picked port, ejabberd exits with
+        C{eaddrinuse} and the harness starts it again on fresh ports.
+        """
+        requireEjabberd()
+        harness = EjabberdHarness(reactor, users=["juliet"], keepLogsIn=os.path.abspath(self.mktemp()))
+        self.addCleanup(harness.stop)
+        taken = harness.server.componentPort
+        holder = socket.socket()
+        self.addCleanup(holder.close)
+        holder.bind((harness.server.host, taken))
+        holder.listen(1)
+        server = yield harness.start()
+        self.assertNotEqual(server.componentPort, taken)
+        service = Component(
+            server.componentEndpoint,
+            server.domain,
+            [server.componentName],
+            secret=server.componentSecret,
+            protocol="xep0114",
+            reactor=reactor,
+        )
+        service.startService()
+        self.addCleanup(service.stopService)
+        yield service.whenReady().addTimeout(WAIT, reactor)
 
     def test_missing(self) -> None:
         """
