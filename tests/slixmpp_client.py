@@ -255,7 +255,7 @@ async def main(arguments: argparse.Namespace) -> int:
     user.connect(host=arguments.host, port=arguments.port)
     try:
         await asyncio.wait_for(user.done, arguments.lifetime)
-    except asyncio.TimeoutError:
+    except TimeoutError:
         emit("lifetime_over")
         user.abort()
         return 4
