@@ -400,9 +400,9 @@ class ProsodyHarness:
             c2sPort=c2sPort,
             componentPort=componentPort,
             componentName=COMPONENT,
-            componentSecret=secrets.token_urlsafe(18),
+            componentSecret=secrets.token_hex(16),
             userJID="%s@%s" % (USERNAME, DOMAIN),
-            userPassword=secrets.token_urlsafe(12),
+            userPassword=secrets.token_hex(12),
             directory=self.directory,
             logFile=os.path.join(self.directory, "prosody.log"),
         )
