@@ -26,7 +26,10 @@ from xmppcomp.httpauth._errors import (
     CouldNotAsk,
     RateLimited,
     Replayed,
+    StoreUnavailable,
 )
+from xmppcomp.httpauth._store import IConfirmationStore, MemoryStore
+from xmppcomp.httpauth._redis import RedisStore, parseRedisEndpoint
 from xmppcomp.httpauth._policy import AccessRule, AccessRules, Attempt, Ledger, Limits
 from xmppcomp.httpauth._config import (
     DEFAULT_HTTP_LISTEN,
@@ -99,8 +102,10 @@ __all__ = [
     "IXMPPConfirmationCredentials",
     "IncomingConfirmation",
     "JID_HEADER",
+    "IConfirmationStore",
     "Ledger",
     "Limits",
+    "MemoryStore",
     "MalformedConfirm",
     "MalformedHeader",
     "MalformedJID",
@@ -108,9 +113,12 @@ __all__ = [
     "Outcome",
     "ProtectedResource",
     "RateLimited",
+    "RedisStore",
     "Replayed",
+    "StoreUnavailable",
     "UpstreamProxyResource",
     "XMPPConfirmationChecker",
     "XMPPCredentials",
     "makeConfirmer",
+    "parseRedisEndpoint",
 ]
