@@ -22,6 +22,7 @@ from twisted.internet.protocol import Factory, Protocol
 from twisted.internet.task import Clock, deferLater
 from twisted.logger import ILogObserver, LogLevel, globalLogPublisher
 from twisted.trial.unittest import SynchronousTestCase, TestCase
+from twisted.words.xish import domish
 from zope.interface import implementer
 from zope.interface.verify import verifyObject
 
@@ -87,7 +88,7 @@ class _Events:
         self.events: list[dict[str, Any]] = []
 
     def __call__(self, event: dict[str, Any]) -> None:
-        if event.get("log_namespace") == self.namespace:
+        if str(event.get("log_namespace", "")).startswith(self.namespace):
             self.events.append(event)
 
     def at(self, level: LogLevel) -> list[dict[str, Any]]:
@@ -659,3 +660,119 @@ class RedisFailClosedTests(TestCase):
             if started.called:
                 break
         yield self.assertFailure(started, StoreUnavailable)
+
+
+class RelayTests(TestCase):
+    """
+    Two L{ConfirmationRequester}s sharing one Redis: an answer that reaches
+    the instance that did not ask is relayed to the one that did, which
+    matches it on the id and the sender as if it had received it.
+    """
+
+    @inlineCallbacks
+    def setUp(self) -> Any:
+        from wokkel.generic import XmlPipe
+
+        from xmppcomp.httpauth import ConfirmationRequester
+
+        from .test_httpauth_xmpp import COMPONENT, attach
+
+        self.server = yield startRedis(self)
+        self.clock = Clock()
+        self.stores = [redisStore(self, self.server, self.clock) for _ in range(2)]
+        self.pipes = [XmlPipe() for _ in range(2)]
+        self.requesters = []
+        self.sent: list[list[Any]] = []
+        for store, pipe in zip(self.stores, self.pipes):
+            yield store.start()
+            requester = ConfirmationRequester(COMPONENT, self.clock, timeout=60, relay=store)
+            attach(requester, pipe.source)
+            sent: list[Any] = []
+            pipe.sink.addObserver("/*", sent.append)
+            self.requesters.append(requester)
+            self.sent.append(sent)
+
+    @inlineCallbacks
+    def test_iqAnswerRelayed(self) -> Any:
+        """
+        The IQ result from the JID asked by A, arriving at B, answers A's
+        confirmation; the ids name A.
+        """
+        from .test_httpauth_xmpp import JULIET, REQUEST, reply
+
+        d = self.requesters[0].confirm(JULIET, REQUEST)
+        [iq] = self.sent[0]
+        self.assertTrue(iq["id"].startswith(self.stores[0].instanceId + "-"))
+        self.pipes[1].sink.send(reply(iq, JULIET.full()))
+        answer = yield d
+        self.assertEqual((answer.outcome, answer.by), (Outcome.ALLOW, JULIET))
+
+    @inlineCallbacks
+    def test_messageAnswerRelayed(self) -> Any:
+        """
+        The reply to the message form, arriving at B, answers A's
+        confirmation (a denial here).
+        """
+        from twisted.words.protocols.jabber.jid import JID
+
+        from .test_httpauth_xmpp import REQUEST
+
+        d = self.requesters[0].confirm(JID("juliet@capulet.com"), REQUEST)
+        [message] = self.sent[0]
+        answer = domish.Element((None, "message"))
+        answer["from"] = "juliet@capulet.com/balcony"
+        answer["to"] = message["from"]
+        answer["type"] = "error"
+        answer.addElement("thread", content=str(message.thread))
+        answer.addChild(REQUEST.toElement())
+        error = answer.addElement("error")
+        error["type"] = "auth"
+        error.addElement(("urn:ietf:params:xml:ns:xmpp-stanzas", "not-authorized"))
+        self.pipes[1].sink.send(answer)
+        result = yield d
+        self.assertEqual(result.outcome, Outcome.DENY)
+
+    @inlineCallbacks
+    def test_wrongSenderNotMatched(self) -> Any:
+        """
+        A relayed result from another JID than the one asked answers
+        nothing, as it would not on the asker's own stream.
+        """
+        from .test_httpauth_xmpp import JULIET, REQUEST, reply
+
+        events = _observe(self, "xmppcomp.httpauth._xmpp")
+        d = self.requesters[0].confirm(JULIET, REQUEST)
+        [iq] = self.sent[0]
+        self.pipes[1].sink.send(reply(iq, "romeo@montague.lit/r"))
+        for n in range(RECONNECT_POLLS):
+            if any("matches no confirmation" in str(e.get("log_format")) for e in events.events):
+                break
+            yield deferLater(reactor, 0.01, lambda: None)
+        else:
+            self.fail("the unmatched answer was not logged")
+        self.assertNoResult(d)
+        d.cancel()
+        self.failureResultOf(d)
+
+    @inlineCallbacks
+    def test_deadOwnerDropped(self) -> Any:
+        """
+        An answer for an instance that is gone (no subscriber on its
+        channel) is dropped and logged.
+        """
+        from .test_httpauth_xmpp import JULIET, REQUEST, reply
+
+        events = _observe(self, "xmppcomp.httpauth._xmpp")
+        d = self.requesters[0].confirm(JULIET, REQUEST)
+        [iq] = self.sent[0]
+        yield self.stores[0].stop()
+        self.pipes[1].sink.send(reply(iq, JULIET.full()))
+        for n in range(RECONNECT_POLLS):
+            if any("that instance is gone" in str(e.get("log_format")) for e in events.events):
+                break
+            yield deferLater(reactor, 0.01, lambda: None)
+        else:
+            self.fail("the dropped answer was not logged")
+        self.assertNoResult(d)
+        d.cancel()
+        self.failureResultOf(d)
