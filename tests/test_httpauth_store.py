@@ -14,6 +14,7 @@ same decision, same reason, same C{Retry-After}.
 
 from __future__ import annotations
 
+import os
 from typing import Any
 
 from twisted.internet import defer, reactor
@@ -776,3 +777,58 @@ class RelayTests(TestCase):
         self.assertNoResult(d)
         d.cancel()
         self.failureResultOf(d)
+
+
+class ServiceTreeTests(SynchronousTestCase):
+    """
+    C{[httpauth.store] redis} puts a L{StoreService} in the component's tree
+    and the L{RedisStore} behind the confirmer and its requester.
+    """
+
+    def test_redisStoreInTree(self) -> None:
+        """
+        The store service comes before the listener (so it stops after it);
+        the confirmer, the requester and the service share one store with
+        the configured prefix.
+        """
+        from xmppcomp.config import componentConfigFromMapping
+        from xmppcomp.services import HTTPAUTH_SERVICE, STORE_SERVICE, serviceFromConfig
+
+        config = componentConfigFromMapping(
+            {
+                "component": {
+                    "hostnames": ["comp.example.net"],
+                    "server": "tcp:host=127.0.0.1:port=5347",
+                    "server_domain": "example.net",
+                    "protocol": "xep0114",
+                    "secret": {"env": "XMPPCOMP_TEST_UNUSED"},
+                },
+                "httpauth": {
+                    "allowed_hosts": ["localhost"],
+                    "store": {"redis": "tcp:host=127.0.0.1:port=6379", "prefix": "site1:"},
+                },
+            },
+            "c.toml",
+        )
+        self.patch(os, "environ", {**os.environ, "XMPPCOMP_TEST_UNUSED": "x"})
+        top = serviceFromConfig(config, reactor)
+        names = [service.name for service in top]
+        self.assertLess(names.index(STORE_SERVICE), names.index(HTTPAUTH_SERVICE))
+        store = top.getServiceNamed(STORE_SERVICE).store
+        self.assertIsInstance(store, RedisStore)
+        listener = top.getServiceNamed(HTTPAUTH_SERVICE)
+        self.assertIs(listener.confirmer.store, store)
+        self.assertIsNone(listener.confirmer.ledger)
+        self.assertEqual(store.where, "127.0.0.1:6379")
+
+    def test_memoryByDefault(self) -> None:
+        """
+        Without C{[httpauth.store]}: no store service, a L{MemoryStore}.
+        """
+        from xmppcomp.config import componentConfigFromMapping
+        from xmppcomp.services import HTTPAUTH_SERVICE, STORE_SERVICE, serviceFromConfig
+
+        config = componentConfigFromMapping({"component": {"hostnames": ["comp.example.net"]}}, "c.toml")
+        top = serviceFromConfig(config, reactor)
+        self.assertNotIn(STORE_SERVICE, [service.name for service in top])
+        self.assertIsInstance(top.getServiceNamed(HTTPAUTH_SERVICE).confirmer.store, MemoryStore)

@@ -42,7 +42,7 @@ from xmppcomp.componentconfig import (
 from xmppcomp.configvalues import ConfigError, SecretRef
 from xmppcomp.httpauth import (
     DEFAULT_HTTP_LISTEN, HTTPAUTH_MODES, LOOPBACK_HOSTS, PROFILES, AccessRule, AccessRules, BadTarget,
-    HTTPAuthConfig, Limits, parseHost, parseNetworks, parseOrigin,
+    HTTPAuthConfig, Limits, parseHost, parseNetworks, parseOrigin, parseRedisEndpoint,
 )
 from xmppcomp.jids import InvalidDomain, normalizeDomain
 from xmppcomp.router.config import (
@@ -353,6 +353,15 @@ class _Loader:
             raise self.error(key, f": {value!r} is not a valid client endpoint string ({type(e).__name__}: {e}); "
                              f"write it as, for example, {SERVER_EXAMPLE} (STARTTLS) or "
                              '"tls:host=xmpp.example.net:port=5223" (direct TLS)') from e
+
+    def redisEndpoint(self, key: str, value: object) -> str:
+        """A Redis endpoint, C{tcp:host=...:port=...} (L{parseRedisEndpoint}); the state moves to Redis."""
+        value = self.string(key, value, '"tcp:host=127.0.0.1:port=6379"')
+        try:
+            parseRedisEndpoint(value)
+        except ValueError as e:
+            raise self.error(key, f": {e}") from e
+        return value
 
     def path(self, key: str, value: object, example: str) -> str:
         base = self.base if self.given(key) is None else os.getcwd()

@@ -36,6 +36,7 @@ from xmppcomp.httpauth._config import (
     HTTPAUTH_MODES,
     LOOPBACK_HOSTS,
     HTTPAuthConfig,
+    StoreConfig,
 )
 from xmppcomp.httpauth._protocol import (
     ConfirmRequest,
@@ -115,6 +116,7 @@ __all__ = [
     "RateLimited",
     "RedisStore",
     "Replayed",
+    "StoreConfig",
     "StoreUnavailable",
     "UpstreamProxyResource",
     "XMPPConfirmationChecker",
