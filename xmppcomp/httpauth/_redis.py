@@ -598,9 +598,9 @@ class RedisStore:
 
     def _timed(self, d: Deferred[Any], protocol: Any = None) -> Deferred[Any]:
         """
-        Fail C{d} with L{StoreUnavailable} after L{timeout} seconds (and
-        drop C{protocol}'s connection: a Redis that slow is not trusted
-        with the next command).
+        Fail C{d} with a L{TimeoutError} after the store's C{timeout}
+        seconds, on its clock (and drop C{protocol}'s connection: a Redis
+        that slow is not trusted with the next command).
         """
 
         def timedOut(result: object, timeout: float) -> Failure:
