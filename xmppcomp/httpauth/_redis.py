@@ -77,7 +77,6 @@ from xmppcomp.httpauth._policy import (
     Join,
     Limits,
     Pass,
-    Refuse,
     bucketRetryAfter,
     refusal,
     retryAfter,
