@@ -883,6 +883,79 @@ class _ComponentFilesMixin:
         return str(error)
 
 
+class StoreConfigTests(_ComponentFilesMixin, SynchronousTestCase):
+    """
+    The C{[httpauth.store]} table becomes an
+    L{xmppcomp.httpauth.StoreConfig} (issue 19).
+    """
+
+    def store(self, table: dict[str, Any]) -> Any:
+        return self.load(
+            {"component": {"hostnames": ["a.localhost"]}, "httpauth": {"allowed_hosts": ["a"], "store": table}}
+        ).httpauth.store
+
+    def fails(self, data: dict[str, Any], *fragments: str) -> str:
+        return super().fails(
+            {"component": {"hostnames": ["a.localhost"]}, "httpauth": {"allowed_hosts": ["a"], "store": data}},
+            *fragments,
+        )
+
+    def test_defaults(self) -> None:
+        """
+        Without the table the state stays in memory; Redis commands get 1 s.
+        """
+        from xmppcomp.httpauth import StoreConfig
+
+        store = self.load({"component": {"hostnames": ["a.localhost"]}, "httpauth": {"allowed_hosts": ["a"]}}).httpauth.store
+        self.assertEqual(store, StoreConfig())
+        self.assertIsNone(store.redis)
+        self.assertEqual((store.prefix, store.timeout, store.tls), ("xmppcomp:", 1.0, False))
+
+    def test_everyKey(self) -> None:
+        """
+        Every key is read: the endpoint, the prefix, the password as a
+        secret reference, the timeouts, TLS with its CA file and name.
+        """
+        from xmppcomp.configvalues import SecretRef
+
+        with open(self.path("ca.pem"), "w") as f:
+            f.write("not checked here\n")
+        store = self.store(
+            {
+                "redis": "tcp:host=redis.example.net:port=6380",
+                "prefix": "site1:",
+                "password": {"env": "REDIS_PASSWORD"},
+                "timeout": 0.5,
+                "connect_timeout": 2,
+                "reconnect_max_delay": 10,
+                "tls": True,
+                "ca_file": "ca.pem",
+                "server_name": "Redis.Example.net",
+            }
+        )
+        self.assertEqual(store.redis, "tcp:host=redis.example.net:port=6380")
+        self.assertEqual(store.prefix, "site1:")
+        self.assertEqual(store.password.env, "REDIS_PASSWORD")
+        self.assertIsInstance(store.password, SecretRef)
+        self.assertEqual((store.timeout, store.connectTimeout, store.reconnectMaxDelay), (0.5, 2.0, 10.0))
+        self.assertEqual((store.tls, store.caFile, store.serverName), (True, self.path("ca.pem"), "redis.example.net"))
+
+    def test_badValues(self) -> None:
+        """
+        Bad values are refused with the key, what is wrong and the fix.
+        """
+        self.fails({"redis": "unix:/run/redis.sock"}, "httpauth.store.redis", "only tcp:host=...:port=...",
+                   '"tcp:host=127.0.0.1:port=6379"')
+        self.fails({"redis": "tcp:host=a:port=1:timeout=3"}, "httpauth.store.redis", "unknown parameter 'timeout'")
+        self.fails({"redis": 6379}, "httpauth.store.redis", "must be a non-empty string")
+        self.fails({"password": "hunter2"}, "httpauth.store.password", "a secret is never written in the configuration")
+        self.fails({"timeout": 0}, "httpauth.store.timeout", "above 0")
+        self.fails({"timeout": "1s"}, "httpauth.store.timeout", "must be a number of seconds")
+        self.fails({"tls": "yes"}, "httpauth.store.tls", "true or false")
+        self.fails({"ca_file": "missing.pem"}, "httpauth.store.ca_file", "does not exist")
+        self.fails({"servername": "x"}, "unknown key 'httpauth.store.servername'", "server_name")
+
+
 class HTTPAuthConfigTests(_ComponentFilesMixin, SynchronousTestCase):
     """
     The component's C{[httpauth]} table becomes a checked

@@ -16,7 +16,10 @@ module of xmppcomp, and takes the snapshot again:
     observer (no minimum level in force);
   - the standard library's C{logging}: the root logger's level and
     handlers;
-  - the interpreter's recursion limit and switch interval.
+  - the interpreter's recursion limit and switch interval;
+  - whether C{txredisapi} (which installs the global reactor when
+    imported) and the global reactor are imported: the Redis store imports
+    it only when it connects (issue 19).
 
 Caches, the log level, metrics and gc tuning belong to objects the
 twistd plugins make (L{xmppcomp.tap.PluginProcess},
@@ -69,6 +72,8 @@ _PROBE = textwrap.dedent(
             "logging root handlers": [id(h) for h in root.handlers],
             "recursion limit": sys.getrecursionlimit(),
             "switch interval": sys.getswitchinterval(),
+            "txredisapi imported": "txredisapi" in sys.modules,
+            "reactor installed": "twisted.internet.reactor" in sys.modules,
         }
 
     before = snapshot()

@@ -42,7 +42,7 @@ from xmppcomp.componentconfig import (
 from xmppcomp.configvalues import ConfigError, SecretRef
 from xmppcomp.httpauth import (
     DEFAULT_HTTP_LISTEN, HTTPAUTH_MODES, LOOPBACK_HOSTS, PROFILES, AccessRule, AccessRules, BadTarget,
-    HTTPAuthConfig, Limits, parseHost, parseNetworks, parseOrigin,
+    HTTPAuthConfig, Limits, parseHost, parseNetworks, parseOrigin, parseRedisEndpoint,
 )
 from xmppcomp.jids import InvalidDomain, normalizeDomain
 from xmppcomp.router.config import (
@@ -358,6 +358,15 @@ class _Loader:
             kind = f'a single string; write it as ["{value}"]' if isinstance(value, str) else _typeName(value)
             raise self.error(key, f' must be an array of endpoint strings such as ["{example}"], not {kind}')
         return tuple(self.endpoint(f"{key}[{i}]", v, example, entry=True) for i, v in enumerate(value))
+
+    def redisEndpoint(self, key: str, value: object) -> str:
+        """A Redis endpoint, C{tcp:host=...:port=...} (L{parseRedisEndpoint}); the state moves to Redis."""
+        value = self.string(key, value, '"tcp:host=127.0.0.1:port=6379"')
+        try:
+            parseRedisEndpoint(value)
+        except ValueError as e:
+            raise self.error(key, f": {e}") from e
+        return value
 
     def path(self, key: str, value: object, example: str) -> str:
         base = self.base if self.given(key) is None else os.getcwd()

@@ -15,6 +15,10 @@ The tree of a component (L{serviceFromConfig}, C{twistd xmppcomp})::
                                          ConfirmationRequester and the
                                          XTLSHandler)
       _ReadyLog                         (logs once connected)
+      StoreService "httpauth-store"     (only with [httpauth.store] redis:
+                                         the confirmer's state on Redis;
+                                         starts before the listener and
+                                         stops after it)
       HTTPAuthListener "httpauth"       (the confirmer's twisted.web Site on
                                          the [httpauth] listen endpoint; with
                                          [httpauth] metrics = true or
@@ -59,8 +63,12 @@ from xmppcomp.httpauth import (
     ConfirmerSite,
     Frontend,
     HTTPAuthListener,
+    IConfirmationStore,
+    RedisStore,
     makeConfirmer,
+    Check,
     withHealth,
+    parseRedisEndpoint,
 )
 from xmppcomp.logs import Logger
 from xmppcomp.metrics import Metrics, withMetrics
@@ -72,7 +80,9 @@ __all__ = [
     "COMPONENT_SERVICE",
     "EMBEDDED_SERVICE",
     "HTTPAUTH_SERVICE",
+    "STORE_SERVICE",
     "ComponentServices",
+    "StoreService",
     "PluginRouterService",
     "addHTTPAuth",
     "addServices",
@@ -90,6 +100,69 @@ _T = TypeVar("_T")
 COMPONENT_SERVICE = "component"
 EMBEDDED_SERVICE = "embedded-router"
 HTTPAUTH_SERVICE = "httpauth"
+STORE_SERVICE = "httpauth-store"
+
+
+class StoreService(Service):
+    """
+    Starts and stops a confirmer's store (its connections to Redis). A
+    store that cannot start yet is logged, and keeps trying by itself: the
+    confirmer answers 503 meanwhile.
+
+    @ivar store: the store.
+    """
+
+    def __init__(self, store: IConfirmationStore) -> None:
+        self.store = store
+
+    def startService(self) -> None:
+        super().startService()
+        self.store.start().addErrback(
+            lambda reason: log.error(
+                "The confirmer's store is not ready: {reason}; answering 503 until it is",
+                reason=reason.getErrorMessage(),
+            )
+        )
+
+    def stopService(self) -> defer.Deferred[None]:
+        super().stopService()
+        return self.store.stop()
+
+
+def redisStoreFromConfig(httpauth: HTTPAuthConfig, reactor: IReactorTime) -> RedisStore:
+    """
+    The L{RedisStore} of C{[httpauth.store]}: read its password now, and
+    its CA file when TLS is on.
+
+    @raise ConfigError: the password or the CA file cannot be read, or TLS
+        settings are given without C{tls = true}.
+    """
+    store = httpauth.store
+    assert store.redis is not None
+    host, port = parseRedisEndpoint(store.redis)
+    if not store.tls and (store.caFile is not None or store.serverName is not None):
+        raise ConfigError("[httpauth.store]: ca_file and server_name are TLS settings; add tls = true "
+                          "(or remove them)")
+    options = None
+    if store.tls:
+        try:
+            trust = tls.trustCAFile(store.caFile) if store.caFile is not None else tls.trustSystem()
+        except tls.CertificateFileError as e:
+            raise ConfigError(f"[httpauth.store] ca_file: {e}") from e
+        options = tls.clientTLSOptions(store.serverName or host, trust)
+    return RedisStore(
+        reactor,
+        host,
+        port,
+        httpauth.rules,
+        httpauth.limits,
+        prefix=store.prefix,
+        password=store.password.read() if store.password is not None else None,
+        timeout=store.timeout,
+        connectTimeout=store.connectTimeout,
+        reconnectMaxDelay=store.reconnectMaxDelay,
+        tls=options,
+    )
 
 
 def makeComponent(
@@ -237,12 +310,19 @@ def addHTTPAuth(
     if metrics is None:
         metrics = Metrics()
     asker = httpauth.fromHostname or component.hostnames[0]
+    store: RedisStore | None = None
+    if httpauth.store.redis is not None:
+        store = redisStoreFromConfig(httpauth, reactor)
+        storeService = StoreService(store)
+        storeService.setName(STORE_SERVICE)
+        storeService.setServiceParent(parent)
     requester = ConfirmationRequester(
         JID(asker),
         reactor,
         timeout=httpauth.timeout,
         exactResource=httpauth.exactResource,
         metrics=metrics,
+        relay=store,
     )
     requester.setHandlerParent(component)
     # One JIDCache for the user names of the requests and the answers.
@@ -253,14 +333,19 @@ def addHTTPAuth(
         httpauth.limits,
         serverTiming=httpauth.serverTiming,
         jids=requester.jids,
+        store=store,
     )
     resource, what = _httpResource(httpauth, confirmer, reactor)
+    if store is not None:
+        what += f"; state on Redis at {store.where} (instance {store.instanceId})"
     if httpauth.metrics:
         resource = withMetrics(resource, metrics)
         what += "; /metrics (Prometheus, no authentication)"
     if httpauth.healthPath is not None:
-        resource = withHealth(resource, httpauth.healthPath, {
-            "xmpp": component.isConnected, "accepting": lambda: not site.draining})
+        checks: dict[str, Check] = {"xmpp": component.isConnected, "accepting": lambda: not site.draining}
+        if store is not None:
+            checks["store"] = store.ping
+        resource = withHealth(resource, httpauth.healthPath, checks)
         what += f"; {httpauth.healthPath} (health for load balancers, no authentication)"
     site = ConfirmerSite(
         resource,

@@ -26,13 +26,17 @@ from xmppcomp.httpauth._errors import (
     CouldNotAsk,
     RateLimited,
     Replayed,
+    StoreUnavailable,
 )
+from xmppcomp.httpauth._store import IConfirmationStore, MemoryStore
+from xmppcomp.httpauth._redis import RedisStore, parseRedisEndpoint
 from xmppcomp.httpauth._policy import AccessRule, AccessRules, Attempt, Ledger, Limits
 from xmppcomp.httpauth._config import (
     DEFAULT_HTTP_LISTEN,
     HTTPAUTH_MODES,
     LOOPBACK_HOSTS,
     HTTPAuthConfig,
+    StoreConfig,
 )
 from xmppcomp.httpauth._protocol import (
     ConfirmRequest,
@@ -45,7 +49,7 @@ from xmppcomp.httpauth._protocol import (
     XMPPCredentials,
 )
 from xmppcomp.httpauth._frontend import PROFILES, Frontend, WebServerProfile, parseNetworks
-from xmppcomp.httpauth._health import HealthResource, withHealth
+from xmppcomp.httpauth._health import Check, HealthResource, withHealth
 from xmppcomp.httpauth._listener import ConnectionTracker, HTTPAuthListener, isPublic, listeningURL
 from xmppcomp.httpauth._proxy import UpstreamProxyResource
 from xmppcomp.httpauth._site import ConfirmerSite
@@ -72,6 +76,7 @@ __all__ = [
     "ConfirmerSite",
     "ConnectionTracker",
     "HTTPAuthListener",
+    "Check",
     "HealthResource",
     "withHealth",
     "Frontend",
@@ -102,8 +107,10 @@ __all__ = [
     "IXMPPConfirmationCredentials",
     "IncomingConfirmation",
     "JID_HEADER",
+    "IConfirmationStore",
     "Ledger",
     "Limits",
+    "MemoryStore",
     "MalformedConfirm",
     "MalformedHeader",
     "MalformedJID",
@@ -111,9 +118,13 @@ __all__ = [
     "Outcome",
     "ProtectedResource",
     "RateLimited",
+    "RedisStore",
     "Replayed",
+    "StoreConfig",
+    "StoreUnavailable",
     "UpstreamProxyResource",
     "XMPPConfirmationChecker",
     "XMPPCredentials",
     "makeConfirmer",
+    "parseRedisEndpoint",
 ]

@@ -3,7 +3,8 @@
 The twisted.cred side of XEP-0070: credentials that carry the HTTP method,
 the URL, the canonical path and the client address along with the JID and
 transaction id, and a checker that asks the JID (once per transaction id)
-and keeps the L{Ledger} up to date.
+and keeps the store (L{IConfirmationStore}: a L{Ledger} by default) up to
+date.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from typing import Protocol, cast
 import attrs
 from prometheus_client import Counter
 from twisted.cred.checkers import ICredentialsChecker
-from twisted.internet.defer import CancelledError, Deferred, fail, succeed
+from twisted.internet.defer import CancelledError, Deferred, fail
 from twisted.internet.interfaces import IReactorTime
 from twisted.python.failure import Failure
 from twisted.words.protocols.jabber import jid
@@ -27,8 +28,10 @@ from xmppcomp.httpauth._errors import (
     CouldNotAsk,
     RateLimited,
     Replayed,
+    StoreUnavailable,
 )
-from xmppcomp.httpauth._policy import Ask, Attempt, Join, Ledger, Pass, Refuse
+from xmppcomp.httpauth._policy import Ask, Attempt, Decision, Join, Ledger, Pass, Refuse
+from xmppcomp.httpauth._store import IConfirmationStore, MemoryStore
 from xmppcomp.httpauth._protocol import Answer, ConfirmRequest, Outcome
 from xmppcomp.interfaces import IXMPPConfirmationCredentials
 from xmppcomp.logs import Logger
@@ -96,7 +99,8 @@ _NONE: tuple[Deferred[str], ...] = ()
 class XMPPConfirmationChecker:
     """
     Check L{IXMPPConfirmationCredentials} by asking the JID over XMPP,
-    unless the L{Ledger} decides without asking.
+    unless the store (a L{Ledger}'s L{MemoryStore} by default) decides
+    without asking.
 
     Every failure is a L{ConfirmationFailed} of the table in
     L{xmppcomp.httpauth._errors}: the ledger's refusals
@@ -107,7 +111,10 @@ class XMPPConfirmationChecker:
     L{ConfirmerUnavailable} from the requester (abandoned too). Anything
     else the requester fails with is logged and becomes
     L{ConfirmerUnavailable}; a cancellation (the HTTP client went away)
-    passes as it is.
+    passes as it is. The store failing (L{StoreUnavailable}: Redis
+    unreachable or slow) fails the request closed with it, before asking or
+    after the answer: an allow is granted only once the store has recorded
+    it.
 
     The avatar id is the JID as given, as text.
 
@@ -115,7 +122,7 @@ class XMPPConfirmationChecker:
     (L{Requester.metrics}), by reason.
 
     @ivar _requester: asks JIDs.
-    @ivar _ledger: the memory of transaction ids, sessions and limits.
+    @ivar store: the memory of transaction ids, sessions and limits.
     @ivar _refusals: the refusal counters by error, bound once.
     @ivar _waiting: single-use key to the Deferreds of the requests that
         joined the confirmation pending for it (the one that asked gets the
@@ -127,9 +134,14 @@ class XMPPConfirmationChecker:
     _log = Logger()
 
     def __init__(
-        self, requester: Requester, ledger: Ledger, clock: IReactorTime | None = None
+        self,
+        requester: Requester,
+        store: IConfirmationStore | Ledger,
+        clock: IReactorTime | None = None,
     ) -> None:
         """
+        @param store: the memory of transaction ids, sessions and limits; a
+            L{Ledger} is kept in a L{MemoryStore}.
         @param clock: times each confirmation's round trip; by default the
             global reactor.
         """
@@ -139,8 +151,11 @@ class XMPPConfirmationChecker:
             clock = cast(IReactorTime, reactor)
         self._clock: IReactorTime = clock
         self._requester = requester
-        self._ledger = ledger
+        self.store: IConfirmationStore = (
+            MemoryStore(store) if isinstance(store, Ledger) else store
+        )
         self._onAnswer = self._answered  # bound once, not per confirmation
+        self._onDecision = self._decided
         self._waiting: dict[tuple[str, str], list[Deferred[str]]] = {}
         metrics = requester.metrics
         self._refusals: dict[type[ConfirmationFailed], Counter] = (
@@ -157,17 +172,30 @@ class XMPPConfirmationChecker:
         Let the request through (fire with the JID) or fail with a
         L{ConfirmationFailed} saying why.
         """
+        try:
+            decided = self.store.decide(credentials.attempt, self._requester.timeout)
+        except Exception:
+            decided = fail()
+        # With the memory store it has fired already, and so does this.
+        return cast("Deferred[str]", decided.addCallback(self._onDecision, credentials))
+
+    def _decided(
+        self, decision: Decision, credentials: ConfirmationCredentials
+    ) -> str | Failure | Deferred[str]:
+        """
+        Carry out the store's decision: let through, refuse, wait for the
+        pending confirmation, or ask.
+        """
         attempt = credentials.attempt
         who = attempt.credentials.jid
-        decision = self._ledger.decide(attempt, self._requester.timeout)
         if isinstance(decision, Pass):
             # Who confirmed, which may be another resource than asked.
-            return succeed((decision.by or who).full())
+            return (decision.by or who).full()
         if isinstance(decision, Refuse):
             counter = self._refusals.get(decision.error)
             if counter is not None:
                 counter.inc()
-            return fail(decision.failure())
+            return Failure(decision.failure())
         if isinstance(decision, Join):
             waiter: Deferred[str] = Deferred()
             # Made on the first join only: most confirmations have none.
@@ -188,11 +216,13 @@ class XMPPConfirmationChecker:
 
     def _answered(
         self, result: Answer | Outcome | Failure, credentials: ConfirmationCredentials
-    ) -> str | Failure:
+    ) -> Deferred[str]:
         """
-        Record the answer in the ledger, answer the requests that joined,
-        and give the asker its result: the JID that confirmed (which may be
-        another resource of the account asked), or the failure.
+        Record the answer in the store, then answer the requests that
+        joined, and give the asker its result: the JID that confirmed
+        (which may be another resource of the account asked), or the
+        failure. An allow the store could not record is no grant: it fails
+        with the store's L{StoreUnavailable}.
         """
         attempt = credentials.attempt
         if credentials.askedAt is not None:
@@ -201,22 +231,25 @@ class XMPPConfirmationChecker:
         if isinstance(result, Answer):
             by = result.by
             result = result.outcome
+        store = self.store
         outcome: str | Failure
+        granted = False
         if result is Outcome.ALLOW:
-            self._ledger.settle(attempt, True, by)
+            recorded = store.settle(attempt, True, by)
             outcome = by.full()
+            granted = True
         elif result is Outcome.DENY:
-            self._ledger.settle(attempt, False, by)
+            recorded = store.settle(attempt, False, by)
             outcome = Failure(ConfirmationDenied(f"{by.full()} denied the request"))
         elif isinstance(result, Failure):
             if result.check(CouldNotAsk):
-                self._ledger.abandon(attempt, undeliverable=True)
+                recorded = store.abandon(attempt, undeliverable=True)
                 outcome = result
             elif result.check(ConfirmationFailed, CancelledError):
-                self._ledger.abandon(attempt)
+                recorded = store.abandon(attempt)
                 outcome = result
             else:
-                self._ledger.abandon(attempt)
+                recorded = store.abandon(attempt)
                 self._log.failure("XEP-0070 confirmation failed", failure=result)
                 outcome = Failure(
                     ConfirmerUnavailable(
@@ -226,10 +259,31 @@ class XMPPConfirmationChecker:
         else:
             # UNDELIVERABLE (or anything that is no answer) from a requester
             # that fires with it rather than failing with CouldNotAsk.
-            self._ledger.abandon(attempt, undeliverable=True)
+            recorded = store.abandon(attempt, undeliverable=True)
             outcome = Failure(
                 CouldNotAsk(f"{attempt.credentials.jid.full()} could not be asked")
             )
+        return recorded.addBoth(self._recorded, attempt, outcome, granted)
+
+    def _recorded(
+        self, stored: object, attempt: Attempt, outcome: str | Failure, granted: bool
+    ) -> str | Failure:
+        """
+        The store has recorded the answer (or failed to): answer the
+        requests that joined, and the asker. Only a recorded allow grants.
+        """
+        if isinstance(stored, Failure):
+            if granted:
+                # Fail closed: an allow the store could not record could be
+                # replayed elsewhere.
+                if not stored.check(StoreUnavailable):
+                    self._log.failure("recording an XEP-0070 answer failed", failure=stored)
+                    stored = Failure(
+                        StoreUnavailable("the answer could not be recorded; nothing was granted")
+                    )
+                outcome = stored
+            elif not stored.check(StoreUnavailable):
+                self._log.failure("recording an XEP-0070 outcome failed", failure=stored)
         for waiter in self._waiting.pop(attempt.key, _NONE):
             if isinstance(outcome, Failure):
                 waiter.errback(outcome)

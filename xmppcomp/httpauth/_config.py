@@ -8,8 +8,14 @@ from __future__ import annotations
 
 import attrs
 
-from xmppcomp.configvalues import checked
+from xmppcomp.configvalues import SecretRef, checked
 from xmppcomp.httpauth._policy import AccessRules, Limits
+from xmppcomp.httpauth._redis import (
+    DEFAULT_CONNECT_TIMEOUT,
+    DEFAULT_PREFIX,
+    DEFAULT_RECONNECT_MAX_DELAY,
+    DEFAULT_TIMEOUT,
+)
 
 #: Default endpoint of the HTTP-auth listener: loopback only.
 DEFAULT_HTTP_LISTEN = "tcp:8080:interface=127.0.0.1"
@@ -23,6 +29,38 @@ _MODES = dict(zip(HTTPAUTH_MODES, ("serve a directory", "reverse-proxy to upstre
 #: The host names the embedded main job's confirmer answers to when
 #: neither public_origin nor allowed_hosts is set.
 LOOPBACK_HOSTS = ("127.0.0.1", "localhost", "::1")
+
+
+@attrs.frozen
+class StoreConfig:
+    """
+    Where the confirmer keeps its state (the C{[httpauth.store]} table): in
+    the process (the default), or on a Redis server that several
+    confirmers share (L{xmppcomp.httpauth.RedisStore}).
+
+    @ivar redis: the Redis endpoint, C{"tcp:host=HOST:port=PORT"}; C{None}: in memory.
+    @ivar prefix: prepended to every Redis key and channel of this confirmer.
+    @ivar password: Redis C{AUTH} password (a file or an environment variable), or C{None}.
+    @ivar timeout: seconds each Redis command may take; past it the request fails closed (503).
+    @ivar connectTimeout: seconds a connection attempt to Redis may take.
+    @ivar reconnectMaxDelay: the longest wait, in seconds, between two connection attempts.
+    @ivar tls: whether to speak TLS to Redis, checking its certificate.
+    @ivar caFile: with C{tls}, a PEM bundle of the CAs to trust; C{None}: the system's.
+    @ivar serverName: with C{tls}, the name the certificate must carry; C{None}: the endpoint's host.
+    """
+
+    redis: str | None = attrs.field(default=None, metadata=checked("redisEndpoint"))
+    prefix: str = attrs.field(default=DEFAULT_PREFIX, metadata=checked("string", f'"{DEFAULT_PREFIX}"'))
+    password: SecretRef | None = attrs.field(default=None, metadata=checked(
+        "secret", "confirmer", "redis.password", "REDIS_PASSWORD"))
+    timeout: float = DEFAULT_TIMEOUT
+    connectTimeout: float = DEFAULT_CONNECT_TIMEOUT
+    reconnectMaxDelay: float = DEFAULT_RECONNECT_MAX_DELAY
+    tls: bool = False
+    caFile: str | None = attrs.field(default=None, metadata=checked(
+        "file", "redis-ca.pem", "give the PEM bundle of the CAs that sign the Redis server's certificate"))
+    serverName: str | None = attrs.field(default=None, metadata=checked(
+        "domain", "the name in the Redis server's certificate", "redis.example.net"))
 
 
 @attrs.frozen
@@ -60,6 +98,7 @@ class HTTPAuthConfig:
     @ivar healthPath: the path of the health endpoint for load balancers (L{withHealth<xmppcomp.httpauth.withHealth>}),
         or C{None} for none.
     @ivar drainTimeout: seconds the requests in flight have to finish when the service stops; new ones get 503 meanwhile.
+    @ivar store: where the state is kept (L{StoreConfig}): in memory, or on Redis.
     """
 
     enabled: bool = True
@@ -94,3 +133,4 @@ class HTTPAuthConfig:
     accessLog: str = attrs.field(default="log", metadata=checked("accessLog"))
     healthPath: str | None = attrs.field(default=None, metadata=checked("healthPath"))
     drainTimeout: float = 30.0
+    store: StoreConfig = attrs.field(factory=StoreConfig)

@@ -1,7 +1,7 @@
 # -*- test-case-name: tests.test_httpauth_web -*-
 """
 Wiring: one L{Confirmer} per XMPP requester, making the three kinds of
-protected resources, which share the ledger (so a session opened through
+protected resources, which share the store (so a session opened through
 one is honoured by the others) and the Digest nonce secret.
 """
 
@@ -18,6 +18,7 @@ from xmppcomp.httpauth._policy import AccessRules, Ledger, Limits
 from xmppcomp.httpauth._protocol import REALM
 from xmppcomp.httpauth._frontend import Frontend
 from xmppcomp.httpauth._proxy import UpstreamProxyResource
+from xmppcomp.httpauth._store import IConfirmationStore, MemoryStore
 from xmppcomp.httpauth._web import ForwardAuthResource, ProtectedResource, _Authenticator
 from xmppcomp.jids import JIDCache
 
@@ -28,14 +29,23 @@ class Confirmer:
     Makes XEP-0070 protected resources.
 
     @ivar checker: the twisted.cred checker (usable on its own too).
-    @ivar ledger: the shared memory of transaction ids and sessions.
+    @ivar ledger: the shared memory of transaction ids and sessions, when
+        it is in this process (the L{MemoryStore}'s); C{None} for another
+        store (L{store}).
     @ivar _authenticator: header decoding (Basic first, then Digest, realm
         C{xmpp}) around the checker.
     """
 
     checker: XMPPConfirmationChecker
-    ledger: Ledger
+    ledger: Ledger | None
     _authenticator: _Authenticator
+
+    @property
+    def store(self) -> IConfirmationStore:
+        """
+        Where the state is: the checker's store.
+        """
+        return self.checker.store
 
     def protect(self, wrapped: IResource, frontend: Frontend | str) -> IResource:
         """
@@ -93,6 +103,7 @@ def makeConfirmer(
     limits: Limits | None = None,
     serverTiming: bool = False,
     jids: JIDCache | None = None,
+    store: IConfirmationStore | None = None,
 ) -> Confirmer:
     """
     Make a L{Confirmer}.
@@ -110,11 +121,20 @@ def makeConfirmer(
         L{ConfirmationRequester<xmppcomp.httpauth.ConfirmationRequester>}'s
         C{jids}, which parses the answers too), else one of the
         confirmer's own.
+    @param store: where the state is kept, e.g. a
+        L{RedisStore<xmppcomp.httpauth.RedisStore>} shared by several
+        confirmers (made with the same C{rules} and C{limits}); by default
+        a L{MemoryStore} of a new L{Ledger}.
     """
     if jids is None:
         jids = requester.jids
-    ledger = Ledger(clock, rules, limits if limits is not None else Limits())
-    checker = XMPPConfirmationChecker(requester, ledger, clock)
+    ledger: Ledger | None = None
+    if store is None:
+        ledger = Ledger(clock, rules, limits if limits is not None else Limits())
+        store = MemoryStore(ledger)
+    elif isinstance(store, MemoryStore):
+        ledger = store.ledger
+    checker = XMPPConfirmationChecker(requester, store, clock)
     realm = REALM.encode("ascii")
     factories = (BasicCredentialFactory(realm), DigestCredentialFactory(b"md5", realm))
     return Confirmer(checker, ledger, _Authenticator(checker, factories, serverTiming, jids))

@@ -15,6 +15,8 @@ looks at the class. A 401 always carries the challenge.
   - L{AccessForbidden}: 403, 403; the access rules.
   - L{RateLimited}: 429, 403; rate and pending limits.
   - L{ConfirmerUnavailable}: 503, 403; the XMPP link is unavailable.
+  - L{StoreUnavailable}: 503, 403; the shared store (Redis) is
+    unreachable, slow, refused at start-up or lost its data.
   - L{ConfirmationTimeout}: 504, 401; the user never answered.
 """
 
@@ -126,3 +128,13 @@ class ConfirmerUnavailable(ConfirmationFailed):
         self, reason: str, retryAfter: int = DEFAULT_UNAVAILABLE_RETRY_AFTER
     ) -> None:
         super().__init__(reason, retryAfter)
+
+
+class StoreUnavailable(ConfirmerUnavailable):
+    """
+    The store that keeps the confirmer's state (L{xmppcomp.httpauth.RedisStore})
+    could not answer: unreachable, slower than its timeout, refused at
+    start-up (an evicting Redis), or lost its data. 503 (403 in
+    forward-auth) with C{Retry-After}, as L{ConfirmerUnavailable}: the
+    confirmer fails closed and grants nothing.
+    """

@@ -336,6 +336,79 @@ class Join:
 Decision = Union[Pass, Refuse, Ask, Join]
 
 
+#: The refusals of L{Ledger.decide}, by code: the error and the reason (a
+#: C{str.format} template). Every store (L{xmppcomp.httpauth.IConfirmationStore})
+#: refuses with these, so that the answers are the same whichever keeps
+#: the state.
+REFUSALS: dict[str, tuple[type[ConfirmationFailed], str]] = {
+    "forbidden": (AccessForbidden, "{who} may not access {path}"),
+    "elsewhere": (
+        Replayed,
+        "this transaction id was confirmed for another site or client address; choose a new one",
+    ),
+    "used": (Replayed, "this transaction id was used already; choose a new one"),
+    "other-request": (
+        Replayed,
+        "this transaction id is being confirmed for another request; choose a new one",
+    ),
+    "pending-unsafe": (
+        RateLimited,
+        "a confirmation with this transaction id is pending, and a {method} request is always "
+        "asked on its own; wait for it or choose a new transaction id",
+    ),
+    "pending-other-instance": (
+        RateLimited,
+        "a confirmation with this transaction id is pending on another instance of the "
+        "confirmer; wait for it or choose a new transaction id",
+    ),
+    "attempts": (RateLimited, "too many confirmations were asked from {client}; try again later"),
+    "undeliverable": (
+        RateLimited,
+        "too many confirmations from {client} to {domain} could not be delivered; try again later",
+    ),
+    "pending-jid": (
+        RateLimited,
+        "{count} confirmations are already pending for {bare}; answer them first",
+    ),
+    "pending-total": (RateLimited, "too many confirmations are pending"),
+    "remembered-jid": (
+        RateLimited,
+        "too many transaction ids of {bare} are remembered against replay",
+    ),
+    "remembered-domain": (
+        RateLimited,
+        "too many transaction ids at {domain} are remembered against replay",
+    ),
+    "remembered-total": (RateLimited, "too many transaction ids are remembered against replay"),
+}
+
+
+def refusal(code: str, retryAfter: int | None = None, **values: object) -> Refuse:
+    """
+    The L{Refuse} of L{REFUSALS}C{[code]}, its reason filled with
+    C{values}.
+    """
+    error, reason = REFUSALS[code]
+    return Refuse(error, reason.format(**values), retryAfter)
+
+
+def retryAfter(soonest: float, now: float) -> int:
+    """
+    Whole seconds from C{now} to C{soonest}, at least 1: the
+    C{Retry-After} of a limit that frees up at C{soonest}.
+    """
+    return max(1, math.ceil(soonest - now))
+
+
+def bucketRetryAfter(tokens: float, capacity: int, window: float) -> int:
+    """
+    Whole seconds, at least 1, until a token bucket refilled at
+    C{capacity} per C{window} seconds and holding C{tokens} holds one.
+    """
+    rate = capacity / window if window > 0 else math.inf
+    return max(1, math.ceil((1.0 - tokens) / rate))
+
+
 
 @attrs.frozen
 class _Scope:
@@ -453,7 +526,7 @@ class _RateTable(Generic[_H]):
         """
         Whole seconds until a bucket holding C{tokens} holds one.
         """
-        return max(1, math.ceil((1.0 - tokens) / self._rate))
+        return bucketRetryAfter(tokens, int(self._capacity), self._window)
 
     def take(self, key: _H, now: float) -> None:
         """
@@ -659,7 +732,7 @@ class Ledger:
         return expires is not None and expires > now
 
     def _retryAfter(self, soonest: float, now: float) -> int:
-        return max(1, math.ceil(soonest - now))
+        return retryAfter(soonest, now)
 
     def decide(self, attempt: Attempt, timeout: float) -> Decision:
         """
@@ -673,7 +746,7 @@ class Ledger:
         credentials = attempt.credentials
         who = credentials.jid
         if not self._rules.allows(attempt.path, who):
-            return Refuse(AccessForbidden, f"{who.full()} may not access {attempt.path}")
+            return refusal("forbidden", who=who.full(), path=attempt.path)
 
         transactionId = credentials.transactionId
         full = who.full()
@@ -694,16 +767,12 @@ class Ledger:
             if window is not None and window.expires > now and window.client == attempt.client:
                 return Pass("window", window.jid)
         if session is not None and not inSession:
-            return Refuse(
-                Replayed,
-                "this transaction id was confirmed for another site or client "
-                "address; choose a new one",
-            )
+            return refusal("elsewhere")
 
         key = attempt.key
         remembered = self._isUsed(key, now)
         if remembered and not inSession:
-            return Refuse(Replayed, "this transaction id was used already; choose a new one")
+            return refusal("used")
         pending = self._pending.get(key)
         if pending is not None:
             other = pending.attempt
@@ -712,24 +781,16 @@ class Ledger:
                 attempt.site,
                 attempt.client,
             ):
-                return Refuse(
-                    Replayed,
-                    "this transaction id is being confirmed for another request; "
-                    "choose a new one",
-                )
+                return refusal("other-request")
             if safe:
                 return Join(key)
-            return Refuse(
-                RateLimited,
-                f"a confirmation with this transaction id is pending, and a "
-                f"{attempt.method} request is always asked on its own; wait "
-                f"for it or choose a new transaction id",
-                self._retryAfter(pending.expires, now),
+            return refusal(
+                "pending-unsafe", self._retryAfter(pending.expires, now), method=attempt.method
             )
 
-        refusal = self._limited(attempt, remembered, now)
-        if refusal is not None:
-            return refusal
+        refused = self._limited(attempt, remembered, now)
+        if refused is not None:
+            return refused
         self._attempts.take(attempt.client, now)
         self._pending[key] = _Pending(attempt, now + timeout)
         self._pendingPerJID[key[0]] = self._pendingPerJID.get(key[0], 0) + 1
@@ -746,34 +807,26 @@ class Ledger:
         client = attempt.client
         tokens = self._attempts.available(client, now)
         if tokens < 1.0:
-            return Refuse(
-                RateLimited,
-                f"too many confirmations were asked from {client}; try again later",
-                self._attempts.retryAfter(tokens),
-            )
+            return refusal("attempts", self._attempts.retryAfter(tokens), client=client)
         domain = attempt.credentials.jid.host
         tokens = self._undeliverable.available((client, domain), now)
         if tokens < 1.0:
-            return Refuse(
-                RateLimited,
-                f"too many confirmations from {client} to {domain} could not be "
-                f"delivered; try again later",
-                self._undeliverable.retryAfter(tokens),
+            return refusal(
+                "undeliverable", self._undeliverable.retryAfter(tokens), client=client, domain=domain
             )
         bare = attempt.key[0]
         if self._pendingPerJID.get(bare, 0) >= limits.pendingPerJID:
             # Counted as they come and go; listed only to refuse.
             forJID = [p.expires for k, p in self._pending.items() if k[0] == bare]
-            return Refuse(
-                RateLimited,
-                f"{len(forJID)} confirmations are already pending for "
-                f"{bare}; answer them first",
+            return refusal(
+                "pending-jid",
                 self._retryAfter(min(forJID, default=now + 1), now),
+                count=len(forJID),
+                bare=bare,
             )
         if len(self._pending) >= limits.pendingTotal:
-            return Refuse(
-                RateLimited,
-                "too many confirmations are pending",
+            return refusal(
+                "pending-total",
                 self._retryAfter(
                     min((p.expires for p in self._pending.values()), default=now + 1), now
                 ),
@@ -782,28 +835,20 @@ class Ledger:
             return None
         share = self._usedByJID.get(bare)
         if share is not None and len(share.ids) >= limits.rememberedPerJID:
-            return Refuse(
-                RateLimited,
-                f"too many transaction ids of {bare} are remembered against replay",
-                self._retryAfter(share.oldest(), now),
-            )
+            return refusal("remembered-jid", self._retryAfter(share.oldest(), now), bare=bare)
         domainShare = self._usedByDomain.get(domain)
         if domainShare is not None and domainShare.count >= limits.rememberedPerDomain:
-            return Refuse(
-                RateLimited,
-                f"too many transaction ids at {domain} are remembered against replay",
+            return refusal(
+                "remembered-domain",
                 self._retryAfter(domainShare.order[0].oldest(), now),
+                domain=domain,
             )
         if self._usedCount + len(self._pending) >= limits.maxRemembered:
             if self._usedOrder:
                 soonest = self._usedOrder[0].oldest()
             else:
                 soonest = min((p.expires for p in self._pending.values()), default=now + 1)
-            return Refuse(
-                RateLimited,
-                "too many transaction ids are remembered against replay",
-                self._retryAfter(soonest, now),
-            )
+            return refusal("remembered-total", self._retryAfter(soonest, now))
         return None
 
     def _unpend(self, key: tuple[str, str]) -> None:

@@ -49,8 +49,10 @@ from xmppcomp.httpauth._protocol import (
     findConfirm,
     stanzaChildren,
 )
+from xmppcomp.httpauth._store import INSTANCE_ID_BYTES, IConfirmationStore
 from xmppcomp.jids import JIDCache
 from xmppcomp.ns import NS_HTTP_AUTH
+from xmppcomp.stream.parser import StanzaParser
 
 #: Default seconds to wait for an answer.
 DEFAULT_TIMEOUT = 120.0
@@ -83,6 +85,35 @@ def randomKey() -> str:
     A random, unguessable stanza id or thread (160 bits, hex).
     """
     return secrets.token_hex(20)
+
+
+def ownedKey(instanceId: str) -> str:
+    """
+    A random stanza id or thread (L{randomKey}) that names the instance
+    that asks: C{INSTANCE-RANDOM}, so that an answer reaching another
+    instance can be relayed to it (L{ownerOfKey}).
+    """
+    return f"{instanceId}-{randomKey()}"
+
+
+_HEX = frozenset("0123456789abcdef")
+
+
+def ownerOfKey(key: str) -> str | None:
+    """
+    The instance id in a key made by L{ownedKey}, or C{None} for any other
+    string.
+    """
+    owner, dash, rest = key.partition("-")
+    if (
+        not dash
+        or len(owner) != 2 * INSTANCE_ID_BYTES
+        or len(rest) != 40
+        or not _HEX.issuperset(owner)
+        or not _HEX.issuperset(rest)
+    ):
+        return None
+    return owner
 
 
 @attrs.define
@@ -161,9 +192,20 @@ class ConfirmationRequester(XMPPHandler):
         pending confirmation times out (a timer per confirmation cost
         ~300 bytes each, tracemalloc of bench/confirmer.py).
     @ivar _initialized: whether the stream is up.
+    @ivar relay: the store that passes answers between the instances of a
+        confirmer (L{IConfirmationStore.relay}), or C{None} for one alone.
+        With it, ids and threads name this instance (L{ownedKey}); an
+        answer for another instance's confirmation is relayed to that
+        instance, which matches it exactly as if it had received it (on
+        the random id I{and} the sender), and an answer relayed here is
+        matched the same way. An answer for an instance that is gone is
+        dropped and logged.
     """
 
     _log = Logger()
+
+    #: The largest relayed answer taken, in bytes.
+    maxRelayedSize = 64 * 1024
 
     def __init__(
         self,
@@ -175,13 +217,22 @@ class ConfirmationRequester(XMPPHandler):
         exactResource: bool = False,
         metrics: Metrics | None = None,
         jids: JIDCache | None = None,
+        relay: IConfirmationStore | None = None,
     ) -> None:
         """
         @param metrics: where to count; nowhere without it.
         @param jids: the parsed JIDs to share (its owner's); its own
             without it.
+        @param relay: see L{relay}; ids name its instance unless
+            C{makeKey} is given.
         """
         super().__init__()
+        self.relay = relay
+        if relay is not None:
+            relay.listen(self._relayed)
+            if makeKey is randomKey:
+                instanceId: str = relay.instanceId
+                makeKey = partial(ownedKey, instanceId)
         self.metrics = metrics
         self.jids = JIDCache() if jids is None else jids
         self._counted: dict[str, Counter | NoCount] = {
@@ -216,8 +267,9 @@ class ConfirmationRequester(XMPPHandler):
         """
         self._initialized = True
         xs = self.xmlstream
-        xs.addObserver('/iq[@type="result"]', self._requests.receive, priority=1)
-        xs.addObserver('/iq[@type="error"]', self._requests.receive, priority=1)
+        answers = self._requests.receive if self.relay is None else self._onIQAnswer
+        xs.addObserver('/iq[@type="result"]', answers, priority=1)
+        xs.addObserver('/iq[@type="error"]', answers, priority=1)
         xs.addObserver("/message", self._onMessage, priority=1)
 
     def connectionLost(self, reason: Failure) -> None:
@@ -458,13 +510,83 @@ class ConfirmationRequester(XMPPHandler):
     def _unregister(self, entry: _Pending) -> None:
         self._pending.pop(entry.key, None)
 
+    def _onIQAnswer(self, iq: domish.Element) -> None:
+        """
+        An IQ result or error: this instance's answer, or another's to
+        relay.
+        """
+        if not self._requests.receive(iq) and not getattr(iq, "handled", False):
+            self._relayAway(iq, iq.getAttribute("id", ""))
+
+    def _relayAway(self, stanza: domish.Element, key: str) -> bool:
+        """
+        Relay C{stanza} to the instance C{key} names, if that is another
+        one.
+        """
+        relay = self.relay
+        owner = ownerOfKey(key)
+        if relay is None or owner is None or owner == relay.instanceId:
+            return False
+        stanza.handled = True  # type: ignore[attr-defined]  # a flag domish.Element does not declare
+        d = relay.relay(owner, stanza.toXml())
+        d.addCallbacks(
+            self._relayDone, self._relayFailed, callbackArgs=(owner, key), errbackArgs=(owner, key)
+        )
+        return True
+
+    def _relayDone(self, delivered: bool, owner: str, key: str) -> None:
+        if not delivered:
+            self._log.info(
+                "An XEP-0070 answer ({key}) for the confirmer instance {owner} arrived here, "
+                "but that instance is gone: dropped",
+                key=key,
+                owner=owner,
+            )
+
+    def _relayFailed(self, reason: Failure, owner: str, key: str) -> None:
+        self._log.info(
+            "An XEP-0070 answer ({key}) for the confirmer instance {owner} could not be "
+            "relayed: {reason}",
+            key=key,
+            owner=owner,
+            reason=reason.getErrorMessage(),
+        )
+
+    def _relayed(self, text: str) -> None:
+        """
+        Another instance relayed an answer here: match it as if the stream
+        had received it (never relayed on).
+        """
+        stanza = _parseRelayed(text, self.maxRelayedSize)
+        if stanza is None:
+            self._log.warn("A relayed XEP-0070 answer is not one stanza; dropped")
+            return
+        if stanza.name == "iq" and stanza.getAttribute("type") in ("result", "error"):
+            matched = self._requests.receive(stanza)
+        elif stanza.name == "message":
+            matched = self._matchMessage(stanza)
+        else:
+            matched = False
+        if not matched:
+            self._log.info(
+                "A relayed XEP-0070 answer matches no confirmation waiting here (over, or not "
+                "from the JID asked); dropped"
+            )
+
     def _onMessage(self, message: domish.Element) -> None:
-        candidates = []
-        for thread in stanzaChildren(message, "thread"):
-            candidates.append(str(thread))
-        if message.getAttribute("type") == "error":
-            candidates.append(message.getAttribute("id", ""))
-        for key in candidates:
+        if self._matchMessage(message) or self.relay is None:
+            return
+        if getattr(message, "handled", False):
+            return
+        for key in _messageKeys(message):
+            if self._relayAway(message, key):
+                return
+
+    def _matchMessage(self, message: domish.Element) -> bool:
+        """
+        Match C{message} with a confirmation asked in the message form.
+        """
+        for key in _messageKeys(message):
             entry = self._pending.get(key)
             if entry is None or entry.form != "message":
                 continue
@@ -475,7 +597,36 @@ class ConfirmationRequester(XMPPHandler):
                 continue
             message.handled = True  # type: ignore[attr-defined]  # a flag domish.Element does not declare
             self._finishAnswer(entry, outcome, message)
-            return
+            return True
+        return False
+
+
+def _messageKeys(message: domish.Element) -> list[str]:
+    """
+    The keys a message may answer: its threads, and its id if an error.
+    """
+    keys = [str(thread) for thread in stanzaChildren(message, "thread")]
+    if message.getAttribute("type") == "error":
+        keys.append(message.getAttribute("id", ""))
+    return keys
+
+
+def _parseRelayed(text: str, maxSize: int) -> domish.Element | None:
+    """
+    Parse one relayed stanza (restricted XML, at most C{maxSize} bytes), or
+    C{None} when it is not exactly one.
+    """
+    data = text.encode("utf-8")
+    if len(data) > maxSize:
+        return None
+    parser = StanzaParser(maxStanzaSize=maxSize + 64)
+    found: list[domish.Element] = []
+    parser.ElementEvent = found.append
+    try:
+        parser.parse(b"<relay xmlns='jabber:component:accept'>" + data + b"</relay>")
+    except Exception:
+        return None
+    return found[0] if len(found) == 1 else None
 
 
 @attrs.frozen
