@@ -98,6 +98,7 @@ class SphinxTests(SynchronousTestCase):
             "tutorials/testing.html",
             "howto/xep0114-servers.html",
             "howto/router.html",
+            "howto/several-confirmers.html",
             "howto/credentials-certificates.html",
             "howto/limits.html",
             "howto/dns.html",
@@ -547,3 +548,91 @@ class TestingTutorialTests(SynchronousTestCase):
         self.assertEqual(problems, [])
         self.assertEqual(result.testsRun, 2)
         self.assertTrue(result.wasSuccessful())
+
+
+class SeveralConfirmersTests(SynchronousTestCase):
+    """
+    The configurations of C{docs/howto/several-confirmers.md} work as
+    written: the confirmer's TOML and the router's load, and the nginx block
+    passes C{nginx -t} with the real nginx (its certificate paths replaced
+    by a certificate made here, nothing else).
+    """
+
+    def setUp(self) -> None:
+        with open(os.path.join(DOCS, "howto", "several-confirmers.md"), encoding="utf-8") as f:
+            self.blocks = fencedBlocks(f.read())
+        self.directory = os.path.abspath(self.mktemp())
+        os.makedirs(self.directory)
+
+    def block(self, info: str, containing: str) -> str:
+        [body] = [body for kind, body in self.blocks if kind == info and containing in body]
+        return body
+
+    def test_confirmerTOML(self) -> None:
+        """
+        The confirmer's file loads (its secret and Redis password files
+        moved here): the shared name, forward-auth, the health path, the
+        drain and the store.
+        """
+        import tomllib
+
+        from xmppcomp.config import componentConfigFromMapping
+
+        for name in ("auth.secret", "redis.password"):
+            with open(os.path.join(self.directory, name), "w") as f:
+                f.write("a secret\n")
+        text = self.block("toml", "[httpauth.store]").replace("/etc/xmppcomp/", "")
+        config = componentConfigFromMapping(tomllib.loads(text), "howto", baseDirectory=self.directory)
+        httpauth = config.httpauth
+        self.assertEqual((config.hostnames, config.protocol), (("auth.example.net",), "xep0114"))
+        self.assertEqual((httpauth.mode, httpauth.healthPath, httpauth.drainTimeout),
+                         ("forward-auth", "/.xmppcomp/health", 60.0))
+        self.assertEqual((httpauth.store.redis, httpauth.store.prefix), ("tcp:host=127.0.0.1:port=6379", "xmppcomp:"))
+
+    def test_routerTOML(self) -> None:
+        """
+        The router's lines load, under a domain: the name is shared, with
+        its XEP-0114 secret.
+        """
+        import tomllib
+
+        from xmppcomp.config import routerConfigFromMapping
+
+        with open(os.path.join(self.directory, "auth.secret"), "w") as f:
+            f.write("a secret\n")
+        text = 'domain = "example.net"\nlisten = []\n' + self.block("toml", "shared_names")
+        config = routerConfigFromMapping(tomllib.loads(text), "howto", baseDirectory=self.directory)
+        self.assertEqual(tuple(config.sharedNames), ("auth.example.net",))
+        self.assertEqual(list(config.acceptSecrets), ["auth.example.net"])
+
+    def test_nginx(self) -> None:
+        """
+        C{nginx -t} accepts the upstream and server blocks.
+        """
+        import subprocess
+
+        from xmppcomp.testing import selfSigned, writePem
+
+        from .nginx import nginxAvailable, nginxPath
+
+        problem = nginxAvailable()
+        if problem is not None:
+            self.fail(problem)
+        binary = nginxPath()
+        assert binary is not None
+        certificate, key = writePem(selfSigned(["example.net"]), self.directory)
+        text = self.block("nginx", "upstream xmppcomp_confirmers")
+        text = text.replace("/etc/letsencrypt/live/example.net/fullchain.pem", certificate)
+        text = text.replace("/etc/letsencrypt/live/example.net/privkey.pem", key)
+        temp = os.path.join(self.directory, "temp")
+        os.makedirs(temp)
+        paths = "\n".join(f"    {kind}_temp_path {os.path.join(temp, kind)};"
+                          for kind in ("client_body", "proxy", "fastcgi", "uwsgi", "scgi"))
+        conf = os.path.join(self.directory, "nginx.conf")
+        with open(conf, "w") as f:
+            f.write(f"pid {self.directory}/nginx.pid;\nerror_log {self.directory}/error.log;\n"
+                    f"events {{ }}\nhttp {{\n    access_log off;\n{paths}\n{text}\n}}\n")
+        result = subprocess.run([binary, "-t", "-p", self.directory, "-c", conf, "-e", f"{self.directory}/error.log"],
+                                capture_output=True, text=True, timeout=60)
+        self.assertEqual(result.returncode, 0, result.stderr)
+        self.assertIn("test is successful", result.stderr)
