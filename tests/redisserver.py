@@ -255,7 +255,7 @@ class RedisHarness:
                     "redis-server exited while starting: %s\n%s"
                     % (process.describe(), fileTail(self._logFile, "redis.log"))
                 )
-            if (yield _answers(self._reactor, server.host, server.port)):
+            if (yield self.answers()):
                 return server
             if self._reactor.seconds() > deadline:
                 yield self.stop()
@@ -270,6 +270,12 @@ class RedisHarness:
                     )
                 )
             yield task.deferLater(self._reactor, POLL_INTERVAL, lambda: None)
+
+    def answers(self) -> defer.Deferred[bool]:
+        """
+        Whether it answers C{PING} now.
+        """
+        return _answers(self._reactor, self.server.host, self.server.port)
 
     def command(self, *args: str) -> defer.Deferred[str | None]:
         """
