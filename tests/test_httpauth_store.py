@@ -617,6 +617,73 @@ class RedisFailClosedTests(TestCase):
         self.assertEqual(decision.error, Replayed)
 
     @inlineCallbacks
+    def test_slowReplyCostsOnlyItsRequest(self) -> Any:
+        """
+        A reply slower than the timeout fails its own request (closed), and
+        nothing else: a command sent meanwhile gets its own right answer
+        once Redis answers, on the same connection; the late reply is read
+        without putting the replies out of step, and the pending entry it
+        made is taken back.
+        """
+        clock = Clock()
+        server = yield startRedis(self)
+        harness: RedisHarness = self.redis  # type: ignore[attr-defined]
+        store = redisStore(self, server, clock)
+        yield store.start()
+        harness.signal("STOP")
+        self.addCleanup(harness.signal, "CONT")
+        slow = store.decide(attempt(transactionId="slow"), 30)
+        clock.advance(0.6)
+        meanwhile = store.decide(attempt(transactionId="meanwhile", client="198.51.100.7"), 30)
+        clock.advance(0.4)
+        yield self.assertFailure(slow, StoreUnavailable)
+        self.assertNoResult(meanwhile)
+        harness.signal("CONT")
+        decision = yield meanwhile
+        self.assertIsInstance(decision, Ask)
+        self.assertEqual(decision.key[1], "meanwhile")
+        # The same connection goes on, its replies in step; and the pending
+        # entry the slow decision made in Redis (nobody was asked) was taken
+        # back when its reply came: Juliet (at most 2 pending here) has one.
+        again = yield store.decide(attempt(transactionId="other", client="198.51.100.8"), 30)
+        self.assertIsInstance(again, Ask)
+        self.assertEqual(again.key[1], "other")
+
+    @inlineCallbacks
+    def test_hungRedisDropped(self) -> Any:
+        """
+        A command left unanswered for five timeouts: the connection is taken
+        as hung and dropped (logged), and made again once Redis answers.
+        """
+        events = _observe(self, "xmppcomp.httpauth._redis")
+        clock = Clock()
+        server = yield startRedis(self)
+        harness: RedisHarness = self.redis  # type: ignore[attr-defined]
+        store = redisStore(self, server, clock)
+        yield store.start()
+        harness.signal("STOP")
+        self.addCleanup(harness.signal, "CONT")
+        d = store.decide(attempt(transactionId="hung"), 30)
+        clock.advance(1.0)
+        yield self.assertFailure(d, StoreUnavailable)
+        clock.advance(3.9)
+        self.assertFalse(any("unanswered" in str(e.get("log_format")) for e in events.events))
+        clock.advance(0.1)
+        self.assertTrue(any("unanswered" in str(e.get("log_format")) for e in events.events), events.events)
+        harness.signal("CONT")
+        for n in range(RECONNECT_POLLS):
+            clock.advance(0.05)
+            try:
+                decision = yield store.decide(attempt(transactionId=f"after{n}"), 30)
+            except StoreUnavailable:
+                yield deferLater(reactor, 0.01, lambda: None)
+                continue
+            break
+        else:
+            self.fail("the store did not reconnect")
+        self.assertIsInstance(decision, Ask)
+
+    @inlineCallbacks
     def test_evictingRedisRefused(self) -> Any:
         """
         A Redis whose maxmemory-policy is not noeviction is refused at

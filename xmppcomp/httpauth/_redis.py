@@ -338,6 +338,11 @@ return {'ok'}
 """
 
 
+#: Timeouts (of C{timeout} seconds each) a command may stay unanswered
+#: before the connection is taken as hung and dropped.
+HUNG_TIMEOUTS = 5
+
+
 def _ms(seconds: float) -> int:
     return max(1, math.ceil(seconds * 1000))
 
@@ -595,20 +600,54 @@ class RedisStore:
             [self._commands.stopService(), self._subscriptions.stopService()], consumeErrors=True
         ).addCallback(lambda _: None)
 
-    def _timed(self, d: Deferred[Any], protocol: Any = None) -> Deferred[Any]:
+    def _timed(
+        self, d: Deferred[Any], protocol: Any = None, late: Callable[[Any], object] | None = None
+    ) -> Deferred[Any]:
         """
-        Fail C{d} with a L{TimeoutError} after the store's C{timeout}
-        seconds, on its clock (and drop C{protocol}'s connection: a Redis
-        that slow is not trusted with the next command).
-        """
+        C{d}'s result, or a L{TimeoutError} once the store's C{timeout}
+        seconds have passed on its clock without it.
 
-        def timedOut(result: object, timeout: float) -> Failure:
-            if protocol is not None and protocol.transport is not None:
+        The command itself is not cancelled: its reply, when it comes, is
+        read and dropped, so one slow reply costs the request that waited
+        for it and nothing else (cancelling it would put the connection's
+        replies out of step, and dropping the connection would fail every
+        command in flight). The timeout is decided one reactor turn late:
+        a loaded reactor runs its due timers before it reads the replies
+        already received. A Redis that leaves a command unanswered for
+        L{HUNG_TIMEOUTS} timeouts is taken as hung: C{protocol}'s connection
+        is dropped (and made again by itself).
+
+        @param late: called with the reply of a command that came after
+            its timeout (to undo what it did), if any.
+        """
+        result: Deferred[Any] = Deferred()
+
+        def settled(outcome: object) -> None:
+            if timer.active():
+                timer.cancel()
+            if not result.called:
+                result.callback(outcome)
+            elif late is not None and not isinstance(outcome, Failure):
+                late(outcome)
+
+        def due() -> None:
+            self._clock.callLater(0, expired)
+
+        def expired() -> None:
+            if result.called:
+                return
+            result.errback(TimeoutError(f"no answer from Redis within {self._timeout:g} s"))
+            self._clock.callLater(self._timeout * (HUNG_TIMEOUTS - 1), hung)
+
+        def hung() -> None:
+            if not d.called and protocol is not None and protocol.transport is not None:
+                log.info("Redis at {where} left a command unanswered for {seconds:g} s: reconnecting",
+                         where=self.where, seconds=self._timeout * HUNG_TIMEOUTS)
                 protocol.transport.abortConnection()
-            return Failure(TimeoutError(f"no answer from Redis within {timeout:g} s"))
 
-        d.addTimeout(self._timeout, self._clock, onTimeoutCancel=timedOut)
-        return d
+        timer = self._clock.callLater(self._timeout, due)
+        d.addBoth(settled)
+        return result
 
     @inlineCallbacks
     def _prepareCommands(self, protocol: Any) -> Generator[Deferred[Any], Any, None]:
@@ -775,10 +814,13 @@ class RedisStore:
     def _unavailable(self) -> Failure:
         return Failure(StoreUnavailable(f"the confirmer's state is unavailable: {self._reason}"))
 
-    def _run(self, script: str, keys: list[str], args: list[str]) -> Deferred[list[str]]:
+    def _run(
+        self, script: str, keys: list[str], args: list[str], late: Callable[[Any], object] | None = None
+    ) -> Deferred[list[str]]:
         """
         Run C{script} (EVALSHA, or EVAL when Redis does not know it yet)
-        within the timeout; fail with L{StoreUnavailable}.
+        within the timeout; fail with L{StoreUnavailable}. C{late}: see
+        L{_timed}.
         """
         protocol = self._connection
         if protocol is None or self._subscribed is None:
@@ -787,7 +829,7 @@ class RedisStore:
             d: Deferred[Any] = protocol.eval(script, keys, args)
         except Exception:
             d = fail()
-        self._timed(d, protocol)
+        d = self._timed(d, protocol, late)
 
         def ran(reply: object) -> list[str]:
             if not isinstance(reply, list) or not reply:
@@ -875,8 +917,19 @@ class RedisStore:
                 keys.epoch,
             ],
             args,
+            lambda reply: self._lateDecision(reply, attempt, token),
         )
         return d.addCallback(self._decision, attempt, now, token)
+
+    def _lateDecision(self, reply: object, attempt: Attempt, token: str) -> None:
+        """
+        A decision whose reply came after its request failed closed: a
+        pending entry it made would count against the user's limits until
+        it expires, with nobody asked; take it back.
+        """
+        if isinstance(reply, list) and reply and str(reply[0]) == "ask":
+            self._tokens[attempt.key] = token
+            self.abandon(attempt).addErrback(lambda _: None)
 
     def _decision(self, answer: list[str], attempt: Attempt, now: float, token: str) -> Decision:
         kind = answer[0]
@@ -1029,7 +1082,7 @@ class RedisStore:
             d: Deferred[Any] = protocol.publish(self._keys.channel(owner), stanza)
         except Exception:
             d = fail()
-        self._timed(d, protocol)
+        d = self._timed(d, protocol)
 
         def failed(reason: Failure) -> Failure:
             self._down(f"Redis at {self.where}: {_describe(reason)}", "unreachable")
