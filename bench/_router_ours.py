@@ -8,7 +8,8 @@ SIGTERM.
 
 CONFIG.json: domain, credentials, certificate, key, authorization
 (identity to patterns), accept (hostname to secret file), log, and
-optional limits.
+optional limits and sharedNames (hostname patterns several sessions of one
+identity may bind together, as C{shared_names}).
 """
 
 from __future__ import annotations
@@ -41,6 +42,7 @@ def main() -> None:
         authorization={k: tuple(v) for k, v in spec["authorization"].items()},
         acceptSecrets={k: SecretRef(file=v) for k, v in spec.get("accept", {}).items()},
         limits=RouterLimits(**spec.get("limits", {})),
+        sharedNames=tuple(spec.get("sharedNames", ())),
     )
     service = RouterService(config, reactor)
     service.startService()
