@@ -801,12 +801,13 @@ class ServiceTreeTests(SynchronousTestCase):
 
     def test_redisStoreInTree(self) -> None:
         """
-        The store service comes before the listener (so it stops after it);
-        the confirmer, the requester and the service share one store with
-        the configured prefix.
+        The store service comes before the component and the listener (so
+        it stops after both: answers the component still receives while it
+        closes its stream are relayed); the confirmer, the requester and
+        the service share one store with the configured prefix.
         """
         from xmppcomp.config import componentConfigFromMapping
-        from xmppcomp.services import HTTPAUTH_SERVICE, STORE_SERVICE, serviceFromConfig
+        from xmppcomp.services import COMPONENT_SERVICE, HTTPAUTH_SERVICE, STORE_SERVICE, serviceFromConfig
 
         config = componentConfigFromMapping(
             {
@@ -827,6 +828,7 @@ class ServiceTreeTests(SynchronousTestCase):
         self.patch(os, "environ", {**os.environ, "XMPPCOMP_TEST_UNUSED": "x"})
         top = serviceFromConfig(config, reactor)
         names = [service.name for service in top]
+        self.assertLess(names.index(STORE_SERVICE), names.index(COMPONENT_SERVICE))
         self.assertLess(names.index(STORE_SERVICE), names.index(HTTPAUTH_SERVICE))
         store = top.getServiceNamed(STORE_SERVICE).store
         self.assertIsInstance(store, RedisStore)
