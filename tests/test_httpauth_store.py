@@ -489,6 +489,23 @@ class SharedRedisTests(TestCase):
         self.assertFalse(delivered)
 
     @inlineCallbacks
+    def test_relayWhileStarting(self) -> Any:
+        """
+        An answer relayed by an instance whose store is still making its
+        first connections waits for them, instead of failing: a confirmer
+        that just started may be given answers for the other instances as
+        soon as its component is bound.
+        """
+        got: Deferred[str] = Deferred()
+        self.b.listen(got.callback)
+        late = redisStore(self, self.server, self.clock)
+        started = late.start()
+        delivered = yield late.relay(self.b.instanceId, "<iq type='result' id='z'/>")
+        self.assertTrue(delivered)
+        self.assertEqual((yield got), "<iq type='result' id='z'/>")
+        yield started
+
+    @inlineCallbacks
     def test_lostPendingGrantsNothing(self) -> Any:
         """
         An allow whose pending entry is no longer the asker's (it expired
