@@ -6,13 +6,15 @@ L{tests.nginx} run theirs.
 
 The configuration is written to a private directory (the test's own
 temporary one): a free port of 127.0.0.1 (C{bind 127.0.0.1}, no Unix
-socket), no persistence (C{save ""}, C{appendonly no}), the eviction policy
-given (C{noeviction} by default), C{daemonize no} (it runs in the
-foreground as the harness's child) and its working directory and log file
-in the private directory; it never reads C{/etc/redis} nor touches a system
-Redis. L{RedisHarness.start} waits until it answers C{PING}; L{stop} stops
-it by its PID (SIGTERM, then SIGKILL), and L{restart} starts it again, empty,
-on the same port.
+socket), no persistence (C{save ""}, C{appendonly no}) unless asked for
+(then an append-only file in the private directory, C{appendonly yes}),
+the eviction policy given (C{noeviction} by default), C{daemonize no} (it
+runs in the foreground as the harness's child) and its working directory
+and log file in the private directory; it never reads C{/etc/redis} nor
+touches a system Redis. L{RedisHarness.start} waits until it answers
+C{PING}; L{stop} stops it by its PID (SIGTERM, then SIGKILL), and
+L{restart} starts it again on the same port: empty, or, with persistence,
+with what it held (Redis writes its append-only file out on SIGTERM).
 
 Use it from a L{twisted.trial.unittest.TestCase}::
 
@@ -83,7 +85,8 @@ def redisAvailable() -> str | None:
     cannot run, with how to install it (C{.ci/run} does).
     """
     missing = [] if os.access(REDIS_SERVER, os.X_OK) else ["redis-server"]
-    return notInstalled("Redis", "redis-server", missing, os.path.dirname(REDIS_SERVER))
+    reason = notInstalled("Redis", "redis-server", missing, os.path.dirname(REDIS_SERVER))
+    return None if reason is None else reason + " (.ci/run installs it)"
 
 
 def requireRedis() -> None:
@@ -183,11 +186,14 @@ class RedisHarness:
         reactor: Any = None,
         policy: str = "noeviction",
         password: str | None = None,
+        persistent: bool = False,
     ) -> None:
         """
         @param directory: an empty or missing private directory.
         @param policy: its C{maxmemory-policy}.
         @param password: its C{requirepass}, or L{None} for none.
+        @param persistent: whether it keeps its data across a restart, in
+            an append-only file of the private directory.
         """
         if reactor is None:
             from twisted.internet import reactor as globalReactor
@@ -202,6 +208,7 @@ class RedisHarness:
         self._logFile = os.path.join(directory, "redis.log")
         self._policy = policy
         self._password = password
+        self._persistent = persistent
         self._process: _Process | None = None
 
     def configuration(self) -> str:
@@ -213,7 +220,7 @@ class RedisHarness:
             f"bind {self.server.host}",
             "protected-mode yes",
             'save ""',
-            "appendonly no",
+            "appendonly %s" % ("yes" if self._persistent else "no",),
             "daemonize no",
             'supervised no',
             f"maxmemory-policy {self._policy}",
@@ -308,7 +315,8 @@ class RedisHarness:
     @defer.inlineCallbacks
     def restart(self) -> Any:
         """
-        Stop it and start it again, empty, on the same port.
+        Stop it and start it again on the same port: empty, unless it is
+        persistent.
         """
         yield self.stop()
         server = yield self.start()
@@ -322,14 +330,20 @@ class RedisHarness:
 
 
 def startRedis(
-    testCase: Any, policy: str = "noeviction", password: str | None = None, reactor: Any = None
+    testCase: Any,
+    policy: str = "noeviction",
+    password: str | None = None,
+    reactor: Any = None,
+    persistent: bool = False,
 ) -> defer.Deferred[RedisServer]:
     """
     Start a private redis-server for one test, in the test's own temporary
     directory; a cleanup of C{testCase} stops it. The harness is set as
     C{testCase.redis}.
+
+    @param persistent: see L{RedisHarness.__init__}.
     """
-    harness = RedisHarness(testCase.mktemp(), reactor, policy, password)
+    harness = RedisHarness(testCase.mktemp(), reactor, policy, password, persistent)
     testCase.addCleanup(harness.stop)
     testCase.redis = harness
     d: defer.Deferred[RedisServer] = harness.start()

@@ -7,9 +7,19 @@ L{tests.test_ejabberd}); its Twisted side is L{tests.ejabberd.UserProcess}.
 Usage::
 
     XMPPCOMP_TEST_PASSWORD=PASSWORD python slixmpp_client.py JID HOST PORT [--lifetime SECONDS]
+    XMPPCOMP_TEST_PASSWORD=SECRET python slixmpp_client.py --component DOMAIN HOST PORT
 
 C{JID} is a full JID (its resource is asked for when binding); the
-password comes from the environment, never from the command line. It connects
+password comes from the environment, never from the command line.
+
+With C{--component}, it is instead an XEP-0114 component serving the
+users' domain C{DOMAIN} (the password is its secret): the stand-in for the
+users of a server without client logins (the project's router). Every
+JID at C{DOMAIN} answers XEP-0070 requests as a user would (below); it
+prints C{{"event": "ready", "jid": DOMAIN}} once the handshake is
+accepted, and obeys C{quit} only.
+
+As a client, it connects
 to HOST:PORT in plaintext (STARTTLS only if the server offers it: the
 private ejabberd offers none), logs in with SCRAM (allowed without TLS
 here, for loopback only), sends its initial presence and
@@ -56,7 +66,7 @@ import sys
 from typing import Any
 from xml.etree import ElementTree
 
-from slixmpp import ClientXMPP
+from slixmpp import ClientXMPP, ComponentXMPP
 from slixmpp.exceptions import IqError, IqTimeout
 
 #: The XEP-0070 namespace.
@@ -72,45 +82,35 @@ def emit(event: str, **fields: Any) -> None:
     sys.stdout.flush()
 
 
-class User(ClientXMPP):  # type: ignore[misc]
+class Participant:
     """
-    Logs in, becomes available, answers XEP-0070 requests by their
-    transaction id, and obeys the commands read on standard input.
+    What the user and the users' component share: the tasks they run,
+    their end, the XEP-0070 answers by transaction id (see the module
+    docstring), and the commands read on standard input. Mixed into a
+    slixmpp client or component.
     """
 
-    def __init__(self, jid: str, password: str) -> None:
-        # The private server offers no STARTTLS (loopback only): allow
-        # SCRAM without TLS, which slixmpp refuses by default.
-        super().__init__(
-            jid, password, plugin_config={"feature_mechanisms": {"unencrypted_scram": True}}
-        )
-        self.enable_direct_tls = False
+    #: Whether answers to the message form need an explicit C{from} (a
+    #: component sends from the JID asked; a client's server sets it).
+    answersFromAsked = False
+
+    def participate(self) -> None:
+        """
+        Set up the state, the plugins and the handlers common to both.
+        """
         self.loggedIn = False
         self.done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         # The tasks started here, referenced until they end (asyncio keeps
         # only weak references: an unreferenced task may be collected).
         self.tasks: set[asyncio.Task[None]] = set()
-        self.register_plugin("xep_0030")
-        self.register_plugin("xep_0199")
-        self.register_plugin("xep_0070")
-        self.add_event_handler("session_start", self.onSessionStart)
-        self.add_event_handler("failed_auth", self.onFailedAuth)
-        self.add_event_handler("connection_failed", self.onConnectionFailed)
-        self.add_event_handler("disconnected", self.onDisconnected)
-        self.add_event_handler("message", self.onMessage)
-        self.add_event_handler("presence_available", self.onPresence)
-        self.add_event_handler("http_confirm_iq", self.onConfirmIQ)
-        self.add_event_handler("http_confirm_message", self.onConfirmMessage)
-
-    async def onSessionStart(self, event: Any) -> None:
-        self.loggedIn = True
-        self.send_presence()
-
-    def onPresence(self, presence: Any) -> None:
-        if presence["from"] == self.boundjid and not getattr(self, "_ready", False):
-            self._ready = True
-            emit("ready", jid=self.boundjid.full)
-            self.start(self.readCommands())
+        xmpp: Any = self
+        xmpp.register_plugin("xep_0030")
+        xmpp.register_plugin("xep_0199")
+        xmpp.register_plugin("xep_0070")
+        xmpp.add_event_handler("connection_failed", self.onConnectionFailed)
+        xmpp.add_event_handler("disconnected", self.onDisconnected)
+        xmpp.add_event_handler("http_confirm_iq", self.onConfirmIQ)
+        xmpp.add_event_handler("http_confirm_message", self.onConfirmMessage)
 
     def start(self, coroutine: Any) -> None:
         """
@@ -119,10 +119,6 @@ class User(ClientXMPP):  # type: ignore[misc]
         started = asyncio.ensure_future(coroutine)
         self.tasks.add(started)
         started.add_done_callback(self.tasks.discard)
-
-    def onFailedAuth(self, event: Any) -> None:
-        emit("failed_auth")
-        self.disconnect()
 
     def onConnectionFailed(self, reason: Any) -> None:
         emit("connection_failed", reason=str(reason))
@@ -135,17 +131,6 @@ class User(ClientXMPP):  # type: ignore[misc]
     def finish(self) -> None:
         if not self.done.done():
             self.done.set_result(None)
-
-    def onMessage(self, msg: Any) -> None:
-        if msg.xml.find("{%s}confirm" % (NS_HTTP_AUTH,)) is not None:
-            return
-        emit(
-            "message",
-            body=msg["body"],
-            type=msg["type"],
-            thread=msg["thread"],
-            **{"from": str(msg["from"]), "to": str(msg["to"])},
-        )
 
     @staticmethod
     def decision(transactionId: str) -> str:
@@ -174,7 +159,9 @@ class User(ClientXMPP):  # type: ignore[misc]
         confirm = msg["confirm"]
         answer = self.decision(confirm["id"])
         if answer != "ignore":
-            reply = self.make_message(mto=msg["from"], mtype="normal")
+            xmpp: Any = self
+            sender = msg["to"] if self.answersFromAsked else None
+            reply = xmpp.make_message(mto=msg["from"], mfrom=sender, mtype="normal")
             reply["thread"] = msg["thread"]
             reply["confirm"]["id"] = confirm["id"]
             reply["confirm"]["method"] = confirm["method"]
@@ -195,13 +182,14 @@ class User(ClientXMPP):  # type: ignore[misc]
             method=confirm["method"],
             url=confirm["url"],
             answer=answer,
-            **{"from": str(stanza["from"])},
+            **{"from": str(stanza["from"]), "to": str(stanza["to"])},
         )
 
     async def readCommands(self) -> None:
         """
         Obey the commands on standard input until it closes.
         """
+        xmpp: Any = self
         loop = asyncio.get_running_loop()
         reader = asyncio.StreamReader()
         await loop.connect_read_pipe(lambda: asyncio.StreamReaderProtocol(reader), sys.stdin)
@@ -213,17 +201,18 @@ class User(ClientXMPP):  # type: ignore[misc]
                 continue
             command = json.loads(line)
             if command["do"] == "message":
-                self.send_message(
+                xmpp.send_message(
                     mto=command["to"], mbody=command["body"], mtype=command.get("type", "chat")
                 )
             elif command["do"] == "iq":
                 self.start(self.sendIQ(command))
             elif command["do"] == "quit":
-                self.disconnect()
+                xmpp.disconnect()
                 return
 
     async def sendIQ(self, command: dict[str, Any]) -> None:
-        iq = self.make_iq_get(ito=command["to"])
+        xmpp: Any = self
+        iq = xmpp.make_iq_get(ito=command["to"])
         iq.append(ElementTree.Element("{%s}query" % (command["ns"],)))
         tag = command.get("tag")
         try:
@@ -245,14 +234,88 @@ class User(ClientXMPP):  # type: ignore[misc]
         emit("iq_result", tag=tag, type=result["type"], payload=text, **{"from": str(result["from"])})
 
 
+class User(Participant, ClientXMPP):  # type: ignore[misc]
+    """
+    Logs in, becomes available, answers XEP-0070 requests by their
+    transaction id, and obeys the commands read on standard input.
+    """
+
+    def __init__(self, jid: str, password: str) -> None:
+        # The private server offers no STARTTLS (loopback only): allow
+        # SCRAM without TLS, which slixmpp refuses by default.
+        super().__init__(
+            jid, password, plugin_config={"feature_mechanisms": {"unencrypted_scram": True}}
+        )
+        self.enable_direct_tls = False
+        self.participate()
+        self.add_event_handler("session_start", self.onSessionStart)
+        self.add_event_handler("failed_auth", self.onFailedAuth)
+        self.add_event_handler("message", self.onMessage)
+        self.add_event_handler("presence_available", self.onPresence)
+
+    async def onSessionStart(self, event: Any) -> None:
+        self.loggedIn = True
+        self.send_presence()
+
+    def onPresence(self, presence: Any) -> None:
+        if presence["from"] == self.boundjid and not getattr(self, "_ready", False):
+            self._ready = True
+            emit("ready", jid=self.boundjid.full)
+            self.start(self.readCommands())
+
+    def onFailedAuth(self, event: Any) -> None:
+        emit("failed_auth")
+        self.disconnect()
+
+    def onMessage(self, msg: Any) -> None:
+        if msg.xml.find("{%s}confirm" % (NS_HTTP_AUTH,)) is not None:
+            return
+        emit(
+            "message",
+            body=msg["body"],
+            type=msg["type"],
+            thread=msg["thread"],
+            **{"from": str(msg["from"]), "to": str(msg["to"])},
+        )
+
+
+class UsersComponent(Participant, ComponentXMPP):  # type: ignore[misc]
+    """
+    An XEP-0114 component serving a users' domain: every JID at it
+    answers XEP-0070 requests as a user would.
+    """
+
+    answersFromAsked = True
+
+    def __init__(self, domain: str, secret: str, host: str, port: int) -> None:
+        super().__init__(domain, secret, host, port)
+        # XEP-0114 has no TLS: no direct TLS, no STARTTLS.
+        self.enable_direct_tls = False
+        self.enable_starttls = False
+        self.enable_plaintext = True
+        self.participate()
+        self.add_event_handler("session_start", self.onSessionStart)
+
+    def onSessionStart(self, event: Any) -> None:
+        self.loggedIn = True
+        emit("ready", jid=self.boundjid.full)
+        self.start(self.readCommands())
+
+
 async def main(arguments: argparse.Namespace) -> int:
     """
     Run the user until it is disconnected or its lifetime is over.
 
     @return: the exit status.
     """
-    user = User(arguments.jid, os.environ["XMPPCOMP_TEST_PASSWORD"])
-    user.connect(host=arguments.host, port=arguments.port)
+    password = os.environ["XMPPCOMP_TEST_PASSWORD"]
+    user: Participant
+    if arguments.component:
+        user = UsersComponent(arguments.jid, password, arguments.host, arguments.port)
+        user.connect()
+    else:
+        user = User(arguments.jid, password)
+        user.connect(host=arguments.host, port=arguments.port)
     try:
         await asyncio.wait_for(user.done, arguments.lifetime)
     except TimeoutError:
@@ -270,6 +333,7 @@ def parseArguments(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("host")
     parser.add_argument("port", type=int)
     parser.add_argument("--lifetime", type=float, default=120.0)
+    parser.add_argument("--component", action="store_true", help="serve the domain JID as a component")
     return parser.parse_args(argv)
 
 

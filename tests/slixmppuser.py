@@ -13,6 +13,10 @@ Use it from a L{twisted.trial.unittest.TestCase}::
 C{server} is anything with C{host}, C{c2sPort}, C{jidOf(user)} and
 C{passwordOf(user)} (L{tests.ejabberd.EjabberdServer}). A cleanup of the
 test makes the user quit and kills it if it does not exit in time.
+
+L{startUsersComponent} starts the same script as an XEP-0114 component
+serving a users' domain, for a server without client logins (the
+project's router): every JID at that domain answers as the user does.
 """
 
 from __future__ import annotations
@@ -28,7 +32,7 @@ from twisted.internet.interfaces import IDelayedCall
 from twisted.internet.protocol import ProcessProtocol
 from twisted.python.failure import Failure
 
-__all__ = ["SCRIPT", "UserProcess", "startUser"]
+__all__ = ["SCRIPT", "UserProcess", "startUser", "startUsersComponent"]
 
 #: The slixmpp client script.
 SCRIPT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "slixmpp_client.py")
@@ -196,16 +200,40 @@ class UserProcess(ProcessProtocol):
         )
 
 
-@defer.inlineCallbacks
 def startUser(
     testCase: Any, server: Any, user: str, resource: str = "web", reactor: Any = None
-) -> Any:
+) -> defer.Deferred[UserProcess]:
     """
     Start the slixmpp user C{user} (a localpart of C{server}'s domain) on
     C{resource}, and wait until it is logged in and available; a cleanup
     of C{testCase} makes it quit.
 
     @return: a L{Deferred} firing with the L{UserProcess}.
+    """
+    jid = "%s/%s" % (server.jidOf(user), resource)
+    return _start(testCase, [jid, server.host, str(server.c2sPort)], server.passwordOf(user), jid, reactor)
+
+
+def startUsersComponent(
+    testCase: Any, domain: str, secret: str, host: str, port: int, reactor: Any = None
+) -> defer.Deferred[UserProcess]:
+    """
+    Start C{tests/slixmpp_client.py --component}: an XEP-0114 component
+    serving the users' domain C{domain}, at C{host}:C{port} with
+    C{secret}, whose every JID answers XEP-0070 requests as the slixmpp
+    user does. Wait until its handshake is accepted; a cleanup of
+    C{testCase} makes it quit.
+
+    @return: a L{Deferred} firing with the L{UserProcess}.
+    """
+    return _start(testCase, ["--component", domain, host, str(port)], secret, domain, reactor)
+
+
+@defer.inlineCallbacks
+def _start(testCase: Any, arguments: list[str], password: str, who: str, reactor: Any) -> Any:
+    """
+    Spawn the script with C{arguments} and C{password} in its environment,
+    and wait for its C{ready} event.
     """
     if reactor is None:
         from twisted.internet import reactor as globalReactor
@@ -215,19 +243,11 @@ def startUser(
     env = dict(os.environ)
     env["PYTHONPATH"] = os.pathsep.join(p for p in sys.path if p)
     env["PYTHONUNBUFFERED"] = "1"
-    env["XMPPCOMP_TEST_PASSWORD"] = server.passwordOf(user)
+    env["XMPPCOMP_TEST_PASSWORD"] = password
     reactor.spawnProcess(
         process,
         sys.executable,
-        [
-            sys.executable,
-            SCRIPT,
-            "%s/%s" % (server.jidOf(user), resource),
-            server.host,
-            str(server.c2sPort),
-            "--lifetime",
-            str(LIFETIME),
-        ],
+        [sys.executable, SCRIPT, *arguments, "--lifetime", str(LIFETIME)],
         env=env,
     )
     testCase.addCleanup(process.quit)
@@ -238,7 +258,6 @@ def startUser(
     except defer.TimeoutError:
         process.kill()
         raise testCase.failureException(
-            "%s did not log in within %g s: %s"
-            % (server.jidOf(user), LOGIN_TIMEOUT, process.describe())
+            "%s did not log in within %g s: %s" % (who, LOGIN_TIMEOUT, process.describe())
         )
     return process

@@ -10,9 +10,12 @@ the router refuses leaves the component's other names bound.
 from __future__ import annotations
 
 import os
+import re
 from typing import Any
 
 from twisted.internet import defer, reactor
+from twisted.internet.endpoints import TCP4ServerEndpoint
+from twisted.internet.protocol import Factory, Protocol
 from twisted.trial.unittest import TestCase
 from twisted.words.xish import domish
 from wokkel.subprotocols import XMPPHandler
@@ -274,3 +277,79 @@ class Inbox(XMPPHandler):
         self.messages.append(message)
         if len(self.messages) == self.count:
             self.full.callback(None)
+
+
+class LateServer(Protocol):
+    """
+    An XEP-0114 server on real TCP that accepts any handshake and, when the
+    component sends its closing tag, sends one more message before its own
+    (as a server does with the stanzas already on their way to a stream
+    that closes), then closes the connection.
+
+    @ivar streamClosed: fires when the component's closing tag arrived.
+    """
+
+    def __init__(self) -> None:
+        self.buffer = b""
+        self.state = "header"
+        self.streamClosed: defer.Deferred[None] = defer.Deferred()
+
+    def dataReceived(self, data: bytes) -> None:
+        assert self.transport is not None
+        self.buffer += data
+        if self.state == "header" and re.search(rb"<stream:stream[^>]*>", self.buffer):
+            self.transport.write(
+                b"<stream:stream xmlns='jabber:component:accept' "
+                b"xmlns:stream='http://etherx.jabber.org/streams' from='late.example.net' id='late1'>"
+            )
+            self.state = "handshake"
+        if self.state == "handshake" and b"</handshake>" in self.buffer:
+            self.transport.write(b"<handshake/>")
+            self.state = "open"
+        if self.state == "open" and b"</stream:stream>" in self.buffer:
+            self.state = "closed"
+            self.transport.write(
+                b"<message from='peer.example.net' to='late.example.net'><body>late</body></message>"
+                b"</stream:stream>"
+            )
+            self.transport.loseConnection()
+            self.streamClosed.callback(None)
+
+
+class ClosingHandshakeTests(TestCase):
+    """
+    L{Component.stopService} closes each stream with the closing handshake
+    (RFC 6120 section 4.4) over real TCP.
+    """
+
+    timeout = 30
+
+    @defer.inlineCallbacks
+    def test_stanzaBeforeServerCloses(self) -> Any:
+        """
+        A stanza the server sends after the component's closing tag and
+        before its own still reaches the handlers: the component reads
+        until the server closes (a confirmer relays such answers for its
+        other instances while it stops).
+        """
+        server = LateServer()
+        port = yield TCP4ServerEndpoint(reactor, 0, interface="127.0.0.1").listen(
+            Factory.forProtocol(lambda: server)
+        )
+        self.addCleanup(port.stopListening)
+        component = Component(
+            "tcp:host=127.0.0.1:port=%d" % (port.getHost().port,),
+            "example.net",
+            ["late.example.net"],
+            secret="the late secret",
+            protocol="xep0114",
+            reactor=reactor,
+        )
+        inbox = Inbox(1)
+        inbox.setHandlerParent(component)
+        component.startService()
+        self.addCleanup(lambda: component.stopService() if component.running else None)
+        yield component.whenReady()
+        yield component.stopService()
+        self.assertTrue(server.streamClosed.called)
+        self.assertEqual([str(m.body) for m in inbox.messages], ["late"])

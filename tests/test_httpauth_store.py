@@ -489,6 +489,23 @@ class SharedRedisTests(TestCase):
         self.assertFalse(delivered)
 
     @inlineCallbacks
+    def test_relayWhileStarting(self) -> Any:
+        """
+        An answer relayed by an instance whose store is still making its
+        first connections waits for them, instead of failing: a confirmer
+        that just started may be given answers for the other instances as
+        soon as its component is bound.
+        """
+        got: Deferred[str] = Deferred()
+        self.b.listen(got.callback)
+        late = redisStore(self, self.server, self.clock)
+        started = late.start()
+        delivered = yield late.relay(self.b.instanceId, "<iq type='result' id='z'/>")
+        self.assertTrue(delivered)
+        self.assertEqual((yield got), "<iq type='result' id='z'/>")
+        yield started
+
+    @inlineCallbacks
     def test_lostPendingGrantsNothing(self) -> Any:
         """
         An allow whose pending entry is no longer the asker's (it expired
@@ -868,12 +885,13 @@ class ServiceTreeTests(SynchronousTestCase):
 
     def test_redisStoreInTree(self) -> None:
         """
-        The store service comes before the listener (so it stops after it);
-        the confirmer, the requester and the service share one store with
-        the configured prefix.
+        The store service comes before the component and the listener (so
+        it stops after both: answers the component still receives while it
+        closes its stream are relayed); the confirmer, the requester and
+        the service share one store with the configured prefix.
         """
         from xmppcomp.config import componentConfigFromMapping
-        from xmppcomp.services import HTTPAUTH_SERVICE, STORE_SERVICE, serviceFromConfig
+        from xmppcomp.services import COMPONENT_SERVICE, HTTPAUTH_SERVICE, STORE_SERVICE, serviceFromConfig
 
         config = componentConfigFromMapping(
             {
@@ -894,6 +912,7 @@ class ServiceTreeTests(SynchronousTestCase):
         self.patch(os, "environ", {**os.environ, "XMPPCOMP_TEST_UNUSED": "x"})
         top = serviceFromConfig(config, reactor)
         names = [service.name for service in top]
+        self.assertLess(names.index(STORE_SERVICE), names.index(COMPONENT_SERVICE))
         self.assertLess(names.index(STORE_SERVICE), names.index(HTTPAUTH_SERVICE))
         store = top.getServiceNamed(STORE_SERVICE).store
         self.assertIsInstance(store, RedisStore)

@@ -802,10 +802,17 @@ class Component(Service):
         yield super().stopService()
         for name in self._names.values():
             name.cancelRetry()
+        closing = []
         for link in self._links:
             link._cancelPing()
             if link.xmlstream is not None:
-                link.xmlstream.closeStream()
+                closing.append(link.xmlstream.closeStream())
+        # The closing handshake (RFC 6120 section 4.4) before the
+        # connections go: what the server sent before its closing tag is
+        # still read and handled (an XEP-0070 answer for another confirmer
+        # instance is relayed to it, say), within each stream's close
+        # timeout.
+        yield defer.gatherResults(closing)
         yield defer.gatherResults([link.service.stopService() for link in self._links])
         self._failQueue(NotConnected("the component was stopped"))
 

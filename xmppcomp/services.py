@@ -10,15 +10,18 @@ The tree of a component (L{serviceFromConfig}, C{twistd xmppcomp})::
 
     ComponentServices
       EmbeddedRouter "embedded-router"  (only without a server; starts first)
+      StoreService "httpauth-store"     (only with [httpauth.store] redis:
+                                         the confirmer's state on Redis;
+                                         starts before the component and
+                                         the listener and stops after
+                                         them, so that the answers the
+                                         component still receives while
+                                         it closes are relayed)
       Component "component"             (handlers: disco, and from
                                          addServices the XEP-0070
                                          ConfirmationRequester and the
                                          XTLSHandler)
       _ReadyLog                         (logs once connected)
-      StoreService "httpauth-store"     (only with [httpauth.store] redis:
-                                         the confirmer's state on Redis;
-                                         starts before the listener and
-                                         stops after it)
       HTTPAuthListener "httpauth"       (the confirmer's twisted.web Site on
                                          the [httpauth] listen endpoint; with
                                          [httpauth] metrics = true or
@@ -86,6 +89,7 @@ __all__ = [
     "PluginRouterService",
     "addHTTPAuth",
     "addServices",
+    "addStore",
     "addXTLS",
     "makeComponent",
     "routerServiceFromConfig",
@@ -289,8 +293,34 @@ def _describeRules(httpauth: HTTPAuthConfig) -> str:
     )
 
 
+def addStore(parent: MultiService, config: ComponentConfig, reactor: IReactorTime) -> RedisStore | None:
+    """
+    Add the confirmer's shared store of C{[httpauth.store]} (a
+    L{StoreService} named L{STORE_SERVICE}, child of C{parent}), if the
+    confirmer is on and the table names a Redis.
+
+    Add it before the component: the tree stops its children in reverse
+    order, and the store must outlive the component's closing handshake,
+    in which answers for another instance may still arrive and be relayed.
+
+    @return: the store, or C{None} when there is none to add.
+    """
+    httpauth = config.httpauth
+    if not httpauth.enabled or httpauth.store.redis is None:
+        return None
+    store = redisStoreFromConfig(httpauth, reactor)
+    storeService = StoreService(store)
+    storeService.setName(STORE_SERVICE)
+    storeService.setServiceParent(parent)
+    return store
+
+
 def addHTTPAuth(
-    parent: MultiService, component: Component, config: ComponentConfig, metrics: Metrics | None = None
+    parent: MultiService,
+    component: Component,
+    config: ComponentConfig,
+    metrics: Metrics | None = None,
+    store: RedisStore | None = None,
 ) -> HTTPAuthListener:
     """
     Add the XEP-0070 HTTP-auth confirmer: a L{ConfirmationRequester
@@ -302,6 +332,10 @@ def addHTTPAuth(
     @param metrics: where the confirmer counts, and what C{/metrics}
         serves (with C{[httpauth] metrics}); a registry of the
         confirmer's own when not given.
+    @param store: the shared store that L{addStore} added to the tree
+        before the component; without it, a C{[httpauth.store]} that names
+        a Redis gets its store added here (after the component, so it
+        stops first).
     @return: the L{HTTPAuthListener}.
     @raise ConfigError: the C{listen} endpoint is not one.
     """
@@ -310,12 +344,8 @@ def addHTTPAuth(
     if metrics is None:
         metrics = Metrics()
     asker = httpauth.fromHostname or component.hostnames[0]
-    store: RedisStore | None = None
-    if httpauth.store.redis is not None:
-        store = redisStoreFromConfig(httpauth, reactor)
-        storeService = StoreService(store)
-        storeService.setName(STORE_SERVICE)
-        storeService.setServiceParent(parent)
+    if store is None:
+        store = addStore(parent, config, reactor)
     requester = ConfirmationRequester(
         JID(asker),
         reactor,
@@ -455,7 +485,11 @@ def addXTLS(component: Component, config: ComponentConfig, metrics: Metrics | No
 
 
 def addServices(
-    parent: MultiService, component: Component, config: ComponentConfig, metrics: Metrics | None = None
+    parent: MultiService,
+    component: Component,
+    config: ComponentConfig,
+    metrics: Metrics | None = None,
+    store: RedisStore | None = None,
 ) -> None:
     """
     Add the services that work through the component to the tree: the
@@ -467,10 +501,12 @@ def addServices(
     @param component: the component, already in C{parent}.
     @param config: the configuration.
     @param metrics: where they count (see L{addHTTPAuth}, L{addXTLS}).
+    @param store: the confirmer's shared store, if L{addStore} added one
+        (see L{addHTTPAuth}).
     @raise ConfigError: a file cannot be read any more.
     """
     if config.httpauth.enabled:
-        addHTTPAuth(parent, component, config, metrics)
+        addHTTPAuth(parent, component, config, metrics, store)
     else:
         log.info("the HTTP-auth confirmer is off ([httpauth] enabled = false or --no-httpauth)")
     if config.xtls.enabled:
@@ -596,11 +632,12 @@ def serviceFromConfig(
         embedded.watch(component)
     else:
         component = makeComponent(config, reactor, metrics=top.metrics)
+    store = addStore(top, config, component.reactor)
     component.setName(COMPONENT_SERVICE)
     addDiscovery(component)
     component.setServiceParent(top)
     _ReadyLog(component, config).setServiceParent(top)
-    addServices(top, component, config, top.metrics)
+    addServices(top, component, config, top.metrics, store)
     if embedded is not None:
         listener = top.getServiceNamed(HTTPAUTH_SERVICE) if config.httpauth.enabled else None
         addDemo(top, embedded, component, listener)

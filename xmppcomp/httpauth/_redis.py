@@ -1075,7 +1075,18 @@ class RedisStore:
         return d.addCallback(lambda _: None)
 
     def relay(self, owner: str, stanza: str) -> Deferred[bool]:
+        """
+        Publish C{stanza} on C{owner}'s channel. While the store is still
+        making its first connections (a confirmer that just started: its
+        component may be bound, and given answers for the other instances,
+        before Redis is ready), wait for them, at most C{timeout} seconds.
+        """
         protocol = self._connection
+        if protocol is None and self._starting and not self._stopping:
+            ready: Deferred[None] = Deferred()
+            self._starting.append(ready)
+            self._timed(ready)
+            return ready.addCallbacks(lambda _: self.relay(owner, stanza), lambda _: self._unavailable())
         if protocol is None:
             return fail(self._unavailable())
         try:
