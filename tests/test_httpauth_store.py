@@ -807,6 +807,24 @@ class RelayTests(TestCase):
         self.assertEqual((answer.outcome, answer.by), (Outcome.ALLOW, JULIET))
 
     @inlineCallbacks
+    def test_relayLostEndsPending(self) -> Any:
+        """
+        Redis goes away while confirmations wait: they end at once with
+        L{StoreUnavailable} (503), not after the user's timeout, and are
+        never granted, even if the user's answer then arrives.
+        """
+        from .test_httpauth_xmpp import JULIET, REQUEST, reply
+
+        d = self.requesters[0].confirm(JULIET, REQUEST)
+        [iq] = self.sent[0]
+        harness: RedisHarness = self.redis  # type: ignore[attr-defined]
+        yield harness.stop()
+        failure = yield self.assertFailure(d, StoreUnavailable)
+        self.assertIn("subscription to Redis", str(failure))
+        self.assertEqual(failure.status, 503)
+        self.pipes[0].sink.send(reply(iq, JULIET.full()))  # too late: nothing waits
+
+    @inlineCallbacks
     def test_messageAnswerRelayed(self) -> Any:
         """
         The reply to the message form, arriving at B, answers A's

@@ -541,6 +541,7 @@ class RedisStore:
         self._connection: Any = None
         self._subscribed: Any = None
         self._receiver: RelayReceiver | None = None
+        self._lost: Callable[[StoreUnavailable], None] | None = None
         self._tokens: dict[tuple[str, str], str] = {}
         self._healthy = True
         self._cause: str | None = None
@@ -785,7 +786,12 @@ class RedisStore:
         if self._subscribed is protocol:
             self._subscribed = None
             if not self._stopping:
-                self._down(f"the subscription to Redis at {self.where} was lost", "unreachable")
+                why = f"the subscription to Redis at {self.where} was lost"
+                self._down(why, "unreachable")
+                if self._lost is not None:
+                    self._lost(StoreUnavailable(
+                        f"the confirmer's state is unavailable ({why}): an answer relayed by another "
+                        "instance may have been lost, and no answer could be recorded"))
 
     def _down(self, why: str, cause: str) -> None:
         """
@@ -1101,8 +1107,9 @@ class RedisStore:
 
         return d.addCallbacks(lambda receivers: int(receivers) > 0, failed)
 
-    def listen(self, receiver: RelayReceiver) -> None:
+    def listen(self, receiver: RelayReceiver, lost: Callable[[StoreUnavailable], None] | None = None) -> None:
         self._receiver = receiver
+        self._lost = lost
 
     def _received(self, message: str) -> None:
         receiver = self._receiver

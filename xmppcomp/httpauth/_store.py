@@ -30,6 +30,7 @@ from twisted.internet.defer import Deferred, fail, succeed
 from twisted.words.protocols.jabber import jid
 from zope.interface import Attribute, Interface, implementer
 
+from xmppcomp.httpauth._errors import StoreUnavailable
 from xmppcomp.httpauth._policy import Attempt, Decision, Ledger
 
 __all__ = ["IConfirmationStore", "MemoryStore", "newInstanceId"]
@@ -117,9 +118,13 @@ class IConfirmationStore(Interface):
             is dropped).
         """
 
-    def listen(receiver: RelayReceiver) -> None:
+    def listen(receiver: RelayReceiver, lost: Callable[[StoreUnavailable], None] | None = None) -> None:
         """
-        Give the answers other instances relay to this one to C{receiver}.
+        Give the answers other instances relay to this one to C{receiver};
+        call C{lost} when relayed answers may have been lost on the way
+        (the store's channel went down): the confirmations waiting here
+        then end with that error, as none of them could be granted while
+        the store is down anyway.
         """
 
 
@@ -178,5 +183,5 @@ class MemoryStore:
             return succeed(True)
         return succeed(False)
 
-    def listen(self, receiver: RelayReceiver) -> None:
+    def listen(self, receiver: RelayReceiver, lost: Callable[[StoreUnavailable], None] | None = None) -> None:
         self._receiver = receiver

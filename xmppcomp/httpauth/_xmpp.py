@@ -30,6 +30,7 @@ from xmppcomp.errors import UnserializableElement
 from xmppcomp.iqtracker import RequestTracker
 from xmppcomp.httpauth._errors import (
     DEFAULT_UNAVAILABLE_RETRY_AFTER,
+    ConfirmationFailed,
     ConfirmationTimeout,
     ConfirmerUnavailable,
     CouldNotAsk,
@@ -229,7 +230,7 @@ class ConfirmationRequester(XMPPHandler):
         super().__init__()
         self.relay = relay
         if relay is not None:
-            relay.listen(self._relayed)
+            relay.listen(self._relayed, self._relayLost)
             if makeKey is randomKey:
                 instanceId: str = relay.instanceId
                 makeKey = partial(ownedKey, instanceId)
@@ -551,6 +552,21 @@ class ConfirmationRequester(XMPPHandler):
             owner=owner,
             reason=reason.getErrorMessage(),
         )
+
+    def _relayLost(self, reason: ConfirmationFailed) -> None:
+        """
+        The store's channel for relayed answers went down: end every
+        confirmation waiting here with C{reason} (an answer may have been
+        lost on the way, and none could be recorded without the store).
+        """
+        if self._pending:
+            self._log.warn(
+                "Ending {count} pending XEP-0070 confirmations: {reason}",
+                count=len(self._pending),
+                reason=str(reason),
+            )
+        for entry in list(self._pending.values()):
+            self._fail(entry, reason)
 
     def _relayed(self, text: str) -> None:
         """
