@@ -582,6 +582,12 @@ class ScenariosMixin:
         load = self.load("kill", COUNT, retry=frozenset({"refused"}))
         running = load.run()
         yield load.whenEnded(150)
+        # Confirmations the users never answer (their ids start with
+        # "ignore"): surely still waiting on instance 2 when it is killed,
+        # whatever the pace of the others.
+        heldIds = ["ignore-kill-%d" % (n,) for n in range(3)]
+        held = [self.client.attempt(1, self.jids[0], tid) for tid in heldIds]
+        yield self.until(lambda: all(self.asked()[tid] for tid in heldIds), "the held confirmations asked")
         waiting = [a for a in self.client.inFlight if a.instance == 1]
         killedAt = reactor.seconds()
         self.confirmers[1].kill()
@@ -589,6 +595,9 @@ class ScenariosMixin:
         endedAt = reactor.seconds()
         self.assertEqual(self.confirmers[1].exitSignal, signal.SIGKILL)
         confirmations = yield running
+        for attempt in (yield defer.gatherResults(held)):
+            self.assertTrue(attempt.status is None and attempt.error in GONE,
+                            self.explain("held on the killed instance: " + attempt.describe()))
 
         # What reached instance 2 and got no answer: the connection went.
         failed = [
