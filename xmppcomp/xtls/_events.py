@@ -5,6 +5,9 @@ tunnel opens, one when it is refused (by this end or by the peer, with the
 stanza error condition) and one when it closes (with the bytes each way),
 all under the namespace C{xmppcomp.xtls}, with the peer's JID and the
 subject and SHA-256 fingerprint of its certificate as fields of their own.
+The field C{xtls} says which line an event is: C{opened}, C{refused} or
+C{closed} (with C{opened} false for a tunnel that ended during its
+handshake for another reason than a refusal: a timeout, a lost stream).
 
 Which endings count as refusals is decided here (L{refusalOf}), as a
 value; the handler counts and logs what it returns. Nothing here imports
@@ -159,6 +162,7 @@ def logOpened(
     """
     log.info(
         _OPENED,
+        xtls="opened",
         local=local,
         peer=peer,
         role=role,
@@ -180,6 +184,7 @@ def logRefused(
     """
     log.info(
         _REFUSED[refusal.by],
+        xtls="refused",
         local=local,
         peer=peer,
         role=role,
@@ -213,6 +218,7 @@ def logClosed(
     """
     log.info(
         _CLOSED if opened else _ENDED,
+        xtls="closed",
         local=local,
         peer=peer,
         role=role,

@@ -464,7 +464,7 @@ class _IQLink:
 
 def _jidOf(iq: domish.Element, attribute: str, jids: JIDCache) -> JID:
     value = iq.getAttribute(attribute)
-    if value is None:
+    if not value:
         raise _error("bad-request", f"no {attribute} address")
     try:
         return jids(value)
@@ -860,7 +860,7 @@ class XTLSHandler(XMPPHandler, IQHandlerMixin):
             raise _Refused(
                 "resource-constraint",
                 "too many tunnels",
-                f"tunnel limit: {len(self._tunnels)} tunnels, maxTunnels is "
+                f"tunnel limit reached: {len(self._tunnels)} open, maxTunnels is "
                 f"{configuration.maxTunnels}",
             )
         samePeer = sum(
@@ -870,7 +870,7 @@ class XTLSHandler(XMPPHandler, IQHandlerMixin):
             raise _Refused(
                 "resource-constraint",
                 "too many tunnels with this peer",
-                f"per-peer limit: {samePeer} tunnels with {peer.userhost()}, "
+                f"per-peer limit reached: {samePeer} open with {peer.userhost()}, "
                 f"maxTunnelsPerPeer is {configuration.maxTunnelsPerPeer}",
             )
 
