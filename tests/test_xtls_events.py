@@ -510,6 +510,19 @@ class RefusedStartTests(_Base):
         self.assertEqual(exc.condition, "bad-request")
         self.assertRefusedHere("bad-request", "no from address", peer="(no address)")
 
+    def test_emptySender(self) -> None:
+        """
+        An empty C{from} is no address either (not a C{RuntimeError} from
+        L{JID}).
+        """
+        s = self.scripted()
+        iq = domish.Element((None, "iq"))
+        iq["type"], iq["to"], iq["from"] = "set", "comp.example", ""
+        iq.addElement((NS_XTLS, "start"))
+        exc = self.assertRaises(error.StanzaError, s.handler._onStart, iq)
+        self.assertEqual(exc.condition, "bad-request")
+        self.assertRefusedHere("bad-request", "no from address", peer="(no address)")
+
     def test_badData(self) -> None:
         """
         A first data IQ that is not base64: the tunnel is refused with
