@@ -431,6 +431,8 @@ class MetricsResourceTests(SynchronousTestCase):
             b"xmppcomp_httpauth_confirmation_seconds",
             b"xmppcomp_xtls_tunnels",
             b"xmppcomp_xtls_bytes_total",
+            b"xmppcomp_xtls_tunnels_opened_total",
+            b"xmppcomp_xtls_tunnels_refused_total",
         ):
             self.assertIn(b"# TYPE " + name, body)
         self.assertNotIn(b"_created", body)

@@ -136,6 +136,12 @@ class Metrics:
     @ivar xtlsTunnels: open XTLS tunnels.
     @ivar xtlsBytes: application bytes through XTLS tunnels, by
         C{direction}.
+    @ivar xtlsTunnelsOpened: XTLS tunnels opened (handshake complete),
+        since the start.
+    @ivar xtlsTunnelsRefused: XTLS tunnels refused before they opened, by
+        C{by} (C{local}: this end answered with the error; C{peer}: the
+        peer did) and stanza error C{condition} (C{resource-constraint},
+        C{not-acceptable}, C{service-unavailable}, C{conflict}, ...).
     @ivar iqAnswersMismatched: IQs with the id of one of our pending
         requests that did not come from an entity allowed to answer it
         (L{xmppcomp.iqtracker}), by C{requester} (C{component}, C{xtls},
@@ -212,6 +218,17 @@ class Metrics:
             "xmppcomp_xtls_bytes_total",
             "Application bytes through XTLS tunnels, by direction.",
             ["direction"],
+            registry=registry,
+        )
+        self.xtlsTunnelsOpened = Counter(
+            "xmppcomp_xtls_tunnels_opened_total",
+            "XTLS tunnels opened (handshake complete).",
+            registry=registry,
+        )
+        self.xtlsTunnelsRefused = Counter(
+            "xmppcomp_xtls_tunnels_refused_total",
+            "XTLS tunnels refused before they opened, by who refused and stanza error condition.",
+            ["by", "condition"],
             registry=registry,
         )
         self.iqAnswersMismatched = Counter(

@@ -120,6 +120,8 @@ class TLSEngine:
     @ivar _connection: the pyOpenSSL connection, without a socket.
     @ivar _verifyError: why the certificate check refused the peer, kept
         for the error the failed handshake raises.
+    @ivar _presented: the peer's own certificate (the leaf of its chain)
+        as the certificate check saw it, accepted or not.
     """
 
     def __init__(self, context: SSL.Context, isClient: bool, peer: JID) -> None:
@@ -127,6 +129,7 @@ class TLSEngine:
         self.isClient = isClient
         self.handshakeComplete = False
         self._verifyError: CertificateMismatch | None = None
+        self._presented: x509.Certificate | None = None
         connection = SSL.Connection(context, None)
         connection.set_verify(_VERIFY_MODE, self._verify)
         if isClient:
@@ -143,6 +146,7 @@ class TLSEngine:
         OpenSSL's verify callback: the chain must verify, and the leaf must
         name the peer.
         """
+        self._notePresented(connection, certificate, depth)
         if not ok:
             if self._verifyError is None:
                 reason = X509_VERIFY_REASONS.get(errno, f"verify error {errno}")
@@ -156,6 +160,20 @@ class TLSEngine:
             self._verifyError = e
             return False
         return True
+
+    def _notePresented(self, connection: SSL.Connection, certificate: X509, depth: int) -> None:
+        """
+        Keep the peer's own certificate for L{presentedCertificate}: the
+        one checked at depth 0 or, when the check stops higher up the
+        chain, the first of the chain the peer sent (which OpenSSL shows
+        the client only).
+        """
+        if depth == 0:
+            self._presented = certificate.to_cryptography()
+        elif self._presented is None:
+            chain = connection.get_peer_cert_chain(as_cryptography=True)
+            if chain:
+                self._presented = chain[0]
 
     def _raise(self, error: SSL.Error) -> None:
         if self._verifyError is not None:
@@ -240,6 +258,15 @@ class TLSEngine:
         The peer's certificate, once the handshake has seen it.
         """
         return self._connection.get_peer_certificate(as_cryptography=True)
+
+    def presentedCertificate(self) -> x509.Certificate | None:
+        """
+        The certificate the peer presented for itself, verified or refused:
+        L{peerCertificate} once the handshake accepted it; after a refusal,
+        the certificate refused, which a server does not see when the check
+        stopped at an authority above it (an untrusted chain).
+        """
+        return self.peerCertificate() or self._presented
 
     def protocolVersion(self) -> str:
         """

@@ -35,6 +35,15 @@ from xmppcomp.logs import Logger
 from xmppcomp.metrics import Metrics, NoCount
 from xmppcomp.ns import NS_XTLS
 from xmppcomp.xtls._engine import TLSEngine, makeContext
+from xmppcomp.xtls._events import (
+    BY_LOCAL,
+    Refusal,
+    describeEnd,
+    logClosed,
+    logOpened,
+    logRefused,
+    refusalOf,
+)
 from xmppcomp.xtls._exceptions import (
     PeerUnavailable,
     TunnelBusy,
@@ -68,9 +77,12 @@ class _MeteredEngine(TLSEngine):
     """
     A L{TLSEngine} that counts the application bytes it decrypts
     (C{direction="in"}) and encrypts (C{"out"}) in
-    C{xmppcomp_xtls_bytes_total}; the TLS records themselves (handshake,
-    framing) are not counted. Here rather than in L{xmppcomp.xtls._engine},
-    which stays free of metrics.
+    C{xmppcomp_xtls_bytes_total}, and keeps the counts of its own tunnel;
+    the TLS records themselves (handshake, framing) are not counted. Here
+    rather than in L{xmppcomp.xtls._engine}, which stays free of metrics.
+
+    @ivar received: the application bytes decrypted by this engine.
+    @ivar sent: the application bytes encrypted by this engine.
     """
 
     def __init__(
@@ -84,16 +96,20 @@ class _MeteredEngine(TLSEngine):
         super().__init__(context, isClient, peer)
         self._bytesIn = bytesIn
         self._bytesOut = bytesOut
+        self.received = 0
+        self.sent = 0
 
     def receive(self, data: bytes) -> bytes:
         plaintext = super().receive(data)
         if plaintext:
             self._bytesIn.inc(len(plaintext))
+            self.received += len(plaintext)
         return plaintext
 
     def write(self, data: bytes) -> None:
         super().write(data)
         self._bytesOut.inc(len(data))
+        self.sent += len(data)
 
 
 _Number = TypeVar("_Number", int, float)
@@ -105,6 +121,20 @@ def _failWaiters(waiters: list[Deferred[_T]], failure: BaseException) -> None:
     pending, waiters[:] = list(waiters), []
     for d in pending:
         d.errback(Failure(failure))
+
+
+class _Refused(XTLSStanzaError):
+    """
+    This end refuses a tunnel: the stanza error the peer gets (or L{open}
+    fails with), and a more precise reason for the log, which the peer
+    does not see (the limit and its value, why XTLS is off).
+
+    @ivar detail: the reason for the log.
+    """
+
+    def __init__(self, condition: str, text: str | None, detail: str) -> None:
+        super().__init__(condition, text)
+        self.detail = detail
 
 
 def _positive(instance: object, attribute: attrs.Attribute[_Number], value: _Number) -> None:
@@ -171,6 +201,11 @@ class Tunnel:
     @ivar initiator: whether we started it (and are the TLS client).
     @ivar peerOffer: the XEP-0250 offer the peer sent, if any.
     @ivar isOpen: whether stanzas can be sent.
+    @ivar _engine: the TLS engine, once the handshake started.
+    @ivar _createdAt: when the start was sent or received (the handler's
+        clock), for the duration in the log line of its end.
+    @ivar _closeRequested: whether this end asked for the close (to tell,
+        in the log, who closed an orderly closed tunnel).
     """
 
     def __init__(self, handler: XTLSHandler, local: JID, peer: JID, initiator: bool) -> None:
@@ -186,11 +221,14 @@ class Tunnel:
         self._openWaiters: list[Deferred[Tunnel]] = []
         self._closeWaiters: list[Deferred[None]] = []
         self._drainWaiters: list[Deferred[None]] = []
+        self._engine: _MeteredEngine | None = None
+        self._createdAt = handler._clock.seconds()
+        self._closeRequested = False
         self._core = TunnelCore(
             io=_IQLink(handler, self),
             local=local,
             peer=peer,
-            makeEngine=handler._makeEngine(peer),
+            makeEngine=self._newEngine,
             window=handler.configuration.window,
             chunkSize=handler.configuration.chunkSize,
             maxStanzaSize=handler.configuration.maxStanzaSize,
@@ -200,6 +238,30 @@ class Tunnel:
     def __repr__(self) -> str:
         role = "initiator" if self.initiator else "responder"
         return f"<Tunnel {self.local.full()} -> {self.peer.full()} ({role})>"
+
+    @property
+    def role(self) -> str:
+        """
+        C{initiator} (we started the tunnel and are the TLS client) or
+        C{responder}.
+        """
+        return "initiator" if self.initiator else "responder"
+
+    @property
+    def bytesReceived(self) -> int:
+        """
+        The application bytes received through the tunnel (decrypted; the
+        TLS records around them are not counted).
+        """
+        return 0 if self._engine is None else self._engine.received
+
+    @property
+    def bytesSent(self) -> int:
+        """
+        The application bytes sent through the tunnel: the serialised
+        stanzas, before encryption.
+        """
+        return 0 if self._engine is None else self._engine.sent
 
     @property
     def key(self) -> tuple[str, str]:
@@ -275,14 +337,34 @@ class Tunnel:
         @return: fires when the tunnel is released.
         """
         d = self.whenClosed()
+        self._closeRequested = True
         self._machine.close()
         return d
+
+    def _newEngine(self, isClient: bool) -> TLSEngine:
+        self._engine = self._handler._newEngine(isClient, self.peer)
+        return self._engine
+
+    def _presentedCertificate(self) -> x509.Certificate | None:
+        """
+        The certificate the peer presented, verified or refused.
+        """
+        return None if self._engine is None else self._engine.presentedCertificate()
 
     # Called by _IQLink.
 
     def _opened(self) -> None:
         self.isOpen = True
         self._handler._tunnelsOpen.inc()
+        self._handler._tunnelsOpened.inc()
+        logOpened(
+            self.local.full(),
+            self.peer.full(),
+            self.role,
+            self.peerCertificate(),
+            self.protocolVersion(),
+            self.cipherName(),
+        )
         # Observers first: code awaiting open() then sees their state.
         self._handler._notify("tunnelOpened", self)
         waiters, self._openWaiters = self._openWaiters, []
@@ -295,12 +377,14 @@ class Tunnel:
             d.callback(None)
 
     def _closed(self, reason: Exception | None) -> None:
-        if self.isOpen:
+        wasOpen = self.isOpen
+        if wasOpen:
             self._handler._tunnelsOpen.dec()
         self.isOpen = False
         self._released = True
         self._reason = reason
         self._handler._forget(self)
+        self._handler._ended(self, wasOpen, reason)
         # Observers first: code awaiting close() then sees their state.
         self._handler._notify("tunnelClosed", self, reason)
         failure = reason if reason is not None else TunnelClosed("closed")
@@ -380,7 +464,7 @@ class _IQLink:
 
 def _jidOf(iq: domish.Element, attribute: str, jids: JIDCache) -> JID:
     value = iq.getAttribute(attribute)
-    if value is None:
+    if not value:
         raise _error("bad-request", f"no {attribute} address")
     try:
         return jids(value)
@@ -434,8 +518,19 @@ class XTLSHandler(XMPPHandler, IQHandlerMixin):
 
     Metrics (the L{Metrics} given, if any): C{xmppcomp_xtls_tunnels}
     counts the open tunnels (from the end of the handshake to the
-    release), and C{xmppcomp_xtls_bytes_total} the application bytes
-    through them, by direction (C{in}, C{out}).
+    release), C{xmppcomp_xtls_bytes_total} the application bytes
+    through them, by direction (C{in}, C{out}),
+    C{xmppcomp_xtls_tunnels_opened_total} the tunnels opened, and
+    C{xmppcomp_xtls_tunnels_refused_total} those refused before they
+    opened, by who refused (C{by}: C{local} or C{peer}) and stanza error
+    C{condition}.
+
+    Logs (namespace C{xmppcomp.xtls}, at C{info}; see
+    L{xmppcomp.xtls._events}): each tunnel opened, refused (a start this
+    end answered with an error, an L{open} its own limits refused, a
+    handshake either end refused) and closed, with the peer's JID, the
+    subject and SHA-256 fingerprint of its certificate and, at the close,
+    the bytes each way.
 
     @ivar configuration: the L{XTLSConfiguration}.
     @ivar _tunnels: the live tunnels, by L{Tunnel.key}.
@@ -479,6 +574,12 @@ class XTLSHandler(XMPPHandler, IQHandlerMixin):
         self._tunnelsOpen: Gauge | NoCount = NoCount() if metrics is None else metrics.xtlsTunnels
         self._bytesIn: Counter | NoCount = NoCount() if metrics is None else metrics.xtlsBytes.labels("in")
         self._bytesOut: Counter | NoCount = NoCount() if metrics is None else metrics.xtlsBytes.labels("out")
+        self._tunnelsOpened: Counter | NoCount = (
+            NoCount() if metrics is None else metrics.xtlsTunnelsOpened
+        )
+        self._tunnelsRefused: Counter | NoCount = (
+            NoCount() if metrics is None else metrics.xtlsTunnelsRefused
+        )
         self._tunnels: dict[tuple[str, str], Tunnel] = {}
         self._requests = RequestTracker(
             clock=clock, requester="xtls", metrics=metrics, jids=self._jids
@@ -533,14 +634,17 @@ class XTLSHandler(XMPPHandler, IQHandlerMixin):
             the certificate check failed.
         """
         if not self.configuration.active:
+            self._refusedHere(local.full(), peer.full(), "initiator", self._inactive())
             return fail(XTLSStanzaError("service-unavailable", "XTLS is not enabled"))
         existing = self._tunnels.get((local.full(), peer.full()))
         if existing is not None:
             self._forget(existing)
+            existing._closeRequested = True
             existing._machine.close()
         try:
             self._checkLimits(peer)
         except XTLSStanzaError as e:
+            self._refusedHere(local.full(), peer.full(), "initiator", e)
             return fail(e)
         tunnel = Tunnel(self, local, peer, initiator=True)
         d: Deferred[Tunnel] = Deferred()
@@ -593,17 +697,41 @@ class XTLSHandler(XMPPHandler, IQHandlerMixin):
     # Requests from peers
 
     def _onStart(self, iq: domish.Element) -> domish.Element:
-        if not self.configuration.active:
-            raise _error("service-unavailable")
-        local, peer = _jidOf(iq, "to", self._jids), _jidOf(iq, "from", self._jids)
+        """
+        Answer a start: C{<proceed/>}, or the error refusing it, which is
+        counted and logged.
+        """
         try:
-            start = parseRequest(iq)
+            return self._acceptStart(iq)
         except XTLSStanzaError as e:
+            self._refusedStart(iq, e)
             raise _stanzaError(e) from e
+        except error.StanzaError as e:
+            self._refusedStart(iq, e)
+            raise
+
+    def _refusedStart(self, iq: domish.Element, e: XTLSStanzaError | error.StanzaError) -> None:
+        local = iq.getAttribute("to") or "(no address)"
+        peer = iq.getAttribute("from") or "(no address)"
+        self._refusedHere(local, peer, "responder", e)
+
+    def _acceptStart(self, iq: domish.Element) -> domish.Element:
+        """
+        Make the tunnel a start asks for.
+
+        @return: the C{<proceed/>}.
+        @raise XTLSStanzaError: refused (L{_Refused} with the reason for
+            the log).
+        @raise error.StanzaError: an address is missing or malformed.
+        """
+        if not self.configuration.active:
+            raise self._inactive()
+        local, peer = _jidOf(iq, "to", self._jids), _jidOf(iq, "from", self._jids)
+        start = parseRequest(iq)
         assert isinstance(start, Start)
         policy = self.configuration.acceptPolicy
         if policy is not None and not policy(local, peer):
-            raise _error("not-acceptable")
+            raise _Refused("not-acceptable", None, "the accept policy declined the peer")
         key = (local.full(), peer.full())
         existing = self._tunnels.get(key)
         waiters: list[Deferred[Tunnel]] = []
@@ -611,7 +739,11 @@ class XTLSHandler(XMPPHandler, IQHandlerMixin):
             if existing.initiator and existing._core.engine is None:
                 # Both started: the start of the JID that sorts first wins.
                 if hasPriority(iq["to"], iq["from"]):
-                    raise _error("conflict")
+                    raise _Refused(
+                        "conflict",
+                        None,
+                        "both ends started at once; ours has priority and goes on",
+                    )
                 # Theirs wins: our open() gets the tunnel they start; the
                 # conflict answering our start will be ignored.
                 existing._detached = True
@@ -625,7 +757,7 @@ class XTLSHandler(XMPPHandler, IQHandlerMixin):
         except XTLSStanzaError as e:
             for d in waiters:
                 d.errback(e)
-            raise _stanzaError(e) from e
+            raise
         tunnel = Tunnel(self, local, peer, initiator=False)
         tunnel.peerOffer = start.offer
         tunnel._openWaiters.extend(waiters)
@@ -719,22 +851,81 @@ class XTLSHandler(XMPPHandler, IQHandlerMixin):
             self._contexts[isClient] = context
         return context
 
-    def _makeEngine(self, peer: JID) -> Callable[[bool], TLSEngine]:
-        def make(isClient: bool) -> TLSEngine:
-            return _MeteredEngine(
-                self._context(isClient), isClient, peer, self._bytesIn, self._bytesOut
-            )
-
-        return make
+    def _newEngine(self, isClient: bool, peer: JID) -> _MeteredEngine:
+        return _MeteredEngine(self._context(isClient), isClient, peer, self._bytesIn, self._bytesOut)
 
     def _checkLimits(self, peer: JID) -> None:
-        if len(self._tunnels) >= self.configuration.maxTunnels:
-            raise XTLSStanzaError("resource-constraint", "too many tunnels")
+        configuration = self.configuration
+        if len(self._tunnels) >= configuration.maxTunnels:
+            raise _Refused(
+                "resource-constraint",
+                "too many tunnels",
+                f"tunnel limit reached: {len(self._tunnels)} open, maxTunnels is "
+                f"{configuration.maxTunnels}",
+            )
         samePeer = sum(
             1 for t in self._tunnels.values() if t.peer.userhost() == peer.userhost()
         )
-        if samePeer >= self.configuration.maxTunnelsPerPeer:
-            raise XTLSStanzaError("resource-constraint", "too many tunnels with this peer")
+        if samePeer >= configuration.maxTunnelsPerPeer:
+            raise _Refused(
+                "resource-constraint",
+                "too many tunnels with this peer",
+                f"per-peer limit reached: {samePeer} open with {peer.userhost()}, "
+                f"maxTunnelsPerPeer is {configuration.maxTunnelsPerPeer}",
+            )
+
+    def _inactive(self) -> _Refused:
+        """
+        The refusal of every tunnel while XTLS is not active, saying why.
+        """
+        configuration = self.configuration
+        if not configuration.enabled:
+            why = "XTLS is disabled"
+        elif configuration.certificate is None:
+            why = "XTLS has no certificate"
+        else:
+            why = "XTLS trusts no authority for the peers' certificates"
+        return _Refused("service-unavailable", None, why)
+
+    def _refused(
+        self, local: str, peer: str, role: str, refusal: Refusal, certificate: x509.Certificate | None
+    ) -> None:
+        """
+        Count and log a refused tunnel.
+        """
+        self._tunnelsRefused.labels(refusal.by, refusal.condition).inc()
+        logRefused(local, peer, role, refusal, certificate)
+
+    def _refusedHere(self, local: str, peer: str, role: str, e: XTLSStanzaError | error.StanzaError) -> None:
+        """
+        Count and log a tunnel this end refused before making it: a start
+        answered with C{e}, or an L{open} failed with it.
+        """
+        reason = e.detail if isinstance(e, _Refused) else (e.text or "no explanation")
+        self._refused(local, peer, role, Refusal(BY_LOCAL, e.condition, reason), None)
+
+    def _ended(self, tunnel: Tunnel, wasOpen: bool, reason: Exception | None) -> None:
+        """
+        Count and log the end of a tunnel: a refusal if it never opened
+        and a stanza error ended it (L{refusalOf}), otherwise its close.
+        """
+        local, peer = tunnel.local.full(), tunnel.peer.full()
+        certificate = tunnel._presentedCertificate()
+        refusal = None if wasOpen else refusalOf(reason)
+        if refusal is not None:
+            self._refused(local, peer, tunnel.role, refusal, certificate)
+            return
+        logClosed(
+            local,
+            peer,
+            tunnel.role,
+            describeEnd(reason, tunnel._closeRequested),
+            wasOpen,
+            tunnel.bytesReceived,
+            tunnel.bytesSent,
+            self._clock.seconds() - tunnel._createdAt,
+            certificate,
+        )
 
     def _forget(self, tunnel: Tunnel) -> None:
         if self._tunnels.get(tunnel.key) is tunnel:

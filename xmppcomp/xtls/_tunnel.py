@@ -45,7 +45,7 @@ from xmppcomp.xtls._exceptions import (
 from xmppcomp.xtls._inner import InnerStream, serializeStanza, stampInner
 from xmppcomp.xtls._wire import METHOD_X509, Data, Offer
 
-__all__ = ["TunnelCore", "TunnelIO", "TunnelInputs", "makeTunnel"]
+__all__ = ["TunnelCore", "TunnelIO", "TunnelInputs", "conditionFor", "makeTunnel"]
 
 #: Answers a received data IQ: C{None} for a result, or the error.
 Answer = Callable[[Optional[XTLSStanzaError]], None]
@@ -206,7 +206,13 @@ def _checkMethod(core: TunnelCore, data: Data) -> None:
     core.dataReceived = True
 
 
-def _conditionFor(error: Exception) -> XTLSStanzaError:
+def conditionFor(error: Exception) -> XTLSStanzaError:
+    """
+    The stanza error that answers a data IQ whose processing raised
+    C{error}: its own for an L{XTLSStanzaError}, C{not-acceptable} for
+    anything else (a failed handshake, a refused certificate, a stanza
+    inside that does not parse).
+    """
     if isinstance(error, XTLSStanzaError):
         return error
     if isinstance(error, CertificateMismatch):
@@ -263,7 +269,7 @@ def makeTunnel() -> Callable[[TunnelCore], TunnelInputs]:
             plaintext = core.engine.receive(data.payload)
             stanzas = core.inner.feed(plaintext) if plaintext else []
         except (XTLSError, ValueError) as e:
-            answer(_conditionFor(e))
+            answer(conditionFor(e))
             inputs.fail(e)
             return
         answer(None)
