@@ -176,7 +176,7 @@ def ejabberdAvailable() -> str | None:
     if missing is not None:
         return missing.replace("'ejabberdctl'", "'ejabberd'").replace(
             "install -y ejabberdctl", "install -y ejabberd"
-        ) + " (.ci/run installs it)"
+        )
     try:
         pwd.getpwnam(EJABBERD_USER)
     except KeyError:

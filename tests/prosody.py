@@ -133,7 +133,7 @@ def notInstalled(
     return (
         "%s not found on %s: install the Debian package '%s' "
         "(apt-get install -y %s) to run the tests against a real "
-        "%s" % (" and ".join(missing), where, package, package, what)
+        "%s; .ci/run installs it" % (" and ".join(missing), where, package, package, what)
     )
 
 

@@ -85,8 +85,7 @@ def redisAvailable() -> str | None:
     cannot run, with how to install it (C{.ci/run} does).
     """
     missing = [] if os.access(REDIS_SERVER, os.X_OK) else ["redis-server"]
-    reason = notInstalled("Redis", "redis-server", missing, os.path.dirname(REDIS_SERVER))
-    return None if reason is None else reason + " (.ci/run installs it)"
+    return notInstalled("Redis", "redis-server", missing, os.path.dirname(REDIS_SERVER))
 
 
 def requireRedis() -> None:

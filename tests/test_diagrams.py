@@ -122,7 +122,7 @@ class CommittedTests(SynchronousTestCase):
         if dot is None:
             # Fail rather than skip: a run without dot must not pass for
             # one with it.
-            self.fail("Graphviz's dot is not installed: apt-get install -y graphviz")
+            self.fail("Graphviz's dot is not installed: apt-get install -y graphviz (.ci/run installs it)")
         for name in [*DIAGRAMS, *HAND_DRAWN]:
             path = os.path.join(DEFAULT_DIRECTORY, name + ".dot")
             result = subprocess.run([dot, "-Tsvg", path], capture_output=True, text=True, check=False)

@@ -144,7 +144,8 @@ class SphinxTests(SynchronousTestCase):
         ):
             # Fail rather than skip, as the Prosody and nginx tests do:
             # a run without dot must not pass for one with it.
-            self.fail("Graphviz's dot is not on PATH: install the Debian package 'graphviz' (apt-get install -y graphviz)")
+            self.fail("Graphviz's dot is not on PATH: install the Debian package 'graphviz' "
+                      "(apt-get install -y graphviz); .ci/run installs it")
         output = self.build()
         page = self.page(output, "state-machines/index.html")
         images = re.findall(r"graphviz-[0-9a-f]+\.svg", page)
@@ -607,32 +608,10 @@ class SeveralConfirmersTests(SynchronousTestCase):
 
     def test_nginx(self) -> None:
         """
-        C{nginx -t} accepts the upstream and server blocks.
+        C{nginx -t} accepts the upstream and server blocks (its certificate
+        paths replaced by a certificate made here, nothing else; see
+        L{tests.test_snippets.checkNginx}).
         """
-        import subprocess
+        from .test_snippets import checkNginx
 
-        from xmppcomp.testing import selfSigned, writePem
-
-        from .nginx import nginxAvailable, nginxPath
-
-        problem = nginxAvailable()
-        if problem is not None:
-            self.fail(problem)
-        binary = nginxPath()
-        assert binary is not None
-        certificate, key = writePem(selfSigned(["example.net"]), self.directory)
-        text = self.block("nginx", "upstream xmppcomp_confirmers")
-        text = text.replace("/etc/letsencrypt/live/example.net/fullchain.pem", certificate)
-        text = text.replace("/etc/letsencrypt/live/example.net/privkey.pem", key)
-        temp = os.path.join(self.directory, "temp")
-        os.makedirs(temp)
-        paths = "\n".join(f"    {kind}_temp_path {os.path.join(temp, kind)};"
-                          for kind in ("client_body", "proxy", "fastcgi", "uwsgi", "scgi"))
-        conf = os.path.join(self.directory, "nginx.conf")
-        with open(conf, "w") as f:
-            f.write(f"pid {self.directory}/nginx.pid;\nerror_log {self.directory}/error.log;\n"
-                    f"events {{ }}\nhttp {{\n    access_log off;\n{paths}\n{text}\n}}\n")
-        result = subprocess.run([binary, "-t", "-p", self.directory, "-c", conf, "-e", f"{self.directory}/error.log"],
-                                capture_output=True, text=True, timeout=60)
-        self.assertEqual(result.returncode, 0, result.stderr)
-        self.assertIn("test is successful", result.stderr)
+        checkNginx(self, self.block("nginx", "upstream xmppcomp_confirmers"))

@@ -7,8 +7,8 @@ Our component connects to Prosody's component port (XEP-0114) and a Twisted
 XMPP client logs in as a user on Prosody's client port; messages and IQs go
 from the client through Prosody to the component and back.
 
-These tests are skipped only when the C{prosody} binaries are not
-installed (CI installs the Debian package).
+Without the C{prosody} binaries these tests fail, saying what to install
+(C{.ci/run} installs the Debian package); they are never skipped.
 """
 
 from __future__ import annotations
