@@ -24,7 +24,7 @@ from twisted.application.service import Service
 from twisted.internet import defer, protocol
 from twisted.internet.endpoints import clientFromString, wrapClientTLS
 from twisted.internet import error as ierror
-from twisted.internet.error import ConnectionLost
+from twisted.internet.error import ConnectionDone, ConnectionLost
 from twisted.internet.interfaces import (
     IAddress, IDelayedCall, IOpenSSLClientConnectionCreator, IProtocolFactory, IReactorTime, IStreamClientEndpoint,
     ITCPTransport,
@@ -424,6 +424,12 @@ class _Link:
                 for refusal in refusals:
                     self.component._noteRefusal(refusal)
                 self._nextDelay = self._delay()
+            why = _why(failure)
+            if self.component.clientCertificate is not None and failure.check(ConnectionLost, ConnectionDone):
+                # A server that refuses a client certificate (TLS 1.3)
+                # drops the connection after our side of the handshake,
+                # often without saying why.
+                why += "; if the server checks client certificates, it may have refused ours (see its log)"
             if isFatal(failure):
                 hint = "; waiting at least %g s before the next try" % (self.component.fatalRetryDelay,)
             elif self._nextDelay is not None:
@@ -434,7 +440,7 @@ class _Link:
                 "{name}: connecting to {server} failed ({why}){hint}",
                 name=", ".join(self.hostnames),
                 server=self.component.server,
-                why=_why(failure),
+                why=why,
                 hint=hint,
             )
             for refusal in refusals:

@@ -708,12 +708,19 @@ def _acceptKeys(loader: _Loader, server: str, given: set[str]) -> None:
     C{require_tls = true}, which is the default, and no CA file or pinned
     certificate).
     """
+    if not server.startswith("tls:"):
+        _acceptInClear(loader)
     for key in ("component.client_certificate", "component.client_key", "component.identity"):
         if key in given:
             raise loader.error(key, ": XEP-0114 has no SASL, so no identity or client certificate; "
                                'remove it, or use protocol = "xep0225"')
-    if server.startswith("tls:"):
-        return
+
+
+def _acceptInClear(loader: _Loader) -> None:
+    """
+    The checks of an XEP-0114 component over plain TCP: no explicit
+    C{require_tls = true}, no CA file or pinned certificate.
+    """
     direct = 'connect with direct TLS if the server offers it (server = "tls:host=HOST:port=PORT", checked ' \
              "against [component.trust])"
     if loader.doc.get("component.require_tls") is True:
