@@ -353,7 +353,7 @@ class TimeoutTests(SynchronousTestCase):
         self.reactor = MemoryReactorClock()
 
     def fail_(self, error: Exception) -> None:
-        host, port, factory, timeout, bindAddress = self.reactor.tcpClients[-1]
+        factory = self.reactor.tcpClients[-1][2]
         factory.clientConnectionFailed(self.reactor.connectors[-1], Failure(error))
 
     def test_timeout(self) -> None:
@@ -509,3 +509,29 @@ class AcceptDirectTLSTests(LoopbackCase):
                             trust=tls.trustCAFile(self.caFile(CA, "ca.pem")))
         line = yield self.logs.next("connecting to")
         self.assertIn("is for 127.0.0.1 and localhost and was expected for example.net;", line)
+
+
+class TargetTests(SynchronousTestCase):
+    """
+    How connection messages name the server from its endpoint string.
+    """
+
+    def test_forms(self) -> None:
+        """
+        Named and positional C{tcp:}/C{tls:} arguments give C{host:port}
+        (an IPv6 address in brackets, escapes undone) and the connect
+        timeout (30 s unless given); anything else is named as written.
+        """
+        from xmppcomp.component import _Target
+
+        cases = {
+            "tcp:host=xmpp.example.net:port=5347": ("xmpp.example.net:5347", "xmpp.example.net", 30.0),
+            "tcp:xmpp.example.net:5347:timeout=4": ("xmpp.example.net:5347", "xmpp.example.net", 4.0),
+            "tls:port=5270:host=xmpp.example.net": ("xmpp.example.net:5270", "xmpp.example.net", 30.0),
+            r"tcp6:host=\:\:1:port=5347": ("[::1]:5347", "::1", 30.0),
+            "unix:/run/x.sock": ("unix:/run/x.sock", None, None),
+            "tcp:host=h": ("tcp:host=h", None, None),
+        }
+        for description, expected in cases.items():
+            target = _Target.of(description)
+            self.assertEqual((target.address, target.host, target.timeout), expected, description)
