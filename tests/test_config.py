@@ -1283,3 +1283,110 @@ class XTLSConfigTests(_ComponentFilesMixin, SynchronousTestCase):
         ).xtls
         self.assertEqual((xtls.certificate, xtls.key), (self.path("both.pem"), None))
         self.assertFalse(self.load(data, {"xtls.enabled": Override(False, "--no-xtls")}).xtls.enabled)
+
+
+class AcceptTLSConfigTests(_ComponentFilesMixin, SynchronousTestCase):
+    """
+    XEP-0114 and TLS (issue 20): over plain TCP there is no TLS, so an
+    explicit C{require_tls = true} and trust files are refused before any
+    file is read; over C{tls:} the trust settings are used.
+    """
+
+    def component(self, server: str = "tcp:host=127.0.0.1:port=5347", **keys: Any) -> dict[str, Any]:
+        with open(self.path("legacy.secret"), "w") as f:
+            f.write("s3cret\n")
+        table: dict[str, Any] = {
+            "server": server,
+            "server_domain": "example.net",
+            "protocol": "xep0114",
+            "hostnames": ["legacy.example.net"],
+            "secret": {"file": "legacy.secret"},
+        }
+        table.update(keys)
+        return {"component": table, "httpauth": {"enabled": False}}
+
+    def test_requireTLSDefault(self) -> None:
+        """
+        Without C{require_tls} (true by default), or with it false, plain
+        XEP-0114 loads.
+        """
+        self.assertTrue(self.load(self.component()).requireTLS)
+        self.assertFalse(self.load(self.component(require_tls=False)).requireTLS)
+
+    def test_requireTLSExplicit(self) -> None:
+        """
+        An explicit C{require_tls = true} over plain TCP is refused, saying
+        why and what to do.
+        """
+        error = self.fails(self.component(require_tls=True))
+        self.assertEqual(
+            error,
+            'c.toml: component.require_tls: protocol = "xep0114" over plain TCP has no TLS to require: the '
+            "stream and the handshake's digest of the secret cross the network in clear. Remove require_tls "
+            "(or set it to false to say you know), or connect with direct TLS if the server offers it (server = "
+            '"tls:host=HOST:port=PORT", checked against [component.trust])',
+        )
+
+    def test_trustFilesRefused(self) -> None:
+        """
+        A CA file or pinned certificate over plain TCP is refused (it would
+        check nothing), before its file is looked for; C{system = true}
+        (the default) is accepted.
+        """
+        self.fails(self.component(trust={"pinned": "router.pem"}), "c.toml: component.trust.pinned: ",
+                   "checks no certificate", "remove [component.trust]")
+        self.fails(self.component(trust={"ca_file": "ca.pem"}), "component.trust.ca_file", "checks no certificate")
+        self.assertEqual(self.load(self.component(trust={"system": True})).trust.kind, "system")
+
+    def test_directTLS(self) -> None:
+        """
+        Over C{tls:}, C{require_tls} and the trust files are taken (and the
+        files must exist).
+        """
+        server = "tls:host=xmpp.example.net:port=5270"
+        self.fails(self.component(server, trust={"pinned": "router.pem"}), "component.trust.pinned",
+                   "does not exist")
+        from xmppcomp.testing import makeCertificateAuthority
+
+        with open(self.path("router.pem"), "wb") as f:
+            f.write(makeCertificateAuthority().pem)
+        config = self.load(self.component(server, require_tls=True, trust={"pinned": "router.pem"}))
+        self.assertEqual(config.trust.pinned, self.path("router.pem"))
+        self.assertTrue(config.requireTLS)
+
+    def test_exampleWithXEP0114(self) -> None:
+        """
+        The example file with C{protocol = "xep0114"} and none of its files:
+        the first error is about XEP-0114 and TLS, not a missing file; then
+        the trust, then the identity; then the missing secret.
+        """
+        import tomllib
+
+        example = os.path.join(os.path.dirname(__file__), "..", "docs", "examples", "component.toml")
+        with open(example, "rb") as f:
+            data = tomllib.load(f)
+        data["component"]["protocol"] = "xep0114"
+        self.fails(data, "component.require_tls: protocol = \"xep0114\" over plain TCP has no TLS to require")
+        del data["component"]["require_tls"]
+        self.fails(data, "component.trust.pinned: protocol = \"xep0114\" over plain TCP checks no certificate")
+        del data["component"]["trust"]
+        self.fails(data, "component.identity: XEP-0114 has no SASL")
+        del data["component"]["identity"]
+        self.fails(data, "component.secret", "comp.secret")
+
+
+class RetryDelayConfigTests(_ComponentFilesMixin, SynchronousTestCase):
+    """
+    C{[component.limits] max_retry_delay} (issue 20).
+    """
+
+    def test_maxRetryDelay(self) -> None:
+        """
+        It is 60 s by default, read from the file, above 0.
+        """
+        base = {"component": {"hostnames": ["a.localhost"]}, "httpauth": {"enabled": False}}
+        self.assertEqual(self.load(base).limits.maxRetryDelay, 60.0)
+        base["component"]["limits"] = {"max_retry_delay": 10}
+        self.assertEqual(self.load(base).limits.maxRetryDelay, 10.0)
+        base["component"]["limits"] = {"max_retry_delay": 0}
+        self.fails(base, "component.limits.max_retry_delay", "above 0")

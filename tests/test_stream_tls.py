@@ -20,7 +20,6 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID, ObjectIdentifier
 from OpenSSL import SSL
-from service_identity import VerificationError
 from twisted.internet import reactor
 from twisted.internet.defer import Deferred, gatherResults, inlineCallbacks
 from twisted.internet.interfaces import (
@@ -70,6 +69,10 @@ _serverCert = _ca.issue([SERVER])
 
 def _crypto(certificate: Certificate) -> x509.Certificate:
     return certificate.original.to_cryptography()
+
+
+def _fingerprint(certificate: Certificate) -> str:
+    return _crypto(certificate).fingerprint(hashes.SHA256()).hex(":").upper()
 
 
 def _caTrust(authority: CertificateAuthority) -> tls.CATrust:
@@ -556,8 +559,8 @@ class LoadingTests(SynchronousTestCase):
         expected = tls.PinnedTrust(_crypto(_serverCert))
         chain = self.write("chain.pem", self.read(self.certPath) + _ca.pem)
         self.assertEqual(tls.trustPinned(self.read(self.certPath)), expected)
-        self.assertEqual(tls.trustPinned(self.certPath), expected)
-        self.assertEqual(tls.trustPinned(chain), expected)
+        self.assertEqual(tls.trustPinned(self.certPath), attrs.evolve(expected, source=self.certPath))
+        self.assertEqual(tls.trustPinned(chain), attrs.evolve(expected, source=chain))
         self.assertEqual(tls.trustPinned(_serverCert), expected)
         self.assertEqual(
             expected.fingerprint, _crypto(_serverCert).fingerprint(hashes.SHA256())
@@ -623,7 +626,7 @@ class ClientTrustTests(SynchronousTestCase):
                 self.assertTrue(session.client.handshakeDone)
                 self.assertEqual(b"".join(session.server.received), b"secret")
             else:
-                self.assertRefused(session, VerificationError)
+                self.assertRefused(session, tls.CertificateNameMismatch)
 
     def test_creatorPerArguments(self) -> None:
         """
@@ -684,34 +687,83 @@ class ClientTrustTests(SynchronousTestCase):
 
     def test_wrongName(self) -> None:
         """
-        A trusted certificate for another name fails the handshake.
+        A trusted certificate for other names fails the handshake with a
+        L{tls.CertificateNameMismatch} that says which names it is for and
+        which was expected, with its issuer and fingerprint.
         """
+        certificate = _ca.issue(["other.example", "b.example"], ["xmpp.example"])
         session = _connect(
-            tls.serverTLSOptions(_ca.issue(["other.example"])),
+            tls.serverTLSOptions(certificate),
             tls.clientTLSOptions(SERVER, _caTrust(_ca)),
         )
-        self.assertRefused(session, VerificationError)
+        self.assertRefused(session, tls.CertificateNameMismatch)
+        assert session.client.lostReason is not None
+        error = session.client.lostReason.value
+        self.assertEqual(
+            str(error),
+            "the server's certificate for example.com is for b.example, "
+            "other.example and xmpp.example and was expected for example.com; "
+            "issuer CN=xmppcomp test CA, SHA-256 fingerprint "
+            + _fingerprint(certificate),
+        )
+        self.assertEqual(error.names, ("b.example", "other.example", "xmpp.example"))
+        self.assertEqual(error.expected, SERVER)
 
     def test_untrustedChain(self) -> None:
         """
         A certificate for the right name from an authority that is not
-        trusted fails the handshake.
+        trusted fails the handshake with a L{tls.UntrustedCertificate}
+        naming where trusted authorities were looked for, the issuer and
+        the fingerprint of the server's certificate, whether or not the
+        server sends its issuer along.
         """
-        session = _connect(
-            tls.serverTLSOptions(_otherCA.issue([SERVER])),
-            tls.clientTLSOptions(SERVER, _caTrust(_ca)),
-        )
-        self.assertRefused(session, SSL.Error)
+        certificate = _otherCA.issue([SERVER])
+        trust = tls.CATrust([_crypto(_ca.certificate)], "/etc/xmppcomp/ca.pem")
+        for chain, issuer in ([], "CN=another test CA"), ([_otherCA.certificate], "CN=another test CA (self-signed)"):
+            session = _connect(
+                tls.serverTLSOptions(certificate, chain=chain),
+                tls.clientTLSOptions(SERVER, trust),
+            )
+            self.assertRefused(session, tls.UntrustedCertificate)
+            assert session.client.lostReason is not None
+            self.assertEqual(
+                str(session.client.lostReason.value),
+                "the server's certificate for example.com is not signed by a CA "
+                f"in the CA file /etc/xmppcomp/ca.pem; issuer {issuer}, SHA-256 "
+                "fingerprint " + _fingerprint(certificate),
+            )
 
     def test_systemTrust(self) -> None:
         """
         The system store does not trust a test authority.
         """
+        self.patch(os, "environ", {k: v for k, v in os.environ.items() if not k.startswith("SSL_CERT_")})
         session = _connect(
             tls.serverTLSOptions(_serverCert),
             tls.clientTLSOptions(SERVER, tls.trustSystem()),
         )
-        self.assertRefused(session, SSL.Error)
+        self.assertRefused(session, tls.UntrustedCertificate)
+        assert session.client.lostReason is not None
+        self.assertIn(
+            "is not signed by a CA in the system store; issuer CN=xmppcomp test CA,",
+            str(session.client.lostReason.value),
+        )
+
+    def test_describeTrust(self) -> None:
+        """
+        L{tls.describeTrust} names where each kind of trust looks: the
+        system store (and the environment variables that move it), the CA
+        file, the pinned file.
+        """
+        self.patch(os, "environ", {"SSL_CERT_FILE": "/x/ca.pem"})
+        self.assertEqual(tls.describeTrust(tls.trustSystem()), "the system store (SSL_CERT_FILE=/x/ca.pem)")
+        self.patch(os, "environ", {})
+        self.assertEqual(tls.describeTrust(tls.trustSystem()), "the system store")
+        self.assertEqual(tls.describeTrust(_caTrust(_ca)), "the configured CA certificates")
+        self.assertEqual(tls.describeTrust(tls.CATrust([], "ca.pem")), "the CA file ca.pem")
+        pinned = tls.PinnedTrust(_crypto(_serverCert))
+        self.assertEqual(tls.describeTrust(pinned), "the pinned certificate")
+        self.assertEqual(tls.describeTrust(attrs.evolve(pinned, source="r.pem")), "the pinned certificate r.pem")
 
     def test_pinnedSelfSigned(self) -> None:
         """
@@ -748,20 +800,36 @@ class ClientTrustTests(SynchronousTestCase):
             tls.serverTLSOptions(certificate),
             tls.clientTLSOptions(SERVER, tls.trustPinned(certificate)),
         )
-        self.assertRefused(session, SSL.Error)
+        self.assertRefused(session, tls.InvalidCertificate)
         assert session.client.lostReason is not None
-        self.assertIn("certificate verify failed", str(session.client.lostReason.value))
+        expiry = _crypto(certificate).not_valid_after_utc
+        self.assertEqual(
+            str(session.client.lostReason.value),
+            f"the server's certificate for example.com expired on {expiry:%Y-%m-%d %H:%M:%S} UTC; "
+            "issuer CN=example.com, SHA-256 fingerprint " + _fingerprint(certificate),
+        )
 
     def test_pinnedOtherCertificate(self) -> None:
         """
         Another certificate for the same name from the same issuer fails the
         handshake.
         """
-        session = _connect(
-            tls.serverTLSOptions(_ca.issue([SERVER])),
-            tls.clientTLSOptions(SERVER, tls.trustPinned(_serverCert)),
-        )
-        self.assertRefused(session, tls.PinnedCertificateMismatch)
+        presented = _ca.issue([SERVER])
+        pinned = attrs.evolve(tls.trustPinned(_serverCert), source="/etc/xmppcomp/router.pem")
+        for chain in [], [_ca.certificate]:
+            session = _connect(
+                tls.serverTLSOptions(presented, chain=chain),
+                tls.clientTLSOptions(SERVER, pinned),
+            )
+            self.assertRefused(session, tls.PinnedCertificateMismatch)
+            assert session.client.lostReason is not None
+            self.assertEqual(
+                str(session.client.lostReason.value),
+                "the server's certificate for example.com (SHA-256 fingerprint "
+                f"{_fingerprint(presented)}, issuer CN=xmppcomp test CA) is not the "
+                "pinned certificate (/etc/xmppcomp/router.pem, SHA-256 fingerprint "
+                f"{_fingerprint(_serverCert)})",
+            )
 
     def test_pinnedIsNotAnAuthority(self) -> None:
         """
@@ -782,7 +850,12 @@ class ClientTrustTests(SynchronousTestCase):
             tls.serverTLSOptions(_serverCert),
             tls.clientTLSOptions("other.example", tls.trustPinned(_serverCert)),
         )
-        self.assertRefused(session, VerificationError)
+        self.assertRefused(session, tls.CertificateNameMismatch)
+        assert session.client.lostReason is not None
+        self.assertIn(
+            "is for example.com and was expected for other.example;",
+            str(session.client.lostReason.value),
+        )
 
 
 class VersionTests(SynchronousTestCase):
@@ -854,17 +927,45 @@ class ClientCertificateTests(SynchronousTestCase):
 
     def test_untrustedClientCertificate(self) -> None:
         """
-        A client certificate from another authority fails the handshake.
+        A client certificate from another authority fails the handshake
+        with a L{tls.UntrustedCertificate} naming the certificate, where the
+        client CAs come from, its issuer and its fingerprint.
         """
+        clientCert = _otherCA.issue([COMPONENT], client=True)
         session = _connect(
-            tls.serverTLSOptions(_serverCert, [_ca.certificate]),
-            tls.clientTLSOptions(
-                SERVER, _caTrust(_ca), _otherCA.issue([COMPONENT], client=True)
+            tls.serverTLSOptions(
+                _serverCert, [_ca.certificate], clientCAsSource="tls.client_cas (clients-ca.pem)"
             ),
+            tls.clientTLSOptions(SERVER, _caTrust(_ca), clientCert),
         )
         self.assertFalse(session.server.handshakeDone)
-        self.assertIsInstance(session.server.lostReason.value, SSL.Error)
+        assert session.server.lostReason is not None
+        self.assertIsInstance(session.server.lostReason.value, tls.UntrustedCertificate)
+        self.assertEqual(
+            str(session.server.lostReason.value),
+            "the client certificate for component.example.com is not signed by a CA in "
+            "tls.client_cas (clients-ca.pem); issuer CN=another test CA, SHA-256 fingerprint "
+            + _fingerprint(clientCert),
+        )
         self.assertEqual(session.server.received, [])
+
+    def test_expiredClientCertificate(self) -> None:
+        """
+        An expired client certificate fails the handshake with a
+        L{tls.InvalidCertificate} saying when it expired.
+        """
+        clientCert = _expired([COMPONENT])
+        session = _connect(
+            tls.serverTLSOptions(_serverCert, [clientCert]),
+            tls.clientTLSOptions(SERVER, _caTrust(_ca), clientCert),
+        )
+        self.assertFalse(session.server.handshakeDone)
+        assert session.server.lostReason is not None
+        self.assertIsInstance(session.server.lostReason.value, tls.InvalidCertificate)
+        self.assertIn(
+            "the client certificate for component.example.com expired on ",
+            str(session.server.lostReason.value),
+        )
 
     def test_noClientCertificate(self) -> None:
         """

@@ -14,6 +14,7 @@ connection of their C{from} hostname.
 from __future__ import annotations
 
 import random
+import time
 import warnings
 from collections import deque
 from typing import Any, Callable, Generator, Iterator, ParamSpec, Protocol, Sequence, cast
@@ -22,14 +23,17 @@ from twisted.application.internet import ClientService, backoffPolicy
 from twisted.application.service import Service
 from twisted.internet import defer, protocol
 from twisted.internet.endpoints import clientFromString, wrapClientTLS
-from twisted.internet.error import ConnectionLost
+from twisted.internet import error as ierror
+from twisted.internet.error import ConnectionDone, ConnectionLost
 from twisted.internet.interfaces import (
-    IAddress, IDelayedCall, IOpenSSLClientConnectionCreator, IReactorTime, IStreamClientEndpoint, ITCPTransport,
+    IAddress, IDelayedCall, IOpenSSLClientConnectionCreator, IProtocolFactory, IReactorTime, IStreamClientEndpoint,
+    ITCPTransport,
 )
 from twisted.internet.ssl import PrivateCertificate
 from twisted.python.deprecate import getDeprecationWarningString
 from twisted.python.failure import Failure
 from twisted.python.versions import Version
+from zope.interface import implementer
 from twisted.words.protocols.jabber import error as jerror
 from twisted.words.protocols.jabber import jid
 from twisted.words.protocols.jabber.xmlstream import TimeoutError
@@ -48,7 +52,8 @@ from xmppcomp.stream.adapter import InitiatingAdapter
 from xmppcomp.stream.initiatingmachine import NegotiationResult, OfferMemory
 from xmppcomp.stream.machine import Machine
 from xmppcomp.stream.negotiating import NegotiatingXmlStream
-from xmppcomp.stream.tls import Trust
+from xmppcomp.stream import tls
+from xmppcomp.stream.tls import CertificateVerificationError, Trust
 from xmppcomp.stream.tls import TLSDeclarations
 from xmppcomp.stream.xmlstream import checkSerializable
 from xmppcomp.stream.bind import (
@@ -135,14 +140,15 @@ def isFatal(failure: Failure) -> bool:
         return True
     if isinstance(value, NegotiationError):
         return "timed out" not in str(value) and "not complete after" not in str(value)
+    if isinstance(value, CertificateVerificationError):
+        # The server's certificate did not verify (tls.clientTLSOptions).
+        return True
     name = type(value).__name__
     module = type(value).__module__
-    # A certificate that did not verify: OpenSSL.SSL.Error or
-    # service_identity's VerificationError, as the TLS layer reports them.
-    return module.startswith(("OpenSSL", "service_identity")) or name in (
-        "VerificationError",
-        "PinnedCertificateMismatch",
-    )
+    # Another TLS failure (OpenSSL.SSL.Error: no common protocol version,
+    # say) or a certificate check of a creator not made by
+    # tls.clientTLSOptions (service_identity's VerificationError).
+    return module.startswith(("OpenSSL", "service_identity")) or name == "VerificationError"
 
 
 def failureCondition(failure: Failure) -> str:
@@ -329,7 +335,7 @@ class _Link:
         #: current (or last) connection.
         self.negotiation: NegotiationResult | None = None
         self.service = ClientService(
-            component._endpointOf(self),
+            _ReportingEndpoint(component._endpointOf(self), self, component._target()),
             _LinkFactory(self),
             retryPolicy=self._retryDelay,
             clock=component.reactor,
@@ -367,6 +373,27 @@ class _Link:
                 delay = self.component._namesBackoff(last.value.refusals)
         return delay
 
+    def connectFailed(self, failure: Failure, target: _Target) -> Failure:
+        """
+        An attempt to connect failed before any connection (refused, DNS,
+        timeout): log why, and when the next attempt comes.
+        """
+        if failure.check(defer.CancelledError) or not self.service.running:
+            # Stopping: no next attempt.
+            return failure
+        self.lastFailure = failure
+        self.component.metrics.countNegotiationFailure("initiating", failureCondition(failure))
+        delay = self._nextDelay = self._delay()
+        log.warn(
+            "{name}: cannot connect to {target} ({why}); trying again in {delay:.3g} s (at {at})",
+            name=", ".join(self.hostnames),
+            target=target.address,
+            why=target.why(failure),
+            delay=delay,
+            at=time.strftime("%H:%M:%S", time.localtime(self.component.reactor.seconds() + delay)),
+        )
+        return failure
+
     def buildProtocol(self, addr: IAddress | None) -> NegotiatingXmlStream:
         # Remembered for _prepare: ClientService hands that its own proxy
         # of this stream, whose wrapped protocol is not public.
@@ -397,6 +424,12 @@ class _Link:
                 for refusal in refusals:
                     self.component._noteRefusal(refusal)
                 self._nextDelay = self._delay()
+            why = _why(failure)
+            if self.component.clientCertificate is not None and failure.check(ConnectionLost, ConnectionDone):
+                # A server that refuses a client certificate (TLS 1.3)
+                # drops the connection after our side of the handshake,
+                # often without saying why.
+                why += "; if the server checks client certificates, it may have refused ours (see its log)"
             if isFatal(failure):
                 hint = "; waiting at least %g s before the next try" % (self.component.fatalRetryDelay,)
             elif self._nextDelay is not None:
@@ -407,7 +440,7 @@ class _Link:
                 "{name}: connecting to {server} failed ({why}){hint}",
                 name=", ".join(self.hostnames),
                 server=self.component.server,
-                why=_why(failure),
+                why=why,
                 hint=hint,
             )
             for refusal in refusals:
@@ -523,6 +556,111 @@ class _Link:
             self.component._reportRefusal(refusal, self._nextDelay)
 
 
+class _Target:
+    """
+    Where a component connects, as its messages name it.
+
+    @ivar address: C{host:port} when the endpoint string says, else the
+        endpoint's description.
+    @ivar host: the host name, or C{None}.
+    @ivar timeout: the endpoint's connect timeout in seconds, or C{None}.
+    """
+
+    def __init__(self, address: str, host: str | None = None, timeout: float | None = None) -> None:
+        self.address = address
+        self.host = host
+        self.timeout = timeout
+
+    @classmethod
+    def of(cls, server: str | IStreamClientEndpoint) -> _Target:
+        """
+        The target of a C{server} endpoint string (C{tcp:}, C{tls:} and
+        their C{host=}/C{port=}/C{timeout=} or positional forms), or of an
+        endpoint given directly.
+        """
+        if not isinstance(server, str):
+            return cls(repr(server))
+        kind, _, rest = server.partition(":")
+        if kind not in ("tcp", "tls", "tcp6", "ssl"):
+            return cls(server)
+        positional: list[str] = []
+        named: dict[str, str] = {}
+        for part in _splitEndpoint(rest):
+            key, sep, value = part.partition("=")
+            if sep:
+                named[key] = value
+            else:
+                positional.append(part)
+        host = named.get("host", positional[0] if positional else None)
+        port = named.get("port", positional[1] if len(positional) > 1 else None)
+        if host is None or port is None:
+            return cls(server)
+        try:
+            timeout: float | None = float(named.get("timeout", "30"))
+        except ValueError:
+            timeout = None
+        address = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+        return cls(address, host, timeout)
+
+    def why(self, failure: Failure) -> str:
+        """
+        Why connecting failed, in words.
+        """
+        value = failure.value
+        if isinstance(value, ierror.ConnectionRefusedError):
+            return "connection refused: nothing listens there, or a firewall refuses"
+        if isinstance(value, ierror.DNSLookupError):
+            detail = str(value.args[0]) if value.args else ""
+            return f"DNS lookup of {self.host or self.address} failed" + (f": {detail}" if detail else "")
+        if isinstance(value, (ierror.TimeoutError, ierror.TCPTimedOutError)):
+            within = "" if self.timeout is None else f" within {self.timeout:g} s"
+            return f"timed out: no answer{within}"
+        if isinstance(value, ierror.NoRouteError):
+            return "no route to the host"
+        return str(value) or type(value).__name__
+
+
+def _splitEndpoint(text: str) -> list[str]:
+    """
+    The colon-separated parts of an endpoint string, with backslash
+    escapes undone.
+    """
+    parts, current, escaped = [], [], False
+    for c in text:
+        if escaped:
+            current.append(c)
+            escaped = False
+        elif c == "\\":
+            escaped = True
+        elif c == ":":
+            parts.append("".join(current))
+            current = []
+        else:
+            current.append(c)
+    parts.append("".join(current))
+    return parts
+
+
+@implementer(IStreamClientEndpoint)
+class _ReportingEndpoint:
+    """
+    The endpoint of a link's C{ClientService}: the component's endpoint,
+    whose failed attempts the link reports (L{_Link.connectFailed}), and
+    which Twisted's own messages name by its target.
+    """
+
+    def __init__(self, endpoint: IStreamClientEndpoint, link: _Link, target: _Target) -> None:
+        self._endpoint = endpoint
+        self._link = link
+        self._target = target
+
+    def connect(self, protocolFactory: IProtocolFactory) -> defer.Deferred[Any]:
+        return self._endpoint.connect(protocolFactory).addErrback(self._link.connectFailed, self._target)
+
+    def __repr__(self) -> str:
+        return self._target.address
+
+
 class _LinkFactory(protocol.ClientFactory):
     """
     Builds a fresh negotiating stream, with the link's current hostnames,
@@ -566,6 +704,12 @@ class Component(Service):
     @ivar hostnames: the hostnames this component binds (again after each
         reconnection), whether bound right now or not (L{isConnected}
         tells).
+    @ivar retryPolicy: seconds to wait before connecting again, from the
+        count of consecutive failed attempts (1 for the first); unless
+        given, a backoff from 1 s growing by half each time up to
+        C{maxRetryDelay}, with up to a second of jitter.
+    @ivar maxRetryDelay: the ceiling of that default backoff, in seconds
+        (60 unless given; unused with a C{retryPolicy} of one's own).
     @ivar bindRetryPolicy: seconds to wait before binding a refused name
         again, from its count of consecutive refusals (1 for the first);
         C{retryPolicy} unless given.
@@ -607,6 +751,7 @@ class Component(Service):
         iqTimeout: float | None = 30.0,
         retryPolicy: Callable[[int], float] | None = None,
         fatalRetryDelay: float = 300.0,
+        maxRetryDelay: float = 60.0,
         negotiationTimeout: float = 30.0,
         tlsCreator: IOpenSSLClientConnectionCreator | None = None,
         keepaliveInterval: float | None = 60.0,
@@ -663,8 +808,9 @@ class Component(Service):
         self.maxQueued = maxQueued
         self.queueTimeout = queueTimeout
         self.iqTimeout = iqTimeout
+        self.maxRetryDelay = maxRetryDelay
         self.retryPolicy = retryPolicy or backoffPolicy(
-            initialDelay=1.0, maxDelay=60.0, factor=1.5, jitter=random.random
+            initialDelay=min(1.0, maxRetryDelay), maxDelay=maxRetryDelay, factor=1.5, jitter=random.random
         )
         self.bindRetryPolicy = bindRetryPolicy or self.retryPolicy
         self.fatalRetryDelay = fatalRetryDelay
@@ -751,7 +897,17 @@ class Component(Service):
         tcp = directTLSEndpoint(description, self.protocol)
         if tcp is not None:
             return wrapClientTLS(self._policy(link).tlsOptions(), clientFromString(self.reactor, tcp))
+        if self.protocol == "xep0114" and description.startswith("tls:"):
+            # Direct TLS for XEP-0114, checked like XEP-0225's: the trust
+            # given (the system store by default) for the server domain.
+            creator = self.tlsCreator or tls.clientTLSOptions(
+                self.serverDomain, self.trust or tls.trustSystem(), self.clientCertificate
+            )
+            return wrapClientTLS(creator, clientFromString(self.reactor, "tcp:" + description[len("tls:"):]))
         return clientFromString(self.reactor, description)
+
+    def _target(self) -> _Target:
+        return _Target.of(self.server)
 
     def _policy(self, link: _Link) -> InitiatingPolicy:
         link.binder = BindInitiator(link.hostnames)
@@ -792,6 +948,14 @@ class Component(Service):
 
     def startService(self) -> None:
         super().startService()
+        if self.protocol == "xep0114" and isinstance(self.server, str) and not self.server.startswith("tls:"):
+            log.warn(
+                "INSECURE: the XEP-0114 stream to {server} is not encrypted: every stanza, and the "
+                "handshake's digest of the secret (enough to guess a weak secret offline), cross the "
+                "network in clear; keep it on loopback or a trusted network, or connect with direct TLS "
+                "(a tls: server endpoint)",
+                server=self._target().address,
+            )
         for link in self._links:
             link.service.startService()
 

@@ -40,6 +40,7 @@ class ComponentLimits:
     @ivar iqTimeout: seconds to wait for the answer to an IQ request.
     @ivar negotiationTimeout: seconds to complete stream negotiation.
     @ivar fatalRetryDelay: seconds before trying again after a failure retrying soon will not fix (wrong secret, ...).
+    @ivar maxRetryDelay: the ceiling, in seconds, of the growing delay between attempts after other failures.
     """
 
     maxQueued: int = 1000
@@ -47,6 +48,7 @@ class ComponentLimits:
     iqTimeout: float = 30.0
     negotiationTimeout: float = 30.0
     fatalRetryDelay: float = 300.0
+    maxRetryDelay: float = 60.0
 
 
 @attrs.frozen

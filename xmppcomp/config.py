@@ -639,6 +639,10 @@ def componentConfigFromMapping(data: Mapping[str, object], source: str, override
     protocol = loader.choice("component.protocol", doc.get("component.protocol", "xep0225"), PROTOCOLS)
     if not embedded:
         loader.endpoint("component.server", doc["component.server"], SERVER_EXAMPLE.strip('"'), protocol)
+        if protocol == "xep0114":
+            # Before any file is read: what XEP-0114 cannot use is the
+            # error to fix first, not a missing file it would not use.
+            _acceptKeys(loader, str(doc["component.server"]), given)
     if embedded:
         trust = doc.get("component.trust")
         present: list[str] = [k for k in ("component.secret", "component.client_certificate", "component.client_key")
@@ -676,10 +680,6 @@ def componentConfigFromMapping(data: Mapping[str, object], source: str, override
         if config.secret is None:
             raise loader.missing("component.secret", "an XEP-0114 component authenticates with the shared "
                                  f"secret the server has for it; add secret = {secretExample} to [component]")
-        for key in ("component.client_certificate", "component.identity"):
-            if key in given:
-                raise loader.error(key, ": XEP-0114 has no SASL, so no identity or client certificate; "
-                                   'remove it, or use protocol = "xep0225"')
     elif not embedded and config.secret is None and config.clientCertificate is None:
         raise loader.missing("component.secret", "the component cannot authenticate without a secret or a "
                              f"client certificate; add secret = {secretExample} (and store its SCRAM keys on "
@@ -699,6 +699,40 @@ def componentConfigFromMapping(data: Mapping[str, object], source: str, override
                         'certificate = "xtls.pem" to [xtls]', '"xtls.key"')
     loader.authorities("xtls.trust", xtls.trust)
     return attrs.evolve(config, httpauth=_httpauth(loader, config, embedded), baseDirectory=loader.base)
+
+
+def _acceptKeys(loader: _Loader, server: str, given: set[str]) -> None:
+    """
+    The checks of an XEP-0114 component's keys: no SASL (so no identity or
+    client certificate); over plain TCP no TLS (so no explicit
+    C{require_tls = true}, which is the default, and no CA file or pinned
+    certificate).
+    """
+    if not server.startswith("tls:"):
+        _acceptInClear(loader)
+    for key in ("component.client_certificate", "component.client_key", "component.identity"):
+        if key in given:
+            raise loader.error(key, ": XEP-0114 has no SASL, so no identity or client certificate; "
+                               'remove it, or use protocol = "xep0225"')
+
+
+def _acceptInClear(loader: _Loader) -> None:
+    """
+    The checks of an XEP-0114 component over plain TCP: no explicit
+    C{require_tls = true}, no CA file or pinned certificate.
+    """
+    direct = 'connect with direct TLS if the server offers it (server = "tls:host=HOST:port=PORT", checked ' \
+             "against [component.trust])"
+    if loader.doc.get("component.require_tls") is True:
+        raise loader.error("component.require_tls", ': protocol = "xep0114" over plain TCP has no TLS to '
+                           "require: the stream and the handshake's digest of the secret cross the network in "
+                           "clear. Remove require_tls (or set it to false to say you know), or " + direct)
+    trust = loader.doc.get("component.trust")
+    # system = true is the default, and names no file: accepted.
+    keys = [k for k in ("ca_file", "pinned") if k in trust] if isinstance(trust, dict) else []
+    if keys:
+        raise loader.error(f"component.trust.{keys[0]}", ': protocol = "xep0114" over plain TCP checks no '
+                           "certificate; remove [component.trust], or " + direct)
 
 
 def _httpauth(loader: _Loader, config: ComponentConfig, embedded: bool) -> HTTPAuthConfig:

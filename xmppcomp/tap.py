@@ -170,6 +170,7 @@ class Options(PluginOptions):
             None,
             "Seconds to wait after a failure retrying will not fix soon.",
         ],
+        ["max-retry-delay", None, None, "Most seconds between attempts to connect after other failures."],
         [
             "embedded-port",
             None,

@@ -1051,7 +1051,9 @@ class RouterService(MultiService):
         if config.certificate is not None:
             certificate = tls.loadPrivateCertificate(config.certificate, config.key)
             clientCAs = tls.loadCertificates(config.clientCAs) if config.clientCAs else None
-            tlsOptions = tls.serverTLSOptions(certificate, clientCAs)
+            tlsOptions = tls.serverTLSOptions(
+                certificate, clientCAs, clientCAsSource=f"tls.client_cas ({config.clientCAs})" if clientCAs else None
+            )
         receiving = ReceivingFactory(
             ReceivingPolicy(
                 domains={router.domain},

@@ -342,6 +342,14 @@ class ReceivingMachine(ReceivingSide):
         if reply.name == "failure":
             condition = reply.firstChildElement()
             self.io.countRefusal(condition.name if condition is not None else "failure")
+            text = next((str(child) for child in reply.elements(NS_SASL, "text")), None)
+            log.info(
+                "authentication of {peer} with {mechanism} failed: {condition}{text}",
+                peer=self.io.peer(),
+                mechanism=sasl.mechanism or element.getAttribute("mechanism") or "SASL",
+                condition=condition.name if condition is not None else "failure",
+                text=f" ({text})" if text else "",
+            )
             if isCountedFailure(reply):
                 self.countFailure()
         if step.identity is not None:

@@ -36,7 +36,7 @@ from OpenSSL import SSL
 from OpenSSL.crypto import X509, X509StoreFlags
 from service_identity import CertificateError, VerificationError
 from service_identity.cryptography import verify_certificate_hostname
-from twisted.internet.interfaces import IOpenSSLClientConnectionCreator
+from twisted.internet.interfaces import IOpenSSLClientConnectionCreator, IOpenSSLServerConnectionCreator
 from twisted.internet.ssl import (
     Certificate,
     CertificateOptions,
@@ -62,7 +62,12 @@ if TYPE_CHECKING:
 __all__ = [
     "CATrust",
     "CertificateFileError",
+    "CertificateNameMismatch",
+    "CertificateVerificationError",
+    "ClientCertificateOptions",
+    "InvalidCertificate",
     "PinnedCertificateMismatch",
+    "UntrustedCertificate",
     "PinnedTrust",
     "SystemTrust",
     "Trust",
@@ -70,6 +75,8 @@ __all__ = [
     "ServerEndPoints",
     "channelBindingFor",
     "clientTLSOptions",
+    "describeTrust",
+    "formatFingerprint",
     "loadCertificates",
     "loadPrivateCertificate",
     "peerCertificateIdentities",
@@ -108,21 +115,126 @@ class CertificateFileError(ValueError):
         self.path = path
 
 
-class PinnedCertificateMismatch(Exception):
+class CertificateVerificationError(Exception):
+    """
+    A peer's certificate did not pass: the reason a TLS connection of
+    L{clientTLSOptions}, or of L{serverTLSOptions} with client CAs, was
+    lost. The message says what was presented and what was expected, for
+    the log.
+
+    @ivar fingerprint: the SHA-256 digest of the (leaf) certificate
+        presented, or C{None} when it is not known.
+    """
+
+    def __init__(self, message: str, fingerprint: bytes | None = None) -> None:
+        super().__init__(message)
+        self.fingerprint = fingerprint
+
+
+class UntrustedCertificate(CertificateVerificationError):
+    """
+    The certificate presented does not chain to an authority of the
+    configured trust.
+
+    @ivar issuer: the issuer that is not trusted (RFC 4514 form).
+    @ivar trust: where trusted authorities were looked for ("the system
+        store", a CA file, ...).
+    """
+
+    def __init__(self, what: str, trust: str, issuer: str, fingerprint: bytes | None) -> None:
+        super().__init__(
+            f"{what} is not signed by a CA in {trust}; issuer {issuer}"
+            + _fingerprintClause(fingerprint),
+            fingerprint,
+        )
+        self.issuer = issuer
+        self.trust = trust
+
+
+class CertificateNameMismatch(CertificateVerificationError):
+    """
+    The certificate presented is trusted but for other names.
+
+    @ivar names: the names it is for (DNS-IDs and XmppAddrs, as written).
+    @ivar expected: the name it was expected for.
+    """
+
+    def __init__(self, what: str, names: Sequence[str], expected: str, issuer: str, fingerprint: bytes) -> None:
+        forWhat = "is for " + _andList(names) if names else "names no domain"
+        super().__init__(
+            f"{what} {forWhat} and was expected for {expected}; issuer {issuer}"
+            + _fingerprintClause(fingerprint),
+            fingerprint,
+        )
+        self.names = tuple(names)
+        self.expected = expected
+
+
+class InvalidCertificate(CertificateVerificationError):
+    """
+    The certificate presented failed another check: expired, not valid
+    yet, a bad signature, the wrong purpose, ...
+
+    @ivar reason: what failed.
+    """
+
+    def __init__(self, what: str, reason: str, issuer: str, fingerprint: bytes | None) -> None:
+        super().__init__(
+            f"{what} {reason}; issuer {issuer}" + _fingerprintClause(fingerprint),
+            fingerprint,
+        )
+        self.reason = reason
+
+
+class PinnedCertificateMismatch(CertificateVerificationError):
     """
     The server presented a certificate other than the pinned one; the
     reason the connection of L{clientTLSOptions} with L{trustPinned} was
     lost.
 
     @ivar fingerprint: the SHA-256 digest of the certificate presented.
+    @ivar pinned: the SHA-256 digest of the pinned certificate, or C{None}.
     """
 
-    def __init__(self, fingerprint: bytes) -> None:
-        super().__init__(
-            "the server's certificate (SHA-256 "
-            f"{fingerprint.hex(':')}) is not the pinned certificate"
-        )
-        self.fingerprint = fingerprint
+    def __init__(
+        self,
+        fingerprint: bytes,
+        pinned: bytes | None = None,
+        *,
+        what: str = "the server's certificate",
+        source: str | None = None,
+        issuer: str | None = None,
+    ) -> None:
+        message = f"{what} (SHA-256 fingerprint {formatFingerprint(fingerprint)}"
+        if issuer is not None:
+            message += f", issuer {issuer}"
+        message += ") is not the pinned certificate"
+        if pinned is not None or source is not None:
+            details = [source] if source is not None else []
+            if pinned is not None:
+                details.append(f"SHA-256 fingerprint {formatFingerprint(pinned)}")
+            message += f" ({', '.join(details)})"
+        super().__init__(message, fingerprint)
+        self.pinned = pinned
+
+
+def formatFingerprint(digest: bytes) -> str:
+    """
+    A certificate digest as people compare them: upper-case hex pairs
+    joined by colons (C{openssl x509 -fingerprint -sha256} prints the
+    same).
+    """
+    return digest.hex(":").upper()
+
+
+def _fingerprintClause(fingerprint: bytes | None) -> str:
+    return "" if fingerprint is None else f", SHA-256 fingerprint {formatFingerprint(fingerprint)}"
+
+
+def _andList(items: Sequence[str]) -> str:
+    if len(items) <= 1:
+        return "".join(items)
+    return ", ".join(items[:-1]) + " and " + items[-1]
 
 
 # Loading certificates and keys.
@@ -270,9 +382,11 @@ class PinnedTrust:
     it must still be valid and carry the server domain.
 
     @ivar certificate: the pinned certificate.
+    @ivar source: the file it was read from, for messages; or C{None}.
     """
 
     certificate: x509.Certificate
+    source: str | None = None
 
     @property
     def fingerprint(self) -> bytes:
@@ -330,20 +444,155 @@ def trustPinned(
     if isinstance(certificate, bytes):
         return PinnedTrust(_parseCertificates(certificate, None)[0])
     source = os.fspath(certificate)
-    return PinnedTrust(_parseCertificates(_readFile(source, "certificate"), source)[0])
+    return PinnedTrust(_parseCertificates(_readFile(source, "certificate"), source)[0], source)
+
+
+def describeTrust(trust: Trust) -> str:
+    """
+    Where a trust value looks for trusted certificates, as log messages
+    name it: C{"the system store"}, C{"the CA file PATH"}, C{"the pinned
+    certificate PATH"}, ...
+    """
+    if isinstance(trust, CATrust):
+        return "the configured CA certificates" if trust.source is None else f"the CA file {trust.source}"
+    if isinstance(trust, PinnedTrust):
+        return "the pinned certificate" + ("" if trust.source is None else f" {trust.source}")
+    location = [f"{name}={os.environ[name]}" for name in ("SSL_CERT_FILE", "SSL_CERT_DIR") if os.environ.get(name)]
+    return "the system store" + (f" ({', '.join(location)})" if location else "")
 
 
 # Connection creators.
 
 
-def _pinCheckingCallback(
-    tlsProtocol: TLSMemoryBIOProtocol, hostname: str, fingerprint: bytes
+#: OpenSSL's verify errors that mean "no trusted authority signed this".
+_UNTRUSTED_ERRORS = frozenset({
+    2,  # X509_V_ERR_UNABLE_TO_GET_ISSUER_CERT
+    18,  # X509_V_ERR_DEPTH_ZERO_SELF_SIGNED_CERT
+    19,  # X509_V_ERR_SELF_SIGNED_CERT_IN_CHAIN
+    20,  # X509_V_ERR_UNABLE_TO_GET_ISSUER_CERT_LOCALLY
+    21,  # X509_V_ERR_UNABLE_TO_VERIFY_LEAF_SIGNATURE
+})
+
+#: Other verify errors, in words (the rest are given by number).
+_VERIFY_ERRORS = {
+    4: "has a signature that cannot be decrypted",
+    6: "has an issuer public key that cannot be decoded",
+    7: "has a bad signature",
+    13: "has a malformed notBefore",
+    14: "has a malformed notAfter",
+    22: "has too long a chain",
+    23: "is revoked",
+    24: "is issued by a certificate that is not a CA",
+    25: "has too long a path for its issuer's path length constraint",
+    26: "is not meant for this purpose (extended key usage)",
+    28: "is rejected by its issuer's trust settings",
+    32: "has an issuer not allowed to sign certificates (key usage)",
+}
+
+
+def _rfc4514(name: x509.Name) -> str:
+    return name.rfc4514_string() or "(empty)"
+
+
+def _names(certificate: x509.Certificate) -> list[str]:
+    """
+    The names a certificate is for, as written: its DNS-IDs, then its
+    XmppAddrs, sorted within each kind.
+    """
+    san = _subjectAltNames(certificate)
+    dns = sorted(san.get_values_for_type(x509.DNSName)) if san is not None else []
+    return dns + sorted(xmppAddresses(certificate) - set(dns))
+
+
+@attrs.frozen
+class _PeerCheck:
+    """
+    What the verify callback of one side checks, and how its messages name
+    things.
+
+    @ivar what: how the peer's certificate is named (C{"the server's
+        certificate for example.com"}, C{"the client certificate"}).
+    @ivar trust: where trusted authorities were looked for, for messages.
+    @ivar hostname: the name the leaf must carry, or C{None} (the receiving
+        side: SASL EXTERNAL checks the identity later).
+    @ivar pinned: the SHA-256 the leaf must have, or C{None}.
+    @ivar pinnedSource: the pinned file, for messages.
+    @ivar namesInWhat: whether the leaf's names are added to C{what}.
+    """
+
+    what: str
+    trust: str
+    hostname: str | None = None
+    pinned: bytes | None = None
+    pinnedSource: str | None = None
+    namesInWhat: bool = False
+
+    def problem(
+        self, connection: SSL.Connection, certificate: x509.Certificate, errno: int, depth: int, ok: bool
+    ) -> CertificateVerificationError | None:
+        """
+        What is wrong at this step of OpenSSL's verification, or C{None}.
+        """
+        if ok and depth != 0:
+            return None
+        leaf = certificate if depth == 0 else self._leaf(connection)
+        fingerprint = None if leaf is None else leaf.fingerprint(hashes.SHA256())
+        what = self.what
+        if self.namesInWhat and leaf is not None and _names(leaf):
+            what = f"{what} for {_andList(_names(leaf))}"
+        if self.pinned is not None and fingerprint is not None and fingerprint != self.pinned:
+            return PinnedCertificateMismatch(
+                fingerprint, self.pinned, what=what, source=self.pinnedSource,
+                issuer=None if leaf is None else _rfc4514(leaf.issuer),
+            )
+        issuer = _rfc4514(certificate.issuer)
+        if not ok:
+            if depth != 0 and leaf is None:
+                what = f"{what} (a certificate in its chain: {_rfc4514(certificate.subject)})"
+            if errno in _UNTRUSTED_ERRORS:
+                if certificate.issuer == certificate.subject:
+                    issuer += " (self-signed)"
+                return UntrustedCertificate(what, self.trust, issuer, fingerprint)
+            reason = self._reason(certificate, errno, depth)
+            return InvalidCertificate(what, reason, issuer, fingerprint)
+        if self.hostname is not None:
+            try:
+                verify_certificate_hostname(certificate, self.hostname)
+            except (VerificationError, CertificateError):
+                assert fingerprint is not None
+                return CertificateNameMismatch(self.what, _names(certificate), self.hostname, issuer, fingerprint)
+        return None
+
+    @staticmethod
+    def _leaf(connection: SSL.Connection) -> x509.Certificate | None:
+        """
+        The peer's own certificate during verification: the first of the
+        chain it sent (known then on the client side only).
+        """
+        chain = connection.get_peer_cert_chain(as_cryptography=True)
+        return chain[0] if chain else None
+
+    @staticmethod
+    def _reason(certificate: x509.Certificate, errno: int, depth: int) -> str:
+        at = "" if depth == 0 else f" (the certificate at depth {depth}: {_rfc4514(certificate.subject)})"
+        if errno == 10:  # X509_V_ERR_CERT_HAS_EXPIRED
+            return f"expired on {certificate.not_valid_after_utc:%Y-%m-%d %H:%M:%S} UTC{at}"
+        if errno == 9:  # X509_V_ERR_CERT_NOT_YET_VALID
+            return f"is not valid before {certificate.not_valid_before_utc:%Y-%m-%d %H:%M:%S} UTC{at}"
+        words = _VERIFY_ERRORS.get(errno, f"failed OpenSSL's verification (X509_V_ERR {errno})")
+        return words + at
+
+
+def _verifyCallback(
+    tlsProtocol: TLSMemoryBIOProtocol, check: _PeerCheck
 ) -> Callable[[SSL.Connection, X509, int, int, int], bool]:
     """
-    A verify callback accepting only the pinned certificate for C{hostname}.
+    A verify callback, for C{Connection.set_verify}, that fails the
+    handshake at the first problem L{_PeerCheck.problem} finds, with that
+    problem as the reason the connection is lost
+    (C{TLSMemoryBIOProtocol.failVerification}).
 
-    It replaces the one L{optionsForClientTLS} installs, so it repeats its
-    name check.
+    It replaces the one Twisted installs, so it repeats its name check.
     """
     protocolRef: TLSMemoryBIOProtocol | None = tlsProtocol
 
@@ -351,65 +600,94 @@ def _pinCheckingCallback(
         connection: SSL.Connection, certificate: X509, errno: int, depth: int, ok: int
     ) -> bool:
         nonlocal protocolRef
-        if depth != 0:
-            return bool(ok)
         try:
-            leaf = certificate.to_cryptography()
-            presented = leaf.fingerprint(hashes.SHA256())
-            if presented != fingerprint:
-                raise PinnedCertificateMismatch(presented)
-            if not ok:
-                # The pinned certificate itself, but expired or the like:
-                # OpenSSL's reason stands.
-                return False
-            verify_certificate_hostname(leaf, hostname)
-        except (PinnedCertificateMismatch, VerificationError, CertificateError):
-            if protocolRef is not None:
-                protocolRef.failVerification(Failure())
-            return False
+            problem = check.problem(connection, certificate.to_cryptography(), errno, depth, bool(ok))
         except BaseException:
-            _log.failure("while verifying the pinned certificate")
-            return False
-        finally:
-            # Break the cycle connection -> callback -> protocol.
+            # Raising in an OpenSSL callback loses the exception.
+            _log.failure("while verifying a certificate")
             protocolRef = None
-        return True
+            return False
+        if problem is None:
+            if depth == 0:
+                # Break the cycle connection -> callback -> protocol.
+                protocolRef = None
+            return True
+        if protocolRef is not None:
+            protocolRef.failVerification(Failure(problem))
+            protocolRef = None
+        return False
 
     return verify
 
 
 @implementer(IOpenSSLClientConnectionCreator)
 @attrs.frozen
-class _PinnedConnectionCreator:
+class _VerifyingConnectionCreator:
     """
-    Wrap the creator of L{optionsForClientTLS} (whose trust root holds only
-    the pinned certificate) so that the pinned certificate anchors its own
-    chain, whatever its issuer, and that no other certificate passes, not
-    even one the pinned certificate's key signed.
+    Wrap the creator of L{optionsForClientTLS} so that its connections
+    verify the server with L{_verifyCallback}: a failure says what was
+    presented and what was expected.
+
+    With a pinned certificate (whose creator's trust root holds only that
+    certificate), the pinned certificate also anchors its own chain,
+    whatever its issuer, and no other certificate passes, not even one the
+    pinned certificate's key signed.
 
     @ivar _creator: the wrapped creator.
-    @ivar _hostname: the name the certificate must carry.
-    @ivar _fingerprint: SHA-256 of the pinned certificate.
+    @ivar _check: what the callback checks.
     """
 
     _creator: IOpenSSLClientConnectionCreator
-    _hostname: str
-    _fingerprint: bytes
+    _check: _PeerCheck
 
     def clientConnectionForTLS(
         self, tlsProtocol: TLSMemoryBIOProtocol
     ) -> SSL.Connection:
         connection = self._creator.clientConnectionForTLS(tlsProtocol)
-        # The store belongs to the context the creator caches: setting the
-        # flag again for each connection is harmless, and it is read when
-        # the handshake verifies the chain.
-        store = connection.get_context().get_cert_store()
-        assert store is not None
-        store.set_flags(X509StoreFlags.PARTIAL_CHAIN)
+        if self._check.pinned is not None:
+            # The store belongs to the context the creator caches: setting
+            # the flag again for each connection is harmless, and it is
+            # read when the handshake verifies the chain.
+            store = connection.get_context().get_cert_store()
+            assert store is not None
+            store.set_flags(X509StoreFlags.PARTIAL_CHAIN)
         connection.set_verify(
             SSL.VERIFY_PEER | SSL.VERIFY_FAIL_IF_NO_PEER_CERT,
-            _pinCheckingCallback(tlsProtocol, self._hostname, self._fingerprint),
+            _verifyCallback(tlsProtocol, self._check),
         )
+        return connection
+
+
+@implementer(IOpenSSLServerConnectionCreator)
+class ClientCertificateOptions:
+    """
+    The receiving side's TLS options when it requests client certificates
+    (L{serverTLSOptions} with C{clientCAs}): a client certificate that does
+    not verify fails the handshake with a
+    L{CertificateVerificationError} that says why (untrusted issuer,
+    expired, ...), naming the certificate's issuer and fingerprint.
+
+    @ivar options: the L{CertificateOptions} underneath.
+    """
+
+    def __init__(self, options: CertificateOptions, clientCAsSource: str | None) -> None:
+        self.options = options
+        self._check = _PeerCheck(
+            "the client certificate",
+            "the client CAs" if clientCAsSource is None else clientCAsSource,
+            namesInWhat=True,
+        )
+
+    def getContext(self) -> SSL.Context:
+        """
+        The OpenSSL context every connection shares.
+        """
+        return self.options.getContext()
+
+    def serverConnectionForTLS(self, tlsProtocol: TLSMemoryBIOProtocol) -> SSL.Connection:
+        context = self.getContext()
+        connection = SSL.Connection(context, None)
+        connection.set_verify(context.get_verify_mode(), _verifyCallback(tlsProtocol, self._check))
         return connection
 
 
@@ -538,9 +816,15 @@ def _newClientTLSOptions(
         trustRoot=trust.trustRoot(),
         extraCertificateOptions=extra,
     )
-    if isinstance(trust, PinnedTrust):
-        return _PinnedConnectionCreator(creator, serverDomain, trust.fingerprint)
-    return creator
+    pinned = trust.fingerprint if isinstance(trust, PinnedTrust) else None
+    check = _PeerCheck(
+        f"the server's certificate for {serverDomain}",
+        describeTrust(trust),
+        hostname=serverDomain,
+        pinned=pinned,
+        pinnedSource=trust.source if isinstance(trust, PinnedTrust) else None,
+    )
+    return _VerifyingConnectionCreator(creator, check)
 
 
 def serverTLSOptions(
@@ -548,7 +832,8 @@ def serverTLSOptions(
     clientCAs: Sequence[Certificate] | None = None,
     *,
     chain: Sequence[Certificate] = (),
-) -> CertificateOptions:
+    clientCAsSource: str | None = None,
+) -> CertificateOptions | ClientCertificateOptions:
     """
     The TLS options of the receiving side, for C{transport.startTLS}, with
     TLS 1.2 as the minimum.
@@ -556,9 +841,12 @@ def serverTLSOptions(
     @param certificate: the server's certificate with its private key.
     @param clientCAs: when given, a client certificate is requested (not
         required) and must be issued by one of these authorities, or the
-        handshake fails; L{peerCertificateIdentities} then gives the domains
-        it asserts. C{None} requests none.
+        handshake fails with a L{CertificateVerificationError} saying why;
+        L{peerCertificateIdentities} then gives the domains it asserts.
+        C{None} requests none.
     @param chain: intermediate certificates sent after C{certificate}.
+    @param clientCAsSource: where C{clientCAs} come from, as messages name
+        it (C{"tls.client_cas (/etc/xmppcomp/clients-ca.pem)"}).
     @raise ValueError: C{clientCAs} is empty.
     """
     # Any: Twisted annotates privateKey, certificate and extraCertChain as
@@ -575,11 +863,14 @@ def serverTLSOptions(
         raise ValueError(
             "clientCAs is empty; pass None to request no client certificate"
         )
-    return CertificateOptions(
-        verify=True,
-        requireCertificate=False,
-        caCerts=[c.original for c in clientCAs],
-        **common,
+    return ClientCertificateOptions(
+        CertificateOptions(
+            verify=True,
+            requireCertificate=False,
+            caCerts=[c.original for c in clientCAs],
+            **common,
+        ),
+        clientCAsSource,
     )
 
 

@@ -378,15 +378,21 @@ class _ExternalExchange:
             if authzid not in self._peerIdentities:
                 raise SASLFailure(
                     "invalid-authzid",
-                    f"{authzid} is not a name of the client certificate",
+                    f"the client certificate is for {self._names()} and "
+                    f"was expected for {authzid}",
                 )
             return _Success(authzid, None)
         if len(self._peerIdentities) == 1:
             return _Success(next(iter(self._peerIdentities)), None)
         raise SASLFailure(
             "not-authorized",
-            "the client certificate names several domains; send an authzid",
+            f"the client certificate is for {self._names()}; send the one "
+            "to authenticate as (the authzid)",
         )
+
+    def _names(self) -> str:
+        names = sorted(self._peerIdentities)
+        return names[0] if len(names) == 1 else ", ".join(names[:-1]) + " and " + names[-1]
 
     def step(self, data: bytes) -> _Result:
         raise SASLFailure("malformed-request", "EXTERNAL takes no response")
@@ -498,7 +504,9 @@ class SASLReceiver:
             )
         if mechanism == EXTERNAL and not self._peerIdentities:
             return SASLFailure(
-                "invalid-mechanism", "EXTERNAL needs a verified client certificate"
+                "invalid-mechanism",
+                "EXTERNAL needs a verified client certificate that names a domain "
+                "(a DNS-ID or an XmppAddr); none was presented, or it names none",
             )
         return None
 
