@@ -4,6 +4,9 @@ What a twistd plugin of xmppcomp sets for its whole process: the minimum
 level of xmppcomp's log events and the garbage collector's tuning
 (L{PluginProcess}). The plugins' C{makeService} make it, and nothing else
 does: the library's services set nothing process-wide.
+
+And how a plugin's process ends when its configuration cannot be used:
+with one line, not the option list (L{ConfigExit}).
 """
 
 from __future__ import annotations
@@ -20,11 +23,35 @@ from xmppcomp.logs import LogLevelFilter
 
 _T = TypeVar("_T")
 
-__all__ = ["GC_THRESHOLDS", "PluginProcess"]
+__all__ = ["GC_THRESHOLDS", "ConfigExit", "PluginProcess"]
 
 #: Allocations between young collections in the plugins' processes
 #: (Python's default: 700), and the ratios of the older generations.
 GC_THRESHOLDS = (10000, 10, 10)
+
+
+class ConfigExit(SystemExit):
+    """
+    End a plugin's process because its configuration cannot be used: the
+    message alone, C{"<command>: <error>"}, without twistd's option list.
+
+    Raised while twistd parses the options or calls C{makeService}, it
+    leaves twistd (which catches neither) before its log starts, so
+    Python writes the message to standard error and exits with status 1.
+    Only the plugins raise it: the library raises L{ConfigError}.
+
+    A configuration made of options alone names the command as its
+    source already; its message is not prefixed twice.
+
+    @ivar error: the configuration error.
+    """
+
+    def __init__(self, command: str, error: ConfigError) -> None:
+        message = str(error)
+        if not message.startswith(f"{command}: "):
+            message = f"{command}: {message}"
+        super().__init__(message)
+        self.error = error
 
 
 class PluginProcess:
@@ -54,28 +81,39 @@ class PluginProcess:
     @ivar gcTuning: whether to tune the garbage collector.
     @ivar reactor: whose start triggers the freeze; C{None}: the global
         reactor.
+    @ivar command: what the plugin calls itself in its messages.
     """
 
-    def __init__(self, logLevel: str, gcTuning: bool = True, reactor: IReactorCore | None = None) -> None:
+    def __init__(
+        self,
+        logLevel: str,
+        gcTuning: bool = True,
+        reactor: IReactorCore | None = None,
+        command: str = "twistd",
+    ) -> None:
         """
         @param logLevel: the name of the lowest level of xmppcomp's log
             events to keep.
         @param gcTuning: whether to tune the garbage collector.
         @param reactor: whose start triggers the freeze; the global
             reactor by default.
+        @param command: see L{command}.
         """
         self.logFilter = LogLevelFilter(logLevel)
         self.gcTuning = gcTuning
         self.reactor = reactor
+        self.command = command
         self._previousThresholds: tuple[int, ...] | None = None
 
     @classmethod
-    def fromOptions(cls, options: usage.Options) -> PluginProcess:
+    def fromOptions(cls, options: usage.Options, command: str = "twistd") -> PluginProcess:
         """
         The settings of a plugin's checked options (C{--log-level},
         C{--no-gc-tuning}).
+
+        @param command: what the plugin calls itself.
         """
-        return cls(options["log-level"], gcTuning=not options["no-gc-tuning"])
+        return cls(options["log-level"], gcTuning=not options["no-gc-tuning"], command=command)
 
     @classmethod
     def build(
@@ -91,17 +129,17 @@ class PluginProcess:
         @param command: what the plugin calls itself, for the message.
         @param make: builds the service, given the settings.
         @return: what C{make} returns.
-        @raise SystemExit: C{make} raised L{ConfigError} (a file the
+        @raise ConfigExit: C{make} raised L{ConfigError} (a file the
             configuration names cannot be read any more); the message is
             the reason, for twistd to print instead of a traceback.
         """
-        process = cls.fromOptions(options)
+        process = cls.fromOptions(options, command)
         process.begin()
         try:
             return make(process)
         except ConfigError as e:
             process.stop()
-            raise SystemExit(f"{command}: {e}") from e
+            raise ConfigExit(command, e) from e
         except BaseException:
             process.stop()
             raise
