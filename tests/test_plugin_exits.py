@@ -2,19 +2,22 @@
 """
 C{twistd xmppcomp}, C{twistd xmppcomp-router} and C{xmppcomp-credentials}
 as real processes, started the way an operator starts them: a
-configuration they cannot use ends them with one line on standard error
-and status 1, without the option list.
+configuration they cannot use, or a port that is taken, ends them with one
+line on standard error and status 1: no option list, no traceback.
 
-These run real processes, which the rest of the suite avoids: what is
-tested here is what twistd does with what the plugins raise
-(L{xmppcomp._process.ConfigExit}), which only a real twistd shows.
+These run real processes and bind real loopback sockets, which the rest of
+the suite avoids: what is tested here is what twistd does with what the
+plugins raise (L{xmppcomp._process.ConfigExit},
+L{xmppcomp._process.ListenExit}), which only a real twistd shows.
 """
 
 from __future__ import annotations
 
 import os
+import socket
 import subprocess
 import sys
+from typing import Any
 
 from twisted.trial.unittest import SynchronousTestCase
 
@@ -34,10 +37,9 @@ class _ProcessMixin:
     C{PYTHONPATH}.
     """
 
-    mktemp: object
+    mktemp: Any
 
     def setUp(self) -> None:
-        assert callable(self.mktemp)
         self.directory = os.path.abspath(self.mktemp())
         os.makedirs(self.directory)
 
@@ -181,3 +183,132 @@ class ConfigErrorTests(_ProcessMixin, SynchronousTestCase):
         self.assertEqual((result.returncode, result.stderr, result.stdout), (1, line + "\n", ""))
         with open(path, encoding="utf-8") as f:
             self.assertEqual(f.read(), document)
+
+
+class PortInUseTests(_ProcessMixin, SynchronousTestCase):
+    """
+    A port that is taken ends twistd with one line naming the address, the
+    setting and the option that give it, and why: on standard error and in
+    the log, with status 1, and no traceback.
+    """
+
+    def setUp(self) -> None:
+        super().setUp()
+        taken = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        self.addCleanup(taken.close)
+        taken.bind(("127.0.0.1", 0))
+        taken.listen(1)
+        self.port = taken.getsockname()[1]
+
+    def assertCannotListen(self, result: subprocess.CompletedProcess[str], line: str) -> None:
+        self.assertEqual((result.returncode, result.stderr, result.stdout), (1, line + "\n", ""))
+        log = self.log()
+        self.assertIn(f"#critical] {line}\n", log)
+        self.assertNotIn("Traceback", log)
+
+    def test_httpauth(self) -> None:
+        """
+        The HTTP-auth confirmer's port (C{[httpauth] listen},
+        C{--http-listen}).
+        """
+        result = self.twistd("xmppcomp", "--http-listen", f"tcp:{self.port}:interface=127.0.0.1")
+        self.assertCannotListen(
+            result,
+            f"twistd xmppcomp: cannot listen on 127.0.0.1:{self.port} "
+            "(set by httpauth.listen or --http-listen): address already in use",
+        )
+
+    def test_embedded(self) -> None:
+        """
+        The embedded router's port (C{[embedded] port},
+        C{--embedded-port}).
+        """
+        result = self.twistd(
+            "xmppcomp", "--http-listen", "tcp:0:interface=127.0.0.1", "--embedded-port", str(self.port)
+        )
+        self.assertCannotListen(
+            result,
+            f"twistd xmppcomp: cannot listen on 127.0.0.1:{self.port} "
+            "(set by embedded.port or --embedded-port): address already in use",
+        )
+
+    def router(self, *argv: str) -> subprocess.CompletedProcess[str]:
+        """
+        C{twistd xmppcomp-router} without TLS, with an empty credentials
+        file, and C{argv}.
+        """
+        self.write("credentials.json", '{"version": 1, "identities": {}}')
+        return self.twistd(
+            "xmppcomp-router", "--domain", "example.net", "--allow-plaintext",
+            "--credentials", "credentials.json", *argv,
+        )
+
+    def test_routerListen(self) -> None:
+        """
+        A port of the router's XEP-0225 listeners (C{listen}, C{--listen}),
+        the second one given.
+        """
+        result = self.router("--listen", "tcp:0:interface=127.0.0.1", "--listen", f"tcp:{self.port}:interface=127.0.0.1")
+        self.assertCannotListen(
+            result,
+            f"twistd xmppcomp-router: cannot listen on 127.0.0.1:{self.port} "
+            "(set by listen or --listen): address already in use",
+        )
+
+    def test_routerAcceptListen(self) -> None:
+        """
+        A port of the router's XEP-0114 listeners (C{[accept] listen},
+        C{--accept-listen}).
+        """
+        self.write("legacy.secret", "a shared secret\n")
+        self.write("credentials.json", '{"version": 1, "identities": {}}')
+        self.write(
+            "router.toml",
+            'domain = "example.net"\nallow_plaintext = true\ncredentials = "credentials.json"\n'
+            f'listen = ["tcp:0:interface=127.0.0.1"]\n[accept]\nlisten = ["tcp:{self.port}:interface=127.0.0.1"]\n'
+            '[accept.secrets]\n"legacy.example.net" = { file = "legacy.secret" }\n',
+        )
+        result = self.twistd("xmppcomp-router", "--config", "router.toml")
+        self.assertCannotListen(
+            result,
+            f"twistd xmppcomp-router: cannot listen on 127.0.0.1:{self.port} "
+            "(set by accept.listen or --accept-listen): address already in use",
+        )
+
+    def test_routerMetrics(self) -> None:
+        """
+        The router's metrics port (C{metrics_listen}, C{--metrics-listen}).
+        """
+        result = self.router(
+            "--listen", "tcp:0:interface=127.0.0.1", "--metrics-listen", f"tcp:{self.port}:interface=127.0.0.1"
+        )
+        self.assertCannotListen(
+            result,
+            f"twistd xmppcomp-router: cannot listen on 127.0.0.1:{self.port} "
+            "(set by metrics_listen or --metrics-listen): address already in use",
+        )
+
+    def test_daemon(self) -> None:
+        """
+        As a daemon (no C{-n}), the line is in the log, and twistd's first
+        process, which waits on the terminal for the daemon's word, says
+        that an error occurred, with the start of the line, and exits with
+        status 1 (instead of waiting forever); the pid file is removed.
+        """
+        result = self.spawn(
+            "-c", TWISTD, "--pidfile=twistd.pid", "--logfile=twistd.log",
+            "xmppcomp", "--http-listen", f"tcp:{self.port}:interface=127.0.0.1",
+        )
+        self.assertEqual((result.returncode, result.stdout), (1, ""))
+        self.assertTrue(
+            result.stderr.startswith(
+                f"An error has occurred: b'xmppcomp.listening.ListenError: cannot listen on 127.0.0.1:{self.port} "
+            ),
+            result.stderr,
+        )
+        self.assertIn(
+            f"#critical] twistd xmppcomp: cannot listen on 127.0.0.1:{self.port} "
+            "(set by httpauth.listen or --http-listen): address already in use\n",
+            self.log(),
+        )
+        self.assertFalse(os.path.exists(os.path.join(self.directory, "twistd.pid")))
