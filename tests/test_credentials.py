@@ -567,8 +567,9 @@ class CredentialsCommandTests(SynchronousTestCase):
 
     def test_malformedFileUntouched(self) -> None:
         """
-        Every command refuses a malformed file with status 2 and a message
-        naming it, and leaves its bytes and mode as they were.
+        Every command refuses a malformed file with status 1 and one line
+        naming it, the problem and the fix (no usage), and leaves its bytes
+        and mode as they were.
         """
         documents = [
             b"{not json",
@@ -586,9 +587,21 @@ class CredentialsCommandTests(SynchronousTestCase):
                 ["list"],
             ]:
                 result = self.run_(*argv, stdin=io.StringIO(SECRET + "\n"))
-                self.assertEqual(result.status, EXIT_USAGE, (document, argv))
-                self.assertIn("malformed", result.err)
-                self.assertIn(self.path, result.err)
+                self.assertEqual(result.status, EXIT_REFUSED, (document, argv))
+                self.assertTrue(
+                    result.err.startswith(
+                        f"xmppcomp-credentials: error: malformed credentials file, left untouched: {self.path}: "
+                    ),
+                    result.err,
+                )
+                self.assertTrue(
+                    result.err.endswith(
+                        "; fix it there, or move the file away and add the domains again\n"
+                    ),
+                    result.err,
+                )
+                self.assertEqual(result.err.count("\n"), 1, result.err)
+                self.assertNotIn("usage", result.err)
                 self.assertEqual(result.out, "")
                 self.assertEqual(self.fileBytes(), document)
                 self.assertEqual(stat.S_IMODE(os.stat(self.path).st_mode), 0o640)

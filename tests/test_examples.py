@@ -445,8 +445,16 @@ class CommandLineTests(SynchronousTestCase):
 
     def test_parseErrors(self) -> None:
         """
-        A wrong option is reported with the usage, as an error.
+        A malformed option is reported with the usage, as an error; a value
+        the configuration cannot use, in one line naming the example and
+        the option, without the usage.
         """
         module = loadExample("echo_component.py")
+        e = self.assertRaises(SystemExit, module.parse, ["--max-queued", "many"])
+        self.assertIn("Usage: python docs/examples/echo_component.py", str(e))
+        self.assertIn("error: --max-queued must be a whole number, not 'many'", str(e))
         e = self.assertRaises(SystemExit, module.parse, ["--server", "tcp:nope"])
-        self.assertIn("error: --server: 'tcp:nope' is not a valid client endpoint", str(e))
+        self.assertTrue(
+            str(e).startswith("echo_component.py: --server: 'tcp:nope' is not a valid client endpoint"), str(e)
+        )
+        self.assertNotIn("Usage", str(e))

@@ -18,7 +18,6 @@ from twisted.internet import defer
 from twisted.internet.address import IPv4Address, IPv6Address, UNIXAddress
 from twisted.internet.task import Clock
 from twisted.logger import globalLogPublisher
-from twisted.python import usage
 from twisted.python.failure import Failure
 from twisted.trial.unittest import SynchronousTestCase, TestCase
 from twisted.web.resource import Resource
@@ -27,6 +26,7 @@ from twisted.words.protocols.jabber.error import StreamError
 from wokkel.generic import XmlPipe
 
 from xmppcomp import tap
+from xmppcomp._process import ConfigExit
 from xmppcomp.component import failureCondition
 from xmppcomp.errors import SASLFailure, TLSRequiredError
 from xmppcomp.httpauth import (
@@ -499,13 +499,19 @@ class ListenerTests(SynchronousTestCase):
 
     def test_withoutListener(self) -> None:
         """
-        Metrics without the HTTP-auth listener are refused.
+        Metrics without the HTTP-auth listener are refused: the process
+        ends with the message alone.
         """
         options = tap.Options()
         error = self.assertRaises(
-            usage.UsageError, options.parseOptions, ["--metrics", "--no-httpauth"]
+            ConfigExit, options.parseOptions, ["--metrics", "--no-httpauth"]
         )
-        self.assertIn("--no-httpauth", str(error))
+        self.assertEqual(
+            error.code,
+            "twistd xmppcomp: /metrics is served on the HTTP-auth listener, "
+            "which is off ([httpauth] enabled = false or --no-httpauth); turn "
+            "it on, or leave out [httpauth] metrics = true and --metrics",
+        )
 
     def listening(self, address: Any, metrics: bool = True) -> None:
         listener = tap.HTTPAuthListener(

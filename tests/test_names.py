@@ -350,8 +350,9 @@ class EveryDeciderTests(SynchronousTestCase):
 
         directory = self.mktemp()
         os.makedirs(directory)
-        with open(os.path.join(directory, "credentials.json"), "w"):
-            pass
+        # A credentials file with no identities (the configuration reads it).
+        with open(os.path.join(directory, "credentials.json"), "w") as f:
+            f.write('{"version": 1, "identities": {}}')
         source = os.path.join(directory, "router.toml")
         base = {"credentials": "credentials.json", "allow_plaintext": True}
         for name, expected in CASES:

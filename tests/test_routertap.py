@@ -18,8 +18,8 @@ from twisted.trial.unittest import SynchronousTestCase, TestCase
 
 from tests.test_config import EXAMPLE, makeRouterFiles
 from xmppcomp import routertap
-from xmppcomp._process import GC_THRESHOLDS
-from xmppcomp.config import RouterLimits
+from xmppcomp._process import GC_THRESHOLDS, ConfigExit
+from xmppcomp.config import ConfigError, RouterLimits
 
 LOOPBACK = "tcp:0:interface=127.0.0.1"
 
@@ -48,6 +48,23 @@ class OptionsTests(_ExampleMixin, SynchronousTestCase):
     L{routertap.Options} builds a checked L{RouterConfig} from the file and
     the options, options winning.
     """
+
+    def configExit(self, *argv: str) -> str:
+        """
+        Parse C{argv}, which the configuration cannot use: the process is
+        to end with a L{ConfigExit} whose message is the command (once)
+        and the L{ConfigError}'s, and nothing else (no usage).
+
+        @return: that message.
+        """
+        e = self.assertRaises(ConfigExit, self.parse, *argv)
+        self.assertIsInstance(e.error, ConfigError)
+        message = str(e.code)
+        self.assertTrue(message.startswith("twistd xmppcomp-router: "), message)
+        self.assertTrue(message.endswith(str(e.error)), message)
+        self.assertNotIn("twistd xmppcomp-router: twistd xmppcomp-router", message)
+        self.assertNotIn("Usage", message)
+        return message
 
     def test_configFile(self) -> None:
         """
@@ -174,30 +191,45 @@ class OptionsTests(_ExampleMixin, SynchronousTestCase):
         self.assertIn("--config FILE", str(error))
         self.assertIn("--domain DOMAIN", str(error))
 
-    def test_configErrorIsUsageError(self) -> None:
+    def test_configErrorExits(self) -> None:
         """
-        A configuration error becomes a L{usage.UsageError} with the same
-        message, naming the file and key.
+        A configuration error ends the process with its message alone
+        (L{ConfigExit}), naming the file and key, not with a usage error
+        and the option list.
         """
         with open(self.configPath, "a") as f:
             f.write("max_session = 3\n")
-        error = self.assertRaises(usage.UsageError, self.parse, "--config", self.configPath)
-        self.assertIn(self.configPath, str(error))
-        self.assertIn("unknown key 'limits.max_session'", str(error))
+        error = self.configExit("--config", self.configPath)
+        self.assertIn(self.configPath, error)
+        self.assertIn("unknown key 'limits.max_session'", error)
+
+    def test_malformedCredentials(self) -> None:
+        """
+        A credentials file that is not well formed is refused when the
+        options are checked, naming the configuration file, the key, the
+        credentials file and the fix (before, the router's start failed
+        with a traceback).
+        """
+        with open(self.paths["credentials.json"], "w") as f:
+            f.write('{"version": 1, "identities": {"comp.example.net": {}}}')
+        error = self.configExit("--config", self.configPath)
+        self.assertEqual(
+            error,
+            f"twistd xmppcomp-router: {self.configPath}: credentials: "
+            f"{self.paths['credentials.json']}: identity 'comp.example.net': "
+            "must be a non-empty object of hash names; fix it there, or move "
+            "the file away and add the domains again (xmppcomp-credentials "
+            "FILE add DOMAIN)",
+        )
 
     def test_optionErrorNamesOption(self) -> None:
         """
-        A bad value given as an option is reported with the option's name.
+        A bad value given as an option is reported with the option's name:
+        a value of the wrong type is a usage error, a value the
+        configuration cannot use ends the process with its message alone.
         """
-        error = self.assertRaises(
-            usage.UsageError,
-            self.parse,
-            "--config",
-            self.configPath,
-            "--max-sessions",
-            "0",
-        )
-        self.assertIn("--max-sessions must be at least 1", str(error))
+        message = self.configExit("--config", self.configPath, "--max-sessions", "0")
+        self.assertIn("--max-sessions must be at least 1", message)
         error = self.assertRaises(
             usage.UsageError,
             self.parse,
@@ -218,16 +250,9 @@ class OptionsTests(_ExampleMixin, SynchronousTestCase):
             "soon",
         )
         self.assertIn("--negotiation-timeout must be a number of seconds", str(error))
-        error = self.assertRaises(
-            usage.UsageError,
-            self.parse,
-            "--config",
-            self.configPath,
-            "--listen",
-            "tcp:nope",
-        )
-        self.assertIn("--listen[0]", str(error))
-        self.assertIn("not a valid server endpoint string", str(error))
+        message = self.configExit("--config", self.configPath, "--listen", "tcp:nope")
+        self.assertIn("--listen[0]", message)
+        self.assertIn("not a valid server endpoint string", message)
 
     def test_missingCertificateWithoutFile(self) -> None:
         """
@@ -235,8 +260,8 @@ class OptionsTests(_ExampleMixin, SynchronousTestCase):
         C{--allow-plaintext} is given.
         """
         argv = ["--domain", "example.net", "--credentials", self.paths["credentials.json"]]
-        error = self.assertRaises(usage.UsageError, self.parse, *argv)
-        self.assertIn("tls.certificate is missing", str(error))
+        message = self.configExit(*argv)
+        self.assertTrue(message.startswith("twistd xmppcomp-router: tls.certificate is missing"), message)
         config = self.parse(*argv, "--allow-plaintext").routerConfig
         self.assertTrue(config.allowPlaintext)
 

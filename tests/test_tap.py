@@ -20,7 +20,7 @@ import xmppcomp._wokkelcompat  # noqa: F401  # isort: skip
 from wokkel.disco import DiscoHandler
 
 from xmppcomp import services, tap
-from xmppcomp._process import GC_THRESHOLDS, PluginProcess
+from xmppcomp._process import GC_THRESHOLDS, ConfigExit, PluginProcess
 from xmppcomp.component import Component
 from xmppcomp.config import (
     ComponentConfig,
@@ -621,6 +621,23 @@ class OptionsTests(_FilesMixin, SynchronousTestCase):
         options.parseOptions(list(argv))
         return options
 
+    def configExit(self, *argv: str) -> str:
+        """
+        Parse C{argv}, which the configuration cannot use: the process is
+        to end with a L{ConfigExit} whose message is the command (once)
+        and the L{ConfigError}'s, and nothing else (no usage).
+
+        @return: that message.
+        """
+        e = self.assertRaises(ConfigExit, self.parse, *argv)
+        self.assertIsInstance(e.error, ConfigError)
+        message = str(e.code)
+        self.assertTrue(message.startswith("twistd xmppcomp: "), message)
+        self.assertTrue(message.endswith(str(e.error)), message)
+        self.assertNotIn("twistd xmppcomp: twistd xmppcomp", message)
+        self.assertNotIn("Usage", message)
+        return message
+
     def test_noOptions(self) -> None:
         """
         No options at all: the embedded setup.
@@ -675,7 +692,7 @@ class OptionsTests(_FilesMixin, SynchronousTestCase):
         Options alone can describe a component connecting to a server
         without the confirmer (C{--no-httpauth}); with the confirmer, which
         needs C{public_origin} or C{allowed_hosts} (no option gives them),
-        they are refused, naming both keys.
+        they are refused (L{ConfigExit}), naming both keys.
         """
         argv = (
             "--server", "tcp:host=127.0.0.1:port=5347",
@@ -685,7 +702,7 @@ class OptionsTests(_FilesMixin, SynchronousTestCase):
             "--secret-file", self.path("comp.secret"),
             "--system-trust",
         )
-        e = self.assertRaises(usage.UsageError, self.parse, *argv)
+        e = self.configExit(*argv)
         self.assertIn("[httpauth] needs public_origin", str(e))
         self.assertIn("allowed_hosts", str(e))
         config = self.parse(*argv, "--no-httpauth").componentConfig
@@ -717,24 +734,24 @@ class OptionsTests(_FilesMixin, SynchronousTestCase):
         self.assertIn("--embedded-port", str(e))
         self.assertEqual(self.parse("--embedded-port", "5348").componentConfig.embeddedPort, 5348)
 
-    def test_configErrorIsUsageError(self) -> None:
+    def test_configErrorExits(self) -> None:
         """
-        Configuration errors become usage errors with the same message.
+        A configuration error, in the file or in an option's value, ends
+        the process with its message alone (L{ConfigExit}), not with a
+        usage error and the option list.
         """
-        e = self.assertRaises(usage.UsageError, self.parse, "--config", self.path("nope.toml"))
+        e = self.configExit("--config", self.path("nope.toml"))
         self.assertIn("cannot read the configuration file", str(e))
-        e = self.assertRaises(usage.UsageError, self.parse, "--server", "tcp:1")
+        e = self.configExit("--server", "tcp:1")
         self.assertIn("--server: 'tcp:1'", str(e))
 
     def test_secretReadable(self) -> None:
         """
         The secret must be readable when the options are checked: an unset
-        variable is a usage error naming it.
+        variable ends the process with a message naming it.
         """
         os.environ.pop("XMPPCOMP_UNSET", None)
-        e = self.assertRaises(
-            usage.UsageError,
-            self.parse,
+        e = self.configExit(
             "--config", self.write("c.toml", FULL),
             "--secret-env", "XMPPCOMP_UNSET",
         )
@@ -803,22 +820,20 @@ class OptionsTests(_FilesMixin, SynchronousTestCase):
 
     def test_httpOptionErrors(self) -> None:
         """
-        Bad C{--http-*} values are usage errors naming the option and the
-        fix.
+        Bad C{--http-*} values end the process with a message naming the
+        option and the fix.
         """
-        e = self.assertRaises(usage.UsageError, self.parse, "--http-listen", "tcp:eighty")
+        e = self.configExit("--http-listen", "tcp:eighty")
         self.assertIn("--http-listen: 'tcp:eighty' is not a valid server endpoint", str(e))
-        e = self.assertRaises(usage.UsageError, self.parse, "--http-mode", "proxy")
+        e = self.configExit("--http-mode", "proxy")
         self.assertIn("httpauth.upstream is missing", str(e))
-        e = self.assertRaises(usage.UsageError, self.parse, "--http-mode", "guard")
+        e = self.configExit("--http-mode", "guard")
         self.assertIn('--http-mode must be "protect"', str(e))
-        e = self.assertRaises(usage.UsageError, self.parse, "--http-upstream", "http://x")
+        e = self.configExit("--http-upstream", "http://x")
         self.assertIn("--http-upstream: upstream is only used in proxy mode", str(e))
-        e = self.assertRaises(usage.UsageError, self.parse, "--http-directory", self.path("nope"))
+        e = self.configExit("--http-directory", self.path("nope"))
         self.assertIn("does not exist", str(e))
-        e = self.assertRaises(
-            usage.UsageError, self.parse, "--http-mode", "proxy", "--http-upstream", "ftp://x"
-        )
+        e = self.configExit("--http-mode", "proxy", "--http-upstream", "ftp://x")
         self.assertIn("not an http:// or https:// URL", str(e))
 
     def test_xtlsOptions(self) -> None:
@@ -848,12 +863,12 @@ class OptionsTests(_FilesMixin, SynchronousTestCase):
         ).componentConfig
         self.assertEqual((config.xtls.certificate, config.xtls.key), (self.path("both.pem"), None))
         self.assertEqual(config.xtls.trust, self.path("ca.pem"))
-        e = self.assertRaises(
-            usage.UsageError, self.parse, "--xtls-certificate", certificate, "--xtls-key", otherKey,
+        e = self.configExit(
+            "--xtls-certificate", certificate, "--xtls-key", otherKey,
             "--xtls-trust", self.path("ca.pem"),
         )
         self.assertIn("--xtls-key", str(e))
-        e = self.assertRaises(usage.UsageError, self.parse, "--xtls-certificate", certificate, "--xtls-key", key)
+        e = self.configExit("--xtls-certificate", certificate, "--xtls-key", key)
         self.assertIn("xtls.trust is missing", str(e))
         self.assertFalse(self.parse("--no-xtls").componentConfig.xtls.enabled)
 

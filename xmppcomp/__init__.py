@@ -8,6 +8,8 @@ submodule such as C{xmppcomp.ns} stays cheap):
   - L{Component}: the initiating side as a service (XEP-0225 or XEP-0114).
   - L{RouterService}, L{Router}: the receiving side.
   - L{ComponentConfig}, L{RouterConfig}, L{SecretRef}: configuration values.
+  - L{ConfigError}, L{ListenError}: a configuration that cannot be used, a
+    listener that cannot listen (each says what to change).
   - L{XTLSHandler}, L{XTLSConfiguration}: end-to-end TLS over IQs.
   - L{makeConfirmer}, L{ConfirmationRequester}, L{ConfirmationResponder}:
     XEP-0070 HTTP authentication via XMPP.
@@ -27,6 +29,7 @@ _EXPORTS = {
     "ComponentConfig": "xmppcomp.config",
     "SecretRef": "xmppcomp.config",
     "ConfigError": "xmppcomp.config",
+    "ListenError": "xmppcomp.listening",
     "XTLSHandler": "xmppcomp.xtls",
     "XTLSConfiguration": "xmppcomp.xtls",
     "Tunnel": "xmppcomp.xtls",
@@ -46,6 +49,7 @@ __all__ = [
     "ConfigError",
     "ConfirmationRequester",
     "ConfirmationResponder",
+    "ListenError",
     "Router",
     "RouterConfig",
     "RouterService",

@@ -14,6 +14,7 @@ from typing import ClassVar
 
 from twisted.python import usage
 
+from xmppcomp._process import ConfigExit
 from xmppcomp.config import ConfigError, Override
 from xmppcomp.logs import LOG_LEVEL_OPTION, checkLogLevelOption
 
@@ -74,8 +75,20 @@ class PluginOptions(usage.Options):
 
     A subclass names those options (L{parameterKeys}, L{numbers}) and
     loads its configuration in L{load}; L{postOptions} checks the log
-    level and turns a L{ConfigError} into a L{usage.UsageError}.
+    level and ends the process on a L{ConfigError} with only its message
+    (L{ConfigExit}).
 
+    Two kinds of errors, two outputs. Option syntax (an unknown option,
+    a number that is not one, options that exclude each other, nothing
+    given) is a L{usage.UsageError}: twistd prints the option list, then
+    the error. A value the configuration cannot use, from the file or
+    from an option, is a L{ConfigError} whose message names the file and
+    key, or the option, and the fix: the process prints that message
+    alone on standard error and exits with status 1, because the option
+    list would bury it.
+
+    @cvar command: what the plugin calls itself in its messages, e.g.
+        C{"twistd xmppcomp"}.
     @cvar parameterKeys: option name to the TOML key it overrides, for the
         options that take one value.
     @cvar numbers: of those, the ones that take a number: option name to
@@ -85,6 +98,7 @@ class PluginOptions(usage.Options):
     optParameters = [CONFIG_OPTION, LOG_LEVEL_OPTION]
     optFlags = [GC_TUNING_FLAG]
 
+    command: ClassVar[str] = "twistd"
     parameterKeys: ClassVar[Mapping[str, str]] = {}
     numbers: ClassVar[Mapping[str, bool]] = {}
 
@@ -132,12 +146,13 @@ class PluginOptions(usage.Options):
         Check C{--log-level}, then load the file if one is given, override
         it with the options given, and check the result (L{load}).
 
-        @raise usage.UsageError: the configuration is not usable; the
-            message names the file and key, or the option, and the fix.
+        @raise usage.UsageError: the options are malformed (option syntax).
+        @raise ConfigExit: the configuration is not usable; the message
+            names the file and key, or the option, and the fix.
         """
         checkLogLevelOption(self)
         overrides = self.overrides()
         try:
             self.load(overrides)
         except ConfigError as e:
-            raise usage.UsageError(str(e)) from e
+            raise ConfigExit(self.command, e) from e

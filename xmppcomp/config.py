@@ -49,6 +49,7 @@ from xmppcomp.router.config import (
     CREATE_CREDENTIALS, DEFAULT_ACCEPT_LISTEN, DEFAULT_ROUTER_LISTEN, RouterConfig, RouterLimits,
 )
 from xmppcomp.stream import tls
+from xmppcomp.stream.sasl.store import CredentialFileError, FileCredentialStore
 from xmppcomp.xtls import XTLSConfig, XTLSLimits
 
 __all__ = [
@@ -451,6 +452,22 @@ class _Loader:
             hint = f"; or give its private key with {keyKey} = {keyExample}" if key is None else ""
             raise self.error(at, f": {e}; give the PEM certificate and its unencrypted private key{hint}") from e
 
+    def credentials(self, key: str, path: str | None) -> None:
+        """
+        Check that the credentials file at C{path} can be read and is well
+        formed (L{FileCredentialStore.load}; a file that does not exist is
+        refused before, by L{file}).
+        """
+        if path is None:
+            return
+        try:
+            FileCredentialStore(path).load()
+        except CredentialFileError as e:
+            raise self.error(key, f": {e}; fix it there, or move the file away and add the domains again "
+                             "(xmppcomp-credentials FILE add DOMAIN)") from e
+        except OSError as e:
+            raise self.error(key, f": cannot read {path}: {e.strerror}; make it readable by the router") from e
+
     def authorities(self, key: str, path: str | None) -> None:
         try:
             if path is not None:
@@ -603,6 +620,7 @@ def routerConfigFromMapping(data: Mapping[str, object], source: str, overrides: 
         raise loader.missing("tls.certificate", f"tls.key is given without a certificate; {add}")
     loader.certificates("tls.certificate", config.certificate, "tls.key", config.key, add, '"router.key"')
     loader.authorities("tls.client_cas", config.clientCAs)
+    loader.credentials("credentials", config.credentials)
     if config.clientCAs is not None and config.certificate is None:
         raise loader.missing("tls.certificate", f"tls.client_cas (SASL EXTERNAL) needs TLS; {add}")
     if not config.listen and not config.acceptSecrets:

@@ -26,9 +26,10 @@ The file is rewritten atomically with mode 0600.
 Exit status: 0 on success; 1 when the operation is refused or fails (the
 domain already exists for C{add}, or does not for C{change} and
 C{remove}; secrets that do not match; an empty or unusable secret; the
-file cannot be read or written); 2 for a usage error, a DOMAIN that is not
-a domain, a bad iteration count, or a malformed credentials file. The file
-is left untouched whenever the status is not 0.
+file cannot be read or written, or is malformed); 2 for a usage error, a
+DOMAIN that is not a domain, or a bad iteration count. The file is left
+untouched whenever the status is not 0. Errors are one line on standard
+error; only usage errors print the usage with it.
 """
 
 from __future__ import annotations
@@ -58,9 +59,10 @@ DEFAULT_ITERATIONS = MIN_ITERATIONS
 
 #: Exit status: success.
 EXIT_OK = 0
-#: Exit status: the operation was refused or failed.
+#: Exit status: the operation was refused or failed, or the credentials
+#: file cannot be used.
 EXIT_REFUSED = 1
-#: Exit status: bad usage or input, including a malformed credentials file.
+#: Exit status: bad usage or arguments.
 EXIT_USAGE = 2
 
 _PROG = "xmppcomp-credentials"
@@ -220,18 +222,19 @@ class _Command:
             store.load()
         except CredentialFileError as e:
             self.fail(
-                EXIT_USAGE,
-                f"malformed credentials file, left untouched: {e}",
+                EXIT_REFUSED,
+                f"malformed credentials file, left untouched: {e}; fix it "
+                "there, or move the file away and add the domains again",
             )
         except OSError as e:
-            self.fail(EXIT_REFUSED, f"cannot read {path}: {e}")
+            self.fail(EXIT_REFUSED, f"cannot read {path}: {e.strerror or e}")
         return store
 
     def save(self, store: FileCredentialStore) -> None:
         try:
             store.save()
         except OSError as e:
-            self.fail(EXIT_REFUSED, f"cannot write {store.path}: {e}")
+            self.fail(EXIT_REFUSED, f"cannot write {store.path}: {e.strerror or e}")
 
     def _isTerminal(self) -> bool:
         isatty = getattr(self._stdin, "isatty", None)

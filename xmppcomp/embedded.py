@@ -52,7 +52,7 @@ from cryptography.x509.oid import ExtendedKeyUsageOID
 from twisted.application.service import MultiService
 from twisted.internet import defer
 from twisted.internet.endpoints import TCP4ClientEndpoint
-from twisted.internet.error import ConnectError
+from twisted.internet.error import CannotListenError, ConnectError
 from twisted.internet.address import IPv4Address
 from twisted.internet.interfaces import IProtocol, IProtocolFactory, IReactorTime, IStreamClientEndpoint
 from twisted.internet.ssl import Certificate, PrivateCertificate
@@ -62,6 +62,7 @@ from xmppcomp import _x509
 from xmppcomp.component import Component
 from xmppcomp.componentconfig import DEFAULT_EMBEDDED_DOMAIN
 from xmppcomp.router.config import RouterConfig
+from xmppcomp.listening import ListenError
 from xmppcomp.logs import Logger
 from xmppcomp.metrics import Metrics
 from xmppcomp.router.service import RouterService
@@ -382,6 +383,12 @@ class EmbeddedRouter(MultiService):
         )
 
     def startService(self) -> None:
+        """
+        Write the certificate, key and credentials to a private directory
+        and start the router on loopback.
+
+        @raise ListenError: it cannot listen on its port.
+        """
         # mkdtemp makes the directory with mode 0700.
         directory = tempfile.mkdtemp(prefix="xmppcomp-embedded-")
         self.directory = directory
@@ -410,7 +417,14 @@ class EmbeddedRouter(MultiService):
             )
             service.setServiceParent(self)
             self.routerService = service
-            super().startService()
+            try:
+                super().startService()
+            except CannotListenError as e:
+                self.routerService = None
+                service.disownServiceParent()
+                raise ListenError(
+                    "embedded.port or --embedded-port", service.config.listen[0], e
+                ) from e
         except BaseException:
             self._removeDirectory()
             raise

@@ -46,6 +46,7 @@ class Options(PluginOptions):
     @ivar routerConfig: the configuration, built by L{postOptions}.
     """
 
+    command = _COMMAND
     synopsis = "[--config FILE] [options]"
     longdesc = (
         "Run an XMPP router that accepts server components: XEP-0225 "

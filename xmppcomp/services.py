@@ -408,6 +408,7 @@ def addHTTPAuth(
         metrics=httpauth.metrics,
         gate=gate,
         drainTimeout=httpauth.drainTimeout,
+        setting="httpauth.listen or --http-listen",
     )
     listener.confirmer = confirmer
     listener.setName(HTTPAUTH_SERVICE)
@@ -537,9 +538,28 @@ class ComponentServices(MultiService):
         super().__init__()
         self.metrics = Metrics() if metrics is None else metrics
 
+    def privilegedStartService(self) -> None:
+        """
+        Let the children that listen before privileges are shed (the
+        HTTP-auth listener) listen; with a plugin's L{process}, one that
+        cannot ends the process with one line
+        (L{PluginProcess.listening}).
+        """
+        if self.process is None:
+            super().privilegedStartService()
+        else:
+            self.process.listening(super().privilegedStartService)
+
     def startService(self) -> None:
-        super().startService()
-        if self.process is not None:
+        """
+        Start the children in order, then the plugin's L{process}; with
+        one, a listener that cannot listen (the embedded router's) ends
+        the process with one line (L{PluginProcess.listening}).
+        """
+        if self.process is None:
+            super().startService()
+        else:
+            self.process.listening(super().startService)
             self.process.start()
 
     @defer.inlineCallbacks
@@ -656,8 +676,15 @@ class PluginRouterService(RouterService):
     process: PluginProcess | None = None
 
     def startService(self) -> None:
-        super().startService()
-        if self.process is not None:
+        """
+        Start the router and its listeners, then the plugin's L{process};
+        with one, a listener that cannot listen ends the process with one
+        line (L{PluginProcess.listening}).
+        """
+        if self.process is None:
+            super().startService()
+        else:
+            self.process.listening(super().startService)
             self.process.start()
 
     def stopService(self) -> defer.Deferred[None]:

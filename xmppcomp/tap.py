@@ -43,6 +43,7 @@ from xmppcomp._process import GC_THRESHOLDS, PluginProcess
 from xmppcomp.config import (
     COMPONENT_LIMIT_KEYS,
     ComponentConfig,
+    ConfigError,
     Override,
     componentConfigFromMapping,
     loadComponentConfig,
@@ -97,6 +98,7 @@ class Options(PluginOptions):
     @ivar componentConfig: the configuration, built by L{postOptions}.
     """
 
+    command = _COMMAND
     synopsis = "[--config FILE] [options]"
     longdesc = (
         "Run an XMPP server component. It connects to a server over XEP-0225 "
@@ -314,9 +316,8 @@ class Options(PluginOptions):
         Load the file if one is given, with C{overrides}, check the result,
         and check that the secret can be read now.
 
-        @raise ConfigError: the configuration is not usable.
-        @raise usage.UsageError: C{/metrics} is asked for without the
-            listener that serves it.
+        @raise ConfigError: the configuration is not usable (C{/metrics}
+            asked for without the listener that serves it included).
         """
         if self["config"] is not None:
             config = loadComponentConfig(self["config"], overrides)
@@ -325,7 +326,7 @@ class Options(PluginOptions):
         if config.secret is not None:
             config.secret.read()
         if config.httpauth.metrics and not config.httpauth.enabled:
-            raise usage.UsageError(
+            raise ConfigError(
                 "/metrics is served on the HTTP-auth listener, which is off "
                 "([httpauth] enabled = false or --no-httpauth); turn it on, "
                 "or leave out [httpauth] metrics = true and --metrics"

@@ -60,6 +60,8 @@ class EchoComponent(Component):
 
 
 class Options(_ComponentOptions):
+    # How a configuration error starts its one line.
+    command = "echo_component.py"
     synopsis = (
         "Usage: python docs/examples/echo_component.py --server ENDPOINT "
         "--server-domain DOMAIN --hostname NAME (--secret-file FILE | "

@@ -73,6 +73,8 @@ class TimeHandler(XMPPHandler, IQHandlerMixin):
 
 
 class Options(_ComponentOptions):
+    # How a configuration error starts its one line.
+    command = "handler_component.py"
     synopsis = (
         "Usage: python docs/examples/handler_component.py --server ENDPOINT "
         "--server-domain DOMAIN --hostname NAME (--secret-file FILE | "

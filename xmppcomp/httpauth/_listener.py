@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING
 
 from twisted.application.internet import StreamServerEndpointService
 from twisted.internet import defer
+from twisted.internet.error import CannotListenError
 from twisted.internet.interfaces import (
     IAddress,
     IListeningPort,
@@ -26,6 +27,7 @@ from twisted.protocols.policies import WrappingFactory
 
 from xmppcomp.admission import AdmissionGate, fileLimitWarning
 from xmppcomp.httpauth._site import ConfirmerSite
+from xmppcomp.listening import ListenError
 from xmppcomp.logs import Logger
 
 if TYPE_CHECKING:
@@ -130,6 +132,10 @@ class HTTPAuthListener(StreamServerEndpointService):
     L{StreamServerEndpointService} that fails the start (and so twistd)
     when it cannot listen, and logs where it listens.
 
+    When it cannot listen, its start raises L{ListenError} (a
+    L{CannotListenError}) naming the address, the L{setting} and the
+    reason, if it knows the setting; otherwise the endpoint's error.
+
     @ivar description: the endpoint string.
     @ivar what: what it serves, for the log.
     @ivar secure: whether it speaks HTTPS (an C{ssl:} endpoint).
@@ -141,6 +147,8 @@ class HTTPAuthListener(StreamServerEndpointService):
         L{addHTTPAuth<xmppcomp.services.addHTTPAuth>} set it.
     @ivar gate: the L{AdmissionGate<xmppcomp.admission.AdmissionGate>}
         that caps its open connections per source and in all, or C{None}.
+    @ivar setting: what gives its endpoint, as a message names it (e.g.
+        C{"httpauth.listen or --http-listen"}), or C{None}.
     """
 
     _raiseSynchronously = True
@@ -154,6 +162,7 @@ class HTTPAuthListener(StreamServerEndpointService):
         metrics: bool = False,
         gate: AdmissionGate | None = None,
         drainTimeout: float = 0.0,
+        setting: str | None = None,
     ) -> None:
         """
         @param gate: an L{AdmissionGate<xmppcomp.admission.AdmissionGate>}
@@ -162,6 +171,7 @@ class HTTPAuthListener(StreamServerEndpointService):
         @param drainTimeout: when C{factory} is a L{ConfirmerSite}, the
             seconds its requests in flight have to finish once the service
             stops (L{ConfirmerSite.drain}).
+        @param setting: see L{setting}.
         """
         super().__init__(endpoint, ConnectionTracker(factory if gate is None else gate.wrap(factory)))
         self.gate = gate
@@ -173,10 +183,22 @@ class HTTPAuthListener(StreamServerEndpointService):
         self.confirmer: Confirmer | None = None
         self.site = factory if isinstance(factory, ConfirmerSite) else None
         self.drainTimeout = drainTimeout
+        self.setting = setting
         self._listeners: list[defer.Deferred[IListeningPort]] = []
 
     def privilegedStartService(self) -> None:
-        super().privilegedStartService()
+        """
+        Listen.
+
+        @raise ListenError: it cannot, and it knows its L{setting}.
+        @raise CannotListenError: it cannot, and it does not.
+        """
+        try:
+            super().privilegedStartService()
+        except CannotListenError as e:
+            if self.setting is None:
+                raise
+            raise ListenError(self.setting, self.description, e) from e
         assert self._waitingForPort is not None
         self._waitingForPort.addCallback(self._listening)
 

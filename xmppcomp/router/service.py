@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any, Callable, Generator, Protocol, cast
 from twisted.application.service import MultiService
 from twisted.internet import defer
 from twisted.internet.endpoints import serverFromString
+from twisted.internet.error import CannotListenError
 from twisted.internet.interfaces import IDelayedCall, IListeningPort, IProtocolFactory, IPushProducer, IReactorTime, ITransport
 from twisted.python.failure import Failure
 from twisted.words.protocols.jabber import jid
@@ -28,6 +29,7 @@ from zope.interface import implementer
 
 from xmppcomp.router.config import RouterConfig, RouterLimits
 from xmppcomp.interfaces import IRawStanzaParser, IReceivingSession
+from xmppcomp.listening import ListenError
 from xmppcomp.logs import Logger
 from xmppcomp.metrics import Metrics
 from xmppcomp.ns import NS_CLIENT, NS_COMPONENT_ACCEPT, NS_DISCO_INFO, NS_DISCO_ITEMS, NS_PING
@@ -1020,6 +1022,13 @@ class RouterService(MultiService):
         self.ports: list[IListeningPort] = []
 
     def startService(self) -> None:
+        """
+        Make the router and listen on every configured endpoint.
+
+        @raise ListenError: an endpoint cannot listen; the message names
+            the address, the setting that gives it and the reason. The
+            ports opened before it are closed again.
+        """
         config = self.config
         limits = config.limits
         policy = HostnamePolicy.fromConfig(dict(config.authorization))
@@ -1073,7 +1082,9 @@ class RouterService(MultiService):
         )
         router.addBootstraps(receiving, "xep0225")
         receiving.addBootstrap(STREAM_AUTHD_EVENT, admission.authenticated)
-        listeners: list[tuple[str, IProtocolFactory]] = [(endpoint, admission.wrap(receiving)) for endpoint in config.listen]
+        listeners: list[tuple[str, IProtocolFactory, str]] = [
+            (endpoint, admission.wrap(receiving), "listen or --listen") for endpoint in config.listen
+        ]
         if config.acceptSecrets:
             secrets = {
                 normalizeDomain(hostname): ref.read() for hostname, ref in config.acceptSecrets.items()
@@ -1093,15 +1104,19 @@ class RouterService(MultiService):
             router.addBootstraps(accept, "xep0114")
             accept.addBootstrap(STREAM_AUTHD_EVENT, admission.authenticated)
             wrapped = admission.wrap(accept)
-            listeners += [(endpoint, wrapped) for endpoint in config.acceptListen]
+            listeners += [(endpoint, wrapped, "accept.listen or --accept-listen") for endpoint in config.acceptListen]
         if config.metricsListen is not None:
-            listeners.append((config.metricsListen, metricsSite(self.metrics)))
+            listeners.append((config.metricsListen, metricsSite(self.metrics), "metrics_listen or --metrics-listen"))
         self.router = router
-        for description, factory in listeners:
+        for description, factory, setting in listeners:
             failures: list[Failure] = []
             d = serverFromString(self.reactor, withBacklog(description, limits.listenBacklog)).listen(factory)
             d.addCallbacks(self.ports.append, failures.append)
             if failures:
+                self._stopListening()
+                error = failures[0].value
+                if isinstance(error, CannotListenError):
+                    raise ListenError(setting, description, error) from error
                 failures[0].raiseException()
             log.info("router {domain} listening on {endpoint}", domain=router.domain, endpoint=description)
         warning = fileLimitWarning(
@@ -1112,6 +1127,15 @@ class RouterService(MultiService):
         if warning is not None:
             log.warn("{warning}", warning=warning)
         super().startService()
+
+    def _stopListening(self) -> None:
+        """
+        A listener cannot listen: close the ports opened before it, so the
+        failed start holds none.
+        """
+        ports, self.ports = self.ports, []
+        for port in ports:
+            port.stopListening()
 
     # Any: inlineCallbacks types what is yielded as Deferred[Any], and
     # MultiService.stopService may give None.
