@@ -181,6 +181,21 @@ class ConnectionTests(TestCase):
     Connecting, binding and handlers.
     """
 
+    def test_noNewConnectionWhileStopping(self) -> None:
+        """
+        Once the component stops, a link whose connection ends while the
+        other streams finish their closing handshakes asks ClientService to
+        wait an hour (its stop cancels the wait) instead of connecting again:
+        a connection made during the stop is one ClientService cannot take
+        back cleanly.
+        """
+        component = self.component("alpha.example.net", "alpha.example.net")
+        [link] = component.links
+        self.assertLess(link._retryDelay(1), 3600)  # type: ignore[attr-defined]
+        component.stopService()
+        self.assertEqual(link._retryDelay(2), 3600)  # type: ignore[attr-defined]
+        self.network.flush()
+
     def test_bindsAndInitializesHandlers(self) -> None:
         """
         The component connects, binds all its hostnames, and initialises

@@ -307,6 +307,11 @@ class _Name:
             call.cancel()
 
 
+#: The retry delay a link asks for while its component stops: longer than
+#: any closing handshake, and cancelled by the stop.
+_STOPPING_RETRY_DELAY = 3600.0
+
+
 class _Link:
     """
     One connection of a component: every hostname over XEP-0225, or one
@@ -350,6 +355,12 @@ class _Link:
         # ClientService counts only failed TCP connects (a connection whose
         # negotiation failed counts as made), so the link keeps its own
         # count of consecutive failures, reset once negotiated.
+        if not self.component.running:
+            # Stopping: the streams are closing (Component.stopService waits
+            # for the closing handshakes before it stops the ClientServices);
+            # no new connection meanwhile, which ClientService could not take
+            # back cleanly once its stop begins. Its stop cancels this wait.
+            return _STOPPING_RETRY_DELAY
         if self._nextDelay is not None:
             # Worked out (and reported) when the failure was seen.
             delay, self._nextDelay = self._nextDelay, None
