@@ -63,7 +63,8 @@ class TLSRedisHarness(RedisHarness):
 
 class RedisTLSTests(TestCase):
     """
-    The store on a TLS-only Redis.
+    The store on a TLS-only Redis; a refused certificate is described
+    (what was presented, what was expected), not just a lost connection.
     """
 
     timeout = 60
@@ -112,6 +113,8 @@ class RedisTLSTests(TestCase):
         """
         store = self.store(tls=True, ca_file=self.caFile, server_name="other.test")
         failure = yield self.assertFailure(store.start(), StoreUnavailable)
+        self.assertIn("the server's certificate for other.test is for redis.test and was expected for other.test",
+                      str(failure))
         self.assertIn(f"Redis at {self.harness.server.host}:{self.harness.server.port}", str(failure))
         yield self.assertFailure(store.decide(attempt(transactionId="wrong-name"), 30), StoreUnavailable)
         self.assertIs((yield store.ping()), False)
@@ -126,6 +129,8 @@ class RedisTLSTests(TestCase):
             f.write(makeCertificateAuthority("Another CA").pem)
         store = self.store(tls=True, ca_file=other, server_name=NAME)
         failure = yield self.assertFailure(store.start(), StoreUnavailable)
+        self.assertIn(f"the server's certificate for redis.test is not signed by a CA in the CA file {other}",
+                      str(failure))
         self.assertIn(f"Redis at {self.harness.server.host}:{self.harness.server.port}", str(failure))
         yield self.assertFailure(store.decide(attempt(transactionId="untrusted"), 30), StoreUnavailable)
 

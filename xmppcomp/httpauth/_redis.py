@@ -62,6 +62,7 @@ from twisted.internet.defer import CancelledError, Deferred, TimeoutError, fail,
 from twisted.internet.endpoints import HostnameEndpoint, wrapClientTLS
 from twisted.internet.interfaces import IOpenSSLClientConnectionCreator, IReactorTime, IStreamClientEndpoint
 from twisted.internet.protocol import Factory, Protocol
+from twisted.internet.error import ConnectionDone
 from twisted.python.failure import Failure
 from twisted.words.protocols.jabber import jid
 from zope.interface import implementer
@@ -430,13 +431,39 @@ class _ConnectionFactory(Factory):
 def _commandProtocol() -> Protocol:
     from txredisapi import RedisProtocol  # type: ignore[import-untyped]
 
-    return cast(Protocol, RedisProtocol(convertNumbers=False))
+    class _Commands(RedisProtocol):
+        lostReason: Failure | None = None
+
+        def connectionLost(self, reason: Failure) -> None:
+            # txredisapi fails the commands in flight with "Lost connection"
+            # only: keep why (a TLS certificate refused, say) for the log.
+            self.lostReason = reason
+            super().connectionLost(reason)
+
+    return cast(Protocol, _Commands(convertNumbers=False))
+
+
+def _whyLost(protocol: Any, error: BaseException) -> str:
+    """
+    C{error}, a command's failure on C{protocol}, described; for a lost
+    connection, why it was lost (kept by the protocol) when that says more.
+    """
+    reason = protocol.lostReason
+    if isinstance(reason, Failure) and not reason.check(ConnectionDone):
+        return _describe(reason)
+    return _describe(error)
 
 
 def _subscriberProtocol(receive: Callable[[str], None]) -> Protocol:
     from txredisapi import SubscriberProtocol
 
     class _Subscriber(SubscriberProtocol):
+        lostReason: Failure | None = None
+
+        def connectionLost(self, reason: Failure) -> None:
+            self.lostReason = reason
+            super().connectionLost(reason)
+
         def messageReceived(self, pattern: object, channel: object, message: object) -> None:
             if isinstance(message, bytes):
                 message = message.decode("utf-8", "replace")
@@ -694,7 +721,7 @@ class RedisStore:
             self._started(StoreUnavailable(str(e)))
             return
         except Exception as e:
-            self._down(f"Redis at {self.where}: {_describe(e)}", "unreachable")
+            self._down(f"Redis at {self.where}: {_whyLost(protocol, e)}", "unreachable")
             self._closeLater(protocol, 0)
             self._started(StoreUnavailable(self._reason))
             return
@@ -774,7 +801,7 @@ class RedisStore:
                 yield self._timed(protocol.auth(self._password), protocol)
             yield self._timed(protocol.subscribe(self._keys.channel(self.instanceId)), protocol)
         except Exception as e:
-            self._down(f"Redis at {self.where}: {_describe(e)}", "unreachable")
+            self._down(f"Redis at {self.where}: {_whyLost(protocol, e)}", "unreachable")
             self._closeLater(protocol, 0)
             self._started(StoreUnavailable(self._reason))
             return
