@@ -190,7 +190,7 @@ def _prepare(args: argparse.Namespace) -> tuple[Component, XTLSHandler, JID, JID
 
 
 def _connectionError(component: Component) -> str:
-    reasons = [link.lastFailure for link in component._links if link.lastFailure is not None]
+    reasons = [link.lastFailure for link in component.links if link.lastFailure is not None]
     if reasons:
         return f"cannot connect to {component.server}: {reasons[0].getErrorMessage()}"
     return f"cannot connect to {component.server}"
@@ -239,7 +239,7 @@ async def _run(
             await tunnel.close()
         elif not closed.called:
             await closed
-        reason = tunnel._reason
+        reason = tunnel.reason
         if reason is not None:
             raise _Failed(f"tunnel to {peer.full()} ended: {reason}")
     finally:
