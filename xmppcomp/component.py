@@ -268,6 +268,13 @@ class Link(Protocol):
         """
 
     @property
+    def lastFailure(self) -> Failure | None:
+        """
+        Why the last attempt to connect or negotiate failed, or C{None}
+        (none yet, or negotiated since).
+        """
+
+    @property
     def negotiation(self) -> NegotiationResult | None:
         """
         The L{NegotiationResult<xmppcomp.stream.initiating.NegotiationResult>}

@@ -318,6 +318,14 @@ class Tunnel:
         self._drainWaiters.append(d)
         return d
 
+    @property
+    def reason(self) -> Exception | None:
+        """
+        Why the tunnel ended, if it ended on an error (a refusal, a lost
+        stream, a timeout); C{None} while it is open or after a clean close.
+        """
+        return self._reason
+
     def whenClosed(self) -> Deferred[None]:
         """
         A L{Deferred} that fires with C{None} when the tunnel is closed,
