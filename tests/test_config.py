@@ -1270,6 +1270,77 @@ class XTLSConfigTests(_ComponentFilesMixin, SynchronousTestCase):
         self.fails({"xtls": {"limits": {"chunk_size": 1.5}}}, "xtls.limits.chunk_size must be an integer")
         self.fails({"xtls": {"limit": {}}}, "unknown key 'xtls.limit' (did you mean 'limits'?)")
 
+    def test_pins(self) -> None:
+        """
+        C{[xtls.pins]}: keys normalised as bare JIDs, a fingerprint or an
+        array of them, with or without colons, in either case, normalised
+        as the logs print them; pins without C{trust} are enough for a
+        certificate.
+        """
+        digest = bytes(range(32))
+        colons = digest.hex(":").upper()
+        xtls = self.load(
+            {
+                "xtls": {
+                    "certificate": "xtls.pem",
+                    "key": "xtls.key",
+                    "pins": {
+                        "Alice@Example.NET": digest.hex(),
+                        "example.org": [colons.lower(), bytes(32).hex(), colons],
+                    },
+                }
+            }
+        ).xtls
+        self.assertIsNone(xtls.trust)
+        self.assertEqual(
+            xtls.pins,
+            {"alice@example.net": (colons,), "example.org": (colons, bytes(32).hex(":").upper())},
+        )
+        from xmppcomp.xtls import XTLSConfiguration
+
+        self.assertEqual(
+            XTLSConfiguration(pins=dict(xtls.pins)).pins,
+            {"alice@example.net": (digest,), "example.org": (digest, bytes(32))},
+        )
+
+    def test_badPins(self) -> None:
+        """
+        A key that is not a bare JID, a fingerprint that is not 64 hex
+        digits, an empty array or a key pinned twice name the key and the
+        fix.
+        """
+        good = bytes(32).hex()
+
+        def pins(table: object) -> dict[str, Any]:
+            return {"xtls": {"certificate": "xtls.pem", "key": "xtls.key", "trust": "ca.pem", "pins": table}}
+
+        self.fails(pins("x"), "xtls.pins must be a table")
+        self.fails(
+            pins({"alice@example.net/home": good}),
+            'xtls.pins."alice@example.net/home": ',
+            "is not a bare JID or a domain (a pin is for a bare JID or a domain, without a resource)",
+        )
+        self.fails(pins({"a@b@c": good}), "is not a bare JID or a domain", '"alice@example.net" = "AB:CD:..."')
+        self.fails(
+            pins({"alice@example.net": "AB:CD"}),
+            "xtls.pins.\"alice@example.net\"[0]: 'AB:CD' is not a SHA-256 fingerprint (a SHA-256 fingerprint has "
+            "64 hex digits (32 bytes), not 4)",
+            "openssl x509 -noout -fingerprint -sha256",
+        )
+        self.fails(pins({"alice@example.net": "g" * 64}), "('g' is not a hex digit)")
+        self.fails(pins({"alice@example.net": [good, "A:BC"]}), '"alice@example.net"[1]', "two hex digits")
+        self.fails(pins({"alice@example.net": []}), "must be a fingerprint", "not an empty array")
+        self.fails(pins({"alice@example.net": 5}), "must be a fingerprint", "not an integer")
+        self.fails(
+            pins({"alice@example.net": good, "Alice@example.net": good}),
+            "'alice@example.net' is pinned twice",
+        )
+        self.fails(
+            {"xtls": {"certificate": "xtls.pem", "key": "xtls.key", "pins": {}}},
+            "xtls.trust is missing",
+            "or pin the peers' fingerprints in [xtls.pins]",
+        )
+
     def test_overrides(self) -> None:
         """
         Overriding the certificate or the key replaces both of the file's;

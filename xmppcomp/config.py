@@ -50,7 +50,7 @@ from xmppcomp.router.config import (
 )
 from xmppcomp.stream import tls
 from xmppcomp.stream.sasl.store import CredentialFileError, FileCredentialStore
-from xmppcomp.xtls import XTLSConfig, XTLSLimits
+from xmppcomp.xtls import XTLSConfig, XTLSLimits, parseFingerprint, pinKey
 
 __all__ = [
     "COMPONENT_LIMIT_KEYS", "DEFAULT_ACCEPT_LISTEN", "DEFAULT_EMBEDDED_DOMAIN", "DEFAULT_EMBEDDED_HOSTNAME",
@@ -475,6 +475,35 @@ class _Loader:
         except tls.CertificateFileError as e:
             raise self.error(key, f": {e}; give a PEM bundle of CA certificates") from e
 
+    def pins(self, key: str, value: object) -> dict[str, tuple[str, ...]]:
+        """
+        The XTLS pins: bare JIDs (or domains) to SHA-256 fingerprints, one
+        string or an array of them (old and new, while a user rotates),
+        normalised as the logs print them (L{tls.formatFingerprint}).
+        """
+        example = '"AB:CD:...:EF" (64 hex digits, the colons optional)'
+        pins: dict[str, tuple[str, ...]] = {}
+        for name, given in self._table(key, value).items():
+            where = f'{key}."{name}"'
+            bare = self.parsed(where, name, pinKey, "a bare JID or a domain", "alice@example.net",
+                               'each key is a bare JID or a domain, such as "alice@example.net" = "AB:CD:..."')
+            if bare in pins:
+                raise self.error(where, f": {bare!r} is pinned twice (keys are compared as bare JIDs); merge "
+                                 "the fingerprints into one array")
+            if isinstance(given, str):
+                given = [given]
+            if not isinstance(given, list) or not given:
+                kind = "an empty array" if given == [] else _typeName(given)
+                raise self.error(where, f" must be a fingerprint {example} or an array of them, not {kind}")
+            fingerprints = [
+                tls.formatFingerprint(self.parsed(f"{where}[{i}]", text, parseFingerprint, "a SHA-256 fingerprint",
+                                                  "AB:CD:...:EF", f"give the fingerprint as {example}, as the XTLS "
+                                                  "log or `openssl x509 -noout -fingerprint -sha256` prints it"))
+                for i, text in enumerate(given)
+            ]
+            pins[bare] = tuple(dict.fromkeys(fingerprints))
+        return pins
+
     def trust(self, key: str, value: object) -> ComponentTrust:
         table = self._table(key, value)
         given = [k for k in ("ca_file", "pinned", "system") if k in table]
@@ -709,10 +738,10 @@ def componentConfigFromMapping(data: Mapping[str, object], source: str, override
     if xtls.certificate is None and xtls.trust is not None:
         raise loader.error("xtls.trust", ' is given without a certificate; add certificate = "xtls.pem" to '
                            "[xtls] (the component's certificate for its hostnames)")
-    if xtls.certificate is not None and xtls.trust is None:
+    if xtls.certificate is not None and xtls.trust is None and not xtls.pins:
         raise loader.missing("xtls.trust", "a peer's certificate cannot be checked without it: add trust = "
                              "\"xtls-ca.pem\" to [xtls] (a PEM bundle of the authorities that issue the "
-                             "peers' certificates)")
+                             "peers' certificates), or pin the peers' fingerprints in [xtls.pins]")
     loader.certificates("xtls.certificate", xtls.certificate, "xtls.key", xtls.key,
                         'certificate = "xtls.pem" to [xtls]', '"xtls.key"')
     loader.authorities("xtls.trust", xtls.trust)

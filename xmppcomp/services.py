@@ -436,13 +436,14 @@ def addXTLS(component: Component, config: ComponentConfig, metrics: Metrics | No
     trust: tuple[Certificate, ...] = ()
     embedded = getattr(component, "embeddedRouter", None)
     if xtls.certificate is not None:
-        assert xtls.trust is not None
         try:
             certificate = tls.loadPrivateCertificate(xtls.certificate, xtls.key)
-            trust = tuple(tls.loadCertificates(xtls.trust))
+            if xtls.trust is not None:
+                trust = tuple(tls.loadCertificates(xtls.trust))
         except tls.CertificateFileError as e:
             raise ConfigError(str(e)) from e
-        origin = "certificate %s, peers' authorities from %s" % (xtls.certificate, xtls.trust)
+        origin = "certificate %s, peers' authorities from %s" % (
+            xtls.certificate, xtls.trust or "nowhere (pinned peers only)")
     elif embedded is not None:
         certificate = embedded.issueXTLSCertificate(component.hostnames)
         trust = embedded.xtlsTrust
@@ -457,6 +458,7 @@ def addXTLS(component: Component, config: ComponentConfig, metrics: Metrics | No
         XTLSConfiguration(
             certificate=certificate,
             trust=trust,
+            pins=dict(xtls.pins),
             enabled=xtls.enabled,
             **attrs.asdict(limits, recurse=False),
         ),
@@ -475,10 +477,11 @@ def addXTLS(component: Component, config: ComponentConfig, metrics: Metrics | No
         )
     else:
         log.info(
-            "XTLS endpoint (urn:xmpp:tmp:xtls) for {names}: {origin}; at most "
-            "{tunnels} tunnels, {perPeer} per peer",
+            "XTLS endpoint (urn:xmpp:tmp:xtls) for {names}: {origin}; {pinned} "
+            "pinned peer(s); at most {tunnels} tunnels, {perPeer} per peer",
             names=names,
             origin=origin,
+            pinned=len(xtls.pins),
             tunnels=limits.maxTunnels,
             perPeer=limits.maxTunnelsPerPeer,
         )

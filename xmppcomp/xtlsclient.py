@@ -173,7 +173,7 @@ def _prepare(args: argparse.Namespace) -> tuple[Component, XTLSHandler, JID, JID
     config = loadComponentConfig(args.config, {"httpauth.enabled": Override(False, _PROG)})
     if config.server is None:
         raise _Failed(f"{args.config}: component.server is missing: {_PROG} connects to a server")
-    if config.xtls.certificate is None or config.xtls.trust is None:
+    if config.xtls.certificate is None or (config.xtls.trust is None and not config.xtls.pins):
         raise _Failed(f"{args.config}: [xtls] certificate and trust are missing: a tunnel needs our "
                       "certificate and the authorities of the peer's")
     if not config.xtls.enabled:

@@ -20,6 +20,7 @@ from xmppcomp.xtls._exceptions import (
     CertificateMismatch,
     HandshakeFailed,
     PeerUnavailable,
+    PinMismatch,
     TunnelBusy,
     TunnelClosed,
     TunnelReplaced,
@@ -28,7 +29,13 @@ from xmppcomp.xtls._exceptions import (
 )
 from xmppcomp.xtls._config import XTLSConfig, XTLSLimits
 from xmppcomp.xtls._handler import Tunnel, XTLSConfiguration, XTLSHandler
-from xmppcomp.xtls._identity import certificateHash, checkPeerCertificate, xmppAddresses
+from xmppcomp.xtls._identity import (
+    certificateHash,
+    checkPeerCertificate,
+    parseFingerprint,
+    pinKey,
+    xmppAddresses,
+)
 from xmppcomp.xtls._interfaces import ITunnelObserver
 from xmppcomp.xtls._wire import Close, Closed, Data, Offer, Proceed, Start
 
@@ -41,6 +48,7 @@ __all__ = [
     "ITunnelObserver",
     "Offer",
     "PeerUnavailable",
+    "PinMismatch",
     "Proceed",
     "Start",
     "Tunnel",
@@ -55,5 +63,7 @@ __all__ = [
     "XTLSStanzaError",
     "certificateHash",
     "checkPeerCertificate",
+    "parseFingerprint",
+    "pinKey",
     "xmppAddresses",
 ]

@@ -43,6 +43,9 @@ class XTLSConfig:
     @ivar certificate: path of the component's PEM certificate for XTLS.
     @ivar key: path of its private key (C{None}: in the certificate file).
     @ivar trust: path of a PEM bundle of the authorities that issue the peers' certificates.
+    @ivar pins: bare JIDs (or domains) to the SHA-256 fingerprints of the
+        certificates they may present (C{[xtls.pins]}), normalised as the
+        logs print them; see L{xmppcomp.xtls.XTLSConfiguration.pins}.
     @ivar limits: the limits.
     """
 
@@ -52,4 +55,5 @@ class XTLSConfig:
     key: str | None = attrs.field(default=None, metadata=checked("file", "xtls.key", KEY_FIX))
     trust: str | None = attrs.field(default=None, metadata=checked(
         "file", "xtls-ca.pem", "give a PEM bundle of the authorities that issue the peers' certificates,"))
+    pins: dict[str, tuple[str, ...]] = attrs.field(factory=dict, metadata=checked("pins"))
     limits: XTLSLimits = attrs.field(factory=XTLSLimits)

@@ -38,7 +38,7 @@ from OpenSSL.crypto import X509
 from twisted.words.protocols.jabber.jid import JID
 
 from xmppcomp.xtls._exceptions import CertificateMismatch, HandshakeFailed
-from xmppcomp.xtls._identity import checkPeerCertificate
+from xmppcomp.xtls._identity import checkPeerCertificate, checkPinned
 
 __all__ = ["TLS12_CIPHERS", "TLSEngine", "makeContext"]
 
@@ -69,6 +69,7 @@ def makeContext(
     privateKey: PrivateKey,
     trust: Sequence[x509.Certificate],
     isClient: bool,
+    requireTrust: bool = True,
 ) -> SSL.Context:
     """
     A context for one end of XTLS tunnels: our certificate, the authorities
@@ -78,10 +79,12 @@ def makeContext(
     @param isClient: for the initiator (TLS client); otherwise the
         responder, which requests a client certificate from the authorities
         in C{trust}.
-    @raise ValueError: C{trust} is empty: a peer certificate could never be
-        verified.
+    @param requireTrust: C{False} when pinned fingerprints vouch for some
+        peers (L{TLSEngine}'s C{pins}), so that C{trust} may be empty.
+    @raise ValueError: C{trust} is empty (and required): a peer certificate
+        could never be verified.
     """
-    if not trust:
+    if not trust and requireTrust:
         raise ValueError("no trusted certificate authority for XTLS peers")
     context = SSL.Context(SSL.TLS_METHOD)
     context.set_min_proto_version(SSL.TLS1_2_VERSION)
@@ -116,6 +119,13 @@ class TLSEngine:
 
     @ivar peer: the JID the peer's certificate must name.
     @ivar isClient: whether this end is the TLS client.
+    @ivar pins: the SHA-256 digests one of which the peer's certificate
+        must have, or C{None}: the peer is not pinned, and its chain must
+        verify to an authority of the context. A pinned certificate needs no
+        authority (its chain, validity dates included, is not checked: the
+        pin is the trust anchor, as DANE-EE); it must still name the peer.
+    @ivar authorities: whether the context trusts any authority (for the
+        message refusing an unpinned peer when it trusts none).
     @ivar handshakeComplete: whether the handshake is done at this end.
     @ivar _connection: the pyOpenSSL connection, without a socket.
     @ivar _verifyError: why the certificate check refused the peer, kept
@@ -124,9 +134,18 @@ class TLSEngine:
         as the certificate check saw it, accepted or not.
     """
 
-    def __init__(self, context: SSL.Context, isClient: bool, peer: JID) -> None:
+    def __init__(
+        self,
+        context: SSL.Context,
+        isClient: bool,
+        peer: JID,
+        pins: tuple[bytes, ...] | None = None,
+        authorities: bool = True,
+    ) -> None:
         self.peer = peer
         self.isClient = isClient
+        self.pins = pins
+        self.authorities = authorities
         self.handshakeComplete = False
         self._verifyError: CertificateMismatch | None = None
         self._presented: x509.Certificate | None = None
@@ -143,19 +162,45 @@ class TLSEngine:
         self, connection: SSL.Connection, certificate: X509, errno: int, depth: int, ok: int
     ) -> bool:
         """
-        OpenSSL's verify callback: the chain must verify, and the leaf must
-        name the peer.
+        OpenSSL's verify callback: the chain must verify (or, for a pinned
+        peer, the leaf must be pinned), and the leaf must name the peer.
         """
         self._notePresented(connection, certificate, depth)
+        if self.pins is not None:
+            return self._verifyPinned(certificate, depth, self.pins)
         if not ok:
             if self._verifyError is None:
                 reason = X509_VERIFY_REASONS.get(errno, f"verify error {errno}")
+                if not self.authorities:
+                    reason = (
+                        f"no pinned fingerprint for {self.peer.userhost()} and no trusted "
+                        "authority for peers without one"
+                    )
                 self._verifyError = CertificateMismatch(self.peer.full(), reason)
             return False
         if depth != 0:
             return True
         try:
             checkPeerCertificate(certificate.to_cryptography(), self.peer)
+        except CertificateMismatch as e:
+            self._verifyError = e
+            return False
+        return True
+
+    def _verifyPinned(self, certificate: X509, depth: int, pins: tuple[bytes, ...]) -> bool:
+        """
+        The verify callback for a pinned peer: OpenSSL's verdict on the
+        chain is ignored (OpenSSL calls again for the leaf, at depth 0,
+        after any error above it that this accepted), the leaf must be
+        pinned and name the peer. L{_advance} checks both again once the
+        handshake is done.
+        """
+        if depth != 0:
+            return True
+        leaf = certificate.to_cryptography()
+        try:
+            checkPinned(leaf, self.peer, pins)
+            checkPeerCertificate(leaf, self.peer)
         except CertificateMismatch as e:
             self._verifyError = e
             return False
@@ -196,6 +241,13 @@ class TLSEngine:
             return
         except SSL.Error as e:
             self._raise(e)
+        if self.pins is not None:
+            # Fail closed whatever path the handshake took.
+            leaf = self._connection.get_peer_certificate(as_cryptography=True)
+            if leaf is None:
+                raise CertificateMismatch(self.peer.full(), "no certificate presented")
+            checkPinned(leaf, self.peer, self.pins)
+            checkPeerCertificate(leaf, self.peer)
         self.handshakeComplete = True
 
     def receive(self, data: bytes) -> bytes:

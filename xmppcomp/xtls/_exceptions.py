@@ -13,6 +13,7 @@ __all__ = [
     "CertificateMismatch",
     "HandshakeFailed",
     "PeerUnavailable",
+    "PinMismatch",
     "TunnelBusy",
     "TunnelClosed",
     "TunnelReplaced",
@@ -66,6 +67,21 @@ class CertificateMismatch(HandshakeFailed):
         super().__init__(f"certificate of {peer}: {problem}")
         self.peer = peer
         self.problem = problem
+
+
+class PinMismatch(CertificateMismatch):
+    """
+    The peer has pinned fingerprints and its certificate is not one of
+    them (refused even if an authority would vouch for it).
+
+    @ivar presented: the SHA-256 digest of the certificate presented.
+    @ivar pinned: the pinned SHA-256 digests.
+    """
+
+    def __init__(self, peer: str, problem: str, presented: bytes, pinned: tuple[bytes, ...]) -> None:
+        super().__init__(peer, problem)
+        self.presented = presented
+        self.pinned = pinned
 
 
 class TunnelClosed(XTLSError):

@@ -9,7 +9,7 @@ L{XTLSConfiguration}.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any, Optional, TypeVar, cast
 
 import attrs
@@ -52,7 +52,7 @@ from xmppcomp.xtls._exceptions import (
     XTLSError,
     XTLSStanzaError,
 )
-from xmppcomp.xtls._identity import certificateHash
+from xmppcomp.xtls._identity import certificateHash, parseFingerprint, pinKey, pinsFor
 from xmppcomp.xtls._interfaces import ITunnelObserver
 from xmppcomp.xtls._tunnel import Tunnel as _TunnelMachine
 from xmppcomp.xtls._tunnel import TunnelCore, TunnelInputs
@@ -86,14 +86,21 @@ class _MeteredEngine(TLSEngine):
     """
 
     def __init__(
-        self, context: SSL.Context, isClient: bool, peer: JID, bytesIn: Counter | NoCount, bytesOut: Counter | NoCount
+        self,
+        context: SSL.Context,
+        isClient: bool,
+        peer: JID,
+        bytesIn: Counter | NoCount,
+        bytesOut: Counter | NoCount,
+        pins: tuple[bytes, ...] | None = None,
+        authorities: bool = True,
     ) -> None:
         """
         @param bytesIn: counts the bytes decrypted (a bound child of
             L{Metrics.xtlsBytes}, or L{NoCount}).
         @param bytesOut: counts the bytes encrypted.
         """
-        super().__init__(context, isClient, peer)
+        super().__init__(context, isClient, peer, pins, authorities)
         self._bytesIn = bytesIn
         self._bytesOut = bytesOut
         self.received = 0
@@ -150,6 +157,29 @@ def _certificateTuple(trust: Iterable[Certificate]) -> tuple[Certificate, ...]:
     return tuple(trust)
 
 
+def _pinTable(pins: Mapping[str, Iterable[bytes | str]]) -> dict[str, tuple[bytes, ...]]:
+    """
+    The converter of L{XTLSConfiguration.pins}: keys normalised as bare
+    JIDs (L{pinKey}), fingerprints as SHA-256 digests (bytes, or text that
+    L{parseFingerprint} reads).
+
+    @raise ValueError: a key is not a bare JID, a fingerprint is not
+        SHA-256, or a key has no fingerprint.
+    """
+    table: dict[str, tuple[bytes, ...]] = {}
+    for key, fingerprints in pins.items():
+        if isinstance(fingerprints, (str, bytes)):
+            fingerprints = [fingerprints]
+        digests = tuple(
+            parseFingerprint(f) if isinstance(f, str) else bytes(f) for f in fingerprints
+        )
+        if not digests or any(len(d) != 32 for d in digests):
+            raise ValueError(f"the pins of {key!r} must be SHA-256 digests (32 bytes), at least one")
+        name = pinKey(key)
+        table[name] = table.get(name, ()) + digests
+    return table
+
+
 @attrs.frozen
 class XTLSConfiguration:
     """
@@ -157,6 +187,12 @@ class XTLSConfiguration:
 
     @ivar certificate: our certificate and key; without one XTLS is off.
     @ivar trust: the authorities that issue the certificates of peers.
+    @ivar pins: bare JIDs (or domains) to the SHA-256 digests of the
+        certificates they may present. A peer whose bare JID, or failing
+        that its domain, is pinned must present one of them, whatever
+        C{trust} says (pins alone vouch for it: its chain is not checked);
+        others are checked against C{trust}, and refused when it is empty.
+        Either way the certificate must name the peer.
     @ivar acceptPolicy: C{acceptPolicy(local, peer)} says whether to accept
         a start from C{peer}; C{None} accepts everybody (whose certificate
         then has to verify).
@@ -174,6 +210,7 @@ class XTLSConfiguration:
 
     certificate: Optional[PrivateCertificate] = None
     trust: tuple[Certificate, ...] = attrs.field(converter=_certificateTuple, default=())
+    pins: Mapping[str, tuple[bytes, ...]] = attrs.field(converter=_pinTable, factory=dict)
     acceptPolicy: Optional[Callable[[JID, JID], bool]] = None
     enabled: bool = True
     maxTunnels: int = attrs.field(default=64, validator=_positive)
@@ -187,9 +224,10 @@ class XTLSConfiguration:
     @property
     def active(self) -> bool:
         """
-        Whether starts can be accepted: enabled, with a certificate.
+        Whether starts can be accepted: enabled, with a certificate, and
+        authorities or pins to check the peers' certificates.
         """
-        return self.enabled and self.certificate is not None and bool(self.trust)
+        return self.enabled and self.certificate is not None and bool(self.trust or self.pins)
 
 
 class Tunnel:
@@ -855,12 +893,22 @@ class XTLSHandler(XMPPHandler, IQHandlerMixin):
                 configuration.certificate.privateKey.original.to_cryptography_key(),
                 [c.original.to_cryptography() for c in configuration.trust],
                 isClient,
+                requireTrust=not configuration.pins,
             )
             self._contexts[isClient] = context
         return context
 
     def _newEngine(self, isClient: bool, peer: JID) -> _MeteredEngine:
-        return _MeteredEngine(self._context(isClient), isClient, peer, self._bytesIn, self._bytesOut)
+        configuration = self.configuration
+        return _MeteredEngine(
+            self._context(isClient),
+            isClient,
+            peer,
+            self._bytesIn,
+            self._bytesOut,
+            pinsFor(configuration.pins, peer),
+            bool(configuration.trust),
+        )
 
     def _checkLimits(self, peer: JID) -> None:
         configuration = self.configuration
@@ -892,7 +940,7 @@ class XTLSHandler(XMPPHandler, IQHandlerMixin):
         elif configuration.certificate is None:
             why = "XTLS has no certificate"
         else:
-            why = "XTLS trusts no authority for the peers' certificates"
+            why = "XTLS trusts no authority and pins no certificate for the peers"
         return _Refused("service-unavailable", None, why)
 
     def _refused(

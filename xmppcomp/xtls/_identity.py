@@ -9,10 +9,17 @@ is checked against the XmppAddr subjectAltNames (id-on-xmppAddr, RFC 6120
 section 13.7.1.4), compared as bare JIDs after stringprep. The subject's
 common name is never used.
 
+Pinned fingerprints (L{parseFingerprint}, L{pinKey}, L{pinsFor}): a peer
+whose bare JID, or failing that its domain, has pins must present a
+certificate whose SHA-256 fingerprint is one of them.
+
 Pure logic: C{cryptography} and C{jid} only.
 """
 
 from __future__ import annotations
+
+import re
+from collections.abc import Mapping
 
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes
@@ -20,10 +27,88 @@ from service_identity import CertificateError, VerificationError
 from service_identity.cryptography import verify_certificate_hostname
 from twisted.words.protocols.jabber.jid import JID, InvalidFormat
 
-from xmppcomp.stream.tls import certificateIdentities, xmppAddresses
-from xmppcomp.xtls._exceptions import CertificateMismatch
+from xmppcomp.stream.tls import certificateIdentities, formatFingerprint, xmppAddresses
+from xmppcomp.xtls._exceptions import CertificateMismatch, PinMismatch
 
-__all__ = ["certificateHash", "checkPeerCertificate", "xmppAddresses"]
+__all__ = [
+    "certificateHash",
+    "checkPeerCertificate",
+    "checkPinned",
+    "parseFingerprint",
+    "pinKey",
+    "pinsFor",
+    "xmppAddresses",
+]
+
+_HEX = re.compile(r"\A[0-9a-f]*\Z")
+
+
+def parseFingerprint(text: str) -> bytes:
+    """
+    A SHA-256 fingerprint as people write it: 64 hex digits, in pairs
+    joined by colons (as the logs and C{openssl x509 -fingerprint -sha256}
+    print it) or not, in either case.
+
+    @return: the 32 bytes of the digest.
+    @raise ValueError: not 32 bytes of hex; the message says what is wrong.
+    """
+    compact = text.strip().lower()
+    if ":" in compact:
+        pairs = compact.split(":")
+        if any(len(pair) != 2 for pair in pairs):
+            raise ValueError("with colons, every byte is two hex digits, as in AB:CD:...")
+        compact = "".join(pairs)
+    if not _HEX.match(compact):
+        bad = next(c for c in compact if c not in "0123456789abcdef")
+        raise ValueError(f"{bad!r} is not a hex digit")
+    if len(compact) != 64:
+        raise ValueError(f"a SHA-256 fingerprint has 64 hex digits (32 bytes), not {len(compact)}")
+    return bytes.fromhex(compact)
+
+
+def pinKey(text: str) -> str:
+    """
+    The key of a pin: the bare JID (or the domain) C{text} names, as
+    L{JID.userhost} normalises it (stringprep, lowercase domain).
+
+    @raise ValueError: C{text} is not a JID, or has a resource.
+    """
+    try:
+        address = JID(text.strip())
+    except (InvalidFormat, UnicodeError) as e:
+        raise ValueError(str(e) or "not a valid JID") from None
+    if address.resource is not None:
+        raise ValueError("a pin is for a bare JID or a domain, without a resource")
+    return address.userhost()
+
+
+def pinsFor(pins: Mapping[str, tuple[bytes, ...]], peer: JID) -> tuple[bytes, ...] | None:
+    """
+    The fingerprints pinned for C{peer}: those of its bare JID or, failing
+    that, of its domain; C{None} when neither is pinned.
+    """
+    found = pins.get(peer.userhost())
+    if found is None:
+        found = pins.get(peer.host)
+    return found
+
+
+def checkPinned(certificate: x509.Certificate, peer: JID, pinned: tuple[bytes, ...]) -> None:
+    """
+    Check that C{certificate} is one of the pinned ones of C{peer}.
+
+    @raise PinMismatch: it is not; the message names the peer, the
+        presented fingerprint and the pinned ones.
+    """
+    presented = certificate.fingerprint(hashes.SHA256())
+    if presented not in pinned:
+        raise PinMismatch(
+            peer.full(),
+            f"SHA-256 fingerprint {formatFingerprint(presented)} is not pinned for "
+            f"{peer.userhost()} (pinned: {', '.join(formatFingerprint(p) for p in pinned)})",
+            presented,
+            pinned,
+        )
 
 
 def certificateHash(certificate: x509.Certificate) -> str:
