@@ -75,6 +75,7 @@ import glob
 import importlib
 import os
 import re
+import selectors
 import signal
 import socket
 import subprocess
@@ -309,25 +310,30 @@ def runUntilListening(
 
     @return: its output.
     """
-    log = os.path.join(cwd, "run.log")
-    with open(log, "w") as out:
-        process = subprocess.Popen(
-            ["bash", "-c", "exec " + command],
-            cwd=cwd,
-            env=shellEnvironment(),
-            stdin=subprocess.DEVNULL,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
+    process = subprocess.Popen(
+        ["bash", "-c", "exec " + command],
+        cwd=cwd,
+        env=shellEnvironment(),
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
+    assert process.stdout is not None
+    received = b""
     try:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            with open(log) as f:
-                output = f.read()
-            if listening in output or process.poll() is not None:
-                break
-            time.sleep(0.1)
+        # Wake on each chunk of output (or its end), never on a timer.
+        with selectors.DefaultSelector() as selector:
+            selector.register(process.stdout, selectors.EVENT_READ)
+            deadline = time.monotonic() + timeout
+            while listening.encode() not in received:
+                left = deadline - time.monotonic()
+                if left <= 0 or not selector.select(left):
+                    break
+                chunk = os.read(process.stdout.fileno(), 65536)
+                if not chunk:
+                    break
+                received += chunk
     finally:
         if process.poll() is None:
             process.send_signal(signal.SIGTERM)
@@ -336,8 +342,9 @@ def runUntilListening(
             except subprocess.TimeoutExpired:
                 process.kill()
                 process.wait()
-    with open(log) as f:
-        output = f.read()
+        received += process.stdout.read()
+        process.stdout.close()
+    output = received.decode("utf-8", "replace")
     testCase.assertIn(listening, output, f"{command}\n{output}")
     return output
 
