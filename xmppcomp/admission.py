@@ -346,7 +346,7 @@ def withBacklog(description: str, backlog: int) -> str:
     @param backlog: the most connections the kernel queues, established
         and not yet accepted (it caps it at C{net.core.somaxconn}).
     """
-    parts = _splitEndpoint(description)
+    parts = splitEndpoint(description)
     if not parts or parts[0].lower() not in ("tcp", "tcp6", "ssl", "unix"):
         return description
     if any(part.split("=", 1)[0] == "backlog" for part in parts[1:] if "=" in part):
@@ -354,10 +354,10 @@ def withBacklog(description: str, backlog: int) -> str:
     return "%s:backlog=%d" % (description, backlog)
 
 
-def _splitEndpoint(description: str) -> list[str]:
+def splitEndpoint(description: str) -> list[str]:
     """
-    The colon-separated parts of an endpoint string, backslash escapes kept
-    (as Twisted's parser reads them, C{\\:} does not separate).
+    The colon-separated parts of an endpoint string, as Twisted's parser
+    reads them: C{\\:} does not separate, and backslash escapes are undone.
     """
     parts: list[str] = []
     current: list[str] = []
@@ -367,7 +367,6 @@ def _splitEndpoint(description: str) -> list[str]:
             current.append(character)
             escaped = False
         elif character == "\\":
-            current.append(character)
             escaped = True
         elif character == ":":
             parts.append("".join(current))

@@ -40,6 +40,7 @@ from twisted.words.protocols.jabber.xmlstream import TimeoutError
 from twisted.words.xish import domish, utility
 from twisted.words.xish.xmlstream import STREAM_END_EVENT
 
+from xmppcomp.admission import splitEndpoint
 from xmppcomp.errors import NegotiationError, SASLFailure, TLSRequiredError
 from xmppcomp.iqtracker import RequestTracker, addressee, newRequestId
 from xmppcomp.logs import Logger
@@ -603,7 +604,7 @@ class _Target:
             return cls(server)
         positional: list[str] = []
         named: dict[str, str] = {}
-        for part in _splitEndpoint(rest):
+        for part in splitEndpoint(rest):
             key, sep, value = part.partition("=")
             if sep:
                 named[key] = value
@@ -636,27 +637,6 @@ class _Target:
         if isinstance(value, ierror.NoRouteError):
             return "no route to the host"
         return str(value) or type(value).__name__
-
-
-def _splitEndpoint(text: str) -> list[str]:
-    """
-    The colon-separated parts of an endpoint string, with backslash
-    escapes undone.
-    """
-    parts, current, escaped = [], [], False
-    for c in text:
-        if escaped:
-            current.append(c)
-            escaped = False
-        elif c == "\\":
-            escaped = True
-        elif c == ":":
-            parts.append("".join(current))
-            current = []
-        else:
-            current.append(c)
-    parts.append("".join(current))
-    return parts
 
 
 @implementer(IStreamClientEndpoint)

@@ -67,6 +67,7 @@ from twisted.python.failure import Failure
 from twisted.words.protocols.jabber import jid
 from zope.interface import implementer
 
+from xmppcomp.admission import splitEndpoint
 from xmppcomp.httpauth._errors import StoreUnavailable
 from xmppcomp.httpauth._policy import (
     WINDOW_METHODS,
@@ -132,21 +133,7 @@ def parseRedisEndpoint(value: str) -> tuple[str, int]:
             f"{value!r} is not a Redis endpoint: only tcp:host=...:port=... is supported "
             f"(TLS is set apart, with tls = true); {example}"
         )
-    fields: list[str] = []
-    current: list[str] = []
-    escaped = False
-    for char in value[len("tcp:"):]:
-        if escaped:
-            current.append(char)
-            escaped = False
-        elif char == "\\":
-            escaped = True
-        elif char == ":":
-            fields.append("".join(current))
-            current = []
-        else:
-            current.append(char)
-    fields.append("".join(current))
+    fields = splitEndpoint(value[len("tcp:"):])
     given: dict[str, str] = {}
     for field in fields:
         name, equals, text = field.partition("=")
