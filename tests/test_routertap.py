@@ -17,9 +17,10 @@ from twisted.python import usage
 from twisted.trial.unittest import SynchronousTestCase, TestCase
 
 from tests.test_config import EXAMPLE, makeRouterFiles
+from tests.test_tap import assertConfigExit
 from xmppcomp import routertap
-from xmppcomp._process import GC_THRESHOLDS, ConfigExit
-from xmppcomp.config import ConfigError, RouterLimits
+from xmppcomp._process import GC_THRESHOLDS
+from xmppcomp.config import RouterLimits
 
 LOOPBACK = "tcp:0:interface=127.0.0.1"
 
@@ -51,20 +52,10 @@ class OptionsTests(_ExampleMixin, SynchronousTestCase):
 
     def configExit(self, *argv: str) -> str:
         """
-        Parse C{argv}, which the configuration cannot use: the process is
-        to end with a L{ConfigExit} whose message is the command (once)
-        and the L{ConfigError}'s, and nothing else (no usage).
-
-        @return: that message.
+        Parse C{argv}, which the configuration cannot use (see
+        L{tests.test_tap.assertConfigExit}).
         """
-        e = self.assertRaises(ConfigExit, self.parse, *argv)
-        self.assertIsInstance(e.error, ConfigError)
-        message = str(e.code)
-        self.assertTrue(message.startswith("twistd xmppcomp-router: "), message)
-        self.assertTrue(message.endswith(str(e.error)), message)
-        self.assertNotIn("twistd xmppcomp-router: twistd xmppcomp-router", message)
-        self.assertNotIn("Usage", message)
-        return message
+        return assertConfigExit(self, "twistd xmppcomp-router", self.parse, *argv)
 
     def test_configFile(self) -> None:
         """

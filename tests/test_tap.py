@@ -79,6 +79,24 @@ enabled = true
 ORIGIN = '[httpauth]\npublic_origin = "https://www.example.net"\n'
 
 
+
+def assertConfigExit(testCase: Any, command: str, parse: Any, *argv: str) -> str:
+    """
+    C{parse(*argv)}, whose configuration cannot be used, ends the process
+    with a L{ConfigExit} whose message is C{command} (once) and the
+    L{ConfigError}'s, and nothing else (no usage).
+
+    @return: that message.
+    """
+    e = testCase.assertRaises(ConfigExit, parse, *argv)
+    testCase.assertIsInstance(e.error, ConfigError)
+    message = str(e.code)
+    testCase.assertTrue(message.startswith(command + ": "), message)
+    testCase.assertTrue(message.endswith(str(e.error)), message)
+    testCase.assertNotIn(f"{command}: {command}", message)
+    testCase.assertNotIn("Usage", message)
+    return message
+
 class _FilesMixin:
     """
     A directory with a secret file, a CA file, a pinnable server
@@ -623,20 +641,10 @@ class OptionsTests(_FilesMixin, SynchronousTestCase):
 
     def configExit(self, *argv: str) -> str:
         """
-        Parse C{argv}, which the configuration cannot use: the process is
-        to end with a L{ConfigExit} whose message is the command (once)
-        and the L{ConfigError}'s, and nothing else (no usage).
-
-        @return: that message.
+        Parse C{argv}, which the configuration cannot use (see
+        L{assertConfigExit}).
         """
-        e = self.assertRaises(ConfigExit, self.parse, *argv)
-        self.assertIsInstance(e.error, ConfigError)
-        message = str(e.code)
-        self.assertTrue(message.startswith("twistd xmppcomp: "), message)
-        self.assertTrue(message.endswith(str(e.error)), message)
-        self.assertNotIn("twistd xmppcomp: twistd xmppcomp", message)
-        self.assertNotIn("Usage", message)
-        return message
+        return assertConfigExit(self, "twistd xmppcomp", self.parse, *argv)
 
     def test_noOptions(self) -> None:
         """
