@@ -14,12 +14,32 @@ L{xmppcomp._process.ListenExit}), which only a real twistd shows.
 from __future__ import annotations
 
 import os
+import select
 import socket
 import subprocess
 import sys
 from typing import Any
 
 from twisted.trial.unittest import SynchronousTestCase
+
+
+def _waitForDaemon(pidfile: str, seconds: float = 30.0) -> None:
+    """
+    Wait (bounded) for the daemon named in C{pidfile}, if it is still
+    there, to exit: twistd's first process exits on the daemon's word,
+    before the daemon has finished stopping and removed its pid file.
+    Waits on a pidfd (no polling); a daemon already gone returns at once.
+    """
+    try:
+        with open(pidfile) as f:
+            pid = int(f.read().strip())
+        fd = os.pidfd_open(pid)
+    except (OSError, ValueError):
+        return
+    try:
+        select.select([fd], [], [], seconds)
+    finally:
+        os.close(fd)
 
 #: The checkout the children import xmppcomp (and its twistd plugins) from.
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -311,4 +331,6 @@ class PortInUseTests(_ProcessMixin, SynchronousTestCase):
             "(set by httpauth.listen or --http-listen): address already in use\n",
             self.log(),
         )
-        self.assertFalse(os.path.exists(os.path.join(self.directory, "twistd.pid")))
+        pidfile = os.path.join(self.directory, "twistd.pid")
+        _waitForDaemon(pidfile)
+        self.assertFalse(os.path.exists(pidfile))

@@ -930,13 +930,15 @@ class ServiceTreeTests(_FilesMixin, SynchronousTestCase):
         self.assertEqual(component.fatalRetryDelay, 60.0)
         self.assertFalse(component.running)
         kinds = [type(handler) for handler in component.handlers]
-        self.assertEqual(kinds, [DiscoHandler, ComponentIdentity, ConfirmationRequester, XTLSHandler])
+        # The XTLS endpoint before the confirmer, which asks through it.
+        self.assertEqual(kinds, [DiscoHandler, ComponentIdentity, XTLSHandler, ConfirmationRequester])
         self.assertEqual(
             component.handlers[1].hostnames, {"comp.example.net", "chat.comp.example.net"}
         )
-        self.assertEqual(component.handlers[2].fromJid.full(), "comp.example.net")
+        self.assertEqual(component.handlers[3].fromJid.full(), "comp.example.net")
+        self.assertIs(component.handlers[3].xtls, component.handlers[2])
         # No [xtls] certificate with a server: the endpoint is inactive.
-        self.assertFalse(component.handlers[3].configuration.active)
+        self.assertFalse(component.handlers[2].configuration.active)
         listener = top.getServiceNamed(services.HTTPAUTH_SERVICE)
         self.assertIsInstance(listener, HTTPAuthListener)
         self.assertEqual(listener.description, "tcp:8080")
@@ -962,8 +964,9 @@ class ServiceTreeTests(_FilesMixin, SynchronousTestCase):
         self.assertEqual(component.serverDomain, "localhost")
         self.assertIsNone(embedded.port)
         self.assertEqual(len(component.handlers), 4)
-        xtls = component.handlers[3]
+        xtls = component.handlers[2]
         self.assertIsInstance(xtls, XTLSHandler)
+        self.assertIs(component.handlers[3].xtls, xtls)
         self.assertTrue(xtls.configuration.active)
         agent = top.getServiceNamed("demo-agent")
         self.assertIsInstance(agent, EmbeddedComponent)

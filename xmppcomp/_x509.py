@@ -8,6 +8,7 @@ L{xmppcomp.testing} share. Keys are ECDSA P-256.
 from __future__ import annotations
 
 import datetime
+from collections.abc import Sequence
 
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
@@ -17,13 +18,46 @@ from cryptography.x509.oid import NameOID
 from twisted.internet.ssl import PrivateCertificate
 
 __all__ = [
+    "ID_ON_XMPPADDR",
     "authorityCertificate",
     "certificateBuilder",
     "keyUsage",
     "newKey",
     "privateCertificate",
     "privateKeyPEM",
+    "subjectAltNames",
 ]
+
+#: id-on-xmppAddr (RFC 6120 section 13.7.1.4).
+ID_ON_XMPPADDR = x509.ObjectIdentifier("1.3.6.1.5.5.7.8.5")
+
+
+def _derLength(length: int) -> bytes:
+    """
+    Encode a DER length: the short form below 128, the long form above.
+    """
+    if length < 0x80:
+        return bytes([length])
+    octets = length.to_bytes((length.bit_length() + 7) // 8, "big")
+    return bytes([0x80 | len(octets)]) + octets
+
+
+def _derUTF8String(text: str) -> bytes:
+    """
+    Encode C{text} as a DER UTF8String, the value of an XmppAddr otherName.
+    """
+    content = text.encode("utf-8")
+    return b"\x0c" + _derLength(len(content)) + content
+
+
+def subjectAltNames(dnsNames: Sequence[str], xmppAddrs: Sequence[str] = ()) -> list[x509.GeneralName]:
+    """
+    The subjectAltNames of a certificate: DNS-IDs, then XmppAddrs
+    (id-on-xmppAddr otherNames holding a UTF8String).
+    """
+    names: list[x509.GeneralName] = [x509.DNSName(name) for name in dnsNames]
+    names.extend(x509.OtherName(ID_ON_XMPPADDR, _derUTF8String(addr)) for addr in xmppAddrs)
+    return names
 
 
 def newKey() -> ec.EllipticCurvePrivateKey:

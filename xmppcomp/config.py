@@ -531,10 +531,10 @@ class _Loader:
         for at, rule in ((f"{key}[{i}]", rule) for i, rule in enumerate(value)):
             if not isinstance(rule, Mapping):
                 raise self.error(at, f" must be a table, not {_typeName(rule)}; write each rule as {example}")
-            keys = ["anyone", "domains", "jids", "prefix"]
+            keys = ["anyone", "domains", "jids", "prefix", "require_xtls"]
             for name in sorted(set(rule) - set(keys)):
                 raise self.error(at, f": unknown key {name!r}{_didYouMean(name, keys)}; the keys of a rule are "
-                                 "prefix, jids, domains and anyone")
+                                 "prefix, jids, domains, anyone and require_xtls")
             if "prefix" not in rule:
                 raise self.error(at, ': prefix is missing; add prefix = "/" (the URL path the rule covers, '
                                  "and everything below it)")
@@ -549,8 +549,14 @@ class _Loader:
                 '"alice@example.net"'))
             domains = self.strings(f"{at}.domains", rule.get("domains", []), '["example.net"]', lambda k, v: self.domain(
                 k, v, "domains (every JID at them is allowed)", "example.net"))
+            xtls = rule.get("require_xtls", False)
+            xtlsFor = [] if isinstance(xtls, bool) else self.strings(
+                f"{at}.require_xtls", xtls, '["alice@example.net", "example.org"]', lambda k, v: self.parsed(
+                    k, v, lambda text: jid.JID(text).userhost(), "a bare JID or a domain", "alice@example.net",
+                    'give true (every JID of the rule), or bare JIDs and domains such as "alice@example.net"'))
             rules.append(AccessRule(prefix, jids=jids, domains=domains,
-                                    anyone=self.boolean(f"{at}.anyone", rule.get("anyone", False))))
+                                    anyone=self.boolean(f"{at}.anyone", rule.get("anyone", False)),
+                                    requireXTLS=xtls is True, xtlsFor=xtlsFor))
         return AccessRules(rules)
 
     def url(self, key: str, value: object, example: str, what: str) -> str:
@@ -809,7 +815,34 @@ def _httpauth(loader: _Loader, config: ComponentConfig, embedded: bool) -> HTTPA
         raise loader.error("httpauth.from", f": {httpauth.fromHostname!r} is not one of the component's "
                            f"hostnames ({', '.join(config.hostnames)}); give one of them (the confirmation "
                            "requests come from it)")
+    _requireXTLS(loader, config, embedded)
     return attrs.evolve(httpauth, allowedHosts=allowedHosts, fromHostname=httpauth.fromHostname or config.hostnames[0])
+
+
+def _requireXTLS(loader: _Loader, config: ComponentConfig, embedded: bool) -> None:
+    """
+    The checks of access rules with C{require_xtls}: the XTLS endpoint must
+    be on, with a certificate (made by the embedded router when there is
+    one), and no shared store (a tunnel lives in the instance that opened
+    it, and the server may deliver its data to another).
+    """
+    httpauth = config.httpauth
+    rules = [i for i, rule in enumerate(httpauth.rules.rules) if rule.requireXTLS or rule.xtlsFor]
+    if not httpauth.enabled or not rules:
+        return
+    at = f"httpauth.rules[{rules[0]}].require_xtls"
+    why = ": confirmations through XTLS go through the component's XTLS endpoint"
+    if httpauth.store.redis is not None:
+        raise loader.error(at, ": confirmations through XTLS cannot be shared by several confirmers: a tunnel's "
+                           "TLS state lives in the instance that opened it, and the server may deliver the "
+                           "user's tunnel data to another; remove [httpauth.store] redis (run one confirmer, "
+                           "or keep the XTLS-only paths on one), or remove require_xtls")
+    if not config.xtls.enabled:
+        raise loader.error(at, f"{why}, which is off ([xtls] enabled = false or --no-xtls); turn it on, or "
+                           "remove require_xtls")
+    if not embedded and config.xtls.certificate is None:
+        raise loader.error(at, f"{why}, which has no certificate; add certificate = \"xtls.pem\" and trust = "
+                           "\"xtls-ca.pem\" (or [xtls.pins]) to [xtls], or remove require_xtls")
 
 
 def _readTOML(path: str) -> dict[str, object]:

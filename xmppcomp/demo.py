@@ -19,10 +19,22 @@ and L{demoPolicy}:
     C{bench/confirmer.py} uses it to hold confirmations pending;
   - any other is confirmed (200).
 
+Two demo users live at the agent: C{demo@agent.localhost} confirms in the
+clear, and C{secure@agent.localhost} confirms only through an XTLS
+tunnel (issue 21): the agent has its own XTLS endpoint, with a
+certificate naming C{secure@agent.localhost} issued by the embedded
+router's XTLS authority, and answers that JID's plaintext questions
+C{policy-violation}; the main job's access rules require XTLS for it
+(L{demoRules}), so the confirmer opens a tunnel to
+C{secure@agent.localhost/web}, checks the certificate and takes only the
+answer that comes back through it. A bare C{secure@agent.localhost} gets
+401 ("a full JID is needed").
+
 It logs each request it answers. Once the HTTP listener listens and both
-components are bound, L{addDemo}'s hints service logs three C{curl}
-commands with the listener's real address: no credentials (401), C{tx-1}
-(200, confirmed by the agent) and C{deny-2} (403).
+components are bound, L{addDemo}'s hints service logs the C{curl}
+commands to try with the listener's real address: no credentials (401),
+C{tx-1} (200, confirmed by the agent), C{deny-2} (403), and the XTLS
+user's C{tx-3} (200, confirmed through a tunnel).
 
 The built-in page served in C{protect} mode when no directory is
 configured (L{DemoPage}) lives here too.
@@ -31,6 +43,8 @@ configured (L{DemoPage}) lives here too.
 from __future__ import annotations
 
 from html import escape
+
+import attrs
 from typing import Any
 
 from twisted.application.service import MultiService, Service
@@ -39,6 +53,7 @@ from twisted.internet.defer import Deferred
 from twisted.internet.interfaces import IListeningPort
 from twisted.python.failure import Failure
 from twisted.web.iweb import IRequest
+from twisted.words.protocols.jabber import jid
 from twisted.web.resource import Resource
 
 from xmppcomp.component import Component
@@ -51,9 +66,20 @@ from xmppcomp.httpauth import (
     IncomingConfirmation,
     listeningURL,
 )
+from xmppcomp.httpauth import AccessRules
 from xmppcomp.logs import Logger
+from xmppcomp.xtls import XTLSConfiguration, XTLSHandler
 
-__all__ = ["DEMO_AGENT", "DEMO_JID", "DemoPage", "addDemo", "demoPolicy"]
+__all__ = [
+    "DEMO_AGENT",
+    "DEMO_JID",
+    "DEMO_XTLS_JID",
+    "DemoPage",
+    "addDemo",
+    "demoAgentHost",
+    "demoPolicy",
+    "demoRules",
+]
 
 log = Logger()
 
@@ -64,6 +90,9 @@ DEMO_AGENT = "agent"
 #: hostname.
 DEMO_JID = "demo@%s/web"
 
+#: The demo user who confirms only through XTLS, at the agent's hostname.
+DEMO_XTLS_JID = "secure@%s/web"
+
 #: Transaction ids starting with this are denied by L{demoPolicy}.
 DENY_PREFIX = "deny"
 
@@ -72,6 +101,28 @@ WAIT_PREFIX = "wait"
 
 #: The name of the demo agent in the service tree.
 DEMO_SERVICE = "demo-agent"
+
+
+def demoAgentHost(domain: str) -> str:
+    """
+    The demo agent's hostname on an embedded router for C{domain}.
+    """
+    return "%s.%s" % (DEMO_AGENT, domain)
+
+
+def _xtlsUser(agentHost: str) -> str:
+    return jid.JID(DEMO_XTLS_JID % (agentHost,)).userhost()
+
+
+def demoRules(rules: AccessRules, agentHost: str) -> AccessRules:
+    """
+    C{rules}, with confirmations for the demo's XTLS user
+    (L{DEMO_XTLS_JID}) required through XTLS wherever they apply.
+    """
+    user = _xtlsUser(agentHost)
+    return AccessRules(
+        attrs.evolve(rule, xtlsFor=rule.xtlsFor | {user}) for rule in rules.rules
+    )
 
 
 def demoPolicy(incoming: IncomingConfirmation) -> bool | Deferred[bool]:
@@ -92,7 +143,7 @@ def demoPolicy(incoming: IncomingConfirmation) -> bool | Deferred[bool]:
     allowed = not incoming.request.transactionId.startswith(DENY_PREFIX)
     log.info(
         "demo agent: {verdict} {method} {url} for {who} (transaction id "
-        "{transaction!r}, asked by {asker} via {form}){why}",
+        "{transaction!r}, asked by {asker} via {form}{tunnel}){why}",
         verdict="confirmed" if allowed else "denied",
         method=incoming.request.method,
         url=incoming.request.url,
@@ -100,6 +151,7 @@ def demoPolicy(incoming: IncomingConfirmation) -> bool | Deferred[bool]:
         transaction=incoming.request.transactionId,
         asker=incoming.sender.full(),
         form="message" if incoming.viaMessage else "IQ",
+        tunnel=" through XTLS" if incoming.tunnelled else "",
         why="" if allowed else " (it starts with %r)" % (DENY_PREFIX,),
     )
     return allowed
@@ -152,10 +204,13 @@ class DemoHints(Service):
         logged; for tests.
     """
 
-    def __init__(self, listener: HTTPAuthListener, components: list[Component], agentHost: str) -> None:
+    def __init__(
+        self, listener: HTTPAuthListener, components: list[Component], agentHost: str, xtls: bool = False
+    ) -> None:
         self._listener = listener
         self._components = components
         self._agentHost = agentHost
+        self._xtls = xtls
         self.ready: defer.Deferred[str | None] = defer.Deferred()
 
     def startService(self) -> None:
@@ -195,12 +250,18 @@ class DemoHints(Service):
             "pass again from this client and site for the session lifetime; "
             "elsewhere, or later, they are a replay: 401)\n"
             "  curl {k}-i -u '{who}:deny-2' {url}\n"
-            "      403, denied by the demo agent{metrics}",
+            "      403, denied by the demo agent{xtls}{metrics}",
             agent=self._agentHost,
             deny=DENY_PREFIX,
             url=url,
             who=who,
             k=insecure,
+            xtls="\n  curl %s-i -u '%s:tx-3' %s\n"
+            "      200, confirmed end to end: through an XTLS tunnel to %s, whose "
+            "certificate names it (the server only relays ciphertext)"
+            % (insecure, DEMO_XTLS_JID % (self._agentHost,), url, DEMO_XTLS_JID % (self._agentHost,))
+            if self._xtls
+            else "",
             metrics="\n  curl %s%smetrics\n      the Prometheus metrics "
             "(confirmations by outcome, ...)" % (insecure, url)
             if self._listener.metrics
@@ -214,6 +275,7 @@ def addDemo(
     embedded: EmbeddedRouter,
     component: Component,
     listener: HTTPAuthListener | None,
+    xtlsDemo: bool = False,
 ) -> EmbeddedComponent | None:
     """
     Add the demo agent (and, with an HTTP listener, the hints) to the tree
@@ -228,10 +290,12 @@ def addDemo(
     @param component: the main component.
     @param listener: the HTTP-auth listener service
         (L{xmppcomp.httpauth.HTTPAuthListener}), or C{None}.
+    @param xtlsDemo: whether the confirmer asks L{DEMO_XTLS_JID} through
+        XTLS (its rules are L{demoRules}), so the hints show it.
     @return: the agent (an L{xmppcomp.embedded.EmbeddedComponent}), or
         C{None} when its hostname is taken by the component.
     """
-    agentHost = "%s.%s" % (DEMO_AGENT, embedded.domain)
+    agentHost = demoAgentHost(embedded.domain)
     try:
         embedded.addIdentity(agentHost, [agentHost])
     except ValueError as e:
@@ -245,9 +309,20 @@ def addDemo(
     )
     agent.setName(DEMO_SERVICE)
     addDiscovery(agent)
-    ConfirmationResponder(demoPolicy).setHandlerParent(agent)
+    user = _xtlsUser(agentHost)
+    xtls = XTLSHandler(
+        XTLSConfiguration(
+            certificate=embedded.issueXTLSCertificate([agentHost], [user]),
+            trust=embedded.xtlsTrust,
+        ),
+        clock=agent.reactor,
+    )
+    xtls.setHandlerParent(agent)
+    ConfirmationResponder(
+        demoPolicy, xtls=xtls, requireXTLS=lambda recipient: recipient.userhost() == user
+    ).setHandlerParent(agent)
     agent.setServiceParent(parent)
     embedded.watch(agent)
     if listener is not None:
-        DemoHints(listener, [component, agent], agentHost).setServiceParent(parent)
+        DemoHints(listener, [component, agent], agentHost, xtls=xtlsDemo).setServiceParent(parent)
     return agent

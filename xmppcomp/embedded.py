@@ -121,16 +121,17 @@ class _XTLSAuthority:
             "xmppcomp embedded XTLS CA (%s)" % (domain,), self._key, _SKEW, _VALIDITY
         )
 
-    def issue(self, hostnames: Sequence[str]) -> PrivateCertificate:
+    def issue(self, hostnames: Sequence[str], xmppAddrs: Sequence[str] = ()) -> PrivateCertificate:
         """
-        A certificate with a fresh key for C{hostnames} (DNS-IDs), usable
-        at both ends of a TLS handshake (XTLS initiators are TLS clients,
+        A certificate with a fresh key for C{hostnames} (DNS-IDs) and
+        C{xmppAddrs} (bare JIDs of users, as XmppAddr names), usable at
+        both ends of a TLS handshake (XTLS initiators are TLS clients,
         responders TLS servers).
         """
         key = _x509.newKey()
         certificate = (
             _x509.certificateBuilder(
-                hostnames[0], key.public_key(), self.certificate.subject, _SKEW, _VALIDITY
+                [*hostnames, *xmppAddrs][0], key.public_key(), self.certificate.subject, _SKEW, _VALIDITY
             )
             .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
             .add_extension(_x509.keyUsage(digital_signature=True), critical=True)
@@ -141,7 +142,7 @@ class _XTLSAuthority:
                 critical=False,
             )
             .add_extension(
-                x509.SubjectAlternativeName([x509.DNSName(name) for name in hostnames]),
+                x509.SubjectAlternativeName(_x509.subjectAltNames(hostnames, xmppAddrs)),
                 critical=False,
             )
             .add_extension(
@@ -360,15 +361,16 @@ class EmbeddedRouter(MultiService):
             self._xtlsAuthority = _XTLSAuthority(self.domain)
         return self._xtlsAuthority
 
-    def issueXTLSCertificate(self, hostnames: Sequence[str]) -> PrivateCertificate:
+    def issueXTLSCertificate(self, hostnames: Sequence[str], xmppAddrs: Sequence[str] = ()) -> PrivateCertificate:
         """
-        Issue an XTLS certificate (and key) for C{hostnames} from the
-        router's in-memory authority, which every component given
-        L{xtlsTrust} trusts.
+        Issue an XTLS certificate (and key) for C{hostnames}, and the users
+        C{xmppAddrs} (bare JIDs, as XmppAddr names), from the router's
+        in-memory authority, which every component given L{xtlsTrust}
+        trusts.
         """
-        if not hostnames:
-            raise ValueError("a certificate needs at least one hostname")
-        return self._authority().issue(hostnames)
+        if not hostnames and not xmppAddrs:
+            raise ValueError("a certificate needs at least one hostname or JID")
+        return self._authority().issue(hostnames, xmppAddrs)
 
     @property
     def xtlsTrust(self) -> tuple[Certificate, ...]:

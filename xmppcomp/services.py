@@ -56,7 +56,7 @@ from xmppcomp._process import PluginProcess
 from xmppcomp.admission import Admission, AdmissionGate, sourceKeyExcept, withBacklog
 from xmppcomp.component import Component
 from xmppcomp.config import ComponentConfig, ConfigError, HTTPAuthConfig, RouterConfig
-from xmppcomp.demo import DemoPage, addDemo
+from xmppcomp.demo import DemoPage, addDemo, demoAgentHost, demoRules
 from xmppcomp.disco import addDiscovery
 from xmppcomp.embedded import EmbeddedComponent, EmbeddedRouter, negotiationSummary
 from xmppcomp.httpauth import (
@@ -281,13 +281,18 @@ def _describeRules(httpauth: HTTPAuthConfig) -> str:
     Who may access what, for the log.
     """
     return "; ".join(
-        "%s: %s"
+        "%s: %s%s"
         % (
             rule.prefix,
             "anyone"
             if rule.anyone
             else ", ".join(sorted(rule.jids) + ["*@" + d for d in sorted(rule.domains)])
             or "nobody",
+            " (confirmed through XTLS)"
+            if rule.requireXTLS
+            else " (through XTLS for %s)" % ", ".join(sorted(rule.xtlsFor))
+            if rule.xtlsFor
+            else "",
         )
         for rule in httpauth.rules.rules
     )
@@ -321,6 +326,7 @@ def addHTTPAuth(
     config: ComponentConfig,
     metrics: Metrics | None = None,
     store: RedisStore | None = None,
+    xtls: XTLSHandler | None = None,
 ) -> HTTPAuthListener:
     """
     Add the XEP-0070 HTTP-auth confirmer: a L{ConfirmationRequester
@@ -336,6 +342,9 @@ def addHTTPAuth(
         before the component; without it, a C{[httpauth.store]} that names
         a Redis gets its store added here (after the component, so it
         stops first).
+    @param xtls: the component's XTLS endpoint (L{addXTLS}), which
+        confirmations the access rules require through XTLS
+        (C{require_xtls}) go through; without it they fail (401).
     @return: the L{HTTPAuthListener}.
     @raise ConfigError: the C{listen} endpoint is not one.
     """
@@ -353,6 +362,7 @@ def addHTTPAuth(
         exactResource=httpauth.exactResource,
         metrics=metrics,
         relay=store,
+        xtls=xtls,
     )
     requester.setHandlerParent(component)
     # One JIDCache for the user names of the requests and the answers.
@@ -509,14 +519,15 @@ def addServices(
         (see L{addHTTPAuth}).
     @raise ConfigError: a file cannot be read any more.
     """
-    if config.httpauth.enabled:
-        addHTTPAuth(parent, component, config, metrics, store)
-    else:
-        log.info("the HTTP-auth confirmer is off ([httpauth] enabled = false or --no-httpauth)")
+    xtls = None
     if config.xtls.enabled:
-        addXTLS(component, config, metrics)
+        xtls = addXTLS(component, config, metrics)
     else:
         log.info("the XTLS endpoint is off ([xtls] enabled = false or --no-xtls)")
+    if config.httpauth.enabled:
+        addHTTPAuth(parent, component, config, metrics, store, xtls)
+    else:
+        log.info("the HTTP-auth confirmer is off ([httpauth] enabled = false or --no-httpauth)")
 
 
 class ComponentServices(MultiService):
@@ -635,6 +646,17 @@ def serviceFromConfig(
     """
     top = ComponentServices(metrics)
     embedded: EmbeddedRouter | None = None
+    # The demo's XTLS user is asked through XTLS (one confirmer, XTLS on).
+    xtlsDemo = (
+        config.embedded
+        and config.httpauth.enabled
+        and config.xtls.enabled
+        and config.httpauth.store.redis is None
+    )
+    if xtlsDemo:
+        httpauth = config.httpauth
+        rules = demoRules(httpauth.rules, demoAgentHost(config.serverDomain))
+        config = attrs.evolve(config, httpauth=attrs.evolve(httpauth, rules=rules))
     if config.embedded:
         embedded = EmbeddedRouter(
             config.hostnames,
@@ -663,7 +685,7 @@ def serviceFromConfig(
     addServices(top, component, config, top.metrics, store)
     if embedded is not None:
         listener = top.getServiceNamed(HTTPAUTH_SERVICE) if config.httpauth.enabled else None
-        addDemo(top, embedded, component, listener)
+        addDemo(top, embedded, component, listener, xtlsDemo)
     top.process = process
     return top
 

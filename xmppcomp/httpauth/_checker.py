@@ -72,12 +72,19 @@ class Requester(Protocol):
     metrics: Metrics | None
     jids: JIDCache | None
 
-    def confirm(self, who: jid.JID, request: ConfirmRequest) -> Deferred[Answer] | Deferred[Outcome]:
+    def confirm(
+        self, who: jid.JID, request: ConfirmRequest, endToEnd: bool = False
+    ) -> Deferred[Answer] | Deferred[Outcome]:
         """
         Ask C{who} to confirm C{request}: fire with an L{Answer} saying who
         answered (a bare L{Outcome} means C{who} did), L{Outcome.ALLOW} or
         L{Outcome.DENY} (L{Outcome.UNDELIVERABLE} is taken as
         L{CouldNotAsk}), or fail with a L{ConfirmationFailed}.
+
+        @param endToEnd: the question and the answer must go through an
+            XTLS tunnel to C{who} (a full JID); passed only when C{True},
+            so a requester that cannot do it may leave it out (and such
+            confirmations then fail).
         """
 
 
@@ -207,7 +214,13 @@ class XMPPConfirmationChecker:
         )
         credentials.askedAt = self._clock.seconds()
         try:
-            asked = self._requester.confirm(who, request)
+            # Only when asked for: requesters written before XTLS take no
+            # endToEnd.
+            asked = (
+                self._requester.confirm(who, request, endToEnd=True)
+                if decision.endToEnd
+                else self._requester.confirm(who, request)
+            )
         except Exception:
             asked = fail()
         # The asker gets the answer through the requester's Deferred: one

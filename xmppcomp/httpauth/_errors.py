@@ -11,6 +11,9 @@ looks at the class. A 401 always carries the challenge.
 
   - L{ConfirmationDenied}: 403, 403 in forward-auth; the user said no.
   - L{CouldNotAsk}: 401, 401; a bounce, any other error.
+  - L{EndToEndRequired}: 401, 401; the site requires a confirmation
+    through XTLS, and none could be had (a bare JID, no tunnel, a
+    certificate refused).
   - L{Replayed}: 401, 401; a used id, an expired session.
   - L{AccessForbidden}: 403, 403; the access rules.
   - L{RateLimited}: 429, 403; rate and pending limits.
@@ -66,6 +69,17 @@ class CouldNotAsk(ConfirmationFailed, UnauthorizedLogin):
 
     status = 401
     forwardStatus = 401
+
+
+class EndToEndRequired(CouldNotAsk):
+    """
+    The access rules require this confirmation to come through an XTLS
+    tunnel (C{require_xtls}), and it could not: the credentials name a bare
+    JID (nothing to tunnel to), the user's client does not do XTLS or
+    refused the tunnel, its certificate was refused, or the tunnel closed
+    before the answer. 401 in every mode, like L{CouldNotAsk}, and it
+    consumes nothing; L{ConfirmationFailed.reason} says which.
+    """
 
 
 class Replayed(ConfirmationFailed, UnauthorizedLogin):

@@ -40,6 +40,7 @@ from twisted.words.protocols.jabber import jid
 from xmppcomp._memo import BoundedMemo
 from xmppcomp.httpauth._errors import (
     AccessForbidden,
+    EndToEndRequired,
     ConfirmationFailed,
     RateLimited,
     Replayed,
@@ -96,12 +97,18 @@ class AccessRule:
         trailing dot is stripped, as from credentials.
     @ivar domains: domains whose every JID is allowed (likewise).
     @ivar anyone: whether every JID is allowed.
+    @ivar requireXTLS: whether every confirmation for these paths must come
+        through an XTLS tunnel to the user's full JID (L{requiresXTLS}).
+    @ivar xtlsFor: bare JIDs and domains whose confirmations for these
+        paths must come through XTLS, when not all must.
     """
 
     prefix: str = attrs.field(converter=_prefix)
     jids: frozenset[str] = attrs.field(default=frozenset(), converter=_bareJIDs)
     domains: frozenset[str] = attrs.field(default=frozenset(), converter=_domains)
     anyone: bool = False
+    requireXTLS: bool = False
+    xtlsFor: frozenset[str] = attrs.field(default=frozenset(), converter=_bareJIDs)
 
     def covers(self, path: str) -> bool:
         """
@@ -117,6 +124,14 @@ class AccessRule:
         Whether C{who} may access the paths this rule covers.
         """
         return self.anyone or who.userhost() in self.jids or who.host in self.domains
+
+    def requiresXTLS(self, who: jid.JID) -> bool:
+        """
+        Whether C{who}'s confirmations for these paths must come through an
+        XTLS tunnel: for everybody (L{requireXTLS}), or for its bare JID or
+        domain (L{xtlsFor}).
+        """
+        return self.requireXTLS or who.userhost() in self.xtlsFor or who.host in self.xtlsFor
 
 
 def _ruleTuple(rules: Iterable[AccessRule]) -> tuple[AccessRule, ...]:
@@ -162,6 +177,30 @@ class AccessRules:
         """
         rule = self.ruleFor(path)
         return rule is not None and rule.allows(who)
+
+    @property
+    def anyRequiresXTLS(self) -> bool:
+        """
+        Whether some rule requires confirmations through XTLS.
+        """
+        return any(rule.requireXTLS or rule.xtlsFor for rule in self.rules)
+
+    def check(self, path: str, who: jid.JID) -> Refuse | bool:
+        """
+        What the rules say before anything else is decided: a L{Refuse}
+        when C{who} may not access C{path} (L{AccessForbidden}), or when the
+        confirmation must come through XTLS and C{who} is a bare JID, which
+        no tunnel can reach (L{EndToEndRequired}); otherwise whether the
+        confirmation must come through XTLS.
+        """
+        rule = self.ruleFor(path)
+        if rule is None or not rule.allows(who):
+            return refusal("forbidden", who=who.full(), path=path)
+        if not rule.requiresXTLS(who):
+            return False
+        if not who.resource:
+            return refusal("full-jid", bare=who.userhost())
+        return True
 
 
 @attrs.frozen
@@ -317,9 +356,13 @@ class Refuse:
 class Ask:
     """
     Ask the user; the ledger now holds a pending entry for C{key}.
+
+    @ivar endToEnd: the access rules require the question and its answer
+        to go through an XTLS tunnel to the user's full JID.
     """
 
     key: tuple[str, str]
+    endToEnd: bool = False
 
 
 @attrs.frozen
@@ -342,6 +385,12 @@ Decision = Union[Pass, Refuse, Ask, Join]
 #: the state.
 REFUSALS: dict[str, tuple[type[ConfirmationFailed], str]] = {
     "forbidden": (AccessForbidden, "{who} may not access {path}"),
+    "full-jid": (
+        EndToEndRequired,
+        "a full JID is needed for this site: it requires an end-to-end confirmation through "
+        "XTLS, and a bare JID cannot be tunnelled to; give your JID with the resource of the "
+        "client that will confirm, such as {bare}/phone",
+    ),
     "elsewhere": (
         Replayed,
         "this transaction id was confirmed for another site or client address; choose a new one",
@@ -745,8 +794,9 @@ class Ledger:
         self._purge(now)
         credentials = attempt.credentials
         who = credentials.jid
-        if not self._rules.allows(attempt.path, who):
-            return refusal("forbidden", who=who.full(), path=attempt.path)
+        endToEnd = self._rules.check(attempt.path, who)
+        if isinstance(endToEnd, Refuse):
+            return endToEnd
 
         transactionId = credentials.transactionId
         full = who.full()
@@ -794,7 +844,7 @@ class Ledger:
         self._attempts.take(attempt.client, now)
         self._pending[key] = _Pending(attempt, now + timeout)
         self._pendingPerJID[key[0]] = self._pendingPerJID.get(key[0], 0) + 1
-        return Ask(key)
+        return Ask(key, endToEnd)
 
     def _limited(self, attempt: Attempt, remembered: bool, now: float) -> Refuse | None:
         """

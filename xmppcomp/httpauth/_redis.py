@@ -79,6 +79,7 @@ from xmppcomp.httpauth._policy import (
     Join,
     Limits,
     Pass,
+    Refuse,
     bucketRetryAfter,
     refusal,
     retryAfter,
@@ -888,8 +889,9 @@ class RedisStore:
 
     def decide(self, attempt: Attempt, timeout: float) -> Deferred[Decision]:
         who = attempt.credentials.jid
-        if not self._rules.allows(attempt.path, who):
-            return succeed(refusal("forbidden", who=who.full(), path=attempt.path))
+        checked = self._rules.check(attempt.path, who)
+        if isinstance(checked, Refuse):
+            return succeed(checked)
         now = self._clock.seconds()
         limits = self._limits
         keys = self._keys
@@ -956,7 +958,7 @@ class RedisStore:
         key = attempt.key
         if kind == "ask":
             self._tokens[key] = token
-            return Ask(key)
+            return Ask(key, self._rules.check(attempt.path, attempt.credentials.jid) is True)
         if kind == "join":
             return Join(key)
         if kind == "pass":

@@ -25,6 +25,7 @@ from twisted.words.protocols.jabber.error import STANZA_CONDITIONS, StanzaError
 from twisted.words.protocols.jabber.xmlstream import toResponse
 from twisted.words.xish import domish
 from wokkel.subprotocols import XMPPHandler
+from zope.interface import implementer
 
 from xmppcomp.errors import UnserializableElement
 from xmppcomp.iqtracker import RequestTracker
@@ -34,6 +35,7 @@ from xmppcomp.httpauth._errors import (
     ConfirmationTimeout,
     ConfirmerUnavailable,
     CouldNotAsk,
+    EndToEndRequired,
 )
 from xmppcomp.logs import Logger
 from xmppcomp.metrics import Metrics, NoCount
@@ -54,11 +56,25 @@ from xmppcomp.httpauth._store import INSTANCE_ID_BYTES, IConfirmationStore
 from xmppcomp.jids import JIDCache
 from xmppcomp.ns import NS_HTTP_AUTH
 from xmppcomp.stream.parser import StanzaParser
+from xmppcomp.xtls import (
+    CertificateMismatch,
+    HandshakeFailed,
+    ITunnelObserver,
+    Tunnel,
+    XTLSError,
+    XTLSHandler,
+    checkPeerCertificate,
+)
 
 #: Default seconds to wait for an answer.
 DEFAULT_TIMEOUT = 120.0
 
 _CONFIRM = f"/confirm[@xmlns='{NS_HTTP_AUTH}']"
+
+#: The stanza error conditions named in the reason of a L{CouldNotAsk}:
+#: Twisted's (RFC 3920's) and RFC 6120's C{policy-violation}; any other
+#: name a peer sends is not repeated to the HTTP client.
+_CONDITIONS = frozenset(STANZA_CONDITIONS) | {"policy-violation"}
 
 #: The C{outcome} labels of C{xmppcomp_httpauth_confirmations_total}.
 _OUTCOMES = ("allow", "deny", "undeliverable", "timeout", "unavailable")
@@ -122,9 +138,10 @@ class _Pending:
     """
     One confirmation being asked.
 
-    @ivar who: the JID asked (full for the IQ form, else as given).
+    @ivar who: the JID asked (full for the IQ and XTLS forms, else as given).
     @ivar request: what is asked.
-    @ivar form: C{"iq"} or C{"message"}.
+    @ivar form: C{"iq"}, C{"message"} or C{"xtls"} (an IQ inside an XTLS
+        tunnel, answered only through it).
     @ivar key: the random stanza id (and thread, for a message).
     @ivar deferred: fires with the L{Answer}.
     @ivar started: when it was asked (the requester's clock, in seconds).
@@ -137,6 +154,7 @@ class _Pending:
     key: str
     started: float = 0.0
     counted: bool = False
+    tunnel: Tunnel | None = None
     # Set right after: its canceller needs the entry.
     deferred: Deferred[Answer] = attrs.field(init=False)
 
@@ -193,6 +211,9 @@ class ConfirmationRequester(XMPPHandler):
         pending confirmation times out (a timer per confirmation cost
         ~300 bytes each, tracemalloc of bench/confirmer.py).
     @ivar _initialized: whether the stream is up.
+    @ivar xtls: the XTLS endpoint that end-to-end confirmations go through
+        (L{confirm} with C{endToEnd}), or C{None}: such confirmations then
+        fail with L{EndToEndRequired}.
     @ivar relay: the store that passes answers between the instances of a
         confirmer (L{IConfirmationStore.relay}), or C{None} for one alone.
         With it, ids and threads name this instance (L{ownedKey}); an
@@ -219,6 +240,7 @@ class ConfirmationRequester(XMPPHandler):
         metrics: Metrics | None = None,
         jids: JIDCache | None = None,
         relay: IConfirmationStore | None = None,
+        xtls: XTLSHandler | None = None,
     ) -> None:
         """
         @param metrics: where to count; nowhere without it.
@@ -258,6 +280,13 @@ class ConfirmationRequester(XMPPHandler):
         # (a result only from the full JID asked, an error also from its
         # bare JID or domain); the timeouts stay this requester's one sweep.
         self._requests = self._newTracker()
+        # The XTLS form's answers: only what arrives through the tunnel.
+        self._tunnelRequests = self._newTracker()
+        self.xtls = xtls
+        #: Full JID to the confirmations waiting for a tunnel to open to it.
+        self._opening: dict[str, list[_Pending]] = {}
+        if xtls is not None:
+            xtls.addObserver(_TunnelWatch(self))
 
     def _newTracker(self) -> RequestTracker:
         return RequestTracker(requester="httpauth", metrics=self.metrics, jids=self.jids)
@@ -268,7 +297,8 @@ class ConfirmationRequester(XMPPHandler):
         """
         self._initialized = True
         xs = self.xmlstream
-        answers = self._requests.receive if self.relay is None else self._onIQAnswer
+        plain = self.relay is None and self.xtls is None
+        answers = self._requests.receive if plain else self._onIQAnswer
         xs.addObserver('/iq[@type="result"]', answers, priority=1)
         xs.addObserver('/iq[@type="error"]', answers, priority=1)
         xs.addObserver("/message", self._onMessage, priority=1)
@@ -281,6 +311,8 @@ class ConfirmationRequester(XMPPHandler):
         self._initialized = False
         super().connectionLost(reason)
         self._requests = self._newTracker()
+        self._tunnelRequests = self._newTracker()
+        self._opening = {}
         pending, self._pending = self._pending, {}
         for entry in pending.values():
             self._fail(
@@ -299,9 +331,19 @@ class ConfirmationRequester(XMPPHandler):
         """
         return len(self._pending)
 
-    def confirm(self, who: jid.JID, request: ConfirmRequest) -> Deferred[Answer]:
+    def confirm(
+        self, who: jid.JID, request: ConfirmRequest, endToEnd: bool = False
+    ) -> Deferred[Answer]:
         """
         Ask C{who} to confirm C{request}.
+
+        With C{endToEnd}, the request goes as an IQ inside an XTLS tunnel
+        to C{who} (a full JID), opened for it unless one is open (L{xtls}),
+        and only an answer that arrives through that tunnel counts: a
+        plaintext one, however right it looks, is refused and logged (the
+        server could have forged it). No tunnel (a bare JID, a client
+        without XTLS, a certificate refused, the tunnel closing before the
+        answer) fails with L{EndToEndRequired}, which says why.
 
         @return: a L{Deferred} firing with an L{Answer} (L{Outcome.ALLOW}
             or L{Outcome.DENY}, and who answered), or failing with
@@ -319,7 +361,14 @@ class ConfirmationRequester(XMPPHandler):
                     self.unavailableRetryAfter,
                 )
             )
-        form = "iq" if who.resource else "message"
+        if endToEnd:
+            refused = self._cannotTunnel(who)
+            if refused is not None:
+                self._counted["undeliverable"].inc()
+                return fail(refused)
+            form = "xtls"
+        else:
+            form = "iq" if who.resource else "message"
         entry = _Pending(who, request, form, self._makeKey(), self._clock.seconds())
         # A partial rather than a closure: fewer objects per pending
         # confirmation.
@@ -367,6 +416,9 @@ class ConfirmationRequester(XMPPHandler):
         fail this confirmation with L{CouldNotAsk} and forget it.
         """
         self._pending[entry.key] = entry
+        if entry.form == "xtls":
+            self._sendThroughTunnel(entry)
+            return
         if entry.form == "iq":
             stanza = confirmationIQ(self.fromJid, entry.who, entry.key, entry.request)
             # The same two bound methods for every request (the entry is
@@ -410,6 +462,8 @@ class ConfirmationRequester(XMPPHandler):
             del self._pending[entry.key]
             if entry.form == "iq":
                 self._requests.forget(entry.key)
+            elif entry.form == "xtls":
+                self._tunnelRequests.forget(entry.key)
         if not self._pending and self._sweep is not None:
             if self._sweep.active():
                 self._sweep.cancel()
@@ -498,7 +552,7 @@ class ConfirmationRequester(XMPPHandler):
             return
         condition = errorCondition(reply)
         answered = (
-            f"an error ({condition})" if condition in STANZA_CONDITIONS else "an error"
+            f"an error ({condition})" if condition in _CONDITIONS else "an error"
         )
         self._fail(
             entry,
@@ -513,11 +567,164 @@ class ConfirmationRequester(XMPPHandler):
 
     def _onIQAnswer(self, iq: domish.Element) -> None:
         """
-        An IQ result or error: this instance's answer, or another's to
-        relay.
+        An IQ result or error: the answer to a question asked through a
+        tunnel if it came through one, this instance's answer, or another's
+        to relay. A plaintext answer with the id of a question asked
+        through a tunnel is refused.
         """
+        if getattr(iq, "xtlsEncrypted", False):
+            if self._tunnelRequests.receive(iq):
+                return
+        elif self._refusedPlaintext(iq, iq.getAttribute("id", "")):
+            return
         if not self._requests.receive(iq) and not getattr(iq, "handled", False):
             self._relayAway(iq, iq.getAttribute("id", ""))
+
+    def _refusedPlaintext(self, stanza: domish.Element, key: str) -> bool:
+        """
+        Refuse C{stanza}, which did not come through a tunnel, if C{key}
+        is that of a question asked through one: log it (the XMPP server,
+        or someone it lets through, tried to answer for the user) and mark
+        it handled; the confirmation goes on waiting for the tunnel.
+        """
+        entry = self._pending.get(key)
+        if entry is None or entry.form != "xtls":
+            return False
+        stanza.handled = True  # type: ignore[attr-defined]  # a flag domish.Element does not declare
+        self._log.warn(
+            "Refused a plaintext answer from {sender} to the XEP-0070 confirmation asked of "
+            "{who} through XTLS (only an answer through the tunnel counts; the XMPP server "
+            "or a peer tried to answer for the user)",
+            sender=stanza.getAttribute("from", "(no sender)"),
+            who=entry.who.full(),
+        )
+        return True
+
+    # XTLS
+
+    def _cannotTunnel(self, who: jid.JID) -> EndToEndRequired | None:
+        """
+        Why no confirmation can go through a tunnel to C{who}, or C{None}
+        when one may.
+        """
+        if not who.resource:
+            return EndToEndRequired(
+                "a full JID is needed for this site: it requires an end-to-end confirmation "
+                "through XTLS, and a bare JID cannot be tunnelled to"
+            )
+        if self.xtls is None or not self.xtls.configuration.active:
+            return EndToEndRequired(
+                "this site requires an end-to-end confirmation through XTLS, and the confirmer "
+                "has no working XTLS endpoint"
+            )
+        return None
+
+    def _sendThroughTunnel(self, entry: _Pending) -> None:
+        """
+        Ask C{entry} through the open tunnel to its JID, or once one opens.
+        """
+        xtls = self.xtls
+        assert xtls is not None
+        tunnel = xtls.tunnelFor(self.fromJid, entry.who)
+        if tunnel is not None and tunnel.isOpen:
+            self._askInTunnel(entry, tunnel)
+            return
+        peer = entry.who.full()
+        waiting = self._opening.get(peer)
+        if waiting is not None:
+            waiting.append(entry)
+            return
+        self._opening[peer] = [entry]
+        xtls.open(self.fromJid, entry.who).addCallbacks(
+            self._tunnelOpened, self._tunnelFailed, errbackArgs=(entry.who,)
+        )
+
+    def _tunnelOpened(self, tunnel: Tunnel) -> None:
+        for entry in self._opening.pop(tunnel.peer.full(), []):
+            if self._pending.get(entry.key) is entry:
+                self._askInTunnel(entry, tunnel)
+
+    def _tunnelFailed(self, reason: Failure, who: jid.JID) -> None:
+        why = _tunnelProblem(reason, who)
+        for entry in self._opening.pop(who.full(), []):
+            if self._pending.get(entry.key) is entry:
+                self._log.info(
+                    "No XTLS tunnel to {who} for an XEP-0070 confirmation: {why}",
+                    who=who.full(),
+                    why=why,
+                )
+                self._fail(
+                    entry,
+                    EndToEndRequired(
+                        "this site requires an end-to-end confirmation through XTLS, and no "
+                        f"tunnel to {who.full()} could be opened: {why}"
+                    ),
+                )
+
+    def _askInTunnel(self, entry: _Pending, tunnel: Tunnel) -> None:
+        """
+        Check that the tunnel's certificate names C{entry}'s JID, and send
+        the question inside it.
+        """
+        try:
+            checkPeerCertificate(tunnel.peerCertificate(), entry.who)
+        except CertificateMismatch as e:
+            self._fail(entry, EndToEndRequired(
+                f"this site requires an end-to-end confirmation through XTLS, and the tunnel's "
+                f"certificate does not name {entry.who.full()}: {e}"))
+            return
+        entry.tunnel = tunnel
+        stanza = confirmationIQ(self.fromJid, entry.who, entry.key, entry.request)
+        self._tunnelRequests.expect(stanza, self._onTunnelResult, self._onTunnelError)
+        try:
+            tunnel.send(stanza)
+        except (XTLSError, UnserializableElement) as e:
+            self._fail(entry, EndToEndRequired(
+                f"the confirmation request could not be sent through the XTLS tunnel to "
+                f"{entry.who.full()}: {e}"))
+
+    def _tunnelAnswer(self, iq: domish.Element) -> _Pending | None:
+        """
+        The confirmation C{iq} answers, if it came through that
+        confirmation's own tunnel.
+        """
+        entry = self._pending.get(iq.getAttribute("id", ""))
+        if entry is None or entry.form != "xtls":
+            return None
+        if getattr(iq, "xtlsPeer", None) != entry.who:
+            return None
+        return entry
+
+    def _onTunnelResult(self, iq: domish.Element) -> None:
+        entry = self._tunnelAnswer(iq)
+        if entry is not None:
+            self._finishAnswer(entry, Outcome.ALLOW, iq)
+
+    def _onTunnelError(self, error: object) -> None:
+        if not isinstance(error, StanzaError):
+            return
+        stanza: domish.Element = error.stanza  # type: ignore[attr-defined]
+        entry = self._tunnelAnswer(stanza)
+        if entry is None:
+            return
+        outcome = outcomeOfIQError(error.condition)
+        if outcome is Outcome.FALLBACK:
+            self._fail(entry, EndToEndRequired(
+                f"this site requires an end-to-end confirmation through XTLS, and the client of "
+                f"{entry.who.full()} does not answer confirmations through XTLS "
+                f"({error.condition})"))
+            return
+        self._finishAnswer(entry, outcome, stanza)
+
+    def _tunnelClosed(self, tunnel: Tunnel, reason: Exception | None) -> None:
+        """
+        A tunnel closed: the confirmations asked through it can no longer
+        be answered.
+        """
+        for entry in [e for e in self._pending.values() if e.tunnel is tunnel]:
+            why = "closed" if reason is None else f"closed: {reason}"
+            self._fail(entry, EndToEndRequired(
+                f"the XTLS tunnel to {entry.who.full()} {why} before the answer"))
 
     def _relayAway(self, stanza: domish.Element, key: str) -> bool:
         """
@@ -603,6 +810,8 @@ class ConfirmationRequester(XMPPHandler):
         Match C{message} with a confirmation asked in the message form.
         """
         for key in _messageKeys(message):
+            if self._refusedPlaintext(message, key):
+                return True
             entry = self._pending.get(key)
             if entry is None or entry.form != "message":
                 continue
@@ -615,6 +824,41 @@ class ConfirmationRequester(XMPPHandler):
             self._finishAnswer(entry, outcome, message)
             return True
         return False
+
+
+@implementer(ITunnelObserver)
+@attrs.define
+class _TunnelWatch:
+    """
+    The L{ITunnelObserver<xmppcomp.xtls.ITunnelObserver>} of a
+    L{ConfirmationRequester}: tells it when a tunnel closes.
+    """
+
+    _requester: ConfirmationRequester
+
+    def tunnelOpened(self, tunnel: object) -> None:
+        pass
+
+    def tunnelClosed(self, tunnel: object, reason: Exception | None) -> None:
+        if isinstance(tunnel, Tunnel):
+            self._requester._tunnelClosed(tunnel, reason)
+
+
+def _tunnelProblem(reason: Failure, who: jid.JID) -> str:
+    """
+    Why a tunnel to C{who} did not open, for the user's 401 and the log.
+    """
+    error = reason.value
+    if isinstance(error, StanzaError):
+        if error.condition in ("feature-not-implemented", "service-unavailable"):
+            return f"its client does not do XTLS ({error.condition})"
+        text = f": {error.text}" if error.text else ""
+        return f"it refused the tunnel ({error.condition}{text})"
+    if isinstance(error, CertificateMismatch):
+        return f"its certificate was refused: {error}"
+    if isinstance(error, HandshakeFailed):
+        return f"the TLS handshake failed: {error}"
+    return reason.getErrorMessage()
 
 
 def _messageKeys(message: domish.Element) -> list[str]:
@@ -656,6 +900,9 @@ class IncomingConfirmation:
     @ivar viaMessage: C{True} for the message form, C{False} for IQ.
     @ivar thread: the message's thread, if any.
     @ivar body: the message's human-readable body, if any.
+    @ivar tunnelled: whether it came through an XTLS tunnel from
+        C{sender} (whose certificate was checked), so that the XMPP
+        servers on the way could neither read nor forge it.
     """
 
     sender: jid.JID
@@ -664,6 +911,7 @@ class IncomingConfirmation:
     viaMessage: bool
     thread: str | None = None
     body: str | None = None
+    tunnelled: bool = False
 
 
 #: Decides whether to confirm: C{True} confirms, C{False} denies.
@@ -689,16 +937,41 @@ class ConfirmationResponder(XMPPHandler):
     as "could not be asked", consuming nothing) and a denial over message.
     Stanzas another handler marked handled are left alone.
 
+    A request that came through an XTLS tunnel (given the L{XTLSHandler
+    <xmppcomp.xtls.XTLSHandler>} that holds it, with this end's own
+    certificate) is answered through the same tunnel, never in the clear;
+    the policy sees L{IncomingConfirmation.tunnelled}. With
+    C{requireXTLS} (for every JID, or those for which it returns C{True}),
+    requests that did not come through a tunnel are answered
+    C{policy-violation} (the asker cannot confirm through this end, and
+    nothing is consumed) without asking the policy.
+
+    @ivar xtls: the XTLS endpoint tunnelled requests arrive through, or
+        C{None}: they are then dropped (and logged), since the answer
+        would have to go in the clear.
+    @ivar requireXTLS: whether only tunnelled requests are answered: for
+        every JID addressed, or a callable given the JID addressed.
     @ivar _policy: the callback.
     @ivar _jids: the parsed JIDs of the requests.
     """
 
     _log = Logger()
 
-    def __init__(self, policy: ConfirmationPolicy) -> None:
+    #: The text of the C{policy-violation} refusing a plaintext request
+    #: with C{requireXTLS}.
+    XTLS_ONLY = "this account confirms only through an XTLS tunnel (urn:xmpp:tmp:xtls)"
+
+    def __init__(
+        self,
+        policy: ConfirmationPolicy,
+        xtls: XTLSHandler | None = None,
+        requireXTLS: bool | Callable[[jid.JID], bool] = False,
+    ) -> None:
         super().__init__()
         self._policy = policy
         self._jids = JIDCache()
+        self.xtls = xtls
+        self.requireXTLS = requireXTLS
 
     def connectionInitialized(self) -> None:
         """
@@ -723,29 +996,85 @@ class ConfirmationResponder(XMPPHandler):
             viaMessage,
             _text(stanza, "thread"),
             _text(stanza, "body"),
+            bool(getattr(stanza, "xtlsEncrypted", False)),
         )
         # Twisted's overloads of maybeDeferred cannot take a callable that
         # returns either a value or a Deferred of it.
         return maybeDeferred(self._policy, incoming)  # type: ignore[call-overload]
 
+    def _answer(self, request: domish.Element, response: domish.Element) -> None:
+        """
+        Send C{response} to C{request}: through the tunnel C{request} came
+        through, or in the clear if it came in the clear. A tunnel that
+        closed meanwhile takes the answer with it (logged).
+        """
+        if not getattr(request, "xtlsEncrypted", False):
+            self.send(response)
+            return
+        tunnel = None
+        if self.xtls is not None:
+            tunnel = self.xtls.tunnelFor(request.xtlsLocal, request.xtlsPeer)
+        if tunnel is None or not tunnel.isOpen:
+            self._log.info(
+                "The XTLS tunnel a XEP-0070 request came through from {peer} is gone: no answer",
+                peer=request.xtlsPeer.full(),
+            )
+            return
+        try:
+            tunnel.send(response)
+        except XTLSError as e:
+            self._log.info(
+                "The answer to a XEP-0070 request from {peer} could not go through the XTLS "
+                "tunnel: {why}",
+                peer=tunnel.peer.full(),
+                why=e,
+            )
+
+    def _refusedForXTLS(self, stanza: domish.Element) -> bool:
+        """
+        Whether C{stanza} is a request this responder does not answer: in
+        the clear with L{requireXTLS}, or through a tunnel it cannot
+        answer through (no L{xtls}).
+        """
+        if getattr(stanza, "xtlsEncrypted", False):
+            if self.xtls is None:
+                self._log.warn(
+                    "A XEP-0070 request came through an XTLS tunnel, and this responder was "
+                    "given no XTLS endpoint to answer through: dropped"
+                )
+                return True
+            return False
+        requireXTLS = self.requireXTLS
+        if isinstance(requireXTLS, bool):
+            return requireXTLS
+        try:
+            recipient = self._jids(stanza.getAttribute("to", ""))
+        except (jid.InvalidFormat, UnicodeError, ValueError):
+            return True
+        return requireXTLS(recipient)
+
     def _onIQ(self, iq: domish.Element) -> None:
         if getattr(iq, "handled", False):
             return
         iq.handled = True  # type: ignore[attr-defined]  # a flag domish.Element does not declare
+        if self._refusedForXTLS(iq):
+            if not getattr(iq, "xtlsEncrypted", False):
+                self.send(StanzaError("policy-violation", "auth", self.XTLS_ONLY).toResponse(iq))
+            return
         d = self._ask(iq, False)
         if d is None:
-            self.send(StanzaError("bad-request").toResponse(iq))
+            self._answer(iq, StanzaError("bad-request").toResponse(iq))
             return
 
         def answer(allowed: bool) -> None:
             if allowed:
-                self.send(toResponse(iq, "result"))
+                self._answer(iq, toResponse(iq, "result"))
             else:
-                self.send(StanzaError("not-authorized", "auth").toResponse(iq))
+                self._answer(iq, StanzaError("not-authorized", "auth").toResponse(iq))
 
         def failed(failure: Failure) -> None:
             self._log.failure("XEP-0070 policy failed", failure=failure)
-            self.send(StanzaError("internal-server-error").toResponse(iq))
+            self._answer(iq, StanzaError("internal-server-error").toResponse(iq))
 
         d.addCallbacks(answer, failed)
 
@@ -755,31 +1084,56 @@ class ConfirmationResponder(XMPPHandler):
         if message.getAttribute("type") == "error":
             return
         message.handled = True  # type: ignore[attr-defined]  # a flag domish.Element does not declare
+        if self._refusedForXTLS(message):
+            if not getattr(message, "xtlsEncrypted", False):
+                refusal = _messageReply(message, StanzaError("policy-violation", "auth", self.XTLS_ONLY))
+                if refusal is not None:
+                    self.send(refusal)
+            return
         d = self._ask(message, True)
         if d is None:
             return
 
         def reply(allowed: bool) -> None:
-            response = domish.Element((None, "message"))
-            response["to"] = message["from"]
-            response["from"] = message["to"]
-            if message.hasAttribute("id"):
-                response["id"] = message["id"]
-            thread = _text(message, "thread")
-            if thread is not None:
-                response.addElement("thread", content=thread)
-            confirm = findConfirm(message)
-            assert confirm is not None
-            response.addChild(ConfirmRequest.fromElement(confirm).toElement())
-            if allowed:
-                response["type"] = "normal"
-            else:
-                response["type"] = "error"
-                response.addChild(StanzaError("not-authorized", "auth").getElement())
-            self.send(response)
+            response = _messageReply(
+                message, None if allowed else StanzaError("not-authorized", "auth")
+            )
+            assert response is not None  # _ask parsed the same <confirm/>
+            self._answer(message, response)
 
         def failed(failure: Failure) -> None:
             self._log.failure("XEP-0070 policy failed", failure=failure)
             reply(False)
 
         d.addCallbacks(reply, failed)
+
+
+def _messageReply(message: domish.Element, error: StanzaError | None) -> domish.Element | None:
+    """
+    The reply to the message form of a confirmation request: type
+    C{normal} confirming (C{error} is C{None}), or type C{error} with
+    C{error}; the thread and the C{<confirm/>} mirrored. C{None} when the
+    request's C{<confirm/>} is malformed.
+    """
+    confirm = findConfirm(message)
+    try:
+        echoed = None if confirm is None else ConfirmRequest.fromElement(confirm).toElement()
+    except MalformedConfirm:
+        echoed = None
+    if echoed is None:
+        return None
+    response = domish.Element((None, "message"))
+    response["to"] = message.getAttribute("from", "")
+    response["from"] = message.getAttribute("to", "")
+    if message.hasAttribute("id"):
+        response["id"] = message["id"]
+    thread = _text(message, "thread")
+    if thread is not None:
+        response.addElement("thread", content=thread)
+    response.addChild(echoed)
+    if error is None:
+        response["type"] = "normal"
+    else:
+        response["type"] = "error"
+        response.addChild(error.getElement())
+    return response

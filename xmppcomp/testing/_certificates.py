@@ -20,7 +20,7 @@ import attrs
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import ExtendedKeyUsageOID, ObjectIdentifier
+from cryptography.x509.oid import ExtendedKeyUsageOID
 from twisted.internet.ssl import Certificate, PrivateCertificate
 
 from xmppcomp import _x509
@@ -32,39 +32,8 @@ __all__ = [
     "writePem",
 ]
 
-#: id-on-xmppAddr (RFC 6120 section 13.7.1.4).
-_ID_ON_XMPPADDR = ObjectIdentifier("1.3.6.1.5.5.7.8.5")
-
 #: How long issued certificates are valid, either side of now.
 _VALIDITY = datetime.timedelta(days=30)
-
-
-def _derLength(length: int) -> bytes:
-    """
-    Encode a DER length: the short form below 128, the long form above.
-    """
-    if length < 0x80:
-        return bytes([length])
-    octets = length.to_bytes((length.bit_length() + 7) // 8, "big")
-    return bytes([0x80 | len(octets)]) + octets
-
-
-def _derUTF8String(text: str) -> bytes:
-    """
-    Encode C{text} as a DER UTF8String, the value of an XmppAddr otherName.
-    """
-    content = text.encode("utf-8")
-    return b"\x0c" + _derLength(len(content)) + content
-
-
-def _subjectAltNames(
-    dnsNames: Sequence[str], xmppAddrs: Sequence[str]
-) -> list[x509.GeneralName]:
-    names: list[x509.GeneralName] = [x509.DNSName(name) for name in dnsNames]
-    names.extend(
-        x509.OtherName(_ID_ON_XMPPADDR, _derUTF8String(addr)) for addr in xmppAddrs
-    )
-    return names
 
 
 def _commonName(dnsNames: Sequence[str], xmppAddrs: Sequence[str]) -> str:
@@ -104,7 +73,7 @@ def _leafBuilder(
             x509.SubjectKeyIdentifier.from_public_key(publicKey), critical=False
         )
     )
-    names = _subjectAltNames(dnsNames, xmppAddrs)
+    names = _x509.subjectAltNames(dnsNames, xmppAddrs)
     if names:
         builder = builder.add_extension(
             x509.SubjectAlternativeName(names), critical=False

@@ -118,20 +118,25 @@ class StanzaRouter:
         return end
 
     # Any: handler is a wokkel XMPPHandler (wokkel is untyped).
-    def attach(self, domain: str, handler: Any, reactor: IReactorTime | None = None) -> StanzaEnd:
+    def attach(
+        self, domain: str, handler: Any, reactor: IReactorTime | None = None, *more: Any
+    ) -> StanzaEnd:
         """
-        Put C{handler} (a wokkel C{XMPPHandler}) in a wokkel
-        L{StreamManager} whose stream is a new end for C{domain}, connected
-        and initialised.
+        Put C{handler} (a wokkel C{XMPPHandler}), and any C{more}, in a
+        wokkel L{StreamManager} whose stream is a new end for C{domain},
+        connected and initialised.
 
         @param reactor: the clock of the manager (its IQ timeouts);
             L{reactor} if not given.
+        @param more: other handlers on the same stream, initialised after
+            C{handler}.
         @return: the end.
         """
         end = self.connect(domain)
         bootstraps = _Bootstraps()
         manager = StreamManager(bootstraps, reactor=self.reactor if reactor is None else reactor)
-        handler.setHandlerParent(manager)
+        for each in (handler, *more):
+            each.setHandlerParent(manager)
         bootstraps.fire(STREAM_CONNECTED_EVENT, end)
         bootstraps.fire(STREAM_AUTHD_EVENT, end)
         return end

@@ -107,8 +107,10 @@ def stampInner(
     """
     Prepare a stanza that arrived through a tunnel for the handlers: fill in
     a missing C{to} (the local JID) and C{from} (the peer's), and mark it
-    with C{xtlsEncrypted = True} and C{xtlsPeer} (the tunnel's peer JID),
-    attributes of the Python object, never on the wire.
+    with C{xtlsEncrypted = True}, C{xtlsPeer} (the tunnel's peer JID) and
+    C{xtlsLocal} (its local JID: the tunnel is the handler's
+    C{tunnelFor(xtlsLocal, xtlsPeer)}), attributes of the Python object,
+    never on the wire.
 
     A stanza claiming to come from somebody else than the tunnel's peer
     (another bare JID) is refused: it would borrow the tunnel's
@@ -130,4 +132,5 @@ def stampInner(
         stanza["to"] = local.full()
     stanza.xtlsEncrypted = True  # type: ignore[attr-defined]
     stanza.xtlsPeer = peer  # type: ignore[attr-defined]
+    stanza.xtlsLocal = local  # type: ignore[attr-defined]
     return stanza
