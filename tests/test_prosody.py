@@ -135,13 +135,17 @@ class ProsodyMixin:
         return xs
 
     @defer.inlineCallbacks
-    def client(self) -> Any:
+    def client(self, factory: Any = None) -> Any:
         """
         Log the test user in on Prosody's client port.
 
+        @param factory: the L{clientFactory} of L{server} to connect with
+            (one a C{wokkel} C{StreamManager} manages, say); a new one if
+            L{None}.
         @return: the client's stream, authenticated and bound.
         """
-        factory = clientFactory(self.server)
+        if factory is None:
+            factory = clientFactory(self.server)
         authenticated: defer.Deferred[Any] = defer.Deferred()
         factory.addBootstrap(STREAM_AUTHD_EVENT, authenticated.callback)
         factory.addBootstrap(INIT_FAILED_EVENT, authenticated.errback)

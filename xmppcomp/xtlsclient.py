@@ -20,8 +20,13 @@ stanzas arrived through the tunnel, then closes the tunnel and exits.
 
 Exit status: 0 once the tunnel is closed; 1, after one line on standard
 error, when the configuration cannot be used, the server cannot be reached
-or the tunnel is refused within C{--timeout} seconds (default 30), or the
-tunnel ends otherwise than by an orderly close; 2 for a usage error.
+or the tunnel is refused within C{--timeout} seconds (default 30), the
+tunnel ends otherwise than by an orderly close, or the peer closes it
+before we are done: before all of standard input was sent and
+acknowledged or, with C{--expect N}, before all of it was sent and N
+stanzas arrived (they stand for the acknowledgements); 2 for a usage
+error. A peer that closes the tunnel once everything is done does not make
+it fail.
 """
 
 from __future__ import annotations
@@ -143,6 +148,11 @@ def _parser() -> argparse.ArgumentParser:
         prog=_PROG,
         description="Open an XTLS tunnel to a JID as the component of a TOML file, send "
         "standard input through it (a message per line) and print what comes back.",
+        epilog="Exit status: 0 once all of standard input was sent and acknowledged (and the "
+        "--expect N stanzas arrived) and the tunnel closed; 1, with one line on standard error, "
+        "when the configuration cannot be used, the server is not reached or the tunnel not "
+        "opened within --timeout, the tunnel is refused or fails, or the peer closes it before "
+        "that; 2 for a usage error.",
     )
     parser.add_argument("--config", "-c", required=True, help="the component's TOML file (as twistd xmppcomp)")
     parser.add_argument("--to", required=True, help="the JID to open the tunnel to")
@@ -229,11 +239,17 @@ async def _run(
         StandardIO(lines, reactor=reactor)
         closed = tunnel.whenClosed()
         await defer.DeferredList([lines.ended, closed], fireOnOneCallback=True)
-        if lines.error is not None:
+        if lines.error is not None and not isinstance(lines.error, TunnelClosed):
             raise _Failed(f"tunnel to {peer.full()}: {lines.error}")
-        if tunnel.isOpen:
-            await tunnel.whenDrained()
-            if args.expect:
+        # All of standard input read and handed to the tunnel; and
+        # acknowledged by the peer.
+        inputRead = lines.ended.called and lines.error is None
+        acknowledged = False
+        if inputRead and tunnel.isOpen:
+            # It fails if the tunnel closes first, by the peer or on an
+            # error (its reason, below).
+            [(acknowledged, _)] = await defer.DeferredList([tunnel.whenDrained()], consumeErrors=True)
+            if acknowledged and args.expect and tunnel.isOpen:
                 await defer.DeferredList([printer.whenReceived(args.expect), closed], fireOnOneCallback=True)
         if tunnel.isOpen:
             await tunnel.close()
@@ -242,6 +258,17 @@ async def _run(
         reason = tunnel.reason
         if reason is not None:
             raise _Failed(f"tunnel to {peer.full()} ended: {reason}")
+        # Closed in order, by us or first by the peer: done if all of the
+        # input went through and every stanza expected came back (their
+        # answers stand for the acknowledgements the peer may not have
+        # sent before its close).
+        if inputRead and printer.received >= args.expect and (acknowledged or args.expect):
+            return
+        if inputRead and printer.received < args.expect:
+            raise _Failed(f"tunnel to {peer.full()}: closed by the peer after {printer.received} of "
+                          f"the {args.expect} stanzas expected")
+        raise _Failed(f"tunnel to {peer.full()}: closed by the peer before all of standard input "
+                      "was sent and acknowledged")
     finally:
         await defer.maybeDeferred(component.stopService)
 
