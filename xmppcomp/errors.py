@@ -63,7 +63,27 @@ SASL_CONDITIONS = frozenset(
 )
 
 
-class SASLFailure(Exception):
+class ConditionError(Exception):
+    """
+    An error that names an XMPP condition, with an optional explanation:
+    C{condition}, or C{condition: text}, as a string.
+
+    @ivar condition: the condition, as on the wire.
+    @ivar text: optional human-readable explanation.
+    """
+
+    def __init__(self, condition: str, text: str | None = None) -> None:
+        super().__init__(condition, text)
+        self.condition = condition
+        self.text = text
+
+    def __str__(self) -> str:
+        if self.text:
+            return f"{self.condition}: {self.text}"
+        return self.condition
+
+
+class SASLFailure(ConditionError):
     """
     A SASL negotiation failed with an RFC 6120 condition.
 
@@ -78,13 +98,9 @@ class SASLFailure(Exception):
         if condition not in SASL_CONDITIONS:
             raise ValueError(f"unknown SASL failure condition {condition!r}")
         super().__init__(condition, text)
-        self.condition = condition
-        self.text = text
 
     def __str__(self) -> str:
-        if self.text:
-            return f"SASL failure {self.condition}: {self.text}"
-        return f"SASL failure {self.condition}"
+        return "SASL failure " + super().__str__()
 
     def toElement(self) -> domish.Element:
         """

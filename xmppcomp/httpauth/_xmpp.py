@@ -19,6 +19,7 @@ import attrs
 from prometheus_client import Counter, Gauge, Histogram
 from twisted.internet.defer import Deferred, fail, maybeDeferred
 from twisted.internet.interfaces import IDelayedCall, IReactorTime
+from twisted.logger import LogLevel
 from twisted.python.failure import Failure
 from twisted.words.protocols.jabber import jid
 from twisted.words.protocols.jabber.error import STANZA_CONDITIONS, StanzaError
@@ -437,18 +438,16 @@ class ConfirmationRequester(XMPPHandler):
         try:
             self.send(stanza)
         except UnserializableElement as e:
-            self._log.warn(
-                "The stream refused the XEP-0070 confirmation request for "
-                "{who}: {reason}",
-                who=entry.who.full(),
-                reason=e.reason,
-            )
-            self._fail(
+            self._failLogged(
                 entry,
                 CouldNotAsk(
                     f"the confirmation request for {entry.who.full()} could "
                     f"not be sent: {e.reason}"
                 ),
+                LogLevel.warn,
+                "The stream refused the XEP-0070 confirmation request for "
+                "{who}: {reason}",
+                reason=e.reason,
             )
 
     def _cancelled(self, entry: _Pending, d: Deferred[Answer]) -> None:
@@ -485,17 +484,23 @@ class ConfirmationRequester(XMPPHandler):
     def _fail(self, entry: _Pending, reason: Exception) -> None:
         self._finish(entry, Failure(reason))
 
+    def _failLogged(
+        self, entry: _Pending, error: Exception, level: LogLevel, text: str, **fields: object
+    ) -> None:
+        """
+        Log C{text} at C{level}, with the JID asked as the field C{who} and
+        C{fields}, then end C{entry} with C{error}.
+        """
+        self._log.emit(level, text, who=entry.who.full(), **fields)
+        self._fail(entry, error)
+
     def _timedOut(self, entry: _Pending) -> None:
-        self._log.info(
-            "No XEP-0070 answer from {who} within {timeout} seconds",
-            who=entry.who.full(),
-            timeout=self.timeout,
-        )
-        self._fail(
+        self._failLogged(
             entry,
-            ConfirmationTimeout(
-                f"{entry.who.full()} did not confirm within {self.timeout:g} seconds"
-            ),
+            ConfirmationTimeout(f"{entry.who.full()} did not confirm within {self.timeout:g} seconds"),
+            LogLevel.info,
+            "No XEP-0070 answer from {who} within {timeout} seconds",
+            timeout=self.timeout,
         )
 
     def _iqResult(self, iq: domish.Element) -> None:

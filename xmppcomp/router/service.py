@@ -12,7 +12,7 @@ credentials and certificates from a L{xmppcomp.router.config.RouterConfig}.
 from __future__ import annotations
 
 from functools import partial
-from typing import TYPE_CHECKING, Any, Callable, Generator, Protocol, cast
+from typing import TYPE_CHECKING, Any, Callable, Generator, Protocol, TypedDict, cast
 
 from twisted.application.service import MultiService
 from twisted.internet import defer
@@ -987,6 +987,20 @@ def metricsSite(metrics: Metrics) -> Site:
     return site
 
 
+class _StreamLimits(TypedDict):
+    """
+    What the XEP-0225 and XEP-0114 listeners' policies share: the limits of
+    their streams, the auth failure limiter and where they count.
+    """
+
+    negotiationTimeout: float
+    maxStanzaSize: int
+    closeTimeout: float
+    maxStanzaDepth: int
+    authFailures: AuthFailureLimiter | None
+    metrics: Metrics | None
+
+
 class RouterService(MultiService):
     """
     C{twistd xmppcomp-router}: the listeners and the router of a
@@ -1063,6 +1077,14 @@ class RouterService(MultiService):
             tlsOptions = tls.serverTLSOptions(
                 certificate, clientCAs, clientCAsSource=f"tls.client_cas ({config.clientCAs})" if clientCAs else None
             )
+        streamLimits: _StreamLimits = {
+            "negotiationTimeout": limits.negotiationTimeout,
+            "maxStanzaSize": limits.maxStanzaSize,
+            "closeTimeout": limits.closeTimeout,
+            "maxStanzaDepth": limits.maxStanzaDepth,
+            "authFailures": authFailures,
+            "metrics": self.metrics,
+        }
         receiving = ReceivingFactory(
             ReceivingPolicy(
                 domains={router.domain},
@@ -1070,13 +1092,8 @@ class RouterService(MultiService):
                 tlsOptions=tlsOptions,
                 allowPlaintext=config.allowPlaintext,
                 maxAuthAttempts=limits.maxAuthAttempts,
-                negotiationTimeout=limits.negotiationTimeout,
-                maxStanzaSize=limits.maxStanzaSize,
-                closeTimeout=limits.closeTimeout,
-                maxStanzaDepth=limits.maxStanzaDepth,
                 features=router.receivingFeatures(),
-                authFailures=authFailures,
-                metrics=self.metrics,
+                **streamLimits,
             ),
             reactor=self.reactor,
         )
@@ -1090,15 +1107,7 @@ class RouterService(MultiService):
                 normalizeDomain(hostname): ref.read() for hostname, ref in config.acceptSecrets.items()
             }
             accept = AcceptFactory(
-                AcceptPolicy(
-                    secrets=secrets.get,
-                    negotiationTimeout=limits.negotiationTimeout,
-                    maxStanzaSize=limits.maxStanzaSize,
-                    closeTimeout=limits.closeTimeout,
-                    maxStanzaDepth=limits.maxStanzaDepth,
-                    authFailures=authFailures,
-                    metrics=self.metrics,
-                ),
+                AcceptPolicy(secrets=secrets.get, **streamLimits),
                 reactor=self.reactor,
             )
             router.addBootstraps(accept, "xep0114")

@@ -23,7 +23,7 @@ C{_handle} and C{_feed}).
 from __future__ import annotations
 
 import pyexpat
-from typing import Callable
+from typing import Callable, NoReturn
 
 from twisted.words.xish import domish
 from zope.interface import implementer
@@ -89,6 +89,33 @@ class RestrictedXMLError(domish.ParserError):
     processing instruction or an entity reference other than the predefined
     ones. It maps to the C{restricted-xml} stream error.
     """
+
+
+def _refusal(what: str) -> Callable[..., NoReturn]:
+    """
+    An expat handler that refuses C{what} with L{RestrictedXMLError}.
+    """
+
+    def refuse(*args: object) -> NoReturn:
+        raise RestrictedXMLError(what)
+
+    return refuse
+
+
+#: Restricted XML (RFC 6120 section 11.1): the expat handlers of what it
+#: forbids, each with its refusal.
+_RESTRICTED: tuple[tuple[str, Callable[..., NoReturn]], ...] = tuple(
+    (handler, _refusal(what))
+    for handler, what in [
+        ("StartDoctypeDeclHandler", "document type declaration"),
+        ("CommentHandler", "comment"),
+        ("ProcessingInstructionHandler", "processing instruction"),
+        ("EntityDeclHandler", "entity declaration"),
+        ("UnparsedEntityDeclHandler", "entity declaration"),
+        ("SkippedEntityHandler", "entity reference"),
+        ("ExternalEntityRefHandler", "external entity reference"),
+    ]
+)
 
 
 class StanzaTooLarge(domish.ParserError):
@@ -255,13 +282,8 @@ class StanzaParser:
         parser.CharacterDataHandler = self._handleText
         parser.StartNamespaceDeclHandler = self._handleStartNamespace
         parser.EndNamespaceDeclHandler = self._handleEndNamespace
-        parser.StartDoctypeDeclHandler = self._handleDoctype
-        parser.CommentHandler = self._handleComment
-        parser.ProcessingInstructionHandler = self._handleProcessingInstruction
-        parser.EntityDeclHandler = self._handleEntityDecl
-        parser.UnparsedEntityDeclHandler = self._handleEntityDecl
-        parser.SkippedEntityHandler = self._handleSkippedEntity
-        parser.ExternalEntityRefHandler = self._handleExternalEntityRef
+        for handler, refuse in _RESTRICTED:
+            setattr(parser, handler, refuse)
         parser.SetParamEntityParsing(pyexpat.XML_PARAM_ENTITY_PARSING_NEVER)
         # Expat 2.6 may defer parsing a partial token until much more data
         # arrives; on a stream that would hold back a complete stanza. The
@@ -489,23 +511,3 @@ class StanzaParser:
         """
         if prefix is None:
             self._defaults.pop()
-
-    # Restricted XML (RFC 6120 section 11.1)
-
-    def _handleDoctype(self, *args: object) -> None:
-        raise RestrictedXMLError("document type declaration")
-
-    def _handleComment(self, data: str) -> None:
-        raise RestrictedXMLError("comment")
-
-    def _handleProcessingInstruction(self, target: str, data: str) -> None:
-        raise RestrictedXMLError("processing instruction")
-
-    def _handleEntityDecl(self, *args: object) -> None:
-        raise RestrictedXMLError("entity declaration")
-
-    def _handleSkippedEntity(self, *args: object) -> None:
-        raise RestrictedXMLError("entity reference")
-
-    def _handleExternalEntityRef(self, *args: object) -> int:
-        raise RestrictedXMLError("external entity reference")

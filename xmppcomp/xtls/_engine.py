@@ -28,8 +28,8 @@ not offer them either.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from typing import Union
+from collections.abc import Callable, Sequence
+from typing import NoReturn, Union
 
 from cryptography import x509
 from cryptography.hazmat.primitives.asymmetric import dsa, ec, ed448, ed25519, rsa
@@ -51,6 +51,20 @@ TLS12_CIPHERS = (
 )
 
 _READ_SIZE = 64 * 1024
+
+
+def _readAll(read: Callable[[int], bytes]) -> bytes:
+    """
+    What C{read} (the connection's C{recv} or C{bio_read}) gives, chunk
+    after chunk, until it has no more (C{WantReadError}) or the peer's
+    close_notify (C{ZeroReturnError}: the tunnel's <close/> does the rest).
+    """
+    chunks = []
+    while True:
+        try:
+            chunks.append(read(_READ_SIZE))
+        except (SSL.WantReadError, SSL.ZeroReturnError):
+            return b"".join(chunks)
 
 _VERIFY_MODE = SSL.VERIFY_PEER | SSL.VERIFY_FAIL_IF_NO_PEER_CERT
 
@@ -220,7 +234,7 @@ class TLSEngine:
             if chain:
                 self._presented = chain[0]
 
-    def _raise(self, error: SSL.Error) -> None:
+    def _raise(self, error: SSL.Error) -> NoReturn:
         if self._verifyError is not None:
             raise self._verifyError from error
         raise HandshakeFailed(f"TLS failed: {error}") from error
@@ -266,18 +280,10 @@ class TLSEngine:
         self._advance()
         if not self.handshakeComplete:
             return b""
-        chunks = []
-        while True:
-            try:
-                chunks.append(self._connection.recv(_READ_SIZE))
-            except SSL.WantReadError:
-                break
-            except SSL.ZeroReturnError:
-                # close_notify: the tunnel's <close/> does the rest.
-                break
-            except SSL.Error as e:
-                self._raise(e)
-        return b"".join(chunks)
+        try:
+            return _readAll(self._connection.recv)
+        except SSL.Error as e:
+            self._raise(e)
 
     def write(self, data: bytes) -> None:
         """
@@ -297,13 +303,7 @@ class TLSEngine:
         """
         Take the bytes waiting to be sent to the peer.
         """
-        chunks = []
-        while True:
-            try:
-                chunks.append(self._connection.bio_read(_READ_SIZE))
-            except SSL.WantReadError:
-                break
-        return b"".join(chunks)
+        return _readAll(self._connection.bio_read)
 
     def peerCertificate(self) -> x509.Certificate | None:
         """

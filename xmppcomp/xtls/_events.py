@@ -141,6 +141,22 @@ def certificateFields(certificate: x509.Certificate | None) -> dict[str, str | N
     }
 
 
+def _logTunnel(
+    text: str,
+    event: str,
+    local: str,
+    peer: str,
+    role: str,
+    certificate: x509.Certificate | None,
+    **fields: object,
+) -> None:
+    """
+    Log one of a tunnel's lines: C{event} as the field C{xtls}, the ends,
+    C{fields} and the peer's certificate (L{certificateFields}).
+    """
+    log.info(text, xtls=event, local=local, peer=peer, role=role, **fields, **certificateFields(certificate))
+
+
 def logOpened(
     local: str,
     peer: str,
@@ -160,16 +176,7 @@ def logOpened(
     @param protocol: the TLS version.
     @param cipher: the cipher suite.
     """
-    log.info(
-        _OPENED,
-        xtls="opened",
-        local=local,
-        peer=peer,
-        role=role,
-        protocol=protocol,
-        cipher=cipher,
-        **certificateFields(certificate),
-    )
+    _logTunnel(_OPENED, "opened", local, peer, role, certificate, protocol=protocol, cipher=cipher)
 
 
 def logRefused(
@@ -182,16 +189,16 @@ def logRefused(
     @param certificate: the certificate the peer presented, accepted or
         not, if the handshake got that far.
     """
-    log.info(
+    _logTunnel(
         _REFUSED[refusal.by],
-        xtls="refused",
-        local=local,
-        peer=peer,
-        role=role,
+        "refused",
+        local,
+        peer,
+        role,
+        certificate,
         by=refusal.by,
         condition=refusal.condition,
         reason=refusal.reason,
-        **certificateFields(certificate),
     )
 
 
@@ -216,16 +223,16 @@ def logClosed(
     @param bytesOut: the application bytes it encrypted.
     @param seconds: from the start sent or received to the release.
     """
-    log.info(
+    _logTunnel(
         _CLOSED if opened else _ENDED,
-        xtls="closed",
-        local=local,
-        peer=peer,
-        role=role,
+        "closed",
+        local,
+        peer,
+        role,
+        certificate,
         reason=reason,
         opened=opened,
         bytesIn=bytesIn,
         bytesOut=bytesOut,
         seconds=seconds,
-        **certificateFields(certificate),
     )

@@ -9,6 +9,8 @@ answer.
 
 from __future__ import annotations
 
+from xmppcomp.errors import ConditionError
+
 __all__ = [
     "CertificateMismatch",
     "HandshakeFailed",
@@ -28,7 +30,7 @@ class XTLSError(Exception):
     """
 
 
-class XTLSStanzaError(XTLSError):
+class XTLSStanzaError(XTLSError, ConditionError):
     """
     A request cannot be accepted; the IQ is answered with this RFC 6120
     stanza error condition (type C{cancel}, or C{modify} for
@@ -37,16 +39,6 @@ class XTLSStanzaError(XTLSError):
     @ivar condition: the stanza error condition, such as C{item-not-found}.
     @ivar text: an optional human-readable explanation.
     """
-
-    def __init__(self, condition: str, text: str | None = None) -> None:
-        super().__init__(condition, text)
-        self.condition = condition
-        self.text = text
-
-    def __str__(self) -> str:
-        if self.text:
-            return f"{self.condition}: {self.text}"
-        return self.condition
 
 
 class HandshakeFailed(XTLSError):
