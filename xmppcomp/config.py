@@ -375,18 +375,17 @@ class _Loader:
         base = self.base if self.given(key) is None else os.getcwd()
         return os.path.normpath(os.path.join(base, os.path.expanduser(self.string(key, value, example))))
 
-    def file(self, key: str, value: object, example: str, fix: str, orFix: str = " or fix the path") -> str:
+    def file(self, key: str, value: object, example: str, fix: str, orFix: str = " or fix the path",
+             kind: str = "regular file") -> str:
+        """The path C{value} of an existing file of that C{kind} (C{"regular file"} or C{"directory"})."""
         path = self.path(key, value, f'"{example}"')
-        if not os.path.isfile(path):
-            what = f"the file {path} does not exist" if not os.path.exists(path) else f"{path} is not a regular file"
+        if not (os.path.isdir if kind == "directory" else os.path.isfile)(path):
+            what = f"{path} is not a {kind}" if os.path.exists(path) else f"the {kind.split()[-1]} {path} does not exist"
             raise self.error(key, f": {what}; {fix}{orFix}")
         return path
 
     def directory(self, key: str, value: object, example: str, fix: str) -> str:
-        path = self.path(key, value, f'"{example}"')
-        if not os.path.isdir(path):
-            raise self.error(key, f": {path} {'is not a directory' if os.path.exists(path) else 'does not exist'}; {fix}")
-        return path
+        return self.file(key, value, example, fix, "", "directory")
 
     def secret(self, key: str, value: object, who: str, file: str, env: str) -> SecretRef:
         example = _SECRET.format(file, env)
@@ -684,7 +683,7 @@ def componentConfigFromMapping(data: Mapping[str, object], source: str, override
     file's; C{component.secret} takes C{{"file": PATH}} or C{{"env": NAME}}.
     """
     loader = _Loader(ComponentConfig, data, source, baseDirectory, overrides)
-    doc, given = loader.doc, set(loader.doc)
+    doc = loader.doc
     embedded = "component.server" not in doc
     protocol = loader.choice("component.protocol", doc.get("component.protocol", "xep0225"), PROTOCOLS)
     if not embedded:
@@ -692,7 +691,7 @@ def componentConfigFromMapping(data: Mapping[str, object], source: str, override
         if protocol == "xep0114":
             # Before any file is read: what XEP-0114 cannot use is the
             # error to fix first, not a missing file it would not use.
-            _acceptKeys(loader, str(doc["component.server"]), given)
+            _acceptKeys(loader, str(doc["component.server"]))
     if embedded:
         trust = doc.get("component.trust")
         present: list[str] = [k for k in ("component.secret", "component.client_certificate", "component.client_key")
@@ -751,38 +750,28 @@ def componentConfigFromMapping(data: Mapping[str, object], source: str, override
     return attrs.evolve(config, httpauth=_httpauth(loader, config, embedded), baseDirectory=loader.base)
 
 
-def _acceptKeys(loader: _Loader, server: str, given: set[str]) -> None:
+def _acceptKeys(loader: _Loader, server: str) -> None:
     """
     The checks of an XEP-0114 component's keys: no SASL (so no identity or
     client certificate); over plain TCP no TLS (so no explicit
     C{require_tls = true}, which is the default, and no CA file or pinned
-    certificate).
+    certificate; C{system = true}, the default, names no file).
     """
-    if not server.startswith("tls:"):
-        _acceptInClear(loader)
-    for key in ("component.client_certificate", "component.client_key", "component.identity"):
-        if key in given:
-            raise loader.error(key, ": XEP-0114 has no SASL, so no identity or client certificate; "
-                               'remove it, or use protocol = "xep0225"')
-
-
-def _acceptInClear(loader: _Loader) -> None:
-    """
-    The checks of an XEP-0114 component over plain TCP: no explicit
-    C{require_tls = true}, no CA file or pinned certificate.
-    """
+    doc, trust = loader.doc, loader.doc.get("component.trust")
     direct = 'connect with direct TLS if the server offers it (server = "tls:host=HOST:port=PORT", checked ' \
              "against [component.trust])"
-    if loader.doc.get("component.require_tls") is True:
+    if not server.startswith("tls:") and doc.get("component.require_tls") is True:
         raise loader.error("component.require_tls", ': protocol = "xep0114" over plain TCP has no TLS to '
                            "require: the stream and the handshake's digest of the secret cross the network in "
                            "clear. Remove require_tls (or set it to false to say you know), or " + direct)
-    trust = loader.doc.get("component.trust")
-    # system = true is the default, and names no file: accepted.
-    keys = [k for k in ("ca_file", "pinned") if k in trust] if isinstance(trust, dict) else []
-    if keys:
-        raise loader.error(f"component.trust.{keys[0]}", ': protocol = "xep0114" over plain TCP checks no '
+    files = [k for k in ("ca_file", "pinned") if k in trust] if isinstance(trust, dict) else []
+    if not server.startswith("tls:") and files:
+        raise loader.error(f"component.trust.{files[0]}", ': protocol = "xep0114" over plain TCP checks no '
                            "certificate; remove [component.trust], or " + direct)
+    for key in ("component.client_certificate", "component.client_key", "component.identity"):
+        if key in doc:
+            raise loader.error(key, ": XEP-0114 has no SASL, so no identity or client certificate; "
+                               'remove it, or use protocol = "xep0225"')
 
 
 def _httpauth(loader: _Loader, config: ComponentConfig, embedded: bool) -> HTTPAuthConfig:
