@@ -337,7 +337,7 @@ class _Loader:
         for i, name in enumerate(names):
             if name in names[:i]:
                 raise self.error(f"{key}[{i}]", f": the hostname {name!r} is listed twice; remove one")
-        return tuple(names)
+        return names
 
     def endpoint(self, key: str, value: object, example: str, client: str = "", entry: bool = False) -> str:
         """A server endpoint string, or with C{client} (the protocol) a client one (C{tls:} becomes C{ssl:})."""
