@@ -1119,6 +1119,19 @@ class HTTPAuthConfigTests(_ComponentFilesMixin, SynchronousTestCase):
         self.fails({"httpauth": {"upstreams": "x"}}, "unknown key 'httpauth.upstreams'")
         self.fails({"httpauth": "on"}, "httpauth must be a table")
 
+    def test_arraysAndDirectories(self) -> None:
+        """
+        Every array of strings says what to write instead of a single
+        string, and a directory that does not exist is named as one.
+        """
+        self.fails(
+            {"httpauth": {"allowed_hosts": "example.net"}},
+            'httpauth.allowed_hosts must be an array of strings such as ["example.net"], not a single string; '
+            'write it as ["example.net"]',
+        )
+        self.fails({"httpauth": {"trusted_proxies": [""]}}, "httpauth.trusted_proxies[0] must be a non-empty string")
+        self.fails({"httpauth": {"directory": "missing"}}, f"the directory {self.path('missing')} does not exist")
+
     def test_badRules(self) -> None:
         """
         Rules must be a non-empty array of tables with a path prefix, JIDs

@@ -23,34 +23,6 @@ DEFAULT_EMBEDDED_DOMAIN = "localhost"
 #: configured: a name below the embedded router's domain.
 DEFAULT_EMBEDDED_HOSTNAME = "component"
 
-#: An example of C{component.server}.
-SERVER_EXAMPLE = '"tcp:host=127.0.0.1:port=5348"'
-
-#: The protocols a component speaks, and what each is.
-PROTOCOLS = {"xep0225": "jabber:client, TLS, SASL, hostname bind", "xep0114": "jabber:component:accept, handshake"}
-
-
-@attrs.frozen
-class ComponentLimits:
-    """
-    Limits and timeouts of a component (see L{xmppcomp.component.Component}).
-
-    @ivar maxQueued: stanzas that may wait for the connection; more fail with L{xmppcomp.component.QueueFull}.
-    @ivar queueTimeout: seconds a stanza may wait for the connection.
-    @ivar iqTimeout: seconds to wait for the answer to an IQ request.
-    @ivar negotiationTimeout: seconds to complete stream negotiation.
-    @ivar fatalRetryDelay: seconds before trying again after a failure retrying soon will not fix (wrong secret, ...).
-    @ivar maxRetryDelay: the ceiling, in seconds, of the growing delay between attempts after other failures.
-    """
-
-    maxQueued: int = 1000
-    queueTimeout: float = 60.0
-    iqTimeout: float = 30.0
-    negotiationTimeout: float = 30.0
-    fatalRetryDelay: float = 300.0
-    maxRetryDelay: float = 60.0
-
-
 @attrs.frozen
 class ComponentTrust:
     """
@@ -87,6 +59,34 @@ class ComponentTrust:
         if self.pinned is not None:
             return tls.trustPinned(self.pinned)
         return tls.trustSystem()
+
+
+@attrs.frozen
+class ComponentLimits:
+    """
+    Limits and timeouts of a component (see L{xmppcomp.component.Component}).
+
+    @ivar maxQueued: stanzas that may wait for the connection; more fail with L{xmppcomp.component.QueueFull}.
+    @ivar queueTimeout: seconds a stanza may wait for the connection.
+    @ivar iqTimeout: seconds to wait for the answer to an IQ request.
+    @ivar negotiationTimeout: seconds to complete stream negotiation.
+    @ivar fatalRetryDelay: seconds before trying again after a failure retrying soon will not fix (wrong secret, ...).
+    @ivar maxRetryDelay: the ceiling, in seconds, of the growing delay between attempts after other failures.
+    """
+
+    maxQueued: int = 1000
+    queueTimeout: float = 60.0
+    iqTimeout: float = 30.0
+    negotiationTimeout: float = 30.0
+    fatalRetryDelay: float = 300.0
+    maxRetryDelay: float = 60.0
+
+
+#: An example of C{component.server}.
+SERVER_EXAMPLE = '"tcp:host=127.0.0.1:port=5348"'
+
+#: The protocols a component speaks, and what each is.
+PROTOCOLS = {"xep0225": "jabber:client, TLS, SASL, hostname bind", "xep0114": "jabber:component:accept, handshake"}
 
 
 @attrs.frozen

@@ -21,7 +21,7 @@ import difflib
 import os
 import re
 import tomllib
-from typing import Callable, Mapping, TypeVar, cast
+from typing import Callable, Iterator, Mapping, TypeVar, cast
 from urllib.parse import urlsplit
 
 import attrs
@@ -289,12 +289,20 @@ class _Loader:
             raise self.error(key, f" must be a non-empty string, not {kind}; write it as {example}")
         return value
 
-    def strings(self, key: str, value: object, example: str, check: Callable[[str, str], _T]) -> list[_T]:
-        """The array of strings C{value}, each then given to C{check} with its key."""
-        if not isinstance(value, list):
-            raise self.error(key, f" must be an array of strings such as {example}, not {_typeName(value)}")
-        entries = [self.string(f"{key}[{i}]", v, f"the array as {example}") for i, v in enumerate(value)]
-        return [check(f"{key}[{i}]", entry) for i, entry in enumerate(entries)]
+    def array(self, key: str, value: object, what: str, example: str, entry: Callable[[str, object], _T],
+              nonEmpty: bool = False) -> tuple[_T, ...]:
+        """The array C{value} of C{what} (such as C{example}), each item given to C{entry} with its key (C{KEY[i]})."""
+        if not isinstance(value, list) or (nonEmpty and not value):
+            kind = f'a single string; write it as ["{value}"]' if isinstance(value, str) else \
+                "an empty array" if value == [] else _typeName(value)
+            some = "a non-empty" if nonEmpty else "an"
+            raise self.error(key, f" must be {some} array of {what} such as {example}, not {kind}")
+        return tuple(entry(f"{key}[{i}]", item) for i, item in enumerate(value))
+
+    def strings(self, key: str, value: object, example: str, check: Callable[[str, str], _T]) -> tuple[_T, ...]:
+        """The array of non-empty strings C{value}, each given to C{check} with its key."""
+        return self.array(key, value, "strings", example,
+                          lambda at, item: check(at, self.string(at, item, f"the array as {example}")))
 
     def parsed(self, key: str, value: object, parse: Callable[[str], _T], what: str, example: str,
                fix: str = "", entry: bool = False) -> _T:
@@ -324,16 +332,12 @@ class _Loader:
         return self.parsed(key, value, normalizeDomain, "a domain", example, what)
 
     def hostnames(self, key: str, value: object) -> tuple[str, ...]:
-        if not isinstance(value, list) or not value:
-            kind = f'a single string; write it as ["{value}"]' if isinstance(value, str) else \
-                "an empty array" if value == [] else _typeName(value)
-            raise self.error(key, f' must be a non-empty array of hostnames such as ["component.example.net"], '
-                             f"not {kind}")
-        names = [self.domain(f"{key}[{i}]", entry, "a hostname the component binds") for i, entry in enumerate(value)]
+        names = self.array(key, value, "hostnames", '["component.example.net"]', lambda at, item: self.domain(
+            at, item, "a hostname the component binds"), nonEmpty=True)
         for i, name in enumerate(names):
             if name in names[:i]:
                 raise self.error(f"{key}[{i}]", f": the hostname {name!r} is listed twice; remove one")
-        return tuple(names)
+        return names
 
     def endpoint(self, key: str, value: object, example: str, client: str = "", entry: bool = False) -> str:
         """A server endpoint string, or with C{client} (the protocol) a client one (C{tls:} becomes C{ssl:})."""
@@ -355,10 +359,8 @@ class _Loader:
                            f"{other}", entry)
 
     def endpoints(self, key: str, value: object, example: str) -> tuple[str, ...]:
-        if not isinstance(value, list):
-            kind = f'a single string; write it as ["{value}"]' if isinstance(value, str) else _typeName(value)
-            raise self.error(key, f' must be an array of endpoint strings such as ["{example}"], not {kind}')
-        return tuple(self.endpoint(f"{key}[{i}]", v, example, entry=True) for i, v in enumerate(value))
+        return self.array(key, value, "endpoint strings", f'["{example}"]',
+                          lambda at, item: self.endpoint(at, item, example, entry=True))
 
     def redisEndpoint(self, key: str, value: object) -> str:
         """A Redis endpoint, C{tcp:host=...:port=...} (L{parseRedisEndpoint}); the state moves to Redis."""
@@ -373,18 +375,17 @@ class _Loader:
         base = self.base if self.given(key) is None else os.getcwd()
         return os.path.normpath(os.path.join(base, os.path.expanduser(self.string(key, value, example))))
 
-    def file(self, key: str, value: object, example: str, fix: str, orFix: str = " or fix the path") -> str:
+    def file(self, key: str, value: object, example: str, fix: str, orFix: str = " or fix the path",
+             kind: str = "regular file") -> str:
+        """The path C{value} of an existing file of that C{kind} (C{"regular file"} or C{"directory"})."""
         path = self.path(key, value, f'"{example}"')
-        if not os.path.isfile(path):
-            what = f"the file {path} does not exist" if not os.path.exists(path) else f"{path} is not a regular file"
+        if not (os.path.isdir if kind == "directory" else os.path.isfile)(path):
+            what = f"{path} is not a {kind}" if os.path.exists(path) else f"the {kind.split()[-1]} {path} does not exist"
             raise self.error(key, f": {what}; {fix}{orFix}")
         return path
 
     def directory(self, key: str, value: object, example: str, fix: str) -> str:
-        path = self.path(key, value, f'"{example}"')
-        if not os.path.isdir(path):
-            raise self.error(key, f": {path} {'is not a directory' if os.path.exists(path) else 'does not exist'}; {fix}")
-        return path
+        return self.file(key, value, example, fix, "", "directory")
 
     def secret(self, key: str, value: object, who: str, file: str, env: str) -> SecretRef:
         example = _SECRET.format(file, env)
@@ -404,16 +405,23 @@ class _Loader:
             return SecretRef(file=self.file(key + ".file", value["file"], file, fix), what=self.where(key))
         return SecretRef(env=self.string(key + ".env", value["env"], f'"{env}"'), what=self.where(key))
 
+    def keyed(self, key: str, value: object, parse: Callable[[str], str], what: str, example: str, fix: str,
+              twice: str) -> Iterator[tuple[str, str, object]]:
+        """The entries (C{KEY."NAME"}, NAME read by C{parse}, value) of the table C{value}; C{twice} refuses repeats."""
+        seen: set[str] = set()
+        for given, item in self._table(key, value).items():
+            where = f'{key}."{given}"'
+            name = self.parsed(where, given, parse, what, example, fix)
+            if name in seen:
+                raise self.error(where, ": " + twice.format(repr(name)))
+            seen.add(name)
+            yield where, name, item
+
     def secrets(self, key: str, value: object) -> dict[str, SecretRef]:
-        secrets: dict[str, SecretRef] = {}
-        for hostname, ref in self._table(key, value).items():
-            where = f'{key}."{hostname}"'
-            name = self.parsed(where, hostname, normalizeDomain, "a hostname", "component.example.net",
-                               "each key is the hostname of an XEP-0114 component")
-            if name in secrets:
-                raise self.error(where, f": the hostname {name!r} is listed twice")
-            secrets[name] = self.secret(where, ref, "router", f"{name}.secret", "LEGACY_SECRET")
-        return secrets
+        entries = self.keyed(key, value, normalizeDomain, "a hostname", "component.example.net",
+                             "each key is the hostname of an XEP-0114 component", "the hostname {} is listed twice")
+        return {name: self.secret(where, ref, "router", f"{name}.secret", "LEGACY_SECRET")
+                for where, name, ref in entries}
 
     def authorization(self, key: str, value: object) -> dict[str, tuple[str, ...]]:
         table = cast(Mapping[str, list[str]], self._table(key, value))  # fromConfig checks the patterns' types
@@ -428,13 +436,13 @@ class _Loader:
         example = '["component.example.net", "*.balanced.example.net"]'
         if isinstance(value, str):
             raise self.error(key, f' must be an array of hostname patterns, not a single string; write it as ["{value}"]')
-        for index, pattern in enumerate(self.strings(key, value, example, lambda k, v: v)):
+        def pattern(at: str, text: str) -> str:
             try:
-                HostnamePattern.parse(pattern)
+                HostnamePattern.parse(text)
             except PolicyError as e:
-                raise self.error(f"{key}[{index}]", f": {e}; write the names as in [authorization], such as "
-                                 f"{example}") from e
-        return tuple(cast(list[str], value))
+                raise self.error(at, f": {e}; write the names as in [authorization], such as {example}") from e
+            return text
+        return self.strings(key, value, example, pattern)
 
     def certificates(self, certKey: str, cert: str | None, keyKey: str, key: str | None, fix: str,
                      keyExample: str) -> None:
@@ -482,27 +490,21 @@ class _Loader:
         normalised as the logs print them (L{tls.formatFingerprint}).
         """
         example = '"AB:CD:...:EF" (64 hex digits, the colons optional)'
-        pins: dict[str, tuple[str, ...]] = {}
-        for name, given in self._table(key, value).items():
-            where = f'{key}."{name}"'
-            bare = self.parsed(where, name, pinKey, "a bare JID or a domain", "alice@example.net",
-                               'each key is a bare JID or a domain, such as "alice@example.net" = "AB:CD:..."')
-            if bare in pins:
-                raise self.error(where, f": {bare!r} is pinned twice (keys are compared as bare JIDs); merge "
-                                 "the fingerprints into one array")
-            if isinstance(given, str):
-                given = [given]
+        def fingerprints(where: str, given: object) -> tuple[str, ...]:
+            given = [given] if isinstance(given, str) else given
             if not isinstance(given, list) or not given:
                 kind = "an empty array" if given == [] else _typeName(given)
                 raise self.error(where, f" must be a fingerprint {example} or an array of them, not {kind}")
-            fingerprints = [
+            fix = f"give the fingerprint as {example}, as the XTLS log or `openssl x509 -noout -fingerprint -sha256` " \
+                "prints it"
+            return tuple(dict.fromkeys(
                 tls.formatFingerprint(self.parsed(f"{where}[{i}]", text, parseFingerprint, "a SHA-256 fingerprint",
-                                                  "AB:CD:...:EF", f"give the fingerprint as {example}, as the XTLS "
-                                                  "log or `openssl x509 -noout -fingerprint -sha256` prints it"))
-                for i, text in enumerate(given)
-            ]
-            pins[bare] = tuple(dict.fromkeys(fingerprints))
-        return pins
+                                                  "AB:CD:...:EF", fix)) for i, text in enumerate(given)))
+        entries = self.keyed(key, value, pinKey, "a bare JID or a domain", "alice@example.net",
+                             'each key is a bare JID or a domain, such as "alice@example.net" = "AB:CD:..."',
+                             "{} is pinned twice (keys are compared as bare JIDs); merge the fingerprints into one "
+                             "array")
+        return {bare: fingerprints(where, given) for where, bare, given in entries}
 
     def trust(self, key: str, value: object) -> ComponentTrust:
         table = self._table(key, value)
@@ -582,12 +584,12 @@ class _Loader:
             if parsed.port is not None:
                 raise ValueError("it has a port; give the host name only: any port of it is allowed")
             return parsed.host
-        return tuple(self.strings(key, value, '["example.net"]', lambda k, v: self.parsed(
-            k, v, parse, "a host name", "example.net")))
+        return self.strings(key, value, '["example.net"]', lambda k, v: self.parsed(k, v, parse, "a host name",
+                                                                                   "example.net"))
 
     def proxies(self, key: str, value: object) -> tuple[str, ...]:
-        return tuple(self.strings(key, value, '["127.0.0.1", "10.0.0.0/8"]', lambda k, v: self.parsed(
-            k, v, lambda text: (parseNetworks((text,)), text.strip())[1], "an IP address or network", "10.0.0.0/8")))
+        return self.strings(key, value, '["127.0.0.1", "10.0.0.0/8"]', lambda k, v: self.parsed(
+            k, v, lambda text: (parseNetworks((text,)), text.strip())[1], "an IP address or network", "10.0.0.0/8"))
 
     def serverHeader(self, key: str, value: object) -> str | None:
         header = None if value == "" else self.string(key, value, '"xmppcomp"')
@@ -687,7 +689,7 @@ def componentConfigFromMapping(data: Mapping[str, object], source: str, override
     file's; C{component.secret} takes C{{"file": PATH}} or C{{"env": NAME}}.
     """
     loader = _Loader(ComponentConfig, data, source, baseDirectory, overrides)
-    doc, given = loader.doc, set(loader.doc)
+    doc = loader.doc
     embedded = "component.server" not in doc
     protocol = loader.choice("component.protocol", doc.get("component.protocol", "xep0225"), PROTOCOLS)
     if not embedded:
@@ -695,7 +697,7 @@ def componentConfigFromMapping(data: Mapping[str, object], source: str, override
         if protocol == "xep0114":
             # Before any file is read: what XEP-0114 cannot use is the
             # error to fix first, not a missing file it would not use.
-            _acceptKeys(loader, str(doc["component.server"]), given)
+            _acceptKeys(loader, str(doc["component.server"]))
     if embedded:
         trust = doc.get("component.trust")
         present: list[str] = [k for k in ("component.secret", "component.client_certificate", "component.client_key")
@@ -754,38 +756,28 @@ def componentConfigFromMapping(data: Mapping[str, object], source: str, override
     return attrs.evolve(config, httpauth=_httpauth(loader, config, embedded), baseDirectory=loader.base)
 
 
-def _acceptKeys(loader: _Loader, server: str, given: set[str]) -> None:
+def _acceptKeys(loader: _Loader, server: str) -> None:
     """
     The checks of an XEP-0114 component's keys: no SASL (so no identity or
     client certificate); over plain TCP no TLS (so no explicit
     C{require_tls = true}, which is the default, and no CA file or pinned
-    certificate).
+    certificate; C{system = true}, the default, names no file).
     """
-    if not server.startswith("tls:"):
-        _acceptInClear(loader)
-    for key in ("component.client_certificate", "component.client_key", "component.identity"):
-        if key in given:
-            raise loader.error(key, ": XEP-0114 has no SASL, so no identity or client certificate; "
-                               'remove it, or use protocol = "xep0225"')
-
-
-def _acceptInClear(loader: _Loader) -> None:
-    """
-    The checks of an XEP-0114 component over plain TCP: no explicit
-    C{require_tls = true}, no CA file or pinned certificate.
-    """
+    doc, trust = loader.doc, loader.doc.get("component.trust")
     direct = 'connect with direct TLS if the server offers it (server = "tls:host=HOST:port=PORT", checked ' \
              "against [component.trust])"
-    if loader.doc.get("component.require_tls") is True:
+    if not server.startswith("tls:") and doc.get("component.require_tls") is True:
         raise loader.error("component.require_tls", ': protocol = "xep0114" over plain TCP has no TLS to '
                            "require: the stream and the handshake's digest of the secret cross the network in "
                            "clear. Remove require_tls (or set it to false to say you know), or " + direct)
-    trust = loader.doc.get("component.trust")
-    # system = true is the default, and names no file: accepted.
-    keys = [k for k in ("ca_file", "pinned") if k in trust] if isinstance(trust, dict) else []
-    if keys:
-        raise loader.error(f"component.trust.{keys[0]}", ': protocol = "xep0114" over plain TCP checks no '
+    files = [k for k in ("ca_file", "pinned") if k in trust] if isinstance(trust, dict) else []
+    if not server.startswith("tls:") and files:
+        raise loader.error(f"component.trust.{files[0]}", ': protocol = "xep0114" over plain TCP checks no '
                            "certificate; remove [component.trust], or " + direct)
+    for key in ("component.client_certificate", "component.client_key", "component.identity"):
+        if key in doc:
+            raise loader.error(key, ": XEP-0114 has no SASL, so no identity or client certificate; "
+                               'remove it, or use protocol = "xep0225"')
 
 
 def _httpauth(loader: _Loader, config: ComponentConfig, embedded: bool) -> HTTPAuthConfig:
