@@ -1182,10 +1182,10 @@ class HTTPAuthConfigTests(_ComponentFilesMixin, SynchronousTestCase):
         self.assertTrue(str(error).startswith("--http-directory: "), str(error))
 
 
-class XTLSConfigTests(_ComponentFilesMixin, SynchronousTestCase):
+class _XTLSFilesMixin(_ComponentFilesMixin):
     """
-    The component's C{[xtls]} table becomes a checked
-    L{xmppcomp.xtls.XTLSConfig}.
+    An XTLS certificate, key and authority (C{xtls.pem}, C{xtls.key},
+    C{ca.pem}) and a C{garbage.pem} in the base directory.
     """
 
     def setUp(self) -> None:
@@ -1198,6 +1198,13 @@ class XTLSConfigTests(_ComponentFilesMixin, SynchronousTestCase):
             f.write(authority.pem)
         with open(self.path("garbage.pem"), "w") as f:
             f.write("garbage\n")
+
+
+class XTLSConfigTests(_XTLSFilesMixin, SynchronousTestCase):
+    """
+    The component's C{[xtls]} table becomes a checked
+    L{xmppcomp.xtls.XTLSConfig}.
+    """
 
     def test_defaults(self) -> None:
         """
@@ -1367,6 +1374,97 @@ class XTLSConfigTests(_ComponentFilesMixin, SynchronousTestCase):
         ).xtls
         self.assertEqual((xtls.certificate, xtls.key), (self.path("both.pem"), None))
         self.assertFalse(self.load(data, {"xtls.enabled": Override(False, "--no-xtls")}).xtls.enabled)
+
+
+class RequireXTLSConfigTests(_XTLSFilesMixin, SynchronousTestCase):
+    """
+    C{require_xtls} in the access rules (issue 21): C{true}, or bare JIDs
+    and domains; refused where the confirmer could not honour it.
+    """
+
+    server = {"server": "tcp:host=127.0.0.1:port=5347", "server_domain": "example.net",
+              "hostnames": ["c.example.net"], "protocol": "xep0114", "secret": {"env": "HOME"}}
+    xtlsFiles = {"certificate": "xtls.pem", "key": "xtls.key", "trust": "ca.pem"}
+
+    def data(self, requireXTLS: object, **tables: Any) -> dict[str, Any]:
+        data: dict[str, Any] = {
+            "component": dict(self.server),
+            "httpauth": {"public_origin": "https://example.net",
+                         "rules": [{"prefix": "/", "anyone": True, "require_xtls": requireXTLS}]},
+            "xtls": dict(self.xtlsFiles),
+        }
+        data.update(tables)
+        return data
+
+    def test_everybody(self) -> None:
+        """
+        C{require_xtls = true} requires XTLS for every JID of the rule.
+        """
+        from twisted.words.protocols.jabber.jid import JID
+
+        [rule] = self.load(self.data(True)).httpauth.rules.rules
+        self.assertTrue(rule.requireXTLS)
+        self.assertTrue(rule.requiresXTLS(JID("anyone@anywhere.example/r")))
+
+    def test_someJIDs(self) -> None:
+        """
+        An array names bare JIDs (a resource is dropped) and domains; the
+        others are asked as before.
+        """
+        from twisted.words.protocols.jabber.jid import JID
+
+        [rule] = self.load(self.data(["Alice@Example.NET/phone", "example.org."])).httpauth.rules.rules
+        self.assertEqual((rule.requireXTLS, rule.xtlsFor), (False, frozenset({"alice@example.net", "example.org"})))
+        self.assertTrue(rule.requiresXTLS(JID("alice@example.net/laptop")))
+        self.assertTrue(rule.requiresXTLS(JID("bob@example.org/r")))
+        self.assertFalse(rule.requiresXTLS(JID("bob@example.net/r")))
+        [plain] = self.load(self.data(False)).httpauth.rules.rules
+        self.assertEqual((plain.requireXTLS, plain.xtlsFor), (False, frozenset()))
+
+    def test_badValues(self) -> None:
+        """
+        Anything but a boolean or an array of JIDs is refused, with the key.
+        """
+        self.fails(self.data("yes"), "httpauth.rules[0].require_xtls must be an array of strings")
+        self.fails(self.data(["@"]), "httpauth.rules[0].require_xtls[0]: '@' is not a bare JID or a domain")
+
+    def test_sharedStoreRefused(self) -> None:
+        """
+        With a shared store the tunnel could live in another instance than
+        the one the user's data reaches: refused at start-up.
+        """
+        self.fails(
+            self.data(True, httpauth={"public_origin": "https://example.net", "store": {"redis": "tcp:host=h:port=1"},
+                                      "rules": [{"prefix": "/", "anyone": True, "require_xtls": True}]}),
+            "httpauth.rules[0].require_xtls: confirmations through XTLS cannot be shared by several confirmers",
+            "remove [httpauth.store] redis",
+        )
+
+    def test_xtlsOffRefused(self) -> None:
+        """
+        The XTLS endpoint turned off, or without a certificate when a
+        server is configured: refused, saying what to add.
+        """
+        self.fails(self.data(True, xtls={"enabled": False}), "httpauth.rules[0].require_xtls",
+                   "which is off ([xtls] enabled = false or --no-xtls)")
+        self.fails(self.data(["a@example.net"], xtls={}), "httpauth.rules[0].require_xtls",
+                   "which has no certificate; add certificate")
+
+    def test_embeddedNeedsNoCertificate(self) -> None:
+        """
+        On the embedded router the XTLS certificate is made at start-up.
+        """
+        [rule] = self.load({"httpauth": {"rules": [{"prefix": "/", "anyone": True, "require_xtls": True}]}}
+                           ).httpauth.rules.rules
+        self.assertTrue(rule.requireXTLS)
+
+    def test_confirmerOff(self) -> None:
+        """
+        With the confirmer off, the rules are not used: nothing to refuse.
+        """
+        config = self.load(self.data(True, xtls={"enabled": False}) | {"httpauth": {
+            "enabled": False, "rules": [{"prefix": "/", "anyone": True, "require_xtls": True}]}})
+        self.assertFalse(config.httpauth.enabled)
 
 
 class AcceptTLSConfigTests(_ComponentFilesMixin, SynchronousTestCase):

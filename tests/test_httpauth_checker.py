@@ -21,6 +21,7 @@ from xmppcomp.httpauth import (
     ConfirmationTimeout,
     ConfirmerUnavailable,
     CouldNotAsk,
+    EndToEndRequired,
     RateLimited,
     Replayed,
     XMPPConfirmationChecker,
@@ -245,6 +246,65 @@ class _BouncingRequester:
         if who.user == "juliet":
             return succeed(Outcome.ALLOW)
         return fail(CouldNotAsk(f"{who.full()} could not be asked"))
+
+
+class _EndToEndRequester(FakeRequester):
+    """
+    A requester that can ask through XTLS, recording how it was asked.
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.endToEnd: list[bool] = []
+
+    def confirm(self, who: JID, request: ConfirmRequest, endToEnd: bool = False) -> Deferred[Outcome]:
+        self.endToEnd.append(endToEnd)
+        return super().confirm(who, request)
+
+
+class EndToEndTests(SynchronousTestCase):
+    """
+    The checker asks through XTLS where the access rules require it
+    (issue 21), and asks requesters that know nothing of XTLS as before.
+    """
+
+    rules = AccessRules([AccessRule("/", anyone=True), AccessRule("/secure", anyone=True, requireXTLS=True)])
+
+    def test_endToEndWhereRequired(self) -> None:
+        """
+        Under a C{require_xtls} rule the requester is asked with
+        C{endToEnd=True}; elsewhere without it.
+        """
+        requester = _EndToEndRequester()
+        checker = XMPPConfirmationChecker(requester, Ledger(Clock(), self.rules), Clock())
+        checker.requestAvatarId(ConfirmationCredentials(attempt(path="/secure/a")))
+        checker.requestAvatarId(ConfirmationCredentials(attempt(transactionId="t2")))
+        self.assertEqual(requester.endToEnd, [True, False])
+        requester.asked[0][2].callback(Outcome.ALLOW)
+
+    def test_oldRequester(self) -> None:
+        """
+        A requester whose C{confirm} takes no C{endToEnd} still serves the
+        paths that do not require XTLS.
+        """
+        requester = FakeRequester()
+        checker = XMPPConfirmationChecker(requester, Ledger(Clock(), self.rules), Clock())
+        d = checker.requestAvatarId(ConfirmationCredentials(attempt()))
+        requester.asked[0][2].callback(Outcome.ALLOW)
+        self.assertEqual(self.successResultOf(d), JULIET.full())
+
+    def test_bareJIDRefused(self) -> None:
+        """
+        A bare JID under a C{require_xtls} rule gets L{EndToEndRequired}
+        (401) without anybody asked.
+        """
+        requester = _EndToEndRequester()
+        checker = XMPPConfirmationChecker(requester, Ledger(Clock(), self.rules), Clock())
+        d = checker.requestAvatarId(ConfirmationCredentials(attempt(who=parseJID("juliet@capulet.lit"),
+                                                                    path="/secure/a")))
+        failure = self.failureResultOf(d, EndToEndRequired)
+        self.assertEqual((failure.value.status, failure.value.forwardStatus), (401, 401))
+        self.assertEqual(requester.asked, [])
 
 
 class JunkTests(SynchronousTestCase):

@@ -36,7 +36,7 @@ from xmppcomp.httpauth import (
     XMPPConfirmationChecker,
     parseRedisEndpoint,
 )
-from xmppcomp.httpauth._errors import AccessForbidden, RateLimited, Replayed
+from xmppcomp.httpauth._errors import AccessForbidden, EndToEndRequired, RateLimited, Replayed
 from xmppcomp.httpauth._policy import (
     AccessRule,
     AccessRules,
@@ -71,7 +71,11 @@ LIMITS = Limits(
     undeliverableWindow=600,
 )
 
-RULES = AccessRules([AccessRule("/", anyone=True), AccessRule("/private", jids=["romeo@montague.lit"])])
+RULES = AccessRules([
+    AccessRule("/", anyone=True),
+    AccessRule("/private", jids=["romeo@montague.lit"]),
+    AccessRule("/secure", anyone=True, xtlsFor=["juliet@capulet.com"]),
+])
 
 #: How many reactor turns (of 10 ms) a test waits at most for a store to
 #: reconnect by itself.
@@ -188,6 +192,24 @@ class StoreTestsMixin:
         """
         decision = yield self.decide(attempt(url="https://files.example/private/x"))
         self.refused(decision, AccessForbidden, "may not access")
+
+    @inlineCallbacks
+    def test_endToEnd(self) -> Any:
+        """
+        Where the rules require XTLS for a JID, the decision to ask says
+        so (issue 21); a bare JID there is refused with
+        L{EndToEndRequired} before anything is recorded, and other JIDs
+        are asked as before.
+        """
+        secure = "https://files.example/secure/x"
+        decision = yield self.decide(attempt(url=secure))
+        self.assertEqual(decision, Ask(("juliet@capulet.com", "t1"), True))  # type: ignore[attr-defined]
+        decision = yield self.decide(attempt(who="juliet@capulet.com", transactionId="t2", url=secure))
+        self.refused(decision, EndToEndRequired, "a full JID is needed for this site")
+        decision = yield self.decide(attempt(who="juliet@capulet.com/balcony", transactionId="t2", url=secure))
+        self.assertEqual(decision, Ask(("juliet@capulet.com", "t2"), True))  # type: ignore[attr-defined]
+        decision = yield self.decide(attempt(who="romeo@montague.lit", url=secure))
+        self.assertEqual(decision, Ask(("romeo@montague.lit", "t1"), False))  # type: ignore[attr-defined]
 
     @inlineCallbacks
     def test_session(self) -> Any:

@@ -36,7 +36,7 @@ from twisted.words.xish import domish
 
 from xmppcomp import services, tap
 from xmppcomp.component import Component
-from xmppcomp.demo import DEMO_SERVICE, DemoHints
+from xmppcomp.demo import DEMO_SERVICE, DEMO_XTLS_JID, DemoHints
 from xmppcomp.ns import NS_DISCO_INFO, NS_XTLS
 from xmppcomp.xtls import XTLSConfiguration, XTLSHandler
 
@@ -348,6 +348,37 @@ class MainJobTests(_MainJobMixin, TestCase):
         yield tunnel.close().addTimeout(WAIT, reactor)
         yield probe.stopService()
         yield top.stopService()
+
+    @defer.inlineCallbacks
+    def test_confirmedThroughXTLS(self) -> Any:
+        """
+        The demo's XTLS user, C{secure@agent.localhost}, confirms only
+        through a tunnel (issue 21): its full JID gets 200 after the
+        confirmer opened a tunnel to it (logged by both ends) and the agent
+        answered through it; the bare JID gets 401 saying a full JID is
+        needed; the hints name it.
+        """
+        top, url = yield self.start()
+        secure = DEMO_XTLS_JID % ("agent.localhost",)
+        response, body = yield self.fetch(url, (secure, "tx-3"))
+        self.assertEqual(response.code, 200, body)
+        self.assertIn(secure.encode("ascii"), body)
+        response, body = yield self.fetch(url, ("secure@agent.localhost", "tx-4"))
+        self.assertEqual(response.code, 401, body)
+        self.assertIn(b"a full JID is needed for this site", body)
+        self.assertEqual(
+            response.headers.getRawHeaders(b"www-authenticate")[0], b'Basic realm="xmpp"'
+        )
+        yield top.stopService()
+        text = self.logText()
+        self.assertIn(
+            f"demo agent: confirmed GET {url} for {secure} (transaction id 'tx-3', "
+            "asked by component.localhost via IQ through XTLS)",
+            text,
+        )
+        self.assertIn(f"XTLS tunnel with {secure} opened (initiator, as component.localhost)", text)
+        self.assertIn(f"curl -i -u '{secure}:tx-3' {url}\n", text)
+        self.assertIn("access: /: anyone (through XTLS for secure@agent.localhost)", text)
 
     @defer.inlineCallbacks
     def test_noXTLS(self) -> Any:

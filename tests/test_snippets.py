@@ -680,6 +680,27 @@ class TomlSnippetTests(SynchronousTestCase):
         config = loadRouterSnippet(block.body, self.directory())
         self.assertEqual(tuple(config.sharedNames), ("auth.comp.example.net", "*.pool.comp.example.net"))
 
+    def test_requireXTLS(self) -> None:
+        """
+        The XTLS confirmations how-to's rules load: C{require_xtls} for
+        every JID of C{/admin}, for Alice only under C{/wiki}.
+        """
+        from xmppcomp.testing import makeCertificateAuthority, writePem
+
+        [block] = snippetsFor(self, "toml")
+        directory = self.directory()
+        authority = makeCertificateAuthority()
+        certificate, key = writePem(authority.issue(dnsNames=["comp.example.net"], client=True), directory)
+        os.replace(certificate, os.path.join(directory, "xtls.pem"))
+        os.replace(key, os.path.join(directory, "xtls.key"))
+        with open(os.path.join(directory, "users-ca.pem"), "wb") as f:
+            f.write(authority.pem)
+        rules = loadComponentSnippet(block.body, directory).httpauth.rules
+        self.assertEqual(
+            [(r.prefix, r.requireXTLS, sorted(r.xtlsFor)) for r in rules.rules],
+            [("/", False, []), ("/admin", True, []), ("/wiki", False, ["alice@example.net"])],
+        )
+
     def test_xep0114Component(self) -> None:
         """
         The XEP-0114 how-to's C{[component]} table loads as it is: the
@@ -982,6 +1003,63 @@ class XTLSTutorialTests(_MemoryRouterMixin, SynchronousTestCase):
         namespace["onMessage"](message)
         self.assertTrue(message.xtlsEncrypted)
         self.assertEqual(str(message.body), "only Bob can read this")
+
+
+class XTLSConfirmationSnippetTests(_MemoryRouterMixin, SynchronousTestCase):
+    """
+    C{docs/howto/xtls-confirmations.md}'s responder runs: a user's
+    component on the memory router answers a confirmation asked through
+    XTLS, and refuses one asked in the clear.
+    """
+
+    def test_responder(self) -> None:
+        """
+        The snippet's responder confirms through the tunnel (C{askTheUser}
+        says yes) and answers a plaintext question C{policy-violation}
+        without asking.
+        """
+        from twisted.words.protocols.jabber.jid import JID
+
+        from xmppcomp.httpauth import ConfirmationRequester, CouldNotAsk
+        from xmppcomp.httpauth._protocol import ConfirmRequest, Outcome
+        from xmppcomp.testing import makeCertificateAuthority
+        from xmppcomp.xtls import XTLSConfiguration, XTLSHandler
+
+        [block] = snippetsFor(self, "python")
+        router = self.setUpRouter()
+        authority = makeCertificateAuthority()
+        confirmerXTLS = XTLSHandler(
+            XTLSConfiguration(certificate=authority.issue(dnsNames=["confirm.example.net"], client=True),
+                              trust=[authority.certificate]),
+            clock=router.reactor,
+        )
+        requester = ConfirmationRequester(JID("confirm.example.net"), router.reactor, xtls=confirmerXTLS)
+        self.memoryComponent("confirm.example.net", confirmerXTLS, requester)
+        asked: list[ConfirmRequest] = []
+
+        def askTheUser(request: ConfirmRequest) -> bool:
+            asked.append(request)
+            return True
+
+        namespace: dict[str, Any] = {
+            "__name__": "howto",
+            "mine": authority.issue(xmppAddrs=["alice@users.example.net"], client=True),
+            "confirmers": authority.certificate,
+            "reactor": router.reactor,
+            "stream": self.memoryComponent("users.example.net"),
+            "askTheUser": askTheUser,
+        }
+        exec(compile(block.body, block.page, "exec"), namespace)
+        alice = JID("alice@users.example.net/phone")
+        request = ConfirmRequest("tx-1", "GET", "https://example.net/admin/")
+        d = requester.confirm(alice, request, endToEnd=True)
+        router.flush()
+        self.assertEqual(self.successResultOf(d).outcome, Outcome.ALLOW)
+        self.assertEqual(asked, [request])
+        d = requester.confirm(alice, ConfirmRequest("tx-2", "GET", "https://example.net/admin/"))
+        router.flush()
+        self.assertIn("policy-violation", self.failureResultOf(d, CouldNotAsk).value.reason)
+        self.assertEqual(len(asked), 1)
 
 
 class PackagingTests(SynchronousTestCase):
