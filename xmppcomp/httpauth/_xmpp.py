@@ -690,8 +690,8 @@ class ConfirmationRequester(XMPPHandler):
 
     def _tunnelAnswer(self, iq: domish.Element) -> _Pending | None:
         """
-        The confirmation C{iq} answers, if it came through that
-        confirmation's own tunnel.
+        The confirmation C{iq} answers, if it came through a tunnel from
+        the very JID asked (whose certificate the tunnel checked).
         """
         entry = self._pending.get(iq.getAttribute("id", ""))
         if entry is None or entry.form != "xtls":
