@@ -7,7 +7,8 @@ one Redis (issue 19).
 Each L{ConfirmerProcess} has a private directory with its configuration
 (C{component.toml}: the server, the protocol, the secret in a file, the
 hostname, C{[httpauth]} on a free loopback port with a health path and a
-drain timeout, C{[httpauth.store]} on the Redis given, no XTLS), its secret
+drain timeout, C{[httpauth.store]} on the Redis given (if any), and
+C{[xtls]} and C{[[httpauth.rules]]} if given, else no XTLS), its secret
 and its log. L{ConfirmerProcess.start} spawns::
 
     python -c "from twisted.scripts.twistd import run; run()" \\
@@ -93,7 +94,8 @@ class ConfirmerSettings:
     @ivar protocol: C{"xep0114"} or C{"xep0225"}.
     @ivar hostname: the component hostname they all bind.
     @ivar secret: the component's secret (written to a file).
-    @ivar redis: the Redis endpoint string of C{[httpauth.store]}.
+    @ivar redis: the Redis endpoint string of C{[httpauth.store]}, or
+        L{None} for no C{[httpauth.store]} (one confirmer alone).
     @ivar prefix: the Redis key prefix.
     @ivar identity: the SASL identity (XEP-0225), or L{None}.
     @ivar caFile: the PEM bundle the server's certificate is checked
@@ -101,6 +103,12 @@ class ConfirmerSettings:
     @ivar timeout: seconds a user has to confirm (C{[httpauth] timeout}).
     @ivar drainTimeout: C{[httpauth] drain_timeout}.
     @ivar limits: C{[httpauth.limits]}, raised for load from one address.
+    @ivar xtls: the C{[xtls]} table (C{certificate}, C{key}, C{trust}), or
+        L{None} for C{enabled = false}.
+    @ivar rules: the C{[[httpauth.rules]]} tables, in order; none for the
+        default (everybody everywhere).
+    @ivar directory: C{[httpauth] directory}, the site served, or L{None}
+        for the built-in page.
     """
 
     server: str
@@ -108,7 +116,7 @@ class ConfirmerSettings:
     protocol: str
     hostname: str
     secret: str = attrs.field(repr=False)
-    redis: str
+    redis: str | None
     prefix: str = "xmppcomp-test:"
     identity: str | None = None
     caFile: str | None = None
@@ -125,6 +133,9 @@ class ConfirmerSettings:
             "remembered_per_domain": 100000,
         }
     )
+    xtls: Mapping[str, str] | None = None
+    rules: Sequence[Mapping[str, Any]] = ()
+    directory: str | None = None
 
 
 def _toml(value: Any) -> str:
@@ -166,18 +177,27 @@ def configuration(settings: ConfirmerSettings, httpPort: int, secretFile: str) -
         "health_path = %s" % (_toml(HEALTH_PATH),),
         "drain_timeout = %s" % (_toml(settings.drainTimeout),),
         "timeout = %s" % (_toml(settings.timeout),),
-        "[httpauth.limits]",
     ]
+    if settings.directory is not None:
+        lines.append("directory = %s" % (_toml(settings.directory),))
+    lines.append("[httpauth.limits]")
     lines += ["%s = %s" % (key, _toml(value)) for key, value in settings.limits.items()]
-    lines += [
-        "[httpauth.store]",
-        "redis = %s" % (_toml(settings.redis),),
-        "prefix = %s" % (_toml(settings.prefix),),
-        # Back soon after Redis comes back.
-        "reconnect_max_delay = 0.5",
-        "[xtls]",
-        "enabled = false",
-    ]
+    for rule in settings.rules:
+        lines.append("[[httpauth.rules]]")
+        lines += ["%s = %s" % (key, _toml(value)) for key, value in rule.items()]
+    if settings.redis is not None:
+        lines += [
+            "[httpauth.store]",
+            "redis = %s" % (_toml(settings.redis),),
+            "prefix = %s" % (_toml(settings.prefix),),
+            # Back soon after Redis comes back.
+            "reconnect_max_delay = 0.5",
+        ]
+    lines.append("[xtls]")
+    if settings.xtls is None:
+        lines.append("enabled = false")
+    else:
+        lines += ["%s = %s" % (key, _toml(value)) for key, value in settings.xtls.items()]
     return "\n".join(lines) + "\n"
 
 

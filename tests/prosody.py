@@ -184,6 +184,20 @@ class ProsodyServer:
     directory: str
     logFile: str
 
+    def jidOf(self, user: str) -> str:
+        """
+        The bare JID of the account C{user} (a localpart) on L{domain}.
+        """
+        return "%s@%s" % (user, self.domain)
+
+    def passwordOf(self, user: str) -> str:
+        """
+        The password of the account C{user}: only the test user has one.
+        """
+        if self.jidOf(user) != self.userJID:
+            raise KeyError(user)
+        return self.userPassword
+
 
 def _luaString(value: str) -> str:
     """

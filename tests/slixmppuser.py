@@ -32,7 +32,7 @@ from twisted.internet.interfaces import IDelayedCall
 from twisted.internet.protocol import ProcessProtocol
 from twisted.python.failure import Failure
 
-__all__ = ["SCRIPT", "UserProcess", "startUser", "startUsersComponent"]
+__all__ = ["SCRIPT", "UserProcess", "startScript", "startUser", "startUsersComponent"]
 
 #: The slixmpp client script.
 SCRIPT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "slixmpp_client.py")
@@ -211,7 +211,9 @@ def startUser(
     @return: a L{Deferred} firing with the L{UserProcess}.
     """
     jid = "%s/%s" % (server.jidOf(user), resource)
-    return _start(testCase, [jid, server.host, str(server.c2sPort)], server.passwordOf(user), jid, reactor)
+    return startScript(
+        testCase, SCRIPT, [jid, server.host, str(server.c2sPort)], server.passwordOf(user), jid, reactor
+    )
 
 
 def startUsersComponent(
@@ -226,14 +228,21 @@ def startUsersComponent(
 
     @return: a L{Deferred} firing with the L{UserProcess}.
     """
-    return _start(testCase, ["--component", domain, host, str(port)], secret, domain, reactor)
+    return startScript(testCase, SCRIPT, ["--component", domain, host, str(port)], secret, domain, reactor)
 
 
 @defer.inlineCallbacks
-def _start(testCase: Any, arguments: list[str], password: str, who: str, reactor: Any) -> Any:
+def startScript(
+    testCase: Any, script: str, arguments: list[str], password: str, who: str, reactor: Any = None
+) -> Any:
     """
-    Spawn the script with C{arguments} and C{password} in its environment,
-    and wait for its C{ready} event.
+    Spawn C{script} (L{SCRIPT}, or another that speaks its JSON lines: the
+    C{ready} event, the C{quit} command, C{--lifetime}) with C{arguments}
+    and C{password} in its environment, and wait for its C{ready} event; a
+    cleanup of C{testCase} makes it quit.
+
+    @param who: names it in the failure message.
+    @return: a L{Deferred} firing with the L{UserProcess}.
     """
     if reactor is None:
         from twisted.internet import reactor as globalReactor
@@ -247,7 +256,7 @@ def _start(testCase: Any, arguments: list[str], password: str, who: str, reactor
     reactor.spawnProcess(
         process,
         sys.executable,
-        [sys.executable, SCRIPT, *arguments, "--lifetime", str(LIFETIME)],
+        [sys.executable, script, *arguments, "--lifetime", str(LIFETIME)],
         env=env,
     )
     testCase.addCleanup(process.quit)
