@@ -244,6 +244,34 @@ def runWithRouter(process: subprocess.Popen[Any], go: Callable[[], object]) -> N
         stop(process)
 
 
+def measureInReactor(name: str, measure: Callable[[Any], Any], arguments: Any) -> dict[str, Any]:
+    """
+    Run the reactor until C{measure(arguments)} (a L{Deferred} firing with
+    a dict) is done, and return that dict; a failure ends the process,
+    saying that the C{name} benchmark failed, with the traceback.
+    """
+    from twisted.internet import defer, reactor
+
+    outcome: dict[str, Any] = {}
+
+    @defer.inlineCallbacks
+    def go() -> Any:
+        try:
+            outcome.update((yield measure(arguments)))
+        except Exception:
+            import traceback
+
+            outcome["error"] = traceback.format_exc()
+        finally:
+            reactor.stop()
+
+    reactor.callWhenRunning(go)
+    reactor.run()
+    if "error" in outcome:
+        raise SystemExit("%s benchmark failed:\n%s" % (name, outcome["error"]))
+    return outcome
+
+
 def stop(process: subprocess.Popen[Any], timeout: float = 15.0) -> None:
     """
     SIGTERM, then SIGKILL if the process is still there after C{timeout}.

@@ -122,14 +122,19 @@ class Server:
     @ivar others: the other processes (their CPU is reported apart).
     """
 
-    def __init__(self, directory: str, pending: int, topology: str, serverTiming: bool = True) -> None:
+    def __init__(
+        self, directory: str, pending: int, topology: str, serverTiming: bool = True, extra: str = ""
+    ) -> None:
+        """
+        @param extra: TOML tables added to the confirmer's configuration.
+        """
         global AGENT
         self.processes: list[subprocess.Popen[bytes]] = []
         (self.port,) = _common.freePorts(1)
         config = os.path.join(directory, "component.toml")
         text = CONFIG.format(
             port=self.port, pending=pending, accessLog=ACCESS_LOG[0], serverTiming="true" if serverTiming else "false"
-        )
+        ) + extra
         try:
             if topology == "separate":
                 AGENT = SEPARATE_AGENT
@@ -588,23 +593,7 @@ def main() -> None:
     )
     arguments = parser.parse_args()
     ACCESS_LOG[0] = arguments.accessLog
-    outcome: dict[str, Any] = {}
-
-    @defer.inlineCallbacks
-    def go() -> Any:
-        try:
-            outcome.update((yield measure(arguments)))
-        except Exception:
-            import traceback
-
-            outcome["error"] = traceback.format_exc()
-        finally:
-            reactor.stop()
-
-    reactor.callWhenRunning(go)
-    reactor.run()
-    if "error" in outcome:
-        raise SystemExit("confirmer benchmark failed:\n%s" % (outcome["error"],))
+    outcome = _common.measureInReactor("confirmer", measure, arguments)
     report(arguments, outcome)
 
 

@@ -73,7 +73,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from typing import Any
+from typing import Any, Callable
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
@@ -412,10 +412,14 @@ class Clients:
 
 
 @defer.inlineCallbacks
-def closedLoop(clients: Clients, form: str, seconds: float, tag: str) -> Any:
+def closedLoop(
+    clients: Clients, form: str, seconds: float, tag: str, jidOf: Callable[[int], str] | None = None
+) -> Any:
     """
     Every client confirms again and again for C{seconds}.
 
+    @param jidOf: the JID client C{i} asks for (default: L{who} of
+        C{form}).
     @return: the (status, latency ms) of each confirmation, and how many
         each instance served.
     """
@@ -427,7 +431,7 @@ def closedLoop(clients: Clients, form: str, seconds: float, tag: str) -> Any:
     @defer.inlineCallbacks
     def client(i: int, connection: HTTPLoadConnection) -> Any:
         requests = clients.instances[i % n].requests
-        jid = who(form, i)
+        jid = who(form, i) if jidOf is None else jidOf(i)
         count = 0
         while time.perf_counter() < end:
             code, latency, _ = yield confirmOnce(connection, requests, jid, "%s-c%d-%d" % (tag, i, count))
@@ -673,23 +677,7 @@ def main() -> None:
     if arguments.quick:
         arguments.seconds, arguments.runs, arguments.concurrency, arguments.warmup = 1.5, 2, 200, 0.5
     arguments.forms = ["iq", "message"] if arguments.form == "both" else [arguments.form]
-    outcome: dict[str, Any] = {}
-
-    @defer.inlineCallbacks
-    def go() -> Any:
-        try:
-            outcome.update((yield measure(arguments)))
-        except Exception:
-            import traceback
-
-            outcome["error"] = traceback.format_exc()
-        finally:
-            reactor.stop()
-
-    reactor.callWhenRunning(go)
-    reactor.run()
-    if "error" in outcome:
-        raise SystemExit("several_confirmers benchmark failed:\n%s" % (outcome["error"],))
+    outcome = _common.measureInReactor("several_confirmers", measure, arguments)
     if report(arguments, outcome):
         raise SystemExit(1)
 

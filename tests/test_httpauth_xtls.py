@@ -12,8 +12,10 @@ malicious-server tests make it forge and tamper.
 from __future__ import annotations
 
 import base64
+import os
 import re
 from typing import Any
+from xml.etree.ElementTree import Element
 
 from twisted.internet.defer import Deferred
 from twisted.internet.task import Clock
@@ -23,7 +25,7 @@ from twisted.words.protocols.jabber import error
 from twisted.words.protocols.jabber.jid import JID
 from twisted.words.xish import domish
 
-from tests.xtlshelpers import Recorder
+from tests.xtlshelpers import Recorder, StdlibPeer
 from xmppcomp.httpauth import (
     ConfirmationRequester,
     ConfirmationResponder,
@@ -32,6 +34,7 @@ from xmppcomp.httpauth import (
     IncomingConfirmation,
 )
 from xmppcomp.httpauth._protocol import Answer, ConfirmRequest, Outcome
+from xmppcomp.ns import NS_CLIENT, NS_HTTP_AUTH
 from xmppcomp.testing import CertificateAuthority, StanzaRouter, makeCertificateAuthority
 from xmppcomp.xtls import XTLSConfiguration, XTLSHandler
 
@@ -64,7 +67,8 @@ class Ends:
     """
     The confirmer (C{confirmer.example}: requester and XTLS endpoint) and
     the user's client (C{alice@user.example}: responder and XTLS endpoint),
-    with certificates from one authority.
+    with certificates from one authority. Without C{aliceClient}, the
+    user's domain is left for another end (a L{StdlibPeer}).
     """
 
     def __init__(
@@ -76,6 +80,7 @@ class Ends:
         requireXTLS: bool = True,
         authority: CertificateAuthority | None = None,
         responder: bool = True,
+        aliceClient: bool = True,
     ) -> None:
         self.clock = Clock()
         self.router = _Router(self.clock)
@@ -97,6 +102,9 @@ class Ends:
             makeKey=lambda: KEY,
             xtls=self.confirmerTLS if confirmerXTLS else None,
         )
+        self.router.attach(CONFIRMER.host, self.confirmerTLS, None, self.requester)
+        if not aliceClient:
+            return
         settings: dict[str, object] = {
             "certificate": aliceCertificate
             or self.authority.issue(xmppAddrs=[ALICE.userhost()], client=True),
@@ -105,7 +113,6 @@ class Ends:
         settings.update(aliceXTLS or {})
         self.aliceTLS = XTLSHandler(XTLSConfiguration(**settings), clock=self.clock)  # type: ignore[arg-type]
         self.responder = ConfirmationResponder(self.policy, xtls=self.aliceTLS, requireXTLS=requireXTLS)
-        self.router.attach(CONFIRMER.host, self.confirmerTLS, None, self.requester)
         handlers = [self.responder] if responder else []
         self.aliceEnd = self.router.attach(ALICE.host, self.aliceTLS, None, *handlers)
 
@@ -453,3 +460,92 @@ class ResponderTests(SynchronousTestCase):
         self.assertEqual(self.successResultOf(ends.confirm(endToEnd=False)).outcome, Outcome.ALLOW)
         [incoming] = ends.asked
         self.assertFalse(incoming.tunnelled)
+
+
+_STANZAS = "urn:ietf:params:xml:ns:xmpp-stanzas"
+
+
+class IndependentUserTests(SynchronousTestCase):
+    """
+    The user's end is the independent peer of L{tests.test_xtls_e2e}: TLS
+    from the standard library's C{ssl} (L{StdlibPeer}, a TLS server whose
+    certificate names the user's XmppAddr and which verifies the
+    confirmer's), the question read with C{xml.etree}, the answer written
+    by hand through its TLS.
+    """
+
+    def setUp(self) -> None:
+        self.events: list[LogEvent] = []
+        globalLogPublisher.addObserver(self.events.append)
+        self.addCleanup(globalLogPublisher.removeObserver, self.events.append)
+        self.ends = Ends(aliceClient=False)
+        directory = self.mktemp()
+        os.makedirs(directory)
+        self.user = StdlibPeer(
+            self.ends.router, self.ends.authority, ALICE.full(), server=True, directory=directory
+        )
+
+    def ask(self) -> tuple[Deferred[Answer], Element]:
+        """
+        Ask the user end to end: the tunnel opens, and the user's TLS
+        decrypts the question, an IQ get with the C{<confirm/>}.
+        """
+        d = self.ends.confirm()
+        self.assertNoResult(d)
+        self.assertTrue(self.user.handshakeDone)
+        certificate = self.user.tls.getpeercert()
+        assert certificate is not None
+        self.assertIn(("DNS", CONFIRMER.host), certificate["subjectAltName"])
+        [question] = self.user.stanzas
+        self.assertEqual(question.tag, f"{{{NS_CLIENT}}}iq")
+        self.assertEqual(
+            (question.get("type"), question.get("to"), question.get("from")),
+            ("get", ALICE.full(), CONFIRMER.full()),
+        )
+        [confirm] = question.findall(f"{{{NS_HTTP_AUTH}}}confirm")
+        self.assertEqual(
+            (confirm.get("id"), confirm.get("method"), confirm.get("url")),
+            ("tx-1", "GET", "https://site.example/"),
+        )
+        self.assertEqual(self.ends.plaintext(), [])
+        return d, question
+
+    def test_yes(self) -> None:
+        """
+        The user's result through its TLS allows, by the full JID asked.
+        """
+        d, question = self.ask()
+        self.user.write(f"<iq type='result' id='{question.get('id')}'/>".encode())
+        self.ends.router.flush()
+        self.assertEqual(self.successResultOf(d), Answer(Outcome.ALLOW, ALICE))
+        self.assertEqual(self.ends.plaintext(), [])
+
+    def test_no(self) -> None:
+        """
+        A C{not-authorized} error through its TLS denies.
+        """
+        d, question = self.ask()
+        self.user.write(
+            f"<iq type='error' id='{question.get('id')}'><error type='auth'>"
+            f"<not-authorized xmlns='{_STANZAS}'/></error></iq>".encode()
+        )
+        self.ends.router.flush()
+        self.assertEqual(self.successResultOf(d), Answer(Outcome.DENY, ALICE))
+
+    def test_plaintextAnswerRefused(self) -> None:
+        """
+        The user's end answering in plaintext, outside the tunnel, with
+        the question's id: refused and logged, never allowed; the
+        confirmation times out.
+        """
+        d, question = self.ask()
+        self.user.end.send(
+            f"<iq type='result' id='{question.get('id')}' from='{ALICE.full()}' "
+            f"to='{CONFIRMER.full()}'/>"
+        )
+        self.ends.router.flush()
+        self.assertNoResult(d)
+        refusals = [formatEvent(e) for e in self.events if "Refused a plaintext answer" in formatEvent(e)]
+        self.assertEqual(len(refusals), 1)
+        self.ends.clock.advance(61)
+        self.failureResultOf(d, ConfirmationTimeout)

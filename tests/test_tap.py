@@ -973,6 +973,20 @@ class ServiceTreeTests(_FilesMixin, SynchronousTestCase):
         self.assertEqual(agent.hostnames, ["agent.localhost"])
         self.assertIn("agent.localhost", embedded.authorization())
 
+    def test_demoAgentXTLSLimits(self) -> None:
+        """
+        The demo agent's XTLS endpoint has the component's C{[xtls.limits]}
+        (the agent stands for the users its tunnels go to: raising the
+        limits raises both ends').
+        """
+        config = self.write("c.toml", "[xtls.limits]\nmax_tunnels = 500\nmax_tunnels_per_peer = 300\n")
+        options = tap.Options()
+        options.parseOptions(["--config", config])
+        top = self.makeService(options)
+        [xtls] = [h for h in top.getServiceNamed("demo-agent").handlers if isinstance(h, XTLSHandler)]
+        limits = (xtls.configuration.maxTunnels, xtls.configuration.maxTunnelsPerPeer)
+        self.assertEqual(limits, (500, 300))
+
     def test_addServicesDisabled(self) -> None:
         """
         With C{--no-httpauth} and C{--no-xtls}, L{services.addServices} adds

@@ -8,8 +8,6 @@ TLS.
 
 from __future__ import annotations
 
-import base64
-import ssl
 import os
 
 from twisted.trial.unittest import SynchronousTestCase
@@ -17,10 +15,10 @@ from twisted.words.protocols.jabber import error
 from twisted.words.protocols.jabber.jid import JID
 from twisted.words.xish import domish
 
+from tests.xtlshelpers import Pair, Recorder, StdlibPeer, attachHandler
 from xmppcomp.ns import NS_XTLS
-from xmppcomp.testing import CertificateAuthority, StanzaRouter, makeCertificateAuthority, writePem
+from xmppcomp.testing import StanzaRouter, makeCertificateAuthority
 from xmppcomp.xtls import HandshakeFailed, Tunnel, TunnelClosed, xmppAddresses
-from tests.xtlshelpers import Pair, Recorder, attachHandler
 
 _BIG = {"maxStanzaSize": 2 * 1024 * 1024}
 
@@ -191,93 +189,6 @@ class TunnelTests(SynchronousTestCase):
         failure = self.failureResultOf(d, HandshakeFailed)
         self.assertIn("untrusted", str(failure.value))
         self.assertEqual((pair.alice.tunnels, pair.bob.tunnels), ([], []))
-
-
-class StdlibPeer:
-    """
-    The other end of a tunnel written with the standard library only:
-    C{ssl.SSLObject} over C{ssl.MemoryBIO}, and a little IQ glue.
-    """
-
-    def __init__(
-        self, router: StanzaRouter, authority: CertificateAuthority, jid: str, server: bool, directory: str
-    ) -> None:
-        self.jid = jid
-        self.end = router.connect(JID(jid).host)
-        self.end.addObserver("/iq", self.onIQ)
-        certPath, keyPath = writePem(authority.issue(dnsNames=[JID(jid).host], client=True), directory)
-        context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER if server else ssl.PROTOCOL_TLS_CLIENT)
-        context.load_cert_chain(certPath, keyPath)
-        context.load_verify_locations(cadata=authority.pem.decode("ascii"))
-        context.verify_mode = ssl.CERT_REQUIRED
-        self.incoming, self.outgoing = ssl.MemoryBIO(), ssl.MemoryBIO()
-        self.tls = context.wrap_bio(
-            self.incoming, self.outgoing, server_side=server,
-            server_hostname=None if server else "comp.example",
-        )
-        self.peer: str | None = None
-        self.handshakeDone = False
-        self.plaintext = b""
-        self.serial = 0
-        self.methodSent = False
-
-    def iq(self, kind: str, payload: str, identifier: str | None = None) -> None:
-        if identifier is None:
-            self.serial += 1
-            identifier = f"std{self.serial}"
-        self.end.send(
-            f"<iq type='{kind}' id='{identifier}' from='{self.jid}' to='{self.peer}'>{payload}</iq>"
-        )
-
-    def start(self, peer: str) -> None:
-        self.peer = peer
-        self.iq("set", f"<start xmlns='{NS_XTLS}'/>")
-
-    def advance(self) -> None:
-        if not self.handshakeDone:
-            try:
-                self.tls.do_handshake()
-                self.handshakeDone = True
-            except ssl.SSLWantReadError:
-                pass
-        if self.handshakeDone:
-            while True:
-                try:
-                    chunk = self.tls.read(65536)
-                except ssl.SSLWantReadError:
-                    break
-                if not chunk:
-                    break
-                self.plaintext += chunk
-        self.flush()
-
-    def flush(self) -> None:
-        data = self.outgoing.read()
-        if data:
-            method = "" if self.methodSent else " method='x509'"
-            self.methodSent = True
-            encoded = base64.b64encode(data).decode("ascii")
-            self.iq("set", f"<data xmlns='{NS_XTLS}'{method}>{encoded}</data>")
-
-    def write(self, data: bytes) -> None:
-        self.tls.write(data)
-        self.flush()
-
-    def onIQ(self, iq: domish.Element) -> None:
-        if iq["type"] != "set":
-            for child in iq.elements(NS_XTLS, "proceed"):
-                self.advance()
-            return
-        self.peer = iq["from"]
-        child = next(iq.elements(NS_XTLS))
-        if child.name == "start":
-            self.iq("result", f"<proceed xmlns='{NS_XTLS}'/>", iq["id"])
-        elif child.name == "data":
-            self.incoming.write(base64.b64decode(str(child)))
-            self.iq("result", "", iq["id"])
-            self.advance()
-        elif child.name == "close":
-            self.iq("result", f"<closed xmlns='{NS_XTLS}'/>", iq["id"])
 
 
 class IndependentPeerTests(SynchronousTestCase):

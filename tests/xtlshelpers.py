@@ -1,19 +1,31 @@
 # -*- test-case-name: tests.test_xtls_e2e -*-
 """
 Helpers of the XTLS tests: two XTLS handlers connected through a
-L{StanzaRouter<xmppcomp.testing.StanzaRouter>} (L{Pair}), and an observer
-that records tunnel events (L{Recorder}).
+L{StanzaRouter<xmppcomp.testing.StanzaRouter>} (L{Pair}), an observer
+that records tunnel events (L{Recorder}), and the other end of a tunnel
+written with the standard library's C{ssl} only (L{StdlibPeer}).
 """
 
 from __future__ import annotations
 
+import base64
+import ssl
 from typing import Any
+from xml.etree.ElementTree import Element, XMLPullParser
 
 from twisted.internet.task import Clock
 from twisted.words.protocols.jabber.jid import JID
+from twisted.words.xish import domish
 from zope.interface import implementer
 
-from xmppcomp.testing import CertificateAuthority, StanzaEnd, StanzaRouter, makeCertificateAuthority
+from xmppcomp.ns import NS_CLIENT, NS_XTLS
+from xmppcomp.testing import (
+    CertificateAuthority,
+    StanzaEnd,
+    StanzaRouter,
+    makeCertificateAuthority,
+    writePem,
+)
 from xmppcomp.xtls import ITunnelObserver, XTLSConfiguration, XTLSHandler
 
 
@@ -87,3 +99,126 @@ class Recorder:
 
     def tunnelClosed(self, tunnel: object, reason: Exception | None) -> None:
         self.events.append(("closed", tunnel, reason))
+
+
+class StdlibPeer:
+    """
+    The other end of a tunnel written with the standard library only:
+    C{ssl.SSLObject} over C{ssl.MemoryBIO}, and a little IQ glue. Its
+    certificate, from C{authority}, names its JID: an XmppAddr for a user
+    JID, a DNS name for a domain. It verifies the other end's certificate
+    against C{authority} (a client also checks the name
+    C{serverHostname}).
+
+    @ivar plaintext: every byte decrypted from the tunnel.
+    @ivar stanzas: the stanzas decrypted from the tunnel, parsed by the
+        standard library's C{xml.etree} (tags in Clark notation:
+        C{{jabber:client}iq}).
+    """
+
+    def __init__(
+        self,
+        router: StanzaRouter,
+        authority: CertificateAuthority,
+        jid: str,
+        server: bool,
+        directory: str,
+        serverHostname: str = "comp.example",
+    ) -> None:
+        self.jid = jid
+        address = JID(jid)
+        self.end = router.connect(address.host)
+        self.end.addObserver("/iq", self.onIQ)
+        certificate = (
+            authority.issue(xmppAddrs=[address.userhost()], client=True)
+            if address.user
+            else authority.issue(dnsNames=[address.host], client=True)
+        )
+        certPath, keyPath = writePem(certificate, directory)
+        context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER if server else ssl.PROTOCOL_TLS_CLIENT)
+        context.load_cert_chain(certPath, keyPath)
+        context.load_verify_locations(cadata=authority.pem.decode("ascii"))
+        context.verify_mode = ssl.CERT_REQUIRED
+        self.incoming, self.outgoing = ssl.MemoryBIO(), ssl.MemoryBIO()
+        self.tls = context.wrap_bio(
+            self.incoming, self.outgoing, server_side=server,
+            server_hostname=None if server else serverHostname,
+        )
+        self.peer: str | None = None
+        self.handshakeDone = False
+        self.plaintext = b""
+        self.stanzas: list[Element] = []
+        self._parser = XMLPullParser(events=("start", "end"))
+        self._parser.feed(f"<stream xmlns='{NS_CLIENT}'>")
+        self._depth = 0
+        self.serial = 0
+        self.methodSent = False
+
+    def iq(self, kind: str, payload: str, identifier: str | None = None) -> None:
+        if identifier is None:
+            self.serial += 1
+            identifier = f"std{self.serial}"
+        self.end.send(
+            f"<iq type='{kind}' id='{identifier}' from='{self.jid}' to='{self.peer}'>{payload}</iq>"
+        )
+
+    def start(self, peer: str) -> None:
+        self.peer = peer
+        self.iq("set", f"<start xmlns='{NS_XTLS}'/>")
+
+    def advance(self) -> None:
+        if not self.handshakeDone:
+            try:
+                self.tls.do_handshake()
+                self.handshakeDone = True
+            except ssl.SSLWantReadError:
+                pass
+        if self.handshakeDone:
+            while True:
+                try:
+                    chunk = self.tls.read(65536)
+                except ssl.SSLWantReadError:
+                    break
+                if not chunk:
+                    break
+                self.plaintext += chunk
+                self._parse(chunk)
+        self.flush()
+
+    def _parse(self, chunk: bytes) -> None:
+        self._parser.feed(chunk)
+        for event, element in self._parser.read_events():
+            if event == "start":
+                self._depth += 1
+            else:
+                self._depth -= 1
+                if self._depth == 1:
+                    self.stanzas.append(element)
+
+    def flush(self) -> None:
+        data = self.outgoing.read()
+        if data:
+            method = "" if self.methodSent else " method='x509'"
+            self.methodSent = True
+            encoded = base64.b64encode(data).decode("ascii")
+            self.iq("set", f"<data xmlns='{NS_XTLS}'{method}>{encoded}</data>")
+
+    def write(self, data: bytes) -> None:
+        self.tls.write(data)
+        self.flush()
+
+    def onIQ(self, iq: domish.Element) -> None:
+        if iq["type"] != "set":
+            for child in iq.elements(NS_XTLS, "proceed"):
+                self.advance()
+            return
+        self.peer = iq["from"]
+        child = next(iq.elements(NS_XTLS))
+        if child.name == "start":
+            self.iq("result", f"<proceed xmlns='{NS_XTLS}'/>", iq["id"])
+        elif child.name == "data":
+            self.incoming.write(base64.b64decode(str(child)))
+            self.iq("result", "", iq["id"])
+            self.advance()
+        elif child.name == "close":
+            self.iq("result", f"<closed xmlns='{NS_XTLS}'/>", iq["id"])

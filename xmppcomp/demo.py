@@ -68,7 +68,7 @@ from xmppcomp.httpauth import (
 )
 from xmppcomp.httpauth import AccessRules
 from xmppcomp.logs import Logger
-from xmppcomp.xtls import XTLSConfiguration, XTLSHandler
+from xmppcomp.xtls import XTLSConfiguration, XTLSHandler, XTLSLimits
 
 __all__ = [
     "DEMO_AGENT",
@@ -276,6 +276,7 @@ def addDemo(
     component: Component,
     listener: HTTPAuthListener | None,
     xtlsDemo: bool = False,
+    xtlsLimits: XTLSLimits | None = None,
 ) -> EmbeddedComponent | None:
     """
     Add the demo agent (and, with an HTTP listener, the hints) to the tree
@@ -292,6 +293,9 @@ def addDemo(
         (L{xmppcomp.httpauth.HTTPAuthListener}), or C{None}.
     @param xtlsDemo: whether the confirmer asks L{DEMO_XTLS_JID} through
         XTLS (its rules are L{demoRules}), so the hints show it.
+    @param xtlsLimits: the limits of the agent's XTLS endpoint (the
+        component's C{[xtls.limits]}, so that raising them raises both
+        ends'); the defaults without it.
     @return: the agent (an L{xmppcomp.embedded.EmbeddedComponent}), or
         C{None} when its hostname is taken by the component.
     """
@@ -314,6 +318,7 @@ def addDemo(
         XTLSConfiguration(
             certificate=embedded.issueXTLSCertificate([agentHost], [user]),
             trust=embedded.xtlsTrust,
+            **attrs.asdict(xtlsLimits or XTLSLimits(), recurse=False),
         ),
         clock=agent.reactor,
     )

@@ -685,7 +685,7 @@ def serviceFromConfig(
     addServices(top, component, config, top.metrics, store)
     if embedded is not None:
         listener = top.getServiceNamed(HTTPAUTH_SERVICE) if config.httpauth.enabled else None
-        addDemo(top, embedded, component, listener, xtlsDemo)
+        addDemo(top, embedded, component, listener, xtlsDemo, config.xtls.limits)
     top.process = process
     return top
 
