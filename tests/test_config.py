@@ -1450,6 +1450,18 @@ class RequireXTLSConfigTests(_XTLSFilesMixin, SynchronousTestCase):
         self.fails(self.data(["a@example.net"], xtls={}), "httpauth.rules[0].require_xtls",
                    "which has no certificate; add certificate")
 
+    def test_tunnelIdleTimeout(self) -> None:
+        """
+        C{[httpauth] tunnel_idle_timeout}: 60 s by default, a positive
+        number of seconds.
+        """
+        data = self.data(True)
+        self.assertEqual(self.load(data).httpauth.tunnelIdleTimeout, 60.0)
+        data["httpauth"]["tunnel_idle_timeout"] = 5
+        self.assertEqual(self.load(data).httpauth.tunnelIdleTimeout, 5.0)
+        data["httpauth"]["tunnel_idle_timeout"] = 0
+        self.fails(data, "httpauth.tunnel_idle_timeout")
+
     def test_embeddedNeedsNoCertificate(self) -> None:
         """
         On the embedded router the XTLS certificate is made at start-up.

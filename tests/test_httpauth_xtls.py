@@ -549,3 +549,70 @@ class IndependentUserTests(SynchronousTestCase):
         self.assertEqual(len(refusals), 1)
         self.ends.clock.advance(61)
         self.failureResultOf(d, ConfirmationTimeout)
+
+
+class IdleTunnelTests(SynchronousTestCase):
+    """
+    Tunnels the requester opened are closed after C{tunnelIdleTimeout}
+    seconds without a confirmation in them, so that they do not pile up
+    against the XTLS endpoint's limits.
+    """
+
+    def test_closedWhenIdle(self) -> None:
+        """
+        After the answer, the tunnel stays open for the idle timeout (a
+        confirmation meanwhile reuses it and restarts the count), then is
+        closed at both ends.
+        """
+        ends = Ends()
+        ends.requester.tunnelIdleTimeout = 30
+        keys = iter(["a" * 40, "b" * 40])
+        ends.requester._makeKey = lambda: next(keys)
+        self.successResultOf(ends.confirm())
+        [tunnel] = ends.confirmerTLS.tunnels
+        ends.clock.advance(29)
+        self.assertTrue(tunnel.isOpen)
+        self.successResultOf(ends.confirm())
+        self.assertEqual(ends.confirmerTLS.tunnels, [tunnel])
+        ends.clock.advance(29)
+        self.assertTrue(tunnel.isOpen)
+        ends.clock.advance(1)
+        ends.router.flush()
+        self.assertFalse(tunnel.isOpen)
+        self.assertEqual((ends.confirmerTLS.tunnels, ends.aliceTLS.tunnels), ([], []))
+
+    def test_notWhileWaiting(self) -> None:
+        """
+        A tunnel with a confirmation waiting in it is not idle, however
+        long the user takes.
+        """
+        ends = Ends()
+        ends.requester.tunnelIdleTimeout = 5
+        pending: Deferred[bool] = Deferred()
+        ends.answers.append(pending)
+        d = ends.confirm()
+        [tunnel] = ends.confirmerTLS.tunnels
+        ends.clock.advance(50)
+        self.assertTrue(tunnel.isOpen)
+        pending.callback(True)
+        ends.router.flush()
+        self.assertEqual(self.successResultOf(d).outcome, Outcome.ALLOW)
+        ends.clock.advance(5)
+        ends.router.flush()
+        self.assertFalse(tunnel.isOpen)
+
+    def test_peersTunnelsLeftAlone(self) -> None:
+        """
+        A tunnel the user opened, which the requester reused, is the
+        user's to close.
+        """
+        ends = Ends()
+        ends.requester.tunnelIdleTimeout = 5
+        opened = ends.aliceTLS.open(ALICE, CONFIRMER)
+        ends.router.flush()
+        self.successResultOf(opened)
+        self.successResultOf(ends.confirm())
+        [tunnel] = ends.confirmerTLS.tunnels
+        ends.clock.advance(60)
+        ends.router.flush()
+        self.assertTrue(tunnel.isOpen)

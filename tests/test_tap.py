@@ -68,6 +68,7 @@ fatal_retry_delay = 60
 [httpauth]
 listen = "tcp:8080"
 public_origin = "https://www.example.net"
+tunnel_idle_timeout = 45
 
 [xtls]
 enabled = true
@@ -177,6 +178,7 @@ class ComponentConfigTests(_FilesMixin, SynchronousTestCase):
                 listen="tcp:8080",
                 publicOrigin="https://www.example.net",
                 fromHostname="comp.example.net",
+                tunnelIdleTimeout=45.0,
             ),
         )
         self.assertEqual(config.xtls, XTLSConfig())
@@ -937,6 +939,7 @@ class ServiceTreeTests(_FilesMixin, SynchronousTestCase):
         )
         self.assertEqual(component.handlers[3].fromJid.full(), "comp.example.net")
         self.assertIs(component.handlers[3].xtls, component.handlers[2])
+        self.assertEqual(component.handlers[3].tunnelIdleTimeout, 45)
         # No [xtls] certificate with a server: the endpoint is inactive.
         self.assertFalse(component.handlers[2].configuration.active)
         listener = top.getServiceNamed(services.HTTPAUTH_SERVICE)

@@ -363,6 +363,7 @@ def addHTTPAuth(
         metrics=metrics,
         relay=store,
         xtls=xtls,
+        tunnelIdleTimeout=httpauth.tunnelIdleTimeout,
     )
     requester.setHandlerParent(component)
     # One JIDCache for the user names of the requests and the answers.

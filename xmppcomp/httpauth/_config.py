@@ -98,6 +98,8 @@ class HTTPAuthConfig:
     @ivar healthPath: the path of the health endpoint for load balancers (L{withHealth<xmppcomp.httpauth.withHealth>}),
         or C{None} for none.
     @ivar drainTimeout: seconds the requests in flight have to finish when the service stops; new ones get 503 meanwhile.
+    @ivar tunnelIdleTimeout: seconds an XTLS tunnel the confirmer opened for confirmations (C{require_xtls}) stays
+        open with none in it, before it is closed.
     @ivar store: where the state is kept (L{StoreConfig}): in memory, or on Redis.
     """
 
@@ -133,4 +135,5 @@ class HTTPAuthConfig:
     accessLog: str = attrs.field(default="log", metadata=checked("accessLog"))
     healthPath: str | None = attrs.field(default=None, metadata=checked("healthPath"))
     drainTimeout: float = 30.0
+    tunnelIdleTimeout: float = 60.0
     store: StoreConfig = attrs.field(factory=StoreConfig)

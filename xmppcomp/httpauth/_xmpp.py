@@ -70,6 +70,10 @@ from xmppcomp.xtls import (
 #: Default seconds to wait for an answer.
 DEFAULT_TIMEOUT = 120.0
 
+#: Default seconds a tunnel a requester opened stays open without a
+#: confirmation in it.
+DEFAULT_TUNNEL_IDLE_TIMEOUT = 60.0
+
 _CONFIRM = f"/confirm[@xmlns='{NS_HTTP_AUTH}']"
 
 #: The stanza error conditions named in the reason of a L{CouldNotAsk}:
@@ -215,6 +219,9 @@ class ConfirmationRequester(XMPPHandler):
     @ivar xtls: the XTLS endpoint that end-to-end confirmations go through
         (L{confirm} with C{endToEnd}), or C{None}: such confirmations then
         fail with L{EndToEndRequired}.
+    @ivar tunnelIdleTimeout: seconds a tunnel this requester opened stays
+        open with no confirmation in it (for the user's next one), before
+        it is closed; tunnels count against the XTLS endpoint's limits.
     @ivar relay: the store that passes answers between the instances of a
         confirmer (L{IConfirmationStore.relay}), or C{None} for one alone.
         With it, ids and threads name this instance (L{ownedKey}); an
@@ -242,6 +249,7 @@ class ConfirmationRequester(XMPPHandler):
         jids: JIDCache | None = None,
         relay: IConfirmationStore | None = None,
         xtls: XTLSHandler | None = None,
+        tunnelIdleTimeout: float = DEFAULT_TUNNEL_IDLE_TIMEOUT,
     ) -> None:
         """
         @param metrics: where to count; nowhere without it.
@@ -286,6 +294,11 @@ class ConfirmationRequester(XMPPHandler):
         self.xtls = xtls
         #: Full JID to the confirmations waiting for a tunnel to open to it.
         self._opening: dict[str, list[_Pending]] = {}
+        self.tunnelIdleTimeout = tunnelIdleTimeout
+        #: The tunnels this requester opened, to how many confirmations
+        #: wait in each, and the timers closing those with none.
+        self._ownTunnels: dict[Tunnel, int] = {}
+        self._idleTimers: dict[Tunnel, IDelayedCall] = {}
         if xtls is not None:
             xtls.addObserver(_TunnelWatch(self))
 
@@ -314,6 +327,11 @@ class ConfirmationRequester(XMPPHandler):
         self._requests = self._newTracker()
         self._tunnelRequests = self._newTracker()
         self._opening = {}
+        self._ownTunnels = {}
+        timers, self._idleTimers = self._idleTimers, {}
+        for timer in timers.values():
+            if timer.active():
+                timer.cancel()
         pending, self._pending = self._pending, {}
         for entry in pending.values():
             self._fail(
@@ -463,6 +481,10 @@ class ConfirmationRequester(XMPPHandler):
                 self._requests.forget(entry.key)
             elif entry.form == "xtls":
                 self._tunnelRequests.forget(entry.key)
+        tunnel, entry.tunnel = entry.tunnel, None
+        if tunnel is not None and tunnel in self._ownTunnels:
+            self._ownTunnels[tunnel] -= 1
+            self._closeWhenIdle(tunnel)
         if not self._pending and self._sweep is not None:
             if self._sweep.active():
                 self._sweep.cancel()
@@ -645,9 +667,40 @@ class ConfirmationRequester(XMPPHandler):
         )
 
     def _tunnelOpened(self, tunnel: Tunnel) -> None:
+        self._ownTunnels.setdefault(tunnel, 0)
         for entry in self._opening.pop(tunnel.peer.full(), []):
             if self._pending.get(entry.key) is entry:
                 self._askInTunnel(entry, tunnel)
+        self._closeWhenIdle(tunnel)
+
+    def _closeWhenIdle(self, tunnel: Tunnel) -> None:
+        """
+        Close C{tunnel}, one this requester opened, L{tunnelIdleTimeout}
+        seconds from now unless a confirmation uses it meanwhile.
+        """
+        if self._ownTunnels.get(tunnel) != 0 or tunnel in self._idleTimers or not tunnel.isOpen:
+            return
+        self._idleTimers[tunnel] = self._clock.callLater(self.tunnelIdleTimeout, self._closeIdle, tunnel)
+
+    def _closeIdle(self, tunnel: Tunnel) -> None:
+        del self._idleTimers[tunnel]
+        if self._ownTunnels.get(tunnel) == 0:
+            self._log.debug(
+                "Closing the XTLS tunnel to {peer}: no XEP-0070 confirmation in it for {seconds} seconds",
+                peer=tunnel.peer.full(),
+                seconds=self.tunnelIdleTimeout,
+            )
+            tunnel.close()
+
+    def _useTunnel(self, tunnel: Tunnel) -> None:
+        """
+        A confirmation is asked in C{tunnel}: it is not idle.
+        """
+        if tunnel in self._ownTunnels:
+            self._ownTunnels[tunnel] += 1
+            timer = self._idleTimers.pop(tunnel, None)
+            if timer is not None and timer.active():
+                timer.cancel()
 
     def _tunnelFailed(self, reason: Failure, who: jid.JID) -> None:
         why = _tunnelProblem(reason, who)
@@ -679,6 +732,7 @@ class ConfirmationRequester(XMPPHandler):
                 f"certificate does not name {entry.who.full()}: {e}"))
             return
         entry.tunnel = tunnel
+        self._useTunnel(tunnel)
         stanza = confirmationIQ(self.fromJid, entry.who, entry.key, entry.request)
         self._tunnelRequests.expect(stanza, self._onTunnelResult, self._onTunnelError)
         try:
@@ -726,6 +780,10 @@ class ConfirmationRequester(XMPPHandler):
         A tunnel closed: the confirmations asked through it can no longer
         be answered.
         """
+        self._ownTunnels.pop(tunnel, None)
+        timer = self._idleTimers.pop(tunnel, None)
+        if timer is not None and timer.active():
+            timer.cancel()
         for entry in [e for e in self._pending.values() if e.tunnel is tunnel]:
             why = "closed" if reason is None else f"closed: {reason}"
             self._fail(entry, EndToEndRequired(
