@@ -615,7 +615,7 @@ class ConfirmationRequester(XMPPHandler):
         it handled; the confirmation goes on waiting for the tunnel.
         """
         entry = self._pending.get(key)
-        if entry is None or entry.form != "xtls":
+        if entry is None or entry.form != "xtls" or getattr(stanza, "xtlsEncrypted", False):
             return False
         stanza.handled = True  # type: ignore[attr-defined]  # a flag domish.Element does not declare
         self._log.warn(
