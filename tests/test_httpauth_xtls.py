@@ -370,6 +370,23 @@ class MaliciousServerTests(SynchronousTestCase):
         ends.clock.advance(61)
         self.failureResultOf(d, ConfirmationTimeout)
 
+    def test_tunnelledMessageNotCalledPlaintext(self) -> None:
+        """
+        A message that came through the tunnel with the question's key as
+        its thread is no plaintext answer (no warning), and no answer
+        either: the question was an IQ.
+        """
+        ends = Ends()
+        ends.answers.append(Deferred())
+        d = ends.confirm()
+        [tunnel] = ends.aliceTLS.tunnels
+        message = domish.Element((None, "message"))
+        message.addElement("thread", content=KEY)
+        tunnel.send(message)
+        ends.router.flush()
+        self.assertNoResult(d)
+        self.assertEqual(self.refusals(), [])
+
     def test_serverAnswersStartForClient(self) -> None:
         """
         The server answers the start itself, claiming the client cannot do
