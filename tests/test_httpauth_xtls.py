@@ -633,3 +633,22 @@ class IdleTunnelTests(SynchronousTestCase):
         ends.clock.advance(60)
         ends.router.flush()
         self.assertTrue(tunnel.isOpen)
+
+    def test_cancelledWhileOpening(self) -> None:
+        """
+        A confirmation cancelled (its HTTP client went away) while its
+        tunnel opens is never asked; the tunnel, opened for nothing, closes
+        after the idle timeout.
+        """
+        ends = Ends()
+        ends.requester.tunnelIdleTimeout = 5
+        d = ends.requester.confirm(ALICE, REQUEST, endToEnd=True)
+        d.addErrback(lambda f: None)
+        d.cancel()
+        ends.router.flush()
+        self.assertEqual(ends.asked, [])
+        self.assertEqual(ends.requester.pendingCount, 0)
+        [tunnel] = ends.confirmerTLS.tunnels
+        ends.clock.advance(5)
+        ends.router.flush()
+        self.assertFalse(tunnel.isOpen)
