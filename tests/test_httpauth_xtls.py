@@ -35,6 +35,7 @@ from xmppcomp.httpauth import (
 )
 from xmppcomp.httpauth._protocol import Answer, ConfirmRequest, Outcome
 from xmppcomp.ns import NS_CLIENT, NS_HTTP_AUTH
+from xmppcomp.metrics import Metrics
 from xmppcomp.testing import CertificateAuthority, StanzaRouter, makeCertificateAuthority
 from xmppcomp.xtls import XTLSConfiguration, XTLSHandler
 
@@ -95,10 +96,12 @@ class Ends:
             ),
             clock=self.clock,
         )
+        self.metrics = Metrics()
         self.requester = ConfirmationRequester(
             CONFIRMER,
             self.clock,
             timeout=60,
+            metrics=self.metrics,
             makeKey=lambda: KEY,
             xtls=self.confirmerTLS if confirmerXTLS else None,
         )
@@ -335,6 +338,9 @@ class MaliciousServerTests(SynchronousTestCase):
         ends.router.flush()
         self.assertNoResult(d)
         [line] = self.refusals()
+        self.assertEqual(
+            ends.metrics.registry.get_sample_value("xmppcomp_httpauth_plaintext_answers_refused_total"), 1
+        )
         self.assertIn("from alice@user.example/phone", line)
         self.assertIn("through XTLS", line)
         pending.callback(False)

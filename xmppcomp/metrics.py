@@ -198,6 +198,11 @@ class Metrics:
             ["reason"],
             registry=registry,
         )
+        self.plaintextAnswersRefused = Counter(
+            "xmppcomp_httpauth_plaintext_answers_refused_total",
+            "Plaintext answers refused for XEP-0070 confirmations asked through XTLS.",
+            registry=registry,
+        )
         self.confirmationSeconds = Histogram(
             "xmppcomp_httpauth_confirmation_seconds",
             "Seconds from asking a JID to its answer.",

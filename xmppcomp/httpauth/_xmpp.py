@@ -193,7 +193,8 @@ class ConfirmationRequester(XMPPHandler):
     because the HTTP client went away is not counted), and the seconds to
     an answer (allow or deny) go to
     C{xmppcomp_httpauth_confirmation_seconds}, measured on the requester's
-    clock.
+    clock; a plaintext answer refused for a confirmation asked through XTLS
+    counts in C{xmppcomp_httpauth_plaintext_answers_refused_total}.
 
     @ivar fromJid: the address confirmations are sent from (the
         component's hostname).
@@ -273,6 +274,9 @@ class ConfirmationRequester(XMPPHandler):
         }
         self._pendingGauge: Gauge | NoCount = NoCount() if metrics is None else metrics.pendingConfirmations
         self._seconds: Histogram | NoCount = NoCount() if metrics is None else metrics.confirmationSeconds
+        self._plaintextRefused: Counter | NoCount = (
+            NoCount() if metrics is None else metrics.plaintextAnswersRefused
+        )
         self.exactResource = exactResource
         self.fromJid = fromJid
         self.timeout = timeout
@@ -618,6 +622,7 @@ class ConfirmationRequester(XMPPHandler):
         if entry is None or entry.form != "xtls" or getattr(stanza, "xtlsEncrypted", False):
             return False
         stanza.handled = True  # type: ignore[attr-defined]  # a flag domish.Element does not declare
+        self._plaintextRefused.inc()
         self._log.warn(
             "Refused a plaintext answer from {sender} to the XEP-0070 confirmation asked of "
             "{who} through XTLS (only an answer through the tunnel counts; the XMPP server "
