@@ -82,6 +82,7 @@ class Ends:
         authority: CertificateAuthority | None = None,
         responder: bool = True,
         aliceClient: bool = True,
+        confirmerUsers: tuple[str, ...] = (),
     ) -> None:
         self.clock = Clock()
         self.router = _Router(self.clock)
@@ -91,7 +92,9 @@ class Ends:
         self.policy = policy or self._record
         self.confirmerTLS = XTLSHandler(
             XTLSConfiguration(
-                certificate=self.authority.issue(dnsNames=[CONFIRMER.host], client=True),
+                certificate=self.authority.issue(
+                    dnsNames=[CONFIRMER.host], xmppAddrs=confirmerUsers, client=True
+                ),
                 trust=[self.authority.certificate],
             ),
             clock=self.clock,
@@ -375,6 +378,28 @@ class MaliciousServerTests(SynchronousTestCase):
         self.assertEqual(len(self.refusals()), 1)
         ends.clock.advance(61)
         self.failureResultOf(d, ConfirmationTimeout)
+
+    def test_answerThroughAnotherTunnel(self) -> None:
+        """
+        An answer through another tunnel of the same user (to another JID
+        at the confirmer) is no answer: the question keeps waiting, and the
+        answer through its own tunnel decides.
+        """
+        ends = Ends(confirmerUsers=("other@confirmer.example",))
+        pending: Deferred[bool] = Deferred()
+        ends.answers.append(pending)
+        d = ends.confirm()
+        other = ends.aliceTLS.open(ALICE, JID("other@confirmer.example"))
+        ends.router.flush()
+        side = self.successResultOf(other)
+        iq = _tunnelIQ(KEY, "result")
+        iq["to"] = CONFIRMER.full()
+        side.send(iq)
+        ends.router.flush()
+        self.assertNoResult(d)
+        pending.callback(False)
+        ends.router.flush()
+        self.assertEqual(self.successResultOf(d).outcome, Outcome.DENY)
 
     def test_tunnelledMessageNotCalledPlaintext(self) -> None:
         """

@@ -604,7 +604,9 @@ class ConfirmationRequester(XMPPHandler):
         through a tunnel is refused.
         """
         if getattr(iq, "xtlsEncrypted", False):
-            if self._tunnelRequests.receive(iq):
+            # Only through the tunnel the question went through: an answer
+            # through another one leaves the question waiting.
+            if self._tunnelAnswer(iq) is not None and self._tunnelRequests.receive(iq):
                 return
         elif self._refusedPlaintext(iq, iq.getAttribute("id", "")):
             return
@@ -749,13 +751,15 @@ class ConfirmationRequester(XMPPHandler):
 
     def _tunnelAnswer(self, iq: domish.Element) -> _Pending | None:
         """
-        The confirmation C{iq} answers, if it came through a tunnel from
-        the very JID asked (whose certificate the tunnel checked).
+        The confirmation C{iq} answers, if it came through the very tunnel
+        the question went through (to the JID asked, whose certificate the
+        tunnel checked).
         """
         entry = self._pending.get(iq.getAttribute("id", ""))
-        if entry is None or entry.form != "xtls":
+        if entry is None or entry.form != "xtls" or entry.tunnel is None or self.xtls is None:
             return None
-        if getattr(iq, "xtlsPeer", None) != entry.who:
+        local, peer = getattr(iq, "xtlsLocal", None), getattr(iq, "xtlsPeer", None)
+        if peer != entry.who or local is None or self.xtls.tunnelFor(local, peer) is not entry.tunnel:
             return None
         return entry
 
