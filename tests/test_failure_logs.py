@@ -29,11 +29,11 @@ from twisted.python.failure import Failure
 from twisted.trial.unittest import SynchronousTestCase, TestCase
 from zope.interface import implementer
 
+from tests.routerhelpers import routerConfig
 from xmppcomp.component import Component
 from xmppcomp.config import RouterConfig, SecretRef
 from xmppcomp.router.service import RouterService
 from xmppcomp.stream import tls
-from xmppcomp.stream.sasl import FileCredentialStore
 from xmppcomp.testing import makeCertificateAuthority, writePem
 
 DOMAIN = "example.net"
@@ -110,18 +110,12 @@ class LoopbackCase(TestCase):
         Start a router for L{DOMAIN} with C{certificate} (by default one
         that L{CA} issued for it); return its XEP-0225 port.
         """
-        certPath, keyPath = self.pem(certificate or CA.issue([DOMAIN]))
-        credentials = os.path.join(self.directory, "credentials.json")
-        store = FileCredentialStore(credentials)
-        store.add(ALPHA, SECRET)
-        store.save()
         service = RouterService(
-            RouterConfig(
-                domain=DOMAIN,
-                credentials=credentials,
-                certificate=certPath,
-                key=keyPath,
-                listen=("tcp:0:interface=127.0.0.1",),
+            routerConfig(
+                self.directory,
+                DOMAIN,
+                certificate or CA.issue([DOMAIN]),
+                {ALPHA: SECRET},
                 authorization={ALPHA: (ALPHA,)},
                 **options,
             ),

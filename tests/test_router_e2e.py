@@ -18,13 +18,12 @@ from twisted.words.protocols.jabber.xmlstream import IQ
 from twisted.words.xish import domish
 from twisted.words.xish.xmlstream import STREAM_END_EVENT, STREAM_ERROR_EVENT
 
-from xmppcomp.config import RouterConfig
+from tests.routerhelpers import routerConfig
 from xmppcomp.router.service import RouterService
 from xmppcomp.stream import tls
 from xmppcomp.stream.bind import BindError, BindInitiator, bind
 from xmppcomp.stream.initiating import InitiatingFactory, InitiatingPolicy
-from xmppcomp.stream.sasl import FileCredentialStore
-from xmppcomp.testing import makeCertificateAuthority, writePem
+from xmppcomp.testing import makeCertificateAuthority
 
 DOMAIN = "example.net"
 CA = makeCertificateAuthority()
@@ -46,21 +45,7 @@ def startRouter(testCase: Any, directory: str | None = None, **options: Any) -> 
     if directory is None:
         directory = testCase.mktemp()
         os.makedirs(directory)
-    certPath, keyPath = writePem(ROUTER_CERT, directory)
-    credentials = os.path.join(directory, "credentials.json")
-    store = FileCredentialStore(credentials)
-    for identity, secret in SECRETS.items():
-        store.add(identity, secret)
-    store.save()
-    config = RouterConfig(
-        domain=DOMAIN,
-        credentials=credentials,
-        certificate=certPath,
-        key=keyPath,
-        listen=("tcp:0:interface=127.0.0.1",),
-        **options,
-    )
-    service = RouterService(config, reactor)
+    service = RouterService(routerConfig(directory, DOMAIN, ROUTER_CERT, SECRETS, **options), reactor)
     service.startService()
     testCase.addCleanup(service.stopService)
     return service

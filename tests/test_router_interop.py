@@ -17,13 +17,13 @@ from twisted.trial.unittest import TestCase
 from twisted.words.xish import domish
 from twisted.words.xish.xmlstream import STREAM_END_EVENT
 
-from xmppcomp.config import RouterConfig, SecretRef
+from tests.routerhelpers import routerConfig
+from xmppcomp.config import SecretRef
 from xmppcomp.router.service import RouterService
 from xmppcomp.stream import tls
 from xmppcomp.stream.bind import BindInitiator
 from xmppcomp.stream.initiating import InitiatingFactory, InitiatingPolicy
-from xmppcomp.stream.sasl import FileCredentialStore
-from xmppcomp.testing import makeCertificateAuthority, writePem
+from xmppcomp.testing import makeCertificateAuthority
 
 from .test_stream_accept import SCRIPT, ComponentProcess
 
@@ -46,21 +46,15 @@ class SlixmppThroughRouterTests(TestCase):
     def setUp(self) -> None:
         directory = os.path.abspath(self.mktemp())
         os.makedirs(directory)
-        certPath, keyPath = writePem(CA.issue(dnsNames=[DOMAIN]), directory)
-        credentials = os.path.join(directory, "credentials.json")
-        store = FileCredentialStore(credentials)
-        store.add(MODERN, MODERN_SECRET)
-        store.save()
         secretFile = os.path.join(directory, "legacy.secret")
         with open(secretFile, "w") as f:
             f.write(LEGACY_SECRET + "\n")
         self.service = RouterService(
-            RouterConfig(
-                domain=DOMAIN,
-                credentials=credentials,
-                certificate=certPath,
-                key=keyPath,
-                listen=("tcp:0:interface=127.0.0.1",),
+            routerConfig(
+                directory,
+                DOMAIN,
+                CA.issue(dnsNames=[DOMAIN]),
+                {MODERN: MODERN_SECRET},
                 acceptListen=("tcp:0:interface=127.0.0.1",),
                 acceptSecrets={LEGACY: SecretRef(file=secretFile)},
             ),

@@ -20,11 +20,11 @@ from twisted.trial.unittest import TestCase
 from twisted.words.xish import domish
 from wokkel.subprotocols import StreamManager, XMPPHandler
 
+from tests.routerhelpers import routerConfig
 from xmppcomp.component import Component
-from xmppcomp.config import RouterConfig, SecretRef
+from xmppcomp.config import SecretRef
 from xmppcomp.router.service import RouterService
 from xmppcomp.stream import tls
-from xmppcomp.stream.sasl import FileCredentialStore
 from xmppcomp.testing import makeCertificateAuthority, writePem
 from xmppcomp.xtls import XTLSConfiguration, XTLSHandler
 
@@ -170,25 +170,18 @@ class XTLSCommandTests(_CommandMixin, TestCase):
     def setUp(self) -> Any:
         self.directory = os.path.abspath(self.mktemp())
         os.makedirs(self.directory)
-        certPath, keyPath = writePem(CA.issue(dnsNames=[DOMAIN]), self.directory)
         self.caPath = os.path.join(self.directory, "ca.pem")
         with open(self.caPath, "wb") as f:
             f.write(CA.pem)
-        credentials = os.path.join(self.directory, "credentials.json")
-        store = FileCredentialStore(credentials)
-        for identity, secret in SECRETS.items():
-            store.add(identity, secret)
-        store.save()
         acceptSecret = os.path.join(self.directory, "accept.secret")
         with open(acceptSecret, "w") as f:
             f.write(SECRETS[CLI])
         self.router = RouterService(
-            RouterConfig(
-                domain=DOMAIN,
-                credentials=credentials,
-                certificate=certPath,
-                key=keyPath,
-                listen=("tcp:0:interface=127.0.0.1",),
+            routerConfig(
+                self.directory,
+                DOMAIN,
+                CA.issue(dnsNames=[DOMAIN]),
+                SECRETS,
                 authorization={identity: (identity,) for identity in SECRETS},
                 acceptListen=("tcp:0:interface=127.0.0.1",),
                 acceptSecrets={CLI: SecretRef(file=acceptSecret)},

@@ -56,14 +56,14 @@ from twisted.words.xish import domish
 from wokkel.subprotocols import XMPPHandler
 from zope.interface import implementer
 
+from tests.routerhelpers import routerConfig
 from xmppcomp.component import Component
-from xmppcomp.config import RouterConfig, RouterLimits
+from xmppcomp.config import RouterLimits
 from xmppcomp.disco import discoHandlers
 from xmppcomp.ns import NS_DISCO_INFO, NS_XTLS
 from xmppcomp.router.service import RouterService
 from xmppcomp.stream import tls
-from xmppcomp.stream.sasl import FileCredentialStore
-from xmppcomp.testing import CertificateAuthority, makeCertificateAuthority, writePem
+from xmppcomp.testing import CertificateAuthority, makeCertificateAuthority
 from xmppcomp.xtls import (
     HandshakeFailed,
     ITunnelObserver,
@@ -235,19 +235,12 @@ class Deployment:
         self.routed: Counter[str] = Counter()
 
     def startRouter(self) -> RouterService:
-        certPath, keyPath = writePem(self.authority.issue(dnsNames=[DOMAIN]), self.directory)
-        credentials = os.path.join(self.directory, "credentials.json")
-        store = FileCredentialStore(credentials)
-        for identity, secret in SECRETS.items():
-            store.add(identity, secret)
-        store.save()
         self.router = RouterService(
-            RouterConfig(
-                domain=DOMAIN,
-                credentials=credentials,
-                certificate=certPath,
-                key=keyPath,
-                listen=("tcp:0:interface=127.0.0.1",),
+            routerConfig(
+                self.directory,
+                DOMAIN,
+                self.authority.issue(dnsNames=[DOMAIN]),
+                SECRETS,
                 authorization={identity: (identity,) for identity in SECRETS},
                 limits=self.limits,
             ),
