@@ -740,6 +740,7 @@ class _MemoryRouterMixin:
     addCleanup: Any
     successResultOf: Any
     assertTrue: Any
+    mktemp: Any
 
     def setUpRouter(self) -> Any:
         from xmppcomp.testing import MemoryRouter
@@ -783,6 +784,16 @@ class _MemoryRouterMixin:
         self.assertTrue(component.isConnected(hostname))
         return component
 
+    def secretDirectory(self, secret: str) -> str:
+        """
+        A new directory holding C{comp.secret}, which holds C{secret}.
+        """
+        directory = os.path.abspath(self.mktemp())
+        os.makedirs(directory)
+        with open(os.path.join(directory, "comp.secret"), "w") as f:
+            f.write(secret + "\n")
+        return directory
+
     def inDirectory(self, directory: str) -> None:
         """
         Work in C{directory} until the end of the test.
@@ -811,10 +822,7 @@ class PythonSnippetTests(_MemoryRouterMixin, SynchronousTestCase):
 
         [block] = snippetsFor(self, "python")
         router = self.setUpRouter()
-        directory = os.path.abspath(self.mktemp())
-        os.makedirs(directory)
-        with open(os.path.join(directory, "comp.secret"), "w") as f:
-            f.write(router.addIdentity("comp.example.net") + "\n")
+        directory = self.secretDirectory(router.addIdentity("comp.example.net"))
         config = componentConfigFromMapping(
             tomllib.loads(
                 "[component]\n"
@@ -862,10 +870,7 @@ class PythonSnippetTests(_MemoryRouterMixin, SynchronousTestCase):
 
         [block] = snippetsFor(self, "python")
         router = self.setUpRouter()
-        directory = os.path.abspath(self.mktemp())
-        os.makedirs(directory)
-        with open(os.path.join(directory, "comp.secret"), "w") as f:
-            f.write(router.addIdentity("comp.example.net") + "\n")
+        directory = self.secretDirectory(router.addIdentity("comp.example.net"))
         certificate, _ = writePem(selfSigned(["example.net"]), directory)
         os.replace(certificate, os.path.join(directory, "router.pem"))
         self.inDirectory(directory)
@@ -909,10 +914,7 @@ class PythonSnippetTests(_MemoryRouterMixin, SynchronousTestCase):
 
         [block] = snippetsFor(self, "python")
         router = self.setUpRouter()
-        directory = os.path.abspath(self.mktemp())
-        os.makedirs(directory)
-        with open(os.path.join(directory, "comp.secret"), "w") as f:
-            f.write(router.addAcceptName("comp.example.net") + "\n")
+        directory = self.secretDirectory(router.addAcceptName("comp.example.net"))
         self.inDirectory(directory)
 
         class InMemory(xmppcomp.component.Component):
