@@ -710,7 +710,7 @@ class ConfirmationRequester(XMPPHandler):
                 timer.cancel()
 
     def _tunnelFailed(self, reason: Failure, who: jid.JID) -> None:
-        why = _tunnelProblem(reason, who)
+        why = _tunnelProblem(reason)
         for entry in self._opening.pop(who.full(), []):
             if self._pending.get(entry.key) is entry:
                 self._log.info(
@@ -755,16 +755,23 @@ class ConfirmationRequester(XMPPHandler):
         the question went through (to the JID asked, whose certificate the
         tunnel checked).
         """
-        entry = self._pending.get(iq.getAttribute("id", ""))
-        if entry is None or entry.form != "xtls" or entry.tunnel is None or self.xtls is None:
+        entry = self._tunnelEntry(iq)
+        if entry is None or entry.tunnel is None or self.xtls is None:
             return None
         local, peer = getattr(iq, "xtlsLocal", None), getattr(iq, "xtlsPeer", None)
         if peer != entry.who or local is None or self.xtls.tunnelFor(local, peer) is not entry.tunnel:
             return None
         return entry
 
+    # The tunnel tracker is offered only answers that _tunnelAnswer matched
+    # (_onIQAnswer): its callbacks need only find the entry again.
+
+    def _tunnelEntry(self, iq: domish.Element) -> _Pending | None:
+        entry = self._pending.get(iq.getAttribute("id", ""))
+        return entry if entry is not None and entry.form == "xtls" else None
+
     def _onTunnelResult(self, iq: domish.Element) -> None:
-        entry = self._tunnelAnswer(iq)
+        entry = self._tunnelEntry(iq)
         if entry is not None:
             self._finishAnswer(entry, Outcome.ALLOW, iq)
 
@@ -772,7 +779,7 @@ class ConfirmationRequester(XMPPHandler):
         if not isinstance(error, StanzaError):
             return
         stanza: domish.Element = error.stanza  # type: ignore[attr-defined]
-        entry = self._tunnelAnswer(stanza)
+        entry = self._tunnelEntry(stanza)
         if entry is None:
             return
         outcome = outcomeOfIQError(error.condition)
@@ -916,9 +923,9 @@ class _TunnelWatch:
             self._requester._tunnelClosed(tunnel, reason)
 
 
-def _tunnelProblem(reason: Failure, who: jid.JID) -> str:
+def _tunnelProblem(reason: Failure) -> str:
     """
-    Why a tunnel to C{who} did not open, for the user's 401 and the log.
+    Why a tunnel did not open (C{reason}), for the user's 401 and the log.
     """
     error = reason.value
     if isinstance(error, StanzaError):
