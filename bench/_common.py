@@ -226,6 +226,55 @@ def startOurRouter(
     return startPython(script, specPath, *extra, logPath=os.path.join(directory, "router.err"))
 
 
+def startRouterAndAgent(
+    directory: str,
+    files: "RouterFiles",
+    authorization: dict[str, list[str]],
+    agent: str,
+    agentSecret: str,
+    processes: list[Any],
+    **spec: Any,
+) -> dict[str, Any]:
+    """
+    Start our router for C{files}' domain (XEP-0225 with C{authorization},
+    XEP-0114 with C{files}' secrets, and C{spec} for the rest of its spec),
+    then the demo agent (C{_agent.py}) connected to it over XEP-0114 as
+    C{agent}; specs and logs in C{directory}. Each process is appended to
+    C{processes} as soon as it runs, so that the caller stops it whatever
+    fails next.
+
+    @return: the ports the router printed.
+    """
+    routerSpec = {
+        "domain": files.domain,
+        "credentials": files.credentials,
+        "certificate": files.certificate,
+        "key": files.key,
+        "authorization": authorization,
+        "accept": files.secretFiles,
+        "log": os.path.join(directory, "router.log"),
+        **spec,
+    }
+    specPath = os.path.join(directory, "router.json")
+    with open(specPath, "w") as f:
+        json.dump(routerSpec, f)
+    router, info = startPython("_router_ours.py", specPath, logPath=os.path.join(directory, "router.err"))
+    processes.append(router)
+    agentSpec = {
+        "server": "tcp:host=127.0.0.1:port=%d" % (info["xep0114"],),
+        "domain": files.domain,
+        "hostname": agent,
+        "secret": agentSecret,
+        "log": os.path.join(directory, "agent.log"),
+    }
+    agentPath = os.path.join(directory, "agent.json")
+    with open(agentPath, "w") as f:
+        json.dump(agentSpec, f)
+    process, _ = startPython("_agent.py", agentPath, logPath=os.path.join(directory, "agent.err"))
+    processes.append(process)
+    return info
+
+
 def runWithRouter(process: subprocess.Popen[Any], go: Callable[[], object]) -> None:
     """
     Run the reactor with C{go} called once it runs (after freezing the

@@ -34,7 +34,6 @@ from __future__ import annotations
 
 import argparse
 import base64
-import json
 import os
 import shutil
 import statistics
@@ -170,32 +169,9 @@ class Server:
         fd = os.open(os.path.join(directory, "confirmer.secret"), os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
         with os.fdopen(fd, "w") as f:
             f.write(secret + "\n")
-        spec = {
-            "domain": DOMAIN,
-            "credentials": files.credentials,
-            "certificate": files.certificate,
-            "key": files.key,
-            "authorization": {CONFIRMER: [CONFIRMER]},
-            "accept": files.secretFiles,
-            "log": os.path.join(directory, "router.log"),
-        }
-        specPath = os.path.join(directory, "router.json")
-        with open(specPath, "w") as f:
-            json.dump(spec, f)
-        router, info = _common.startPython("_router_ours.py", specPath, logPath=os.path.join(directory, "router.err"))
-        self.processes.append(router)
-        agentSpec = {
-            "server": "tcp:host=127.0.0.1:port=%d" % (info["xep0114"],),
-            "domain": DOMAIN,
-            "hostname": SEPARATE_AGENT,
-            "secret": agentSecret,
-            "log": os.path.join(directory, "agent.log"),
-        }
-        agentPath = os.path.join(directory, "agent.json")
-        with open(agentPath, "w") as f:
-            json.dump(agentSpec, f)
-        agent, _ = _common.startPython("_agent.py", agentPath, logPath=os.path.join(directory, "agent.err"))
-        self.processes.append(agent)
+        info = _common.startRouterAndAgent(
+            directory, files, {CONFIRMER: [CONFIRMER]}, SEPARATE_AGENT, agentSecret, self.processes
+        )
         return COMPONENT.format(routerPort=info["xep0225"], domain=DOMAIN, identity=CONFIRMER)
 
     def othersCpu(self) -> float:

@@ -293,38 +293,17 @@ class Deployment:
             fd = os.open(paths[name], os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
             with os.fdopen(fd, "w") as f:
                 f.write(secret + "\n")
-        spec = {
-            "domain": DOMAIN,
-            "credentials": files.credentials,
-            "certificate": files.certificate,
-            "key": files.key,
-            "authorization": {name: [name] for name in names},
-            "sharedNames": [name for _, name, _, count in SETUPS if count > 1],
-            "accept": files.secretFiles,
-            "log": os.path.join(directory, "router.log"),
-        }
-        specPath = os.path.join(directory, "router.json")
-        with open(specPath, "w") as f:
-            import json
-
-            json.dump(spec, f)
         try:
-            router, info = _common.startPython("_router_ours.py", specPath, logPath=os.path.join(directory, "router.err"))
-            self.processes.append(router)
-            self.router = router.pid
-            agentSpec = {
-                "server": "tcp:host=127.0.0.1:port=%d" % (info["xep0114"],),
-                "domain": DOMAIN,
-                "hostname": AGENT,
-                "secret": agentSecret,
-                "log": os.path.join(directory, "agent.log"),
-            }
-            agentPath = os.path.join(directory, "agent.json")
-            with open(agentPath, "w") as f:
-                json.dump(agentSpec, f)
-            agent, _ = _common.startPython("_agent.py", agentPath, logPath=os.path.join(directory, "agent.err"))
-            self.processes.append(agent)
-            self.agent = agent.pid
+            info = _common.startRouterAndAgent(
+                directory,
+                files,
+                {name: [name] for name in names},
+                AGENT,
+                agentSecret,
+                self.processes,
+                sharedNames=[name for _, name, _, count in SETUPS if count > 1],
+            )
+            self.router, self.agent = (process.pid for process in self.processes[-2:])
             self.redis = Redis(directory)
             self.processes.append(self.redis)
             for label, name, prefix, count in SETUPS:
