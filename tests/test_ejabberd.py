@@ -60,6 +60,7 @@ from xmppcomp import services, tap
 from xmppcomp.component import Component
 from xmppcomp.stream.accept import AcceptInitiatingFactory, AcceptInitiatingPolicy
 
+from .webserver import waitExplained
 from .ejabberd import (
     COMPONENT,
     EjabberdHarness,
@@ -158,16 +159,7 @@ class EjabberdMixin:
         Wait for C{d} at most L{WAIT} seconds; on timeout fail the test,
         saying what was awaited, with the end of ejabberd's log.
         """
-        d.addTimeout(WAIT, reactor)
-
-        def explain(failure: Failure) -> Failure:
-            if failure.check(defer.TimeoutError):
-                raise self.failureException(
-                    "no %s within %g s\n%s" % (what, WAIT, self.ejabberdHarness.logTail())
-                )
-            return failure
-
-        return d.addErrback(explain)
+        return waitExplained(self, d, what, WAIT, lambda: self.ejabberdHarness.logTail())
 
     def user(self, name: str = "juliet", resource: str = "web") -> defer.Deferred[UserProcess]:
         """

@@ -20,7 +20,6 @@ from twisted.internet import defer, reactor
 from twisted.internet.endpoints import TCP4ClientEndpoint
 from twisted.internet.error import ConnectionRefusedError
 from twisted.internet.protocol import Factory, Protocol
-from twisted.python.failure import Failure
 from twisted.trial.unittest import SynchronousTestCase, TestCase
 from twisted.words.protocols.jabber.error import StreamError
 from twisted.words.protocols.jabber.xmlstream import (
@@ -36,6 +35,7 @@ from xmppcomp.ns import NS_COMPONENT_ACCEPT
 from xmppcomp.stream.accept import AcceptInitiatingFactory, AcceptInitiatingPolicy
 from xmppcomp.stream.initiating import NegotiationResult
 
+from .webserver import waitExplained
 from .prosody import (
     ProsodyHarness,
     ProsodyServer,
@@ -71,17 +71,9 @@ class ProsodyMixin:
         Wait for C{d} at most L{WAIT} seconds; on timeout fail the test,
         saying what was awaited, with the end of Prosody's log.
         """
-        d.addTimeout(WAIT, reactor)
-
-        def explain(failure: Failure) -> Failure:
-            if failure.check(defer.TimeoutError):
-                raise self.failureException(
-                    "no %s within %g s\n%s"
-                    % (what, WAIT, self.prosodyHarness.logTail())  # type: ignore[attr-defined]
-                )
-            return failure
-
-        return d.addErrback(explain)
+        return waitExplained(
+            self, d, what, WAIT, lambda: self.prosodyHarness.logTail()  # type: ignore[attr-defined]
+        )
 
     @defer.inlineCallbacks
     def connect(self, factory: Any, port: int) -> Any:

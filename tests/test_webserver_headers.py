@@ -42,7 +42,6 @@ import attrs
 from twisted.internet import defer, reactor
 from twisted.internet.endpoints import TCP4ClientEndpoint
 from twisted.internet.protocol import Factory
-from twisted.python.failure import Failure
 from twisted.trial.unittest import TestCase
 from twisted.web.client import URI, Agent, FileBodyProducer, HTTPConnectionPool
 from twisted.web.http_headers import Headers
@@ -51,6 +50,7 @@ from twisted.web.resource import Resource
 from zope.interface import implementer
 
 from .caddy import requireCaddy, startCaddy
+from .webserver import waitExplained
 from .httphelpers import fetchBody, serveResource
 from .nginx import requireNginx, startNginx
 from .rawhttp import RawAnswer, RawClient
@@ -295,16 +295,7 @@ class HeadersMixin:
         Wait for C{d} at most L{WAIT} seconds; on timeout fail the test,
         saying what was awaited, with the end of the server's log.
         """
-        d.addTimeout(WAIT, reactor)
-
-        def explain(failure: Failure) -> Failure:
-            if failure.check(defer.TimeoutError):
-                raise self.failureException(
-                    "no %s within %g s\n%s" % (what, WAIT, self.logTail())
-                )
-            return failure
-
-        return d.addErrback(explain)
+        return waitExplained(self, d, what, WAIT, self.logTail)
 
     def fetch(
         self,

@@ -18,7 +18,7 @@ from __future__ import annotations
 import os
 import shutil
 import tempfile
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any, ClassVar
 
 import attrs
@@ -54,6 +54,25 @@ START_ATTEMPTS = 3
 
 #: Seconds between two connection attempts while a server starts.
 POLL_INTERVAL = 0.05
+
+
+def waitExplained(
+    testCase: Any, d: defer.Deferred[Any], what: str, seconds: float, logTail: Callable[[], str]
+) -> defer.Deferred[Any]:
+    """
+    Wait for C{d} at most C{seconds}; on timeout fail C{testCase}, saying
+    what was awaited, with the end of the server's log (C{logTail()}).
+    """
+    from twisted.internet import reactor
+
+    d.addTimeout(seconds, reactor)
+
+    def explain(failure: Any) -> Any:
+        if failure.check(defer.TimeoutError):
+            raise testCase.failureException("no %s within %g s\n%s" % (what, seconds, logTail()))
+        return failure
+
+    return d.addErrback(explain)
 
 
 def binaryPath(executable: str, candidates: Sequence[str]) -> str | None:
