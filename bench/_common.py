@@ -200,6 +200,20 @@ def startPython(script: str, *args: str, logPath: str) -> tuple[subprocess.Popen
     return process, json.loads(line)
 
 
+def startWithSpec(
+    script: str, directory: str, name: str, spec: dict[str, Any], *extra: str
+) -> tuple[subprocess.Popen[bytes], dict[str, Any]]:
+    """
+    Write C{spec} to C{directory}/C{name}.json and run C{script} with its
+    path (then C{extra}), its standard error in C{name}.err
+    (L{startPython}).
+    """
+    specPath = os.path.join(directory, name + ".json")
+    with open(specPath, "w") as f:
+        json.dump(spec, f)
+    return startPython(script, specPath, *extra, logPath=os.path.join(directory, name + ".err"))
+
+
 def startOurRouter(
     directory: str, files: "RouterFiles", identity: str, maxSessions: int, script: str = "_router_ours.py", *extra: str
 ) -> tuple[subprocess.Popen[bytes], dict[str, Any]]:
@@ -220,10 +234,7 @@ def startOurRouter(
         "log": os.path.join(directory, "router.log"),
         "limits": {"maxSessions": maxSessions},
     }
-    specPath = os.path.join(directory, "router.json")
-    with open(specPath, "w") as f:
-        json.dump(spec, f)
-    return startPython(script, specPath, *extra, logPath=os.path.join(directory, "router.err"))
+    return startWithSpec(script, directory, "router", spec, *extra)
 
 
 def startRouterAndAgent(
@@ -255,10 +266,7 @@ def startRouterAndAgent(
         "log": os.path.join(directory, "router.log"),
         **spec,
     }
-    specPath = os.path.join(directory, "router.json")
-    with open(specPath, "w") as f:
-        json.dump(routerSpec, f)
-    router, info = startPython("_router_ours.py", specPath, logPath=os.path.join(directory, "router.err"))
+    router, info = startWithSpec("_router_ours.py", directory, "router", routerSpec)
     processes.append(router)
     agentSpec = {
         "server": "tcp:host=127.0.0.1:port=%d" % (info["xep0114"],),
@@ -267,10 +275,7 @@ def startRouterAndAgent(
         "secret": agentSecret,
         "log": os.path.join(directory, "agent.log"),
     }
-    agentPath = os.path.join(directory, "agent.json")
-    with open(agentPath, "w") as f:
-        json.dump(agentSpec, f)
-    process, _ = startPython("_agent.py", agentPath, logPath=os.path.join(directory, "agent.err"))
+    process, _ = startWithSpec("_agent.py", directory, "agent", agentSpec)
     processes.append(process)
     return info
 
