@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import ipaddress
 from collections.abc import Generator
-from typing import TYPE_CHECKING
 
 from twisted.application.internet import StreamServerEndpointService
 from twisted.internet import defer
@@ -26,12 +25,10 @@ from twisted.internet.interfaces import (
 from twisted.protocols.policies import WrappingFactory
 
 from xmppcomp.admission import AdmissionGate, fileLimitWarning
+from xmppcomp.httpauth._confirmer import Confirmer
 from xmppcomp.httpauth._site import ConfirmerSite
 from xmppcomp.listening import ListenError
 from xmppcomp.logs import Logger
-
-if TYPE_CHECKING:
-    from xmppcomp.httpauth._confirmer import Confirmer
 
 __all__ = ["ConnectionTracker", "HTTPAuthListener", "isPublic", "listeningURL"]
 

@@ -21,7 +21,7 @@ L{xmppcomp.stream.receiving} does for XEP-0225.
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import TYPE_CHECKING, TypeVar
+from typing import TypeVar
 
 import attrs
 from twisted.internet.interfaces import IReactorTime
@@ -30,6 +30,7 @@ from twisted.words.protocols.jabber.error import StreamError
 from twisted.words.xish import domish
 
 from xmppcomp.logs import Logger
+from xmppcomp.metrics import Metrics
 from xmppcomp.ns import NS_COMPONENT_ACCEPT
 from xmppcomp.stream.adapter import NegotiationAdapter
 from xmppcomp.stream.handshake import checkAcceptHeader, checkHandshake
@@ -50,9 +51,6 @@ from xmppcomp.stream.xmlstream import (
     DEFAULT_MAX_STANZA_DEPTH,
     DEFAULT_MAX_STANZA_SIZE,
 )
-
-if TYPE_CHECKING:
-    from xmppcomp.metrics import Metrics
 
 __all__ = ["AcceptAuthenticator", "AcceptFactory", "AcceptMachine", "AcceptPolicy"]
 
