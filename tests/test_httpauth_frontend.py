@@ -12,6 +12,7 @@ from xmppcomp.httpauth._frontend import (
     PROFILES,
     Frontend,
     Untrusted,
+    WebServerProfile,
     loopbackFrontend,
     parseAddress,
 )
@@ -146,6 +147,31 @@ class FrontendTests(SynchronousTestCase):
         self.assertTrue(PROFILES["traefik"].clientIsList)
         self.assertEqual(loopbackFrontend(webServer="caddy").webServer, PROFILES["caddy"])
         self.assertRaises(ValueError, loopbackFrontend, webServer="apache")
+
+    def test_profileFamily(self) -> None:
+        """
+        L{WebServerProfile.family} names the method, URI, host and scheme
+        headers from one prefix; nginx's and Traefik's profiles are such
+        families.
+        """
+        profile = WebServerProfile.family("nginx", b"X-Original-", b"URI", client=b"X-Real-IP", clientIsList=False)
+        self.assertEqual(
+            profile,
+            WebServerProfile(
+                "nginx",
+                method=b"X-Original-Method",
+                uri=b"X-Original-URI",
+                host=b"X-Original-Host",
+                scheme=b"X-Original-Proto",
+                client=b"X-Real-IP",
+                clientIsList=False,
+            ),
+        )
+        self.assertEqual(PROFILES["nginx"], profile)
+        self.assertEqual(
+            (PROFILES["traefik"].method, PROFILES["traefik"].host, PROFILES["traefik"].scheme),
+            (b"X-Forwarded-Method", b"X-Forwarded-Host", b"X-Forwarded-Proto"),
+        )
 
     def test_rememberedDecisionsBounded(self) -> None:
         """

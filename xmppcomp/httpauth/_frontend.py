@@ -74,31 +74,36 @@ class WebServerProfile:
     client: bytes
     clientIsList: bool
 
+    @classmethod
+    def family(cls, name: str, prefix: bytes, uri: bytes, client: bytes, clientIsList: bool) -> WebServerProfile:
+        """
+        The profile of a web server whose headers describing the original
+        request are one family: C{prefix} followed by C{Method}, C{uri},
+        C{Host} and C{Proto} (C{uri} is spelled as the web server's
+        documentation does; header names are matched case-insensitively).
+
+        @param client: the header carrying the client's address.
+        @param clientIsList: see L{clientIsList}.
+        """
+        return cls(
+            name,
+            method=prefix + b"Method",
+            uri=prefix + uri,
+            host=prefix + b"Host",
+            scheme=prefix + b"Proto",
+            client=client,
+            clientIsList=clientIsList,
+        )
+
 
 #: The supported web servers. nginx's are the headers the tutorial's
 #: C{proxy_set_header} lines set (which replace a client's copy); Traefik's
 #: ForwardAuth and Caddy's C{forward_auth} set the C{X-Forwarded-*} ones
 #: themselves.
-_TRAEFIK = WebServerProfile(
-    "traefik",
-    method=b"X-Forwarded-Method",
-    uri=b"X-Forwarded-Uri",
-    host=b"X-Forwarded-Host",
-    scheme=b"X-Forwarded-Proto",
-    client=b"X-Forwarded-For",
-    clientIsList=True,
-)
+_TRAEFIK = WebServerProfile.family("traefik", b"X-Forwarded-", b"Uri", client=b"X-Forwarded-For", clientIsList=True)
 
 PROFILES: Mapping[str, WebServerProfile] = {
-    "nginx": WebServerProfile(
-        "nginx",
-        method=b"X-Original-Method",
-        uri=b"X-Original-URI",
-        host=b"X-Original-Host",
-        scheme=b"X-Original-Proto",
-        client=b"X-Real-IP",
-        clientIsList=False,
-    ),
+    "nginx": WebServerProfile.family("nginx", b"X-Original-", b"URI", client=b"X-Real-IP", clientIsList=False),
     "traefik": _TRAEFIK,
     # Caddy's forward_auth sets the same headers as Traefik's ForwardAuth.
     "caddy": attrs.evolve(_TRAEFIK, name="caddy"),
