@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from typing import Any
 
+import attrs
+
 from twisted.internet import defer
 from twisted.internet.error import ConnectionLost
 from twisted.internet.protocol import Factory, Protocol
@@ -20,7 +22,7 @@ from twisted.words.protocols.jabber.xmlstream import TimeoutError
 from twisted.words.xish import domish
 from wokkel.subprotocols import IQHandlerMixin, XMPPHandler
 
-from xmppcomp.component import Component, Link, NotConnected, QueueFull, QueueTimeout, isFatal
+from xmppcomp.component import Component, ComponentLimits, Link, NotConnected, QueueFull, QueueTimeout, isFatal
 from xmppcomp.config import RouterLimits
 from xmppcomp.errors import SASLFailure
 from xmppcomp.metrics import Metrics
@@ -822,6 +824,40 @@ class ReconnectionTests(TestCase):
         errors = self.flushLoggedErrors()
         self.assertEqual(errors, [])
 
+    def test_queueLimitsFromLimits(self) -> None:
+        """
+        The queue's limits can come in one L{ComponentLimits} value
+        (C{limits}); the component's attributes read them.
+        """
+        alpha = self.component("alpha.example.net", limits=ComponentLimits(maxQueued=1, queueTimeout=10))
+        self.assertEqual((alpha.maxQueued, alpha.queueTimeout), (1, 10))
+        self.network.crash()
+        first = domish.Element((None, "message"))
+        first["from"] = "alpha.example.net"
+        first["to"] = "beta.example.net"
+        waiting = alpha.sendOrFail(first)
+        self.failureResultOf(alpha.sendOrFail(first), QueueFull)
+        self.clock.advance(10)
+        self.failureResultOf(waiting, QueueTimeout)
+
+    def test_requestTimeoutFromLimits(self) -> None:
+        """
+        A request with no timeout of its own waits C{limits.iqTimeout}.
+        """
+        alpha = self.component("alpha.example.net", limits=ComponentLimits(iqTimeout=7))
+        self.component("beta.example.net")
+        iq = domish.Element((None, "iq"))
+        iq["type"] = "get"
+        iq["from"] = "alpha.example.net"
+        iq["to"] = "beta.example.net"
+        iq.addElement(("urn:example:nobody-answers", "query"))
+        d = alpha.request(iq)
+        self.network.flush()
+        self.clock.advance(6)
+        self.assertNoResult(d)
+        self.clock.advance(1)
+        self.failureResultOf(d, TimeoutError)
+
     def test_inFlightRequestFailsOnLoss(self) -> None:
         """
         A request whose answer can no longer come fails with
@@ -838,6 +874,61 @@ class ReconnectionTests(TestCase):
         self.network.flush()
         self.network.crash()
         self.failureResultOf(d, ConnectionLost)
+
+
+class LimitsTests(SynchronousTestCase):
+    """
+    A L{Component}'s C{limits}, and the keyword arguments and attributes
+    named after their fields.
+    """
+
+    def make(self, **kwargs: Any) -> Component:
+        return Component(
+            "tcp:host=127.0.0.1:port=5347", DOMAIN, ["alpha.example.net"], secret="s", reactor=MemoryReactorClock(), **kwargs
+        )
+
+    def test_defaults(self) -> None:
+        """
+        Without C{limits} or keywords, the limits are L{ComponentLimits}'
+        defaults.
+        """
+        component = self.make()
+        self.assertEqual(component.limits, ComponentLimits())
+        self.assertEqual(component.iqTimeout, ComponentLimits().iqTimeout)
+
+    def test_keywordsOverrideLimits(self) -> None:
+        """
+        A keyword given overrides that field of C{limits}; the others
+        come from C{limits}. C{iqTimeout=None} (no limit) leaves
+        C{limits.iqTimeout} as it is.
+        """
+        given = ComponentLimits(maxQueued=5, queueTimeout=6.0, iqTimeout=7.0, fatalRetryDelay=8.0)
+        component = self.make(limits=given, maxQueued=2, maxRetryDelay=4.0, iqTimeout=None)
+        self.assertEqual(component.limits, attrs.evolve(given, maxQueued=2, maxRetryDelay=4.0))
+        self.assertEqual(
+            (component.maxQueued, component.queueTimeout, component.fatalRetryDelay, component.maxRetryDelay),
+            (2, 6.0, 8.0, 4.0),
+        )
+        self.assertIsNone(component.iqTimeout)
+
+    def test_setAttribute(self) -> None:
+        """
+        Setting an attribute named after a field of C{limits} changes that
+        field.
+        """
+        component = self.make()
+        component.negotiationTimeout = 12.0
+        self.assertEqual(component.limits, ComponentLimits(negotiationTimeout=12.0))
+        self.assertEqual(component.negotiationTimeout, 12.0)
+
+    def test_configLimits(self) -> None:
+        """
+        L{xmppcomp.componentconfig.ComponentLimits}, the configuration's,
+        is the component's.
+        """
+        from xmppcomp import componentconfig
+
+        self.assertIs(componentconfig.ComponentLimits, ComponentLimits)
 
 
 class FatalTests(SynchronousTestCase):

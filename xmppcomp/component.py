@@ -13,12 +13,14 @@ connection of their C{from} hostname.
 
 from __future__ import annotations
 
+import enum
 import random
 import time
 import warnings
 from collections import deque
-from typing import Any, Callable, Generator, Iterator, ParamSpec, Protocol, Sequence, cast
+from typing import Any, Callable, Final, Generator, Generic, Iterator, ParamSpec, Protocol, Sequence, TypeVar, cast, overload
 
+import attrs
 from twisted.application.internet import ClientService, backoffPolicy
 from twisted.application.service import Service
 from twisted.internet import defer, protocol
@@ -82,6 +84,69 @@ _FATAL_STREAM_CONDITIONS = frozenset(
 _FATAL_SASL_CONDITIONS = frozenset(
     {"not-authorized", "invalid-authzid", "invalid-mechanism", "mechanism-too-weak", "account-disabled", "credentials-expired", "encryption-required"}
 )
+
+
+@attrs.frozen
+class ComponentLimits:
+    """
+    Limits and timeouts of a L{Component} (its C{limits}; the
+    C{[component.limits]} table of C{twistd xmppcomp}).
+
+    @ivar maxQueued: stanzas that may wait for the connection; more fail with L{QueueFull}.
+    @ivar queueTimeout: seconds a stanza may wait for the connection.
+    @ivar iqTimeout: seconds to wait for the answer to an IQ request.
+    @ivar negotiationTimeout: seconds to complete stream negotiation.
+    @ivar fatalRetryDelay: seconds before trying again after a failure retrying soon will not fix (wrong secret, ...).
+    @ivar maxRetryDelay: the ceiling, in seconds, of the growing delay between attempts after other failures.
+    """
+
+    maxQueued: int = 1000
+    queueTimeout: float = 60.0
+    iqTimeout: float = 30.0
+    negotiationTimeout: float = 30.0
+    fatalRetryDelay: float = 300.0
+    maxRetryDelay: float = 60.0
+
+
+class _FromLimits(enum.Enum):
+    """
+    The default of L{Component}'s keyword arguments named after a field of
+    L{ComponentLimits}: that field of its C{limits}.
+    """
+
+    FROM_LIMITS = "from limits"
+
+
+_FROM_LIMITS: Final = _FromLimits.FROM_LIMITS
+
+_T = TypeVar("_T")
+
+
+class _Limit(Generic[_T]):
+    """
+    An attribute of a L{Component} that is the field of the same name of
+    its C{limits}: reading it reads the field; setting it replaces
+    C{limits} by a copy with that field changed.
+    """
+
+    def __set_name__(self, owner: type[Component], name: str) -> None:
+        self.name = name
+
+    @overload
+    def __get__(self, component: None, owner: type[Component]) -> _Limit[_T]: ...
+
+    @overload
+    def __get__(self, component: Component, owner: type[Component]) -> _T: ...
+
+    def __get__(self, component: Component | None, owner: type[Component]) -> _T | _Limit[_T]:
+        if component is None:
+            return self
+        value: _T = getattr(component.limits, self.name)
+        return value
+
+    def __set__(self, component: Component, value: _T) -> None:
+        changed: dict[str, Any] = {self.name: value}  # Any: the field's type, which is _T
+        component.limits = attrs.evolve(component.limits, **changed)
 
 
 class QueueFull(Exception):
@@ -706,6 +771,14 @@ class Component(Service):
         count of consecutive failed attempts (1 for the first); unless
         given, a backoff from 1 s growing by half each time up to
         C{maxRetryDelay}, with up to a second of jitter.
+    @ivar limits: its limits and timeouts (L{ComponentLimits}). Each but
+        C{iqTimeout} is also an attribute of its own (C{maxQueued},
+        C{queueTimeout}, C{negotiationTimeout}, C{fatalRetryDelay},
+        C{maxRetryDelay}), which reads that field of C{limits} (and
+        setting it changes the field).
+    @ivar iqTimeout: seconds L{request} waits for an answer unless told:
+        C{limits.iqTimeout}, unless the C{iqTimeout} argument says
+        otherwise (C{None}: no limit).
     @ivar maxRetryDelay: the ceiling of that default backoff, in seconds
         (60 unless given; unused with a C{retryPolicy} of one's own).
     @ivar bindRetryPolicy: seconds to wait before binding a refused name
@@ -732,6 +805,12 @@ class Component(Service):
         in memory (L{xmppcomp.testing.MemoryRouter.endpointFactory}).
     """
 
+    maxQueued = _Limit[int]()
+    queueTimeout = _Limit[float]()
+    negotiationTimeout = _Limit[float]()
+    fatalRetryDelay = _Limit[float]()
+    maxRetryDelay = _Limit[float]()
+
     def __init__(
         self,
         server: str | IStreamClientEndpoint,
@@ -744,23 +823,29 @@ class Component(Service):
         trust: Trust | None = None,
         requireTLS: bool = True,
         reactor: IReactorTime | None = None,
-        maxQueued: int = 1000,
-        queueTimeout: float = 60.0,
-        iqTimeout: float | None = 30.0,
+        maxQueued: int | _FromLimits = _FROM_LIMITS,
+        queueTimeout: float | _FromLimits = _FROM_LIMITS,
+        iqTimeout: float | None | _FromLimits = _FROM_LIMITS,
         retryPolicy: Callable[[int], float] | None = None,
-        fatalRetryDelay: float = 300.0,
-        maxRetryDelay: float = 60.0,
-        negotiationTimeout: float = 30.0,
+        fatalRetryDelay: float | _FromLimits = _FROM_LIMITS,
+        maxRetryDelay: float | _FromLimits = _FROM_LIMITS,
+        negotiationTimeout: float | _FromLimits = _FROM_LIMITS,
         tlsCreator: IOpenSSLClientConnectionCreator | None = None,
         keepaliveInterval: float | None = 60.0,
         keepaliveTimeout: float = 30.0,
         bindRetryPolicy: Callable[[int], float] | None = None,
         metrics: Metrics | None = None,
         endpointFactory: Callable[[Link], IStreamClientEndpoint] | None = None,
+        limits: ComponentLimits | None = None,
     ) -> None:
         """
+        @param maxQueued: overrides that field of C{limits}; likewise
+            C{queueTimeout}, C{iqTimeout}, C{fatalRetryDelay},
+            C{maxRetryDelay} and C{negotiationTimeout}.
         @param endpointFactory: see L{endpointFactory}; it replaces
             overriding the deprecated L{endpointFor}.
+        @param limits: see L{limits}; the defaults of L{ComponentLimits}
+            unless given.
         """
         if protocol not in ("xep0225", "xep0114"):
             raise ValueError("protocol must be 'xep0225' or 'xep0114', not %r" % (protocol,))
@@ -803,18 +888,27 @@ class Component(Service):
         self.tlsCreator = tlsCreator
         self.requireTLS = requireTLS
         self.reactor = reactor
-        self.maxQueued = maxQueued
-        self.queueTimeout = queueTimeout
-        self.iqTimeout = iqTimeout
-        self.maxRetryDelay = maxRetryDelay
+        # Any: each keyword has its field's type.
+        overrides: dict[str, Any] = {
+            "maxQueued": maxQueued,
+            "queueTimeout": queueTimeout,
+            "iqTimeout": iqTimeout,
+            "negotiationTimeout": negotiationTimeout,
+            "fatalRetryDelay": fatalRetryDelay,
+            "maxRetryDelay": maxRetryDelay,
+        }
+        # iqTimeout=None (no limit) is the component's alone: a limit is a number.
+        self.limits = attrs.evolve(
+            ComponentLimits() if limits is None else limits,
+            **{name: value for name, value in overrides.items() if value is not _FROM_LIMITS and value is not None},
+        )
+        self.iqTimeout: float | None = None if iqTimeout is None else self.limits.iqTimeout
         self.retryPolicy = retryPolicy or backoffPolicy(
-            initialDelay=min(1.0, maxRetryDelay), maxDelay=maxRetryDelay, factor=1.5, jitter=random.random
+            initialDelay=min(1.0, self.maxRetryDelay), maxDelay=self.maxRetryDelay, factor=1.5, jitter=random.random
         )
         self.bindRetryPolicy = bindRetryPolicy or self.retryPolicy
-        self.fatalRetryDelay = fatalRetryDelay
         self.keepaliveInterval = keepaliveInterval
         self.keepaliveTimeout = keepaliveTimeout
-        self.negotiationTimeout = negotiationTimeout
         self.handlers: list[Handler] = []
         self.xmlstream: ComponentStream | None = None
         #: Stanzas waiting for a connection (the hostname found once).

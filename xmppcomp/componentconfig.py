@@ -11,10 +11,22 @@ import os
 
 import attrs
 
+from xmppcomp.component import ComponentLimits
 from xmppcomp.configvalues import KEY_FIX, ConfigError, SecretRef, checked, strTuple
 from xmppcomp.httpauth import HTTPAuthConfig
 from xmppcomp.stream import tls
 from xmppcomp.xtls import XTLSConfig
+
+# ComponentLimits is defined with the component it limits, and importable from here.
+__all__ = [
+    "DEFAULT_EMBEDDED_DOMAIN",
+    "DEFAULT_EMBEDDED_HOSTNAME",
+    "PROTOCOLS",
+    "SERVER_EXAMPLE",
+    "ComponentConfig",
+    "ComponentLimits",
+    "ComponentTrust",
+]
 
 #: The domain of the embedded router when no server is configured.
 DEFAULT_EMBEDDED_DOMAIN = "localhost"
@@ -59,27 +71,6 @@ class ComponentTrust:
         if self.pinned is not None:
             return tls.trustPinned(self.pinned)
         return tls.trustSystem()
-
-
-@attrs.frozen
-class ComponentLimits:
-    """
-    Limits and timeouts of a component (see L{xmppcomp.component.Component}).
-
-    @ivar maxQueued: stanzas that may wait for the connection; more fail with L{xmppcomp.component.QueueFull}.
-    @ivar queueTimeout: seconds a stanza may wait for the connection.
-    @ivar iqTimeout: seconds to wait for the answer to an IQ request.
-    @ivar negotiationTimeout: seconds to complete stream negotiation.
-    @ivar fatalRetryDelay: seconds before trying again after a failure retrying soon will not fix (wrong secret, ...).
-    @ivar maxRetryDelay: the ceiling, in seconds, of the growing delay between attempts after other failures.
-    """
-
-    maxQueued: int = 1000
-    queueTimeout: float = 60.0
-    iqTimeout: float = 30.0
-    negotiationTimeout: float = 30.0
-    fatalRetryDelay: float = 300.0
-    maxRetryDelay: float = 60.0
 
 
 #: An example of C{component.server}.

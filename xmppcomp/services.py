@@ -217,7 +217,7 @@ def makeComponent(
         requireTLS=config.requireTLS,
         reactor=reactor,
         metrics=metrics,
-        **attrs.asdict(config.limits, recurse=False),
+        limits=config.limits,
     )
 
 
@@ -673,7 +673,7 @@ def serviceFromConfig(
             embedded,
             requireTLS=config.requireTLS,
             metrics=top.metrics,
-            **attrs.asdict(config.limits, recurse=False),
+            limits=config.limits,
         )
         embedded.watch(component)
     else:
