@@ -410,6 +410,14 @@ class ConfirmerRequest(Request):
         super().write(data)
 
 
+def _basicChallenge(request: IRequest) -> Sequence[bytes]:
+    """
+    The C{WWW-Authenticate} values of an early 401 from a site given no
+    C{challenge}: C{Basic realm="xmpp"} only.
+    """
+    return [b'Basic realm="%s"' % (REALM.encode("ascii"),)]
+
+
 class ConfirmerSite(Site):
     """
     The confirmer's L{Site<twisted.web.server.Site>}: bodies are refused
@@ -478,7 +486,7 @@ class ConfirmerSite(Site):
         self.headTimeout = headTimeout
         self.serverHeader = serverHeader
         self.accessLog = accessLog
-        self._challenge = challenge
+        self._challenge = challenge or _basicChallenge
         self.draining = False
         self.inFlight = 0
         self._drained: list[Deferred[int]] = []
@@ -532,8 +540,6 @@ class ConfirmerSite(Site):
         """
         The C{WWW-Authenticate} values of an early 401 to C{request}.
         """
-        if self._challenge is None:
-            return [b'Basic realm="%s"' % (REALM.encode("ascii"),)]
         return self._challenge(request)
 
     def log(self, request: http.Request) -> None:
