@@ -1087,6 +1087,28 @@ class HTTPAuthConfigTests(_ComponentFilesMixin, SynchronousTestCase):
         )
         self.fails({"httpauth": {"mode": 1}}, "httpauth.mode must be a non-empty string")
 
+    def test_upstreamAsTheProxyTakesIt(self) -> None:
+        """
+        C{upstream} is refused when it has a query, a fragment, user
+        information or non-ASCII characters, as the proxy refuses it at
+        start (L{xmppcomp.httpauth.checkUpstream}), not accepted and then
+        failing with a traceback.
+        """
+        from xmppcomp.config import loadComponentConfig
+
+        path = self.path("c.toml")
+        for upstream, why in [
+            ("http://127.0.0.1:8000/?x=1", "it has a query or fragment"),
+            ("http://127.0.0.1:8000/app#top", "it has a query or fragment"),
+            ("http://user:pw@127.0.0.1:8000/", "it holds user information"),
+            ("http://bücher.example/", "it is not ASCII"),
+        ]:
+            with open(path, "w", encoding="utf-8") as f:
+                f.write(f'[httpauth]\nmode = "proxy"\nupstream = "{upstream}"\n')
+            error = self.assertRaises(ConfigError, loadComponentConfig, path)
+            self.assertIn(f"{path}: httpauth.upstream: {upstream!r} is not an upstream URL ({why}", str(error))
+            self.assertIn('such as "http://127.0.0.1:8000"', str(error))
+
     def test_badValues(self) -> None:
         """
         Each bad value names the file, the key and the fix.

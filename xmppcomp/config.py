@@ -22,7 +22,6 @@ import os
 import re
 import tomllib
 from typing import Callable, Iterator, Mapping, TypeVar, cast
-from urllib.parse import urlsplit
 
 import attrs
 from cattrs import Converter
@@ -560,15 +559,6 @@ class _Loader:
                                     anyone=self.boolean(f"{at}.anyone", rule.get("anyone", False)),
                                     requireXTLS=xtls is True, xtlsFor=xtlsFor))
         return AccessRules(rules)
-
-    def url(self, key: str, value: object, example: str, what: str) -> str:
-        def parse(text: str) -> str:
-            parts = urlsplit(text)
-            _ = parts.port  # raises ValueError for a port that is no number from 0 to 65535
-            if parts.scheme not in ("http", "https") or not parts.hostname:
-                raise ValueError("not an http:// or https:// URL with a host")
-            return text
-        return self.parsed(key, value, parse, "a URL", example, f'give {what}, such as "{example}"')
 
     def origin(self, key: str, value: object) -> str:
         try:  # parseOrigin's reasons name the value

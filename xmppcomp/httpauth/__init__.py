@@ -52,7 +52,7 @@ from xmppcomp.httpauth._protocol import (
 from xmppcomp.httpauth._frontend import PROFILES, Frontend, WebServerProfile, parseNetworks
 from xmppcomp.httpauth._health import Check, HealthResource, withHealth
 from xmppcomp.httpauth._listener import ConnectionTracker, HTTPAuthListener, isPublic, listeningURL
-from xmppcomp.httpauth._proxy import UpstreamProxyResource
+from xmppcomp.httpauth._proxy import UpstreamProxyResource, checkUpstream
 from xmppcomp.httpauth._site import ConfirmerSite
 from xmppcomp.httpauth._static import ConfinedFile
 from xmppcomp.httpauth._target import BadTarget, Origin, Target, canonicalTarget, parseHost, parseOrigin
@@ -125,6 +125,7 @@ __all__ = [
     "StoreConfig",
     "StoreUnavailable",
     "UpstreamProxyResource",
+    "checkUpstream",
     "XMPPConfirmationChecker",
     "XMPPCredentials",
     "makeConfirmer",

@@ -10,6 +10,7 @@ import attrs
 
 from xmppcomp.configvalues import SecretRef, checked
 from xmppcomp.httpauth._policy import AccessRules, Limits
+from xmppcomp.httpauth._proxy import checkUpstream
 from xmppcomp.httpauth._redis import (
     DEFAULT_CONNECT_TIMEOUT,
     DEFAULT_PREFIX,
@@ -110,7 +111,8 @@ class HTTPAuthConfig:
         "directory", "site", "give the directory of files to serve behind the confirmation, or remove directory for "
         "the built-in demo page"))
     upstream: str | None = attrs.field(default=None, metadata=checked(
-        "url", "http://127.0.0.1:8000", "the URL of the site to proxy to"))
+        "parsed", checkUpstream, "an upstream URL", "http://127.0.0.1:8000", "give the URL of the site to proxy to (http "
+        'or https, a host, an optional port and path), such as "http://127.0.0.1:8000"'))
     publicOrigin: str | None = attrs.field(default=None, metadata=checked("origin"))
     allowedHosts: tuple[str, ...] = attrs.field(default=(), metadata=checked("hosts"))
     trustedProxies: tuple[str, ...] = attrs.field(default=("127.0.0.0/8", "::1"), metadata=checked("proxies"))
