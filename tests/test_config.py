@@ -1154,6 +1154,25 @@ class HTTPAuthConfigTests(_ComponentFilesMixin, SynchronousTestCase):
         self.fails({"httpauth": {"trusted_proxies": [""]}}, "httpauth.trusted_proxies[0] must be a non-empty string")
         self.fails({"httpauth": {"directory": "missing"}}, f"the directory {self.path('missing')} does not exist")
 
+    def test_allowedHostsAsTheConfirmerKeepsThem(self) -> None:
+        """
+        C{allowed_hosts} keeps each host in the form the confirmer compares
+        (L{xmppcomp.httpauth.allowedHost}): an IPv4-mapped IPv6 address is
+        its IPv4 address, an IPv6 address loses its brackets, a name is
+        lowercase.
+        """
+        from xmppcomp.config import loadComponentConfig
+
+        path = self.path("c.toml")
+        with open(path, "w") as f:
+            f.write('[httpauth]\nallowed_hosts = ["::ffff:10.0.0.1", "[::1]", "Example.NET"]\n')
+        self.assertEqual(loadComponentConfig(path).httpauth.allowedHosts, ("10.0.0.1", "::1", "example.net"))
+        with open(path, "w") as f:
+            f.write('[httpauth]\nallowed_hosts = ["[::1]:8080"]\n')
+        error = self.assertRaises(ConfigError, loadComponentConfig, path)
+        self.assertIn(f"{path}: httpauth.allowed_hosts[0]: '[::1]:8080' is not a host name (it has a port; give the "
+                      'host name only: any port of it is allowed); give a host name, such as "example.net"', str(error))
+
     def test_badRules(self) -> None:
         """
         Rules must be a non-empty array of tables with a path prefix, JIDs

@@ -41,7 +41,7 @@ from xmppcomp.componentconfig import (
 from xmppcomp.configvalues import ConfigError, SecretRef
 from xmppcomp.httpauth import (
     DEFAULT_HTTP_LISTEN, HTTPAUTH_MODES, LOOPBACK_HOSTS, PROFILES, AccessRule, AccessRules, BadTarget,
-    HTTPAuthConfig, Limits, parseHost, parseNetworks, parseOrigin, parseRedisEndpoint,
+    HTTPAuthConfig, Limits, parseNetworks, parseOrigin, parseRedisEndpoint,
 )
 from xmppcomp.jids import InvalidDomain, normalizeDomain
 from xmppcomp.router.config import (
@@ -302,6 +302,12 @@ class _Loader:
         """The array of non-empty strings C{value}, each given to C{check} with its key."""
         return self.array(key, value, "strings", example,
                           lambda at, item: check(at, self.string(at, item, f"the array as {example}")))
+
+    def parsedStrings(self, key: str, value: object, parse: Callable[[str], _T], what: str, example: str,
+                      fix: str = "") -> tuple[_T, ...]:
+        """The array of strings C{value} (items such as C{example}), each read by C{parse} as in L{parsed}."""
+        return self.strings(key, value, f'["{example}"]', lambda at, text: self.parsed(at, text, parse, what, example,
+                                                                                       fix))
 
     def parsed(self, key: str, value: object, parse: Callable[[str], _T], what: str, example: str,
                fix: str = "", entry: bool = False) -> _T:
@@ -567,19 +573,9 @@ class _Loader:
             raise self.error(key, f': {e.reason}; give only the scheme and authority clients use, such as '
                              '"https://www.example.net"') from None
 
-    def hosts(self, key: str, value: object) -> tuple[str, ...]:
-        def parse(entry: str) -> str:
-            # A bare IPv6 address (::1) needs its brackets.
-            parsed = parseHost(f"[{entry}]" if entry.count(":") > 1 and entry[0] != "[" else entry)
-            if parsed.port is not None:
-                raise ValueError("it has a port; give the host name only: any port of it is allowed")
-            return parsed.host
-        return self.strings(key, value, '["example.net"]', lambda k, v: self.parsed(k, v, parse, "a host name",
-                                                                                   "example.net"))
-
     def proxies(self, key: str, value: object) -> tuple[str, ...]:
-        return self.strings(key, value, '["127.0.0.1", "10.0.0.0/8"]', lambda k, v: self.parsed(
-            k, v, lambda text: (parseNetworks((text,)), text.strip())[1], "an IP address or network", "10.0.0.0/8"))
+        return self.parsedStrings(key, value, lambda text: (parseNetworks((text,)), text.strip())[1],
+                                  "an IP address or network", "10.0.0.0/8")
 
     def serverHeader(self, key: str, value: object) -> str | None:
         header = None if value == "" else self.string(key, value, '"xmppcomp"')

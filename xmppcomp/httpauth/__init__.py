@@ -49,7 +49,7 @@ from xmppcomp.httpauth._protocol import (
     Outcome,
     XMPPCredentials,
 )
-from xmppcomp.httpauth._frontend import PROFILES, Frontend, WebServerProfile, parseNetworks
+from xmppcomp.httpauth._frontend import PROFILES, Frontend, WebServerProfile, allowedHost, parseNetworks
 from xmppcomp.httpauth._health import Check, HealthResource, withHealth
 from xmppcomp.httpauth._listener import ConnectionTracker, HTTPAuthListener, isPublic, listeningURL
 from xmppcomp.httpauth._proxy import UpstreamProxyResource, checkUpstream
@@ -83,6 +83,7 @@ __all__ = [
     "Frontend",
     "Origin",
     "PROFILES",
+    "allowedHost",
     "Target",
     "WebServerProfile",
     "canonicalTarget",

@@ -9,6 +9,7 @@ from __future__ import annotations
 import attrs
 
 from xmppcomp.configvalues import SecretRef, checked
+from xmppcomp.httpauth._frontend import allowedHost
 from xmppcomp.httpauth._policy import AccessRules, Limits
 from xmppcomp.httpauth._proxy import checkUpstream
 from xmppcomp.httpauth._redis import (
@@ -114,7 +115,8 @@ class HTTPAuthConfig:
         "parsed", checkUpstream, "an upstream URL", "http://127.0.0.1:8000", "give the URL of the site to proxy to (http "
         'or https, a host, an optional port and path), such as "http://127.0.0.1:8000"'))
     publicOrigin: str | None = attrs.field(default=None, metadata=checked("origin"))
-    allowedHosts: tuple[str, ...] = attrs.field(default=(), metadata=checked("hosts"))
+    allowedHosts: tuple[str, ...] = attrs.field(default=(), metadata=checked(
+        "parsedStrings", allowedHost, "a host name", "example.net"))
     trustedProxies: tuple[str, ...] = attrs.field(default=("127.0.0.0/8", "::1"), metadata=checked("proxies"))
     webServer: str = attrs.field(default="nginx", metadata=checked("webServer"))
     askQuery: bool = True
