@@ -1185,7 +1185,11 @@ class HTTPAuthConfigTests(_ComponentFilesMixin, SynchronousTestCase):
         self.fails({"httpauth": {"rules": {"prefix": "/"}}}, "httpauth.rules must be a non-empty array")
         self.fails(rules("/"), "httpauth.rules[0] must be a table, not a string")
         self.fails(rules({"anyone": True}), "httpauth.rules[0]: prefix is missing")
-        self.fails(rules({"prefix": "docs"}), "httpauth.rules[0].prefix must be a URL path starting with '/'")
+        self.fails(
+            rules({"prefix": "docs"}),
+            "httpauth.rules[0].prefix: 'docs' is not a URL path (a path prefix must start with '/'); "
+            'write it as "/docs"',
+        )
         self.fails(
             rules({"prefix": "/", "anyone": True}, {"prefix": "/", "jids": []}),
             "httpauth.rules[1]: another rule has the prefix '/'",
@@ -1198,6 +1202,36 @@ class HTTPAuthConfigTests(_ComponentFilesMixin, SynchronousTestCase):
             "httpauth.rules[0].domains[0]: 'user@example.net' is not a domain",
         )
         self.fails(rules({"prefix": "/", "anyone": 1}), "httpauth.rules[0].anyone must be true or false")
+
+    def test_rulesAsTheConfirmerReadsThem(self) -> None:
+        """
+        A rule's prefix, JIDs and domains are read by the functions the
+        access rules use (L{xmppcomp.httpauth.checkPrefix},
+        L{bareJID<xmppcomp.httpauth.bareJID>},
+        L{ruleDomain<xmppcomp.httpauth.ruleDomain>}): a domain keeps the
+        form a user's JID is compared in, so that its users are let in; a
+        prefix no request path can have (an empty, C{.} or C{..} segment)
+        is refused instead of never matching.
+        """
+        from xmppcomp.config import loadComponentConfig
+        from xmppcomp.httpauth._protocol import parseJID
+
+        path = self.path("c.toml")
+        with open(path, "w", encoding="utf-8") as f:
+            f.write('[[httpauth.rules]]\nprefix = "/"\ndomains = ["Bücher.example."]\njids = ["bob@example.net/r"]\n')
+        [rule] = loadComponentConfig(path).httpauth.rules.rules
+        self.assertEqual((rule.domains, rule.jids), (frozenset({"bücher.example"}), frozenset({"bob@example.net"})))
+        self.assertTrue(rule.allows(parseJID("alice@bücher.example")))
+        for prefix in ("/private//area", "/docs/./secret", "/docs/.."):
+            with open(path, "w") as f:
+                f.write(f'[[httpauth.rules]]\nprefix = "{prefix}"\nanyone = true\n')
+            error = self.assertRaises(ConfigError, loadComponentConfig, path)
+            self.assertIn(
+                f"{path}: httpauth.rules[0].prefix: {prefix!r} is not a URL path (it has an empty, '.' or '..' "
+                'segment, which no request path has); give the URL path the rule covers as requests are read, such '
+                'as "/docs/"',
+                str(error),
+            )
 
     def test_overrides(self) -> None:
         """

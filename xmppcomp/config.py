@@ -40,8 +40,8 @@ from xmppcomp.componentconfig import (
 )
 from xmppcomp.configvalues import ConfigError, SecretRef
 from xmppcomp.httpauth import (
-    DEFAULT_HTTP_LISTEN, HTTPAUTH_MODES, LOOPBACK_HOSTS, PROFILES, AccessRule, AccessRules, BadTarget,
-    HTTPAuthConfig, Limits, parseNetworks, parseOrigin, parseRedisEndpoint,
+    DEFAULT_HTTP_LISTEN, HTTPAUTH_MODES, LOOPBACK_HOSTS, PROFILES, AccessRule, AccessRules, BadTarget, HTTPAuthConfig,
+    Limits, bareJID, checkPrefix, parseNetworks, parseOrigin, parseRedisEndpoint, ruleDomain,
 )
 from xmppcomp.jids import InvalidDomain, normalizeDomain
 from xmppcomp.router.config import (
@@ -545,22 +545,21 @@ class _Loader:
             if "prefix" not in rule:
                 raise self.error(at, ': prefix is missing; add prefix = "/" (the URL path the rule covers, '
                                  "and everything below it)")
-            prefix = self.string(f"{at}.prefix", rule["prefix"], '"/"')
-            if not prefix.startswith("/"):
-                raise self.error(f"{at}.prefix", f" must be a URL path starting with '/', not {prefix!r}; "
-                                 f'write it as "/{prefix}"')
+            given = rule["prefix"]
+            fix = f'write it as "/{given}"' if isinstance(given, str) and given[:1] != "/" else \
+                'give the URL path the rule covers as requests are read, such as "/docs/"'
+            prefix = self.parsed(f"{at}.prefix", given, checkPrefix, "a URL path", "/", fix)
             if any(other.prefix == prefix for other in rules):
                 raise self.error(at, f": another rule has the prefix {prefix!r}; merge the two")
-            jids = self.strings(f"{at}.jids", rule.get("jids", []), '["alice@example.net"]', lambda k, v: self.parsed(
-                k, v, lambda text: jid.JID(text).userhost(), "a JID", "alice@example.net", "give bare JIDs such as "
-                '"alice@example.net"'))
-            domains = self.strings(f"{at}.domains", rule.get("domains", []), '["example.net"]', lambda k, v: self.domain(
-                k, v, "domains (every JID at them is allowed)", "example.net"))
+            jids = self.parsedStrings(f"{at}.jids", rule.get("jids", []), bareJID, "a JID", "alice@example.net",
+                                      'give bare JIDs such as "alice@example.net"')
+            domains = self.parsedStrings(f"{at}.domains", rule.get("domains", []), ruleDomain, "a domain",
+                                         "example.net", 'give domains (every JID at them is allowed), such as '
+                                         '"example.net"')
             xtls = rule.get("require_xtls", False)
-            xtlsFor = [] if isinstance(xtls, bool) else self.strings(
-                f"{at}.require_xtls", xtls, '["alice@example.net", "example.org"]', lambda k, v: self.parsed(
-                    k, v, lambda text: jid.JID(text).userhost(), "a bare JID or a domain", "alice@example.net",
-                    'give true (every JID of the rule), or bare JIDs and domains such as "alice@example.net"'))
+            xtlsFor = [] if isinstance(xtls, bool) else self.parsedStrings(
+                f"{at}.require_xtls", xtls, bareJID, "a bare JID or a domain", "alice@example.net",
+                'give true (every JID of the rule), or bare JIDs and domains such as "alice@example.net"')
             rules.append(AccessRule(prefix, jids=jids, domains=domains,
                                     anyone=self.boolean(f"{at}.anyone", rule.get("anyone", False)),
                                     requireXTLS=xtls is True, xtlsFor=xtlsFor))

@@ -31,7 +31,7 @@ from xmppcomp.httpauth._errors import (
 )
 from xmppcomp.httpauth._store import IConfirmationStore, MemoryStore
 from xmppcomp.httpauth._redis import RedisStore, parseRedisEndpoint
-from xmppcomp.httpauth._policy import AccessRule, AccessRules, Attempt, Ledger, Limits
+from xmppcomp.httpauth._policy import AccessRule, AccessRules, Attempt, Ledger, Limits, bareJID, checkPrefix, ruleDomain
 from xmppcomp.httpauth._config import (
     DEFAULT_HTTP_LISTEN,
     HTTPAUTH_MODES,
@@ -92,6 +92,9 @@ __all__ = [
     "AccessForbidden",
     "AccessRule",
     "AccessRules",
+    "bareJID",
+    "checkPrefix",
+    "ruleDomain",
     "Attempt",
     "ConfirmRequest",
     "ConfirmationCredentials",
