@@ -41,7 +41,7 @@ from xmppcomp.componentconfig import (
 from xmppcomp.configvalues import ConfigError, SecretRef
 from xmppcomp.httpauth import (
     DEFAULT_HTTP_LISTEN, HTTPAUTH_MODES, LOOPBACK_HOSTS, PROFILES, AccessRule, AccessRules, BadTarget, HTTPAuthConfig,
-    Limits, bareJID, checkPrefix, parseNetworks, parseOrigin, parseRedisEndpoint, ruleDomain,
+    Limits, bareJID, checkHealthPath, checkPrefix, parseNetworks, parseOrigin, parseRedisEndpoint, ruleDomain,
 )
 from xmppcomp.jids import InvalidDomain, normalizeDomain
 from xmppcomp.router.config import (
@@ -591,11 +591,8 @@ class _Loader:
         return path
 
     def healthPath(self, key: str, value: object) -> str | None:
-        path = None if value == "" else self.string(key, value, '"/.xmppcomp/health"')
-        if path is not None and not re.fullmatch(r"(/(?!\.\.?(/|$))[A-Za-z0-9._~-]+)+", path):
-            raise self.error(key, f": {path!r} is not a path of segments of letters, digits and . _ ~ -; give one "
-                             'such as "/.xmppcomp/health", or "" for no health endpoint')
-        return path
+        return None if value == "" else self.parsed(key, value, checkHealthPath, "a health path", "/.xmppcomp/health",
+                                                    'give one such as "/.xmppcomp/health", or "" for no health endpoint')
 
     def port(self, key: str, value: object) -> int:
         if type(value) is not int or not 0 <= value <= 65535:

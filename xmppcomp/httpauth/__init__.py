@@ -50,7 +50,7 @@ from xmppcomp.httpauth._protocol import (
     XMPPCredentials,
 )
 from xmppcomp.httpauth._frontend import PROFILES, Frontend, WebServerProfile, allowedHost, parseNetworks
-from xmppcomp.httpauth._health import Check, HealthResource, withHealth
+from xmppcomp.httpauth._health import Check, HealthResource, checkHealthPath, withHealth
 from xmppcomp.httpauth._listener import ConnectionTracker, HTTPAuthListener, isPublic, listeningURL
 from xmppcomp.httpauth._proxy import UpstreamProxyResource, checkUpstream
 from xmppcomp.httpauth._site import ConfirmerSite
@@ -79,6 +79,7 @@ __all__ = [
     "HTTPAuthListener",
     "Check",
     "HealthResource",
+    "checkHealthPath",
     "withHealth",
     "Frontend",
     "Origin",
