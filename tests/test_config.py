@@ -1139,6 +1139,11 @@ class HTTPAuthConfigTests(_ComponentFilesMixin, SynchronousTestCase):
             "unknown key 'httpauth.limits.session_lifetme' (did you mean 'session_lifetime'?)",
         )
         self.fails({"httpauth": {"upstreams": "x"}}, "unknown key 'httpauth.upstreams'")
+        self.fails(
+            {"httpauth": {"web_server": "ngnix"}},
+            'c.toml: httpauth.web_server must be "nginx" (headers X-Original-URI, X-Real-IP), "traefik" ',
+            "or \"caddy\" (headers X-Forwarded-Uri, X-Forwarded-For), not 'ngnix' (did you mean 'nginx'?)",
+        )
         self.fails({"httpauth": "on"}, "httpauth must be a table")
 
     def test_arraysAndDirectories(self) -> None:

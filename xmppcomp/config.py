@@ -40,7 +40,7 @@ from xmppcomp.componentconfig import (
 )
 from xmppcomp.configvalues import ConfigError, SecretRef
 from xmppcomp.httpauth import (
-    DEFAULT_HTTP_LISTEN, HTTPAUTH_MODES, LOOPBACK_HOSTS, PROFILES, AccessRule, AccessRules, BadTarget, HTTPAuthConfig,
+    DEFAULT_HTTP_LISTEN, HTTPAUTH_MODES, LOOPBACK_HOSTS, AccessRule, AccessRules, BadTarget, HTTPAuthConfig,
     Limits, bareJID, checkHealthPath, checkPrefix, parseNetworks, parseOrigin, parseRedisEndpoint, ruleDomain,
 )
 from xmppcomp.jids import InvalidDomain, normalizeDomain
@@ -598,14 +598,6 @@ class _Loader:
         if type(value) is not int or not 0 <= value <= 65535:
             raise self.error(key, f" must be a TCP port number from 0 to 65535 (0: any free port), not {value!r}")
         return value
-
-    def webServer(self, key: str, value: object) -> str:
-        name = self.string(key, value, '"nginx"')
-        if name not in PROFILES:
-            raise self.error(key, f" must be one of {', '.join(sorted(PROFILES))} (the web server in front "
-                             f"of the forward-auth endpoint), not {value!r}")
-        return name
-
 
 
 def tomlKeys(root: type) -> Mapping[str, frozenset[str]]:

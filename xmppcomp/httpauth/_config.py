@@ -9,7 +9,7 @@ from __future__ import annotations
 import attrs
 
 from xmppcomp.configvalues import SecretRef, checked
-from xmppcomp.httpauth._frontend import allowedHost
+from xmppcomp.httpauth._frontend import PROFILES, allowedHost
 from xmppcomp.httpauth._policy import AccessRules, Limits
 from xmppcomp.httpauth._proxy import checkUpstream
 from xmppcomp.httpauth._redis import (
@@ -27,6 +27,9 @@ DEFAULT_HTTP_LISTEN = "tcp:8080:interface=127.0.0.1"
 HTTPAUTH_MODES = ("protect", "proxy", "forward-auth")
 _MODES = dict(zip(HTTPAUTH_MODES, ("serve a directory", "reverse-proxy to upstream",
                                    "for nginx auth_request, Traefik, Caddy")))
+
+#: The web servers forward-auth answers (L{PROFILES}), and what they send.
+_WEB_SERVERS = {name: f"headers {p.uri.decode()}, {p.client.decode()}" for name, p in PROFILES.items()}
 
 #: The host names the embedded main job's confirmer answers to when
 #: neither public_origin nor allowed_hosts is set.
@@ -118,7 +121,7 @@ class HTTPAuthConfig:
     allowedHosts: tuple[str, ...] = attrs.field(default=(), metadata=checked(
         "parsedStrings", allowedHost, "a host name", "example.net"))
     trustedProxies: tuple[str, ...] = attrs.field(default=("127.0.0.0/8", "::1"), metadata=checked("proxies"))
-    webServer: str = attrs.field(default="nginx", metadata=checked("webServer"))
+    webServer: str = attrs.field(default="nginx", metadata=checked("choice", _WEB_SERVERS))
     askQuery: bool = True
     maxBody: int = 1024 * 1024
     maxConnections: int = 10000
