@@ -1178,6 +1178,20 @@ class HTTPAuthConfigTests(_ComponentFilesMixin, SynchronousTestCase):
         self.assertIn(f"{path}: httpauth.allowed_hosts[0]: '[::1]:8080' is not a host name (it has a port; give the "
                       'host name only: any port of it is allowed); give a host name, such as "example.net"', str(error))
 
+    def test_serverHeader(self) -> None:
+        """
+        C{server_header} is printable ASCII (L{xmppcomp.httpauth.checkServerHeader}, which the site uses too), or
+        C{""} for none; a blank one is named as such.
+        """
+        self.assertIsNone(self.load({"httpauth": {"server_header": ""}}).httpauth.serverHeader)
+        self.assertEqual(self.load({"httpauth": {"server_header": "gw/1"}}).httpauth.serverHeader, "gw/1")
+        self.fails(
+            {"httpauth": {"server_header": "gw\r\nX: y"}},
+            "c.toml: httpauth.server_header: 'gw\\r\\nX: y' is not a Server header (not printable ASCII); give "
+            'printable ASCII such as "xmppcomp", or "" for no Server header',
+        )
+        self.fails({"httpauth": {"server_header": " "}}, 'server_header must be a non-empty string, not blank; write it')
+
     def test_badRules(self) -> None:
         """
         Rules must be a non-empty array of tables with a path prefix, JIDs

@@ -685,12 +685,15 @@ class HeadDeadlineTests(SiteTestCase):
 
     def test_badSettings(self) -> None:
         """
-        A negative C{maxBody}, a C{headTimeout} that is not positive and an
-        empty C{accessLog} are refused.
+        A negative C{maxBody}, a C{headTimeout} that is not positive, an
+        empty C{accessLog} and a C{serverHeader} that is not printable
+        ASCII (a line break would add headers) are refused.
         """
         self.assertRaises(ValueError, self.makeSite, maxBody=-1)
         self.assertRaises(ValueError, self.makeSite, headTimeout=0)
         self.assertRaises(ValueError, self.makeSite, accessLog="")
+        for header in (b"", b"gw\r\nX-Injected: 1", b"caf\xc3\xa9"):
+            self.assertRaises(ValueError, self.makeSite, serverHeader=header)
 
 
 class ResponseHeaderTests(SiteTestCase):

@@ -40,8 +40,8 @@ from xmppcomp.componentconfig import (
 )
 from xmppcomp.configvalues import ConfigError, SecretRef
 from xmppcomp.httpauth import (
-    DEFAULT_HTTP_LISTEN, HTTPAUTH_MODES, LOOPBACK_HOSTS, AccessRule, AccessRules, BadTarget, HTTPAuthConfig,
-    Limits, bareJID, checkHealthPath, checkPrefix, parseNetworks, parseOrigin, parseRedisEndpoint, ruleDomain,
+    DEFAULT_HTTP_LISTEN, HTTPAUTH_MODES, LOOPBACK_HOSTS, AccessRule, AccessRules, BadTarget, HTTPAuthConfig, Limits,
+    bareJID, checkHealthPath, checkPrefix, checkServerHeader, parseNetworks, parseOrigin, parseRedisEndpoint, ruleDomain,
 )
 from xmppcomp.jids import InvalidDomain, normalizeDomain
 from xmppcomp.router.config import (
@@ -284,7 +284,7 @@ class _Loader:
 
     def string(self, key: str, value: object, example: str) -> str:
         if not isinstance(value, str) or not value.strip():
-            kind = _typeName(value) if value != "" else "empty"
+            kind = "empty" if value == "" else "blank" if isinstance(value, str) else _typeName(value)
             raise self.error(key, f" must be a non-empty string, not {kind}; write it as {example}")
         return value
 
@@ -577,10 +577,8 @@ class _Loader:
                                   "an IP address or network", "10.0.0.0/8")
 
     def serverHeader(self, key: str, value: object) -> str | None:
-        header = None if value == "" else self.string(key, value, '"xmppcomp"')
-        if header is not None and not all(0x20 <= ord(c) < 0x7F for c in header):
-            raise self.error(key, ' must be printable ASCII, or "" for no Server header')
-        return header
+        return None if value == "" else self.parsed(key, value, checkServerHeader, "a Server header", "xmppcomp",
+                                                    'give printable ASCII such as "xmppcomp", or "" for no Server header')
 
     def accessLog(self, key: str, value: object) -> str:
         text = self.string(key, value, '"log"')

@@ -73,6 +73,7 @@ __all__ = [
     "REASON_PHRASES",
     "ConfirmerChannel",
     "ConfirmerRequest",
+    "checkServerHeader",
     "ConfirmerSite",
     "earlyRefusal",
 ]
@@ -410,6 +411,19 @@ class ConfirmerRequest(Request):
         super().write(data)
 
 
+def checkServerHeader(value: str) -> str:
+    """
+    Check a C{Server} header value (L{ConfirmerSite}, C{[httpauth]
+    server_header}): printable ASCII, not empty.
+
+    @return: C{value}.
+    @raise ValueError: it is not.
+    """
+    if not value or not all(" " <= c <= "~" for c in value):
+        raise ValueError("not printable ASCII")
+    return value
+
+
 class ConfirmerSite(Site):
     """
     The confirmer's L{Site<twisted.web.server.Site>}: bodies are refused
@@ -462,7 +476,8 @@ class ConfirmerSite(Site):
         @param accessLog: where the access log goes: C{"log"}, the twistd
             log; C{"none"}, nowhere; anything else, that file.
         @raise ValueError: for a negative C{maxBody}, a C{headTimeout} that
-            is not positive, or an empty C{accessLog}.
+            is not positive, an empty C{accessLog}, or a C{serverHeader} that
+            is not printable ASCII (L{checkServerHeader}).
         """
         if maxBody < 0:
             raise ValueError(f"maxBody must not be negative: {maxBody!r}")
@@ -470,6 +485,8 @@ class ConfirmerSite(Site):
             raise ValueError(f"headTimeout must be positive: {headTimeout!r}")
         if not accessLog:
             raise ValueError('accessLog must be "log", "none" or a file path')
+        if serverHeader is not None:
+            checkServerHeader(serverHeader.decode("latin-1"))
         logPath = None if accessLog in (_ACCESS_LOG_TWISTD, _ACCESS_LOG_NOWHERE) else accessLog
         super().__init__(
             resource, logPath=logPath, reactor=reactor, parsePOSTFormSubmission=False
