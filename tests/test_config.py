@@ -1180,7 +1180,7 @@ class HTTPAuthConfigTests(_ComponentFilesMixin, SynchronousTestCase):
 
     def test_serverHeader(self) -> None:
         """
-        C{server_header} is printable ASCII (L{xmppcomp.httpauth.checkServerHeader}, which the site uses too), or
+        C{server_header} is printable ASCII (L{xmppcomp.httpauth.checkServerHeaderValue}, which the site uses too), or
         C{""} for none; a blank one is named as such.
         """
         self.assertIsNone(self.load({"httpauth": {"server_header": ""}}).httpauth.serverHeader)

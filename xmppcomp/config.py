@@ -41,7 +41,8 @@ from xmppcomp.componentconfig import (
 from xmppcomp.configvalues import ConfigError, SecretRef
 from xmppcomp.httpauth import (
     DEFAULT_HTTP_LISTEN, HTTPAUTH_MODES, LOOPBACK_HOSTS, AccessRule, AccessRules, BadTarget, HTTPAuthConfig, Limits,
-    bareJID, checkHealthPath, checkPrefix, checkServerHeader, parseNetworks, parseOrigin, parseRedisEndpoint, ruleDomain,
+    bareJID, checkHealthPath, checkPrefix, checkServerHeaderValue, parseNetworks, parseOrigin, parseRedisEndpoint,
+    ruleDomain,
 )
 from xmppcomp.jids import InvalidDomain, normalizeDomain
 from xmppcomp.router.config import (
@@ -577,7 +578,7 @@ class _Loader:
                                   "an IP address or network", "10.0.0.0/8")
 
     def serverHeader(self, key: str, value: object) -> str | None:
-        return None if value == "" else self.parsed(key, value, checkServerHeader, "a Server header", "xmppcomp",
+        return None if value == "" else self.parsed(key, value, checkServerHeaderValue, "a Server header", "xmppcomp",
                                                     'give printable ASCII such as "xmppcomp", or "" for no Server header')
 
     def accessLog(self, key: str, value: object) -> str:

@@ -73,7 +73,7 @@ __all__ = [
     "REASON_PHRASES",
     "ConfirmerChannel",
     "ConfirmerRequest",
-    "checkServerHeader",
+    "checkServerHeaderValue",
     "ConfirmerSite",
     "earlyRefusal",
 ]
@@ -411,7 +411,7 @@ class ConfirmerRequest(Request):
         super().write(data)
 
 
-def checkServerHeader(value: str) -> str:
+def checkServerHeaderValue(value: str) -> str:
     """
     Check a C{Server} header value (L{ConfirmerSite}, C{[httpauth]
     server_header}): printable ASCII, not empty.
@@ -477,7 +477,7 @@ class ConfirmerSite(Site):
             log; C{"none"}, nowhere; anything else, that file.
         @raise ValueError: for a negative C{maxBody}, a C{headTimeout} that
             is not positive, an empty C{accessLog}, or a C{serverHeader} that
-            is not printable ASCII (L{checkServerHeader}).
+            is not printable ASCII (L{checkServerHeaderValue}).
         """
         if maxBody < 0:
             raise ValueError(f"maxBody must not be negative: {maxBody!r}")
@@ -486,7 +486,7 @@ class ConfirmerSite(Site):
         if not accessLog:
             raise ValueError('accessLog must be "log", "none" or a file path')
         if serverHeader is not None:
-            checkServerHeader(serverHeader.decode("latin-1"))
+            checkServerHeaderValue(serverHeader.decode("latin-1"))
         logPath = None if accessLog in (_ACCESS_LOG_TWISTD, _ACCESS_LOG_NOWHERE) else accessLog
         super().__init__(
             resource, logPath=logPath, reactor=reactor, parsePOSTFormSubmission=False
