@@ -1141,8 +1141,8 @@ class HTTPAuthConfigTests(_ComponentFilesMixin, SynchronousTestCase):
         self.fails({"httpauth": {"upstreams": "x"}}, "unknown key 'httpauth.upstreams'")
         self.fails(
             {"httpauth": {"web_server": "ngnix"}},
-            'c.toml: httpauth.web_server must be "nginx" (headers X-Original-URI, X-Real-IP), "traefik" ',
-            "or \"caddy\" (headers X-Forwarded-Uri, X-Forwarded-For), not 'ngnix' (did you mean 'nginx'?)",
+            'c.toml: httpauth.web_server must be "nginx" (forward-auth headers X-Original-URI, X-Real-IP), "traefik" ',
+            "or \"caddy\" (forward-auth headers X-Forwarded-Uri, X-Forwarded-For), not 'ngnix' (did you mean 'nginx'?)",
         )
         self.fails({"httpauth": "on"}, "httpauth must be a table")
 

@@ -29,7 +29,7 @@ _MODES = dict(zip(HTTPAUTH_MODES, ("serve a directory", "reverse-proxy to upstre
                                    "for nginx auth_request, Traefik, Caddy")))
 
 #: The web servers forward-auth answers (L{PROFILES}), and what they send.
-_WEB_SERVERS = {name: f"headers {p.uri.decode()}, {p.client.decode()}" for name, p in PROFILES.items()}
+_WEB_SERVERS = {name: f"forward-auth headers {p.uri.decode()}, {p.client.decode()}" for name, p in PROFILES.items()}
 
 #: The host names the embedded main job's confirmer answers to when
 #: neither public_origin nor allowed_hosts is set.
