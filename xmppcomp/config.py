@@ -41,8 +41,7 @@ from xmppcomp.componentconfig import (
 from xmppcomp.configvalues import ConfigError, SecretRef
 from xmppcomp.httpauth import (
     DEFAULT_HTTP_LISTEN, HTTPAUTH_MODES, LOOPBACK_HOSTS, AccessRule, AccessRules, BadTarget, HTTPAuthConfig, Limits,
-    bareJID, checkHealthPath, checkPrefix, checkServerHeaderValue, parseNetworks, parseOrigin, parseRedisEndpoint,
-    ruleDomain,
+    bareJID, checkPrefix, parseNetworks, parseOrigin, parseRedisEndpoint, ruleDomain,
 )
 from xmppcomp.jids import InvalidDomain, normalizeDomain
 from xmppcomp.router.config import (
@@ -326,6 +325,11 @@ class _Loader:
             fix = fix or f'give {what}, such as "{example}"'
             raise self.error(key, f": {value!r} is not {what} ({why}); {fix}") from None
 
+    def optional(self, key: str, value: object, parse: Callable[[str], _T], what: str, example: str,
+                 fix: str) -> _T | None:
+        """The same as L{parsed}, where C{""} is C{None} (none)."""
+        return None if value == "" else self.parsed(key, value, parse, what, example, fix)
+
     def choice(self, key: str, value: object, choices: Mapping[str, str]) -> str:
         value = self.string(key, value, f'"{next(iter(choices))}"')
         if value not in choices:
@@ -577,10 +581,6 @@ class _Loader:
         return self.parsedStrings(key, value, lambda text: (parseNetworks((text,)), text.strip())[1],
                                   "an IP address or network", "10.0.0.0/8")
 
-    def serverHeader(self, key: str, value: object) -> str | None:
-        return None if value == "" else self.parsed(key, value, checkServerHeaderValue, "a Server header", "xmppcomp",
-                                                    'give printable ASCII such as "xmppcomp", or "" for no Server header')
-
     def accessLog(self, key: str, value: object) -> str:
         text = self.string(key, value, '"log"')
         path = text if text in ("log", "none") else self.path(key, value, '"/var/log/xmppcomp/access.log"')
@@ -588,10 +588,6 @@ class _Loader:
             raise self.error(key, f': the directory of {path} does not exist; give "log" (the twistd log), '
                              '"none", or a file in an existing directory')
         return path
-
-    def healthPath(self, key: str, value: object) -> str | None:
-        return None if value == "" else self.parsed(key, value, checkHealthPath, "a health path", "/.xmppcomp/health",
-                                                    'give one such as "/.xmppcomp/health", or "" for no health endpoint')
 
     def port(self, key: str, value: object) -> int:
         if type(value) is not int or not 0 <= value <= 65535:

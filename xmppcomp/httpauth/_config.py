@@ -10,6 +10,7 @@ import attrs
 
 from xmppcomp.configvalues import SecretRef, checked
 from xmppcomp.httpauth._frontend import PROFILES, allowedHost
+from xmppcomp.httpauth._health import checkHealthPath
 from xmppcomp.httpauth._policy import AccessRules, Limits
 from xmppcomp.httpauth._proxy import checkUpstream
 from xmppcomp.httpauth._redis import (
@@ -18,6 +19,7 @@ from xmppcomp.httpauth._redis import (
     DEFAULT_RECONNECT_MAX_DELAY,
     DEFAULT_TIMEOUT,
 )
+from xmppcomp.httpauth._site import checkServerHeaderValue
 
 #: Default endpoint of the HTTP-auth listener: loopback only.
 DEFAULT_HTTP_LISTEN = "tcp:8080:interface=127.0.0.1"
@@ -128,7 +130,9 @@ class HTTPAuthConfig:
     maxConnectionsPerSource: int = 256
     listenBacklog: int = 511
     headTimeout: float = 10.0
-    serverHeader: str | None = attrs.field(default="xmppcomp", metadata=checked("serverHeader"))
+    serverHeader: str | None = attrs.field(default="xmppcomp", metadata=checked(
+        "optional", checkServerHeaderValue, "a Server header", "xmppcomp",
+        'give printable ASCII such as "xmppcomp", or "" for no Server header'))
     followSymlinks: bool = False
     listDirectories: bool = False
     exactResource: bool = False
@@ -140,7 +144,9 @@ class HTTPAuthConfig:
     metrics: bool = False
     serverTiming: bool = False
     accessLog: str = attrs.field(default="log", metadata=checked("accessLog"))
-    healthPath: str | None = attrs.field(default=None, metadata=checked("healthPath"))
+    healthPath: str | None = attrs.field(default=None, metadata=checked(
+        "optional", checkHealthPath, "a health path", "/.xmppcomp/health",
+        'give one such as "/.xmppcomp/health", or "" for no health endpoint'))
     drainTimeout: float = 30.0
     tunnelIdleTimeout: float = 60.0
     store: StoreConfig = attrs.field(factory=StoreConfig)
