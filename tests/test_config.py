@@ -1417,6 +1417,25 @@ class XTLSConfigTests(_XTLSFilesMixin, SynchronousTestCase):
             {"alice@example.net": (digest,), "example.org": (digest, bytes(32))},
         )
 
+    def test_pinKeyTrailingDot(self) -> None:
+        """
+        A pin's key loses its domain's trailing dot (L{xmppcomp.xtls.pinKey},
+        RFC 7622 section 3.2), as the addresses of peers have none:
+        C{alice@example.net.} pins C{alice@example.net}, and both are one
+        key.
+        """
+        from xmppcomp.config import loadComponentConfig
+
+        good = bytes(32).hex()
+        path = self.path("c.toml")
+        with open(path, "w") as f:
+            f.write(f'[xtls]\ncertificate = "xtls.pem"\nkey = "xtls.key"\n[xtls.pins]\n"alice@example.net." = "{good}"\n')
+        self.assertEqual(list(loadComponentConfig(path).xtls.pins), ["alice@example.net"])
+        with open(path, "a") as f:
+            f.write(f'"alice@example.net" = "{good}"\n')
+        error = self.assertRaises(ConfigError, loadComponentConfig, path)
+        self.assertIn(f"{path}: xtls.pins.\"alice@example.net\": 'alice@example.net' is pinned twice", str(error))
+
     def test_badPins(self) -> None:
         """
         A key that is not a bare JID, a fingerprint that is not 64 hex
