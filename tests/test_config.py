@@ -1055,6 +1055,22 @@ class HTTPAuthConfigTests(_ComponentFilesMixin, SynchronousTestCase):
             '"none"',
         )
 
+    def test_accessLogNotADirectory(self) -> None:
+        """
+        An C{access_log} that is a directory is refused
+        (L{xmppcomp.httpauth.checkAccessLog}, which the site uses too), not
+        accepted and then failing at start with a traceback.
+        """
+        from xmppcomp.config import loadComponentConfig
+
+        os.makedirs(self.path("logs"))
+        path = self.path("c.toml")
+        with open(path, "w") as f:
+            f.write('[httpauth]\naccess_log = "logs"\n')
+        error = self.assertRaises(ConfigError, loadComponentConfig, path)
+        self.assertIn(f'{path}: httpauth.access_log: {self.path("logs")} is a directory; give "log" (the twistd log), '
+                      '"none", or a file in an existing directory', str(error))
+
     def test_modes(self) -> None:
         """
         Proxy mode needs an http(s) upstream; forward-auth takes neither a

@@ -41,7 +41,7 @@ from xmppcomp.componentconfig import (
 from xmppcomp.configvalues import ConfigError, SecretRef
 from xmppcomp.httpauth import (
     DEFAULT_HTTP_LISTEN, HTTPAUTH_MODES, LOOPBACK_HOSTS, AccessRule, AccessRules, BadTarget, HTTPAuthConfig, Limits,
-    bareJID, checkPrefix, parseNetworks, parseOrigin, parseRedisEndpoint, ruleDomain,
+    bareJID, checkAccessLog, checkPrefix, parseNetworks, parseOrigin, parseRedisEndpoint, ruleDomain,
 )
 from xmppcomp.jids import InvalidDomain, normalizeDomain
 from xmppcomp.router.config import (
@@ -583,11 +583,11 @@ class _Loader:
 
     def accessLog(self, key: str, value: object) -> str:
         text = self.string(key, value, '"log"')
-        path = text if text in ("log", "none") else self.path(key, value, '"/var/log/xmppcomp/access.log"')
-        if text not in ("log", "none") and not os.path.isdir(os.path.dirname(path)):
-            raise self.error(key, f': the directory of {path} does not exist; give "log" (the twistd log), '
-                             '"none", or a file in an existing directory')
-        return path
+        try:
+            return checkAccessLog(text if text in ("log", "none") else self.path(key, value, '"access.log"'))
+        except ValueError as e:
+            raise self.error(key, f': {e}; give "log" (the twistd log), "none", or a file in an existing '
+                             "directory") from None
 
     def port(self, key: str, value: object) -> int:
         if type(value) is not int or not 0 <= value <= 65535:

@@ -53,7 +53,7 @@ from xmppcomp.httpauth._frontend import PROFILES, Frontend, WebServerProfile, al
 from xmppcomp.httpauth._health import Check, HealthResource, checkHealthPath, withHealth
 from xmppcomp.httpauth._listener import ConnectionTracker, HTTPAuthListener, isPublic, listeningURL
 from xmppcomp.httpauth._proxy import UpstreamProxyResource, checkUpstream
-from xmppcomp.httpauth._site import ConfirmerSite, checkServerHeaderValue
+from xmppcomp.httpauth._site import ConfirmerSite, checkAccessLog, checkServerHeaderValue
 from xmppcomp.httpauth._static import ConfinedFile
 from xmppcomp.httpauth._target import BadTarget, Origin, Target, canonicalTarget, parseHost, parseOrigin
 from xmppcomp.httpauth._web import JID_HEADER, ForwardAuthResource, ProtectedResource
@@ -75,6 +75,7 @@ __all__ = [
     "BadTarget",
     "ConfinedFile",
     "ConfirmerSite",
+    "checkAccessLog",
     "checkServerHeaderValue",
     "ConnectionTracker",
     "HTTPAuthListener",
