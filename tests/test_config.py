@@ -955,6 +955,26 @@ class StoreConfigTests(_ComponentFilesMixin, SynchronousTestCase):
         self.fails({"ca_file": "missing.pem"}, "httpauth.store.ca_file", "does not exist")
         self.fails({"servername": "x"}, "unknown key 'httpauth.store.servername'", "server_name")
 
+    def test_tlsSettingsWithoutTLS(self) -> None:
+        """
+        C{ca_file} or C{server_name} without C{tls = true} is refused when
+        the file is loaded (by L{xmppcomp.httpauth.StoreConfig} itself), not
+        only once the store is built at start.
+        """
+        from xmppcomp.config import loadComponentConfig
+        from xmppcomp.httpauth import StoreConfig
+
+        with open(self.path("ca.pem"), "w") as f:
+            f.write("read when the store is built\n")
+        path = self.path("c.toml")
+        for line, key in [('ca_file = "ca.pem"', "ca_file"), ('server_name = "redis.example.net"', "server_name")]:
+            with open(path, "w") as f:
+                f.write(f'[httpauth]\nallowed_hosts = ["a"]\n[httpauth.store]\nredis = "tcp:host=a:port=1"\n{line}\n')
+            error = self.assertRaises(ConfigError, loadComponentConfig, path)
+            self.assertIn(f"{path}: httpauth.store: {key} is a TLS setting, and tls is false; add tls = true (or "
+                          "remove it)", str(error))
+        self.assertRaises(ValueError, StoreConfig, caFile="ca.pem")
+
 
 class HTTPAuthConfigTests(_ComponentFilesMixin, SynchronousTestCase):
     """

@@ -198,12 +198,21 @@ class _Loader:
             return lambda value, _: hook(key, value, *check[1:])
         if attrs.has(kind):
             self._register(kind, key + ".")
-            return lambda value, _: self.converter.structure(self._table(key, value), kind)
+            return lambda value, _: self.table(key, value, kind)
         if kind is bool:
             return lambda value, _: self.boolean(key, value)
         assert kind in (int, float), (cls, a.name)
         lowest = _LOWEST.get(a.name, int(kind is int))
         return lambda value, _: self.number(key, value, a.default, kind is int, lowest)
+
+    def table(self, key: str, value: object, kind: type[_T]) -> _T:
+        """The table C{value} as C{kind}, whose own checks' C{ValueError} names C{key}."""
+        try:
+            return self.converter.structure(self._table(key, value), kind)
+        except ConfigError:
+            raise
+        except ValueError as e:
+            raise self.error(key, f": {e}") from None
 
     def structure(self, cls: type[_T]) -> _T:
         try:

@@ -54,6 +54,7 @@ class StoreConfig:
     @ivar tls: whether to speak TLS to Redis, checking its certificate.
     @ivar caFile: with C{tls}, a PEM bundle of the CAs to trust; C{None}: the system's.
     @ivar serverName: with C{tls}, the name the certificate must carry; C{None}: the endpoint's host.
+    @raise ValueError: C{caFile} or C{serverName} is given without C{tls}.
     """
 
     redis: str | None = attrs.field(default=None, metadata=checked("redisEndpoint"))
@@ -68,6 +69,11 @@ class StoreConfig:
         "file", "redis-ca.pem", "give the PEM bundle of the CAs that sign the Redis server's certificate"))
     serverName: str | None = attrs.field(default=None, metadata=checked(
         "domain", "the name in the Redis server's certificate", "redis.example.net"))
+
+    def __attrs_post_init__(self) -> None:
+        if not self.tls and (self.caFile is not None or self.serverName is not None):
+            raise ValueError(f"{'ca_file' if self.serverName is None else 'server_name'} is a TLS setting, and tls "
+                             "is false; add tls = true (or remove it)")
 
 
 @attrs.frozen
