@@ -1075,6 +1075,19 @@ class HTTPAuthConfigTests(_ComponentFilesMixin, SynchronousTestCase):
             '"none"',
         )
 
+    def test_metricsWithoutListener(self) -> None:
+        """
+        C{metrics = true} with C{enabled = false} is refused when the file
+        is loaded, naming the key, not only by the twistd plugin.
+        """
+        from xmppcomp.config import loadComponentConfig
+
+        path = self.path("c.toml")
+        with open(path, "w") as f:
+            f.write("[httpauth]\nenabled = false\nmetrics = true\n")
+        error = self.assertRaises(ConfigError, loadComponentConfig, path)
+        self.assertIn(f"{path}: httpauth.metrics: /metrics is served on the HTTP-auth listener, which is off", str(error))
+
     def test_accessLogNotADirectory(self) -> None:
         """
         An C{access_log} that is a directory is refused

@@ -761,6 +761,10 @@ def _acceptKeys(loader: _Loader, server: str) -> None:
 def _httpauth(loader: _Loader, config: ComponentConfig, embedded: bool) -> HTTPAuthConfig:
     """The checks of C{[httpauth]} that involve several keys, and its defaults that depend on others."""
     httpauth = config.httpauth
+    if httpauth.metrics and not httpauth.enabled:
+        raise loader.error("httpauth.metrics", ": /metrics is served on the HTTP-auth listener, which is off ([httpauth] "
+                           "enabled = false or --no-httpauth); turn it on, or leave out [httpauth] metrics = true and "
+                           "--metrics")
     mode = f'mode is "{httpauth.mode}"; remove'
     if httpauth.directory is not None and httpauth.mode != "protect":
         raise loader.error("httpauth.directory", f": a directory is only served in protect mode, and {mode} "
