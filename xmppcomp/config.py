@@ -41,7 +41,7 @@ from xmppcomp.componentconfig import (
 from xmppcomp.configvalues import ConfigError, SecretRef
 from xmppcomp.httpauth import (
     DEFAULT_HTTP_LISTEN, HTTPAUTH_MODES, LOOPBACK_HOSTS, AccessRule, AccessRules, BadTarget, HTTPAuthConfig, Limits,
-    bareJID, checkAccessLog, checkPrefix, parseNetworks, parseOrigin, parseRedisEndpoint, ruleDomain,
+    bareJID, checkAccessLog, checkPrefix, parseNetworks, ruleDomain,
 )
 from xmppcomp.jids import InvalidDomain, normalizeDomain
 from xmppcomp.router.config import (
@@ -323,7 +323,8 @@ class _Loader:
         """
         The string C{value} (an C{entry} of an array may be empty) read by
         C{parse}, whose C{ValueError} becomes C{KEY: 'VALUE' is not WHAT
-        (WHY); FIX} (by default: give WHAT, such as "EXAMPLE").
+        (WHY); FIX} (by default: give WHAT, such as "EXAMPLE"); without
+        C{what}, C{KEY: WHY[; FIX]} (C{parse}'s reasons name the value).
         """
         if not (entry and isinstance(value, str)):
             value = self.string(key, value, f'"{example}"')
@@ -331,8 +332,9 @@ class _Loader:
             return parse(value)
         except (ValueError, jid.InvalidFormat) as e:
             why = e.reason if isinstance(e, (InvalidDomain, BadTarget)) else str(e)
-            fix = fix or f'give {what}, such as "{example}"'
-            raise self.error(key, f": {value!r} is not {what} ({why}); {fix}") from None
+            if what:
+                why, fix = f"{value!r} is not {what} ({why})", fix or f'give {what}, such as "{example}"'
+            raise self.error(key, f": {why}" + (f"; {fix}" if fix else "")) from None
 
     def optional(self, key: str, value: object, parse: Callable[[str], _T], what: str, example: str,
                  fix: str) -> _T | None:
@@ -380,15 +382,6 @@ class _Loader:
     def endpoints(self, key: str, value: object, example: str) -> tuple[str, ...]:
         return self.array(key, value, "endpoint strings", f'["{example}"]',
                           lambda at, item: self.endpoint(at, item, example, entry=True))
-
-    def redisEndpoint(self, key: str, value: object) -> str:
-        """A Redis endpoint, C{tcp:host=...:port=...} (L{parseRedisEndpoint}); the state moves to Redis."""
-        value = self.string(key, value, '"tcp:host=127.0.0.1:port=6379"')
-        try:
-            parseRedisEndpoint(value)
-        except ValueError as e:
-            raise self.error(key, f": {e}") from e
-        return value
 
     def path(self, key: str, value: object, example: str) -> str:
         base = self.base if self.given(key) is None else os.getcwd()
@@ -578,13 +571,6 @@ class _Loader:
                                     anyone=self.boolean(f"{at}.anyone", rule.get("anyone", False)),
                                     requireXTLS=xtls is True, xtlsFor=xtlsFor))
         return AccessRules(rules)
-
-    def origin(self, key: str, value: object) -> str:
-        try:  # parseOrigin's reasons name the value
-            return str(parseOrigin(self.string(key, value, '"https://www.example.net"')))
-        except BadTarget as e:
-            raise self.error(key, f': {e.reason}; give only the scheme and authority clients use, such as '
-                             '"https://www.example.net"') from None
 
     def proxies(self, key: str, value: object) -> tuple[str, ...]:
         return self.parsedStrings(key, value, lambda text: (parseNetworks((text,)), text.strip())[1],

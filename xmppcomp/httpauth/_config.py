@@ -18,8 +18,10 @@ from xmppcomp.httpauth._redis import (
     DEFAULT_PREFIX,
     DEFAULT_RECONNECT_MAX_DELAY,
     DEFAULT_TIMEOUT,
+    parseRedisEndpoint,
 )
 from xmppcomp.httpauth._site import checkServerHeaderValue
+from xmppcomp.httpauth._target import parseOrigin
 
 #: Default endpoint of the HTTP-auth listener: loopback only.
 DEFAULT_HTTP_LISTEN = "tcp:8080:interface=127.0.0.1"
@@ -57,7 +59,8 @@ class StoreConfig:
     @raise ValueError: C{caFile} or C{serverName} is given without C{tls}.
     """
 
-    redis: str | None = attrs.field(default=None, metadata=checked("redisEndpoint"))
+    redis: str | None = attrs.field(default=None, metadata=checked(  # checked, kept as written
+        "parsed", lambda text: (parseRedisEndpoint(text), text)[1], "", "tcp:host=127.0.0.1:port=6379"))
     prefix: str = attrs.field(default=DEFAULT_PREFIX, metadata=checked("string", f'"{DEFAULT_PREFIX}"'))
     password: SecretRef | None = attrs.field(default=None, metadata=checked(
         "secret", "confirmer", "redis.password", "REDIS_PASSWORD"))
@@ -125,7 +128,9 @@ class HTTPAuthConfig:
     upstream: str | None = attrs.field(default=None, metadata=checked(
         "parsed", checkUpstream, "an upstream URL", "http://127.0.0.1:8000", "give the URL of the site to proxy to (http "
         'or https, a host, an optional port and path), such as "http://127.0.0.1:8000"'))
-    publicOrigin: str | None = attrs.field(default=None, metadata=checked("origin"))
+    publicOrigin: str | None = attrs.field(default=None, metadata=checked(
+        "parsed", lambda text: str(parseOrigin(text)), "", "https://www.example.net",  # its reasons name the value
+        'give only the scheme and authority clients use, such as "https://www.example.net"'))
     allowedHosts: tuple[str, ...] = attrs.field(default=(), metadata=checked(
         "parsedStrings", allowedHost, "a host name", "example.net"))
     trustedProxies: tuple[str, ...] = attrs.field(default=("127.0.0.0/8", "::1"), metadata=checked("proxies"))
