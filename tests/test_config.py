@@ -784,10 +784,11 @@ class ErrorTests(_ConfigTestMixin, SynchronousTestCase):
         example = '["component.example.net", "*.balanced.example.net"]'
         self.fails(
             self.minimal(shared_names="component.example.net"),
-            "shared_names must be an array of hostname patterns, not a single string",
-            '["component.example.net"]',
+            'shared_names must be an array of hostname patterns such as ["component.example.net"], not a single '
+            'string; write it as ["component.example.net"]',
         )
-        self.fails(self.minimal(shared_names={"a": "b"}), "shared_names must be an array of strings", "a table")
+        self.fails(self.minimal(shared_names={"a": "b"}), "shared_names must be an array of hostname patterns such as",
+                   "not a table")
         self.fails(
             self.minimal(shared_names=["ok.example.net", "*"]),
             "shared_names[1]: the hostname pattern '*' is refused: it would allow every hostname",

@@ -32,7 +32,7 @@ from twisted.internet.interfaces import IHostnameResolver, IReactorPluggableName
 from twisted.words.protocols.jabber import jid
 from zope.interface import implementer
 
-from xmppcomp.authz import HostnamePattern, HostnamePolicy, PolicyError
+from xmppcomp.authz import HostnamePolicy, PolicyError
 from xmppcomp.component import directTLSEndpoint
 from xmppcomp.componentconfig import (
     DEFAULT_EMBEDDED_DOMAIN, DEFAULT_EMBEDDED_HOSTNAME, PROTOCOLS, SERVER_EXAMPLE, ComponentConfig, ComponentLimits,
@@ -41,7 +41,7 @@ from xmppcomp.componentconfig import (
 from xmppcomp.configvalues import ConfigError, SecretRef
 from xmppcomp.httpauth import (
     DEFAULT_HTTP_LISTEN, HTTPAUTH_MODES, LOOPBACK_HOSTS, AccessRule, AccessRules, BadTarget, HTTPAuthConfig, Limits,
-    bareJID, checkAccessLog, checkPrefix, parseNetworks, ruleDomain,
+    bareJID, checkAccessLog, checkPrefix, ruleDomain,
 )
 from xmppcomp.jids import InvalidDomain, normalizeDomain
 from xmppcomp.router.config import (
@@ -307,16 +307,11 @@ class _Loader:
             raise self.error(key, f" must be {some} array of {what} such as {example}, not {kind}")
         return tuple(entry(f"{key}[{i}]", item) for i, item in enumerate(value))
 
-    def strings(self, key: str, value: object, example: str, check: Callable[[str, str], _T]) -> tuple[_T, ...]:
-        """The array of non-empty strings C{value}, each given to C{check} with its key."""
-        return self.array(key, value, "strings", example,
-                          lambda at, item: check(at, self.string(at, item, f"the array as {example}")))
-
     def parsedStrings(self, key: str, value: object, parse: Callable[[str], _T], what: str, example: str,
-                      fix: str = "") -> tuple[_T, ...]:
-        """The array of strings C{value} (items such as C{example}), each read by C{parse} as in L{parsed}."""
-        return self.strings(key, value, f'["{example}"]', lambda at, text: self.parsed(at, text, parse, what, example,
-                                                                                       fix))
+                      fix: str = "", items: str = "strings") -> tuple[_T, ...]:
+        """The array of C{items} C{value} (such as C{example}), each read by C{parse} as in L{parsed}."""
+        return self.array(key, value, items, f'["{example}"]', lambda at, item: self.parsed(at, item, parse, what,
+                                                                                            example, fix))
 
     def parsed(self, key: str, value: object, parse: Callable[[str], _T], what: str, example: str,
                fix: str = "", entry: bool = False) -> _T:
@@ -443,19 +438,6 @@ class _Loader:
             raise self.error(key, f': {e}; each entry is "identity" = ["hostname", "*.domain", ...]') from e
         return {identity: tuple(patterns) for identity, patterns in table.items()}
 
-    def sharedNames(self, key: str, value: object) -> tuple[str, ...]:
-        """The router's C{shared_names}: hostname patterns, as in [authorization]."""
-        example = '["component.example.net", "*.balanced.example.net"]'
-        if isinstance(value, str):
-            raise self.error(key, f' must be an array of hostname patterns, not a single string; write it as ["{value}"]')
-        def pattern(at: str, text: str) -> str:
-            try:
-                HostnamePattern.parse(text)
-            except PolicyError as e:
-                raise self.error(at, f": {e}; write the names as in [authorization], such as {example}") from e
-            return text
-        return self.strings(key, value, example, pattern)
-
     def certificates(self, certKey: str, cert: str | None, keyKey: str, key: str | None, fix: str,
                      keyExample: str) -> None:
         """
@@ -571,10 +553,6 @@ class _Loader:
                                     anyone=self.boolean(f"{at}.anyone", rule.get("anyone", False)),
                                     requireXTLS=xtls is True, xtlsFor=xtlsFor))
         return AccessRules(rules)
-
-    def proxies(self, key: str, value: object) -> tuple[str, ...]:
-        return self.parsedStrings(key, value, lambda text: (parseNetworks((text,)), text.strip())[1],
-                                  "an IP address or network", "10.0.0.0/8")
 
     def accessLog(self, key: str, value: object) -> str:
         text = self.string(key, value, '"log"')

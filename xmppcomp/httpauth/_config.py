@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import attrs
 
-from xmppcomp.configvalues import SecretRef, checked
-from xmppcomp.httpauth._frontend import PROFILES, allowedHost
+from xmppcomp.configvalues import SecretRef, checked, keeping
+from xmppcomp.httpauth._frontend import PROFILES, allowedHost, parseNetworks
 from xmppcomp.httpauth._health import checkHealthPath
 from xmppcomp.httpauth._policy import AccessRules, Limits
 from xmppcomp.httpauth._proxy import checkUpstream
@@ -59,8 +59,8 @@ class StoreConfig:
     @raise ValueError: C{caFile} or C{serverName} is given without C{tls}.
     """
 
-    redis: str | None = attrs.field(default=None, metadata=checked(  # checked, kept as written
-        "parsed", lambda text: (parseRedisEndpoint(text), text)[1], "", "tcp:host=127.0.0.1:port=6379"))
+    redis: str | None = attrs.field(default=None, metadata=checked(
+        "parsed", keeping(parseRedisEndpoint), "", "tcp:host=127.0.0.1:port=6379"))
     prefix: str = attrs.field(default=DEFAULT_PREFIX, metadata=checked("string", f'"{DEFAULT_PREFIX}"'))
     password: SecretRef | None = attrs.field(default=None, metadata=checked(
         "secret", "confirmer", "redis.password", "REDIS_PASSWORD"))
@@ -133,7 +133,8 @@ class HTTPAuthConfig:
         'give only the scheme and authority clients use, such as "https://www.example.net"'))
     allowedHosts: tuple[str, ...] = attrs.field(default=(), metadata=checked(
         "parsedStrings", allowedHost, "a host name", "example.net"))
-    trustedProxies: tuple[str, ...] = attrs.field(default=("127.0.0.0/8", "::1"), metadata=checked("proxies"))
+    trustedProxies: tuple[str, ...] = attrs.field(default=("127.0.0.0/8", "::1"), metadata=checked(
+        "parsedStrings", lambda text: (parseNetworks((text,)), text.strip())[1], "an IP address or network", "10.0.0.0/8"))
     webServer: str = attrs.field(default="nginx", metadata=checked("choice", _WEB_SERVERS))
     askQuery: bool = True
     maxBody: int = 1024 * 1024
