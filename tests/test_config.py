@@ -1302,6 +1302,23 @@ class HTTPAuthConfigTests(_ComponentFilesMixin, SynchronousTestCase):
                 str(error),
             )
 
+    def test_rulesMalformedNames(self) -> None:
+        """
+        A JID or domain that Twisted's stringprep fails on with an
+        exception of its own (C{"."}, C{"a@."}, C{"a..b"}) is refused with
+        the key, not a traceback.
+        """
+        from xmppcomp.config import loadComponentConfig
+
+        path = self.path("c.toml")
+        for key, name, what in [("domains", ".", "a domain"), ("domains", "a..b", "a domain"), ("jids", "a@.", "a JID"),
+                                ("require_xtls", ".", "a bare JID or a domain")]:
+            with open(path, "w") as f:
+                f.write(f'[[httpauth.rules]]\nprefix = "/"\n{key} = ["{name}"]\n')
+            error = self.assertRaises(ConfigError, loadComponentConfig, path)
+            self.assertIn(f"{path}: httpauth.rules[0].{key}[0]: {name!r} is not {what} (not a valid JID); give",
+                          str(error))
+
     def test_overrides(self) -> None:
         """
         The listen, mode, directory, upstream and enabled keys can be

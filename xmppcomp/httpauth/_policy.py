@@ -67,6 +67,21 @@ class Clock(Protocol):
         """
 
 
+def _ruleJID(value: str | jid.JID) -> jid.JID:
+    """
+    C{value} as a JID of an access rule: stringprep, the domain's trailing
+    dot stripped.
+
+    @raise ValueError: it is not a JID (L{jid.InvalidFormat} too).
+    """
+    try:
+        return withoutTrailingDot(value if isinstance(value, jid.JID) else jid.JID(value))
+    except jid.InvalidFormat:
+        raise
+    except Exception:  # Twisted's stringprep raises more (IndexError for "."); so does an empty domain
+        raise ValueError("not a valid JID") from None
+
+
 def bareJID(value: str | jid.JID) -> str:
     """
     A bare JID (or a domain) of an access rule, as it is compared with a
@@ -74,7 +89,7 @@ def bareJID(value: str | jid.JID) -> str:
 
     @raise ValueError: it is not a JID (L{jid.InvalidFormat} too).
     """
-    return withoutTrailingDot(value if isinstance(value, jid.JID) else jid.JID(value)).userhost()
+    return _ruleJID(value).userhost()
 
 
 def ruleDomain(value: str) -> str:
@@ -84,7 +99,7 @@ def ruleDomain(value: str) -> str:
 
     @raise ValueError: it is not a domain (L{jid.InvalidFormat} too).
     """
-    parsed = withoutTrailingDot(jid.JID(value))
+    parsed = _ruleJID(value)
     if parsed.user is not None or parsed.resource is not None:
         raise ValueError("it is a JID, not a domain; list it in jids, or give its domain")
     return parsed.host
