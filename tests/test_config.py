@@ -784,10 +784,11 @@ class ErrorTests(_ConfigTestMixin, SynchronousTestCase):
         example = '["component.example.net", "*.balanced.example.net"]'
         self.fails(
             self.minimal(shared_names="component.example.net"),
-            "shared_names must be an array of hostname patterns, not a single string",
-            '["component.example.net"]',
+            'shared_names must be an array of hostname patterns such as ["component.example.net"], not a single '
+            'string; write it as ["component.example.net"]',
         )
-        self.fails(self.minimal(shared_names={"a": "b"}), "shared_names must be an array of strings", "a table")
+        self.fails(self.minimal(shared_names={"a": "b"}), "shared_names must be an array of hostname patterns such as",
+                   "not a table")
         self.fails(
             self.minimal(shared_names=["ok.example.net", "*"]),
             "shared_names[1]: the hostname pattern '*' is refused: it would allow every hostname",
@@ -955,6 +956,26 @@ class StoreConfigTests(_ComponentFilesMixin, SynchronousTestCase):
         self.fails({"ca_file": "missing.pem"}, "httpauth.store.ca_file", "does not exist")
         self.fails({"servername": "x"}, "unknown key 'httpauth.store.servername'", "server_name")
 
+    def test_tlsSettingsWithoutTLS(self) -> None:
+        """
+        C{ca_file} or C{server_name} without C{tls = true} is refused when
+        the file is loaded (by L{xmppcomp.httpauth.StoreConfig} itself), not
+        only once the store is built at start.
+        """
+        from xmppcomp.config import loadComponentConfig
+        from xmppcomp.httpauth import StoreConfig
+
+        with open(self.path("ca.pem"), "w") as f:
+            f.write("read when the store is built\n")
+        path = self.path("c.toml")
+        for line, key in [('ca_file = "ca.pem"', "ca_file"), ('server_name = "redis.example.net"', "server_name")]:
+            with open(path, "w") as f:
+                f.write(f'[httpauth]\nallowed_hosts = ["a"]\n[httpauth.store]\nredis = "tcp:host=a:port=1"\n{line}\n')
+            error = self.assertRaises(ConfigError, loadComponentConfig, path)
+            self.assertIn(f"{path}: httpauth.store: {key} is a TLS setting, and tls is false; add tls = true (or "
+                          "remove it)", str(error))
+        self.assertRaises(ValueError, StoreConfig, caFile="ca.pem")
+
 
 class HTTPAuthConfigTests(_ComponentFilesMixin, SynchronousTestCase):
     """
@@ -1055,6 +1076,35 @@ class HTTPAuthConfigTests(_ComponentFilesMixin, SynchronousTestCase):
             '"none"',
         )
 
+    def test_metricsWithoutListener(self) -> None:
+        """
+        C{metrics = true} with C{enabled = false} is refused when the file
+        is loaded, naming the key, not only by the twistd plugin.
+        """
+        from xmppcomp.config import loadComponentConfig
+
+        path = self.path("c.toml")
+        with open(path, "w") as f:
+            f.write("[httpauth]\nenabled = false\nmetrics = true\n")
+        error = self.assertRaises(ConfigError, loadComponentConfig, path)
+        self.assertIn(f"{path}: httpauth.metrics: /metrics is served on the HTTP-auth listener, which is off", str(error))
+
+    def test_accessLogNotADirectory(self) -> None:
+        """
+        An C{access_log} that is a directory is refused
+        (L{xmppcomp.httpauth.checkAccessLog}, which the site uses too), not
+        accepted and then failing at start with a traceback.
+        """
+        from xmppcomp.config import loadComponentConfig
+
+        os.makedirs(self.path("logs"))
+        path = self.path("c.toml")
+        with open(path, "w") as f:
+            f.write('[httpauth]\naccess_log = "logs"\n')
+        error = self.assertRaises(ConfigError, loadComponentConfig, path)
+        self.assertIn(f'{path}: httpauth.access_log: {self.path("logs")} is a directory; give "log" (the twistd log), '
+                      '"none", or a file in an existing directory', str(error))
+
     def test_modes(self) -> None:
         """
         Proxy mode needs an http(s) upstream; forward-auth takes neither a
@@ -1087,6 +1137,28 @@ class HTTPAuthConfigTests(_ComponentFilesMixin, SynchronousTestCase):
         )
         self.fails({"httpauth": {"mode": 1}}, "httpauth.mode must be a non-empty string")
 
+    def test_upstreamAsTheProxyTakesIt(self) -> None:
+        """
+        C{upstream} is refused when it has a query, a fragment, user
+        information or non-ASCII characters, as the proxy refuses it at
+        start (L{xmppcomp.httpauth.checkUpstream}), not accepted and then
+        failing with a traceback.
+        """
+        from xmppcomp.config import loadComponentConfig
+
+        path = self.path("c.toml")
+        for upstream, why in [
+            ("http://127.0.0.1:8000/?x=1", "it has a query or fragment"),
+            ("http://127.0.0.1:8000/app#top", "it has a query or fragment"),
+            ("http://user:pw@127.0.0.1:8000/", "it holds user information"),
+            ("http://bücher.example/", "it is not ASCII"),
+        ]:
+            with open(path, "w", encoding="utf-8") as f:
+                f.write(f'[httpauth]\nmode = "proxy"\nupstream = "{upstream}"\n')
+            error = self.assertRaises(ConfigError, loadComponentConfig, path)
+            self.assertIn(f"{path}: httpauth.upstream: {upstream!r} is not an upstream URL ({why}", str(error))
+            self.assertIn('such as "http://127.0.0.1:8000"', str(error))
+
     def test_badValues(self) -> None:
         """
         Each bad value names the file, the key and the fix.
@@ -1117,6 +1189,11 @@ class HTTPAuthConfigTests(_ComponentFilesMixin, SynchronousTestCase):
             "unknown key 'httpauth.limits.session_lifetme' (did you mean 'session_lifetime'?)",
         )
         self.fails({"httpauth": {"upstreams": "x"}}, "unknown key 'httpauth.upstreams'")
+        self.fails(
+            {"httpauth": {"web_server": "ngnix"}},
+            'c.toml: httpauth.web_server must be "nginx" (forward-auth headers X-Original-URI, X-Real-IP), "traefik" ',
+            "or \"caddy\" (forward-auth headers X-Forwarded-Uri, X-Forwarded-For), not 'ngnix' (did you mean 'nginx'?)",
+        )
         self.fails({"httpauth": "on"}, "httpauth must be a table")
 
     def test_arraysAndDirectories(self) -> None:
@@ -1132,6 +1209,39 @@ class HTTPAuthConfigTests(_ComponentFilesMixin, SynchronousTestCase):
         self.fails({"httpauth": {"trusted_proxies": [""]}}, "httpauth.trusted_proxies[0] must be a non-empty string")
         self.fails({"httpauth": {"directory": "missing"}}, f"the directory {self.path('missing')} does not exist")
 
+    def test_allowedHostsAsTheConfirmerKeepsThem(self) -> None:
+        """
+        C{allowed_hosts} keeps each host in the form the confirmer compares
+        (L{xmppcomp.httpauth.allowedHost}): an IPv4-mapped IPv6 address is
+        its IPv4 address, an IPv6 address loses its brackets, a name is
+        lowercase.
+        """
+        from xmppcomp.config import loadComponentConfig
+
+        path = self.path("c.toml")
+        with open(path, "w") as f:
+            f.write('[httpauth]\nallowed_hosts = ["::ffff:10.0.0.1", "[::1]", "Example.NET"]\n')
+        self.assertEqual(loadComponentConfig(path).httpauth.allowedHosts, ("10.0.0.1", "::1", "example.net"))
+        with open(path, "w") as f:
+            f.write('[httpauth]\nallowed_hosts = ["[::1]:8080"]\n')
+        error = self.assertRaises(ConfigError, loadComponentConfig, path)
+        self.assertIn(f"{path}: httpauth.allowed_hosts[0]: '[::1]:8080' is not a host name (it has a port; give the "
+                      'host name only: any port of it is allowed); give a host name, such as "example.net"', str(error))
+
+    def test_serverHeader(self) -> None:
+        """
+        C{server_header} is printable ASCII (L{xmppcomp.httpauth.checkServerHeaderValue}, which the site uses too), or
+        C{""} for none; a blank one is named as such.
+        """
+        self.assertIsNone(self.load({"httpauth": {"server_header": ""}}).httpauth.serverHeader)
+        self.assertEqual(self.load({"httpauth": {"server_header": "gw/1"}}).httpauth.serverHeader, "gw/1")
+        self.fails(
+            {"httpauth": {"server_header": "gw\r\nX: y"}},
+            "c.toml: httpauth.server_header: 'gw\\r\\nX: y' is not a Server header (not printable ASCII); give "
+            'printable ASCII such as "xmppcomp", or "" for no Server header',
+        )
+        self.fails({"httpauth": {"server_header": " "}}, 'server_header must be a non-empty string, not blank; write it')
+
     def test_badRules(self) -> None:
         """
         Rules must be a non-empty array of tables with a path prefix, JIDs
@@ -1144,7 +1254,11 @@ class HTTPAuthConfigTests(_ComponentFilesMixin, SynchronousTestCase):
         self.fails({"httpauth": {"rules": {"prefix": "/"}}}, "httpauth.rules must be a non-empty array")
         self.fails(rules("/"), "httpauth.rules[0] must be a table, not a string")
         self.fails(rules({"anyone": True}), "httpauth.rules[0]: prefix is missing")
-        self.fails(rules({"prefix": "docs"}), "httpauth.rules[0].prefix must be a URL path starting with '/'")
+        self.fails(
+            rules({"prefix": "docs"}),
+            "httpauth.rules[0].prefix: 'docs' is not a URL path (a path prefix must start with '/'); "
+            'write it as "/docs"',
+        )
         self.fails(
             rules({"prefix": "/", "anyone": True}, {"prefix": "/", "jids": []}),
             "httpauth.rules[1]: another rule has the prefix '/'",
@@ -1157,6 +1271,53 @@ class HTTPAuthConfigTests(_ComponentFilesMixin, SynchronousTestCase):
             "httpauth.rules[0].domains[0]: 'user@example.net' is not a domain",
         )
         self.fails(rules({"prefix": "/", "anyone": 1}), "httpauth.rules[0].anyone must be true or false")
+
+    def test_rulesAsTheConfirmerReadsThem(self) -> None:
+        """
+        A rule's prefix, JIDs and domains are read by the functions the
+        access rules use (L{xmppcomp.httpauth.checkPrefix},
+        L{bareJID<xmppcomp.httpauth.bareJID>},
+        L{ruleDomain<xmppcomp.httpauth.ruleDomain>}): a domain keeps the
+        form a user's JID is compared in, so that its users are let in; a
+        prefix no request path can have (an empty, C{.} or C{..} segment)
+        is refused instead of never matching.
+        """
+        from xmppcomp.config import loadComponentConfig
+        from xmppcomp.httpauth._protocol import parseJID
+
+        path = self.path("c.toml")
+        with open(path, "w", encoding="utf-8") as f:
+            f.write('[[httpauth.rules]]\nprefix = "/"\ndomains = ["Bücher.example."]\njids = ["bob@example.net/r"]\n')
+        [rule] = loadComponentConfig(path).httpauth.rules.rules
+        self.assertEqual((rule.domains, rule.jids), (frozenset({"bücher.example"}), frozenset({"bob@example.net"})))
+        self.assertTrue(rule.allows(parseJID("alice@bücher.example")))
+        for prefix in ("/private//area", "/docs/./secret", "/docs/.."):
+            with open(path, "w") as f:
+                f.write(f'[[httpauth.rules]]\nprefix = "{prefix}"\nanyone = true\n')
+            error = self.assertRaises(ConfigError, loadComponentConfig, path)
+            self.assertIn(
+                f"{path}: httpauth.rules[0].prefix: {prefix!r} is not a URL path (it has an empty, '.' or '..' "
+                'segment, which no request path has); give the URL path the rule covers as requests are read, such '
+                'as "/docs/"',
+                str(error),
+            )
+
+    def test_rulesMalformedNames(self) -> None:
+        """
+        A JID or domain that Twisted's stringprep fails on with an
+        exception of its own (C{"."}, C{"a@."}, C{"a..b"}) is refused with
+        the key, not a traceback.
+        """
+        from xmppcomp.config import loadComponentConfig
+
+        path = self.path("c.toml")
+        for key, name, what in [("domains", ".", "a domain"), ("domains", "a..b", "a domain"), ("jids", "a@.", "a JID"),
+                                ("require_xtls", ".", "a bare JID or a domain")]:
+            with open(path, "w") as f:
+                f.write(f'[[httpauth.rules]]\nprefix = "/"\n{key} = ["{name}"]\n')
+            error = self.assertRaises(ConfigError, loadComponentConfig, path)
+            self.assertIn(f"{path}: httpauth.rules[0].{key}[0]: {name!r} is not {what} (not a valid JID); give",
+                          str(error))
 
     def test_overrides(self) -> None:
         """
@@ -1322,6 +1483,25 @@ class XTLSConfigTests(_XTLSFilesMixin, SynchronousTestCase):
             XTLSConfiguration(pins=dict(xtls.pins)).pins,
             {"alice@example.net": (digest,), "example.org": (digest, bytes(32))},
         )
+
+    def test_pinKeyTrailingDot(self) -> None:
+        """
+        A pin's key loses its domain's trailing dot (L{xmppcomp.xtls.pinKey},
+        RFC 7622 section 3.2), as the addresses of peers have none:
+        C{alice@example.net.} pins C{alice@example.net}, and both are one
+        key.
+        """
+        from xmppcomp.config import loadComponentConfig
+
+        good = bytes(32).hex()
+        path = self.path("c.toml")
+        with open(path, "w") as f:
+            f.write(f'[xtls]\ncertificate = "xtls.pem"\nkey = "xtls.key"\n[xtls.pins]\n"alice@example.net." = "{good}"\n')
+        self.assertEqual(list(loadComponentConfig(path).xtls.pins), ["alice@example.net"])
+        with open(path, "a") as f:
+            f.write(f'"alice@example.net" = "{good}"\n')
+        error = self.assertRaises(ConfigError, loadComponentConfig, path)
+        self.assertIn(f"{path}: xtls.pins.\"alice@example.net\": 'alice@example.net' is pinned twice", str(error))
 
     def test_badPins(self) -> None:
         """

@@ -145,6 +145,14 @@ class HealthTests(SiteTestCase):
         return ConfirmerSite(withHealth(self.resource, "/.xmppcomp/health", checks), reactor=self.clock,
                              accessLog="none")
 
+    def test_badPath(self) -> None:
+        """
+        A path that no request could reach (no leading slash, an empty or
+        dot segment, escapes) is refused, as the configuration refuses it.
+        """
+        for bad in ("health", "/a/../b", "/a//b", "/a/", "/%68ealth", "/a b", ""):
+            self.assertRaises(ValueError, withHealth, Held(), bad, {})
+
     def test_healthy(self) -> None:
         """
         Every check true: 200, C{status: ok}, not cached, nothing asked

@@ -101,9 +101,20 @@ class AccessRulesTests(SynchronousTestCase):
 
     def test_badPrefix(self) -> None:
         """
-        A prefix must start with a slash.
+        A prefix must start with a slash, and be a path as requests are
+        read: no empty, C{.} or C{..} segment but an empty last one.
         """
         self.assertRaises(ValueError, AccessRule, "private")
+        for prefix in ("", "//", "/a//b", "/a/./b", "/a/.."):
+            self.assertRaises(ValueError, AccessRule, prefix)
+        self.assertEqual([AccessRule(p).prefix for p in ("/", "/a/", "/a/.b")], ["/", "/a/", "/a/.b"])
+
+    def test_domainNotJID(self) -> None:
+        """
+        A rule's domain is a domain, not a JID with a user or resource.
+        """
+        self.assertRaises(ValueError, AccessRule, "/", domains=["juliet@capulet.lit"])
+        self.assertRaises(ValueError, AccessRule, "/", domains=["capulet.lit/r"])
 
     def test_trailingDot(self) -> None:
         """

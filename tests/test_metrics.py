@@ -508,7 +508,7 @@ class ListenerTests(SynchronousTestCase):
         )
         self.assertEqual(
             error.code,
-            "twistd xmppcomp: /metrics is served on the HTTP-auth listener, "
+            "twistd xmppcomp: --metrics: /metrics is served on the HTTP-auth listener, "
             "which is off ([httpauth] enabled = false or --no-httpauth); turn "
             "it on, or leave out [httpauth] metrics = true and --metrics",
         )

@@ -569,10 +569,12 @@ class ComponentConfigTests(_FilesMixin, SynchronousTestCase):
         fails('allowed_hosts = "example.net"', "httpauth.allowed_hosts must be an array")
         fails('trusted_proxies = ["not-an-ip"]', "httpauth.trusted_proxies[0]", "'not-an-ip'",
               "not an IP address or network")
-        fails('web_server = "apache"', "httpauth.web_server must be one of caddy, nginx, traefik", "'apache'")
+        fails('web_server = "apache"', 'httpauth.web_server must be "nginx" (forward-auth headers X-Original-URI, '
+              'X-Real-IP), "traefik" (forward-auth headers X-Forwarded-Uri, X-Forwarded-For) or "caddy"', "'apache'")
         fails("max_body = -1", "httpauth.max_body must be at least 0")
         fails("head_timeout = 0", "httpauth.head_timeout must be a finite number of seconds above 0")
-        fails('server_header = "a\\nb"', "httpauth.server_header must be printable ASCII")
+        fails('server_header = "a\\nb"', "httpauth.server_header: 'a\\nb' is not a Server header (not printable ASCII)",
+              'or "" for no Server header')
         fails('ask_query = "no"', "httpauth.ask_query must be true or false")
         fails("follow_symlinks = 1", "httpauth.follow_symlinks must be true or false")
         fails("list_directories = 0", "httpauth.list_directories must be true or false")

@@ -222,6 +222,8 @@ class ParseTests(SynchronousTestCase):
         """
         self.assertEqual(pinKey("Alice@Example.NET"), "alice@example.net")
         self.assertEqual(pinKey("Example.NET"), "example.net")
+        self.assertEqual(pinKey("alice@example.net."), "alice@example.net")
+        self.assertRaises(ValueError, pinKey, ".")
         self.assertRaises(ValueError, pinKey, "a@b@c")
 
 

@@ -22,7 +22,6 @@ import os
 import re
 import tomllib
 from typing import Callable, Iterator, Mapping, TypeVar, cast
-from urllib.parse import urlsplit
 
 import attrs
 from cattrs import Converter
@@ -33,7 +32,7 @@ from twisted.internet.interfaces import IHostnameResolver, IReactorPluggableName
 from twisted.words.protocols.jabber import jid
 from zope.interface import implementer
 
-from xmppcomp.authz import HostnamePattern, HostnamePolicy, PolicyError
+from xmppcomp.authz import HostnamePolicy, PolicyError
 from xmppcomp.component import directTLSEndpoint
 from xmppcomp.componentconfig import (
     DEFAULT_EMBEDDED_DOMAIN, DEFAULT_EMBEDDED_HOSTNAME, PROTOCOLS, SERVER_EXAMPLE, ComponentConfig, ComponentLimits,
@@ -41,8 +40,8 @@ from xmppcomp.componentconfig import (
 )
 from xmppcomp.configvalues import ConfigError, SecretRef
 from xmppcomp.httpauth import (
-    DEFAULT_HTTP_LISTEN, HTTPAUTH_MODES, LOOPBACK_HOSTS, PROFILES, AccessRule, AccessRules, BadTarget,
-    HTTPAuthConfig, Limits, parseHost, parseNetworks, parseOrigin, parseRedisEndpoint,
+    DEFAULT_HTTP_LISTEN, HTTPAUTH_MODES, LOOPBACK_HOSTS, AccessRule, AccessRules, BadTarget, HTTPAuthConfig, Limits,
+    bareJID, checkAccessLog, checkPrefix, ruleDomain,
 )
 from xmppcomp.jids import InvalidDomain, normalizeDomain
 from xmppcomp.router.config import (
@@ -199,12 +198,21 @@ class _Loader:
             return lambda value, _: hook(key, value, *check[1:])
         if attrs.has(kind):
             self._register(kind, key + ".")
-            return lambda value, _: self.converter.structure(self._table(key, value), kind)
+            return lambda value, _: self.table(key, value, kind)
         if kind is bool:
             return lambda value, _: self.boolean(key, value)
         assert kind in (int, float), (cls, a.name)
         lowest = _LOWEST.get(a.name, int(kind is int))
         return lambda value, _: self.number(key, value, a.default, kind is int, lowest)
+
+    def table(self, key: str, value: object, kind: type[_T]) -> _T:
+        """The table C{value} as C{kind}, whose own checks' C{ValueError} names C{key}."""
+        try:
+            return self.converter.structure(self._table(key, value), kind)
+        except ConfigError:
+            raise
+        except ValueError as e:
+            raise self.error(key, f": {e}") from None
 
     def structure(self, cls: type[_T]) -> _T:
         try:
@@ -285,7 +293,7 @@ class _Loader:
 
     def string(self, key: str, value: object, example: str) -> str:
         if not isinstance(value, str) or not value.strip():
-            kind = _typeName(value) if value != "" else "empty"
+            kind = "empty" if value == "" else "blank" if isinstance(value, str) else _typeName(value)
             raise self.error(key, f" must be a non-empty string, not {kind}; write it as {example}")
         return value
 
@@ -299,17 +307,19 @@ class _Loader:
             raise self.error(key, f" must be {some} array of {what} such as {example}, not {kind}")
         return tuple(entry(f"{key}[{i}]", item) for i, item in enumerate(value))
 
-    def strings(self, key: str, value: object, example: str, check: Callable[[str, str], _T]) -> tuple[_T, ...]:
-        """The array of non-empty strings C{value}, each given to C{check} with its key."""
-        return self.array(key, value, "strings", example,
-                          lambda at, item: check(at, self.string(at, item, f"the array as {example}")))
+    def parsedStrings(self, key: str, value: object, parse: Callable[[str], _T], what: str, example: str,
+                      fix: str = "", items: str = "strings") -> tuple[_T, ...]:
+        """The array of C{items} C{value} (such as C{example}), each read by C{parse} as in L{parsed}."""
+        return self.array(key, value, items, f'["{example}"]', lambda at, item: self.parsed(at, item, parse, what,
+                                                                                            example, fix))
 
     def parsed(self, key: str, value: object, parse: Callable[[str], _T], what: str, example: str,
                fix: str = "", entry: bool = False) -> _T:
         """
         The string C{value} (an C{entry} of an array may be empty) read by
         C{parse}, whose C{ValueError} becomes C{KEY: 'VALUE' is not WHAT
-        (WHY); FIX} (by default: give WHAT, such as "EXAMPLE").
+        (WHY); FIX} (by default: give WHAT, such as "EXAMPLE"); without
+        C{what}, C{KEY: WHY[; FIX]} (C{parse}'s reasons name the value).
         """
         if not (entry and isinstance(value, str)):
             value = self.string(key, value, f'"{example}"')
@@ -317,8 +327,14 @@ class _Loader:
             return parse(value)
         except (ValueError, jid.InvalidFormat) as e:
             why = e.reason if isinstance(e, (InvalidDomain, BadTarget)) else str(e)
-            fix = fix or f'give {what}, such as "{example}"'
-            raise self.error(key, f": {value!r} is not {what} ({why}); {fix}") from None
+            if what:
+                why, fix = f"{value!r} is not {what} ({why})", fix or f'give {what}, such as "{example}"'
+            raise self.error(key, f": {why}" + (f"; {fix}" if fix else "")) from None
+
+    def optional(self, key: str, value: object, parse: Callable[[str], _T], what: str, example: str,
+                 fix: str) -> _T | None:
+        """The same as L{parsed}, where C{""} is C{None} (none)."""
+        return None if value == "" else self.parsed(key, value, parse, what, example, fix)
 
     def choice(self, key: str, value: object, choices: Mapping[str, str]) -> str:
         value = self.string(key, value, f'"{next(iter(choices))}"')
@@ -361,15 +377,6 @@ class _Loader:
     def endpoints(self, key: str, value: object, example: str) -> tuple[str, ...]:
         return self.array(key, value, "endpoint strings", f'["{example}"]',
                           lambda at, item: self.endpoint(at, item, example, entry=True))
-
-    def redisEndpoint(self, key: str, value: object) -> str:
-        """A Redis endpoint, C{tcp:host=...:port=...} (L{parseRedisEndpoint}); the state moves to Redis."""
-        value = self.string(key, value, '"tcp:host=127.0.0.1:port=6379"')
-        try:
-            parseRedisEndpoint(value)
-        except ValueError as e:
-            raise self.error(key, f": {e}") from e
-        return value
 
     def path(self, key: str, value: object, example: str) -> str:
         base = self.base if self.given(key) is None else os.getcwd()
@@ -430,19 +437,6 @@ class _Loader:
         except PolicyError as e:
             raise self.error(key, f': {e}; each entry is "identity" = ["hostname", "*.domain", ...]') from e
         return {identity: tuple(patterns) for identity, patterns in table.items()}
-
-    def sharedNames(self, key: str, value: object) -> tuple[str, ...]:
-        """The router's C{shared_names}: hostname patterns, as in [authorization]."""
-        example = '["component.example.net", "*.balanced.example.net"]'
-        if isinstance(value, str):
-            raise self.error(key, f' must be an array of hostname patterns, not a single string; write it as ["{value}"]')
-        def pattern(at: str, text: str) -> str:
-            try:
-                HostnamePattern.parse(text)
-            except PolicyError as e:
-                raise self.error(at, f": {e}; write the names as in [authorization], such as {example}") from e
-            return text
-        return self.strings(key, value, example, pattern)
 
     def certificates(self, certKey: str, cert: str | None, keyKey: str, key: str | None, fix: str,
                      keyExample: str) -> None:
@@ -540,90 +534,38 @@ class _Loader:
             if "prefix" not in rule:
                 raise self.error(at, ': prefix is missing; add prefix = "/" (the URL path the rule covers, '
                                  "and everything below it)")
-            prefix = self.string(f"{at}.prefix", rule["prefix"], '"/"')
-            if not prefix.startswith("/"):
-                raise self.error(f"{at}.prefix", f" must be a URL path starting with '/', not {prefix!r}; "
-                                 f'write it as "/{prefix}"')
+            given = rule["prefix"]
+            fix = f'write it as "/{given}"' if isinstance(given, str) and given[:1] != "/" else \
+                'give the URL path the rule covers as requests are read, such as "/docs/"'
+            prefix = self.parsed(f"{at}.prefix", given, checkPrefix, "a URL path", "/", fix)
             if any(other.prefix == prefix for other in rules):
                 raise self.error(at, f": another rule has the prefix {prefix!r}; merge the two")
-            jids = self.strings(f"{at}.jids", rule.get("jids", []), '["alice@example.net"]', lambda k, v: self.parsed(
-                k, v, lambda text: jid.JID(text).userhost(), "a JID", "alice@example.net", "give bare JIDs such as "
-                '"alice@example.net"'))
-            domains = self.strings(f"{at}.domains", rule.get("domains", []), '["example.net"]', lambda k, v: self.domain(
-                k, v, "domains (every JID at them is allowed)", "example.net"))
+            jids = self.parsedStrings(f"{at}.jids", rule.get("jids", []), bareJID, "a JID", "alice@example.net",
+                                      'give bare JIDs such as "alice@example.net"')
+            domains = self.parsedStrings(f"{at}.domains", rule.get("domains", []), ruleDomain, "a domain",
+                                         "example.net", 'give domains (every JID at them is allowed), such as '
+                                         '"example.net"')
             xtls = rule.get("require_xtls", False)
-            xtlsFor = [] if isinstance(xtls, bool) else self.strings(
-                f"{at}.require_xtls", xtls, '["alice@example.net", "example.org"]', lambda k, v: self.parsed(
-                    k, v, lambda text: jid.JID(text).userhost(), "a bare JID or a domain", "alice@example.net",
-                    'give true (every JID of the rule), or bare JIDs and domains such as "alice@example.net"'))
+            xtlsFor = [] if isinstance(xtls, bool) else self.parsedStrings(
+                f"{at}.require_xtls", xtls, bareJID, "a bare JID or a domain", "alice@example.net",
+                'give true (every JID of the rule), or bare JIDs and domains such as "alice@example.net"')
             rules.append(AccessRule(prefix, jids=jids, domains=domains,
                                     anyone=self.boolean(f"{at}.anyone", rule.get("anyone", False)),
                                     requireXTLS=xtls is True, xtlsFor=xtlsFor))
         return AccessRules(rules)
 
-    def url(self, key: str, value: object, example: str, what: str) -> str:
-        def parse(text: str) -> str:
-            parts = urlsplit(text)
-            _ = parts.port  # raises ValueError for a port that is no number from 0 to 65535
-            if parts.scheme not in ("http", "https") or not parts.hostname:
-                raise ValueError("not an http:// or https:// URL with a host")
-            return text
-        return self.parsed(key, value, parse, "a URL", example, f'give {what}, such as "{example}"')
-
-    def origin(self, key: str, value: object) -> str:
-        try:  # parseOrigin's reasons name the value
-            return str(parseOrigin(self.string(key, value, '"https://www.example.net"')))
-        except BadTarget as e:
-            raise self.error(key, f': {e.reason}; give only the scheme and authority clients use, such as '
-                             '"https://www.example.net"') from None
-
-    def hosts(self, key: str, value: object) -> tuple[str, ...]:
-        def parse(entry: str) -> str:
-            # A bare IPv6 address (::1) needs its brackets.
-            parsed = parseHost(f"[{entry}]" if entry.count(":") > 1 and entry[0] != "[" else entry)
-            if parsed.port is not None:
-                raise ValueError("it has a port; give the host name only: any port of it is allowed")
-            return parsed.host
-        return self.strings(key, value, '["example.net"]', lambda k, v: self.parsed(k, v, parse, "a host name",
-                                                                                   "example.net"))
-
-    def proxies(self, key: str, value: object) -> tuple[str, ...]:
-        return self.strings(key, value, '["127.0.0.1", "10.0.0.0/8"]', lambda k, v: self.parsed(
-            k, v, lambda text: (parseNetworks((text,)), text.strip())[1], "an IP address or network", "10.0.0.0/8"))
-
-    def serverHeader(self, key: str, value: object) -> str | None:
-        header = None if value == "" else self.string(key, value, '"xmppcomp"')
-        if header is not None and not all(0x20 <= ord(c) < 0x7F for c in header):
-            raise self.error(key, ' must be printable ASCII, or "" for no Server header')
-        return header
-
     def accessLog(self, key: str, value: object) -> str:
         text = self.string(key, value, '"log"')
-        path = text if text in ("log", "none") else self.path(key, value, '"/var/log/xmppcomp/access.log"')
-        if text not in ("log", "none") and not os.path.isdir(os.path.dirname(path)):
-            raise self.error(key, f': the directory of {path} does not exist; give "log" (the twistd log), '
-                             '"none", or a file in an existing directory')
-        return path
-
-    def healthPath(self, key: str, value: object) -> str | None:
-        path = None if value == "" else self.string(key, value, '"/.xmppcomp/health"')
-        if path is not None and not re.fullmatch(r"(/(?!\.\.?(/|$))[A-Za-z0-9._~-]+)+", path):
-            raise self.error(key, f": {path!r} is not a path of segments of letters, digits and . _ ~ -; give one "
-                             'such as "/.xmppcomp/health", or "" for no health endpoint')
-        return path
+        try:
+            return checkAccessLog(text if text in ("log", "none") else self.path(key, value, '"access.log"'))
+        except ValueError as e:
+            raise self.error(key, f': {e}; give "log" (the twistd log), "none", or a file in an existing '
+                             "directory") from None
 
     def port(self, key: str, value: object) -> int:
         if type(value) is not int or not 0 <= value <= 65535:
             raise self.error(key, f" must be a TCP port number from 0 to 65535 (0: any free port), not {value!r}")
         return value
-
-    def webServer(self, key: str, value: object) -> str:
-        name = self.string(key, value, '"nginx"')
-        if name not in PROFILES:
-            raise self.error(key, f" must be one of {', '.join(sorted(PROFILES))} (the web server in front "
-                             f"of the forward-auth endpoint), not {value!r}")
-        return name
-
 
 
 def tomlKeys(root: type) -> Mapping[str, frozenset[str]]:
@@ -783,6 +725,10 @@ def _acceptKeys(loader: _Loader, server: str) -> None:
 def _httpauth(loader: _Loader, config: ComponentConfig, embedded: bool) -> HTTPAuthConfig:
     """The checks of C{[httpauth]} that involve several keys, and its defaults that depend on others."""
     httpauth = config.httpauth
+    if httpauth.metrics and not httpauth.enabled:
+        raise loader.error("httpauth.metrics", ": /metrics is served on the HTTP-auth listener, which is off ([httpauth] "
+                           "enabled = false or --no-httpauth); turn it on, or leave out [httpauth] metrics = true and "
+                           "--metrics")
     mode = f'mode is "{httpauth.mode}"; remove'
     if httpauth.directory is not None and httpauth.mode != "protect":
         raise loader.error("httpauth.directory", f": a directory is only served in protect mode, and {mode} "

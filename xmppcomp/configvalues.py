@@ -7,7 +7,7 @@ configuration problem raises, and where a secret comes from.
 from __future__ import annotations
 
 import os
-from typing import Iterable
+from typing import Callable, Iterable
 
 import attrs
 
@@ -60,6 +60,11 @@ class SecretRef:
 def strTuple(items: Iterable[str]) -> tuple[str, ...]:
     """The converter of tuples of strings (a typed C{tuple}, which mypy's attrs plugin cannot infer)."""
     return tuple(items)
+
+
+def keeping(check: Callable[[str], object]) -> Callable[[str], str]:
+    """A parser for L{checked} that keeps the text C{check} accepts, not what it makes of it."""
+    return lambda text: (check(text), text)[1]
 
 
 def checked(*check: object, toml: str | None = "") -> dict[str, object]:

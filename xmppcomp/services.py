@@ -138,15 +138,11 @@ def redisStoreFromConfig(httpauth: HTTPAuthConfig, reactor: IReactorTime) -> Red
     The L{RedisStore} of C{[httpauth.store]}: read its password now, and
     its CA file when TLS is on.
 
-    @raise ConfigError: the password or the CA file cannot be read, or TLS
-        settings are given without C{tls = true}.
+    @raise ConfigError: the password or the CA file cannot be read.
     """
     store = httpauth.store
     assert store.redis is not None
     host, port = parseRedisEndpoint(store.redis)
-    if not store.tls and (store.caFile is not None or store.serverName is not None):
-        raise ConfigError("[httpauth.store]: ca_file and server_name are TLS settings; add tls = true "
-                          "(or remove them)")
     options = None
     if store.tls:
         try:

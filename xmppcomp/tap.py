@@ -43,7 +43,6 @@ from xmppcomp._process import GC_THRESHOLDS, PluginProcess
 from xmppcomp.config import (
     COMPONENT_LIMIT_KEYS,
     ComponentConfig,
-    ConfigError,
     Override,
     componentConfigFromMapping,
     loadComponentConfig,
@@ -316,8 +315,7 @@ class Options(PluginOptions):
         Load the file if one is given, with C{overrides}, check the result,
         and check that the secret can be read now.
 
-        @raise ConfigError: the configuration is not usable (C{/metrics}
-            asked for without the listener that serves it included).
+        @raise ConfigError: the configuration is not usable.
         """
         if self["config"] is not None:
             config = loadComponentConfig(self["config"], overrides)
@@ -325,12 +323,6 @@ class Options(PluginOptions):
             config = componentConfigFromMapping({}, _COMMAND, overrides, os.getcwd())
         if config.secret is not None:
             config.secret.read()
-        if config.httpauth.metrics and not config.httpauth.enabled:
-            raise ConfigError(
-                "/metrics is served on the HTTP-auth listener, which is off "
-                "([httpauth] enabled = false or --no-httpauth); turn it on, "
-                "or leave out [httpauth] metrics = true and --metrics"
-            )
         self.componentConfig = config
 
 

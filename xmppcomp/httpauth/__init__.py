@@ -31,7 +31,7 @@ from xmppcomp.httpauth._errors import (
 )
 from xmppcomp.httpauth._store import IConfirmationStore, MemoryStore
 from xmppcomp.httpauth._redis import RedisStore, parseRedisEndpoint
-from xmppcomp.httpauth._policy import AccessRule, AccessRules, Attempt, Ledger, Limits
+from xmppcomp.httpauth._policy import AccessRule, AccessRules, Attempt, Ledger, Limits, bareJID, checkPrefix, ruleDomain
 from xmppcomp.httpauth._config import (
     DEFAULT_HTTP_LISTEN,
     HTTPAUTH_MODES,
@@ -49,11 +49,11 @@ from xmppcomp.httpauth._protocol import (
     Outcome,
     XMPPCredentials,
 )
-from xmppcomp.httpauth._frontend import PROFILES, Frontend, WebServerProfile, parseNetworks
-from xmppcomp.httpauth._health import Check, HealthResource, withHealth
+from xmppcomp.httpauth._frontend import PROFILES, Frontend, WebServerProfile, allowedHost, parseNetworks
+from xmppcomp.httpauth._health import Check, HealthResource, checkHealthPath, withHealth
 from xmppcomp.httpauth._listener import ConnectionTracker, HTTPAuthListener, isPublic, listeningURL
-from xmppcomp.httpauth._proxy import UpstreamProxyResource
-from xmppcomp.httpauth._site import ConfirmerSite
+from xmppcomp.httpauth._proxy import UpstreamProxyResource, checkUpstream
+from xmppcomp.httpauth._site import ConfirmerSite, checkAccessLog, checkServerHeaderValue
 from xmppcomp.httpauth._static import ConfinedFile
 from xmppcomp.httpauth._target import BadTarget, Origin, Target, canonicalTarget, parseHost, parseOrigin
 from xmppcomp.httpauth._web import JID_HEADER, ForwardAuthResource, ProtectedResource
@@ -75,14 +75,18 @@ __all__ = [
     "BadTarget",
     "ConfinedFile",
     "ConfirmerSite",
+    "checkAccessLog",
+    "checkServerHeaderValue",
     "ConnectionTracker",
     "HTTPAuthListener",
     "Check",
     "HealthResource",
+    "checkHealthPath",
     "withHealth",
     "Frontend",
     "Origin",
     "PROFILES",
+    "allowedHost",
     "Target",
     "WebServerProfile",
     "canonicalTarget",
@@ -91,6 +95,9 @@ __all__ = [
     "AccessForbidden",
     "AccessRule",
     "AccessRules",
+    "bareJID",
+    "checkPrefix",
+    "ruleDomain",
     "Attempt",
     "ConfirmRequest",
     "ConfirmationCredentials",
@@ -125,6 +132,7 @@ __all__ = [
     "StoreConfig",
     "StoreUnavailable",
     "UpstreamProxyResource",
+    "checkUpstream",
     "XMPPConfirmationChecker",
     "XMPPCredentials",
     "makeConfirmer",

@@ -8,14 +8,20 @@ from __future__ import annotations
 
 import attrs
 
-from xmppcomp.configvalues import SecretRef, checked
+from xmppcomp.configvalues import SecretRef, checked, keeping
+from xmppcomp.httpauth._frontend import PROFILES, allowedHost, parseNetworks
+from xmppcomp.httpauth._health import checkHealthPath
 from xmppcomp.httpauth._policy import AccessRules, Limits
+from xmppcomp.httpauth._proxy import checkUpstream
 from xmppcomp.httpauth._redis import (
     DEFAULT_CONNECT_TIMEOUT,
     DEFAULT_PREFIX,
     DEFAULT_RECONNECT_MAX_DELAY,
     DEFAULT_TIMEOUT,
+    parseRedisEndpoint,
 )
+from xmppcomp.httpauth._site import checkServerHeaderValue
+from xmppcomp.httpauth._target import parseOrigin
 
 #: Default endpoint of the HTTP-auth listener: loopback only.
 DEFAULT_HTTP_LISTEN = "tcp:8080:interface=127.0.0.1"
@@ -25,6 +31,9 @@ DEFAULT_HTTP_LISTEN = "tcp:8080:interface=127.0.0.1"
 HTTPAUTH_MODES = ("protect", "proxy", "forward-auth")
 _MODES = dict(zip(HTTPAUTH_MODES, ("serve a directory", "reverse-proxy to upstream",
                                    "for nginx auth_request, Traefik, Caddy")))
+
+#: The web servers forward-auth answers (L{PROFILES}), and what they send.
+_WEB_SERVERS = {name: f"forward-auth headers {p.uri.decode()}, {p.client.decode()}" for name, p in PROFILES.items()}
 
 #: The host names the embedded main job's confirmer answers to when
 #: neither public_origin nor allowed_hosts is set.
@@ -47,9 +56,11 @@ class StoreConfig:
     @ivar tls: whether to speak TLS to Redis, checking its certificate.
     @ivar caFile: with C{tls}, a PEM bundle of the CAs to trust; C{None}: the system's.
     @ivar serverName: with C{tls}, the name the certificate must carry; C{None}: the endpoint's host.
+    @raise ValueError: C{caFile} or C{serverName} is given without C{tls}.
     """
 
-    redis: str | None = attrs.field(default=None, metadata=checked("redisEndpoint"))
+    redis: str | None = attrs.field(default=None, metadata=checked(
+        "parsed", keeping(parseRedisEndpoint), "", "tcp:host=127.0.0.1:port=6379"))
     prefix: str = attrs.field(default=DEFAULT_PREFIX, metadata=checked("string", f'"{DEFAULT_PREFIX}"'))
     password: SecretRef | None = attrs.field(default=None, metadata=checked(
         "secret", "confirmer", "redis.password", "REDIS_PASSWORD"))
@@ -61,6 +72,11 @@ class StoreConfig:
         "file", "redis-ca.pem", "give the PEM bundle of the CAs that sign the Redis server's certificate"))
     serverName: str | None = attrs.field(default=None, metadata=checked(
         "domain", "the name in the Redis server's certificate", "redis.example.net"))
+
+    def __attrs_post_init__(self) -> None:
+        if not self.tls and (self.caFile is not None or self.serverName is not None):
+            raise ValueError(f"{'ca_file' if self.serverName is None else 'server_name'} is a TLS setting, and tls "
+                             "is false; add tls = true (or remove it)")
 
 
 @attrs.frozen
@@ -110,18 +126,25 @@ class HTTPAuthConfig:
         "directory", "site", "give the directory of files to serve behind the confirmation, or remove directory for "
         "the built-in demo page"))
     upstream: str | None = attrs.field(default=None, metadata=checked(
-        "url", "http://127.0.0.1:8000", "the URL of the site to proxy to"))
-    publicOrigin: str | None = attrs.field(default=None, metadata=checked("origin"))
-    allowedHosts: tuple[str, ...] = attrs.field(default=(), metadata=checked("hosts"))
-    trustedProxies: tuple[str, ...] = attrs.field(default=("127.0.0.0/8", "::1"), metadata=checked("proxies"))
-    webServer: str = attrs.field(default="nginx", metadata=checked("webServer"))
+        "parsed", checkUpstream, "an upstream URL", "http://127.0.0.1:8000", "give the URL of the site to proxy to (http "
+        'or https, a host, an optional port and path), such as "http://127.0.0.1:8000"'))
+    publicOrigin: str | None = attrs.field(default=None, metadata=checked(
+        "parsed", lambda text: str(parseOrigin(text)), "", "https://www.example.net",  # its reasons name the value
+        'give only the scheme and authority clients use, such as "https://www.example.net"'))
+    allowedHosts: tuple[str, ...] = attrs.field(default=(), metadata=checked(
+        "parsedStrings", allowedHost, "a host name", "example.net"))
+    trustedProxies: tuple[str, ...] = attrs.field(default=("127.0.0.0/8", "::1"), metadata=checked(
+        "parsedStrings", lambda text: (parseNetworks((text,)), text.strip())[1], "an IP address or network", "10.0.0.0/8"))
+    webServer: str = attrs.field(default="nginx", metadata=checked("choice", _WEB_SERVERS))
     askQuery: bool = True
     maxBody: int = 1024 * 1024
     maxConnections: int = 10000
     maxConnectionsPerSource: int = 256
     listenBacklog: int = 511
     headTimeout: float = 10.0
-    serverHeader: str | None = attrs.field(default="xmppcomp", metadata=checked("serverHeader"))
+    serverHeader: str | None = attrs.field(default="xmppcomp", metadata=checked(
+        "optional", checkServerHeaderValue, "a Server header", "xmppcomp",
+        'give printable ASCII such as "xmppcomp", or "" for no Server header'))
     followSymlinks: bool = False
     listDirectories: bool = False
     exactResource: bool = False
@@ -133,7 +156,9 @@ class HTTPAuthConfig:
     metrics: bool = False
     serverTiming: bool = False
     accessLog: str = attrs.field(default="log", metadata=checked("accessLog"))
-    healthPath: str | None = attrs.field(default=None, metadata=checked("healthPath"))
+    healthPath: str | None = attrs.field(default=None, metadata=checked(
+        "optional", checkHealthPath, "a health path", "/.xmppcomp/health",
+        'give one such as "/.xmppcomp/health", or "" for no health endpoint'))
     drainTimeout: float = 30.0
     tunnelIdleTimeout: float = 60.0
     store: StoreConfig = attrs.field(factory=StoreConfig)

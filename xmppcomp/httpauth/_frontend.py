@@ -158,19 +158,24 @@ def _networks(values: Iterable[str | IPNetwork]) -> tuple[IPNetwork, ...]:
     )
 
 
+def allowedHost(value: str) -> str:
+    """
+    The host C{value} names, as L{Frontend.allowedHosts} keeps it: a host
+    name (L{parseHost}), or an IP address, IPv6 bare or in brackets.
+
+    @raise ValueError: it is neither, or it has a port, with the reason.
+    """
+    address = parseAddress(value)
+    if address is not None:
+        return str(address)
+    parsed = parseHost(value)
+    if parsed.port is not None:
+        raise ValueError("it has a port; give the host name only: any port of it is allowed")
+    return parsed.host
+
+
 def _hosts(values: Iterable[str]) -> frozenset[str]:
-    hosts = set()
-    for value in values:
-        address = parseAddress(value)
-        if address is not None:
-            # A bare IPv6 address (no brackets, no port) is a host too.
-            hosts.add(str(address))
-            continue
-        parsed = parseHost(value)
-        if parsed.port is not None:
-            raise ValueError(f"an allowed host is a name without a port: {value!r}")
-        hosts.add(parsed.host)
-    return frozenset(hosts)
+    return frozenset(allowedHost(value) for value in values)
 
 
 def _origin(value: Origin | str | None) -> Origin | None:
@@ -338,6 +343,7 @@ __all__ = [
     "Frontend",
     "LOOPBACK",
     "PROFILES",
+    "allowedHost",
     "Untrusted",
     "WebServerProfile",
     "loopbackFrontend",

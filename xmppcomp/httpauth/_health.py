@@ -17,6 +17,7 @@ configured.
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Callable, Mapping
 
 from twisted.internet.defer import Deferred, gatherResults, maybeDeferred
@@ -27,7 +28,7 @@ from twisted.web.server import NOT_DONE_YET, Request
 
 from xmppcomp.logs import Logger
 
-__all__ = ["Check", "HealthResource", "withHealth"]
+__all__ = ["Check", "HealthResource", "checkHealthPath", "withHealth"]
 
 log = Logger()
 
@@ -108,9 +109,25 @@ class _HealthAndSite(Resource):
         return self.site.render(request)
 
 
+def checkHealthPath(path: str) -> str:
+    """
+    Check the path of a health endpoint (L{withHealth}, C{[httpauth]
+    health_path}): segments of letters, digits and C{. _ ~ -}, each after
+    a C{/}, none of them C{.} or C{..}, such as C{"/.xmppcomp/health"}.
+
+    @return: C{path}.
+    @raise ValueError: it is not one.
+    """
+    if not re.fullmatch(r"(/(?!\.\.?(/|$))[A-Za-z0-9._~-]+)+", path):
+        raise ValueError("not segments of letters, digits and . _ ~ -, each after a '/', none of them . or ..")
+    return path
+
+
 def withHealth(resource: IResource, path: str, checks: Mapping[str, Check]) -> IResource:
     """
     C{resource}, with C{path} (such as C{"/.xmppcomp/health"}) answering
     the health C{checks} beside it.
+
+    @raise ValueError: C{path} is not one (L{checkHealthPath}).
     """
-    return _HealthAndSite(resource, path.encode("ascii").split(b"/")[1:], HealthResource(checks))
+    return _HealthAndSite(resource, checkHealthPath(path).encode("ascii").split(b"/")[1:], HealthResource(checks))

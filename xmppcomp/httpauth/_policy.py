@@ -67,23 +67,68 @@ class Clock(Protocol):
         """
 
 
+def _ruleJID(value: str | jid.JID) -> jid.JID:
+    """
+    C{value} as a JID of an access rule: stringprep, the domain's trailing
+    dot stripped.
+
+    @raise ValueError: it is not a JID (L{jid.InvalidFormat} too).
+    """
+    try:
+        return withoutTrailingDot(value if isinstance(value, jid.JID) else jid.JID(value))
+    except jid.InvalidFormat:
+        raise
+    except Exception:  # Twisted's stringprep raises more (IndexError for "."); so does an empty domain
+        raise ValueError("not a valid JID") from None
+
+
+def bareJID(value: str | jid.JID) -> str:
+    """
+    A bare JID (or a domain) of an access rule, as it is compared with a
+    user's: stringprep, no resource, the domain's trailing dot stripped.
+
+    @raise ValueError: it is not a JID (L{jid.InvalidFormat} too).
+    """
+    return _ruleJID(value).userhost()
+
+
+def ruleDomain(value: str) -> str:
+    """
+    A domain of an access rule, as it is compared with a user's: stringprep,
+    the trailing dot stripped.
+
+    @raise ValueError: it is not a domain (L{jid.InvalidFormat} too).
+    """
+    parsed = _ruleJID(value)
+    if parsed.user is not None or parsed.resource is not None:
+        raise ValueError("it is a JID, not a domain; list it in jids, or give its domain")
+    return parsed.host
+
+
+def checkPrefix(value: str) -> str:
+    """
+    The path prefix of an access rule: a path as requests are read
+    (L{canonicalTarget<xmppcomp.httpauth.canonicalTarget>}: decoded, no
+    empty, C{.} or C{..} segment but an empty last one), which a rule with
+    another prefix would never match.
+
+    @return: C{value}.
+    @raise ValueError: it is not one, with the reason.
+    """
+    segments = value.split("/")
+    if segments[0] != "" or len(segments) < 2:
+        raise ValueError("a path prefix must start with '/'")
+    if any(s in ("", ".", "..") for s in segments[1:-1]) or segments[-1] in (".", ".."):
+        raise ValueError("it has an empty, '.' or '..' segment, which no request path has")
+    return value
+
+
 def _bareJIDs(values: Iterable[str | jid.JID]) -> frozenset[str]:
-    return frozenset(
-        withoutTrailingDot(
-            value if isinstance(value, jid.JID) else jid.JID(value)
-        ).userhost()
-        for value in values
-    )
+    return frozenset(map(bareJID, values))
 
 
 def _domains(values: Iterable[str]) -> frozenset[str]:
-    return frozenset(withoutTrailingDot(jid.JID(value)).host for value in values)
-
-
-def _prefix(value: str) -> str:
-    if not value.startswith("/"):
-        raise ValueError(f"a path prefix must start with '/': {value!r}")
-    return value
+    return frozenset(map(ruleDomain, values))
 
 
 @attrs.frozen
@@ -103,7 +148,7 @@ class AccessRule:
         paths must come through XTLS, when not all must.
     """
 
-    prefix: str = attrs.field(converter=_prefix)
+    prefix: str = attrs.field(converter=checkPrefix)
     jids: frozenset[str] = attrs.field(default=frozenset(), converter=_bareJIDs)
     domains: frozenset[str] = attrs.field(default=frozenset(), converter=_domains)
     anyone: bool = False

@@ -64,7 +64,7 @@ from xmppcomp.httpauth._http import clientGone, normalName
 from xmppcomp.httpauth._target import BadTarget, HostPort, Origin, canonicalTarget
 from xmppcomp.logs import Logger
 
-__all__ = ["UpstreamProxyResource"]
+__all__ = ["UpstreamProxyResource", "checkUpstream"]
 
 #: The header carrying the confirmed JID (the protect resource sets it).
 _JID_HEADER = b"X-Auth-JID"
@@ -145,6 +145,28 @@ def _port(parts: SplitResult) -> int:
     return _DEFAULT_PORTS[parts.scheme.lower()] if port is None else port
 
 
+def checkUpstream(upstream: str) -> str:
+    """
+    Check the URL of an upstream (L{UpstreamProxyResource}, C{[httpauth]
+    upstream}): C{http} or C{https}, a host, an optional port and path; no
+    query, fragment or user information; ASCII.
+
+    @return: C{upstream}.
+    @raise ValueError: it is not, with the reason.
+    """
+    if not upstream.isascii():
+        raise ValueError("it is not ASCII; percent-encode the path, and write a host name in its xn-- form")
+    parts = urlsplit(upstream)
+    if parts.scheme.lower() not in _DEFAULT_PORTS or not parts.hostname:
+        raise ValueError("not an http:// or https:// URL with a host")
+    if parts.query or parts.fragment or "?" in upstream or "#" in upstream:
+        raise ValueError("it has a query or fragment; each request's own query is forwarded")
+    if parts.username is not None or parts.password is not None:
+        raise ValueError("it holds user information; credentials for the upstream are not supported")
+    _port(parts)
+    return upstream
+
+
 class UpstreamProxyResource(Resource):
     """
     Forward each request to an upstream and stream the answer back: the
@@ -200,17 +222,12 @@ class UpstreamProxyResource(Resource):
         @raise ValueError: for an upstream URL that is not as described.
         """
         super().__init__()
-        if not upstream.isascii():
-            raise ValueError(f"the upstream URL {upstream!r} must be ASCII (percent-encoded)")
-        parts = urlsplit(upstream)
-        if parts.scheme.lower() not in _DEFAULT_PORTS or not parts.hostname:
-            raise ValueError(f"the upstream URL {upstream!r} must be http:// or https:// and a host")
-        if parts.query or parts.fragment or "?" in upstream or "#" in upstream:
-            raise ValueError(f"the upstream URL {upstream!r} must not have a query or fragment")
-        if parts.username is not None or parts.password is not None:
-            raise ValueError(f"the upstream URL {upstream!r} must not hold user information")
+        try:
+            parts = urlsplit(checkUpstream(upstream))
+        except ValueError as e:
+            raise ValueError(f"the upstream URL {upstream!r}: {e}") from None
         port = _port(parts)
-        host = parts.hostname
+        host = cast(str, parts.hostname)
         hostPort = HostPort(host, None if port == _DEFAULT_PORTS[parts.scheme.lower()] else port)
         self._upstream = parts
         self._basePath = parts.path.rstrip("/")

@@ -49,6 +49,7 @@ speaks HTTP/1.1 only (its channel is a plain L{HTTPChannel
 from __future__ import annotations
 
 import binascii
+import os
 from collections.abc import Callable, Sequence
 from typing import cast
 
@@ -73,6 +74,8 @@ __all__ = [
     "REASON_PHRASES",
     "ConfirmerChannel",
     "ConfirmerRequest",
+    "checkAccessLog",
+    "checkServerHeaderValue",
     "ConfirmerSite",
     "earlyRefusal",
 ]
@@ -418,6 +421,39 @@ def _basicChallenge(request: IRequest) -> Sequence[bytes]:
     return [b'Basic realm="%s"' % (REALM.encode("ascii"),)]
 
 
+def checkAccessLog(accessLog: str) -> str:
+    """
+    Check where an access log goes (L{ConfirmerSite}, C{[httpauth]
+    access_log}): C{"log"}, C{"none"}, or a file to append to, which is
+    no directory and whose directory exists.
+
+    @return: C{accessLog}.
+    @raise ValueError: it cannot be one, with the reason.
+    """
+    if not accessLog:
+        raise ValueError('accessLog must be "log", "none" or a file path')
+    if accessLog in (_ACCESS_LOG_TWISTD, _ACCESS_LOG_NOWHERE):
+        return accessLog
+    if os.path.isdir(accessLog):
+        raise ValueError(f"{accessLog} is a directory")
+    if not os.path.isdir(os.path.dirname(os.path.abspath(accessLog))):
+        raise ValueError(f"the directory of {accessLog} does not exist")
+    return accessLog
+
+
+def checkServerHeaderValue(value: str) -> str:
+    """
+    Check a C{Server} header value (L{ConfirmerSite}, C{[httpauth]
+    server_header}): printable ASCII, not empty.
+
+    @return: C{value}.
+    @raise ValueError: it is not.
+    """
+    if not value or not all(" " <= c <= "~" for c in value):
+        raise ValueError("not printable ASCII")
+    return value
+
+
 class ConfirmerSite(Site):
     """
     The confirmer's L{Site<twisted.web.server.Site>}: bodies are refused
@@ -470,14 +506,17 @@ class ConfirmerSite(Site):
         @param accessLog: where the access log goes: C{"log"}, the twistd
             log; C{"none"}, nowhere; anything else, that file.
         @raise ValueError: for a negative C{maxBody}, a C{headTimeout} that
-            is not positive, or an empty C{accessLog}.
+            is not positive, an C{accessLog} that cannot be one
+            (L{checkAccessLog}), or a C{serverHeader} that is not printable
+            ASCII (L{checkServerHeaderValue}).
         """
         if maxBody < 0:
             raise ValueError(f"maxBody must not be negative: {maxBody!r}")
         if headTimeout is not None and not headTimeout > 0:
             raise ValueError(f"headTimeout must be positive: {headTimeout!r}")
-        if not accessLog:
-            raise ValueError('accessLog must be "log", "none" or a file path')
+        checkAccessLog(accessLog)
+        if serverHeader is not None:
+            checkServerHeaderValue(serverHeader.decode("latin-1"))
         logPath = None if accessLog in (_ACCESS_LOG_TWISTD, _ACCESS_LOG_NOWHERE) else accessLog
         super().__init__(
             resource, logPath=logPath, reactor=reactor, parsePOSTFormSubmission=False

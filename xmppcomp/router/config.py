@@ -11,7 +11,8 @@ from typing import Mapping
 
 import attrs
 
-from xmppcomp.configvalues import KEY_FIX, SecretRef, checked, strTuple
+from xmppcomp.authz import HostnamePattern
+from xmppcomp.configvalues import KEY_FIX, SecretRef, checked, keeping, strTuple
 
 #: Default listen endpoints: loopback only.
 DEFAULT_ROUTER_LISTEN = ("tcp:5348:interface=127.0.0.1",)
@@ -101,7 +102,9 @@ class RouterConfig:
     acceptListen: tuple[str, ...] = attrs.field(default=DEFAULT_ACCEPT_LISTEN, converter=strTuple, metadata=checked(
         "endpoints", DEFAULT_ACCEPT_LISTEN[0], toml="accept.listen"))
     authorization: Mapping[str, tuple[str, ...]] = attrs.field(factory=dict, metadata=checked("authorization"))
-    sharedNames: tuple[str, ...] = attrs.field(default=(), converter=strTuple, metadata=checked("sharedNames"))
+    sharedNames: tuple[str, ...] = attrs.field(default=(), converter=strTuple, metadata=checked(
+        "parsedStrings", keeping(HostnamePattern.parse), "", "component.example.net", "write the names as in "
+        '[authorization], such as ["component.example.net", "*.balanced.example.net"]', "hostname patterns"))
     acceptSecrets: Mapping[str, SecretRef] = attrs.field(factory=dict, metadata=checked(
         "secrets", toml="accept.secrets"))
     limits: RouterLimits = attrs.field(factory=RouterLimits)

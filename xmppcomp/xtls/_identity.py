@@ -69,14 +69,20 @@ def parseFingerprint(text: str) -> bytes:
 def pinKey(text: str) -> str:
     """
     The key of a pin: the bare JID (or the domain) C{text} names, as
-    L{JID.userhost} normalises it (stringprep, lowercase domain).
+    L{JID.userhost} normalises it (stringprep, lowercase domain), the
+    domain's trailing dot removed (RFC 7622 section 3.2), as in the
+    addresses of peers.
 
     @raise ValueError: C{text} is not a JID, or has a resource.
     """
     try:
         address = JID(text.strip())
+        if address.host.endswith("."):
+            address = JID(tuple=(address.user, address.host[:-1], address.resource))
     except (InvalidFormat, UnicodeError) as e:
         raise ValueError(str(e) or "not a valid JID") from None
+    except Exception:  # Twisted's stringprep raises more (IndexError for "a@.")
+        raise ValueError("not a valid JID") from None
     if address.resource is not None:
         raise ValueError("a pin is for a bare JID or a domain, without a resource")
     return address.userhost()
