@@ -950,6 +950,57 @@ class ServiceTreeTests(_FilesMixin, SynchronousTestCase):
         self.assertFalse(listener.running)
         self.assertRaises(KeyError, top.getServiceNamed, "demo-agent")
 
+    def tunnelWarnings(self, extra: str, requireXTLS: str = "true") -> list[str]:
+        """
+        The warnings about tunnels logged while building the tree of an
+        embedded component whose access rule has C{require_xtls =
+        REQUIREXTLS}, with C{extra} TOML after it.
+        """
+        events: list[dict[str, Any]] = []
+        globalLogPublisher.addObserver(events.append)
+        self.addCleanup(globalLogPublisher.removeObserver, events.append)
+        text = '[[httpauth.rules]]\nprefix = "/"\nanyone = true\nrequire_xtls = ' + requireXTLS + "\n" + extra
+        options = tap.Options()
+        options.parseOptions(["--config", self.write("c.toml", text)])
+        self.makeService(options)
+        return [formatEvent(e) for e in events if "max_tunnels" in (e.get("log_format") or "")]
+
+    def test_fewTunnelsWarned(self) -> None:
+        """
+        Access rules that require XTLS with C{[xtls.limits] max_tunnels}
+        below C{[httpauth.limits] pending_total} (the defaults, 64 and 100)
+        log a warning that names both keys and the fix.
+        """
+        [warning] = self.tunnelWarnings("")
+        self.assertIn("[xtls.limits] max_tunnels (64) is below the 100 confirmations through XTLS that may "
+                      "wait at once ([httpauth.limits] pending_total is 100", warning)
+        self.assertIn("Raise max_tunnels to at least 100", warning)
+        [warning] = self.tunnelWarnings("[httpauth.limits]\npending_total = 500\n[xtls.limits]\nmax_tunnels = 200\n")
+        self.assertIn("max_tunnels (200) is below the 500 confirmations", warning)
+        # A domain is as wide as every JID.
+        [warning] = self.tunnelWarnings("", '["example.org"]')
+        self.assertIn("Raise max_tunnels to at least 100", warning)
+        # Bare JIDs: one tunnel each (the two, and the embedded demo's user).
+        [warning] = self.tunnelWarnings("[xtls.limits]\nmax_tunnels = 2\n", '["a@example.org", "b@example.org"]')
+        self.assertIn("max_tunnels (2) is below the 3 confirmations", warning)
+        self.assertIn("require XTLS of 3 JIDs", warning)
+
+    def test_enoughTunnelsQuiet(self) -> None:
+        """
+        No warning when C{max_tunnels} is at least C{pending_total}, or when
+        the rules require XTLS of a few bare JIDs only (one tunnel each), as
+        the embedded demo's do (its XTLS user), or of none.
+        """
+        self.assertEqual(self.tunnelWarnings("[xtls.limits]\nmax_tunnels = 100\n"), [])
+        self.assertEqual(self.tunnelWarnings("", '["a@example.org", "b@example.org"]'), [])
+        events: list[dict[str, Any]] = []
+        globalLogPublisher.addObserver(events.append)
+        self.addCleanup(globalLogPublisher.removeObserver, events.append)
+        options = tap.Options()
+        options.parseOptions(["--config", self.write("plain.toml", '[[httpauth.rules]]\nprefix = "/"\nanyone = true\n')])
+        self.makeService(options)
+        self.assertEqual([e for e in events if "max_tunnels" in (e.get("log_format") or "")], [])
+
     def test_withoutServer(self) -> None:
         """
         Without a server: the embedded router first, then a component wired

@@ -362,6 +362,7 @@ def addHTTPAuth(
         tunnelIdleTimeout=httpauth.tunnelIdleTimeout,
     )
     requester.setHandlerParent(component)
+    _warnFewTunnels(config)
     # One JIDCache for the user names of the requests and the answers.
     confirmer = makeConfirmer(
         requester,
@@ -493,6 +494,33 @@ def addXTLS(component: Component, config: ComponentConfig, metrics: Metrics | No
             perPeer=limits.maxTunnelsPerPeer,
         )
     return handler
+
+
+def _warnFewTunnels(config: ComponentConfig) -> None:
+    """
+    Warn when C{[xtls.limits] max_tunnels} is below the tunnels that
+    confirmations through XTLS may need at once: each user asked through
+    XTLS holds one, so confirmations beyond the tunnels fail (401) before
+    the confirmer's own limit is reached. A rule that requires XTLS of all
+    its JIDs or of a domain may need C{[httpauth.limits] pending_total}; one
+    that names bare JIDs, one each.
+    """
+    rules = config.httpauth.rules.rules
+    tunnels, pending = config.xtls.limits.maxTunnels, config.httpauth.limits.pendingTotal
+    named = {who for rule in rules for who in rule.xtlsFor}
+    wide = any(rule.requireXTLS for rule in rules) or any("@" not in who for who in named)
+    needed = pending if wide else min(pending, len(named))
+    if tunnels < needed:
+        log.warn(
+            "[xtls.limits] max_tunnels ({tunnels}) is below the {needed} confirmations through XTLS "
+            "that may wait at once ([httpauth.limits] pending_total is {pending}; the access rules "
+            "require XTLS of {whom}): each user asked through XTLS holds a tunnel, so users beyond "
+            "{tunnels} at once get 401. Raise max_tunnels to at least {needed}.",
+            tunnels=tunnels,
+            needed=needed,
+            pending=pending,
+            whom="every JID of a rule or of a domain" if wide else f"{len(named)} JIDs",
+        )
 
 
 def addServices(
