@@ -811,14 +811,7 @@ class ReconnectionTests(TestCase):
         with L{QueueTimeout}; fire-and-forget failures are logged.
         """
         alpha = self.component("alpha.example.net", maxQueued=1, queueTimeout=10)
-        self.network.crash()
-        first = domish.Element((None, "message"))
-        first["from"] = "alpha.example.net"
-        first["to"] = "beta.example.net"
-        waiting = alpha.sendOrFail(first)
-        self.failureResultOf(alpha.sendOrFail(first), QueueFull)
-        self.clock.advance(10)
-        self.failureResultOf(waiting, QueueTimeout)
+        first = self.assertQueueOfOneFor10Seconds(alpha)
         alpha.send(first)
         alpha.send(first)
         errors = self.flushLoggedErrors()
@@ -831,6 +824,16 @@ class ReconnectionTests(TestCase):
         """
         alpha = self.component("alpha.example.net", limits=ComponentLimits(maxQueued=1, queueTimeout=10))
         self.assertEqual((alpha.maxQueued, alpha.queueTimeout), (1, 10))
+        self.assertQueueOfOneFor10Seconds(alpha)
+
+    def assertQueueOfOneFor10Seconds(self, alpha: Component) -> domish.Element:
+        """
+        With the network down, one stanza of C{alpha} waits and a second
+        fails at once with L{QueueFull}; the first fails with
+        L{QueueTimeout} after 10 seconds.
+
+        @return: the stanza sent.
+        """
         self.network.crash()
         first = domish.Element((None, "message"))
         first["from"] = "alpha.example.net"
@@ -839,6 +842,7 @@ class ReconnectionTests(TestCase):
         self.failureResultOf(alpha.sendOrFail(first), QueueFull)
         self.clock.advance(10)
         self.failureResultOf(waiting, QueueTimeout)
+        return first
 
     def test_requestTimeoutFromLimits(self) -> None:
         """
