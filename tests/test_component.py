@@ -848,15 +848,7 @@ class ReconnectionTests(TestCase):
         """
         A request with no timeout of its own waits C{limits.iqTimeout}.
         """
-        alpha = self.component("alpha.example.net", limits=ComponentLimits(iqTimeout=7))
-        self.component("beta.example.net")
-        iq = domish.Element((None, "iq"))
-        iq["type"] = "get"
-        iq["from"] = "alpha.example.net"
-        iq["to"] = "beta.example.net"
-        iq.addElement(("urn:example:nobody-answers", "query"))
-        d = alpha.request(iq)
-        self.network.flush()
+        d = self.unanswered(limits=ComponentLimits(iqTimeout=7))
         self.clock.advance(6)
         self.assertNoResult(d)
         self.clock.advance(1)
@@ -867,7 +859,16 @@ class ReconnectionTests(TestCase):
         A request whose answer can no longer come fails with
         L{ConnectionLost} when the connection drops.
         """
-        alpha = self.component("alpha.example.net")
+        d = self.unanswered()
+        self.network.crash()
+        self.failureResultOf(d, ConnectionLost)
+
+    def unanswered(self, **kwargs: Any) -> defer.Deferred[domish.Element]:
+        """
+        The request of a component C{alpha.example.net} (made with
+        C{kwargs}) to C{beta.example.net}, which answers nothing, sent.
+        """
+        alpha = self.component("alpha.example.net", **kwargs)
         self.component("beta.example.net")
         iq = domish.Element((None, "iq"))
         iq["type"] = "get"
@@ -876,8 +877,7 @@ class ReconnectionTests(TestCase):
         iq.addElement(("urn:example:nobody-answers", "query"))
         d = alpha.request(iq)
         self.network.flush()
-        self.network.crash()
-        self.failureResultOf(d, ConnectionLost)
+        return d
 
 
 class LimitsTests(SynchronousTestCase):
