@@ -767,6 +767,12 @@ class Component(Service):
     every name is refused but one is worth retrying (all C{conflict}, say),
     it reconnects after the shortest backoff among them.
 
+    Handlers may take stanzas over on their way out or in
+    (L{IStanzaFilters<xmppcomp.interfaces.IStanzaFilters>}:
+    L{addSendFilter}, L{addReceiveFilter}); the XTLS endpoint
+    (L{xmppcomp.xtls.XTLSHandler}) does, to answer requests that came
+    through a tunnel through that tunnel.
+
     @ivar server: the server: a Twisted client endpoint string
         (C{tcp:host=...:port=...}; C{tls:host=...:port=...} for direct TLS)
         or an L{IStreamClientEndpoint}.
@@ -809,12 +815,6 @@ class Component(Service):
         is made, or when L{bind} adds an XEP-0114 connection), or C{None}
         for the endpoint C{server} describes. Tests give one that connects
         in memory (L{xmppcomp.testing.MemoryRouter.endpointFactory}).
-
-    Handlers may take stanzas over on their way out or in
-    (L{IStanzaFilters<xmppcomp.interfaces.IStanzaFilters>}:
-    L{addSendFilter}, L{addReceiveFilter}); the XTLS endpoint
-    (L{xmppcomp.xtls.XTLSHandler}) does, to answer requests that came
-    through a tunnel through that tunnel.
     """
 
     maxQueued = _Limit[int]()
