@@ -932,7 +932,8 @@ class XTLSHandler(XMPPHandler, IQHandlerMixin):
 
         # Its acknowledgement goes in the clear: no request through the
         # tunnel may take its key meanwhile.
-        self._clearRequest = self._requestKey(iq)
+        if self._filtering is not None:
+            self._clearRequest = self._requestKey(iq)
         try:
             tunnel._machine.receive(data, answer)
         finally:
