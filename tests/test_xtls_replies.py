@@ -10,6 +10,7 @@ server carried, and it must be XTLS traffic only.
 from __future__ import annotations
 
 import os
+import ssl
 from typing import Any, Callable
 
 from twisted.internet.defer import Deferred
@@ -534,19 +535,36 @@ class _Bootstraps:
             observer(*args)
 
 
-class StdlibPeerTests(SynchronousTestCase):
+class EagerPeer(StdlibPeer):
     """
-    A peer whose TLS is the standard library's asks through the tunnel.
+    A L{StdlibPeer} client that sends C{eager} with its last handshake
+    flight, in the same data IQ (TLS 1.3 allows it).
     """
 
-    def test_discoThroughTunnel(self) -> None:
-        """
-        Its disco#info request is answered through the tunnel: the peer
-        decrypts the result, the component sent only XTLS IQs in the
-        clear. An inner request that takes the key of the data IQ carrying
-        it is refused C{conflict} through the tunnel, and the data IQ's
-        acknowledgement still goes in the clear.
-        """
+    eager = b""
+
+    def advance(self) -> None:
+        if not self.handshakeDone and self.eager:
+            try:
+                self.tls.do_handshake()
+            except ssl.SSLWantReadError:
+                pass
+            else:
+                self.handshakeDone = True
+                self.tls.write(self.eager)
+                self.eager = b""
+        super().advance()
+
+
+class FilteringManagerMixin:
+    """
+    A component's XTLS endpoint and disco handlers under a
+    L{FilteringManager} on a L{StanzaRouter}, for L{StdlibPeer}s.
+    """
+
+    mktemp: Any
+
+    def filteredEnd(self) -> tuple[StanzaRouter, Any, str, Any]:
         from twisted.words.protocols.jabber.xmlstream import STREAM_AUTHD_EVENT, STREAM_CONNECTED_EVENT
 
         authority = makeCertificateAuthority()
@@ -567,7 +585,23 @@ class StdlibPeerTests(SynchronousTestCase):
             handler.setHandlerParent(manager)
         bootstraps.fire(STREAM_CONNECTED_EVENT, end)
         bootstraps.fire(STREAM_AUTHD_EVENT, end)
+        return router, authority, directory, end
 
+
+class StdlibPeerTests(FilteringManagerMixin, SynchronousTestCase):
+    """
+    A peer whose TLS is the standard library's asks through the tunnel.
+    """
+
+    def test_discoThroughTunnel(self) -> None:
+        """
+        Its disco#info request is answered through the tunnel: the peer
+        decrypts the result, the component sent only XTLS IQs in the
+        clear. An inner request that takes the key of the data IQ carrying
+        it is refused C{conflict} through the tunnel, and the data IQ's
+        acknowledgement still goes in the clear.
+        """
+        router, authority, directory, end = self.filteredEnd()
         peer = StdlibPeer(router, authority, "std.example", server=False, directory=directory)
         peer.start("comp.example")
         router.flush()
@@ -591,6 +625,28 @@ class StdlibPeerTests(SynchronousTestCase):
         self.assertEqual(len(acks), 1)
         self.assertIn("type='result'", acks[0])
         self.assertNotIn(NS_DISCO_INFO, acks[0])
+
+
+class EarlyDataTests(FilteringManagerMixin, SynchronousTestCase):
+    """
+    A request that arrives with the peer's last handshake flight, before
+    the tunnel is open at this end.
+    """
+
+    def test_replyHeldUntilOpen(self) -> None:
+        """
+        Its reply waits for the tunnel to open, then goes through it.
+        """
+        router, authority, directory, end = self.filteredEnd()
+        peer = EagerPeer(router, authority, "std.example", server=False, directory=directory)
+        peer.eager = f"<iq type='get' id='early' to='comp.example'><query xmlns='{NS_DISCO_INFO}'/></iq>".encode()
+        peer.start("comp.example")
+        router.flush()
+        self.assertTrue(peer.handshakeDone)
+        self.assertEqual(peer.eager, b"")
+        [result] = [s for s in peer.stanzas if s.get("id") == "early"]
+        self.assertEqual(result.get("type"), "result")
+        self.assertFalse(any(NS_DISCO_INFO in text for text in end.sent))
 
 
 class PlainParentTests(SynchronousTestCase):

@@ -283,6 +283,9 @@ class Tunnel:
         #: The requests that came through this tunnel and wait for their
         #: reply (L{XTLSHandler._pending}).
         self._pending: set[_RequestKey] = set()
+        #: Replies to such requests given before the tunnel opened at this
+        #: end (the peer sent them with its last handshake flight).
+        self._held: list[domish.Element] = []
         self._core = TunnelCore(
             io=_IQLink(handler, self),
             local=local,
@@ -429,6 +432,9 @@ class Tunnel:
 
     def _opened(self) -> None:
         self.isOpen = True
+        held, self._held = self._held, []
+        for reply in held:
+            self._handler._sendInTunnel(self, reply)
         self._handler._tunnelsOpen.inc()
         self._handler._tunnelsOpened.inc()
         logOpened(
@@ -459,6 +465,14 @@ class Tunnel:
         self._reason = reason
         self._handler._forget(self)
         self._handler._tunnelGone(self)
+        if self._held:
+            _log.info(
+                "XTLS: {count} replies to requests through the tunnel with {peer} are dropped, not "
+                "sent in the clear: the tunnel closed before it opened",
+                count=len(self._held),
+                peer=self.peer.full(),
+            )
+            self._held = []
         self._handler._ended(self, wasOpen, reason)
         # Observers first: code awaiting close() then sees their state.
         self._handler._notify("tunnelClosed", self, reason)
@@ -1176,6 +1190,22 @@ class XTLSHandler(XMPPHandler, IQHandlerMixin):
         self._sendInTunnel(tunnel, _error(condition, text).toResponse(iq))
 
     def _sendInTunnel(self, tunnel: Tunnel, reply: domish.Element) -> None:
+        """
+        Send C{reply} through C{tunnel}; hold it until the tunnel opens if
+        it is still being established (a request may come with the peer's
+        last handshake flight), at most C{maxPendingRequests} of them;
+        drop it (logged) if it cannot go, never in the clear.
+        """
+        if not tunnel.isOpen and not tunnel._released:
+            if len(tunnel._held) < self.configuration.maxPendingRequests:
+                tunnel._held.append(reply)
+                return
+            _log.info(
+                "XTLS: a reply to a request through the tunnel with {peer} is dropped, not sent "
+                "in the clear: too many replies wait for the tunnel to open",
+                peer=tunnel.peer.full(),
+            )
+            return
         try:
             tunnel.send(reply)
         except XTLSError as e:
