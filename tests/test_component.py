@@ -1070,3 +1070,119 @@ class EndpointFactoryTests(TestCase):
         self.assertIn("Overriding.endpointFor", warning["message"])
         self.assertIn("endpointFactory parameter", warning["message"])
         self.assertTrue(component.isConnected("alpha.example.net"))
+
+
+def _message(sender: str, recipient: str, body: str) -> domish.Element:
+    message = domish.Element((None, "message"))
+    message["from"] = sender
+    message["to"] = recipient
+    message.addElement("body", content=body)
+    return message
+
+
+class StanzaFilterTests(TestCase):
+    """
+    L{Component.addSendFilter} and L{Component.addReceiveFilter}
+    (L{IStanzaFilters}).
+    """
+
+    def test_provides(self) -> None:
+        """
+        A component provides L{IStanzaFilters}.
+        """
+        from zope.interface.verify import verifyObject
+
+        from xmppcomp.interfaces import IStanzaFilters
+
+        self.assertTrue(verifyObject(IStanzaFilters, makeComponent(self.network, "alpha.example.net")))
+
+    def test_sendFilterTakesOver(self) -> None:
+        """
+        A send filter sees each element sent, in the order filters were
+        added; one that returns C{True} took it over: it is not sent (nor
+        given to the filters after it), and L{Component.sendOrFail} fires.
+        Raw XML text is not filtered. Once removed, a filter sees nothing.
+        """
+        recorder = Recorder()
+        alpha = self.component("alpha.example.net")
+        recorder.setHandlerParent(alpha)
+        beta = self.component("beta.example.net")
+        seen: list[tuple[str, str]] = []
+
+        def first(stanza: domish.Element) -> bool:
+            seen.append(("first", str(stanza.body)))
+            return str(stanza.body) == "taken"
+
+        def second(stanza: domish.Element) -> bool:
+            seen.append(("second", str(stanza.body)))
+            return False
+
+        beta.addSendFilter(first)
+        beta.addSendFilter(second)
+        self.assertIsNone(self.successResultOf(beta.sendOrFail(_message("beta.example.net", "alpha.example.net", "taken"))))
+        beta.send(_message("beta.example.net", "alpha.example.net", "passed"))
+        beta.send("<message from='beta.example.net' to='alpha.example.net'><body>raw</body></message>")
+        self.network.flush()
+        self.assertEqual(seen, [("first", "taken"), ("first", "passed"), ("second", "passed")])
+        self.assertEqual([str(m.body) for m in recorder.messages], ["passed", "raw"])
+
+        beta.removeSendFilter(first)
+        beta.removeSendFilter(second)
+        beta.send(_message("beta.example.net", "alpha.example.net", "taken"))
+        self.network.flush()
+        self.assertEqual(len(seen), 3)
+        self.assertEqual([str(m.body) for m in recorder.messages], ["passed", "raw", "taken"])
+        self.assertRaises(ValueError, beta.removeSendFilter, first)
+
+    def test_sendFilterFailsClosed(self) -> None:
+        """
+        A send filter that raises keeps the stanza: not sent, and
+        L{Component.sendOrFail} fails with the exception.
+        """
+        recorder = Recorder()
+        alpha = self.component("alpha.example.net")
+        recorder.setHandlerParent(alpha)
+        beta = self.component("beta.example.net")
+
+        def broken(stanza: domish.Element) -> bool:
+            raise RuntimeError("cannot decide")
+
+        beta.addSendFilter(broken)
+        d = beta.sendOrFail(_message("beta.example.net", "alpha.example.net", "kept"))
+        self.network.flush()
+        self.failureResultOf(d, RuntimeError)
+        self.assertEqual(recorder.messages, [])
+
+    def test_receiveFilter(self) -> None:
+        """
+        A receive filter sees each stanza received before the handlers; one
+        that returns C{True} took it over: it is not dispatched. One that
+        raises drops the stanza (logged). Once removed, a filter sees
+        nothing.
+        """
+        recorder = Recorder()
+        alpha = self.component("alpha.example.net")
+        recorder.setHandlerParent(alpha)
+        beta = self.component("beta.example.net")
+        seen: list[str] = []
+
+        def keep(stanza: domish.Element) -> bool:
+            if stanza.name != "message":
+                return False
+            seen.append(str(stanza.body))
+            if str(stanza.body) == "broken":
+                raise RuntimeError("cannot decide")
+            return str(stanza.body) == "taken"
+
+        alpha.addReceiveFilter(keep)
+        for body in ("taken", "passed", "broken"):
+            beta.send(_message("beta.example.net", "alpha.example.net", body))
+        self.network.flush()
+        self.assertEqual(seen, ["taken", "passed", "broken"])
+        self.assertEqual([str(m.body) for m in recorder.messages], ["passed"])
+        self.assertEqual(len(self.flushLoggedErrors(RuntimeError)), 1)
+        alpha.removeReceiveFilter(keep)
+        beta.send(_message("beta.example.net", "alpha.example.net", "taken"))
+        self.network.flush()
+        self.assertEqual([str(m.body) for m in recorder.messages], ["passed", "taken"])
+        self.assertRaises(ValueError, alpha.removeReceiveFilter, keep)

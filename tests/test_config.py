@@ -1377,8 +1377,10 @@ class XTLSConfigTests(_XTLSFilesMixin, SynchronousTestCase):
         self.assertEqual(self.load({}).xtls, XTLSConfig())
         limits, handler = XTLSLimits(), XTLSConfiguration()
         self.assertEqual(
-            (limits.maxTunnels, limits.maxTunnelsPerPeer, limits.window, limits.chunkSize, limits.maxStanzaSize),
-            (handler.maxTunnels, handler.maxTunnelsPerPeer, handler.window, handler.chunkSize, handler.maxStanzaSize),
+            (limits.maxTunnels, limits.maxTunnelsPerPeer, limits.window, limits.chunkSize, limits.maxStanzaSize,
+             limits.maxPendingRequests),
+            (handler.maxTunnels, handler.maxTunnelsPerPeer, handler.window, handler.chunkSize, handler.maxStanzaSize,
+             handler.maxPendingRequests),
         )
 
     def test_everyKey(self) -> None:
@@ -1400,6 +1402,7 @@ class XTLSConfigTests(_XTLSFilesMixin, SynchronousTestCase):
                         "window": 3,
                         "chunk_size": 4096,
                         "max_stanza_size": 65536,
+                        "max_pending_requests": 7,
                     },
                 }
             }
@@ -1411,7 +1414,7 @@ class XTLSConfigTests(_XTLSFilesMixin, SynchronousTestCase):
                 certificate=self.path("xtls.pem"),
                 key=self.path("xtls.key"),
                 trust=self.path("ca.pem"),
-                limits=XTLSLimits(5, 2, 3, 4096, 65536),
+                limits=XTLSLimits(5, 2, 3, 4096, 65536, 7),
             ),
         )
 
@@ -1447,6 +1450,9 @@ class XTLSConfigTests(_XTLSFilesMixin, SynchronousTestCase):
         )
         self.fails({"xtls": {"enabled": 1}}, "xtls.enabled must be true or false")
         self.fails({"xtls": {"limits": {"window": 0}}}, "xtls.limits.window must be at least 1")
+        self.fails(
+            {"xtls": {"limits": {"max_pending_requests": 0}}}, "xtls.limits.max_pending_requests must be at least 1"
+        )
         self.fails({"xtls": {"limits": {"max_stanza_size": 4096}}}, "xtls.limits.max_stanza_size must be at least 10000")
         self.fails({"xtls": {"limits": {"chunk_size": 1.5}}}, "xtls.limits.chunk_size must be an integer")
         self.fails({"xtls": {"limit": {}}}, "unknown key 'xtls.limit' (did you mean 'limits'?)")

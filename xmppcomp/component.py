@@ -44,6 +44,7 @@ from twisted.words.xish.xmlstream import STREAM_END_EVENT
 
 from xmppcomp.admission import splitEndpoint
 from xmppcomp.errors import NegotiationError, SASLFailure, TLSRequiredError
+from xmppcomp.interfaces import IStanzaFilters
 from xmppcomp.iqtracker import RequestTracker, addressee, newRequestId
 from xmppcomp.logs import Logger
 from xmppcomp.jids import JIDCache, domainOf, normalizeDomain
@@ -69,6 +70,10 @@ from xmppcomp.stream.bind import (
 )
 
 log = Logger()
+
+#: A filter of L{Component.addSendFilter} or L{Component.addReceiveFilter}:
+#: given a stanza, whether it took it over.
+StanzaFilter = Callable[[domish.Element], bool]
 
 #: A stanza waiting for a connection: the stanza, the hostname it comes
 #: from (C{None}: no C{from}), when it was queued, and its Deferred.
@@ -737,6 +742,7 @@ class _LinkFactory(protocol.ClientFactory):
         return self.link.buildProtocol(addr)
 
 
+@implementer(IStanzaFilters)
 class Component(Service):
     """
     An XMPP server component: connects, binds its hostnames, reconnects,
@@ -760,6 +766,12 @@ class Component(Service):
     certificate mismatch, or when every name was refused for good; when
     every name is refused but one is worth retrying (all C{conflict}, say),
     it reconnects after the shortest backoff among them.
+
+    Handlers may take stanzas over on their way out or in
+    (L{IStanzaFilters<xmppcomp.interfaces.IStanzaFilters>}:
+    L{addSendFilter}, L{addReceiveFilter}); the XTLS endpoint
+    (L{xmppcomp.xtls.XTLSHandler}) does, to answer requests that came
+    through a tunnel through that tunnel.
 
     @ivar server: the server: a Twisted client endpoint string
         (C{tcp:host=...:port=...}; C{tls:host=...:port=...} for direct TLS)
@@ -920,6 +932,10 @@ class Component(Service):
         self._links: list[_Link] = []
         self._expiry: IDelayedCall | None = None
         self._readyWaiters: list[defer.Deferred[None]] = []
+        # Tuples, replaced (not changed) when a filter comes or goes: a
+        # filter may add or remove one while they run.
+        self._sendFilters: tuple[StanzaFilter, ...] = ()
+        self._receiveFilters: tuple[StanzaFilter, ...] = ()
         if protocol == "xep0225":
             self._links.append(_Link(self, self.hostnames))
         else:
@@ -938,6 +954,54 @@ class Component(Service):
 
     def removeHandler(self, handler: Handler) -> None:
         self.handlers.remove(handler)
+
+    # Stanza filters (IStanzaFilters).
+
+    def addSendFilter(self, f: StanzaFilter) -> None:
+        """
+        Give C{f} every stanza L{send} and L{sendOrFail} are given (an
+        element: raw XML text is not filtered) before it is sent or
+        queued, after the filters added before it. When C{f} returns
+        C{True} it took the stanza over (sent it another way, or dropped
+        it): it is neither sent nor queued, and L{sendOrFail} fires with
+        C{None}. When C{f} raises, the stanza is not sent either, and
+        L{sendOrFail} fails with the exception (fail closed: a filter that
+        could not decide must not let a stanza it meant to keep leave).
+
+        Without filters, sending costs one test of an empty tuple more.
+        """
+        self._sendFilters = (*self._sendFilters, f)
+
+    def removeSendFilter(self, f: StanzaFilter) -> None:
+        """
+        Stop giving stanzas to C{f}, a filter of L{addSendFilter}.
+
+        @raise ValueError: C{f} is not one.
+        """
+        filters = list(self._sendFilters)
+        filters.remove(f)
+        self._sendFilters = tuple(filters)
+
+    def addReceiveFilter(self, f: StanzaFilter) -> None:
+        """
+        Give C{f} every stanza received from the server before it is
+        dispatched on L{xmlstream}, after the filters added before it.
+        When C{f} returns C{True} it took the stanza over: it is not
+        dispatched. When C{f} raises, the stanza is dropped and the
+        failure logged. (Stanzas a handler dispatches itself, such as
+        those the XTLS endpoint decrypts, do not pass here.)
+        """
+        self._receiveFilters = (*self._receiveFilters, f)
+
+    def removeReceiveFilter(self, f: StanzaFilter) -> None:
+        """
+        Stop giving stanzas to C{f}, a filter of L{addReceiveFilter}.
+
+        @raise ValueError: C{f} is not one.
+        """
+        filters = list(self._receiveFilters)
+        filters.remove(f)
+        self._receiveFilters = tuple(filters)
 
     # Connections.
 
@@ -1371,6 +1435,14 @@ class Component(Service):
     # Receiving.
 
     def _received(self, element: domish.Element) -> None:
+        if self._receiveFilters:
+            for f in self._receiveFilters:
+                try:
+                    if f(element):
+                        return
+                except Exception:
+                    log.failure("a receive filter failed: stanza dropped")
+                    return
         if self.xmlstream is not None:
             self.xmlstream.dispatch(element)
 
@@ -1392,8 +1464,12 @@ class Component(Service):
         """
         Send a stanza now, or once its connection is back.
 
-        @return: a L{Deferred} that fires when the stanza is written, or
-            fails with L{QueueFull}, L{QueueTimeout} or L{NotConnected}.
+        A send filter (L{addSendFilter}) may take the stanza over first.
+
+        @return: a L{Deferred} that fires when the stanza is written (or a
+            send filter took it over), or fails with L{QueueFull},
+            L{QueueTimeout}, L{NotConnected} (or what a send filter
+            raised).
         @raise UnserializableElement: the stanza would not be well-formed
             XML (a character XML 1.0 forbids); nothing is sent or queued,
             and the stream stays up.
@@ -1405,6 +1481,13 @@ class Component(Service):
                 return defer.fail(NotConnected("raw XML cannot wait for a connection"))
             xs.send(obj)
             return defer.succeed(None)
+        if self._sendFilters:
+            for f in self._sendFilters:
+                try:
+                    if f(obj):
+                        return defer.succeed(None)
+                except Exception:
+                    return defer.fail()
         hostname = self._fromOf(obj)
         if hostname is not None and hostname not in self.hostnames:
             return defer.fail(NotConnected("%s is not a hostname of this component" % (hostname,)))

@@ -21,6 +21,7 @@ __all__ = [
     "IRawStanzaParser",
     "IReceivingFeature",
     "IReceivingSession",
+    "IStanzaFilters",
     "IStanzaParser",
     "IXMPPConfirmationCredentials",
     "IXmppStream",
@@ -299,4 +300,47 @@ class IXmppStream(Interface):
         Send bytes that are already one or more serialised stanzas (such as
         an L{IRawStanzaParser} kept), unless the stream is closed; unlike
         C{send}, nothing is checked.
+        """
+
+
+class IStanzaFilters(Interface):
+    """
+    A handlers' parent (L{xmppcomp.component.Component} provides it) that
+    lets a handler take stanzas over on their way out or in: a filter is a
+    callable given each stanza (a L{domish.Element}) and returning whether
+    it took the stanza over, in which case nothing else happens to it. The
+    XTLS endpoint uses it to send the replies to requests that came
+    through a tunnel back through that tunnel.
+
+    Filters run in the order they were added; with none, nothing is
+    called. A filter runs on every stanza: it must be quick, and leave the
+    stanzas it does not take alone.
+    """
+
+    def addSendFilter(f: Callable[[domish.Element], bool]) -> None:
+        """
+        Give C{f} each stanza the handlers send (elements, not raw XML
+        text) before it is sent or queued; when C{f} returns C{True} it
+        took the stanza over, and it is neither sent nor queued.
+        """
+
+    def removeSendFilter(f: Callable[[domish.Element], bool]) -> None:
+        """
+        Stop giving stanzas to C{f}.
+
+        @raise ValueError: C{f} is not a send filter.
+        """
+
+    def addReceiveFilter(f: Callable[[domish.Element], bool]) -> None:
+        """
+        Give C{f} each stanza received from the server before it is
+        dispatched to the handlers; when C{f} returns C{True} it took the
+        stanza over, and it is not dispatched.
+        """
+
+    def removeReceiveFilter(f: Callable[[domish.Element], bool]) -> None:
+        """
+        Stop giving stanzas to C{f}.
+
+        @raise ValueError: C{f} is not a receive filter.
         """

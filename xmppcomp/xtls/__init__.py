@@ -10,10 +10,14 @@ C{_tunnel} the Automat state machine), and the thin Twisted adapter
 C{_handler} (L{XTLSHandler}, L{Tunnel}, L{XTLSConfiguration})::
 
     xtls = XTLSHandler(XTLSConfiguration(certificate=cert, trust=[ca]))
-    xtls.setHandlerParent(streamManager)
+    xtls.setHandlerParent(component)   # an xmppcomp.Component
     tunnel = await xtls.open(JID("me.example"), JID("peer.example"))
     tunnel.send(message)
     await tunnel.close()
+
+On a L{Component<xmppcomp.component.Component>} (or any parent providing
+L{IStanzaFilters<xmppcomp.interfaces.IStanzaFilters>}), the replies the
+handlers send to IQ requests that came through a tunnel go back through it.
 """
 
 from xmppcomp.xtls._exceptions import (

@@ -21,6 +21,8 @@ class XTLSLimits:
     @ivar window: the most unacknowledged data IQs per tunnel.
     @ivar chunkSize: the most TLS bytes in one data IQ.
     @ivar maxStanzaSize: bytes of one stanza inside a tunnel.
+    @ivar maxPendingRequests: IQ requests through one tunnel waiting for
+        their reply (which goes back through the tunnel).
     """
 
     maxTunnels: int = 64
@@ -28,6 +30,7 @@ class XTLSLimits:
     window: int = 8
     chunkSize: int = 32 * 1024
     maxStanzaSize: int = 256 * 1024
+    maxPendingRequests: int = 32
 
 
 @attrs.frozen

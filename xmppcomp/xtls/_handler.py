@@ -9,6 +9,7 @@ L{XTLSConfiguration}.
 
 from __future__ import annotations
 
+from collections import OrderedDict
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any, Optional, TypeVar, cast
 
@@ -29,6 +30,7 @@ from wokkel.iwokkel import IDisco
 from wokkel.subprotocols import IQHandlerMixin, XMPPHandler
 from zope.interface import implementer
 
+from xmppcomp.interfaces import IStanzaFilters
 from xmppcomp.iqtracker import RequestTracker
 from xmppcomp.jids import JIDCache
 from xmppcomp.logs import Logger
@@ -72,6 +74,15 @@ __all__ = ["Tunnel", "XTLSConfiguration", "XTLSHandler"]
 _log = Logger()
 
 _XTLS_SET = f"/iq[@type='set']/*[@xmlns='{NS_XTLS}']"
+
+#: What identifies an IQ request and its reply: (the request's C{to}, its
+#: C{from}, its C{id}), which is (the reply's C{from}, its C{to}, its
+#: C{id}); addresses normalised (L{XTLSHandler._address}).
+_RequestKey = tuple[str, str, str]
+
+#: The Python attribute (never on the wire) that lets a reply this handler
+#: sends in the clear on purpose pass its own send filter.
+_CLEAR = "xtlsClear"
 
 class _MeteredEngine(TLSEngine):
     """
@@ -206,6 +217,12 @@ class XTLSConfiguration:
     @ivar maxStanzaSize: the limit, in bytes, on a stanza inside a tunnel.
     @ivar maxQueuedBytes: the most bytes one tunnel queues for sending
         beyond its window; L{Tunnel.send} raises L{TunnelBusy} above it.
+    @ivar maxPendingRequests: the most IQ requests (C{get}, C{set}) that
+        came through one tunnel and wait for their reply, whose reply will
+        go back through the tunnel (with a parent that offers
+        L{IStanzaFilters<xmppcomp.interfaces.IStanzaFilters>}); a request
+        beyond it is answered C{resource-constraint} through the tunnel
+        and not handed to the handlers.
     """
 
     certificate: Optional[PrivateCertificate] = None
@@ -220,6 +237,7 @@ class XTLSConfiguration:
     ackTimeout: float = attrs.field(default=30.0, validator=_positive)
     maxStanzaSize: int = attrs.field(default=256 * 1024, validator=_positive)
     maxQueuedBytes: int = attrs.field(default=4 * 1024 * 1024, validator=_positive)
+    maxPendingRequests: int = attrs.field(default=32, validator=_positive)
 
     @property
     def active(self) -> bool:
@@ -262,6 +280,12 @@ class Tunnel:
         self._engine: _MeteredEngine | None = None
         self._createdAt = handler._clock.seconds()
         self._closeRequested = False
+        #: The requests that came through this tunnel and wait for their
+        #: reply (L{XTLSHandler._pending}).
+        self._pending: set[_RequestKey] = set()
+        #: Replies to such requests given before the tunnel opened at this
+        #: end (the peer sent them with its last handshake flight).
+        self._held: list[domish.Element] = []
         self._core = TunnelCore(
             io=_IQLink(handler, self),
             local=local,
@@ -334,6 +358,11 @@ class Tunnel:
         Encrypt a stanza and send it over as many data IQs as it takes. Its
         C{to} and C{from} may be left out: the receiver fills them in.
 
+        The reply to a request that came through this tunnel may be sent
+        here directly (it then no longer waits among the tunnel's pending
+        requests), or the usual way, on the stream: the handler's send
+        filter then brings it here (see L{XTLSHandler}).
+
         @raise TunnelClosed: the tunnel is not open.
         @raise TunnelBusy: more than C{maxQueuedBytes} would be queued.
         """
@@ -341,6 +370,8 @@ class Tunnel:
             raise TunnelClosed(f"{self!r} is not open")
         if self._core.queuedBytes > self._handler.configuration.maxQueuedBytes:
             raise TunnelBusy(f"{self._core.queuedBytes} bytes already queued")
+        if self._pending:
+            self._handler._repliedDirectly(self, stanza)
         self._machine.send(stanza)
 
     def whenDrained(self) -> Deferred[None]:
@@ -401,6 +432,9 @@ class Tunnel:
 
     def _opened(self) -> None:
         self.isOpen = True
+        held, self._held = self._held, []
+        for reply in held:
+            self._handler._sendInTunnel(self, reply)
         self._handler._tunnelsOpen.inc()
         self._handler._tunnelsOpened.inc()
         logOpened(
@@ -430,6 +464,15 @@ class Tunnel:
         self._released = True
         self._reason = reason
         self._handler._forget(self)
+        self._handler._tunnelGone(self)
+        if self._held:
+            _log.info(
+                "XTLS: {count} replies to requests through the tunnel with {peer} are dropped, not "
+                "sent in the clear: the tunnel closed before it opened",
+                count=len(self._held),
+                peer=self.peer.full(),
+            )
+            self._held = []
         self._handler._ended(self, wasOpen, reason)
         # Observers first: code awaiting close() then sees their state.
         self._handler._notify("tunnelClosed", self, reason)
@@ -496,7 +539,7 @@ class _IQLink:
         d.addBoth(closed)
 
     def deliver(self, stanza: domish.Element) -> None:
-        self._handler._deliver(stanza)
+        self._handler._deliver(stanza, self._tunnel)
 
     def opened(self) -> None:
         self._tunnel._opened()
@@ -559,8 +602,32 @@ class XTLSHandler(XMPPHandler, IQHandlerMixin):
     to the same handlers as all others, by dispatching them on the XML
     stream with C{xtlsEncrypted = True} set on the element object.
 
-    Put it in a wokkel L{StreamManager<wokkel.subprotocols.StreamManager>}
-    (or any parent with C{send}) with C{setHandlerParent}.
+    Put it in a L{Component<xmppcomp.component.Component>}, or a wokkel
+    L{StreamManager<wokkel.subprotocols.StreamManager>} (or any parent with
+    C{send}), with C{setHandlerParent}.
+
+    Replies go back the way their request came. With a parent that offers
+    L{IStanzaFilters<xmppcomp.interfaces.IStanzaFilters>} (a
+    L{Component<xmppcomp.component.Component>} does), the handler
+    remembers each IQ C{get} or C{set} that came through a tunnel, by
+    (C{to}, C{from}, C{id}), and the IQ C{result} or C{error} a handler
+    sends for it the usual way (C{self.send}, C{xmlstream.send}: wokkel's
+    C{IQHandlerMixin} and disco handlers, ...) with the matching (C{from},
+    C{to}, C{id}) goes into that tunnel instead of onto the stream. When
+    the tunnel closed meanwhile, the reply is dropped and logged, never
+    sent in the clear. At most C{maxPendingRequests} requests per tunnel
+    wait for their reply (more are answered C{resource-constraint} through
+    the tunnel and not handed to the handlers); a request whose key is
+    already waiting is answered C{conflict} through the tunnel. An IQ
+    request that arrives I{in the clear} with the key of one that came
+    through a tunnel and waits for its reply (which only the XMPP server
+    could have made, to get the real reply sent in the clear) is not
+    handed to the handlers: it is answered C{conflict} in the clear (the
+    sender learns nothing it did not write; a peer that reused an id by
+    mistake learns why), and logged. With a parent without the seam (a
+    plain wokkel C{StreamManager}), replies to tunnelled requests go in
+    the clear, as the handler warns when it is given such a parent: send
+    them with L{Tunnel.send} yourself.
 
     Metrics (the L{Metrics} given, if any): C{xmppcomp_xtls_tunnels}
     counts the open tunnels (from the end of the handshake to the
@@ -585,6 +652,16 @@ class XTLSHandler(XMPPHandler, IQHandlerMixin):
         result only from the peer's full JID (an error also from its bare
         JID or domain, its server bouncing), within C{ackTimeout}.
     @ivar _observers: the L{ITunnelObserver}s.
+    @ivar _pending: the IQ requests that came through a tunnel and wait
+        for their reply, to that tunnel (by L{_RequestKey}).
+    @ivar _orphans: the keys of requests whose tunnel closed before their
+        reply (reply dropped if it comes), to the peer's JID, oldest
+        first; at most C{maxTunnels * maxPendingRequests}.
+    @ivar _filtering: the parent whose stanza filters this handler uses,
+        or C{None}.
+    @ivar _clearRequest: the key of the XTLS data IQ being answered while
+        its content is delivered, whose acknowledgement must stay in the
+        clear.
     """
 
     iqHandlers = {
@@ -632,6 +709,10 @@ class XTLSHandler(XMPPHandler, IQHandlerMixin):
         )
         self._observers: list[ITunnelObserver] = []
         self._contexts: dict[bool, SSL.Context] = {}
+        self._pending: dict[_RequestKey, Tunnel] = {}
+        self._orphans: OrderedDict[_RequestKey, str] = OrderedDict()
+        self._filtering: IStanzaFilters | None = None
+        self._clearRequest: _RequestKey | None = None
 
     # Public API
 
@@ -719,6 +800,39 @@ class XTLSHandler(XMPPHandler, IQHandlerMixin):
         return succeed([])
 
     # XMPPHandler
+
+    def setHandlerParent(self, parent: Any) -> None:  # Any: wokkel's parent is untyped
+        """
+        Join C{parent}; use its stanza filters if it offers them
+        (L{IStanzaFilters<xmppcomp.interfaces.IStanzaFilters>}), so that
+        replies to tunnelled requests go back through their tunnel, and
+        warn otherwise that they will go in the clear.
+        """
+        super().setHandlerParent(parent)
+        if IStanzaFilters.providedBy(parent):
+            filters: IStanzaFilters = parent
+            filters.addSendFilter(self._filterSend)
+            filters.addReceiveFilter(self._filterReceive)
+            self._filtering = filters
+        else:
+            _log.warn(
+                "XTLS endpoint: its parent {parent!r} cannot hand it the replies of other handlers: "
+                "replies to requests that come through a tunnel (disco, IQ handlers) will be sent in "
+                "the clear, outside the tunnel. Put it in an xmppcomp.Component (which lets it send "
+                "them through their tunnel), or reply with Tunnel.send "
+                "(xtls.tunnelFor(stanza.xtlsLocal, stanza.xtlsPeer).send(reply)).",
+                parent=parent,
+            )
+
+    def disownHandlerParent(self, parent: Any) -> None:  # Any: wokkel's parent is untyped
+        """
+        Leave C{parent}, and its stanza filters.
+        """
+        filters, self._filtering = self._filtering, None
+        if filters is not None:
+            filters.removeSendFilter(self._filterSend)
+            filters.removeReceiveFilter(self._filterReceive)
+        super().disownHandlerParent(parent)
 
     def connectionInitialized(self) -> None:
         """
@@ -830,7 +944,14 @@ class XTLSHandler(XMPPHandler, IQHandlerMixin):
             else:
                 answered.errback(_stanzaError(problem))
 
-        tunnel._machine.receive(data, answer)
+        # Its acknowledgement goes in the clear: no request through the
+        # tunnel may take its key meanwhile.
+        if self._filtering is not None:
+            self._clearRequest = self._requestKey(iq)
+        try:
+            tunnel._machine.receive(data, answer)
+        finally:
+            self._clearRequest = None
         return answered
 
     def _onClose(self, iq: domish.Element) -> domish.Element:
@@ -987,11 +1108,200 @@ class XTLSHandler(XMPPHandler, IQHandlerMixin):
         if self._tunnels.get(tunnel.key) is tunnel:
             del self._tunnels[tunnel.key]
 
-    def _deliver(self, stanza: domish.Element) -> None:
+    def _deliver(self, stanza: domish.Element, tunnel: Tunnel) -> None:
         if self.xmlstream is None:
             _log.warn("dropping a stanza from a tunnel: no XML stream")
             return
+        if (
+            self._filtering is not None
+            and stanza.name == "iq"
+            and stanza.getAttribute("type") in ("get", "set")
+            and not self._expectReply(stanza, tunnel)
+        ):
+            return
         self.xmlstream.dispatch(stanza)
+
+    # Replies to tunnelled requests
+
+    def _address(self, value: str | None) -> str:
+        """
+        An address of a request or reply as a key: its full JID
+        normalised, or the text itself when it is no JID.
+        """
+        if value is None:
+            return ""
+        try:
+            return self._jids(value).full()
+        except (InvalidFormat, UnicodeError, ValueError):
+            return value
+
+    def _requestKey(self, iq: domish.Element) -> _RequestKey:
+        return (
+            self._address(iq.getAttribute("to")),
+            self._address(iq.getAttribute("from")),
+            iq.getAttribute("id", ""),
+        )
+
+    def _replyKey(self, iq: domish.Element, tunnel: Tunnel | None = None) -> _RequestKey:
+        """
+        The key of the request C{iq} answers; addresses left out of a
+        reply given to C{tunnel} are the tunnel's (the receiver fills
+        them in).
+        """
+        sender, recipient = iq.getAttribute("from"), iq.getAttribute("to")
+        if tunnel is not None:
+            sender = sender or tunnel.local.full()
+            recipient = recipient or tunnel.peer.full()
+        return (self._address(sender), self._address(recipient), iq.getAttribute("id", ""))
+
+    def _expectReply(self, iq: domish.Element, tunnel: Tunnel) -> bool:
+        """
+        Remember that the reply to C{iq}, an IQ request that came through
+        C{tunnel}, goes back through it; or refuse it, through the tunnel.
+
+        @return: whether to hand C{iq} to the handlers.
+        """
+        key = self._requestKey(iq)
+        if key in self._pending or key == self._clearRequest:
+            self._refuseInTunnel(
+                tunnel, iq, "conflict",
+                "a request with this id, from and to waits for its answer already",
+            )
+            return False
+        limit = self.configuration.maxPendingRequests
+        if len(tunnel._pending) >= limit:
+            self._refuseInTunnel(
+                tunnel, iq, "resource-constraint",
+                f"{limit} requests through this tunnel wait for their answer already",
+            )
+            return False
+        self._orphans.pop(key, None)
+        self._pending[key] = tunnel
+        tunnel._pending.add(key)
+        return True
+
+    def _refuseInTunnel(self, tunnel: Tunnel, iq: domish.Element, condition: str, text: str) -> None:
+        _log.info(
+            "XTLS: a request through the tunnel with {peer} is refused ({condition}): {text}",
+            peer=tunnel.peer.full(),
+            condition=condition,
+            text=text,
+        )
+        self._sendInTunnel(tunnel, _error(condition, text).toResponse(iq))
+
+    def _sendInTunnel(self, tunnel: Tunnel, reply: domish.Element) -> None:
+        """
+        Send C{reply} through C{tunnel}; hold it until the tunnel opens if
+        it is still being established (a request may come with the peer's
+        last handshake flight), at most C{maxPendingRequests} of them;
+        drop it (logged) if it cannot go, never in the clear.
+        """
+        if not tunnel.isOpen and not tunnel._released:
+            if len(tunnel._held) < self.configuration.maxPendingRequests:
+                tunnel._held.append(reply)
+                return
+            _log.info(
+                "XTLS: a reply to a request through the tunnel with {peer} is dropped, not sent "
+                "in the clear: too many replies wait for the tunnel to open",
+                peer=tunnel.peer.full(),
+            )
+            return
+        try:
+            tunnel.send(reply)
+        except XTLSError as e:
+            _log.info(
+                "XTLS: a reply to a request through the tunnel with {peer} is dropped, not sent "
+                "in the clear: {why}",
+                peer=tunnel.peer.full(),
+                why=e,
+            )
+
+    def _filterSend(self, stanza: domish.Element) -> bool:
+        """
+        The send filter: take an IQ reply to a request that came through
+        a tunnel, and send it through that tunnel (or drop it when the
+        tunnel is gone).
+        """
+        if not self._pending and not self._orphans:
+            return False
+        if stanza.name != "iq" or stanza.getAttribute("type") not in ("result", "error"):
+            return False
+        if getattr(stanza, _CLEAR, False):
+            return False
+        key = self._replyKey(stanza)
+        tunnel = self._pending.pop(key, None)
+        if tunnel is not None:
+            tunnel._pending.discard(key)
+            self._sendInTunnel(tunnel, stanza)
+            return True
+        peer = self._orphans.pop(key, None)
+        if peer is None:
+            return False
+        _log.info(
+            "XTLS: the reply to a request through the tunnel with {peer} is dropped, not sent in "
+            "the clear: the tunnel closed before it (id {id})",
+            peer=peer,
+            id=key[2],
+        )
+        return True
+
+    def _filterReceive(self, stanza: domish.Element) -> bool:
+        """
+        The receive filter: take (refuse) an IQ request that arrives in
+        the clear with the key of one that came through a tunnel and waits
+        for its reply.
+        """
+        if not self._pending and not self._orphans:
+            return False
+        if stanza.name != "iq" or stanza.getAttribute("type") not in ("get", "set"):
+            return False
+        key = self._requestKey(stanza)
+        tunnel = self._pending.get(key)
+        peer = tunnel.peer.full() if tunnel is not None else self._orphans.get(key)
+        if peer is None:
+            return False
+        _log.warn(
+            "XTLS: a request in the clear from {sender} has the id, from and to of one that came "
+            "through the tunnel with {peer} and waits for its answer (forged by the server?): "
+            "answered conflict, not handed to the handlers",
+            sender=stanza.getAttribute("from", "(no address)"),
+            peer=peer,
+        )
+        refusal = _error(
+            "conflict", "a request with this id came through an XTLS tunnel and waits for its answer"
+        ).toResponse(stanza)
+        setattr(refusal, _CLEAR, True)
+        self.send(refusal)
+        return True
+
+    def _repliedDirectly(self, tunnel: Tunnel, stanza: domish.Element) -> None:
+        """
+        C{stanza} is given to L{Tunnel.send}: if it replies to a request
+        that came through C{tunnel}, that request no longer waits.
+        """
+        if stanza.name != "iq" or stanza.getAttribute("type") not in ("result", "error"):
+            return
+        key = self._replyKey(stanza, tunnel)
+        if key in tunnel._pending:
+            tunnel._pending.discard(key)
+            del self._pending[key]
+
+    def _tunnelGone(self, tunnel: Tunnel) -> None:
+        """
+        C{tunnel} is released: its requests' replies, if they come, are
+        dropped.
+        """
+        keys, tunnel._pending = tunnel._pending, set()
+        if not keys:
+            return
+        peer = tunnel.peer.full()
+        for key in keys:
+            if self._pending.get(key) is tunnel:
+                del self._pending[key]
+                self._orphans[key] = peer
+        bound = self.configuration.maxTunnels * self.configuration.maxPendingRequests
+        while len(self._orphans) > bound:
+            self._orphans.popitem(last=False)
 
     def _notify(self, event: str, *args: object) -> None:
         for observer in list(self._observers):

@@ -1,0 +1,687 @@
+# -*- test-case-name: tests.test_xtls_replies -*-
+"""
+Replies to IQ requests that came through an XTLS tunnel go back through
+that tunnel (issue 22): two real L{Component}s on a L{MemoryRouter}, one
+with its disco handlers and an XTLS endpoint, the other a peer that asks
+through a tunnel; what the peer receives in the clear is what the XMPP
+server carried, and it must be XTLS traffic only.
+"""
+
+from __future__ import annotations
+
+import os
+import ssl
+from typing import Any, Callable
+
+from twisted.internet.defer import Deferred
+from twisted.logger import LogEvent, LogLevel, formatEvent, globalLogPublisher
+from twisted.trial.unittest import SynchronousTestCase
+from twisted.words.protocols.jabber.error import StanzaError
+from twisted.words.protocols.jabber.jid import JID
+from twisted.words.xish import domish
+import xmppcomp._wokkelcompat  # noqa: F401  (before any wokkel module)
+from wokkel.disco import NS_DISCO_INFO
+from wokkel.subprotocols import IQHandlerMixin, StreamManager, XMPPHandler
+from zope.interface import implementer
+
+from tests.xtlshelpers import StdlibPeer
+from xmppcomp.component import Component
+from xmppcomp.disco import discoHandlers
+from xmppcomp.ns import NS_XTLS
+from xmppcomp.httpauth import ConfirmationResponder, IncomingConfirmation
+from xmppcomp.httpauth._protocol import ConfirmRequest
+from xmppcomp.interfaces import IStanzaFilters
+from xmppcomp.testing import MemoryRouter, StanzaRouter, makeCertificateAuthority
+from xmppcomp.xtls import Tunnel, XTLSConfiguration, XTLSHandler
+
+COMP = JID("comp.example.net")
+PEER = JID("peer.example.net")
+NS_HELD = "urn:example:held"
+
+
+def captureLogs(case: SynchronousTestCase) -> list[LogEvent]:
+    """
+    The log events emitted until the end of the test.
+    """
+    events: list[LogEvent] = []
+    globalLogPublisher.addObserver(events.append)
+    case.addCleanup(globalLogPublisher.removeObserver, events.append)
+    return events
+
+
+def logged(events: list[LogEvent], level: LogLevel | None = None) -> list[str]:
+    return [
+        formatEvent(e) for e in events
+        if e.get("log_namespace", "").startswith("xmppcomp") and (level is None or e.get("log_level") == level)
+    ]
+
+
+class Held(XMPPHandler, IQHandlerMixin):
+    """
+    A wokkel C{IQHandlerMixin} handler: a get of C{urn:example:held}
+    waits for the test (C{waiting}, fired with the result's child or
+    C{None}); a set is refused C{not-allowed}.
+    """
+
+    iqHandlers = {
+        f"/iq[@type='get']/query[@xmlns='{NS_HELD}']": "onGet",
+        f"/iq[@type='set']/query[@xmlns='{NS_HELD}']": "onSet",
+    }
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.waiting: list[Deferred[domish.Element | None]] = []
+        self.asked: list[str] = []
+
+    def connectionInitialized(self) -> None:
+        self.xmlstream.addObserver(f"/iq/query[@xmlns='{NS_HELD}']", self.handleRequest)
+
+    def onGet(self, iq: domish.Element) -> Deferred[domish.Element | None]:
+        self.asked.append(iq["id"])
+        d: Deferred[domish.Element | None] = Deferred()
+        self.waiting.append(d)
+        return d
+
+    def onSet(self, iq: domish.Element) -> None:
+        self.asked.append(iq["id"])
+        raise StanzaError("not-allowed", text="not here")
+
+
+class Watch(XMPPHandler):
+    """
+    Records every stanza its component's stream dispatches, before any
+    other observer: those that came through a tunnel (C{tunnelled}) and
+    those the server carried in the clear (C{clear}, as XML text).
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.clear: list[str] = []
+        self.tunnelled: list[domish.Element] = []
+
+    def connectionInitialized(self) -> None:
+        self.xmlstream.addObserver("/*", self._seen, 1000)
+
+    def _seen(self, stanza: domish.Element) -> None:
+        if getattr(stanza, "xtlsEncrypted", False):
+            self.tunnelled.append(stanza)
+        else:
+            self.clear.append(stanza.toXml())
+
+    def clearOtherThanXTLS(self) -> list[str]:
+        """
+        What came in the clear and is not XTLS: neither an IQ with an
+        C{urn:xmpp:tmp:xtls} child nor an empty IQ result (the
+        acknowledgement of a data IQ).
+        """
+        return [text for text in self.clear if not _isXTLS(text)]
+
+
+def _isXTLS(text: str) -> bool:
+    parser = domish.elementStream()
+    stanzas: list[domish.Element] = []
+    parser.DocumentStartEvent = lambda root: None
+    parser.ElementEvent = stanzas.append
+    parser.DocumentEndEvent = lambda: None
+    parser.parse(b"<stream xmlns='jabber:client'>" + text.encode("utf-8"))
+    [stanza] = stanzas
+    if stanza.name != "iq":
+        return False
+    children = list(stanza.elements())
+    if not children:
+        return stanza.getAttribute("type") == "result"
+    return all(child.uri == NS_XTLS for child in children)
+
+
+class Setup:
+    """
+    C{comp.example.net} (an XTLS endpoint, its disco handlers and any
+    other handlers) and C{peer.example.net} (an XTLS endpoint and a
+    L{Watch}), both real components on one L{MemoryRouter}.
+    """
+
+    def __init__(
+        self,
+        case: SynchronousTestCase,
+        *handlers: Any,
+        compConfig: dict[str, Any] | None = None,
+        lateHandlers: Callable[[XTLSHandler], list[Any]] = lambda xtls: [],
+    ) -> None:
+        self.case = case
+        self.router = MemoryRouter("example.net")
+        self.authority = makeCertificateAuthority()
+        self.compTLS = XTLSHandler(self._config(COMP, compConfig or {}), clock=self.router.reactor)
+        self.peerTLS = XTLSHandler(self._config(PEER, {}), clock=self.router.reactor)
+        self.watch = Watch()
+        self.comp = self.component(
+            COMP, self.compTLS, *discoHandlers({COMP.host: ()}), *handlers, *lateHandlers(self.compTLS)
+        )
+        self.peer = self.component(PEER, self.peerTLS, self.watch)
+
+    def _config(self, who: JID, overrides: dict[str, Any]) -> XTLSConfiguration:
+        settings: dict[str, Any] = {
+            "certificate": self.authority.issue(dnsNames=[who.host], client=True),
+            "trust": [self.authority.certificate],
+        }
+        settings.update(overrides)
+        return XTLSConfiguration(**settings)
+
+    def component(self, who: JID, *handlers: Any) -> Component:
+        component = Component(
+            "memory",
+            self.router.domain,
+            [who.host],
+            secret=self.router.addIdentity(who.host),
+            reactor=self.router.reactor,
+            endpointFactory=self.router.endpointFactory,
+            keepaliveInterval=None,
+        )
+        for handler in handlers:
+            handler.setHandlerParent(component)
+        component.startService()
+        self.router.flush()
+
+        def stop() -> None:
+            stopped = component.stopService()
+            self.router.flush()
+            self.case.successResultOf(stopped)
+
+        self.case.addCleanup(stop)
+        self.case.assertTrue(component.isConnected(who.host))
+        return component
+
+    def flush(self) -> None:
+        self.router.flush()
+        self.router.reactor.advance(0)
+        self.router.flush()
+
+    def openTunnel(self) -> Tunnel:
+        """
+        The peer opens a tunnel to the component.
+        """
+        d = self.peerTLS.open(PEER, COMP)
+        self.flush()
+        return self.case.successResultOf(d)
+
+    def ask(
+        self, tunnel: Tunnel | None, identifier: str = "info1", kind: str = "get", child: str = NS_DISCO_INFO
+    ) -> None:
+        """
+        The peer sends an IQ through C{tunnel}, or in the clear without
+        one (as the XMPP server can, on its behalf).
+        """
+        iq = domish.Element((None, "iq"))
+        iq["type"] = kind
+        iq["id"] = identifier
+        iq["to"] = COMP.full()
+        iq["from"] = PEER.full()
+        iq.addElement((child, "query"))
+        if tunnel is None:
+            self.peer.send(iq)
+        else:
+            tunnel.send(iq)
+        self.flush()
+
+    def tunnelledReplies(self) -> list[domish.Element]:
+        """
+        The IQ replies the peer decrypted from a tunnel.
+        """
+        return [
+            s for s in self.watch.tunnelled
+            if s.name == "iq" and s.getAttribute("type") in ("result", "error")
+        ]
+
+
+class DiscoThroughTunnelTests(SynchronousTestCase):
+    """
+    A disco#info request through a tunnel to a real L{Component} with its
+    disco handlers.
+    """
+
+    def test_answeredInsideTheTunnel(self) -> None:
+        """
+        The result comes back through the tunnel, decrypted by the peer;
+        in the clear the server carried XTLS IQs only.
+        """
+        setup = Setup(self)
+        tunnel = setup.openTunnel()
+        setup.ask(tunnel)
+        self.assertEqual(setup.watch.clearOtherThanXTLS(), [])
+        [answer] = [s for s in setup.watch.tunnelled if s.name == "iq"]
+        self.assertEqual(
+            (answer["type"], answer["id"], answer["from"], answer["to"]),
+            ("result", "info1", COMP.full(), PEER.full()),
+        )
+        self.assertEqual([q.uri for q in answer.elements()], [NS_DISCO_INFO])
+
+        self.assertEqual(setup.compTLS._pending, {})
+
+
+def _condition(reply: domish.Element) -> str:
+    [errorElement] = [child for child in reply.elements() if child.name == "error"]
+    return next(errorElement.elements()).name
+
+
+class IQHandlerTests(SynchronousTestCase):
+    """
+    A wokkel C{IQHandlerMixin} handler's results and stanza errors to
+    tunnelled requests, however late, go through the tunnel.
+    """
+
+    def test_resultAndError(self) -> None:
+        """
+        A result given later and a stanza error raised at once both come
+        back through the tunnel, nothing but XTLS in the clear.
+        """
+        held = Held()
+        setup = Setup(self, held)
+        tunnel = setup.openTunnel()
+        setup.ask(tunnel, "late", child=NS_HELD)
+        setup.ask(tunnel, "refused", kind="set", child=NS_HELD)
+        self.assertEqual(held.asked, ["late", "refused"])
+        answer = domish.Element((NS_HELD, "query"))
+        answer.addElement("secret", content="SECRET-MARKER")
+        held.waiting[0].callback(answer)
+        setup.flush()
+        self.assertEqual(setup.watch.clearOtherThanXTLS(), [])
+        self.assertFalse(any("SECRET-MARKER" in text for text in setup.watch.clear))
+        refused, late = setup.tunnelledReplies()
+        self.assertEqual((refused["type"], refused["id"], _condition(refused)), ("error", "refused", "not-allowed"))
+        self.assertEqual((late["type"], late["id"]), ("result", "late"))
+        self.assertEqual(str(late.query.secret), "SECRET-MARKER")
+        self.assertEqual(setup.compTLS._pending, {})
+
+    def test_clearRequestAnsweredInClear(self) -> None:
+        """
+        A request in the clear is answered in the clear, as before.
+        """
+        setup = Setup(self)
+        setup.openTunnel()
+        setup.ask(None, "plain")
+        [answer] = setup.watch.clearOtherThanXTLS()
+        self.assertIn("id='plain'", answer)
+        self.assertIn(NS_DISCO_INFO, answer)
+
+    def test_tunnelClosedBeforeReply(self) -> None:
+        """
+        A reply that comes after its tunnel closed is dropped and logged,
+        not sent in the clear.
+        """
+        held = Held()
+        setup = Setup(self, held)
+        events = captureLogs(self)
+        tunnel = setup.openTunnel()
+        setup.ask(tunnel, "late", child=NS_HELD)
+        closed = tunnel.close()
+        setup.flush()
+        self.successResultOf(closed)
+        self.assertEqual(setup.compTLS.tunnels, [])
+        answer = domish.Element((NS_HELD, "query"))
+        answer.addElement("secret", content="SECRET-MARKER")
+        held.waiting[0].callback(answer)
+        setup.flush()
+        self.assertEqual(setup.watch.clearOtherThanXTLS(), [])
+        self.assertEqual(setup.tunnelledReplies(), [])
+        [line] = [text for text in logged(events) if "dropped" in text]
+        self.assertIn("peer.example.net", line)
+        self.assertIn("closed before it", line)
+        # Dropped once: the key is forgotten.
+        self.assertEqual(dict(setup.compTLS._orphans), {})
+
+
+class LimitTests(SynchronousTestCase):
+    """
+    C{maxPendingRequests}: requests through one tunnel waiting for their
+    reply.
+    """
+
+    def test_resourceConstraint(self) -> None:
+        """
+        Beyond the limit, a request is answered C{resource-constraint}
+        through the tunnel and the handlers never see it; once one is
+        answered, there is room again.
+        """
+        held = Held()
+        setup = Setup(self, held, compConfig={"maxPendingRequests": 2})
+        tunnel = setup.openTunnel()
+        for identifier in ("one", "two", "three"):
+            setup.ask(tunnel, identifier, child=NS_HELD)
+        self.assertEqual(held.asked, ["one", "two"])
+        [refusal] = setup.tunnelledReplies()
+        self.assertEqual((refusal["id"], _condition(refusal)), ("three", "resource-constraint"))
+        held.waiting[0].callback(None)
+        setup.flush()
+        setup.ask(tunnel, "four", child=NS_HELD)
+        self.assertEqual(held.asked, ["one", "two", "four"])
+        self.assertEqual(setup.watch.clearOtherThanXTLS(), [])
+
+    def test_duplicate(self) -> None:
+        """
+        A request through the tunnel with the key of one still waiting is
+        answered C{conflict} through the tunnel, not handed on.
+        """
+        held = Held()
+        setup = Setup(self, held)
+        tunnel = setup.openTunnel()
+        setup.ask(tunnel, "same", child=NS_HELD)
+        setup.ask(tunnel, "same", child=NS_HELD)
+        self.assertEqual(held.asked, ["same"])
+        [refusal] = setup.tunnelledReplies()
+        self.assertEqual((refusal["id"], _condition(refusal)), ("same", "conflict"))
+
+    def test_configuration(self) -> None:
+        """
+        The limit is 32 unless told, and positive (C{[xtls.limits]
+        max_pending_requests}: L{tests.test_config}).
+        """
+        from xmppcomp.xtls import XTLSLimits
+
+        self.assertEqual(XTLSConfiguration().maxPendingRequests, 32)
+        self.assertEqual(XTLSLimits().maxPendingRequests, 32)
+        self.assertRaises(ValueError, XTLSConfiguration, maxPendingRequests=0)
+
+
+class ForgeryTests(SynchronousTestCase):
+    """
+    The XMPP server injects a request in the clear with the key of one
+    that came through a tunnel and waits, hoping the real reply leaves in
+    the clear.
+    """
+
+    def test_collisionRefused(self) -> None:
+        """
+        The clear request is answered C{conflict} in the clear and never
+        handed to the handlers (a warning says so); the real reply goes
+        through the tunnel.
+        """
+        held = Held()
+        setup = Setup(self, held)
+        events = captureLogs(self)
+        tunnel = setup.openTunnel()
+        setup.ask(tunnel, "k1", child=NS_HELD)
+        setup.ask(None, "k1", child=NS_HELD)
+        self.assertEqual(held.asked, ["k1"])
+        [refusal] = setup.watch.clearOtherThanXTLS()
+        self.assertIn("id='k1'", refusal)
+        self.assertIn("type='error'", refusal)
+        self.assertIn("<conflict", refusal)
+        [warning] = logged(events, LogLevel.warn)
+        self.assertIn("forged by the server?", warning)
+        answer = domish.Element((NS_HELD, "query"))
+        answer.addElement("secret", content="SECRET-MARKER")
+        held.waiting[0].callback(answer)
+        setup.flush()
+        self.assertFalse(any("SECRET-MARKER" in text for text in setup.watch.clear))
+        [reply] = setup.tunnelledReplies()
+        self.assertEqual((reply["type"], reply["id"], str(reply.query.secret)), ("result", "k1", "SECRET-MARKER"))
+
+    def test_collisionWithClosedTunnel(self) -> None:
+        """
+        So is one colliding with a request whose tunnel closed before its
+        reply: that reply is dropped, not sent in the clear for the forged
+        request.
+        """
+        held = Held()
+        setup = Setup(self, held)
+        tunnel = setup.openTunnel()
+        setup.ask(tunnel, "k1", child=NS_HELD)
+        tunnel.close()
+        setup.flush()
+        setup.ask(None, "k1", child=NS_HELD)
+        self.assertEqual(held.asked, ["k1"])
+        held.waiting[0].callback(None)
+        setup.flush()
+        [refusal] = setup.watch.clearOtherThanXTLS()
+        self.assertIn("<conflict", refusal)
+
+    def test_afterReplyNoLongerCollides(self) -> None:
+        """
+        Once the tunnelled request is answered, the same key in the clear
+        is an ordinary request.
+        """
+        setup = Setup(self)
+        tunnel = setup.openTunnel()
+        setup.ask(tunnel, "k1")
+        setup.ask(None, "k1")
+        [answer] = setup.watch.clearOtherThanXTLS()
+        self.assertIn("type='result'", answer)
+
+
+class ConfirmationResponderTests(SynchronousTestCase):
+    """
+    L{ConfirmationResponder} answers with L{Tunnel.send} itself: that
+    clears the request's entry too.
+    """
+
+    def test_entriesCleared(self) -> None:
+        """
+        With room for one waiting request, confirmations through the
+        tunnel one after the other are all answered through it.
+        """
+        asked: list[IncomingConfirmation] = []
+        answers: list[Deferred[bool]] = []
+
+        def policy(incoming: IncomingConfirmation) -> Deferred[bool]:
+            asked.append(incoming)
+            d: Deferred[bool] = Deferred()
+            answers.append(d)
+            return d
+
+        setup = Setup(self, compConfig={"maxPendingRequests": 1}, lateHandlers=lambda xtls: [
+            ConfirmationResponder(policy, xtls=xtls)
+        ])
+        tunnel = setup.openTunnel()
+        for n in range(3):
+            iq = domish.Element((None, "iq"))
+            iq["type"] = "get"
+            iq["id"] = f"c{n}"
+            iq["to"] = COMP.full()
+            iq["from"] = PEER.full()
+            iq.addChild(ConfirmRequest(f"tx-{n}", "GET", "https://site.example/").toElement())
+            tunnel.send(iq)
+            setup.flush()
+            self.assertEqual(len(asked), n + 1)
+            self.assertTrue(asked[-1].tunnelled)
+            answers[-1].callback(True)
+            setup.flush()
+        self.assertEqual(
+            [(r["type"], r["id"]) for r in setup.tunnelledReplies()],
+            [("result", "c0"), ("result", "c1"), ("result", "c2")],
+        )
+        self.assertEqual(setup.watch.clearOtherThanXTLS(), [])
+        self.assertEqual(setup.compTLS._pending, {})
+
+
+@implementer(IStanzaFilters)
+class FilteringManager(StreamManager):
+    """
+    A wokkel C{StreamManager} with the send filters of
+    L{IStanzaFilters} (receive filters accepted, never called): the
+    standard-library peer's tests need a L{StanzaRouter}.
+    """
+
+    def __init__(self, factory: Any, reactor: Any) -> None:
+        super().__init__(factory, reactor=reactor)
+        self.sendFilters: list[Callable[[domish.Element], bool]] = []
+        self.receiveFilters: list[Callable[[domish.Element], bool]] = []
+
+    def send(self, obj: Any) -> None:
+        if not isinstance(obj, str) and any(f(obj) for f in self.sendFilters):
+            return
+        super().send(obj)
+
+    def addSendFilter(self, f: Callable[[domish.Element], bool]) -> None:
+        self.sendFilters.append(f)
+
+    def removeSendFilter(self, f: Callable[[domish.Element], bool]) -> None:
+        self.sendFilters.remove(f)
+
+    def addReceiveFilter(self, f: Callable[[domish.Element], bool]) -> None:
+        self.receiveFilters.append(f)
+
+    def removeReceiveFilter(self, f: Callable[[domish.Element], bool]) -> None:
+        self.receiveFilters.remove(f)
+
+
+class _Bootstraps:
+    def __init__(self) -> None:
+        self.observers: dict[str, list[Callable[..., object]]] = {}
+
+    def addBootstrap(self, event: str, observer: Callable[..., object]) -> None:
+        self.observers.setdefault(event, []).append(observer)
+
+    def fire(self, event: str, *args: object) -> None:
+        for observer in self.observers.get(event, []):
+            observer(*args)
+
+
+class EagerPeer(StdlibPeer):
+    """
+    A L{StdlibPeer} client that sends C{eager} with its last handshake
+    flight, in the same data IQ (TLS 1.3 allows it).
+    """
+
+    eager = b""
+
+    def advance(self) -> None:
+        if not self.handshakeDone and self.eager:
+            try:
+                self.tls.do_handshake()
+            except ssl.SSLWantReadError:
+                pass
+            else:
+                self.handshakeDone = True
+                self.tls.write(self.eager)
+                self.eager = b""
+        super().advance()
+
+
+class FilteringManagerMixin:
+    """
+    A component's XTLS endpoint and disco handlers under a
+    L{FilteringManager} on a L{StanzaRouter}, for L{StdlibPeer}s.
+    """
+
+    mktemp: Any
+
+    def filteredEnd(self) -> tuple[StanzaRouter, Any, str, Any]:
+        from twisted.words.protocols.jabber.xmlstream import STREAM_AUTHD_EVENT, STREAM_CONNECTED_EVENT
+
+        authority = makeCertificateAuthority()
+        directory = self.mktemp()
+        os.makedirs(directory)
+        router = StanzaRouter()
+        xtls = XTLSHandler(
+            XTLSConfiguration(
+                certificate=authority.issue(dnsNames=["comp.example"], client=True),
+                trust=[authority.certificate],
+            ),
+            clock=router.reactor,
+        )
+        end = router.connect("comp.example")
+        bootstraps = _Bootstraps()
+        manager = FilteringManager(bootstraps, router.reactor)
+        for handler in (xtls, *discoHandlers({"comp.example": ()})):
+            handler.setHandlerParent(manager)
+        bootstraps.fire(STREAM_CONNECTED_EVENT, end)
+        bootstraps.fire(STREAM_AUTHD_EVENT, end)
+        return router, authority, directory, end
+
+
+class StdlibPeerTests(FilteringManagerMixin, SynchronousTestCase):
+    """
+    A peer whose TLS is the standard library's asks through the tunnel.
+    """
+
+    def test_discoThroughTunnel(self) -> None:
+        """
+        Its disco#info request is answered through the tunnel: the peer
+        decrypts the result, the component sent only XTLS IQs in the
+        clear. An inner request that takes the key of the data IQ carrying
+        it is refused C{conflict} through the tunnel, and the data IQ's
+        acknowledgement still goes in the clear.
+        """
+        router, authority, directory, end = self.filteredEnd()
+        peer = StdlibPeer(router, authority, "std.example", server=False, directory=directory)
+        peer.start("comp.example")
+        router.flush()
+        self.assertTrue(peer.handshakeDone)
+        peer.write(f"<iq type='get' id='d1' to='comp.example'><query xmlns='{NS_DISCO_INFO}'/></iq>".encode())
+        router.flush()
+        [result] = [s for s in peer.stanzas if s.get("id") == "d1"]
+        self.assertEqual(result.get("type"), "result")
+        self.assertEqual(result[0].tag, f"{{{NS_DISCO_INFO}}}query")
+        self.assertFalse(any(NS_DISCO_INFO in text for text in end.sent))
+
+        sentBefore = len(end.sent)
+        nextData = f"std{peer.serial + 1}"
+        peer.write(f"<iq type='get' id='{nextData}' to='comp.example'><query xmlns='{NS_DISCO_INFO}'/></iq>".encode())
+        router.flush()
+        [refusal] = [s for s in peer.stanzas if s.get("id") == nextData]
+        self.assertEqual(refusal.get("type"), "error")
+        [errorElement] = [child for child in refusal if child.tag.endswith("}error")]
+        self.assertIn("conflict", [child.tag.split("}")[1] for child in errorElement])
+        acks = [text for text in end.sent[sentBefore:] if f"id='{nextData}'" in text]
+        self.assertEqual(len(acks), 1)
+        self.assertIn("type='result'", acks[0])
+        self.assertNotIn(NS_DISCO_INFO, acks[0])
+
+
+class EarlyDataTests(FilteringManagerMixin, SynchronousTestCase):
+    """
+    A request that arrives with the peer's last handshake flight, before
+    the tunnel is open at this end.
+    """
+
+    def test_replyHeldUntilOpen(self) -> None:
+        """
+        Its reply waits for the tunnel to open, then goes through it.
+        """
+        router, authority, directory, end = self.filteredEnd()
+        peer = EagerPeer(router, authority, "std.example", server=False, directory=directory)
+        peer.eager = f"<iq type='get' id='early' to='comp.example'><query xmlns='{NS_DISCO_INFO}'/></iq>".encode()
+        peer.start("comp.example")
+        router.flush()
+        self.assertTrue(peer.handshakeDone)
+        self.assertEqual(peer.eager, b"")
+        [result] = [s for s in peer.stanzas if s.get("id") == "early"]
+        self.assertEqual(result.get("type"), "result")
+        self.assertFalse(any(NS_DISCO_INFO in text for text in end.sent))
+
+
+class PlainParentTests(SynchronousTestCase):
+    """
+    A parent without L{IStanzaFilters}: a wokkel C{StreamManager}.
+    """
+
+    def test_warning(self) -> None:
+        """
+        The handler warns once, when it gets the parent, that replies to
+        tunnelled requests will go in the clear, and names the fixes; they
+        do, as before.
+        """
+        events = captureLogs(self)
+        router = StanzaRouter()
+        xtls = XTLSHandler(XTLSConfiguration(), clock=router.reactor)
+        router.attach("comp.example", xtls)
+        [warning] = logged(events, LogLevel.warn)
+        self.assertIn("in the clear", warning)
+        self.assertIn("xmppcomp.Component", warning)
+        self.assertIn("Tunnel.send", warning)
+
+    def test_noWarningWithComponent(self) -> None:
+        """
+        A L{Component} offers the seam: no warning.
+        """
+        events = captureLogs(self)
+        Setup(self)
+        self.assertEqual([w for w in logged(events, LogLevel.warn) if "XTLS endpoint" in w], [])
+
+    def test_disownRemovesFilters(self) -> None:
+        """
+        Leaving a component removes the handler's filters.
+        """
+        setup = Setup(self)
+        setup.compTLS.disownHandlerParent(setup.comp)
+        self.assertRaises(ValueError, setup.comp.removeSendFilter, setup.compTLS._filterSend)
+        setup.compTLS.setHandlerParent(setup.comp)
