@@ -1072,14 +1072,6 @@ class EndpointFactoryTests(TestCase):
         self.assertTrue(component.isConnected("alpha.example.net"))
 
 
-def _message(sender: str, recipient: str, body: str) -> domish.Element:
-    message = domish.Element((None, "message"))
-    message["from"] = sender
-    message["to"] = recipient
-    message.addElement("body", content=body)
-    return message
-
-
 class StanzaFilterTests(TestCase):
     """
     L{Component.addSendFilter} and L{Component.addReceiveFilter}
@@ -1119,8 +1111,8 @@ class StanzaFilterTests(TestCase):
 
         beta.addSendFilter(first)
         beta.addSendFilter(second)
-        self.assertIsNone(self.successResultOf(beta.sendOrFail(_message("beta.example.net", "alpha.example.net", "taken"))))
-        beta.send(_message("beta.example.net", "alpha.example.net", "passed"))
+        self.assertIsNone(self.successResultOf(beta.sendOrFail(chat("beta.example.net", "alpha.example.net", "taken"))))
+        beta.send(chat("beta.example.net", "alpha.example.net", "passed"))
         beta.send("<message from='beta.example.net' to='alpha.example.net'><body>raw</body></message>")
         self.network.flush()
         self.assertEqual(seen, [("first", "taken"), ("first", "passed"), ("second", "passed")])
@@ -1128,7 +1120,7 @@ class StanzaFilterTests(TestCase):
 
         beta.removeSendFilter(first)
         beta.removeSendFilter(second)
-        beta.send(_message("beta.example.net", "alpha.example.net", "taken"))
+        beta.send(chat("beta.example.net", "alpha.example.net", "taken"))
         self.network.flush()
         self.assertEqual(len(seen), 3)
         self.assertEqual([str(m.body) for m in recorder.messages], ["passed", "raw", "taken"])
@@ -1148,7 +1140,7 @@ class StanzaFilterTests(TestCase):
             raise RuntimeError("cannot decide")
 
         beta.addSendFilter(broken)
-        d = beta.sendOrFail(_message("beta.example.net", "alpha.example.net", "kept"))
+        d = beta.sendOrFail(chat("beta.example.net", "alpha.example.net", "kept"))
         self.network.flush()
         self.failureResultOf(d, RuntimeError)
         self.assertEqual(recorder.messages, [])
@@ -1176,13 +1168,13 @@ class StanzaFilterTests(TestCase):
 
         alpha.addReceiveFilter(keep)
         for body in ("taken", "passed", "broken"):
-            beta.send(_message("beta.example.net", "alpha.example.net", body))
+            beta.send(chat("beta.example.net", "alpha.example.net", body))
         self.network.flush()
         self.assertEqual(seen, ["taken", "passed", "broken"])
         self.assertEqual([str(m.body) for m in recorder.messages], ["passed"])
         self.assertEqual(len(self.flushLoggedErrors(RuntimeError)), 1)
         alpha.removeReceiveFilter(keep)
-        beta.send(_message("beta.example.net", "alpha.example.net", "taken"))
+        beta.send(chat("beta.example.net", "alpha.example.net", "taken"))
         self.network.flush()
         self.assertEqual([str(m.body) for m in recorder.messages], ["passed", "taken"])
         self.assertRaises(ValueError, alpha.removeReceiveFilter, keep)

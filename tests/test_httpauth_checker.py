@@ -9,7 +9,6 @@ from __future__ import annotations
 
 from twisted.internet.defer import CancelledError, Deferred, fail, succeed
 from twisted.internet.task import Clock
-from twisted.python.failure import Failure
 from twisted.trial.unittest import SynchronousTestCase
 from twisted.words.protocols.jabber.jid import JID
 
@@ -219,6 +218,7 @@ class CheckerTests(SynchronousTestCase):
         self.failureResultOf(self.check(attempt(path="/private/x")), AccessForbidden)
         d = self.check(attempt())
         self.answer(Outcome.ALLOW)
+        self.successResultOf(d)
         self.failureResultOf(self.check(attempt(client="198.51.100.1")), Replayed)
         for n in range(3):
             self.check(attempt(transactionId="p%d" % (n,)))

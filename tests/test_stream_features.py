@@ -8,7 +8,7 @@ from twisted.trial.unittest import SynchronousTestCase
 from twisted.words.xish import domish
 
 from xmppcomp.errors import NegotiationError
-from xmppcomp.ns import NS_COMPONENT_TMP, NS_SASL, NS_STREAMS, NS_TLS
+from xmppcomp.ns import NS_COMPONENT_TMP, NS_STREAMS, NS_TLS
 from xmppcomp.stream.features import (
     MECHANISMS,
     STARTTLS,

@@ -18,7 +18,7 @@ from zope.interface import implementer
 from zope.interface.verify import verifyObject
 
 from xmppcomp.interfaces import IReceivingFeature
-from xmppcomp.ns import NS_SASL, NS_SASL_CB, NS_TLS
+from xmppcomp.ns import NS_SASL, NS_TLS
 from xmppcomp.stream.adapter import FeaturesCache
 from xmppcomp.stream.features import featuresElement, markRequired
 from xmppcomp.stream.receiving import ReceivingFactory, ReceivingPolicy

@@ -18,6 +18,7 @@ from twisted.logger import LogEvent, LogLevel, formatEvent, globalLogPublisher
 from twisted.trial.unittest import SynchronousTestCase
 from twisted.words.protocols.jabber.error import StanzaError
 from twisted.words.protocols.jabber.jid import JID
+from twisted.words.protocols.jabber.xmlstream import toResponse
 from twisted.words.xish import domish
 import xmppcomp._wokkelcompat  # noqa: F401  (before any wokkel module)
 from wokkel.disco import NS_DISCO_INFO
@@ -500,7 +501,7 @@ class FilteringManager(StreamManager):
     standard-library peer's tests need a L{StanzaRouter}.
     """
 
-    def __init__(self, factory: Any, reactor: Any) -> None:
+    def __init__(self, factory: Any, reactor: Any = None) -> None:
         super().__init__(factory, reactor=reactor)
         self.sendFilters: list[Callable[[domish.Element], bool]] = []
         self.receiveFilters: list[Callable[[domish.Element], bool]] = []
@@ -521,18 +522,6 @@ class FilteringManager(StreamManager):
 
     def removeReceiveFilter(self, f: Callable[[domish.Element], bool]) -> None:
         self.receiveFilters.remove(f)
-
-
-class _Bootstraps:
-    def __init__(self) -> None:
-        self.observers: dict[str, list[Callable[..., object]]] = {}
-
-    def addBootstrap(self, event: str, observer: Callable[..., object]) -> None:
-        self.observers.setdefault(event, []).append(observer)
-
-    def fire(self, event: str, *args: object) -> None:
-        for observer in self.observers.get(event, []):
-            observer(*args)
 
 
 class EagerPeer(StdlibPeer):
@@ -564,9 +553,14 @@ class FilteringManagerMixin:
 
     mktemp: Any
 
-    def filteredEnd(self) -> tuple[StanzaRouter, Any, str, Any]:
-        from twisted.words.protocols.jabber.xmlstream import STREAM_AUTHD_EVENT, STREAM_CONNECTED_EVENT
-
+    def filteredEnd(
+        self, manager: Callable[..., StreamManager] = FilteringManager, *handlers: Any
+    ) -> tuple[StanzaRouter, Any, str, Any]:
+        """
+        The router, the authority, a directory for the peer's files and
+        the component's end; C{handlers} join the XTLS endpoint and the
+        disco handlers, under a parent C{manager} makes.
+        """
         authority = makeCertificateAuthority()
         directory = self.mktemp()
         os.makedirs(directory)
@@ -578,13 +572,11 @@ class FilteringManagerMixin:
             ),
             clock=router.reactor,
         )
-        end = router.connect("comp.example")
-        bootstraps = _Bootstraps()
-        manager = FilteringManager(bootstraps, router.reactor)
-        for handler in (xtls, *discoHandlers({"comp.example": ()})):
-            handler.setHandlerParent(manager)
-        bootstraps.fire(STREAM_CONNECTED_EVENT, end)
-        bootstraps.fire(STREAM_AUTHD_EVENT, end)
+        for handler in handlers:
+            handler.xtls = xtls
+        end = router.attach(
+            "comp.example", xtls, None, *discoHandlers({"comp.example": ()}), *handlers, manager=manager
+        )
         return router, authority, directory, end
 
 
@@ -649,6 +641,80 @@ class EarlyDataTests(FilteringManagerMixin, SynchronousTestCase):
         self.assertFalse(any(NS_DISCO_INFO in text for text in end.sent))
 
 
+class Echo(XMPPHandler):
+    """
+    Answers each C{urn:example:echo} request with its result, and each
+    message with a message, through C{xtls.reply}.
+    """
+
+    xtls: XTLSHandler
+
+    def connectionInitialized(self) -> None:
+        self.xmlstream.addObserver("/iq[@type='get']/query[@xmlns='urn:example:echo']", self.onEcho)
+        self.xmlstream.addObserver("/message", self.onMessage)
+
+    def onEcho(self, iq: domish.Element) -> None:
+        iq.handled = True
+        self.xtls.reply(iq, toResponse(iq, "result"))
+
+    def onMessage(self, message: domish.Element) -> None:
+        answer = domish.Element((None, "message"))
+        answer.addElement("body", content="echo: " + str(message.body))
+        self.xtls.reply(message, answer)
+
+
+class ReplyMethodTests(FilteringManagerMixin, SynchronousTestCase):
+    """
+    L{XTLSHandler.reply}: a reply through the tunnel its request came
+    through, under any parent, for IQs and other stanzas.
+    """
+
+    def test_plainParent(self) -> None:
+        """
+        Under a plain wokkel C{StreamManager}, an IQ result and a message
+        sent with C{reply} reach the peer inside the tunnel; nothing but
+        XTLS IQs goes in the clear.
+        """
+        router, authority, directory, end = self.filteredEnd(StreamManager, Echo())
+        peer = StdlibPeer(router, authority, "std.example", server=False, directory=directory)
+        peer.start("comp.example")
+        router.flush()
+        peer.write(b"<iq type='get' id='e1' to='comp.example'><query xmlns='urn:example:echo'/></iq>")
+        peer.write(b"<message to='comp.example'><body>hi</body></message>")
+        router.flush()
+        [result] = [s for s in peer.stanzas if s.get("id") == "e1"]
+        self.assertEqual(result.get("type"), "result")
+        [message] = [s for s in peer.stanzas if s.tag.endswith("message")]
+        self.assertEqual([child.text for child in message], ["echo: hi"])
+        self.assertFalse(any("urn:example:echo" in text or "echo: hi" in text for text in end.sent))
+
+    def test_tunnelGone(self) -> None:
+        """
+        A reply to a request whose tunnel is gone is dropped and logged,
+        not sent in the clear.
+        """
+        events = captureLogs(self)
+        echo = Echo()
+        router, authority, directory, end = self.filteredEnd(StreamManager, echo)
+        peer = StdlibPeer(router, authority, "std.example", server=False, directory=directory)
+        peer.start("comp.example")
+        router.flush()
+        [tunnel] = echo.xtls.tunnels
+        request = domish.Element((None, "iq"))
+        request["type"] = "get"
+        request["id"] = "late"
+        # As the endpoint stamps what comes through a tunnel.
+        request["from"], request["to"] = tunnel.peer.full(), tunnel.local.full()
+        request.xtlsEncrypted, request.xtlsLocal, request.xtlsPeer = True, tunnel.local, tunnel.peer
+        tunnel.close()
+        router.flush()
+        sentBefore = len(end.sent)
+        echo.xtls.reply(request, toResponse(request, "result"))
+        router.flush()
+        self.assertEqual(end.sent[sentBefore:], [])
+        self.assertTrue(any("dropped, not sent in the clear: the tunnel is gone" in line for line in logged(events)))
+
+
 class PlainParentTests(SynchronousTestCase):
     """
     A parent without L{IStanzaFilters}: a wokkel C{StreamManager}.
@@ -667,7 +733,7 @@ class PlainParentTests(SynchronousTestCase):
         [warning] = logged(events, LogLevel.warn)
         self.assertIn("in the clear", warning)
         self.assertIn("xmppcomp.Component", warning)
-        self.assertIn("Tunnel.send", warning)
+        self.assertIn("xtls.reply(request, reply)", warning)
 
     def test_noWarningWithComponent(self) -> None:
         """

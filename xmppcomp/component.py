@@ -37,7 +37,6 @@ from twisted.python.failure import Failure
 from twisted.python.versions import Version
 from zope.interface import implementer
 from twisted.words.protocols.jabber import error as jerror
-from twisted.words.protocols.jabber import jid
 from twisted.words.protocols.jabber.xmlstream import TimeoutError
 from twisted.words.xish import domish, utility
 from twisted.words.xish.xmlstream import STREAM_END_EVENT
@@ -74,6 +73,17 @@ log = Logger()
 #: A filter of L{Component.addSendFilter} or L{Component.addReceiveFilter}:
 #: given a stanza, whether it took it over.
 StanzaFilter = Callable[[domish.Element], bool]
+
+def _without(filters: tuple[StanzaFilter, ...], f: StanzaFilter) -> tuple[StanzaFilter, ...]:
+    """
+    C{filters} without (the first) C{f}.
+
+    @raise ValueError: C{f} is not one of them.
+    """
+    kept = list(filters)
+    kept.remove(f)
+    return tuple(kept)
+
 
 #: A stanza waiting for a connection: the stanza, the hostname it comes
 #: from (C{None}: no C{from}), when it was queued, and its Deferred.
@@ -978,9 +988,7 @@ class Component(Service):
 
         @raise ValueError: C{f} is not one.
         """
-        filters = list(self._sendFilters)
-        filters.remove(f)
-        self._sendFilters = tuple(filters)
+        self._sendFilters = _without(self._sendFilters, f)
 
     def addReceiveFilter(self, f: StanzaFilter) -> None:
         """
@@ -999,9 +1007,7 @@ class Component(Service):
 
         @raise ValueError: C{f} is not one.
         """
-        filters = list(self._receiveFilters)
-        filters.remove(f)
-        self._receiveFilters = tuple(filters)
+        self._receiveFilters = _without(self._receiveFilters, f)
 
     # Connections.
 

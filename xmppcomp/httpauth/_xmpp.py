@@ -1084,30 +1084,14 @@ class ConfirmationResponder(XMPPHandler):
     def _answer(self, request: domish.Element, response: domish.Element) -> None:
         """
         Send C{response} to C{request}: through the tunnel C{request} came
-        through, or in the clear if it came in the clear. A tunnel that
-        closed meanwhile takes the answer with it (logged).
+        through (L{XTLSHandler.reply<xmppcomp.xtls.XTLSHandler.reply>}: a
+        tunnel that closed meanwhile takes the answer with it, logged), or
+        in the clear if it came in the clear.
         """
         if not getattr(request, "xtlsEncrypted", False):
             self.send(response)
-            return
-        tunnel = None
-        if self.xtls is not None:
-            tunnel = self.xtls.tunnelFor(request.xtlsLocal, request.xtlsPeer)
-        if tunnel is None or not tunnel.isOpen:
-            self._log.info(
-                "The XTLS tunnel a XEP-0070 request came through from {peer} is gone: no answer",
-                peer=request.xtlsPeer.full(),
-            )
-            return
-        try:
-            tunnel.send(response)
-        except XTLSError as e:
-            self._log.info(
-                "The answer to a XEP-0070 request from {peer} could not go through the XTLS "
-                "tunnel: {why}",
-                peer=tunnel.peer.full(),
-                why=e,
-            )
+        elif self.xtls is not None:
+            self.xtls.reply(request, response)
 
     def _refusedForXTLS(self, stanza: domish.Element) -> bool:
         """

@@ -21,7 +21,7 @@ C{negotiated} L{Deferred} firing with a L{NegotiationResult}.
 
 from __future__ import annotations
 
-from typing import TypeVar, cast
+from typing import TypeVar
 
 import attrs
 from twisted.internet import defer

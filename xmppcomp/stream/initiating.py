@@ -9,7 +9,7 @@ feature is left (XEP-0192).
 
 from __future__ import annotations
 
-from typing import Callable, Iterable, Sequence, TypeVarTuple, cast
+from typing import Callable, Iterable, Sequence, TypeVarTuple
 
 import attrs
 from twisted.internet import defer

@@ -27,16 +27,14 @@ Three layers, from the inside out:
 from __future__ import annotations
 
 import re
-import secrets
 from enum import Enum, auto
-from typing import Any, Callable, Collection, cast
+from typing import Any, Callable, cast
 
-from attrs import frozen
 from twisted.internet.defer import Deferred
 from twisted.internet.interfaces import IDelayedCall, IReactorTime
 from twisted.internet.protocol import connectionDone
 from twisted.python.failure import Failure
-from twisted.words.protocols.jabber import error, jid
+from twisted.words.protocols.jabber import error
 from twisted.words.protocols.jabber import xmlstream as jabberxmlstream
 from twisted.words.xish import domish
 from twisted.words.xish.xmlstream import STREAM_CONNECTED_EVENT, STREAM_ERROR_EVENT
@@ -45,7 +43,7 @@ from zope.interface import implementer
 from xmppcomp.errors import UnserializableElement
 from xmppcomp.interfaces import IStanzaParser, IXmppStream
 from xmppcomp.logs import Logger
-from xmppcomp.ns import NS_STREAMS, NS_XML
+from xmppcomp.ns import NS_STREAMS
 from xmppcomp.stream.header import (  # noqa: F401  (their home before issue 17)
     StreamHeader,
     checkHost,

@@ -119,7 +119,12 @@ class StanzaRouter:
 
     # Any: handler is a wokkel XMPPHandler (wokkel is untyped).
     def attach(
-        self, domain: str, handler: Any, reactor: IReactorTime | None = None, *more: Any
+        self,
+        domain: str,
+        handler: Any,
+        reactor: IReactorTime | None = None,
+        *more: Any,
+        manager: Callable[..., StreamManager] = StreamManager,
     ) -> StanzaEnd:
         """
         Put C{handler} (a wokkel C{XMPPHandler}), and any C{more}, in a
@@ -130,13 +135,15 @@ class StanzaRouter:
             L{reactor} if not given.
         @param more: other handlers on the same stream, initialised after
             C{handler}.
+        @param manager: makes the manager, given its factory and
+            C{reactor=}: L{StreamManager} or a subclass of it.
         @return: the end.
         """
         end = self.connect(domain)
         bootstraps = _Bootstraps()
-        manager = StreamManager(bootstraps, reactor=self.reactor if reactor is None else reactor)
+        parent = manager(bootstraps, reactor=self.reactor if reactor is None else reactor)
         for each in (handler, *more):
-            each.setHandlerParent(manager)
+            each.setHandlerParent(parent)
         bootstraps.fire(STREAM_CONNECTED_EVENT, end)
         bootstraps.fire(STREAM_AUTHD_EVENT, end)
         return end

@@ -627,7 +627,7 @@ class XTLSHandler(XMPPHandler, IQHandlerMixin):
     mistake learns why), and logged. With a parent without the seam (a
     plain wokkel C{StreamManager}), replies to tunnelled requests go in
     the clear, as the handler warns when it is given such a parent: send
-    them with L{Tunnel.send} yourself.
+    them with L{reply} yourself.
 
     Metrics (the L{Metrics} given, if any): C{xmppcomp_xtls_tunnels}
     counts the open tunnels (from the end of the handshake to the
@@ -741,6 +741,26 @@ class XTLSHandler(XMPPHandler, IQHandlerMixin):
         """
         return self._tunnels.get((local.full(), peer.full()))
 
+    def reply(self, request: domish.Element, reply: domish.Element) -> None:
+        """
+        Send C{reply} to C{request}, a stanza that came through a tunnel
+        (stamped: C{xtlsEncrypted}, C{xtlsLocal}, C{xtlsPeer}), back
+        through that tunnel: held until it opens if it is still being
+        established, dropped and logged if it is gone, never sent in the
+        clear. Under a parent with stanza filters an IQ reply sent the
+        usual way goes there by itself; this is for other parents, and for
+        replies that are not IQs.
+        """
+        tunnel = self.tunnelFor(request.xtlsLocal, request.xtlsPeer)
+        if tunnel is None:
+            _log.info(
+                "XTLS: a reply to a request through the tunnel with {peer} is dropped, not sent "
+                "in the clear: the tunnel is gone",
+                peer=request.xtlsPeer.full(),
+            )
+            return
+        self._sendInTunnel(tunnel, reply)
+
     def open(self, local: JID, peer: JID, offer: bool = False) -> Deferred[Tunnel]:
         """
         Open a tunnel to C{peer}: send C{<start/>}, then run the TLS
@@ -819,8 +839,7 @@ class XTLSHandler(XMPPHandler, IQHandlerMixin):
                 "XTLS endpoint: its parent {parent!r} cannot hand it the replies of other handlers: "
                 "replies to requests that come through a tunnel (disco, IQ handlers) will be sent in "
                 "the clear, outside the tunnel. Put it in an xmppcomp.Component (which lets it send "
-                "them through their tunnel), or reply with Tunnel.send "
-                "(xtls.tunnelFor(stanza.xtlsLocal, stanza.xtlsPeer).send(reply)).",
+                "them through their tunnel), or reply with xtls.reply(request, reply).",
                 parent=parent,
             )
 

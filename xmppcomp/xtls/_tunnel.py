@@ -37,7 +37,6 @@ from twisted.words.xish import domish
 from xmppcomp.xtls._engine import TLSEngine
 from xmppcomp.xtls._exceptions import (
     CertificateMismatch,
-    HandshakeFailed,
     TunnelClosed,
     XTLSError,
     XTLSStanzaError,
