@@ -135,6 +135,26 @@ class AccessRulesTests(SynchronousTestCase):
         self.assertTrue(rules.allows("/d", who))
 
 
+    def test_aLabels(self) -> None:
+        """
+        A rule that names a domain in A-labels lets in its users however
+        they spell it, and one in U-labels too (both are kept as U-labels,
+        as credentials are).
+        """
+        rules = AccessRules(
+            [
+                AccessRule("/a", domains=["xn--bcher-kva.example"]),
+                AccessRule("/u", jids=["alice@bücher.example"]),
+            ]
+        )
+        self.assertEqual(rules.rules[0].domains, frozenset({"bücher.example"}))
+        for typed in ("alice@xn--bcher-kva.example/r", "alice@bücher.example"):
+            who = parseJID(typed)
+            self.assertTrue(rules.allows("/a", who), typed)
+            self.assertTrue(rules.allows("/u", who), typed)
+        self.assertRaises(ValueError, AccessRule, "/", domains=["xn--abc.example"])
+
+
 class SiteTests(SynchronousTestCase):
     """
     L{Attempt.site} is the scheme and authority, lower-case, one string

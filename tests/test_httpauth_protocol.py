@@ -143,6 +143,23 @@ class BasicCredentialsTests(SynchronousTestCase):
         for raw in (b"juliet@.", b".", b"juliet@capulet.lit..", b"juliet@.capulet.lit"):
             self.assertRaises(MalformedJID, credentialsFromBasic, raw, b"x")
 
+    def test_aLabels(self) -> None:
+        """
+        A-labels in the domain become U-labels (RFC 7622 section 3.2.1):
+        C{alice@xn--bcher-kva.example} is C{alice@bücher.example}, whichever
+        the user types, one address for single use, limits, the access
+        rules and the question asked. A label that looks like an A-label
+        and is none is refused, and the reason names it.
+        """
+        for raw in (b"alice@xn--bcher-kva.example/r", b"alice@XN--BCHER-KVA.example./r", "alice@Bücher.example/r".encode()):
+            credentials = credentialsFromBasic(raw, b"x")
+            self.assertEqual(credentials.jid.full(), "alice@bücher.example/r")
+        self.assertEqual(parseJID("xn--bcher-kva.example").full(), "bücher.example")
+        error = self.assertRaises(MalformedJID, parseJID, "alice@xn--abc.example")
+        self.assertEqual(
+            error.reason, "the user name is not a valid JID: 'xn--abc' in its domain is no valid A-label (IDNA 2008)"
+        )
+
     def test_jidXMLSafe(self) -> None:
         """
         A JID with U+FFFE (a character XML forbids) in any part is refused,

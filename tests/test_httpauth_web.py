@@ -417,6 +417,63 @@ class ProtectTests(_WebTestCase):
         self.assertIsNone(echo.seen[0]["authorization"])
 
 
+class CanonicalJIDTests(_WebTestCase):
+    """
+    A user's JID is decided on, asked and served in one form: A-labels as
+    U-labels, no trailing dot (L{canonicalJID<xmppcomp.httpauth._protocol.canonicalJID>}).
+    """
+
+    def test_spellingsOneUser(self) -> None:
+        """
+        C{alice@xn--bcher-kva.example} and C{alice@bücher.example.} with
+        the same transaction id are one confirmation: asked once, of
+        C{alice@bücher.example}; the protected resource (which answers
+        201) sees that form;
+        both spellings pass in the session, and a third spelling is no
+        fresh transaction id: the single-use key is the same.
+        """
+        echo = _Echo()
+        stub = StubTreq(self.confirmer.protect(echo, FRONTEND))
+        first = stub.get("http://files.example/", headers=basic("alice@xn--bcher-kva.example", "t1"))
+        second = stub.get("http://files.example/", headers=basic("alice@bücher.example.", "t1"))
+        stub.flush()
+        [(who, _, _)] = self.requester.asked
+        self.assertEqual(who.full(), "alice@bücher.example")
+        self.answer(stub, Outcome.ALLOW)
+        for d in (first, second):
+            self.assertEqual(self.result(stub, d)[0].code, 201)
+        self.assertEqual({seen["jid"] for seen in echo.seen}, {"alice@bücher.example".encode()})
+        self.clock.advance(Limits().sessionLifetime)
+        response, body = self.result(stub, stub.get("http://files.example/", headers=basic("ALICE@XN--BCHER-KVA.EXAMPLE", "t1")))
+        self.assertEqual(response.code, 401)
+        self.assertIn(b"used already", body)
+        self.assertEqual(len(self.requester.asked), 1)
+
+    def test_limitsCountOneUser(self) -> None:
+        """
+        The per-JID limit of pending confirmations (2 here) counts both
+        spellings as one user.
+        """
+        for n, user in enumerate(["alice@bücher.example", "alice@xn--bcher-kva.example"]):
+            self.stub = StubTreq(self.confirmer.protect(_Echo(), FRONTEND))
+            self.stub.get("http://files.example/", headers=basic(user, f"p{n}"))
+        response, _ = self.result(self.stub, self.stub.get(
+            "http://files.example/", headers=basic("alice@xn--bcher-kva.example.", "p9")))
+        self.assertEqual(response.code, 429)
+        self.assertEqual(len(self.requester.asked), 2)
+
+    def test_notAnALabel(self) -> None:
+        """
+        A label that looks like an A-label and is none: 401 naming it,
+        nobody asked.
+        """
+        stub = StubTreq(self.confirmer.protect(_Echo(), FRONTEND))
+        response, body = self.result(stub, stub.get("http://files.example/", headers=basic("alice@xn--abc.example", "t1")))
+        self.assertEqual(response.code, 401)
+        self.assertIn(b"'xn--abc' in its domain is no valid A-label", body)
+        self.assertEqual(self.requester.asked, [])
+
+
 class RenderFailureTests(_WebTestCase):
     """
     A protected resource that fails while rendering, once the request is

@@ -45,7 +45,7 @@ from xmppcomp.httpauth._errors import (
     RateLimited,
     Replayed,
 )
-from xmppcomp.httpauth._protocol import XMPPCredentials, withoutTrailingDot
+from xmppcomp.httpauth._protocol import MalformedJID, XMPPCredentials, canonicalJID
 
 #: Methods that pass in a session or a window without asking (RFC 9110
 #: section 9.2.1, safe methods, but C{TRACE}); methods are case-sensitive.
@@ -69,15 +69,17 @@ class Clock(Protocol):
 
 def _ruleJID(value: str | jid.JID) -> jid.JID:
     """
-    C{value} as a JID of an access rule: stringprep, the domain's trailing
-    dot stripped.
+    C{value} as a JID of an access rule, in the form users' JIDs are
+    compared in (L{canonicalJID}: stringprep, no trailing dot, U-labels).
 
     @raise ValueError: it is not a JID (L{jid.InvalidFormat} too).
     """
     try:
-        return withoutTrailingDot(value if isinstance(value, jid.JID) else jid.JID(value))
+        return canonicalJID(value if isinstance(value, jid.JID) else jid.JID(value))
     except jid.InvalidFormat:
         raise
+    except MalformedJID as e:
+        raise ValueError(e.reason.replace("the user name is not a valid JID: ", "")) from None
     except Exception:  # Twisted's stringprep raises more (IndexError for "."); so does an empty domain
         raise ValueError("not a valid JID") from None
 

@@ -18,6 +18,7 @@ from datetime import datetime, timezone
 from urllib.parse import unquote_to_bytes
 
 import attrs
+import idna
 from twisted.words.protocols.jabber import jid
 from twisted.words.xish import domish
 
@@ -146,27 +147,47 @@ def describeCharacter(character: str) -> str:
     return f"U+{code:04X} ({kind})"
 
 
-def withoutTrailingDot(parsed: jid.JID) -> jid.JID:
+def canonicalJID(parsed: jid.JID) -> jid.JID:
     """
-    C{parsed} with its domain's trailing dot stripped (RFC 7622 section
-    3.2): C{juliet@capulet.lit.} and C{juliet@capulet.lit} are the same
-    address, one key for single use and limits, and answers from either
-    match.
+    The one form of a user's JID the confirmer decides, asks and keeps
+    on: C{parsed} (stringprepped) with its domain's trailing dot stripped
+    and its A-labels as U-labels (RFC 7622 section 3.2: a domainpart holds
+    U-labels, and C{juliet@capulet.lit.} is C{juliet@capulet.lit}). So
+    C{alice@xn--bcher-kva.example.} and C{alice@bücher.example} are one
+    address: one key for single use and limits, one match for the access
+    rules, and the address asked.
 
-    @raise MalformedJID: nothing is left of the domain.
+    @raise MalformedJID: nothing is left of the domain, or an A-label is
+        not one (IDNA 2008).
     """
     host = parsed.host
-    if not host.endswith("."):
+    if host.endswith("."):
+        if len(host) == 1:
+            raise MalformedJID("the user name is not a valid JID: its domain is empty")
+        host = host[:-1]
+    labels = host.split(".")
+    for i, label in enumerate(labels):
+        if label.startswith("xn--"):
+            try:
+                labels[i] = idna.decode(label)
+            except idna.IDNAError:
+                raise MalformedJID(
+                    f"the user name is not a valid JID: {label[:100]!r} in its domain is no valid A-label (IDNA 2008)"
+                ) from None
+    host = ".".join(labels)
+    if host == parsed.host:
         return parsed
-    if len(host) == 1:
-        raise MalformedJID("the user name is not a valid JID: its domain is empty")
-    return jid.JID(tuple=(parsed.user, host[:-1], parsed.resource))
+    try:
+        return jid.JID(tuple=(parsed.user, host, parsed.resource))
+    except Exception:
+        # Twisted's stringprep raises more than InvalidFormat on bad input.
+        raise MalformedJID("the user name is not a valid JID") from None
 
 
 def parseJID(text: str, jids: Callable[[str], jid.JID] = plainJID) -> jid.JID:
     """
-    Parse and normalise the JID given as user name: stringprep, and the
-    domain's trailing dot stripped (L{withoutTrailingDot}). The result is
+    Parse and normalise the JID given as user name: stringprep, then
+    L{canonicalJID} (no trailing dot, U-labels). The result is
     fit for an XML attribute (checked, though stringprep refuses every
     character that would not be).
 
@@ -185,7 +206,7 @@ def parseJID(text: str, jids: Callable[[str], jid.JID] = plainJID) -> jid.JID:
             + describeCharacter(unsafe.group())
         )
     try:
-        parsed = withoutTrailingDot(jids(text))
+        parsed = canonicalJID(jids(text))
     except MalformedJID:
         raise
     except Exception:
