@@ -61,7 +61,9 @@ class Held(XMPPHandler, IQHandlerMixin):
     """
     A wokkel C{IQHandlerMixin} handler: a get of C{urn:example:held}
     waits for the test (C{waiting}, fired with the result's child or
-    C{None}); a set is refused C{not-allowed}.
+    C{None}); a set is refused C{not-allowed}. C{asked} records the ids
+    the senders gave (C{xtlsId} for a tunnelled request), C{dispatched}
+    the ids the handler saw.
     """
 
     iqHandlers = {
@@ -73,18 +75,21 @@ class Held(XMPPHandler, IQHandlerMixin):
         super().__init__()
         self.waiting: list[Deferred[domish.Element | None]] = []
         self.asked: list[str] = []
+        self.dispatched: list[str] = []
 
     def connectionInitialized(self) -> None:
         self.xmlstream.addObserver(f"/iq/query[@xmlns='{NS_HELD}']", self.handleRequest)
 
     def onGet(self, iq: domish.Element) -> Deferred[domish.Element | None]:
-        self.asked.append(iq["id"])
+        self.asked.append(iq.xtlsId if getattr(iq, "xtlsEncrypted", False) else iq["id"])
+        self.dispatched.append(iq["id"])
         d: Deferred[domish.Element | None] = Deferred()
         self.waiting.append(d)
         return d
 
     def onSet(self, iq: domish.Element) -> None:
-        self.asked.append(iq["id"])
+        self.asked.append(iq.xtlsId if getattr(iq, "xtlsEncrypted", False) else iq["id"])
+        self.dispatched.append(iq["id"])
         raise StanzaError("not-allowed", text="not here")
 
 
@@ -280,6 +285,9 @@ class IQHandlerTests(SynchronousTestCase):
         setup.ask(tunnel, "late", child=NS_HELD)
         setup.ask(tunnel, "refused", kind="set", child=NS_HELD)
         self.assertEqual(held.asked, ["late", "refused"])
+        # Dispatched with private ids, never sent out.
+        self.assertEqual(len(set(held.dispatched)), 2)
+        self.assertTrue(all(i.startswith("xtls-private-") and len(i) > 30 for i in held.dispatched))
         answer = domish.Element((NS_HELD, "query"))
         answer.addElement("secret", content="SECRET-MARKER")
         held.waiting[0].callback(answer)
@@ -291,6 +299,28 @@ class IQHandlerTests(SynchronousTestCase):
         self.assertEqual((late["type"], late["id"]), ("result", "late"))
         self.assertEqual(str(late.query.secret), "SECRET-MARKER")
         self.assertEqual(setup.compTLS._pending, {})
+        self.assertFalse(any(i in text for i in held.dispatched for text in setup.watch.clear))
+
+    def test_noId(self) -> None:
+        """
+        The reply to a tunnelled request without an id has none either
+        (C{xtlsId} is C{None}).
+        """
+        seen: list[domish.Element] = []
+        held = Held()
+        setup = Setup(self, held)
+        setup.comp.xmlstream.addObserver(f"/iq/query[@xmlns='{NS_HELD}']", seen.append, 10)
+        tunnel = setup.openTunnel()
+        iq = domish.Element((None, "iq"))
+        iq["type"], iq["to"], iq["from"] = "set", COMP.full(), PEER.full()
+        iq.addElement((NS_HELD, "query"))
+        tunnel.send(iq)
+        setup.flush()
+        [request] = seen
+        self.assertIsNone(request.xtlsId)
+        [refusal] = setup.tunnelledReplies()
+        self.assertEqual((refusal.getAttribute("id"), _condition(refusal)), (None, "not-allowed"))
+        self.assertEqual(setup.watch.clearOtherThanXTLS(), [])
 
     def test_clearRequestAnsweredInClear(self) -> None:
         """
@@ -358,17 +388,23 @@ class LimitTests(SynchronousTestCase):
 
     def test_duplicate(self) -> None:
         """
-        A request through the tunnel with the key of one still waiting is
-        answered C{conflict} through the tunnel, not handed on.
+        Two requests through the tunnel with the same id are two requests
+        (each has its private id): both are handed on and both answers
+        come back through the tunnel with that id, as a reused id in the
+        clear would be answered twice.
         """
         held = Held()
         setup = Setup(self, held)
         tunnel = setup.openTunnel()
         setup.ask(tunnel, "same", child=NS_HELD)
         setup.ask(tunnel, "same", child=NS_HELD)
-        self.assertEqual(held.asked, ["same"])
-        [refusal] = setup.tunnelledReplies()
-        self.assertEqual((refusal["id"], _condition(refusal)), ("same", "conflict"))
+        self.assertEqual(held.asked, ["same", "same"])
+        for d in held.waiting:
+            d.callback(None)
+        setup.flush()
+        self.assertEqual([(r["type"], r["id"]) for r in setup.tunnelledReplies()], [("result", "same")] * 2)
+        self.assertEqual(setup.watch.clearOtherThanXTLS(), [])
+        self.assertEqual(setup.compTLS._pending, {})
 
     def test_configuration(self) -> None:
         """
@@ -384,69 +420,101 @@ class LimitTests(SynchronousTestCase):
 
 class ForgeryTests(SynchronousTestCase):
     """
-    The XMPP server injects a request in the clear with the key of one
-    that came through a tunnel and waits, hoping the real reply leaves in
-    the clear.
+    The XMPP server injects a request in the clear with the C{to},
+    C{from} and C{id} of one that comes through a tunnel, hoping the real
+    reply leaves in the clear: the tunnelled one is dispatched with a
+    private id, so the two replies cannot be mixed up.
     """
 
-    def test_collisionRefused(self) -> None:
+    def test_forgedFirst(self) -> None:
         """
-        The clear request is answered C{conflict} in the clear and never
-        handed to the handlers (a warning says so); the real reply goes
-        through the tunnel.
+        A request in the clear with the peer's id arrives first and waits
+        in a slow handler; then the peer's request with the same id comes
+        through the tunnel. Whatever order the handler answers them in,
+        the tunnelled reply goes through the tunnel with the peer's id and
+        the clear one in the clear: nothing of the tunnelled reply in the
+        clear.
+        """
+        held = Held()
+        setup = Setup(self, held)
+        tunnel = setup.openTunnel()
+        setup.ask(None, "k1", child=NS_HELD)
+        setup.ask(tunnel, "k1", child=NS_HELD)
+        self.assertEqual(held.asked, ["k1", "k1"])
+        forged, real = held.waiting
+        answer = domish.Element((NS_HELD, "query"))
+        answer.addElement("secret", content="FORGED-ANSWER")
+        forged.callback(answer)
+        setup.flush()
+        answer = domish.Element((NS_HELD, "query"))
+        answer.addElement("secret", content="SECRET-MARKER")
+        real.callback(answer)
+        setup.flush()
+        self.assertFalse(any("SECRET-MARKER" in text for text in setup.watch.clear))
+        [clearReply] = setup.watch.clearOtherThanXTLS()
+        self.assertIn("id='k1'", clearReply)
+        self.assertIn("FORGED-ANSWER", clearReply)
+        [reply] = setup.tunnelledReplies()
+        self.assertEqual((reply["type"], reply["id"], str(reply.query.secret)), ("result", "k1", "SECRET-MARKER"))
+
+    def test_forgedAfter(self) -> None:
+        """
+        A request in the clear with the id of a tunnelled one still
+        waiting is an ordinary request, answered in the clear; the
+        tunnelled reply still goes through the tunnel.
+        """
+        held = Held()
+        setup = Setup(self, held)
+        tunnel = setup.openTunnel()
+        setup.ask(tunnel, "k1", child=NS_HELD)
+        setup.ask(None, "k1", child=NS_HELD)
+        self.assertEqual(held.asked, ["k1", "k1"])
+        real, forged = held.waiting
+        forgedAnswer = domish.Element((NS_HELD, "query"))
+        forgedAnswer.addElement("secret", content="FORGED-ANSWER")
+        forged.callback(forgedAnswer)
+        setup.flush()
+        [clearReply] = setup.watch.clearOtherThanXTLS()
+        self.assertIn("id='k1'", clearReply)
+        self.assertIn("FORGED-ANSWER", clearReply)
+        self.assertEqual(setup.tunnelledReplies(), [])
+        answer = domish.Element((NS_HELD, "query"))
+        answer.addElement("secret", content="SECRET-MARKER")
+        real.callback(answer)
+        setup.flush()
+        self.assertFalse(any("SECRET-MARKER" in text for text in setup.watch.clear))
+        self.assertEqual(len(setup.watch.clearOtherThanXTLS()), 1)
+        [reply] = setup.tunnelledReplies()
+        self.assertEqual((reply["type"], reply["id"], str(reply.query.secret)), ("result", "k1", "SECRET-MARKER"))
+
+    def test_forgedAfterTunnelClosed(self) -> None:
+        """
+        So is one with the id of a request whose tunnel closed before its
+        reply; that reply is dropped (logged), not sent in the clear.
         """
         held = Held()
         setup = Setup(self, held)
         events = captureLogs(self)
         tunnel = setup.openTunnel()
         setup.ask(tunnel, "k1", child=NS_HELD)
-        setup.ask(None, "k1", child=NS_HELD)
-        self.assertEqual(held.asked, ["k1"])
-        [refusal] = setup.watch.clearOtherThanXTLS()
-        self.assertIn("id='k1'", refusal)
-        self.assertIn("type='error'", refusal)
-        self.assertIn("<conflict", refusal)
-        [warning] = logged(events, LogLevel.warn)
-        self.assertIn("forged by the server?", warning)
-        answer = domish.Element((NS_HELD, "query"))
-        answer.addElement("secret", content="SECRET-MARKER")
-        held.waiting[0].callback(answer)
-        setup.flush()
-        self.assertFalse(any("SECRET-MARKER" in text for text in setup.watch.clear))
-        [reply] = setup.tunnelledReplies()
-        self.assertEqual((reply["type"], reply["id"], str(reply.query.secret)), ("result", "k1", "SECRET-MARKER"))
-
-    def test_collisionWithClosedTunnel(self) -> None:
-        """
-        So is one colliding with a request whose tunnel closed before its
-        reply: that reply is dropped, not sent in the clear for the forged
-        request.
-        """
-        held = Held()
-        setup = Setup(self, held)
-        tunnel = setup.openTunnel()
-        setup.ask(tunnel, "k1", child=NS_HELD)
         tunnel.close()
         setup.flush()
         setup.ask(None, "k1", child=NS_HELD)
-        self.assertEqual(held.asked, ["k1"])
-        held.waiting[0].callback(None)
+        self.assertEqual(held.asked, ["k1", "k1"])
+        real, forged = held.waiting
+        forgedAnswer = domish.Element((NS_HELD, "query"))
+        forgedAnswer.addElement("secret", content="FORGED-ANSWER")
+        forged.callback(forgedAnswer)
+        answer = domish.Element((NS_HELD, "query"))
+        answer.addElement("secret", content="SECRET-MARKER")
+        real.callback(answer)
         setup.flush()
-        [refusal] = setup.watch.clearOtherThanXTLS()
-        self.assertIn("<conflict", refusal)
-
-    def test_afterReplyNoLongerCollides(self) -> None:
-        """
-        Once the tunnelled request is answered, the same key in the clear
-        is an ordinary request.
-        """
-        setup = Setup(self)
-        tunnel = setup.openTunnel()
-        setup.ask(tunnel, "k1")
-        setup.ask(None, "k1")
-        [answer] = setup.watch.clearOtherThanXTLS()
-        self.assertIn("type='result'", answer)
-
+        self.assertFalse(any("SECRET-MARKER" in text for text in setup.watch.clear))
+        [clearReply] = setup.watch.clearOtherThanXTLS()
+        self.assertIn("id='k1'", clearReply)
+        self.assertIn("FORGED-ANSWER", clearReply)
+        self.assertEqual(len([text for text in logged(events) if "closed before it" in text]), 1)
+        self.assertEqual(dict(setup.compTLS._orphans), {})
 
 class ConfirmationResponderTests(SynchronousTestCase):
     """
@@ -589,9 +657,9 @@ class StdlibPeerTests(FilteringManagerMixin, SynchronousTestCase):
         """
         Its disco#info request is answered through the tunnel: the peer
         decrypts the result, the component sent only XTLS IQs in the
-        clear. An inner request that takes the key of the data IQ carrying
-        it is refused C{conflict} through the tunnel, and the data IQ's
-        acknowledgement still goes in the clear.
+        clear. An inner request with the id of the data IQ carrying it is
+        answered through the tunnel too (its private id sets it apart), and
+        the data IQ's acknowledgement goes in the clear.
         """
         router, authority, directory, end = self.filteredEnd()
         peer = StdlibPeer(router, authority, "std.example", server=False, directory=directory)
@@ -609,10 +677,10 @@ class StdlibPeerTests(FilteringManagerMixin, SynchronousTestCase):
         nextData = f"std{peer.serial + 1}"
         peer.write(f"<iq type='get' id='{nextData}' to='comp.example'><query xmlns='{NS_DISCO_INFO}'/></iq>".encode())
         router.flush()
-        [refusal] = [s for s in peer.stanzas if s.get("id") == nextData]
-        self.assertEqual(refusal.get("type"), "error")
-        [errorElement] = [child for child in refusal if child.tag.endswith("}error")]
-        self.assertIn("conflict", [child.tag.split("}")[1] for child in errorElement])
+        [inner] = [s for s in peer.stanzas if s.get("id") == nextData]
+        self.assertEqual(inner.get("type"), "result")
+        self.assertEqual(inner[0].tag, f"{{{NS_DISCO_INFO}}}query")
+        self.assertFalse(any(NS_DISCO_INFO in text for text in end.sent))
         acks = [text for text in end.sent[sentBefore:] if f"id='{nextData}'" in text]
         self.assertEqual(len(acks), 1)
         self.assertIn("type='result'", acks[0])
@@ -649,12 +717,17 @@ class Echo(XMPPHandler):
 
     xtls: XTLSHandler
 
+    def __init__(self) -> None:
+        super().__init__()
+        self.ids: list[str] = []
+
     def connectionInitialized(self) -> None:
         self.xmlstream.addObserver("/iq[@type='get']/query[@xmlns='urn:example:echo']", self.onEcho)
         self.xmlstream.addObserver("/message", self.onMessage)
 
     def onEcho(self, iq: domish.Element) -> None:
         iq.handled = True
+        self.ids.append(iq["id"])
         self.xtls.reply(iq, toResponse(iq, "result"))
 
     def onMessage(self, message: domish.Element) -> None:
@@ -673,9 +746,11 @@ class ReplyMethodTests(FilteringManagerMixin, SynchronousTestCase):
         """
         Under a plain wokkel C{StreamManager}, an IQ result and a message
         sent with C{reply} reach the peer inside the tunnel; nothing but
-        XTLS IQs goes in the clear.
+        XTLS IQs goes in the clear. The request keeps its id (no private
+        ids there).
         """
-        router, authority, directory, end = self.filteredEnd(StreamManager, Echo())
+        echo = Echo()
+        router, authority, directory, end = self.filteredEnd(StreamManager, echo)
         peer = StdlibPeer(router, authority, "std.example", server=False, directory=directory)
         peer.start("comp.example")
         router.flush()
@@ -684,6 +759,7 @@ class ReplyMethodTests(FilteringManagerMixin, SynchronousTestCase):
         router.flush()
         [result] = [s for s in peer.stanzas if s.get("id") == "e1"]
         self.assertEqual(result.get("type"), "result")
+        self.assertEqual(echo.ids, ["e1"])
         [message] = [s for s in peer.stanzas if s.tag.endswith("message")]
         self.assertEqual([child.text for child in message], ["echo: hi"])
         self.assertFalse(any("urn:example:echo" in text or "echo: hi" in text for text in end.sent))

@@ -176,12 +176,17 @@ class InnerStreamTests(SynchronousTestCase):
 
     def test_stamp(self) -> None:
         """
-        Missing addresses are filled in, the stanza marked; a stanza from
+        Missing addresses are filled in, the stanza marked (its id in
+        C{xtlsId}); a stanza from
         another bare JID than the peer is refused.
         """
         stanza = stampInner(parse("<message/>"), JID("b.example"), JID("a.example/r"))
         assert stanza is not None
         self.assertEqual((stanza["from"], stanza["to"], stanza.xtlsEncrypted), ("a.example/r", "b.example", True))
+        self.assertIsNone(stanza.xtlsId)
+        stanza = stampInner(parse("<iq type='get' id='q1'/>"), JID("b.example"), JID("a.example/r"))
+        assert stanza is not None
+        self.assertEqual(stanza.xtlsId, "q1")
         self.assertIsNone(stampInner(parse("<message from='evil.example'/>"), JID("b.example"), JID("a.example")))
 
     def test_serializeDropsContentNamespace(self) -> None:

@@ -9,6 +9,7 @@ L{XTLSConfiguration}.
 
 from __future__ import annotations
 
+import secrets
 from collections import OrderedDict
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any, Optional, TypeVar, cast
@@ -75,14 +76,30 @@ _log = Logger()
 
 _XTLS_SET = f"/iq[@type='set']/*[@xmlns='{NS_XTLS}']"
 
-#: What identifies an IQ request and its reply: (the request's C{to}, its
-#: C{from}, its C{id}), which is (the reply's C{from}, its C{to}, its
-#: C{id}); addresses normalised (L{XTLSHandler._address}).
-_RequestKey = tuple[str, str, str]
+#: The start of the private ids the handler gives IQ requests that came
+#: through a tunnel (L{XTLSHandler._deliver}).
+_PRIVATE_ID = "xtls-private-"
 
-#: The Python attribute (never on the wire) that lets a reply this handler
-#: sends in the clear on purpose pass its own send filter.
-_CLEAR = "xtlsClear"
+
+@attrs.frozen
+class _Waiting:
+    """
+    An IQ request that came through a tunnel and waits for its reply, by
+    the private id it was dispatched with.
+
+    @ivar tunnel: the tunnel it came through, where its reply goes.
+    @ivar id: the id the peer gave it (C{None}: none), which its reply
+        gets back.
+    @ivar local: its C{to}, normalised (L{XTLSHandler._address}): its
+        reply's C{from}.
+    @ivar peer: its C{from}, normalised: its reply's C{to}.
+    """
+
+    tunnel: Tunnel
+    id: str | None
+    local: str
+    peer: str
+
 
 class _MeteredEngine(TLSEngine):
     """
@@ -280,9 +297,9 @@ class Tunnel:
         self._engine: _MeteredEngine | None = None
         self._createdAt = handler._clock.seconds()
         self._closeRequested = False
-        #: The requests that came through this tunnel and wait for their
-        #: reply (L{XTLSHandler._pending}).
-        self._pending: set[_RequestKey] = set()
+        #: The private ids of the requests that came through this tunnel
+        #: and wait for their reply (L{XTLSHandler._pending}).
+        self._pending: set[str] = set()
         #: Replies to such requests given before the tunnel opened at this
         #: end (the peer sent them with its last handshake flight).
         self._held: list[domish.Element] = []
@@ -359,9 +376,10 @@ class Tunnel:
         C{to} and C{from} may be left out: the receiver fills them in.
 
         The reply to a request that came through this tunnel may be sent
-        here directly (it then no longer waits among the tunnel's pending
-        requests), or the usual way, on the stream: the handler's send
-        filter then brings it here (see L{XTLSHandler}).
+        here directly (built from the request, it carries the request's
+        private id, which is replaced by the peer's id here, and the
+        request no longer waits), or the usual way, on the stream: the
+        handler's send filter then brings it here (see L{XTLSHandler}).
 
         @raise TunnelClosed: the tunnel is not open.
         @raise TunnelBusy: more than C{maxQueuedBytes} would be queued.
@@ -608,26 +626,23 @@ class XTLSHandler(XMPPHandler, IQHandlerMixin):
 
     Replies go back the way their request came. With a parent that offers
     L{IStanzaFilters<xmppcomp.interfaces.IStanzaFilters>} (a
-    L{Component<xmppcomp.component.Component>} does), the handler
-    remembers each IQ C{get} or C{set} that came through a tunnel, by
-    (C{to}, C{from}, C{id}), and the IQ C{result} or C{error} a handler
-    sends for it the usual way (C{self.send}, C{xmlstream.send}: wokkel's
-    C{IQHandlerMixin} and disco handlers, ...) with the matching (C{from},
-    C{to}, C{id}) goes into that tunnel instead of onto the stream. When
-    the tunnel closed meanwhile, the reply is dropped and logged, never
-    sent in the clear. At most C{maxPendingRequests} requests per tunnel
-    wait for their reply (more are answered C{resource-constraint} through
-    the tunnel and not handed to the handlers); a request whose key is
-    already waiting is answered C{conflict} through the tunnel. An IQ
-    request that arrives I{in the clear} with the key of one that came
-    through a tunnel and waits for its reply (which only the XMPP server
-    could have made, to get the real reply sent in the clear) is not
-    handed to the handlers: it is answered C{conflict} in the clear (the
-    sender learns nothing it did not write; a peer that reused an id by
-    mistake learns why), and logged. With a parent without the seam (a
-    plain wokkel C{StreamManager}), replies to tunnelled requests go in
-    the clear, as the handler warns when it is given such a parent: send
-    them with L{reply} yourself.
+    L{Component<xmppcomp.component.Component>} does), each IQ C{get} or
+    C{set} that came through a tunnel is dispatched with a private C{id}
+    (unguessable, never sent out), its own id kept in the C{xtlsId}
+    attribute of the element object; the IQ C{result} or C{error} a
+    handler sends for it the usual way (C{self.send}, C{xmlstream.send}:
+    wokkel's C{IQHandlerMixin} and disco handlers, ...), which carries the
+    private id and the request's C{to} as C{from} and C{from} as C{to},
+    goes into that tunnel with the peer's id instead of onto the stream.
+    No request in the clear can take a tunnelled request's reply: its id
+    cannot be a private one. When the tunnel closed meanwhile, the reply
+    is dropped and logged, never sent in the clear. At most
+    C{maxPendingRequests} requests per tunnel wait for their reply (more
+    are answered C{resource-constraint} through the tunnel and not handed
+    to the handlers). With a parent without the seam (a plain wokkel
+    C{StreamManager}), ids are left alone and replies to tunnelled
+    requests go in the clear, as the handler warns when it is given such
+    a parent: send them with L{reply} yourself.
 
     Metrics (the L{Metrics} given, if any): C{xmppcomp_xtls_tunnels}
     counts the open tunnels (from the end of the handshake to the
@@ -653,15 +668,12 @@ class XTLSHandler(XMPPHandler, IQHandlerMixin):
         JID or domain, its server bouncing), within C{ackTimeout}.
     @ivar _observers: the L{ITunnelObserver}s.
     @ivar _pending: the IQ requests that came through a tunnel and wait
-        for their reply, to that tunnel (by L{_RequestKey}).
-    @ivar _orphans: the keys of requests whose tunnel closed before their
-        reply (reply dropped if it comes), to the peer's JID, oldest
+        for their reply, by private id.
+    @ivar _orphans: the private ids of requests whose tunnel closed before
+        their reply (reply dropped if it comes), to the peer's JID, oldest
         first; at most C{maxTunnels * maxPendingRequests}.
     @ivar _filtering: the parent whose stanza filters this handler uses,
         or C{None}.
-    @ivar _clearRequest: the key of the XTLS data IQ being answered while
-        its content is delivered, whose acknowledgement must stay in the
-        clear.
     """
 
     iqHandlers = {
@@ -709,10 +721,9 @@ class XTLSHandler(XMPPHandler, IQHandlerMixin):
         )
         self._observers: list[ITunnelObserver] = []
         self._contexts: dict[bool, SSL.Context] = {}
-        self._pending: dict[_RequestKey, Tunnel] = {}
-        self._orphans: OrderedDict[_RequestKey, str] = OrderedDict()
+        self._pending: dict[str, _Waiting] = {}
+        self._orphans: OrderedDict[str, str] = OrderedDict()
         self._filtering: IStanzaFilters | None = None
-        self._clearRequest: _RequestKey | None = None
 
     # Public API
 
@@ -749,7 +760,8 @@ class XTLSHandler(XMPPHandler, IQHandlerMixin):
         established, dropped and logged if it is gone, never sent in the
         clear. Under a parent with stanza filters an IQ reply sent the
         usual way goes there by itself; this is for other parents, and for
-        replies that are not IQs.
+        replies that are not IQs. A reply built from the request carries
+        its private id: the peer gets its own id back (L{Tunnel.send}).
         """
         tunnel = self.tunnelFor(request.xtlsLocal, request.xtlsPeer)
         if tunnel is None:
@@ -823,7 +835,7 @@ class XTLSHandler(XMPPHandler, IQHandlerMixin):
 
     def setHandlerParent(self, parent: Any) -> None:  # Any: wokkel's parent is untyped
         """
-        Join C{parent}; use its stanza filters if it offers them
+        Join C{parent}; use its send filters if it offers them
         (L{IStanzaFilters<xmppcomp.interfaces.IStanzaFilters>}), so that
         replies to tunnelled requests go back through their tunnel, and
         warn otherwise that they will go in the clear.
@@ -832,7 +844,6 @@ class XTLSHandler(XMPPHandler, IQHandlerMixin):
         if IStanzaFilters.providedBy(parent):
             filters: IStanzaFilters = parent
             filters.addSendFilter(self._filterSend)
-            filters.addReceiveFilter(self._filterReceive)
             self._filtering = filters
         else:
             _log.warn(
@@ -845,12 +856,11 @@ class XTLSHandler(XMPPHandler, IQHandlerMixin):
 
     def disownHandlerParent(self, parent: Any) -> None:  # Any: wokkel's parent is untyped
         """
-        Leave C{parent}, and its stanza filters.
+        Leave C{parent}, and its send filters.
         """
         filters, self._filtering = self._filtering, None
         if filters is not None:
             filters.removeSendFilter(self._filterSend)
-            filters.removeReceiveFilter(self._filterReceive)
         super().disownHandlerParent(parent)
 
     def connectionInitialized(self) -> None:
@@ -963,14 +973,7 @@ class XTLSHandler(XMPPHandler, IQHandlerMixin):
             else:
                 answered.errback(_stanzaError(problem))
 
-        # Its acknowledgement goes in the clear: no request through the
-        # tunnel may take its key meanwhile.
-        if self._filtering is not None:
-            self._clearRequest = self._requestKey(iq)
-        try:
-            tunnel._machine.receive(data, answer)
-        finally:
-            self._clearRequest = None
+        tunnel._machine.receive(data, answer)
         return answered
 
     def _onClose(self, iq: domish.Element) -> domish.Element:
@@ -1154,39 +1157,15 @@ class XTLSHandler(XMPPHandler, IQHandlerMixin):
         except (InvalidFormat, UnicodeError, ValueError):
             return value
 
-    def _requestKey(self, iq: domish.Element) -> _RequestKey:
-        return (
-            self._address(iq.getAttribute("to")),
-            self._address(iq.getAttribute("from")),
-            iq.getAttribute("id", ""),
-        )
-
-    def _replyKey(self, iq: domish.Element, tunnel: Tunnel | None = None) -> _RequestKey:
-        """
-        The key of the request C{iq} answers; addresses left out of a
-        reply given to C{tunnel} are the tunnel's (the receiver fills
-        them in).
-        """
-        sender, recipient = iq.getAttribute("from"), iq.getAttribute("to")
-        if tunnel is not None:
-            sender = sender or tunnel.local.full()
-            recipient = recipient or tunnel.peer.full()
-        return (self._address(sender), self._address(recipient), iq.getAttribute("id", ""))
-
     def _expectReply(self, iq: domish.Element, tunnel: Tunnel) -> bool:
         """
-        Remember that the reply to C{iq}, an IQ request that came through
-        C{tunnel}, goes back through it; or refuse it, through the tunnel.
+        Give C{iq}, an IQ request that came through C{tunnel}, a private
+        id, and remember that its reply goes back through C{tunnel} with
+        its own id; or refuse it, through the tunnel, beyond
+        C{maxPendingRequests}.
 
         @return: whether to hand C{iq} to the handlers.
         """
-        key = self._requestKey(iq)
-        if key in self._pending or key == self._clearRequest:
-            self._refuseInTunnel(
-                tunnel, iq, "conflict",
-                "a request with this id, from and to waits for its answer already",
-            )
-            return False
         limit = self.configuration.maxPendingRequests
         if len(tunnel._pending) >= limit:
             self._refuseInTunnel(
@@ -1194,9 +1173,15 @@ class XTLSHandler(XMPPHandler, IQHandlerMixin):
                 f"{limit} requests through this tunnel wait for their answer already",
             )
             return False
-        self._orphans.pop(key, None)
-        self._pending[key] = tunnel
-        tunnel._pending.add(key)
+        private = _PRIVATE_ID + secrets.token_urlsafe(16)
+        self._pending[private] = _Waiting(
+            tunnel,
+            iq.getAttribute("id"),
+            self._address(iq.getAttribute("to")),
+            self._address(iq.getAttribute("from")),
+        )
+        tunnel._pending.add(private)
+        iq["id"] = private
         return True
 
     def _refuseInTunnel(self, tunnel: Tunnel, iq: domish.Element, condition: str, text: str) -> None:
@@ -1238,86 +1223,70 @@ class XTLSHandler(XMPPHandler, IQHandlerMixin):
     def _filterSend(self, stanza: domish.Element) -> bool:
         """
         The send filter: take an IQ reply to a request that came through
-        a tunnel, and send it through that tunnel (or drop it when the
-        tunnel is gone).
+        a tunnel (its private id, from the request's C{to} to its
+        C{from}), and send it through that tunnel with the peer's id (or
+        drop it when the tunnel is gone).
         """
         if not self._pending and not self._orphans:
             return False
         if stanza.name != "iq" or stanza.getAttribute("type") not in ("result", "error"):
             return False
-        if getattr(stanza, _CLEAR, False):
-            return False
-        key = self._replyKey(stanza)
-        tunnel = self._pending.pop(key, None)
-        if tunnel is not None:
-            tunnel._pending.discard(key)
-            self._sendInTunnel(tunnel, stanza)
+        private = stanza.getAttribute("id", "")
+        waiting = self._pending.get(private)
+        if waiting is not None and (waiting.local, waiting.peer) == (
+            self._address(stanza.getAttribute("from")),
+            self._address(stanza.getAttribute("to")),
+        ):
+            self._answered(private, waiting, stanza)
+            self._sendInTunnel(waiting.tunnel, stanza)
             return True
-        peer = self._orphans.pop(key, None)
+        peer = self._orphans.pop(private, None)
         if peer is None:
             return False
         _log.info(
             "XTLS: the reply to a request through the tunnel with {peer} is dropped, not sent in "
             "the clear: the tunnel closed before it (id {id})",
             peer=peer,
-            id=key[2],
+            id=private,
         )
         return True
 
-    def _filterReceive(self, stanza: domish.Element) -> bool:
+    def _answered(self, private: str, waiting: _Waiting, reply: domish.Element) -> None:
         """
-        The receive filter: take (refuse) an IQ request that arrives in
-        the clear with the key of one that came through a tunnel and waits
-        for its reply.
+        The request C{waiting} (private id C{private}) is answered by
+        C{reply}: it no longer waits, and C{reply} gets the peer's id.
         """
-        if not self._pending and not self._orphans:
-            return False
-        if stanza.name != "iq" or stanza.getAttribute("type") not in ("get", "set"):
-            return False
-        key = self._requestKey(stanza)
-        tunnel = self._pending.get(key)
-        peer = tunnel.peer.full() if tunnel is not None else self._orphans.get(key)
-        if peer is None:
-            return False
-        _log.warn(
-            "XTLS: a request in the clear from {sender} has the id, from and to of one that came "
-            "through the tunnel with {peer} and waits for its answer (forged by the server?): "
-            "answered conflict, not handed to the handlers",
-            sender=stanza.getAttribute("from", "(no address)"),
-            peer=peer,
-        )
-        refusal = _error(
-            "conflict", "a request with this id came through an XTLS tunnel and waits for its answer"
-        ).toResponse(stanza)
-        setattr(refusal, _CLEAR, True)
-        self.send(refusal)
-        return True
+        del self._pending[private]
+        waiting.tunnel._pending.discard(private)
+        if waiting.id is None:
+            del reply["id"]
+        else:
+            reply["id"] = waiting.id
 
     def _repliedDirectly(self, tunnel: Tunnel, stanza: domish.Element) -> None:
         """
         C{stanza} is given to L{Tunnel.send}: if it replies to a request
-        that came through C{tunnel}, that request no longer waits.
+        that came through C{tunnel} (its private id), that request no
+        longer waits, and C{stanza} gets the peer's id.
         """
         if stanza.name != "iq" or stanza.getAttribute("type") not in ("result", "error"):
             return
-        key = self._replyKey(stanza, tunnel)
-        if key in tunnel._pending:
-            tunnel._pending.discard(key)
-            del self._pending[key]
+        private = stanza.getAttribute("id", "")
+        if private in tunnel._pending:
+            self._answered(private, self._pending[private], stanza)
 
     def _tunnelGone(self, tunnel: Tunnel) -> None:
         """
         C{tunnel} is released: its requests' replies, if they come, are
         dropped.
         """
-        keys, tunnel._pending = tunnel._pending, set()
-        if not keys:
+        privates, tunnel._pending = tunnel._pending, set()
+        if not privates:
             return
         peer = tunnel.peer.full()
-        for key in keys:
-            if self._pending.get(key) is tunnel:
-                del self._pending[key]
-                self._orphans[key] = peer
+        for private in privates:
+            del self._pending[private]
+            self._orphans[private] = peer
         bound = self.configuration.maxTunnels * self.configuration.maxPendingRequests
         while len(self._orphans) > bound:
             self._orphans.popitem(last=False)

@@ -109,8 +109,9 @@ def stampInner(
     a missing C{to} (the local JID) and C{from} (the peer's), and mark it
     with C{xtlsEncrypted = True}, C{xtlsPeer} (the tunnel's peer JID) and
     C{xtlsLocal} (its local JID: the tunnel is the handler's
-    C{tunnelFor(xtlsLocal, xtlsPeer)}), attributes of the Python object,
-    never on the wire.
+    C{tunnelFor(xtlsLocal, xtlsPeer)}) and C{xtlsId} (the C{id} the peer
+    gave it, or C{None}: the handler may give an IQ request a private
+    C{id}), attributes of the Python object, never on the wire.
 
     A stanza claiming to come from somebody else than the tunnel's peer
     (another bare JID) is refused: it would borrow the tunnel's
@@ -133,4 +134,5 @@ def stampInner(
     stanza.xtlsEncrypted = True  # type: ignore[attr-defined]
     stanza.xtlsPeer = peer  # type: ignore[attr-defined]
     stanza.xtlsLocal = local  # type: ignore[attr-defined]
+    stanza.xtlsId = stanza.getAttribute("id")  # type: ignore[attr-defined]
     return stanza
