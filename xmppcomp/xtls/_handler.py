@@ -628,12 +628,13 @@ class XTLSHandler(XMPPHandler, IQHandlerMixin):
     L{IStanzaFilters<xmppcomp.interfaces.IStanzaFilters>} (a
     L{Component<xmppcomp.component.Component>} does), each IQ C{get} or
     C{set} that came through a tunnel is dispatched with a private C{id}
-    (unguessable, never sent out), its own id kept in the C{xtlsId}
-    attribute of the element object; the IQ C{result} or C{error} a
-    handler sends for it the usual way (C{self.send}, C{xmlstream.send}:
-    wokkel's C{IQHandlerMixin} and disco handlers, ...), which carries the
-    private id and the request's C{to} as C{from} and C{from} as C{to},
-    goes into that tunnel with the peer's id instead of onto the stream.
+    (unguessable, never sent out: handlers must not copy it into stanzas
+    they send elsewhere), its own id kept in the C{xtlsId} attribute of
+    the element object; the IQ C{result} or C{error} a handler sends for
+    it the usual way (C{self.send}, C{xmlstream.send}: wokkel's
+    C{IQHandlerMixin} and disco handlers, ...), which carries the private
+    id and the request's C{to} as C{from} and C{from} as C{to}, goes into
+    that tunnel with the peer's id instead of onto the stream.
     No request in the clear can take a tunnelled request's reply: its id
     cannot be a private one. When the tunnel closed meanwhile, the reply
     is dropped and logged, never sent in the clear. At most
