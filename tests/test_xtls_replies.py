@@ -418,6 +418,15 @@ class LimitTests(SynchronousTestCase):
         self.assertRaises(ValueError, XTLSConfiguration, maxPendingRequests=0)
 
 
+def secretAnswer(secret: str) -> domish.Element:
+    """
+    The query a L{Held} request is answered with, holding C{secret}.
+    """
+    answer = domish.Element((NS_HELD, "query"))
+    answer.addElement("secret", content=secret)
+    return answer
+
+
 class ForgeryTests(SynchronousTestCase):
     """
     The XMPP server injects a request in the clear with the C{to},
@@ -425,6 +434,34 @@ class ForgeryTests(SynchronousTestCase):
     reply leaves in the clear: the tunnelled one is dispatched with a
     private id, so the two replies cannot be mixed up.
     """
+
+    def askTwice(self, tunnelledFirst: bool) -> tuple[Setup, Tunnel, Deferred[Any], Deferred[Any]]:
+        """
+        Open a tunnel and ask a L{Held} handler twice with the id C{k1}:
+        through the tunnel and in the clear, in that order if
+        C{tunnelledFirst}.
+
+        @return: the setup, the tunnel, and the handler's Deferreds of the
+            tunnelled request and of the clear one.
+        """
+        held = Held()
+        setup = Setup(self, held)
+        tunnel = setup.openTunnel()
+        for where in ((tunnel, None) if tunnelledFirst else (None, tunnel)):
+            setup.ask(where, "k1", child=NS_HELD)
+        self.assertEqual(held.asked, ["k1", "k1"])
+        first, second = held.waiting
+        return (setup, tunnel, first, second) if tunnelledFirst else (setup, tunnel, second, first)
+
+    def assertForgedAnsweredInClear(self, setup: Setup) -> None:
+        [clearReply] = setup.watch.clearOtherThanXTLS()
+        self.assertIn("id='k1'", clearReply)
+        self.assertIn("FORGED-ANSWER", clearReply)
+
+    def assertRealThroughTunnel(self, setup: Setup) -> None:
+        self.assertFalse(any("SECRET-MARKER" in text for text in setup.watch.clear))
+        [reply] = setup.tunnelledReplies()
+        self.assertEqual((reply["type"], reply["id"], str(reply.query.secret)), ("result", "k1", "SECRET-MARKER"))
 
     def test_forgedFirst(self) -> None:
         """
@@ -435,27 +472,13 @@ class ForgeryTests(SynchronousTestCase):
         the clear one in the clear: nothing of the tunnelled reply in the
         clear.
         """
-        held = Held()
-        setup = Setup(self, held)
-        tunnel = setup.openTunnel()
-        setup.ask(None, "k1", child=NS_HELD)
-        setup.ask(tunnel, "k1", child=NS_HELD)
-        self.assertEqual(held.asked, ["k1", "k1"])
-        forged, real = held.waiting
-        answer = domish.Element((NS_HELD, "query"))
-        answer.addElement("secret", content="FORGED-ANSWER")
-        forged.callback(answer)
+        setup, _, real, forged = self.askTwice(tunnelledFirst=False)
+        forged.callback(secretAnswer("FORGED-ANSWER"))
         setup.flush()
-        answer = domish.Element((NS_HELD, "query"))
-        answer.addElement("secret", content="SECRET-MARKER")
-        real.callback(answer)
+        real.callback(secretAnswer("SECRET-MARKER"))
         setup.flush()
-        self.assertFalse(any("SECRET-MARKER" in text for text in setup.watch.clear))
-        [clearReply] = setup.watch.clearOtherThanXTLS()
-        self.assertIn("id='k1'", clearReply)
-        self.assertIn("FORGED-ANSWER", clearReply)
-        [reply] = setup.tunnelledReplies()
-        self.assertEqual((reply["type"], reply["id"], str(reply.query.secret)), ("result", "k1", "SECRET-MARKER"))
+        self.assertForgedAnsweredInClear(setup)
+        self.assertRealThroughTunnel(setup)
 
     def test_forgedAfter(self) -> None:
         """
@@ -463,38 +486,24 @@ class ForgeryTests(SynchronousTestCase):
         waiting is an ordinary request, answered in the clear; the
         tunnelled reply still goes through the tunnel.
         """
-        held = Held()
-        setup = Setup(self, held)
-        tunnel = setup.openTunnel()
-        setup.ask(tunnel, "k1", child=NS_HELD)
-        setup.ask(None, "k1", child=NS_HELD)
-        self.assertEqual(held.asked, ["k1", "k1"])
-        real, forged = held.waiting
-        forgedAnswer = domish.Element((NS_HELD, "query"))
-        forgedAnswer.addElement("secret", content="FORGED-ANSWER")
-        forged.callback(forgedAnswer)
+        setup, _, real, forged = self.askTwice(tunnelledFirst=True)
+        forged.callback(secretAnswer("FORGED-ANSWER"))
         setup.flush()
-        [clearReply] = setup.watch.clearOtherThanXTLS()
-        self.assertIn("id='k1'", clearReply)
-        self.assertIn("FORGED-ANSWER", clearReply)
+        self.assertForgedAnsweredInClear(setup)
         self.assertEqual(setup.tunnelledReplies(), [])
-        answer = domish.Element((NS_HELD, "query"))
-        answer.addElement("secret", content="SECRET-MARKER")
-        real.callback(answer)
+        real.callback(secretAnswer("SECRET-MARKER"))
         setup.flush()
-        self.assertFalse(any("SECRET-MARKER" in text for text in setup.watch.clear))
-        self.assertEqual(len(setup.watch.clearOtherThanXTLS()), 1)
-        [reply] = setup.tunnelledReplies()
-        self.assertEqual((reply["type"], reply["id"], str(reply.query.secret)), ("result", "k1", "SECRET-MARKER"))
+        self.assertForgedAnsweredInClear(setup)
+        self.assertRealThroughTunnel(setup)
 
     def test_forgedAfterTunnelClosed(self) -> None:
         """
         So is one with the id of a request whose tunnel closed before its
         reply; that reply is dropped (logged), not sent in the clear.
         """
+        events = captureLogs(self)
         held = Held()
         setup = Setup(self, held)
-        events = captureLogs(self)
         tunnel = setup.openTunnel()
         setup.ask(tunnel, "k1", child=NS_HELD)
         tunnel.close()
@@ -502,19 +511,14 @@ class ForgeryTests(SynchronousTestCase):
         setup.ask(None, "k1", child=NS_HELD)
         self.assertEqual(held.asked, ["k1", "k1"])
         real, forged = held.waiting
-        forgedAnswer = domish.Element((NS_HELD, "query"))
-        forgedAnswer.addElement("secret", content="FORGED-ANSWER")
-        forged.callback(forgedAnswer)
-        answer = domish.Element((NS_HELD, "query"))
-        answer.addElement("secret", content="SECRET-MARKER")
-        real.callback(answer)
+        forged.callback(secretAnswer("FORGED-ANSWER"))
+        real.callback(secretAnswer("SECRET-MARKER"))
         setup.flush()
         self.assertFalse(any("SECRET-MARKER" in text for text in setup.watch.clear))
-        [clearReply] = setup.watch.clearOtherThanXTLS()
-        self.assertIn("id='k1'", clearReply)
-        self.assertIn("FORGED-ANSWER", clearReply)
+        self.assertForgedAnsweredInClear(setup)
         self.assertEqual(len([text for text in logged(events) if "closed before it" in text]), 1)
         self.assertEqual(dict(setup.compTLS._orphans), {})
+
 
 class ConfirmationResponderTests(SynchronousTestCase):
     """
