@@ -322,6 +322,37 @@ class IQHandlerTests(SynchronousTestCase):
         self.assertEqual((refusal.getAttribute("id"), _condition(refusal)), (None, "not-allowed"))
         self.assertEqual(setup.watch.clearOtherThanXTLS(), [])
 
+    def test_handMadeReplies(self) -> None:
+        """
+        A reply a handler makes itself with the private id goes through
+        the tunnel even without C{from} and C{to} (the receiver fills them
+        in); one with the private id addressed to another JID is dropped
+        and logged, never sent in the clear: what answers a private id
+        never leaves but through its tunnel.
+        """
+        events = captureLogs(self)
+        held = Held()
+        setup = Setup(self, held)
+        tunnel = setup.openTunnel()
+        setup.ask(tunnel, "a1", child=NS_HELD)
+        setup.ask(tunnel, "a2", child=NS_HELD)
+        first, second = held.dispatched
+        bare = domish.Element((None, "iq"))
+        bare["type"], bare["id"] = "result", first
+        bare.addChild(secretAnswer("SECRET-ONE"))
+        setup.comp.send(bare)
+        stray = domish.Element((None, "iq"))
+        stray["type"], stray["id"], stray["to"] = "result", second, "someone@else.example/r"
+        stray.addChild(secretAnswer("SECRET-TWO"))
+        setup.comp.send(stray)
+        setup.flush()
+        [reply] = setup.tunnelledReplies()
+        self.assertEqual((reply["id"], str(reply.query.secret)), ("a1", "SECRET-ONE"))
+        self.assertFalse(any("SECRET-" in text for text in setup.watch.clear))
+        self.assertEqual(
+            len([line for line in logged(events) if "addressed to another JID than the request came from" in line]), 1
+        )
+
     def test_clearRequestAnsweredInClear(self) -> None:
         """
         A request in the clear is answered in the clear, as before.

@@ -1233,21 +1233,27 @@ class XTLSHandler(XMPPHandler, IQHandlerMixin):
         if stanza.name != "iq" or stanza.getAttribute("type") not in ("result", "error"):
             return False
         private = stanza.getAttribute("id", "")
+        if not private.startswith(_PRIVATE_ID):
+            return False
         waiting = self._pending.get(private)
-        if waiting is not None and (waiting.local, waiting.peer) == (
-            self._address(stanza.getAttribute("from")),
-            self._address(stanza.getAttribute("to")),
-        ):
+        # Left out, an address is the request's (the receiver fills it in).
+        sender, recipient = stanza.getAttribute("from"), stanza.getAttribute("to")
+        if waiting is not None and (
+            sender is None or self._address(sender) == waiting.local
+        ) and (recipient is None or self._address(recipient) == waiting.peer):
             self._answered(private, waiting, stanza)
             self._sendInTunnel(waiting.tunnel, stanza)
             return True
         peer = self._orphans.pop(private, None)
-        if peer is None:
-            return False
+        why = "the tunnel closed before it" if peer is not None else (
+            "it is addressed to another JID than the request came from" if waiting is not None
+            else "no request waits for it")
+        # A private id never leaves the process, nor does what answers it.
         _log.info(
-            "XTLS: the reply to a request through the tunnel with {peer} is dropped, not sent in "
-            "the clear: the tunnel closed before it (id {id})",
-            peer=peer,
+            "XTLS: a reply to a request through the tunnel with {peer} is dropped, not sent in "
+            "the clear: {why} (id {id})",
+            peer=peer or (waiting.peer if waiting is not None else "(unknown)"),
+            why=why,
             id=private,
         )
         return True
