@@ -352,6 +352,18 @@ class IQHandlerTests(SynchronousTestCase):
         self.assertEqual(
             len([line for line in logged(events) if "addressed to another JID than the request came from" in line]), 1
         )
+        # The request answered, another reply to it (a handler's mistake)
+        # is dropped too, even when no request waits any more.
+        held.waiting[1].callback(None)
+        setup.flush()
+        self.assertEqual(setup.compTLS._pending, {})
+        again = domish.Element((None, "iq"))
+        again["type"], again["id"] = "result", first
+        again.addChild(secretAnswer("SECRET-THREE"))
+        setup.comp.send(again)
+        setup.flush()
+        self.assertFalse(any("SECRET-" in text for text in setup.watch.clear))
+        self.assertEqual(len([line for line in logged(events) if "no request waits for it" in line]), 1)
 
     def test_clearRequestAnsweredInClear(self) -> None:
         """

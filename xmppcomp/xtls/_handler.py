@@ -1228,8 +1228,6 @@ class XTLSHandler(XMPPHandler, IQHandlerMixin):
         C{from}), and send it through that tunnel with the peer's id (or
         drop it when the tunnel is gone).
         """
-        if not self._pending and not self._orphans:
-            return False
         if stanza.name != "iq" or stanza.getAttribute("type") not in ("result", "error"):
             return False
         private = stanza.getAttribute("id", "")
