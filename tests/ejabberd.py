@@ -453,11 +453,11 @@ def _descendants(pid: int) -> list[int]:
     Every process below C{pid} in the process tree, from C{/proc}.
     """
     result: list[int] = []
-    todo = [pid]
-    while todo:
-        children = _children(todo.pop())
+    unvisited = [pid]
+    while unvisited:
+        children = _children(unvisited.pop())
         result.extend(children)
-        todo.extend(children)
+        unvisited.extend(children)
     return result
 
 

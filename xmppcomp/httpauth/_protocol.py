@@ -165,16 +165,18 @@ def canonicalJID(parsed: jid.JID) -> jid.JID:
         if len(host) == 1:
             raise MalformedJID("the user name is not a valid JID: its domain is empty")
         host = host[:-1]
-    labels = host.split(".")
-    for i, label in enumerate(labels):
-        if label.startswith("xn--"):
-            try:
-                labels[i] = idna.decode(label)
-            except idna.IDNAError:
-                raise MalformedJID(
-                    f"the user name is not a valid JID: {label[:100]!r} in its domain is no valid A-label (IDNA 2008)"
-                ) from None
-    host = ".".join(labels)
+    if "xn--" in host:  # stringprep lower-cased it
+        labels = host.split(".")
+        for i, label in enumerate(labels):
+            if label.startswith("xn--"):
+                try:
+                    labels[i] = idna.decode(label)
+                except idna.IDNAError:
+                    raise MalformedJID(
+                        f"the user name is not a valid JID: {label[:100]!r} in its domain is no valid A-label "
+                        "(IDNA 2008)"
+                    ) from None
+        host = ".".join(labels)
     if host == parsed.host:
         return parsed
     try:

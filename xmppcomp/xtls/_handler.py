@@ -569,6 +569,18 @@ class _IQLink:
         self._tunnel._closed(reason)
 
 
+def _droppedReply(peer: str, why: str) -> None:
+    """
+    Log a reply to a request that came through the tunnel with C{peer}
+    as dropped, for C{why}: it is never sent in the clear instead.
+    """
+    _log.info(
+        "XTLS: a reply to a request through the tunnel with {peer} is dropped, not sent in the clear: {why}",
+        peer=peer,
+        why=why,
+    )
+
+
 def _jidOf(iq: domish.Element, attribute: str, jids: JIDCache) -> JID:
     value = iq.getAttribute(attribute)
     if not value:
@@ -766,11 +778,7 @@ class XTLSHandler(XMPPHandler, IQHandlerMixin):
         """
         tunnel = self.tunnelFor(request.xtlsLocal, request.xtlsPeer)
         if tunnel is None:
-            _log.info(
-                "XTLS: a reply to a request through the tunnel with {peer} is dropped, not sent "
-                "in the clear: the tunnel is gone",
-                peer=request.xtlsPeer.full(),
-            )
+            _droppedReply(request.xtlsPeer.full(), "the tunnel is gone")
             return
         self._sendInTunnel(tunnel, reply)
 
@@ -1205,21 +1213,12 @@ class XTLSHandler(XMPPHandler, IQHandlerMixin):
             if len(tunnel._held) < self.configuration.maxPendingRequests:
                 tunnel._held.append(reply)
                 return
-            _log.info(
-                "XTLS: a reply to a request through the tunnel with {peer} is dropped, not sent "
-                "in the clear: too many replies wait for the tunnel to open",
-                peer=tunnel.peer.full(),
-            )
+            _droppedReply(tunnel.peer.full(), "too many replies wait for the tunnel to open")
             return
         try:
             tunnel.send(reply)
         except XTLSError as e:
-            _log.info(
-                "XTLS: a reply to a request through the tunnel with {peer} is dropped, not sent "
-                "in the clear: {why}",
-                peer=tunnel.peer.full(),
-                why=e,
-            )
+            _droppedReply(tunnel.peer.full(), str(e))
 
     def _filterSend(self, stanza: domish.Element) -> bool:
         """
@@ -1247,13 +1246,7 @@ class XTLSHandler(XMPPHandler, IQHandlerMixin):
             "it is addressed to another JID than the request came from" if waiting is not None
             else "no request waits for it")
         # A private id never leaves the process, nor does what answers it.
-        _log.info(
-            "XTLS: a reply to a request through the tunnel with {peer} is dropped, not sent in "
-            "the clear: {why} (id {id})",
-            peer=peer or (waiting.peer if waiting is not None else "(unknown)"),
-            why=why,
-            id=private,
-        )
+        _droppedReply(peer or (waiting.peer if waiting is not None else "(unknown)"), f"{why} (id {private})")
         return True
 
     def _answered(self, private: str, waiting: _Waiting, reply: domish.Element) -> None:
